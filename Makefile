@@ -1,0 +1,49 @@
+# Two entry points, as the README gives them:
+#   make demo   install (edge + training extras) and run the main job on an embedded default
+#   make test   install everything and run the test suite
+#
+# torch is installed on its own first so that the build can be chosen per machine:
+#   make test TORCH="torch==2.13.0"                      (default; CPU wheel on these machines)
+#   make test TORCH="torch --index-url https://download.pytorch.org/whl/cu128"
+# Once a torch is present, the `train` extra's range (torch>=2.3) accepts it and pulls nothing.
+
+PYTHON ?= python3
+VENV   ?= .venv
+TORCH  ?= torch==2.13.0
+BIN    := $(VENV)/bin
+
+.PHONY: demo test lint install clean shipped-model
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet -e ".[train,dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(BIN)/mrm-edge predict
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest -q
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) build *.egg-info
+
+# The shipped model: MRM-Net (paper preset) on the PTB-XL development subset,
+# superdiagnostic task, folds 1-8 / 9 / 10. Takes about an hour on 2 CPU cores.
+PTBXL ?= ../shared/data/ptb-xl
+SHIPPED := models/mrm-net-ptbxl-superdiagnostic
+shipped-model: $(VENV)/.installed
+	$(BIN)/mrm-edge train --data $(PTBXL) --dataset ptbxl --task superdiagnostic \
+		--preset paper --epochs 50 --seed 0 --name mrm-net-ptbxl-superdiagnostic \
+		--out runs/shipped
+	rm -rf $(SHIPPED) && mkdir -p models && cp -r runs/shipped/model $(SHIPPED)

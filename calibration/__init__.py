@@ -1,0 +1,1 @@
+"""Calibration stage (installed as ``mrm_edge.calibration``): INT8 calibration data."""

@@ -1,0 +1,1 @@
+"""Export stage (installed as ``mrm_edge.export``): ONNX and TensorRT artifacts."""

@@ -1,0 +1,218 @@
+"""The ``mrm-edge`` command line.
+
+Heavy imports (torch, wfdb) happen inside the commands, so ``mrm-edge --help``
+is instant and commands that do not need torch run on an edge install.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mrm_edge import __version__
+from mrm_edge.card import ModelCardError
+from mrm_edge.data.errors import DataError
+
+# Errors that describe bad input: shown as one line, never as a traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (DataError, ModelCardError, ValueError, OSError)
+
+
+def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except USER_ERRORS as e:
+            raise click.ClickException(str(e).splitlines()[0] if str(e) else repr(e)) from e
+
+    return wrapper
+
+
+def _folds(text: str | None) -> tuple[int, ...] | None:
+    if not text:
+        return None
+    try:
+        out: list[int] = []
+        for part in text.split(","):
+            if "-" in part:
+                a, b = part.split("-")
+                out.extend(range(int(a), int(b) + 1))
+            else:
+                out.append(int(part))
+        return tuple(out)
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: expected folds like 1-8 or 9 or 9,10") from None
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mrm-edge")
+def main() -> None:
+    """MRM-Net 12-lead ECG classification: train, evaluate, export, monitor."""
+
+
+# --------------------------------------------------------------------------- train
+@main.command()
+@click.option("--data", "data", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Dataset root (PTB-XL or CPSC 2018 in its own layout).")
+@click.option("--dataset", type=click.Choice(["ptbxl", "cpsc2018"]), default="ptbxl",
+              show_default=True)
+@click.option("--task", default="superdiagnostic", show_default=True,
+              help="PTB-XL: all, diagnostic, subdiagnostic, superdiagnostic, form, rhythm. "
+                   "CPSC 2018: all.")
+@click.option("--preset", type=click.Choice(["paper", "small"]), default="paper",
+              show_default=True, help="paper: C=128; small: C=64.")
+@click.option("--epochs", type=click.IntRange(1), default=100, show_default=True)
+@click.option("--batch-size", type=click.IntRange(2), default=64, show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--sampling-rate", type=click.Choice(["100", "500"]), default="100",
+              show_default=True, help="Model input rate (the paper uses 100 Hz).")
+@click.option("--train-folds", default="1-8", show_default=True)
+@click.option("--val-folds", default="9", show_default=True)
+@click.option("--test-folds", default="10", show_default=True)
+@click.option("--head-fusion", type=click.Choice(["mean", "low", "high"]), default="mean",
+              show_default=True, help="How the deployed output combines the two heads.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1 ...")
+@click.option("--name", default="", help="Model name for the card.")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Run directory; rerunning with the same --out resumes.")
+@user_errors
+def train(**kw: Any) -> None:
+    """Train MRM-Net with the paper's recipe; writes OUT/model (weights + card)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from mrm_edge.training.trainer import TrainConfig, Trainer
+
+    cfg = TrainConfig(
+        data=kw["data"], out=kw["out"], dataset=kw["dataset"], task=kw["task"],
+        preset=kw["preset"], epochs=kw["epochs"], batch_size=kw["batch_size"], lr=kw["lr"],
+        seed=kw["seed"], sampling_rate=int(kw["sampling_rate"]),
+        train_folds=_folds(kw["train_folds"]), val_folds=_folds(kw["val_folds"]),
+        test_folds=_folds(kw["test_folds"]), head_fusion=kw["head_fusion"],
+        device=kw["device"], name=kw["name"],
+    )
+    console = _console()
+    with Progress(
+        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), console=console, transient=True,
+    ) as progress:
+        model_dir = Trainer(cfg, log=console.print, progress=progress).run()
+    click.echo(str(model_dir))
+
+
+# --------------------------------------------------------------------------- eval
+@main.command("eval")
+@click.option("--model", "model_dir", type=click.Path(exists=True, file_okay=False),
+              default=None, help="Model directory (default: the shipped model).")
+@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--dataset", type=click.Choice(["ptbxl", "cpsc2018"]), default=None,
+              help="Default: the model card's dataset.")
+@click.option("--folds", default=None, help="Default: the card's test folds (e.g. 10).")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None,
+              help="Also write the full results as JSON.")
+@user_errors
+def eval_cmd(model_dir: str | None, data: str, dataset: str | None, folds: str | None,
+             device: str, json_out: str | None) -> None:
+    """Score a model with the paper's metrics (AUC, accuracy, F1), per head and label."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from mrm_edge.predict import default_model_dir
+    from mrm_edge.training.evaluate import evaluate
+
+    res = evaluate(Path(model_dir) if model_dir else default_model_dir(), Path(data), dataset,
+                   _folds(folds), device)
+    out = Console()
+    t = Table(title=f"{res['model_name']} on {res['dataset']} folds {res['folds']} "
+                    f"({res['records']} records)")
+    for col in ("head", "macro AUC", "accuracy", "sample F1"):
+        t.add_column(col, justify="right" if col != "head" else "left")
+    for head, m in res["heads"].items():
+        t.add_row(head, f"{100 * m['auc']:.2f}", f"{100 * m['accuracy']:.2f}",
+                  f"{100 * m['f1']:.2f}")
+    out.print(t)
+    t2 = Table(title="per label (fused head; sensitivity/specificity at the card's thresholds)")
+    for col in ("label", "positives", "AUC", "threshold", "sensitivity", "specificity"):
+        t2.add_column(col, justify="left" if col == "label" else "right")
+    for lab, r in res["per_label"].items():
+        fmt = lambda v: "n/a" if v is None else f"{100 * v:.1f}"  # noqa: E731
+        t2.add_row(lab, str(r["positives"]), fmt(r["auc"]), f"{r['threshold']:.3f}",
+                   fmt(r["sensitivity"]), fmt(r["specificity"]))
+    out.print(t2)
+    if json_out:
+        Path(json_out).write_text(json.dumps(res, indent=2) + "\n")
+
+
+# --------------------------------------------------------------------------- predict
+@main.command()
+@click.argument("records", nargs=-1, type=click.Path(exists=False))
+@click.option("--model", "model_dir", type=click.Path(file_okay=False), default=None,
+              help="Model directory (default: the shipped model).")
+@click.option("--patients", type=click.IntRange(1), default=4, show_default=True,
+              help="Synthetic patients to generate when no RECORDS are given.")
+@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=30.0,
+              show_default=True, help="Length of each synthetic recording.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON line per window on stdout.")
+@user_errors
+def predict(records: tuple[str, ...], model_dir: str | None, patients: int, seconds: float,
+            seed: int, as_json: bool) -> None:
+    """Classify recordings (WFDB .hea / CPSC .mat), or synthetic patients if none are given.
+
+    Each recording is cut into consecutive windows of the model's length.
+    """
+    from mrm_edge.predict import classify, default_model_dir
+    from mrm_edge.records import Recording, read_recording
+
+    model = Path(model_dir) if model_dir else default_model_dir()
+    if records:
+        recs = [read_recording(r) for r in records]
+    else:
+        from mrm_edge.data.synthetic import make_patients, synthesize
+
+        fs = 500
+        recs = [
+            Recording(f"synthetic-{i}-{p.rhythm}", synthesize(p, seconds, fs=fs), fs)
+            for i, p in enumerate(make_patients(patients, seed))
+        ]
+    results = classify(recs, model)
+    if as_json:
+        for r in results:
+            click.echo(json.dumps({"recording": r.recording, "start_s": r.start_s, "end_s": r.end_s,
+                                   "probabilities": r.probabilities, "positive": r.positive}))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    classified = {r.recording for r in results}
+    short = [r.name for r in recs if r.name not in classified]
+    t = Table(title=f"MRM-Net predictions ({model.name})")
+    t.add_column("recording")
+    t.add_column("window", justify="right")
+    t.add_column("findings (≥ threshold)")
+    t.add_column("probabilities")
+    for r in results:
+        top = sorted(r.probabilities.items(), key=lambda kv: -kv[1])
+        t.add_row(r.recording, f"{r.start_s:.0f}-{r.end_s:.0f} s",
+                  ", ".join(r.positive) or "—",
+                  "  ".join(f"{k} {v:.2f}" for k, v in top))
+    Console().print(t)
+    if short:
+        click.echo(f"skipped (shorter than one window): {', '.join(short)}", err=True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

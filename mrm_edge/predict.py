@@ -1,0 +1,79 @@
+"""Offline classification of whole recordings with a trained model (PyTorch).
+
+Each recording is resampled to the model's rate and cut into consecutive,
+non-overlapping windows of the model's length; a shorter tail is left out and
+counted, never padded silently.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mrm_edge.card import ModelCard
+from mrm_edge.data.signal import resample
+from mrm_edge.records import Recording
+
+SHIPPED_MODEL = "mrm-net-ptbxl-superdiagnostic"
+
+
+def default_model_dir() -> Path:
+    """The shipped model: $MRM_EDGE_MODEL, else models/<SHIPPED_MODEL> of this source tree."""
+    env = os.environ.get("MRM_EDGE_MODEL")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[1] / "models" / SHIPPED_MODEL
+
+
+@dataclass
+class WindowResult:
+    recording: str
+    start_s: float
+    end_s: float
+    probabilities: dict[str, float]
+    positive: list[str]
+
+
+def windows_of(rec: Recording, card: ModelCard) -> tuple[np.ndarray, list[float], float]:
+    """[n, 12, window] windows at the model's rate, their start times, and the unused tail (s)."""
+    x = rec.signal
+    if rec.sampling_rate != card.sampling_rate:
+        x = resample(x, rec.sampling_rate, card.sampling_rate)
+    w = card.window_samples
+    n = x.shape[1] // w
+    wins = np.stack([x[:, i * w : (i + 1) * w] for i in range(n)]) if n else np.zeros((0, 12, w))
+    tail = (x.shape[1] - n * w) / card.sampling_rate
+    return wins.astype(np.float32), [i * card.window_seconds for i in range(n)], tail
+
+
+def classify(recordings: list[Recording], model_dir: Path, device: str = "cpu") -> list[WindowResult]:
+    import torch
+
+    from mrm_edge.checkpoint import inference_model, load_model_dir
+
+    net, card = load_model_dir(model_dir, device)
+    model = inference_model(net, card).to(device)
+    results: list[WindowResult] = []
+    for rec in recordings:
+        wins, starts, _ = windows_of(rec, card)
+        if len(wins) == 0:
+            continue
+        with torch.no_grad():
+            probs = model(torch.from_numpy(wins).to(device)).cpu().numpy()
+        for start, p in zip(starts, probs):
+            results.append(
+                WindowResult(
+                    rec.name,
+                    start,
+                    start + card.window_seconds,
+                    {lab: float(v) for lab, v in zip(card.labels, p)},
+                    [lab for lab, v in zip(card.labels, p) if v >= card.thresholds[lab]],
+                )
+            )
+    return results
+
+
+__all__ = ["SHIPPED_MODEL", "WindowResult", "classify", "default_model_dir", "windows_of"]

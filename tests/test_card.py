@@ -1,0 +1,64 @@
+"""Model card round trip and validation (no torch needed)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mrm_edge.card import ModelCard, ModelCardError
+
+LEADS = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]
+
+
+def make_card(**over) -> ModelCard:
+    base = dict(
+        name="t", task="superdiagnostic", labels=["CD", "NORM"], sampling_rate=100,
+        window_samples=1000, leads=LEADS, units="mV",
+        normalization={"mean": [0.0] * 12, "std": [1.0] * 12, "leads": LEADS},
+        preset="small", architecture={"width": 64}, head_fusion="mean",
+        thresholds={"CD": 0.3, "NORM": 0.6}, threshold_method="F1 on validation",
+        metrics={"test": {"fused": {"auc": 0.9}}}, data={"dataset": "ptbxl"},
+        training={"epochs": 1}, code_version={"mrm_edge": "0.1.0"},
+    )
+    base.update(over)
+    return ModelCard(**base)
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    card = make_card()
+    card.save(tmp_path)
+    back = ModelCard.load(tmp_path)
+    assert back == card
+    assert back.window_seconds == 10.0
+    assert json.loads((tmp_path / "card.json").read_text())["window_seconds"] == 10.0
+
+
+def test_missing_card_names_the_file(tmp_path: Path) -> None:
+    with pytest.raises(ModelCardError, match=r"card\.json: no model card"):
+        ModelCard.load(tmp_path)
+
+
+def test_corrupt_json_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "card.json").write_text('{"name": ')
+    with pytest.raises(ModelCardError, match="not readable JSON") as e:
+        ModelCard.load(tmp_path)
+    assert "\n" not in str(e.value)
+
+
+def test_missing_and_unknown_fields(tmp_path: Path) -> None:
+    d = make_card().to_dict()
+    del d["labels"]
+    (tmp_path / "card.json").write_text(json.dumps(d))
+    with pytest.raises(ModelCardError, match="missing field.*labels"):
+        ModelCard.load(tmp_path)
+    d = {**make_card().to_dict(), "colour": "red"}
+    (tmp_path / "card.json").write_text(json.dumps(d))
+    with pytest.raises(ModelCardError, match="unknown field.*colour"):
+        ModelCard.load(tmp_path)
+
+
+def test_inconsistent_cards_are_refused() -> None:
+    with pytest.raises(ModelCardError, match=r"normalization\.mean"):
+        make_card(normalization={"mean": [0.0] * 11, "std": [1.0] * 12}).validate()
+    with pytest.raises(ModelCardError, match="thresholds"):
+        make_card(thresholds={"CD": 0.5}).validate()
