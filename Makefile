@@ -44,6 +44,6 @@ PTBXL ?= ../shared/data/ptb-xl
 SHIPPED := models/mrm-net-ptbxl-superdiagnostic
 shipped-model: $(VENV)/.installed
 	$(BIN)/mrm-edge train --data $(PTBXL) --dataset ptbxl --task superdiagnostic \
-		--preset paper --epochs 50 --seed 0 --name mrm-net-ptbxl-superdiagnostic \
+		--preset paper --epochs 40 --seed 0 --name mrm-net-ptbxl-superdiagnostic \
 		--out runs/shipped
 	rm -rf $(SHIPPED) && mkdir -p models && cp -r runs/shipped/model $(SHIPPED)

@@ -63,7 +63,9 @@ class ModelCard:
     def from_dict(cls, d: dict[str, Any], source: str = "card") -> ModelCard:
         d = dict(d)
         d.pop("window_seconds", None)
-        required = [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING]
+        required = [
+            f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING
+        ]
         missing = [k for k in required if k not in d]
         if missing:
             raise ModelCardError(f"{source}: missing field(s) {', '.join(missing)}")
@@ -78,7 +80,9 @@ class ModelCard:
     def load(cls, directory: Path) -> ModelCard:
         path = Path(directory) / CARD_FILE
         if not path.is_file():
-            raise ModelCardError(f"{path}: no model card (expected {CARD_FILE} in the model directory)")
+            raise ModelCardError(
+                f"{path}: no model card (expected {CARD_FILE} in the model directory)"
+            )
         try:
             d = json.loads(path.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -89,7 +93,9 @@ class ModelCard:
 
     def validate(self, source: str = "card") -> None:
         if self.format != CARD_FORMAT:
-            raise ModelCardError(f"{source}: field 'format' is {self.format}, expected {CARD_FORMAT}")
+            raise ModelCardError(
+                f"{source}: field 'format' is {self.format}, expected {CARD_FORMAT}"
+            )
         n_leads = len(self.leads)
         for key in ("mean", "std"):
             v = self.normalization.get(key)

@@ -38,7 +38,9 @@ def load_model_dir(directory: Path, device: str | torch.device = "cpu") -> tuple
     card = ModelCard.load(directory)
     weights = directory / card.weights.get("file", WEIGHTS_FILE)
     if not weights.is_file():
-        raise ModelCardError(f"{weights}: weights file missing (named by {directory / 'card.json'})")
+        raise ModelCardError(
+            f"{weights}: weights file missing (named by {directory / 'card.json'})"
+        )
     expected = card.weights.get("sha256")
     if expected and sha256_file(weights) != expected:
         raise ModelCardError(
@@ -47,7 +49,9 @@ def load_model_dir(directory: Path, device: str | torch.device = "cpu") -> tuple
     try:
         cfg = MRMNetConfig.from_dict(card.architecture)
     except (TypeError, ValueError) as e:
-        raise ModelCardError(f"{directory / 'card.json'}: field 'architecture' is invalid ({e})") from e
+        raise ModelCardError(
+            f"{directory / 'card.json'}: field 'architecture' is invalid ({e})"
+        ) from e
     net = MRMNet(cfg)
     try:
         state = load_file(str(weights), device=str(device))

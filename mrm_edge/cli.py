@@ -64,30 +64,58 @@ def main() -> None:
 
 # --------------------------------------------------------------------------- train
 @main.command()
-@click.option("--data", "data", required=True, type=click.Path(exists=True, file_okay=False),
-              help="Dataset root (PTB-XL or CPSC 2018 in its own layout).")
-@click.option("--dataset", type=click.Choice(["ptbxl", "cpsc2018"]), default="ptbxl",
-              show_default=True)
-@click.option("--task", default="superdiagnostic", show_default=True,
-              help="PTB-XL: all, diagnostic, subdiagnostic, superdiagnostic, form, rhythm. "
-                   "CPSC 2018: all.")
-@click.option("--preset", type=click.Choice(["paper", "small"]), default="paper",
-              show_default=True, help="paper: C=128; small: C=64.")
+@click.option(
+    "--data",
+    "data",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Dataset root (PTB-XL or CPSC 2018 in its own layout).",
+)
+@click.option(
+    "--dataset", type=click.Choice(["ptbxl", "cpsc2018"]), default="ptbxl", show_default=True
+)
+@click.option(
+    "--task",
+    default=None,
+    help="PTB-XL: all, diagnostic, subdiagnostic, superdiagnostic (default), form, "
+    "rhythm. CPSC 2018: all (default).",
+)
+@click.option(
+    "--preset",
+    type=click.Choice(["paper", "small"]),
+    default="paper",
+    show_default=True,
+    help="paper: C=128; small: C=64.",
+)
 @click.option("--epochs", type=click.IntRange(1), default=100, show_default=True)
 @click.option("--batch-size", type=click.IntRange(2), default=64, show_default=True)
 @click.option("--lr", type=float, default=1e-3, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--sampling-rate", type=click.Choice(["100", "500"]), default="100",
-              show_default=True, help="Model input rate (the paper uses 100 Hz).")
+@click.option(
+    "--sampling-rate",
+    type=click.Choice(["100", "500"]),
+    default="100",
+    show_default=True,
+    help="Model input rate (the paper uses 100 Hz).",
+)
 @click.option("--train-folds", default="1-8", show_default=True)
 @click.option("--val-folds", default="9", show_default=True)
 @click.option("--test-folds", default="10", show_default=True)
-@click.option("--head-fusion", type=click.Choice(["mean", "low", "high"]), default="mean",
-              show_default=True, help="How the deployed output combines the two heads.")
+@click.option(
+    "--head-fusion",
+    type=click.Choice(["mean", "low", "high"]),
+    default="mean",
+    show_default=True,
+    help="How the deployed output combines the two heads.",
+)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1 ...")
 @click.option("--name", default="", help="Model name for the card.")
-@click.option("--out", required=True, type=click.Path(file_okay=False),
-              help="Run directory; rerunning with the same --out resumes.")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Run directory; rerunning with the same --out resumes.",
+)
 @user_errors
 def train(**kw: Any) -> None:
     """Train MRM-Net with the paper's recipe; writes OUT/model (weights + card)."""
@@ -96,17 +124,31 @@ def train(**kw: Any) -> None:
     from mrm_edge.training.trainer import TrainConfig, Trainer
 
     cfg = TrainConfig(
-        data=kw["data"], out=kw["out"], dataset=kw["dataset"], task=kw["task"],
-        preset=kw["preset"], epochs=kw["epochs"], batch_size=kw["batch_size"], lr=kw["lr"],
-        seed=kw["seed"], sampling_rate=int(kw["sampling_rate"]),
-        train_folds=_folds(kw["train_folds"]), val_folds=_folds(kw["val_folds"]),
-        test_folds=_folds(kw["test_folds"]), head_fusion=kw["head_fusion"],
-        device=kw["device"], name=kw["name"],
+        data=kw["data"],
+        out=kw["out"],
+        dataset=kw["dataset"],
+        task=kw["task"],
+        preset=kw["preset"],
+        epochs=kw["epochs"],
+        batch_size=kw["batch_size"],
+        lr=kw["lr"],
+        seed=kw["seed"],
+        sampling_rate=int(kw["sampling_rate"]),
+        train_folds=_folds(kw["train_folds"]),
+        val_folds=_folds(kw["val_folds"]),
+        test_folds=_folds(kw["test_folds"]),
+        head_fusion=kw["head_fusion"],
+        device=kw["device"],
+        name=kw["name"],
     )
     console = _console()
     with Progress(
-        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), console=console, transient=True,
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
     ) as progress:
         model_dir = Trainer(cfg, log=console.print, progress=progress).run()
     click.echo(str(model_dir))
@@ -114,18 +156,38 @@ def train(**kw: Any) -> None:
 
 # --------------------------------------------------------------------------- eval
 @main.command("eval")
-@click.option("--model", "model_dir", type=click.Path(exists=True, file_okay=False),
-              default=None, help="Model directory (default: the shipped model).")
+@click.option(
+    "--model",
+    "model_dir",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="Model directory (default: the shipped model).",
+)
 @click.option("--data", required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("--dataset", type=click.Choice(["ptbxl", "cpsc2018"]), default=None,
-              help="Default: the model card's dataset.")
+@click.option(
+    "--dataset",
+    type=click.Choice(["ptbxl", "cpsc2018"]),
+    default=None,
+    help="Default: the model card's dataset.",
+)
 @click.option("--folds", default=None, help="Default: the card's test folds (e.g. 10).")
 @click.option("--device", default="auto", show_default=True)
-@click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None,
-              help="Also write the full results as JSON.")
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also write the full results as JSON.",
+)
 @user_errors
-def eval_cmd(model_dir: str | None, data: str, dataset: str | None, folds: str | None,
-             device: str, json_out: str | None) -> None:
+def eval_cmd(
+    model_dir: str | None,
+    data: str,
+    dataset: str | None,
+    folds: str | None,
+    device: str,
+    json_out: str | None,
+) -> None:
     """Score a model with the paper's metrics (AUC, accuracy, F1), per head and label."""
     from rich.console import Console
     from rich.table import Table
@@ -133,24 +195,38 @@ def eval_cmd(model_dir: str | None, data: str, dataset: str | None, folds: str |
     from mrm_edge.predict import default_model_dir
     from mrm_edge.training.evaluate import evaluate
 
-    res = evaluate(Path(model_dir) if model_dir else default_model_dir(), Path(data), dataset,
-                   _folds(folds), device)
+    res = evaluate(
+        Path(model_dir) if model_dir else default_model_dir(),
+        Path(data),
+        dataset,
+        _folds(folds),
+        device,
+    )
     out = Console()
-    t = Table(title=f"{res['model_name']} on {res['dataset']} folds {res['folds']} "
-                    f"({res['records']} records)")
+    t = Table(
+        title=f"{res['model_name']} on {res['dataset']} folds {res['folds']} "
+        f"({res['records']} records)"
+    )
     for col in ("head", "macro AUC", "accuracy", "sample F1"):
         t.add_column(col, justify="right" if col != "head" else "left")
     for head, m in res["heads"].items():
-        t.add_row(head, f"{100 * m['auc']:.2f}", f"{100 * m['accuracy']:.2f}",
-                  f"{100 * m['f1']:.2f}")
+        t.add_row(
+            head, f"{100 * m['auc']:.2f}", f"{100 * m['accuracy']:.2f}", f"{100 * m['f1']:.2f}"
+        )
     out.print(t)
     t2 = Table(title="per label (fused head; sensitivity/specificity at the card's thresholds)")
     for col in ("label", "positives", "AUC", "threshold", "sensitivity", "specificity"):
         t2.add_column(col, justify="left" if col == "label" else "right")
     for lab, r in res["per_label"].items():
         fmt = lambda v: "n/a" if v is None else f"{100 * v:.1f}"  # noqa: E731
-        t2.add_row(lab, str(r["positives"]), fmt(r["auc"]), f"{r['threshold']:.3f}",
-                   fmt(r["sensitivity"]), fmt(r["specificity"]))
+        t2.add_row(
+            lab,
+            str(r["positives"]),
+            fmt(r["auc"]),
+            f"{r['threshold']:.3f}",
+            fmt(r["sensitivity"]),
+            fmt(r["specificity"]),
+        )
     out.print(t2)
     if json_out:
         Path(json_out).write_text(json.dumps(res, indent=2) + "\n")
@@ -159,17 +235,38 @@ def eval_cmd(model_dir: str | None, data: str, dataset: str | None, folds: str |
 # --------------------------------------------------------------------------- predict
 @main.command()
 @click.argument("records", nargs=-1, type=click.Path(exists=False))
-@click.option("--model", "model_dir", type=click.Path(file_okay=False), default=None,
-              help="Model directory (default: the shipped model).")
-@click.option("--patients", type=click.IntRange(1), default=4, show_default=True,
-              help="Synthetic patients to generate when no RECORDS are given.")
-@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=30.0,
-              show_default=True, help="Length of each synthetic recording.")
+@click.option(
+    "--model",
+    "model_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Model directory (default: the shipped model).",
+)
+@click.option(
+    "--patients",
+    type=click.IntRange(1),
+    default=4,
+    show_default=True,
+    help="Synthetic patients to generate when no RECORDS are given.",
+)
+@click.option(
+    "--seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Length of each synthetic recording.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per window on stdout.")
 @user_errors
-def predict(records: tuple[str, ...], model_dir: str | None, patients: int, seconds: float,
-            seed: int, as_json: bool) -> None:
+def predict(
+    records: tuple[str, ...],
+    model_dir: str | None,
+    patients: int,
+    seconds: float,
+    seed: int,
+    as_json: bool,
+) -> None:
     """Classify recordings (WFDB .hea / CPSC .mat), or synthetic patients if none are given.
 
     Each recording is cut into consecutive windows of the model's length.
@@ -191,8 +288,17 @@ def predict(records: tuple[str, ...], model_dir: str | None, patients: int, seco
     results = classify(recs, model)
     if as_json:
         for r in results:
-            click.echo(json.dumps({"recording": r.recording, "start_s": r.start_s, "end_s": r.end_s,
-                                   "probabilities": r.probabilities, "positive": r.positive}))
+            click.echo(
+                json.dumps(
+                    {
+                        "recording": r.recording,
+                        "start_s": r.start_s,
+                        "end_s": r.end_s,
+                        "probabilities": r.probabilities,
+                        "positive": r.positive,
+                    }
+                )
+            )
         return
     from rich.console import Console
     from rich.table import Table
@@ -206,9 +312,12 @@ def predict(records: tuple[str, ...], model_dir: str | None, patients: int, seco
     t.add_column("probabilities")
     for r in results:
         top = sorted(r.probabilities.items(), key=lambda kv: -kv[1])
-        t.add_row(r.recording, f"{r.start_s:.0f}-{r.end_s:.0f} s",
-                  ", ".join(r.positive) or "—",
-                  "  ".join(f"{k} {v:.2f}" for k, v in top))
+        t.add_row(
+            r.recording,
+            f"{r.start_s:.0f}-{r.end_s:.0f} s",
+            ", ".join(r.positive) or "—",
+            "  ".join(f"{k} {v:.2f}" for k, v in top),
+        )
     Console().print(t)
     if short:
         click.echo(f"skipped (shorter than one window): {', '.join(short)}", err=True)

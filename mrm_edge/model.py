@@ -161,10 +161,7 @@ class MultiScaleConvModule(nn.Module):
         super().__init__()
         chans = (cfg.n_leads, *cfg.stem_channels)
         self.stem = nn.Sequential(
-            *(
-                ConvBlock1(chans[i], chans[i + 1], k)
-                for i, k in enumerate(cfg.stem_kernels)
-            )
+            *(ConvBlock1(chans[i], chans[i + 1], k) for i, k in enumerate(cfg.stem_kernels))
         )
         c = chans[-1]
         self.fusion_low = MultiScaleFusionBlock(
@@ -273,7 +270,10 @@ class AttentionFusionLayer(nn.Module):
     def __init__(self, channels: int, cfg: MRMNetConfig) -> None:
         super().__init__()
         self.blocks = nn.Sequential(
-            *(BaseBlock(channels, channels, cfg.base_block_kernel) for _ in range(cfg.n_base_blocks))
+            *(
+                BaseBlock(channels, channels, cfg.base_block_kernel)
+                for _ in range(cfg.n_base_blocks)
+            )
         )
         self.fusion = AttentionFusion(channels, cfg)
 

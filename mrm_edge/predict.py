@@ -49,7 +49,9 @@ def windows_of(rec: Recording, card: ModelCard) -> tuple[np.ndarray, list[float]
     return wins.astype(np.float32), [i * card.window_seconds for i in range(n)], tail
 
 
-def classify(recordings: list[Recording], model_dir: Path, device: str = "cpu") -> list[WindowResult]:
+def classify(
+    recordings: list[Recording], model_dir: Path, device: str = "cpu"
+) -> list[WindowResult]:
     import torch
 
     from mrm_edge.checkpoint import inference_model, load_model_dir
@@ -63,14 +65,14 @@ def classify(recordings: list[Recording], model_dir: Path, device: str = "cpu") 
             continue
         with torch.no_grad():
             probs = model(torch.from_numpy(wins).to(device)).cpu().numpy()
-        for start, p in zip(starts, probs):
+        for start, p in zip(starts, probs, strict=False):
             results.append(
                 WindowResult(
                     rec.name,
                     start,
                     start + card.window_seconds,
-                    {lab: float(v) for lab, v in zip(card.labels, p)},
-                    [lab for lab, v in zip(card.labels, p) if v >= card.thresholds[lab]],
+                    {lab: float(v) for lab, v in zip(card.labels, p, strict=False)},
+                    [lab for lab, v in zip(card.labels, p, strict=False) if v >= card.thresholds[lab]],
                 )
             )
     return results

@@ -66,7 +66,9 @@ def read_recording(path: str | Path) -> Recording:
         if u.lower() in ("uv", "µv", "microvolt"):
             scale[i] = 1e-3
         elif u.lower() not in ("mv", "millivolt"):
-            raise DataError(f"{header}: field 'units' of lead {names[i]} is {u!r}, expected mV or uV")
+            raise DataError(
+                f"{header}: field 'units' of lead {names[i]} is {u!r}, expected mV or uV"
+            )
     order = [names.index(lead) for lead in LEADS]
     signal = (rec.p_signal[:, order] * scale[order]).T.astype(np.float32)
     fs = float(rec.fs)

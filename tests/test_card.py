@@ -12,13 +12,23 @@ LEADS = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V
 
 def make_card(**over) -> ModelCard:
     base = dict(
-        name="t", task="superdiagnostic", labels=["CD", "NORM"], sampling_rate=100,
-        window_samples=1000, leads=LEADS, units="mV",
+        name="t",
+        task="superdiagnostic",
+        labels=["CD", "NORM"],
+        sampling_rate=100,
+        window_samples=1000,
+        leads=LEADS,
+        units="mV",
         normalization={"mean": [0.0] * 12, "std": [1.0] * 12, "leads": LEADS},
-        preset="small", architecture={"width": 64}, head_fusion="mean",
-        thresholds={"CD": 0.3, "NORM": 0.6}, threshold_method="F1 on validation",
-        metrics={"test": {"fused": {"auc": 0.9}}}, data={"dataset": "ptbxl"},
-        training={"epochs": 1}, code_version={"mrm_edge": "0.1.0"},
+        preset="small",
+        architecture={"width": 64},
+        head_fusion="mean",
+        thresholds={"CD": 0.3, "NORM": 0.6},
+        threshold_method="F1 on validation",
+        metrics={"test": {"fused": {"auc": 0.9}}},
+        data={"dataset": "ptbxl"},
+        training={"epochs": 1},
+        code_version={"mrm_edge": "0.1.0"},
     )
     base.update(over)
     return ModelCard(**base)
@@ -49,11 +59,11 @@ def test_missing_and_unknown_fields(tmp_path: Path) -> None:
     d = make_card().to_dict()
     del d["labels"]
     (tmp_path / "card.json").write_text(json.dumps(d))
-    with pytest.raises(ModelCardError, match="missing field.*labels"):
+    with pytest.raises(ModelCardError, match=r"missing field.*labels"):
         ModelCard.load(tmp_path)
     d = {**make_card().to_dict(), "colour": "red"}
     (tmp_path / "card.json").write_text(json.dumps(d))
-    with pytest.raises(ModelCardError, match="unknown field.*colour"):
+    with pytest.raises(ModelCardError, match=r"unknown field.*colour"):
         ModelCard.load(tmp_path)
 
 

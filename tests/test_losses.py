@@ -68,6 +68,11 @@ def test_total_is_the_weighted_sum() -> None:
     y = torch.tensor([[1.0, 0, 1], [0, 1, 0]])
     cfg = LossConfig(alpha=0.5, beta=0.25, gamma=2.0)
     total, p = MutualLearningLoss(cfg)(out, y)
-    expected = (p["bce_low"] + p["bce_high"] + 0.5 * p["kl_z1_z2"] + 0.25 * p["kl_z3_z4"]
-                + 2.0 * p["kl_out"])
+    expected = (
+        p["bce_low"]
+        + p["bce_high"]
+        + 0.5 * p["kl_z1_z2"]
+        + 0.25 * p["kl_z3_z4"]
+        + 2.0 * p["kl_out"]
+    )
     assert total.item() == pytest.approx(expected, rel=1e-5)

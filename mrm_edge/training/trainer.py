@@ -23,9 +23,8 @@ import torch
 import mrm_edge
 from mrm_edge.card import ModelCard
 from mrm_edge.checkpoint import save_model_dir
-from mrm_edge.data.dataset import EcgDataset, load_dataset
+from mrm_edge.data.dataset import LEADS, EcgDataset, load_dataset
 from mrm_edge.data.normalization import LeadStandardizer
-from mrm_edge.data.dataset import LEADS
 from mrm_edge.losses import LossConfig, MutualLearningLoss
 from mrm_edge.metrics import paper_metrics, per_label_report, tune_thresholds
 from mrm_edge.model import MRMNet, preset
@@ -50,7 +49,7 @@ class TrainConfig:
     data: str
     out: str
     dataset: str = "ptbxl"
-    task: str = "superdiagnostic"
+    task: str | None = None  # None: the dataset's own (PTB-XL superdiagnostic, CPSC "all")
     preset: str = "paper"
     epochs: int = 100
     batch_size: int = 64
@@ -110,11 +109,17 @@ def code_version() -> dict[str, Any]:
         root = Path(__file__).resolve().parents[2]
         rev = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
-            capture_output=True, text=True, timeout=5, check=True,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, timeout=5, check=True,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
         ).stdout.strip()
         info["git"] = rev + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
@@ -141,6 +146,7 @@ class Trainer:
     def load_data(self) -> tuple[EcgDataset, EcgDataset, EcgDataset, LeadStandardizer]:
         cfg = self.cfg
         ds = load_dataset(cfg.dataset, cfg.data, task=cfg.task, sampling_rate=cfg.sampling_rate)
+        self.task = ds.task
         train, val, test = ds.split(cfg.train_folds, cfg.val_folds, cfg.test_folds)
         if len(train) == 0 or len(val) == 0:
             raise ValueError(
@@ -191,15 +197,19 @@ class Trainer:
 
         n = len(train)
         steps = (n + cfg.batch_size - 1) // cfg.batch_size
-        task = self.progress.add_task("epochs", total=cfg.epochs, completed=start_epoch) \
-            if self.progress else None
+        task = (
+            self.progress.add_task("epochs", total=cfg.epochs, completed=start_epoch)
+            if self.progress
+            else None
+        )
         for epoch in range(start_epoch + 1, cfg.epochs + 1):
             t0 = time.perf_counter()
             net.train()
             order = torch.randperm(n, generator=gen)
             totals: dict[str, float] = {}
-            batch_task = self.progress.add_task(f"epoch {epoch}", total=steps) \
-                if self.progress else None
+            batch_task = (
+                self.progress.add_task(f"epoch {epoch}", total=steps) if self.progress else None
+            )
             for s in range(steps):
                 idx = order[s * cfg.batch_size : (s + 1) * cfg.batch_size]
                 if len(idx) < 2:  # BatchNorm cannot train on a single sample
@@ -282,8 +292,11 @@ class Trainer:
         opt.load_state_dict(ckpt["optimizer"])
         torch.set_rng_state(ckpt["torch_rng"].cpu())
         gen.set_state(ckpt["generator"].cpu())
-        history = json.loads((self.out / HISTORY_FILE).read_text()) \
-            if (self.out / HISTORY_FILE).exists() else []
+        history = (
+            json.loads((self.out / HISTORY_FILE).read_text())
+            if (self.out / HISTORY_FILE).exists()
+            else []
+        )
         return {
             "epoch": int(ckpt["epoch"]),
             "best_auc": float(ckpt["best_auc"]),
@@ -312,9 +325,11 @@ class Trainer:
         )
         best = max(history, key=lambda r: r["val"]["fused"]["auc"])
         desc = self.dataset.describe()
+        dropped = self.dataset.dropped_unlabelled
+        desc_train_total = len(train) + sum(dropped.get(f, 0) for f in cfg.train_folds)
         card = ModelCard(
-            name=cfg.name or f"mrm-net-{cfg.preset}-{cfg.dataset}-{cfg.task}",
-            task=cfg.task,
+            name=cfg.name or f"mrm-net-{cfg.preset}-{cfg.dataset}-{self.task}",
+            task=self.task,
             labels=list(train.labels),
             sampling_rate=cfg.sampling_rate,
             window_samples=int(train.x.shape[-1]),
@@ -328,7 +343,7 @@ class Trainer:
             preset=cfg.preset,
             architecture=net.cfg.to_dict(),
             head_fusion=cfg.head_fusion,
-            thresholds={lab: float(t) for lab, t in zip(train.labels, thresholds)},
+            thresholds={lab: float(t) for lab, t in zip(train.labels, thresholds, strict=False)},
             threshold_method="per label, maximising F1 of the fused head on the validation folds",
             metrics=metrics,
             data={
@@ -352,6 +367,13 @@ class Trainer:
                 "device": str(self.device),
             },
             code_version=code_version(),
+            intended_use=(
+                f"Demonstration and engineering model, not a medical device and not for "
+                f"clinical use. It saw {desc_train_total} records in the training folds "
+                f"{list(cfg.train_folds)} ({len(train)} of them carry a {self.task} label and "
+                f"were trained on, as in the PTB-XL benchmark); its test metrics come from "
+                f"{len(test)} records and are far too few to judge clinical accuracy."
+            ),
         )
         model_dir = self.out / "model"
         save_model_dir(model_dir, net.cpu(), card)

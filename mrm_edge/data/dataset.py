@@ -1,0 +1,225 @@
+"""The in-memory dataset every loader returns, and a name-based loader dispatch.
+
+One plain container (numpy arrays plus provenance) keeps the trainer, the evaluator and
+the edge runtime independent of where the records came from and free of torch.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from os import PathLike
+from typing import Any
+
+import numpy as np
+
+from .errors import DataError
+
+__all__ = ["LEADS", "UNITS", "EcgDataset", "Progress", "load_dataset"]
+
+#: Lead order of every array in this package (the PTB-XL / CPSC 2018 order).
+LEADS: tuple[str, ...] = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
+#: Physical unit of every signal in this package.
+UNITS = "mV"
+
+#: Optional progress callback: ``progress(n_done, n_total)``.
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class EcgDataset:
+    """Fixed-length 12-lead records with multi-hot labels and their provenance.
+
+    Attributes:
+        x: float32 ``[n, 12, samples]`` in mV, leads in :data:`LEADS` order.
+        y: float32 ``[n, n_labels]`` multi-hot targets, columns in ``labels`` order.
+        labels: label names, i.e. the model's output order.
+        record_ids: source identifiers (PTB-XL ``ecg_id``, CPSC recording name).
+        folds: int ``[n]`` stratified fold 1..10, or 0 where the source gives none.
+        sampling_rate: Hz.
+        source: ``"ptbxl"``, ``"cpsc2018"``, ...
+        task: label task the targets were built for (e.g. ``"superdiagnostic"``).
+        dropped_unlabelled: records removed at load time because they carried no label
+            for ``task``, per fold; kept so reported split sizes can be reconciled with
+            the source's own counts.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    labels: list[str]
+    record_ids: list[str]
+    folds: np.ndarray
+    sampling_rate: int
+    source: str
+    task: str
+    dropped_unlabelled: dict[int, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Coerce once here so every consumer can rely on dtypes without re-checking.
+        self.x = np.asarray(self.x, dtype=np.float32)
+        self.y = np.asarray(self.y, dtype=np.float32)
+        self.folds = np.asarray(self.folds, dtype=np.int64)
+        self.labels = list(self.labels)
+        self.record_ids = [str(r) for r in self.record_ids]
+        n = self.x.shape[0] if self.x.ndim else 0
+        if self.x.ndim != 3 or self.x.shape[1] != len(LEADS):
+            raise DataError(
+                f"EcgDataset({self.source}): x has shape {self.x.shape}, "
+                f"expected [n, {len(LEADS)}, samples]"
+            )
+        if self.y.shape != (n, len(self.labels)):
+            raise DataError(
+                f"EcgDataset({self.source}): y has shape {self.y.shape}, "
+                f"expected {(n, len(self.labels))} for {n} records and {len(self.labels)} labels"
+            )
+        if len(self.record_ids) != n or self.folds.shape != (n,):
+            raise DataError(
+                f"EcgDataset({self.source}): {len(self.record_ids)} record_ids and folds of "
+                f"shape {self.folds.shape}, expected {n} of each"
+            )
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    @property
+    def n_samples(self) -> int:
+        """Samples per lead (record length in samples)."""
+        return int(self.x.shape[2])
+
+    def subset(self, mask_or_indices: np.ndarray | Sequence[int] | Sequence[bool]) -> EcgDataset:
+        """Records selected by a boolean mask of length ``n`` or by integer indices.
+
+        ``dropped_unlabelled`` is cleared: an arbitrary index subset has no meaningful
+        share of the records dropped at load time (use :meth:`select_folds` to keep it).
+        """
+        sel = np.asarray(mask_or_indices)
+        if sel.dtype == bool:
+            if sel.shape != (len(self),):
+                raise DataError(
+                    f"EcgDataset.subset: mask has shape {sel.shape}, expected ({len(self)},)"
+                )
+            idx = np.flatnonzero(sel)
+        elif sel.size == 0:
+            idx = np.zeros(0, dtype=np.int64)
+        elif np.issubdtype(sel.dtype, np.integer):
+            idx = sel.astype(np.int64).ravel()
+            if idx.min() < -len(self) or idx.max() >= len(self):
+                raise DataError(
+                    f"EcgDataset.subset: index out of range for {len(self)} records "
+                    f"(min {idx.min()}, max {idx.max()})"
+                )
+        else:
+            raise DataError(
+                f"EcgDataset.subset: expected a boolean mask or integer indices, got {sel.dtype}"
+            )
+        return replace(
+            self,
+            x=self.x[idx],
+            y=self.y[idx],
+            record_ids=[self.record_ids[i] for i in idx],
+            folds=self.folds[idx],
+            dropped_unlabelled={},
+        )
+
+    def select_folds(self, folds: Iterable[int]) -> EcgDataset:
+        """Records whose fold is in ``folds``, keeping the dropped counts of those folds."""
+        wanted = {int(f) for f in folds}
+        out = self.subset(np.isin(self.folds, sorted(wanted)))
+        out.dropped_unlabelled = {
+            f: c for f, c in self.dropped_unlabelled.items() if int(f) in wanted
+        }
+        return out
+
+    def split(
+        self,
+        train_folds: Iterable[int] = range(1, 9),
+        val_folds: Iterable[int] = (9,),
+        test_folds: Iterable[int] = (10,),
+    ) -> tuple[EcgDataset, EcgDataset, EcgDataset]:
+        """Train / validation / test by stratified fold, the PTB-XL recommendation.
+
+        Folds 9 and 10 of PTB-XL hold only human-validated labels, hence the defaults.
+        Overlapping fold sets are rejected because they would leak test records.
+        """
+        groups = [set(map(int, f)) for f in (train_folds, val_folds, test_folds)]
+        for i, a in enumerate(groups):
+            for b in groups[i + 1 :]:
+                if a & b:
+                    raise DataError(
+                        f"EcgDataset.split: fold(s) {sorted(a & b)} are in more than one split"
+                    )
+        train, val, test = (self.select_folds(g) for g in groups)
+        return train, val, test
+
+    def label_counts(self) -> dict[str, int]:
+        """Positive records per label, in output order."""
+        counts = self.y.sum(axis=0, dtype=np.float64) if len(self) else np.zeros(len(self.labels))
+        return {label: round(c) for label, c in zip(self.labels, counts, strict=True)}
+
+    def fold_counts(self, include_unlabelled: bool = False) -> dict[int, int]:
+        """Records per fold; with ``include_unlabelled`` the ones dropped at load too.
+
+        The latter reproduces the source's own fold sizes (PTB-XL subset: folds 1-8 →
+        353, 9 → 81, 10 → 66) even though a task's loader dropped unlabelled records.
+        """
+        counts = Counter(int(f) for f in self.folds)
+        if include_unlabelled:
+            counts.update({int(f): int(c) for f, c in self.dropped_unlabelled.items()})
+        return {f: counts[f] for f in sorted(counts)}
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-serialisable provenance summary, for logs and run manifests."""
+        return {
+            "source": self.source,
+            "task": self.task,
+            "n_records": len(self),
+            "sampling_rate": int(self.sampling_rate),
+            "n_samples": self.n_samples,
+            "units": UNITS,
+            "leads": list(LEADS),
+            "labels": list(self.labels),
+            "label_counts": self.label_counts(),
+            "unlabelled_kept": int(np.count_nonzero(self.y.sum(axis=1) == 0)),
+            "fold_counts": {str(f): c for f, c in self.fold_counts().items()},
+            "dropped_unlabelled": {
+                str(f): int(c) for f, c in sorted(self.dropped_unlabelled.items())
+            },
+        }
+
+
+def load_dataset(
+    name: str,
+    root: str | PathLike[str],
+    task: str | None = None,
+    sampling_rate: int = 100,
+    **kwargs: Any,
+) -> EcgDataset:
+    """Load a dataset by name: ``"ptbxl"`` or ``"cpsc2018"``.
+
+    ``task=None`` picks the dataset's natural task: ``"superdiagnostic"`` for PTB-XL (the
+    MRM-Net headline task) and ``"all"`` for CPSC 2018, whose only task is its nine
+    challenge classes (:data:`~mrm_edge.data.cpsc2018.CPSC_LABELS`). Any other task for
+    CPSC 2018 is a :class:`DataError`. Extra keyword arguments go to the loader.
+    """
+    # Imported here: the loaders import this module for EcgDataset.
+    key = name.lower().replace("-", "").replace("_", "")
+    if key == "ptbxl":
+        from .ptbxl import load_ptbxl
+
+        return load_ptbxl(
+            root,
+            task="superdiagnostic" if task is None else task,
+            sampling_rate=sampling_rate,
+            **kwargs,
+        )
+    if key in ("cpsc2018", "cpsc", "icbeb"):
+        from .cpsc2018 import CPSC_TASK, load_cpsc2018
+
+        if task not in (None, CPSC_TASK):
+            raise DataError(
+                f"load_dataset: task {task!r} is not available for cpsc2018, "
+                f"expected {CPSC_TASK!r} (its nine challenge classes)"
+            )
+        return load_cpsc2018(root, sampling_rate=sampling_rate, **kwargs)
+    raise DataError(f"load_dataset: unknown dataset {name!r}, expected 'ptbxl' or 'cpsc2018'")

@@ -1,0 +1,356 @@
+"""PTB-XL: metadata, the benchmark's label aggregation, and signal loading.
+
+The label logic reimplements ``utils.compute_label_aggregations`` and ``utils.select_data``
+of the PTB-XL benchmark (Strodthoff et al. 2020, github.com/helme/ecg_ptbxl_benchmarking)
+with the standard library instead of pandas, so the edge install needs neither pandas in
+our code nor sklearn. Behaviour kept from the benchmark:
+
+* a code counts when it is a *key* of ``scp_codes``, whatever its likelihood (0.0 too);
+* labels per record are de-duplicated; the label order is sorted (MultiLabelBinarizer);
+* labels occurring in ``<= min_samples`` records are removed (``counts > min_samples``,
+  benchmark default 0), then records left without a label are dropped;
+* label counts and the label order come from the *whole* table, never from the folds
+  being loaded, so train / validation / test loads share one output order.
+
+Wagner et al., "PTB-XL, a large publicly available electrocardiography dataset",
+Scientific Data 7, 154 (2020), CC BY 4.0.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import time
+import warnings
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+
+import numpy as np
+
+from .dataset import LEADS, UNITS, EcgDataset, Progress
+from .errors import DataError, one_line
+
+__all__ = [
+    "TASKS",
+    "PtbxlRecord",
+    "ScpStatement",
+    "aggregate_labels",
+    "label_table",
+    "load_ptbxl",
+    "ptbxl_fold_counts",
+    "read_ptbxl_database",
+    "read_ptbxl_record",
+    "read_scp_statements",
+]
+
+TASKS = ("all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhythm")
+DATABASE_CSV = "ptbxl_database.csv"
+STATEMENTS_CSV = "scp_statements.csv"
+RECORD_SECONDS = 10
+_FILENAME_COLUMN = {100: "filename_lr", 500: "filename_hr"}
+# Headers spell the augmented leads "AVR", "AVL", "AVF"; match names case-insensitively.
+_LEAD_INDEX = {name.upper(): i for i, name in enumerate(LEADS)}
+
+
+@dataclass(frozen=True)
+class ScpStatement:
+    """One row of ``scp_statements.csv`` (only the columns the label tasks use)."""
+
+    code: str
+    diagnostic: bool
+    form: bool
+    rhythm: bool
+    diagnostic_class: str | None
+    diagnostic_subclass: str | None
+
+
+@dataclass(frozen=True)
+class PtbxlRecord:
+    """One row of ``ptbxl_database.csv`` (only the columns loading needs)."""
+
+    ecg_id: int
+    scp_codes: dict[str, float]
+    strat_fold: int
+    filename_lr: str
+    filename_hr: str
+
+
+def _read_csv(path: Path, required: Sequence[str]) -> list[dict[str, str]]:
+    """Rows of a CSV as dicts, after checking the header has the ``required`` columns."""
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh, restval="")
+            header = reader.fieldnames or []
+            missing = [c for c in required if c not in header]
+            if missing:
+                raise DataError(
+                    f"{path.name}: missing column(s) {missing}, found columns {header[:12]}"
+                )
+            return list(reader)
+    except FileNotFoundError as exc:
+        raise DataError(f"{path}: file not found (is this a PTB-XL root directory?)") from exc
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise DataError(f"{path.name}: not a readable CSV file ({one_line(exc)})") from exc
+
+
+def _flag(value: str) -> bool:
+    # The table stores flags as "1.0" or an empty cell.
+    return value.strip() not in ("", "0", "0.0", "nan", "NaN")
+
+
+def _text(value: str) -> str | None:
+    value = value.strip()
+    return None if value in ("", "nan", "NaN") else value
+
+
+def _int(value: str, where: str, field: str) -> int:
+    try:
+        f = float(value)
+    except ValueError as exc:
+        raise DataError(f"{where}: field {field!r} is {value!r}, expected an integer") from exc
+    if not f.is_integer():
+        raise DataError(f"{where}: field {field!r} is {value!r}, expected an integer")
+    return int(f)
+
+
+def read_scp_statements(root: str | PathLike[str]) -> dict[str, ScpStatement]:
+    """The SCP statement table keyed by statement code.
+
+    The code is the file's unnamed first column (pandas' ``index_col=0`` in the benchmark).
+    """
+    path = Path(root) / STATEMENTS_CSV
+    rows = _read_csv(path, ["diagnostic", "form", "rhythm", "diagnostic_class"])
+    statements: dict[str, ScpStatement] = {}
+    for i, row in enumerate(rows, start=2):
+        code = (row.get("") or "").strip()
+        if not code:
+            raise DataError(f"{path.name}: line {i} has an empty statement code (first column)")
+        statements[code] = ScpStatement(
+            code=code,
+            diagnostic=_flag(row["diagnostic"]),
+            form=_flag(row["form"]),
+            rhythm=_flag(row["rhythm"]),
+            diagnostic_class=_text(row["diagnostic_class"]),
+            diagnostic_subclass=_text(row.get("diagnostic_subclass") or ""),
+        )
+    return statements
+
+
+def _parse_scp_codes(text: str, where: str) -> dict[str, float]:
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError) as exc:
+        raise DataError(
+            f"{where}: field 'scp_codes' is {text[:60]!r}, expected a dict literal"
+        ) from exc
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise DataError(
+            f"{where}: field 'scp_codes' is {text[:60]!r}, expected a dict of code -> likelihood"
+        )
+    try:
+        return {k: float(v) for k, v in value.items()}
+    except (TypeError, ValueError) as exc:
+        raise DataError(
+            f"{where}: field 'scp_codes' is {text[:60]!r}, expected numeric likelihoods"
+        ) from exc
+
+
+def read_ptbxl_database(root: str | PathLike[str]) -> list[PtbxlRecord]:
+    """All rows of ``ptbxl_database.csv`` in file order, with ``scp_codes`` parsed."""
+    path = Path(root) / DATABASE_CSV
+    required = ["ecg_id", "scp_codes", "strat_fold", "filename_lr", "filename_hr"]
+    records = []
+    for i, row in enumerate(_read_csv(path, required), start=2):
+        where = f"{path.name} line {i}"
+        ecg_id = _int(row["ecg_id"], where, "ecg_id")
+        where = f"{path.name} ecg_id {ecg_id}"
+        records.append(
+            PtbxlRecord(
+                ecg_id=ecg_id,
+                scp_codes=_parse_scp_codes(row["scp_codes"], where),
+                strat_fold=_int(row["strat_fold"], where, "strat_fold"),
+                filename_lr=row["filename_lr"].strip(),
+                filename_hr=row["filename_hr"].strip(),
+            )
+        )
+    if not records:
+        raise DataError(f"{path.name}: has no rows, expected one per record")
+    return records
+
+
+def aggregate_labels(
+    scp_codes: Mapping[str, float], statements: Mapping[str, ScpStatement], task: str
+) -> list[str]:
+    """The sorted, de-duplicated labels of one record for ``task``.
+
+    Codes absent from the statement table are ignored (for ``"all"`` too), as are
+    diagnostic codes without a sub/superclass.
+    """
+    if task not in TASKS:
+        raise DataError(f"PTB-XL: task {task!r} is unknown, expected one of {TASKS}")
+    out: set[str] = set()
+    for code in scp_codes:
+        st = statements.get(code)
+        if st is None:
+            continue
+        if task == "all" or (task == "form" and st.form) or (task == "rhythm" and st.rhythm):
+            out.add(code)
+        elif st.diagnostic:
+            if task == "diagnostic":
+                out.add(code)
+            elif task == "subdiagnostic" and st.diagnostic_subclass:
+                out.add(st.diagnostic_subclass)
+            elif task == "superdiagnostic" and st.diagnostic_class:
+                out.add(st.diagnostic_class)
+    return sorted(out)
+
+
+def label_table(
+    records: Sequence[PtbxlRecord],
+    statements: Mapping[str, ScpStatement],
+    task: str,
+    min_samples: int = 0,
+) -> tuple[list[str], list[list[str]]]:
+    """Label order and per-record labels for ``task`` over ``records``.
+
+    Labels seen in ``<= min_samples`` records are removed (the benchmark's
+    ``counts > min_samples``), so a record can end up with an empty list.
+    """
+    per_record = [aggregate_labels(r.scp_codes, statements, task) for r in records]
+    counts = Counter(label for labels in per_record for label in labels)
+    keep = {label for label, c in counts.items() if c > min_samples}
+    per_record = [[label for label in labels if label in keep] for labels in per_record]
+    return sorted(keep), per_record
+
+
+def ptbxl_fold_counts(root: str | PathLike[str]) -> dict[int, int]:
+    """Records per ``strat_fold`` over the whole table, labelled or not (no signals read)."""
+    counts = Counter(r.strat_fold for r in read_ptbxl_database(root))
+    return {f: counts[f] for f in sorted(counts)}
+
+
+def read_ptbxl_record(root: str | PathLike[str], filename: str, sampling_rate: int) -> np.ndarray:
+    """One WFDB record as float32 ``[12, 10 * sampling_rate]`` mV in :data:`LEADS` order.
+
+    The header is checked rather than trusted: sampling rate, 10 s length, mV units and the
+    lead set. Leads stored in another order are reordered; a missing lead is an error.
+    """
+    with warnings.catch_warnings():
+        # Deferred: wfdb pulls in pandas, which edge code never needs. Its import-time
+        # pandas deprecation warnings are wfdb's business, not our users'.
+        warnings.filterwarnings("ignore", module=r"wfdb(\.|$)")
+        import wfdb
+
+    path = Path(root) / filename
+    name = f"{filename}.hea"
+    try:
+        signal, fields = wfdb.rdsamp(str(path))
+    except FileNotFoundError as exc:
+        raise DataError(f"{path}: WFDB record not found ({exc.filename or path})") from exc
+    except Exception as exc:  # a damaged header/signal can fail anywhere inside wfdb
+        raise DataError(f"{name}: not a readable WFDB record ({one_line(exc)})") from exc
+
+    if round(fields["fs"]) != sampling_rate:
+        raise DataError(f"{name}: field 'fs' is {fields['fs']}, expected {sampling_rate}")
+    n_expected = RECORD_SECONDS * sampling_rate
+    if signal.shape[0] != n_expected:
+        raise DataError(f"{name}: field 'sig_len' is {signal.shape[0]}, expected {n_expected}")
+    names = [str(s).strip().upper() for s in fields["sig_name"]]
+    missing = [lead for lead in LEADS if lead.upper() not in names]
+    if missing:
+        raise DataError(f"{name}: field 'sig_name' lacks lead(s) {missing}, found {names}")
+    order = [names.index(lead.upper()) for lead in LEADS]
+    bad_units = {fields["units"][i] for i in order} - {UNITS}
+    if bad_units:
+        raise DataError(f"{name}: field 'units' is {sorted(bad_units)}, expected {UNITS!r}")
+    x = np.ascontiguousarray(signal[:, order].T, dtype=np.float32)
+    if not np.isfinite(x).all():
+        raise DataError(f"{name}: signal has non-finite samples, expected finite mV values")
+    return x
+
+
+def load_ptbxl(
+    root: str | PathLike[str],
+    task: str = "superdiagnostic",
+    sampling_rate: int = 100,
+    folds: Iterable[int] | None = None,
+    min_samples: int = 0,
+    keep_unlabelled: bool = False,
+    progress: Progress | None = None,
+) -> EcgDataset:
+    """Load PTB-XL (or a subset in its layout) for one benchmark label task.
+
+    Args:
+        root: directory holding ``ptbxl_database.csv`` and ``records100``/``records500``.
+        task: one of :data:`TASKS`.
+        sampling_rate: 100 (``filename_lr``) or 500 (``filename_hr``); PTB-XL ships no other.
+        folds: ``strat_fold`` values to load (default all). The label order is still
+            computed from the whole table so every fold selection yields the same columns.
+        min_samples: drop labels seen in ``<= min_samples`` records (benchmark semantics).
+        keep_unlabelled: keep records without a label for ``task`` (all-zero targets)
+            instead of dropping them as the benchmark does.
+        progress: optional ``progress(n_done, n_total)`` called as records are read.
+
+    The number of records dropped for lacking a label is kept per fold in
+    ``EcgDataset.dropped_unlabelled``.
+    """
+    if sampling_rate not in _FILENAME_COLUMN:
+        raise DataError(
+            f"PTB-XL: sampling_rate is {sampling_rate!r}, expected 100 or 500 "
+            "(the two rates PTB-XL provides; resample afterwards for others)"
+        )
+    if task not in TASKS:
+        raise DataError(f"PTB-XL: task {task!r} is unknown, expected one of {TASKS}")
+    root = Path(root)
+    records = read_ptbxl_database(root)
+    labels, per_record = label_table(records, read_scp_statements(root), task, min_samples)
+    wanted = None if folds is None else {int(f) for f in folds}
+    unknown = sorted((wanted or set()) - {r.strat_fold for r in records})
+    if unknown:
+        raise DataError(
+            f"{DATABASE_CSV}: field 'strat_fold' has no records in fold(s) {unknown}, "
+            f"expected folds from {sorted({r.strat_fold for r in records})}"
+        )
+
+    chosen: list[tuple[PtbxlRecord, list[str]]] = []
+    dropped: Counter[int] = Counter()
+    for rec, rec_labels in zip(records, per_record, strict=True):
+        if wanted is not None and rec.strat_fold not in wanted:
+            continue
+        if not rec_labels and not keep_unlabelled:
+            dropped[rec.strat_fold] += 1
+            continue
+        chosen.append((rec, rec_labels))
+    loaded_folds = sorted(wanted if wanted is not None else {r.strat_fold for r in records})
+
+    n, t = len(chosen), RECORD_SECONDS * sampling_rate
+    x = np.empty((n, len(LEADS), t), dtype=np.float32)
+    y = np.zeros((n, len(labels)), dtype=np.float32)
+    column = {label: j for j, label in enumerate(labels)}
+    column_name = _FILENAME_COLUMN[sampling_rate]
+    last_report = 0.0
+    for i, (rec, rec_labels) in enumerate(chosen):
+        filename = getattr(rec, column_name)
+        if not filename:
+            raise DataError(f"{DATABASE_CSV} ecg_id {rec.ecg_id}: field {column_name!r} is empty")
+        x[i] = read_ptbxl_record(root, filename, sampling_rate)
+        y[i, [column[label] for label in rec_labels]] = 1.0
+        # Throttle callbacks: a progress bar does not need 21,837 redraws.
+        now = time.monotonic()
+        if progress is not None and (now - last_report > 0.1 or i + 1 == n):
+            progress(i + 1, n)
+            last_report = now
+    return EcgDataset(
+        x=x,
+        y=y,
+        labels=labels,
+        record_ids=[str(rec.ecg_id) for rec, _ in chosen],
+        folds=np.array([rec.strat_fold for rec, _ in chosen], dtype=np.int64),
+        sampling_rate=sampling_rate,
+        source="ptbxl",
+        task=task,
+        dropped_unlabelled={f: dropped[f] for f in loaded_folds},
+    )

@@ -1,0 +1,42 @@
+"""Packaging: the stage packages map into mrm_edge, the edge path imports no torch,
+and the console script runs."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_py(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd="/"
+    )
+
+
+def test_runtime_and_data_import_without_torch() -> None:
+    r = run_py(
+        "import sys, mrm_edge.runtime, mrm_edge.data.dataset, mrm_edge.data.synthetic, "
+        "mrm_edge.data.signal, mrm_edge.card, mrm_edge.metrics, mrm_edge.records, mrm_edge.cli; "
+        "print('torch' in sys.modules)"
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "False"
+
+
+def test_stage_packages_live_at_the_top_level() -> None:
+    r = run_py(
+        "import mrm_edge.export as e, mrm_edge.runtime as r, mrm_edge.calibration as c; "
+        "print(e.__file__); print(r.__file__); print(c.__file__)"
+    )
+    assert r.returncode == 0, r.stderr
+    files = [Path(p) for p in r.stdout.split()]
+    assert [f.parent for f in files] == [ROOT / "export", ROOT / "runtime", ROOT / "calibration"]
+
+
+def test_console_script_help() -> None:
+    exe = Path(sys.executable).parent / "mrm-edge"
+    r = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0
+    for cmd in ("train", "eval", "predict"):
+        assert cmd in r.stdout
