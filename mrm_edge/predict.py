@@ -65,14 +65,15 @@ def classify(
             continue
         with torch.no_grad():
             probs = model(torch.from_numpy(wins).to(device)).cpu().numpy()
-        for start, p in zip(starts, probs, strict=False):
+        for start, p in zip(starts, probs, strict=True):
+            probs_of = {lab: float(v) for lab, v in zip(card.labels, p, strict=True)}
             results.append(
                 WindowResult(
                     rec.name,
                     start,
                     start + card.window_seconds,
-                    {lab: float(v) for lab, v in zip(card.labels, p, strict=False)},
-                    [lab for lab, v in zip(card.labels, p, strict=False) if v >= card.thresholds[lab]],
+                    probs_of,
+                    [lab for lab in card.labels if probs_of[lab] >= card.thresholds[lab]],
                 )
             )
     return results

@@ -166,6 +166,8 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
 
+        # Recorded now: the tree may change while a long run is going on.
+        self.code_version = code_version()
         train, val, test, scaler = self.load_data()
         x_train = scaler.apply(train.x)
         x_val = scaler.apply(val.x)
@@ -343,7 +345,7 @@ class Trainer:
             preset=cfg.preset,
             architecture=net.cfg.to_dict(),
             head_fusion=cfg.head_fusion,
-            thresholds={lab: float(t) for lab, t in zip(train.labels, thresholds, strict=False)},
+            thresholds={lab: float(t) for lab, t in zip(train.labels, thresholds, strict=True)},
             threshold_method="per label, maximising F1 of the fused head on the validation folds",
             metrics=metrics,
             data={
@@ -366,7 +368,7 @@ class Trainer:
                 "best_epoch": best["epoch"],
                 "device": str(self.device),
             },
-            code_version=code_version(),
+            code_version=self.code_version,
             intended_use=(
                 f"Demonstration and engineering model, not a medical device and not for "
                 f"clinical use. It saw {desc_train_total} records in the training folds "
