@@ -56,6 +56,12 @@ def _console():
     return Console(stderr=True)
 
 
+def _logger(console) -> Callable[[str], None]:
+    """Progress lines as plain text: commands in them must survive copy and paste
+    (no wrapping) and square brackets must not be read as rich markup."""
+    return lambda text: console.print(text, soft_wrap=True, markup=False, highlight=False)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mrm-edge")
 def main() -> None:
@@ -150,7 +156,7 @@ def train(**kw: Any) -> None:
         console=console,
         transient=True,
     ) as progress:
-        model_dir = Trainer(cfg, log=console.print, progress=progress).run()
+        model_dir = Trainer(cfg, log=_logger(console), progress=progress).run()
     click.echo(str(model_dir))
 
 
@@ -230,6 +236,141 @@ def eval_cmd(
     out.print(t2)
     if json_out:
         Path(json_out).write_text(json.dumps(res, indent=2) + "\n")
+
+
+# --------------------------------------------------------------------------- export
+def _batch_profile(text: str) -> tuple[int, int, int]:
+    try:
+        lo, opt, hi = (int(v) for v in text.split(","))
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r}: expected MIN,OPT,MAX batch sizes, e.g. 1,32,256"
+        ) from None
+    if not 1 <= lo <= opt <= hi:
+        raise click.BadParameter(f"{text!r}: need 1 <= MIN <= OPT <= MAX")
+    return lo, opt, hi
+
+
+@main.command()
+@click.option(
+    "--model",
+    "model_dir",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="Model directory (default: the shipped model).",
+)
+@click.option("--fp16", is_flag=True, help="Also write the mixed-precision FP16 ONNX.")
+@click.option("--int8", is_flag=True, help="Also write the INT8 Q/DQ ONNX (needs --calib-data).")
+@click.option(
+    "--calib-data",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="Real ECG: a PTB-XL / CPSC 2018 tree or a folder of WFDB records. Its "
+    "training folds calibrate INT8, its test folds gate FP16 and INT8.",
+)
+@click.option(
+    "--int8-method",
+    type=click.Choice(["minmax", "entropy", "percentile"]),
+    default="minmax",
+    show_default=True,
+)
+@click.option(
+    "--int8-activations",
+    type=click.Choice(["uint8", "int8"]),
+    default="uint8",
+    show_default=True,
+    help="uint8: fastest on ONNX Runtime CPU; int8: symmetric, what TensorRT wants.",
+)
+@click.option("--calib-windows", type=click.IntRange(1), default=512, show_default=True)
+@click.option(
+    "--fp16-tolerance",
+    type=float,
+    default=0.1,
+    show_default=True,
+    help="Largest macro-AUC change (percentage points) FP16 may cause.",
+)
+@click.option(
+    "--int8-tolerance",
+    type=float,
+    default=0.5,
+    show_default=True,
+    help="Largest macro-AUC drop (percentage points) INT8 may cause.",
+)
+@click.option(
+    "--batch",
+    "batch",
+    default="1,32,256",
+    show_default=True,
+    help="TensorRT optimisation profile: MIN,OPT,MAX batch.",
+)
+@click.option(
+    "--engine/--no-engine",
+    default=True,
+    show_default=True,
+    help="Build TensorRT engines when TensorRT and a GPU are present.",
+)
+@click.option(
+    "--workspace",
+    "workspace_mib",
+    type=click.IntRange(64),
+    default=1024,
+    show_default=True,
+    help="TensorRT builder workspace limit (MiB).",
+)
+@click.option(
+    "--dla-core",
+    type=click.IntRange(0),
+    default=None,
+    help="Jetson: build for this DLA core (GPU fallback allowed).",
+)
+@click.option(
+    "--timing-cache",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="TensorRT timing cache file (default: OUT/timing.cache).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Output directory (default: the model directory).",
+)
+@user_errors
+def export(
+    model_dir: str | None,
+    out_dir: str | None,
+    batch: str,
+    calib_data: str | None,
+    timing_cache: str | None,
+    **kw: Any,
+) -> None:
+    """Export a trained model: FP32 ONNX always; FP16 / INT8 variants; TensorRT engines."""
+    from mrm_edge.export.gates import GateFailed
+    from mrm_edge.export.pipeline import ExportOptions, run_export
+    from mrm_edge.predict import default_model_dir
+
+    model = Path(model_dir) if model_dir else default_model_dir()
+    opts = ExportOptions(
+        model_dir=model,
+        out_dir=Path(out_dir) if out_dir else model,
+        calib_data=Path(calib_data) if calib_data else None,
+        batch=_batch_profile(batch),
+        timing_cache=Path(timing_cache) if timing_cache else None,
+        fp16_tolerance_pt=kw.pop("fp16_tolerance"),
+        int8_tolerance_pt=kw.pop("int8_tolerance"),
+        **kw,
+    )
+    console = _console()
+    try:
+        with console.status("exporting…"):
+            summary = run_export(opts, log=_logger(console))
+    except GateFailed as e:
+        raise click.ClickException(str(e)) from e
+    for precision, path in summary.artifacts.items():
+        click.echo(f"{precision}\t{path}")
+    for precision, path in summary.engines.items():
+        click.echo(f"engine-{precision}\t{path}")
 
 
 # --------------------------------------------------------------------------- predict

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Literal, NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 HeadFusion = Literal["low", "high", "mean"]
@@ -202,8 +203,9 @@ class BaseBlock(nn.Module):
 class ChannelLayerNorm(nn.Module):
     """LayerNorm over the channel axis of a [B, C, T] map (code: "channels_first").
 
-    Written out instead of transposing around nn.LayerNorm so the exported graph
-    stays free of transposes; the arithmetic is the same.
+    Computed as transpose → layer_norm → transpose so the exported graph holds one
+    LayerNormalization node (opset 17+), which TensorRT and ONNX Runtime fuse and
+    which the FP16 export can keep in FP32 as a unit.
     """
 
     def __init__(self, channels: int, eps: float) -> None:
@@ -213,10 +215,8 @@ class ChannelLayerNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: Tensor) -> Tensor:
-        mean = x.mean(dim=1, keepdim=True)
-        var = (x - mean).pow(2).mean(dim=1, keepdim=True)
-        x = (x - mean) / torch.sqrt(var + self.eps)
-        return x * self.weight[:, None] + self.bias[:, None]
+        y = F.layer_norm(x.transpose(1, 2), (x.shape[1],), self.weight, self.bias, self.eps)
+        return y.transpose(1, 2)
 
 
 class ChannelAttention(nn.Module):

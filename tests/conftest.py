@@ -38,3 +38,31 @@ def cpsc_root() -> Path:
     return _dataset_root(
         "MRM_EDGE_CPSC2018", SHARED_DATA / "cpsc2018", "REFERENCE.csv", "CPSC 2018 sample"
     )
+
+
+# A small trained model directory shared by the export, CLI and runtime tests:
+# a width-16 MRM-Net trained for three epochs on the real PTB-XL subset — tiny
+# enough to export in seconds, trained enough that AUC changes mean something.
+@pytest.fixture(scope="session")
+def tiny_model_dir(ptbxl_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from mrm_edge.training.trainer import TrainConfig, Trainer
+
+    out = tmp_path_factory.mktemp("tiny-model")
+    cfg = TrainConfig(
+        data=str(ptbxl_root),
+        out=str(out),
+        epochs=3,
+        seed=0,
+        model_overrides={"width": 16, "stem_channels": (8, 8, 16, 16)},
+    )
+    return Trainer(cfg, log=lambda s: None).run()
+
+
+@pytest.fixture(scope="session")
+def real_windows(ptbxl_root: Path):
+    """Fold-10 windows of the real subset, raw mV at 100 Hz, with labels."""
+    from mrm_edge.data.dataset import load_dataset
+
+    ds = load_dataset("ptbxl", ptbxl_root, task="superdiagnostic", sampling_rate=100)
+    test = ds.select_folds([10])
+    return test.x, test.y

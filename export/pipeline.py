@@ -1,0 +1,265 @@
+"""``mrm-edge export``: a trained model directory → ONNX variants (+ TensorRT engines).
+
+Order of work, each step gated before the next:
+
+1. FP32 ONNX, checked against PyTorch (max |Δp| <= 1e-5);
+2. FP16 mixed-precision ONNX, checked against FP32 (max |Δp|, macro-AUC change);
+3. INT8 Q/DQ ONNX calibrated on real ECG, checked against FP32 (macro-AUC drop,
+   per-label; sensitive layers kept in float);
+4. a TensorRT engine per requested precision where TensorRT and a GPU exist,
+   otherwise the exact command to run on the target.
+
+Every artifact gets a JSON sidecar with the figures measured here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from mrm_edge.export import gates
+from mrm_edge.export.sidecar import onnx_io, write_sidecar
+
+from mrm_edge.card import CARD_FILE, ModelCard, sha256_file
+
+FP32_NAME, FP16_NAME, INT8_NAME = "model.onnx", "model.fp16.onnx", "model.int8.onnx"
+
+
+@dataclass
+class ExportOptions:
+    model_dir: Path
+    out_dir: Path
+    fp16: bool = False
+    int8: bool = False
+    calib_data: Path | None = None
+    int8_method: str = "minmax"
+    int8_activations: str = "uint8"
+    calib_windows: int = 512
+    fp16_tolerance_pt: float = gates.FP16_AUC_TOLERANCE_PT
+    int8_tolerance_pt: float = gates.INT8_AUC_TOLERANCE_PT
+    engine: bool = True
+    batch: tuple[int, int, int] = (1, 32, 256)
+    workspace_mib: int = 1024
+    dla_core: int | None = None
+    timing_cache: Path | None = None
+    cache_dir: Path | None = None
+    seed: int = 0
+
+
+@dataclass
+class ExportSummary:
+    artifacts: dict[str, Path] = field(default_factory=dict)
+    figures: dict[str, dict[str, Any]] = field(default_factory=dict)
+    engines: dict[str, Path] = field(default_factory=dict)
+    engine_message: str = ""
+
+
+@dataclass
+class EvalWindows:
+    """Windows the gates run on: labelled held-out ECG when available."""
+
+    x: np.ndarray
+    y: np.ndarray | None
+    description: str
+
+
+def synthetic_windows(card: ModelCard, n: int = 64, seed: int = 0) -> EvalWindows:
+    from mrm_edge.data.signal import resample
+    from mrm_edge.data.synthetic import make_patients, synthesize
+
+    w = card.window_samples
+    wins = []
+    for p in make_patients(n, seed):
+        sig = synthesize(p, card.window_seconds, fs=500)
+        if card.sampling_rate != 500:
+            sig = resample(sig, 500, card.sampling_rate)
+        wins.append(sig[:, :w])
+    return EvalWindows(
+        np.stack(wins).astype(np.float32),
+        None,
+        f"{n} synthetic windows (no labelled data given: AUC gates not applied)",
+    )
+
+
+def held_out(card: ModelCard, source: Path) -> EvalWindows:
+    from mrm_edge.calibration.windows import held_out_windows
+
+    x, y = held_out_windows(source, card)
+    folds = card.data.get("folds", {}).get("test", [10])
+    return EvalWindows(
+        x.astype(np.float32),
+        y,
+        f"{len(x)} held-out windows (folds {folds}) from {Path(source).name}",
+    )
+
+
+def run_export(opts: ExportOptions, log: Callable[[str], None] = print) -> ExportSummary:
+    model_dir, out = Path(opts.model_dir), Path(opts.out_dir)
+    card = ModelCard.load(model_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if opts.int8 and opts.calib_data is None:
+        raise ValueError(
+            "--int8 needs real ECG to calibrate on: pass --calib-data DIR (a PTB-XL or "
+            "CPSC 2018 tree, or a folder of WFDB records)"
+        )
+    summary = ExportSummary()
+    common = {
+        "labels": card.labels,
+        "model_name": card.name,
+        "source_card_sha256": sha256_file(model_dir / CARD_FILE),
+        "sampling_rate": card.sampling_rate,
+        "window_samples": card.window_samples,
+        "units": card.units,
+    }
+    thresholds = np.array([card.thresholds[lab] for lab in card.labels])
+    windows = held_out(card, opts.calib_data) if opts.calib_data else synthetic_windows(card)
+    log(f"gates run on {windows.description}")
+
+    # 1. FP32 --------------------------------------------------------------
+    from mrm_edge.export.onnx_fp32 import export_fp32
+
+    fp32 = export_fp32(model_dir, out / FP32_NAME)
+    ref = gates.torch_probabilities(model_dir, windows.x)
+    p32 = gates.onnx_probabilities(fp32, windows.x)
+    parity = gates.compare(ref, p32, windows.y, card.labels, thresholds)
+    parity["tolerance_max_abs_diff"] = gates.FP32_PARITY_TOLERANCE
+    parity["reference"] = "PyTorch FP32 (CPU)"
+    parity["data"] = windows.description
+    if parity["max_abs_diff"] > gates.FP32_PARITY_TOLERANCE:
+        raise gates.GateFailed(
+            f"{fp32}: ONNX Runtime differs from PyTorch by {parity['max_abs_diff']:.2e} "
+            f"(tolerance {gates.FP32_PARITY_TOLERANCE:.0e}); the export is not faithful"
+        )
+    write_sidecar(fp32, {"precision": "fp32", **onnx_io(fp32), **common, "parity": parity})
+    summary.artifacts["fp32"], summary.figures["fp32"] = fp32, parity
+    log(f"wrote {fp32.name}: max |Δp| vs PyTorch {parity['max_abs_diff']:.2e}")
+
+    # 2. FP16 --------------------------------------------------------------
+    if opts.fp16:
+        from mrm_edge.export.fp16 import KEEP_FP32_OPS, convert_fp16
+
+        fp16 = convert_fp16(fp32, out / FP16_NAME)
+        p16 = gates.onnx_probabilities(fp16, windows.x)
+        acc = gates.compare(p32, p16, windows.y, card.labels, thresholds)
+        acc.update(
+            reference="FP32 ONNX",
+            data=windows.description,
+            tolerance_auc_delta_pt=opts.fp16_tolerance_pt,
+            kept_fp32_ops=list(KEEP_FP32_OPS),
+        )
+        _gate_auc(fp16, acc, opts.fp16_tolerance_pt, "FP16")
+        write_sidecar(fp16, {"precision": "fp16", **onnx_io(fp16), **common, "accuracy": acc})
+        summary.artifacts["fp16"], summary.figures["fp16"] = fp16, acc
+        log(f"wrote {fp16.name}: {_describe(acc)}")
+
+    # 3. INT8 --------------------------------------------------------------
+    if opts.int8:
+        from mrm_edge.calibration.windows import select_calibration_windows
+        from mrm_edge.export.int8 import build_int8
+
+        cset = select_calibration_windows(opts.calib_data, card, opts.calib_windows, opts.seed)
+        log(f"calibrating INT8 ({opts.int8_method}) on {len(cset.x)} windows")
+        report = build_int8(
+            fp32,
+            out / INT8_NAME,
+            cset,
+            windows.x,
+            windows.y,
+            method=opts.int8_method,
+            activation_type=opts.int8_activations,
+            max_auc_drop=opts.int8_tolerance_pt / 100.0,
+            cache_dir=opts.cache_dir or out / ".calibration-cache",
+        )
+        rep = report.to_dict()
+        if not report.passed:
+            raise gates.GateFailed(
+                f"{out / INT8_NAME}: INT8 macro-AUC drop exceeds {opts.int8_tolerance_pt} pt "
+                f"even with sensitive layers kept in float ({_describe_int8(rep)})"
+            )
+        int8 = out / INT8_NAME
+        write_sidecar(int8, {"precision": "int8", **onnx_io(int8), **common, "accuracy": rep})
+        summary.artifacts["int8"], summary.figures["int8"] = int8, rep
+        log(f"wrote {int8.name}: {_describe_int8(rep)}")
+
+    # 4. TensorRT ----------------------------------------------------------
+    if opts.engine:
+        _engines(opts, summary, log)
+    return summary
+
+
+def _gate_auc(path: Path, acc: dict[str, Any], tolerance_pt: float, what: str) -> None:
+    delta = acc.get("auc_delta_pt")
+    if delta is not None and abs(delta) > tolerance_pt:
+        raise gates.GateFailed(
+            f"{path}: {what} changes macro-AUC by {delta:+.3f} pt on held-out data "
+            f"(tolerance {tolerance_pt} pt)"
+        )
+
+
+def _describe(acc: dict[str, Any]) -> str:
+    text = (
+        f"max |Δp| {acc['max_abs_diff']:.2e}, label agreement {100 * acc['label_agreement']:.2f}%"
+    )
+    if acc.get("auc_delta_pt") is not None:
+        text += f", macro-AUC {100 * acc['auc']:.2f} ({acc['auc_delta_pt']:+.3f} pt)"
+    return text
+
+
+def _describe_int8(rep: dict[str, Any]) -> str:
+    parts = [f"{k}={rep[k]}" for k in ("auc_fp32", "auc_int8", "auc_drop_pt") if k in rep]
+    if rep.get("excluded_nodes"):
+        parts.append(f"{len(rep['excluded_nodes'])} layer(s) kept in float")
+    return ", ".join(parts)
+
+
+def _engines(opts: ExportOptions, summary: ExportSummary, log: Callable[[str], None]) -> None:
+    from mrm_edge.export.tensorrt.builder import BuildOptions, build_or_load
+    from mrm_edge.export.tensorrt.capability import probe_gpu, probe_tensorrt
+    from mrm_edge.export.tensorrt.trtexec import trtexec_command
+
+    wanted = [p for p in ("fp16", "int8") if p in summary.artifacts] or ["fp32"]
+    trt_info, gpu = probe_tensorrt(), probe_gpu()
+    builds = {
+        p: BuildOptions(
+            precision=p,
+            profile=opts.batch,
+            workspace_bytes=opts.workspace_mib << 20,
+            timing_cache=opts.timing_cache or Path(opts.out_dir) / "timing.cache",
+            dla_core=opts.dla_core,
+        )
+        for p in wanted
+    }
+    if not trt_info.available or gpu is None or not getattr(gpu, "available", True):
+        reason = trt_info.reason if not trt_info.available else getattr(gpu, "reason", "no GPU")
+        lines = [
+            f"TensorRT engines not built here ({reason}). The ONNX files are written; on the "
+            f"target (Jetson / RTX with TensorRT) run:",
+            "  mrm-edge export --model "
+            + str(opts.model_dir)
+            + " "
+            + " ".join(f"--{p}" for p in wanted if p != "fp32")
+            + (f" --calib-data {opts.calib_data}" if opts.int8 else "")
+            + f" --batch {','.join(map(str, opts.batch))} --engine --out {opts.out_dir}",
+            "or the equivalent trtexec line(s):",
+        ]
+        for p in wanted:
+            onnx_path = summary.artifacts[p]
+            lines.append(
+                "  "
+                + trtexec_command(onnx_path, Path(opts.out_dir) / f"model.{p}.engine", builds[p])
+            )
+        summary.engine_message = "\n".join(lines)
+        log(summary.engine_message)
+        return
+    for p in wanted:
+        path, built = build_or_load(
+            summary.artifacts[p], Path(opts.out_dir), builds[p], gpu, trt_info
+        )
+        summary.engines[p] = path
+        log(f"{'built' if built else 'reused cached'} engine {path.name}")
+
+
+__all__ = ["ExportOptions", "ExportSummary", "run_export"]
