@@ -237,12 +237,13 @@ def _engines(opts: ExportOptions, summary: ExportSummary, log: Callable[[str], N
         lines = [
             f"TensorRT engines not built here ({reason}). The ONNX files are written; on the "
             f"target (Jetson / RTX with TensorRT) run:",
-            "  mrm-edge export --model "
-            + str(opts.model_dir)
-            + " "
-            + " ".join(f"--{p}" for p in wanted if p != "fp32")
-            + (f" --calib-data {opts.calib_data}" if opts.int8 else "")
-            + f" --batch {','.join(map(str, opts.batch))} --engine --out {opts.out_dir}",
+            "  "
+            + " ".join(
+                ["mrm-edge export --model", str(opts.model_dir)]
+                + [f"--{p}" for p in wanted if p != "fp32"]
+                + ([f"--calib-data {opts.calib_data}"] if opts.int8 else [])
+                + [f"--batch {','.join(map(str, opts.batch))} --engine --out {opts.out_dir}"]
+            ),
             "or the equivalent trtexec line(s):",
         ]
         for p in wanted:

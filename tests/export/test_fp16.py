@@ -5,7 +5,6 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-
 from mrm_edge.export.fp16 import KEEP_FP32_OPS, convert_fp16
 from mrm_edge.export.gates import compare, onnx_probabilities
 from mrm_edge.export.onnx_fp32 import export_fp32

@@ -5,7 +5,6 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-
 from mrm_edge.export.gates import onnx_probabilities, torch_probabilities
 from mrm_edge.export.onnx_fp32 import export_fp32, read_metadata
 
