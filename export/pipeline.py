@@ -96,7 +96,14 @@ def held_out(card: ModelCard, source: Path) -> EvalWindows:
     )
 
 
-def run_export(opts: ExportOptions, log: Callable[[str], None] = print) -> ExportSummary:
+def run_export(
+    opts: ExportOptions,
+    log: Callable[[str], None] = print,
+    *,
+    trt: Any = None,
+    cudart: Any = None,
+) -> ExportSummary:
+    """Run the export; ``trt``/``cudart`` are for tests that inject TensorRT/CUDA doubles."""
     model_dir, out = Path(opts.model_dir), Path(opts.out_dir)
     card = ModelCard.load(model_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -186,7 +193,7 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = print) -> Expor
 
     # 4. TensorRT ----------------------------------------------------------
     if opts.engine:
-        _engines(opts, summary, log)
+        _engines(opts, summary, log, trt, cudart)
     return summary
 
 
@@ -215,13 +222,21 @@ def _describe_int8(rep: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def _engines(opts: ExportOptions, summary: ExportSummary, log: Callable[[str], None]) -> None:
+def _engines(
+    opts: ExportOptions,
+    summary: ExportSummary,
+    log: Callable[[str], None],
+    trt: Any = None,
+    cudart: Any = None,
+) -> None:
+    """Build (or reuse) an engine per precision; ``trt``/``cudart`` let tests inject doubles."""
     from mrm_edge.export.tensorrt.builder import BuildOptions, build_or_load
     from mrm_edge.export.tensorrt.capability import probe_gpu, probe_tensorrt
     from mrm_edge.export.tensorrt.trtexec import trtexec_command
 
     wanted = [p for p in ("fp16", "int8") if p in summary.artifacts] or ["fp32"]
-    trt_info, gpu = probe_tensorrt(), probe_gpu()
+    trt_info = probe_tensorrt(trt)
+    gpu, gpu_reason = probe_gpu(cudart=cudart) if trt_info.available else (None, None)
     builds = {
         p: BuildOptions(
             precision=p,
@@ -232,8 +247,8 @@ def _engines(opts: ExportOptions, summary: ExportSummary, log: Callable[[str], N
         )
         for p in wanted
     }
-    if not trt_info.available or gpu is None or not getattr(gpu, "available", True):
-        reason = trt_info.reason if not trt_info.available else getattr(gpu, "reason", "no GPU")
+    if not trt_info.available or gpu is None:
+        reason = trt_info.reason if not trt_info.available else (gpu_reason or "no CUDA GPU")
         lines = [
             f"TensorRT engines not built here ({reason}). The ONNX files are written; on the "
             f"target (Jetson / RTX with TensorRT) run:",
@@ -257,7 +272,7 @@ def _engines(opts: ExportOptions, summary: ExportSummary, log: Callable[[str], N
         return
     for p in wanted:
         path, built = build_or_load(
-            summary.artifacts[p], Path(opts.out_dir), builds[p], gpu, trt_info
+            summary.artifacts[p], Path(opts.out_dir), builds[p], gpu, trt_info, trt=trt
         )
         summary.engines[p] = path
         log(f"{'built' if built else 'reused cached'} engine {path.name}")

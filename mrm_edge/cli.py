@@ -373,6 +373,57 @@ def export(
         click.echo(f"engine-{precision}\t{path}")
 
 
+# --------------------------------------------------------------------------- doctor
+@main.command()
+@click.option(
+    "--model",
+    "model_dir",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="Exported model directory (default: the shipped model).",
+)
+@click.option(
+    "--precision",
+    type=click.Choice(["fp32", "fp16", "int8"]),
+    default="fp16",
+    show_default=True,
+    help="Which ONNX to build the engine from.",
+)
+@click.option("--batch", default="1,8,32", show_default=True, help="Engine profile MIN,OPT,MAX.")
+@click.option("--windows", "n_windows", type=click.IntRange(1), default=8, show_default=True)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Keep the engine here (default: a temporary directory).",
+)
+@click.option("--cuda-graphs/--no-cuda-graphs", default=False, show_default=True)
+def doctor(
+    model_dir: str | None,
+    precision: str,
+    batch: str,
+    n_windows: int,
+    out_dir: str | None,
+    cuda_graphs: bool,
+) -> None:
+    """On a GPU machine: build a TensorRT engine from the model, run it, and check
+    parity against ONNX Runtime. Exit 0 pass, 1 fail, 2 TensorRT/GPU unavailable."""
+    from mrm_edge.doctor import format_report, run_doctor
+    from mrm_edge.predict import default_model_dir
+
+    report = run_doctor(
+        Path(model_dir) if model_dir else default_model_dir(),
+        precision,
+        _batch_profile(batch),
+        Path(out_dir) if out_dir else None,
+        n_windows=n_windows,
+        cuda_graphs=cuda_graphs,
+    )
+    click.echo(format_report(report))
+    sys.exit(report.exit_code)
+
+
 # --------------------------------------------------------------------------- predict
 @main.command()
 @click.argument("records", nargs=-1, type=click.Path(exists=False))

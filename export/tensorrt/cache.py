@@ -1,0 +1,268 @@
+"""Engine cache: one file per distinct build, a JSON sidecar that says what it was built from.
+
+A TensorRT engine only runs on the GPU model and TensorRT version that built it, and it bakes
+in the precision, the batch range and the builder limits. So engines are named by a key over
+everything that changes the engine:
+
+    model.<precision>.<digest>.engine        the serialized engine
+    model.<precision>.<digest>.engine.json   sidecar: the key fields, the engine's SHA-256,
+                                             and facts about the build
+
+:func:`lookup` returns a cached engine only when the sidecar's recorded key equals the
+requested key field by field and the engine file's SHA-256 equals the sidecar's: a missing,
+corrupt or mismatching sidecar, or a changed engine file, is a miss and the caller rebuilds.
+An engine is never loaded on the strength of its file name alone (the digest is short and a
+file can be copied between machines).
+
+What is in the key (:class:`EngineKey`) and why:
+  - ``onnx_sha256``: the graph and weights (the ONNX file's SHA-256).
+  - ``gpu_name``, ``compute_capability``: engines are specific to the GPU model.
+  - ``trt_version``: engines are specific to the TensorRT version (full version string).
+  - ``precision``: fp32 / fp16 / int8.
+  - ``profile``: (min, opt, max) batch size of the optimization profile.
+  - ``dla_core``: DLA core (Jetson) or None for the GPU.
+  - ``workspace_bytes``: the workspace limit changes which tactics the builder may pick, so
+    it changes the engine; a different limit is a different request.
+  - ``strongly_typed``: strong vs weak typing (TensorRT 10) builds different networks.
+  - ``calibration``: identity of the implicit-INT8 calibration data (None otherwise): the
+    scales come from it.
+Not in the key: the timing-cache path (it only makes the build faster; TensorRT checks the
+cache against the device and version itself) and output paths.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from mrm_edge.card import sha256_file
+
+KEY_FORMAT = 1  # bump when the meaning of a key field changes: old engines then miss
+SIDECAR_FORMAT = 1
+PRECISIONS = ("fp32", "fp16", "int8")
+DIGEST_CHARS = 16  # 64 bits: collisions are irrelevant, and lookup() compares all fields anyway
+
+
+class EngineRefused(RuntimeError):
+    """An engine file that must not be loaded here (one-line message says why)."""
+
+
+@dataclass(frozen=True)
+class EngineKey:
+    """Everything that makes two engines different; see the module docstring."""
+
+    onnx_sha256: str
+    gpu_name: str
+    compute_capability: str
+    trt_version: str
+    precision: str
+    profile: tuple[int, int, int]
+    dla_core: int | None = None
+    workspace_bytes: int = 1 << 30
+    strongly_typed: bool = True
+    calibration: str | None = None
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[0-9a-f]{64}", self.onnx_sha256):
+            raise ValueError(f"EngineKey: onnx_sha256 {self.onnx_sha256!r} is not a SHA-256 hex")
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"EngineKey: precision {self.precision!r}, expected one of {PRECISIONS}"
+            )
+        profile = tuple(self.profile)
+        if len(profile) != 3 or not all(
+            isinstance(b, int) and not isinstance(b, bool) for b in profile
+        ):
+            raise ValueError(f"EngineKey: profile {self.profile!r}, expected (min, opt, max) ints")
+        if not 1 <= profile[0] <= profile[1] <= profile[2]:
+            raise ValueError(f"EngineKey: profile {profile}, expected 1 <= min <= opt <= max")
+        object.__setattr__(self, "profile", profile)
+        if self.dla_core is not None and self.dla_core < 0:
+            raise ValueError(f"EngineKey: dla_core {self.dla_core}, expected None or >= 0")
+        if self.workspace_bytes <= 0:
+            raise ValueError(f"EngineKey: workspace_bytes {self.workspace_bytes}, expected > 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The key as JSON-ready data (what the sidecar records and the digest hashes)."""
+        d = asdict(self)
+        d["profile"] = list(self.profile)
+        d["format"] = KEY_FORMAT
+        return d
+
+    def digest(self) -> str:
+        """Short, stable hex digest: SHA-256 of the canonical JSON of :meth:`to_dict`."""
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:DIGEST_CHARS]
+
+    def mismatches(self, recorded: dict[str, Any]) -> list[str]:
+        """Names of the fields where ``recorded`` (a sidecar's key) differs from this key."""
+        mine = self.to_dict()
+        return sorted(k for k in set(mine) | set(recorded) if mine.get(k) != recorded.get(k))
+
+
+def engine_filename(precision: str, key: EngineKey | str) -> str:
+    """``model.<precision>.<digest>.engine`` (``key`` is an EngineKey or its digest)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r}, expected one of {PRECISIONS}")
+    if isinstance(key, EngineKey):
+        if key.precision != precision:
+            raise ValueError(f"precision {precision!r} differs from the key's {key.precision!r}")
+        key = key.digest()
+    if not re.fullmatch(r"[0-9a-f]+", key):
+        raise ValueError(f"engine key {key!r} is not a hex digest")
+    return f"model.{precision}.{key}.engine"
+
+
+def sidecar_path(engine_path: Path) -> Path:
+    engine_path = Path(engine_path)
+    return engine_path.with_name(engine_path.name + ".json")
+
+
+@dataclass(frozen=True)
+class CacheProbe:
+    """What :func:`probe_cache` found: the engine path on a hit, else why it missed."""
+
+    path: Path
+    hit: bool
+    reason: str  # "hit" or why not
+
+
+def read_sidecar(engine_path: Path) -> dict[str, Any]:
+    """The sidecar of ``engine_path`` as a dict; :class:`EngineRefused` if missing or corrupt."""
+    side = sidecar_path(engine_path)
+    try:
+        data = json.loads(side.read_text())
+    except FileNotFoundError:
+        raise EngineRefused(
+            f"{side}: no sidecar beside the engine (cannot tell what built it)"
+        ) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise EngineRefused(f"{side}: sidecar is not readable JSON ({e})") from e
+    if not isinstance(data, dict) or not isinstance(data.get("key"), dict):
+        raise EngineRefused(f"{side}: sidecar has no 'key' object")
+    if data.get("format") != SIDECAR_FORMAT:
+        raise EngineRefused(
+            f"{side}: sidecar format {data.get('format')!r}, expected {SIDECAR_FORMAT}"
+        )
+    if not isinstance(data.get("engine_sha256"), str):
+        raise EngineRefused(f"{side}: sidecar has no 'engine_sha256'")
+    return data
+
+
+def _verify_engine_file(engine_path: Path, sidecar: dict[str, Any]) -> None:
+    if not engine_path.is_file():
+        raise EngineRefused(f"{engine_path}: engine file missing (its sidecar exists)")
+    if sha256_file(engine_path) != sidecar["engine_sha256"]:
+        raise EngineRefused(
+            f"{engine_path}: SHA-256 differs from its sidecar's (truncated or replaced)"
+        )
+
+
+def probe_cache(out_dir: Path, key: EngineKey) -> CacheProbe:
+    """Look for the engine of ``key`` in ``out_dir`` and say why it is (not) usable."""
+    path = Path(out_dir) / engine_filename(key.precision, key)
+    if not path.exists() and not sidecar_path(path).exists():
+        return CacheProbe(path, False, "not built yet")
+    try:
+        sidecar = read_sidecar(path)
+        diff = key.mismatches(sidecar["key"])
+        if diff:
+            return CacheProbe(path, False, f"sidecar key differs in {', '.join(diff)}")
+        _verify_engine_file(path, sidecar)
+    except EngineRefused as e:
+        return CacheProbe(path, False, str(e))
+    return CacheProbe(path, True, "hit")
+
+
+def lookup(out_dir: Path, key: EngineKey) -> Path | None:
+    """The cached engine for ``key`` in ``out_dir`` if, and only if, it verifies; else None."""
+    probe = probe_cache(out_dir, key)
+    return probe.path if probe.hit else None
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    # Write then rename so a crash mid-write never leaves a plausible half file under the
+    # real name (the SHA-256 check would catch it, but this keeps the directory clean).
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def store(
+    out_dir: Path, key: EngineKey, engine: bytes, facts: dict[str, Any] | None = None
+) -> Path:
+    """Write ``engine`` and its sidecar under the key's name in ``out_dir``; return the path.
+
+    The engine is written first, the sidecar last: until the sidecar exists (with the
+    engine's SHA-256) the entry is a miss.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / engine_filename(key.precision, key)
+    side = sidecar_path(path)
+    with contextlib.suppress(FileNotFoundError):
+        side.unlink()  # an old sidecar must not vouch for the new bytes while they are written
+    _atomic_write(path, bytes(engine))
+    record = {
+        "format": SIDECAR_FORMAT,
+        "digest": key.digest(),
+        "key": key.to_dict(),
+        "engine_file": path.name,
+        "engine_sha256": hashlib.sha256(engine).hexdigest(),
+        "engine_bytes": len(engine),
+        "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "build": facts or {},
+    }
+    _atomic_write(side, (json.dumps(record, indent=2) + "\n").encode())
+    return path
+
+
+def check_engine(
+    engine_path: Path, gpu_name: str, compute_capability: str, trt_version: str
+) -> dict[str, Any]:
+    """Refuse (:class:`EngineRefused`) an engine not built for this GPU and TensorRT version,
+    or one whose bytes differ from what its sidecar recorded; return the sidecar otherwise."""
+    engine_path = Path(engine_path)
+    sidecar = read_sidecar(engine_path)
+    key = sidecar["key"]
+    built = (key.get("gpu_name"), key.get("compute_capability"), key.get("trt_version"))
+    here = (gpu_name, compute_capability, trt_version)
+    if built != here:
+        raise EngineRefused(
+            f"{engine_path.name}: built for {built[0]} (compute {built[1]}) with TensorRT "
+            f"{built[2]}, but this machine has {here[0]} (compute {here[1]}) with TensorRT "
+            f"{here[2]}; rebuild it here with `mrm-edge export --engine`"
+        )
+    _verify_engine_file(engine_path, sidecar)
+    return sidecar
+
+
+__all__ = [
+    "DIGEST_CHARS",
+    "KEY_FORMAT",
+    "PRECISIONS",
+    "CacheProbe",
+    "EngineKey",
+    "EngineRefused",
+    "check_engine",
+    "engine_filename",
+    "lookup",
+    "probe_cache",
+    "read_sidecar",
+    "sidecar_path",
+    "store",
+]

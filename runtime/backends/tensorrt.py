@@ -1,0 +1,395 @@
+"""TensorRT backend: a serialized engine, two buffer slots, and an overlapped pipeline.
+
+Layout (one execution context, two streams, two slots)::
+
+    slot k = pinned host in/out + device in/out + events h2d_done[k], done[k]
+
+    submit(x) into slot k:
+      host   : wait done[k] (the slot's previous batch finished) → copy x into pinned in[k]
+      h2d    : memcpy in[k] → device in[k]; record h2d_done[k]
+      compute: wait h2d_done[k]; set_input_shape / set_tensor_address(in[k], out[k]);
+               execute_async_v3 (or replay the CUDA graph of (k, shape));
+               memcpy device out[k] → pinned out[k]; record done[k]
+
+While batch N computes on the compute stream, batch N+1's input copy runs on the h2d stream
+into the other slot, so copy and compute overlap. Outputs (batch x labels floats) are tiny
+and are copied back on the compute stream. One execution context serves both slots: its
+enqueues are serialized on the compute stream anyway, and one context per slot would need
+one optimization profile per context with dynamic shapes.
+
+Buffers are sized from the engine's optimization profile (max shape), once, at activation.
+
+CUDA graphs (``cuda_graphs=True``): a graph bakes in the shapes and the buffer addresses of
+the enqueue it captured, so there is one graph per (slot, input shape), captured after the
+first normal run of that pair (TensorRT asks for one enqueue after a shape change before
+capturing). A streaming monitor with a fixed batch therefore uses two graphs. Engines that
+cannot be captured fall back to normal enqueues; ``graph_error`` says why.
+
+Engines are checked before loading: the sidecar written by ``mrm-edge export --engine``
+must name this GPU and this TensorRT version, and the engine bytes must match its SHA-256
+(``verify=False`` skips this for engines built elsewhere, e.g. by trtexec).
+
+Not executed here: no real TensorRT or GPU is available on the development machines. The
+scheduling, the call sequence and the buffer handling are tested against the test double in
+``tests/fakes/tensorrt.py``, whose streams execute deferred and in adversarial orders.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from mrm_edge.export.tensorrt.cache import check_engine
+from mrm_edge.export.tensorrt.capability import import_tensorrt, probe_gpu
+from mrm_edge.runtime.backends import cuda as cu
+from mrm_edge.runtime.backends.base import Backend, BackendUnavailable, precision_from_filename
+
+N_SLOTS = 2
+
+
+@dataclass
+class _Slot:
+    index: int
+    host_in: cu.PinnedHostBuffer
+    host_out: cu.PinnedHostBuffer
+    dev_in: cu.DeviceBuffer
+    dev_out: cu.DeviceBuffer
+    h2d_done: cu.Event
+    done: cu.Event
+    pending: InferenceHandle | None = None
+
+
+class InferenceHandle:
+    """One submitted batch. ``result()`` waits for it and returns float32 [batch, labels];
+    the result stays valid after the slot is reused."""
+
+    def __init__(self, slot: _Slot, out_shape: tuple[int, ...], out_dtype: np.dtype) -> None:
+        self._slot: _Slot | None = slot
+        self._out_shape = out_shape
+        self._out_dtype = out_dtype
+        self._result: np.ndarray | None = None
+
+    def done(self) -> bool:
+        """True when the result is ready (never blocks)."""
+        return self._result is not None or (self._slot is not None and self._slot.done.query())
+
+    def result(self) -> np.ndarray:
+        if self._result is None:
+            self._finish()
+        assert self._result is not None
+        return self._result
+
+    def _finish(self) -> None:
+        slot = self._slot
+        if slot is None or self._result is not None:
+            return
+        slot.done.synchronize()
+        assert slot.host_out.array is not None
+        n = int(np.prod(self._out_shape))
+        out = slot.host_out.array.reshape(-1)[:n].reshape(self._out_shape)
+        self._result = out.astype(np.float32, copy=True)  # the pinned buffer will be reused
+        slot.pending = None
+        self._slot = None
+
+
+class TensorRTBackend(Backend):
+    """Run a serialized TensorRT engine with double-buffered, overlapped copies.
+
+    Args:
+        engine_path: ``model.<precision>.<key>.engine`` with its ``.json`` sidecar.
+        max_batch: cap below the profile's max batch (buffers are sized for it).
+        cuda_graphs: capture and replay CUDA graphs per (slot, input shape).
+        verify: refuse engines whose sidecar does not match this GPU / TensorRT / bytes.
+        device_id: CUDA device.
+        trt, cudart: the tensorrt and cuda-python runtime modules (default: import them);
+            tests pass the test doubles.
+    """
+
+    name = "tensorrt"
+
+    def __init__(
+        self,
+        engine_path: Path,
+        *,
+        max_batch: int | None = None,
+        cuda_graphs: bool = False,
+        verify: bool = True,
+        device_id: int = 0,
+        precision: str | None = None,
+        trt: Any = None,
+        cudart: Any = None,
+    ) -> None:
+        super().__init__()
+        self.engine_path = Path(engine_path)
+        self.requested_max_batch = max_batch
+        self.cuda_graphs = cuda_graphs
+        self.verify = verify
+        self.device_id = device_id
+        self.device = f"cuda:{device_id}"
+        self.precision = precision or precision_from_filename(self.engine_path)
+        self.graph_error: str | None = None
+        self.graph_launches = 0
+        self._trt = trt
+        self._cudart = cudart
+        self._stack: contextlib.ExitStack | None = None
+
+    # ---------------------------------------------------------------- activation
+
+    def _activate(self) -> None:
+        trt = self._trt
+        if trt is None:
+            try:
+                trt = import_tensorrt()
+            except Exception as e:
+                raise BackendUnavailable(self.name, str(e)) from e
+        cudart = self._cudart
+        if cudart is None:
+            cudart = cu.load_cudart()
+        if not self.engine_path.is_file():
+            raise FileNotFoundError(f"{self.engine_path}: no such engine file")
+        cu.check(cudart.cudaSetDevice(self.device_id), f"cudaSetDevice({self.device_id})")
+        if self.verify:
+            gpu, reason = probe_gpu(self.device_id, cudart)
+            if gpu is None:
+                raise BackendUnavailable(self.name, str(reason))
+            check_engine(self.engine_path, gpu.name, gpu.compute_capability, str(trt.__version__))
+
+        self._cudart_mod = cudart
+        with contextlib.ExitStack() as stack:
+            stack.callback(self._drop_engine)
+            self._load_engine(trt)
+            self._allocate(cudart, stack)
+            self._stack = stack.pop_all()
+
+    def _load_engine(self, trt: Any) -> None:
+        self._ctx_shape: tuple[int, ...] | None = None
+        self._out_shapes: dict[tuple[int, ...], tuple[int, ...]] = {}
+        self._logger = trt.Logger(trt.Logger.WARNING)
+        self._runtime = trt.Runtime(self._logger)
+        engine = self._runtime.deserialize_cuda_engine(self.engine_path.read_bytes())
+        if engine is None:
+            raise ValueError(
+                f"{self.engine_path}: TensorRT cannot deserialize it (corrupt, or built by "
+                "another TensorRT version / GPU)"
+            )
+        self._engine = engine
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        ins = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        outs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+        if len(ins) != 1 or len(outs) != 1:
+            raise ValueError(
+                f"{self.engine_path}: expected one input and one output tensor, "
+                f"found {ins} and {outs}"
+            )
+        self.input_name, self.output_name = ins[0], outs[0]
+        self._in_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(self.input_name)))
+        self._out_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(self.output_name)))
+        lo, _, hi = (
+            tuple(int(d) for d in s) for s in engine.get_tensor_profile_shape(self.input_name, 0)
+        )
+        self.profile_min, self.profile_max = lo, hi
+        max_batch = hi[0]
+        if self.requested_max_batch is not None:
+            if not lo[0] <= self.requested_max_batch <= hi[0]:
+                raise ValueError(
+                    f"max_batch {self.requested_max_batch} is outside the engine's batch profile "
+                    f"{lo[0]}..{hi[0]}"
+                )
+            max_batch = self.requested_max_batch
+        self.max_batch = max_batch
+        self.min_batch = lo[0]
+        self.input_dims = tuple(d if d == lo[i + 1] else None for i, d in enumerate(hi[1:]))
+        self._context = engine.create_execution_context()
+        if self._context is None:
+            raise RuntimeError(
+                f"{self.engine_path}: cannot create an execution context (GPU memory?)"
+            )
+        # The output's largest shape: the one the largest input produces.
+        self._max_in_shape = (max_batch, *hi[1:])
+        self._set_shape(self._max_in_shape)
+        self._max_out_shape = self._out_shapes[self._max_in_shape]
+
+    def _drop_engine(self) -> None:
+        # Order matters for TensorRT: context before engine before runtime.
+        for attr in ("_context", "_engine", "_runtime", "_logger"):
+            if hasattr(self, attr):
+                delattr(self, attr)
+        self._ctx_shape = None
+        self._out_shapes = {}
+
+    def _allocate(self, cudart: Any, stack: contextlib.ExitStack) -> None:
+        self._h2d = stack.enter_context(cu.Stream(cudart))
+        self._compute = stack.enter_context(cu.Stream(cudart))
+        in_bytes = int(np.prod(self._max_in_shape)) * self._in_dtype.itemsize
+        out_bytes = int(np.prod(self._max_out_shape)) * self._out_dtype.itemsize
+        self._slots = []
+        for k in range(N_SLOTS):
+            self._slots.append(
+                _Slot(
+                    index=k,
+                    host_in=stack.enter_context(
+                        cu.PinnedHostBuffer(self._max_in_shape, self._in_dtype, cudart)
+                    ),
+                    host_out=stack.enter_context(
+                        cu.PinnedHostBuffer(self._max_out_shape, self._out_dtype, cudart)
+                    ),
+                    dev_in=stack.enter_context(cu.DeviceBuffer(in_bytes, cudart)),
+                    dev_out=stack.enter_context(cu.DeviceBuffer(out_bytes, cudart)),
+                    h2d_done=stack.enter_context(cu.Event(cudart)),
+                    done=stack.enter_context(cu.Event(cudart)),
+                )
+            )
+        self._graphs: dict[tuple[int, tuple[int, ...]], cu.GraphExec] = {}
+        stack.callback(self._destroy_graphs)
+        # Registered last, so it runs first on close: nothing is freed while queued work
+        # on either stream may still touch it.
+        stack.callback(self._synchronize_quietly)
+        self._next_slot = 0
+
+    def _synchronize_quietly(self) -> None:
+        for stream in (self._h2d, self._compute):
+            with contextlib.suppress(cu.CudaError):
+                stream.synchronize()
+
+    def _destroy_graphs(self) -> None:
+        graphs, self._graphs = self._graphs, {}
+        for g in graphs.values():
+            with contextlib.suppress(cu.CudaError):
+                g.close()
+
+    def _deactivate(self) -> None:
+        # Results already submitted stay available to their handles.
+        for slot in getattr(self, "_slots", []):
+            if slot.pending is not None:
+                with contextlib.suppress(cu.CudaError):
+                    slot.pending._finish()
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            stack.close()
+        self._slots = []
+
+    # ---------------------------------------------------------------- inference
+
+    def _set_shape(self, shape: tuple[int, ...]) -> None:
+        if self._ctx_shape == shape:
+            return
+        if not self._context.set_input_shape(self.input_name, shape):
+            raise ValueError(
+                f"{self.name}: input shape {shape} is outside the engine's profile "
+                f"{self.profile_min}..{self.profile_max}"
+            )
+        self._ctx_shape = shape
+        out = tuple(int(d) for d in self._context.get_tensor_shape(self.output_name))
+        if any(d < 0 for d in out):
+            raise RuntimeError(f"{self.name}: output shape {out} unresolved for input {shape}")
+        self._out_shapes[shape] = out
+
+    def infer_async(self, x: np.ndarray) -> InferenceHandle:
+        """Submit one batch (batch <= max_batch) and return at once. At most two batches are in
+        flight: submitting a third first waits for the oldest (its handle keeps the result)."""
+        x = self.check_input(x)
+        b = x.shape[0]
+        assert self.max_batch is not None
+        lo, hi = self.profile_min[1:], self.profile_max[1:]
+        if not all(a <= d <= c for a, d, c in zip(lo, x.shape[1:], hi, strict=True)):
+            raise ValueError(
+                f"{self.name}: input shape {x.shape} outside the engine's profile "
+                f"{self.profile_min}..{self.profile_max}"
+            )
+        if not self.min_batch <= b <= self.max_batch:
+            raise ValueError(
+                f"{self.name}: batch {b} outside the engine's profile "
+                f"{self.min_batch}..{self.max_batch}"
+            )
+        cudart = self._cudart_mod
+        slot = self._slots[self._next_slot]
+        self._next_slot = (self._next_slot + 1) % N_SLOTS
+        if slot.pending is not None:
+            slot.pending._finish()  # the slot's buffers are free only after this
+        assert slot.host_in.array is not None
+        flat_in = slot.host_in.array.reshape(-1)[: x.size].reshape(x.shape)
+        np.copyto(flat_in, x, casting="same_kind")
+        in_bytes = x.size * self._in_dtype.itemsize
+        cu.memcpy_htod_async(cudart, slot.dev_in.ptr, slot.host_in.ptr, in_bytes, self._h2d)
+        slot.h2d_done.record(self._h2d)
+        self._compute.wait(slot.h2d_done)
+        shape = tuple(x.shape)
+        self._enqueue(slot, shape)
+        out_shape = self._out_shapes[shape]
+        out_bytes = int(np.prod(out_shape)) * self._out_dtype.itemsize
+        cu.memcpy_dtoh_async(cudart, slot.host_out.ptr, slot.dev_out.ptr, out_bytes, self._compute)
+        slot.done.record(self._compute)
+        handle = InferenceHandle(slot, out_shape, self._out_dtype)
+        slot.pending = handle
+        return handle
+
+    def _enqueue(self, slot: _Slot, shape: tuple[int, ...]) -> None:
+        key = (slot.index, shape)
+        graph = self._graphs.get(key)
+        if graph is not None:
+            graph.launch(self._compute)
+            self.graph_launches += 1
+            return
+        self._set_shape(shape)
+        self._context.set_tensor_address(self.input_name, slot.dev_in.ptr)
+        self._context.set_tensor_address(self.output_name, slot.dev_out.ptr)
+        if not self._context.execute_async_v3(self._compute.handle):
+            raise RuntimeError(f"{self.name}: execute_async_v3 failed for input shape {shape}")
+        if self.cuda_graphs and self.graph_error is None:
+            self._capture(key)
+
+    def _capture(self, key: tuple[int, tuple[int, ...]]) -> None:
+        """Capture the enqueue just made (same shape and addresses) into a CUDA graph."""
+        cudart = self._cudart_mod
+        try:
+            cu.begin_capture(cudart, self._compute)
+        except cu.CudaError as e:
+            self.graph_error = str(e)
+            return
+        ok = False
+        try:
+            ok = bool(self._context.execute_async_v3(self._compute.handle))
+        finally:
+            try:
+                graph = cu.end_capture(cudart, self._compute)
+            except cu.CudaError as e:
+                self.graph_error = str(e)
+                graph = None
+        if graph is None:
+            return
+        if not ok:
+            graph.close()
+            self.graph_error = (
+                "execute_async_v3 failed under stream capture (engine not capturable)"
+            )
+            return
+        self._graphs[key] = graph
+
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        """Synchronous inference; batches above max_batch are split and pipelined."""
+        x = self.check_input(x)
+        assert self.max_batch is not None
+        step = self.max_batch
+        handles = [self.infer_async(x[i : i + step]) for i in range(0, len(x), step)]
+        return np.concatenate([h.result() for h in handles])
+
+    def _infer(self, x: np.ndarray) -> np.ndarray:  # used by Backend.infer's contract only
+        return self.infer_async(x).result()
+
+    def infer_stream(self, batches: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """Results of ``batches`` in order, keeping two batches in flight (double buffering)."""
+        pending: deque[InferenceHandle] = deque()
+        for x in batches:
+            pending.append(self.infer_async(x))
+            if len(pending) == N_SLOTS:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+__all__ = ["InferenceHandle", "TensorRTBackend"]

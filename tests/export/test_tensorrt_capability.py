@@ -1,0 +1,126 @@
+"""Probing TensorRT and the GPU: real behaviour on this machine (neither is installed), and
+capability detection against the test doubles for TensorRT 10 and 11."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+from mrm_edge.export.tensorrt import capability
+from mrm_edge.export.tensorrt.capability import (
+    TensorRTInfo,
+    TensorRTUnavailable,
+    import_tensorrt,
+    probe_gpu,
+    probe_tensorrt,
+)
+
+from tests.fakes.tensorrt import FakeCudaRuntime, FakeDeviceProp, FakeTensorRT
+
+HAS_TRT = importlib.util.find_spec("tensorrt") is not None
+HAS_CUDA_PYTHON = importlib.util.find_spec("cuda") is not None
+
+
+@pytest.mark.skipif(HAS_TRT, reason="tensorrt is installed here")
+def test_missing_tensorrt_is_an_answer_not_an_error() -> None:
+    info = probe_tensorrt()
+    assert not info.available
+    assert info.version is None
+    assert "No module named 'tensorrt'" in info.reason
+    assert "pip install 'mrm-edge[tensorrt]'" in info.reason
+    assert "\n" not in info.reason
+    assert info.summary().startswith("not available:")
+
+
+@pytest.mark.skipif(HAS_TRT, reason="tensorrt is installed here")
+def test_import_tensorrt_says_what_to_install() -> None:
+    with pytest.raises(TensorRTUnavailable, match=r"not installed here .*JetPack"):
+        import_tensorrt()
+
+
+def test_a_broken_install_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken() -> None:
+        raise OSError("libnvinfer.so.10: cannot open shared object file")
+
+    monkeypatch.setattr(capability, "_import_tensorrt", broken)
+    info = probe_tensorrt()
+    assert not info.available
+    assert "OSError: libnvinfer.so.10" in info.reason
+
+
+def test_tensorrt_10_capabilities() -> None:
+    info = probe_tensorrt(FakeTensorRT("10.3.0"))
+    assert info == TensorRTInfo(
+        available=True,
+        version="10.3.0",
+        strongly_typed_supported=True,
+        has_precision_flags=True,
+        has_int8_calibrator=True,
+    )
+    assert info.major == 10
+    assert not info.always_strongly_typed
+    assert "weak or strong typing" in info.summary()
+
+
+def test_tensorrt_11_capabilities() -> None:
+    info = probe_tensorrt(FakeTensorRT("11.4.0", precision_flags=False))
+    assert info.available and info.major == 11
+    assert not info.has_precision_flags and not info.has_int8_calibrator
+    assert info.strongly_typed_supported and info.always_strongly_typed
+    assert "strongly typed only" in info.summary()
+
+
+def test_capabilities_come_from_the_api_not_the_version() -> None:
+    # A "10.x" whose bindings lack the flags is treated by what it has.
+    odd = FakeTensorRT("10.99.0", precision_flags=False, strongly_typed_flag=False)
+    info = probe_tensorrt(odd)
+    assert not info.has_precision_flags
+    assert info.strongly_typed_supported  # no weak typing left means strong typing
+
+
+@pytest.mark.parametrize(("version", "flags"), [("10.3", True), ("11", False), ("11.4.0", False)])
+def test_assumed_capabilities(version: str, flags: bool) -> None:
+    info = TensorRTInfo.assumed(version)
+    assert info.has_precision_flags is flags and info.has_int8_calibrator is flags
+    assert info.strongly_typed_supported
+    with pytest.raises(ValueError, match="TensorRT version"):
+        TensorRTInfo.assumed("latest")
+
+
+@pytest.mark.skipif(HAS_CUDA_PYTHON, reason="cuda-python is installed here")
+def test_gpu_probe_without_cuda_python() -> None:
+    gpu, reason = probe_gpu()
+    assert gpu is None
+    assert reason.startswith("cuda-python is not installed")
+    assert "pip install" in reason
+
+
+def test_gpu_probe_reads_the_device_properties() -> None:
+    cudart = FakeCudaRuntime(
+        [FakeDeviceProp(b"NVIDIA H100 80GB HBM3\0\0junk", 9, 0, 80 * 2**30), FakeDeviceProp()]
+    )
+    gpu, reason = probe_gpu(0, cudart)
+    assert reason is None
+    assert gpu.name == "NVIDIA H100 80GB HBM3"
+    assert gpu.compute_capability == "9.0"
+    assert gpu.total_memory_bytes == 80 * 2**30
+    assert "80.0 GiB" in gpu.summary()
+    assert probe_gpu(1, cudart)[0].device == 1
+
+
+def test_gpu_probe_without_devices_or_with_a_bad_index() -> None:
+    assert probe_gpu(0, FakeCudaRuntime(devices=[])) == (
+        None,
+        "no usable CUDA device: cudaErrorNoDevice",
+    )
+    gpu, reason = probe_gpu(3, FakeCudaRuntime())
+    assert gpu is None and reason == "CUDA device 3 does not exist (found 1)"
+
+
+def test_gpu_probe_never_raises() -> None:
+    class Exploding:
+        def cudaGetDeviceCount(self) -> None:
+            raise RuntimeError("driver crashed")
+
+    gpu, reason = probe_gpu(0, Exploding())
+    assert gpu is None and "driver crashed" in reason

@@ -1,0 +1,131 @@
+"""cuda-python helpers against the FakeCudaRuntime test double (no GPU here), plus a negative
+control showing the double's deferred, reorderable streams catch a missing dependency."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+from mrm_edge.runtime.backends import cuda as cu
+from mrm_edge.runtime.backends.base import BackendUnavailable
+
+from tests.fakes.tensorrt import FakeCudaRuntime, cudaError_t
+
+
+def test_check_unpacks_results_and_raises_one_line() -> None:
+    assert cu.check((cudaError_t.cudaSuccess,)) is None
+    assert cu.check((cudaError_t.cudaSuccess, 42)) == 42
+    assert cu.check((cudaError_t.cudaSuccess, 1, 2)) == (1, 2)
+    with pytest.raises(cu.CudaError) as e:
+        cu.check((cudaError_t.cudaErrorMemoryAllocation, 0), "cudaMalloc(1024)")
+    assert str(e.value) == "cudaMalloc(1024): cudaErrorMemoryAllocation"
+    assert e.value.code == 2
+
+
+@pytest.mark.skipif(importlib.util.find_spec("cuda") is not None, reason="cuda-python installed")
+def test_load_cudart_without_cuda_python() -> None:
+    with pytest.raises(BackendUnavailable, match="cuda-python is not installed"):
+        cu.load_cudart()
+
+
+def test_buffers_are_freed_on_exit_and_close_is_idempotent() -> None:
+    rt = FakeCudaRuntime()
+    with cu.PinnedHostBuffer((2, 3), np.float32, rt) as host, cu.DeviceBuffer(24, rt) as dev:
+        assert rt.live()["pinned"] == 1 and rt.live()["device"] == 1
+        host.array[:] = np.arange(6, dtype=np.float32).reshape(2, 3)
+        # The numpy view is the pinned memory itself.
+        raw = rt.read(host.ptr, 24, kind="pinned")
+        assert np.frombuffer(raw, np.float32).tolist() == [0, 1, 2, 3, 4, 5]
+        assert dev.nbytes == 24
+    assert rt.live()["pinned"] == 0 and rt.live()["device"] == 0
+    assert host.array is None and host.ptr is None
+    host.close()
+    dev.free()  # no double free
+
+
+def test_failed_allocation_raises() -> None:
+    with pytest.raises(cu.CudaError, match=r"cudaMalloc\(0\): cudaErrorInvalidValue"):
+        cu.DeviceBuffer(0, FakeCudaRuntime())
+
+
+def test_round_trip_through_device_memory_on_streams() -> None:
+    rt = FakeCudaRuntime()
+    with (
+        cu.Stream(rt) as s,
+        cu.Event(rt) as ev,
+        cu.PinnedHostBuffer((4,), np.float32, rt) as a,
+        cu.PinnedHostBuffer((4,), np.float32, rt) as b,
+        cu.DeviceBuffer(16, rt) as d,
+    ):
+        a.array[:] = [1, 2, 3, 4]
+        cu.memcpy_htod_async(rt, d.ptr, a.ptr, 16, s)
+        cu.memcpy_dtoh_async(rt, b.ptr, d.ptr, 16, s)
+        ev.record(s)
+        assert not ev.query()  # nothing has run: the fake device waits for the host
+        assert b.array.tolist() == [0, 0, 0, 0]
+        ev.synchronize()
+        assert ev.query()
+        assert b.array.tolist() == [1, 2, 3, 4]
+    assert rt.live() == {k: 0 for k in rt.live()}
+
+
+def test_async_copies_refuse_pageable_memory() -> None:
+    rt = FakeCudaRuntime()
+    pageable = np.zeros(4, np.float32)
+    with cu.Stream(rt) as s, cu.DeviceBuffer(16, rt) as d, pytest.raises(cu.CudaError):
+        cu.memcpy_htod_async(rt, d.ptr, pageable.ctypes.data, 16, s)
+
+
+def test_graph_capture_replays_the_captured_work() -> None:
+    rt = FakeCudaRuntime()
+    with (
+        cu.Stream(rt) as s,
+        cu.PinnedHostBuffer((1,), np.float32, rt) as h,
+        cu.DeviceBuffer(4, rt) as d,
+    ):
+        cu.begin_capture(rt, s)
+        cu.memcpy_htod_async(rt, d.ptr, h.ptr, 4, s)
+        cu.memcpy_dtoh_async(rt, h.ptr, d.ptr, 4, s)
+        graph = cu.end_capture(rt, s)
+        assert rt.enqueued == []  # captured, not run
+        with graph:
+            h.array[0] = 7
+            graph.launch(s)
+            graph.launch(s)
+            s.synchronize()
+            assert rt.executed == ["graph:HostToDevice 4B", "graph:DeviceToHost 4B"] * 2
+        assert rt.live()["graph_execs"] == 0 and rt.live()["graphs"] == 0
+
+
+def _consumer_sees(seed: int, with_event: bool) -> float:
+    """Copy 1.0 host→device on one stream; read the device value from work on another."""
+    rt = FakeCudaRuntime(order="random", seed=seed)
+    seen: list[bytes] = []
+    with (
+        cu.Stream(rt) as copy,
+        cu.Stream(rt) as compute,
+        cu.Event(rt) as ev,
+        cu.PinnedHostBuffer((1,), np.float32, rt) as h,
+        cu.DeviceBuffer(4, rt) as d,
+    ):
+        h.array[0] = 1.0
+        cu.memcpy_htod_async(rt, d.ptr, h.ptr, 4, copy)
+        if with_event:
+            ev.record(copy)
+            compute.wait(ev)
+        ptr = d.ptr
+        rt.enqueue(
+            rt.stream_for_handle(compute.handle), "consume", lambda: seen.append(rt.read(ptr, 4))
+        )
+        compute.synchronize()
+        copy.synchronize()
+    return float(np.frombuffer(seen[0], np.float32)[0])
+
+
+def test_negative_control_the_fake_exposes_a_missing_stream_dependency() -> None:
+    """Without an event the consumer sees the old or the new value depending on the order the
+    fake picks; with it, always the new one. The TensorRT backend tests rely on this: a
+    missing wait in the backend would make them fail under random ordering."""
+    assert {_consumer_sees(seed, with_event=False) for seed in range(16)} == {0.0, 1.0}
+    assert {_consumer_sees(seed, with_event=True) for seed in range(16)} == {1.0}

@@ -1,0 +1,294 @@
+"""TensorRT backend against the test doubles (FakeTensorRT + FakeCudaRuntime).
+
+Engines are built by the real builder code (``build_or_load``) through FakeTensorRT; the
+fake engine "executes" ``engine_fn`` on the bytes found at the device addresses set on the
+context. The fake CUDA device runs nothing until the host waits, and can interleave streams
+randomly, so the correctness of results below depends on the backend's event ordering and
+synchronization, not on luck. None of this ran on a GPU or a real TensorRT.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mrm_edge.export.tensorrt.builder import BuildOptions, build_or_load
+from mrm_edge.export.tensorrt.cache import EngineRefused, sidecar_path
+from mrm_edge.export.tensorrt.capability import probe_gpu, probe_tensorrt
+from mrm_edge.runtime.backends import BackendUnavailable, TensorRTBackend
+
+from tests.fakes import make_onnx
+from tests.fakes.tensorrt import FakeCudaRuntime, FakeDeviceProp, FakeTensorRT
+
+PROFILE = (1, 8, 16)
+
+
+def engine_fn(x: np.ndarray) -> np.ndarray:
+    """What the fake engine computes: depends on every sample's own data."""
+    return (x[:, :5, 0] * 2.0 + x[:, 5:10, -1]).astype(np.float32)
+
+
+def batch(n: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(n, 12, 1000)).astype(np.float32)
+
+
+@dataclass
+class Rig:
+    trt: FakeTensorRT
+    cudart: FakeCudaRuntime
+    engine: Path
+
+    def backend(self, **kw) -> TensorRTBackend:
+        return TensorRTBackend(self.engine, trt=self.trt, cudart=self.cudart, **kw)
+
+
+@pytest.fixture(scope="module")
+def onnx_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_onnx(tmp_path_factory.mktemp("onnx") / "model.fp16.onnx", fp16=True)
+
+
+def make_rig(
+    onnx_path: Path, out: Path, *, order: str = "in_order", seed: int = 0, **trt_kw
+) -> Rig:
+    cudart = FakeCudaRuntime(order=order, seed=seed)
+    trt = FakeTensorRT("10.3.0", execute_fn=engine_fn, cuda=cudart, **trt_kw)
+    gpu, _ = probe_gpu(0, cudart)
+    opts = BuildOptions(precision="fp16", profile=PROFILE)
+    engine, _ = build_or_load(onnx_path, out, opts, gpu, probe_tensorrt(trt), trt=trt)
+    return Rig(trt, cudart, engine)
+
+
+@pytest.fixture
+def rig(onnx_path: Path, tmp_path: Path) -> Rig:
+    return make_rig(onnx_path, tmp_path)
+
+
+def test_results_for_every_batch_size_and_chunking(rig: Rig) -> None:
+    with rig.backend() as b:
+        assert (b.input_name, b.output_name, b.input_dims) == ("ecg", "probabilities", (12, 1000))
+        assert b.max_batch == 16 and b.precision == "fp16" and b.device == "cuda:0"
+        for n in (1, 7, 16, 40):  # 40 > max batch: split into 16 + 16 + 8, pipelined
+            x = batch(n, n)
+            np.testing.assert_array_equal(b.infer(x), engine_fn(x))
+
+
+def test_call_sequence_sets_shape_then_addresses_then_executes(rig: Rig) -> None:
+    with rig.backend() as b:
+        ctx = rig.trt.contexts[0]
+        ctx.calls.clear()
+        b.infer(batch(7, 0))
+        b.infer(batch(7, 1))
+        b.infer(batch(3, 2))
+    calls = ctx.calls
+    names = [c[0] for c in calls]
+    assert names == [
+        "set_input_shape",
+        "set_tensor_address",
+        "set_tensor_address",
+        "execute_async_v3",
+        # same shape again: no set_input_shape, but the other slot's addresses
+        "set_tensor_address",
+        "set_tensor_address",
+        "execute_async_v3",
+        "set_input_shape",
+        "set_tensor_address",
+        "set_tensor_address",
+        "execute_async_v3",
+    ]
+    assert calls[0] == ("set_input_shape", "ecg", (7, 12, 1000))
+    assert calls[7] == ("set_input_shape", "ecg", (3, 12, 1000))
+    assert {c[1] for c in calls if c[0] == "set_tensor_address"} == {"ecg", "probabilities"}
+    # One compute stream for every enqueue.
+    assert len({c[1] for c in calls if c[0] == "execute_async_v3"}) == 1
+
+
+def test_slots_alternate_and_nothing_is_allocated_per_call(rig: Rig) -> None:
+    with rig.backend() as b:
+        live = rig.cudart.live()
+        assert (live["device"], live["pinned"], live["streams"]) == (4, 4, 2)
+        for i in range(6):
+            b.infer(batch(4, i))
+        assert rig.cudart.live() == live
+    runs = rig.trt.engines[-1].executions
+    ins = [r[0] for r in runs]
+    outs = [r[1] for r in runs]
+    assert len(set(ins)) == 2 and len(set(outs)) == 2
+    assert ins == [ins[0], ins[1]] * 3 and outs == [outs[0], outs[1]] * 3
+
+
+def test_buffers_are_sized_from_the_profile_max(rig: Rig) -> None:
+    with rig.backend():
+        sizes = sorted(len(buf) for kind, buf in rig.cudart._blocks.values() if kind == "device")
+    assert sizes == [16 * 5 * 4] * 2 + [16 * 12 * 1000 * 4] * 2
+
+
+def test_second_batch_copy_overlaps_first_batch_compute(rig: Rig) -> None:
+    with rig.backend() as b:
+        x1, x2, x3 = batch(8, 1), batch(8, 2), batch(8, 3)
+        h1 = b.infer_async(x1)
+        h2 = b.infer_async(x2)
+        # Both submitted without the host blocking, and nothing has run yet.
+        assert rig.cudart.syncs == []
+        assert not h1.done() and not h2.done()
+        streams = [s for s in rig.cudart.streams.values() if s.queue]
+        labels = {s.ident: [op.label for op in s.queue] for s in streams}
+        (copy_q,) = [q for q in labels.values() if q[0].startswith("HostToDevice")]
+        (compute_q,) = [q for q in labels.values() if q[0].startswith("wait")]
+        # Batch 2's input copy sits on the copy stream, not behind batch 1's compute.
+        assert [q.split()[0] for q in copy_q] == [
+            "HostToDevice",
+            "record",
+            "HostToDevice",
+            "record",
+        ]
+        assert [q.split()[0] for q in compute_q] == ["wait", "trt", "DeviceToHost", "record"] * 2
+        # A third batch needs slot 0 back: exactly one wait, on batch 1's completion event.
+        h3 = b.infer_async(x3)
+        assert len(rig.cudart.syncs) == 1 and rig.cudart.syncs[0][0] == "event"
+        assert h1.done()
+        for h, x in ((h1, x1), (h2, x2), (h3, x3)):
+            np.testing.assert_array_equal(h.result(), engine_fn(x))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_pipeline_is_correct_under_any_stream_interleaving(
+    onnx_path: Path, tmp_path: Path, seed: int
+) -> None:
+    rig = make_rig(onnx_path, tmp_path, order="random", seed=seed)
+    xs = [batch(n, 10 * seed + i) for i, n in enumerate((3, 8, 1, 16, 5, 8, 2))]
+    with rig.backend() as b:
+        results = list(b.infer_stream(xs))
+    for x, p in zip(xs, results, strict=True):
+        np.testing.assert_array_equal(p, engine_fn(x))
+
+
+def test_results_survive_slot_reuse_and_deactivation(rig: Rig) -> None:
+    b = rig.backend()
+    with b:
+        x1 = batch(2, 1)
+        h1 = b.infer_async(x1)
+        for i in range(4):  # reuses h1's slot twice
+            b.infer_async(batch(2, 100 + i))
+        last = b.infer_async(batch(2, 9))
+    np.testing.assert_array_equal(h1.result(), engine_fn(x1))
+    np.testing.assert_array_equal(last.result(), engine_fn(batch(2, 9)))
+
+
+def test_everything_is_released(rig: Rig) -> None:
+    with rig.backend(cuda_graphs=True) as b:
+        b.infer(batch(5, 0))
+        b.infer(batch(5, 1))
+    assert rig.cudart.live() == {k: 0 for k in rig.cudart.live()}
+
+
+def test_cuda_graphs_capture_once_per_slot_and_shape_then_replay(rig: Rig) -> None:
+    with rig.backend(cuda_graphs=True) as b:
+        xs = [batch(8, i) for i in range(5)]
+        for x in xs:
+            np.testing.assert_array_equal(b.infer(x), engine_fn(x))
+        ctx = rig.trt.contexts[0]
+        executes = [c for c in ctx.calls if c[0] == "execute_async_v3"]
+        # Per slot: one normal enqueue, one under capture; then replays only.
+        assert len(executes) == 4
+        assert b.graph_launches == 3 and b.graph_error is None
+        runs = rig.trt.engines[-1].executions
+        assert len(runs) == 5  # capture itself runs nothing
+        assert [r[0] for r in runs] == [runs[0][0], runs[1][0]] * 2 + [runs[0][0]]
+        x = batch(3, 99)  # a new shape: captured anew
+        np.testing.assert_array_equal(b.infer(x), engine_fn(x))
+        assert rig.cudart.live()["graph_execs"] == 3
+
+
+def test_engines_that_cannot_be_captured_fall_back(onnx_path: Path, tmp_path: Path) -> None:
+    rig = make_rig(onnx_path, tmp_path, capture_supported=False)
+    with rig.backend(cuda_graphs=True) as b:
+        for i in range(3):
+            x = batch(4, i)
+            np.testing.assert_array_equal(b.infer(x), engine_fn(x))
+        assert b.graph_launches == 0
+        assert b.graph_error == "cudaStreamEndCapture: cudaErrorStreamCaptureInvalidated"
+    assert rig.cudart.live()["graphs"] == 0
+
+
+def test_max_batch_below_the_profile(rig: Rig) -> None:
+    with rig.backend(max_batch=4) as b:
+        assert b.max_batch == 4
+        x = batch(10, 0)
+        np.testing.assert_array_equal(b.infer(x), engine_fn(x))
+        with pytest.raises(ValueError, match=r"batch 5 outside the engine's profile 1\.\.4"):
+            b.infer_async(batch(5, 0))
+    with pytest.raises(
+        ValueError, match=r"max_batch 32 is outside the engine's batch profile 1\.\.16"
+    ):
+        rig.backend(max_batch=32).activate()
+
+
+def test_input_errors(rig: Rig) -> None:
+    b = rig.backend()
+    with pytest.raises(RuntimeError, match="not active"):
+        b.infer(batch(1, 0))
+    with b, pytest.raises(ValueError, match=r"expected \[batch, 12, 1000\]"):
+        b.infer(np.zeros((2, 12, 500), np.float32))
+
+
+# --------------------------------------------------------------------------- refusals
+
+
+def test_refuses_an_engine_built_for_another_gpu(onnx_path: Path, tmp_path: Path) -> None:
+    rig = make_rig(onnx_path, tmp_path)
+    other = FakeCudaRuntime([FakeDeviceProp(b"NVIDIA A100-SXM4-40GB", 8, 0)])
+    b = TensorRTBackend(rig.engine, trt=FakeTensorRT("10.3.0", cuda=other), cudart=other)
+    with pytest.raises(EngineRefused) as e:
+        b.activate()
+    msg = str(e.value)
+    assert (
+        "Fake GPU (test double) (compute 9.0)" in msg
+        and "NVIDIA A100-SXM4-40GB (compute 8.0)" in msg
+    )
+    assert "rebuild" in msg and "\n" not in msg
+    assert not b.is_active and other.live()["device"] == 0
+
+
+def test_refuses_an_engine_from_another_tensorrt(rig: Rig) -> None:
+    newer = FakeTensorRT("10.4.0", cuda=rig.cudart, execute_fn=engine_fn)
+    with pytest.raises(EngineRefused, match=r"TensorRT 10\.3\.0, but this machine .* 10\.4\.0"):
+        TensorRTBackend(rig.engine, trt=newer, cudart=rig.cudart).activate()
+    # Unverified, TensorRT itself refuses to deserialize it: one clear line, nothing leaked.
+    with pytest.raises(ValueError, match="cannot deserialize"):
+        TensorRTBackend(rig.engine, trt=newer, cudart=rig.cudart, verify=False).activate()
+    assert rig.cudart.live() == {k: 0 for k in rig.cudart.live()}
+
+
+def test_engines_without_a_sidecar_need_verify_false(rig: Rig) -> None:
+    sidecar_path(rig.engine).unlink()
+    with pytest.raises(EngineRefused, match="no sidecar"):
+        rig.backend().activate()
+    with rig.backend(verify=False) as b:
+        x = batch(2, 0)
+        np.testing.assert_array_equal(b.infer(x), engine_fn(x))
+
+
+def test_refuses_a_tampered_engine(rig: Rig) -> None:
+    rig.engine.write_bytes(rig.engine.read_bytes() + b"!")
+    with pytest.raises(EngineRefused, match="SHA-256 differs"):
+        rig.backend().activate()
+
+
+def test_missing_engine_file(rig: Rig, tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="no such engine file"):
+        TensorRTBackend(tmp_path / "nope.engine", trt=rig.trt, cudart=rig.cudart).activate()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="tensorrt installed")
+def test_without_tensorrt_the_backend_is_unavailable(rig: Rig) -> None:
+    with pytest.raises(BackendUnavailable, match="tensorrt: TensorRT is not installed here"):
+        TensorRTBackend(rig.engine, cudart=rig.cudart).activate()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("cuda") is not None, reason="cuda-python installed")
+def test_without_cuda_python_the_backend_is_unavailable(rig: Rig) -> None:
+    with pytest.raises(BackendUnavailable, match="cuda-python is not installed"):
+        TensorRTBackend(rig.engine, trt=rig.trt).activate()
