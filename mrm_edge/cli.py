@@ -373,6 +373,81 @@ def export(
         click.echo(f"engine-{precision}\t{path}")
 
 
+# --------------------------------------------------------------------------- bench
+def _csv(text: str, cast=str) -> list:
+    try:
+        return [cast(v.strip()) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: expected a comma-separated list") from None
+
+
+@main.command()
+@click.option(
+    "--model",
+    "model_dir",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="Exported model directory (default: the shipped model).",
+)
+@click.option("--backends", default="torch,onnxruntime", show_default=True)
+@click.option(
+    "--precisions",
+    default="fp32,int8",
+    show_default=True,
+    help="ONNX variants to run (torch always runs FP32, the baseline).",
+)
+@click.option("--batch-sizes", default="1,8,32", show_default=True)
+@click.option("--warmup", type=click.IntRange(0), default=3, show_default=True)
+@click.option("--repeats", type=click.IntRange(3), default=10, show_default=True)
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None)
+@user_errors
+def bench(
+    model_dir: str | None,
+    backends: str,
+    precisions: str,
+    batch_sizes: str,
+    warmup: int,
+    repeats: int,
+    json_out: str | None,
+) -> None:
+    """Throughput and latency of the model per backend, precision and batch size,
+    against PyTorch eager FP32."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from mrm_edge.bench import bench_model, to_json
+    from mrm_edge.predict import default_model_dir
+
+    model = Path(model_dir) if model_dir else default_model_dir()
+    variants = []
+    for b in _csv(backends):
+        if b == "torch":
+            variants.append(("torch", "fp32"))
+        else:
+            variants.extend((b, p) for p in _csv(precisions))
+    console = _console()
+    results = bench_model(
+        model, variants, _csv(batch_sizes, int), warmup, repeats, log=_logger(console)
+    )
+    t = Table(title=f"{model.name}: windows/s (median of {repeats}) and latency per call")
+    for col in ("backend", "precision", "batch", "windows/s", "p50 ms", "p99 ms", "vs torch"):
+        t.add_column(col, justify="left" if col in ("backend", "precision") else "right")
+    for r in results:
+        speed = f"{r.speedup_vs_torch_fp32:.2f}x" if r.speedup_vs_torch_fp32 else "—"
+        t.add_row(
+            r.backend,
+            r.precision,
+            str(r.batch_size),
+            f"{r.throughput:.1f}",
+            f"{r.latency_ms['p50']:.1f}",
+            f"{r.latency_ms['p99']:.1f}",
+            speed,
+        )
+    Console().print(t)
+    if json_out:
+        Path(json_out).write_text(json.dumps(to_json(results), indent=2) + "\n")
+
+
 # --------------------------------------------------------------------------- doctor
 @main.command()
 @click.option(
