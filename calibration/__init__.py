@@ -1,1 +1,44 @@
-"""Calibration stage (installed as ``mrm_edge.calibration``): INT8 calibration data."""
+"""Calibration stage (installed as ``mrm_edge.calibration``): INT8 calibration data.
+
+- :mod:`.windows` — calibration windows drawn from real ECG (training folds only,
+  stratified across labels), and held-out windows for the accuracy gate;
+- :mod:`.ranges` — activation ranges with ONNX Runtime's calibrators (minmax, entropy,
+  percentile), independent of the calibration batch size;
+- :mod:`.cache` — a JSON cache of those ranges keyed by model, windows, method and params;
+- :mod:`.tensorrt_calibrator` — the same windows for TensorRT's implicit INT8 calibrator.
+
+No torch anywhere in this package; onnx / onnxruntime / TensorRT load when used.
+"""
+
+from mrm_edge.calibration.cache import CalibrationCache, CalibrationCacheWarning, calibration_key
+from mrm_edge.calibration.ranges import METHODS, compute_ranges
+from mrm_edge.calibration.tensorrt_calibrator import (
+    CalibrationBatches,
+    TensorRTUnavailableError,
+    make_entropy_calibrator,
+)
+from mrm_edge.calibration.windows import (
+    CalibrationPool,
+    CalibrationSet,
+    held_out_windows,
+    load_calibration_pool,
+    select_calibration_windows,
+    select_windows,
+)
+
+__all__ = [
+    "METHODS",
+    "CalibrationBatches",
+    "CalibrationCache",
+    "CalibrationCacheWarning",
+    "CalibrationPool",
+    "CalibrationSet",
+    "TensorRTUnavailableError",
+    "calibration_key",
+    "compute_ranges",
+    "held_out_windows",
+    "load_calibration_pool",
+    "make_entropy_calibrator",
+    "select_calibration_windows",
+    "select_windows",
+]

@@ -182,10 +182,7 @@ def run_export(
         )
         rep = report.to_dict()
         if not report.passed:
-            raise gates.GateFailed(
-                f"{out / INT8_NAME}: INT8 macro-AUC drop exceeds {opts.int8_tolerance_pt} pt "
-                f"even with sensitive layers kept in float ({_describe_int8(rep)})"
-            )
+            raise gates.GateFailed(f"{out / INT8_NAME}: {report.message}")
         int8 = out / INT8_NAME
         write_sidecar(int8, {"precision": "int8", **onnx_io(int8), **common, "accuracy": rep})
         summary.artifacts["int8"], summary.figures["int8"] = int8, rep

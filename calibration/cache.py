@@ -1,0 +1,148 @@
+"""A calibration cache, so re-exporting a model does not recompute its activation ranges.
+
+One JSON file per key in a cache directory. The key is a SHA-256 over everything that
+determines the ranges: the FP32 ONNX file's bytes, the calibration set's fingerprint (window
+bytes and how they were chosen), the method and its parameters, and the ONNX Runtime version
+(its calibrators are the code that computes them). Change any of those and the key changes,
+so a stale entry can never be returned; it is simply never asked for again.
+
+A cache must never be the reason an export fails: an unreadable, truncated or tampered file
+is reported with a warning and treated as a miss (the caller recomputes and overwrites it).
+No torch, no onnx.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import tempfile
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mrm_edge.calibration.windows import CalibrationSet
+
+from mrm_edge.card import sha256_file
+
+__all__ = ["CACHE_FORMAT", "CalibrationCache", "CalibrationCacheWarning", "calibration_key"]
+
+CACHE_FORMAT = 1
+
+Ranges = dict[str, tuple[float, float]]
+
+
+class CalibrationCacheWarning(UserWarning):
+    """A cache file was unusable and is being ignored (it will be recomputed)."""
+
+
+def _ort_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("onnxruntime")
+    except Exception:  # an onnxruntime-gpu / -directml wheel has another distribution name
+        import onnxruntime
+
+        return str(onnxruntime.__version__)
+
+
+def calibration_key(
+    fp32_onnx: str | Path, cset: CalibrationSet, method: str, params: Mapping[str, Any]
+) -> str:
+    """The cache key (hex SHA-256) of ranges for ``fp32_onnx`` on ``cset`` with ``method``."""
+    material = {
+        "format": CACHE_FORMAT,
+        "onnx_sha256": sha256_file(Path(fp32_onnx)),
+        "calibration": cset.fingerprint(),
+        "method": method,
+        "params": dict(params),
+        "onnxruntime": _ort_version(),
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class CalibrationCache:
+    """Ranges stored as ``<directory>/<key>.json``.
+
+    ``load(key)`` returns the ranges or ``None`` (absent, or unusable → warning);
+    ``save(key, ranges, meta)`` writes atomically, so a crash mid-write leaves no
+    half-written entry behind.
+    """
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+        if self.directory.exists() and not self.directory.is_dir():
+            raise ValueError(
+                f"{self.directory}: calibration cache path is a file, expected a directory"
+            )
+
+    def path(self, key: str) -> Path:
+        if not key or any(c not in "0123456789abcdef" for c in key):
+            raise ValueError(f"calibration cache key {key!r} is not a hex digest")
+        return self.directory / f"{key}.json"
+
+    def load(self, key: str) -> Ranges | None:
+        path = self.path(key)
+        if not path.is_file():
+            return None
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            return self._parse(doc, key)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValueError) as exc:
+            reason = " ".join(str(exc).split())[:160]
+            warnings.warn(
+                f"{path}: ignoring unusable calibration cache entry ({reason}); recomputing",
+                CalibrationCacheWarning,
+                stacklevel=2,
+            )
+            return None
+
+    @staticmethod
+    def _parse(doc: Any, key: str) -> Ranges:
+        if not isinstance(doc, dict):
+            raise ValueError(f"expected a JSON object, found {type(doc).__name__}")
+        if doc.get("format") != CACHE_FORMAT:
+            raise ValueError(f"field 'format' is {doc.get('format')!r}, expected {CACHE_FORMAT}")
+        if doc.get("key") != key:
+            raise ValueError("field 'key' does not match the file name")
+        raw = doc.get("ranges")
+        if not isinstance(raw, dict) or not raw:
+            raise ValueError("field 'ranges' is missing or empty, expected {tensor: [min, max]}")
+        out: Ranges = {}
+        for name, pair in raw.items():
+            if (
+                not isinstance(pair, list)
+                or len(pair) != 2
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in pair)
+                or not all(math.isfinite(v) for v in pair)
+                or pair[0] > pair[1]
+            ):
+                raise ValueError(f"field 'ranges.{name}' is {pair!r}, expected [min, max] finite")
+            out[str(name)] = (float(pair[0]), float(pair[1]))
+        return out
+
+    def save(
+        self, key: str, ranges: Mapping[str, tuple[float, float]], meta: Mapping[str, Any]
+    ) -> Path:
+        path = self.path(key)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        doc = {
+            "format": CACHE_FORMAT,
+            "key": key,
+            "meta": dict(meta),
+            "ranges": {k: [float(lo), float(hi)] for k, (lo, hi) in sorted(ranges.items())},
+        }
+        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".calib-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(doc, fh, indent=1, default=str)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        return path
