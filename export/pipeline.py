@@ -213,10 +213,13 @@ def _describe(acc: dict[str, Any]) -> str:
 
 
 def _describe_int8(rep: dict[str, Any]) -> str:
-    parts = [f"{k}={rep[k]}" for k in ("auc_fp32", "auc_int8", "auc_drop_pt") if k in rep]
+    text = (
+        f"macro-AUC {100 * rep['auc_int8']:.2f} vs FP32 {100 * rep['auc_fp32']:.2f} "
+        f"(drop {rep['auc_drop_pt']:+.3f} pt), max |Δp| {rep['max_abs_prob_delta']:.3f}"
+    )
     if rep.get("excluded_nodes"):
-        parts.append(f"{len(rep['excluded_nodes'])} layer(s) kept in float")
-    return ", ".join(parts)
+        text += f", {len(rep['excluded_nodes'])} sensitive layer(s) kept in float"
+    return text
 
 
 def _engines(

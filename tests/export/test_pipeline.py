@@ -88,3 +88,31 @@ def test_missing_tensorrt_writes_onnx_and_prints_commands(tiny_model_dir, tmp_pa
     assert "TensorRT engines not built here" in msg
     assert f"mrm-edge export --model {tiny_model_dir} --fp16" in msg and "--engine" in msg
     assert "trtexec --onnx=" in msg and "--minShapes=ecg:1x12x1000" in msg
+
+
+def test_int8_through_the_pipeline(tiny_model_dir, ptbxl_root, tmp_path) -> None:
+    import onnx
+
+    logs: list[str] = []
+    opts = ExportOptions(
+        model_dir=tiny_model_dir,
+        out_dir=tmp_path,
+        int8=True,
+        calib_data=ptbxl_root,
+        calib_windows=128,
+        engine=False,
+    )
+    summary = run_export(opts, log=logs.append)
+    doc = verify_artifact(summary.artifacts["int8"])
+    acc = doc["accuracy"]
+    assert acc["passed"] and acc["auc_drop_pt"] <= 0.5 and acc["n_heldout"] == 64
+    comp = acc["result"]["calibration"]
+    assert comp["n_windows"] == 128 and comp["folds"] == list(range(1, 9))
+    ops = {n.op_type for n in onnx.load(str(summary.artifacts["int8"])).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops
+    assert any("model.int8.onnx: macro-AUC" in line for line in logs)
+    # Re-export: the calibration ranges come from the cache, not a new calibration run.
+    run_export(opts, log=lambda s: None)
+    assert json.loads((tmp_path / "model.int8.onnx.json").read_text())["accuracy"]["result"][
+        "ranges_cached"
+    ]
