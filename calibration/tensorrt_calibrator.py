@@ -22,17 +22,16 @@ default cuda-python path. Nothing here has run against real TensorRT yet. No tor
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 from mrm_edge.calibration.windows import CalibrationSet
+
+from mrm_edge.fileio import atomic_write_bytes
 
 __all__ = [
     "CalibrationBatches",
@@ -142,20 +141,8 @@ class CalibrationBatches:
         self.cache_file.parent.mkdir(parents=True, exist_ok=True)
         sidecar = self._sidecar
         assert sidecar is not None
-        _atomic_write(sidecar, json.dumps(self._identity()).encode())
-        _atomic_write(self.cache_file, bytes(data))
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".trtcal-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+        atomic_write_bytes(sidecar, json.dumps(self._identity()).encode())
+        atomic_write_bytes(self.cache_file, bytes(data))
 
 
 # --------------------------------------------------------------------------- TensorRT shell

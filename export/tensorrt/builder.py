@@ -26,9 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import re
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +42,7 @@ from mrm_edge.export.tensorrt.capability import (
 )
 
 from mrm_edge.card import sha256_file
+from mrm_edge.fileio import atomic_write_bytes
 
 Precision = Literal["fp32", "fp16", "int8"]
 StrongTyping = Literal["auto"] | bool
@@ -515,7 +514,7 @@ def build_engine_detailed(
     engine = bytes(serialized)
 
     if options.timing_cache is not None:
-        _save_timing_cache(options.timing_cache, bytes(config.get_timing_cache().serialize()))
+        atomic_write_bytes(options.timing_cache, bytes(config.get_timing_cache().serialize()))
     return BuildResult(
         engine=engine,
         plan=plan,
@@ -525,19 +524,6 @@ def build_engine_detailed(
         timing_cache_loaded=timing_loaded,
         notes=tuple(notes),
     )
-
-
-def _save_timing_cache(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 # --------------------------------------------------------------------------- cache front

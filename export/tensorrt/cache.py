@@ -35,15 +35,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import re
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from mrm_edge.card import sha256_file
+from mrm_edge.fileio import atomic_write_bytes
 
 KEY_FORMAT = 1  # bump when the meaning of a key field changes: old engines then miss
 SIDECAR_FORMAT = 1
@@ -188,20 +187,6 @@ def lookup(out_dir: Path, key: EngineKey) -> Path | None:
     return probe.path if probe.hit else None
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    # Write then rename so a crash mid-write never leaves a plausible half file under the
-    # real name (the SHA-256 check would catch it, but this keeps the directory clean).
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def store(
     out_dir: Path, key: EngineKey, engine: bytes, facts: dict[str, Any] | None = None
 ) -> Path:
@@ -216,7 +201,7 @@ def store(
     side = sidecar_path(path)
     with contextlib.suppress(FileNotFoundError):
         side.unlink()  # an old sidecar must not vouch for the new bytes while they are written
-    _atomic_write(path, bytes(engine))
+    atomic_write_bytes(path, bytes(engine))
     record = {
         "format": SIDECAR_FORMAT,
         "digest": key.digest(),
@@ -227,7 +212,7 @@ def store(
         "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "build": facts or {},
     }
-    _atomic_write(side, (json.dumps(record, indent=2) + "\n").encode())
+    atomic_write_bytes(side, (json.dumps(record, indent=2) + "\n").encode())
     return path
 
 
