@@ -1,0 +1,211 @@
+"""Dynamic batching of ready windows across streams (after Triton's dynamic batcher).
+
+Two knobs decide when a batch leaves, as in Triton:
+
+* ``max_batch`` — dispatch as soon as this many items wait (throughput);
+* ``max_delay_ms`` — dispatch whatever waits once the *oldest* item has waited this long,
+  even if the batch is smaller (latency bound; 0 = never hold an item back).
+
+A third bounds memory: ``max_queue`` items at most, and ``overload`` says what a full queue
+does with a new item — ``"drop-oldest"`` (evict the oldest waiting item: fresh data wins, the
+usual choice for a live monitor), ``"drop-newest"`` (refuse the new item) or ``"block"``
+(make the producer wait for room, up to its timeout, then refuse). Every item offered is
+accounted for in ``stats``: dispatched, dropped (which way), or still waiting — never lost
+silently. Items leave in arrival order (FIFO across streams).
+
+Thread-safe: producers call ``put`` while a worker calls the blocking ``get_batch``; a
+single-threaded loop can instead poll ``next_batch`` and sleep ``time_until_deadline()``.
+Times come from ``clock`` (seconds, monotonic), injectable for deterministic tests.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Generic, Literal, TypeVar
+
+__all__ = ["OVERLOAD_POLICIES", "BatcherStats", "DynamicBatcher", "OverloadPolicy"]
+
+T = TypeVar("T")
+OverloadPolicy = Literal["drop-oldest", "drop-newest", "block"]
+OVERLOAD_POLICIES: tuple[str, ...] = ("drop-oldest", "drop-newest", "block")
+
+
+@dataclass
+class BatcherStats:
+    """Counters (items, except ``batches``). Invariants, at any moment:
+    ``submitted == enqueued + dropped_newest`` and
+    ``enqueued == dispatched + dropped_oldest + pending``."""
+
+    submitted: int = 0
+    """``put`` calls."""
+    enqueued: int = 0
+    """Items accepted into the queue."""
+    dispatched: int = 0
+    """Items handed out in batches."""
+    dropped_oldest: int = 0
+    """Waiting items evicted to make room (``drop-oldest``)."""
+    dropped_newest: int = 0
+    """Items refused: queue full (``drop-newest``, ``block`` after its timeout) or closed."""
+    batches: int = 0
+    """Batches handed out."""
+    max_depth: int = 0
+    """Most items ever waiting at once."""
+    pending: int = 0
+    """Items waiting now."""
+
+    @property
+    def dropped(self) -> int:
+        return self.dropped_oldest + self.dropped_newest
+
+
+class DynamicBatcher(Generic[T]):
+    """Bounded FIFO of items that hands them out in batches (see the module docstring)."""
+
+    def __init__(
+        self,
+        max_batch: int,
+        max_delay_ms: float,
+        max_queue: int,
+        overload: OverloadPolicy = "drop-oldest",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        for name, value in (("max_batch", max_batch), ("max_queue", max_queue)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"DynamicBatcher: {name} must be an integer >= 1, got {value!r}")
+        if max_queue < max_batch:
+            raise ValueError(
+                f"DynamicBatcher: max_queue ({max_queue}) must be >= max_batch ({max_batch})"
+            )
+        if (
+            isinstance(max_delay_ms, bool)
+            or not isinstance(max_delay_ms, (int, float))
+            or not 0 <= max_delay_ms < float("inf")
+        ):
+            raise ValueError(
+                f"DynamicBatcher: max_delay_ms must be a number >= 0 ms, got {max_delay_ms!r}"
+            )
+        if overload not in OVERLOAD_POLICIES:
+            raise ValueError(
+                f"DynamicBatcher: overload must be one of {', '.join(OVERLOAD_POLICIES)}, "
+                f"got {overload!r}"
+            )
+        self.max_batch = max_batch
+        self.max_delay_s = max_delay_ms / 1000.0
+        self.max_queue = max_queue
+        self.overload = overload
+        self.clock = clock
+        self._queue: deque[tuple[float, T]] = deque()  # (enqueue time, item)
+        self._stats = BatcherStats()
+        self._closed = False
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)  # items arrived, left or closed
+
+    # ------------------------------------------------------------------ producer side
+
+    def put(self, item: T, timeout: float | None = None) -> bool:
+        """Offer ``item``. True if it was queued; False if it was refused (and counted in
+        ``dropped_newest``). Under ``"block"``, waits up to ``timeout`` s (None: no limit)
+        for room; other policies never wait."""
+        with self._changed:
+            self._stats.submitted += 1
+            if self._closed:
+                self._stats.dropped_newest += 1
+                return False
+            if len(self._queue) >= self.max_queue:
+                if self.overload == "drop-newest":
+                    self._stats.dropped_newest += 1
+                    return False
+                if self.overload == "drop-oldest":
+                    self._queue.popleft()
+                    self._stats.dropped_oldest += 1
+                else:
+                    room = self._changed.wait_for(
+                        lambda: self._closed or len(self._queue) < self.max_queue, timeout
+                    )
+                    if not room or self._closed:
+                        self._stats.dropped_newest += 1
+                        return False
+            self._queue.append((self.clock(), item))
+            self._stats.enqueued += 1
+            self._stats.max_depth = max(self._stats.max_depth, len(self._queue))
+            self._changed.notify_all()
+            return True
+
+    def close(self) -> None:
+        """No more items: waiting producers are refused; ``get_batch`` hands out what is
+        left without waiting for the delay, then returns None."""
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+
+    # ------------------------------------------------------------------ consumer side
+
+    def next_batch(self, now: float | None = None) -> list[T] | None:
+        """A batch if one is due at ``now`` (default: the clock): ``max_batch`` items
+        waiting, or the oldest has waited ``max_delay_ms``, or the batcher is closed; else
+        None. Never waits."""
+        with self._changed:
+            return self._take(self.clock() if now is None else now)
+
+    def get_batch(self, timeout: float | None = None) -> list[T] | None:
+        """Wait until a batch is due and return it; None after ``timeout`` s (None: no
+        limit) or once closed and empty."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._changed:
+            while True:
+                batch = self._take(self.clock())
+                if batch is not None:
+                    return batch
+                if self._closed:
+                    return None
+                wait = self._until_due(self.clock())
+                if deadline is not None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return None
+                    wait = left if wait is None else min(wait, left)
+                self._changed.wait(wait)
+
+    def time_until_deadline(self, now: float | None = None) -> float | None:
+        """Seconds until a batch is due (0 if due now); None when nothing waits."""
+        with self._changed:
+            return self._until_due(self.clock() if now is None else now)
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def stats(self) -> BatcherStats:
+        """A snapshot of the counters."""
+        with self._changed:
+            return replace(self._stats, pending=len(self._queue))
+
+    def __len__(self) -> int:
+        with self._changed:
+            return len(self._queue)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _until_due(self, now: float) -> float | None:
+        if not self._queue:
+            return None
+        if len(self._queue) >= self.max_batch or self._closed:
+            return 0.0
+        return max(0.0, self._queue[0][0] + self.max_delay_s - now)
+
+    def _take(self, now: float) -> list[T] | None:
+        """Pop a batch if due (call with the lock held)."""
+        due = self._until_due(now)
+        if due is None or due > 0:
+            return None
+        n = min(self.max_batch, len(self._queue))
+        batch = [self._queue.popleft()[1] for _ in range(n)]
+        self._stats.dispatched += n
+        self._stats.batches += 1
+        self._changed.notify_all()  # room for blocked producers
+        return batch

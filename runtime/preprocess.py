@@ -1,0 +1,248 @@
+"""One stream's path from raw chunks to model-ready windows.
+
+    chunk [n, 12] mV at fs_in ──► GapDetector (timestamps, input rate)
+                              ──► StreamingResampler → card's rate (fills gaps with zeros)
+                              ──► RingBuffer (gaps recorded at the model rate)
+                              ──► Windower (start = k · hop) ──► quality check ──► Window
+
+This is where "exactly the preprocessing the model was trained with" is enforced: the only
+transformation is resampling to the card's ``sampling_rate`` with the same filter as the
+offline ``mrm_edge.data.signal.resample``; standardisation lives inside the ONNX graph. For a
+record fed in chunks of any sizes, every window's data equals the same window cut from
+``resample(whole_record)`` (to float32 rounding), and ``finish()`` releases the tail windows
+the offline computation also has.
+
+Array layout, for the whole runtime: ``[samples, leads]`` (time-major) float32 mV, leads in
+the card's order. Chunks arrive that way; recordings read as ``[leads, samples]``
+(``mrm_edge.records``) are transposed at that boundary, and ``to_model_batch`` makes the
+model's ``[batch, leads, samples]`` at the other (a stack copies anyway, so the transpose
+is free there).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+from mrm_edge.runtime.buffer import GapDetector, RingBuffer
+from mrm_edge.runtime.quality import QualityConfig, QualityReport, assess_quality
+from mrm_edge.runtime.resample import StreamingResampler
+from mrm_edge.runtime.windower import Windower
+
+from mrm_edge.data.dataset import LEADS
+
+if TYPE_CHECKING:
+    from mrm_edge.card import ModelCard
+
+__all__ = ["StreamPreprocessor", "Window", "to_model_batch"]
+
+# Fill for missing input is fed to the resampler in pieces of this many seconds, so a long
+# outage never allocates a long array.
+_FILL_PIECE_S = 10
+
+
+@dataclass
+class Window:
+    """One window ready for the model, or rejected with the reason.
+
+    ``start`` is the index of its first sample at ``sampling_rate`` Hz since the stream
+    started; ``data`` is float32 ``[window, leads]`` mV; ``status`` is ``"rejected"`` when it
+    touches a gap or fails the quality check (``reason`` says which; "" when ok);
+    ``ready_time`` is the ``time.monotonic()`` second at which it became complete.
+    """
+
+    stream_id: str
+    start: int
+    data: np.ndarray
+    sampling_rate: int
+    quality: QualityReport
+    status: Literal["ok", "rejected"]
+    reason: str
+    ready_time: float
+    gap_reasons: tuple[str, ...] = field(default=())
+
+    @property
+    def start_s(self) -> float:
+        """Seconds from the stream's first sample to this window's first sample."""
+        return self.start / self.sampling_rate
+
+    @property
+    def end_s(self) -> float:
+        return (self.start + self.data.shape[0]) / self.sampling_rate
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+def to_model_batch(windows: Sequence[Window]) -> np.ndarray:
+    """Stack windows into the model's input layout: float32 ``[batch, leads, samples]``."""
+    if not windows:
+        raise ValueError("to_model_batch: no windows to stack")
+    return np.ascontiguousarray(np.stack([w.data.T for w in windows]), dtype=np.float32)
+
+
+class StreamPreprocessor:
+    """Chunks of one stream in, ``Window`` s out.
+
+    ``fs_in``: the source's rate (Hz); ``card_sampling_rate``, ``window`` (samples) and
+    ``hop`` (samples, at the card's rate) come from the model card and the operator.
+    ``gap_tolerance_s``: timestamp jitter tolerated before samples count as missing
+    (default 1.5 input sample periods). ``buffer_capacity``: model-rate samples kept
+    (default ``window + hop``; anything >= window + 1 works — chunks are fed to the buffer
+    in slices small enough that no window is evicted before it is cut).
+    ``clock``: the time source for ``ready_time`` (injectable for tests).
+
+    One preprocessor per stream, fed by one thread (it holds no lock); streams meet in the
+    ``DynamicBatcher``, which is thread-safe.
+    """
+
+    def __init__(
+        self,
+        stream_id: str,
+        fs_in: int,
+        card_sampling_rate: int,
+        window: int,
+        hop: int,
+        *,
+        n_leads: int = 12,
+        lead_names: Sequence[str] = LEADS,
+        quality: QualityConfig | None = None,
+        gap_tolerance_s: float | None = None,
+        buffer_capacity: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if len(lead_names) != n_leads:
+            raise ValueError(
+                f"StreamPreprocessor: lead_names has {len(lead_names)} names, expected {n_leads}"
+            )
+        self.stream_id = stream_id
+        self.n_leads = n_leads
+        self.lead_names = tuple(lead_names)
+        self.quality_config = quality or QualityConfig()
+        self.resampler = StreamingResampler(fs_in, card_sampling_rate, n_leads)
+        self.windower = Windower(stream_id, window, hop)
+        capacity = self.windower.window + self.windower.hop
+        if buffer_capacity is not None:
+            capacity = buffer_capacity
+        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity <= window:
+            raise ValueError(
+                f"StreamPreprocessor: buffer_capacity must be an integer > window ({window}), "
+                f"got {capacity!r}"
+            )
+        self.buffer = RingBuffer(capacity, n_leads)
+        self.detector = GapDetector(self.resampler.fs_in, gap_tolerance_s)
+        self.clock = clock
+        self._finished = False
+
+    @classmethod
+    def from_card(
+        cls, stream_id: str, fs_in: int, card: ModelCard, hop: int, **kwargs: Any
+    ) -> StreamPreprocessor:
+        """Rate, window and lead order from a ``ModelCard`` (``hop`` in samples at its rate)."""
+        return cls(
+            stream_id,
+            fs_in,
+            card.sampling_rate,
+            card.window_samples,
+            hop,
+            n_leads=len(card.leads),
+            lead_names=card.leads,
+            **kwargs,
+        )
+
+    @property
+    def sampling_rate(self) -> int:
+        """The model's rate (Hz): the rate of window data and of window indices."""
+        return self.resampler.fs_out
+
+    @property
+    def window(self) -> int:
+        return self.windower.window
+
+    @property
+    def hop(self) -> int:
+        return self.windower.hop
+
+    def push(self, samples: np.ndarray, timestamp: float | None = None) -> list[Window]:
+        """Feed ``samples`` ``[n, leads]`` mV at ``fs_in``; ``timestamp`` (s, source clock)
+        is that of the first sample, or None when the chunk has none (its samples are
+        counted; nothing can be found missing before it). Returns the windows this chunk
+        completed, in order."""
+        if self._finished:
+            raise ValueError(f"StreamPreprocessor {self.stream_id}: push after finish()")
+        x = np.asarray(samples)
+        if x.ndim != 2 or x.shape[1] != self.n_leads:
+            raise ValueError(
+                f"StreamPreprocessor {self.stream_id}: chunk must be [samples, {self.n_leads}], "
+                f"got shape {x.shape}"
+            )
+        windows: list[Window] = []
+        check = self.detector.check(timestamp, x.shape[0])
+        if check.n_missing:
+            windows += self._fill_missing(check.n_missing, check.reason or "samples missing")
+        elif check.backwards_s:
+            # Nothing is missing, but the signal on either side of this point need not join
+            # up: flag the model-rate samples that read input on both sides.
+            here = self.resampler.input_count
+            lo, hi = self.resampler.outputs_depending_on(max(0, here - 1), here + 1)
+            if hi > lo:
+                self.buffer.mark_gap(lo, hi - lo, check.reason or "timestamp jumped back")
+        windows += self._store(self.resampler.push(x))
+        return windows
+
+    def finish(self) -> list[Window]:
+        """End of stream: release the resampler's tail (zero padding past the end, as the
+        offline resample does) and the windows it completes. Idempotent."""
+        if self._finished:
+            return []
+        self._finished = True
+        return self._store(self.resampler.flush())
+
+    def _fill_missing(self, n_missing: int, reason: str) -> list[Window]:
+        """Insert ``n_missing`` zeros at the input rate and record, at the model rate, every
+        sample they influence (the filter's reach on both sides included)."""
+        here = self.resampler.input_count
+        lo, hi = self.resampler.outputs_depending_on(here, here + n_missing)
+        if hi > lo:
+            self.buffer.mark_gap(lo, hi - lo, reason)
+        windows: list[Window] = []
+        piece = _FILL_PIECE_S * self.resampler.fs_in
+        remaining = n_missing
+        while remaining:
+            step = min(piece, remaining)
+            zeros = np.zeros((step, self.n_leads), np.float32)
+            windows += self._store(self.resampler.push(zeros))
+            remaining -= step
+        return windows
+
+    def _store(self, resampled: np.ndarray) -> list[Window]:
+        """Append model-rate samples and cut the windows they complete. Slices of at most
+        ``capacity − window`` samples: every window completed by a slice still lies in the
+        buffer when it is cut."""
+        windows: list[Window] = []
+        step = self.buffer.capacity - self.window
+        for i in range(0, len(resampled), step):
+            self.buffer.append(resampled[i : i + step])
+            for ref in self.windower.poll(self.buffer.sample_count, self.buffer):
+                windows.append(self._cut(ref.start, ref.gap_reasons))
+        return windows
+
+    def _cut(self, start: int, gap_reasons: tuple[str, ...]) -> Window:
+        data = self.buffer.view(start, self.window)
+        report = assess_quality(data, self.sampling_rate, self.quality_config, self.lead_names)
+        reasons = (*gap_reasons, *report.reasons)
+        return Window(
+            stream_id=self.stream_id,
+            start=start,
+            data=data,
+            sampling_rate=self.sampling_rate,
+            quality=report,
+            status="rejected" if reasons else "ok",
+            reason="; ".join(reasons),
+            ready_time=self.clock(),
+            gap_reasons=gap_reasons,
+        )
