@@ -1,0 +1,1 @@
+"""Sources of live 12-lead ECG: each yields Chunk / StreamEnd events (see base.py)."""
