@@ -150,7 +150,8 @@ class ArraySource(Source):
             t = base[sid] + start / fs
             if not pacer.wait_until(t + len(chunk) / fs):
                 return
-            yield Chunk(sid, np.ascontiguousarray(chunk, dtype=np.float32), fs, t)
+            # A copy: consumers may keep or modify chunks; the recording must stay intact.
+            yield Chunk(sid, np.array(chunk, dtype=np.float32, copy=True), fs, t)
             pos[sid] = start + len(chunk)
             if pos[sid] >= len(x):
                 if self.loop:

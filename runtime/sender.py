@@ -1,0 +1,283 @@
+"""The device side of the MRME framing: plays ECG records as live devices would.
+
+Each record becomes one device: its own TCP connection (concurrently, one thread per
+record) carrying HELLO, DATA frames at the requested pace, then END. With no port the
+frames go to standard output instead, records one after another, for pipelines::
+
+    python -m mrm_edge.runtime.sender --port 5555 --speed 4x records100/00000/
+    python -m mrm_edge.runtime.sender --stdout A1980.mat | mrm-edge monitor --source stdin
+
+Records are read up front (a bad file fails before anything is sent). A device that
+cannot connect or loses its connection fails alone: the others keep sending, and the
+exit status says something failed. Exit status: 0 all sent, 1 a stream failed, 2 bad
+arguments or records, 130 interrupted (TCP devices still send END before hanging up).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import socket
+import sys
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from mrm_edge.runtime.sources.base import Pacer, parse_speed
+from mrm_edge.runtime.sources.framing import DEFAULT_INT16_GAIN, FrameEncoder, SampleFormat
+from mrm_edge.runtime.sources.wfdb import find_records, read_records, unique_ids
+
+from mrm_edge.data.errors import DataError
+
+log = logging.getLogger("mrm_edge.runtime.sender")
+
+SEND_TIMEOUT_S = 30.0  # a receiver that takes nothing for this long is treated as gone
+
+
+@dataclass
+class SendResult:
+    stream_id: str
+    path: Path
+    samples: int = 0  # sent, per lead
+    clipped: int = 0  # int16 samples clipped to the format's range
+    error: str | None = None
+
+
+@dataclass
+class _Device:
+    result: SendResult
+    encoder: FrameEncoder
+    samples: np.ndarray  # [n, 12] mV
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+def _chunk_len(chunk_seconds: float, rate: int) -> int:
+    return max(1, round(chunk_seconds * rate))
+
+
+def _play(
+    write: Callable[[bytes], object],
+    dev: _Device,
+    speed: float | None,
+    chunk: int,
+    loop: bool,
+    stop: threading.Event,
+) -> None:
+    """HELLO, DATA paced like a device (a chunk goes out once it would have been
+    acquired), END — also when stopped early, so the receiver sees a clean end."""
+    enc, x = dev.encoder, dev.samples
+    fs = enc.sample_rate
+    pacer = Pacer(speed, stop)
+    write(enc.hello())
+    sent = 0
+    while not stop.is_set():
+        for a in range(0, len(x), chunk):
+            block = x[a : a + chunk]
+            if not pacer.wait_until((sent + len(block)) / fs):
+                break
+            write(enc.data(block))
+            sent += len(block)
+            dev.result.samples = sent
+        if not loop:
+            break
+    write(enc.end())
+    dev.result.clipped = enc.clipped
+
+
+def _send_tcp(
+    dev: _Device, host: str, port: int, speed: float | None, chunk: int, loop: bool,
+    stop: threading.Event, connect_timeout_s: float,
+) -> None:  # fmt: skip
+    try:
+        with socket.create_connection((host, port), timeout=connect_timeout_s) as sock:
+            sock.settimeout(SEND_TIMEOUT_S)
+            _play(sock.sendall, dev, speed, chunk, loop, stop)
+            sock.shutdown(socket.SHUT_WR)
+    except OSError as e:
+        dev.result.error = f"{host}:{port}: {e.strerror or type(e).__name__}"
+    finally:
+        dev.done.set()
+
+
+def _send_stream(
+    devices: list[_Device], out: BinaryIO, speed: float | None, chunk_seconds: float,
+    loop: bool, stop: threading.Event,
+) -> None:  # fmt: skip
+    def write(b: bytes) -> None:
+        out.write(b)
+        out.flush()  # a pipe reader must see each frame when it is due, not at 8 KiB
+
+    for dev in devices:
+        if stop.is_set():
+            dev.result.error = "not sent (stopped)"
+            continue
+        try:
+            chunk = _chunk_len(chunk_seconds, dev.encoder.sample_rate)
+            _play(write, dev, speed, chunk, loop, stop)
+        except (BrokenPipeError, ValueError, OSError) as e:
+            dev.result.error = f"output closed by the reader ({type(e).__name__})"
+            stop.set()
+
+
+def send_records(
+    paths: Iterable[str | Path],
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    *,
+    speed: float | None = 1.0,
+    chunk_seconds: float = 0.2,
+    sample_format: str = "float32",
+    gain: float = DEFAULT_INT16_GAIN,
+    stream_ids: Sequence[str] | None = None,
+    loop: bool = False,
+    prefer_rate: int | None = None,
+    out: BinaryIO | None = None,
+    stop: threading.Event | None = None,
+    connect_timeout_s: float = 5.0,
+) -> list[SendResult]:
+    """Stream each record as one device; returns one :class:`SendResult` per record.
+
+    ``port`` None: write to ``out`` (default: standard output), records in sequence.
+    Paths may be files, record stems or directories (as for the wfdb source). Raises
+    DataError/ValueError for bad records or arguments before anything is sent.
+    """
+    if not chunk_seconds > 0:
+        raise ValueError(f"chunk_seconds is {chunk_seconds}, expected > 0")
+    if port is not None and not 1 <= port <= 65535:
+        raise ValueError(f"port {port}, expected 1..65535")
+    fmt = SampleFormat.parse(sample_format)
+    records, skipped = find_records(paths, prefer_rate)
+    if skipped:
+        log.info("%d records skipped (one rate per PTB-XL ECG), e.g. %s", len(skipped), skipped[0])
+    loaded = read_records(records)
+    if stream_ids is None:
+        ids = unique_ids([name for name, _, _ in loaded])
+    elif len(stream_ids) != len(loaded):
+        raise ValueError(
+            f"{len(stream_ids)} stream ids for {len(loaded)} records, expected one each"
+        )
+    else:
+        ids = list(stream_ids)
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"stream ids {ids} repeat; each device needs its own")
+    devices = []
+    for sid, path, (_, x, fs) in zip(ids, records, loaded, strict=True):
+        enc = FrameEncoder(sid, fs, fmt, gain if fmt is SampleFormat.INT16 else None)
+        devices.append(_Device(SendResult(sid, path), enc, x))
+    if stop is None:
+        stop = threading.Event()
+    if port is None:
+        stream = out if out is not None else sys.stdout.buffer
+        _send_stream(devices, stream, speed, chunk_seconds, loop, stop)
+        return [d.result for d in devices]
+    threads = []
+    for d in devices:
+        chunk = _chunk_len(chunk_seconds, d.encoder.sample_rate)
+        args = (d, host, port, speed, chunk, loop, stop, connect_timeout_s)
+        name = f"send:{d.result.stream_id}"
+        threads.append(threading.Thread(target=_send_tcp, args=args, name=name, daemon=True))
+    for t in threads:
+        t.start()
+    try:
+        for d in devices:
+            while not d.done.wait(timeout=0.2):  # short waits keep Ctrl-C responsive
+                pass
+    finally:
+        stop.set()  # on Ctrl-C: every device sends END and hangs up
+        # Wait on the devices' own flags, not Thread.join: a join that Ctrl-C interrupted
+        # can leave the thread looking finished while it is still sending its END.
+        for d in devices:
+            d.done.wait(timeout=SEND_TIMEOUT_S)
+    return [d.result for d in devices]
+
+
+# --- command line ------------------------------------------------------------------------
+def _speed(text: str) -> float | None:
+    try:
+        return parse_speed(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m mrm_edge.runtime.sender",
+        description="Stream ECG records as live MRME devices: one TCP connection per "
+        "record, or frames on standard output.",
+    )
+    p.add_argument("records", nargs="+", metavar="RECORD",
+                   help=".hea, record stem, .mat, or a directory of them")  # fmt: skip
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--port", type=int, help="TCP port of the monitor (tcp source)")
+    where.add_argument("--stdout", action="store_true", help="write frames to standard output")
+    p.add_argument("--host", default="127.0.0.1", help="monitor host (default 127.0.0.1)")
+    p.add_argument("--speed", type=_speed, default=1.0, metavar="SPEED",
+                   help="realtime (default), max, or a factor like 4x")  # fmt: skip
+    p.add_argument("--chunk-seconds", type=float, default=0.2,
+                   help="signal per DATA frame (default 0.2)")  # fmt: skip
+    p.add_argument("--format", dest="sample_format", choices=["float32", "int16"],
+                   default="float32", help="samples on the wire (default float32)")  # fmt: skip
+    p.add_argument("--gain", type=float, default=DEFAULT_INT16_GAIN,
+                   help="int16 counts per mV (default 1000: 1 uV steps)")  # fmt: skip
+    p.add_argument("--stream-id", action="append", dest="stream_ids", metavar="ID",
+                   help="stream id per record, in order (default: record names)")  # fmt: skip
+    p.add_argument("--prefer-rate", type=int, metavar="HZ",
+                   help="of PTB-XL _lr/_hr twins, send the HZ one (default: higher)")  # fmt: skip
+    p.add_argument("--loop", action="store_true", help="replay each record forever")
+    p.add_argument("-q", "--quiet", action="store_true", help="only report errors")
+    return p
+
+
+def _say(line: str) -> None:
+    print(f"mrm-edge send: {line}", file=sys.stderr)  # stdout may be carrying the frames
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="mrm-edge send: %(message)s",
+        stream=sys.stderr,  # stdout may be carrying the frames
+    )
+    try:
+        results = send_records(
+            args.records,
+            host=args.host,
+            port=None if args.stdout else args.port,
+            speed=args.speed,
+            chunk_seconds=args.chunk_seconds,
+            sample_format=args.sample_format,
+            gain=args.gain,
+            stream_ids=args.stream_ids,
+            loop=args.loop,
+            prefer_rate=args.prefer_rate,
+        )
+    except (DataError, ValueError) as e:
+        _say(f"error: {e}")
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    if args.stdout and any(r.error for r in results):
+        # The reader is gone: point stdout at /dev/null so the interpreter's final flush
+        # does not print a BrokenPipeError traceback.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    failed = 0
+    for r in results:  # the command's own report: plain stderr lines, whatever logging does
+        if r.error:
+            failed += 1
+            _say(f"{r.stream_id} ({r.path.name}): {r.error}")
+        elif not args.quiet:
+            _say(f"{r.stream_id}: sent {r.samples} samples")
+        if r.clipped:
+            _say(f"{r.stream_id}: {r.clipped} int16 samples clipped (lower --gain)")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

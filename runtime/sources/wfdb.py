@@ -1,0 +1,204 @@
+"""Replays ECG records from disk as if each were a live patient: one stream per record.
+
+Records are WFDB (``.hea`` + signal file, any rate: PTB-XL ``records100`` /
+``records500``) or CPSC 2018 ``.mat``; paths may be files, record stems or directories
+(searched recursively). Choices made here:
+
+* **One record per ECG.** PTB-XL stores every ECG twice, ``NNNNN_lr`` (100 Hz) and
+  ``NNNNN_hr`` (500 Hz). Replaying both would show one patient as two, so of such twins
+  only one is kept: the one at ``prefer_rate`` if given, else the higher rate (the
+  original acquisition; the runtime resamples to the model's rate anyway). Records
+  without a twin are kept whatever their rate. What was skipped, and why, is in
+  ``skipped`` and logged. Where a directory holds both ``X.hea`` and ``X.mat`` (the
+  PhysioNet 2020 layout of CPSC), ``X.mat`` is the signal file of ``X.hea`` and is not
+  replayed again.
+* **Stream id = record name**; a name seen before (same record name in two directories)
+  gets ``-2``, ``-3``, ... Records keep the order they were named in (a directory's in
+  sorted path order), so ids stay unique and stable run to run.
+* **Read up front**: a record that cannot be read fails the constructor with an error
+  naming the file, never the replay an hour in. 500 records x 10 s x 500 Hz are 120 MB;
+  ``max_records`` caps a whole-PTB-XL directory.
+
+Replay itself is :class:`ArraySource`: streams interleaved by media time, chunk
+timestamps = media time (+ the record's length per completed loop), a ``StreamEnd`` per
+record at its end unless looping.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+from mrm_edge.runtime.sources.base import ArraySource
+
+from mrm_edge.data.errors import DataError, one_line
+from mrm_edge.records import read_recording
+
+log = logging.getLogger(__name__)
+
+_TWIN = re.compile(r"^(?P<ecg>.+)_(?P<rate>lr|hr)$")  # PTB-XL: 00001_lr / 00001_hr
+
+
+def _expand(path: Path) -> list[Path]:
+    """Record paths named by one argument (a directory is searched recursively)."""
+    if path.is_dir():
+        heas = list(path.rglob("*.hea"))
+        stems = {p.with_suffix("") for p in heas}
+        found = heas + [p for p in path.rglob("*.mat") if p.with_suffix("") not in stems]
+        if not found:
+            raise DataError(f"{path}: no WFDB records (.hea) or .mat files in this directory")
+        return sorted(found, key=str)
+    if path.suffix == ".mat":
+        header = path
+    elif path.suffix in (".hea", ".dat"):
+        header = path.with_suffix(".hea")
+    else:  # a record stem; its name may itself contain dots
+        header = Path(f"{path}.hea")
+    if not header.is_file():
+        if path.suffix in (".hea", ".dat", ".mat"):
+            raise DataError(f"{header}: no such file")
+        raise DataError(f"{path}: not a directory, .hea/.dat/.mat file or WFDB record stem")
+    return [header]
+
+
+def _rate(path: Path) -> int:
+    """The header's sampling rate, from its record line alone (0 if unreadable).
+
+    Only twins need it, and a whole PTB-XL has 21,837 pairs: parsing one line takes
+    microseconds where ``wfdb.rdheader`` takes milliseconds. The record line is
+    ``name[/segments] n_signals [fs[/counter_freq[(base)]] ...]``; fs defaults to 250.
+    """
+    try:
+        with path.open(encoding="ascii", errors="replace") as f:
+            line = next(ln for ln in f if ln.strip() and not ln.lstrip().startswith("#"))
+        fields = line.split()
+        return round(float(re.split(r"[/(]", fields[2])[0])) if len(fields) > 2 else 250
+    except (OSError, StopIteration, ValueError):
+        return 0  # the full read reports the problem, naming the file
+
+
+def find_records(
+    paths: Iterable[str | Path], prefer_rate: int | None = None
+) -> tuple[list[Path], list[str]]:
+    """Record paths to replay, and notes on what was skipped.
+
+    In argument order (a directory's records sorted by path), each record once, so
+    ``--stream-id`` lists line up with the records named. See the module docstring for
+    the twin rule (``NNNNN_lr`` / ``NNNNN_hr``).
+    """
+    found: dict[Path, None] = {}  # ordered set of absolute paths
+    for p in paths:
+        for r in _expand(Path(p)):
+            # abspath, not resolve(): a symlinked record keeps its own name.
+            found.setdefault(Path(os.path.abspath(r)), None)
+    records = list(found)
+    # ecg -> {"lr": [...], "hr": [...]}; copies of one record share a suffix and stay.
+    twins: dict[str, dict[str, list[Path]]] = {}
+    for r in records:
+        m = _TWIN.match(r.with_suffix("").name)
+        if m and r.suffix != ".mat":
+            twins.setdefault(m["ecg"], {}).setdefault(m["rate"], []).append(r)
+    skipped: list[str] = []
+    drop: set[Path] = set()
+    for ecg, by_suffix in twins.items():
+        if len(by_suffix) < 2:
+            continue
+        rates = {suffix: _rate(paths[0]) for suffix, paths in by_suffix.items()}
+        preferred = [s for s in by_suffix if rates[s] == prefer_rate]
+        keep = preferred[0] if preferred else max(by_suffix, key=lambda s: (rates[s], s))
+        kept = by_suffix[keep][0]
+        for suffix, paths in by_suffix.items():
+            if suffix == keep:
+                continue
+            drop.update(paths)
+            skipped += [
+                f"{r}: skipped, ECG {ecg} is replayed from {kept.name} ({rates[keep]} Hz)"
+                for r in paths
+            ]
+    return [r for r in records if r not in drop], skipped
+
+
+def unique_ids(names: Sequence[str]) -> list[str]:
+    """``names`` made unique in order: a repeat of ``X`` becomes ``X-2``, ``X-3``, ..."""
+    seen: set[str] = set()
+    out = []
+    for name in names:
+        sid, k = name, 1
+        while sid in seen:
+            k += 1
+            sid = f"{name}-{k}"
+        seen.add(sid)
+        out.append(sid)
+    return out
+
+
+def read_records(paths: Sequence[Path]) -> list[tuple[str, np.ndarray, int]]:
+    """``(name, [samples, leads] float32 mV, rate)`` per record; DataError names the file."""
+    out = []
+    for path in paths:
+        try:
+            rec = read_recording(path)
+        except DataError as e:
+            msg = str(e)
+            raise DataError(msg if path.name in msg else f"{path}: {msg}") from None
+        except Exception as e:  # any parser failure is bad input, not a crash
+            raise DataError(f"{path}: unreadable record ({one_line(e)})") from None
+        if rec.signal.shape[1] == 0:
+            raise DataError(f"{path}: record has no samples")
+        # records.py returns [leads, samples]; the runtime works in [samples, leads].
+        out.append((rec.name, np.ascontiguousarray(rec.signal.T, dtype=np.float32),
+                    rec.sampling_rate))  # fmt: skip
+    return out
+
+
+class WfdbReplaySource(ArraySource):
+    """Replay of WFDB / CPSC records, one stream per record (see the module docstring).
+
+    ``chunk_seconds``: a float, or a sequence cycled through chunk by chunk (tests use
+    random sizes); ``speed``: 1.0 real time, N times faster, None as fast as possible.
+    """
+
+    name = "wfdb"
+
+    def __init__(
+        self,
+        paths: str | Path | Iterable[str | Path],
+        chunk_seconds: float | Sequence[float] = 0.2,
+        speed: float | None = 1.0,
+        loop: bool = False,
+        prefer_rate: int | None = None,
+        max_records: int | None = None,
+    ) -> None:
+        if isinstance(paths, (str, Path)):
+            paths = [paths]
+        records, self.skipped = find_records(paths, prefer_rate)
+        if self.skipped:
+            log.info("%d records skipped (one rate per PTB-XL ECG), e.g. %s",
+                     len(self.skipped), self.skipped[0])  # fmt: skip
+        if max_records is not None:
+            if max_records < 1:
+                raise ValueError(f"max_records is {max_records}, expected >= 1")
+            records = records[:max_records]
+        loaded = read_records(records)
+        ids = unique_ids([name for name, _, _ in loaded])
+        self.paths: dict[str, Path] = dict(zip(ids, records, strict=True))
+        super().__init__(
+            {sid: (x, fs) for sid, (_, x, fs) in zip(ids, loaded, strict=True)},
+            chunk_seconds=chunk_seconds,
+            speed=speed,
+            loop=loop,
+        )
+
+    def describe(self) -> str:
+        rates = sorted({fs for _, fs in self.recordings.values()})
+        pace = "max speed" if self.speed is None else f"{self.speed:g}x"
+        loop = ", looping" if self.loop else ""
+        hz = "/".join(map(str, rates))
+        return f"wfdb: {len(self.recordings)} records at {hz} Hz, {pace}{loop}"
+
+
+__all__ = ["WfdbReplaySource", "find_records", "read_records", "unique_ids"]

@@ -1,0 +1,60 @@
+"""``--source`` specs: each kind builds its source; anything else is a one-line error."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+from mrm_edge.runtime.sources.factory import make_source
+from mrm_edge.runtime.sources.stdin import StdinSource
+from mrm_edge.runtime.sources.synthetic import SyntheticSource
+from mrm_edge.runtime.sources.tcp import TcpSource
+from mrm_edge.runtime.sources.wfdb import WfdbReplaySource
+
+
+def test_synthetic_is_built_from_the_options() -> None:
+    src = make_source("synthetic", streams=3, speed=None, loop=False, seed=4)
+    assert isinstance(src, SyntheticSource)
+    assert list(src.patients) == ["synthetic-00", "synthetic-01", "synthetic-02"]
+    assert (src.speed, src.seed) == (None, 4)
+
+
+@pytest.mark.realdata
+def test_wfdb_takes_several_comma_separated_paths(ptbxl_root: Path, cpsc_root: Path) -> None:
+    spec = f"wfdb:{ptbxl_root / 'records100/00000/00001_lr.hea'},{cpsc_root / 'A1980.mat'}"
+    src = make_source(spec, streams=1, speed=2.0, loop=True, seed=0)
+    assert isinstance(src, WfdbReplaySource)
+    assert list(src.recordings) == ["00001_lr", "A1980"]
+    assert (src.speed, src.loop) == (2.0, True)
+
+
+def test_tcp_listens_on_the_given_address() -> None:
+    src = make_source("tcp:127.0.0.1:0", streams=1, speed=1.0, loop=False, seed=0)
+    try:
+        assert isinstance(src, TcpSource) and src.host == "127.0.0.1" and src.port > 0
+        socket.create_connection(("127.0.0.1", src.port), timeout=5).close()
+    finally:
+        src.close()
+
+
+def test_stdin() -> None:
+    assert isinstance(make_source("stdin", streams=1, speed=1.0, loop=False, seed=0), StdinSource)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("bogus", "--source 'bogus': unknown source, expected synthetic, wfdb:PATH"),
+        ("synthetic:3", "unknown source"),
+        ("wfdb:", "--source 'wfdb:': expected wfdb:PATH[,PATH...]"),
+        ("tcp:5555", "--source 'tcp:5555': expected tcp:HOST:PORT"),
+        ("tcp::5555", "expected tcp:HOST:PORT"),
+        ("tcp:127.0.0.1:http", "port 'http', expected 0..65535"),
+        ("tcp:127.0.0.1:70000", "port '70000', expected 0..65535"),
+    ],
+)
+def test_bad_specs(spec: str, message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        make_source(spec, streams=1, speed=1.0, loop=False, seed=0)
+    assert message in str(info.value)
