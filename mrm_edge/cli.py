@@ -499,6 +499,27 @@ def doctor(
     sys.exit(report.exit_code)
 
 
+# --------------------------------------------------------------------------- send
+@main.command(
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    add_help_option=False,
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def send(args: tuple[str, ...]) -> None:
+    """Stream recordings as live devices to a monitor (TCP) or to stdout.
+
+    \b
+    mrm-edge send RECORD... (--port P | --stdout) [--host 127.0.0.1] [--speed realtime|max|4x]
+                  [--chunk-seconds 0.2] [--format float32|int16] [--gain 1000]
+                  [--stream-id ID]... [--prefer-rate HZ] [--loop] [-q]
+    Run `mrm-edge send --help` for the details. One connection per record; the framing is
+    documented in the README.
+    """
+    from mrm_edge.runtime.sender import main as sender_main
+
+    sys.exit(sender_main(list(args), prog="mrm-edge send"))
+
+
 # --------------------------------------------------------------------------- predict
 @main.command()
 @click.argument("records", nargs=-1, type=click.Path(exists=False))

@@ -204,9 +204,9 @@ def _speed(text: str) -> float | None:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(prog: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m mrm_edge.runtime.sender",
+        prog=prog,
         description="Stream ECG records as live MRME devices: one TCP connection per "
         "record, or frames on standard output.",
     )
@@ -237,8 +237,8 @@ def _say(line: str) -> None:
     print(f"mrm-edge send: {line}", file=sys.stderr)  # stdout may be carrying the frames
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, prog: str = "python -m mrm_edge.runtime.sender") -> int:
+    args = _parser(prog).parse_args(argv)
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO,
         format="mrm-edge send: %(message)s",
