@@ -1,0 +1,244 @@
+"""A deployed model directory as the runtime sees it: the card plus the verified artifacts.
+
+    model_dir/
+      card.json                       labels, thresholds, rate, window, leads (required)
+      model.safetensors               weights (only the PyTorch reference backend reads them)
+      model.onnx        + .json       FP32 ONNX and its sidecar
+      model.fp16.onnx   + .json       mixed precision
+      model.int8.onnx   + .json       explicit quantization (Q/DQ)
+      model.<p>.<key>.engine + .json  TensorRT engines (see mrm_edge.export.tensorrt.cache)
+
+``DeployedModel.load`` reads the card and checks every artifact against its sidecar before
+anything can run it: the file's SHA-256 must equal the sidecar's, and the sidecar's labels,
+rate and window (when recorded) must equal the card's — an ONNX whose outputs are in another
+label order would produce plausible, wrong findings. An artifact that fails is not an error
+for the directory: it is listed in ``refused`` with the reason, and backend selection says
+why it was not used (or refuses an explicit request for it). Whether an engine fits *this*
+GPU and TensorRT is decided at selection time, where the GPU is probed.
+
+Torch-free and cheap: hashing the files is the only work (a few MB for MRM-Net).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from mrm_edge.export.sidecar import verify_artifact
+
+from mrm_edge.card import WEIGHTS_FILE, ModelCard, sha256_file
+
+__all__ = ["ONNX_FILES", "Artifact", "DeployedModel", "ModelLoadError"]
+
+# Precision → ONNX file name, as `mrm-edge export` writes them.
+ONNX_FILES: dict[str, str] = {
+    "fp32": "model.onnx",
+    "fp16": "model.fp16.onnx",
+    "int8": "model.int8.onnx",
+}
+_ENGINE_NAME = re.compile(r"^model\.(fp32|fp16|int8)\.([0-9a-f]+)\.engine$")
+
+
+class ModelLoadError(ValueError):
+    """A model directory the runtime cannot use at all (one-line message)."""
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One verified runnable file: an ONNX graph or a TensorRT engine."""
+
+    path: Path
+    kind: Literal["onnx", "engine"]
+    precision: str
+    sidecar: dict[str, Any]
+    notes: tuple[str, ...] = ()
+    """Facts worth saying but not disqualifying (e.g. the card changed after export)."""
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def key(self) -> dict[str, Any]:
+        """An engine's build key (GPU, TensorRT version, profile, ...); {} for ONNX."""
+        key = self.sidecar.get("key")
+        return key if isinstance(key, dict) else {}
+
+
+@dataclass
+class DeployedModel:
+    """The card and the usable artifacts of one model directory (see the module docstring)."""
+
+    directory: Path
+    card: ModelCard
+    onnx: dict[str, Artifact] = field(default_factory=dict)
+    """Precision → verified ONNX artifact."""
+    engines: list[Artifact] = field(default_factory=list)
+    """Verified TensorRT engines (their fit to this GPU is checked at selection)."""
+    refused: dict[str, str] = field(default_factory=dict)
+    """File name → why it will not be used."""
+
+    # ------------------------------------------------------------------ card shortcuts
+
+    @property
+    def name(self) -> str:
+        return self.card.name
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.card.labels)
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        return {lab: float(self.card.thresholds[lab]) for lab in self.card.labels}
+
+    @property
+    def sampling_rate(self) -> int:
+        return int(self.card.sampling_rate)
+
+    @property
+    def window_samples(self) -> int:
+        return int(self.card.window_samples)
+
+    @property
+    def window_s(self) -> float:
+        return self.window_samples / self.sampling_rate
+
+    @property
+    def leads(self) -> list[str]:
+        return list(self.card.leads)
+
+    @property
+    def weights(self) -> Path | None:
+        """The safetensors weights if present (the PyTorch reference backend needs them)."""
+        path = self.directory / (self.card.weights.get("file") or WEIGHTS_FILE)
+        return path if path.is_file() else None
+
+    # ------------------------------------------------------------------ loading
+
+    @classmethod
+    def load(cls, model_dir: str | Path, *, verify: bool = True) -> DeployedModel:
+        """Read ``model_dir``'s card and verify its artifacts.
+
+        ``verify=False`` accepts ONNX files that have no sidecar (hand-exported models);
+        a sidecar that is present is still checked. Raises ModelLoadError when the
+        directory or its card is unusable, or when nothing in it can run.
+        """
+        directory = Path(model_dir)
+        if not directory.is_dir():
+            raise ModelLoadError(f"{directory}: no such model directory")
+        try:
+            card = ModelCard.load(directory)
+        except ValueError as e:  # ModelCardError is a ValueError with a one-line message
+            raise ModelLoadError(str(e)) from e
+        model = cls(directory.resolve(), card)
+        for precision, filename in ONNX_FILES.items():
+            path = model.directory / filename
+            if path.exists():
+                model._add_onnx(path, precision, verify)
+        for path in sorted(model.directory.glob("model.*.engine")):
+            model._add_engine(path)
+        if not model.onnx and not model.engines and model.weights is None:
+            detail = "; ".join(f"{k}: {v}" for k, v in model.refused.items())
+            raise ModelLoadError(
+                f"{directory}: nothing runnable (no verified model.onnx, engine or weights"
+                + (f"; refused {detail})" if detail else "); run `mrm-edge export` first")
+            )
+        return model
+
+    def _check_against_card(self, sidecar: dict[str, Any]) -> str | None:
+        """Why the sidecar's description contradicts the card, or None."""
+        card = self.card
+        for key, want in (
+            ("labels", list(card.labels)),
+            ("sampling_rate", card.sampling_rate),
+            ("window_samples", card.window_samples),
+        ):
+            got = sidecar.get(key)
+            if got is not None and got != want:
+                return f"sidecar '{key}' is {got!r} but the card says {want!r}"
+        return None
+
+    def _card_notes(self, sidecar: dict[str, Any]) -> tuple[str, ...]:
+        recorded = sidecar.get("source_card_sha256")
+        if recorded and recorded != sha256_file(self.directory / "card.json"):
+            # Thresholds are often re-tuned after export; labels/rate/window were checked.
+            return ("card.json changed since export (labels, rate and window still match)",)
+        return ()
+
+    def _add_onnx(self, path: Path, precision: str, verify: bool) -> None:
+        try:
+            sidecar = verify_artifact(path)
+        except ValueError as e:
+            if verify or Path(str(path) + ".json").exists():
+                self.refused[path.name] = str(e)
+                return
+            sidecar = {}
+        problem = self._check_against_card(sidecar)
+        if problem:
+            self.refused[path.name] = f"{path}: {problem}"
+            return
+        declared = sidecar.get("precision")
+        if declared is not None and declared != precision:
+            self.refused[path.name] = (
+                f"{path}: sidecar 'precision' is {declared!r}, the file name says {precision!r}"
+            )
+            return
+        notes = self._card_notes(sidecar)
+        if not sidecar:
+            notes = (*notes, "no sidecar (accepted: verify=False)")
+        self.onnx[precision] = Artifact(path, "onnx", precision, sidecar, notes)
+
+    def _add_engine(self, path: Path) -> None:
+        # Imported here: the engine cache module is torch-free but only engines need it.
+        from mrm_edge.export.tensorrt.cache import EngineRefused, read_sidecar
+
+        m = _ENGINE_NAME.match(path.name)
+        if not m:
+            self.refused[path.name] = f"{path}: not an engine name model.<precision>.<key>.engine"
+            return
+        try:
+            sidecar = read_sidecar(path)
+        except EngineRefused as e:
+            self.refused[path.name] = str(e)
+            return
+        if sha256_file(path) != sidecar["engine_sha256"]:
+            self.refused[path.name] = (
+                f"{path}: SHA-256 differs from its sidecar's (truncated or replaced)"
+            )
+            return
+        precision = m.group(1)
+        key = sidecar["key"]
+        if key.get("precision") not in (None, precision):
+            self.refused[path.name] = (
+                f"{path}: sidecar key precision {key.get('precision')!r}, file name says "
+                f"{precision!r}"
+            )
+            return
+        # An engine built from an older ONNX of this directory is stale: refuse it rather
+        # than run weights the card no longer describes.
+        onnx = self.onnx.get(precision)
+        built_from = key.get("onnx_sha256")
+        if onnx is not None and built_from and onnx.sidecar.get("sha256") not in (None, built_from):
+            self.refused[path.name] = (
+                f"{path}: built from another {onnx.name} (stale engine); rebuild it with "
+                "`mrm-edge export --engine`"
+            )
+            return
+        self.engines.append(Artifact(path, "engine", precision, sidecar))
+
+    # ------------------------------------------------------------------ description
+
+    def describe(self) -> str:
+        """One line: name, task, labels, rate, window, and what is runnable."""
+        runnable = [a.name for a in self.onnx.values()] + [a.name for a in self.engines]
+        if self.weights is not None:
+            runnable.append(self.weights.name)
+        return (
+            f"{self.name}: {len(self.labels)} labels ({', '.join(self.labels)}), "
+            f"{self.window_s:g} s windows at {self.sampling_rate} Hz; "
+            f"runnable: {', '.join(runnable) or 'nothing'}"
+            + (f"; refused: {', '.join(self.refused)}" if self.refused else "")
+        )

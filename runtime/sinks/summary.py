@@ -1,0 +1,361 @@
+"""Counting what the monitor did: ``Tally`` during the run, ``Summary`` at its end.
+
+Every window a stream produces ends in exactly one of three bins — classified, rejected
+(with a reason) or dropped (with a cause) — and the Tally counts them per stream, so the
+summary's ``windows == classified + rejected + dropped`` holds by construction and a test can
+check it against what the preprocessors produced.
+
+Latency is window-complete-to-result: from ``Window.ready_time`` (the monotonic second the
+window's last sample arrived and it was cut) to the moment its result was handed to the
+sinks. It includes the batcher's wait (``max_delay_ms``), queueing behind other batches and
+inference; it excludes the source's own transport delay, which the runtime cannot see.
+Percentiles are over classified windows (rejected ones never wait for the model). For very
+long runs the latency sample is a uniform reservoir of ``RESERVOIR`` values, so memory stays
+bounded while the percentiles stay unbiased.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["RESERVOIR", "LiveStats", "StreamCounts", "Summary", "Tally"]
+
+RESERVOIR = 200_000
+_RECENT_S = 5.0  # the live view's rates and percentiles cover this many seconds
+
+
+@dataclass
+class StreamCounts:
+    """One stream's tally."""
+
+    classified: int = 0
+    rejected: int = 0
+    dropped: int = 0
+    alarms_on: list[str] = field(default_factory=list)
+    ended: str | None = None
+    """Why it ended (the source's reason), or None while live."""
+    error: str | None = None
+    segments: int = 1
+
+    @property
+    def windows(self) -> int:
+        return self.classified + self.rejected + self.dropped
+
+
+@dataclass(frozen=True)
+class LiveStats:
+    """A snapshot for the live view."""
+
+    elapsed_s: float
+    windows_per_s: float
+    """Classified windows per second over the last few seconds."""
+    latency_p50_ms: float | None
+    latency_p99_ms: float | None
+    classified: int
+    rejected: int
+    dropped: int
+    queue_depth: int
+    streams: int
+    streams_live: int
+
+
+@dataclass
+class Summary:
+    """The end-of-run report (``to_dict()`` is what the JSONL summary line holds)."""
+
+    model: str
+    backend: str
+    backend_reason: str
+    source: str
+    elapsed_s: float
+    stopped_by: str
+    windows: int
+    classified: int
+    rejected: int
+    dropped: int
+    rejected_by_reason: dict[str, int]
+    dropped_by_cause: dict[str, int]
+    per_stream: dict[str, dict[str, Any]]
+    latency_ms: dict[str, float | None]
+    """p50, p90, p99, max, mean over classified windows (None when there were none)."""
+    throughput_wps: float
+    """Classified windows per second of wall time."""
+    inference_wps: float | None
+    """Classified windows per second of backend time (None before any batch)."""
+    batches: int
+    mean_batch: float | None
+    max_queue_depth: int
+    alarms: dict[str, int]
+    backend_errors: int
+    errors: list[str]
+    knobs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """No source, sink or worker error (backend errors on batches are counted apart)."""
+        return not self.errors
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def lines(self) -> list[str]:
+        """The report as plain text lines (the CLI prints them after the run)."""
+        lat = self.latency_ms
+
+        def ms(v: float | None) -> str:
+            return "–" if v is None else f"{v:.1f}"
+
+        rejected = ", ".join(f"{k} {v}" for k, v in self.rejected_by_reason.items())
+        dropped = ", ".join(f"{k} {v}" for k, v in self.dropped_by_cause.items())
+        out = [
+            f"model {self.model}; backend {self.backend}",
+            f"  why: {self.backend_reason}",
+            f"source {self.source}; {len(self.per_stream)} stream(s); {self.elapsed_s:.1f} s "
+            f"({self.stopped_by})",
+            f"windows {self.windows}: classified {self.classified}, rejected {self.rejected}"
+            + (f" ({rejected})" if rejected else "")
+            + f", dropped {self.dropped}"
+            + (f" ({dropped})" if dropped else ""),
+            f"latency window-complete→result ms: p50 {ms(lat['p50'])}, p90 {ms(lat['p90'])}, "
+            f"p99 {ms(lat['p99'])}, max {ms(lat['max'])}",
+            f"throughput {self.throughput_wps:.1f} windows/s"
+            + (f" (backend alone {self.inference_wps:.0f} windows/s)" if self.inference_wps else "")
+            + f"; {self.batches} batches, mean size "
+            + (f"{self.mean_batch:.1f}" if self.mean_batch else "–")
+            + f", max queue {self.max_queue_depth}",
+            f"alarms: {self.alarms.get('on', 0)} on, {self.alarms.get('off', 0)} off",
+        ]
+        if self.backend_errors:
+            out.append(f"backend errors: {self.backend_errors} batch(es) failed twice")
+        out += [f"error: {e}" for e in self.errors]
+        return out
+
+    def render(self) -> Any:
+        """A rich renderable: the lines, then a per-stream table."""
+        from rich.console import Group
+        from rich.table import Table
+        from rich.text import Text
+
+        table = Table(title=None, box=None, padding=(0, 1))
+        for col in ("stream", "classified", "rejected", "dropped", "alarms on", "ended"):
+            table.add_column(col, justify="right" if col in ("classified", "rejected") else "left")
+        for sid, c in self.per_stream.items():
+            table.add_row(
+                sid,
+                str(c["classified"]),
+                str(c["rejected"]),
+                str(c["dropped"]),
+                ", ".join(c["alarms_on"]) or "–",
+                c["error"] or c["ended"] or "live",
+            )
+        return Group(*(Text(line) for line in self.lines()), table)
+
+
+def _percentiles(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"p50": None, "p90": None, "p99": None, "max": None, "mean": None, "n": 0}
+    a = np.asarray(values, np.float64)
+    p50, p90, p99 = np.percentile(a, [50, 90, 99])
+    return {
+        "p50": float(p50),
+        "p90": float(p90),
+        "p99": float(p99),
+        "max": float(a.max()),
+        "mean": float(a.mean()),
+        "n": len(a),
+    }
+
+
+class Tally:
+    """Thread-safe counters of one run (see the module docstring).
+
+    ``queue_depth`` reports the batcher's current depth; the engine sets ``started`` when
+    the run starts and ``max_queue_depth`` from the batcher at its end.
+    """
+
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        queue_depth: Callable[[], int] = lambda: 0,
+        seed: int = 0,
+    ) -> None:
+        self.clock = clock
+        self.queue_depth = queue_depth
+        self.started = clock()
+        self.streams: dict[str, StreamCounts] = {}
+        self.rejected_by_reason: Counter[str] = Counter()
+        self.dropped_by_cause: Counter[str] = Counter()
+        self.alarms: Counter[str] = Counter()
+        self.batches = 0
+        self.batched_windows = 0
+        self.backend_s = 0.0
+        self.backend_errors = 0
+        self.max_queue_depth = 0
+        self.errors: list[str] = []
+        self._latencies: list[float] = []
+        self._seen = 0
+        self._rng = random.Random(seed)
+        self._recent: deque[tuple[float, float]] = deque()  # (time, latency ms), last 5 s
+        self._lock = threading.Lock()
+
+    def _stream(self, sid: str) -> StreamCounts:
+        c = self.streams.get(sid)
+        if c is None:
+            c = self.streams[sid] = StreamCounts()
+        return c
+
+    # ------------------------------------------------------------------ recording
+
+    def stream_started(self, sid: str, segment: int = 0) -> None:
+        with self._lock:
+            c = self._stream(sid)
+            c.ended = None
+            c.segments = max(c.segments, segment + 1)
+
+    def stream_ended(self, sid: str, reason: str) -> None:
+        with self._lock:
+            self._stream(sid).ended = reason
+
+    def stream_failed(self, sid: str, error: str) -> None:
+        with self._lock:
+            self._stream(sid).error = error
+            self.errors.append(f"stream {sid}: {error}")
+
+    def classified(self, sid: str, latency_ms: float, alarms_on: tuple[str, ...]) -> None:
+        now = self.clock()
+        with self._lock:
+            c = self._stream(sid)
+            c.classified += 1
+            c.alarms_on = list(alarms_on)
+            self._seen += 1
+            if len(self._latencies) < RESERVOIR:
+                self._latencies.append(latency_ms)
+            else:  # reservoir sampling: every latency is kept with equal probability
+                j = self._rng.randrange(self._seen)
+                if j < RESERVOIR:
+                    self._latencies[j] = latency_ms
+            self._recent.append((now, latency_ms))
+            self._trim(now)
+
+    def rejected(self, sid: str, kinds: tuple[str, ...], alarms_on: tuple[str, ...]) -> None:
+        with self._lock:
+            c = self._stream(sid)
+            c.rejected += 1
+            c.alarms_on = list(alarms_on)
+            self.rejected_by_reason[" + ".join(kinds) or "other"] += 1
+
+    def dropped(self, sid: str, cause: str) -> None:
+        with self._lock:
+            self._stream(sid).dropped += 1
+            self.dropped_by_cause[cause] += 1
+
+    def alarm(self, sid: str, state: str, alarms_on: tuple[str, ...]) -> None:
+        with self._lock:
+            self.alarms[state] += 1
+            self._stream(sid).alarms_on = list(alarms_on)
+
+    def batch(self, size: int, backend_s: float, failed: bool = False) -> None:
+        with self._lock:
+            self.batches += 1
+            self.batched_windows += size
+            self.backend_s += backend_s
+            self.backend_errors += int(failed)
+
+    def error(self, message: str) -> None:
+        with self._lock:
+            self.errors.append(message)
+
+    def _trim(self, now: float) -> None:
+        while self._recent and self._recent[0][0] < now - _RECENT_S:
+            self._recent.popleft()
+
+    # ------------------------------------------------------------------ reading
+
+    @property
+    def totals(self) -> tuple[int, int, int]:
+        """(classified, rejected, dropped)."""
+        with self._lock:
+            return self._totals()
+
+    def _totals(self) -> tuple[int, int, int]:
+        cs = self.streams.values()
+        return (
+            sum(c.classified for c in cs),
+            sum(c.rejected for c in cs),
+            sum(c.dropped for c in cs),
+        )
+
+    def live(self) -> LiveStats:
+        now = self.clock()
+        depth = int(self.queue_depth())
+        with self._lock:
+            self._trim(now)
+            classified, rejected, dropped = self._totals()
+            span = min(_RECENT_S, max(now - self.started, 1e-9))
+            recent = [lat for _, lat in self._recent]
+            p50, p99 = np.percentile(recent, [50, 99]) if recent else (None, None)
+            return LiveStats(
+                elapsed_s=now - self.started,
+                windows_per_s=len(recent) / span,
+                latency_p50_ms=None if p50 is None else float(p50),
+                latency_p99_ms=None if p99 is None else float(p99),
+                classified=classified,
+                rejected=rejected,
+                dropped=dropped,
+                queue_depth=depth,
+                streams=len(self.streams),
+                streams_live=sum(
+                    1 for c in self.streams.values() if c.ended is None and c.error is None
+                ),
+            )
+
+    def summary(
+        self,
+        *,
+        model: str,
+        backend: str,
+        backend_reason: str,
+        source: str,
+        stopped_by: str,
+        knobs: dict[str, Any] | None = None,
+    ) -> Summary:
+        elapsed = self.clock() - self.started
+        with self._lock:
+            classified, rejected, dropped = self._totals()
+            return Summary(
+                model=model,
+                backend=backend,
+                backend_reason=backend_reason,
+                source=source,
+                elapsed_s=elapsed,
+                stopped_by=stopped_by,
+                windows=classified + rejected + dropped,
+                classified=classified,
+                rejected=rejected,
+                dropped=dropped,
+                rejected_by_reason=dict(self.rejected_by_reason),
+                dropped_by_cause=dict(self.dropped_by_cause),
+                per_stream={
+                    sid: {**asdict(c), "windows": c.windows} for sid, c in self.streams.items()
+                },
+                latency_ms=_percentiles(self._latencies),
+                throughput_wps=classified / elapsed if elapsed > 0 else 0.0,
+                inference_wps=(
+                    self.batched_windows / self.backend_s if self.backend_s > 0 else None
+                ),
+                batches=self.batches,
+                mean_batch=self.batched_windows / self.batches if self.batches else None,
+                max_queue_depth=self.max_queue_depth,
+                alarms={"on": self.alarms["on"], "off": self.alarms["off"]},
+                backend_errors=self.backend_errors,
+                errors=list(self.errors),
+                knobs=dict(knobs or {}),
+            )
