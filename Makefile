@@ -1,5 +1,5 @@
 # Two entry points, as the README gives them:
-#   make demo   install (edge + training extras) and run the main job on an embedded default
+#   make demo   install, then monitor synthetic patients live with the shipped model for 60 s
 #   make test   install everything and run the test suite
 #
 # torch is installed on its own first so that the build can be chosen per machine:
@@ -26,7 +26,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 
 demo: $(VENV)/.installed
-	$(BIN)/mrm-edge predict
+	$(BIN)/mrm-edge monitor --duration 60
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q

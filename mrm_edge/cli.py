@@ -373,6 +373,136 @@ def export(
         click.echo(f"engine-{precision}\t{path}")
 
 
+# --------------------------------------------------------------------------- monitor
+@main.command()
+@click.option(
+    "--model",
+    "model_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Model directory (default: the shipped model).",
+)
+@click.option(
+    "--source",
+    default="synthetic",
+    show_default=True,
+    help="synthetic | wfdb:PATH[,PATH...] | tcp:HOST:PORT | stdin",
+)
+@click.option(
+    "--streams",
+    type=click.IntRange(1),
+    default=4,
+    show_default=True,
+    help="Synthetic patients (synthetic source only).",
+)
+@click.option(
+    "--hop",
+    "hop_s",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Seconds between window starts.",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["auto", "tensorrt", "onnxruntime", "torch"]),
+    default="auto",
+    show_default=True,
+)
+@click.option(
+    "--precision",
+    type=click.Choice(["fp32", "fp16", "int8"]),
+    default=None,
+    help="Model variant (default: the fastest available on the backend).",
+)
+@click.option(
+    "--max-batch",
+    type=click.IntRange(1),
+    default=32,
+    show_default=True,
+    help="Dispatch a batch as soon as this many windows wait.",
+)
+@click.option(
+    "--max-delay",
+    "max_delay_ms",
+    type=click.FloatRange(min=0),
+    default=50.0,
+    show_default=True,
+    help="...or when the oldest waiting window is this old (ms).",
+)
+@click.option(
+    "--speed",
+    default="realtime",
+    show_default=True,
+    help="Replay pace for synthetic/wfdb sources: realtime, max or a factor (4x).",
+)
+@click.option("--loop", is_flag=True, help="Replay wfdb records in a loop.")
+@click.option(
+    "--duration",
+    "duration_s",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Stop after this many seconds (default: until the source ends, or Ctrl-C).",
+)
+@click.option(
+    "--events",
+    "events_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="JSON Lines event log (one line per window, alarms, summary).",
+)
+@click.option("--no-ui", is_flag=True, help="No live terminal view (summary only).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@user_errors
+def monitor(
+    model_dir: str | None,
+    source: str,
+    streams: int,
+    hop_s: float,
+    backend: str,
+    precision: str | None,
+    max_batch: int,
+    max_delay_ms: float,
+    speed: str,
+    loop: bool,
+    duration_s: float | None,
+    events_path: str | None,
+    no_ui: bool,
+    seed: int,
+) -> None:
+    """Classify live multi-patient 12-lead ECG, window by window.
+
+    With no arguments: a few synthetic patients through the shipped model on the best
+    backend here. Ctrl-C ends cleanly with the summary.
+    """
+    from mrm_edge.predict import default_model_dir
+    from mrm_edge.runtime.backends.base import BackendUnavailable
+    from mrm_edge.runtime.engine import run_monitor
+    from mrm_edge.runtime.model import ModelLoadError
+    from mrm_edge.runtime.sources.base import parse_speed
+    from mrm_edge.runtime.sources.factory import make_source
+
+    pace = parse_speed(speed)
+    try:
+        summary = run_monitor(
+            Path(model_dir) if model_dir else default_model_dir(),
+            lambda model: make_source(source, streams=streams, speed=pace, loop=loop, seed=seed),
+            backend=backend,
+            precision=precision,
+            hop_s=hop_s,
+            max_batch=max_batch,
+            max_delay_ms=max_delay_ms,
+            duration_s=duration_s,
+            events_path=events_path,
+            ui=not no_ui,
+            console=_console(),
+        )
+    except (ModelLoadError, BackendUnavailable) as e:
+        raise click.ClickException(str(e).splitlines()[0]) from e
+    if not summary.ok:
+        sys.exit(1)
+
+
 # --------------------------------------------------------------------------- bench
 def _csv(text: str, cast=str) -> list:
     try:

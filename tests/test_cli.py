@@ -86,3 +86,43 @@ def test_export_without_tensorrt_writes_onnx_and_says_what_to_run(tiny_model_dir
     assert (tmp_path / "model.onnx").is_file() and (tmp_path / "model.fp16.onnx").is_file()
     assert (tmp_path / "model.onnx.json").is_file()
     assert "trtexec" in r.stderr and "--engine" in r.stderr
+
+
+def test_monitor_synthetic_patients_writes_the_event_log(tiny_model_dir, tmp_path):
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    assert run("export", "--model", str(model), "--no-engine").returncode == 0
+    events = tmp_path / "events.jsonl"
+    r = run(
+        "monitor",
+        "--model",
+        str(model),
+        "--streams",
+        "3",
+        "--speed",
+        "max",
+        "--duration",
+        "4",
+        "--no-ui",
+        "--events",
+        str(events),
+    )
+    assert r.returncode == 0, r.stderr
+    assert "why:" in r.stderr and "windows" in r.stderr  # backend choice explained, summary
+    lines = [json.loads(s) for s in events.read_text().splitlines()]
+    windows = [d for d in lines if d["type"] == "window"]
+    assert {d["stream"] for d in windows} == {"synthetic-00", "synthetic-01", "synthetic-02"}
+    for d in windows:
+        assert {"stream", "start", "status", "probabilities", "latency_ms"} <= set(d)
+        assert d["status"] in ("ok", "rejected")
+        if d["status"] == "ok":
+            assert set(d["probabilities"]) == {"CD", "HYP", "MI", "NORM", "STTC"}
+    assert lines[-1]["type"] == "summary"
+
+
+def test_monitor_bad_source_is_one_line(tiny_model_dir):
+    assert_one_line_error(
+        run("monitor", "--model", str(tiny_model_dir), "--source", "udp:x"), "udp:x"
+    )

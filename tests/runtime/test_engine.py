@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import signal
 import threading
 import time
@@ -136,20 +135,6 @@ def real_records(ptbxl_root: Path, cpsc_root: Path) -> list[Path]:
         ptbxl_root / "records500/00000/00003_hr.hea",
         *sorted(cpsc_root.glob("A19*.mat")),  # 500 Hz, 10 to 54 s
     ]
-
-
-@pytest.fixture(scope="module")
-def tiny_onnx_model(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the session's tiny trained model directory with its FP32 ONNX + sidecar
-    (torch is used here, in the test fixture only)."""
-    from mrm_edge.export.onnx_fp32 import export_fp32
-    from mrm_edge.export.sidecar import write_sidecar
-
-    d = tmp_path_factory.mktemp("tiny-onnx") / "model"
-    shutil.copytree(tiny_model_dir, d)
-    export_fp32(d, d / "model.onnx")
-    write_sidecar(d / "model.onnx", {"precision": "fp32"})
-    return d
 
 
 @pytest.mark.realdata
