@@ -18,9 +18,16 @@ import click
 from mrm_edge import __version__
 from mrm_edge.card import ModelCardError
 from mrm_edge.data.errors import DataError
+from mrm_edge.runtime.backends.base import BackendUnavailable
 
-# Errors that describe bad input: shown as one line, never as a traceback.
-USER_ERRORS: tuple[type[BaseException], ...] = (DataError, ModelCardError, ValueError, OSError)
+# Errors that describe bad input or an unusable setup: one line, never a traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    DataError,
+    ModelCardError,
+    BackendUnavailable,
+    ValueError,
+    OSError,
+)
 
 
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -476,29 +483,24 @@ def monitor(
     backend here. Ctrl-C ends cleanly with the summary.
     """
     from mrm_edge.predict import default_model_dir
-    from mrm_edge.runtime.backends.base import BackendUnavailable
     from mrm_edge.runtime.engine import run_monitor
-    from mrm_edge.runtime.model import ModelLoadError
     from mrm_edge.runtime.sources.base import parse_speed
     from mrm_edge.runtime.sources.factory import make_source
 
     pace = parse_speed(speed)
-    try:
-        summary = run_monitor(
-            Path(model_dir) if model_dir else default_model_dir(),
-            lambda model: make_source(source, streams=streams, speed=pace, loop=loop, seed=seed),
-            backend=backend,
-            precision=precision,
-            hop_s=hop_s,
-            max_batch=max_batch,
-            max_delay_ms=max_delay_ms,
-            duration_s=duration_s,
-            events_path=events_path,
-            ui=not no_ui,
-            console=_console(),
-        )
-    except (ModelLoadError, BackendUnavailable) as e:
-        raise click.ClickException(str(e).splitlines()[0]) from e
+    summary = run_monitor(
+        Path(model_dir) if model_dir else default_model_dir(),
+        lambda model: make_source(source, streams=streams, speed=pace, loop=loop, seed=seed),
+        backend=backend,
+        precision=precision,
+        hop_s=hop_s,
+        max_batch=max_batch,
+        max_delay_ms=max_delay_ms,
+        duration_s=duration_s,
+        events_path=events_path,
+        ui=not no_ui,
+        console=_console(),
+    )
     if not summary.ok:
         sys.exit(1)
 
@@ -703,7 +705,8 @@ def predict(
             Recording(f"synthetic-{i}-{p.rhythm}", synthesize(p, seconds, fs=fs), fs)
             for i, p in enumerate(make_patients(patients, seed))
         ]
-    results = classify(recs, model)
+    results, reason = classify(recs, model)
+    click.echo(f"backend: {reason}", err=True)
     if as_json:
         for r in results:
             click.echo(

@@ -1,4 +1,4 @@
-"""Offline classification of whole recordings with a trained model (PyTorch).
+"""Offline classification of whole recordings with a trained model.
 
 Each recording is resampled to the model's rate and cut into consecutive,
 non-overlapping windows of the model's length; a shorter tail is left out and
@@ -50,33 +50,43 @@ def windows_of(rec: Recording, card: ModelCard) -> tuple[np.ndarray, list[float]
 
 
 def classify(
-    recordings: list[Recording], model_dir: Path, device: str = "cpu"
-) -> list[WindowResult]:
-    import torch
+    recordings: list[Recording],
+    model_dir: Path,
+    backend: str = "auto",
+    precision: str | None = None,
+) -> tuple[list[WindowResult], str]:
+    """Window results for every recording, and which backend ran them and why.
 
-    from mrm_edge.checkpoint import inference_model, load_model_dir
+    The runtime's backend selection is used (ONNX Runtime when the model is
+    exported, PyTorch otherwise), so this works on an edge install without torch.
+    """
+    from mrm_edge.runtime.model import DeployedModel
+    from mrm_edge.runtime.selection import activate_backend
 
-    net, card = load_model_dir(model_dir, device)
-    model = inference_model(net, card).to(device)
+    model = DeployedModel.load(model_dir)
+    card = model.card
+    runner, reason = activate_backend(model, backend, precision)
     results: list[WindowResult] = []
-    for rec in recordings:
-        wins, starts, _ = windows_of(rec, card)
-        if len(wins) == 0:
-            continue
-        with torch.no_grad():
-            probs = model(torch.from_numpy(wins).to(device)).cpu().numpy()
-        for start, p in zip(starts, probs, strict=True):
-            probs_of = {lab: float(v) for lab, v in zip(card.labels, p, strict=True)}
-            results.append(
-                WindowResult(
-                    rec.name,
-                    start,
-                    start + card.window_seconds,
-                    probs_of,
-                    [lab for lab in card.labels if probs_of[lab] >= card.thresholds[lab]],
+    try:  # activate_backend hands it over active
+        for rec in recordings:
+            wins, starts, _ = windows_of(rec, card)
+            if len(wins) == 0:
+                continue
+            probs = runner.infer(np.ascontiguousarray(wins, dtype=np.float32))
+            for start, p in zip(starts, probs, strict=True):
+                probs_of = {lab: float(v) for lab, v in zip(card.labels, p, strict=True)}
+                results.append(
+                    WindowResult(
+                        rec.name,
+                        start,
+                        start + card.window_seconds,
+                        probs_of,
+                        [lab for lab in card.labels if probs_of[lab] >= card.thresholds[lab]],
+                    )
                 )
-            )
-    return results
+    finally:
+        runner.deactivate()
+    return results, reason
 
 
 __all__ = ["SHIPPED_MODEL", "WindowResult", "classify", "default_model_dir", "windows_of"]
