@@ -459,6 +459,13 @@ def export(
     help="JSON Lines event log (one line per window, alarms, summary).",
 )
 @click.option("--no-ui", is_flag=True, help="No live terminal view (summary only).")
+@click.option(
+    "--rail-mv",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="The input device's saturation rail in mV: a lead at the rail is flagged. "
+    "Off by default (clean PTB-XL records reach 8-11 mV; rails differ by device).",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @user_errors
 def monitor(
@@ -475,6 +482,7 @@ def monitor(
     duration_s: float | None,
     events_path: str | None,
     no_ui: bool,
+    rail_mv: float | None,
     seed: int,
 ) -> None:
     """Classify live multi-patient 12-lead ECG, window by window.
@@ -484,6 +492,7 @@ def monitor(
     """
     from mrm_edge.predict import default_model_dir
     from mrm_edge.runtime.engine import run_monitor
+    from mrm_edge.runtime.quality import QualityConfig
     from mrm_edge.runtime.sources.base import parse_speed
     from mrm_edge.runtime.sources.factory import make_source
 
@@ -500,6 +509,7 @@ def monitor(
         events_path=events_path,
         ui=not no_ui,
         console=_console(),
+        quality=QualityConfig(saturation_mv=rail_mv),
     )
     if not summary.ok:
         sys.exit(1)

@@ -621,6 +621,7 @@ def run_monitor(
     ui: bool = True,
     console: Console | None = None,
     postprocess: PostprocessConfig | None = None,
+    quality: QualityConfig | None = None,
     intra_op_threads: int | None = None,
 ) -> Summary:
     """Everything ``mrm-edge monitor`` does: load and verify the model directory, pick and
@@ -664,6 +665,7 @@ def run_monitor(
                 sinks=sinks,
                 duration_s=duration_s,
                 postprocess=postprocess,
+                quality=quality,
                 backend_reason=reason,
             )
             with stop_on_signals(monitor):
