@@ -126,3 +126,33 @@ def test_monitor_bad_source_is_one_line(tiny_model_dir):
     assert_one_line_error(
         run("monitor", "--model", str(tiny_model_dir), "--source", "udp:x"), "udp:x"
     )
+
+
+def test_monitor_flags_leads_at_the_rail(tiny_model_dir, tmp_path):
+    events = tmp_path / "events.jsonl"
+    # Synthetic limb and chest leads swing past ±0.3 mV: at that rail they read as clipped.
+    r = run(
+        "monitor",
+        "--model",
+        str(tiny_model_dir),
+        "--streams",
+        "1",
+        "--speed",
+        "max",
+        "--duration",
+        "2",
+        "--no-ui",
+        "--rail-mv",
+        "0.3",
+        "--backend",
+        "torch",
+        "--events",
+        str(events),
+    )
+    assert r.returncode == 0, r.stderr
+    windows = [
+        json.loads(s)
+        for s in events.read_text().splitlines()
+        if '"type":"window"' in s.replace(" ", "")
+    ]
+    assert windows and all(d["status"] == "rejected" and "rail" in d["reason"] for d in windows)
