@@ -531,7 +531,14 @@ def _csv(text: str, cast=str) -> list:
     default=None,
     help="Exported model directory (default: the shipped model).",
 )
-@click.option("--backends", default="torch,onnxruntime", show_default=True)
+@click.option(
+    "--backends",
+    default="torch,onnxruntime",
+    show_default=True,
+    help="Comma-separated: torch, onnxruntime (CPU); torch-cuda (FP32/FP16 autocast, CUDA "
+    "events; never executed here: no GPU), onnxruntime-cuda, tensorrt (probed and reported "
+    "as skipped with the reason: their timing is not implemented).",
+)
 @click.option(
     "--precisions",
     default="fp32,int8",
@@ -542,6 +549,63 @@ def _csv(text: str, cast=str) -> list:
 @click.option("--warmup", type=click.IntRange(0), default=3, show_default=True)
 @click.option("--repeats", type=click.IntRange(3), default=10, show_default=True)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None)
+@click.option(
+    "--plot",
+    "plot_out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="PNG: throughput vs batch size per backend/precision (log scales).",
+)
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="PTB-XL / CPSC 2018 tree: accuracy on its labelled held-out windows (with "
+    "macro-AUC); without it, synthetic windows and AUC null.",
+)
+@click.option(
+    "--accuracy-windows",
+    type=click.IntRange(1),
+    default=64,
+    show_default=True,
+    help="Synthetic windows for the accuracy check when no --data is given.",
+)
+@click.option("--no-accuracy", is_flag=True, help="Skip the accuracy section.")
+@click.option("--no-streaming", is_flag=True, help="Skip the streaming-capacity section.")
+@click.option(
+    "--streams",
+    type=click.IntRange(1),
+    default=32,
+    show_default=True,
+    help="Synthetic streams in the streaming max-speed probe.",
+)
+@click.option(
+    "--stream-variant",
+    default=None,
+    help="backend:precision for the streaming section (default: the fastest CPU variant "
+    "measured at the largest batch size).",
+)
+@click.option("--hop", "hop_s", type=float, default=1.0, show_default=True, help="Seconds.")
+@click.option(
+    "--latency-budget-ms", type=float, default=None, help="p99 budget (default: the hop)."
+)
+@click.option(
+    "--stream-seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Real-time verification length after the first window.",
+)
+@click.option(
+    "--probe-seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    default=60.0,
+    show_default=True,
+    help="Signal seconds per stream in the max-speed probe.",
+)
+@click.option("--max-batch", type=click.IntRange(1), default=32, show_default=True)
+@click.option("--max-tries", type=click.IntRange(1), default=4, show_default=True)
 @user_errors
 def bench(
     model_dir: str | None,
@@ -551,26 +615,75 @@ def bench(
     warmup: int,
     repeats: int,
     json_out: str | None,
+    plot_out: str | None,
+    data_dir: str | None,
+    accuracy_windows: int,
+    no_accuracy: bool,
+    no_streaming: bool,
+    streams: int,
+    stream_variant: str | None,
+    hop_s: float,
+    latency_budget_ms: float | None,
+    stream_seconds: float,
+    probe_seconds: float,
+    max_batch: int,
+    max_tries: int,
 ) -> None:
     """Throughput and latency of the model per backend, precision and batch size,
-    against PyTorch eager FP32."""
+    against PyTorch eager FP32; accuracy agreement; streaming capacity of the runtime."""
     from rich.console import Console
     from rich.table import Table
 
-    from mrm_edge.bench import bench_model, to_json
+    from mrm_edge.bench import (
+        CPU_BACKENDS,
+        accuracy,
+        bench_model,
+        check_backends,
+        check_precisions,
+        gpu_unavailable,
+        input_windows,
+        to_json,
+    )
+    from mrm_edge.card import ModelCard
     from mrm_edge.predict import default_model_dir
 
     model = Path(model_dir) if model_dir else default_model_dir()
-    variants = []
-    for b in _csv(backends):
+    names, precs, sizes = _csv(backends), _csv(precisions), _csv(batch_sizes, int)
+    check_backends(names)
+    check_precisions(precs)
+    if not sizes or min(sizes) < 1:
+        raise click.BadParameter(f"{batch_sizes!r}: batch sizes must be >= 1")
+    variants: list[tuple[str, str]] = []
+    skipped = []
+    cuda_precisions: list[str] = []  # torch-cuda, where a CUDA device is there
+    for b in names:
         if b == "torch":
             variants.append(("torch", "fp32"))
+        elif b in CPU_BACKENDS:
+            variants.extend((b, p) for p in precs)
         else:
-            variants.extend((b, p) for p in _csv(precisions))
+            why = gpu_unavailable(b)
+            if why is None:
+                cuda_precisions = [p for p in precs if p in ("fp32", "fp16")]
+            else:
+                skipped.append({"backend": b, "reason": why})
+    if not variants:
+        raise click.ClickException(
+            "no CPU backend to run (GPU backends: "
+            + "; ".join(f"{s['backend']}: {s['reason']}" for s in skipped)
+            + ")"
+        )
     console = _console()
-    results = bench_model(
-        model, variants, _csv(batch_sizes, int), warmup, repeats, log=_logger(console)
-    )
+    log = _logger(console)
+    for s in skipped:
+        log(f"skipped {s['backend']}: {s['reason']}")
+    results = bench_model(model, variants, sizes, warmup, repeats, log=log)
+    if cuda_precisions:  # not executed on this project's machine (no GPU)
+        from mrm_edge.bench import add_speedups, bench_torch_cuda
+
+        results = add_speedups(
+            results + bench_torch_cuda(model, cuda_precisions, sizes, warmup, repeats, log=log)
+        )
     t = Table(title=f"{model.name}: windows/s (median of {repeats}) and latency per call")
     for col in ("backend", "precision", "batch", "windows/s", "p50 ms", "p99 ms", "vs torch"):
         t.add_column(col, justify="left" if col in ("backend", "precision") else "right")
@@ -586,8 +699,72 @@ def bench(
             speed,
         )
     Console().print(t)
+
+    acc = None
+    if not no_accuracy:
+        card = ModelCard.load(model)
+        if data_dir:
+            from mrm_edge.calibration.windows import held_out_windows
+
+            x, y = held_out_windows(Path(data_dir), card)
+            src = f"{len(x)} held-out windows of {data_dir}"
+        else:
+            x, y = input_windows(card, accuracy_windows, seed=1), None
+            src = f"{accuracy_windows} synthetic windows (no --data)"
+        log(f"accuracy: {len(variants)} variant(s) vs torch fp32 on {src}")
+        acc = accuracy(model, variants, x, y, src)
+        for v in acc["variants"]:
+            auc = "–" if v["macro_auc"] is None else f"{100 * v['macro_auc']:.2f}"
+            log(
+                f"  {v['backend']} {v['precision']}: max |dp| {v['max_abs_dp']:.2e}, "
+                f"labels agree {100 * v['label_agreement']:.1f} %, macro-AUC {auc}"
+            )
+
+    stream = None
+    if not no_streaming:
+        from mrm_edge.bench_streaming import streaming_capacity
+
+        if stream_variant:
+            sb, _, sp = stream_variant.partition(":")
+            sp = sp or "fp32"
+            check_backends([sb])
+            check_precisions([sp])
+            if sb not in CPU_BACKENDS:
+                raise click.BadParameter(f"{stream_variant!r}: streaming runs a CPU backend")
+        else:
+            big = max(sizes)
+            cpu = [r for r in results if r.batch_size == big and r.backend in CPU_BACKENDS]
+            best = max(cpu, key=lambda r: r.throughput)
+            sb, sp = best.backend, best.precision
+        stream = streaming_capacity(
+            model,
+            sb,
+            sp,
+            hop_s=hop_s,
+            budget_ms=latency_budget_ms,
+            stream_seconds=stream_seconds,
+            probe_streams=streams,
+            probe_seconds=probe_seconds,
+            max_batch=max_batch,
+            max_tries=max_tries,
+            log=log,
+        )
+        Console().print(
+            f"streaming ({sb} {sp}, hop {hop_s:g} s, p99 budget "
+            f"{stream['latency_budget_ms']:.0f} ms): capacity {stream['capacity_streams']} "
+            f"streams; end-to-end {stream['end_to_end_wps']:.1f} windows/s = "
+            f"{100 * stream['streaming_efficiency']:.0f} % of model-only "
+            f"{stream['model_only_wps']:.1f} at batch {max_batch}"
+        )
+    if plot_out:
+        from mrm_edge.bench_plot import plot_throughput
+
+        plot_throughput(results, plot_out, title=f"{model.name}: windows/s vs batch size")
+        log(f"plot: {plot_out}")
     if json_out:
-        Path(json_out).write_text(json.dumps(to_json(results), indent=2) + "\n")
+        doc = to_json(results, skipped=skipped, accuracy=acc, streaming=stream)
+        Path(json_out).write_text(json.dumps(doc, indent=2) + "\n")
+        log(f"json: {json_out}")
 
 
 # --------------------------------------------------------------------------- doctor

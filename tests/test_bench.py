@@ -1,13 +1,28 @@
-"""`mrm-edge bench` (model level): runs real backends, every figure a measurement."""
+"""`mrm-edge bench`: runs real backends and the real runtime, every figure a measurement."""
 
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 EXE = str(Path(sys.executable).parent / "mrm-edge")
+
+# Tiny settings: seconds on a 2-core CPU, still real measurements.
+TINY_STREAMING = [
+    "--streams",
+    "4",
+    "--probe-seconds",
+    "14",
+    "--stream-seconds",
+    "1",
+    "--max-tries",
+    "3",
+    "--max-batch",
+    "8",
+]
 
 
 @pytest.fixture(scope="module")
@@ -26,14 +41,17 @@ def exported_model(tiny_model_dir: Path, tmp_path_factory) -> Path:
     return model
 
 
-def test_bench_json_schema_and_measurements(exported_model: Path, tmp_path: Path) -> None:
-    out = tmp_path / "bench.json"
+@pytest.fixture(scope="module")
+def bench_run(exported_model: Path, ptbxl_root: Path, tmp_path_factory) -> tuple[dict, Path, str]:
+    out = tmp_path_factory.mktemp("bench-out")
     r = subprocess.run(
         [
             EXE,
             "bench",
             "--model",
             str(exported_model),
+            "--backends",
+            "torch,onnxruntime,onnxruntime-cuda,tensorrt",
             "--precisions",
             "fp32",
             "--batch-sizes",
@@ -42,15 +60,25 @@ def test_bench_json_schema_and_measurements(exported_model: Path, tmp_path: Path
             "1",
             "--repeats",
             "3",
+            "--data",
+            str(ptbxl_root),
             "--json",
-            str(out),
+            str(out / "bench.json"),
+            "--plot",
+            str(out / "bench.png"),
+            *TINY_STREAMING,
         ],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert r.returncode == 0, r.stderr
-    doc = json.loads(out.read_text())
+    return json.loads((out / "bench.json").read_text()), out / "bench.png", r.stdout + r.stderr
+
+
+def test_bench_json_schema_and_measurements(bench_run) -> None:
+    doc, _, _ = bench_run
+    assert {"machine", "results", "accuracy", "streaming", "skipped"} <= set(doc)
     assert doc["machine"]["cores"] >= 1 and doc["machine"]["versions"]["onnxruntime"]
     rows = doc["results"]
     assert {(x["backend"], x["batch_size"]) for x in rows} == {
@@ -60,12 +88,85 @@ def test_bench_json_schema_and_measurements(exported_model: Path, tmp_path: Path
         ("onnxruntime", 4),
     }
     for x in rows:
+        assert {"backend", "precision", "device", "batch_size", "throughput"} <= set(x)
+        assert x["device"] == "cpu"
         lat = x["latency_ms"]
         assert x["throughput"] > 0 and 0 < lat["p50"] <= lat["p90"] <= lat["p99"]
         # throughput is batch / median latency: consistent with p50
         assert x["throughput"] == pytest.approx(1e3 * x["batch_size"] / lat["p50"], rel=1e-6)
         assert x["speedup_vs_torch_fp32"] > 0
     assert all(x["speedup_vs_torch_fp32"] == 1.0 for x in rows if x["backend"] == "torch")
+
+
+def test_bench_reports_gpu_backends_as_skipped_with_the_reason(bench_run) -> None:
+    doc, _, out = bench_run
+    skipped = {s["backend"]: s["reason"] for s in doc["skipped"]}
+    assert set(skipped) == {"onnxruntime-cuda", "tensorrt"}
+    assert all(reason for reason in skipped.values())
+    assert "skipped tensorrt:" in out
+
+
+def test_bench_accuracy_on_labelled_held_out_windows(bench_run) -> None:
+    acc = bench_run[0]["accuracy"]
+    assert acc["windows"] > 0 and "held-out" in acc["source"]
+    assert 0.5 < acc["reference_macro_auc"] <= 1.0
+    by = {(v["backend"], v["precision"]): v for v in acc["variants"]}
+    assert set(by) == {("torch", "fp32"), ("onnxruntime", "fp32")}
+    assert by["torch", "fp32"]["max_abs_dp"] == 0.0
+    ort = by["onnxruntime", "fp32"]
+    assert 0 < ort["max_abs_dp"] < 1e-4  # a measured difference, tiny for FP32 ONNX
+    assert ort["label_agreement"] >= 0.98
+    assert ort["macro_auc"] == pytest.approx(acc["reference_macro_auc"], abs=1e-3)
+
+
+def test_bench_streaming_section_is_a_verified_measurement(bench_run) -> None:
+    s = bench_run[0]["streaming"]
+    assert s["backend"] == "onnxruntime" or s["backend"] == "torch"
+    assert s["capacity_streams"] >= 1 and s["estimate_streams"] >= s["capacity_streams"]
+    assert s["end_to_end_wps"] > 0 and s["model_only_wps"] > 0
+    assert s["streaming_efficiency"] == pytest.approx(s["end_to_end_wps"] / s["model_only_wps"])
+    assert s["probe"]["classified"] > 0 and s["probe"]["dropped"] == 0
+    held = [v for v in s["verification"] if v["held"]]
+    assert len(held) == 1 and held[0]["streams"] == s["capacity_streams"]
+    v = held[0]
+    assert v["classified"] > 0 and v["dropped"] == 0 and not v["errors"]
+    assert 0 < v["latency_ms"]["p50"] <= v["latency_ms"]["p99"] <= s["latency_budget_ms"]
+
+
+def test_bench_plot_is_a_png(bench_run) -> None:
+    png = bench_run[1]
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+
+
+def test_bench_accuracy_without_data_reports_auc_null(exported_model: Path) -> None:
+    from mrm_edge.bench import accuracy, input_windows
+    from mrm_edge.card import ModelCard
+
+    x = input_windows(ModelCard.load(exported_model), 4)
+    acc = accuracy(exported_model, [("onnxruntime", "fp32")], x, None, "4 synthetic")
+    assert acc["reference_macro_auc"] is None and "null" in acc["note"]
+    (v,) = acc["variants"]
+    assert v["macro_auc"] is None and np.isfinite(v["max_abs_dp"]) and v["label_agreement"] > 0
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--backends", "torch,cuda-magic"], "unknown backend(s) 'cuda-magic'"),
+        (["--precisions", "fp8"], "unknown precision(s) 'fp8'"),
+    ],
+)
+def test_bench_bad_lists_are_one_line_errors(exported_model: Path, args, expected) -> None:
+    r = subprocess.run(
+        [EXE, "bench", "--model", str(exported_model), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert expected in r.stderr
+    assert len([ln for ln in r.stderr.splitlines() if ln.strip()]) == 1, r.stderr
 
 
 def test_bench_refuses_a_variant_that_was_not_exported(exported_model: Path) -> None:
@@ -86,3 +187,18 @@ def test_bench_refuses_a_variant_that_was_not_exported(exported_model: Path) -> 
     )
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert "model.int8.onnx: not exported" in r.stderr
+
+
+def test_gpu_backends_say_why_they_are_skipped_here() -> None:
+    import importlib.util
+
+    from mrm_edge.bench import gpu_unavailable
+
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("a CUDA device is present: torch-cuda runs instead of being skipped")
+    assert "CUDA" in gpu_unavailable("torch-cuda") or "torch" in gpu_unavailable("torch-cuda")
+    # ONNX Runtime CUDA and TensorRT timing is not implemented: always a reason
+    assert gpu_unavailable("onnxruntime-cuda") and gpu_unavailable("tensorrt")

@@ -1,0 +1,255 @@
+"""Streaming capacity of the real runtime: how many live 12-lead streams one backend keeps
+up with in real time, at a given hop, with the p99 latency under a budget.
+
+Method (every figure a measurement of :class:`~mrm_edge.runtime.engine.Monitor`, the same
+code ``mrm-edge monitor`` runs — preprocessing, resampling, quality checks, batching,
+post-processing — not a model-only loop):
+
+1. **Max-speed probe.** ``probe_streams`` synthetic patients (``SyntheticSource`` at
+   ``fs`` Hz, ``speed=None``) run through the Monitor as fast as it goes for
+   ``probe_seconds`` of signal each; the sustained end-to-end rate ``W`` is the summary's
+   classified windows per second of wall time.
+2. **Estimate.** Each stream yields one window per hop, so ``N0 = floor(W × hop_s)``
+   streams saturate the runtime.
+3. **Real-time verification.** ``N`` streams at real-time pace for ``stream_seconds``
+   after the first window (each stream is pre-filled with ``window - hop`` seconds of
+   signal at once, so the first window completes one hop after the start instead of one
+   window length): the capacity holds when no window is dropped, none is rejected by a
+   backend error, no run error occurs and the p99 latency (window complete → result) is at
+   most ``budget_ms`` (default: the hop). Otherwise ``N`` steps down (``× step``, at least
+   one fewer) and is verified again, at most ``max_tries`` times.
+4. **Overhead.** ``W`` against the model-only throughput of the same backend at a batch of
+   ``max_batch`` (the Monitor's batch cap): ``streaming_efficiency = W / model_only``
+   (target ≥ 0.9). The probe's mean batch size is reported beside it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["make_backend", "prefilled_realtime_source", "streaming_capacity"]
+
+
+def make_backend(model_dir: Path, backend: str, precision: str):
+    """A runtime Backend (not activated) for a CPU ``backend``/``precision`` of the bench."""
+    from mrm_edge.bench import VARIANT_FILES
+
+    if backend == "torch":
+        if precision != "fp32":
+            raise ValueError("torch runs FP32 on the CPU; FP16 needs CUDA")
+        from mrm_edge.runtime.selection import TorchBackend
+
+        return TorchBackend(model_dir)
+    if backend == "onnxruntime":
+        from mrm_edge.runtime.backends.onnxruntime import OnnxRuntimeBackend
+
+        path = Path(model_dir) / VARIANT_FILES[precision]
+        if not path.is_file():
+            raise ValueError(f"{path}: not exported (run `mrm-edge export` first)")
+        return OnnxRuntimeBackend(path, providers=["CPUExecutionProvider"])
+    raise ValueError(f"streaming: unknown backend {backend!r}; expected torch or onnxruntime")
+
+
+def prefilled_realtime_source(
+    n_streams: int, fs: int, prefill_s: float, seconds: float, seed: int = 0, speed: float = 1.0
+):
+    """Synthetic streams whose first ``prefill_s`` seconds arrive at once, the next
+    ``seconds`` at ``speed`` x real time: streams already running when timing starts."""
+    from mrm_edge.runtime.sources.base import Chunk, Pacer, Source
+    from mrm_edge.runtime.sources.synthetic import SyntheticSource
+
+    class _Prefilled(Source):
+        name = "synthetic-prefilled"
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = SyntheticSource(
+                n_streams, fs=fs, seconds=prefill_s + seconds, speed=None, seed=seed
+            )
+
+        def events(self) -> Iterator[Any]:
+            pacer = Pacer(speed, self._closed)
+            for ev in self.inner:
+                if self.closed:
+                    return
+                if isinstance(ev, Chunk) and ev.timestamp is not None:
+                    end = ev.timestamp + len(ev.samples) / ev.sample_rate
+                    if end > prefill_s and not pacer.wait_until(end - prefill_s):
+                        return
+                yield ev
+
+        def close(self) -> None:
+            super().close()
+            self.inner.close()
+
+        def describe(self) -> str:
+            return (
+                f"synthetic: {n_streams} patients at {fs} Hz, {prefill_s:g} s pre-filled, "
+                f"then {seconds:g} s at {speed:g}x"
+            )
+
+    return _Prefilled()
+
+
+def _run(model, backend, source, hop_s: float, max_batch: int, max_delay_ms: float):
+    from mrm_edge.runtime.engine import Monitor
+
+    mon = Monitor(
+        model, backend, source, hop_s=hop_s, max_batch=max_batch, max_delay_ms=max_delay_ms
+    )
+    return mon.run()
+
+
+def _run_figures(s) -> dict[str, Any]:
+    lat = s.latency_ms
+    return {
+        "elapsed_s": s.elapsed_s,
+        "windows": s.windows,
+        "classified": s.classified,
+        "rejected": s.rejected,
+        "rejected_by_reason": dict(s.rejected_by_reason),
+        "dropped": s.dropped,
+        "backend_errors": s.backend_errors,
+        "errors": list(s.errors),
+        "throughput_wps": s.throughput_wps,
+        "mean_batch": s.mean_batch,
+        "max_queue_depth": s.max_queue_depth,
+        "latency_ms": {k: lat.get(k) for k in ("p50", "p90", "p99", "max")},
+    }
+
+
+def streaming_capacity(
+    model_dir: Path,
+    backend: str = "onnxruntime",
+    precision: str = "int8",
+    *,
+    hop_s: float = 1.0,
+    budget_ms: float | None = None,
+    stream_seconds: float = 30.0,
+    probe_streams: int = 64,
+    probe_seconds: float = 20.0,
+    max_batch: int = 32,
+    max_delay_ms: float = 50.0,
+    fs: int = 500,
+    step: float = 0.9,
+    max_tries: int = 4,
+    model_only_repeats: int = 10,
+    log: Callable[[str], None] = lambda s: None,
+) -> dict[str, Any]:
+    """The streaming section of ``mrm-edge bench`` (see the module docstring)."""
+    from mrm_edge.bench import time_calls
+    from mrm_edge.runtime.model import DeployedModel
+
+    if not hop_s > 0 or not stream_seconds > 0 or not probe_seconds > 0:
+        raise ValueError("streaming: hop, stream seconds and probe seconds must be > 0")
+    if probe_streams < 1 or max_tries < 1 or not 0 < step < 1:
+        raise ValueError("streaming: probe streams and tries must be >= 1, step in (0, 1)")
+    budget = float(budget_ms) if budget_ms is not None else hop_s * 1e3
+    model = DeployedModel.load(model_dir)
+    be = make_backend(Path(model_dir), backend, precision)
+    be.activate()
+    try:
+        # Model-only throughput, same backend, batch = the Monitor's batch cap.
+        from mrm_edge.bench import input_windows
+
+        x = np.ascontiguousarray(input_windows(model.card, max_batch))
+        t = time_calls(lambda: be.infer(x), 2, model_only_repeats)
+        model_only = float(max_batch / np.median(t))
+
+        # 1. Max-speed probe through the real runtime.
+        log(
+            f"streaming: max-speed probe, {probe_streams} streams x {probe_seconds:g} s "
+            f"({backend} {precision})"
+        )
+        src = _make_synthetic(probe_streams, fs, probe_seconds)
+        probe = _run(model, be, src, hop_s, max_batch, max_delay_ms)
+        w = probe.throughput_wps
+        if not w > 0 or probe.errors:
+            raise RuntimeError(
+                f"streaming probe classified nothing: {'; '.join(probe.errors) or 'no windows'}"
+            )
+        estimate = max(1, math.floor(w * hop_s))
+        log(
+            f"streaming: {w:.1f} windows/s end to end -> estimate {estimate} streams "
+            f"at hop {hop_s:g} s"
+        )
+
+        # 3. Real-time verification, stepping down.
+        prefill = max(0.0, model.window_s - hop_s)
+        tries: list[dict[str, Any]] = []
+        n = estimate
+        capacity = 0
+        for _ in range(max_tries):
+            log(f"streaming: verifying {n} streams at real time for {stream_seconds:g} s")
+            src = prefilled_realtime_source(n, fs, prefill, stream_seconds + hop_s)
+            t0 = time.monotonic()
+            s = _run(model, be, src, hop_s, max_batch, max_delay_ms)
+            wall = time.monotonic() - t0
+            fig = _run_figures(s)
+            p99 = fig["latency_ms"]["p99"]
+            reasons = []
+            if s.dropped:
+                reasons.append(f"{s.dropped} dropped")
+            if s.backend_errors or s.errors:
+                reasons.append("errors")
+            if s.classified == 0 or p99 is None:
+                reasons.append("nothing classified")
+            elif p99 > budget:
+                reasons.append(f"p99 {p99:.0f} ms > {budget:.0f} ms")
+            held = not reasons
+            tries.append(
+                {"streams": n, "held": held, "why_not": "; ".join(reasons) or None, "wall_s": wall}
+                | fig
+            )
+            log(
+                f"streaming: {n} streams "
+                + ("hold" if held else f"do not hold ({'; '.join(reasons)})")
+                + (f", p99 {p99:.0f} ms" if p99 is not None else "")
+            )
+            if held:
+                capacity = n
+                break
+            if n == 1:
+                break
+            n = max(1, min(n - 1, math.floor(n * step)))
+    finally:
+        be.deactivate()
+    return {
+        "method": (
+            "Monitor (the real runtime) with synthetic streams: max-speed probe gives the "
+            "sustained end-to-end windows/s W; capacity estimate floor(W x hop); verified at "
+            "real-time pace (streams pre-filled with window - hop seconds) for stream_seconds "
+            "after the first window: no drops, no errors, p99 (window complete -> result) <= "
+            "budget; stepped down by x step until it holds"
+        ),
+        "backend": backend,
+        "precision": precision,
+        "device": "cpu",
+        "hop_s": hop_s,
+        "latency_budget_ms": budget,
+        "stream_seconds": stream_seconds,
+        "source_rate_hz": fs,
+        "max_batch": max_batch,
+        "max_delay_ms": max_delay_ms,
+        "probe": {"streams": probe_streams, "signal_seconds": probe_seconds} | _run_figures(probe),
+        "end_to_end_wps": w,
+        "model_only_wps": model_only,
+        "model_only_batch_size": max_batch,
+        "streaming_efficiency": w / model_only,
+        "efficiency_target": 0.9,
+        "estimate_streams": estimate,
+        "capacity_streams": capacity,
+        "verification": tries,
+    }
+
+
+def _make_synthetic(n: int, fs: int, seconds: float):
+    from mrm_edge.runtime.sources.synthetic import SyntheticSource
+
+    return SyntheticSource(n, fs=fs, seconds=seconds, speed=None)
