@@ -184,7 +184,7 @@ def streaming_capacity(
         prefill = max(0.0, model.window_s - hop_s)
         tries: list[dict[str, Any]] = []
         n = estimate
-        capacity = 0
+        capacity: int | None = None  # None: no count verified within max_tries
         for _ in range(max_tries):
             log(f"streaming: verifying {n} streams at real time for {stream_seconds:g} s")
             src = prefilled_realtime_source(n, fs, prefill, stream_seconds + hop_s)
@@ -245,6 +245,12 @@ def streaming_capacity(
         "efficiency_target": 0.9,
         "estimate_streams": estimate,
         "capacity_streams": capacity,
+        "capacity_note": (
+            f"verified: {capacity} streams hold at real time"
+            if capacity is not None
+            else f"not verified: every count tried ({', '.join(str(t['streams']) for t in tries)}) "
+            f"missed the budget within {max_tries} tries; raise --max-tries"
+        ),
         "verification": tries,
     }
 

@@ -751,8 +751,8 @@ def bench(
         )
         Console().print(
             f"streaming ({sb} {sp}, hop {hop_s:g} s, p99 budget "
-            f"{stream['latency_budget_ms']:.0f} ms): capacity {stream['capacity_streams']} "
-            f"streams; end-to-end {stream['end_to_end_wps']:.1f} windows/s = "
+            f"{stream['latency_budget_ms']:.0f} ms): {stream['capacity_note']}; "
+            f"end-to-end {stream['end_to_end_wps']:.1f} windows/s = "
             f"{100 * stream['streaming_efficiency']:.0f} % of model-only "
             f"{stream['model_only_wps']:.1f} at batch {max_batch}"
         )

@@ -93,7 +93,8 @@ def test_streaming_capacity_steps_down_a_bounded_number_of_times(exported_model:
         max_tries=2,
     )
     tries = s["verification"]
-    assert s["capacity_streams"] == 0 and 1 <= len(tries) <= 2
+    assert s["capacity_streams"] is None and "not verified" in s["capacity_note"]
+    assert 1 <= len(tries) <= 2
     assert all(not t["held"] and "p99" in t["why_not"] for t in tries)
     if len(tries) == 2:
         assert tries[1]["streams"] < tries[0]["streams"]
