@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from mrm_edge.card import WEIGHTS_FILE, ModelCard, ModelCardError, sha256_file
+from mrm_edge.data.errors import first_line
 from mrm_edge.model import InferenceModel, MRMNet, MRMNetConfig
 
 
@@ -57,7 +58,7 @@ def load_model_dir(directory: Path, device: str | torch.device = "cpu") -> tuple
         state = load_file(str(weights), device=str(device))
         net.load_state_dict(state, strict=True)
     except (SafetensorError, RuntimeError, OSError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e, with_type=False)
         raise ModelCardError(f"{weights}: cannot load weights ({first})") from e
     return net.to(device).eval(), card
 

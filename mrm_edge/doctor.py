@@ -37,6 +37,8 @@ from typing import Any
 
 import numpy as np
 
+from mrm_edge.data.errors import first_line
+
 ONNX_FOR = {"fp32": "model.onnx", "fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}
 # max |Δp| against ONNX Runtime FP32. FP32 engines may use TF32 on Ampere and newer.
 TOLERANCE = {"fp32": 5e-3, "fp16": 2e-2, "int8": 5e-2}
@@ -119,17 +121,12 @@ def compare(
     )
 
 
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
-
-
 def _run(report: DoctorReport, name: str, fn: Callable[[], tuple[Any, str]]) -> Any:
     """Run one step; record ok + detail, or fail + the reason. Returns the value or None."""
     try:
         value, detail = fn()
     except Exception as e:
-        report.steps.append(Step(name, "fail", _one_line(e)))
+        report.steps.append(Step(name, "fail", first_line(e)))
         return None
     report.steps.append(Step(name, "ok", detail))
     return value
@@ -204,7 +201,7 @@ def run_doctor(
     try:
         options = BuildOptions(precision=precision, profile=tuple(batch))  # type: ignore[arg-type]
     except (TypeError, ValueError) as e:
-        report.steps.append(Step("options", "fail", _one_line(e)))
+        report.steps.append(Step("options", "fail", first_line(e)))
         return _finish(report)
 
     # 1. model ------------------------------------------------------------------------

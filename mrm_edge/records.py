@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from mrm_edge.data.dataset import LEADS
-from mrm_edge.data.errors import DataError
+from mrm_edge.data.errors import DataError, first_line
 
 # Lead names are matched case-insensitively: "AVR", "avr" and "aVR" are one lead.
 _CANONICAL = {lead.upper(): lead for lead in LEADS}
@@ -51,7 +51,7 @@ def read_recording(path: str | Path) -> Recording:
     try:
         rec = wfdb.rdrecord(str(stem), physical=True)
     except Exception as e:  # wfdb raises many types for malformed files
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        msg = first_line(e, with_type=False)
         raise DataError(f"{header}: unreadable WFDB record ({msg})") from e
     names = [_canonical(n) for n in (rec.sig_name or [])]
     missing = [lead for lead in LEADS if lead not in names]

@@ -67,6 +67,8 @@ from mrm_edge.runtime.sinks import DroppedWindow, RunInfo, Sink, StreamEvent
 from mrm_edge.runtime.sinks.summary import Summary, Tally
 from mrm_edge.runtime.sources.base import Chunk, Source, StreamEnd
 
+from mrm_edge.data.errors import first_line
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -75,11 +77,6 @@ __all__ = ["Monitor", "run_monitor", "stop_on_signals"]
 _POLL_S = 0.1  # how often waiting threads look at the stop flag and the clock
 _SOURCE_STOP_S = 5.0  # how long a stopped source may take to return before we go on without it
 _WORKER_ABANDON_S = 5.0  # after drain=False, how long a stuck inference may hold the run
-
-
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
 
 
 @dataclass(frozen=True)
@@ -285,7 +282,7 @@ class Monitor:
                     for sid in list(self._pre):
                         self._end_stream(sid, "source ended")
         except BaseException as e:
-            self._fatal(f"source {self.source.describe()} failed: {_one_line(e)}")
+            self._fatal(f"source {self.source.describe()} failed: {first_line(e)}")
         # Streams cut short by a stop: no finish() (its tail would be padding), but their
         # end is reported once their queued windows have results.
         for sid in list(self._pre):
@@ -310,7 +307,7 @@ class Monitor:
                 )
             except (ValueError, TypeError) as e:
                 self._segment[sid] = segment
-                self._fail_stream(sid, segment, f"cannot start: {_one_line(e)}")
+                self._fail_stream(sid, segment, f"cannot start: {first_line(e)}")
                 return
             self._pre[sid] = pre
             self._segment[sid] = segment
@@ -326,7 +323,7 @@ class Monitor:
         try:
             windows = pre.push(chunk.samples, chunk.timestamp)
         except ValueError as e:
-            self._drop_stream(sid, _one_line(e))
+            self._drop_stream(sid, first_line(e))
             return
         self._dispatch(windows, segment)
 
@@ -394,7 +391,7 @@ class Monitor:
                     self._infer(batch)
                 self._finish_ended()
         except BaseException as e:
-            self._fatal(f"inference worker failed: {_one_line(e)}")
+            self._fatal(f"inference worker failed: {first_line(e)}")
 
     def _settle(self, batch: list[_Item]) -> None:
         """Take ``batch`` off the outstanding list; whatever is older was evicted."""
@@ -430,7 +427,7 @@ class Monitor:
                 error, p = e, None
         self.tally.batch(len(batch), time.perf_counter() - t0, failed=error is not None)
         if error is not None or p is None:
-            reason = f"backend error: {_one_line(error) if error else 'no output'}"
+            reason = f"backend error: {first_line(error) if error else 'no output'}"
             for it in batch:
                 self._emit_rejected(it.window, it.segment, reason=reason)
                 self._done([it])
@@ -530,7 +527,7 @@ class Monitor:
             try:
                 getattr(sink, method)(record)
             except Exception as e:
-                self._fatal(f"sink {type(sink).__name__} failed: {_one_line(e)}")
+                self._fatal(f"sink {type(sink).__name__} failed: {first_line(e)}")
 
     def _fatal(self, message: str) -> None:
         self.tally.error(message)
@@ -572,7 +569,7 @@ class Monitor:
             try:
                 sink.close(summary)
             except Exception as e:
-                errors.append(f"sink {type(sink).__name__} failed to close: {_one_line(e)}")
+                errors.append(f"sink {type(sink).__name__} failed to close: {first_line(e)}")
         if summary is not None:
             summary.errors += errors
 

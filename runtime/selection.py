@@ -37,6 +37,8 @@ import numpy as np
 from mrm_edge.runtime.backends.base import Backend, BackendUnavailable
 from mrm_edge.runtime.model import ONNX_FILES, DeployedModel
 
+from mrm_edge.data.errors import first_line
+
 __all__ = [
     "BACKEND_CHOICES",
     "Candidate",
@@ -72,11 +74,6 @@ class Candidate:
 
 
 # =========================================================================== the plan
-
-
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
 
 
 def _tensorrt_options(
@@ -143,7 +140,7 @@ def _onnxruntime_options(
         try:
             import onnxruntime as ort
         except ImportError as e:
-            return [], [f"onnxruntime is not installed ({_one_line(e)})"]
+            return [], [f"onnxruntime is not installed ({first_line(e, with_type=False)})"]
         providers = list(ort.get_available_providers())
     wanted = [p for p in precisions if p in model.onnx]
     if not wanted:
@@ -339,8 +336,8 @@ class TorchBackend(Backend):
         except ImportError as e:
             raise BackendUnavailable(
                 self.name,
-                f"PyTorch is not installed ({_one_line(e)}); use onnxruntime, or install the "
-                "`train` extra",
+                f"PyTorch is not installed ({first_line(e, with_type=False)}); use "
+                "onnxruntime, or install the `train` extra",
             ) from e
         from mrm_edge.checkpoint import inference_model, load_model_dir
 

@@ -42,6 +42,7 @@ from mrm_edge.export.tensorrt.capability import (
 )
 
 from mrm_edge.card import sha256_file
+from mrm_edge.data.errors import first_line
 from mrm_edge.fileio import atomic_write_bytes
 
 Precision = Literal["fp32", "fp16", "int8"]
@@ -192,7 +193,7 @@ def inspect_onnx(onnx_path: Path, precision: str = "fp32") -> GraphInfo:
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as e:
-        raise BuildError(f"{path}: not a readable ONNX model ({_one_line(e)})") from e
+        raise BuildError(f"{path}: not a readable ONNX model ({first_line(e)})") from e
     half = {onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16}
     has_qdq = has_fp16 = False
     for graph in _graphs(model.graph, onnx):
@@ -253,7 +254,7 @@ def _inspect_by_contract(path: Path, precision: str) -> GraphInfo:
         so.log_severity_level = 3
         sess = ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
     except Exception as e:
-        raise BuildError(f"{path}: ONNX Runtime cannot load it ({_one_line(e)})") from e
+        raise BuildError(f"{path}: ONNX Runtime cannot load it ({first_line(e)})") from e
     (inp,), (out,) = sess.get_inputs(), sess.get_outputs()
     data = path.read_bytes()
     return GraphInfo(
@@ -419,7 +420,7 @@ def _trtexec_hint(onnx_path: Path, options: BuildOptions) -> str:
         engine = Path(onnx_path).with_name(f"model.{options.precision}.engine")
         return trtexec_command(onnx_path, engine, options)
     except Exception as e:  # the hint must never hide the real problem
-        return f"trtexec (see trtexec --help; no line could be made here: {_one_line(e)})"
+        return f"trtexec (see trtexec --help; no line could be made here: {first_line(e)})"
 
 
 def build_engine(onnx_path: Path, options: BuildOptions, trt: Any = None) -> bytes:
@@ -595,11 +596,6 @@ def build_or_load(
         "notes": list(result.notes),
     }
     return store(out_dir, key, result.engine, facts), True
-
-
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
 
 
 __all__ = [

@@ -17,6 +17,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from mrm_edge.data.errors import first_line
+
 # Said wherever TensorRT is missing: what to install, per platform.
 INSTALL_HINT = (
     "install it on the GPU machine: pip install 'mrm-edge[tensorrt]' (x86_64 / SBSA), "
@@ -124,7 +126,7 @@ def import_tensorrt() -> Any:
         return _import_tensorrt()
     except Exception as e:  # a stub wheel or a missing libnvinfer raises more than ImportError
         raise TensorRTUnavailable(
-            f"TensorRT is not installed here ({_one_line(e)}); {INSTALL_HINT}"
+            f"TensorRT is not installed here ({first_line(e)}); {INSTALL_HINT}"
         ) from e
 
 
@@ -136,7 +138,7 @@ def probe_tensorrt(trt: Any = None) -> TensorRTInfo:
         except Exception as e:
             return TensorRTInfo(
                 available=False,
-                reason=f"tensorrt cannot be imported ({_one_line(e)}); {INSTALL_HINT}",
+                reason=f"tensorrt cannot be imported ({first_line(e)}); {INSTALL_HINT}",
             )
     try:
         version = str(getattr(trt, "__version__", "") or "unknown")
@@ -152,7 +154,7 @@ def probe_tensorrt(trt: Any = None) -> TensorRTInfo:
             has_int8_calibrator=hasattr(trt, "IInt8EntropyCalibrator2"),
         )
     except Exception as e:  # an exotic binding raising on attribute access
-        return TensorRTInfo(available=False, reason=f"tensorrt is unusable ({_one_line(e)})")
+        return TensorRTInfo(available=False, reason=f"tensorrt is unusable ({first_line(e)})")
 
 
 def probe_gpu(device: int = 0, cudart: Any = None) -> tuple[GpuInfo | None, str | None]:
@@ -167,7 +169,7 @@ def probe_gpu(device: int = 0, cudart: Any = None) -> tuple[GpuInfo | None, str 
         try:
             cudart = load_cudart()
         except Exception as e:  # BackendUnavailable carries the reason and the install line
-            return None, str(getattr(e, "reason", None) or _one_line(e))
+            return None, str(getattr(e, "reason", None) or first_line(e))
     try:
         err, count = cudart.cudaGetDeviceCount()
         if int(err) != 0:
@@ -192,16 +194,11 @@ def probe_gpu(device: int = 0, cudart: Any = None) -> tuple[GpuInfo | None, str 
             None,
         )
     except Exception as e:
-        return None, f"CUDA query failed ({_one_line(e)})"
+        return None, f"CUDA query failed ({first_line(e)})"
 
 
 def _err_name(err: Any) -> str:
     return str(getattr(err, "name", f"CUDA error {int(err)}"))
-
-
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
 
 
 __all__ = [

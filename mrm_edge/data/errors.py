@@ -29,6 +29,15 @@ def field_error(source: object, field: str, expected: str, found: object) -> Dat
     return DataError(f"{source}: field {field!r} {found}, expected {expected}")
 
 
+def first_line(exc: BaseException, with_type: bool = True) -> str:
+    """The first line of an exception's message (``"Type: line"`` unless ``with_type`` is
+    False), or the type's name when the message is empty: one-line error reports."""
+    text = str(exc).strip().splitlines()
+    if not text:
+        return type(exc).__name__
+    return f"{type(exc).__name__}: {text[0]}" if with_type else text[0]
+
+
 def one_line(exc: BaseException, limit: int = 160) -> str:
     """``"Type: message"`` of a third-party exception, squeezed onto one short line.
 

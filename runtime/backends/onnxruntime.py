@@ -19,6 +19,8 @@ from typing import Any, Literal
 import numpy as np
 from mrm_edge.runtime.backends.base import Backend, BackendUnavailable, precision_from_filename
 
+from mrm_edge.data.errors import first_line
+
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
 # ORT's TensorRT provider needs libnvinfer and builds its own engines: the project uses its own
@@ -94,7 +96,7 @@ class OnnxRuntimeBackend(Backend):
                 str(self.onnx_path), sess_options=options, providers=with_options
             )
         except Exception as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            first = first_line(e, with_type=False)
             raise ValueError(f"{self.onnx_path}: ONNX Runtime cannot load it ({first})") from e
         actual = list(session.get_providers())
         # ORT falls back to CPU with only a log line when the CUDA provider fails to load
