@@ -23,7 +23,7 @@ import numpy as np
 from mrm_edge.export import gates
 from mrm_edge.export.sidecar import onnx_io, write_sidecar
 
-from mrm_edge.card import CARD_FILE, ModelCard, sha256_file
+from mrm_edge.card import CARD_FILE, ModelCard, sha256_file, verify_weights
 
 FP32_NAME, FP16_NAME, INT8_NAME = "model.onnx", "model.fp16.onnx", "model.int8.onnx"
 
@@ -37,6 +37,7 @@ class ExportOptions:
     calib_data: Path | None = None
     int8_method: str = "minmax"
     int8_activations: str = "uint8"
+    int8_ops: tuple[str, ...] | None = None  # None: mrm_edge.export.int8.DEFAULT_OP_TYPES
     calib_windows: int = 512
     fp16_tolerance_pt: float = gates.FP16_AUC_TOLERANCE_PT
     int8_tolerance_pt: float = gates.INT8_AUC_TOLERANCE_PT
@@ -106,6 +107,7 @@ def run_export(
     """Run the export; ``trt``/``cudart`` are for tests that inject TensorRT/CUDA doubles."""
     model_dir, out = Path(opts.model_dir), Path(opts.out_dir)
     card = ModelCard.load(model_dir)
+    verify_weights(model_dir, card)  # before any work: missing, pickle, corrupt, truncated
     out.mkdir(parents=True, exist_ok=True)
     if opts.int8 and opts.calib_data is None:
         raise ValueError(
@@ -165,7 +167,7 @@ def run_export(
     # 3. INT8 --------------------------------------------------------------
     if opts.int8:
         from mrm_edge.calibration.windows import select_calibration_windows
-        from mrm_edge.export.int8 import build_int8
+        from mrm_edge.export.int8 import DEFAULT_OP_TYPES, build_int8
 
         cset = select_calibration_windows(opts.calib_data, card, opts.calib_windows, opts.seed)
         log(f"calibrating INT8 ({opts.int8_method}) on {len(cset.x)} windows")
@@ -177,6 +179,7 @@ def run_export(
             windows.y,
             method=opts.int8_method,
             activation_type=opts.int8_activations,
+            op_types=opts.int8_ops or DEFAULT_OP_TYPES,
             max_auc_drop=opts.int8_tolerance_pt / 100.0,
             cache_dir=opts.cache_dir or out / ".calibration-cache",
         )
@@ -271,11 +274,22 @@ def _engines(
         log(summary.engine_message)
         return
     for p in wanted:
+        why = _why_build(summary.artifacts[p], Path(opts.out_dir), builds[p], gpu, trt_info)
         path, built = build_or_load(
             summary.artifacts[p], Path(opts.out_dir), builds[p], gpu, trt_info, trt=trt
         )
         summary.engines[p] = path
-        log(f"{'built' if built else 'reused cached'} engine {path.name}")
+        log(f"built engine {path.name} ({why})" if built else f"reused cached engine {path.name}")
+
+
+def _why_build(onnx_path: Path, out_dir: Path, build: Any, gpu: Any, trt_info: Any) -> str:
+    """Why the engine for this request must be (re)built: nothing cached yet, or what the
+    engines already there were built for (another GPU, TensorRT version, ONNX, ...)."""
+    from mrm_edge.export.tensorrt.builder import inspect_onnx, make_key, plan_build
+    from mrm_edge.export.tensorrt.cache import why_build
+
+    plan = plan_build(build, inspect_onnx(onnx_path, build.precision), trt_info)
+    return why_build(out_dir, make_key(onnx_path, build, gpu, trt_info, plan))
 
 
 __all__ = ["ExportOptions", "ExportSummary", "run_export"]

@@ -86,13 +86,21 @@ def read_sidecar(artifact: Path) -> dict[str, Any]:
         raise ValueError(
             f"{path}: sidecar missing (expected beside {Path(artifact).name})"
         ) from None
-    except (OSError, json.JSONDecodeError) as e:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ValueError(f"{path}: unreadable sidecar ({e})") from e
 
 
 def verify_artifact(artifact: Path) -> dict[str, Any]:
     """The sidecar of ``artifact`` after checking the artifact's SHA-256 against it."""
     doc = read_sidecar(artifact)
+    if not isinstance(doc, dict):
+        raise ValueError(f"{sidecar_path(artifact)}: expected a JSON object")
+    named = doc.get("artifact")
+    if named is not None and named != Path(artifact).name:
+        # A sidecar copied from another file vouches for that file, not this one.
+        raise ValueError(
+            f"{sidecar_path(artifact)}: describes {named!r}, not {Path(artifact).name}"
+        )
     if not Path(artifact).is_file():
         raise ValueError(f"{artifact}: file missing (named by {sidecar_path(artifact).name})")
     if sha256_file(Path(artifact)) != doc.get("sha256"):

@@ -14,9 +14,14 @@ same real windows (held-out labelled windows with ``--data``, else synthetic one
 
 GPU backends (``torch-cuda``, ``onnxruntime-cuda``, ``tensorrt``) are probed
 (:func:`gpu_unavailable`); when unavailable they are reported under ``skipped`` with the
-reason. Only ``torch-cuda`` has a timing path (:func:`bench_torch_cuda`: FP32 and FP16
-autocast, CUDA events, host-to-device copy timed apart), and it is NOT EXECUTED on this
-project's machine (no GPU). ONNX Runtime CUDA and TensorRT are always skipped, saying so.
+reason. Their timing: :func:`bench_torch_cuda` here (FP32 and FP16 autocast, CUDA events,
+copies timed apart) and ONNX Runtime CUDA / TensorRT in :mod:`mrm_edge.bench_gpu`. None of
+the GPU timing has run on this project's machines (no GPU): TensorRT only against the test
+doubles, ONNX Runtime CUDA only up to its refusal.
+
+Arithmetic: every row gets ``gflops`` = FLOPs per window (:mod:`mrm_edge.flops`, 2 x MACs of
+the ONNX graph's Conv/Gemm/MatMul) x throughput; GPU rows also ``fraction_of_peak`` against
+the GPU's measured matmul peak (:func:`mrm_edge.bench_gpu.measure_gpu_peak`).
 """
 
 from __future__ import annotations
@@ -47,6 +52,13 @@ class Result:
     speedup_vs_torch_fp32: float | None = None
     timing: str = "host wall clock (perf_counter) around a synchronous call"
     h2d_ms: dict[str, float] | None = None  # host-to-device copy, apart (GPU rows only)
+    d2h_ms: dict[str, float] | None = None  # device-to-host copy of the output (GPU rows)
+    end_to_end_ms: dict[str, float] | None = None  # copies + compute per call (GPU rows)
+    speedup_vs_torch_cuda_fp32: float | None = None  # GPU rows: vs PyTorch eager FP32, same GPU
+    gflops: float | None = None  # achieved: FLOPs per window x throughput / 1e9
+    fraction_of_peak: float | None = None  # GPU rows: gflops / the measured peak (peak_basis)
+    peak_basis: str | None = None
+    max_abs_dp_vs_cpu_fp32: float | None = None  # GPU rows: output vs ONNX Runtime CPU FP32
 
 
 def machine() -> dict[str, Any]:
@@ -141,16 +153,50 @@ def bench_model(
 
 
 def add_speedups(results: list[Result]) -> list[Result]:
-    """Set each row's speed-up against PyTorch eager FP32 (CPU) at the same batch size."""
-    base = {
-        r.batch_size: r.throughput
-        for r in results
-        if r.backend == "torch" and r.precision == "fp32"
-    }
+    """Set each row's speed-up against PyTorch eager FP32 (CPU) at the same batch size, and
+    each GPU row's against PyTorch eager FP32 on the same GPU (torch-cuda fp32)."""
+
+    def base(backend: str) -> dict[int, float]:
+        return {
+            r.batch_size: r.throughput
+            for r in results
+            if r.backend == backend and r.precision == "fp32"
+        }
+
+    cpu, gpu = base("torch"), base("torch-cuda")
     for r in results:
-        if r.batch_size in base:
-            r.speedup_vs_torch_fp32 = r.throughput / base[r.batch_size]
+        if r.batch_size in cpu:
+            r.speedup_vs_torch_fp32 = r.throughput / cpu[r.batch_size]
+        if r.device.startswith("cuda") and r.batch_size in gpu:
+            r.speedup_vs_torch_cuda_fp32 = r.throughput / gpu[r.batch_size]
     return results
+
+
+def add_flops(
+    results: list[Result], flops_per_window: int, peaks: dict[str, Any] | None = None
+) -> list[Result]:
+    """Achieved GFLOP/s per row; with the GPU's measured ``peaks`` (TFLOP/s), GPU rows'
+    fraction of the peak for their precision (:func:`mrm_edge.bench_gpu.peak_for`)."""
+    from mrm_edge.bench_gpu import peak_for
+
+    for r in results:
+        r.gflops = flops_per_window * r.throughput / 1e9
+        if peaks and r.device.startswith("cuda"):
+            peak, r.peak_basis = peak_for(r.precision, peaks)
+            if peak:
+                r.fraction_of_peak = r.gflops / (peak * 1e3)
+    return results
+
+
+def flops_section(model_dir: Path) -> dict[str, Any]:
+    """FLOPs per window of the model's FP32 ONNX (the same arithmetic for every variant)."""
+    from mrm_edge.flops import count_flops
+
+    path = Path(model_dir) / VARIANT_FILES["fp32"]
+    if not path.is_file():
+        return {"per_window": None, "note": f"{path}: not exported, FLOPs not counted"}
+    c = count_flops(path)
+    return {"per_window": c.total, "by_op": c.by_op, "source": path.name, "note": c.note()}
 
 
 def _percentiles_ms(ms: np.ndarray) -> dict[str, float]:
@@ -164,13 +210,16 @@ def bench_torch_cuda(
     warmup: int = 3,
     repeats: int = 10,
     log: Callable[[str], None] = lambda s: None,
+    reference: np.ndarray | None = None,
 ) -> list[Result]:
     """PyTorch eager on CUDA: FP32, and FP16 by autocast.
 
     NOT EXECUTED on this project's machine (no GPU): written to the torch.cuda API
     documentation, never run. Timing: CUDA events on the current stream; the model's
     device time is the figure (throughput = batch / median), the host-to-device copy of
-    the batch (pinned memory, non-blocking) is timed apart in ``h2d_ms``.
+    the batch (pinned memory, non-blocking) is timed apart in ``h2d_ms``, the copy of the
+    output back to pinned host memory in ``d2h_ms``, all three in ``end_to_end_ms``.
+    ``reference`` (ONNX Runtime CPU FP32 on the same windows) fills ``max_abs_dp_vs_cpu_fp32``.
     """
     import torch
 
@@ -188,9 +237,10 @@ def bench_torch_cuda(
         for b in batch_sizes:
             host = torch.from_numpy(np.ascontiguousarray(x_all[:b])).pin_memory()
             dev = torch.empty(host.shape, dtype=host.dtype, device="cuda")
+            out = torch.empty((b, len(card.labels)), dtype=torch.float32).pin_memory()
 
-            def step(host=host, dev=dev, precision=precision) -> tuple[float, float]:
-                e0, e1, e2 = (torch.cuda.Event(enable_timing=True) for _ in range(3))
+            def step(host=host, dev=dev, out=out, precision=precision) -> tuple[float, ...]:
+                e0, e1, e2, e3 = (torch.cuda.Event(enable_timing=True) for _ in range(4))
                 e0.record()
                 dev.copy_(host, non_blocking=True)
                 e1.record()
@@ -198,17 +248,26 @@ def bench_torch_cuda(
                     torch.inference_mode(),
                     torch.autocast("cuda", dtype=torch.float16, enabled=precision == "fp16"),
                 ):
-                    model(dev)
+                    p = model(dev)
                 e2.record()
-                e2.synchronize()
-                return e0.elapsed_time(e1), e1.elapsed_time(e2)
+                out.copy_(p, non_blocking=True)
+                e3.record()
+                e3.synchronize()
+                return e0.elapsed_time(e1), e1.elapsed_time(e2), e2.elapsed_time(e3)
 
             for _ in range(warmup):
                 step()
-            ms = np.array([step() for _ in range(repeats)])  # [repeats, (h2d, compute)]
+            ms = np.array([step() for _ in range(repeats)])  # [repeats, (h2d, compute, d2h)]
             r = summarise("torch-cuda", precision, "cuda:0", b, ms[:, 1] / 1e3)
-            r.timing = "CUDA events: model device time; host-to-device copy apart (h2d_ms)"
+            r.timing = (
+                "CUDA events: model device time; host-to-device and device-to-host copies "
+                "(pinned) apart"
+            )
             r.h2d_ms = _percentiles_ms(ms[:, 0])
+            r.d2h_ms = _percentiles_ms(ms[:, 2])
+            r.end_to_end_ms = _percentiles_ms(ms.sum(axis=1))
+            if reference is not None:
+                r.max_abs_dp_vs_cpu_fp32 = float(np.max(np.abs(out.numpy() - reference[:b])))
             results.append(r)
             log(f"torch-cuda {precision} batch {b}: {r.throughput:.1f} windows/s")
     return results
@@ -269,9 +328,10 @@ def check_precisions(names: list[str]) -> None:
 
 
 def gpu_unavailable(backend: str) -> str | None:
-    """Why the GPU ``backend`` is not benchmarked here, or None (torch-cuda with a CUDA
-    device: :func:`bench_torch_cuda`). ONNX Runtime CUDA and TensorRT timing is not
-    implemented in this version, so they always have a reason."""
+    """Why the GPU ``backend`` cannot be benchmarked here, or None when its cheap
+    preconditions hold (torch sees CUDA; onnxruntime has the CUDA provider; tensorrt and
+    cuda-python import and a GPU answers). The benchmark functions still refuse, with the
+    reason, what only shows later (a session falling back to the CPU, no engine)."""
     import importlib.util
 
     def has(mod: str) -> bool:
@@ -288,14 +348,23 @@ def gpu_unavailable(backend: str) -> str | None:
         if not torch.cuda.is_available():
             return f"torch {torch.__version__} sees no CUDA device"
         return None
-    elif backend == "onnxruntime-cuda":
+    if backend == "onnxruntime-cuda":
         import onnxruntime as ort
 
         if "CUDAExecutionProvider" not in ort.get_available_providers():
             return "this onnxruntime build has no CUDAExecutionProvider (install onnxruntime-gpu)"
-    elif backend == "tensorrt" and not has("tensorrt"):
-        return "tensorrt is not installed (the `tensorrt` extra)"
-    return "GPU benchmarking is not implemented in this version (never executed: no GPU here)"
+        return None
+    if backend == "tensorrt":
+        from mrm_edge.export.tensorrt.capability import probe_gpu, probe_tensorrt
+
+        if not has("tensorrt"):
+            return "tensorrt is not installed (the `tensorrt` extra)"
+        info = probe_tensorrt()
+        if not info.available:
+            return str(info.reason)
+        gpu, why = probe_gpu(0)
+        return None if gpu is not None else f"TensorRT {info.version} but no GPU ({why})"
+    return f"{backend!r} is not a GPU backend"
 
 
 def accuracy(
@@ -363,17 +432,27 @@ def accuracy(
     }
 
 
-def to_json(results: list[Result], **sections: Any) -> dict[str, Any]:
-    return {"machine": machine(), "results": [asdict(r) for r in results], **sections}
+def to_json(
+    results: list[Result], machine_extra: dict[str, Any] | None = None, **sections: Any
+) -> dict[str, Any]:
+    """The bench's JSON: machine facts (plus ``machine_extra``: GPU, its measured peak), the
+    rows, and the other ``sections``."""
+    return {
+        "machine": {**machine(), **(machine_extra or {})},
+        "results": [asdict(r) for r in results],
+        **sections,
+    }
 
 
 __all__ = [
     "Result",
     "accuracy",
+    "add_flops",
     "add_speedups",
     "bench_model",
     "bench_torch_cuda",
     "check_backends",
+    "flops_section",
     "gpu_unavailable",
     "machine",
     "to_json",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -80,8 +81,15 @@ class ModelCard:
     def load(cls, directory: Path) -> ModelCard:
         path = Path(directory) / CARD_FILE
         if not path.is_file():
+            pickles = pickle_files(Path(directory))
+            hint = (
+                f"; found {', '.join(pickles)}, but pickle checkpoints are never loaded "
+                "(a model directory holds card.json + model.safetensors)"
+                if pickles
+                else ""
+            )
             raise ModelCardError(
-                f"{path}: no model card (expected {CARD_FILE} in the model directory)"
+                f"{path}: no model card (expected {CARD_FILE} in the model directory){hint}"
             )
         try:
             d = json.loads(path.read_text())
@@ -92,21 +100,175 @@ class ModelCard:
         return cls.from_dict(d, source=str(path))
 
     def validate(self, source: str = "card") -> None:
-        if self.format != CARD_FORMAT:
-            raise ModelCardError(
-                f"{source}: field 'format' is {self.format}, expected {CARD_FORMAT}"
-            )
+        """Types and consistency of every field the runtime relies on (one-line errors).
+
+        A card is read from disk and may have been edited by hand: a ``labels`` string
+        instead of a list would be iterated character by character, a negative rate would
+        resample to nonsense, so both are refused here with the field and what was expected.
+        """
+        if not _is_int(self.format) or self.format != CARD_FORMAT:
+            raise _field(source, "format", f"the number {CARD_FORMAT}", self.format)
+        for key in (
+            "name",
+            "task",
+            "units",
+            "preset",
+            "head_fusion",
+            "threshold_method",
+            "intended_use",
+        ):
+            if not isinstance(getattr(self, key), str):
+                raise _field(source, key, "a string", getattr(self, key))
+        for key in (
+            "normalization",
+            "architecture",
+            "metrics",
+            "data",
+            "training",
+            "code_version",
+            "weights",
+        ):
+            if not isinstance(getattr(self, key), dict):
+                raise _field(source, key, "a JSON object", getattr(self, key))
+        for key in ("labels", "leads"):
+            v = getattr(self, key)
+            if (
+                not isinstance(v, list)
+                or not v
+                or not all(isinstance(x, str) and x for x in v)
+                or len(set(v)) != len(v)
+            ):
+                raise _field(source, key, "a non-empty list of distinct names", v)
+        for key in ("sampling_rate", "window_samples"):
+            v = getattr(self, key)
+            if not _is_int(v) or v <= 0:
+                raise _field(source, key, "a positive integer", v)
         n_leads = len(self.leads)
         for key in ("mean", "std"):
             v = self.normalization.get(key)
-            if not isinstance(v, list) or len(v) != n_leads:
+            if not isinstance(v, list) or len(v) != n_leads or not all(_is_number(x) for x in v):
                 raise ModelCardError(
                     f"{source}: field 'normalization.{key}' must be a list of {n_leads} numbers"
                 )
+        if not isinstance(self.thresholds, dict):
+            raise _field(source, "thresholds", "a JSON object label -> threshold", self.thresholds)
         if set(self.thresholds) != set(self.labels):
-            raise ModelCardError(f"{source}: field 'thresholds' must name exactly the labels")
-        if self.sampling_rate <= 0 or self.window_samples <= 0:
-            raise ModelCardError(f"{source}: sampling_rate and window_samples must be positive")
+            missing = [lab for lab in self.labels if lab not in self.thresholds]
+            extra = [k for k in self.thresholds if k not in self.labels]
+            raise ModelCardError(
+                f"{source}: field 'thresholds' must name exactly the labels "
+                f"({len(self.thresholds)} thresholds for {len(self.labels)} labels; "
+                f"missing {missing or 'none'}, extra {extra or 'none'})"
+            )
+        for lab, t in self.thresholds.items():
+            if not _is_number(t) or not 0.0 <= t <= 1.0:
+                raise _field(source, f"thresholds.{lab}", "a probability in [0, 1]", t)
+        file = self.weights.get("file", WEIGHTS_FILE)
+        if not isinstance(file, str) or not file.endswith(".safetensors"):
+            raise _field(
+                source,
+                "weights.file",
+                "a .safetensors file (checkpoints are safetensors-only; pickle is never loaded)",
+                file,
+            )
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _field(source: str, key: str, expected: str, found: Any) -> ModelCardError:
+    shown = repr(found)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return ModelCardError(f"{source}: field '{key}' must be {expected}, found {shown}")
+
+
+# Suffixes of torch.save / pickle checkpoints: named in errors, never opened.
+PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+
+
+def pickle_files(directory: Path) -> list[str]:
+    """Names of pickle-style checkpoint files in ``directory`` (they are never loaded)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    return sorted(p.name for p in directory.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES)
+
+
+def verify_weights(directory: Path, card: ModelCard) -> Path:
+    """The card's weights file after checking it exists, is safetensors (not pickle), matches
+    the card's SHA-256 and is complete; ModelCardError (one line) naming the file otherwise.
+
+    Torch-free: the runtime calls it to decide whether the PyTorch backend may run.
+    """
+    directory = Path(directory)
+    card_path = directory / CARD_FILE
+    path = directory / (card.weights.get("file") or WEIGHTS_FILE)
+    if not path.is_file():
+        pickles = pickle_files(directory)
+        hint = (
+            f"; found {', '.join(pickles)}, but pickle checkpoints are never loaded "
+            "(safetensors only: convert them with safetensors.torch.save_file where trusted)"
+            if pickles
+            else ""
+        )
+        raise ModelCardError(f"{path}: weights file missing (named by {card_path}){hint}")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head[:1] == b"\x80" or head[:4] == b"PK\x03\x04":
+        raise ModelCardError(
+            f"{path}: a pickle / torch.save file, not safetensors; checkpoints are "
+            "safetensors-only and are never unpickled"
+        )
+    expected = card.weights.get("sha256")
+    if expected:
+        found = sha256_file(path)
+        if found != expected:
+            raise ModelCardError(
+                f"{path}: SHA-256 does not match the card's 'weights.sha256' (expected "
+                f"{str(expected)[:12]}..., found {found[:12]}...; corrupted, truncated or replaced)"
+            )
+    problem = safetensors_problem(path)
+    if problem:
+        raise ModelCardError(f"{path}: not a complete safetensors file ({problem})")
+    return path
+
+
+def safetensors_problem(path: Path) -> str | None:
+    """Why ``path`` is not a complete safetensors file (header and sizes only), or None.
+
+    Catches truncation even when no checksum was recorded: the header names the byte range
+    of every tensor, and the file must end exactly where the last one does.
+    """
+    size = Path(path).stat().st_size
+    with open(path, "rb") as f:
+        raw = f.read(8)
+        if len(raw) < 8:
+            return f"{size} bytes, shorter than the 8-byte header length"
+        n = int.from_bytes(raw, "little")
+        if n > size - 8:
+            return f"header of {n} bytes announced, {size - 8} present"
+        try:
+            header = json.loads(f.read(n))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            return f"header is not JSON: {e}"
+    if not isinstance(header, dict):
+        return "header is not a JSON object"
+    try:
+        end = max(
+            (int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"),
+            default=0,
+        )
+    except (TypeError, KeyError, IndexError, ValueError):
+        return "header has a tensor without 'data_offsets'"
+    if 8 + n + end != size:
+        return f"tensors end at byte {8 + n + end}, file has {size} bytes (truncated?)"
+    return None
 
 
 def sha256_file(path: Path) -> str:
@@ -117,4 +279,14 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-__all__ = ["CARD_FILE", "WEIGHTS_FILE", "ModelCard", "ModelCardError", "sha256_file"]
+__all__ = [
+    "CARD_FILE",
+    "PICKLE_SUFFIXES",
+    "WEIGHTS_FILE",
+    "ModelCard",
+    "ModelCardError",
+    "pickle_files",
+    "safetensors_problem",
+    "sha256_file",
+    "verify_weights",
+]

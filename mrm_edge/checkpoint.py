@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from mrm_edge.card import WEIGHTS_FILE, ModelCard, ModelCardError, sha256_file
+from mrm_edge.card import WEIGHTS_FILE, ModelCard, ModelCardError, sha256_file, verify_weights
 from mrm_edge.data.errors import first_line
 from mrm_edge.model import InferenceModel, MRMNet, MRMNetConfig
 
@@ -37,16 +37,8 @@ def load_model_dir(directory: Path, device: str | torch.device = "cpu") -> tuple
 
     directory = Path(directory)
     card = ModelCard.load(directory)
-    weights = directory / card.weights.get("file", WEIGHTS_FILE)
-    if not weights.is_file():
-        raise ModelCardError(
-            f"{weights}: weights file missing (named by {directory / 'card.json'})"
-        )
-    expected = card.weights.get("sha256")
-    if expected and sha256_file(weights) != expected:
-        raise ModelCardError(
-            f"{weights}: SHA-256 does not match the card's 'weights.sha256' (corrupted or replaced)"
-        )
+    # Exists, is safetensors (never a pickle), matches the card's SHA-256, is complete.
+    weights = verify_weights(directory, card)
     try:
         cfg = MRMNetConfig.from_dict(card.architecture)
     except (TypeError, ValueError) as e:

@@ -288,6 +288,13 @@ def _batch_profile(text: str) -> tuple[int, int, int]:
     show_default=True,
     help="uint8: fastest on ONNX Runtime CPU; int8: symmetric, what TensorRT wants.",
 )
+@click.option(
+    "--int8-ops",
+    default="Conv,Gemm,MatMul,Add,MaxPool,Concat",
+    show_default=True,
+    help="Op types INT8 quantizes: the compute ops plus those carrying their activations "
+    "(keeps tensors int8 between layers); Conv,Gemm,MatMul for the narrow export.",
+)
 @click.option("--calib-windows", type=click.IntRange(1), default=512, show_default=True)
 @click.option(
     "--fp16-tolerance",
@@ -366,6 +373,7 @@ def export(
         timing_cache=Path(timing_cache) if timing_cache else None,
         fp16_tolerance_pt=kw.pop("fp16_tolerance"),
         int8_tolerance_pt=kw.pop("int8_tolerance"),
+        int8_ops=tuple(_csv(kw.pop("int8_ops"))),
         **kw,
     )
     console = _console()
@@ -466,6 +474,15 @@ def export(
     help="The input device's saturation rail in mV: a lead at the rail is flagged. "
     "Off by default (clean PTB-XL records reach 8-11 mV; rails differ by device).",
 )
+@click.option(
+    "--stall-timeout",
+    "stall_timeout_s",
+    type=click.FloatRange(min=0, min_open=True),
+    default=5.0,
+    show_default=True,
+    help="tcp/stdin: a connected device silent this long (s) has its stream marked "
+    "stalled; data that resumes opens a new segment of the stream.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @user_errors
 def monitor(
@@ -483,6 +500,7 @@ def monitor(
     events_path: str | None,
     no_ui: bool,
     rail_mv: float | None,
+    stall_timeout_s: float,
     seed: int,
 ) -> None:
     """Classify live multi-patient 12-lead ECG, window by window.
@@ -499,7 +517,15 @@ def monitor(
     pace = parse_speed(speed)
     summary = run_monitor(
         Path(model_dir) if model_dir else default_model_dir(),
-        lambda model: make_source(source, streams=streams, speed=pace, loop=loop, seed=seed),
+        lambda model: make_source(
+            source,
+            streams=streams,
+            speed=pace,
+            loop=loop,
+            seed=seed,
+            stall_timeout_s=stall_timeout_s,
+            min_seconds=model.card.window_seconds,  # wfdb: refuse records < one window
+        ),
         backend=backend,
         precision=precision,
         hop_s=hop_s,
@@ -513,6 +539,13 @@ def monitor(
     )
     if not summary.ok:
         sys.exit(1)
+
+
+# --------------------------------------------------------------------------- soak
+# The command lives with its code (mrm_edge/soak.py); importing it is cheap (click only).
+from mrm_edge.soak import soak_command  # noqa: E402
+
+main.add_command(soak_command)
 
 
 # --------------------------------------------------------------------------- bench
@@ -533,19 +566,23 @@ def _csv(text: str, cast=str) -> list:
 )
 @click.option(
     "--backends",
-    default="torch,onnxruntime",
+    default="torch,onnxruntime,torch-cuda,onnxruntime-cuda,tensorrt",
     show_default=True,
-    help="Comma-separated: torch, onnxruntime (CPU); torch-cuda (FP32/FP16 autocast, CUDA "
-    "events; never executed here: no GPU), onnxruntime-cuda, tensorrt (probed and reported "
-    "as skipped with the reason: their timing is not implemented).",
+    help="Comma-separated: torch, onnxruntime (CPU); torch-cuda (FP32/FP16 autocast), "
+    "onnxruntime-cuda (FP32/FP16, IOBinding), tensorrt (this GPU's engines). GPU backends "
+    "that cannot run here are reported as skipped with the reason.",
 )
 @click.option(
     "--precisions",
-    default="fp32,int8",
-    show_default=True,
-    help="ONNX variants to run (torch always runs FP32, the baseline).",
+    default=None,
+    help="Variants to run [default: fp32,int8 on the CPU; fp32,fp16,int8 for GPU rows]. "
+    "torch and torch-cuda always run FP32, the baseline.",
 )
-@click.option("--batch-sizes", default="1,8,32", show_default=True)
+@click.option(
+    "--batch-sizes",
+    default=None,
+    help="Comma-separated [default: 1,8,32 on the CPU; 1,8,32,128,256 for GPU rows].",
+)
 @click.option("--warmup", type=click.IntRange(0), default=3, show_default=True)
 @click.option("--repeats", type=click.IntRange(3), default=10, show_default=True)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None)
@@ -610,8 +647,8 @@ def _csv(text: str, cast=str) -> list:
 def bench(
     model_dir: str | None,
     backends: str,
-    precisions: str,
-    batch_sizes: str,
+    precisions: str | None,
+    batch_sizes: str | None,
     warmup: int,
     repeats: int,
     json_out: str | None,
@@ -637,25 +674,33 @@ def bench(
     from mrm_edge.bench import (
         CPU_BACKENDS,
         accuracy,
+        add_flops,
+        add_speedups,
         bench_model,
         check_backends,
         check_precisions,
+        flops_section,
         gpu_unavailable,
         input_windows,
         to_json,
     )
+    from mrm_edge.bench_gpu import GPU_BATCH_SIZES, run_gpu
     from mrm_edge.card import ModelCard
     from mrm_edge.predict import default_model_dir
 
     model = Path(model_dir) if model_dir else default_model_dir()
-    names, precs, sizes = _csv(backends), _csv(precisions), _csv(batch_sizes, int)
+    names = _csv(backends)
+    precs = _csv(precisions) if precisions is not None else ["fp32", "int8"]
+    gpu_precs = precs if precisions is not None else ["fp32", "fp16", "int8"]
+    sizes = _csv(batch_sizes, int) if batch_sizes is not None else [1, 8, 32]
+    gpu_sizes = sizes if batch_sizes is not None else GPU_BATCH_SIZES
     check_backends(names)
     check_precisions(precs)
     if not sizes or min(sizes) < 1:
         raise click.BadParameter(f"{batch_sizes!r}: batch sizes must be >= 1")
     variants: list[tuple[str, str]] = []
     skipped = []
-    cuda_precisions: list[str] = []  # torch-cuda, where a CUDA device is there
+    gpu_names: list[str] = []
     for b in names:
         if b == "torch":
             variants.append(("torch", "fp32"))
@@ -664,12 +709,12 @@ def bench(
         else:
             why = gpu_unavailable(b)
             if why is None:
-                cuda_precisions = [p for p in precs if p in ("fp32", "fp16")]
+                gpu_names.append(b)
             else:
-                skipped.append({"backend": b, "reason": why})
-    if not variants:
+                skipped.append({"backend": b, "precision": None, "reason": why})
+    if not variants and not gpu_names:
         raise click.ClickException(
-            "no CPU backend to run (GPU backends: "
+            "no backend to run (GPU backends: "
             + "; ".join(f"{s['backend']}: {s['reason']}" for s in skipped)
             + ")"
         )
@@ -677,18 +722,21 @@ def bench(
     log = _logger(console)
     for s in skipped:
         log(f"skipped {s['backend']}: {s['reason']}")
-    results = bench_model(model, variants, sizes, warmup, repeats, log=log)
-    if cuda_precisions:  # not executed on this project's machine (no GPU)
-        from mrm_edge.bench import add_speedups, bench_torch_cuda
-
-        results = add_speedups(
-            results + bench_torch_cuda(model, cuda_precisions, sizes, warmup, repeats, log=log)
-        )
+    results = bench_model(model, variants, sizes, warmup, repeats, log=log) if variants else []
+    gpu = run_gpu(model, gpu_names, gpu_precs, gpu_sizes, warmup, repeats, log)
+    skipped += gpu.skipped
+    flops = flops_section(model)
+    results = add_speedups(results + gpu.results)
+    if flops["per_window"]:
+        add_flops(results, flops["per_window"], (gpu.machine.get("gpu_peak_tflops") or None))
     t = Table(title=f"{model.name}: windows/s (median of {repeats}) and latency per call")
-    for col in ("backend", "precision", "batch", "windows/s", "p50 ms", "p99 ms", "vs torch"):
+    cols = ("backend", "precision", "batch", "windows/s", "p50 ms", "p99 ms", "vs torch")
+    for col in (*cols, "GFLOP/s", "% peak"):
         t.add_column(col, justify="left" if col in ("backend", "precision") else "right")
     for r in results:
         speed = f"{r.speedup_vs_torch_fp32:.2f}x" if r.speedup_vs_torch_fp32 else "—"
+        if r.speedup_vs_torch_cuda_fp32:
+            speed = f"{r.speedup_vs_torch_cuda_fp32:.2f}x (GPU)"
         t.add_row(
             r.backend,
             r.precision,
@@ -697,6 +745,8 @@ def bench(
             f"{r.latency_ms['p50']:.1f}",
             f"{r.latency_ms['p99']:.1f}",
             speed,
+            "—" if r.gflops is None else f"{r.gflops:.1f}",
+            "—" if r.fraction_of_peak is None else f"{100 * r.fraction_of_peak:.1f}",
         )
     Console().print(t)
 
@@ -721,7 +771,9 @@ def bench(
             )
 
     stream = None
-    if not no_streaming:
+    if not no_streaming and not variants:
+        log("streaming section skipped: it runs a CPU backend and none was benchmarked")
+    elif not no_streaming:
         from mrm_edge.bench_streaming import streaming_capacity
 
         if stream_variant:
@@ -762,7 +814,9 @@ def bench(
         plot_throughput(results, plot_out, title=f"{model.name}: windows/s vs batch size")
         log(f"plot: {plot_out}")
     if json_out:
-        doc = to_json(results, skipped=skipped, accuracy=acc, streaming=stream)
+        doc = to_json(
+            results, gpu.machine, skipped=skipped, flops=flops, accuracy=acc, streaming=stream
+        )
         Path(json_out).write_text(json.dumps(doc, indent=2) + "\n")
         log(f"json: {json_out}")
 
@@ -865,6 +919,12 @@ def send(args: tuple[str, ...]) -> None:
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per window on stdout.")
+@click.option(
+    "--rail-mv",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="The recorder's saturation rail in mV: a lead at the rail is flagged (as monitor).",
+)
 @user_errors
 def predict(
     records: tuple[str, ...],
@@ -873,17 +933,24 @@ def predict(
     seconds: float,
     seed: int,
     as_json: bool,
+    rail_mv: float | None,
 ) -> None:
     """Classify recordings (WFDB .hea / CPSC .mat), or synthetic patients if none are given.
 
-    Each recording is cut into consecutive windows of the model's length.
+    Each recording is cut into consecutive windows of the model's length. A window with a
+    bad lead (NaN, flat line, at the --rail-mv rail) is shown as rejected with the reason,
+    never classified; a recording shorter than one window is an error (exit 1).
     """
     from mrm_edge.predict import classify, default_model_dir
     from mrm_edge.records import Recording, read_recording
+    from mrm_edge.runtime.quality import QualityConfig
 
     model = Path(model_dir) if model_dir else default_model_dir()
     if records:
         recs = [read_recording(r) for r in records]
+        for rec in recs:
+            for note in rec.notes:
+                click.echo(f"note: {rec.path or rec.name}: {note}", err=True)
     else:
         from mrm_edge.data.synthetic import make_patients, synthesize
 
@@ -892,8 +959,11 @@ def predict(
             Recording(f"synthetic-{i}-{p.rhythm}", synthesize(p, seconds, fs=fs), fs)
             for i, p in enumerate(make_patients(patients, seed))
         ]
-    results, reason = classify(recs, model)
+    results, reason = classify(recs, model, quality=QualityConfig(saturation_mv=rail_mv))
     click.echo(f"backend: {reason}", err=True)
+    rejected = [r for r in results if r.status != "ok"]
+    if rejected:
+        click.echo(f"{len(rejected)} window(s) rejected (bad signal, not classified)", err=True)
     if as_json:
         for r in results:
             click.echo(
@@ -902,6 +972,8 @@ def predict(
                         "recording": r.recording,
                         "start_s": r.start_s,
                         "end_s": r.end_s,
+                        "status": r.status,
+                        "reason": r.reason,
                         "probabilities": r.probabilities,
                         "positive": r.positive,
                     }
@@ -911,8 +983,6 @@ def predict(
     from rich.console import Console
     from rich.table import Table
 
-    classified = {r.recording for r in results}
-    short = [r.name for r in recs if r.name not in classified]
     t = Table(title=f"MRM-Net predictions ({model.name})")
     t.add_column("recording")
     t.add_column("window", justify="right")
@@ -923,12 +993,10 @@ def predict(
         t.add_row(
             r.recording,
             f"{r.start_s:.0f}-{r.end_s:.0f} s",
-            ", ".join(r.positive) or "—",
-            "  ".join(f"{k} {v:.2f}" for k, v in top),
+            (", ".join(r.positive) or "—") if r.status == "ok" else "REJECTED",
+            "  ".join(f"{k} {v:.2f}" for k, v in top) if r.status == "ok" else r.reason,
         )
     Console().print(t)
-    if short:
-        click.echo(f"skipped (shorter than one window): {', '.join(short)}", err=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,6 +3,18 @@
 Each recording is resampled to the model's rate and cut into consecutive,
 non-overlapping windows of the model's length; a shorter tail is left out and
 counted, never padded silently.
+
+Bad signal is reported, never classified (the same rules as the streaming monitor):
+
+* every window goes through the monitor's per-lead quality check
+  (``mrm_edge.runtime.quality``: NaN / Inf, flat line, and saturation when a rail is
+  given). A window that fails it is a ``WindowResult`` with ``status == "rejected"``,
+  the reasons (lead and finding) in ``reason``, and no probabilities: the model never
+  sees it. This is a result, not an error: ``mrm-edge predict`` exits 0 and prints it.
+* a recording shorter than one window is refused before anything runs: ``DataError``
+  "<file>: record is 2.0 s, the model needs at least 10.0 s" (exit 1 from the CLI).
+  Zero-padding it would show the model a flat line it was never trained to see; the
+  monitor's WFDB replay refuses such records the same way.
 """
 
 from __future__ import annotations
@@ -10,12 +22,17 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mrm_edge.card import ModelCard
+from mrm_edge.data.errors import DataError
 from mrm_edge.data.signal import resample
 from mrm_edge.records import Recording
+
+if TYPE_CHECKING:
+    from mrm_edge.runtime.quality import QualityConfig
 
 SHIPPED_MODEL = "mrm-net-ptbxl-superdiagnostic"
 
@@ -30,11 +47,25 @@ def default_model_dir() -> Path:
 
 @dataclass
 class WindowResult:
+    """One window's outcome; a rejected window has no probabilities, only its reason."""
+
     recording: str
     start_s: float
     end_s: float
     probabilities: dict[str, float]
     positive: list[str]
+    status: str = "ok"  # "ok" or "rejected"
+    reason: str = ""
+
+
+def check_long_enough(rec: Recording, card: ModelCard) -> None:
+    """DataError naming the recording when it is shorter than one model window."""
+    if rec.seconds < card.window_seconds:
+        where = rec.path or rec.name
+        raise DataError(
+            f"{where}: record is {rec.seconds:.1f} s, the model needs at least "
+            f"{card.window_seconds:.1f} s (one {card.window_seconds:g} s window)"
+        )
 
 
 def windows_of(rec: Recording, card: ModelCard) -> tuple[np.ndarray, list[float], float]:
@@ -54,39 +85,55 @@ def classify(
     model_dir: Path,
     backend: str = "auto",
     precision: str | None = None,
+    quality: QualityConfig | None = None,
 ) -> tuple[list[WindowResult], str]:
-    """Window results for every recording, and which backend ran them and why.
+    """Window results for every recording, in order, and which backend ran them and why.
 
     The runtime's backend selection is used (ONNX Runtime when the model is
     exported, PyTorch otherwise), so this works on an edge install without torch.
+    Windows failing the quality check (``quality``: the monitor's defaults if None) are
+    rejected, not classified; a recording shorter than one window is a DataError,
+    raised before the backend starts (see the module docstring).
     """
     from mrm_edge.runtime.model import DeployedModel
+    from mrm_edge.runtime.quality import assess_quality
     from mrm_edge.runtime.selection import activate_backend
 
     model = DeployedModel.load(model_dir)
     card = model.card
+    for rec in recordings:
+        check_long_enough(rec, card)
     runner, reason = activate_backend(model, backend, precision)
+    unsaid = [f"{n}: {why}" for n, why in model.refused.items() if f"{n} refused" not in reason]
+    if unsaid:  # a damaged artifact is never skipped silently
+        reason += "; refused " + "; ".join(unsaid)
     results: list[WindowResult] = []
     try:  # activate_backend hands it over active
         for rec in recordings:
             wins, starts, _ = windows_of(rec, card)
-            if len(wins) == 0:
-                continue
-            probs = runner.infer(np.ascontiguousarray(wins, dtype=np.float32))
-            for start, p in zip(starts, probs, strict=True):
-                probs_of = {lab: float(v) for lab, v in zip(card.labels, p, strict=True)}
-                results.append(
-                    WindowResult(
-                        rec.name,
-                        start,
-                        start + card.window_seconds,
-                        probs_of,
-                        [lab for lab in card.labels if probs_of[lab] >= card.thresholds[lab]],
-                    )
-                )
+            reports = [assess_quality(w.T, card.sampling_rate, quality, card.leads) for w in wins]
+            good = [i for i, q in enumerate(reports) if q.ok]
+            probs = runner.infer(np.ascontiguousarray(wins[good], dtype=np.float32)) if good else []
+            p_of = dict(zip(good, probs, strict=True))
+            for i, start in enumerate(starts):
+                end = start + card.window_seconds
+                if i not in p_of:
+                    reason_i = "; ".join(reports[i].reasons)
+                    results.append(WindowResult(rec.name, start, end, {}, [], "rejected", reason_i))
+                    continue
+                probs_of = {lab: float(v) for lab, v in zip(card.labels, p_of[i], strict=True)}
+                positive = [lab for lab in card.labels if probs_of[lab] >= card.thresholds[lab]]
+                results.append(WindowResult(rec.name, start, end, probs_of, positive))
     finally:
         runner.deactivate()
     return results, reason
 
 
-__all__ = ["SHIPPED_MODEL", "WindowResult", "classify", "default_model_dir", "windows_of"]
+__all__ = [
+    "SHIPPED_MODEL",
+    "WindowResult",
+    "check_long_enough",
+    "classify",
+    "default_model_dir",
+    "windows_of",
+]

@@ -3,20 +3,39 @@
 
 Returns the signal as [12, samples] float32 in mV, in the model's lead order.
 No torch: the runtime reads recordings with this too.
+
+What is refused, with a one-line :class:`DataError` naming the file and the field
+(never a wfdb traceback, never a silent guess):
+
+* a malformed or truncated header or signal file (see ``mrm_edge.data.wfdb_header``:
+  missing / non-numeric / out-of-range ``fs``, missing signal lines, unknown format,
+  uncalibrated gain, a missing or short ``.dat``);
+* a lead set without all 12 standard leads (names matched case-insensitively), or with
+  one of them twice: the leads are never taken by position;
+* units other than mV / uV, a rate that is not a whole number of Hz.
+
+What is accepted, and said in ``Recording.notes`` (``mrm-edge predict`` prints them):
+leads stored in another order are reordered by name; extra leads (e.g. Frank leads
+vx, vy, vz of a 15-lead record) are left out.
+
+Not decided here: NaN / Inf samples (WFDB's "missing sample", or a .mat with them) are
+passed through as NaN, so the window-level quality check rejects exactly the windows
+they touch and names the lead (offline ``predict`` and the monitor alike); flat and
+saturated leads are likewise the quality check's business (``runtime/quality.py``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from mrm_edge.data.dataset import LEADS
 from mrm_edge.data.errors import DataError, first_line
-
-# Lead names are matched case-insensitively: "AVR", "avr" and "aVR" are one lead.
-_CANONICAL = {lead.upper(): lead for lead in LEADS}
+from mrm_edge.data.leads import lead_order
+from mrm_edge.data.wfdb_header import check_wfdb_header
 
 
 @dataclass
@@ -24,57 +43,62 @@ class Recording:
     name: str
     signal: np.ndarray  # [12, samples] float32, mV, LEADS order
     sampling_rate: int
+    path: str = ""
+    notes: tuple[str, ...] = field(default=())
+    """What was done to fit the model's lead layout (reordered, extra leads left out)."""
 
     @property
     def seconds(self) -> float:
         return self.signal.shape[1] / self.sampling_rate
 
 
-def _canonical(lead: str) -> str:
-    return _CANONICAL.get(lead.strip().upper(), lead.strip())
-
-
 def read_recording(path: str | Path) -> Recording:
     """A recording from ``path``: ``X.hea``, ``X.dat``, the record stem ``X``, or ``X.mat``."""
     path = Path(path)
-    if path.suffix == ".mat":
+    if path.suffix == ".mat" and not path.with_suffix(".hea").is_file():
         from mrm_edge.data.cpsc2018 import read_cpsc_mat
 
-        signal, fs = read_cpsc_mat(path)
-        return Recording(path.stem, np.asarray(signal, np.float32), int(fs))
-    stem = path.with_suffix("") if path.suffix in (".hea", ".dat") else path
-    header = stem.with_suffix(".hea")
+        # NaN/Inf are left to the window quality check, as for WFDB records (docstring).
+        signal, fs = read_cpsc_mat(path, allow_nonfinite=True)
+        return Recording(path.stem, np.asarray(signal, np.float32), int(fs), str(path))
+    # A .mat beside a .hea of its name is that WFDB record's signal file (PhysioNet 2020).
+    stem = path.with_suffix("") if path.suffix in (".hea", ".dat", ".mat") else path
+    header = Path(f"{stem}.hea")  # not with_suffix: a record name may contain dots
     if not header.is_file():
         raise DataError(f"{header}: no such WFDB header (give a .hea, its record stem, or a .mat)")
-    import wfdb
+    info = check_wfdb_header(header)
+    with warnings.catch_warnings():  # wfdb's import-time pandas deprecations: not ours
+        warnings.filterwarnings("ignore", module=r"wfdb(\.|$)")
+        import wfdb
 
     try:
         rec = wfdb.rdrecord(str(stem), physical=True)
     except Exception as e:  # wfdb raises many types for malformed files
         msg = first_line(e, with_type=False)
         raise DataError(f"{header}: unreadable WFDB record ({msg})") from e
-    names = [_canonical(n) for n in (rec.sig_name or [])]
-    missing = [lead for lead in LEADS if lead not in names]
-    if missing:
+    if rec.p_signal is None or rec.p_signal.ndim != 2 or rec.p_signal.shape[1] != info.n_sig:
+        raise DataError(f"{header}: wfdb returned no {info.n_sig}-signal array for this record")
+    if info.sig_len is not None and rec.p_signal.shape[0] != info.sig_len:
         raise DataError(
-            f"{header}: field 'sig_name' lacks lead(s) {', '.join(missing)}; "
-            f"expected the 12 standard leads, found {rec.sig_name}"
+            f"{header}: field 'sig_len' is {info.sig_len}, the signal file holds "
+            f"{rec.p_signal.shape[0]} samples"
         )
-    units = [u.strip() for u in (rec.units or [])]
-    scale = np.ones(len(names))
-    for i, u in enumerate(units):
-        if u.lower() in ("uv", "µv", "microvolt"):
-            scale[i] = 1e-3
-        elif u.lower() not in ("mv", "millivolt"):
+    order, notes = lead_order(header, list(rec.sig_name or []))
+    units = [(u or "").strip() for u in (rec.units or [""] * len(rec.sig_name or []))]
+    scale = np.ones(len(order))
+    for k, i in enumerate(order):
+        u = units[i].lower() if i < len(units) else ""
+        if u in ("uv", "µv", "microvolt"):
+            scale[k] = 1e-3
+        elif u not in ("mv", "millivolt"):
             raise DataError(
-                f"{header}: field 'units' of lead {names[i]} is {u!r}, expected mV or uV"
+                f"{header}: field 'units' of lead {LEADS[k]} is {units[i]!r}, expected mV or uV"
             )
-    order = [names.index(lead) for lead in LEADS]
-    signal = (rec.p_signal[:, order] * scale[order]).T.astype(np.float32)
+    signal = (rec.p_signal[:, order] * scale).T.astype(np.float32)
     fs = float(rec.fs)
     if fs <= 0 or fs != round(fs):
         raise DataError(f"{header}: field 'fs' is {rec.fs}, expected a positive whole number of Hz")
-    return Recording(stem.name, signal, int(fs))
+    return Recording(stem.name, signal, int(fs), str(header), notes)
 
 
 __all__ = ["Recording", "read_recording"]

@@ -4,7 +4,7 @@
     ─────────────                              ───────────────────────
     for event in source:                       batch = batcher.get_batch()
       Chunk → StreamPreprocessor(stream).push    x = to_model_batch(batch)
-      StreamEnd → .finish()                      p = backend.infer(x)   (retried once)
+      StreamEnd → .finish()                      p = backend.infer(x)   (retry, then fallback)
         ok window ──► DynamicBatcher ─────────►  postprocess → sinks
         rejected window ─► postprocess → sinks
 
@@ -38,9 +38,20 @@ inference"), and closes the sinks with the summary, so the event log is complete
 up to the stop. Streams cut short are not ``finish()``-ed: their tail would be zero padding
 standing in for signal that never came.
 
-Errors: a backend error is retried once, then that batch's windows are rejected with
-"backend error: …" and the run goes on. A malformed chunk fails only its stream. A failing
-source or sink stops the run; ``run()`` still returns the summary, with the error in
+Errors: a backend error is retried once (a transient failure costs no window). A batch
+that fails twice moves the run to the next of ``fallbacks`` (``run_monitor`` passes the
+options after the chosen one in the selection plan, e.g. TensorRT → ONNX Runtime CUDA →
+ONNX Runtime CPU INT8 → CPU FP32 → PyTorch): the failing backend is deactivated first (its
+device memory may be what the next one needs), the next is activated (one that fails to
+start is skipped, with why, for the one after), the *same* batch is re-run there with the
+same retry, and the run stays on it. Each switch is reported once: a ``BackendSwitch`` to the
+sinks (a ``backend`` line in the event log) and an entry in ``summary.backend_switches``.
+Only when no fallback is left are the batch's windows rejected, "backend error: <error>;
+no fallback left" (just "backend error: <error>" for a monitor given no fallbacks), and the
+run goes on: later batches try the last backend again. If no fallback starts, the failed
+backend is restarted and kept; if even that fails, every later window is rejected "backend
+error: no backend left (…)". A malformed chunk fails only its stream. A failing source or
+sink stops the run; ``run()`` still returns the summary, with the error in
 ``summary.errors``.
 """
 
@@ -50,7 +61,7 @@ import contextlib
 import signal
 import threading
 import time
-from collections import Counter, OrderedDict
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,13 +74,14 @@ from mrm_edge.runtime.model import DeployedModel
 from mrm_edge.runtime.postprocess import PostprocessConfig, Postprocessor
 from mrm_edge.runtime.preprocess import StreamPreprocessor, Window, to_model_batch
 from mrm_edge.runtime.quality import QualityConfig
-from mrm_edge.runtime.sinks import DroppedWindow, RunInfo, Sink, StreamEvent
+from mrm_edge.runtime.sinks import BackendSwitch, DroppedWindow, RunInfo, Sink, StreamEvent
 from mrm_edge.runtime.sinks.summary import Summary, Tally
 from mrm_edge.runtime.sources.base import Chunk, Source, StreamEnd
 
 from mrm_edge.data.errors import first_line
 
 if TYPE_CHECKING:
+    from mrm_edge.runtime.selection import Candidate
     from rich.console import Console
 
 __all__ = ["Monitor", "run_monitor", "stop_on_signals"]
@@ -108,6 +120,9 @@ class Monitor:
         quality: signal-quality thresholds for the preprocessors (default ``QualityConfig()``).
         backend_reason: why this backend (reported to the sinks and in the summary).
         put_timeout_s: under ``overload="block"``, how long the source waits for room.
+        fallbacks: where to move when ``backend`` fails a batch twice, in order (module
+            docstring, "Errors"): inactive backends, or selection ``Candidate``s (built only
+            when needed). The monitor activates them and deactivates them at the end.
     """
 
     def __init__(
@@ -127,6 +142,7 @@ class Monitor:
         quality: QualityConfig | None = None,
         backend_reason: str = "",
         put_timeout_s: float = 1.0,
+        fallbacks: Sequence[Backend | Candidate] = (),
     ) -> None:
         rate = model.sampling_rate
         if isinstance(hop_s, bool) or not isinstance(hop_s, (int, float)) or not hop_s > 0:
@@ -141,6 +157,11 @@ class Monitor:
             raise ValueError(f"Monitor: duration_s must be > 0 s or None, got {duration_s!r}")
         self.model = model
         self.backend = backend
+        """The backend running now (a fallback after a switch)."""
+        self.fallbacks: deque[Backend | Candidate] = deque(fallbacks)
+        self._chained = bool(self.fallbacks)  # rejection reasons then say none is left
+        self._owned: list[Backend] = []  # backends this monitor activated: released at the end
+        self._no_backend: str | None = None  # set when no backend could be (re)started
         self.source = source
         self.hop_s = float(hop_s)
         self.hop = hop
@@ -164,6 +185,7 @@ class Monitor:
             "overload": overload,
             "duration_s": duration_s,
             "smoothing": self.post.config.describe(),
+            "fallbacks": [_label(f) for f in self.fallbacks],
         }
         self.windows_produced: Counter[str] = Counter()
         """Windows each stream's preprocessors produced (the accounting's ground truth)."""
@@ -209,9 +231,9 @@ class Monitor:
         if self._ran:
             raise RuntimeError("Monitor.run: a Monitor runs once; make a new one")
         self._ran = True
-        own_backend = not self.backend.is_active
-        if own_backend:
+        if not self.backend.is_active:
             self.backend.activate()
+            self._owned.append(self.backend)
         summary: Summary | None = None
         try:
             self._open_sinks()
@@ -220,8 +242,9 @@ class Monitor:
             try:
                 self._close_sinks(summary)
             finally:
-                if own_backend:
-                    self.backend.deactivate()
+                for be in self._owned:
+                    with contextlib.suppress(Exception):
+                        be.deactivate()
         return summary
 
     def _run_threads(self) -> Summary:
@@ -411,23 +434,27 @@ class Monitor:
 
     def _infer(self, batch: list[_Item]) -> None:
         x = to_model_batch([it.window for it in batch])
-        t0 = time.perf_counter()
-        error: BaseException | None = None
+        spent = 0.0  # backend time only: activating a fallback is not inference
         p: np.ndarray | None = None
-        for _attempt in range(2):  # one retry: a transient failure should not cost windows
-            try:
-                p = np.asarray(self.backend.infer(x))
-                if p.shape != (len(batch), len(self.model.labels)):
-                    raise ValueError(
-                        f"output shape {p.shape}, expected ({len(batch)}, {len(self.model.labels)})"
-                    )
-                error = None
+        reason = ""
+        while p is None:
+            if self._no_backend is not None:
+                reason = f"backend error: {self._no_backend}"
                 break
-            except Exception as e:
-                error, p = e, None
-        self.tally.batch(len(batch), time.perf_counter() - t0, failed=error is not None)
-        if error is not None or p is None:
-            reason = f"backend error: {first_line(error) if error else 'no output'}"
+            p, error, dt = self._attempt(x, len(batch))
+            spent += dt
+            if p is not None:
+                break
+            error_text = first_line(error) if error else "no output"
+            not_started = self._fall_back(error_text, len(batch))
+            if not_started is None:
+                continue  # a fallback is active: the same batch again, there
+            reason = f"backend error: {error_text}"
+            if self._chained:
+                reason += f"; no fallback left{not_started}"
+            break
+        self.tally.batch(len(batch), spent, failed=p is None)
+        if p is None:
             for it in batch:
                 self._emit_rejected(it.window, it.segment, reason=reason)
                 self._done([it])
@@ -435,6 +462,68 @@ class Monitor:
         for it, probs in zip(batch, p, strict=True):
             self._emit_classified(it.window, it.segment, probs)
             self._done([it])
+
+    def _attempt(
+        self, x: np.ndarray, n: int
+    ) -> tuple[np.ndarray | None, BaseException | None, float]:
+        """Run ``x`` on the current backend, retried once (a transient failure should not
+        cost windows): (probabilities or None, the last error, seconds spent)."""
+        t0 = time.perf_counter()
+        error: BaseException | None = None
+        for _try in range(2):
+            try:
+                p = np.asarray(self.backend.infer(x))
+                if p.shape != (n, len(self.model.labels)):
+                    raise ValueError(
+                        f"output shape {p.shape}, expected ({n}, {len(self.model.labels)})"
+                    )
+                return p, None, time.perf_counter() - t0
+            except Exception as e:
+                error = e
+        return None, error, time.perf_counter() - t0
+
+    def _fall_back(self, error: str, windows: int) -> str | None:
+        """The current backend failed a batch twice: move to the next fallback that starts.
+        None when one is active now; otherwise a note for the rejection reason (which
+        fallbacks failed to start; "" when there were none to try)."""
+        if not self.fallbacks:
+            return ""
+        old = self.backend
+        old_desc = old.describe()
+        with contextlib.suppress(Exception):  # release first: the next may need its memory
+            old.deactivate()
+        skipped: list[str] = []
+        while self.fallbacks:
+            entry = self.fallbacks.popleft()
+            label = _label(entry)
+            try:
+                be = entry if isinstance(entry, Backend) else entry.make()
+                be.activate()
+            except Exception as e:
+                skipped.append(f"{label}: {first_line(e)}")
+                continue
+            self._owned.append(be)
+            self.backend = be
+            ev = self.tally.backend_switch(
+                BackendSwitch(old_desc, be.describe(), error, tuple(skipped), windows)
+            )
+            with self._emit_lock:
+                if not self._sinks_closed:
+                    self._deliver("backend_switch", ev)
+            return None
+        # No fallback started: the failed backend is the only one left; restart it so that
+        # later batches can try it again (the failure may have been transient after all).
+        note = f" (failed to start: {'; '.join(skipped)})"
+        try:
+            old.activate()
+        except Exception as e:
+            self._no_backend = (
+                f"no backend left ({old_desc} could not restart: {first_line(e)}){note}"
+            )
+            return note
+        if old not in self._owned:
+            self._owned.append(old)
+        return note
 
     def _done(self, items: list[_Item]) -> None:
         """These items have their results; a stream whose last window this was ends now,
@@ -574,6 +663,12 @@ class Monitor:
             summary.errors += errors
 
 
+def _label(entry: Backend | Candidate) -> str:
+    if isinstance(entry, Backend):
+        return f"{entry.name} {entry.precision}"
+    return entry.label
+
+
 # ====================================================================== command-level entry
 
 
@@ -630,7 +725,7 @@ def run_monitor(
     synthetic source at the card's rate). Raises ModelLoadError, BackendUnavailable or
     ValueError (bad knob, unwritable event log) before anything runs, each one line.
     """
-    from mrm_edge.runtime.selection import activate_backend
+    from mrm_edge.runtime.selection import activate_with_fallbacks
     from mrm_edge.runtime.sinks.jsonl import JsonlSink
     from mrm_edge.runtime.sinks.live import LiveView
     from rich.console import Console
@@ -642,10 +737,14 @@ def run_monitor(
     if events_path is not None:
         sinks.append(JsonlSink(events_path))  # opened now: a bad path fails before the run
     try:
-        be, reason = activate_backend(model, backend, precision, intra_op_threads=intra_op_threads)
+        be, reason, chain = activate_with_fallbacks(
+            model, backend, precision, intra_op_threads=intra_op_threads
+        )
         try:
             console.print(f"[bold]backend[/bold] {be.describe()}")
             console.print(f"  why: {reason}", markup=False)
+            if chain:
+                console.print(f"  fallback: {' → '.join(c.label for c in chain)}", markup=False)
             for name, why in model.refused.items():
                 console.print(f"  refused {name}: {why}", markup=False)
             if ui:
@@ -664,11 +763,12 @@ def run_monitor(
                 postprocess=postprocess,
                 quality=quality,
                 backend_reason=reason,
+                fallbacks=chain,
             )
             with stop_on_signals(monitor):
                 summary = monitor.run()
         finally:
-            be.deactivate()
+            be.deactivate()  # a no-op if the monitor switched away from it
     finally:
         src.close()
         for sink in sinks:  # no-ops after a run; closes the log if the run never started

@@ -26,9 +26,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from mrm_edge.export.sidecar import verify_artifact
+from mrm_edge.export.sidecar import sidecar_path, verify_artifact
 
-from mrm_edge.card import WEIGHTS_FILE, ModelCard, sha256_file
+from mrm_edge.card import (
+    WEIGHTS_FILE,
+    ModelCard,
+    ModelCardError,
+    pickle_files,
+    sha256_file,
+    verify_weights,
+)
 
 __all__ = ["ONNX_FILES", "Artifact", "DeployedModel", "ModelLoadError"]
 
@@ -112,9 +119,10 @@ class DeployedModel:
 
     @property
     def weights(self) -> Path | None:
-        """The safetensors weights if present (the PyTorch reference backend needs them)."""
+        """The safetensors weights if present and verified (the PyTorch reference backend
+        needs them); None when missing or refused (see ``refused``)."""
         path = self.directory / (self.card.weights.get("file") or WEIGHTS_FILE)
-        return path if path.is_file() else None
+        return path if path.is_file() and path.name not in self.refused else None
 
     # ------------------------------------------------------------------ loading
 
@@ -136,10 +144,12 @@ class DeployedModel:
         model = cls(directory.resolve(), card)
         for precision, filename in ONNX_FILES.items():
             path = model.directory / filename
-            if path.exists():
+            # A sidecar without its file is reported (the export wrote both; one is lost).
+            if path.exists() or sidecar_path(path).exists():
                 model._add_onnx(path, precision, verify)
         for path in sorted(model.directory.glob("model.*.engine")):
             model._add_engine(path)
+        model._check_weights()
         if not model.onnx and not model.engines and model.weights is None:
             detail = "; ".join(f"{k}: {v}" for k, v in model.refused.items())
             raise ModelLoadError(
@@ -147,6 +157,63 @@ class DeployedModel:
                 + (f"; refused {detail})" if detail else "); run `mrm-edge export` first")
             )
         return model
+
+    def _check_weights(self) -> None:
+        """Refuse weights that are corrupt or pickle; name pickle files that will not load.
+
+        Only the PyTorch backend reads the weights, so a bad weights file does not stop the
+        ONNX or TensorRT backends: it is listed in ``refused`` with the reason instead.
+        """
+        path = self.directory / (self.card.weights.get("file") or WEIGHTS_FILE)
+        if path.is_file():
+            try:
+                verify_weights(self.directory, self.card)
+            except ModelCardError as e:
+                self.refused[path.name] = str(e)
+        for name in pickle_files(self.directory):
+            self.refused[name] = (
+                f"{self.directory / name}: a pickle checkpoint, never loaded "
+                "(checkpoints are safetensors-only)"
+            )
+
+    def _check_io(self, path: Path, sidecar: dict[str, Any]) -> str | None:
+        """Why the graph's input/output shapes contradict the card, or None.
+
+        ``mrm-edge export`` records the shapes in the sidecar (which the SHA-256 binds to the
+        file); without them the graph itself is read when the ``onnx`` package is present.
+        An 8-lead graph fed 12 leads, or one with 4 outputs for 5 labels, must not run.
+        """
+        io: Any = sidecar if "inputs" in sidecar else None
+        if io is None:
+            try:
+                from mrm_edge.export.sidecar import onnx_io
+
+                io = onnx_io(path)
+            except ImportError:  # edge install without onnx: the backend checks at activation
+                return None
+            except Exception as e:  # not a parseable ONNX: say so rather than run it
+                return f"not a readable ONNX graph ({' '.join(str(e).split())[:120]})"
+        ins, outs = io.get("inputs"), io.get("outputs")
+        if not (isinstance(ins, list) and isinstance(outs, list) and len(ins) == len(outs) == 1):
+            return "expected one input and one output tensor"
+        card = self.card
+        expect = (
+            ("input", ins[0], [len(card.leads), card.window_samples], f"{len(card.leads)} leads"),
+            ("output", outs[0], [len(card.labels)], f"{len(card.labels)} labels"),
+        )
+        for what, tensor, want, meaning in expect:
+            shape = tensor.get("shape") if isinstance(tensor, dict) else None
+            wanted = f"[batch, {', '.join(map(str, want))}]"
+            if not isinstance(shape, list) or len(shape) != len(want) + 1:
+                return f"{what} shape {shape!r}, expected {wanted}"
+            # Only fixed dimensions can contradict the card (a named one is dynamic).
+            if any(
+                isinstance(d, int) and d > 0 and d != w
+                for d, w in zip(shape[1:], want, strict=True)
+            ):
+                name = tensor.get("name", what)
+                return f"{what} '{name}' has shape {shape}, the card needs {wanted} ({meaning})"
+        return None
 
     def _check_against_card(self, sidecar: dict[str, Any]) -> str | None:
         """Why the sidecar's description contradicts the card, or None."""
@@ -176,7 +243,7 @@ class DeployedModel:
                 self.refused[path.name] = str(e)
                 return
             sidecar = {}
-        problem = self._check_against_card(sidecar)
+        problem = self._check_against_card(sidecar) or self._check_io(path, sidecar)
         if problem:
             self.refused[path.name] = f"{path}: {problem}"
             return

@@ -20,6 +20,8 @@ considers only its own options; if none can run, :class:`BackendUnavailable` say
 The probes are cheap (imports, provider list, GPU query, sidecars); the real test is
 activation, so :func:`activate_backend` activates the options in order and, when one fails
 to start (e.g. the CUDA provider's libraries are missing), moves on and says so.
+:func:`activate_with_fallbacks` also returns the options after the chosen one: the chain a
+monitor falls back along when its backend keeps failing mid-run (``runtime/engine.py``).
 
 ``TorchBackend`` lives here too: the reference implementation of the Backend interface on
 the PyTorch model, importing torch only when activated.
@@ -44,6 +46,7 @@ __all__ = [
     "Candidate",
     "TorchBackend",
     "activate_backend",
+    "activate_with_fallbacks",
     "plan_backends",
     "select_backend",
 ]
@@ -79,6 +82,7 @@ class Candidate:
 def _tensorrt_options(
     model: DeployedModel, precisions: tuple[str, ...], trt: Any, cudart: Any, explicit: bool
 ) -> tuple[list[Candidate], str | None]:
+    from mrm_edge.export.tensorrt.cache import describe_misfit
     from mrm_edge.export.tensorrt.capability import probe_gpu, probe_tensorrt
     from mrm_edge.runtime.backends.tensorrt import TensorRTBackend
 
@@ -100,7 +104,7 @@ def _tensorrt_options(
         if engine.precision not in precisions:
             continue
         if built != here:
-            misfits.append(f"{engine.name} built for {built[0]} / TensorRT {built[2]}")
+            misfits.append(f"{engine.name} {describe_misfit(key, *here)}")
         elif int(profile[0]) > 1:
             misfits.append(f"{engine.name} needs batches >= {profile[0]}")
         else:
@@ -292,17 +296,46 @@ def activate_backend(
     """Like :func:`select_backend`, then activate it; an option that fails to start
     (BackendUnavailable) is skipped for the next one, and the reason says so. The caller
     owns the returned, active backend (``with backend: ...`` or ``deactivate()``)."""
+    backend, reason, _ = activate_with_fallbacks(model, requested, precision, **probe)
+    return backend, reason
+
+
+def activate_with_fallbacks(
+    model: DeployedModel,
+    requested: str = "auto",
+    precision: str | None = None,
+    **probe: Any,
+) -> tuple[Backend, str, list[Candidate]]:
+    """:func:`activate_backend`, plus the fallback chain for a monitor: the options to move
+    to, in order, if the chosen one starts failing mid-run (not built, not activated).
+
+    The chain is the rest of the requested plan (options after the chosen one), then every
+    option of the ``auto`` plan that comes after the chosen one there, at any precision.
+    So an explicit ``--backend``/``--precision`` choice is honoured at the start but may
+    still fall back beyond what was asked: a monitor on patients should keep classifying
+    rather than reject every window, and the switch is loud (an event-log line, the live
+    view, the summary). Options that failed to start here are left out; options *before*
+    the chosen one in ``auto`` order are too (asking for ONNX Runtime CPU never falls
+    "back" to TensorRT)."""
     candidates, skipped = plan_backends(model, requested, precision, **probe)
     passed = [s for s in skipped if not s.startswith("PyTorch")] if requested == "auto" else []
     failed: list[str] = []
-    for cand in candidates:
+    for i, cand in enumerate(candidates):
         backend = cand.make()
         try:
             backend.activate()
         except BackendUnavailable as e:
             failed.append(f"{cand.label} failed to start ({e.reason})")
             continue
-        return backend, _explain(requested, cand, passed + failed)
+        chain = candidates[i + 1 :]
+        if requested != "auto" or precision is not None:
+            everything, _ = plan_backends(model, "auto", None, **probe)
+            labels = [c.label for c in everything]
+            if cand.label in labels:
+                seen = {c.label for c in chain} | {c.label for c in candidates[: i + 1]}
+                after = everything[labels.index(cand.label) + 1 :]
+                chain += [c for c in after if c.label not in seen]
+        return backend, _explain(requested, cand, passed + failed), chain
     raise _unavailable(requested, precision, skipped + failed)
 
 

@@ -72,3 +72,26 @@ def test_inconsistent_cards_are_refused() -> None:
         make_card(normalization={"mean": [0.0] * 11, "std": [1.0] * 12}).validate()
     with pytest.raises(ModelCardError, match="thresholds"):
         make_card(thresholds={"CD": 0.5}).validate()
+
+
+@pytest.mark.parametrize(
+    ("over", "message"),
+    [
+        ({"labels": "CD,NORM"}, "field 'labels' must be a non-empty list of distinct names"),
+        ({"labels": ["CD", "CD"]}, "field 'labels' must be a non-empty list"),
+        ({"sampling_rate": -100}, "field 'sampling_rate' must be a positive integer, found -100"),
+        ({"sampling_rate": True}, "field 'sampling_rate' must be a positive integer, found True"),
+        ({"window_samples": 10.5}, "field 'window_samples' must be a positive integer"),
+        ({"name": 3}, "field 'name' must be a string, found 3"),
+        ({"thresholds": [0.3, 0.6]}, "field 'thresholds' must be a JSON object"),
+        ({"thresholds": {"CD": "high", "NORM": 0.6}}, "field 'thresholds.CD' must be a probab"),
+        ({"thresholds": {"CD": 0.3}}, "1 thresholds for 2 labels; missing ['NORM']"),
+        ({"weights": {"file": "model.pt"}}, "field 'weights.file' must be a .safetensors file"),
+        ({"architecture": None}, "field 'architecture' must be a JSON object, found None"),
+    ],
+)
+def test_wrong_types_are_one_line_errors(over: dict, message: str) -> None:
+    with pytest.raises(ModelCardError) as e:
+        make_card(**over).validate("card.json")
+    assert str(e.value).startswith("card.json: ") and message in str(e.value)
+    assert "\n" not in str(e.value)

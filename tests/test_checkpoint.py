@@ -1,11 +1,12 @@
 """Model directories: safetensors weights + card, integrity checked on load."""
 
+import json
 from pathlib import Path
 
 import pytest
 import torch
 
-from mrm_edge.card import ModelCardError
+from mrm_edge.card import ModelCardError, sha256_file
 from mrm_edge.checkpoint import inference_model, load_model_dir, save_model_dir
 from mrm_edge.model import MRMNet, MRMNetConfig
 from tests.test_card import make_card
@@ -51,3 +52,25 @@ def test_missing_weights_are_refused(model_dir) -> None:
     (path / "model.safetensors").unlink()
     with pytest.raises(ModelCardError, match="weights file missing"):
         load_model_dir(path)
+
+
+def test_truncated_weights_without_a_checksum_are_refused(model_dir) -> None:
+    path, _ = model_dir
+    card = json.loads((path / "card.json").read_text())
+    del card["weights"]["sha256"]  # nothing to compare with: the header's sizes still tell
+    (path / "card.json").write_text(json.dumps(card))
+    w = path / "model.safetensors"
+    data = w.read_bytes()
+    w.write_bytes(data[:-10])
+    with pytest.raises(ModelCardError, match=r"not a complete safetensors file .*truncated"):
+        load_model_dir(path)
+
+
+def test_checksum_mismatch_names_expected_and_found(model_dir) -> None:
+    path, _ = model_dir
+    expected = json.loads((path / "card.json").read_text())["weights"]["sha256"]
+    w = path / "model.safetensors"
+    w.write_bytes(w.read_bytes()[:-1])
+    with pytest.raises(ModelCardError) as e:
+        load_model_dir(path)
+    assert f"expected {expected[:12]}..., found {sha256_file(w)[:12]}..." in str(e.value)

@@ -223,17 +223,66 @@ def check_engine(
     or one whose bytes differ from what its sidecar recorded; return the sidecar otherwise."""
     engine_path = Path(engine_path)
     sidecar = read_sidecar(engine_path)
-    key = sidecar["key"]
-    built = (key.get("gpu_name"), key.get("compute_capability"), key.get("trt_version"))
-    here = (gpu_name, compute_capability, trt_version)
-    if built != here:
+    misfit = describe_misfit(sidecar["key"], gpu_name, compute_capability, trt_version)
+    if misfit:
         raise EngineRefused(
-            f"{engine_path.name}: built for {built[0]} (compute {built[1]}) with TensorRT "
-            f"{built[2]}, but this machine has {here[0]} (compute {here[1]}) with TensorRT "
-            f"{here[2]}; rebuild it here with `mrm-edge export --engine`"
+            f"{engine_path.name}: {misfit}; rebuild it here with `mrm-edge export --engine`"
         )
     _verify_engine_file(engine_path, sidecar)
     return sidecar
+
+
+def describe_misfit(
+    key: dict[str, Any], gpu_name: str, compute_capability: str, trt_version: str
+) -> str | None:
+    """Why an engine whose sidecar records ``key`` cannot run on this GPU / TensorRT, or None.
+
+    GPU name, compute capability and TensorRT version are all named, built and here, so a
+    reader sees which one differs (two boards can share a name but not a capability).
+    """
+    built = (key.get("gpu_name"), key.get("compute_capability"), key.get("trt_version"))
+    here = (gpu_name, compute_capability, trt_version)
+    if built == here:
+        return None
+    return (
+        f"built for {built[0]} (compute {built[1]}) with TensorRT {built[2]}, but this "
+        f"machine has {here[0]} (compute {here[1]}) with TensorRT {here[2]}"
+    )
+
+
+def why_build(out_dir: Path, key: EngineKey) -> str:
+    """Why ``key`` has no usable engine in ``out_dir`` (``"hit"`` when it has one).
+
+    An engine built elsewhere sits under another name (the key differs), so besides the
+    key's own entry the other engines of the same precision are read and the fields that
+    differ are named: "built for another GPU / TensorRT / ONNX" is the usual reason to rebuild.
+    """
+    probe = probe_cache(out_dir, key)
+    if probe.hit or probe.reason != "not built yet":
+        return probe.reason
+    mine = key.to_dict()
+    others: list[str] = []
+    for path in sorted(Path(out_dir).glob(f"model.{key.precision}.*.engine")):
+        try:
+            recorded = read_sidecar(path)["key"]
+        except EngineRefused as e:
+            others.append(str(e))
+            continue
+        diff = key.mismatches(recorded)
+        shown = ", ".join(
+            f"{k} {_short(recorded.get(k))} (here {_short(mine.get(k))})" for k in diff
+        )
+        others.append(f"{path.name} differs in {shown}")
+    if not others:
+        return "not built yet"
+    return "no engine for this GPU, TensorRT and ONNX: " + "; ".join(others)
+
+
+def _short(value: Any) -> str:
+    # SHA-256 digests: a 12-character prefix is enough to tell them apart.
+    if isinstance(value, str) and len(value) == 64:
+        return repr(value[:12] + "...")
+    return repr(value)
 
 
 __all__ = [
@@ -244,10 +293,12 @@ __all__ = [
     "EngineKey",
     "EngineRefused",
     "check_engine",
+    "describe_misfit",
     "engine_filename",
     "lookup",
     "probe_cache",
     "read_sidecar",
     "sidecar_path",
     "store",
+    "why_build",
 ]

@@ -32,6 +32,8 @@ import numpy as np
 
 from .dataset import LEADS, UNITS, EcgDataset, Progress
 from .errors import DataError, one_line
+from .leads import lead_order
+from .wfdb_header import check_wfdb_header
 
 __all__ = [
     "TASKS",
@@ -51,8 +53,6 @@ DATABASE_CSV = "ptbxl_database.csv"
 STATEMENTS_CSV = "scp_statements.csv"
 RECORD_SECONDS = 10
 _FILENAME_COLUMN = {100: "filename_lr", 500: "filename_hr"}
-# Headers spell the augmented leads "AVR", "AVL", "AVF"; match names case-insensitively.
-_LEAD_INDEX = {name.upper(): i for i, name in enumerate(LEADS)}
 
 
 @dataclass(frozen=True)
@@ -246,6 +246,10 @@ def read_ptbxl_record(root: str | PathLike[str], filename: str, sampling_rate: i
 
     path = Path(root) / filename
     name = f"{filename}.hea"
+    if not Path(f"{path}.hea").is_file():
+        raise DataError(f"{path}: WFDB record not found (no {path.name}.hea)")
+    # Named-field errors for a damaged header or a truncated .dat, before wfdb guesses.
+    check_wfdb_header(f"{path}.hea")
     try:
         signal, fields = wfdb.rdsamp(str(path))
     except FileNotFoundError as exc:
@@ -258,11 +262,7 @@ def read_ptbxl_record(root: str | PathLike[str], filename: str, sampling_rate: i
     n_expected = RECORD_SECONDS * sampling_rate
     if signal.shape[0] != n_expected:
         raise DataError(f"{name}: field 'sig_len' is {signal.shape[0]}, expected {n_expected}")
-    names = [str(s).strip().upper() for s in fields["sig_name"]]
-    missing = [lead for lead in LEADS if lead.upper() not in names]
-    if missing:
-        raise DataError(f"{name}: field 'sig_name' lacks lead(s) {missing}, found {names}")
-    order = [names.index(lead.upper()) for lead in LEADS]
+    order, _ = lead_order(name, fields["sig_name"])  # by name; extra leads left out
     bad_units = {fields["units"][i] for i in order} - {UNITS}
     if bad_units:
         raise DataError(f"{name}: field 'units' is {sorted(bad_units)}, expected {UNITS!r}")

@@ -1,9 +1,11 @@
 """Training MRM-Net with the paper's recipe: Adam 1e-3 fixed, batch 64, the
 mutual-learning loss; the best epoch by validation macro-AUC is kept.
 
-Resumable: after every epoch ``checkpoint.pt`` (tensors and plain values only,
-read back with ``weights_only=True``) holds the model, optimiser, RNG states
-and history, so ``train`` with the same ``--out`` carries on where it stopped.
+Resumable: after every epoch ``checkpoint.safetensors`` holds the model, the best
+epoch's weights, the optimiser state and the RNG states as tensors, and the epoch,
+best AUC, settings and optimiser hyper-parameters as JSON in its metadata; with
+``history.json`` beside it, ``train`` with the same ``--out`` carries on where it
+stopped. Never pickle: a ``checkpoint.pt`` found there is refused, not loaded.
 """
 
 from __future__ import annotations
@@ -24,12 +26,15 @@ import mrm_edge
 from mrm_edge.card import ModelCard
 from mrm_edge.checkpoint import save_model_dir
 from mrm_edge.data.dataset import LEADS, EcgDataset, load_dataset
+from mrm_edge.data.errors import first_line
 from mrm_edge.data.normalization import LeadStandardizer
 from mrm_edge.losses import LossConfig, MutualLearningLoss
 from mrm_edge.metrics import paper_metrics, per_label_report, tune_thresholds
 from mrm_edge.model import MRMNet, preset
 
-CHECKPOINT_FILE = "checkpoint.pt"
+CHECKPOINT_FILE = "checkpoint.safetensors"
+CHECKPOINT_FORMAT = "mrm-edge-checkpoint/1"
+LEGACY_CHECKPOINT = "checkpoint.pt"  # pickle (torch.save): refused, never loaded
 HISTORY_FILE = "history.json"
 DATA_CITATIONS = {
     "ptbxl": (
@@ -262,48 +267,58 @@ class Trainer:
 
     # ----------------------------------------------------------------- resume
     def _save_checkpoint(self, net, opt, gen, epoch, best_auc, best_state, history) -> None:
-        ckpt = {
-            "epoch": epoch,
-            "model": net.state_dict(),
-            "optimizer": opt.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "generator": gen.get_state(),
-            "best_auc": best_auc,
-            "best_state": best_state,
-            "config": json.dumps(self.cfg.to_dict()),
-        }
+        from safetensors.torch import save_file
+
+        tensors, meta = _pack_checkpoint(net, opt, gen, best_state)
+        meta.update(
+            format=CHECKPOINT_FORMAT,
+            epoch=str(epoch),
+            best_auc=json.dumps(best_auc),
+            config=json.dumps(self.cfg.to_dict()),
+        )
         tmp = self.out / (CHECKPOINT_FILE + ".tmp")
-        torch.save(ckpt, tmp)
+        save_file(tensors, str(tmp), metadata=meta)
         tmp.replace(self.out / CHECKPOINT_FILE)  # atomic: a kill never leaves half a file
         (self.out / HISTORY_FILE).write_text(json.dumps(history, indent=1))
 
     def _resume(self, net, opt, gen) -> dict[str, Any]:
         path = self.out / CHECKPOINT_FILE
         fresh = {"epoch": 0, "best_auc": float("-inf"), "best_state": None, "history": []}
+        legacy = self.out / LEGACY_CHECKPOINT
+        if legacy.exists() and not path.exists():
+            # Never unpickled: a pickle can run code on load, whoever wrote it.
+            raise ValueError(
+                f"{legacy}: a pickle checkpoint, not loaded (checkpoints are safetensors-only, "
+                f"{CHECKPOINT_FILE}); delete it to train from scratch, or use another --out"
+            )
         if not path.exists():
             return fresh
-        ckpt = torch.load(path, map_location=self.device, weights_only=True)
-        saved = json.loads(ckpt["config"])
+        tensors, meta = _read_checkpoint(path)
+        saved = json.loads(meta.get("config") or "{}")
         for key in ("dataset", "task", "preset", "batch_size", "lr", "seed", "sampling_rate"):
             if saved.get(key) != self.cfg.to_dict().get(key):
                 raise ValueError(
                     f"{path}: was trained with {key}={saved.get(key)!r}, now {key}="
                     f"{self.cfg.to_dict().get(key)!r}; use another --out or the same settings"
                 )
-        net.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        torch.set_rng_state(ckpt["torch_rng"].cpu())
-        gen.set_state(ckpt["generator"].cpu())
+        try:
+            best_state = _unpack_checkpoint(tensors, meta, net, opt, gen)
+            epoch, best_auc = int(meta["epoch"]), float(json.loads(meta["best_auc"]))
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise ValueError(
+                f"{path}: cannot resume from it ({first_line(e)}); delete it to train from "
+                "scratch, or use another --out"
+            ) from e
         history = (
             json.loads((self.out / HISTORY_FILE).read_text())
             if (self.out / HISTORY_FILE).exists()
             else []
         )
         return {
-            "epoch": int(ckpt["epoch"]),
-            "best_auc": float(ckpt["best_auc"]),
-            "best_state": ckpt["best_state"],
-            "history": history[: int(ckpt["epoch"])],
+            "epoch": epoch,
+            "best_auc": best_auc,
+            "best_state": best_state,
+            "history": history[:epoch],
         }
 
     # ----------------------------------------------------------------- card
@@ -381,6 +396,95 @@ class Trainer:
         save_model_dir(model_dir, net.cpu(), card)
         self.log(f"model written to {model_dir}")
         return model_dir
+
+
+# --------------------------------------------------------------------------- checkpoint file
+# Tensors by prefix: "model." (the net), "best." (the best epoch's weights), "optim.<i>.<name>"
+# (optimiser state of parameter i), "rng.torch" / "rng.generator"; everything else is JSON in
+# the safetensors metadata (string to string), so reading a checkpoint never runs code.
+
+
+def _pack_checkpoint(
+    net: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    gen: torch.Generator,
+    best_state: dict[str, torch.Tensor] | None,
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    tensors: dict[str, torch.Tensor] = {}
+
+    def put(name: str, t: torch.Tensor) -> None:
+        # clone: safetensors refuses tensors that share memory (e.g. a best state = model).
+        tensors[name] = t.detach().cpu().clone().contiguous()
+
+    for k, v in net.state_dict().items():
+        put(f"model.{k}", v)
+    for k, v in (best_state or {}).items():
+        put(f"best.{k}", v)
+    optim = opt.state_dict()
+    scalars: dict[str, dict[str, Any]] = {}
+    for pid, entries in optim["state"].items():
+        for name, value in entries.items():
+            if isinstance(value, torch.Tensor):
+                put(f"optim.{pid}.{name}", value)
+            else:
+                scalars.setdefault(str(pid), {})[name] = value
+    put("rng.torch", torch.get_rng_state())
+    put("rng.generator", gen.get_state())
+    meta = {
+        "optimizer": json.dumps({"param_groups": optim["param_groups"], "scalars": scalars}),
+        "has_best": json.dumps(best_state is not None),
+    }
+    return tensors, meta
+
+
+def _read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            meta = dict(f.metadata() or {})
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (not a dict)
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ValueError(
+            f"{path}: not a readable safetensors checkpoint ({first_line(e, with_type=False)}); "
+            "delete it to train from scratch, or use another --out"
+        ) from e
+    if meta.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(
+            f"{path}: metadata 'format' is {meta.get('format')!r}, expected {CHECKPOINT_FORMAT!r}"
+        )
+    return tensors, meta
+
+
+def _unpack_checkpoint(
+    tensors: dict[str, torch.Tensor],
+    meta: dict[str, str],
+    net: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    gen: torch.Generator,
+) -> dict[str, torch.Tensor] | None:
+    """Restore net, optimiser and RNGs in place; return the best epoch's weights (or None)."""
+
+    def prefixed(prefix: str) -> dict[str, torch.Tensor]:
+        return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+    net.load_state_dict(prefixed("model."))
+    optim = json.loads(meta["optimizer"])
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in prefixed("optim.").items():
+        pid, name = key.split(".", 1)
+        state.setdefault(int(pid), {})[name] = value
+    for pid, entries in optim["scalars"].items():
+        state.setdefault(int(pid), {}).update(entries)
+    # JSON turned tuples (Adam's betas) into lists; give them back as saved.
+    groups = [
+        {k: tuple(v) if isinstance(v, list) and k != "params" else v for k, v in g.items()}
+        for g in optim["param_groups"]
+    ]
+    opt.load_state_dict({"state": state, "param_groups": groups})
+    torch.set_rng_state(tensors["rng.torch"])
+    gen.set_state(tensors["rng.generator"])
+    return prefixed("best.") if json.loads(meta["has_best"]) else None
 
 
 __all__ = ["TrainConfig", "Trainer", "head_metrics", "predict_heads"]

@@ -1,4 +1,5 @@
-"""Thin cuda-python helpers: errors, device and pinned host memory, streams, events, graphs.
+"""Thin cuda-python helpers: errors, device and pinned host memory, streams, events (timing
+too), graphs.
 
 cuda-python's runtime API (``from cuda.bindings import runtime as cudart``; ``from cuda import
 cudart`` on older releases) returns a tuple ``(err, *values)`` from every call; :func:`check`
@@ -157,11 +158,16 @@ class Stream(_Resource):
 
 
 class Event(_Resource):
-    """A CUDA event without timing (cheaper), used to order streams and to poll completion."""
+    """A CUDA event, used to order streams and to poll completion. Without timing by default
+    (cheaper); ``timing=True`` makes one :func:`elapsed_ms` can measure between (benchmarks)."""
 
-    def __init__(self, cudart: Any) -> None:
+    def __init__(self, cudart: Any, timing: bool = False) -> None:
         self._cudart = cudart
-        flags = getattr(cudart, "cudaEventDisableTiming", 2)
+        self.timing = timing
+        if timing:
+            flags = getattr(cudart, "cudaEventDefault", 0)
+        else:
+            flags = getattr(cudart, "cudaEventDisableTiming", 2)
         self._event: Any = check(cudart.cudaEventCreateWithFlags(flags), "cudaEventCreateWithFlags")
 
     @property
@@ -189,6 +195,12 @@ class Event(_Resource):
             check(self._cudart.cudaEventDestroy(event), "cudaEventDestroy")
 
     destroy = close
+
+
+def elapsed_ms(cudart: Any, start: Event, end: Event) -> float:
+    """Device time between two recorded timing events, in ms (``cudaEventElapsedTime``:
+    about 0.5 us resolution). Both must have completed: synchronize ``end`` first."""
+    return float(check(cudart.cudaEventElapsedTime(start.raw, end.raw), "cudaEventElapsedTime"))
 
 
 def memcpy_htod_async(cudart: Any, dst: int, src: int, nbytes: int, stream: Stream) -> None:
@@ -244,6 +256,7 @@ __all__ = [
     "Stream",
     "begin_capture",
     "check",
+    "elapsed_ms",
     "end_capture",
     "load_cudart",
     "memcpy_dtoh_async",

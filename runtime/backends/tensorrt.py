@@ -44,12 +44,32 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from mrm_edge.export.tensorrt.cache import check_engine
+from mrm_edge.export.tensorrt.cache import EngineRefused, check_engine
 from mrm_edge.export.tensorrt.capability import import_tensorrt, probe_gpu
 from mrm_edge.runtime.backends import cuda as cu
 from mrm_edge.runtime.backends.base import Backend, BackendUnavailable, precision_from_filename
 
 N_SLOTS = 2
+
+
+class EngineUnusable(EngineRefused, BackendUnavailable):
+    """An engine refused here (another GPU / TensorRT, bytes that differ from its sidecar).
+
+    Also a BackendUnavailable, so ``activate_backend`` moves on to the next option with the
+    reason instead of stopping the monitor; and still an EngineRefused for callers of the
+    engine cache's vocabulary.
+    """
+
+    def __init__(self, reason: str) -> None:
+        BackendUnavailable.__init__(self, "tensorrt", reason)
+
+
+class EngineNotLoadable(BackendUnavailable, ValueError):
+    """TensorRT itself could not deserialize the engine (corrupt, or built by another
+    TensorRT / GPU and not verified): a bad file (ValueError) that ``auto`` can skip."""
+
+    def __init__(self, reason: str) -> None:
+        BackendUnavailable.__init__(self, "tensorrt", reason)
 
 
 @dataclass
@@ -157,7 +177,12 @@ class TensorRTBackend(Backend):
             gpu, reason = probe_gpu(self.device_id, cudart)
             if gpu is None:
                 raise BackendUnavailable(self.name, str(reason))
-            check_engine(self.engine_path, gpu.name, gpu.compute_capability, str(trt.__version__))
+            try:
+                check_engine(
+                    self.engine_path, gpu.name, gpu.compute_capability, str(trt.__version__)
+                )
+            except EngineRefused as e:
+                raise EngineUnusable(str(e)) from e
 
         self._cudart_mod = cudart
         with contextlib.ExitStack() as stack:
@@ -173,7 +198,7 @@ class TensorRTBackend(Backend):
         self._runtime = trt.Runtime(self._logger)
         engine = self._runtime.deserialize_cuda_engine(self.engine_path.read_bytes())
         if engine is None:
-            raise ValueError(
+            raise EngineNotLoadable(
                 f"{self.engine_path}: TensorRT cannot deserialize it (corrupt, or built by "
                 "another TensorRT version / GPU)"
             )
@@ -392,4 +417,4 @@ class TensorRTBackend(Backend):
             yield pending.popleft().result()
 
 
-__all__ = ["InferenceHandle", "TensorRTBackend"]
+__all__ = ["EngineNotLoadable", "EngineUnusable", "InferenceHandle", "TensorRTBackend"]

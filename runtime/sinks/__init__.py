@@ -6,7 +6,8 @@
 
 The engine calls a sink's methods from its worker threads, but never two at once (it holds
 one lock around post-processing and delivery), in this order: ``open`` once, then any mix of
-``window`` / ``alarm`` / ``dropped`` / ``stream``, then ``close`` once with the summary.
+``window`` / ``alarm`` / ``dropped`` / ``stream`` / ``backend_switch``, then ``close`` once
+with the summary.
 A sink therefore needs no lock of its own unless it has a thread of its own (LiveView does).
 """
 
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from mrm_edge.runtime.postprocess import AlarmEvent, WindowResult
     from mrm_edge.runtime.sinks.summary import LiveStats, Summary
 
-__all__ = ["DroppedWindow", "RunInfo", "Sink", "StreamEvent"]
+__all__ = ["BackendSwitch", "DroppedWindow", "RunInfo", "Sink", "StreamEvent"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,25 @@ class StreamEvent:
     detail: str = ""
     """Start: "<rate> Hz"; end: the source's reason; error: the one-line error."""
     segment: int = 0
+
+
+@dataclass(frozen=True)
+class BackendSwitch:
+    """The backend failed a batch twice and the monitor moved the run to a fallback
+    (reported once per switch; the batch that failed is re-run on the new backend)."""
+
+    from_backend: str
+    """The backend given up (``describe()``)."""
+    to_backend: str
+    """The backend now running (``describe()``)."""
+    reason: str
+    """The one-line error that made the switch, e.g. "MemoryError: CUDA out of memory"."""
+    skipped: tuple[str, ...] = ()
+    """Fallbacks passed over because they failed to start, each "<label>: <why>"."""
+    windows: int = 0
+    """Windows in the batch that failed and is re-run on ``to_backend``."""
+    elapsed_s: float = 0.0
+    """Seconds since the run started."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +114,9 @@ class Sink:
 
     def stream(self, event: StreamEvent) -> None:
         """A stream started, ended or failed."""
+
+    def backend_switch(self, event: BackendSwitch) -> None:
+        """The run moved to a fallback backend."""
 
     def close(self, summary: Summary | None) -> None:
         """The run is over (``summary`` is None when it failed before producing one).

@@ -18,6 +18,9 @@ Line types (``"type"``), in the order they can appear::
     dropped  a complete window never classified: stream, segment, start, start_s, end_s,
                cause ("overload (drop-oldest)", "overload (drop-newest)",
                "stopped before inference")
+    backend  the run moved to a fallback backend: from, to, reason (the error that made it),
+               skipped [fallbacks that failed to start, with why], windows (the batch
+               re-run on the new backend), elapsed_s
     summary  once, last: the run's Summary (counts, latency percentiles, throughput, ...)
 
 Each line is flushed to the OS as soon as it is written, so killing the process loses
@@ -34,7 +37,7 @@ import time
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from mrm_edge.runtime.sinks import DroppedWindow, RunInfo, Sink, StreamEvent
+from mrm_edge.runtime.sinks import BackendSwitch, DroppedWindow, RunInfo, Sink, StreamEvent
 
 if TYPE_CHECKING:
     from mrm_edge.runtime.postprocess import AlarmEvent, WindowResult
@@ -171,6 +174,20 @@ class JsonlSink(Sink):
                 "segment": event.segment,
                 "event": event.kind,
                 "detail": event.detail,
+            }
+        )
+
+    def backend_switch(self, event: BackendSwitch) -> None:
+        self._write(
+            {
+                "type": "backend",
+                "from": event.from_backend,
+                "to": event.to_backend,
+                "reason": event.reason,
+                "skipped": list(event.skipped),
+                "windows": event.windows,
+                "elapsed_s": round(event.elapsed_s, 3),
+                "time": round(time.time(), 3),
             }
         )
 

@@ -18,7 +18,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mrm_edge.runtime.sinks import RunInfo, Sink, StreamEvent
+from mrm_edge.runtime.sinks import BackendSwitch, RunInfo, Sink, StreamEvent
 
 if TYPE_CHECKING:
     from mrm_edge.runtime.postprocess import AlarmEvent, WindowResult
@@ -64,6 +64,7 @@ class LiveView(Sink):
         self._info: RunInfo | None = None
         self._lock = threading.Lock()
         self._live: Any = None
+        self._switched: BackendSwitch | None = None
 
     # ------------------------------------------------------------------ sink
 
@@ -110,6 +111,10 @@ class LiveView(Sink):
                 row.state = "failed"
                 row.signal = event.detail
 
+    def backend_switch(self, event: BackendSwitch) -> None:
+        with self._lock:
+            self._switched = event
+
     def close(self, summary: Summary | None) -> None:
         live, self._live = self._live, None
         if live is not None:
@@ -127,10 +132,20 @@ class LiveView(Sink):
             rows = {
                 sid: _Row(r.findings, r.alarms, r.signal, r.state) for sid, r in self._rows.items()
             }
+            switched = self._switched
         parts: list[Any] = []
         if info is not None:
-            parts.append(Text(f"{info.model} on {info.backend}", style="bold"))
-            parts.append(Text(f"why: {info.backend_reason}", style="dim"))
+            if switched is None:
+                parts.append(Text(f"{info.model} on {info.backend}", style="bold"))
+                parts.append(Text(f"why: {info.backend_reason}", style="dim"))
+            else:  # the fallback now running, and loudly why
+                parts.append(Text(f"{info.model} on {switched.to_backend}", style="bold"))
+                parts.append(
+                    Text(
+                        f"switched from {switched.from_backend}: {switched.reason}",
+                        style="bold yellow",
+                    )
+                )
             if info.stats is not None:
                 s = info.stats()
 

@@ -20,11 +20,12 @@ import random
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
+from mrm_edge.runtime.sinks import BackendSwitch
 
 __all__ = ["RESERVOIR", "LiveStats", "StreamCounts", "Summary", "Tally"]
 
@@ -97,6 +98,9 @@ class Summary:
     backend_errors: int
     errors: list[str]
     knobs: dict[str, Any] = field(default_factory=dict)
+    backend_switches: list[dict[str, Any]] = field(default_factory=list)
+    """One entry per fallback switch, in order: from, to, reason, skipped, windows,
+    elapsed_s (see ``BackendSwitch``). ``backend`` is then the one running at the end."""
 
     @property
     def ok(self) -> bool:
@@ -133,8 +137,18 @@ class Summary:
             + f", max queue {self.max_queue_depth}",
             f"alarms: {self.alarms.get('on', 0)} on, {self.alarms.get('off', 0)} off",
         ]
+        for sw in self.backend_switches:
+            out.append(
+                f"backend switched at {sw['elapsed_s']:.1f} s: {sw['from']} → {sw['to']} "
+                f"({sw['reason']})"
+                + (f"; skipped {'; '.join(sw['skipped'])}" if sw["skipped"] else "")
+            )
         if self.backend_errors:
-            out.append(f"backend errors: {self.backend_errors} batch(es) failed twice")
+            out.append(
+                f"backend errors: {self.backend_errors} batch(es) failed on every backend left"
+                if self.backend_switches
+                else f"backend errors: {self.backend_errors} batch(es) failed twice"
+            )
         out += [f"error: {e}" for e in self.errors]
         return out
 
@@ -159,8 +173,8 @@ class Summary:
         return Group(*(Text(line) for line in self.lines()), table)
 
 
-def _percentiles(values: list[float]) -> dict[str, float | None]:
-    if not values:
+def _percentiles(values: Sequence[float] | np.ndarray) -> dict[str, float | None]:
+    if len(values) == 0:
         return {"p50": None, "p90": None, "p99": None, "max": None, "mean": None, "n": 0}
     a = np.asarray(values, np.float64)
     p50, p90, p99 = np.percentile(a, [50, 90, 99])
@@ -198,9 +212,12 @@ class Tally:
         self.batched_windows = 0
         self.backend_s = 0.0
         self.backend_errors = 0
+        self.backend_switches: list[dict[str, Any]] = []
         self.max_queue_depth = 0
         self.errors: list[str] = []
-        self._latencies: list[float] = []
+        # Preallocated (1.6 MB): a list of Python floats would grow ~32 bytes per window up to
+        # the reservoir's size, which a long soak sees as resident-memory creep.
+        self._latencies = np.empty(RESERVOIR, np.float64)
         self._seen = 0
         self._rng = random.Random(seed)
         self._recent: deque[tuple[float, float]] = deque()  # (time, latency ms), last 5 s
@@ -235,13 +252,13 @@ class Tally:
             c = self._stream(sid)
             c.classified += 1
             c.alarms_on = list(alarms_on)
-            self._seen += 1
-            if len(self._latencies) < RESERVOIR:
-                self._latencies.append(latency_ms)
+            if self._seen < RESERVOIR:
+                self._latencies[self._seen] = latency_ms
             else:  # reservoir sampling: every latency is kept with equal probability
-                j = self._rng.randrange(self._seen)
+                j = self._rng.randrange(self._seen + 1)
                 if j < RESERVOIR:
                     self._latencies[j] = latency_ms
+            self._seen += 1
             self._recent.append((now, latency_ms))
             self._trim(now)
 
@@ -268,6 +285,22 @@ class Tally:
             self.batched_windows += size
             self.backend_s += backend_s
             self.backend_errors += int(failed)
+
+    def backend_switch(self, event: BackendSwitch) -> BackendSwitch:
+        """Record a fallback switch; returns ``event`` stamped with the run's elapsed time."""
+        event = replace(event, elapsed_s=self.clock() - self.started)
+        with self._lock:
+            self.backend_switches.append(
+                {
+                    "from": event.from_backend,
+                    "to": event.to_backend,
+                    "reason": event.reason,
+                    "skipped": list(event.skipped),
+                    "windows": event.windows,
+                    "elapsed_s": event.elapsed_s,
+                }
+            )
+        return event
 
     def error(self, message: str) -> None:
         with self._lock:
@@ -346,7 +379,7 @@ class Tally:
                 per_stream={
                     sid: {**asdict(c), "windows": c.windows} for sid, c in self.streams.items()
                 },
-                latency_ms=_percentiles(self._latencies),
+                latency_ms=_percentiles(self._latencies[: min(self._seen, RESERVOIR)]),
                 throughput_wps=classified / elapsed if elapsed > 0 else 0.0,
                 inference_wps=(
                     self.batched_windows / self.backend_s if self.backend_s > 0 else None
@@ -358,4 +391,5 @@ class Tally:
                 backend_errors=self.backend_errors,
                 errors=list(self.errors),
                 knobs=dict(knobs or {}),
+                backend_switches=[dict(sw) for sw in self.backend_switches],
             )

@@ -17,6 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# Live sources (tcp, stdin) mark a connected but silent device's stream stalled after this
+# long: several missed device frames (0.2-1 s each), yet well under one 10 s window.
+DEFAULT_STALL_TIMEOUT_S = 5.0
+
 
 @dataclass(frozen=True)
 class Chunk:
@@ -162,4 +166,13 @@ class ArraySource(Source):
                     yield StreamEnd(sid)
 
 
-__all__ = ["ArraySource", "Chunk", "Event", "Pacer", "Source", "StreamEnd", "parse_speed"]
+__all__ = [
+    "DEFAULT_STALL_TIMEOUT_S",
+    "ArraySource",
+    "Chunk",
+    "Event",
+    "Pacer",
+    "Source",
+    "StreamEnd",
+    "parse_speed",
+]

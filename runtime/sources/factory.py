@@ -7,14 +7,17 @@
     stdin                     one MRME device on standard input
 
 ``speed`` paces the file and synthetic sources (live devices pace themselves), ``loop``
-applies to wfdb replay, ``streams`` and ``seed`` to synthetic patients.
+applies to wfdb replay (as does ``min_seconds``: shorter records are refused, the monitor
+passes the model's window), ``streams`` and ``seed`` to synthetic patients, and
+``stall_timeout_s`` to the live sources (tcp, stdin): a connected device silent this long
+has its stream marked stalled (see tcp.py; None: never).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from mrm_edge.runtime.sources.base import Source
+from mrm_edge.runtime.sources.base import DEFAULT_STALL_TIMEOUT_S, Source
 
 SPECS = "synthetic, wfdb:PATH[,PATH...], tcp:HOST:PORT or stdin"
 
@@ -41,6 +44,8 @@ def make_source(
     loop: bool = False,
     seed: int = 0,
     chunk_seconds: float | Sequence[float] = 0.2,
+    stall_timeout_s: float | None = DEFAULT_STALL_TIMEOUT_S,
+    min_seconds: float | None = None,
 ) -> Source:
     """The source ``spec`` names; ValueError (one line) for an unknown or malformed spec.
     Sources are imported on demand, so e.g. a tcp monitor never loads wfdb."""
@@ -56,16 +61,18 @@ def make_source(
             raise ValueError(f"--source {spec!r}: expected wfdb:PATH[,PATH...]")
         from mrm_edge.runtime.sources.wfdb import WfdbReplaySource
 
-        return WfdbReplaySource(paths, chunk_seconds=chunk_seconds, speed=speed, loop=loop)
+        return WfdbReplaySource(
+            paths, chunk_seconds=chunk_seconds, speed=speed, loop=loop, min_seconds=min_seconds
+        )
     if kind == "tcp":
         host, port = _tcp_address(spec, arg)
         from mrm_edge.runtime.sources.tcp import TcpSource
 
-        return TcpSource(host, port)
+        return TcpSource(host, port, stall_timeout_s=stall_timeout_s)
     if kind == "stdin" and not sep:
         from mrm_edge.runtime.sources.stdin import StdinSource
 
-        return StdinSource()
+        return StdinSource(stall_timeout_s=stall_timeout_s)
     raise ValueError(f"--source {spec!r}: unknown source, expected {SPECS}")
 
 

@@ -293,13 +293,17 @@ class FrameDecoder:
     def eof(self) -> None:
         """The byte stream ended: raises FramingError when it ended inside a HELLO or frame."""
         if self._failed is None and self._buf:
-            what = "HELLO" if self.hello is None else f"frame type 0x{self._buf[0]:02x}"
-            need = self._needed()
-            of = f" of {need}" if need else ""
-            raise FramingError(
-                f"disconnected mid-frame ({len(self._buf)}{of} bytes of a {what} "
-                f"at byte {self._offset})"
-            )
+            raise FramingError(f"disconnected mid-frame ({self.pending()})")
+
+    def pending(self) -> str:
+        """What a partial HELLO or frame in the buffer amounts to, e.g. "40 of 493 bytes of
+        a frame type 0x01 at byte 1000"; "" when nothing is pending (or after an error)."""
+        if self._failed is not None or not self._buf:
+            return ""
+        what = "HELLO" if self.hello is None else f"frame type 0x{self._buf[0]:02x}"
+        need = self._needed()
+        of = f" of {need}" if need else ""
+        return f"{len(self._buf)}{of} bytes of a {what} at byte {self._offset}"
 
     def _needed(self) -> int | None:
         """Total size of the partial HELLO or frame in the buffer, when already known."""

@@ -12,6 +12,13 @@ device on the pipe, the monitor should stop and say so rather than sit idle.
 
 Reads use ``select`` on the file descriptor when there is one, so ``close()`` from
 another thread ends the iteration within 0.1 s even while the writer is silent.
+
+A stalled pipe is one stalled stream: when the writer is inside a session but sends
+nothing for ``stall_timeout_s`` (default 5 s), the stream ends "stalled (no data for
+5 s)" — so the event log says why the windows stopped — and the source keeps reading;
+data that resumes opens a new segment of the same stream downstream, as for TCP (see
+tcp.py). There are no other streams to keep going, and no connection to close: the pipe
+stays open until its writer closes it. In-memory streams (no descriptor) never stall.
 """
 
 from __future__ import annotations
@@ -21,10 +28,17 @@ import logging
 import os
 import select
 import sys
+import time
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from mrm_edge.runtime.sources.base import Chunk, Event, Source, StreamEnd
+from mrm_edge.runtime.sources.base import (
+    DEFAULT_STALL_TIMEOUT_S,
+    Chunk,
+    Event,
+    Source,
+    StreamEnd,
+)
 from mrm_edge.runtime.sources.framing import (
     MAX_FRAME_SECONDS,
     Data,
@@ -49,8 +63,12 @@ class StdinSource(Source):
         label: str = "stdin",
         max_frame_seconds: float = MAX_FRAME_SECONDS,
         read_bytes: int = 256 * 1024,
+        stall_timeout_s: float | None = DEFAULT_STALL_TIMEOUT_S,
     ) -> None:
         super().__init__()
+        if stall_timeout_s is not None and not stall_timeout_s > 0:
+            raise ValueError(f"stall_timeout_s is {stall_timeout_s}, expected > 0 or None")
+        self.stall_timeout_s = stall_timeout_s
         self.stream = stream if stream is not None else sys.stdin.buffer
         self.label = label
         self.max_frame_seconds = max_frame_seconds
@@ -62,13 +80,14 @@ class StdinSource(Source):
         except (AttributeError, OSError, io.UnsupportedOperation):
             return None  # an in-memory stream: reads never block
 
-    def _reads(self) -> Iterator[bytes]:
-        """Blocks of bytes until EOF (an empty block) or close()."""
+    def _reads(self) -> Iterator[bytes | None]:
+        """Blocks of bytes until EOF (an empty block) or close(); None: 0.1 s of silence."""
         fd = self._fd()
         while not self.closed:
             if fd is not None:
                 ready, _, _ = select.select([fd], [], [], 0.1)
                 if not ready:
+                    yield None
                     continue
                 # The raw descriptor, not the buffered reader: select only sees the former.
                 data = os.read(fd, self.read_bytes)
@@ -82,9 +101,19 @@ class StdinSource(Source):
     def events(self) -> Iterator[Event]:
         decoder = FrameDecoder(self.max_frame_seconds)
         hello: Hello | None = None
+        stalled = False  # the session's stream was marked stalled (it has already ended)
+        last_rx = time.monotonic()
         for data in self._reads():
+            if data is None:
+                silent = time.monotonic() - last_rx
+                stall = self.stall_timeout_s
+                if hello is not None and not stalled and stall is not None and silent > stall:
+                    stalled = True
+                    yield StreamEnd(hello.stream_id, self._stall_reason(decoder, stall))
+                continue
             if not data:
                 break
+            last_rx = time.monotonic()
             error = None
             try:
                 frames = decoder.feed(data)
@@ -92,13 +121,21 @@ class StdinSource(Source):
                 frames, error = e.events, e
             for frame in frames:
                 event, hello = self._convert(frame, hello)
+                if isinstance(event, StreamEnd) and stalled:
+                    event = None  # ended already, as stalled
+                if not isinstance(frame, Data):
+                    stalled = False  # a HELLO or END: the session, and its stall, are over
+                elif stalled and hello is not None:
+                    stalled = False  # data resumed: a new segment of the stream downstream
+                    log.info("%s stream %r: data resumed", self.label, hello.stream_id)
                 if event is not None:
                     yield event
             if error is not None:
                 if hello is None:
                     raise FramingError(f"{self.label}: {error}") from None
                 log.warning("%s stream %r: protocol error: %s", self.label, hello.stream_id, error)
-                yield StreamEnd(hello.stream_id, f"protocol error: {error}")
+                if not stalled:
+                    yield StreamEnd(hello.stream_id, f"protocol error: {error}")
                 return
         if self.closed:
             return
@@ -108,9 +145,16 @@ class StdinSource(Source):
         except FramingError as e:
             reason = str(e)
         if hello is not None:
-            yield StreamEnd(hello.stream_id, reason)
+            if not stalled:
+                yield StreamEnd(hello.stream_id, reason)
         elif reason != "disconnected":
             raise FramingError(f"{self.label}: {reason}")
+
+    def _stall_reason(self, decoder: FrameDecoder, stall: float) -> str:
+        pending = decoder.pending()
+        reason = f"stalled (no data for {stall:g} s{', mid-frame: ' + pending if pending else ''})"
+        log.warning("%s: %s; waiting for it to resume", self.label, reason)
+        return reason
 
     @staticmethod
     def _convert(frame: FrameEvent, hello: Hello | None) -> tuple[Event | None, Hello | None]:

@@ -10,8 +10,16 @@ thread, not 500. It decodes frames into :class:`Chunk` events on a queue that
 * END ends the stream (reason "ended by device"); the connection may then open another
   session with a new HELLO, or close.
 * EOF inside a session ends the stream with "disconnected" (or "disconnected mid-frame
-  (...)" when the bytes stopped inside a frame); a connection silent for
-  ``idle_timeout_s`` is closed, "stalled (...)".
+  (...)" when the bytes stopped inside a frame).
+* A stream whose device stays connected but sends nothing for ``stall_timeout_s``
+  (default 5 s) is *marked stalled*: its stream ends with "stalled (no data for 5 s)"
+  (plus how much of a frame is pending, if the silence began mid-frame), so its windows
+  stop and the sinks see why, while the connection stays open. When data resumes, its
+  chunks carry the same stream id again and the monitor opens a *new segment* of that
+  stream, exactly as after a reconnect — not the same segment with the silence rejected
+  as a gap, which after a long stall would mean zero-filling (and rejecting) every
+  missed window. A connection silent for ``idle_timeout_s`` (default 30 s) is closed; its
+  stream, if not already marked stalled, ends "stalled (...)".
 * Malformed input closes *that* connection, with a logged one-line reason and the stream
   ending "protocol error: ..."; every other connection carries on. Garbage before a
   valid HELLO has no stream to end: it is logged (and kept in ``problems``) only.
@@ -20,7 +28,9 @@ Reconnects resume: a device that comes back with the same stream id produces chu
 with the same stream id again, and, as it continues its first-sample index, timestamps
 that continue too (the outage shows up as a gap). A second connection claiming a stream
 id that is still connected is refused (protocol error on the newcomer, the established
-stream is untouched); a half-dead old connection frees its id after ``idle_timeout_s``.
+stream is untouched) — unless the established one is marked stalled: then it is the
+half-dead side of a device that has reconnected, so it is closed and the newcomer takes
+the stream over at once, rather than after ``idle_timeout_s``.
 
 Backpressure: when the consumer falls ``max_pending_events`` behind (a soft bound: one
 read may add a few more), the I/O thread stops reading, and TCP flow control slows the
@@ -40,7 +50,13 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from mrm_edge.runtime.sources.base import Chunk, Event, Source, StreamEnd
+from mrm_edge.runtime.sources.base import (
+    DEFAULT_STALL_TIMEOUT_S,
+    Chunk,
+    Event,
+    Source,
+    StreamEnd,
+)
 from mrm_edge.runtime.sources.framing import (
     MAX_FRAME_SECONDS,
     Data,
@@ -64,6 +80,7 @@ class _Connection:
     decoder: FrameDecoder
     last_rx: float
     hello: Hello | None = None  # the open session's HELLO; its stream is live while set
+    stalled: bool = False  # the open session's stream was marked stalled (already ended)
 
     def where(self) -> str:
         sid = f" stream {self.hello.stream_id!r}" if self.hello else ""
@@ -83,6 +100,7 @@ class TcpSource(Source):
         *,
         max_connections: int = 64,
         idle_timeout_s: float | None = 30.0,
+        stall_timeout_s: float | None = DEFAULT_STALL_TIMEOUT_S,
         max_frame_seconds: float = MAX_FRAME_SECONDS,
         max_pending_events: int = 4096,
     ) -> None:
@@ -93,6 +111,8 @@ class TcpSource(Source):
             raise ValueError(f"max_connections is {max_connections}, expected >= 1")
         if idle_timeout_s is not None and not idle_timeout_s > 0:
             raise ValueError(f"idle_timeout_s is {idle_timeout_s}, expected > 0 or None")
+        if stall_timeout_s is not None and not stall_timeout_s > 0:
+            raise ValueError(f"stall_timeout_s is {stall_timeout_s}, expected > 0 or None")
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         try:
             self._server = socket.create_server(
@@ -105,6 +125,7 @@ class TcpSource(Source):
         self.port: int = self._server.getsockname()[1]
         self.max_connections = max_connections
         self.idle_timeout_s = idle_timeout_s
+        self.stall_timeout_s = stall_timeout_s
         self.max_frame_seconds = max_frame_seconds
         self.max_pending_events = max_pending_events
         self.problems: deque[str] = deque(maxlen=100)  # recent one-line connection problems
@@ -195,8 +216,11 @@ class TcpSource(Source):
             self._wake_w.close()
             log.info("tcp source on %s closed", self.address)
 
+    def _timeouts(self) -> list[float]:
+        return [t for t in (self.stall_timeout_s, self.idle_timeout_s) if t is not None]
+
     def _select_timeout(self) -> float:
-        if self.idle_timeout_s is None:
+        if not self._timeouts():
             return 0.5
         return min(0.5, max(0.0, self._next_reap - time.monotonic()))
 
@@ -261,7 +285,9 @@ class TcpSource(Source):
         for ev in events:
             if isinstance(ev, Hello):
                 other = self._live.get(ev.stream_id)
-                if other is not None:
+                if other is not None and other.stalled:
+                    self._drop(other, f"replaced by a reconnect from {conn.peer}")
+                elif other is not None:
                     return f"stream id {ev.stream_id!r} is already connected from {other.peer}"
                 conn.hello = ev
                 self._live[ev.stream_id] = conn
@@ -270,6 +296,9 @@ class TcpSource(Source):
             elif isinstance(ev, Data):
                 h = conn.hello
                 assert h is not None  # the decoder yields DATA only inside a session
+                if conn.stalled:
+                    conn.stalled = False  # its next chunk opens a new segment downstream
+                    log.info("%s: data resumed after a stall", conn.where())
                 ts = ev.first_index / h.sample_rate
                 self._events.put(Chunk(h.stream_id, ev.samples, h.sample_rate, ts))
             else:
@@ -280,10 +309,11 @@ class TcpSource(Source):
         if conn.hello is None:
             return
         sid = conn.hello.stream_id
-        self._events.put(StreamEnd(sid, reason))
+        if not conn.stalled:  # a stalled stream has already ended, with "stalled (...)"
+            self._events.put(StreamEnd(sid, reason))
         if self._live.get(sid) is conn:
             del self._live[sid]
-        conn.hello = None
+        conn.hello, conn.stalled = None, False
 
     def _drop(self, conn: _Connection, reason: str) -> None:
         # Say why before hanging up, so whoever sees the hang-up can already read why.
@@ -301,11 +331,26 @@ class TcpSource(Source):
         # Scanning every connection on every wake-up would cost O(devices) per frame with
         # hundreds of devices; a scan every quarter timeout (at most 0.25 s) is plenty.
         now = time.monotonic()
-        if self.idle_timeout_s is None or now < self._next_reap:
+        timeouts = self._timeouts()
+        if not timeouts or now < self._next_reap:
             return
-        self._next_reap = now + min(0.25, self.idle_timeout_s / 4)
-        for conn in [c for c in self._conns if now - c.last_rx > self.idle_timeout_s]:
-            self._drop(conn, f"stalled (no data for {self.idle_timeout_s:g} s)")
+        self._next_reap = now + min(0.25, min(timeouts) / 4)
+        idle, stall = self.idle_timeout_s, self.stall_timeout_s
+        for conn in list(self._conns):
+            silent = now - conn.last_rx
+            if idle is not None and silent > idle:
+                self._drop(conn, f"stalled (no data for {idle:g} s)")
+            elif stall is not None and silent > stall and conn.hello and not conn.stalled:
+                self._mark_stalled(conn, stall)
+
+    def _mark_stalled(self, conn: _Connection, stall: float) -> None:
+        """End the stream of a connected but silent device; the connection stays open."""
+        assert conn.hello is not None
+        pending = conn.decoder.pending()
+        reason = f"stalled (no data for {stall:g} s{', mid-frame: ' + pending if pending else ''})"
+        self._problem(f"{conn.where()}: {reason}; waiting for it to resume")
+        self._events.put(StreamEnd(conn.hello.stream_id, reason))
+        conn.stalled = True
 
     def _problem(self, line: str) -> None:
         self.problems.append(line)

@@ -16,8 +16,12 @@ Records are WFDB (``.hea`` + signal file, any rate: PTB-XL ``records100`` /
   gets ``-2``, ``-3``, ... Records keep the order they were named in (a directory's in
   sorted path order), so ids stay unique and stable run to run.
 * **Read up front**: a record that cannot be read fails the constructor with an error
-  naming the file, never the replay an hour in. 500 records x 10 s x 500 Hz are 120 MB;
-  ``max_records`` caps a whole-PTB-XL directory.
+  naming the file, never the replay an hour in. So does a record shorter than
+  ``min_seconds`` (the monitor passes the model's window: "record is 2.0 s, the model
+  needs at least 10.0 s", as offline ``predict`` says): it would end before its first
+  window and nothing would ever be reported for it. NaN samples are not an error here:
+  the quality check rejects the windows they touch, naming the lead.
+  500 records x 10 s x 500 Hz are 120 MB; ``max_records`` caps a whole-PTB-XL directory.
 
 Replay itself is :class:`ArraySource`: streams interleaved by media time, chunk
 timestamps = media time (+ the record's length per completed loop), a ``StreamEnd`` per
@@ -136,8 +140,11 @@ def unique_ids(names: Sequence[str]) -> list[str]:
     return out
 
 
-def read_records(paths: Sequence[Path]) -> list[tuple[str, np.ndarray, int]]:
-    """``(name, [samples, leads] float32 mV, rate)`` per record; DataError names the file."""
+def read_records(
+    paths: Sequence[Path], min_seconds: float | None = None
+) -> list[tuple[str, np.ndarray, int]]:
+    """``(name, [samples, leads] float32 mV, rate)`` per record; DataError names the file,
+    also for a record shorter than ``min_seconds``."""
     out = []
     for path in paths:
         try:
@@ -149,6 +156,13 @@ def read_records(paths: Sequence[Path]) -> list[tuple[str, np.ndarray, int]]:
             raise DataError(f"{path}: unreadable record ({one_line(e)})") from None
         if rec.signal.shape[1] == 0:
             raise DataError(f"{path}: record has no samples")
+        if min_seconds is not None and rec.seconds < min_seconds:
+            raise DataError(
+                f"{path}: record is {rec.seconds:.1f} s, the model needs at least "
+                f"{min_seconds:.1f} s (one {min_seconds:g} s window)"
+            )
+        for note in rec.notes:
+            log.info("%s: %s", path, note)
         # records.py returns [leads, samples]; the runtime works in [samples, leads].
         out.append((rec.name, np.ascontiguousarray(rec.signal.T, dtype=np.float32),
                     rec.sampling_rate))  # fmt: skip
@@ -159,7 +173,8 @@ class WfdbReplaySource(ArraySource):
     """Replay of WFDB / CPSC records, one stream per record (see the module docstring).
 
     ``chunk_seconds``: a float, or a sequence cycled through chunk by chunk (tests use
-    random sizes); ``speed``: 1.0 real time, N times faster, None as fast as possible.
+    random sizes); ``speed``: 1.0 real time, N times faster, None as fast as possible;
+    ``min_seconds``: refuse shorter records (the model's window; None: any length).
     """
 
     name = "wfdb"
@@ -172,6 +187,7 @@ class WfdbReplaySource(ArraySource):
         loop: bool = False,
         prefer_rate: int | None = None,
         max_records: int | None = None,
+        min_seconds: float | None = None,
     ) -> None:
         if isinstance(paths, (str, Path)):
             paths = [paths]
@@ -183,7 +199,7 @@ class WfdbReplaySource(ArraySource):
             if max_records < 1:
                 raise ValueError(f"max_records is {max_records}, expected >= 1")
             records = records[:max_records]
-        loaded = read_records(records)
+        loaded = read_records(records, min_seconds)
         ids = unique_ids([name for name, _, _ in loaded])
         self.paths: dict[str, Path] = dict(zip(ids, records, strict=True))
         super().__init__(

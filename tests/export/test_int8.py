@@ -227,3 +227,47 @@ def test_exclude_nodes_and_bad_arguments(tiny: TinyModel, cset, heldout, cache_d
         build_int8(tiny.onnx, tmp_path / "z.onnx", cset, x[:, :, :500], y)
     with pytest.raises(ValueError, match=r"max_auc_drop is -0.1, expected a finite number >= 0"):
         build_int8(tiny.onnx, tmp_path / "z.onnx", cset, x, y, max_auc_drop=-0.1)
+
+
+def _ort_optimized_ops(path: Path, tmp_path: Path) -> Counter:
+    """Op types of the graph ONNX Runtime's CPU provider actually runs (after its fusions)."""
+    so = ort.SessionOptions()
+    so.optimized_model_filepath = str(tmp_path / (path.stem + ".ort-optimized.onnx"))
+    ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    return Counter(n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node)
+
+
+def test_default_quantizes_the_ops_carrying_activations(int8, tiny, cset, cache_dir, tmp_path):
+    """Add / MaxPool / Concat get Q/DQ by default, so ORT keeps their tensors uint8 (the
+    INT8 speed-up on the shipped model depends on it); COMPUTE_OP_TYPES is the narrow export."""
+    from mrm_edge.export.int8 import COMPUTE_OP_TYPES, DEFAULT_OP_TYPES
+
+    assert {"Add", "MaxPool", "Concat"} <= set(DEFAULT_OP_TYPES)
+    assert int8.range_params["op_types"] == sorted(DEFAULT_OP_TYPES)
+    narrow = quantize_int8(
+        tiny.onnx, tmp_path / "narrow.onnx", cset, cache_dir=cache_dir, op_types=COMPUTE_OP_TYPES
+    )
+    assert narrow.cache_key != int8.cache_key  # the op types are calibrated: part of the key
+    assert sorted(narrow.quantized_nodes) == sorted(int8.quantized_nodes)
+
+    def carried_outputs_quantized(path: Path) -> dict[str, bool]:
+        model = onnx.load(str(path))
+        consumers: dict[str, list[str]] = {}
+        for n in model.graph.node:
+            for i in n.input:
+                consumers.setdefault(i, []).append(n.op_type)
+        return {
+            n.name: consumers.get(n.output[0], []) == ["QuantizeLinear"]
+            for n in model.graph.node
+            if n.op_type in ("Add", "MaxPool", "Concat")
+        }
+
+    wide = carried_outputs_quantized(int8.path)
+    assert wide and all(wide.values()), [k for k, v in wide.items() if not v]
+    # In the narrow export some of them feed a Conv's input Q, so look at what ORT runs:
+    wide_ops = _ort_optimized_ops(int8.path, tmp_path)
+    thin_ops = _ort_optimized_ops(narrow.path, tmp_path)
+    assert wide_ops["QLinearAdd"] > thin_ops["QLinearAdd"]
+    assert wide_ops["DequantizeLinear"] < thin_ops["DequantizeLinear"]
+    with pytest.raises(ValueError, match=r"op_types \['conv'\] are not ONNX operators"):
+        quantize_int8(tiny.onnx, tmp_path / "typo.onnx", cset, op_types=["conv"])

@@ -13,11 +13,13 @@ from mrm_edge.export.tensorrt.cache import (
     EngineKey,
     EngineRefused,
     check_engine,
+    describe_misfit,
     engine_filename,
     lookup,
     probe_cache,
     sidecar_path,
     store,
+    why_build,
 )
 
 BASE = EngineKey(
@@ -194,3 +196,26 @@ def test_check_engine_refuses_tampered_or_unvouched_engines(tmp_path: Path) -> N
     bare.write_bytes(b"x")
     with pytest.raises(EngineRefused, match="no sidecar"):
         check_engine(bare, BASE.gpu_name, BASE.compute_capability, BASE.trt_version)
+
+
+def test_why_build_names_what_the_engines_already_there_were_built_for(tmp_path: Path) -> None:
+    assert why_build(tmp_path, BASE) == "not built yet"
+    store(tmp_path, BASE, b"engine-bytes")
+    assert why_build(tmp_path, BASE) == "hit"
+    other = dataclasses.replace(BASE, trt_version="10.4.0", onnx_sha256="cd" * 32)
+    why = why_build(tmp_path, other)
+    assert why.startswith("no engine for this GPU, TensorRT and ONNX: ")
+    assert f"{engine_filename('fp16', BASE)} differs in onnx_sha256 'abababababab...'" in why
+    assert "trt_version '10.3.0' (here '10.4.0')" in why
+    # Engines of another precision are not candidates and are not listed.
+    assert why_build(tmp_path, dataclasses.replace(BASE, precision="int8")) == "not built yet"
+
+
+def test_describe_misfit_names_gpu_capability_and_version() -> None:
+    key = BASE.to_dict()
+    assert describe_misfit(key, "NVIDIA H100 80GB HBM3", "9.0", "10.3.0") is None
+    why = describe_misfit(key, "NVIDIA H100 80GB HBM3", "8.9", "10.3.0")
+    assert why == (
+        "built for NVIDIA H100 80GB HBM3 (compute 9.0) with TensorRT 10.3.0, but this machine "
+        "has NVIDIA H100 80GB HBM3 (compute 8.9) with TensorRT 10.3.0"
+    )

@@ -29,7 +29,11 @@ FakeCudaRuntime
   - events have CUDA's "last record" semantics; stream capture records work into graphs
     that replay the captured operations (same addresses) on launch;
   - host-blocking syncs are logged (``syncs``) and allocations are tracked (``live()``) so
-    tests can assert on overlap and leaks.
+    tests can assert on overlap and leaks;
+  - a fake device clock (``clock_ms``) advances by ``op_ms(label)`` for every copy or kernel
+    that runs (event records and waits cost nothing); timing events stamp it when they
+    fire, and ``cudaEventElapsedTime`` returns the difference. The figures say which work
+    lay between two events, nothing about speed.
 
 Nothing here talks to a GPU. What passes against these doubles has NOT been shown to work
 against real TensorRT or CUDA; ``mrm-edge doctor`` is the check for that.
@@ -113,11 +117,13 @@ class FakeStream:
 
 
 class FakeEvent:
-    def __init__(self, ident: int) -> None:
+    def __init__(self, ident: int, timing: bool = False) -> None:
         self.ident = ident
         self.recorded = 0  # number of cudaEventRecord calls
         self.completed = 0  # highest record generation that has executed
         self.destroyed = False
+        self.timing = timing  # created without cudaEventDisableTiming
+        self.time_ms: float | None = None  # fake device clock when the last record fired
 
 
 @dataclass
@@ -132,6 +138,7 @@ class FakeCudaRuntime:
     cudaMemcpyKind = cudaMemcpyKind
     cudaStreamCaptureMode = cudaStreamCaptureMode
     cudaStreamNonBlocking = 1
+    cudaEventDefault = 0
     cudaEventDisableTiming = 2
 
     def __init__(
@@ -139,6 +146,7 @@ class FakeCudaRuntime:
         devices: list[FakeDeviceProp] | None = None,
         order: str = "in_order",
         seed: int = 0,
+        op_ms: Callable[[str], float] = lambda label: 0.25,
     ) -> None:
         if order not in ("in_order", "random"):
             raise ValueError(order)
@@ -156,6 +164,8 @@ class FakeCudaRuntime:
         self.enqueued: list[str] = []  # op labels in enqueue order
         self.syncs: list[tuple[str, int]] = []  # host-blocking waits
         self.current_device = 0
+        self.op_ms = op_ms  # fake device time of one copy / kernel, by its label
+        self.clock_ms = 0.0
 
     # ------------------------------------------------------------------ device
 
@@ -285,7 +295,7 @@ class FakeCudaRuntime:
         return (cudaError_t.cudaSuccess,)
 
     def cudaEventCreateWithFlags(self, flags: int) -> tuple[cudaError_t, FakeEvent]:
-        e = FakeEvent(next(self._ids))
+        e = FakeEvent(next(self._ids), timing=not int(flags) & self.cudaEventDisableTiming)
         self.events[e.ident] = e
         return cudaError_t.cudaSuccess, e
 
@@ -301,6 +311,7 @@ class FakeCudaRuntime:
 
         def fire() -> None:
             event.completed = max(event.completed, gen)
+            event.time_ms = self.clock_ms
 
         self.enqueue(self._stream(stream), f"record e{event.ident}#{gen}", fire)
         return (cudaError_t.cudaSuccess,)
@@ -324,6 +335,16 @@ class FakeCudaRuntime:
     def cudaEventQuery(self, event: FakeEvent) -> tuple[cudaError_t]:
         done = event.completed >= event.recorded
         return (cudaError_t.cudaSuccess if done else cudaError_t.cudaErrorNotReady,)
+
+    def cudaEventElapsedTime(self, start: FakeEvent, end: FakeEvent) -> tuple[cudaError_t, float]:
+        # As CUDA: timing disabled on either event is an invalid handle; an event not yet
+        # recorded, or whose last record has not run, is not ready.
+        if not (start.timing and end.timing) or start.destroyed or end.destroyed:
+            return cudaError_t.cudaErrorInvalidResourceHandle, 0.0
+        for e in (start, end):
+            if e.recorded == 0 or e.completed < e.recorded or e.time_ms is None:
+                return cudaError_t.cudaErrorNotReady, 0.0
+        return cudaError_t.cudaSuccess, float(end.time_ms - start.time_ms)
 
     # ------------------------------------------------------------------ graphs
 
@@ -401,6 +422,8 @@ class FakeCudaRuntime:
                 s = min(heads, key=lambda st: st.queue[0].seq)
             op = s.queue.popleft()
             op.run()
+            if not op.label.startswith(("record ", "wait ")):
+                self.clock_ms += self.op_ms(op.label)
             self.executed.append(op.label)
 
 

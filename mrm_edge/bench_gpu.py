@@ -1,0 +1,504 @@
+"""GPU rows of `mrm-edge bench`: ONNX Runtime CUDA and TensorRT timing, the GPU's measured
+matmul peak, and :func:`run_gpu`, which runs every requested GPU backend (with PyTorch CUDA
+from :mod:`mrm_edge.bench`) and says why any could not run.
+
+Timing (every row records its own method in ``timing``):
+
+- **TensorRT**: one stream; timing events around the host-to-device copy, the enqueue
+  (``execute_async_v3``) and the device-to-host copy of every call, from pinned host buffers.
+  Throughput = batch / median enqueue time; ``h2d_ms`` and ``d2h_ms`` apart; ``end_to_end_ms``
+  = first event to last. Device buffers are allocated once per batch size, outside the
+  timed loop.
+- **ONNX Runtime CUDA**: input and output bound on the GPU with IOBinding. ONNX Runtime has
+  no CUDA-event API, so device time is the host wall time of the synchronous
+  ``run_with_iobinding`` (it synchronizes the provider's stream before returning; launch
+  overhead is included). The host-to-device copy (``OrtValue.update_inplace`` from pageable
+  host memory) and the device-to-host copy of the output are timed apart the same way.
+- The peak (:func:`measure_gpu_peak`): best of N square matmuls per dtype, CUDA events, with
+  PyTorch. FP32 rows are compared with the TF32 peak, because cuDNN (PyTorch), ONNX
+  Runtime's CUDA provider and TensorRT all allow TF32 convolutions by default; FP16 rows with
+  the FP16 peak; INT8 rows with the FP16 peak too (no INT8 peak is measured: say so).
+
+Every GPU row also carries ``max_abs_dp_vs_cpu_fp32``: its last output against ONNX Runtime
+CPU FP32 on the same windows, so a fast but wrong backend shows.
+
+NOT EXECUTED on this project's machines (no GPU, no TensorRT): the TensorRT path ran only
+against the test doubles in ``tests/fakes/tensorrt.py``; the ONNX Runtime CUDA path only up
+to its refusal (no CUDA provider, or a session that fell back to the CPU); the peak never.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mrm_edge.bench import VARIANT_FILES, Result, _percentiles_ms, input_windows, summarise
+
+__all__ = [
+    "GPU_BATCH_SIZES",
+    "GpuRun",
+    "GpuUnavailable",
+    "bench_onnxruntime_cuda",
+    "bench_tensorrt",
+    "find_engine",
+    "measure_gpu_peak",
+    "peak_for",
+    "run_gpu",
+]
+
+GPU_BATCH_SIZES = [1, 8, 32, 128, 256]
+CUDA_EP = "CUDAExecutionProvider"
+
+
+class GpuUnavailable(RuntimeError):
+    """This GPU backend / precision cannot be benchmarked here; the message says why."""
+
+
+Log = Callable[[str], None]
+
+
+def _quiet(s: str) -> None:
+    pass
+
+
+def _max_abs_dp(out: np.ndarray, reference: np.ndarray | None) -> float | None:
+    if reference is None:
+        return None
+    return float(np.max(np.abs(np.asarray(out, np.float32) - reference[: len(out)])))
+
+
+def _model(model_dir: Path) -> Any:
+    from mrm_edge.runtime.model import DeployedModel, ModelLoadError
+
+    try:
+        return DeployedModel.load(model_dir)
+    except ModelLoadError as e:
+        raise GpuUnavailable(str(e)) from e
+
+
+# =========================================================================== ONNX Runtime CUDA
+
+
+def bench_onnxruntime_cuda(
+    model_dir: Path,
+    precision: str,
+    batch_sizes: list[int],
+    warmup: int = 3,
+    repeats: int = 10,
+    log: Log = _quiet,
+    *,
+    reference: np.ndarray | None = None,
+    device_id: int = 0,
+) -> list[Result]:
+    """ONNX Runtime with the CUDA provider only, on ``model.onnx`` (fp32) or
+    ``model.fp16.onnx`` (fp16). Raises :class:`GpuUnavailable` when the provider is missing
+    or the session silently fell back to the CPU. See the module docstring for the timing."""
+    import onnxruntime as ort
+
+    if precision not in ("fp32", "fp16"):
+        raise GpuUnavailable(
+            f"onnxruntime-cuda {precision}: not benchmarked (the CUDA provider runs Q/DQ graphs "
+            "dequantized; INT8 is a TensorRT or CPU variant)"
+        )
+    if CUDA_EP not in ort.get_available_providers():
+        raise GpuUnavailable(
+            f"onnxruntime {ort.__version__} has no {CUDA_EP} (install onnxruntime-gpu)"
+        )
+    model = _model(model_dir)
+    art = model.onnx.get(precision)
+    if art is None:
+        name = VARIANT_FILES[precision]
+        why = model.refused.get(name, f"{Path(model_dir) / name}: not exported")
+        raise GpuUnavailable(f"onnxruntime-cuda {precision}: {why}")
+    with warnings.catch_warnings():
+        # A build without the provider warns before falling back; the check below says it.
+        warnings.simplefilter("ignore", UserWarning)
+        sess = ort.InferenceSession(str(art.path), providers=[(CUDA_EP, {"device_id": device_id})])
+    if CUDA_EP not in sess.get_providers():
+        raise GpuUnavailable(
+            f"onnxruntime-cuda {precision}: the session fell back to {sess.get_providers()} "
+            "(CUDA/cuDNN libraries missing or no usable GPU); refusing to time the CPU"
+        )
+    in_name, out_name = sess.get_inputs()[0].name, sess.get_outputs()[0].name
+    x_all = input_windows(model.card, max(batch_sizes))
+    results: list[Result] = []
+    for b in batch_sizes:
+        x = np.ascontiguousarray(x_all[:b], dtype=np.float32)
+        x_dev = ort.OrtValue.ortvalue_from_numpy(x, "cuda", device_id)
+        binding = sess.io_binding()
+        binding.bind_ortvalue_input(in_name, x_dev)
+        binding.bind_output(out_name, "cuda", device_id)
+        last: list[np.ndarray] = []
+
+        def step(x=x, x_dev=x_dev, binding=binding, last=last) -> tuple[float, float, float]:
+            t0 = time.perf_counter()
+            x_dev.update_inplace(x)  # host -> device, synchronous
+            t1 = time.perf_counter()
+            sess.run_with_iobinding(binding)
+            t2 = time.perf_counter()
+            out = binding.copy_outputs_to_cpu()[0]  # device -> host
+            t3 = time.perf_counter()
+            last[:] = [out]
+            return t1 - t0, t2 - t1, t3 - t2
+
+        for _ in range(warmup):
+            step()
+        s = np.array([step() for _ in range(repeats)])  # [repeats, (h2d, compute, d2h)] s
+        r = summarise("onnxruntime-cuda", precision, f"cuda:{device_id}", b, s[:, 1])
+        r.timing = (
+            "host wall clock around synchronous run_with_iobinding, input and output bound on "
+            "the GPU (ONNX Runtime has no CUDA-event API); H2D (update_inplace, pageable) and "
+            "D2H timed apart"
+        )
+        r.h2d_ms = _percentiles_ms(s[:, 0] * 1e3)
+        r.d2h_ms = _percentiles_ms(s[:, 2] * 1e3)
+        r.end_to_end_ms = _percentiles_ms(s.sum(axis=1) * 1e3)
+        r.max_abs_dp_vs_cpu_fp32 = _max_abs_dp(last[0], reference)
+        results.append(r)
+        log(f"onnxruntime-cuda {precision} batch {b}: {r.throughput:.1f} windows/s")
+    return results
+
+
+# =========================================================================== TensorRT
+
+
+def find_engine(model_dir: Path, precision: str, gpu: Any, trt_version: str) -> Any:
+    """The verified engine of ``model_dir`` for this GPU, TensorRT version and precision, as
+    the runtime finds it (:class:`mrm_edge.runtime.model.DeployedModel`, sidecar key match);
+    the widest batch profile if several fit. :class:`GpuUnavailable` names the export
+    command when there is none."""
+    model = _model(model_dir)
+    here = (gpu.name, gpu.compute_capability, str(trt_version))
+    fitting, misfits = [], []
+    for e in model.engines:
+        if e.precision != precision:
+            continue
+        k = e.key
+        built = (k.get("gpu_name"), k.get("compute_capability"), k.get("trt_version"))
+        if built == here:
+            fitting.append(e)
+        else:
+            misfits.append(f"{e.name} built for {built[0]} / TensorRT {built[2]}")
+    misfits += [f"{n}: {why}" for n, why in model.refused.items() if n.endswith(".engine")]
+    if not fitting:
+        flag = {"fp16": " --fp16", "int8": " --int8 --calib-data DATA"}.get(precision, "")
+        raise GpuUnavailable(
+            f"tensorrt {precision}: no engine for {gpu.name} / TensorRT {trt_version} in "
+            f"{model_dir} ({'; '.join(misfits) or 'none built'}); build one with "
+            f"`mrm-edge export --model {model_dir}{flag} --engine --batch 1,32,256`"
+        )
+    return max(fitting, key=lambda e: int((e.key.get("profile") or [1, 1, 1])[2]))
+
+
+def bench_tensorrt(
+    model_dir: Path,
+    precision: str,
+    batch_sizes: list[int],
+    warmup: int = 3,
+    repeats: int = 10,
+    log: Log = _quiet,
+    *,
+    reference: np.ndarray | None = None,
+    trt: Any = None,
+    cudart: Any = None,
+    device_id: int = 0,
+) -> tuple[list[Result], list[dict[str, Any]]]:
+    """Time this GPU's ``precision`` engine at every batch size its profile admits.
+
+    Returns the rows and the batch sizes skipped (outside the profile) with the reason.
+    Raises :class:`GpuUnavailable` without TensorRT, cuda-python, a GPU or a fitting
+    engine. ``trt``/``cudart``: the modules to use (tests pass the test doubles)."""
+    from mrm_edge.export.tensorrt.cache import EngineRefused, check_engine
+    from mrm_edge.export.tensorrt.capability import import_tensorrt, probe_gpu, probe_tensorrt
+    from mrm_edge.runtime.backends import cuda as cu
+    from mrm_edge.runtime.backends.base import BackendUnavailable
+
+    try:
+        trt = trt if trt is not None else import_tensorrt()
+        cudart = cudart if cudart is not None else cu.load_cudart()
+    except (BackendUnavailable, RuntimeError) as e:
+        raise GpuUnavailable(f"tensorrt: {getattr(e, 'reason', None) or e}") from e
+    gpu, why = probe_gpu(device_id, cudart)
+    if gpu is None:
+        raise GpuUnavailable(f"tensorrt: no GPU ({why})")
+    version = str(probe_tensorrt(trt).version)
+    art = find_engine(Path(model_dir), precision, gpu, version)
+    try:
+        check_engine(art.path, gpu.name, gpu.compute_capability, version)
+    except EngineRefused as e:
+        raise GpuUnavailable(f"tensorrt {precision}: {e}") from e
+    cu.check(cudart.cudaSetDevice(device_id), f"cudaSetDevice({device_id})")
+
+    runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+    engine = runtime.deserialize_cuda_engine(art.path.read_bytes())
+    if engine is None:
+        raise GpuUnavailable(f"tensorrt {precision}: {art.name} does not deserialize here")
+    context = engine.create_execution_context()
+    if context is None:
+        raise GpuUnavailable(f"tensorrt {precision}: no execution context (GPU memory?)")
+    names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+    mode = engine.get_tensor_mode
+    in_name = next(n for n in names if mode(n) == trt.TensorIOMode.INPUT)
+    out_name = next(n for n in names if mode(n) == trt.TensorIOMode.OUTPUT)
+    in_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(in_name)))
+    out_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(out_name)))
+    lo, _, hi = (tuple(int(d) for d in s) for s in engine.get_tensor_profile_shape(in_name, 0))
+    x_all = input_windows(_model(Path(model_dir)).card, max(batch_sizes))
+    results: list[Result] = []
+    skipped: list[dict[str, Any]] = []
+    try:
+        with contextlib.ExitStack() as stack:
+            stream = stack.enter_context(cu.Stream(cudart))
+            ev = [stack.enter_context(cu.Event(cudart, timing=True)) for _ in range(4)]
+            for b in batch_sizes:
+                shape = (b, *x_all.shape[1:])
+                if not lo[0] <= b <= hi[0] or not context.set_input_shape(in_name, shape):
+                    reason = (
+                        f"batch {b} outside the engine's profile {lo[0]}..{hi[0]} "
+                        f"({art.name}; rebuild with `mrm-edge export --engine --batch MIN,OPT,MAX`)"
+                    )
+                    skipped.append(
+                        {
+                            "backend": "tensorrt",
+                            "precision": precision,
+                            "batch_size": b,
+                            "reason": reason,
+                        }
+                    )
+                    log(f"skipped tensorrt {precision} batch {b}: {reason}")
+                    continue
+                out_shape = tuple(int(d) for d in context.get_tensor_shape(out_name))
+                r, out = _time_engine(
+                    cu,
+                    cudart,
+                    context,
+                    stream,
+                    ev,
+                    (in_name, out_name),
+                    x_all[:b],
+                    (in_dtype, out_dtype),
+                    out_shape,
+                    warmup,
+                    repeats,
+                )
+                r.precision = precision
+                r.device = f"cuda:{device_id}"
+                r.max_abs_dp_vs_cpu_fp32 = _max_abs_dp(out, reference)
+                results.append(r)
+                log(f"tensorrt {precision} batch {b}: {r.throughput:.1f} windows/s")
+    finally:
+        # TensorRT wants the context released before the engine, the engine before the runtime.
+        del context
+        del engine
+        del runtime
+    return results, skipped
+
+
+def _time_engine(
+    cu: Any,
+    cudart: Any,
+    context: Any,
+    stream: Any,
+    ev: list[Any],
+    io: tuple[str, str],
+    x: np.ndarray,
+    dtypes: tuple[np.dtype, np.dtype],
+    out_shape: tuple[int, ...],
+    warmup: int,
+    repeats: int,
+) -> tuple[Result, np.ndarray]:
+    """One batch size: buffers allocated once, then warmup + repeats timed calls."""
+    b = x.shape[0]
+    with contextlib.ExitStack() as stack:
+        host_in = stack.enter_context(cu.PinnedHostBuffer(x.shape, dtypes[0], cudart))
+        host_out = stack.enter_context(cu.PinnedHostBuffer(out_shape, dtypes[1], cudart))
+        dev_in = stack.enter_context(cu.DeviceBuffer(host_in.nbytes, cudart))
+        dev_out = stack.enter_context(cu.DeviceBuffer(host_out.nbytes, cudart))
+        np.copyto(host_in.array, x, casting="same_kind")
+        context.set_tensor_address(io[0], dev_in.ptr)
+        context.set_tensor_address(io[1], dev_out.ptr)
+        e0, e1, e2, e3 = ev
+
+        def step() -> tuple[float, float, float, float]:
+            e0.record(stream)
+            cu.memcpy_htod_async(cudart, dev_in.ptr, host_in.ptr, host_in.nbytes, stream)
+            e1.record(stream)
+            if not context.execute_async_v3(stream.handle):
+                raise RuntimeError(f"tensorrt: execute_async_v3 failed at batch {b}")
+            e2.record(stream)
+            cu.memcpy_dtoh_async(cudart, host_out.ptr, dev_out.ptr, host_out.nbytes, stream)
+            e3.record(stream)
+            e3.synchronize()
+            ms = cu.elapsed_ms
+            return ms(cudart, e0, e1), ms(cudart, e1, e2), ms(cudart, e2, e3), ms(cudart, e0, e3)
+
+        for _ in range(warmup):
+            step()
+        ms = np.array([step() for _ in range(repeats)])  # [repeats, (h2d, compute, d2h, e2e)]
+        out = np.array(host_out.array, dtype=np.float32, copy=True)
+    r = summarise("tensorrt", "", "", b, ms[:, 1] / 1e3)
+    r.timing = (
+        "CUDA events on one stream: enqueue (execute_async_v3) device time; H2D and D2H from "
+        "pinned memory apart (h2d_ms, d2h_ms); end_to_end_ms = first to last event"
+    )
+    r.h2d_ms = _percentiles_ms(ms[:, 0])
+    r.d2h_ms = _percentiles_ms(ms[:, 2])
+    r.end_to_end_ms = _percentiles_ms(ms[:, 3])
+    return r, out
+
+
+# =========================================================================== peak and the run
+
+
+def measure_gpu_peak(n: int = 8192, repeats: int = 10, device: int = 0) -> dict[str, Any]:
+    """Measured matmul peak of this GPU in TFLOP/s: FP32 (TF32 off), TF32 and FP16, best of
+    ``repeats`` ``n`` x ``n`` matmuls timed with CUDA events (PyTorch). NOT EXECUTED here."""
+    import torch
+
+    dev = torch.device("cuda", device)
+    peaks: dict[str, Any] = {
+        "gpu": torch.cuda.get_device_name(dev),
+        "method": f"best of {repeats} {n}x{n} torch.matmul, CUDA events, torch {torch.__version__}",
+    }
+    prev = torch.backends.cuda.matmul.allow_tf32
+    try:
+        for key, dtype, tf32 in (
+            ("fp32", torch.float32, False),
+            ("tf32", torch.float32, True),
+            ("fp16", torch.float16, False),
+        ):
+            torch.backends.cuda.matmul.allow_tf32 = tf32
+            a = torch.randn(n, n, device=dev, dtype=dtype)
+            bm = torch.randn(n, n, device=dev, dtype=dtype)
+            c = torch.empty(n, n, device=dev, dtype=dtype)
+            for _ in range(3):
+                torch.matmul(a, bm, out=c)
+            best = float("inf")
+            for _ in range(repeats):
+                e0 = torch.cuda.Event(enable_timing=True)
+                e1 = torch.cuda.Event(enable_timing=True)
+                e0.record()
+                torch.matmul(a, bm, out=c)
+                e1.record()
+                e1.synchronize()
+                best = min(best, e0.elapsed_time(e1))
+            peaks[key] = 2 * n**3 / (best / 1e3) / 1e12
+            del a, bm, c
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = prev
+    return peaks
+
+
+def peak_for(precision: str, peaks: dict[str, Any]) -> tuple[float | None, str]:
+    """The measured peak (TFLOP/s) a ``precision`` row is compared with, and its name."""
+    key = {"fp32": "tf32", "fp16": "fp16", "int8": "fp16"}.get(precision, "fp32")
+    basis = f"{key} matmul peak" + (" (no INT8 peak measured)" if precision == "int8" else "")
+    value = peaks.get(key)
+    return (float(value) if isinstance(value, (int, float)) else None), basis
+
+
+@dataclass
+class GpuRun:
+    """What :func:`run_gpu` measured, what it skipped and why, and the machine facts."""
+
+    results: list[Result] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    machine: dict[str, Any] = field(default_factory=dict)
+
+
+def _cpu_reference(model_dir: Path, x: np.ndarray) -> np.ndarray | None:
+    from mrm_edge.runtime.backends.onnxruntime import OnnxRuntimeBackend
+
+    path = Path(model_dir) / VARIANT_FILES["fp32"]
+    if not path.is_file():
+        return None
+    with OnnxRuntimeBackend(path, providers=["CPUExecutionProvider"]) as be:
+        return np.concatenate([be.infer(x[i : i + 32]) for i in range(0, len(x), 32)])
+
+
+def run_gpu(
+    model_dir: Path,
+    backends: list[str],
+    precisions: list[str],
+    batch_sizes: list[int],
+    warmup: int = 3,
+    repeats: int = 10,
+    log: Log = _quiet,
+    *,
+    trt: Any = None,
+    cudart: Any = None,
+    measure_peak: bool = True,
+) -> GpuRun:
+    """Every GPU backend in ``backends`` (torch-cuda, onnxruntime-cuda, tensorrt) at every
+    precision in ``precisions`` it has; what cannot run goes to ``skipped`` with the reason.
+    ``trt``/``cudart`` replace the probed modules for TensorRT (tests: the test doubles)."""
+    from mrm_edge.bench import bench_torch_cuda, gpu_unavailable
+    from mrm_edge.card import ModelCard
+
+    model_dir = Path(model_dir)
+    run = GpuRun()
+    reference: list[np.ndarray | None] = []
+
+    def ref() -> np.ndarray | None:
+        if not reference:  # computed once, and only when some GPU backend runs
+            x = input_windows(ModelCard.load(model_dir), max(batch_sizes))
+            reference.append(_cpu_reference(model_dir, x))
+        return reference[0]
+
+    def skip(backend: str, precision: str | None, reason: str) -> None:
+        run.skipped.append({"backend": backend, "precision": precision, "reason": reason})
+        log(f"skipped {backend}{' ' + precision if precision else ''}: {reason}")
+
+    for name in backends:
+        faked = name == "tensorrt" and trt is not None and cudart is not None
+        why = None if faked else gpu_unavailable(name)
+        if why is not None:
+            skip(name, None, why)
+            continue
+        # PyTorch eager FP32 on the GPU is the baseline of every GPU row: always run it; INT8
+        # is an ONNX / TensorRT variant (as on the CPU, torch rows are FP32 and FP16 only).
+        wanted = ["fp32"] + (["fp16"] if "fp16" in precisions else [])
+        for p in wanted if name == "torch-cuda" else precisions:
+            try:
+                if name == "torch-cuda":
+                    rows = bench_torch_cuda(
+                        model_dir, [p], batch_sizes, warmup, repeats, log, reference=ref()
+                    )
+                elif name == "onnxruntime-cuda":
+                    rows = bench_onnxruntime_cuda(
+                        model_dir, p, batch_sizes, warmup, repeats, log, reference=ref()
+                    )
+                else:
+                    rows, out_of_profile = bench_tensorrt(
+                        model_dir,
+                        p,
+                        batch_sizes,
+                        warmup,
+                        repeats,
+                        log,
+                        reference=ref(),
+                        trt=trt,
+                        cudart=cudart,
+                    )
+                    run.skipped += out_of_profile
+            except GpuUnavailable as e:
+                skip(name, p, str(e))
+                continue
+            run.results += rows
+    if run.results and measure_peak and gpu_unavailable("torch-cuda") is None:
+        log("measuring the GPU's matmul peak (FP32, TF32, FP16)")
+        run.machine["gpu_peak_tflops"] = measure_gpu_peak()
+        run.machine["gpu"] = run.machine["gpu_peak_tflops"]["gpu"]
+    elif run.results:
+        run.machine["gpu_peak_tflops"] = None
+        run.machine["gpu_peak_note"] = (
+            "peak not measured (needs PyTorch with CUDA, or measure_peak was off)"
+        )
+    return run

@@ -1,0 +1,59 @@
+"""Finding the 12 standard leads in a record's signal names, by name, never by position.
+
+Recorders store leads in their own order and spelling ("AVR", "avr", "aVR"), sometimes
+with extra channels (the Frank leads vx, vy, vz of a 15-lead PTB record). Feeding leads
+in the wrong order is a silent wrong answer, so the rule is:
+
+* all 12 standard names present, once each: use them, reordered to :data:`LEADS`; what
+  differed from the standard layout (another order, extra channels left out) is returned
+  as notes for the caller to show;
+* a standard lead missing (an 8-lead export, "ML2" for a Holter lead) or present twice:
+  :class:`DataError` naming the file, the missing / doubled / unknown names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .dataset import LEADS
+from .errors import DataError
+
+__all__ = ["canonical_lead", "lead_order"]
+
+# Lead names are matched case-insensitively: "AVR", "avr" and "aVR" are one lead.
+_CANONICAL = {lead.upper(): lead for lead in LEADS}
+
+
+def canonical_lead(name: str) -> str:
+    """The standard spelling of ``name`` when it is one of the 12 leads, else ``name``."""
+    return _CANONICAL.get(name.strip().upper(), name.strip())
+
+
+def lead_order(where: object, sig_name: Sequence[str | None]) -> tuple[list[int], tuple[str, ...]]:
+    """Indices into ``sig_name`` of the 12 standard leads in :data:`LEADS` order, and notes
+    on what differs from the standard layout. ``where`` (a file) starts every error."""
+    raw = [str(n or "").strip() for n in sig_name]
+    names = [canonical_lead(n) for n in raw]
+    missing = [lead for lead in LEADS if lead not in names]
+    unknown = [r for r, n in zip(raw, names, strict=True) if n not in LEADS]
+    if missing:
+        extra = f"; unknown lead name(s) {unknown}" if unknown else ""
+        raise DataError(
+            f"{where}: field 'sig_name' lacks lead(s) {', '.join(missing)}{extra}; "
+            f"expected the 12 standard leads {', '.join(LEADS)}, found {len(raw)} "
+            f"signal(s) {raw}"
+        )
+    doubled = [lead for lead in LEADS if names.count(lead) > 1]
+    if doubled:
+        raise DataError(
+            f"{where}: field 'sig_name' names lead(s) {', '.join(doubled)} more than once, "
+            "expected each of the 12 standard leads once"
+        )
+    order = [names.index(lead) for lead in LEADS]
+    notes = []
+    stored = [n for n in names if n in LEADS]
+    if stored != list(LEADS):
+        notes.append(f"leads reordered by name (stored as {', '.join(stored)})")
+    if unknown:
+        notes.append(f"extra lead(s) left out: {', '.join(unknown)}")
+    return order, tuple(notes)
