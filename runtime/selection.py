@@ -10,8 +10,8 @@ is and why the faster ones were passed over:
 2. **ONNX Runtime CUDA** — onnxruntime-gpu with ``CUDAExecutionProvider``.
    Precision: FP16 > FP32 > INT8 (the CUDA provider runs Q/DQ graphs dequantized, so INT8
    buys nothing there).
-3. **ONNX Runtime CPU** — INT8 > FP32 > FP16. INT8 first because it was measured at about
-   3.2x the FP32 throughput on ONNX Runtime CPU on this project's machines (the export's
+3. **ONNX Runtime CPU** — INT8 > FP32 > FP16. INT8 first because it was measured at 3.5-4x
+   the FP32 throughput on ONNX Runtime CPU on this project's machines (the export's
    gate bounds its macro-AUC cost); FP16 last because CPUs emulate it.
 4. **PyTorch** (reference) — ``torch`` importable and the weights present; FP32 only.
 
@@ -59,7 +59,7 @@ _TRT_ORDER = ("int8", "fp16", "fp32")
 _ORT_CUDA_ORDER = ("fp16", "fp32", "int8")
 _ORT_CPU_ORDER = ("int8", "fp32", "fp16")
 _INT8_WHY = (
-    "INT8 measured 3.2x the FP32 throughput on ONNX Runtime CPU (shipped model, batch 32, "
+    "INT8 measured 3.5-4x the FP32 throughput on ONNX Runtime CPU (shipped model, batch 32, "
     "2-core x86; `mrm-edge bench`)"
 )
 

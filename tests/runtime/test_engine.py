@@ -486,7 +486,7 @@ def test_run_monitor_end_to_end(tmp_path: Path) -> None:
         max_batch=4,
     )
     text = out.getvalue()
-    assert "onnxruntime CPU int8" in text and "INT8 measured 3.2x" in text  # which backend and why
+    assert "onnxruntime CPU int8" in text and "INT8 measured 3.5-4x" in text  # backend, why
     assert "windows 18: classified 18" in text  # the summary
     assert summary.ok and summary.backend.startswith("onnxruntime on cpu, int8")
     lines = parse(log)

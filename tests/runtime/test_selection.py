@@ -36,7 +36,7 @@ def test_auto_picks_ort_int8_on_cpu_and_says_why(tmp_path: Path) -> None:
     assert isinstance(backend, OnnxRuntimeBackend) and backend.precision == "int8"
     assert backend.onnx_path.name == "model.int8.onnx" and not backend.is_active
     assert why.startswith("onnxruntime CPU int8 (model.int8.onnx)")
-    assert "INT8 measured 3.2x the FP32 throughput" in why
+    assert "INT8 measured 3.5-4x the FP32 throughput" in why
     assert "TensorRT" in why and "no CUDAExecutionProvider" in why  # why not the faster ones
     assert "install it on the GPU machine" not in why  # auto keeps the hint out
 
