@@ -17,6 +17,7 @@ import click
 
 from mrm_edge import __version__
 from mrm_edge.card import ModelCardError
+from mrm_edge.cli_options import runtime_options
 from mrm_edge.data.errors import DataError
 from mrm_edge.runtime.backends.base import BackendUnavailable
 
@@ -418,33 +419,7 @@ def export(
     show_default=True,
     help="Seconds between window starts.",
 )
-@click.option(
-    "--backend",
-    type=click.Choice(["auto", "tensorrt", "onnxruntime", "torch"]),
-    default="auto",
-    show_default=True,
-)
-@click.option(
-    "--precision",
-    type=click.Choice(["fp32", "fp16", "int8"]),
-    default=None,
-    help="Model variant (default: the fastest available on the backend).",
-)
-@click.option(
-    "--max-batch",
-    type=click.IntRange(1),
-    default=32,
-    show_default=True,
-    help="Dispatch a batch as soon as this many windows wait.",
-)
-@click.option(
-    "--max-delay",
-    "max_delay_ms",
-    type=click.FloatRange(min=0),
-    default=50.0,
-    show_default=True,
-    help="...or when the oldest waiting window is this old (ms).",
-)
+@runtime_options()
 @click.option(
     "--speed",
     default="realtime",

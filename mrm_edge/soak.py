@@ -71,6 +71,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from mrm_edge.cli_options import runtime_options
 from mrm_edge.runtime.sinks import Sink
 
 if TYPE_CHECKING:
@@ -777,27 +778,7 @@ def _check_writable(path: Path) -> None:
     show_default=True,
     help="Seconds between window starts (10 s keeps 500 x 1 h at 180,000 windows).",
 )
-@click.option(
-    "--backend",
-    type=click.Choice(["auto", "tensorrt", "onnxruntime", "torch"]),
-    default="auto",
-    show_default=True,
-)
-@click.option(
-    "--precision",
-    type=click.Choice(["fp32", "fp16", "int8"]),
-    default=None,
-    help="Model variant (default: the fastest available on the backend).",
-)
-@click.option("--max-batch", type=click.IntRange(1), default=DEFAULT_MAX_BATCH, show_default=True)
-@click.option(
-    "--max-delay",
-    "max_delay_ms",
-    type=click.FloatRange(min=0),
-    default=50.0,
-    show_default=True,
-    help="Dispatch a smaller batch once its oldest window waited this long (ms).",
-)
+@runtime_options(max_batch=DEFAULT_MAX_BATCH)
 @click.option(
     "--max-queue",
     type=click.IntRange(1),

@@ -76,7 +76,7 @@ from mrm_edge.runtime.preprocess import StreamPreprocessor, Window, to_model_bat
 from mrm_edge.runtime.quality import QualityConfig
 from mrm_edge.runtime.sinks import BackendSwitch, DroppedWindow, RunInfo, Sink, StreamEvent
 from mrm_edge.runtime.sinks.summary import Summary, Tally
-from mrm_edge.runtime.sources.base import Chunk, Source, StreamEnd
+from mrm_edge.runtime.sources.base import Chunk, Source, SourceProblem, StreamEnd
 
 from mrm_edge.data.errors import first_line
 
@@ -298,6 +298,11 @@ class Monitor:
                     self._end_stream(event.stream_id, event.reason)
                 elif isinstance(event, Chunk):
                     self._chunk(event)
+                elif isinstance(event, SourceProblem):
+                    self.tally.source_problem()
+                    with self._emit_lock:
+                        if not self._sinks_closed:
+                            self._deliver("source_problem", event)
             else:
                 # The source is exhausted (not closed by a stop, which also ends the
                 # iteration): streams it never ended end with it.

@@ -10,13 +10,10 @@ import random
 import shutil
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import pytest
-from mrm_edge.runtime.backends.base import Backend
 from mrm_edge.runtime.backends.onnxruntime import OnnxRuntimeBackend
 from mrm_edge.runtime.engine import Monitor
 from mrm_edge.runtime.model import DeployedModel
@@ -30,6 +27,7 @@ from mrm_edge.soak import (
     expected_windows_per_stream,
     run_soak,
 )
+from tests.fakes.backends import SlowBackend
 
 EXE = str(Path(sys.executable).parent / "mrm-edge")
 CHECKS = {"accounting", "dropped", "errors", "rss growth", "latency"}
@@ -73,28 +71,6 @@ class CountingSink(Sink):
     def dropped(self, record) -> None:
         self.counts[record.stream_id] += 1
         self.dropped_n += 1
-
-
-class SlowBackend(Backend):
-    """Test double: a real ONNX Runtime backend made slow (a sleep per batch), so that a
-    max-speed source outruns it."""
-
-    name = "slow-onnxruntime"
-
-    def __init__(self, inner: Backend, delay_s: float) -> None:
-        super().__init__()
-        self.inner, self.delay_s = inner, delay_s
-
-    def _activate(self) -> None:
-        self.inner.activate()
-        self.input_dims = self.inner.input_dims
-
-    def _infer(self, x: np.ndarray) -> np.ndarray:
-        time.sleep(self.delay_s)
-        return self.inner.infer(x)
-
-    def _deactivate(self) -> None:
-        self.inner.deactivate()
 
 
 def run_cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:

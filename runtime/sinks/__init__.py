@@ -6,7 +6,8 @@
 
 The engine calls a sink's methods from its worker threads, but never two at once (it holds
 one lock around post-processing and delivery), in this order: ``open`` once, then any mix of
-``window`` / ``alarm`` / ``dropped`` / ``stream`` / ``backend_switch``, then ``close`` once
+``window`` / ``alarm`` / ``dropped`` / ``stream`` / ``backend_switch`` / ``source_problem``,
+then ``close`` once
 with the summary.
 A sink therefore needs no lock of its own unless it has a thread of its own (LiveView does).
 """
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from mrm_edge.runtime.postprocess import AlarmEvent, WindowResult
     from mrm_edge.runtime.sinks.summary import LiveStats, Summary
+    from mrm_edge.runtime.sources.base import SourceProblem
 
 __all__ = ["BackendSwitch", "DroppedWindow", "RunInfo", "Sink", "StreamEvent"]
 
@@ -117,6 +119,9 @@ class Sink:
 
     def backend_switch(self, event: BackendSwitch) -> None:
         """The run moved to a fallback backend."""
+
+    def source_problem(self, event: SourceProblem) -> None:
+        """The source reported a problem outside any stream (it goes on)."""
 
     def close(self, summary: Summary | None) -> None:
         """The run is over (``summary`` is None when it failed before producing one).

@@ -42,6 +42,7 @@ from mrm_edge.runtime.sinks import BackendSwitch, DroppedWindow, RunInfo, Sink, 
 if TYPE_CHECKING:
     from mrm_edge.runtime.postprocess import AlarmEvent, WindowResult
     from mrm_edge.runtime.sinks.summary import Summary
+    from mrm_edge.runtime.sources.base import SourceProblem
 
 __all__ = ["JsonlSink"]
 
@@ -174,6 +175,16 @@ class JsonlSink(Sink):
                 "segment": event.segment,
                 "event": event.kind,
                 "detail": event.detail,
+            }
+        )
+
+    def source_problem(self, event: SourceProblem) -> None:
+        self._write(
+            {
+                "type": "source",
+                "where": event.where,
+                "reason": event.reason,
+                "time": round(time.time(), 3),
             }
         )
 

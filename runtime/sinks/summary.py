@@ -101,6 +101,9 @@ class Summary:
     backend_switches: list[dict[str, Any]] = field(default_factory=list)
     """One entry per fallback switch, in order: from, to, reason, skipped, windows,
     elapsed_s (see ``BackendSwitch``). ``backend`` is then the one running at the end."""
+    source_problems: int = 0
+    """Problems the source reported outside any stream (e.g. a TCP connection that sent
+    garbage before opening one); each is a ``source`` line in the event log."""
 
     @property
     def ok(self) -> bool:
@@ -143,6 +146,8 @@ class Summary:
                 f"({sw['reason']})"
                 + (f"; skipped {'; '.join(sw['skipped'])}" if sw["skipped"] else "")
             )
+        if self.source_problems:
+            out.append(f"source problems: {self.source_problems} (outside any stream)")
         if self.backend_errors:
             out.append(
                 f"backend errors: {self.backend_errors} batch(es) failed on every backend left"
@@ -213,6 +218,7 @@ class Tally:
         self.backend_s = 0.0
         self.backend_errors = 0
         self.backend_switches: list[dict[str, Any]] = []
+        self.source_problems = 0
         self.max_queue_depth = 0
         self.errors: list[str] = []
         # Preallocated (1.6 MB): a list of Python floats would grow ~32 bytes per window up to
@@ -285,6 +291,10 @@ class Tally:
             self.batched_windows += size
             self.backend_s += backend_s
             self.backend_errors += int(failed)
+
+    def source_problem(self) -> None:
+        with self._lock:
+            self.source_problems += 1
 
     def backend_switch(self, event: BackendSwitch) -> BackendSwitch:
         """Record a fallback switch; returns ``event`` stamped with the run's elapsed time."""
@@ -392,4 +402,5 @@ class Tally:
                 errors=list(self.errors),
                 knobs=dict(knobs or {}),
                 backend_switches=[dict(sw) for sw in self.backend_switches],
+                source_problems=self.source_problems,
             )

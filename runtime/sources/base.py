@@ -36,7 +36,16 @@ class StreamEnd:
     reason: str = "end of record"  # or "disconnected", "stalled", ...
 
 
-Event = Chunk | StreamEnd
+@dataclass(frozen=True)
+class SourceProblem:
+    """Something wrong at the source that belongs to no stream (a connection that sent
+    garbage before opening a stream, a refused connection): reported, never fatal."""
+
+    where: str  # e.g. "tcp 127.0.0.1:51234"
+    reason: str  # one line: what was wrong and what was expected
+
+
+Event = Chunk | StreamEnd | SourceProblem
 
 
 class Source(ABC):

@@ -22,7 +22,8 @@ thread, not 500. It decodes frames into :class:`Chunk` events on a queue that
   stream, if not already marked stalled, ends "stalled (...)".
 * Malformed input closes *that* connection, with a logged one-line reason and the stream
   ending "protocol error: ..."; every other connection carries on. Garbage before a
-  valid HELLO has no stream to end: it is logged (and kept in ``problems``) only.
+  valid HELLO has no stream to end: it is logged, kept in ``problems`` and yielded as a
+  ``SourceProblem`` event (the monitor's event log gets a ``source`` line).
 
 Reconnects resume: a device that comes back with the same stream id produces chunks
 with the same stream id again, and, as it continues its first-sample index, timestamps
@@ -55,6 +56,7 @@ from mrm_edge.runtime.sources.base import (
     Chunk,
     Event,
     Source,
+    SourceProblem,
     StreamEnd,
 )
 from mrm_edge.runtime.sources.framing import (
@@ -235,12 +237,12 @@ class TcpSource(Source):
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as e:  # e.g. out of file descriptors: keep serving the others
-                self._problem(f"tcp {self.address}: accept failed ({e.strerror or e})")
+                self._problem(f"tcp {self.address}", f"accept failed ({e.strerror or e})")
                 return
             peer = f"{addr[0]}:{addr[1]}"
             if len(self._conns) >= self.max_connections:
                 self._problem(
-                    f"tcp {peer}: refused, max_connections ({self.max_connections}) reached"
+                    f"tcp {peer}", f"refused, max_connections ({self.max_connections}) reached"
                 )
                 sock.close()
                 continue
@@ -320,7 +322,8 @@ class TcpSource(Source):
         if reason == "disconnected":
             log.info("%s: disconnected", conn.where())
         else:
-            self._problem(f"{conn.where()}: {reason}; connection closed")
+            # A connection that never opened a stream has no stream end to carry the reason.
+            self._problem(conn.where(), f"{reason}; connection closed", event=conn.hello is None)
         if conn in self._conns:
             self._conns.discard(conn)
             self._selector.unregister(conn.sock)
@@ -348,13 +351,18 @@ class TcpSource(Source):
         assert conn.hello is not None
         pending = conn.decoder.pending()
         reason = f"stalled (no data for {stall:g} s{', mid-frame: ' + pending if pending else ''})"
-        self._problem(f"{conn.where()}: {reason}; waiting for it to resume")
+        self._problem(conn.where(), f"{reason}; waiting for it to resume", event=False)
         self._events.put(StreamEnd(conn.hello.stream_id, reason))
         conn.stalled = True
 
-    def _problem(self, line: str) -> None:
+    def _problem(self, where: str, reason: str, event: bool = True) -> None:
+        """Log a one-line problem and keep it in ``problems``; ``event``: also hand it to the
+        monitor as a SourceProblem (for problems no stream end reports)."""
+        line = f"{where}: {reason}"
         self.problems.append(line)
         log.warning("%s", line)
+        if event:
+            self._events.put(SourceProblem(where, reason))
 
 
 __all__ = ["TcpSource"]

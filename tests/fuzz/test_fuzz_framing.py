@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import signal
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 
 import numpy as np
@@ -37,6 +35,7 @@ from mrm_edge.runtime.sources.framing import (
 )
 from mrm_edge.runtime.sources.tcp import TcpSource
 
+from tests import fuzz
 from tests.runtime.sources import collect
 
 CAP_S = 2.0  # per example; a healthy decode of these sizes takes milliseconds
@@ -48,20 +47,8 @@ FUZZ = settings(
 )
 
 
-@contextlib.contextmanager
-def hard_cap(seconds: float = CAP_S) -> Iterator[None]:
-    """Raise TimeoutError in the main thread if the block runs longer than ``seconds``."""
-
-    def expired(signum: int, frame: object) -> None:
-        raise TimeoutError(f"decoder still busy after {seconds} s: a hang")
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+def hard_cap(seconds: float = CAP_S) -> contextlib.AbstractContextManager[None]:
+    return fuzz.hard_cap(seconds, "decoder")
 
 
 def check_event(ev: object, hello: Hello | None) -> Hello | None:

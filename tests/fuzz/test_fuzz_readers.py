@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import signal
 import tempfile
 from collections.abc import Iterator
 from datetime import timedelta
@@ -29,6 +28,7 @@ from mrm_edge.data.cpsc2018 import read_cpsc_mat
 from mrm_edge.data.errors import DataError
 from mrm_edge.data.ptbxl import read_ptbxl_record
 from mrm_edge.records import read_recording
+from tests import fuzz
 
 pytestmark = pytest.mark.realdata
 
@@ -45,20 +45,8 @@ TOKENS = ["", "0", "-1", "7", "1e309", "nan", "abc", "99", "8", "212", "16x2", "
           "100/0", "1000000", "99999999999", "(0)/mV", "0/uV", "#", "~", "I", "AVR"]  # fmt: skip
 
 
-@contextlib.contextmanager
-def hard_cap(seconds: float = CAP_S) -> Iterator[None]:
-    """Raise TimeoutError in the main thread if the block runs longer than ``seconds``."""
-
-    def expired(signum: int, frame: object) -> None:
-        raise TimeoutError(f"reader still busy after {seconds} s: a hang")
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+def hard_cap(seconds: float = CAP_S) -> contextlib.AbstractContextManager[None]:
+    return fuzz.hard_cap(seconds, "reader")
 
 
 @pytest.fixture(scope="module")

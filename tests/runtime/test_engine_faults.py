@@ -30,6 +30,7 @@ from mrm_edge.runtime.sinks.jsonl import JsonlSink
 from mrm_edge.runtime.sinks.live import LiveView
 from mrm_edge.runtime.sources.base import ArraySource
 
+from tests.fakes.backends import SlowBackend
 from tests.runtime.test_engine import (
     assert_conserved,
     assert_log_matches,
@@ -94,27 +95,6 @@ class FailingBackend(Backend):
     def classified(self) -> int:
         """Windows this backend returned probabilities for."""
         return sum(n for n, ok in self.calls if ok)
-
-
-class SlowBackend(Backend):
-    """Test double: a real backend that sleeps ``delay_s`` per call (a slow consumer)."""
-
-    name = "slow"
-
-    def __init__(self, inner: Backend, delay_s: float) -> None:
-        super().__init__()
-        self.inner, self.delay_s = inner, delay_s
-
-    def _activate(self) -> None:
-        self.inner.activate()
-        self.input_dims = self.inner.input_dims
-
-    def _infer(self, x: np.ndarray) -> np.ndarray:
-        time.sleep(self.delay_s)
-        return self.inner.infer(x)
-
-    def _deactivate(self) -> None:
-        self.inner.deactivate()
 
 
 class SlowSink(Sink):

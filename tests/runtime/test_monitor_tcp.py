@@ -224,11 +224,15 @@ def test_cli_bad_device_gets_one_line_and_keeps_its_earlier_windows(
     events, stderr = cli_faults["events"], cli_faults["stderr"]
     lines = [ln for ln in stderr.splitlines() if f"stream '{case}'" in ln]
     ends = {e["stream"]: e["detail"] for e in events if e.get("event") == "end"}
-    if case == "garbage-first":  # no stream ever opened: the stderr line is its only trace
+    if case == "garbage-first":  # no stream ever opened: a stderr line and a `source` line
         assert case not in ends
         bad = [ln for ln in stderr.splitlines() if "bad magic b'GET '" in ln]
         assert len(bad) == 1 and bad[0].startswith("tcp 127.0.0.1:"), stderr
         assert bad[0].endswith("expected b'MRME' (at byte 0); connection closed")
+        logged = [e for e in events if e["type"] == "source" and "b'GET '" in e["reason"]]
+        assert len(logged) == 1 and bad[0] == f"{logged[0]['where']}: {logged[0]['reason']}"
+        summary = next(e for e in events if e["type"] == "summary")
+        assert summary["source_problems"] >= 1
         return
     _, expected = BAD_INPUT[case]
     if case.startswith("bad-"):  # a bad HELLO after a clean first session on that connection

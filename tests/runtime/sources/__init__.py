@@ -8,14 +8,15 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
-from mrm_edge.runtime.sources.base import Chunk, Source, StreamEnd
+from mrm_edge.runtime.sources.base import Chunk, Source, SourceProblem, StreamEnd
 
 
 @dataclass
 class Collected:
     chunks: dict[str, list[Chunk]] = field(default_factory=lambda: defaultdict(list))
     ends: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
-    order: list[Chunk | StreamEnd] = field(default_factory=list)
+    order: list[Chunk | StreamEnd | SourceProblem] = field(default_factory=list)
+    problems: list[SourceProblem] = field(default_factory=list)  # outside any stream
     timed_out: bool = False
 
     def signal(self, sid: str) -> np.ndarray:
@@ -42,8 +43,10 @@ def collect(
             out.order.append(ev)
             if isinstance(ev, Chunk):
                 out.chunks[ev.stream_id].append(ev)
-                if n_chunks is not None and len(out.order) - _n_ends(out) >= n_chunks:
+                if n_chunks is not None and sum(map(len, out.chunks.values())) >= n_chunks:
                     break
+            elif isinstance(ev, SourceProblem):
+                out.problems.append(ev)
             else:
                 out.ends[ev.stream_id].append(ev.reason)
                 if n_ends is not None and _n_ends(out) >= n_ends:

@@ -107,6 +107,9 @@ def test_bad_clients_end_only_their_own_stream() -> None:
     assert cut_reason.startswith("disconnected mid-frame (")
     np.testing.assert_array_equal(got.signal("cut"), X[:20])
     assert any("bad magic b'GET '" in p for p in src.problems), list(src.problems)
+    # ...and, having no stream to end, reaches the monitor as a SourceProblem event.
+    assert [p.where.startswith("tcp 127.0.0.1:") for p in got.problems] == [True]
+    assert "bad magic b'GET '" in got.problems[0].reason
 
 
 def test_reconnect_resumes_the_stream_and_a_second_claimant_is_refused() -> None:
