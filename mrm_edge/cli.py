@@ -17,7 +17,7 @@ import click
 
 from mrm_edge import __version__
 from mrm_edge.card import ModelCardError
-from mrm_edge.cli_options import runtime_options
+from mrm_edge.cli_options import model_option, runtime_options
 from mrm_edge.data.errors import DataError
 from mrm_edge.runtime.backends.base import BackendUnavailable
 
@@ -170,13 +170,7 @@ def train(**kw: Any) -> None:
 
 # --------------------------------------------------------------------------- eval
 @main.command("eval")
-@click.option(
-    "--model",
-    "model_dir",
-    type=click.Path(exists=True, file_okay=False),
-    default=None,
-    help="Model directory (default: the shipped model).",
-)
+@model_option()
 @click.option("--data", required=True, type=click.Path(exists=True, file_okay=False))
 @click.option(
     "--dataset",
@@ -260,13 +254,7 @@ def _batch_profile(text: str) -> tuple[int, int, int]:
 
 
 @main.command()
-@click.option(
-    "--model",
-    "model_dir",
-    type=click.Path(exists=True, file_okay=False),
-    default=None,
-    help="Model directory (default: the shipped model).",
-)
+@model_option()
 @click.option("--fp16", is_flag=True, help="Also write the mixed-precision FP16 ONNX.")
 @click.option("--int8", is_flag=True, help="Also write the INT8 Q/DQ ONNX (needs --calib-data).")
 @click.option(
@@ -532,13 +520,7 @@ def _csv(text: str, cast=str) -> list:
 
 
 @main.command()
-@click.option(
-    "--model",
-    "model_dir",
-    type=click.Path(exists=True, file_okay=False),
-    default=None,
-    help="Exported model directory (default: the shipped model).",
-)
+@model_option("Exported model")
 @click.option(
     "--backends",
     default="torch,onnxruntime,torch-cuda,onnxruntime-cuda,tensorrt",
@@ -798,13 +780,7 @@ def bench(
 
 # --------------------------------------------------------------------------- doctor
 @main.command()
-@click.option(
-    "--model",
-    "model_dir",
-    type=click.Path(exists=True, file_okay=False),
-    default=None,
-    help="Exported model directory (default: the shipped model).",
-)
+@model_option("Exported model")
 @click.option(
     "--precision",
     type=click.Choice(["fp32", "fp16", "int8"]),

@@ -1,5 +1,5 @@
-"""Click options shared by the commands that run the streaming runtime (``monitor``,
-``soak``): one definition, so the knobs mean the same everywhere."""
+"""Click options shared by several commands (``--model`` by most; the runtime knobs by
+``monitor`` and ``soak``): one definition, so they mean the same everywhere."""
 
 from __future__ import annotations
 
@@ -12,6 +12,17 @@ F = TypeVar("F", bound=Callable[..., object])
 
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")  # runtime.selection.BACKEND_CHOICES
 PRECISIONS = ("fp32", "fp16", "int8")
+
+
+def model_option(what: str = "Model") -> Callable[[F], F]:
+    """``--model DIR`` (into ``model_dir``; None means the shipped model)."""
+    return click.option(
+        "--model",
+        "model_dir",
+        type=click.Path(exists=True, file_okay=False),
+        default=None,
+        help=f"{what} directory (default: the shipped model).",
+    )
 
 
 def runtime_options(max_batch: int = 32) -> Callable[[F], F]:
