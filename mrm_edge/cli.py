@@ -6,7 +6,6 @@ is instant and commands that do not need torch run on an edge install.
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from collections.abc import Callable
@@ -16,32 +15,10 @@ from typing import Any
 import click
 
 from mrm_edge import __version__
-from mrm_edge.card import ModelCardError
-from mrm_edge.cli_options import model_option, runtime_options
-from mrm_edge.data.errors import DataError
-from mrm_edge.runtime.backends.base import BackendUnavailable
+from mrm_edge.cli_options import model_option, runtime_options, user_errors
+
 
 # Errors that describe bad input or an unusable setup: one line, never a traceback.
-USER_ERRORS: tuple[type[BaseException], ...] = (
-    DataError,
-    ModelCardError,
-    BackendUnavailable,
-    ValueError,
-    OSError,
-)
-
-
-def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except USER_ERRORS as e:
-            raise click.ClickException(str(e).splitlines()[0] if str(e) else repr(e)) from e
-
-    return wrapper
-
-
 def _folds(text: str | None) -> tuple[int, ...] | None:
     if not text:
         return None

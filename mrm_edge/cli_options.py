@@ -1,17 +1,48 @@
-"""Click options shared by several commands (``--model`` by most; the runtime knobs by
-``monitor`` and ``soak``): one definition, so they mean the same everywhere."""
+"""Click pieces shared by several commands: ``--model`` (most), the runtime knobs
+(``monitor``, ``soak``) and :func:`user_errors` (all): one definition, so they mean and
+behave the same everywhere. Kept apart from ``cli.py`` so that commands defined in their own
+modules (``soak``) can use them without importing the CLI."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import click
+
+from mrm_edge.card import ModelCardError
+from mrm_edge.data.errors import DataError
+from mrm_edge.runtime.backends.base import BackendUnavailable
 
 F = TypeVar("F", bound=Callable[..., object])
 
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")  # runtime.selection.BACKEND_CHOICES
 PRECISIONS = ("fp32", "fp16", "int8")
+
+
+#: What a user can fix (bad input, an unusable setup): shown as one ``Error:`` line, never a
+#: traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    DataError,
+    ModelCardError,
+    BackendUnavailable,
+    ValueError,
+    OSError,
+)
+
+
+def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn :data:`USER_ERRORS` raised by a command into a one-line ``click.ClickException``."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except USER_ERRORS as e:
+            raise click.ClickException(str(e).splitlines()[0] if str(e) else repr(e)) from e
+
+    return wrapper
 
 
 def model_option(what: str = "Model") -> Callable[[F], F]:

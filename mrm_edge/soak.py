@@ -55,7 +55,6 @@ resampler back in.
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import os
@@ -71,7 +70,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from mrm_edge.cli_options import runtime_options
+from mrm_edge.cli_options import runtime_options, user_errors
 from mrm_edge.runtime.sinks import Sink
 
 if TYPE_CHECKING:
@@ -724,25 +723,6 @@ def _latency_figures(sink: SoakSink) -> dict[str, Any]:
 # =========================================================================== the command
 
 
-def _one_line_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Bad input or an unusable setup as one ``Error:`` line (as the other commands do;
-    defined here because cli.py imports this module)."""
-    from mrm_edge.card import ModelCardError
-    from mrm_edge.data.errors import DataError
-    from mrm_edge.runtime.backends.base import BackendUnavailable
-
-    errors = (DataError, ModelCardError, BackendUnavailable, ValueError, OSError)
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except errors as e:
-            raise click.ClickException(str(e).splitlines()[0] if str(e) else repr(e)) from e
-
-    return wrapper
-
-
 def _check_writable(path: Path) -> None:
     """Fail now, not after an hour of soak, when the report cannot be written."""
     existed = path.exists()
@@ -829,7 +809,7 @@ def _check_writable(path: Path) -> None:
     show_default=True,
     help="...or the first quarter's p99 plus this many ms, whichever is larger.",
 )
-@_one_line_errors
+@user_errors
 def soak_command(
     model_dir: str | None,
     streams: int,
