@@ -356,13 +356,7 @@ def export(
 
 # --------------------------------------------------------------------------- monitor
 @main.command()
-@click.option(
-    "--model",
-    "model_dir",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Model directory (default: the shipped model).",
-)
+@model_option(must_exist=False)
 @click.option(
     "--source",
     default="synthetic",
@@ -824,13 +818,7 @@ def send(args: tuple[str, ...]) -> None:
 # --------------------------------------------------------------------------- predict
 @main.command()
 @click.argument("records", nargs=-1, type=click.Path(exists=False))
-@click.option(
-    "--model",
-    "model_dir",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Model directory (default: the shipped model).",
-)
+@model_option(must_exist=False)
 @click.option(
     "--patients",
     type=click.IntRange(1),

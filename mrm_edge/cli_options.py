@@ -45,12 +45,14 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def model_option(what: str = "Model") -> Callable[[F], F]:
-    """``--model DIR`` (into ``model_dir``; None means the shipped model)."""
+def model_option(what: str = "Model", must_exist: bool = True) -> Callable[[F], F]:
+    """``--model DIR`` (into ``model_dir``; None means the shipped model). ``must_exist=False``
+    leaves a missing directory to the model loader, whose one-line error says what a model
+    directory must hold (the runtime commands use that)."""
     return click.option(
         "--model",
         "model_dir",
-        type=click.Path(exists=True, file_okay=False),
+        type=click.Path(exists=must_exist, file_okay=False),
         default=None,
         help=f"{what} directory (default: the shipped model).",
     )

@@ -70,7 +70,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from mrm_edge.cli_options import runtime_options, user_errors
+from mrm_edge.cli_options import model_option, runtime_options, user_errors
 from mrm_edge.runtime.sinks import Sink
 
 if TYPE_CHECKING:
@@ -735,13 +735,7 @@ def _check_writable(path: Path) -> None:
 
 
 @click.command("soak")
-@click.option(
-    "--model",
-    "model_dir",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Model directory (default: the shipped model).",
-)
+@model_option(must_exist=False)
 @click.option("--streams", type=click.IntRange(1), default=DEFAULT_STREAMS, show_default=True)
 @click.option(
     "--seconds",
