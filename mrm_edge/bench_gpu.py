@@ -213,8 +213,9 @@ def bench_tensorrt(
     """Time this GPU's ``precision`` engine at every batch size its profile admits.
 
     Returns the rows and the batch sizes skipped (outside the profile) with the reason.
-    Raises :class:`GpuUnavailable` without TensorRT, cuda-python, a GPU or a fitting
-    engine. ``trt``/``cudart``: the modules to use (tests pass the test doubles)."""
+    Raises :class:`GpuUnavailable` without TensorRT, a CUDA binding (cuda-python or pycuda),
+    a GPU or a fitting engine. ``trt``: the module to use; ``cudart``: a CudaApi or a
+    cuda-python runtime module (tests pass the test doubles)."""
     from mrm_edge.export.tensorrt.cache import EngineRefused, check_engine
     from mrm_edge.export.tensorrt.capability import import_tensorrt, probe_gpu, probe_tensorrt
     from mrm_edge.runtime.backends import cuda as cu
@@ -222,10 +223,10 @@ def bench_tensorrt(
 
     try:
         trt = trt if trt is not None else import_tensorrt()
-        cudart = cudart if cudart is not None else cu.load_cudart()
+        cuda = cu.as_cuda_api(cudart)
     except (BackendUnavailable, RuntimeError) as e:
         raise GpuUnavailable(f"tensorrt: {getattr(e, 'reason', None) or e}") from e
-    gpu, why = probe_gpu(device_id, cudart)
+    gpu, why = probe_gpu(device_id, cuda)
     if gpu is None:
         raise GpuUnavailable(f"tensorrt: no GPU ({why})")
     version = str(probe_tensorrt(trt).version)
@@ -234,76 +235,80 @@ def bench_tensorrt(
         check_engine(art.path, gpu.name, gpu.compute_capability, version)
     except EngineRefused as e:
         raise GpuUnavailable(f"tensorrt {precision}: {e}") from e
-    cu.check(cudart.cudaSetDevice(device_id), f"cudaSetDevice({device_id})")
+    cuda.set_device(device_id)
 
-    runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
-    engine = runtime.deserialize_cuda_engine(art.path.read_bytes())
-    if engine is None:
-        raise GpuUnavailable(f"tensorrt {precision}: {art.name} does not deserialize here")
-    context = engine.create_execution_context()
-    if context is None:
-        raise GpuUnavailable(f"tensorrt {precision}: no execution context (GPU memory?)")
-    names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
-    mode = engine.get_tensor_mode
-    in_name = next(n for n in names if mode(n) == trt.TensorIOMode.INPUT)
-    out_name = next(n for n in names if mode(n) == trt.TensorIOMode.OUTPUT)
-    in_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(in_name)))
-    out_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(out_name)))
-    lo, _, hi = (tuple(int(d) for d in s) for s in engine.get_tensor_profile_shape(in_name, 0))
-    x_all = input_windows(_model(Path(model_dir)).card, max(batch_sizes))
-    results: list[Result] = []
-    skipped: list[dict[str, Any]] = []
-    try:
-        with contextlib.ExitStack() as stack:
-            stream = stack.enter_context(cu.Stream(cudart))
-            ev = [stack.enter_context(cu.Event(cudart, timing=True)) for _ in range(4)]
-            for b in batch_sizes:
-                shape = (b, *x_all.shape[1:])
-                if not lo[0] <= b <= hi[0] or not context.set_input_shape(in_name, shape):
-                    reason = (
-                        f"batch {b} outside the engine's profile {lo[0]}..{hi[0]} "
-                        f"({art.name}; rebuild with `mrm-edge export --engine --batch MIN,OPT,MAX`)"
+    try:  # pycuda's context is popped however this ends (a no-op for cuda-python)
+        runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        engine = runtime.deserialize_cuda_engine(art.path.read_bytes())
+        if engine is None:
+            raise GpuUnavailable(f"tensorrt {precision}: {art.name} does not deserialize here")
+        context = engine.create_execution_context()
+        if context is None:
+            raise GpuUnavailable(f"tensorrt {precision}: no execution context (GPU memory?)")
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        mode = engine.get_tensor_mode
+        in_name = next(n for n in names if mode(n) == trt.TensorIOMode.INPUT)
+        out_name = next(n for n in names if mode(n) == trt.TensorIOMode.OUTPUT)
+        in_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(in_name)))
+        out_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(out_name)))
+        lo, _, hi = (tuple(int(d) for d in s) for s in engine.get_tensor_profile_shape(in_name, 0))
+        x_all = input_windows(_model(Path(model_dir)).card, max(batch_sizes))
+        results: list[Result] = []
+        skipped: list[dict[str, Any]] = []
+        try:
+            with contextlib.ExitStack() as stack:
+                stream = stack.enter_context(cu.Stream(cuda))
+                ev = [stack.enter_context(cu.Event(cuda, timing=True)) for _ in range(4)]
+                for b in batch_sizes:
+                    shape = (b, *x_all.shape[1:])
+                    if not lo[0] <= b <= hi[0] or not context.set_input_shape(in_name, shape):
+                        reason = (
+                            f"batch {b} outside the engine's profile {lo[0]}..{hi[0]} "
+                            f"({art.name}; rebuild with "
+                            "`mrm-edge export --engine --batch MIN,OPT,MAX`)"
+                        )
+                        skipped.append(
+                            {
+                                "backend": "tensorrt",
+                                "precision": precision,
+                                "batch_size": b,
+                                "reason": reason,
+                            }
+                        )
+                        log(f"skipped tensorrt {precision} batch {b}: {reason}")
+                        continue
+                    out_shape = tuple(int(d) for d in context.get_tensor_shape(out_name))
+                    r, out = _time_engine(
+                        cu,
+                        cuda,
+                        context,
+                        stream,
+                        ev,
+                        (in_name, out_name),
+                        x_all[:b],
+                        (in_dtype, out_dtype),
+                        out_shape,
+                        warmup,
+                        repeats,
                     )
-                    skipped.append(
-                        {
-                            "backend": "tensorrt",
-                            "precision": precision,
-                            "batch_size": b,
-                            "reason": reason,
-                        }
-                    )
-                    log(f"skipped tensorrt {precision} batch {b}: {reason}")
-                    continue
-                out_shape = tuple(int(d) for d in context.get_tensor_shape(out_name))
-                r, out = _time_engine(
-                    cu,
-                    cudart,
-                    context,
-                    stream,
-                    ev,
-                    (in_name, out_name),
-                    x_all[:b],
-                    (in_dtype, out_dtype),
-                    out_shape,
-                    warmup,
-                    repeats,
-                )
-                r.precision = precision
-                r.device = f"cuda:{device_id}"
-                r.max_abs_dp_vs_cpu_fp32 = _max_abs_dp(out, reference)
-                results.append(r)
-                log(f"tensorrt {precision} batch {b}: {r.throughput:.1f} windows/s")
+                    r.precision = precision
+                    r.device = f"cuda:{device_id}"
+                    r.max_abs_dp_vs_cpu_fp32 = _max_abs_dp(out, reference)
+                    results.append(r)
+                    log(f"tensorrt {precision} batch {b}: {r.throughput:.1f} windows/s")
+        finally:
+            # TensorRT wants the context released before the engine, the engine before the runtime.
+            del context
+            del engine
+            del runtime
+        return results, skipped
     finally:
-        # TensorRT wants the context released before the engine, the engine before the runtime.
-        del context
-        del engine
-        del runtime
-    return results, skipped
+        cuda.close()
 
 
 def _time_engine(
     cu: Any,
-    cudart: Any,
+    cuda: Any,
     context: Any,
     stream: Any,
     ev: list[Any],
@@ -317,10 +322,10 @@ def _time_engine(
     """One batch size: buffers allocated once, then warmup + repeats timed calls."""
     b = x.shape[0]
     with contextlib.ExitStack() as stack:
-        host_in = stack.enter_context(cu.PinnedHostBuffer(x.shape, dtypes[0], cudart))
-        host_out = stack.enter_context(cu.PinnedHostBuffer(out_shape, dtypes[1], cudart))
-        dev_in = stack.enter_context(cu.DeviceBuffer(host_in.nbytes, cudart))
-        dev_out = stack.enter_context(cu.DeviceBuffer(host_out.nbytes, cudart))
+        host_in = stack.enter_context(cu.PinnedHostBuffer(x.shape, dtypes[0], cuda))
+        host_out = stack.enter_context(cu.PinnedHostBuffer(out_shape, dtypes[1], cuda))
+        dev_in = stack.enter_context(cu.DeviceBuffer(host_in.nbytes, cuda))
+        dev_out = stack.enter_context(cu.DeviceBuffer(host_out.nbytes, cuda))
         np.copyto(host_in.array, x, casting="same_kind")
         context.set_tensor_address(io[0], dev_in.ptr)
         context.set_tensor_address(io[1], dev_out.ptr)
@@ -328,16 +333,16 @@ def _time_engine(
 
         def step() -> tuple[float, float, float, float]:
             e0.record(stream)
-            cu.memcpy_htod_async(cudart, dev_in.ptr, host_in.ptr, host_in.nbytes, stream)
+            cu.memcpy_htod_async(cuda, dev_in.ptr, host_in.ptr, host_in.nbytes, stream)
             e1.record(stream)
             if not context.execute_async_v3(stream.handle):
                 raise RuntimeError(f"tensorrt: execute_async_v3 failed at batch {b}")
             e2.record(stream)
-            cu.memcpy_dtoh_async(cudart, host_out.ptr, dev_out.ptr, host_out.nbytes, stream)
+            cu.memcpy_dtoh_async(cuda, host_out.ptr, dev_out.ptr, host_out.nbytes, stream)
             e3.record(stream)
             e3.synchronize()
-            ms = cu.elapsed_ms
-            return ms(cudart, e0, e1), ms(cudart, e1, e2), ms(cudart, e2, e3), ms(cudart, e0, e3)
+            ms = cuda.event_elapsed_ms
+            return ms(e0.raw, e1.raw), ms(e1.raw, e2.raw), ms(e2.raw, e3.raw), ms(e0.raw, e3.raw)
 
         for _ in range(warmup):
             step()

@@ -160,45 +160,40 @@ def probe_tensorrt(trt: Any = None) -> TensorRTInfo:
 def probe_gpu(device: int = 0, cudart: Any = None) -> tuple[GpuInfo | None, str | None]:
     """``(GpuInfo, None)`` for CUDA device ``device``, or ``(None, reason)``. Never raises.
 
-    Uses the CUDA runtime through cuda-python (``cudaGetDeviceCount``,
-    ``cudaGetDeviceProperties``), imported here and not at module import.
+    ``cudart``: a :class:`~mrm_edge.runtime.backends.cuda.CudaApi` (cuda-python or pycuda),
+    or a cuda-python runtime module (or its test double); default: the binding
+    ``load_cuda_api`` picks, imported here and not at module import.
     """
-    if cudart is None:
-        from mrm_edge.runtime.backends.cuda import load_cudart
+    from mrm_edge.runtime.backends.cuda import CudaError, as_cuda_api
 
-        try:
-            cudart = load_cudart()
-        except Exception as e:  # BackendUnavailable carries the reason and the install line
-            return None, str(getattr(e, "reason", None) or first_line(e))
     try:
-        err, count = cudart.cudaGetDeviceCount()
-        if int(err) != 0:
-            return None, f"no usable CUDA device: {_err_name(err)}"
+        api = as_cuda_api(cudart)
+    except Exception as e:  # BackendUnavailable carries the reason and the install line
+        return None, str(getattr(e, "reason", None) or first_line(e))
+    try:
+        try:
+            count = api.device_count()
+        except CudaError as e:
+            return None, f"no usable CUDA device: {e.error_name}"
         if count == 0:
             return None, "no CUDA device found"
         if not 0 <= device < count:
             return None, f"CUDA device {device} does not exist (found {count})"
-        err, prop = cudart.cudaGetDeviceProperties(device)
-        if int(err) != 0:
-            return None, f"cudaGetDeviceProperties({device}) failed: {_err_name(err)}"
-        name = prop.name
-        if isinstance(name, (bytes, bytearray)):
-            name = bytes(name).split(b"\0", 1)[0].decode(errors="replace")
+        try:
+            props = api.device_properties(device)
+        except CudaError as e:
+            return None, f"CUDA device {device} properties unreadable ({e})"
         return (
             GpuInfo(
-                name=str(name).strip(),
-                compute_capability=f"{int(prop.major)}.{int(prop.minor)}",
-                total_memory_bytes=int(prop.totalGlobalMem),
+                name=props.name,
+                compute_capability=props.compute_capability,
+                total_memory_bytes=props.total_memory,
                 device=device,
             ),
             None,
         )
     except Exception as e:
         return None, f"CUDA query failed ({first_line(e)})"
-
-
-def _err_name(err: Any) -> str:
-    return str(getattr(err, "name", f"CUDA error {int(err)}"))
 
 
 __all__ = [

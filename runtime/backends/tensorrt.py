@@ -26,8 +26,14 @@ capturing). A streaming monitor with a fixed batch therefore uses two graphs. En
 cannot be captured fall back to normal enqueues; ``graph_error`` says why.
 
 Engines are checked before loading: the sidecar written by ``mrm-edge export --engine``
-must name this GPU and this TensorRT version, and the engine bytes must match its SHA-256
-(``verify=False`` skips this for engines built elsewhere, e.g. by trtexec).
+names the TensorRT flavour that built it (``tensorrt`` or ``tensorrt-rtx``; only that one
+loads it), and must fit this GPU and the installed version, and the engine bytes must match
+its SHA-256 (``verify=False`` skips this for engines built elsewhere, e.g. by trtexec).
+TensorRT-RTX engines keep their JIT runtime cache beside the engine (``trt_engine``).
+
+CUDA comes through :class:`~mrm_edge.runtime.backends.cuda.CudaApi`: cuda-python by
+default, or pycuda (``MRM_EDGE_CUDA=pycuda``; no CUDA graphs: ``cuda_graphs`` then falls back
+and ``graph_error`` says so). ``cuda_binding`` names the one in use.
 
 Not executed here: no real TensorRT or GPU is available on the development machines. The
 scheduling, the call sequence and the buffer handling are tested against the test double in
@@ -39,82 +45,16 @@ from __future__ import annotations
 import contextlib
 from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from mrm_edge.export.tensorrt.cache import EngineRefused, check_engine
-from mrm_edge.export.tensorrt.capability import import_tensorrt, probe_gpu
+from mrm_edge.export.tensorrt.capability import DISPLAY, RTX, STANDARD
 from mrm_edge.runtime.backends import cuda as cu
+from mrm_edge.runtime.backends import trt_engine
 from mrm_edge.runtime.backends.base import Backend, BackendUnavailable, precision_from_filename
-
-N_SLOTS = 2
-
-
-class EngineUnusable(EngineRefused, BackendUnavailable):
-    """An engine refused here (another GPU / TensorRT, bytes that differ from its sidecar).
-
-    Also a BackendUnavailable, so ``activate_backend`` moves on to the next option with the
-    reason instead of stopping the monitor; and still an EngineRefused for callers of the
-    engine cache's vocabulary.
-    """
-
-    def __init__(self, reason: str) -> None:
-        BackendUnavailable.__init__(self, "tensorrt", reason)
-
-
-class EngineNotLoadable(BackendUnavailable, ValueError):
-    """TensorRT itself could not deserialize the engine (corrupt, or built by another
-    TensorRT / GPU and not verified): a bad file (ValueError) that ``auto`` can skip."""
-
-    def __init__(self, reason: str) -> None:
-        BackendUnavailable.__init__(self, "tensorrt", reason)
-
-
-@dataclass
-class _Slot:
-    index: int
-    host_in: cu.PinnedHostBuffer
-    host_out: cu.PinnedHostBuffer
-    dev_in: cu.DeviceBuffer
-    dev_out: cu.DeviceBuffer
-    h2d_done: cu.Event
-    done: cu.Event
-    pending: InferenceHandle | None = None
-
-
-class InferenceHandle:
-    """One submitted batch. ``result()`` waits for it and returns float32 [batch, labels];
-    the result stays valid after the slot is reused."""
-
-    def __init__(self, slot: _Slot, out_shape: tuple[int, ...], out_dtype: np.dtype) -> None:
-        self._slot: _Slot | None = slot
-        self._out_shape = out_shape
-        self._out_dtype = out_dtype
-        self._result: np.ndarray | None = None
-
-    def done(self) -> bool:
-        """True when the result is ready (never blocks)."""
-        return self._result is not None or (self._slot is not None and self._slot.done.query())
-
-    def result(self) -> np.ndarray:
-        if self._result is None:
-            self._finish()
-        assert self._result is not None
-        return self._result
-
-    def _finish(self) -> None:
-        slot = self._slot
-        if slot is None or self._result is not None:
-            return
-        slot.done.synchronize()
-        assert slot.host_out.array is not None
-        n = int(np.prod(self._out_shape))
-        out = slot.host_out.array.reshape(-1)[:n].reshape(self._out_shape)
-        self._result = out.astype(np.float32, copy=True)  # the pinned buffer will be reused
-        slot.pending = None
-        self._slot = None
+from mrm_edge.runtime.backends.trt_engine import EngineNotLoadable, EngineUnusable
+from mrm_edge.runtime.backends.trt_slots import N_SLOTS, InferenceHandle, Slot
 
 
 class TensorRTBackend(Backend):
@@ -126,8 +66,12 @@ class TensorRTBackend(Backend):
         cuda_graphs: capture and replay CUDA graphs per (slot, input shape).
         verify: refuse engines whose sidecar does not match this GPU / TensorRT / bytes.
         device_id: CUDA device.
-        trt, cudart: the tensorrt and cuda-python runtime modules (default: import them);
+        trt: the TensorRT module (default: import the flavour the engine's sidecar names);
             tests pass the test doubles.
+        cudart: a :class:`CudaApi`, or a cuda-python runtime module (wrapped in
+            CudaPythonApi); default: :func:`load_cuda_api`. Tests pass the test doubles.
+        cuda_binding: force "cuda-python" or "pycuda" (default: ``$MRM_EDGE_CUDA``, else
+            cuda-python when importable, else pycuda).
     """
 
     name = "tensorrt"
@@ -143,6 +87,7 @@ class TensorRTBackend(Backend):
         precision: str | None = None,
         trt: Any = None,
         cudart: Any = None,
+        cuda_binding: str | None = None,
     ) -> None:
         super().__init__()
         self.engine_path = Path(engine_path)
@@ -156,52 +101,64 @@ class TensorRTBackend(Backend):
         self.graph_launches = 0
         self._trt = trt
         self._cudart = cudart
+        self._cuda_request = cuda_binding
+        self.cuda_binding: str | None = None  # e.g. "cuda-python 13.0.1", once active
+        self.flavour: str | None = None  # the engine's TensorRT flavour, once active
+        self.trt_version: str | None = None
+        self.notes: list[str] = []  # things that went wrong without stopping activation
         self._stack: contextlib.ExitStack | None = None
 
     # ---------------------------------------------------------------- activation
 
     def _activate(self) -> None:
-        trt = self._trt
-        if trt is None:
-            try:
-                trt = import_tensorrt()
-            except Exception as e:
-                raise BackendUnavailable(self.name, str(e)) from e
-        cudart = self._cudart
-        if cudart is None:
-            cudart = cu.load_cudart()
         if not self.engine_path.is_file():
             raise FileNotFoundError(f"{self.engine_path}: no such engine file")
-        cu.check(cudart.cudaSetDevice(self.device_id), f"cudaSetDevice({self.device_id})")
-        if self.verify:
-            gpu, reason = probe_gpu(self.device_id, cudart)
-            if gpu is None:
-                raise BackendUnavailable(self.name, str(reason))
-            try:
-                check_engine(
-                    self.engine_path, gpu.name, gpu.compute_capability, str(trt.__version__)
-                )
-            except EngineRefused as e:
-                raise EngineUnusable(str(e)) from e
-
-        self._cudart_mod = cudart
+        sidecar = trt_engine.sidecar_or_none(self.engine_path, self.verify)
+        flavour = trt_engine.engine_flavour(sidecar) if sidecar else None
+        trt, self.flavour = trt_engine.flavour_module(self.engine_path, flavour, self._trt)
+        self.trt_version = str(getattr(trt, "__version__", "") or "unknown")
+        cuda = cu.as_cuda_api(self._cudart, self._cuda_request)
+        self.cuda_binding = cuda.binding
         with contextlib.ExitStack() as stack:
+            try:
+                cuda.set_device(self.device_id)
+            except cu.CudaError as e:
+                raise BackendUnavailable(self.name, f"CUDA device {self.device_id}: {e}") from e
+            stack.callback(cuda.close)  # runs last: after every resource below is freed
+            if self.verify:
+                trt_engine.verify(self.engine_path, self.device_id, cuda, trt, self.flavour)
+            self._cuda = cuda
             stack.callback(self._drop_engine)
             self._load_engine(trt)
-            self._allocate(cudart, stack)
+            self._allocate(cuda, stack)
             self._stack = stack.pop_all()
+
+    def describe(self) -> str:
+        trt = (
+            f", {DISPLAY.get(self.flavour, self.flavour)} {self.trt_version}"
+            if self.flavour
+            else ""
+        )
+        cuda = f", CUDA via {self.cuda_binding}" if self.cuda_binding else ""
+        return f"{super().describe()}{trt}{cuda}"
 
     def _load_engine(self, trt: Any) -> None:
         self._ctx_shape: tuple[int, ...] | None = None
         self._out_shapes: dict[tuple[int, ...], tuple[int, ...]] = {}
-        self._logger = trt.Logger(trt.Logger.WARNING)
+        self._logger = trt_engine.make_logger(trt)
         self._runtime = trt.Runtime(self._logger)
-        engine = self._runtime.deserialize_cuda_engine(self.engine_path.read_bytes())
-        if engine is None:
+        data = self.engine_path.read_bytes()
+        if trt_engine.malformed(trt, self._runtime, data):
             raise EngineNotLoadable(
-                f"{self.engine_path}: TensorRT cannot deserialize it (corrupt, or built by "
-                "another TensorRT version / GPU)"
+                f"{self.engine_path.name}: {DISPLAY[self.flavour or STANDARD]} says this is "
+                "no engine (malformed: truncated, or not an engine file)"
             )
+        engine = self._runtime.deserialize_cuda_engine(data)
+        if engine is None:
+            why, no_gpu = trt_engine.why_not_loaded(
+                self.flavour or STANDARD, self.engine_path, self._logger
+            )
+            raise BackendUnavailable(self.name, why) if no_gpu else EngineNotLoadable(why)
         self._engine = engine
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         ins = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
@@ -229,7 +186,12 @@ class TensorRTBackend(Backend):
         self.max_batch = max_batch
         self.min_batch = lo[0]
         self.input_dims = tuple(d if d == lo[i + 1] else None for i, d in enumerate(hi[1:]))
-        self._context = engine.create_execution_context()
+        if self.flavour == RTX:
+            # The JIT specialisation for this GPU is cached beside the engine: paid once.
+            self._runtime_cache = trt_engine.RuntimeCache(engine, self.engine_path, self.notes)
+            self._context = engine.create_execution_context(self._runtime_cache.config)
+        else:
+            self._context = engine.create_execution_context()
         if self._context is None:
             raise RuntimeError(
                 f"{self.engine_path}: cannot create an execution context (GPU memory?)"
@@ -240,33 +202,36 @@ class TensorRTBackend(Backend):
         self._max_out_shape = self._out_shapes[self._max_in_shape]
 
     def _drop_engine(self) -> None:
+        cache = getattr(self, "_runtime_cache", None)
+        if cache is not None and hasattr(self, "_context"):
+            cache.save()  # what this run compiled, for the next activation
         # Order matters for TensorRT: context before engine before runtime.
-        for attr in ("_context", "_engine", "_runtime", "_logger"):
+        for attr in ("_context", "_runtime_cache", "_engine", "_runtime", "_logger"):
             if hasattr(self, attr):
                 delattr(self, attr)
         self._ctx_shape = None
         self._out_shapes = {}
 
-    def _allocate(self, cudart: Any, stack: contextlib.ExitStack) -> None:
-        self._h2d = stack.enter_context(cu.Stream(cudart))
-        self._compute = stack.enter_context(cu.Stream(cudart))
+    def _allocate(self, cuda: cu.CudaApi, stack: contextlib.ExitStack) -> None:
+        self._h2d = stack.enter_context(cu.Stream(cuda))
+        self._compute = stack.enter_context(cu.Stream(cuda))
         in_bytes = int(np.prod(self._max_in_shape)) * self._in_dtype.itemsize
         out_bytes = int(np.prod(self._max_out_shape)) * self._out_dtype.itemsize
         self._slots = []
         for k in range(N_SLOTS):
             self._slots.append(
-                _Slot(
+                Slot(
                     index=k,
                     host_in=stack.enter_context(
-                        cu.PinnedHostBuffer(self._max_in_shape, self._in_dtype, cudart)
+                        cu.PinnedHostBuffer(self._max_in_shape, self._in_dtype, cuda)
                     ),
                     host_out=stack.enter_context(
-                        cu.PinnedHostBuffer(self._max_out_shape, self._out_dtype, cudart)
+                        cu.PinnedHostBuffer(self._max_out_shape, self._out_dtype, cuda)
                     ),
-                    dev_in=stack.enter_context(cu.DeviceBuffer(in_bytes, cudart)),
-                    dev_out=stack.enter_context(cu.DeviceBuffer(out_bytes, cudart)),
-                    h2d_done=stack.enter_context(cu.Event(cudart)),
-                    done=stack.enter_context(cu.Event(cudart)),
+                    dev_in=stack.enter_context(cu.DeviceBuffer(in_bytes, cuda)),
+                    dev_out=stack.enter_context(cu.DeviceBuffer(out_bytes, cuda)),
+                    h2d_done=stack.enter_context(cu.Event(cuda)),
+                    done=stack.enter_context(cu.Event(cuda)),
                 )
             )
         self._graphs: dict[tuple[int, tuple[int, ...]], cu.GraphExec] = {}
@@ -331,7 +296,7 @@ class TensorRTBackend(Backend):
                 f"{self.name}: batch {b} outside the engine's profile "
                 f"{self.min_batch}..{self.max_batch}"
             )
-        cudart = self._cudart_mod
+        cuda = self._cuda
         slot = self._slots[self._next_slot]
         self._next_slot = (self._next_slot + 1) % N_SLOTS
         if slot.pending is not None:
@@ -340,20 +305,20 @@ class TensorRTBackend(Backend):
         flat_in = slot.host_in.array.reshape(-1)[: x.size].reshape(x.shape)
         np.copyto(flat_in, x, casting="same_kind")
         in_bytes = x.size * self._in_dtype.itemsize
-        cu.memcpy_htod_async(cudart, slot.dev_in.ptr, slot.host_in.ptr, in_bytes, self._h2d)
+        cu.memcpy_htod_async(cuda, slot.dev_in.ptr, slot.host_in.ptr, in_bytes, self._h2d)
         slot.h2d_done.record(self._h2d)
         self._compute.wait(slot.h2d_done)
         shape = tuple(x.shape)
         self._enqueue(slot, shape)
         out_shape = self._out_shapes[shape]
         out_bytes = int(np.prod(out_shape)) * self._out_dtype.itemsize
-        cu.memcpy_dtoh_async(cudart, slot.host_out.ptr, slot.dev_out.ptr, out_bytes, self._compute)
+        cu.memcpy_dtoh_async(cuda, slot.host_out.ptr, slot.dev_out.ptr, out_bytes, self._compute)
         slot.done.record(self._compute)
         handle = InferenceHandle(slot, out_shape, self._out_dtype)
         slot.pending = handle
         return handle
 
-    def _enqueue(self, slot: _Slot, shape: tuple[int, ...]) -> None:
+    def _enqueue(self, slot: Slot, shape: tuple[int, ...]) -> None:
         key = (slot.index, shape)
         graph = self._graphs.get(key)
         if graph is not None:
@@ -370,9 +335,12 @@ class TensorRTBackend(Backend):
 
     def _capture(self, key: tuple[int, tuple[int, ...]]) -> None:
         """Capture the enqueue just made (same shape and addresses) into a CUDA graph."""
-        cudart = self._cudart_mod
+        cuda = self._cuda
+        if not cuda.graphs_supported:
+            self.graph_error = f"{cuda.binding}: {cuda.graphs_unsupported}"
+            return
         try:
-            cu.begin_capture(cudart, self._compute)
+            cu.begin_capture(cuda, self._compute)
         except cu.CudaError as e:
             self.graph_error = str(e)
             return
@@ -381,7 +349,7 @@ class TensorRTBackend(Backend):
             ok = bool(self._context.execute_async_v3(self._compute.handle))
         finally:
             try:
-                graph = cu.end_capture(cudart, self._compute)
+                graph = cu.end_capture(cuda, self._compute)
             except cu.CudaError as e:
                 self.graph_error = str(e)
                 graph = None

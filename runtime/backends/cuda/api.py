@@ -1,0 +1,273 @@
+"""One small CUDA interface (:class:`CudaApi`) for the TensorRT backend, the GPU benchmark
+and the GPU probe, and how a binding is chosen (:func:`load_cuda_api`).
+
+Two implementations: :class:`~.cuda_python.CudaPythonApi` over cuda-python's runtime API
+(``cuda.bindings.runtime``; NVIDIA's supported binding, wheels for x86_64 and aarch64, the
+default) and :class:`~.pycuda_api.PyCudaApi` over ``pycuda.driver`` (a source package that
+needs nvcc and the CUDA headers to build; no CUDA graphs). Pointers are ints; streams,
+events and graphs are opaque handles that only the implementation that made them reads.
+Every method raises a one-line :class:`CudaError` on failure.
+
+Choice: ``MRM_EDGE_CUDA=cuda-python|pycuda`` (or ``prefer=``) forces a binding; otherwise
+cuda-python when importable, else pycuda, else :class:`BackendUnavailable` naming both.
+Whoever activates a backend shows the choice (``CudaApi.binding``, e.g. "cuda-python 13.0.1").
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
+
+from mrm_edge.runtime.backends.base import BackendUnavailable
+
+from mrm_edge.data.errors import first_line
+
+CUDA_ENV = "MRM_EDGE_CUDA"
+CUDA_PYTHON, PYCUDA = "cuda-python", "pycuda"
+BINDINGS: tuple[str, ...] = (CUDA_PYTHON, PYCUDA)
+CUDA_PYTHON_INSTALL = "pip install 'cuda-python>=12.4'"
+PYCUDA_INSTALL = "pip install pycuda (builds from source: needs nvcc and the CUDA headers)"
+GRAPHS_NEED_CUDA_PYTHON = "CUDA graphs need cuda-python (pycuda has no graph API)"
+
+
+class CudaError(RuntimeError):
+    """A CUDA call failed: ``"<call>: <cudaErrorName or driver message>"`` in one line.
+
+    ``err`` is a cuda-python error code (``code`` is then its int) or the exception / text a
+    binding without codes gave (pycuda; ``code`` is then None)."""
+
+    def __init__(self, call: str, err: Any) -> None:
+        self.call = call
+        self.code: int | None
+        if isinstance(err, BaseException):
+            self.code, self.error_name = None, first_line(err, with_type=False)
+        elif isinstance(err, str):
+            self.code, self.error_name = None, err
+        else:
+            self.code = int(err)
+            self.error_name = str(getattr(err, "name", f"cudaError {int(err)}"))
+        super().__init__(f"{call}: {self.error_name}")
+
+
+def check(result: Any, call: str = "CUDA call") -> Any:
+    """Unpack a cuda-python result tuple: raise CudaError unless ``err`` is success (0);
+    return None, the single value, or the tuple of values."""
+    if not isinstance(result, tuple):
+        result = (result,)
+    err, values = result[0], result[1:]
+    if int(err) != 0:
+        raise CudaError(call, err)
+    if not values:
+        return None
+    return values[0] if len(values) == 1 else values
+
+
+@dataclass(frozen=True)
+class DeviceProps:
+    """What the project reads about a CUDA device."""
+
+    name: str
+    major: int
+    minor: int
+    total_memory: int
+
+    @property
+    def compute_capability(self) -> str:
+        return f"{self.major}.{self.minor}"
+
+
+class CudaApi(ABC):
+    """The CUDA calls this project makes, whichever binding serves them.
+
+    ``binding`` names the binding and its version; ``graphs_supported`` says whether stream
+    capture works (``graphs_unsupported`` says why not)."""
+
+    binding: str = "cuda"
+    graphs_supported: bool = True
+    graphs_unsupported: str | None = None
+
+    # devices
+    @abstractmethod
+    def device_count(self) -> int: ...
+    @abstractmethod
+    def device_properties(self, device: int) -> DeviceProps: ...
+    @abstractmethod
+    def set_device(self, device: int) -> None:
+        """Make ``device`` (its primary context, the one TensorRT uses) current."""
+
+    def close(self) -> None:  # noqa: B027 - optional: only bindings with contexts need it
+        """Undo ``set_device`` where the binding needs it (pycuda pops its context)."""
+
+    # memory
+    @abstractmethod
+    def malloc(self, nbytes: int) -> int: ...
+    @abstractmethod
+    def free(self, ptr: int) -> None: ...
+    @abstractmethod
+    def malloc_host(self, nbytes: int) -> int:
+        """Page-locked host memory: what makes the async copies asynchronous."""
+
+    @abstractmethod
+    def free_host(self, ptr: int) -> None: ...
+
+    # streams
+    @abstractmethod
+    def stream_create(self) -> Any:
+        """A non-blocking stream (no implicit sync with the legacy default stream)."""
+
+    @abstractmethod
+    def stream_handle(self, stream: Any) -> int:
+        """The stream's address, as TensorRT's ``execute_async_v3`` takes it."""
+
+    @abstractmethod
+    def stream_synchronize(self, stream: Any) -> None: ...
+    @abstractmethod
+    def stream_wait_event(self, stream: Any, event: Any) -> None: ...
+    @abstractmethod
+    def stream_destroy(self, stream: Any) -> None: ...
+
+    # events
+    @abstractmethod
+    def event_create(self, timing: bool = False) -> Any: ...
+    @abstractmethod
+    def event_record(self, event: Any, stream: Any) -> None: ...
+    @abstractmethod
+    def event_synchronize(self, event: Any) -> None: ...
+    @abstractmethod
+    def event_query(self, event: Any) -> bool:
+        """True when the work before the last record has finished (never blocks)."""
+
+    @abstractmethod
+    def event_elapsed_ms(self, start: Any, end: Any) -> float: ...
+    @abstractmethod
+    def event_destroy(self, event: Any) -> None: ...
+
+    # copies (host side: page-locked memory from malloc_host)
+    @abstractmethod
+    def memcpy_htod_async(self, dst: int, src: int, nbytes: int, stream: Any) -> None: ...
+    @abstractmethod
+    def memcpy_dtoh_async(self, dst: int, src: int, nbytes: int, stream: Any) -> None: ...
+
+    # graphs
+    @abstractmethod
+    def begin_capture(self, stream: Any) -> None: ...
+    @abstractmethod
+    def end_capture(self, stream: Any) -> Any:
+        """End the capture and return the instantiated graph (the template is freed)."""
+
+    @abstractmethod
+    def graph_launch(self, graph: Any, stream: Any) -> None: ...
+    @abstractmethod
+    def graph_destroy(self, graph: Any) -> None: ...
+
+
+def _dist_version(*names: str) -> str | None:
+    for name in names:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def _import_cudart() -> Any:
+    try:
+        from cuda.bindings import runtime as cudart  # type: ignore[import-not-found]
+    except ImportError:
+        from cuda import cudart  # type: ignore[import-not-found, no-redef]  # cuda-python < 12.6
+    return cudart
+
+
+def load_cudart() -> Any:
+    """The cuda-python runtime module, or BackendUnavailable saying what to install."""
+    try:
+        return _import_cudart()
+    except ImportError as e:
+        raise BackendUnavailable(
+            "cuda", f"cuda-python is not installed ({e}); {CUDA_PYTHON_INSTALL}"
+        ) from e
+
+
+def _load_cuda_python() -> CudaApi:
+    from mrm_edge.runtime.backends.cuda.cuda_python import CudaPythonApi
+
+    cudart = _import_cudart()
+    return CudaPythonApi(cudart, version=_dist_version("cuda-bindings", "cuda-python"))
+
+
+def _load_pycuda() -> CudaApi:
+    import pycuda  # type: ignore[import-not-found]  # only when chosen: it initialises CUDA
+    import pycuda.driver as driver  # type: ignore[import-not-found]
+    from mrm_edge.runtime.backends.cuda.pycuda_api import PyCudaApi
+
+    return PyCudaApi(driver, version=str(getattr(pycuda, "VERSION_TEXT", "") or "") or None)
+
+
+#: binding → loader; tests replace entries to simulate what is installed.
+LOADERS: dict[str, Callable[[], CudaApi]] = {CUDA_PYTHON: _load_cuda_python, PYCUDA: _load_pycuda}
+
+
+def requested_binding(prefer: str | None = None) -> str | None:
+    """The binding asked for (``prefer``, else ``$MRM_EDGE_CUDA``), None for "whichever"."""
+    want = prefer if prefer is not None else os.environ.get(CUDA_ENV, "").strip() or None
+    if want is not None and want not in BINDINGS:
+        where = "CUDA binding" if prefer is not None else f"${CUDA_ENV}"
+        raise ValueError(f"{where} {want!r}, expected one of {', '.join(BINDINGS)}")
+    return want
+
+
+def load_cuda_api(prefer: str | None = None) -> CudaApi:
+    """cuda-python when importable, else pycuda; ``prefer`` / ``$MRM_EDGE_CUDA`` forces one.
+    BackendUnavailable (backend "cuda") says what is missing and what to install."""
+    want = requested_binding(prefer)
+    why: dict[str, str] = {}
+    for name in [want] if want else list(BINDINGS):
+        try:
+            return LOADERS[name]()
+        except Exception as e:  # pycuda without libcuda raises ImportError or its own errors
+            why[name] = first_line(e, with_type=False)
+    forced = f" (asked for by {'prefer=' if prefer else '$' + CUDA_ENV})"
+    if want == CUDA_PYTHON:
+        reason = f"cuda-python is not installed ({why[CUDA_PYTHON]}){forced}"
+        raise BackendUnavailable("cuda", f"{reason}; {CUDA_PYTHON_INSTALL}")
+    if want == PYCUDA:
+        reason = f"pycuda is not usable here ({why[PYCUDA]}){forced}"
+        raise BackendUnavailable("cuda", f"{reason}; {PYCUDA_INSTALL}")
+    raise BackendUnavailable(
+        "cuda",
+        f"cuda-python is not installed ({why[CUDA_PYTHON]}), nor is pycuda ({why[PYCUDA]}); "
+        f"{CUDA_PYTHON_INSTALL} (preferred), or {PYCUDA_INSTALL}",
+    )
+
+
+def as_cuda_api(cuda: Any = None, prefer: str | None = None) -> CudaApi:
+    """``cuda`` if it is a CudaApi; a cuda-python-like runtime module (or its test double)
+    wrapped in CudaPythonApi; None: :func:`load_cuda_api`. pycuda is passed as a PyCudaApi
+    (it keeps state: its context and allocations)."""
+    if cuda is None:
+        return load_cuda_api(prefer)
+    if isinstance(cuda, CudaApi):
+        return cuda
+    from mrm_edge.runtime.backends.cuda.cuda_python import CudaPythonApi
+
+    return CudaPythonApi(cuda)
+
+
+__all__ = [
+    "BINDINGS",
+    "CUDA_ENV",
+    "GRAPHS_NEED_CUDA_PYTHON",
+    "LOADERS",
+    "CudaApi",
+    "CudaError",
+    "DeviceProps",
+    "as_cuda_api",
+    "check",
+    "load_cuda_api",
+    "load_cudart",
+    "requested_binding",
+]
