@@ -6,8 +6,9 @@ Order of work, each step gated before the next:
 2. FP16 mixed-precision ONNX, checked against FP32 (max |Δp|, macro-AUC change);
 3. INT8 Q/DQ ONNX calibrated on real ECG, checked against FP32 (macro-AUC drop,
    per-label; sensitive layers kept in float);
-4. a TensorRT engine per requested precision where TensorRT and a GPU exist,
-   otherwise the exact command to run on the target.
+4. a TensorRT engine per precision written (FP32, FP16, INT8 from the TensorRT-style INT8
+   file) wherever a TensorRT flavour can build: TensorRT-RTX on any x86_64 machine, GPU or
+   not; standard TensorRT on a GPU. Otherwise the exact command to run on the target.
 
 Every artifact gets a JSON sidecar with the figures measured here.
 """
@@ -43,8 +44,10 @@ class ExportOptions:
     int8_tolerance_pt: float = gates.INT8_AUC_TOLERANCE_PT
     engine: bool = True
     batch: tuple[int, int, int] = (1, 32, 256)
-    workspace_mib: int = 1024
+    workspace_mib: int = 2048
     dla_core: int | None = None
+    trt_flavour: str | None = None  # None: $MRM_EDGE_TRT_FLAVOUR, else auto (capability.py)
+    compute_targets: tuple[str, ...] | None = None  # TensorRT-RTX; None: its default targets
     timing_cache: Path | None = None
     cache_dir: Path | None = None
     seed: int = 0
@@ -225,6 +228,11 @@ def _describe_int8(rep: dict[str, Any]) -> str:
     return text
 
 
+#: Which ONNX artifact each engine precision is built from: INT8 engines take the symmetric
+#: file (TensorRT's parser refuses the ONNX Runtime CPU file's int32 bias DequantizeLinear).
+ENGINE_SOURCES: dict[str, str] = {"fp32": "fp32", "fp16": "fp16", "int8": "int8-sym"}
+
+
 def _engines(
     opts: ExportOptions,
     summary: ExportSummary,
@@ -234,12 +242,20 @@ def _engines(
 ) -> None:
     """Build (or reuse) an engine per precision; ``trt``/``cudart`` let tests inject doubles."""
     from mrm_edge.export.tensorrt.builder import BuildOptions, build_or_load
-    from mrm_edge.export.tensorrt.capability import probe_gpu, probe_tensorrt
-    from mrm_edge.export.tensorrt.trtexec import trtexec_command
+    from mrm_edge.export.tensorrt.capability import (
+        choose_flavour,
+        flavour_of,
+        probe_flavours,
+        probe_gpu,
+        requested_flavour,
+    )
 
-    wanted = [p for p in ("fp16", "int8") if p in summary.artifacts] or ["fp32"]
-    trt_info = probe_tensorrt(trt)
-    gpu, gpu_reason = probe_gpu(cudart=cudart) if trt_info.available else (None, None)
+    wanted = [p for p, src in ENGINE_SOURCES.items() if src in summary.artifacts]
+    if "int8" in summary.artifacts and "int8" not in wanted:
+        log("no INT8 engine: the TensorRT-style INT8 ONNX (model.int8-sym.onnx) was not written")
+    infos = probe_flavours({flavour_of(trt): trt} if trt is not None else None)
+    gpu, gpu_reason = probe_gpu(cudart=cudart)
+    flavour, why_flavour = choose_flavour(requested_flavour(opts.trt_flavour), infos, gpu)
     builds = {
         p: BuildOptions(
             precision=p,
@@ -247,39 +263,68 @@ def _engines(
             workspace_bytes=opts.workspace_mib << 20,
             timing_cache=opts.timing_cache or Path(opts.out_dir) / "timing.cache",
             dla_core=opts.dla_core,
+            compute_targets=opts.compute_targets,
         )
         for p in wanted
     }
-    if not trt_info.available or gpu is None:
-        reason = trt_info.reason if not trt_info.available else (gpu_reason or "no CUDA GPU")
-        lines = [
-            f"TensorRT engines not built here ({reason}). The ONNX files are written; on the "
-            f"target (Jetson / RTX with TensorRT) run:",
-            "  "
-            + " ".join(
-                ["mrm-edge export --model", str(opts.model_dir)]
-                + [f"--{p}" for p in wanted if p != "fp32"]
-                + ([f"--calib-data {opts.calib_data}"] if opts.int8 else [])
-                + [f"--batch {','.join(map(str, opts.batch))} --engine --out {opts.out_dir}"]
-            ),
-            "or the equivalent trtexec line(s):",
-        ]
-        for p in wanted:
-            onnx_path = summary.artifacts[p]
-            lines.append(
-                "  "
-                + trtexec_command(onnx_path, Path(opts.out_dir) / f"model.{p}.engine", builds[p])
-            )
-        summary.engine_message = "\n".join(lines)
+    if flavour is None:
+        reason = why_flavour if gpu is not None else f"{why_flavour}; GPU: {gpu_reason}"
+        summary.engine_message = _no_engine_message(opts, summary, wanted, builds, reason)
         log(summary.engine_message)
         return
+    info = infos[flavour]
+    log(f"engines: {info.summary()} ({why_flavour})")
     for p in wanted:
-        why = _why_build(summary.artifacts[p], Path(opts.out_dir), builds[p], gpu, trt_info)
-        path, built = build_or_load(
-            summary.artifacts[p], Path(opts.out_dir), builds[p], gpu, trt_info, trt=trt
-        )
+        onnx_path = summary.artifacts[ENGINE_SOURCES[p]]
+        why = _why_build(onnx_path, Path(opts.out_dir), builds[p], gpu, info)
+        path, built = build_or_load(onnx_path, Path(opts.out_dir), builds[p], gpu, info, trt=trt)
         summary.engines[p] = path
-        log(f"built engine {path.name} ({why})" if built else f"reused cached engine {path.name}")
+        log(_describe_engine(path, why) if built else f"reused cached engine {path.name}")
+
+
+def _no_engine_message(
+    opts: ExportOptions,
+    summary: ExportSummary,
+    wanted: list[str],
+    builds: dict[str, Any],
+    reason: str,
+) -> str:
+    from mrm_edge.export.tensorrt.trtexec import trtexec_command
+
+    lines = [
+        f"TensorRT engines not built here ({reason}). The ONNX files are written; on the "
+        "target (Jetson / RTX with TensorRT), or anywhere with `pip install "
+        "'mrm-edge[tensorrt-rtx]'` for RTX GPUs, run:",
+        "  "
+        + " ".join(
+            ["mrm-edge export --model", str(opts.model_dir)]
+            + [f"--{p}" for p in wanted if p != "fp32"]
+            + ([f"--calib-data {opts.calib_data}"] if opts.int8 else [])
+            + [f"--batch {','.join(map(str, opts.batch))} --engine --out {opts.out_dir}"]
+        ),
+        "or the equivalent trtexec line(s):",
+    ]
+    for p in wanted:
+        onnx_path = summary.artifacts[ENGINE_SOURCES[p]]
+        engine = Path(opts.out_dir) / f"model.{p}.engine"
+        lines.append("  " + trtexec_command(onnx_path, engine, builds[p]))
+    return "\n".join(lines)
+
+
+def _describe_engine(path: Path, why: str) -> str:
+    """``built engine NAME (why): 29.2 MB, 379 layers, 1.0 s, TensorRT-RTX 1.7 for ...``."""
+    import json
+
+    side = json.loads(Path(str(path) + ".json").read_text())
+    build, key = side.get("build", {}), side.get("key", {})
+    targets = build.get("compute_targets")
+    made = f"{'TensorRT-RTX' if key.get('flavour') == 'tensorrt-rtx' else 'TensorRT'} "
+    made += str(key.get("trt_version"))
+    made += f" for compute {','.join(targets)}" if targets else f" on {key.get('gpu_name')}"
+    return (
+        f"built engine {path.name} ({why}): {side['engine_bytes'] / 1e6:.1f} MB, "
+        f"{build.get('layers')} layers, {build.get('build_seconds')} s, {made}"
+    )
 
 
 def _why_build(onnx_path: Path, out_dir: Path, build: Any, gpu: Any, trt_info: Any) -> str:

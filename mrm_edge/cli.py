@@ -293,9 +293,23 @@ def _batch_profile(text: str) -> tuple[int, int, int]:
     "--workspace",
     "workspace_mib",
     type=click.IntRange(64),
-    default=1024,
+    default=2048,
     show_default=True,
     help="TensorRT builder workspace limit (MiB).",
+)
+@click.option(
+    "--trt-flavour",
+    type=click.Choice(["auto", "tensorrt", "tensorrt-rtx"]),
+    default=None,
+    help="Which TensorRT builds the engines [default: $MRM_EDGE_TRT_FLAVOUR, else auto: "
+    "TensorRT-RTX when there is no GPU, standard TensorRT on a GPU that has it].",
+)
+@click.option(
+    "--compute-targets",
+    default=None,
+    metavar="CC[,CC...]",
+    help="TensorRT-RTX: compute capabilities to build for [default: 8.0,8.6,8.9,12.0]; "
+    "'+7.5' adds Turing to the defaults, '8.9' narrows to one.",
 )
 @click.option(
     "--dla-core",
@@ -340,6 +354,7 @@ def export(
         fp16_tolerance_pt=kw.pop("fp16_tolerance"),
         int8_tolerance_pt=kw.pop("int8_tolerance"),
         int8_ops=tuple(_csv(kw.pop("int8_ops"))),
+        compute_targets=_compute_targets(kw.pop("compute_targets")),
         **kw,
     )
     console = _console()
@@ -352,6 +367,17 @@ def export(
         click.echo(f"{precision}\t{path}")
     for precision, path in summary.engines.items():
         click.echo(f"engine-{precision}\t{path}")
+
+
+def _compute_targets(text: str | None) -> tuple[str, ...] | None:
+    from mrm_edge.export.tensorrt.builder import parse_compute_targets
+
+    if text is None:
+        return None
+    try:
+        return parse_compute_targets(text)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--compute-targets") from None
 
 
 # --------------------------------------------------------------------------- monitor

@@ -286,7 +286,12 @@ class DeployedModel:
             return
         # An engine built from an older ONNX of this directory is stale: refuse it rather
         # than run weights the card no longer describes.
-        onnx = self.onnx.get(precision)
+        # The ONNX it was built from is named in the sidecar (INT8 engines are built from the
+        # TensorRT-style INT8 file, not the ONNX Runtime one); older sidecars name none.
+        source = (sidecar.get("build") or {}).get("onnx_file")
+        onnx = next((a for a in self.onnx.values() if a.name == source), None)
+        if onnx is None and source is None:
+            onnx = self.onnx.get(precision)
         built_from = key.get("onnx_sha256")
         if onnx is not None and built_from and onnx.sidecar.get("sha256") not in (None, built_from):
             self.refused[path.name] = (

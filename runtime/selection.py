@@ -4,9 +4,11 @@
 preconditions hold, returning the backend (not yet activated) and one line saying which it
 is and why the faster ones were passed over:
 
-1. **TensorRT** — ``tensorrt`` importable, a CUDA GPU, and an engine in the model directory
-   built for this GPU and TensorRT version (and for a batch profile that admits batch 1,
-   since a live monitor dispatches whatever is waiting). Precision: INT8 > FP16 > FP32.
+1. **TensorRT** — a CUDA GPU and an engine in the model directory that runs on it: built by
+   standard TensorRT for this GPU and the installed TensorRT version, or by TensorRT-RTX for
+   targets that include this GPU's compute capability, with that TensorRT-RTX installed
+   (and a batch profile that admits batch 1, since a live monitor dispatches whatever is
+   waiting). Precision: INT8 > FP16 > FP32.
 2. **ONNX Runtime CUDA** — onnxruntime-gpu with ``CUDAExecutionProvider``.
    Precision: FP16 > FP32 > INT8 (the CUDA provider runs Q/DQ graphs dequantized, so INT8
    buys nothing there).
@@ -82,29 +84,44 @@ class Candidate:
 def _tensorrt_options(
     model: DeployedModel, precisions: tuple[str, ...], trt: Any, cudart: Any, explicit: bool
 ) -> tuple[list[Candidate], str | None]:
+    """Engines that run here. Each engine is loaded by the TensorRT flavour that built it
+    (its sidecar says which): a standard engine needs this GPU and TensorRT version, a
+    TensorRT-RTX engine this GPU's compute capability among its targets."""
     from mrm_edge.export.tensorrt.cache import describe_misfit
-    from mrm_edge.export.tensorrt.capability import probe_gpu, probe_tensorrt
+    from mrm_edge.export.tensorrt.capability import (
+        DISPLAY,
+        RTX,
+        STANDARD,
+        flavour_of,
+        probe_flavours,
+        probe_gpu,
+    )
     from mrm_edge.runtime.backends.tensorrt import TensorRTBackend
 
-    info = probe_tensorrt(trt)
-    if not info.available:
-        reason = str(info.reason)
+    modules = {flavour_of(trt): trt} if trt is not None else None
+    infos = probe_flavours(modules)
+    found = [i for i in infos.values() if i.available]
+    if not found:
+        reason = str(infos[STANDARD].reason)
         # The install hint helps whoever asked for TensorRT; in auto's list it is noise.
         return [], f"TensorRT: {reason if explicit else reason.split('; ')[0]}"
+    names = " and ".join(f"{i.display} {i.version}" for i in found)
     gpu, reason = probe_gpu(0, cudart)
     if gpu is None:
-        return [], f"TensorRT {info.version} found but no GPU ({reason})"
-    here = (gpu.name, gpu.compute_capability, str(info.version))
+        return [], f"{names} found but no GPU ({reason})"
+    versions = {f: (i.version if i.available else None) for f, i in infos.items()}
     misfits: list[str] = []
     fitting = []
     for engine in model.engines:
         key = engine.key
-        built = (key.get("gpu_name"), key.get("compute_capability"), key.get("trt_version"))
         profile = key.get("profile") or [1, 1, 1]
         if engine.precision not in precisions:
             continue
-        if built != here:
-            misfits.append(f"{engine.name} {describe_misfit(key, *here)}")
+        misfit = describe_misfit(
+            key, gpu.name, gpu.compute_capability, versions[STANDARD], versions[RTX]
+        )
+        if misfit:
+            misfits.append(f"{engine.name} {misfit}")
         elif int(profile[0]) > 1:
             misfits.append(f"{engine.name} needs batches >= {profile[0]}")
         else:
@@ -112,20 +129,26 @@ def _tensorrt_options(
     if not fitting:
         detail = "; ".join(misfits) if misfits else "no engine in the model directory"
         return [], (
-            f"TensorRT {info.version} on {gpu.name} but no engine for it ({detail}); build one "
+            f"{names} on {gpu.name} but no engine for it ({detail}); build one "
             "with `mrm-edge export --engine`"
         )
     fitting.sort(key=lambda a: _TRT_ORDER.index(a.precision))
     out = []
     for engine in fitting:
+        flavour = engine.key.get("flavour", STANDARD)
+        info = infos[flavour]
+        module = (modules or {}).get(flavour)
         out.append(
             Candidate(
                 f"tensorrt {engine.precision} ({engine.name}) on {gpu.name}",
                 "tensorrt",
-                lambda e=engine: TensorRTBackend(
-                    e.path, precision=e.precision, trt=trt, cudart=cudart
+                lambda e=engine, m=module: TensorRTBackend(
+                    e.path, precision=e.precision, trt=m, cudart=cudart
                 ),
-                f"TensorRT {info.version} and an engine built for this {gpu.name}",
+                f"{DISPLAY[flavour]} {info.version} and an engine built for this {gpu.name}"
+                if flavour == STANDARD
+                else f"TensorRT-RTX {info.version} and a portable engine that targets compute "
+                f"{gpu.compute_capability} ({gpu.name})",
             )
         )
     return out, None

@@ -1,8 +1,13 @@
-"""ONNX → serialized TensorRT engine, following the documented TensorRT 10/11 Python API.
+"""ONNX → serialized TensorRT engine: standard TensorRT 10/11 and TensorRT-RTX, one code path.
 
     Builder(logger) → create_network(flags) → OnnxParser.parse_from_file → builder config
     (workspace pool limit, precision flags where weak typing applies, optimization profile,
     timing cache, DLA) → build_serialized_network → bytes
+
+TensorRT-RTX (flavour ``tensorrt-rtx``) takes the same calls with two differences: the
+builder config gets the compute capabilities to build for (``set_compute_capability``; an
+ahead-of-time build on any machine, no GPU needed), and there is no timing cache (its calls
+are no-ops there) and no DLA. Like TensorRT 11 it is always strongly typed.
 
 Precision, TensorRT 10 vs 11 (see ``plan_build``):
   - TensorRT 11 is always strongly typed: no FP16/INT8 flags, no calibrator. Precision comes
@@ -15,11 +20,12 @@ Precision, TensorRT 10 vs 11 (see ``plan_build``):
     for INT8 without Q/DQ, deprecated by NVIDIA since 10.1).
   Capabilities are detected on the module (``probe_tensorrt``), not from the version string.
 
-``tensorrt`` is imported lazily. Every function that touches it takes ``trt=`` so the test
-double (``tests/fakes/tensorrt.py``) can stand in: **no engine has been built with a real
-TensorRT by this code on the development machines** (TensorRT cannot be installed there).
-The call sequence follows NVIDIA's API documentation and is checked against the double;
-``mrm-edge doctor`` is the check to run on a machine that has TensorRT.
+The TensorRT module is imported lazily. Every function that touches it takes ``trt=``. The
+TensorRT-RTX path runs for real in this project's tests and CI (parse and build need no
+GPU); standard TensorRT cannot be installed on the development machines, so its
+TensorRT-10-only branches (weak typing, precision flags, implicit calibrator, DLA, timing
+cache) are checked against the test double in ``tests/fakes/tensorrt.py``, and
+``mrm-edge doctor`` is the check to run on a machine that has it.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ from typing import Any, Literal
 
 from mrm_edge.export.tensorrt.cache import PRECISIONS, EngineKey, lookup, store
 from mrm_edge.export.tensorrt.capability import (
+    DEFAULT_RTX_TARGETS,
+    RTX,
     GpuInfo,
     TensorRTInfo,
     TensorRTUnavailable,
@@ -52,7 +60,10 @@ log = logging.getLogger("mrm_edge.export.tensorrt")
 
 QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
 DEFAULT_PROFILE = (1, 8, 32)
-DEFAULT_WORKSPACE = 1 << 30  # 1 GiB: far above what MRM-Net needs, small enough for a Jetson
+# 2 GiB: the FP32 MRM-Net engine at batch 256 needs a little over 1 GiB of workspace for its
+# fastest tactic (TensorRT-RTX refuses a 1 GiB limit with OutOfMemory); it is a ceiling, not
+# an allocation, so a Jetson build with a small max batch uses far less.
+DEFAULT_WORKSPACE = 2 << 30
 
 
 class BuildError(RuntimeError):
@@ -80,6 +91,9 @@ class BuildOptions:
             Q/DQ only).
         calibration_id: identifies the calibration data (e.g. its SHA-256); required with
             ``calibrator`` because the engine cache is keyed by it.
+        compute_targets: TensorRT-RTX only: the compute capabilities ("8.6", ...) the
+            engine is built for; None means :data:`DEFAULT_RTX_TARGETS`. Ignored by
+            standard TensorRT, which builds for the GPU it runs on.
     """
 
     precision: Precision = "fp16"
@@ -90,6 +104,7 @@ class BuildOptions:
     strongly_typed: StrongTyping = "auto"
     calibrator: Any = None
     calibration_id: str | None = None
+    compute_targets: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -124,6 +139,33 @@ class BuildOptions:
             )
         if self.timing_cache is not None:
             object.__setattr__(self, "timing_cache", Path(self.timing_cache))
+        if self.compute_targets is not None:
+            object.__setattr__(self, "compute_targets", parse_compute_targets(self.compute_targets))
+
+    @property
+    def rtx_targets(self) -> tuple[str, ...]:
+        """The compute capabilities a TensorRT-RTX build targets."""
+        return self.compute_targets or DEFAULT_RTX_TARGETS
+
+
+def parse_compute_targets(text: str | Any) -> tuple[str, ...]:
+    """``"8.6,8.9"`` or ``("8.6", "8.9")`` → ("8.6", "8.9"), sorted, without repeats;
+    ``"+7.5"`` adds 7.5 to :data:`DEFAULT_RTX_TARGETS`. ValueError with a one-line reason."""
+    items = [p.strip() for p in text.split(",")] if isinstance(text, str) else list(text)
+    base: list[str] = []
+    if items and isinstance(items[0], str) and items[0].startswith("+"):
+        base, items = list(DEFAULT_RTX_TARGETS), [items[0][1:], *items[1:]]
+    out = set(base)
+    for item in items:
+        if not isinstance(item, str) or not re.fullmatch(r"\d{1,2}\.\d", item):
+            raise ValueError(
+                f"compute target {item!r}: expected a compute capability such as 8.6 "
+                "(a comma-separated list, or +7.5 to add to the defaults)"
+            )
+        out.add(item)
+    if not out:
+        raise ValueError("compute targets: expected at least one, e.g. 8.6")
+    return tuple(sorted(out, key=lambda v: tuple(int(x) for x in v.split("."))))
 
 
 def parse_batch_profile(text: str) -> tuple[int, int, int]:
@@ -358,6 +400,10 @@ class BuildResult:
     seconds: float
     timing_cache_loaded: bool = False
     notes: tuple[str, ...] = field(default=())
+    layers: int = 0  # layers of the parsed network (Q/DQ included), before fusion
+    flavour: str = "tensorrt"
+    trt_version: str = ""
+    compute_targets: tuple[str, ...] | None = None  # TensorRT-RTX: what the config targets
 
 
 def _make_logger(trt: Any) -> Any:
@@ -431,7 +477,8 @@ def build_engine(onnx_path: Path, options: BuildOptions, trt: Any = None) -> byt
 def build_engine_detailed(
     onnx_path: Path, options: BuildOptions, trt: Any = None, *, graph: GraphInfo | None = None
 ) -> BuildResult:
-    """Build ``onnx_path`` with ``options``; ``trt`` is the tensorrt module (default: import it).
+    """Build ``onnx_path`` with ``options``; ``trt`` is the TensorRT module (default: import
+    standard TensorRT; pass ``tensorrt_rtx`` for an RTX build).
 
     Raises :class:`TensorRTUnavailable` (with the equivalent trtexec line) when TensorRT is
     not installed, :class:`BuildError` for everything that stops a build.
@@ -456,7 +503,7 @@ def build_engine_detailed(
     flags = 0
     creation = getattr(trt, "NetworkDefinitionCreationFlag", None)
     if plan.strongly_typed and creation is not None and hasattr(creation, "STRONGLY_TYPED"):
-        # Required on 10.x for typed graphs; accepted (and redundant) on 11.x.
+        # Required on 10.x for typed graphs; accepted (and redundant) on 11.x and RTX.
         flags |= 1 << int(creation.STRONGLY_TYPED)
     network = builder.create_network(flags)
     # The parser owns the weights the network points at: it must stay alive until the
@@ -472,49 +519,24 @@ def build_engine_detailed(
         config.set_flag(getattr(trt.BuilderFlag, flag))
     if plan.use_calibrator:
         config.int8_calibrator = options.calibrator
+    _add_profile(builder, config, onnx_path, input_name, dims, batch_dim, options.profile)
 
-    lo, opt, hi = options.profile
-    if batch_dim < 0:
-        profile = builder.create_optimization_profile()
-        profile.set_shape(input_name, (lo, *dims), (opt, *dims), (hi, *dims))
-        config.add_optimization_profile(profile)
-    elif (lo, opt, hi) != (batch_dim,) * 3:
-        raise BuildError(
-            f"{onnx_path}: input '{input_name}' has a fixed batch of {batch_dim}, so the batch "
-            f"profile {options.profile} cannot apply; export with a dynamic batch axis"
-        )
-
+    rtx = info.flavour == RTX
+    targets = _set_compute_targets(trt, config, options.rtx_targets, info) if rtx else None
     timing_loaded = False
-    if options.timing_cache is not None:
-        data = b""
-        if options.timing_cache.is_file():
-            data = options.timing_cache.read_bytes()
-            timing_loaded = True
-        cache = config.create_timing_cache(data)
-        if cache is None or not config.set_timing_cache(cache, False):
-            notes.append(f"timing cache {options.timing_cache} not usable here; started a new one")
-            timing_loaded = False
-            cache = config.create_timing_cache(b"")
-            config.set_timing_cache(cache, False)
-
+    if options.timing_cache is not None and not rtx:  # TensorRT-RTX has no timing cache
+        timing_loaded = _load_timing_cache(config, options.timing_cache, notes)
     if options.dla_core is not None:
-        n = int(builder.num_DLA_cores)
-        if options.dla_core >= n:
-            raise BuildError(
-                f"DLA core {options.dla_core} requested but this device has {n} DLA core(s) "
-                "(DLA exists on Jetson AGX/NX Orin, not on discrete GPUs)"
-            )
-        config.default_device_type = trt.DeviceType.DLA
-        config.DLA_core = options.dla_core
-        config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
+        _use_dla(trt, builder, config, options.dla_core, rtx)
 
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
-        why = "; ".join(logger.errors[-3:]) if logger.errors else "no error logged by TensorRT"
-        raise BuildError(f"{onnx_path}: TensorRT could not build the engine: {why}")
+        raise BuildError(
+            f"{onnx_path}: TensorRT could not build the engine: {_why(logger, options)}"
+        )
     engine = bytes(serialized)
 
-    if options.timing_cache is not None:
+    if options.timing_cache is not None and not rtx:
         atomic_write_bytes(options.timing_cache, bytes(config.get_timing_cache().serialize()))
     return BuildResult(
         engine=engine,
@@ -524,20 +546,114 @@ def build_engine_detailed(
         seconds=time.perf_counter() - t0,
         timing_cache_loaded=timing_loaded,
         notes=tuple(notes),
+        layers=int(network.num_layers),
+        flavour=info.flavour,
+        trt_version=str(info.version),
+        compute_targets=targets,
     )
+
+
+def _add_profile(
+    builder: Any,
+    config: Any,
+    onnx_path: Path,
+    input_name: str,
+    dims: tuple[int, ...],
+    batch_dim: int,
+    profile: tuple[int, int, int],
+) -> None:
+    lo, opt, hi = profile
+    if batch_dim < 0:
+        prof = builder.create_optimization_profile()
+        prof.set_shape(input_name, (lo, *dims), (opt, *dims), (hi, *dims))
+        config.add_optimization_profile(prof)
+    elif (lo, opt, hi) != (batch_dim,) * 3:
+        raise BuildError(
+            f"{onnx_path}: input '{input_name}' has a fixed batch of {batch_dim}, so the batch "
+            f"profile {profile} cannot apply; export with a dynamic batch axis"
+        )
+
+
+def _set_compute_targets(
+    trt: Any, config: Any, targets: tuple[str, ...], info: TensorRTInfo
+) -> tuple[str, ...]:
+    """Point a TensorRT-RTX config at ``targets``; return what the config then reports."""
+    unknown = [t for t in targets if t not in info.compute_targets]
+    if unknown:
+        raise BuildError(
+            f"TensorRT-RTX {info.version} cannot target compute {', '.join(unknown)}; it "
+            f"targets {', '.join(info.compute_targets)} (Hopper and Jetson need standard TensorRT)"
+        )
+    enum = trt.ComputeCapability
+    config.num_compute_capabilities = len(targets)
+    for i, target in enumerate(targets):
+        major, minor = target.split(".")
+        if not config.set_compute_capability(getattr(enum, f"SM{major}{minor}"), i):
+            raise BuildError(f"TensorRT-RTX refused compute target {target}")
+    got = [config.get_compute_capability(i) for i in range(config.num_compute_capabilities)]
+    return tuple(f"{int(v) // 10}.{int(v) % 10}" for v in got)  # SM86 has the value 86
+
+
+def _load_timing_cache(config: Any, path: Path, notes: list[str]) -> bool:
+    """Attach the timing cache at ``path`` (or a new one); True when the file was loaded."""
+    loaded = False
+    data = b""
+    if path.is_file():
+        data = path.read_bytes()
+        loaded = True
+    cache = config.create_timing_cache(data)
+    if cache is None or not config.set_timing_cache(cache, False):
+        notes.append(f"timing cache {path} not usable here; started a new one")
+        loaded = False
+        config.set_timing_cache(config.create_timing_cache(b""), False)
+    return loaded
+
+
+def _use_dla(trt: Any, builder: Any, config: Any, core: int, rtx: bool) -> None:
+    n = 0 if rtx else int(builder.num_DLA_cores)
+    if core >= n:
+        raise BuildError(
+            f"DLA core {core} requested but this device has {n} DLA core(s) "
+            "(DLA exists on Jetson AGX/NX Orin with standard TensorRT, not on discrete GPUs)"
+        )
+    config.default_device_type = trt.DeviceType.DLA
+    config.DLA_core = core
+    config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
+
+
+def _why(logger: Any, options: BuildOptions) -> str:
+    """The builder's last errors, with the remedy for the one users hit: a workspace too small."""
+    why = "; ".join(logger.errors[-3:]) if logger.errors else "no error logged by TensorRT"
+    if "OutOfMemory" in why:
+        why += (
+            f" (the workspace limit is {options.workspace_bytes >> 20} MiB at max batch "
+            f"{options.profile[2]}: raise it with --workspace or lower the max batch)"
+        )
+    return why
 
 
 # --------------------------------------------------------------------------- cache front
 
 
 def make_key(
-    onnx_path: Path, options: BuildOptions, gpu: GpuInfo, trt_info: TensorRTInfo, plan: BuildPlan
+    onnx_path: Path,
+    options: BuildOptions,
+    gpu: GpuInfo | None,
+    trt_info: TensorRTInfo,
+    plan: BuildPlan,
 ) -> EngineKey:
-    """The cache key of building ``onnx_path`` with ``options`` on ``gpu`` / ``trt_info``."""
+    """The cache key of building ``onnx_path`` with ``options`` (cache.py says why each field).
+
+    A TensorRT-RTX engine is portable: its key names the compute targets, not a GPU, so
+    ``gpu`` may be None. A standard TensorRT key needs the GPU that builds it.
+    """
+    rtx = trt_info.flavour == RTX
+    if gpu is None and not rtx:
+        raise BuildError("standard TensorRT builds on a GPU, and none was found here")
     return EngineKey(
         onnx_sha256=sha256_file(Path(onnx_path)),
-        gpu_name=gpu.name,
-        compute_capability=gpu.compute_capability,
+        gpu_name=None if rtx else gpu.name,  # type: ignore[union-attr]
+        compute_capability=None if rtx else gpu.compute_capability,  # type: ignore[union-attr]
         trt_version=str(trt_info.version),
         precision=options.precision,
         profile=options.profile,
@@ -545,6 +661,8 @@ def make_key(
         workspace_bytes=options.workspace_bytes,
         strongly_typed=plan.strongly_typed,
         calibration=options.calibration_id if plan.use_calibrator else None,
+        flavour=trt_info.flavour,
+        compute_targets=options.rtx_targets if rtx else None,
     )
 
 
@@ -552,7 +670,7 @@ def build_or_load(
     onnx_path: Path,
     out_dir: Path,
     options: BuildOptions,
-    gpu: GpuInfo,
+    gpu: GpuInfo | None,
     trt_info: TensorRTInfo,
     trt: Any = None,
 ) -> tuple[Path, bool]:
@@ -560,7 +678,8 @@ def build_or_load(
 
     A cached engine is used only if its sidecar verifies against the key (see cache.py);
     otherwise the engine is built and stored with its sidecar. ``trt_info`` must describe the
-    ``trt`` module (default: the installed tensorrt) that would do the build.
+    ``trt`` module (default: import the flavour ``trt_info`` names) that would do the build;
+    ``gpu`` may be None for TensorRT-RTX, which builds without one.
     """
     onnx_path = Path(onnx_path)
     if not trt_info.available:
@@ -575,24 +694,32 @@ def build_or_load(
     if cached is not None:
         return cached, False
     if trt is None:
-        trt = import_tensorrt()
+        trt = import_tensorrt(trt_info.flavour)
     actual = probe_tensorrt(trt)
-    if actual.version != trt_info.version:
+    if (actual.flavour, actual.version) != (trt_info.flavour, trt_info.version):
         raise BuildError(
-            f"trt_info says TensorRT {trt_info.version} but the module builds with {actual.version}"
+            f"trt_info says {trt_info.display} {trt_info.version} but the module builds with "
+            f"{actual.display} {actual.version}"
         )
     result = build_engine_detailed(onnx_path, options, trt, graph=graph)
     facts = {
         "onnx_file": onnx_path.name,
         "input": {"name": result.input_name, "dims": list(result.input_dims)},
+        "flavour": result.flavour,
+        "trt_version": result.trt_version,
+        "compute_targets": list(result.compute_targets) if result.compute_targets else None,
+        "layers": result.layers,
         "strongly_typed": result.plan.strongly_typed,
         "builder_flags": list(result.plan.builder_flags),
         "implicit_int8_calibration": result.plan.use_calibrator,
         "graph": {"has_qdq": graph.has_qdq, "has_fp16": graph.has_fp16, "source": graph.source},
         "build_seconds": round(result.seconds, 3),
-        "timing_cache": str(options.timing_cache) if options.timing_cache else None,
+        "built_on_gpu": gpu.summary() if gpu is not None else None,
+        "timing_cache": (
+            str(options.timing_cache) if options.timing_cache and result.flavour != RTX else None
+        ),
         "timing_cache_loaded": result.timing_cache_loaded,
-        "gpu_memory_bytes": gpu.total_memory_bytes,
+        "gpu_memory_bytes": gpu.total_memory_bytes if gpu is not None else None,
         "notes": list(result.notes),
     }
     return store(out_dir, key, result.engine, facts), True
@@ -612,6 +739,7 @@ __all__ = [
     "inspect_onnx",
     "make_key",
     "parse_batch_profile",
+    "parse_compute_targets",
     "parse_size",
     "plan_build",
 ]

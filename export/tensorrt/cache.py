@@ -16,8 +16,11 @@ file can be copied between machines).
 
 What is in the key (:class:`EngineKey`) and why:
   - ``onnx_sha256``: the graph and weights (the ONNX file's SHA-256).
-  - ``gpu_name``, ``compute_capability``: engines are specific to the GPU model.
-  - ``trt_version``: engines are specific to the TensorRT version (full version string).
+  - ``flavour``: ``tensorrt`` or ``tensorrt-rtx``; only the flavour that built an engine loads it.
+  - ``gpu_name``, ``compute_capability``: a standard TensorRT engine is specific to the GPU
+    model that built it. A TensorRT-RTX engine is portable: both are None and
+    ``compute_targets`` lists the compute capabilities it was built for instead.
+  - ``trt_version``: engines are specific to the TensorRT (-RTX) version (full version string).
   - ``precision``: fp32 / fp16 / int8.
   - ``profile``: (min, opt, max) batch size of the optimization profile.
   - ``dla_core``: DLA core (Jetson) or None for the GPU.
@@ -44,7 +47,7 @@ from typing import Any
 from mrm_edge.card import sha256_file
 from mrm_edge.fileio import atomic_write_bytes
 
-KEY_FORMAT = 1  # bump when the meaning of a key field changes: old engines then miss
+KEY_FORMAT = 2  # bump when the meaning of a key field changes: old engines then miss
 SIDECAR_FORMAT = 1
 PRECISIONS = ("fp32", "fp16", "int8")
 DIGEST_CHARS = 16  # 64 bits: collisions are irrelevant, and lookup() compares all fields anyway
@@ -59,8 +62,8 @@ class EngineKey:
     """Everything that makes two engines different; see the module docstring."""
 
     onnx_sha256: str
-    gpu_name: str
-    compute_capability: str
+    gpu_name: str | None
+    compute_capability: str | None
     trt_version: str
     precision: str
     profile: tuple[int, int, int]
@@ -68,10 +71,22 @@ class EngineKey:
     workspace_bytes: int = 1 << 30
     strongly_typed: bool = True
     calibration: str | None = None
+    flavour: str = "tensorrt"
+    compute_targets: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[0-9a-f]{64}", self.onnx_sha256):
             raise ValueError(f"EngineKey: onnx_sha256 {self.onnx_sha256!r} is not a SHA-256 hex")
+        if self.flavour not in ("tensorrt", "tensorrt-rtx"):
+            raise ValueError(
+                f"EngineKey: flavour {self.flavour!r}, expected 'tensorrt' or 'tensorrt-rtx'"
+            )
+        if self.flavour == "tensorrt-rtx":
+            if not self.compute_targets:
+                raise ValueError("EngineKey: a TensorRT-RTX key needs its compute_targets")
+            object.__setattr__(self, "compute_targets", tuple(self.compute_targets))
+        elif not (self.gpu_name and self.compute_capability):
+            raise ValueError("EngineKey: a TensorRT key needs gpu_name and compute_capability")
         if self.precision not in PRECISIONS:
             raise ValueError(
                 f"EngineKey: precision {self.precision!r}, expected one of {PRECISIONS}"
@@ -93,6 +108,8 @@ class EngineKey:
         """The key as JSON-ready data (what the sidecar records and the digest hashes)."""
         d = asdict(self)
         d["profile"] = list(self.profile)
+        if self.compute_targets is not None:
+            d["compute_targets"] = list(self.compute_targets)
         d["format"] = KEY_FORMAT
         return d
 
@@ -217,36 +234,71 @@ def store(
 
 
 def check_engine(
-    engine_path: Path, gpu_name: str, compute_capability: str, trt_version: str
+    engine_path: Path,
+    gpu_name: str,
+    compute_capability: str,
+    trt_version: str | None,
+    rtx_version: str | None = None,
 ) -> dict[str, Any]:
-    """Refuse (:class:`EngineRefused`) an engine not built for this GPU and TensorRT version,
-    or one whose bytes differ from what its sidecar recorded; return the sidecar otherwise."""
+    """Refuse (:class:`EngineRefused`) an engine that cannot run on this GPU with the TensorRT
+    flavours installed here (``trt_version``: standard TensorRT's, ``rtx_version``:
+    TensorRT-RTX's, None where absent), or one whose bytes differ from what its sidecar
+    recorded; return the sidecar otherwise."""
     engine_path = Path(engine_path)
     sidecar = read_sidecar(engine_path)
-    misfit = describe_misfit(sidecar["key"], gpu_name, compute_capability, trt_version)
+    misfit = describe_misfit(sidecar["key"], gpu_name, compute_capability, trt_version, rtx_version)
     if misfit:
         raise EngineRefused(
-            f"{engine_path.name}: {misfit}; rebuild it here with `mrm-edge export --engine`"
+            f"{engine_path.name}: {misfit}; rebuild it with `mrm-edge export --engine`"
         )
     _verify_engine_file(engine_path, sidecar)
     return sidecar
 
 
-def describe_misfit(
-    key: dict[str, Any], gpu_name: str, compute_capability: str, trt_version: str
-) -> str | None:
-    """Why an engine whose sidecar records ``key`` cannot run on this GPU / TensorRT, or None.
-
-    GPU name, compute capability and TensorRT version are all named, built and here, so a
-    reader sees which one differs (two boards can share a name but not a capability).
-    """
-    built = (key.get("gpu_name"), key.get("compute_capability"), key.get("trt_version"))
-    here = (gpu_name, compute_capability, trt_version)
-    if built == here:
-        return None
+def describe_built(key: dict[str, Any]) -> str:
+    """What an engine was built by and for, in words (from its sidecar key)."""
+    if key.get("flavour") == "tensorrt-rtx":
+        targets = ", ".join(str(t) for t in key.get("compute_targets") or []) or "?"
+        return f"built by TensorRT-RTX {key.get('trt_version')} for compute {targets}"
     return (
-        f"built for {built[0]} (compute {built[1]}) with TensorRT {built[2]}, but this "
-        f"machine has {here[0]} (compute {here[1]}) with TensorRT {here[2]}"
+        f"built for {key.get('gpu_name')} (compute {key.get('compute_capability')}) with "
+        f"TensorRT {key.get('trt_version')}"
+    )
+
+
+def describe_misfit(
+    key: dict[str, Any],
+    gpu_name: str,
+    compute_capability: str,
+    trt_version: str | None,
+    rtx_version: str | None = None,
+) -> str | None:
+    """Why an engine whose sidecar records ``key`` cannot run here, or None.
+
+    Standard TensorRT: GPU name, compute capability and TensorRT version are all named, built
+    and here, so a reader sees which one differs (two boards can share a name but not a
+    capability). TensorRT-RTX: this GPU's compute capability must be one of the engine's
+    targets and the installed TensorRT-RTX the version that built it.
+    """
+    built = describe_built(key)
+    if key.get("flavour") == "tensorrt-rtx":
+        targets = [str(t) for t in key.get("compute_targets") or []]
+        if rtx_version is None:
+            return f"{built}, but TensorRT-RTX is not installed here"
+        if compute_capability not in targets or rtx_version != key.get("trt_version"):
+            return (
+                f"{built}, but this machine has {gpu_name} (compute {compute_capability}) "
+                f"with TensorRT-RTX {rtx_version}"
+            )
+        return None
+    here = (gpu_name, compute_capability, trt_version)
+    if (key.get("gpu_name"), key.get("compute_capability"), key.get("trt_version")) == here:
+        return None
+    if trt_version is None:
+        return f"{built}, but standard TensorRT is not installed here"
+    return (
+        f"{built}, but this machine has {gpu_name} (compute {compute_capability}) "
+        f"with TensorRT {trt_version}"
     )
 
 
@@ -293,6 +345,7 @@ __all__ = [
     "EngineKey",
     "EngineRefused",
     "check_engine",
+    "describe_built",
     "describe_misfit",
     "engine_filename",
     "lookup",

@@ -65,6 +65,9 @@ def test_fp16_gate_failure_is_a_clear_error(tiny_model_dir, ptbxl_root, tmp_path
 
 
 def test_engine_built_then_reused_with_test_doubles(tiny_model_dir, tmp_path) -> None:
+    """Standard TensorRT on a GPU: a double, because standard TensorRT cannot be installed
+    here and builds only on a GPU. The TensorRT-RTX path runs for real in
+    test_tensorrt_rtx.py."""
     opts = ExportOptions(model_dir=tiny_model_dir, out_dir=tmp_path, fp16=True, batch=(1, 8, 32))
     first = run_export(
         opts, log=lambda s: None, trt=FakeTensorRT("11.4.0"), cudart=FakeCudaRuntime()
@@ -79,15 +82,20 @@ def test_engine_built_then_reused_with_test_doubles(tiny_model_dir, tmp_path) ->
 
 
 def test_missing_tensorrt_writes_onnx_and_prints_commands(tiny_model_dir, tmp_path) -> None:
+    # Standard TensorRT is asked for; it is not installed here (and there is no GPU).
     logs: list[str] = []
     summary = run_export(
-        ExportOptions(model_dir=tiny_model_dir, out_dir=tmp_path, fp16=True), log=logs.append
+        ExportOptions(
+            model_dir=tiny_model_dir, out_dir=tmp_path, fp16=True, trt_flavour="tensorrt"
+        ),
+        log=logs.append,
     )
     assert summary.engines == {} and (tmp_path / "model.fp16.onnx").is_file()
     msg = summary.engine_message
     assert "TensorRT engines not built here" in msg
     assert f"mrm-edge export --model {tiny_model_dir} --fp16" in msg and "--engine" in msg
     assert "trtexec --onnx=" in msg and "--minShapes=ecg:1x12x1000" in msg
+    assert "TensorRT requested" in msg and "mrm-edge[tensorrt-rtx]" in msg
 
 
 def test_int8_through_the_pipeline(tiny_model_dir, ptbxl_root, tmp_path) -> None:

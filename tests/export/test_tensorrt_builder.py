@@ -387,7 +387,7 @@ def test_build_or_load_without_tensorrt(graphs: dict[str, Path], tmp_path: Path)
 def test_build_or_load_refuses_a_mismatched_module(graphs: dict[str, Path], tmp_path: Path) -> None:
     info = probe_tensorrt(FakeTensorRT("10.3.0"))
     opts = BuildOptions(precision="fp32")
-    with pytest.raises(BuildError, match=r"TensorRT 10\.3\.0 but the module builds with 10\.4"):
+    with pytest.raises(BuildError, match=r"10\.3\.0 but the module builds with TensorRT 10\.4"):
         build_or_load(graphs["fp32"], tmp_path, opts, GPU, info, trt=FakeTensorRT("10.4.0"))
 
 

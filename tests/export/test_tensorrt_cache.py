@@ -50,8 +50,55 @@ CHANGES = {
 }
 
 
+# A portable TensorRT-RTX key: no GPU, its compute targets instead.
+RTX_BASE = dataclasses.replace(
+    BASE,
+    flavour="tensorrt-rtx",
+    gpu_name=None,
+    compute_capability=None,
+    compute_targets=("8.0", "8.6", "8.9", "12.0"),
+    trt_version="1.7.1.116",
+)
+RTX_CHANGES = {"flavour": "tensorrt", "compute_targets": ("7.5", "8.0", "8.6", "8.9", "12.0")}
+
+
 def test_every_field_is_covered_by_the_parametrization() -> None:
-    assert set(CHANGES) == {f.name for f in dataclasses.fields(EngineKey)}
+    assert set(CHANGES) | set(RTX_CHANGES) == {f.name for f in dataclasses.fields(EngineKey)}
+
+
+@pytest.mark.parametrize("field", sorted(RTX_CHANGES))
+def test_rtx_digest_changes_with_flavour_and_targets(field: str) -> None:
+    extra = {"gpu_name": "x", "compute_capability": "8.6"} if field == "flavour" else {}
+    changed = dataclasses.replace(RTX_BASE, **{field: RTX_CHANGES[field]}, **extra)
+    assert changed.digest() != RTX_BASE.digest()
+
+
+def test_rtx_key_needs_targets_and_standard_key_needs_a_gpu() -> None:
+    with pytest.raises(ValueError, match="compute_targets"):
+        dataclasses.replace(RTX_BASE, compute_targets=None)
+    with pytest.raises(ValueError, match="gpu_name and compute_capability"):
+        dataclasses.replace(BASE, gpu_name=None)
+    with pytest.raises(ValueError, match="flavour 'trt'"):
+        dataclasses.replace(BASE, flavour="trt")
+    assert RTX_BASE.to_dict()["compute_targets"] == ["8.0", "8.6", "8.9", "12.0"]
+
+
+def test_rtx_engine_fits_every_target_gpu_with_the_same_version(tmp_path: Path) -> None:
+    path = store(tmp_path, RTX_BASE, b"engine-bytes")
+    for gpu, cc in (("NVIDIA RTX A6000", "8.6"), ("NVIDIA GeForce RTX 4090", "8.9")):
+        assert check_engine(path, gpu, cc, None, "1.7.1.116")["key"]["flavour"] == "tensorrt-rtx"
+    key = RTX_BASE.to_dict()
+    why = describe_misfit(key, "NVIDIA H100 80GB HBM3", "9.0", "10.3.0", "1.7.1.116")
+    assert why == (
+        "built by TensorRT-RTX 1.7.1.116 for compute 8.0, 8.6, 8.9, 12.0, but this machine has "
+        "NVIDIA H100 80GB HBM3 (compute 9.0) with TensorRT-RTX 1.7.1.116"
+    )
+    assert "TensorRT-RTX is not installed here" in describe_misfit(
+        key, "NVIDIA RTX A6000", "8.6", "10.3.0", None
+    )
+    assert "with TensorRT-RTX 1.8.0" in describe_misfit(key, "RTX", "8.6", None, "1.8.0")
+    with pytest.raises(EngineRefused, match=r"for compute 8\.0, 8\.6, 8\.9, 12\.0.*rebuild"):
+        check_engine(path, "NVIDIA GeForce RTX 2080", "7.5", None, "1.7.1.116")
 
 
 @pytest.mark.parametrize("field", sorted(CHANGES))
@@ -68,7 +115,7 @@ def test_digest_changes_with_each_profile_entry(profile: tuple[int, int, int]) -
 def test_digest_is_stable_across_runs_and_versions() -> None:
     # A golden value: if this changes, every user's cached engine silently misses. Bump
     # KEY_FORMAT deliberately instead, and update this value with it.
-    assert BASE.digest() == "5eb82295f0cd4fb9"
+    assert BASE.digest() == "0b5af7088947d0cf"  # KEY_FORMAT 2
     assert (
         EngineKey(**{**dataclasses.asdict(BASE), "profile": [1, 8, 32]}).digest() == BASE.digest()
     )

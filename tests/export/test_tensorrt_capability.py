@@ -39,7 +39,7 @@ def test_import_tensorrt_says_what_to_install() -> None:
 
 
 def test_a_broken_install_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken() -> None:
+    def broken(flavour: str = "tensorrt") -> None:
         raise OSError("libnvinfer.so.10: cannot open shared object file")
 
     monkeypatch.setattr(capability, "_import_tensorrt", broken)
@@ -87,6 +87,15 @@ def test_assumed_capabilities(version: str, flags: bool) -> None:
         TensorRTInfo.assumed("latest")
 
 
+@pytest.mark.skipif(not HAS_CUDA_PYTHON, reason="cuda-python is not installed here")
+def test_gpu_probe_with_real_cuda_python_and_no_gpu_is_an_answer() -> None:
+    """The real cuda-python (installed with the tests' extras) on a machine without a GPU
+    or driver: one line naming the CUDA error, not a traceback."""
+    gpu, reason = probe_gpu()
+    assert gpu is None and "\n" not in reason
+    assert reason.startswith("no usable CUDA device: cudaError")
+
+
 @pytest.mark.skipif(HAS_CUDA_PYTHON, reason="cuda-python is installed here")
 def test_gpu_probe_without_cuda_python() -> None:
     gpu, reason = probe_gpu()
@@ -124,3 +133,83 @@ def test_gpu_probe_never_raises() -> None:
 
     gpu, reason = probe_gpu(0, Exploding())
     assert gpu is None and "driver crashed" in reason
+
+
+# --------------------------------------------------------------------------- flavours
+
+RTX_INFO = TensorRTInfo.assumed("1.7.1", flavour="tensorrt-rtx")
+STD_INFO = TensorRTInfo.assumed("10.3.0")
+MISSING = {
+    "tensorrt": TensorRTInfo(False, reason="tensorrt cannot be imported"),
+    "tensorrt-rtx": TensorRTInfo(
+        False, reason="tensorrt_rtx cannot be imported", flavour="tensorrt-rtx"
+    ),
+}
+
+
+def _gpu(cc: str, name: str = "GPU") -> capability.GpuInfo:
+    return capability.GpuInfo(name, cc, 8 << 30)
+
+
+@pytest.mark.parametrize(
+    ("have", "gpu", "expected", "why"),
+    [
+        (("tensorrt", "tensorrt-rtx"), None, "tensorrt-rtx", "no GPU here"),
+        (("tensorrt-rtx",), _gpu("8.6"), "tensorrt-rtx", "is one of its targets"),
+        (("tensorrt", "tensorrt-rtx"), _gpu("8.6"), "tensorrt", "tuned on this GPU"),
+        (("tensorrt", "tensorrt-rtx"), _gpu("9.0"), "tensorrt", "compute 9.0 is no TensorRT-RTX"),
+        (("tensorrt",), _gpu("8.7"), "tensorrt", "no TensorRT-RTX target"),
+        (("tensorrt-rtx",), _gpu("9.0"), None, "needs standard TensorRT"),
+        (("tensorrt",), None, None, "TensorRT-RTX is not available"),
+        ((), _gpu("8.6"), None, "needs standard TensorRT"),
+    ],
+)
+def test_auto_flavour_rule(have, gpu, expected, why) -> None:
+    infos = {**MISSING}
+    if "tensorrt" in have:
+        infos["tensorrt"] = STD_INFO
+    if "tensorrt-rtx" in have:
+        infos["tensorrt-rtx"] = RTX_INFO
+    flavour, reason = capability.choose_flavour("auto", infos, gpu)
+    assert flavour == expected and why in reason
+
+
+def test_explicit_flavour_is_honoured_or_refused_with_the_reason() -> None:
+    infos = {"tensorrt": STD_INFO, "tensorrt-rtx": RTX_INFO}
+    assert capability.choose_flavour("tensorrt-rtx", infos, _gpu("8.6"))[0] == "tensorrt-rtx"
+    flavour, why = capability.choose_flavour("tensorrt", infos, None)
+    assert flavour is None and "builds on a GPU" in why
+    flavour, why = capability.choose_flavour("tensorrt-rtx", MISSING, None)
+    assert flavour is None and "tensorrt_rtx cannot be imported" in why
+    with pytest.raises(ValueError, match="expected one of auto, tensorrt, tensorrt-rtx"):
+        capability.choose_flavour("trt", infos, None)
+
+
+def test_flavour_comes_from_the_option_or_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(capability.FLAVOUR_ENV, raising=False)
+    assert capability.requested_flavour() == "auto"
+    monkeypatch.setenv(capability.FLAVOUR_ENV, "tensorrt-rtx")
+    assert capability.requested_flavour() == "tensorrt-rtx"
+    assert capability.requested_flavour("tensorrt") == "tensorrt"
+    monkeypatch.setenv(capability.FLAVOUR_ENV, "rtx")
+    with pytest.raises(ValueError, match=r"\$MRM_EDGE_TRT_FLAVOUR 'rtx'"):
+        capability.requested_flavour()
+
+
+def test_flavour_of_modules_and_doubles() -> None:
+    assert capability.flavour_of(FakeTensorRT("10.3.0")) == "tensorrt"
+    rtx = pytest.importorskip("tensorrt_rtx", reason="TensorRT-RTX is not installed")
+    assert capability.flavour_of(rtx) == "tensorrt-rtx"
+    assert capability.compute_targets_of(rtx)[:2] == ("7.5", "8.0")
+
+
+def test_missing_rtx_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    def missing(flavour: str = "tensorrt") -> None:
+        raise ImportError(f"No module named '{capability.MODULES[flavour]}'")
+
+    monkeypatch.setattr(capability, "_import_tensorrt", missing)
+    info = probe_tensorrt(None, "tensorrt-rtx")
+    assert not info.available and info.flavour == "tensorrt-rtx"
+    assert "mrm-edge[tensorrt-rtx]" in info.reason and "\n" not in info.reason
+    with pytest.raises(TensorRTUnavailable, match=r"TensorRT-RTX is not installed here"):
+        import_tensorrt("tensorrt-rtx")
