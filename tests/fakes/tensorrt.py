@@ -772,10 +772,19 @@ class FakeEngine:
             raise ValueError(f"no profile shape for {name!r} / profile {profile_index}")
         return list(self.profile) if self.profile else [self.in_shape] * 3
 
-    def create_execution_context(self) -> FakeExecutionContext:
+    def create_execution_context(self, runtime_config: Any = None) -> FakeExecutionContext:
+        if runtime_config is not None and self._trt.FLAVOUR != "tensorrt-rtx":
+            raise TypeError("create_execution_context(): standard TensorRT takes no runtime config")
         ctx = FakeExecutionContext(self._trt, self)
+        ctx.runtime_config = runtime_config
         self._trt.contexts.append(ctx)
         return ctx
+
+    def create_runtime_config(self) -> FakeRuntimeConfig:
+        """TensorRT-RTX only (``ICudaEngine.create_runtime_config``)."""
+        if self._trt.FLAVOUR != "tensorrt-rtx":
+            raise AttributeError("'ICudaEngine' object has no attribute 'create_runtime_config'")
+        return FakeRuntimeConfig(self._trt)
 
     def compute(self, x: np.ndarray) -> np.ndarray:
         if self._trt.execute_fn is not None:
@@ -789,9 +798,61 @@ class FakeEngine:
         return self._session.run(None, {self.in_name: x})[0]
 
 
+class FakeRuntimeCache:
+    """TensorRT-RTX's ``IRuntimeCache``: the kernels JIT-compiled for this GPU, here one
+    entry per input shape executed. ``serialize``/``deserialize`` round-trip them."""
+
+    PREFIX = b"FAKERTCACHE:"
+
+    def __init__(self) -> None:
+        self.shapes: set[tuple[int, ...]] = set()
+        self.deserialized: list[bytes] = []  # every blob offered, accepted or not
+        self.serialize_calls = 0
+
+    def serialize(self) -> memoryview:
+        self.serialize_calls += 1
+        return memoryview(self.PREFIX + json.dumps(sorted(self.shapes)).encode())
+
+    def deserialize(self, blob: Any) -> bool:
+        data = bytes(blob)
+        self.deserialized.append(data)
+        if not data.startswith(self.PREFIX):
+            return False  # as TensorRT-RTX: rejected, the cache is left unchanged
+        try:
+            shapes = {tuple(s) for s in json.loads(data[len(self.PREFIX) :])}
+        except ValueError:
+            return False
+        self.shapes |= shapes
+        return True
+
+    def reset(self) -> None:
+        self.shapes.clear()
+
+
+class FakeRuntimeConfig:
+    """TensorRT-RTX's ``IRuntimeConfig`` (``engine.create_runtime_config()``)."""
+
+    def __init__(self, trt: FakeTensorRT) -> None:
+        self._trt = trt
+        self.cache: FakeRuntimeCache | None = None
+
+    def create_runtime_cache(self) -> FakeRuntimeCache:
+        cache = FakeRuntimeCache()
+        self._trt.runtime_caches.append(cache)
+        return cache
+
+    def set_runtime_cache(self, cache: FakeRuntimeCache) -> bool:
+        self.cache = cache
+        return True
+
+    def get_runtime_cache(self) -> FakeRuntimeCache | None:
+        return self.cache
+
+
 class FakeExecutionContext:
     def __init__(self, trt: FakeTensorRT, engine: FakeEngine) -> None:
         self._trt, self._engine = trt, engine
+        self.runtime_config: FakeRuntimeConfig | None = None
         self.calls: list[tuple[Any, ...]] = []
         self.input_shape: tuple[int, ...] | None = None
         self.addresses: dict[str, int] = {}
@@ -838,6 +899,8 @@ class FakeExecutionContext:
             return False
         # Captured now, like TensorRT: later set_* calls do not affect this enqueue.
         shape = self.input_shape
+        if self.runtime_config is not None and self.runtime_config.cache is not None:
+            self.runtime_config.cache.shapes.add(shape)  # TensorRT-RTX JIT-compiles for it
         in_ptr, out_ptr = self.addresses[e.in_name], self.addresses[e.out_name]
         out_shape = self.get_tensor_shape(e.out_name)
 
@@ -870,6 +933,8 @@ class FakeTensorRT:
         execute_fn: numpy function the engine computes (default: ONNX Runtime on the ONNX).
         capture_supported: execute_async_v3 works under CUDA stream capture.
         cuda: the FakeCudaRuntime whose memory and streams execution uses.
+        flavour: "tensorrt", or "tensorrt-rtx" for a TensorRT-RTX runtime double (``FLAVOUR``
+            says so; engines get ``create_runtime_config`` and its runtime cache).
     """
 
     def __init__(
@@ -885,7 +950,12 @@ class FakeTensorRT:
         execute_fn: Callable[[np.ndarray], np.ndarray] | None = None,
         capture_supported: bool = True,
         cuda: FakeCudaRuntime | None = None,
+        flavour: str = "tensorrt",
     ) -> None:
+        if flavour not in ("tensorrt", "tensorrt-rtx"):
+            raise ValueError(flavour)
+        self.FLAVOUR = flavour  # capability.flavour_of reads it
+        self.runtime_caches: list[FakeRuntimeCache] = []
         self.__version__ = version
         self.precision_flags = precision_flags
         self.int8_calibrator_supported = (
