@@ -3,9 +3,10 @@
 - ``base``: the ``Backend`` interface and ``BackendUnavailable``.
 - ``onnxruntime``: ``OnnxRuntimeBackend`` (CPU, or CUDA with I/O binding).
 - ``tensorrt``: ``TensorRTBackend`` (serialized engine, double-buffered pipeline, CUDA graphs).
-- ``cuda``: cuda-python helpers the TensorRT backend uses.
+- ``cuda``: the CUDA interface the TensorRT backend uses (cuda-python, or pycuda).
+- ``trt_engine``, ``trt_slots``: the TensorRT backend's engine loading and buffer slots.
 
-Importing this package imports no torch, no onnxruntime, no tensorrt and no cuda-python:
+Importing this package imports no torch, no onnxruntime, no tensorrt and no CUDA binding:
 each backend imports its library in ``activate()``.
 """
 
