@@ -488,6 +488,15 @@ class FakeNetwork:
     def num_outputs(self) -> int:
         return len(self.outputs)
 
+    @property
+    def num_layers(self) -> int:
+        """One layer per ONNX node parsed (real TensorRT adds a few, e.g. for constants)."""
+        if self.onnx_bytes is None:
+            return 0
+        import onnx
+
+        return len(onnx.load_from_string(self.onnx_bytes).graph.node)
+
     def get_input(self, i: int) -> FakeTensor:
         return self.inputs[i]
 

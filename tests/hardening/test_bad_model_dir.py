@@ -499,7 +499,9 @@ def test_export_rebuilds_an_engine_for_another_machine_and_says_why(tmp_path: Pa
         summary = ExportSummary(artifacts={"fp16": d / "model.fp16.onnx"})
         trt, cudart = _machine(kind)
         _engines(opts, summary, logs.append, trt, cudart)
-        return summary.engines["fp16"], logs
+        # First the flavour line (which TensorRT builds, and why), then one line per engine.
+        assert logs[0].startswith("engines: TensorRT 1")
+        return summary.engines["fp16"], logs[1:]
 
     again, logs = export_on("the same machine")
     assert again == first and logs == [f"reused cached engine {first.name}"]
