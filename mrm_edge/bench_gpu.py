@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from mrm_edge.bench import VARIANT_FILES, Result, _percentiles_ms, input_windows, summarise
+from mrm_edge.data.errors import first_line
 
 __all__ = [
     "GPU_BATCH_SIZES",
@@ -169,28 +170,39 @@ def bench_onnxruntime_cuda(
 # =========================================================================== TensorRT
 
 
-def find_engine(model_dir: Path, precision: str, gpu: Any, trt_version: str) -> Any:
-    """The verified engine of ``model_dir`` for this GPU, TensorRT version and precision, as
-    the runtime finds it (:class:`mrm_edge.runtime.model.DeployedModel`, sidecar key match);
-    the widest batch profile if several fit. :class:`GpuUnavailable` names the export
-    command when there is none."""
+def find_engine(
+    model_dir: Path,
+    precision: str,
+    gpu: Any,
+    trt_version: str | None,
+    rtx_version: str | None = None,
+) -> Any:
+    """The verified engine of ``model_dir`` that runs on this GPU with the TensorRT flavours
+    installed (standard TensorRT ``trt_version``, TensorRT-RTX ``rtx_version``; None where
+    absent), as the runtime judges it (``cache.describe_misfit``); the widest batch profile if
+    several fit. :class:`GpuUnavailable` names the export command when there is none."""
+    from mrm_edge.export.tensorrt.cache import describe_misfit
+
     model = _model(model_dir)
-    here = (gpu.name, gpu.compute_capability, str(trt_version))
     fitting, misfits = [], []
     for e in model.engines:
         if e.precision != precision:
             continue
-        k = e.key
-        built = (k.get("gpu_name"), k.get("compute_capability"), k.get("trt_version"))
-        if built == here:
+        why = describe_misfit(e.key, gpu.name, gpu.compute_capability, trt_version, rtx_version)
+        if why is None:
             fitting.append(e)
         else:
-            misfits.append(f"{e.name} built for {built[0]} / TensorRT {built[2]}")
+            misfits.append(f"{e.name} {why}")
     misfits += [f"{n}: {why}" for n, why in model.refused.items() if n.endswith(".engine")]
     if not fitting:
         flag = {"fp16": " --fp16", "int8": " --int8 --calib-data DATA"}.get(precision, "")
+        have = " / ".join(
+            f"{name} {v}"
+            for name, v in (("TensorRT", trt_version), ("TensorRT-RTX", rtx_version))
+            if v
+        )
         raise GpuUnavailable(
-            f"tensorrt {precision}: no engine for {gpu.name} / TensorRT {trt_version} in "
+            f"tensorrt {precision}: no engine for {gpu.name} / {have or 'no TensorRT'} in "
             f"{model_dir} ({'; '.join(misfits) or 'none built'}); build one with "
             f"`mrm-edge export --model {model_dir}{flag} --engine --batch 1,32,256`"
         )
@@ -217,24 +229,35 @@ def bench_tensorrt(
     a GPU or a fitting engine. ``trt``: the module to use; ``cudart``: a CudaApi or a
     cuda-python runtime module (tests pass the test doubles)."""
     from mrm_edge.export.tensorrt.cache import EngineRefused, check_engine
-    from mrm_edge.export.tensorrt.capability import import_tensorrt, probe_gpu, probe_tensorrt
+    from mrm_edge.export.tensorrt.capability import (
+        RTX,
+        STANDARD,
+        flavour_of,
+        import_tensorrt,
+        probe_flavours,
+        probe_gpu,
+    )
     from mrm_edge.runtime.backends import cuda as cu
     from mrm_edge.runtime.backends.base import BackendUnavailable
 
     try:
-        trt = trt if trt is not None else import_tensorrt()
         cuda = cu.as_cuda_api(cudart)
     except (BackendUnavailable, RuntimeError) as e:
         raise GpuUnavailable(f"tensorrt: {getattr(e, 'reason', None) or e}") from e
     gpu, why = probe_gpu(device_id, cuda)
     if gpu is None:
         raise GpuUnavailable(f"tensorrt: no GPU ({why})")
-    version = str(probe_tensorrt(trt).version)
-    art = find_engine(Path(model_dir), precision, gpu, version)
+    infos = probe_flavours({flavour_of(trt): trt} if trt is not None else None)
+    versions = {f: (i.version if i.available else None) for f, i in infos.items()}
+    if not any(versions.values()):
+        raise GpuUnavailable(f"tensorrt: {infos[STANDARD].reason}")
+    art = find_engine(Path(model_dir), precision, gpu, versions[STANDARD], versions[RTX])
     try:
-        check_engine(art.path, gpu.name, gpu.compute_capability, version)
-    except EngineRefused as e:
-        raise GpuUnavailable(f"tensorrt {precision}: {e}") from e
+        check_engine(art.path, gpu.name, gpu.compute_capability, versions[STANDARD], versions[RTX])
+        flavour = art.key.get("flavour", STANDARD)
+        trt = trt if trt is not None and flavour_of(trt) == flavour else import_tensorrt(flavour)
+    except (EngineRefused, RuntimeError) as e:
+        raise GpuUnavailable(f"tensorrt {precision}: {first_line(e, with_type=False)}") from e
     cuda.set_device(device_id)
 
     try:  # pycuda's context is popped however this ends (a no-op for cuda-python)
