@@ -1,39 +1,64 @@
 """INT8 export: explicit (Q/DQ) static quantization of the FP32 ONNX model, with an accuracy gate.
 
-What gets quantized, and why
-----------------------------
-The compute ops, Conv, Gemm and MatMul: their weights become int8, symmetric, per output
-channel (axis 0 for Conv and for Gemm with transB, the exporter's layout); their input and
-output activations get one scale per tensor. These are the layers the accuracy gate's
-sensitivity sweep ranks and ``exclude_nodes`` names.
+Two files, two placements
+-------------------------
+The runtimes that make INT8 fast want different graphs, so ``mrm-edge export --int8`` writes
+two files from the same calibration ranges (names in :mod:`mrm_edge.artifacts`). Both have
+int8 weights, symmetric, one scale per output channel (axis 0 for Conv and for Gemm with
+transB, the exporter's layout), and one scale per activation tensor.
 
-By default the ops that only carry activations from one Conv to the next are quantized
-too: the residual Add, MaxPool and Concat (``op_types``, :data:`DEFAULT_OP_TYPES`). They
-cost nothing in accuracy (they add, pick or copy already-quantized values) and let ONNX
-Runtime keep the tensor in uint8 between Convs (``QLinearAdd``, ``QLinearConcat``, uint8
-MaxPool) instead of a DequantizeLinear, a float op and a QuantizeLinear at every residual
-join: on the shipped model the float Adds and the Q/DQ around them were ~14 % of INT8
-inference time on ORT CPU. :data:`COMPUTE_OP_TYPES` alone gives the narrow export. The rest
-(ReLU, fused into QLinearConv anyway; the attention's ReduceMean/ReduceMax/Sigmoid/Mul;
-LayerNormalization; the baked-in standardisation) stays float: cheap ops where int8 only
-adds rounding.
+``activation_type="uint8"`` → ``model.int8.onnx``, for ONNX Runtime CPU
+    Asymmetric uint8 activations with int8 weights (U8S8, the combination ORT's x86 CPU
+    kernels accelerate) and int32 biases. The compute ops (Conv, Gemm, MatMul) are quantized
+    on their inputs *and* their outputs, on purpose: ORT's CPU provider fuses
+    ``DQ → Conv → Q`` into one ``QLinearConv``; without the output Q the Conv runs in float
+    between a DQ and nothing, and INT8 buys no speed at all. By default the ops that only
+    carry activations from one Conv to the next are quantized too: the residual Add,
+    MaxPool and Concat (``op_types``, :data:`DEFAULT_OP_TYPES`). They cost nothing in
+    accuracy (they add, pick or copy already-quantized values) and let ORT keep the tensor
+    in uint8 between Convs (``QLinearAdd``, ``QLinearConcat``, uint8 MaxPool) instead of a
+    DequantizeLinear, a float op and a QuantizeLinear at every residual join. One Q/DQ pair
+    per tensor, shared by its consumers. TensorRT's ONNX parser rejects this file: its
+    DequantizeLinear takes 8-bit (or FP8/FP4/Int4) inputs only, not the int32 biases.
 
-The Conv *output* is quantized too, on purpose: ONNX Runtime's CPU provider fuses
-``DQ → Conv → Q`` into one ``QLinearConv``; without the output Q the Conv runs in float
-between a DQ and nothing, and INT8 buys no speed at all (measured on the tiny test model:
-~1.1× with outputs left float against ~2.8× with them quantized).
+``activation_type="int8"`` → ``model.int8-sym.onnx``, for TensorRT (and OpenVINO)
+    Symmetric int8 activations and weights (zero point 0) and biases left in float
+    (``QuantizeBias: False``: TensorRT's parser takes a float bias, and an int32 one not at
+    all). Q/DQ go where NVIDIA's TensorRT developer guide ("Q/DQ layer-placement
+    recommendations") puts them, so that TensorRT can fuse them into its int8 layers:
 
-Activation type
----------------
-``"uint8"`` (default): asymmetric uint8 activations with int8 weights (U8S8), the
-combination ORT's x86 CPU kernels accelerate (VNNI / AVX2); ~2.4× over FP32 on the authors'
-model. ``"int8"``: symmetric int8 activations and weights (S8S8), what TensorRT's explicit
-quantization wants — for a TensorRT target choose ``--int8-activations int8``. That setting
-also gives every consumer its own Q/DQ pair (``DedicatedQDQPair``), which TensorRT fuses
-per layer. On ORT's CPU provider S8S8 runs no faster than FP32 (tiny model: 511 vs 512
-windows/s at batch 32, one thread, against 1422 for U8S8), so it is for TensorRT only.
+    * on the inputs of the weighted layers only: the activation and the weight of every
+      Conv, Gemm and MatMul (:data:`TENSORRT_OP_TYPES`);
+    * not on their outputs (``OpTypesToExcludeOutputQuantization``): TensorRT fuses Conv,
+      bias, ReLU and the *next* layer's input Q into one layer by itself, and a Q forced onto
+      a Conv output that feeds a float op only adds a rounding;
+    * the residual input of an Add that follows a Conv is dequantized, the pattern TensorRT
+      fuses into Conv + Add: a tensor feeding one Conv and the residual Add gets a single
+      Q/DQ pair that both read (ORT's rule for a tensor with one quantized consumer); an Add
+      left reading a float residual is reported in ``placement_notes``;
+    * nothing on MaxPool and Concat: they commute with Q/DQ and TensorRT moves the Q/DQ
+      across them itself;
+    * one Q/DQ pair per quantized consumer where a tensor feeds several
+      (``DedicatedQDQPair``), so each layer's fusion stands on its own.
+
+    The carrier op types in ``op_types`` are still calibrated (the ranges, and so the
+    calibration cache entry, are shared with the uint8 file) but get no Q/DQ here.
+
+    Evidence, without a GPU: TensorRT for RTX's parser takes the shipped model's file with
+    no error and its builder serializes an engine; against the uint8 placement made
+    symmetric (Q/DQ also on every Conv output and on Add/MaxPool/Concat) the parsed network
+    has fewer layers and the serialized engine is smaller. Layer counts and engine size
+    are the only fusion evidence this project has: no engine of it has run or been
+    profiled on a GPU, so nothing here is a claim about TensorRT's speed.
+
+    ONNX Runtime CPU runs this file with float convolutions (a DQ → Conv without an output
+    Q is not fused), so no faster than FP32; it is gated on ORT all the same, as an
+    accuracy check of the quantization.
+
 ``reduce_range`` (7-bit weights) is for x86 CPUs without VNNI, where U8S8 products can
-saturate 16-bit intermediate sums.
+saturate the 16-bit intermediate sums of ORT's fused kernels; the gate measures on the
+exporting machine's kernels, so a layer that saturates there fails it and the sweep below
+keeps that layer in float.
 
 Ranges are computed once (``mrm_edge.calibration.ranges``) and cached
 (``mrm_edge.calibration.cache``), then handed to ONNX Runtime's ``QDQQuantizer`` exactly as
@@ -89,6 +114,8 @@ __all__ = [
     "ACTIVATION_TYPES",
     "COMPUTE_OP_TYPES",
     "DEFAULT_OP_TYPES",
+    "SCHEMES",
+    "TENSORRT_OP_TYPES",
     "ActivationType",
     "Int8GateError",
     "Int8Report",
@@ -105,6 +132,13 @@ COMPUTE_OP_TYPES: tuple[str, ...] = QUANTIZED_OP_TYPES
 #: What is quantized by default: the compute ops plus the ops that carry their activations
 #: (see the module docstring).
 DEFAULT_OP_TYPES: tuple[str, ...] = (*COMPUTE_OP_TYPES, "Add", "MaxPool", "Concat")
+#: The int8 (TensorRT) placement: Q/DQ on the inputs of these ops only (module docstring).
+TENSORRT_OP_TYPES: tuple[str, ...] = COMPUTE_OP_TYPES
+#: Activation type → the scheme in words, for sidecars and log lines.
+SCHEMES: dict[str, str] = {
+    "uint8": "uint8 asymmetric activations (ONNX Runtime CPU)",
+    "int8": "int8 symmetric, float bias (TensorRT, OpenVINO)",
+}
 
 
 class Int8GateError(ValueError):
@@ -128,7 +162,8 @@ class Int8Result:
     cache_key: str | None = None
     cache_file: str | None = None
     weights: str = "int8 symmetric, per output channel"
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # about the FP32 graph
+    placement_notes: list[str] = field(default_factory=list)  # about the Q/DQ written
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -211,7 +246,10 @@ def _quantizable(model: Any) -> dict[str, str]:
 
 def quantized_nodes(int8_onnx: str | Path) -> list[str]:
     """Conv / Gemm / MatMul nodes of a Q/DQ model whose data input comes from a DequantizeLinear."""
-    model = _load(Path(int8_onnx))
+    return _dequantized_compute(_load(Path(int8_onnx)))
+
+
+def _dequantized_compute(model: Any) -> list[str]:
     producer = {o: n.op_type for n in model.graph.node for o in n.output}
     return [
         n.name
@@ -309,16 +347,8 @@ def _write_qdq(
             for name, (lo, hi) in ranges.items()
         },
     )
-    symmetric = activation_type == "int8"
-    extra: dict[str, Any] = {
-        "ActivationSymmetric": symmetric,
-        "WeightSymmetric": True,
-        # Per output channel for MatMul weights too (Conv and Gemm default to it).
-        "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1},
-        # TensorRT fuses one Q/DQ pair per consumer; ORT CPU is happy with shared pairs.
-        "DedicatedQDQPair": symmetric,
-    }
-    act = QuantType.QInt8 if symmetric else QuantType.QUInt8
+    quantize_ops, extra = _placement(activation_type, op_types)
+    act = QuantType.QInt8 if activation_type == "int8" else QuantType.QUInt8
     quantizer = QDQQuantizer(
         model,
         True,  # per_channel
@@ -328,12 +358,69 @@ def _write_qdq(
         tensors,
         list(only or []),
         list(exclude),
-        list(op_types),
+        quantize_ops,
         extra,
     )
     quantizer.quantize_model()
     out_path.parent.mkdir(parents=True, exist_ok=True)
     quantizer.model.save_model_to_file(str(out_path), False)
+
+
+def _placement(activation_type: str, op_types: Sequence[str]) -> tuple[list[str], dict[str, Any]]:
+    """(op types to quantize, QDQQuantizer extra options) of ``activation_type``'s file.
+
+    See the module docstring for why the two differ."""
+    extra: dict[str, Any] = {
+        "WeightSymmetric": True,
+        # Per output channel for MatMul weights too (Conv and Gemm default to it).
+        "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1},
+    }
+    if activation_type == "uint8":
+        # Shared pairs and quantized outputs: what ORT CPU fuses into QLinear* kernels.
+        extra.update(ActivationSymmetric=False, DedicatedQDQPair=False)
+        return list(op_types), extra
+    extra.update(
+        ActivationSymmetric=True,
+        DedicatedQDQPair=True,
+        # TensorRT's DequantizeLinear takes 8-bit inputs only: no int32 bias.
+        QuantizeBias=False,
+        # TensorRT fuses the next layer's input Q into a Conv; an output Q of its own is
+        # only an extra rounding before float ops (ReLU, residual Add, Sigmoid).
+        OpTypesToExcludeOutputQuantization=list(TENSORRT_OP_TYPES),
+    )
+    return [op for op in op_types if op in TENSORRT_OP_TYPES], extra
+
+
+def _placement_notes(model: Any, activation_type: str, op_types: Sequence[str]) -> list[str]:
+    """What the int8 (TensorRT) file leaves unquantized that TensorRT would want to know."""
+    if activation_type != "int8":
+        return []
+    notes = []
+    carriers = [op for op in op_types if op not in TENSORRT_OP_TYPES]
+    if carriers:
+        notes.append(
+            f"op types {','.join(carriers)} calibrated but given no Q/DQ in the TensorRT "
+            "placement (TensorRT moves Q/DQ across MaxPool and Concat; a residual Add reads "
+            "its neighbour Conv's input DequantizeLinear)"
+        )
+    # A residual Add that reads the float tensor while that tensor's Q/DQ feeds only the
+    # Conv beside it (a tensor with several quantized consumers gets dedicated pairs).
+    producer = {o: n.op_type for n in model.graph.node for o in n.output}
+    quantized = {n.input[0] for n in model.graph.node if n.op_type == "QuantizeLinear"}
+    float_residual = [
+        node.name
+        for node in model.graph.node
+        if node.op_type == "Add"
+        and any(producer.get(i) == "Conv" for i in node.input)
+        and any(i in quantized for i in node.input)
+    ]
+    if float_residual:
+        notes.append(
+            f"{len(float_residual)} Add(s) after a Conv read a float residual that is "
+            f"quantized elsewhere (first: {float_residual[0]}): TensorRT fuses Conv + Add "
+            "only with a dequantized residual"
+        )
+    return notes
 
 
 def _check_args(fp32_onnx: Path, out_path: Path, activation_type: str) -> None:
@@ -425,6 +512,11 @@ def _quantize(
     fp32_model = _load(fp32_onnx)
     quantizable = _quantizable(fp32_model)
     _check_op_types(params["op_types"])
+    if activation_type == "int8" and not set(params["op_types"]) & set(TENSORRT_OP_TYPES):
+        raise ValueError(
+            f"op_types {','.join(params['op_types'])}: the int8 (TensorRT) placement "
+            f"quantizes the inputs of {'/'.join(TENSORRT_OP_TYPES)} only, and none is listed"
+        )
     unknown = [n for n in exclude_nodes if n not in quantizable]
     if unknown:
         raise ValueError(
@@ -466,10 +558,14 @@ def _with_nodes(
     result: Int8Result, path: Path, exclude: Sequence[str], quantizable: dict[str, str]
 ) -> Int8Result:
     """``result`` describing the model at ``path``: which layers are quantized, which float."""
-    done = quantized_nodes(path)
+    model = _load(path)
+    done = _dequantized_compute(model)
     return replace(
         result,
         path=path,
+        placement_notes=_placement_notes(
+            model, result.activation_type, result.range_params["op_types"]
+        ),
         quantized_nodes=done,
         excluded_nodes=list(exclude),
         float_nodes=[n for n in quantizable if n not in set(done)],

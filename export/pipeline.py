@@ -4,8 +4,10 @@ Order of work, each step gated before the next:
 
 1. FP32 ONNX, checked against PyTorch (max |Δp| <= 1e-5);
 2. FP16 mixed-precision ONNX, checked against FP32 (max |Δp|, macro-AUC change);
-3. INT8 Q/DQ ONNX calibrated on real ECG, checked against FP32 (macro-AUC drop,
-   per-label; sensitive layers kept in float);
+3. INT8 Q/DQ ONNX calibrated on real ECG, two files from one calibration: ``model.int8.onnx``
+   (uint8 asymmetric, for ONNX Runtime CPU) and ``model.int8-sym.onnx`` (int8 symmetric,
+   float bias, for TensorRT and OpenVINO); each checked against FP32 on ONNX Runtime
+   (macro-AUC drop, per-label; sensitive layers kept in float);
 4. a TensorRT engine per precision written (FP32, FP16, INT8 from the TensorRT-style INT8
    file) wherever a TensorRT flavour can build: TensorRT-RTX on any x86_64 machine, GPU or
    not; standard TensorRT on a GPU. Otherwise the exact command to run on the target.
@@ -24,9 +26,20 @@ import numpy as np
 from mrm_edge.export import gates
 from mrm_edge.export.sidecar import onnx_io, write_sidecar
 
+from mrm_edge.artifacts import ONNX_FILES
 from mrm_edge.card import CARD_FILE, ModelCard, sha256_file, verify_weights
 
-FP32_NAME, FP16_NAME, INT8_NAME = "model.onnx", "model.fp16.onnx", "model.int8.onnx"
+# Aliases of mrm_edge.artifacts' names, for callers that imported them from here.
+FP32_NAME, FP16_NAME, INT8_NAME = ONNX_FILES["fp32"], ONNX_FILES["fp16"], ONNX_FILES["int8"]
+INT8_SYM_NAME = ONNX_FILES["int8-sym"]
+#: INT8 variant → the activation type its file is quantized with (mrm_edge.export.int8).
+INT8_VARIANTS: dict[str, str] = {"int8": "uint8", "int8-sym": "int8"}
+#: ``int8_activations`` → the INT8 variants written.
+INT8_CHOICES: dict[str, tuple[str, ...]] = {
+    "both": ("int8", "int8-sym"),
+    "uint8": ("int8",),
+    "int8": ("int8-sym",),
+}
 
 
 @dataclass
@@ -37,7 +50,7 @@ class ExportOptions:
     int8: bool = False
     calib_data: Path | None = None
     int8_method: str = "minmax"
-    int8_activations: str = "uint8"
+    int8_activations: str = "both"  # which INT8 files: INT8_CHOICES
     int8_ops: tuple[str, ...] | None = None  # None: mrm_edge.export.int8.DEFAULT_OP_TYPES
     calib_windows: int = 512
     fp16_tolerance_pt: float = gates.FP16_AUC_TOLERANCE_PT
@@ -117,6 +130,11 @@ def run_export(
             "--int8 needs real ECG to calibrate on: pass --calib-data DIR (a PTB-XL or "
             "CPSC 2018 tree, or a folder of WFDB records)"
         )
+    if opts.int8_activations not in INT8_CHOICES:
+        raise ValueError(
+            f"int8_activations is {opts.int8_activations!r}, expected one of "
+            f"{', '.join(INT8_CHOICES)}"
+        )
     summary = ExportSummary()
     common = {
         "labels": card.labels,
@@ -169,35 +187,54 @@ def run_export(
 
     # 3. INT8 --------------------------------------------------------------
     if opts.int8:
-        from mrm_edge.calibration.windows import select_calibration_windows
-        from mrm_edge.export.int8 import DEFAULT_OP_TYPES, build_int8
+        _int8(opts, card, fp32, windows, common, summary, log)
 
-        cset = select_calibration_windows(opts.calib_data, card, opts.calib_windows, opts.seed)
-        log(f"calibrating INT8 ({opts.int8_method}) on {len(cset.x)} windows")
+    # 4. TensorRT ----------------------------------------------------------
+    if opts.engine:
+        _engines(opts, summary, log, trt, cudart)
+    return summary
+
+
+def _int8(
+    opts: ExportOptions,
+    card: ModelCard,
+    fp32: Path,
+    windows: EvalWindows,
+    common: dict[str, Any],
+    summary: ExportSummary,
+    log: Callable[[str], None],
+) -> None:
+    """Write and gate each requested INT8 file; the calibration is done once and cached
+    (its key does not depend on the activation type), so the second file reuses it."""
+    from mrm_edge.calibration.windows import select_calibration_windows
+    from mrm_edge.export.int8 import DEFAULT_OP_TYPES, SCHEMES, build_int8
+
+    out = Path(opts.out_dir)
+    cset = select_calibration_windows(opts.calib_data, card, opts.calib_windows, opts.seed)
+    log(f"calibrating INT8 ({opts.int8_method}) on {len(cset.x)} windows")
+    for variant in INT8_CHOICES[opts.int8_activations]:
+        activation = INT8_VARIANTS[variant]
+        path = out / ONNX_FILES[variant]
         report = build_int8(
             fp32,
-            out / INT8_NAME,
+            path,
             cset,
             windows.x,
             windows.y,
             method=opts.int8_method,
-            activation_type=opts.int8_activations,
+            activation_type=activation,  # type: ignore[arg-type]
             op_types=opts.int8_ops or DEFAULT_OP_TYPES,
             max_auc_drop=opts.int8_tolerance_pt / 100.0,
             cache_dir=opts.cache_dir or out / ".calibration-cache",
         )
         rep = report.to_dict()
         if not report.passed:
-            raise gates.GateFailed(f"{out / INT8_NAME}: {report.message}")
-        int8 = out / INT8_NAME
-        write_sidecar(int8, {"precision": "int8", **onnx_io(int8), **common, "accuracy": rep})
-        summary.artifacts["int8"], summary.figures["int8"] = int8, rep
-        log(f"wrote {int8.name}: {_describe_int8(rep)}")
-
-    # 4. TensorRT ----------------------------------------------------------
-    if opts.engine:
-        _engines(opts, summary, log, trt, cudart)
-    return summary
+            raise gates.GateFailed(f"{path}: {report.message}")
+        sidecar = {"precision": "int8", "scheme": SCHEMES[activation], **onnx_io(path)}
+        write_sidecar(path, {**sidecar, **common, "accuracy": rep})
+        summary.artifacts[variant], summary.figures[variant] = path, rep
+        ranges = "cached" if report.result.ranges_cached else "calibrated"
+        log(f"wrote {path.name} ({SCHEMES[activation]}, ranges {ranges}): {_describe_int8(rep)}")
 
 
 def _gate_auc(path: Path, acc: dict[str, Any], tolerance_pt: float, what: str) -> None:

@@ -37,7 +37,11 @@ from typing import Any
 
 import numpy as np
 
-VARIANT_FILES = {"fp32": "model.onnx", "fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}
+from mrm_edge.artifacts import ONNX_FILES
+
+# Variant → ONNX file (mrm_edge.artifacts); ``--precisions`` takes these names, so
+# ``int8-sym`` benchmarks the symmetric (TensorRT) INT8 file on ONNX Runtime.
+VARIANT_FILES = ONNX_FILES
 
 
 @dataclass

@@ -233,7 +233,11 @@ def _batch_profile(text: str) -> tuple[int, int, int]:
 @main.command()
 @model_option()
 @click.option("--fp16", is_flag=True, help="Also write the mixed-precision FP16 ONNX.")
-@click.option("--int8", is_flag=True, help="Also write the INT8 Q/DQ ONNX (needs --calib-data).")
+@click.option(
+    "--int8",
+    is_flag=True,
+    help="Also write the INT8 Q/DQ ONNX files (needs --calib-data; see --int8-activations).",
+)
 @click.option(
     "--calib-data",
     type=click.Path(exists=True, file_okay=False),
@@ -249,17 +253,21 @@ def _batch_profile(text: str) -> tuple[int, int, int]:
 )
 @click.option(
     "--int8-activations",
-    type=click.Choice(["uint8", "int8"]),
-    default="uint8",
+    type=click.Choice(["both", "uint8", "int8"]),
+    default="both",
     show_default=True,
-    help="uint8: fastest on ONNX Runtime CPU; int8: symmetric, what TensorRT wants.",
+    help="Which INT8 files --int8 writes (one calibration for both): uint8: "
+    "model.int8.onnx, asymmetric, for ONNX Runtime CPU; int8: model.int8-sym.onnx, "
+    "symmetric with float bias, for TensorRT and OpenVINO.",
 )
 @click.option(
     "--int8-ops",
     default="Conv,Gemm,MatMul,Add,MaxPool,Concat",
     show_default=True,
-    help="Op types INT8 quantizes: the compute ops plus those carrying their activations "
-    "(keeps tensors int8 between layers); Conv,Gemm,MatMul for the narrow export.",
+    help="Op types INT8 calibrates, and model.int8.onnx quantizes: the compute ops plus "
+    "those carrying their activations (keeps tensors int8 between layers); Conv,Gemm,MatMul "
+    "for the narrow export. model.int8-sym.onnx quantizes only the inputs of the compute "
+    "ops among them (TensorRT's placement).",
 )
 @click.option("--calib-windows", type=click.IntRange(1), default=512, show_default=True)
 @click.option(

@@ -3,7 +3,9 @@
 What it does, each step reported with its result or the reason it failed (never a traceback):
 
 1. model: the card and the ONNX files (``model.onnx`` as the FP32 reference, and
-   ``model.fp16.onnx`` / ``model.int8.onnx`` / ``model.onnx`` for the chosen precision);
+   ``model.fp16.onnx`` / ``model.int8-sym.onnx`` / ``model.onnx`` for the chosen precision:
+   INT8 engines are built from the symmetric file, the one TensorRT's parser accepts, see
+   ``mrm_edge.artifacts``);
 2. windows: synthetic 12-lead windows at the card's sampling rate and window length
    (``mrm_edge.data.synthetic``: varied rhythms, rates, axes and noise);
 3. reference: ONNX Runtime FP32 on CPU on those windows; and, for fp16 / int8, the same
@@ -37,9 +39,12 @@ from typing import Any
 
 import numpy as np
 
+from mrm_edge.artifacts import onnx_file
 from mrm_edge.data.errors import first_line
 
-ONNX_FOR = {"fp32": "model.onnx", "fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}
+# Precision → the ONNX a TensorRT engine of it is built from (model.int8.onnx, for ONNX
+# Runtime CPU, has int32 biases that TensorRT's parser rejects).
+ONNX_FOR = {"fp32": onnx_file("fp32"), "fp16": onnx_file("fp16"), "int8": onnx_file("int8-sym")}
 # max |Δp| against ONNX Runtime FP32. FP32 engines may use TF32 on Ampere and newer.
 TOLERANCE = {"fp32": 5e-3, "fp16": 2e-2, "int8": 5e-2}
 # Fraction of (window, label) decisions at the card's thresholds that must agree.

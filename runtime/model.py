@@ -5,7 +5,8 @@
       model.safetensors               weights (only the PyTorch reference backend reads them)
       model.onnx        + .json       FP32 ONNX and its sidecar
       model.fp16.onnx   + .json       mixed precision
-      model.int8.onnx   + .json       explicit quantization (Q/DQ)
+      model.int8.onnx   + .json       INT8 Q/DQ for ONNX Runtime CPU (uint8 activations)
+      model.int8-sym.onnx + .json     INT8 Q/DQ for TensorRT / OpenVINO (symmetric int8)
       model.<p>.<key>.engine + .json  TensorRT engines (see mrm_edge.export.tensorrt.cache)
 
 ``DeployedModel.load`` reads the card and checks every artifact against its sidecar before
@@ -15,6 +16,9 @@ label order would produce plausible, wrong findings. An artifact that fails is n
 for the directory: it is listed in ``refused`` with the reason, and backend selection says
 why it was not used (or refuses an explicit request for it). Whether an engine fits *this*
 GPU and TensorRT is decided at selection time, where the GPU is probed.
+
+The ONNX files are keyed by *variant* (``mrm_edge.artifacts``): both INT8 files have
+precision ``"int8"`` and are told apart by variant, ``"int8"`` or ``"int8-sym"``.
 
 Torch-free and cheap: hashing the files is the only work (a few MB for MRM-Net).
 """
@@ -28,6 +32,7 @@ from typing import Any, Literal
 
 from mrm_edge.export.sidecar import sidecar_path, verify_artifact
 
+from mrm_edge.artifacts import ONNX_FILES, precision_of
 from mrm_edge.card import (
     WEIGHTS_FILE,
     ModelCard,
@@ -39,12 +44,7 @@ from mrm_edge.card import (
 
 __all__ = ["ONNX_FILES", "Artifact", "DeployedModel", "ModelLoadError"]
 
-# Precision → ONNX file name, as `mrm-edge export` writes them.
-ONNX_FILES: dict[str, str] = {
-    "fp32": "model.onnx",
-    "fp16": "model.fp16.onnx",
-    "int8": "model.int8.onnx",
-}
+# ONNX_FILES (variant → file name) is re-exported from mrm_edge.artifacts for old imports.
 _ENGINE_NAME = re.compile(r"^model\.(fp32|fp16|int8)\.([0-9a-f]+)\.engine$")
 
 
@@ -81,7 +81,7 @@ class DeployedModel:
     directory: Path
     card: ModelCard
     onnx: dict[str, Artifact] = field(default_factory=dict)
-    """Precision → verified ONNX artifact."""
+    """Variant (``mrm_edge.artifacts``: fp32, fp16, int8, int8-sym) → verified ONNX artifact."""
     engines: list[Artifact] = field(default_factory=list)
     """Verified TensorRT engines (their fit to this GPU is checked at selection)."""
     refused: dict[str, str] = field(default_factory=dict)
@@ -142,11 +142,11 @@ class DeployedModel:
         except ValueError as e:  # ModelCardError is a ValueError with a one-line message
             raise ModelLoadError(str(e)) from e
         model = cls(directory.resolve(), card)
-        for precision, filename in ONNX_FILES.items():
+        for variant, filename in ONNX_FILES.items():
             path = model.directory / filename
             # A sidecar without its file is reported (the export wrote both; one is lost).
             if path.exists() or sidecar_path(path).exists():
-                model._add_onnx(path, precision, verify)
+                model._add_onnx(path, variant, verify)
         for path in sorted(model.directory.glob("model.*.engine")):
             model._add_engine(path)
         model._check_weights()
@@ -235,7 +235,8 @@ class DeployedModel:
             return ("card.json changed since export (labels, rate and window still match)",)
         return ()
 
-    def _add_onnx(self, path: Path, precision: str, verify: bool) -> None:
+    def _add_onnx(self, path: Path, variant: str, verify: bool) -> None:
+        precision = precision_of(variant)
         try:
             sidecar = verify_artifact(path)
         except ValueError as e:
@@ -256,7 +257,7 @@ class DeployedModel:
         notes = self._card_notes(sidecar)
         if not sidecar:
             notes = (*notes, "no sidecar (accepted: verify=False)")
-        self.onnx[precision] = Artifact(path, "onnx", precision, sidecar, notes)
+        self.onnx[variant] = Artifact(path, "onnx", precision, sidecar, notes)
 
     def _add_engine(self, path: Path) -> None:
         # Imported here: the engine cache module is torch-free but only engines need it.

@@ -15,6 +15,11 @@ is and why the faster ones were passed over:
 3. **ONNX Runtime CPU** — INT8 > FP32 > FP16. INT8 first because it was measured at 3.5-4x
    the FP32 throughput on ONNX Runtime CPU on this project's machines (the export's
    gate bounds its macro-AUC cost); FP16 last because CPUs emulate it.
+
+ONNX Runtime's INT8 file is ``model.int8.onnx`` (uint8 activations, fused into QLinear
+kernels). A directory with only ``model.int8-sym.onnx`` (the symmetric file made for
+TensorRT) still offers INT8 to ONNX Runtime, but on the CPU after FP32: ORT runs its
+convolutions in float, so it is no faster than FP32 and less exact.
 4. **PyTorch** (reference) — ``torch`` importable and the weights present; FP32 only.
 
 ``precision`` restricts every step to that precision. An explicit ``requested`` backend
@@ -41,6 +46,7 @@ import numpy as np
 from mrm_edge.runtime.backends.base import Backend, BackendUnavailable
 from mrm_edge.runtime.model import ONNX_FILES, DeployedModel
 
+from mrm_edge.artifacts import variants_for
 from mrm_edge.data.errors import first_line
 
 __all__ = [
@@ -169,7 +175,10 @@ def _onnxruntime_options(
         except ImportError as e:
             return [], [f"onnxruntime is not installed ({first_line(e, with_type=False)})"]
         providers = list(ort.get_available_providers())
-    wanted = [p for p in precisions if p in model.onnx]
+    # Precision → the variant ONNX Runtime runs for it (int8: the uint8 file first).
+    present = {p: [v for v in variants_for(p) if v in model.onnx] for p in precisions}
+    variant = {p: vs[0] for p, vs in present.items() if vs}
+    wanted = list(variant)
     if not wanted:
         refused = [f"{n}: {r}" for n, r in model.refused.items() if n.endswith(".onnx")]
         return [], [
@@ -179,13 +188,17 @@ def _onnxruntime_options(
         ]
     out: list[Candidate] = []
 
+    int8, int8_sym = ONNX_FILES["int8"], ONNX_FILES["int8-sym"]
+
     def cpu_why(p: str) -> str:
+        if p == "int8" and variant[p] == "int8-sym":
+            why = f"only {int8_sym} here, made for TensorRT: slower on ONNX Runtime CPU"
+            return f"int8 requested; {why}" if len(precisions) == 1 else why
         if p == "int8":
             return _INT8_WHY
         if len(precisions) == 1:
             return f"{p} requested"
         if p == "fp32":
-            int8 = ONNX_FILES["int8"]
             if "int8" in model.onnx:
                 return "FP32 (after the INT8 option)"
             if int8 in model.refused:
@@ -193,9 +206,16 @@ def _onnxruntime_options(
             return f"no {int8} in the model directory, so FP32"
         return "FP16 on CPU is emulated (slow)"
 
+    def cpu_rank(p: str) -> float:
+        # The symmetric file runs float convolutions on ORT CPU: after FP32, not before.
+        if p == "int8" and variant[p] == "int8-sym":
+            return _ORT_CPU_ORDER.index("fp32") + 0.5
+        return _ORT_CPU_ORDER.index(p)
+
     def add(device: str, order: tuple[str, ...], provider_list: list[str], why: str) -> None:
-        for p in sorted(wanted, key=order.index):
-            art = model.onnx[p]
+        rank = cpu_rank if device == "CPU" else order.index
+        for p in sorted(wanted, key=rank):
+            art = model.onnx[variant[p]]
             reason = why if device == "CUDA" else f"{why}; {cpu_why(p)}"
             out.append(
                 Candidate(

@@ -126,7 +126,7 @@ def test_missing_onnx_variant_is_a_failure_first(model_dir: Path, tmp_path: Path
     trt, cudart = fakes()
     report = run_doctor(d, precision="int8", trt=trt, cudart=cudart)
     assert report.exit_code == EXIT_FAIL
-    assert "model.int8.onnx (run `mrm-edge export` first)" in report.step("model").detail
+    assert "model.int8-sym.onnx (run `mrm-edge export` first)" in report.step("model").detail
     assert report.verdict.startswith("FAIL: model: FileNotFoundError")
     # Also without TensorRT: the broken model is reported, not "unavailable".
     assert run_doctor(d, precision="int8").exit_code == EXIT_FAIL
