@@ -42,7 +42,8 @@ clean:
 	rm -rf $(VENV) build *.egg-info
 
 # The shipped model: MRM-Net (paper preset) on the PTB-XL development subset,
-# superdiagnostic task, folds 1-8 / 9 / 10, then its FP32 / FP16 / INT8 ONNX.
+# superdiagnostic task, folds 1-8 / 9 / 10, then its FP32 / FP16 ONNX and both INT8 ONNX
+# (model.int8.onnx for ONNX Runtime CPU, model.int8-sym.onnx for TensorRT / OpenVINO).
 # Takes about an hour on 2 CPU cores.
 PTBXL ?= ../shared/data/ptb-xl
 SHIPPED := models/mrm-net-ptbxl-superdiagnostic
