@@ -234,7 +234,7 @@ def _int8(
         write_sidecar(path, {**sidecar, **common, "accuracy": rep})
         summary.artifacts[variant], summary.figures[variant] = path, rep
         ranges = "cached" if report.result.ranges_cached else "calibrated"
-        log(f"wrote {path.name} ({SCHEMES[activation]}, ranges {ranges}): {_describe_int8(rep)}")
+        log(f"wrote {path.name}: {_describe_int8(rep)} ({SCHEMES[activation]}; ranges {ranges})")
 
 
 def _gate_auc(path: Path, acc: dict[str, Any], tolerance_pt: float, what: str) -> None:

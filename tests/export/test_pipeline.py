@@ -119,6 +119,14 @@ def test_int8_through_the_pipeline(tiny_model_dir, ptbxl_root, tmp_path) -> None
     ops = {n.op_type for n in onnx.load(str(summary.artifacts["int8"])).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops
     assert any("model.int8.onnx: macro-AUC" in line for line in logs)
+    # The TensorRT file beside it: its own gate and sidecar, the same (cached) ranges.
+    sym = verify_artifact(summary.artifacts["int8-sym"])
+    assert summary.artifacts["int8-sym"].name == "model.int8-sym.onnx"
+    assert sym["precision"] == doc["precision"] == "int8"
+    assert sym["scheme"].startswith("int8 symmetric") and doc["scheme"].startswith("uint8")
+    assert sym["accuracy"]["passed"] and sym["accuracy"]["auc_drop_pt"] <= 0.5
+    assert sym["accuracy"]["activation_type"] == "int8"
+    assert sym["accuracy"]["result"]["ranges_cached"] and not acc["result"]["ranges_cached"]
     # Re-export: the calibration ranges come from the cache, not a new calibration run.
     run_export(opts, log=lambda s: None)
     assert json.loads((tmp_path / "model.int8.onnx.json").read_text())["accuracy"]["result"][

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from mrm_edge.export.sidecar import write_sidecar
+from mrm_edge.export.sidecar import read_sidecar, write_sidecar
 from mrm_edge.runtime.model import DeployedModel, ModelLoadError
 
 from tests.fakes import LABELS, make_onnx, write_card
@@ -154,3 +154,25 @@ def test_the_runtime_modules_import_no_torch() -> None:
     )
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[]"
+
+
+def with_int8_sym(d: Path, keep_int8: bool = True) -> Path:
+    """``d`` (made with int8) plus ``model.int8-sym.onnx``: the same small Q/DQ graph under
+    the symmetric file's name, with its own sidecar (precision int8, as the export writes)."""
+    src, dst = d / "model.int8.onnx", d / "model.int8-sym.onnx"
+    fields = {k: v for k, v in read_sidecar(src).items() if k not in ("artifact", "sha256")}
+    shutil.copy(src, dst)
+    write_sidecar(dst, fields)
+    if not keep_int8:
+        src.unlink()
+        Path(str(src) + ".json").unlink()
+    return d
+
+
+def test_onnx_is_keyed_by_variant_both_int8_files_have_precision_int8(tmp_path: Path) -> None:
+    d = with_int8_sym(make_model_dir(tmp_path / "m", precisions=("fp32", "int8")))
+    m = DeployedModel.load(d)
+    assert set(m.onnx) == {"fp32", "int8", "int8-sym"} and m.refused == {}
+    assert m.onnx["int8"].path.name == "model.int8.onnx"
+    assert m.onnx["int8-sym"].path.name == "model.int8-sym.onnx"
+    assert m.onnx["int8"].precision == m.onnx["int8-sym"].precision == "int8"

@@ -22,7 +22,7 @@ from mrm_edge.runtime.selection import (
     select_backend,
 )
 
-from tests.runtime.test_model import make_model_dir
+from tests.runtime.test_model import make_model_dir, with_int8_sym
 
 CUDA_AND_CPU = ["CUDAExecutionProvider", "CPUExecutionProvider"]
 
@@ -174,3 +174,32 @@ def test_torch_reference_backend(torch_model_dir: Path) -> None:
     # In auto, the reference ranks last.
     cands, _ = plan_backends(m)
     assert cands[-1].family == "torch" and cands[0].family == "onnxruntime"
+
+
+def test_ort_cpu_int8_uses_the_uint8_file_when_both_exist(tmp_path: Path) -> None:
+    d = with_int8_sym(make_model_dir(tmp_path / "m", precisions=("fp32", "int8")))
+    m = DeployedModel.load(d)
+    backend, why = select_backend(m, "onnxruntime", ort_providers=["CPUExecutionProvider"])
+    assert backend.onnx_path.name == "model.int8.onnx" and backend.precision == "int8"
+    assert why.startswith("requested onnxruntime → onnxruntime CPU int8 (model.int8.onnx)")
+    # One INT8 option per device: the symmetric file is not a fallback for the uint8 one.
+    cands, _ = plan_backends(m, "onnxruntime", ort_providers=["CPUExecutionProvider"])
+    assert [c.label for c in cands] == [
+        "onnxruntime CPU int8 (model.int8.onnx)",
+        "onnxruntime CPU fp32 (model.onnx)",
+    ]
+
+
+def test_only_the_symmetric_int8_file_comes_after_fp32_on_cpu(tmp_path: Path) -> None:
+    d = make_model_dir(tmp_path / "m", precisions=("fp32", "int8"))
+    m = DeployedModel.load(with_int8_sym(d, keep_int8=False))
+    cands, _ = plan_backends(m, "onnxruntime", ort_providers=["CPUExecutionProvider"])
+    assert [c.label for c in cands] == [
+        "onnxruntime CPU fp32 (model.onnx)",
+        "onnxruntime CPU int8 (model.int8-sym.onnx)",
+    ]
+    assert "no model.int8.onnx in the model directory" in cands[0].why
+    assert "slower on ONNX Runtime CPU" in cands[1].why
+    backend, why = select_backend(m, "auto", "int8", ort_providers=["CPUExecutionProvider"])
+    assert backend.onnx_path.name == "model.int8-sym.onnx" and backend.precision == "int8"
+    assert "int8 requested; only model.int8-sym.onnx here" in why

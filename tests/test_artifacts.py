@@ -1,0 +1,67 @@
+"""mrm_edge.artifacts: the one variant → file / precision table, and that its users agree."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from mrm_edge import artifacts
+from mrm_edge.artifacts import ONNX_FILES, PRECISION_OF, onnx_file, precision_of, variants_for
+
+
+def test_the_four_variants_files_and_precisions() -> None:
+    assert ONNX_FILES == {
+        "fp32": "model.onnx",
+        "fp16": "model.fp16.onnx",
+        "int8": "model.int8.onnx",
+        "int8-sym": "model.int8-sym.onnx",
+    }
+    assert PRECISION_OF == {"fp32": "fp32", "fp16": "fp16", "int8": "int8", "int8-sym": "int8"}
+    assert onnx_file("int8-sym") == "model.int8-sym.onnx" and precision_of("int8-sym") == "int8"
+    assert variants_for("int8") == ("int8", "int8-sym")  # the ORT CPU file first
+    assert variants_for("fp16") == ("fp16",) and variants_for("bf16") == ()
+    assert all(v.purpose for v in artifacts.VARIANTS.values())
+
+
+@pytest.mark.parametrize("bad", ["int4", "model.onnx", None])
+def test_unknown_variant_is_a_one_line_error(bad) -> None:
+    with pytest.raises(ValueError, match=r"^ONNX variant .*: expected one of fp32, fp16, int8"):
+        onnx_file(bad)
+    with pytest.raises(ValueError, match="expected one of"):
+        precision_of(bad)
+
+
+def test_its_users_take_the_names_from_it() -> None:
+    from mrm_edge.export import pipeline
+    from mrm_edge.runtime.model import ONNX_FILES as RUNTIME_FILES
+
+    from mrm_edge.bench import VARIANT_FILES
+    from mrm_edge.doctor import ONNX_FOR
+
+    assert VARIANT_FILES == RUNTIME_FILES == ONNX_FILES
+    assert (pipeline.FP32_NAME, pipeline.FP16_NAME, pipeline.INT8_NAME) == (
+        "model.onnx",
+        "model.fp16.onnx",
+        "model.int8.onnx",
+    )
+    assert {ONNX_FILES[v] for v in pipeline.INT8_CHOICES["both"]} == {
+        "model.int8.onnx",
+        "model.int8-sym.onnx",
+    }
+    # TensorRT engines of INT8 are built from the file TensorRT's parser accepts.
+    assert ONNX_FOR == {
+        "fp32": "model.onnx",
+        "fp16": "model.fp16.onnx",
+        "int8": "model.int8-sym.onnx",
+    }
+
+
+def test_imports_nothing_heavy() -> None:
+    code = (
+        "import sys, mrm_edge.artifacts; "
+        "print(sorted(m for m in ('torch', 'onnx', 'onnxruntime', 'numpy') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
