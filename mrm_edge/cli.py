@@ -803,6 +803,12 @@ def bench(
     help="Keep the engine here (default: a temporary directory).",
 )
 @click.option("--cuda-graphs/--no-cuda-graphs", default=False, show_default=True)
+@click.option(
+    "--trt-flavour",
+    type=click.Choice(["auto", "tensorrt", "tensorrt-rtx"]),
+    default=None,
+    help="Which TensorRT builds the engine [default: $MRM_EDGE_TRT_FLAVOUR, else auto].",
+)
 def doctor(
     model_dir: str | None,
     precision: str,
@@ -810,6 +816,7 @@ def doctor(
     n_windows: int,
     out_dir: str | None,
     cuda_graphs: bool,
+    trt_flavour: str | None,
 ) -> None:
     """On a GPU machine: build a TensorRT engine from the model, run it, and check
     parity against ONNX Runtime. Exit 0 pass, 1 fail, 2 TensorRT/GPU unavailable."""
@@ -823,6 +830,7 @@ def doctor(
         Path(out_dir) if out_dir else None,
         n_windows=n_windows,
         cuda_graphs=cuda_graphs,
+        trt_flavour=trt_flavour,
     )
     click.echo(format_report(report))
     sys.exit(report.exit_code)

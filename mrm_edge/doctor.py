@@ -164,6 +164,7 @@ def run_doctor(
     cuda_graphs: bool = False,
     tolerance: float | None = None,
     min_agreement: float | None = None,
+    trt_flavour: str | None = None,
     trt: Any = None,
     cudart: Any = None,
 ) -> DoctorReport:
@@ -177,16 +178,20 @@ def run_doctor(
         n_windows: synthetic windows to compare on.
         cuda_graphs: run the engine with CUDA graph replay.
         tolerance, min_agreement: override the per-precision defaults.
+        trt_flavour: ``auto`` / ``tensorrt`` / ``tensorrt-rtx`` (None: the environment's
+            choice, else auto; see ``mrm_edge.export.tensorrt.capability``).
         trt, cudart: tensorrt / cuda-python runtime modules (default: import them); tests
             pass the test doubles.
     """
     from mrm_edge.card import ModelCard
     from mrm_edge.export.tensorrt.builder import BuildOptions, build_or_load
     from mrm_edge.export.tensorrt.capability import (
-        CUDA_PYTHON_HINT,
-        INSTALL_HINT,
+        STANDARD,
+        choose_flavour,
+        flavour_of,
+        probe_flavours,
         probe_gpu,
-        probe_tensorrt,
+        requested_flavour,
     )
     from mrm_edge.runtime.backends.onnxruntime import OnnxRuntimeBackend
     from mrm_edge.runtime.backends.tensorrt import TensorRTBackend
@@ -271,39 +276,31 @@ def run_doctor(
             step.detail += " (outside the engine's tolerance)"  # type: ignore[union-attr]
 
     # 3. TensorRT and GPU --------------------------------------------------------------------
-    info = probe_tensorrt(trt)
-    report.tensorrt = info
-    if info.available:
-        report.steps.append(Step("tensorrt", "ok", info.summary()))
-    else:
-        report.steps.append(Step("tensorrt", "fail", str(info.reason)))
+    infos = probe_flavours({flavour_of(trt): trt} if trt is not None else None)
     gpu, gpu_reason = probe_gpu(0, cudart)
     report.gpu, report.gpu_reason = gpu, gpu_reason
+    asked = requested_flavour(trt_flavour)
+    flavour, why_flavour = choose_flavour(asked, infos, gpu)
+    # Installed but unable to build here (standard TensorRT without a GPU) is a GPU problem.
+    installed = any(i.available for f, i in infos.items() if asked in ("auto", f))
+    info = infos[flavour] if flavour else infos[STANDARD]
+    report.tensorrt = info
+    if flavour is not None:
+        report.steps.append(Step("tensorrt", "ok", f"{info.summary()} ({why_flavour})"))
+    else:
+        found = "; ".join(i.summary() for i in infos.values())
+        report.steps.append(Step("tensorrt", "fail", f"{why_flavour} ({found})"))
     if gpu is not None:
         report.steps.append(Step("gpu", "ok", gpu.summary()))
     else:
         report.steps.append(Step("gpu", "fail", str(gpu_reason)))
 
-    later = ["build", "run", "parity"]
-    if not info.available or gpu is None:
-        missing = "TensorRT" if not info.available else "a usable GPU"
-        _skip(report, later, f"needs {missing}")
-        if any(s.status == "fail" for s in report.steps if s.name not in ("tensorrt", "gpu")):
-            return _finish(report)  # a broken model is the first thing to fix
-        report.status, report.exit_code = "unavailable", EXIT_UNAVAILABLE
-        if not info.available:
-            report.verdict = (
-                f"UNAVAILABLE: TensorRT is not installed here; {INSTALL_HINT}; then run "
-                "`mrm-edge doctor` there. The ONNX Runtime checks passed."
-            )
-        else:
-            report.verdict = (
-                f"UNAVAILABLE: TensorRT {info.version} is installed but no GPU is usable "
-                f"({gpu_reason}); cuda-python: {CUDA_PYTHON_HINT}."
-            )
-        return report
+    # TensorRT-RTX builds without a GPU, so the build step still runs and proves the engine.
+    can_build = flavour is not None and (gpu is not None or info.builds_without_gpu)
+    if not can_build:
+        return _unavailable(report, infos, gpu_reason, None if installed else why_flavour)
     if p_ref is None:
-        _skip(report, later, "the reference step failed")
+        _skip(report, ["build", "run", "parity"], "the reference step failed")
         return _finish(report)
 
     # 4. build, run, compare ----------------------------------------------------------------
@@ -326,6 +323,16 @@ def run_doctor(
         if engine is None:
             _skip(report, ["run", "parity"], "no engine")
             return _finish(report)
+        if gpu is None:
+            _skip(report, ["run", "parity"], f"running the engine needs a GPU ({gpu_reason})")
+            report.status, report.exit_code = "unavailable", EXIT_UNAVAILABLE
+            report.verdict = (
+                f"UNAVAILABLE: {info.display} {info.version} built {engine.name} here without a "
+                f"GPU (compute {', '.join(options.rtx_targets)}); running it needs one of those "
+                "GPUs: copy the model directory there and run `mrm-edge doctor`. The ONNX "
+                "Runtime checks passed."
+            )
+            return report
 
         def run_step() -> tuple[Any, str]:
             backend = TensorRTBackend(engine, cuda_graphs=cuda_graphs, trt=trt, cudart=cudart)
@@ -354,6 +361,32 @@ def run_doctor(
         if parity is not None and not parity.passed:
             report.step("parity").status = "fail"  # type: ignore[union-attr]
     return _finish(report)
+
+
+def _unavailable(
+    report: DoctorReport, infos: dict[str, Any], gpu_reason: str | None, no_trt: str | None
+) -> DoctorReport:
+    """The verdict when this machine can neither build nor run an engine; ``no_trt`` says why
+    no TensorRT flavour can build here (None: one can, but there is no GPU to build on)."""
+    from mrm_edge.export.tensorrt.capability import CUDA_PYTHON_HINT, INSTALL_HINT
+
+    _skip(report, ["build", "run", "parity"], f"needs {'TensorRT' if no_trt else 'a usable GPU'}")
+    if any(s.status == "fail" for s in report.steps if s.name not in ("tensorrt", "gpu")):
+        return _finish(report)  # a broken model is the first thing to fix
+    report.status, report.exit_code = "unavailable", EXIT_UNAVAILABLE
+    available = [i for i in infos.values() if i.available]
+    if no_trt:
+        report.verdict = (
+            f"UNAVAILABLE: TensorRT is not installed here ({no_trt}); {INSTALL_HINT}; then run "
+            "`mrm-edge doctor` there. The ONNX Runtime checks passed."
+        )
+    else:
+        names = " / ".join(f"{i.display} {i.version}" for i in available)
+        report.verdict = (
+            f"UNAVAILABLE: {names} is installed but no GPU is usable ({gpu_reason}); "
+            f"cuda-python: {CUDA_PYTHON_HINT}."
+        )
+    return report
 
 
 def _finish(report: DoctorReport) -> DoctorReport:

@@ -47,7 +47,8 @@ def fakes(**trt_kw) -> tuple[FakeTensorRT, FakeCudaRuntime]:
 
 @pytest.mark.skipif(HAS_TRT, reason="tensorrt is installed here")
 def test_without_tensorrt_it_says_so_and_still_checks_onnxruntime(model_dir: Path) -> None:
-    report = run_doctor(model_dir, precision="fp32")
+    # Standard TensorRT asked for (TensorRT-RTX, which may be installed, is another flavour).
+    report = run_doctor(model_dir, precision="fp32", trt_flavour="tensorrt")
     assert report.status == "unavailable" and report.exit_code == EXIT_UNAVAILABLE
     st = statuses(report)
     assert st["model"] == st["onnxruntime"] == st["windows"] == st["reference"] == "ok"
@@ -175,3 +176,17 @@ def test_bad_arguments_are_one_line_failures(model_dir: Path) -> None:
         "expected 1 <= min <= opt <= max"
     )
     assert run_doctor(model_dir, precision="bf16").verdict.startswith("FAIL: model: precision")
+
+
+def test_doctor_builds_a_real_tensorrt_rtx_engine_without_a_gpu(tmp_path: Path) -> None:
+    """The real TensorRT-RTX: the build step runs here (no GPU needed), the run step cannot."""
+    pytest.importorskip("tensorrt_rtx", reason="TensorRT-RTX is not installed")
+    shipped = Path(__file__).resolve().parents[1] / "models" / "mrm-net-ptbxl-superdiagnostic"
+    report = run_doctor(shipped, "fp16", out_dir=tmp_path, trt_flavour="tensorrt-rtx")
+    assert (
+        report.step("tensorrt").status == "ok" and "TensorRT-RTX" in report.step("tensorrt").detail
+    )
+    assert report.step("build").status == "ok" and report.engine_built
+    assert report.engine_path is not None and report.engine_path.is_file()
+    assert report.step("run").status == "skip" and "needs a GPU" in report.step("run").detail
+    assert report.exit_code == EXIT_UNAVAILABLE and "built model.fp16." in report.verdict

@@ -264,10 +264,19 @@ def probe_tensorrt(trt: Any = None, flavour: str = STANDARD) -> TensorRTInfo:
 
 
 def probe_flavours(modules: Mapping[str, Any] | None = None) -> dict[str, TensorRTInfo]:
-    """Every flavour's :class:`TensorRTInfo`; ``modules`` maps flavour → module (tests)."""
-    modules = modules or {}
+    """Every flavour's :class:`TensorRTInfo`. ``modules`` (flavour → module, e.g. a test
+    double) replaces probing: only the flavours it names are considered, so a run given one
+    module never reaches for another installed flavour."""
+    if modules is None:
+        return {f: probe_tensorrt(None, f) for f in FLAVOURS}
     return {
-        f: probe_tensorrt(modules.get(f), f) if f in modules else probe_tensorrt(None, f)
+        f: probe_tensorrt(modules[f])
+        if f in modules
+        else TensorRTInfo(
+            available=False,
+            reason=f"not considered (a {DISPLAY[next(iter(modules))]} module was given)",
+            flavour=f,
+        )
         for f in FLAVOURS
     }
 
