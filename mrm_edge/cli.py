@@ -478,7 +478,7 @@ def monitor(
     """
     from mrm_edge.predict import default_model_dir
     from mrm_edge.runtime.engine import run_monitor
-    from mrm_edge.runtime.quality import QualityConfig
+    from mrm_edge.runtime.stream.quality import QualityConfig
     from mrm_edge.runtime.sources.base import parse_speed
     from mrm_edge.runtime.sources.factory import make_source
 
@@ -901,7 +901,7 @@ def predict(
     """
     from mrm_edge.predict import classify, default_model_dir
     from mrm_edge.records import Recording, read_recording
-    from mrm_edge.runtime.quality import QualityConfig
+    from mrm_edge.runtime.stream.quality import QualityConfig
 
     model = Path(model_dir) if model_dir else default_model_dir()
     if records:

@@ -7,7 +7,7 @@ counted, never padded silently.
 Bad signal is reported, never classified (the same rules as the streaming monitor):
 
 * every window goes through the monitor's per-lead quality check
-  (``mrm_edge.runtime.quality``: NaN / Inf, flat line, and saturation when a rail is
+  (``mrm_edge.runtime.stream.quality``: NaN / Inf, flat line, and saturation when a rail is
   given). A window that fails it is a ``WindowResult`` with ``status == "rejected"``,
   the reasons (lead and finding) in ``reason``, and no probabilities: the model never
   sees it. This is a result, not an error: ``mrm-edge predict`` exits 0 and prints it.
@@ -32,7 +32,7 @@ from mrm_edge.data.signal import resample
 from mrm_edge.records import Recording
 
 if TYPE_CHECKING:
-    from mrm_edge.runtime.quality import QualityConfig
+    from mrm_edge.runtime.stream.quality import QualityConfig
 
 SHIPPED_MODEL = "mrm-net-ptbxl-superdiagnostic"
 
@@ -96,7 +96,7 @@ def classify(
     raised before the backend starts (see the module docstring).
     """
     from mrm_edge.runtime.model import DeployedModel
-    from mrm_edge.runtime.quality import assess_quality
+    from mrm_edge.runtime.stream.quality import assess_quality
     from mrm_edge.runtime.selection import activate_backend
 
     model = DeployedModel.load(model_dir)

@@ -21,7 +21,7 @@ vx, vy, vz of a 15-lead record) are left out.
 Not decided here: NaN / Inf samples (WFDB's "missing sample", or a .mat with them) are
 passed through as NaN, so the window-level quality check rejects exactly the windows
 they touch and names the lead (offline ``predict`` and the monitor alike); flat and
-saturated leads are likewise the quality check's business (``runtime/quality.py``).
+saturated leads are likewise the quality check's business (``runtime/stream/quality.py``).
 """
 
 from __future__ import annotations

@@ -112,7 +112,7 @@ def expected_windows_per_stream(
     sends ``round(seconds · fs_in)`` samples, the resampler releases
     ``ceil(n_in · model_rate / fs_in)`` at the end (as offline ``resample_poly`` does), and
     the windower cuts ``(N − window) // hop + 1`` full windows (none padded)."""
-    from mrm_edge.runtime.windower import window_count
+    from mrm_edge.runtime.stream.windower import window_count
 
     n_in = round(seconds * fs_in)
     g = math.gcd(int(fs_in), int(model_rate))

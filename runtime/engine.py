@@ -72,8 +72,8 @@ from mrm_edge.runtime.backends.base import Backend
 from mrm_edge.runtime.batcher import DynamicBatcher, OverloadPolicy
 from mrm_edge.runtime.model import DeployedModel
 from mrm_edge.runtime.postprocess import PostprocessConfig, Postprocessor
-from mrm_edge.runtime.preprocess import StreamPreprocessor, Window, to_model_batch
-from mrm_edge.runtime.quality import QualityConfig
+from mrm_edge.runtime.stream.preprocess import StreamPreprocessor, Window, to_model_batch
+from mrm_edge.runtime.stream.quality import QualityConfig
 from mrm_edge.runtime.sinks import BackendSwitch, DroppedWindow, RunInfo, Sink, StreamEvent
 from mrm_edge.runtime.sinks.summary import Summary, Tally
 from mrm_edge.runtime.sources.base import Chunk, Source, SourceProblem, StreamEnd

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from mrm_edge.runtime.preprocess import Window
+from mrm_edge.runtime.stream.preprocess import Window
 
 __all__ = [
     "AlarmEvent",

@@ -11,8 +11,8 @@ from mrm_edge.runtime.postprocess import (
     StreamPostprocessor,
     reason_kinds,
 )
-from mrm_edge.runtime.preprocess import Window
-from mrm_edge.runtime.quality import QualityConfig, assess_quality
+from mrm_edge.runtime.stream.preprocess import Window
+from mrm_edge.runtime.stream.quality import QualityConfig, assess_quality
 
 from mrm_edge.data.dataset import LEADS
 

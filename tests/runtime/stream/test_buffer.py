@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mrm_edge.runtime.buffer import Gap, GapDetector, RingBuffer
+from mrm_edge.runtime.stream.buffer import Gap, GapDetector, RingBuffer
 
 
 def numbered(start: int, n: int, channels: int = 3) -> np.ndarray:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mrm_edge.runtime.buffer import RingBuffer
-from mrm_edge.runtime.windower import Windower, WindowRef, samples_from_seconds, window_count
+from mrm_edge.runtime.stream.buffer import RingBuffer
+from mrm_edge.runtime.stream.windower import Windower, WindowRef, samples_from_seconds, window_count
 
 
 @settings(max_examples=100, deadline=None)

@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from mrm_edge.runtime.buffer import GapDetector, RingBuffer
-from mrm_edge.runtime.quality import QualityConfig, QualityReport, assess_quality
-from mrm_edge.runtime.resample import StreamingResampler
-from mrm_edge.runtime.windower import Windower
+from mrm_edge.runtime.stream.buffer import GapDetector, RingBuffer
+from mrm_edge.runtime.stream.quality import QualityConfig, QualityReport, assess_quality
+from mrm_edge.runtime.stream.resample import StreamingResampler
+from mrm_edge.runtime.stream.windower import Windower
 
 from mrm_edge.data.dataset import LEADS
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mrm_edge.runtime.quality import (
+from mrm_edge.runtime.stream.quality import (
     QualityConfig,
     _rolling_max,
     assess_quality,

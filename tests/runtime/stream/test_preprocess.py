@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mrm_edge.runtime.preprocess import StreamPreprocessor, Window, to_model_batch
+from mrm_edge.runtime.stream.preprocess import StreamPreprocessor, Window, to_model_batch
 
 from mrm_edge.data.dataset import LEADS
 from mrm_edge.data.signal import resample
@@ -219,9 +219,9 @@ def test_bad_input_is_named() -> None:
 def test_runtime_modules_import_without_torch_and_defer_scipy() -> None:
     code = (
         "import sys\n"
-        "import mrm_edge.runtime.buffer, mrm_edge.runtime.quality, mrm_edge.runtime.resample\n"
-        "import mrm_edge.runtime.windower, mrm_edge.runtime.batcher\n"
-        "import mrm_edge.runtime.preprocess\n"
+        "import mrm_edge.runtime.stream.buffer, mrm_edge.runtime.stream.quality, mrm_edge.runtime.stream.resample\n"
+        "import mrm_edge.runtime.stream.windower, mrm_edge.runtime.batcher\n"
+        "import mrm_edge.runtime.stream.preprocess\n"
         "print(sorted(m for m in ('torch', 'scipy.signal') if m in sys.modules))\n"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mrm_edge.runtime.resample import StreamingResampler
+from mrm_edge.runtime.stream.resample import StreamingResampler
 
 from mrm_edge.data.signal import resample
 from mrm_edge.records import read_recording
