@@ -477,7 +477,7 @@ def monitor(
     backend here. Ctrl-C ends cleanly with the summary.
     """
     from mrm_edge.predict import default_model_dir
-    from mrm_edge.runtime.engine import run_monitor
+    from mrm_edge.runtime.app import run_monitor
     from mrm_edge.runtime.stream.quality import QualityConfig
     from mrm_edge.runtime.sources.base import parse_speed
     from mrm_edge.runtime.sources.factory import make_source

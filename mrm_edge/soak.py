@@ -71,12 +71,12 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from mrm_edge.cli_options import model_option, runtime_options, user_errors
-from mrm_edge.runtime.sinks import Sink
+from mrm_edge.runtime.sinks.base import Sink
 
 if TYPE_CHECKING:
     from mrm_edge.runtime.backends.base import Backend
     from mrm_edge.runtime.postprocess import WindowResult
-    from mrm_edge.runtime.sinks import DroppedWindow, RunInfo, StreamEvent
+    from mrm_edge.runtime.sinks.base import DroppedWindow, RunInfo, StreamEvent
     from mrm_edge.runtime.sinks.summary import Summary
 
 __all__ = [
@@ -507,7 +507,8 @@ def run_soak(
     BackendUnavailable (one line) on bad knobs or an unusable model before anything runs.
     """
     from mrm_edge.runtime.backends.base import Backend
-    from mrm_edge.runtime.engine import Monitor, stop_on_signals
+    from mrm_edge.runtime.app import stop_on_signals
+    from mrm_edge.runtime.engine import Monitor
     from mrm_edge.runtime.model import DeployedModel
     from mrm_edge.runtime.selection import activate_backend
     from mrm_edge.runtime.sources.synthetic import SyntheticSource

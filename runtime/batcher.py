@@ -11,7 +11,9 @@ does with a new item — ``"drop-oldest"`` (evict the oldest waiting item: fresh
 usual choice for a live monitor), ``"drop-newest"`` (refuse the new item) or ``"block"``
 (make the producer wait for room, up to its timeout, then refuse). Every item offered is
 accounted for in ``stats``: dispatched, dropped (which way), or still waiting — never lost
-silently. Items leave in arrival order (FIFO across streams).
+silently — and ``offer`` says which item, if any, drop-oldest evicted to make room, so a
+caller can report that item without keeping a copy of the queue. Items leave in arrival
+order (FIFO across streams).
 
 Thread-safe: producers call ``put`` while a worker calls the blocking ``get_batch``; a
 single-threaded loop can instead poll ``next_batch`` and sleep ``time_until_deadline()``.
@@ -27,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Generic, Literal, TypeVar
 
-__all__ = ["OVERLOAD_POLICIES", "BatcherStats", "DynamicBatcher", "OverloadPolicy"]
+__all__ = ["OVERLOAD_POLICIES", "BatcherStats", "DynamicBatcher", "Offer", "OverloadPolicy"]
 
 T = TypeVar("T")
 OverloadPolicy = Literal["drop-oldest", "drop-newest", "block"]
@@ -60,6 +62,16 @@ class BatcherStats:
     @property
     def dropped(self) -> int:
         return self.dropped_oldest + self.dropped_newest
+
+
+@dataclass(frozen=True)
+class Offer(Generic[T]):
+    """What ``offer`` did with an item."""
+
+    queued: bool
+    """The item is in the queue (False: refused, counted in ``dropped_newest``)."""
+    evicted: T | None = None
+    """The waiting item drop-oldest evicted to make room for it, if any."""
 
 
 class DynamicBatcher(Generic[T]):
@@ -107,20 +119,26 @@ class DynamicBatcher(Generic[T]):
     # ------------------------------------------------------------------ producer side
 
     def put(self, item: T, timeout: float | None = None) -> bool:
-        """Offer ``item``. True if it was queued; False if it was refused (and counted in
-        ``dropped_newest``). Under ``"block"``, waits up to ``timeout`` s (None: no limit)
-        for room; other policies never wait."""
+        """Offer ``item``: True if it was queued, False if it was refused (see ``offer``)."""
+        return self.offer(item, timeout).queued
+
+    def offer(self, item: T, timeout: float | None = None) -> Offer[T]:
+        """Offer ``item``: whether it was queued (refused items are counted in
+        ``dropped_newest``) and which waiting item drop-oldest evicted for it. Under
+        ``"block"``, waits up to ``timeout`` s (None: no limit) for room; other policies
+        never wait."""
         with self._changed:
             self._stats.submitted += 1
             if self._closed:
                 self._stats.dropped_newest += 1
-                return False
+                return Offer(False)
+            evicted: T | None = None
             if len(self._queue) >= self.max_queue:
                 if self.overload == "drop-newest":
                     self._stats.dropped_newest += 1
-                    return False
+                    return Offer(False)
                 if self.overload == "drop-oldest":
-                    self._queue.popleft()
+                    evicted = self._queue.popleft()[1]
                     self._stats.dropped_oldest += 1
                 else:
                     room = self._changed.wait_for(
@@ -128,12 +146,12 @@ class DynamicBatcher(Generic[T]):
                     )
                     if not room or self._closed:
                         self._stats.dropped_newest += 1
-                        return False
+                        return Offer(False)
             self._queue.append((self.clock(), item))
             self._stats.enqueued += 1
             self._stats.max_depth = max(self._stats.max_depth, len(self._queue))
             self._changed.notify_all()
-            return True
+            return Offer(True, evicted)
 
     def close(self) -> None:
         """No more items: waiting producers are refused; ``get_batch`` hands out what is
@@ -169,6 +187,18 @@ class DynamicBatcher(Generic[T]):
                         return None
                     wait = left if wait is None else min(wait, left)
                 self._changed.wait(wait)
+
+    def take_all(self) -> list[T]:
+        """Every waiting item at once, whatever ``max_batch`` (counted as dispatched): for a
+        consumer that gives up on its worker and must still account for what was queued."""
+        with self._changed:
+            items = [item for _, item in self._queue]
+            self._queue.clear()
+            if items:
+                self._stats.dispatched += len(items)
+                self._stats.batches += 1
+            self._changed.notify_all()
+            return items
 
     def time_until_deadline(self, now: float | None = None) -> float | None:
         """Seconds until a batch is due (0 if due now); None when nothing waits."""

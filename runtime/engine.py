@@ -1,12 +1,12 @@
-"""The streaming monitor: sources in, classified windows and alarms out, nothing lost silently.
+"""The streaming monitor's data path: sources in, classified windows and alarms out.
 
     source thread                              inference worker thread
     ─────────────                              ───────────────────────
     for event in source:                       batch = batcher.get_batch()
       Chunk → StreamPreprocessor(stream).push    x = to_model_batch(batch)
-      StreamEnd → .finish()                      p = backend.infer(x)   (retry, then fallback)
-        ok window ──► DynamicBatcher ─────────►  postprocess → sinks
-        rejected window ─► postprocess → sinks
+      StreamEnd → .finish()                      p = chain.infer(x)   (fallback.py)
+        ok window ──► DynamicBatcher ─────────►  accounting → post-processing → sinks
+        rejected window ─► accounting → post-processing → sinks
 
 One ``StreamPreprocessor`` per stream, created on the stream's first chunk at that chunk's
 rate. Windows of every stream meet in one ``DynamicBatcher``, whose knobs are the monitor's:
@@ -18,90 +18,55 @@ rate. Windows of every stream meet in one ``DynamicBatcher``, whose knobs are th
   (fresh data wins; default), ``drop-newest`` or ``block`` (the source waits up to
   ``put_timeout_s``, then the window is dropped).
 
-Accounting: every window a preprocessor produces ends as exactly one of *classified*,
-*rejected* (quality, gap, or a backend that failed twice, with the reason) or *dropped*
-(overload, or still queued when a run is stopped without draining), each reported to the
-sinks and counted per stream. The batcher does not say *which* item drop-oldest evicted, so
-the monitor numbers items and keeps the outstanding ones in order: items leave the batcher
-in FIFO order, so when a batch arrives every outstanding item older than its first item was
-evicted (there is one producer, the source thread, so numbering is arrival order).
+Accounting (accounting.py): every window ends as exactly one of classified, rejected or
+dropped, each reported to the sinks and counted per stream; the batcher says which window
+drop-oldest evicted, so that one is reported dropped at once. A stream's end is delivered
+once its last window has a result.
 
-A stream's end is final only once its last window has a result: the alarms still on are
-then closed and the sinks told, so events of one stream are never reordered around its end.
-
-Latency is window-complete-to-result (``Window.ready_time`` → delivery to the sinks).
-
-Stopping: ``stop()`` (from any thread; ``run_monitor`` wires SIGINT/SIGTERM to it) closes
-the source, lets the windows already queued be classified (``drain=True``; a second signal
-passes ``drain=False``: queued windows are reported as dropped, "stopped before
+Stopping: ``stop()`` (from any thread; ``stop_on_signals`` wires SIGINT/SIGTERM to it)
+closes the source, lets the windows already queued be classified (``drain=True``; a second
+signal passes ``drain=False``: queued windows are reported as dropped, "stopped before
 inference"), and closes the sinks with the summary, so the event log is complete and valid
 up to the stop. Streams cut short are not ``finish()``-ed: their tail would be zero padding
 standing in for signal that never came.
 
-Errors: a backend error is retried once (a transient failure costs no window). A batch
-that fails twice moves the run to the next of ``fallbacks`` (``run_monitor`` passes the
-options after the chosen one in the selection plan, e.g. TensorRT → ONNX Runtime CUDA →
-ONNX Runtime CPU INT8 → CPU FP32 → PyTorch): the failing backend is deactivated first (its
-device memory may be what the next one needs), the next is activated (one that fails to
-start is skipped, with why, for the one after), the *same* batch is re-run there with the
-same retry, and the run stays on it. Each switch is reported once: a ``BackendSwitch`` to the
-sinks (a ``backend`` line in the event log) and an entry in ``summary.backend_switches``.
-Only when no fallback is left are the batch's windows rejected, "backend error: <error>;
-no fallback left" (just "backend error: <error>" for a monitor given no fallbacks), and the
-run goes on: later batches try the last backend again. If no fallback starts, the failed
-backend is restarted and kept; if even that fails, every later window is rejected "backend
-error: no backend left (…)". A malformed chunk fails only its stream. A failing source or
-sink stops the run; ``run()`` still returns the summary, with the error in
-``summary.errors``.
+Errors: backend errors are retried and then fall back along ``fallbacks`` (fallback.py);
+only when no backend is left are a batch's windows rejected, and the run goes on. A
+malformed chunk fails only its stream. A failing source or sink stops the run; ``run()``
+still returns the summary, with the error in ``summary.errors``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import threading
 import time
-from collections import Counter, OrderedDict, deque
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
+from mrm_edge.runtime.accounting import Accounting, InFlight
 from mrm_edge.runtime.backends.base import Backend
 from mrm_edge.runtime.batcher import DynamicBatcher, OverloadPolicy
+from mrm_edge.runtime.fallback import BackendChain, fallback_label
 from mrm_edge.runtime.model import DeployedModel
 from mrm_edge.runtime.postprocess import PostprocessConfig, Postprocessor
-from mrm_edge.runtime.stream.preprocess import StreamPreprocessor, Window, to_model_batch
-from mrm_edge.runtime.stream.quality import QualityConfig
-from mrm_edge.runtime.sinks import BackendSwitch, DroppedWindow, RunInfo, Sink, StreamEvent
+from mrm_edge.runtime.sinks.base import RunInfo, Sink, StreamEvent
+from mrm_edge.runtime.sinks.fanout import SinkFanout
 from mrm_edge.runtime.sinks.summary import Summary, Tally
 from mrm_edge.runtime.sources.base import Chunk, Source, SourceProblem, StreamEnd
+from mrm_edge.runtime.stream.preprocess import StreamPreprocessor, Window, to_model_batch
+from mrm_edge.runtime.stream.quality import QualityConfig
+from mrm_edge.runtime.stream.windower import samples_from_seconds
 
 from mrm_edge.data.errors import first_line
 
 if TYPE_CHECKING:
     from mrm_edge.runtime.selection import Candidate
-    from rich.console import Console
 
-__all__ = ["Monitor", "run_monitor", "stop_on_signals"]
+__all__ = ["Monitor"]
 
 _POLL_S = 0.1  # how often waiting threads look at the stop flag and the clock
 _SOURCE_STOP_S = 5.0  # how long a stopped source may take to return before we go on without it
 _WORKER_ABANDON_S = 5.0  # after drain=False, how long a stuck inference may hold the run
-
-
-@dataclass(frozen=True)
-class _Item:
-    """A window in flight: its arrival number (see the module docstring) and segment."""
-
-    seq: int
-    window: Window
-    segment: int
-
-    @property
-    def key(self) -> tuple[str, int]:
-        return (self.window.stream_id, self.segment)
 
 
 class Monitor:
@@ -120,9 +85,9 @@ class Monitor:
         quality: signal-quality thresholds for the preprocessors (default ``QualityConfig()``).
         backend_reason: why this backend (reported to the sinks and in the summary).
         put_timeout_s: under ``overload="block"``, how long the source waits for room.
-        fallbacks: where to move when ``backend`` fails a batch twice, in order (module
-            docstring, "Errors"): inactive backends, or selection ``Candidate``s (built only
-            when needed). The monitor activates them and deactivates them at the end.
+        fallbacks: where to move when ``backend`` fails a batch twice, in order
+            (fallback.py): inactive backends, or selection ``Candidate``s (built only when
+            needed). The monitor activates them and deactivates them at the end.
     """
 
     def __init__(
@@ -144,39 +109,30 @@ class Monitor:
         put_timeout_s: float = 1.0,
         fallbacks: Sequence[Backend | Candidate] = (),
     ) -> None:
-        rate = model.sampling_rate
-        if isinstance(hop_s, bool) or not isinstance(hop_s, (int, float)) or not hop_s > 0:
-            raise ValueError(f"Monitor: hop_s must be a positive number of seconds, got {hop_s!r}")
-        hop = round(hop_s * rate)
-        if hop < 1 or abs(hop - hop_s * rate) > 1e-6:
-            raise ValueError(
-                f"Monitor: hop_s {hop_s!r} is not a whole number of samples at the model's "
-                f"{rate} Hz"
-            )
+        self.hop = samples_from_seconds(hop_s, model.sampling_rate, field="Monitor: hop_s")
         if duration_s is not None and not (isinstance(duration_s, (int, float)) and duration_s > 0):
             raise ValueError(f"Monitor: duration_s must be > 0 s or None, got {duration_s!r}")
         self.model = model
-        self.backend = backend
-        """The backend running now (a fallback after a switch)."""
-        self.fallbacks: deque[Backend | Candidate] = deque(fallbacks)
-        self._chained = bool(self.fallbacks)  # rejection reasons then say none is left
-        self._owned: list[Backend] = []  # backends this monitor activated: released at the end
-        self._no_backend: str | None = None  # set when no backend could be (re)started
         self.source = source
         self.hop_s = float(hop_s)
-        self.hop = hop
         self.duration_s = duration_s
         self.sinks: list[Sink] = list(sinks)
         self.quality = quality
         self.backend_reason = backend_reason
         self.put_timeout_s = put_timeout_s
         self.overload = overload
-        self.post = Postprocessor(model.labels, model.thresholds, postprocess)
-        self.batcher: DynamicBatcher[_Item] = DynamicBatcher(
+        self.batcher: DynamicBatcher[InFlight] = DynamicBatcher(
             max_batch, max_delay_ms, max_queue, overload
         )
         self.clock: Callable[[], float] = time.monotonic  # the preprocessors' ready_time clock
         self.tally = Tally(self.clock, queue_depth=lambda: len(self.batcher))
+        post = Postprocessor(model.labels, model.thresholds, postprocess)
+        self.accounting = Accounting(
+            post, self.tally, SinkFanout(self.sinks, self._fatal), self.clock
+        )
+        self.chain = BackendChain(
+            backend, fallbacks, outputs=len(model.labels), on_switch=self.accounting.backend_switch
+        )
         self.knobs: dict[str, Any] = {
             "hop_s": self.hop_s,
             "max_batch": max_batch,
@@ -184,30 +140,29 @@ class Monitor:
             "max_queue": max_queue,
             "overload": overload,
             "duration_s": duration_s,
-            "smoothing": self.post.config.describe(),
-            "fallbacks": [_label(f) for f in self.fallbacks],
+            "smoothing": post.config.describe(),
+            "fallbacks": [fallback_label(f) for f in fallbacks],
         }
-        self.windows_produced: Counter[str] = Counter()
-        """Windows each stream's preprocessors produced (the accounting's ground truth)."""
-
-        # Source-thread state.
+        # The stream registry (source thread only): each live stream's preprocessor, the
+        # segment it is on, and the segments that failed (a failed stream stays failed).
         self._pre: dict[str, StreamPreprocessor] = {}
         self._segment: dict[str, int] = {}
         self._failed: set[tuple[str, int]] = set()
-        # Shared state, under _track_lock.
-        self._track_lock = threading.Lock()
-        self._seq = 0
-        self._outstanding: OrderedDict[int, _Item] = OrderedDict()
-        self._in_flight: Counter[tuple[str, int]] = Counter()
-        self._ending: dict[tuple[str, int], tuple[int, int, str, str]] = {}
-        # Delivery to post-processing, tally and sinks: one at a time, in order.
-        self._emit_lock = threading.Lock()
-        self._sinks_closed = False
         # Control.
         self._stop = threading.Event()
         self._discard = threading.Event()
         self._stopped_by: str | None = None
         self._ran = False
+
+    @property
+    def backend(self) -> Backend:
+        """The backend running now (a fallback after a switch)."""
+        return self.chain.backend
+
+    @property
+    def windows_produced(self) -> Any:
+        """Windows each stream's preprocessors produced (the accounting's ground truth)."""
+        return self.accounting.windows_produced
 
     # ================================================================== control
 
@@ -231,21 +186,33 @@ class Monitor:
         if self._ran:
             raise RuntimeError("Monitor.run: a Monitor runs once; make a new one")
         self._ran = True
-        if not self.backend.is_active:
-            self.backend.activate()
-            self._owned.append(self.backend)
+        self.chain.start()
         summary: Summary | None = None
         try:
-            self._open_sinks()
+            self.accounting.open(self._run_info())
             summary = self._run_threads()
         finally:
             try:
-                self._close_sinks(summary)
+                self.accounting.close(summary)
             finally:
-                for be in self._owned:
-                    with contextlib.suppress(Exception):
-                        be.deactivate()
+                self.chain.release()
         return summary
+
+    def _run_info(self) -> RunInfo:
+        return RunInfo(
+            model=self.model.name,
+            labels=tuple(self.model.labels),
+            thresholds=self.model.thresholds,
+            sampling_rate=self.model.sampling_rate,
+            window_s=self.model.window_s,
+            hop_s=self.hop_s,
+            backend=self.backend.describe(),
+            backend_reason=self.backend_reason,
+            source=self.source.describe(),
+            knobs=self.knobs,
+            stats=self.tally.live,
+            refused=dict(self.model.refused),
+        )
 
     def _run_threads(self) -> Summary:
         started = self.tally.started = self.clock()  # elapsed counts from here
@@ -268,15 +235,12 @@ class Monitor:
                 break
             source_thread.join(_POLL_S)
         self.batcher.close()  # the worker drains what is queued, then returns
-        abandon_at: float | None = None
-        while worker.is_alive():
-            if self._discard.is_set() and abandon_at is None:
-                abandon_at = self.clock() + _WORKER_ABANDON_S
-            if abandon_at is not None and self.clock() >= abandon_at:
-                self.tally.error(f"inference did not finish within {_WORKER_ABANDON_S:g} s")
-                break
-            worker.join(_POLL_S)
-        self._settle_leftovers()
+        self._await_worker(worker)
+        # Nothing may stay unaccounted (what an abandoned worker left queued).
+        left = self.batcher.take_all()
+        if left:
+            self.accounting.dropped(left, "stopped before inference")
+        self.accounting.forget_in_flight()
         self.tally.max_queue_depth = self.batcher.stats.max_depth
         return self.tally.summary(
             model=self.model.name,
@@ -286,6 +250,22 @@ class Monitor:
             stopped_by=self._stopped_by or "source ended",
             knobs=self.knobs,
         )
+
+    def _await_worker(self, worker: threading.Thread) -> None:
+        """Wait for the worker to drain the queue; after ``stop(drain=False)`` give a stuck
+        inference ``_WORKER_ABANDON_S`` at most."""
+        abandon_at: float | None = None
+        while worker.is_alive():
+            if self._discard.is_set() and abandon_at is None:
+                abandon_at = self.clock() + _WORKER_ABANDON_S
+            if abandon_at is not None and self.clock() >= abandon_at:
+                self.tally.error(f"inference did not finish within {_WORKER_ABANDON_S:g} s")
+                break
+            worker.join(_POLL_S)
+
+    def _fatal(self, message: str) -> None:
+        self.tally.error(message)
+        self.stop(f"error: {message}")
 
     # ================================================================== source side
 
@@ -299,10 +279,7 @@ class Monitor:
                 elif isinstance(event, Chunk):
                     self._chunk(event)
                 elif isinstance(event, SourceProblem):
-                    self.tally.source_problem()
-                    with self._emit_lock:
-                        if not self._sinks_closed:
-                            self._deliver("source_problem", event)
+                    self.accounting.source_problem(event)
             else:
                 # The source is exhausted (not closed by a stop, which also ends the
                 # iteration): streams it never ended end with it.
@@ -340,7 +317,9 @@ class Monitor:
             self._pre[sid] = pre
             self._segment[sid] = segment
             self.tally.stream_started(sid, segment)
-            self._deliver_stream(StreamEvent(sid, "start", f"{chunk.sample_rate} Hz", segment))
+            self.accounting.stream_event(
+                StreamEvent(sid, "start", f"{chunk.sample_rate} Hz", segment)
+            )
         segment = self._segment[sid]
         if chunk.sample_rate != pre.resampler.fs_in:
             self._drop_stream(
@@ -373,34 +352,30 @@ class Monitor:
     def _fail_stream(self, sid: str, segment: int, error: str) -> None:
         self._failed.add((sid, segment))
         self.tally.stream_failed(sid, error)
-        self._deliver_stream(StreamEvent(sid, "error", error, segment))
+        self.accounting.stream_event(StreamEvent(sid, "error", error, segment))
 
     def _dispatch(self, windows: list[Window], segment: int) -> None:
+        timeout = self.put_timeout_s if self.overload == "block" else None
         for w in windows:
-            self.windows_produced[w.stream_id] += 1
+            self.accounting.produced(w)
             if not w.ok:
-                self._emit_rejected(w, segment)
+                self.accounting.rejected(w, segment)
                 continue
-            with self._track_lock:
-                item = _Item(self._seq, w, segment)
-                self._seq += 1
-                self._outstanding[item.seq] = item
-                self._in_flight[item.key] += 1
-            timeout = self.put_timeout_s if self.overload == "block" else None
-            if not self.batcher.put(item, timeout=timeout):
-                with self._track_lock:
-                    self._outstanding.pop(item.seq, None)
+            item = InFlight(w, segment)
+            self.accounting.admit(item)
+            offer = self.batcher.offer(item, timeout=timeout)
+            if offer.evicted is not None:
+                self.accounting.dropped([offer.evicted], f"overload ({self.overload})")
+            if not offer.queued:
                 cause = "stopped before inference" if self.batcher.closed else "overload"
-                self._emit_dropped([item], f"{cause} ({self.overload})")
+                self.accounting.dropped([item], f"{cause} ({self.overload})")
 
     def _mark_ending(
         self, sid: str, segment: int, pre: StreamPreprocessor, reason: str, cause: str
     ) -> None:
         """Record the stream's end; it is delivered once its in-flight windows are done."""
-        key = (sid, segment)
-        with self._track_lock:
-            self._ending[key] = (pre.buffer.sample_count, pre.sampling_rate, reason, cause)
-        self._finish_ended()
+        at, rate = pre.buffer.sample_count, pre.sampling_rate
+        self.accounting.mark_ending(sid, segment, at, rate, reason, cause)
 
     # ================================================================== inference side
 
@@ -412,372 +387,21 @@ class Monitor:
                     if self.batcher.closed:
                         return
                     continue
-                self._settle(batch)
                 if self._discard.is_set():
-                    self._emit_dropped(batch, "stopped before inference")
+                    self.accounting.dropped(batch, "stopped before inference")
                 else:
                     self._infer(batch)
-                self._finish_ended()
+                self.accounting.finish_ended()
         except BaseException as e:
             self._fatal(f"inference worker failed: {first_line(e)}")
 
-    def _settle(self, batch: list[_Item]) -> None:
-        """Take ``batch`` off the outstanding list; whatever is older was evicted."""
-        first = batch[0].seq
-        evicted: list[_Item] = []
-        with self._track_lock:
-            while self._outstanding:
-                seq, item = next(iter(self._outstanding.items()))
-                if seq >= first:
-                    break
-                del self._outstanding[seq]
-                evicted.append(item)
-            for item in batch:
-                self._outstanding.pop(item.seq, None)
-        if evicted:
-            self._emit_dropped(evicted, f"overload ({self.overload})")
-
-    def _infer(self, batch: list[_Item]) -> None:
-        x = to_model_batch([it.window for it in batch])
-        spent = 0.0  # backend time only: activating a fallback is not inference
-        p: np.ndarray | None = None
-        reason = ""
-        while p is None:
-            if self._no_backend is not None:
-                reason = f"backend error: {self._no_backend}"
-                break
-            p, error, dt = self._attempt(x, len(batch))
-            spent += dt
-            if p is not None:
-                break
-            error_text = first_line(error) if error else "no output"
-            not_started = self._fall_back(error_text, len(batch))
-            if not_started is None:
-                continue  # a fallback is active: the same batch again, there
-            reason = f"backend error: {error_text}"
-            if self._chained:
-                reason += f"; no fallback left{not_started}"
-            break
-        self.tally.batch(len(batch), spent, failed=p is None)
+    def _infer(self, batch: list[InFlight]) -> None:
+        outcome = self.chain.infer(to_model_batch([it.window for it in batch]))
+        p = outcome.probabilities
+        self.tally.batch(len(batch), outcome.spent_s, failed=p is None)
         if p is None:
             for it in batch:
-                self._emit_rejected(it.window, it.segment, reason=reason)
-                self._done([it])
+                self.accounting.failed(it, outcome.reason)
             return
         for it, probs in zip(batch, p, strict=True):
-            self._emit_classified(it.window, it.segment, probs)
-            self._done([it])
-
-    def _attempt(
-        self, x: np.ndarray, n: int
-    ) -> tuple[np.ndarray | None, BaseException | None, float]:
-        """Run ``x`` on the current backend, retried once (a transient failure should not
-        cost windows): (probabilities or None, the last error, seconds spent)."""
-        t0 = time.perf_counter()
-        error: BaseException | None = None
-        for _try in range(2):
-            try:
-                p = np.asarray(self.backend.infer(x))
-                if p.shape != (n, len(self.model.labels)):
-                    raise ValueError(
-                        f"output shape {p.shape}, expected ({n}, {len(self.model.labels)})"
-                    )
-                return p, None, time.perf_counter() - t0
-            except Exception as e:
-                error = e
-        return None, error, time.perf_counter() - t0
-
-    def _fall_back(self, error: str, windows: int) -> str | None:
-        """The current backend failed a batch twice: move to the next fallback that starts.
-        None when one is active now; otherwise a note for the rejection reason (which
-        fallbacks failed to start; "" when there were none to try)."""
-        if not self.fallbacks:
-            return ""
-        old = self.backend
-        old_desc = old.describe()
-        with contextlib.suppress(Exception):  # release first: the next may need its memory
-            old.deactivate()
-        skipped: list[str] = []
-        while self.fallbacks:
-            entry = self.fallbacks.popleft()
-            label = _label(entry)
-            try:
-                be = entry if isinstance(entry, Backend) else entry.make()
-                be.activate()
-            except Exception as e:
-                skipped.append(f"{label}: {first_line(e)}")
-                continue
-            self._owned.append(be)
-            self.backend = be
-            ev = self.tally.backend_switch(
-                BackendSwitch(old_desc, be.describe(), error, tuple(skipped), windows)
-            )
-            with self._emit_lock:
-                if not self._sinks_closed:
-                    self._deliver("backend_switch", ev)
-            return None
-        # No fallback started: the failed backend is the only one left; restart it so that
-        # later batches can try it again (the failure may have been transient after all).
-        note = f" (failed to start: {'; '.join(skipped)})"
-        try:
-            old.activate()
-        except Exception as e:
-            self._no_backend = (
-                f"no backend left ({old_desc} could not restart: {first_line(e)}){note}"
-            )
-            return note
-        if old not in self._owned:
-            self._owned.append(old)
-        return note
-
-    def _done(self, items: list[_Item]) -> None:
-        """These items have their results; a stream whose last window this was ends now,
-        before the rest of the batch (which may hold its restarted segment) is delivered."""
-        with self._track_lock:
-            for it in items:
-                self._in_flight[it.key] -= 1
-            ending = any(self._in_flight[it.key] <= 0 and it.key in self._ending for it in items)
-        if ending:
-            self._finish_ended()
-
-    def _finish_ended(self) -> None:
-        """Deliver the end of every ended stream whose windows all have results."""
-        with self._track_lock:
-            ready = [k for k in self._ending if self._in_flight[k] <= 0]
-            done = [(k, self._ending.pop(k)) for k in ready]
-        for (sid, segment), (at, rate, reason, cause) in done:
-            self._emit_end(sid, segment, at, rate, reason, cause)
-
-    def _settle_leftovers(self) -> None:
-        """After the worker: nothing may stay unaccounted (an abandoned worker's batch)."""
-        with self._track_lock:
-            left = list(self._outstanding.values())
-            self._outstanding.clear()
-        if left:
-            self._emit_dropped(left, "stopped before inference")
-        with self._track_lock:
-            self._in_flight.clear()
-        self._finish_ended()
-
-    # ================================================================== delivery
-
-    def _emit_classified(self, w: Window, segment: int, probs: np.ndarray) -> None:
-        with self._emit_lock:
-            if self._sinks_closed:
-                return
-            latency = (self.clock() - w.ready_time) * 1e3
-            result, events = self.post.classified(w, probs, latency, segment)
-            self.tally.classified(w.stream_id, latency, result.alarms)
-            self._deliver("window", result)
-            for ev in events:
-                self.tally.alarm(w.stream_id, ev.state, result.alarms)
-                self._deliver("alarm", ev)
-
-    def _emit_rejected(self, w: Window, segment: int, reason: str | None = None) -> None:
-        with self._emit_lock:
-            if self._sinks_closed:
-                return
-            latency = (self.clock() - w.ready_time) * 1e3
-            result = self.post.rejected(w, latency, segment, reason)
-            self.tally.rejected(w.stream_id, result.reason_kinds, result.alarms)
-            self._deliver("window", result)
-
-    def _emit_dropped(self, items: list[_Item], cause: str) -> None:
-        with self._emit_lock:
-            for it in items:
-                w = it.window
-                self.tally.dropped(w.stream_id, cause)
-                if not self._sinks_closed:
-                    rec = DroppedWindow(
-                        w.stream_id, w.start, w.sampling_rate, w.data.shape[0], cause, it.segment
-                    )
-                    self._deliver("dropped", rec)
-        self._done(items)
-
-    def _emit_end(
-        self, sid: str, segment: int, at: int, rate: int, reason: str, cause: str
-    ) -> None:
-        with self._emit_lock:
-            if self._sinks_closed:
-                return
-            events = self.post.end_stream(sid, at, rate, segment, cause)
-            for ev in events:
-                self.tally.alarm(sid, ev.state, ())
-                self._deliver("alarm", ev)
-            if reason != "failed":
-                self.tally.stream_ended(sid, reason)
-                self._deliver("stream", StreamEvent(sid, "end", reason, segment))
-
-    def _deliver_stream(self, event: StreamEvent) -> None:
-        with self._emit_lock:
-            if not self._sinks_closed:
-                self._deliver("stream", event)
-
-    def _deliver(self, method: str, record: Any) -> None:
-        """Hand ``record`` to every sink (emit lock held). A failing sink stops the run:
-        the event log is a contract, and a monitor silently without it is worse than a
-        stopped one."""
-        for sink in self.sinks:
-            try:
-                getattr(sink, method)(record)
-            except Exception as e:
-                self._fatal(f"sink {type(sink).__name__} failed: {first_line(e)}")
-
-    def _fatal(self, message: str) -> None:
-        self.tally.error(message)
-        self.stop(f"error: {message}")
-
-    def _open_sinks(self) -> None:
-        info = RunInfo(
-            model=self.model.name,
-            labels=tuple(self.model.labels),
-            thresholds=self.model.thresholds,
-            sampling_rate=self.model.sampling_rate,
-            window_s=self.model.window_s,
-            hop_s=self.hop_s,
-            backend=self.backend.describe(),
-            backend_reason=self.backend_reason,
-            source=self.source.describe(),
-            knobs=self.knobs,
-            stats=self.tally.live,
-        )
-        opened: list[Sink] = []
-        try:
-            for sink in self.sinks:
-                sink.open(info)
-                opened.append(sink)
-        except BaseException:
-            for sink in opened:
-                with contextlib.suppress(Exception):
-                    sink.close(None)
-            self._sinks_closed = True
-            raise
-
-    def _close_sinks(self, summary: Summary | None) -> None:
-        with self._emit_lock:
-            if self._sinks_closed:
-                return
-            self._sinks_closed = True
-        errors: list[str] = []
-        for sink in self.sinks:
-            try:
-                sink.close(summary)
-            except Exception as e:
-                errors.append(f"sink {type(sink).__name__} failed to close: {first_line(e)}")
-        if summary is not None:
-            summary.errors += errors
-
-
-def _label(entry: Backend | Candidate) -> str:
-    if isinstance(entry, Backend):
-        return f"{entry.name} {entry.precision}"
-    return entry.label
-
-
-# ====================================================================== command-level entry
-
-
-@contextlib.contextmanager
-def stop_on_signals(
-    monitor: Monitor, signals: Sequence[int] = (signal.SIGINT, signal.SIGTERM)
-) -> Iterator[None]:
-    """While inside, SIGINT/SIGTERM stop ``monitor`` cleanly (queued windows are still
-    classified); a second signal stops without draining. Only the main thread can own
-    signal handlers; elsewhere this does nothing."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    count = 0
-
-    def handler(signum: int, frame: Any) -> None:
-        nonlocal count
-        count += 1
-        monitor.stop(f"signal {signal.Signals(signum).name}", drain=count == 1)
-
-    previous = {s: signal.signal(s, handler) for s in signals}
-    try:
-        yield
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
-
-
-def run_monitor(
-    model_dir: str | Path,
-    source: Source | Callable[[DeployedModel], Source],
-    *,
-    backend: str = "auto",
-    precision: str | None = None,
-    hop_s: float = 1.0,
-    max_batch: int = 32,
-    max_delay_ms: float = 50.0,
-    max_queue: int = 4096,
-    overload: OverloadPolicy = "drop-oldest",
-    duration_s: float | None = None,
-    events_path: str | Path | None = None,
-    ui: bool = True,
-    console: Console | None = None,
-    postprocess: PostprocessConfig | None = None,
-    quality: QualityConfig | None = None,
-    intra_op_threads: int | None = None,
-) -> Summary:
-    """Everything ``mrm-edge monitor`` does: load and verify the model directory, pick and
-    activate the backend (printing which and why), open the event log (``events_path``) and
-    the live view (``ui``), run until the source ends / ``duration_s`` / SIGINT or SIGTERM,
-    print the summary and return it.
-
-    ``source`` is a Source, or a function of the loaded model that makes one (e.g. a
-    synthetic source at the card's rate). Raises ModelLoadError, BackendUnavailable or
-    ValueError (bad knob, unwritable event log) before anything runs, each one line.
-    """
-    from mrm_edge.runtime.selection import activate_with_fallbacks
-    from mrm_edge.runtime.sinks.jsonl import JsonlSink
-    from mrm_edge.runtime.sinks.live import LiveView
-    from rich.console import Console
-
-    console = console or Console()
-    model = DeployedModel.load(model_dir)
-    src = source if isinstance(source, Source) else source(model)
-    sinks: list[Sink] = []
-    if events_path is not None:
-        sinks.append(JsonlSink(events_path))  # opened now: a bad path fails before the run
-    try:
-        be, reason, chain = activate_with_fallbacks(
-            model, backend, precision, intra_op_threads=intra_op_threads
-        )
-        try:
-            console.print(f"[bold]backend[/bold] {be.describe()}")
-            console.print(f"  why: {reason}", markup=False)
-            if chain:
-                console.print(f"  fallback: {' → '.join(c.label for c in chain)}", markup=False)
-            for name, why in model.refused.items():
-                console.print(f"  refused {name}: {why}", markup=False)
-            if ui:
-                sinks.append(LiveView(console))
-            monitor = Monitor(
-                model,
-                be,
-                src,
-                hop_s=hop_s,
-                max_batch=max_batch,
-                max_delay_ms=max_delay_ms,
-                max_queue=max_queue,
-                overload=overload,
-                sinks=sinks,
-                duration_s=duration_s,
-                postprocess=postprocess,
-                quality=quality,
-                backend_reason=reason,
-                fallbacks=chain,
-            )
-            with stop_on_signals(monitor):
-                summary = monitor.run()
-        finally:
-            be.deactivate()  # a no-op if the monitor switched away from it
-    finally:
-        src.close()
-        for sink in sinks:  # no-ops after a run; closes the log if the run never started
-            with contextlib.suppress(Exception):
-                sink.close(None)
-    console.print(summary.render())
-    return summary
+            self.accounting.classified(it, probs)

@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from mrm_edge.runtime.sinks import BackendSwitch, DroppedWindow, RunInfo, Sink, StreamEvent
+from mrm_edge.runtime.sinks.base import BackendSwitch, DroppedWindow, RunInfo, Sink, StreamEvent
 
 if TYPE_CHECKING:
     from mrm_edge.runtime.postprocess import AlarmEvent, WindowResult

@@ -18,7 +18,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mrm_edge.runtime.sinks import BackendSwitch, RunInfo, Sink, StreamEvent
+from mrm_edge.runtime.sinks.base import BackendSwitch, RunInfo, Sink, StreamEvent
 
 if TYPE_CHECKING:
     from mrm_edge.runtime.postprocess import AlarmEvent, WindowResult

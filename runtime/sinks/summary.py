@@ -20,12 +20,14 @@ import random
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
-from mrm_edge.runtime.sinks import BackendSwitch
+from mrm_edge.runtime.sinks.base import BackendSwitch
+
+from mrm_edge.stats import Reservoir, latency_summary
 
 __all__ = ["RESERVOIR", "LiveStats", "StreamCounts", "Summary", "Tally"]
 
@@ -178,21 +180,6 @@ class Summary:
         return Group(*(Text(line) for line in self.lines()), table)
 
 
-def _percentiles(values: Sequence[float] | np.ndarray) -> dict[str, float | None]:
-    if len(values) == 0:
-        return {"p50": None, "p90": None, "p99": None, "max": None, "mean": None, "n": 0}
-    a = np.asarray(values, np.float64)
-    p50, p90, p99 = np.percentile(a, [50, 90, 99])
-    return {
-        "p50": float(p50),
-        "p90": float(p90),
-        "p99": float(p99),
-        "max": float(a.max()),
-        "mean": float(a.mean()),
-        "n": len(a),
-    }
-
-
 class Tally:
     """Thread-safe counters of one run (see the module docstring).
 
@@ -223,9 +210,7 @@ class Tally:
         self.errors: list[str] = []
         # Preallocated (1.6 MB): a list of Python floats would grow ~32 bytes per window up to
         # the reservoir's size, which a long soak sees as resident-memory creep.
-        self._latencies = np.empty(RESERVOIR, np.float64)
-        self._seen = 0
-        self._rng = random.Random(seed)
+        self._latencies = Reservoir(RESERVOIR, random.Random(seed))
         self._recent: deque[tuple[float, float]] = deque()  # (time, latency ms), last 5 s
         self._lock = threading.Lock()
 
@@ -258,13 +243,7 @@ class Tally:
             c = self._stream(sid)
             c.classified += 1
             c.alarms_on = list(alarms_on)
-            if self._seen < RESERVOIR:
-                self._latencies[self._seen] = latency_ms
-            else:  # reservoir sampling: every latency is kept with equal probability
-                j = self._rng.randrange(self._seen + 1)
-                if j < RESERVOIR:
-                    self._latencies[j] = latency_ms
-            self._seen += 1
+            self._latencies.add(latency_ms)  # reservoir: each kept with equal probability
             self._recent.append((now, latency_ms))
             self._trim(now)
 
@@ -389,7 +368,7 @@ class Tally:
                 per_stream={
                     sid: {**asdict(c), "windows": c.windows} for sid, c in self.streams.items()
                 },
-                latency_ms=_percentiles(self._latencies[: min(self._seen, RESERVOIR)]),
+                latency_ms=latency_summary(self._latencies.values()),
                 throughput_wps=classified / elapsed if elapsed > 0 else 0.0,
                 inference_wps=(
                     self.batched_windows / self.backend_s if self.backend_s > 0 else None

@@ -428,7 +428,7 @@ def test_bad_signal_is_rejected_by_predict_not_classified(
 def test_bad_signal_is_rejected_by_the_monitor(
     case: str, original: np.ndarray, tmp_path: Path, model_dir: Path
 ) -> None:
-    from mrm_edge.runtime.engine import run_monitor
+    from mrm_edge.runtime.app import run_monitor
     from mrm_edge.runtime.stream.quality import QualityConfig
     from mrm_edge.runtime.sources.wfdb import WfdbReplaySource
     from rich.console import Console

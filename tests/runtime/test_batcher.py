@@ -6,7 +6,7 @@ import threading
 import time
 
 import pytest
-from mrm_edge.runtime.batcher import DynamicBatcher
+from mrm_edge.runtime.batcher import DynamicBatcher, Offer
 
 
 class FakeClock:
@@ -66,6 +66,31 @@ def test_drop_oldest_evicts_and_counts() -> None:
     assert (s.submitted, s.enqueued, s.dropped_oldest, s.dropped_newest) == (6, 6, 2, 0)
     assert s.pending == 4 and s.max_depth == 4
     assert b.next_batch() == [2, 3] and b.next_batch() == [4, 5]
+
+
+def test_offer_names_the_item_drop_oldest_evicted() -> None:
+    b = DynamicBatcher(max_batch=2, max_delay_ms=50, max_queue=2, overload="drop-oldest",
+                       clock=FakeClock())  # fmt: skip
+    assert [b.offer(i) for i in range(2)] == [Offer(True), Offer(True)]
+    assert b.offer(2) == Offer(True, evicted=0) and b.offer(3) == Offer(True, evicted=1)
+    assert b.next_batch() == [2, 3]
+
+
+def test_offer_under_drop_newest_and_after_close_evicts_nothing() -> None:
+    b = DynamicBatcher(max_batch=1, max_delay_ms=50, max_queue=1, overload="drop-newest",
+                       clock=FakeClock())  # fmt: skip
+    assert b.offer("a") == Offer(True) and b.offer("b") == Offer(False)
+    b.close()
+    assert b.offer("c") == Offer(False) and b.stats.dropped_newest == 2
+
+
+def test_take_all_hands_out_everything_waiting() -> None:
+    b = DynamicBatcher(max_batch=2, max_delay_ms=1000, max_queue=10, clock=FakeClock())
+    for i in range(5):
+        b.put(i)
+    assert b.take_all() == [0, 1, 2, 3, 4] and len(b) == 0 and b.take_all() == []
+    s = b.stats
+    assert s.enqueued == s.dispatched + s.dropped_oldest + s.pending == 5
 
 
 def test_drop_newest_refuses_and_counts() -> None:

@@ -22,10 +22,11 @@ from typing import Any
 import numpy as np
 import pytest
 from mrm_edge.runtime.backends import Backend, BackendUnavailable, OnnxRuntimeBackend
-from mrm_edge.runtime.engine import Monitor, run_monitor
+from mrm_edge.runtime.app import run_monitor
+from mrm_edge.runtime.engine import Monitor
 from mrm_edge.runtime.model import DeployedModel
 from mrm_edge.runtime.selection import activate_with_fallbacks
-from mrm_edge.runtime.sinks import Sink
+from mrm_edge.runtime.sinks.base import Sink
 from mrm_edge.runtime.sinks.jsonl import JsonlSink
 from mrm_edge.runtime.sinks.live import LiveView
 from mrm_edge.runtime.sources.base import ArraySource

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from mrm_edge.runtime.postprocess import AlarmEvent, WindowResult
-from mrm_edge.runtime.sinks import DroppedWindow, RunInfo, StreamEvent
+from mrm_edge.runtime.sinks.base import DroppedWindow, RunInfo, StreamEvent
 from mrm_edge.runtime.sinks.jsonl import JsonlSink
 from mrm_edge.runtime.sinks.live import LiveView
 from mrm_edge.runtime.sinks.summary import RESERVOIR, Summary, Tally

@@ -1,0 +1,157 @@
+"""The composition root of ``mrm-edge monitor``: model, backend chain, source and sinks put
+together around a ``Monitor``, run with SIGINT/SIGTERM wired to a clean stop.
+
+Nothing here prints: what the command shows (which backend and why, the summary) is the
+``report`` sink's business and the live view the ``live`` sink's (sinks/registry.py), so a
+caller that wants other output names other sinks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mrm_edge.runtime.batcher import OverloadPolicy
+from mrm_edge.runtime.engine import Monitor
+from mrm_edge.runtime.model import DeployedModel
+from mrm_edge.runtime.postprocess import PostprocessConfig
+from mrm_edge.runtime.sinks.base import Sink
+from mrm_edge.runtime.sinks.registry import SinkSettings, make_sink
+from mrm_edge.runtime.sinks.summary import Summary
+from mrm_edge.runtime.sources.base import Source
+from mrm_edge.runtime.stream.quality import QualityConfig
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+__all__ = ["build_sinks", "monitor_sink_names", "run_monitor", "stop_on_signals"]
+
+
+@contextlib.contextmanager
+def stop_on_signals(
+    monitor: Monitor, signals: Sequence[int] = (signal.SIGINT, signal.SIGTERM)
+) -> Iterator[None]:
+    """While inside, SIGINT/SIGTERM stop ``monitor`` cleanly (queued windows are still
+    classified); a second signal stops without draining. Only the main thread can own
+    signal handlers; elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    count = 0
+
+    def handler(signum: int, frame: Any) -> None:
+        nonlocal count
+        count += 1
+        monitor.stop(f"signal {signal.Signals(signum).name}", drain=count == 1)
+
+    previous = {s: signal.signal(s, handler) for s in signals}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def monitor_sink_names(
+    events_path: str | Path | None, ui: bool, extra: Sequence[str] = ()
+) -> list[str]:
+    """The sinks ``mrm-edge monitor`` runs, in opening order: the report (first opened,
+    last closed), the event log if asked for, the live view if wanted, then ``extra``."""
+    names = ["report"]
+    if events_path is not None:
+        names.append("jsonl")
+    if ui:
+        names.append("live")
+    return names + list(extra)
+
+
+def build_sinks(names: Sequence[str], settings: SinkSettings) -> list[Sink]:
+    """The named sinks; if one fails to build, those already built are closed again."""
+    sinks: list[Sink] = []
+    try:
+        for name in names:
+            sinks.append(make_sink(name, settings))
+    except BaseException:
+        for sink in sinks:
+            with contextlib.suppress(Exception):
+                sink.close(None)
+        raise
+    return sinks
+
+
+def run_monitor(
+    model_dir: str | Path,
+    source: Source | Callable[[DeployedModel], Source],
+    *,
+    backend: str = "auto",
+    precision: str | None = None,
+    hop_s: float = 1.0,
+    max_batch: int = 32,
+    max_delay_ms: float = 50.0,
+    max_queue: int = 4096,
+    overload: OverloadPolicy = "drop-oldest",
+    duration_s: float | None = None,
+    events_path: str | Path | None = None,
+    ui: bool = True,
+    console: Console | None = None,
+    postprocess: PostprocessConfig | None = None,
+    quality: QualityConfig | None = None,
+    intra_op_threads: int | None = None,
+    sinks: Sequence[str] | None = None,
+) -> Summary:
+    """Everything ``mrm-edge monitor`` does: load and verify the model directory, pick and
+    activate the backend, build the sinks (``sinks`` names them; default
+    ``monitor_sink_names(events_path, ui)``: the report on ``console``, the event log at
+    ``events_path``, the live view), run until the source ends / ``duration_s`` / SIGINT
+    or SIGTERM, and return the summary.
+
+    ``source`` is a Source, or a function of the loaded model that makes one (e.g. a
+    synthetic source at the card's rate). Raises ModelLoadError, BackendUnavailable or
+    ValueError (bad knob, unwritable event log) before anything runs, each one line.
+    """
+    from mrm_edge.runtime.selection import activate_with_fallbacks
+
+    if console is None:
+        from rich.console import Console
+
+        console = Console()  # one console shared by the report and the live view
+    model = DeployedModel.load(model_dir)
+    src = source if isinstance(source, Source) else source(model)
+    names = monitor_sink_names(events_path, ui) if sinks is None else list(sinks)
+    built: list[Sink] = []
+    try:
+        settings = SinkSettings(console, None if events_path is None else Path(events_path))
+        built = build_sinks(names, settings)  # a bad event log path fails before the run
+        be, reason, chain = activate_with_fallbacks(
+            model, backend, precision, intra_op_threads=intra_op_threads
+        )
+        try:
+            monitor = Monitor(
+                model,
+                be,
+                src,
+                hop_s=hop_s,
+                max_batch=max_batch,
+                max_delay_ms=max_delay_ms,
+                max_queue=max_queue,
+                overload=overload,
+                sinks=built,
+                duration_s=duration_s,
+                postprocess=postprocess,
+                quality=quality,
+                backend_reason=reason,
+                fallbacks=chain,
+            )
+            with stop_on_signals(monitor):
+                return monitor.run()
+        finally:
+            be.deactivate()  # a no-op if the monitor switched away from it
+    finally:
+        src.close()
+        for sink in built:  # no-ops after a run; closes the log if the run never started
+            with contextlib.suppress(Exception):
+                sink.close(None)

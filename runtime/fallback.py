@@ -1,0 +1,170 @@
+"""The monitor's backend chain: retry once, then move to the next backend that starts.
+
+A backend error is retried once (a transient failure costs no window). A batch that fails
+twice moves the run to the next of ``fallbacks`` (``run_monitor`` passes the options after
+the chosen one in the selection plan, e.g. TensorRT → ONNX Runtime CUDA → ONNX Runtime CPU
+INT8 → CPU FP32 → PyTorch): the failing backend is deactivated first (its device memory may
+be what the next one needs), the next is activated (one that fails to start is skipped, with
+why, for the one after), the *same* batch is re-run there with the same retry, and the run
+stays on it. Each switch is reported once, to ``on_switch`` (the monitor counts it and tells
+the sinks: a ``backend`` line in the event log, an entry in ``summary.backend_switches``).
+
+Only when no fallback is left does a batch fail, "backend error: <error>; no fallback left"
+(just "backend error: <error>" for a chain given no fallbacks), and later batches try the
+last backend again. If no fallback starts, the failed backend is restarted and kept; if even
+that fails, every later batch fails "backend error: no backend left (…)".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from mrm_edge.runtime.backends.base import Backend
+from mrm_edge.runtime.sinks.base import BackendSwitch
+
+from mrm_edge.data.errors import first_line
+
+if TYPE_CHECKING:
+    from mrm_edge.runtime.selection import Candidate
+
+__all__ = ["BackendChain", "BatchOutcome", "fallback_label"]
+
+
+def fallback_label(entry: Backend | Candidate) -> str:
+    """How a fallback is named in the knobs and the ``fallback:`` line."""
+    if isinstance(entry, Backend):
+        return f"{entry.name} {entry.precision}"
+    return entry.label
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """One batch through the chain: ``probabilities`` ([n, labels]) or, when every
+    backend failed it, None and the rejection ``reason``; ``spent_s`` is backend time only
+    (activating a fallback is not inference)."""
+
+    probabilities: np.ndarray | None
+    reason: str
+    spent_s: float
+
+
+class BackendChain:
+    """The backend running now and where to go when it fails (see the module docstring).
+
+    ``fallbacks`` are inactive backends or selection ``Candidate``s (built only when
+    needed); the chain activates them and ``release()`` deactivates every backend it
+    activated. ``on_switch`` hears of each switch (from the inference thread).
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        fallbacks: Sequence[Backend | Candidate] = (),
+        *,
+        outputs: int,
+        on_switch: Callable[[BackendSwitch], None] = lambda switch: None,
+    ) -> None:
+        self.backend = backend
+        """The backend running now (a fallback after a switch)."""
+        self.fallbacks: deque[Backend | Candidate] = deque(fallbacks)
+        self.labels = [fallback_label(f) for f in self.fallbacks]
+        self.outputs = outputs
+        self.on_switch = on_switch
+        self._chained = bool(self.fallbacks)  # rejection reasons then say none is left
+        self._owned: list[Backend] = []  # backends this chain activated: released at the end
+        self._no_backend: str | None = None  # set when no backend could be (re)started
+
+    def start(self) -> None:
+        """Activate the first backend unless its owner already did (it then stays theirs)."""
+        if not self.backend.is_active:
+            self.backend.activate()
+            self._owned.append(self.backend)
+
+    def release(self) -> None:
+        """Deactivate every backend this chain activated."""
+        for be in self._owned:
+            with contextlib.suppress(Exception):
+                be.deactivate()
+
+    def infer(self, x: np.ndarray) -> BatchOutcome:
+        """Run batch ``x`` here, falling back along the chain until a backend gives it a
+        result or none is left."""
+        n = len(x)
+        spent = 0.0
+        while True:
+            if self._no_backend is not None:
+                return BatchOutcome(None, f"backend error: {self._no_backend}", spent)
+            p, error, dt = self._attempt(x, n)
+            spent += dt
+            if p is not None:
+                return BatchOutcome(p, "", spent)
+            error_text = first_line(error) if error else "no output"
+            not_started = self._fall_back(error_text, n)
+            if not_started is None:
+                continue  # a fallback is active: the same batch again, there
+            reason = f"backend error: {error_text}"
+            if self._chained:
+                reason += f"; no fallback left{not_started}"
+            return BatchOutcome(None, reason, spent)
+
+    def _attempt(
+        self, x: np.ndarray, n: int
+    ) -> tuple[np.ndarray | None, BaseException | None, float]:
+        """Run ``x`` on the current backend, retried once (a transient failure should not
+        cost windows): (probabilities or None, the last error, seconds spent)."""
+        t0 = time.perf_counter()
+        error: BaseException | None = None
+        for _try in range(2):
+            try:
+                p = np.asarray(self.backend.infer(x))
+                if p.shape != (n, self.outputs):
+                    raise ValueError(f"output shape {p.shape}, expected ({n}, {self.outputs})")
+                return p, None, time.perf_counter() - t0
+            except Exception as e:
+                error = e
+        return None, error, time.perf_counter() - t0
+
+    def _fall_back(self, error: str, windows: int) -> str | None:
+        """The current backend failed a batch twice: move to the next fallback that starts.
+        None when one is active now; otherwise a note for the rejection reason (which
+        fallbacks failed to start; "" when there were none to try)."""
+        if not self.fallbacks:
+            return ""
+        old = self.backend
+        old_desc = old.describe()
+        with contextlib.suppress(Exception):  # release first: the next may need its memory
+            old.deactivate()
+        skipped: list[str] = []
+        while self.fallbacks:
+            entry = self.fallbacks.popleft()
+            try:
+                be = entry if isinstance(entry, Backend) else entry.make()
+                be.activate()
+            except Exception as e:
+                skipped.append(f"{fallback_label(entry)}: {first_line(e)}")
+                continue
+            self._owned.append(be)
+            self.backend = be
+            self.on_switch(BackendSwitch(old_desc, be.describe(), error, tuple(skipped), windows))
+            return None
+        return self._restart(old, old_desc, f" (failed to start: {'; '.join(skipped)})")
+
+    def _restart(self, old: Backend, old_desc: str, note: str) -> str:
+        """No fallback started: the failed backend is the only one left; restart it so that
+        later batches can try it again (the failure may have been transient after all)."""
+        try:
+            old.activate()
+        except Exception as e:
+            self._no_backend = (
+                f"no backend left ({old_desc} could not restart: {first_line(e)}){note}"
+            )
+            return note
+        if old not in self._owned:
+            self._owned.append(old)
+        return note

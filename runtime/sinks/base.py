@@ -1,0 +1,137 @@
+"""The ``Sink`` interface and the records a sink receives.
+
+The engine calls a sink's methods from its worker threads, but never two at once (it holds
+one lock around post-processing and delivery), in this order: ``open`` once, then any mix of
+``window`` / ``alarm`` / ``dropped`` / ``stream`` / ``backend_switch`` / ``source_problem``,
+then ``close`` once with the summary (sinks close in the reverse order of opening, so the
+first sink opened is the last one closed, as with nested ``with`` blocks).
+A sink therefore needs no lock of its own unless it has a thread of its own (LiveView does).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from mrm_edge.runtime.postprocess import AlarmEvent, WindowResult
+    from mrm_edge.runtime.sinks.summary import LiveStats, Summary
+    from mrm_edge.runtime.sources.base import SourceProblem
+
+__all__ = ["BackendSwitch", "DroppedWindow", "RunInfo", "Sink", "StreamEvent"]
+
+
+@dataclass(frozen=True)
+class DroppedWindow:
+    """A complete window that was never classified: evicted by the batcher's overload
+    policy, refused by a full queue, or still queued when the run was stopped."""
+
+    stream_id: str
+    start: int
+    sampling_rate: int
+    window_samples: int
+    cause: str
+    """E.g. "overload (drop-oldest)", "overload (drop-newest)", "stopped before inference"."""
+    segment: int = 0
+
+    @property
+    def start_s(self) -> float:
+        return self.start / self.sampling_rate
+
+    @property
+    def end_s(self) -> float:
+        return (self.start + self.window_samples) / self.sampling_rate
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    """A stream started, ended (with the source's reason) or failed (with the error)."""
+
+    stream_id: str
+    kind: Literal["start", "end", "error"]
+    detail: str = ""
+    """Start: "<rate> Hz"; end: the source's reason; error: the one-line error."""
+    segment: int = 0
+
+
+@dataclass(frozen=True)
+class BackendSwitch:
+    """The backend failed a batch twice and the monitor moved the run to a fallback
+    (reported once per switch; the batch that failed is re-run on the new backend)."""
+
+    from_backend: str
+    """The backend given up (``describe()``)."""
+    to_backend: str
+    """The backend now running (``describe()``)."""
+    reason: str
+    """The one-line error that made the switch, e.g. "MemoryError: CUDA out of memory"."""
+    skipped: tuple[str, ...] = ()
+    """Fallbacks passed over because they failed to start, each "<label>: <why>"."""
+    windows: int = 0
+    """Windows in the batch that failed and is re-run on ``to_backend``."""
+    elapsed_s: float = 0.0
+    """Seconds since the run started."""
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What a sink may want to show up front, and a live view of the counters."""
+
+    model: str
+    labels: tuple[str, ...]
+    thresholds: Mapping[str, float]
+    sampling_rate: int
+    window_s: float
+    hop_s: float
+    backend: str
+    backend_reason: str
+    source: str
+    knobs: Mapping[str, Any] = field(default_factory=dict)
+    """max_batch, max_delay_ms, max_queue, overload, duration_s, smoothing, ..."""
+    stats: Callable[[], LiveStats] | None = None
+    """A fresh snapshot of the engine's counters (thread-safe; None outside a run)."""
+    refused: Mapping[str, str] = field(default_factory=dict)
+    """Model files the model directory refused to load, each with why."""
+
+
+class Sink:
+    """Base sink: every method is a no-op, so a sink overrides only what it uses.
+    A context manager: ``__exit__`` calls ``close(None)`` if ``close`` was not called."""
+
+    def open(self, info: RunInfo) -> None:
+        """The run starts."""
+
+    def window(self, result: WindowResult) -> None:
+        """A window was classified or rejected."""
+
+    def alarm(self, event: AlarmEvent) -> None:
+        """An alarm switched on or off."""
+
+    def dropped(self, record: DroppedWindow) -> None:
+        """A window was dropped without inference."""
+
+    def stream(self, event: StreamEvent) -> None:
+        """A stream started, ended or failed."""
+
+    def backend_switch(self, event: BackendSwitch) -> None:
+        """The run moved to a fallback backend."""
+
+    def source_problem(self, event: SourceProblem) -> None:
+        """The source reported a problem outside any stream (it goes on)."""
+
+    def close(self, summary: Summary | None) -> None:
+        """The run is over (``summary`` is None when it failed before producing one).
+        Must be safe to call twice."""
+
+    def __enter__(self) -> Sink:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close(None)

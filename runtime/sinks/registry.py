@@ -1,0 +1,81 @@
+"""Sinks by name: ``make_sink("jsonl", settings)``. Adding a sink is one new module with its
+``Sink`` subclass plus one ``register_sink`` line (here for the built-in ones; anywhere for
+a caller's own, e.g. a test). The factories import their module on first use, so a run
+without the live view never imports rich's live display.
+
+    report   which backend and why at the start, the summary at the end (ConsoleReport)
+    jsonl    the event log at ``settings.events_path`` (JsonlSink)
+    live     the terminal dashboard (LiveView)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mrm_edge.runtime.sinks.base import Sink
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+__all__ = ["SinkFactory", "SinkSettings", "make_sink", "register_sink", "sink_names"]
+
+
+@dataclass(frozen=True)
+class SinkSettings:
+    """What the composition root knows that a sink may need; each factory takes its part."""
+
+    console: Console | None = None
+    """Where terminal sinks draw (None: a new rich Console each)."""
+    events_path: Path | None = None
+    """The event log's path (the jsonl sink)."""
+
+
+SinkFactory = Callable[[SinkSettings], Sink]
+_FACTORIES: dict[str, SinkFactory] = {}
+
+
+def register_sink(name: str, factory: SinkFactory) -> None:
+    """Make ``name`` buildable by ``make_sink``; a second registration of a name replaces
+    the first (a test may stand in for a built-in)."""
+    _FACTORIES[name] = factory
+
+
+def sink_names() -> tuple[str, ...]:
+    """Registered sink names, in registration order."""
+    return tuple(_FACTORIES)
+
+
+def make_sink(name: str, settings: SinkSettings) -> Sink:
+    """The sink ``name`` with ``settings``; ValueError (one line) for an unknown name."""
+    factory = _FACTORIES.get(name)
+    if factory is None:
+        raise ValueError(f"unknown sink {name!r}, expected one of {', '.join(_FACTORIES)}")
+    return factory(settings)
+
+
+def _report(settings: SinkSettings) -> Sink:
+    from mrm_edge.runtime.sinks.report import ConsoleReport
+
+    return ConsoleReport(settings.console)
+
+
+def _jsonl(settings: SinkSettings) -> Sink:
+    from mrm_edge.runtime.sinks.jsonl import JsonlSink
+
+    if settings.events_path is None:
+        raise ValueError("the jsonl sink needs an event log path (--events)")
+    return JsonlSink(settings.events_path)  # opened now: a bad path fails before the run
+
+
+def _live(settings: SinkSettings) -> Sink:
+    from mrm_edge.runtime.sinks.live import LiveView
+
+    return LiveView(settings.console)
+
+
+register_sink("report", _report)
+register_sink("jsonl", _jsonl)
+register_sink("live", _live)

@@ -1,0 +1,48 @@
+"""``ConsoleReport``: what ``mrm-edge monitor`` prints around a run.
+
+At the start, which backend runs, why, where it falls back to and which model files were
+refused; at the end, the summary. Opened first and closed last among a run's sinks, so the
+backend lines come before the live view starts and the summary after it has stopped.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mrm_edge.runtime.sinks.base import RunInfo, Sink
+
+if TYPE_CHECKING:
+    from mrm_edge.runtime.sinks.summary import Summary
+    from rich.console import Console
+
+__all__ = ["ConsoleReport"]
+
+
+class ConsoleReport(Sink):
+    """Print the backend choice on ``open`` and the summary on ``close`` to ``console``
+    (default: a new rich Console)."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        if console is None:
+            from rich.console import Console
+
+            console = Console()
+        self.console = console
+        self._closed = False
+
+    def open(self, info: RunInfo) -> None:
+        print_ = self.console.print
+        print_(f"[bold]backend[/bold] {info.backend}")
+        print_(f"  why: {info.backend_reason}", markup=False)
+        fallbacks = info.knobs.get("fallbacks") or []
+        if fallbacks:
+            print_(f"  fallback: {' → '.join(fallbacks)}", markup=False)
+        for name, why in info.refused.items():
+            print_(f"  refused {name}: {why}", markup=False)
+
+    def close(self, summary: Summary | None) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if summary is not None:
+            self.console.print(summary.render())
