@@ -480,7 +480,7 @@ def monitor(
     from mrm_edge.runtime.app import run_monitor
     from mrm_edge.runtime.stream.quality import QualityConfig
     from mrm_edge.runtime.sources.base import parse_speed
-    from mrm_edge.runtime.sources.factory import make_source
+    from mrm_edge.runtime.sources.registry import make_source
 
     pace = parse_speed(speed)
     summary = run_monitor(

@@ -17,7 +17,7 @@ def run_py(code: str) -> subprocess.CompletedProcess:
 def test_edge_modules_import_without_torch() -> None:
     r = run_py(
         "import sys, mrm_edge.runtime, mrm_edge.runtime.engine, mrm_edge.runtime.selection, "
-        "mrm_edge.runtime.model, mrm_edge.runtime.sources.factory, mrm_edge.runtime.sources.tcp, "
+        "mrm_edge.runtime.model, mrm_edge.runtime.sources.registry, mrm_edge.runtime.sources.tcp, "
         "mrm_edge.runtime.sender, mrm_edge.runtime.sinks.live, mrm_edge.runtime.backends, "
         "mrm_edge.calibration.windows, mrm_edge.export.int8, mrm_edge.doctor, "
         "mrm_edge.data.dataset, mrm_edge.data.synthetic, mrm_edge.data.signal, mrm_edge.card, "

@@ -30,15 +30,15 @@ import select
 import sys
 import time
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from mrm_edge.runtime.sources.base import (
     DEFAULT_STALL_TIMEOUT_S,
-    Chunk,
     Event,
     Source,
     StreamEnd,
 )
+from mrm_edge.runtime.sources.device import check_stall_timeout, chunk_of, stall_reason
 from mrm_edge.runtime.sources.framing import (
     MAX_FRAME_SECONDS,
     Data,
@@ -48,6 +48,9 @@ from mrm_edge.runtime.sources.framing import (
     Hello,
 )
 
+if TYPE_CHECKING:
+    from mrm_edge.runtime.sources.registry import SourceOptions
+
 log = logging.getLogger(__name__)
 
 
@@ -55,6 +58,11 @@ class StdinSource(Source):
     """MRME frames from ``stream`` (default: standard input's binary buffer)."""
 
     name = "stdin"
+
+    @classmethod
+    def from_spec(cls, argument: str, options: SourceOptions) -> StdinSource:
+        """``--source stdin``: one device on standard input."""
+        return cls(stall_timeout_s=options.stall_timeout_s)
 
     def __init__(
         self,
@@ -66,9 +74,7 @@ class StdinSource(Source):
         stall_timeout_s: float | None = DEFAULT_STALL_TIMEOUT_S,
     ) -> None:
         super().__init__()
-        if stall_timeout_s is not None and not stall_timeout_s > 0:
-            raise ValueError(f"stall_timeout_s is {stall_timeout_s}, expected > 0 or None")
-        self.stall_timeout_s = stall_timeout_s
+        self.stall_timeout_s = check_stall_timeout(stall_timeout_s)
         self.stream = stream if stream is not None else sys.stdin.buffer
         self.label = label
         self.max_frame_seconds = max_frame_seconds
@@ -151,8 +157,7 @@ class StdinSource(Source):
             raise FramingError(f"{self.label}: {reason}")
 
     def _stall_reason(self, decoder: FrameDecoder, stall: float) -> str:
-        pending = decoder.pending()
-        reason = f"stalled (no data for {stall:g} s{', mid-frame: ' + pending if pending else ''})"
+        reason = stall_reason(decoder, stall)
         log.warning("%s: %s; waiting for it to resume", self.label, reason)
         return reason
 
@@ -163,8 +168,7 @@ class StdinSource(Source):
             return None, frame
         assert hello is not None  # the decoder yields DATA and END only inside a session
         if isinstance(frame, Data):
-            ts = frame.first_index / hello.sample_rate
-            return Chunk(hello.stream_id, frame.samples, hello.sample_rate, ts), hello
+            return chunk_of(hello, frame), hello
         return StreamEnd(hello.stream_id, "ended by device"), None
 
     def describe(self) -> str:

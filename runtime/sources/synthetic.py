@@ -9,11 +9,15 @@ chunk sizes or pace. Unbounded unless ``seconds`` is given.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from mrm_edge.runtime.sources.base import Chunk, Event, Pacer, Source, StreamEnd
 
 from mrm_edge.data.synthetic import SyntheticPatient, SyntheticStream, make_patients
+
+if TYPE_CHECKING:
+    from mrm_edge.runtime.sources.registry import SourceOptions
 
 
 def synthetic_ids(n_streams: int) -> list[str]:
@@ -30,6 +34,16 @@ class SyntheticSource(Source):
     """
 
     name = "synthetic"
+
+    @classmethod
+    def from_spec(cls, argument: str, options: SourceOptions) -> SyntheticSource:
+        """``--source synthetic``: ``options.streams`` patients."""
+        return cls(
+            options.streams,
+            speed=options.speed,
+            seed=options.seed,
+            chunk_seconds=options.chunk_seconds,
+        )
 
     def __init__(
         self,

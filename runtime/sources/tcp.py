@@ -50,15 +50,16 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from mrm_edge.runtime.sources.base import (
     DEFAULT_STALL_TIMEOUT_S,
-    Chunk,
     Event,
     Source,
     SourceProblem,
     StreamEnd,
 )
+from mrm_edge.runtime.sources.device import check_stall_timeout, chunk_of, stall_reason
 from mrm_edge.runtime.sources.framing import (
     MAX_FRAME_SECONDS,
     Data,
@@ -67,6 +68,10 @@ from mrm_edge.runtime.sources.framing import (
     FramingError,
     Hello,
 )
+from mrm_edge.runtime.sources.registry import SpecError
+
+if TYPE_CHECKING:
+    from mrm_edge.runtime.sources.registry import SourceOptions
 
 log = logging.getLogger(__name__)
 
@@ -89,11 +94,32 @@ class _Connection:
         return f"tcp {self.peer}{sid}"
 
 
+def parse_address(argument: str) -> tuple[str, int]:
+    """``HOST:PORT`` (IPv6 as ``[::1]:PORT``) → (host, port); SpecError if malformed."""
+    host, sep, port_text = argument.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host:
+        raise SpecError("expected tcp:HOST:PORT, e.g. tcp:127.0.0.1:5555")
+    try:
+        port = int(port_text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise SpecError(f"port {port_text!r}, expected 0..65535")
+    return host, port
+
+
 class TcpSource(Source):
     """TCP server for MRME devices. Listens from construction (``port`` is the bound
     port, useful with port 0); ``close()`` shuts the server and every connection."""
 
     name = "tcp"
+
+    @classmethod
+    def from_spec(cls, argument: str, options: SourceOptions) -> TcpSource:
+        """``--source tcp:HOST:PORT``."""
+        host, port = parse_address(argument)
+        return cls(host, port, stall_timeout_s=options.stall_timeout_s)
 
     def __init__(
         self,
@@ -113,8 +139,6 @@ class TcpSource(Source):
             raise ValueError(f"max_connections is {max_connections}, expected >= 1")
         if idle_timeout_s is not None and not idle_timeout_s > 0:
             raise ValueError(f"idle_timeout_s is {idle_timeout_s}, expected > 0 or None")
-        if stall_timeout_s is not None and not stall_timeout_s > 0:
-            raise ValueError(f"stall_timeout_s is {stall_timeout_s}, expected > 0 or None")
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         try:
             self._server = socket.create_server(
@@ -127,7 +151,7 @@ class TcpSource(Source):
         self.port: int = self._server.getsockname()[1]
         self.max_connections = max_connections
         self.idle_timeout_s = idle_timeout_s
-        self.stall_timeout_s = stall_timeout_s
+        self.stall_timeout_s = check_stall_timeout(stall_timeout_s)
         self.max_frame_seconds = max_frame_seconds
         self.max_pending_events = max_pending_events
         self.problems: deque[str] = deque(maxlen=100)  # recent one-line connection problems
@@ -301,8 +325,7 @@ class TcpSource(Source):
                 if conn.stalled:
                     conn.stalled = False  # its next chunk opens a new segment downstream
                     log.info("%s: data resumed after a stall", conn.where())
-                ts = ev.first_index / h.sample_rate
-                self._events.put(Chunk(h.stream_id, ev.samples, h.sample_rate, ts))
+                self._events.put(chunk_of(h, ev))
             else:
                 self._end_stream(conn, "ended by device")
         return None
@@ -349,8 +372,7 @@ class TcpSource(Source):
     def _mark_stalled(self, conn: _Connection, stall: float) -> None:
         """End the stream of a connected but silent device; the connection stays open."""
         assert conn.hello is not None
-        pending = conn.decoder.pending()
-        reason = f"stalled (no data for {stall:g} s{', mid-frame: ' + pending if pending else ''})"
+        reason = stall_reason(conn.decoder, stall)
         self._problem(conn.where(), f"{reason}; waiting for it to resume", event=False)
         self._events.put(StreamEnd(conn.hello.stream_id, reason))
         conn.stalled = True
@@ -365,4 +387,4 @@ class TcpSource(Source):
             self._events.put(SourceProblem(where, reason))
 
 
-__all__ = ["TcpSource"]
+__all__ = ["TcpSource", "parse_address"]

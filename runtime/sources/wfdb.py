@@ -35,12 +35,17 @@ import os
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from mrm_edge.runtime.sources.base import ArraySource
+from mrm_edge.runtime.sources.registry import SpecError
 
 from mrm_edge.data.errors import DataError, one_line
 from mrm_edge.records import read_recording
+
+if TYPE_CHECKING:
+    from mrm_edge.runtime.sources.registry import SourceOptions
 
 log = logging.getLogger(__name__)
 
@@ -178,6 +183,20 @@ class WfdbReplaySource(ArraySource):
     """
 
     name = "wfdb"
+
+    @classmethod
+    def from_spec(cls, argument: str, options: SourceOptions) -> WfdbReplaySource:
+        """``--source wfdb:PATH[,PATH...]``."""
+        paths = [p.strip() for p in argument.split(",") if p.strip()]
+        if not paths:
+            raise SpecError("expected wfdb:PATH[,PATH...]")
+        return cls(
+            paths,
+            chunk_seconds=options.chunk_seconds,
+            speed=options.speed,
+            loop=options.loop,
+            min_seconds=options.min_seconds,
+        )
 
     def __init__(
         self,

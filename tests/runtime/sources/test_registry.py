@@ -6,7 +6,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from mrm_edge.runtime.sources.factory import make_source
+from mrm_edge.runtime.sources.registry import make_source
 from mrm_edge.runtime.sources.stdin import StdinSource
 from mrm_edge.runtime.sources.synthetic import SyntheticSource
 from mrm_edge.runtime.sources.tcp import TcpSource

@@ -1,0 +1,143 @@
+"""The monitor's ``--source`` values, turned into sources: ``KIND`` or ``KIND:ARGUMENT``.
+
+    synthetic                 synthetic patients (the default); --streams of them
+    wfdb:PATH[,PATH...]       replay records: .hea, record stems, .mat, or directories
+    tcp:HOST:PORT             listen for MRME devices (port 0: any free port; IPv6 as
+                              tcp:[::1]:PORT; 0.0.0.0 listens on every interface)
+    stdin                     one MRME device on standard input
+
+Adding a source is one new module with its ``Source`` subclass and a ``from_spec(argument,
+options)`` classmethod, plus one ``register_source`` line (here for the built-in kinds;
+anywhere for a caller's own, e.g. a test). ``SPECS`` and the CLI's ``--source`` help come
+from the registrations. A kind's class is loaded on first use, so e.g. a tcp monitor never
+imports wfdb.
+
+``speed`` paces the file and synthetic sources (live devices pace themselves), ``loop``
+applies to wfdb replay (as does ``min_seconds``: shorter records are refused, the monitor
+passes the model's window), ``streams`` and ``seed`` to synthetic patients, and
+``stall_timeout_s`` to the live sources (tcp, stdin): a connected device silent this long
+has its stream marked stalled (see tcp.py; None: never).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from mrm_edge.runtime.sources.base import DEFAULT_STALL_TIMEOUT_S, Source
+
+__all__ = [
+    "SourceKind",
+    "SourceOptions",
+    "SpecError",
+    "make_source",
+    "register_source",
+    "source_help",
+    "source_specs",
+]
+
+
+class SpecError(ValueError):
+    """A malformed argument of a known kind; ``make_source`` adds which ``--source``."""
+
+
+@dataclass(frozen=True)
+class SourceOptions:
+    """The monitor's source knobs (module docstring); each kind takes the ones it uses."""
+
+    streams: int = 4
+    speed: float | None = 1.0
+    loop: bool = False
+    seed: int = 0
+    chunk_seconds: float | Sequence[float] = 0.2
+    stall_timeout_s: float | None = DEFAULT_STALL_TIMEOUT_S
+    min_seconds: float | None = None
+
+
+class SourceFactory(Protocol):
+    def __call__(self, argument: str, options: SourceOptions) -> Source: ...
+
+
+@dataclass(frozen=True)
+class SourceKind:
+    """One ``--source`` kind: its ``name``, how it is written (``usage``, e.g.
+    ``tcp:HOST:PORT``), whether it takes an argument after the colon, and ``load``, which
+    returns its factory (importing the kind's module only then)."""
+
+    name: str
+    usage: str
+    load: Callable[[], SourceFactory]
+    takes_argument: bool = False
+
+
+_KINDS: dict[str, SourceKind] = {}
+
+
+def register_source(kind: SourceKind) -> None:
+    """Make ``kind`` a ``--source`` value (a second registration of a name replaces it)."""
+    _KINDS[kind.name.lower()] = kind
+
+
+def source_specs() -> str:
+    """The registered forms for a message: "synthetic, wfdb:PATH[,PATH...], ... or stdin"."""
+    usages = [k.usage for k in _KINDS.values()]
+    return usages[0] if len(usages) == 1 else f"{', '.join(usages[:-1])} or {usages[-1]}"
+
+
+def source_help() -> str:
+    """The registered forms for ``--source``'s help: "synthetic | wfdb:PATH[,PATH...] | ..."."""
+    return " | ".join(k.usage for k in _KINDS.values())
+
+
+def make_source(
+    spec: str,
+    *,
+    streams: int = 4,
+    speed: float | None = 1.0,
+    loop: bool = False,
+    seed: int = 0,
+    chunk_seconds: float | Sequence[float] = 0.2,
+    stall_timeout_s: float | None = DEFAULT_STALL_TIMEOUT_S,
+    min_seconds: float | None = None,
+) -> Source:
+    """The source ``spec`` names; ValueError (one line) for an unknown or malformed spec."""
+    name, sep, argument = spec.strip().partition(":")
+    kind = _KINDS.get(name.lower())
+    if kind is None or (sep and not kind.takes_argument):
+        raise ValueError(f"--source {spec!r}: unknown source, expected {source_specs()}")
+    options = SourceOptions(streams, speed, loop, seed, chunk_seconds, stall_timeout_s, min_seconds)
+    try:
+        return kind.load()(argument, options)
+    except SpecError as e:
+        raise ValueError(f"--source {spec!r}: {e}") from None
+
+
+def _synthetic() -> SourceFactory:
+    from mrm_edge.runtime.sources.synthetic import SyntheticSource
+
+    return SyntheticSource.from_spec
+
+
+def _wfdb() -> SourceFactory:
+    from mrm_edge.runtime.sources.wfdb import WfdbReplaySource
+
+    return WfdbReplaySource.from_spec
+
+
+def _tcp() -> SourceFactory:
+    from mrm_edge.runtime.sources.tcp import TcpSource
+
+    return TcpSource.from_spec
+
+
+def _stdin() -> SourceFactory:
+    from mrm_edge.runtime.sources.stdin import StdinSource
+
+    return StdinSource.from_spec
+
+
+register_source(SourceKind("synthetic", "synthetic", _synthetic))
+register_source(SourceKind("wfdb", "wfdb:PATH[,PATH...]", _wfdb, takes_argument=True))
+register_source(SourceKind("tcp", "tcp:HOST:PORT", _tcp, takes_argument=True))
+register_source(SourceKind("stdin", "stdin", _stdin))
