@@ -27,7 +27,8 @@ def onnx_probabilities(path: Path, x: np.ndarray, batch_size: int = 64) -> np.nd
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
-    opts.log_severity_level = 3  # the CPU EP warns about FP16 fallbacks; not actionable
+    # Quiet: the CPU EP warns about FP16 fallbacks and Q/DQ fusions; neither is actionable.
+    opts.log_severity_level = 3
     sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
     out = [sess.run(None, {name: x[i : i + batch_size]})[0] for i in range(0, len(x), batch_size)]

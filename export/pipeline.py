@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 from mrm_edge.export import gates
-from mrm_edge.export.sidecar import onnx_io, write_sidecar
+from mrm_edge.export.sidecar import write_sidecar
 
-from mrm_edge.artifacts import ONNX_FILES
+from mrm_edge.artifacts import ONNX_FILES, onnx_io, trtexec_engine_filename
 from mrm_edge.card import CARD_FILE, ModelCard, sha256_file, verify_weights
 
 # Aliases of mrm_edge.artifacts' names, for callers that imported them from here.
@@ -207,7 +207,7 @@ def _int8(
     """Write and gate each requested INT8 file; the calibration is done once and cached
     (its key does not depend on the activation type), so the second file reuses it."""
     from mrm_edge.calibration.windows import select_calibration_windows
-    from mrm_edge.export.int8 import DEFAULT_OP_TYPES, SCHEMES, build_int8
+    from mrm_edge.export.int8 import DEFAULT_OP_TYPES, SCHEMES, Int8Options, build_int8
 
     out = Path(opts.out_dir)
     cset = select_calibration_windows(opts.calib_data, card, opts.calib_windows, opts.seed)
@@ -215,18 +215,14 @@ def _int8(
     for variant in INT8_CHOICES[opts.int8_activations]:
         activation = INT8_VARIANTS[variant]
         path = out / ONNX_FILES[variant]
-        report = build_int8(
-            fp32,
-            path,
-            cset,
-            windows.x,
-            windows.y,
+        options = Int8Options(
             method=opts.int8_method,
             activation_type=activation,  # type: ignore[arg-type]
             op_types=opts.int8_ops or DEFAULT_OP_TYPES,
             max_auc_drop=opts.int8_tolerance_pt / 100.0,
             cache_dir=opts.cache_dir or out / ".calibration-cache",
         )
+        report = build_int8(fp32, path, cset, windows.x, windows.y, options)
         rep = report.to_dict()
         if not report.passed:
             raise gates.GateFailed(f"{path}: {report.message}")
@@ -278,8 +274,8 @@ def _engines(
     cudart: Any = None,
 ) -> None:
     """Build (or reuse) an engine per precision; ``trt``/``cudart`` let tests inject doubles."""
-    from mrm_edge.export.tensorrt.builder import BuildOptions, build_or_load
-    from mrm_edge.export.tensorrt.capability import (
+    from mrm_edge.export.tensorrt import BuildOptions, build_or_load
+    from mrm_edge.runtime.backends.tensorrt.capability import (
         choose_flavour,
         flavour_of,
         probe_flavours,
@@ -343,7 +339,7 @@ def _no_engine_message(
     ]
     for p in wanted:
         onnx_path = summary.artifacts[ENGINE_SOURCES[p]]
-        engine = Path(opts.out_dir) / f"model.{p}.engine"
+        engine = Path(opts.out_dir) / trtexec_engine_filename(p)
         lines.append("  " + trtexec_command(onnx_path, engine, builds[p]))
     return "\n".join(lines)
 
@@ -367,7 +363,8 @@ def _describe_engine(path: Path, why: str) -> str:
 def _why_build(onnx_path: Path, out_dir: Path, build: Any, gpu: Any, trt_info: Any) -> str:
     """Why the engine for this request must be (re)built: nothing cached yet, or what the
     engines already there were built for (another GPU, TensorRT version, ONNX, ...)."""
-    from mrm_edge.export.tensorrt.builder import inspect_onnx, make_key, plan_build
+    from mrm_edge.export.tensorrt import inspect_onnx, plan_build
+    from mrm_edge.export.tensorrt.builder import make_key
     from mrm_edge.export.tensorrt.cache import why_build
 
     plan = plan_build(build, inspect_onnx(onnx_path, build.precision), trt_info)

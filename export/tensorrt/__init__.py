@@ -1,7 +1,8 @@
 """TensorRT engines from the exported ONNX (installed as ``mrm_edge.export.tensorrt``).
 
-- ``capability``: what TensorRT / GPU this machine has (probes never raise).
-- ``cache``: engine file naming, key and JSON sidecar; verified lookup.
+- ``cache``: the engine key and its JSON sidecar; store and verified lookup.
+- ``graph``: what an ONNX graph carries (I/O, Q/DQ, FP16), with or without ``onnx``.
+- ``plan``: ``BuildOptions`` and its parsers; strong vs weak typing, precision flags.
 - ``builder``: ONNX → serialized engine (TensorRT 10 and 11), and ``build_or_load``.
 - ``trtexec``: the equivalent trtexec command line.
 
@@ -9,29 +10,34 @@ Importing this package imports neither tensorrt nor cuda-python nor torch; those
 inside the functions that need them. None of it has run against a real TensorRT on the
 development machines: the tests use the test double in ``tests/fakes/tensorrt.py``, and
 ``mrm-edge doctor`` is the end-to-end check to run where TensorRT is installed.
+
+What this machine's TensorRT and GPU can do, and reading an engine's sidecar back, are the
+runtime's side (``mrm_edge.runtime.backends.tensorrt.capability`` / ``.engine_file``); the
+names re-exported below from there stay importable from this package, its public API.
 """
 
-from mrm_edge.export.tensorrt.builder import (
-    BuildError,
+from mrm_edge.export.tensorrt.builder import build_engine, build_or_load
+from mrm_edge.export.tensorrt.cache import EngineKey, lookup
+from mrm_edge.export.tensorrt.errors import BuildError
+from mrm_edge.export.tensorrt.graph import GraphInfo, inspect_onnx
+from mrm_edge.export.tensorrt.plan import (
     BuildOptions,
     BuildPlan,
-    GraphInfo,
-    build_engine,
-    build_or_load,
-    inspect_onnx,
     parse_batch_profile,
     parse_size,
     plan_build,
 )
-from mrm_edge.export.tensorrt.cache import EngineKey, EngineRefused, engine_filename, lookup
-from mrm_edge.export.tensorrt.capability import (
+from mrm_edge.export.tensorrt.trtexec import trtexec_command
+from mrm_edge.runtime.backends.tensorrt.capability import (
     GpuInfo,
     TensorRTInfo,
     TensorRTUnavailable,
     probe_gpu,
     probe_tensorrt,
 )
-from mrm_edge.export.tensorrt.trtexec import trtexec_command
+from mrm_edge.runtime.backends.tensorrt.engine_file import EngineRefused
+
+from mrm_edge.artifacts import engine_filename
 
 __all__ = [
     "BuildError",

@@ -5,7 +5,7 @@ TensorRT 10 and 11 differ:
   - 11 removed ``--fp16``, ``--int8``, ``--calib`` (and the other precision flags): every
     network is strongly typed, precision comes from the ONNX, ``--stronglyTyped`` is implied.
   - 10 has ``--fp16`` / ``--int8`` (weak typing) and ``--stronglyTyped``.
-The same :func:`~mrm_edge.export.tensorrt.builder.plan_build` decision as the Python builder
+The same :func:`~mrm_edge.export.tensorrt.plan.plan_build` decision as the Python builder
 picks between them, so the line and the Python build agree.
 
 Note: an engine saved by trtexec has no sidecar, so the runtime refuses it unless it is opened
@@ -17,14 +17,10 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from mrm_edge.export.tensorrt.builder import (
-    BuildError,
-    BuildOptions,
-    GraphInfo,
-    inspect_onnx,
-    plan_build,
-)
-from mrm_edge.export.tensorrt.capability import TensorRTInfo
+from mrm_edge.export.tensorrt.errors import BuildError
+from mrm_edge.export.tensorrt.graph import GraphInfo, inspect_onnx
+from mrm_edge.export.tensorrt.plan import BuildOptions, plan_build
+from mrm_edge.runtime.backends.tensorrt.capability import TensorRTInfo
 
 # Used when the ONNX cannot be read here (the line is for another machine anyway).
 DEFAULT_INPUT = ("ecg", (12, 1000))

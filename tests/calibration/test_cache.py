@@ -9,7 +9,7 @@ import onnx
 import pytest
 from mrm_edge.calibration.cache import CalibrationCache, CalibrationCacheWarning, calibration_key
 from mrm_edge.calibration.windows import CalibrationSet, select_windows
-from mrm_edge.export.int8 import quantize_int8
+from mrm_edge.export.int8 import QuantizeOptions, quantize_int8
 
 from tests.calibration import TinyModel, ptbxl_pool, tiny_int8_model
 
@@ -83,11 +83,15 @@ def test_quantize_hits_the_cache_and_recovers_from_corruption(
     tiny: TinyModel, cset: CalibrationSet, ptbxl_root: Path, tmp_path: Path
 ) -> None:
     cache_dir = tmp_path / "cache"
-    first = quantize_int8(tiny.onnx, tmp_path / "a.onnx", cset, cache_dir=cache_dir)
+    first = quantize_int8(
+        tiny.onnx, tmp_path / "a.onnx", cset, QuantizeOptions(cache_dir=cache_dir)
+    )
     assert not first.ranges_cached and first.cache_file is not None
     assert Path(first.cache_file).is_file()
 
-    second = quantize_int8(tiny.onnx, tmp_path / "b.onnx", cset, cache_dir=cache_dir)
+    second = quantize_int8(
+        tiny.onnx, tmp_path / "b.onnx", cset, QuantizeOptions(cache_dir=cache_dir)
+    )
     assert second.ranges_cached and second.cache_key == first.cache_key
     assert second.ranges_seconds < first.ranges_seconds / 5
     # Same ranges, same model: the cached path changes nothing in the result.
@@ -96,14 +100,18 @@ def test_quantize_hits_the_cache_and_recovers_from_corruption(
 
     # Another calibration set is another key: calibrated afresh, not served stale.
     other = select_windows(ptbxl_pool(ptbxl_root), 48, seed=5)
-    third = quantize_int8(tiny.onnx, tmp_path / "c.onnx", other, cache_dir=cache_dir)
+    third = quantize_int8(
+        tiny.onnx, tmp_path / "c.onnx", other, QuantizeOptions(cache_dir=cache_dir)
+    )
     assert not third.ranges_cached and third.cache_key != first.cache_key
     assert len(list(cache_dir.glob("*.json"))) == 2
 
     # A damaged entry: warned about, recomputed, rewritten.
     Path(first.cache_file).write_text('{"format": 1, "key": "')
     with pytest.warns(CalibrationCacheWarning):
-        fourth = quantize_int8(tiny.onnx, tmp_path / "d.onnx", cset, cache_dir=cache_dir)
+        fourth = quantize_int8(
+            tiny.onnx, tmp_path / "d.onnx", cset, QuantizeOptions(cache_dir=cache_dir)
+        )
     assert not fourth.ranges_cached
     assert CalibrationCache(cache_dir).load(first.cache_key) is not None
     d = onnx.load(str(tmp_path / "d.onnx"))

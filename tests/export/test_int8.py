@@ -11,7 +11,14 @@ import onnx
 import onnxruntime as ort
 import pytest
 from mrm_edge.calibration.windows import CalibrationSet, held_out_windows, select_windows
-from mrm_edge.export.int8 import Int8GateError, build_int8, quantize_int8, quantized_nodes
+from mrm_edge.export.int8 import (
+    Int8GateError,
+    Int8Options,
+    QuantizeOptions,
+    build_int8,
+    quantize_int8,
+    quantized_nodes,
+)
 from onnx import numpy_helper
 
 from mrm_edge.data.errors import DataError
@@ -44,7 +51,7 @@ def cache_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def int8(tiny: TinyModel, cset, cache_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("int8") / "model.int8.onnx"
-    return quantize_int8(tiny.onnx, out, cset, cache_dir=cache_dir)
+    return quantize_int8(tiny.onnx, out, cset, QuantizeOptions(cache_dir=cache_dir))
 
 
 def _graph(path: Path):
@@ -103,7 +110,10 @@ def test_activations_are_uint8_by_default_int8_for_tensorrt(
     assert all(z.dtype == np.uint8 for z in zps)
     assert len({int(z) for z in zps}) > 1  # asymmetric: zero points follow the ranges
     trt = quantize_int8(
-        tiny.onnx, tmp_path / "trt.onnx", cset, activation_type="int8", cache_dir=cache_dir
+        tiny.onnx,
+        tmp_path / "trt.onnx",
+        cset,
+        QuantizeOptions(activation_type="int8", cache_dir=cache_dir),
     )
     assert trt.ranges_cached  # ranges do not depend on the activation type
     zps = _activation_zero_points(trt.path)
@@ -123,7 +133,7 @@ def test_int8_probabilities_close_to_fp32_on_fold_10(int8, tiny: TinyModel, held
 def test_gate_passes_and_reports_figures(tiny: TinyModel, cset, heldout, cache_dir, tmp_path):
     x, y = heldout
     out = tmp_path / "model.int8.onnx"
-    report = build_int8(tiny.onnx, out, cset, x, y, cache_dir=cache_dir)
+    report = build_int8(tiny.onnx, out, cset, x, y, Int8Options(cache_dir=cache_dir))
     assert report.passed, report.message
     assert report.path == out and out.is_file()
     assert report.auc_fp32 > 0.7  # the tiny model is well above chance: the gate can bite
@@ -154,11 +164,13 @@ def test_sensitivity_sweep_keeps_layers_float_and_reports_failure(
         cset,
         x,
         y,
-        max_auc_drop=0.0,
-        max_prob_delta=0.0,
-        cache_dir=cache_dir,
-        max_float_layers=2,
-        sweep_windows=8,
+        Int8Options(
+            max_auc_drop=0.0,
+            max_prob_delta=0.0,
+            cache_dir=cache_dir,
+            max_float_layers=2,
+            sweep_windows=8,
+        ),
     )
     assert not report.passed
     # A model that failed its gate is not left where a runtime would load it.
@@ -194,11 +206,13 @@ def test_sensitivity_sweep_keeps_layers_float_and_reports_failure(
         cset,
         x,
         y,
-        max_auc_drop=1.0,
-        max_prob_delta=after_one,
-        cache_dir=cache_dir,
-        max_float_layers=3,
-        sweep_windows=8,
+        Int8Options(
+            max_auc_drop=1.0,
+            max_prob_delta=after_one,
+            cache_dir=cache_dir,
+            max_float_layers=3,
+            sweep_windows=8,
+        ),
     )
     assert rescued.passed, rescued.message
     assert [f["node"] for f in rescued.float_layers] == kept[:1]
@@ -209,24 +223,30 @@ def test_sensitivity_sweep_keeps_layers_float_and_reports_failure(
 def test_exclude_nodes_and_bad_arguments(tiny: TinyModel, cset, heldout, cache_dir, tmp_path):
     first = next(n.name for n in onnx.load(str(tiny.onnx)).graph.node if n.op_type == "Conv")
     res = quantize_int8(
-        tiny.onnx, tmp_path / "x.onnx", cset, exclude_nodes=[first], cache_dir=cache_dir
+        tiny.onnx,
+        tmp_path / "x.onnx",
+        cset,
+        QuantizeOptions(exclude_nodes=[first], cache_dir=cache_dir),
     )
     assert res.excluded_nodes == [first] and res.float_nodes == [first]
     assert first not in res.quantized_nodes and len(res.quantized_nodes) == 43
     assert first not in quantized_nodes(res.path)
     with pytest.raises(ValueError, match=r"exclude_nodes \['nope'\] are not Conv/Gemm/MatMul"):
-        quantize_int8(tiny.onnx, tmp_path / "y.onnx", cset, exclude_nodes=["nope"])
+        quantize_int8(tiny.onnx, tmp_path / "y.onnx", cset, QuantizeOptions(exclude_nodes=["nope"]))
     with pytest.raises(ValueError, match=r"activation_type is 'fp8', expected 'uint8'"):
-        quantize_int8(tiny.onnx, tmp_path / "y.onnx", cset, activation_type="fp8")  # type: ignore[arg-type]
+        fp8 = QuantizeOptions(activation_type="fp8")  # type: ignore[arg-type]
+        quantize_int8(tiny.onnx, tmp_path / "y.onnx", cset, fp8)
     with pytest.raises(ValueError, match=r"would overwrite the FP32 input"):
         quantize_int8(tiny.onnx, tiny.onnx, cset)
     x, y = heldout
     with pytest.raises(DataError, match=r"labels have 3 columns, but .* outputs 5"):
-        build_int8(tiny.onnx, tmp_path / "z.onnx", cset, x, y[:, :3], cache_dir=cache_dir)
+        build_int8(
+            tiny.onnx, tmp_path / "z.onnx", cset, x, y[:, :3], Int8Options(cache_dir=cache_dir)
+        )
     with pytest.raises(DataError, match=r"expects \[batch, 12, 1000\]"):
         build_int8(tiny.onnx, tmp_path / "z.onnx", cset, x[:, :, :500], y)
     with pytest.raises(ValueError, match=r"max_auc_drop is -0.1, expected a finite number >= 0"):
-        build_int8(tiny.onnx, tmp_path / "z.onnx", cset, x, y, max_auc_drop=-0.1)
+        build_int8(tiny.onnx, tmp_path / "z.onnx", cset, x, y, Int8Options(max_auc_drop=-0.1))
 
 
 def _ort_optimized_ops(path: Path, tmp_path: Path) -> Counter:
@@ -245,7 +265,10 @@ def test_default_quantizes_the_ops_carrying_activations(int8, tiny, cset, cache_
     assert {"Add", "MaxPool", "Concat"} <= set(DEFAULT_OP_TYPES)
     assert int8.range_params["op_types"] == sorted(DEFAULT_OP_TYPES)
     narrow = quantize_int8(
-        tiny.onnx, tmp_path / "narrow.onnx", cset, cache_dir=cache_dir, op_types=COMPUTE_OP_TYPES
+        tiny.onnx,
+        tmp_path / "narrow.onnx",
+        cset,
+        QuantizeOptions(cache_dir=cache_dir, op_types=COMPUTE_OP_TYPES),
     )
     assert narrow.cache_key != int8.cache_key  # the op types are calibrated: part of the key
     assert sorted(narrow.quantized_nodes) == sorted(int8.quantized_nodes)
@@ -270,13 +293,14 @@ def test_default_quantizes_the_ops_carrying_activations(int8, tiny, cset, cache_
     assert wide_ops["QLinearAdd"] > thin_ops["QLinearAdd"]
     assert wide_ops["DequantizeLinear"] < thin_ops["DequantizeLinear"]
     with pytest.raises(ValueError, match=r"op_types \['conv'\] are not ONNX operators"):
-        quantize_int8(tiny.onnx, tmp_path / "typo.onnx", cset, op_types=["conv"])
+        quantize_int8(tiny.onnx, tmp_path / "typo.onnx", cset, QuantizeOptions(op_types=["conv"]))
 
 
 @pytest.fixture(scope="module")
 def int8_sym(tiny: TinyModel, cset, cache_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("int8-sym") / "model.int8-sym.onnx"
-    return quantize_int8(tiny.onnx, out, cset, activation_type="int8", cache_dir=cache_dir)
+    sym = QuantizeOptions(activation_type="int8", cache_dir=cache_dir)
+    return quantize_int8(tiny.onnx, out, cset, sym)
 
 
 def test_symmetric_file_has_no_int32_dequantize_float_biases_int8_activations(
@@ -348,7 +372,7 @@ def test_int8_placement_needs_a_compute_op(tiny: TinyModel, cset, cache_dir, tmp
             tiny.onnx,
             tmp_path / "x.onnx",
             cset,
-            activation_type="int8",
-            cache_dir=cache_dir,
-            op_types=("Add", "MaxPool"),
+            QuantizeOptions(
+                activation_type="int8", cache_dir=cache_dir, op_types=("Add", "MaxPool")
+            ),
         )

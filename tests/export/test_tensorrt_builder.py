@@ -13,26 +13,26 @@ import sys
 from pathlib import Path
 
 import pytest
-from mrm_edge.export.tensorrt.builder import (
+from mrm_edge.export.tensorrt import (
     BuildError,
     BuildOptions,
     GraphInfo,
     build_engine,
-    build_engine_detailed,
     build_or_load,
     inspect_onnx,
     parse_batch_profile,
     parse_size,
     plan_build,
 )
-from mrm_edge.export.tensorrt.cache import sidecar_path
-from mrm_edge.export.tensorrt.capability import (
+from mrm_edge.export.tensorrt.builder import build_engine_detailed
+from mrm_edge.runtime.backends.tensorrt.capability import (
     GpuInfo,
     TensorRTInfo,
     TensorRTUnavailable,
     probe_tensorrt,
 )
 
+from mrm_edge.artifacts import sidecar_path
 from tests.fakes import make_onnx
 from tests.fakes.tensorrt import FakeCalibrator, FakeTensorRT
 

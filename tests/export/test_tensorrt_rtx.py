@@ -16,14 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from mrm_edge.export.tensorrt.builder import (
-    BuildError,
-    BuildOptions,
-    build_engine_detailed,
-    build_or_load,
-)
-from mrm_edge.export.tensorrt.cache import check_engine, read_sidecar
-from mrm_edge.export.tensorrt.capability import RTX, probe_tensorrt
+from mrm_edge.export.tensorrt import BuildError, BuildOptions, build_or_load
+from mrm_edge.export.tensorrt.builder import build_engine_detailed
+from mrm_edge.runtime.backends.tensorrt.capability import RTX, probe_tensorrt
+from mrm_edge.runtime.backends.tensorrt.engine_file import check_engine, read_sidecar
 
 trt = pytest.importorskip(
     "tensorrt_rtx", reason="TensorRT-RTX is not installed (pip install 'mrm-edge[tensorrt-rtx]')"
@@ -141,7 +137,7 @@ def test_a_real_rtx_engine_fits_target_gpus_only(tmp_path: Path, info) -> None:
     path, _ = build_or_load(SHIPPED / "model.fp16.onnx", tmp_path, opts, None, info, trt)
     version = str(info.version)
     assert check_engine(path, "NVIDIA GeForce RTX 4090", "8.9", None, version)
-    from mrm_edge.export.tensorrt.cache import EngineRefused
+    from mrm_edge.runtime.backends.tensorrt.engine_file import EngineRefused
 
     with pytest.raises(EngineRefused, match=r"for compute 8\.0, 8\.6, 8\.9, 12\.0, but .*9\.0"):
         check_engine(path, "NVIDIA H200", "9.0", None, version)

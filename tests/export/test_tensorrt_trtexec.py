@@ -6,7 +6,7 @@ import shlex
 from pathlib import Path
 
 import pytest
-from mrm_edge.export.tensorrt.builder import BuildError, BuildOptions
+from mrm_edge.export.tensorrt import BuildError, BuildOptions
 from mrm_edge.export.tensorrt.trtexec import trtexec_command
 
 from tests.fakes import make_onnx
