@@ -1,8 +1,10 @@
 """Streaming runtime (installed as ``mrm_edge.runtime``): live multi-patient 12-lead ECG,
 windowed, batched, classified.
 
-    sources/ → preprocess (resample.py, buffer.py, windower.py, quality.py) → batcher.py
-    → backends/ → postprocess.py → sinks/        orchestrated by engine.py (the Monitor)
+    sources/ → stream/ (resample, buffer, windower, quality, preprocess) → batcher.py
+    → backends/ (fallback.py: retry, then the next backend) → postprocess.py → sinks/
+    engine.py runs that data path (the Monitor), accounting.py sees every window to one
+    outcome, app.py puts model, backend chain, source and sinks together (run_monitor).
 
 This package must stay importable without torch: an edge install is numpy, scipy and
 onnxruntime (plus TensorRT and CUDA bindings on GPUs). tests/test_packaging.py guards it;
