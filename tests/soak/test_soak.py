@@ -17,7 +17,7 @@ import pytest
 from mrm_edge.runtime.backends.onnxruntime import OnnxRuntimeBackend
 from mrm_edge.runtime.engine import Monitor
 from mrm_edge.runtime.model import DeployedModel
-from mrm_edge.runtime.sinks.base import Sink
+from mrm_edge.runtime.sinks import Sink
 from mrm_edge.runtime.sources.synthetic import SyntheticSource
 
 from mrm_edge.soak import (
