@@ -1,8 +1,9 @@
-"""The ONNX files of a model directory: one file name and one precision per variant.
+"""The model-directory contract: which file holds which ONNX variant, how TensorRT engines
+are named, and the JSON sidecar beside every artifact (where it is, how it is verified).
 
-This is the one place that says which file holds which variant; ``mrm-edge export`` writes
-these names, and the runtime, the bench and the doctor read them. Torch-free, imports
-nothing but the standard library.
+This is the one place that says so; ``mrm-edge export`` writes these names and sidecars, and
+the runtime, the bench and the doctor read them. Torch-free, imports nothing but the standard
+library, ``mrm_edge.card`` (SHA-256) and ``onnx`` inside :func:`onnx_io`.
 
 A *variant* names a file; a *precision* names the arithmetic. The two INT8 variants share
 the precision ``"int8"`` but differ in quantization scheme, because the runtimes that make
@@ -22,20 +23,49 @@ int8-sym   model.int8-sym.onnx      int8       TensorRT and OpenVINO: symmetric 
 
 TensorRT's ONNX parser rejects ``model.int8.onnx`` (its int32 bias DequantizeLinear); ONNX
 Runtime CPU runs ``model.int8-sym.onnx`` with float convolutions, so no faster than FP32.
+
+Engines: ``model.<precision>.<digest>.engine`` (:func:`engine_filename`, parsed back by
+:func:`parse_engine_filename`), the digest being the build key's
+(``mrm_edge.export.tensorrt.cache.EngineKey``). An engine built by hand with trtexec has no
+sidecar, so the model directory does not load it; the printed trtexec lines name it
+:func:`trtexec_engine_filename` (``model.<precision>.trtexec.engine``), a name the export
+never writes.
+
+Sidecars: ``<artifact>.json`` (:func:`sidecar_path`) records the artifact's SHA-256;
+:func:`verify_artifact` checks a file against it before anything runs it.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import re
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mrm_edge.card import sha256_file
 
 __all__ = [
+    "ENGINE_GLOB",
+    "ENGINE_PRECISIONS",
+    "MODEL_ENV",
     "ONNX_FILES",
     "PRECISION_OF",
+    "SHIPPED_MODEL_DIR",
     "VARIANTS",
     "OnnxVariant",
+    "default_model_dir",
+    "engine_filename",
     "onnx_file",
+    "onnx_io",
+    "parse_engine_filename",
     "precision_of",
+    "read_sidecar",
+    "sidecar_path",
+    "trtexec_engine_filename",
     "variants_for",
+    "verify_artifact",
 ]
 
 
@@ -110,3 +140,123 @@ def precision_of(variant: str) -> str:
 def variants_for(precision: str) -> tuple[str, ...]:
     """The variants of ``precision``, in table order (``"int8"`` → ``("int8", "int8-sym")``)."""
     return tuple(name for name, v in VARIANTS.items() if v.precision == precision)
+
+
+# --- the default model directory ----------------------------------------------------------
+#: The model shipped in this source tree (models/ beside the package).
+SHIPPED_MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "mrm-net-ptbxl-superdiagnostic"
+#: Environment variable naming the model directory every command uses without ``--model``.
+MODEL_ENV = "MRM_EDGE_MODEL"
+
+
+def default_model_dir(model_dir: str | os.PathLike[str] | None = None) -> Path:
+    """``model_dir`` when given (a ``--model`` option), else ``$MRM_EDGE_MODEL``, else the
+    shipped model (:data:`SHIPPED_MODEL_DIR`)."""
+    if model_dir:
+        return Path(model_dir)
+    env = os.environ.get(MODEL_ENV)
+    return Path(env) if env else SHIPPED_MODEL_DIR
+
+
+# =========================================================================== engines
+
+#: The precisions an engine is built at (its file name's first tag).
+ENGINE_PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
+#: Every engine-looking file of a model directory (checked one by one by the loader).
+ENGINE_GLOB = "model.*.engine"
+_ENGINE_NAME = re.compile(r"^model\.(fp32|fp16|int8)\.([0-9a-f]+)\.engine$")
+
+
+def _check_engine_precision(precision: str) -> None:
+    if precision not in ENGINE_PRECISIONS:
+        raise ValueError(f"precision {precision!r}, expected one of {ENGINE_PRECISIONS}")
+
+
+def engine_filename(precision: str, key: Any) -> str:
+    """``model.<precision>.<digest>.engine``; ``key`` is a build key (anything with
+    ``precision`` and ``digest()``, e.g. an ``EngineKey``) or its hex digest."""
+    _check_engine_precision(precision)
+    if not isinstance(key, str):
+        if key.precision != precision:
+            raise ValueError(f"precision {precision!r} differs from the key's {key.precision!r}")
+        key = key.digest()
+    if not re.fullmatch(r"[0-9a-f]+", key):
+        raise ValueError(f"engine key {key!r} is not a hex digest")
+    return f"model.{precision}.{key}.engine"
+
+
+def parse_engine_filename(name: str) -> tuple[str, str] | None:
+    """``(precision, digest)`` of an :func:`engine_filename` name, None for any other name."""
+    m = _ENGINE_NAME.match(name)
+    return (m.group(1), m.group(2)) if m else None
+
+
+def trtexec_engine_filename(precision: str) -> str:
+    """The engine a printed trtexec line writes: ``model.<precision>.trtexec.engine``
+    (no sidecar, so never loaded from the model directory; see the module docstring)."""
+    _check_engine_precision(precision)
+    return f"model.{precision}.trtexec.engine"
+
+
+# =========================================================================== sidecars
+
+
+def sidecar_path(artifact: Path) -> Path:
+    """``<artifact>.json``: the sidecar beside an ONNX file or an engine."""
+    return Path(str(artifact) + ".json")
+
+
+def read_sidecar(artifact: Path) -> dict[str, Any]:
+    """The sidecar of ``artifact`` as parsed JSON; ValueError (one line) when missing or
+    unreadable."""
+    path = sidecar_path(artifact)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ValueError(
+            f"{path}: sidecar missing (expected beside {Path(artifact).name})"
+        ) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: unreadable sidecar ({e})") from e
+
+
+def verify_artifact(artifact: Path) -> dict[str, Any]:
+    """The sidecar of ``artifact`` after checking the artifact's SHA-256 against it."""
+    doc = read_sidecar(artifact)
+    if not isinstance(doc, dict):
+        raise ValueError(f"{sidecar_path(artifact)}: expected a JSON object")
+    named = doc.get("artifact")
+    if named is not None and named != Path(artifact).name:
+        # A sidecar copied from another file vouches for that file, not this one.
+        raise ValueError(
+            f"{sidecar_path(artifact)}: describes {named!r}, not {Path(artifact).name}"
+        )
+    if not Path(artifact).is_file():
+        raise ValueError(f"{artifact}: file missing (named by {sidecar_path(artifact).name})")
+    if sha256_file(Path(artifact)) != doc.get("sha256"):
+        raise ValueError(
+            f"{artifact}: SHA-256 does not match its sidecar's 'sha256' (corrupted or replaced)"
+        )
+    return doc
+
+
+def onnx_io(path: Path) -> dict[str, list[dict[str, Any]]]:
+    """The graph's inputs and outputs (name, dtype, shape; a named dimension is dynamic), as
+    the export records them in the sidecar. Needs the ``onnx`` package (ImportError without)."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+
+    def describe(v: Any) -> dict[str, Any]:
+        t = v.type.tensor_type
+        dims = [d.dim_param or d.dim_value for d in t.shape.dim]
+        return {
+            "name": v.name,
+            "dtype": onnx.TensorProto.DataType.Name(t.elem_type).lower(),
+            "shape": dims,
+        }
+
+    return {
+        "inputs": [describe(v) for v in model.graph.input],
+        "outputs": [describe(v) for v in model.graph.output],
+    }

@@ -7,7 +7,7 @@
       model.fp16.onnx   + .json       mixed precision
       model.int8.onnx   + .json       INT8 Q/DQ for ONNX Runtime CPU (uint8 activations)
       model.int8-sym.onnx + .json     INT8 Q/DQ for TensorRT / OpenVINO (symmetric int8)
-      model.<p>.<key>.engine + .json  TensorRT engines (see mrm_edge.export.tensorrt.cache)
+      model.<p>.<key>.engine + .json  TensorRT engines (names: mrm_edge.artifacts)
 
 ``DeployedModel.load`` reads the card and checks every artifact against its sidecar before
 anything can run it: the file's SHA-256 must equal the sidecar's, and the sidecar's labels,
@@ -25,14 +25,21 @@ Torch-free and cheap: hashing the files is the only work (a few MB for MRM-Net).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from mrm_edge.export.sidecar import sidecar_path, verify_artifact
+from mrm_edge.runtime.backends.tensorrt.engine_file import EngineRefused, read_sidecar
 
-from mrm_edge.artifacts import ONNX_FILES, precision_of
+from mrm_edge.artifacts import (
+    ENGINE_GLOB,
+    ONNX_FILES,
+    onnx_io,
+    parse_engine_filename,
+    precision_of,
+    sidecar_path,
+    verify_artifact,
+)
 from mrm_edge.card import (
     WEIGHTS_FILE,
     ModelCard,
@@ -45,7 +52,6 @@ from mrm_edge.card import (
 __all__ = ["ONNX_FILES", "Artifact", "DeployedModel", "ModelLoadError"]
 
 # ONNX_FILES (variant → file name) is re-exported from mrm_edge.artifacts for old imports.
-_ENGINE_NAME = re.compile(r"^model\.(fp32|fp16|int8)\.([0-9a-f]+)\.engine$")
 
 
 class ModelLoadError(ValueError):
@@ -147,7 +153,7 @@ class DeployedModel:
             # A sidecar without its file is reported (the export wrote both; one is lost).
             if path.exists() or sidecar_path(path).exists():
                 model._add_onnx(path, variant, verify)
-        for path in sorted(model.directory.glob("model.*.engine")):
+        for path in sorted(model.directory.glob(ENGINE_GLOB)):
             model._add_engine(path)
         model._check_weights()
         if not model.onnx and not model.engines and model.weights is None:
@@ -186,8 +192,6 @@ class DeployedModel:
         io: Any = sidecar if "inputs" in sidecar else None
         if io is None:
             try:
-                from mrm_edge.export.sidecar import onnx_io
-
                 io = onnx_io(path)
             except ImportError:  # edge install without onnx: the backend checks at activation
                 return None
@@ -240,7 +244,7 @@ class DeployedModel:
         try:
             sidecar = verify_artifact(path)
         except ValueError as e:
-            if verify or Path(str(path) + ".json").exists():
+            if verify or sidecar_path(path).exists():
                 self.refused[path.name] = str(e)
                 return
             sidecar = {}
@@ -260,11 +264,8 @@ class DeployedModel:
         self.onnx[variant] = Artifact(path, "onnx", precision, sidecar, notes)
 
     def _add_engine(self, path: Path) -> None:
-        # Imported here: the engine cache module is torch-free but only engines need it.
-        from mrm_edge.export.tensorrt.cache import EngineRefused, read_sidecar
-
-        m = _ENGINE_NAME.match(path.name)
-        if not m:
+        parsed = parse_engine_filename(path.name)
+        if parsed is None:
             self.refused[path.name] = f"{path}: not an engine name model.<precision>.<key>.engine"
             return
         try:
@@ -277,7 +278,7 @@ class DeployedModel:
                 f"{path}: SHA-256 differs from its sidecar's (truncated or replaced)"
             )
             return
-        precision = m.group(1)
+        precision = parsed[0]
         key = sidecar["key"]
         if key.get("precision") not in (None, precision):
             self.refused[path.name] = (

@@ -93,8 +93,8 @@ def _tensorrt_options(
     """Engines that run here. Each engine is loaded by the TensorRT flavour that built it
     (its sidecar says which): a standard engine needs this GPU and TensorRT version, a
     TensorRT-RTX engine this GPU's compute capability among its targets."""
-    from mrm_edge.export.tensorrt.cache import describe_misfit
-    from mrm_edge.export.tensorrt.capability import (
+    from mrm_edge.runtime.backends.tensorrt import TensorRTBackend
+    from mrm_edge.runtime.backends.tensorrt.capability import (
         DISPLAY,
         RTX,
         STANDARD,
@@ -102,7 +102,7 @@ def _tensorrt_options(
         probe_flavours,
         probe_gpu,
     )
-    from mrm_edge.runtime.backends.tensorrt import TensorRTBackend
+    from mrm_edge.runtime.backends.tensorrt.engine_file import describe_misfit
 
     modules = {flavour_of(trt): trt} if trt is not None else None
     infos = probe_flavours(modules)

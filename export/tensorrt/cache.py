@@ -1,5 +1,10 @@
 """Engine cache: one file per distinct build, a JSON sidecar that says what it was built from.
 
+The build half lives here (the key, :func:`store`, :func:`lookup`, :func:`why_build`); the
+file name is :func:`mrm_edge.artifacts.engine_filename`, and reading a sidecar and checking
+an engine against this GPU (what the runtime needs) is
+:mod:`mrm_edge.runtime.backends.tensorrt.engine_file`.
+
 A TensorRT engine only runs on the GPU model and TensorRT version that built it, and it bakes
 in the precision, the batch range and the builder limits. So engines are named by a key over
 everything that changes the engine:
@@ -44,17 +49,19 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from mrm_edge.card import sha256_file
+from mrm_edge.runtime.backends.tensorrt.engine_file import (
+    SIDECAR_FORMAT,
+    EngineRefused,
+    read_sidecar,
+    verify_engine_file,
+)
+
+from mrm_edge.artifacts import ENGINE_PRECISIONS, engine_filename, sidecar_path
 from mrm_edge.fileio import atomic_write_bytes
 
 KEY_FORMAT = 2  # bump when the meaning of a key field changes: old engines then miss
-SIDECAR_FORMAT = 1
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ENGINE_PRECISIONS
 DIGEST_CHARS = 16  # 64 bits: collisions are irrelevant, and lookup() compares all fields anyway
-
-
-class EngineRefused(RuntimeError):
-    """An engine file that must not be loaded here (one-line message says why)."""
 
 
 @dataclass(frozen=True)
@@ -124,24 +131,6 @@ class EngineKey:
         return sorted(k for k in set(mine) | set(recorded) if mine.get(k) != recorded.get(k))
 
 
-def engine_filename(precision: str, key: EngineKey | str) -> str:
-    """``model.<precision>.<digest>.engine`` (``key`` is an EngineKey or its digest)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision {precision!r}, expected one of {PRECISIONS}")
-    if isinstance(key, EngineKey):
-        if key.precision != precision:
-            raise ValueError(f"precision {precision!r} differs from the key's {key.precision!r}")
-        key = key.digest()
-    if not re.fullmatch(r"[0-9a-f]+", key):
-        raise ValueError(f"engine key {key!r} is not a hex digest")
-    return f"model.{precision}.{key}.engine"
-
-
-def sidecar_path(engine_path: Path) -> Path:
-    engine_path = Path(engine_path)
-    return engine_path.with_name(engine_path.name + ".json")
-
-
 @dataclass(frozen=True)
 class CacheProbe:
     """What :func:`probe_cache` found: the engine path on a hit, else why it missed."""
@@ -149,37 +138,6 @@ class CacheProbe:
     path: Path
     hit: bool
     reason: str  # "hit" or why not
-
-
-def read_sidecar(engine_path: Path) -> dict[str, Any]:
-    """The sidecar of ``engine_path`` as a dict; :class:`EngineRefused` if missing or corrupt."""
-    side = sidecar_path(engine_path)
-    try:
-        data = json.loads(side.read_text())
-    except FileNotFoundError:
-        raise EngineRefused(
-            f"{side}: no sidecar beside the engine (cannot tell what built it)"
-        ) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise EngineRefused(f"{side}: sidecar is not readable JSON ({e})") from e
-    if not isinstance(data, dict) or not isinstance(data.get("key"), dict):
-        raise EngineRefused(f"{side}: sidecar has no 'key' object")
-    if data.get("format") != SIDECAR_FORMAT:
-        raise EngineRefused(
-            f"{side}: sidecar format {data.get('format')!r}, expected {SIDECAR_FORMAT}"
-        )
-    if not isinstance(data.get("engine_sha256"), str):
-        raise EngineRefused(f"{side}: sidecar has no 'engine_sha256'")
-    return data
-
-
-def _verify_engine_file(engine_path: Path, sidecar: dict[str, Any]) -> None:
-    if not engine_path.is_file():
-        raise EngineRefused(f"{engine_path}: engine file missing (its sidecar exists)")
-    if sha256_file(engine_path) != sidecar["engine_sha256"]:
-        raise EngineRefused(
-            f"{engine_path}: SHA-256 differs from its sidecar's (truncated or replaced)"
-        )
 
 
 def probe_cache(out_dir: Path, key: EngineKey) -> CacheProbe:
@@ -192,7 +150,7 @@ def probe_cache(out_dir: Path, key: EngineKey) -> CacheProbe:
         diff = key.mismatches(sidecar["key"])
         if diff:
             return CacheProbe(path, False, f"sidecar key differs in {', '.join(diff)}")
-        _verify_engine_file(path, sidecar)
+        verify_engine_file(path, sidecar)
     except EngineRefused as e:
         return CacheProbe(path, False, str(e))
     return CacheProbe(path, True, "hit")
@@ -231,75 +189,6 @@ def store(
     }
     atomic_write_bytes(side, (json.dumps(record, indent=2) + "\n").encode())
     return path
-
-
-def check_engine(
-    engine_path: Path,
-    gpu_name: str,
-    compute_capability: str,
-    trt_version: str | None,
-    rtx_version: str | None = None,
-) -> dict[str, Any]:
-    """Refuse (:class:`EngineRefused`) an engine that cannot run on this GPU with the TensorRT
-    flavours installed here (``trt_version``: standard TensorRT's, ``rtx_version``:
-    TensorRT-RTX's, None where absent), or one whose bytes differ from what its sidecar
-    recorded; return the sidecar otherwise."""
-    engine_path = Path(engine_path)
-    sidecar = read_sidecar(engine_path)
-    misfit = describe_misfit(sidecar["key"], gpu_name, compute_capability, trt_version, rtx_version)
-    if misfit:
-        raise EngineRefused(
-            f"{engine_path.name}: {misfit}; rebuild it with `mrm-edge export --engine`"
-        )
-    _verify_engine_file(engine_path, sidecar)
-    return sidecar
-
-
-def describe_built(key: dict[str, Any]) -> str:
-    """What an engine was built by and for, in words (from its sidecar key)."""
-    if key.get("flavour") == "tensorrt-rtx":
-        targets = ", ".join(str(t) for t in key.get("compute_targets") or []) or "?"
-        return f"built by TensorRT-RTX {key.get('trt_version')} for compute {targets}"
-    return (
-        f"built for {key.get('gpu_name')} (compute {key.get('compute_capability')}) with "
-        f"TensorRT {key.get('trt_version')}"
-    )
-
-
-def describe_misfit(
-    key: dict[str, Any],
-    gpu_name: str,
-    compute_capability: str,
-    trt_version: str | None,
-    rtx_version: str | None = None,
-) -> str | None:
-    """Why an engine whose sidecar records ``key`` cannot run here, or None.
-
-    Standard TensorRT: GPU name, compute capability and TensorRT version are all named, built
-    and here, so a reader sees which one differs (two boards can share a name but not a
-    capability). TensorRT-RTX: this GPU's compute capability must be one of the engine's
-    targets and the installed TensorRT-RTX the version that built it.
-    """
-    built = describe_built(key)
-    if key.get("flavour") == "tensorrt-rtx":
-        targets = [str(t) for t in key.get("compute_targets") or []]
-        if rtx_version is None:
-            return f"{built}, but TensorRT-RTX is not installed here"
-        if compute_capability not in targets or rtx_version != key.get("trt_version"):
-            return (
-                f"{built}, but this machine has {gpu_name} (compute {compute_capability}) "
-                f"with TensorRT-RTX {rtx_version}"
-            )
-        return None
-    here = (gpu_name, compute_capability, trt_version)
-    if (key.get("gpu_name"), key.get("compute_capability"), key.get("trt_version")) == here:
-        return None
-    if trt_version is None:
-        return f"{built}, but standard TensorRT is not installed here"
-    return (
-        f"{built}, but this machine has {gpu_name} (compute {compute_capability}) "
-        f"with TensorRT {trt_version}"
-    )
 
 
 def why_build(out_dir: Path, key: EngineKey) -> str:
@@ -343,15 +232,8 @@ __all__ = [
     "PRECISIONS",
     "CacheProbe",
     "EngineKey",
-    "EngineRefused",
-    "check_engine",
-    "describe_built",
-    "describe_misfit",
-    "engine_filename",
     "lookup",
     "probe_cache",
-    "read_sidecar",
-    "sidecar_path",
     "store",
     "why_build",
 ]

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from mrm_edge.export.gates import GateFailed
 from mrm_edge.export.pipeline import ExportOptions, run_export
-from mrm_edge.export.sidecar import verify_artifact
 
+from mrm_edge.artifacts import verify_artifact
 from tests.fakes.tensorrt import FakeCudaRuntime, FakeTensorRT
 
 

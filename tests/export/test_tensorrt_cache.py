@@ -9,18 +9,14 @@ import json
 from pathlib import Path
 
 import pytest
-from mrm_edge.export.tensorrt.cache import (
-    EngineKey,
+from mrm_edge.export.tensorrt.cache import EngineKey, lookup, probe_cache, store, why_build
+from mrm_edge.runtime.backends.tensorrt.engine_file import (
     EngineRefused,
     check_engine,
     describe_misfit,
-    engine_filename,
-    lookup,
-    probe_cache,
-    sidecar_path,
-    store,
-    why_build,
 )
+
+from mrm_edge.artifacts import engine_filename, sidecar_path
 
 BASE = EngineKey(
     onnx_sha256="ab" * 32,

@@ -6,8 +6,8 @@ from __future__ import annotations
 import importlib.util
 
 import pytest
-from mrm_edge.export.tensorrt import capability
-from mrm_edge.export.tensorrt.capability import (
+from mrm_edge.runtime.backends.tensorrt import capability
+from mrm_edge.runtime.backends.tensorrt.capability import (
     TensorRTInfo,
     TensorRTUnavailable,
     import_tensorrt,

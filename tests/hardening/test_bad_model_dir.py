@@ -30,11 +30,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from mrm_edge.export.sidecar import onnx_io, write_sidecar
+from mrm_edge.export.sidecar import write_sidecar
 from mrm_edge.runtime.backends import BackendUnavailable, OnnxRuntimeBackend, TensorRTBackend
 from mrm_edge.runtime.model import DeployedModel, ModelLoadError
 from mrm_edge.runtime.selection import activate_backend, select_backend
 
+from mrm_edge.artifacts import onnx_io
 from mrm_edge.card import ModelCardError
 from mrm_edge.cli import main
 from tests.fakes import make_onnx
@@ -400,8 +401,8 @@ def test_no_intact_onnx_but_intact_weights_falls_to_pytorch(tmp_path: Path) -> N
 def _engine_dir(tmp_path: Path) -> tuple[Path, Path]:
     """A model directory (small real ONNX graphs) with an FP16 engine built by the test
     double on its default fake GPU ('Fake GPU (test double)', compute 9.0, TensorRT 10.3.0)."""
-    from mrm_edge.export.tensorrt.builder import BuildOptions, build_or_load
-    from mrm_edge.export.tensorrt.capability import probe_gpu, probe_tensorrt
+    from mrm_edge.export.tensorrt import BuildOptions, build_or_load
+    from mrm_edge.runtime.backends.tensorrt.capability import probe_gpu, probe_tensorrt
 
     from tests.fakes.tensorrt import FakeCudaRuntime, FakeTensorRT
     from tests.runtime.test_model import make_model_dir

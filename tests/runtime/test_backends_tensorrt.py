@@ -15,11 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from mrm_edge.export.tensorrt.builder import BuildOptions, build_or_load
-from mrm_edge.export.tensorrt.cache import EngineRefused, sidecar_path
-from mrm_edge.export.tensorrt.capability import probe_gpu, probe_tensorrt
+from mrm_edge.export.tensorrt import BuildOptions, build_or_load
 from mrm_edge.runtime.backends import BackendUnavailable, TensorRTBackend
+from mrm_edge.runtime.backends.tensorrt.capability import probe_gpu, probe_tensorrt
+from mrm_edge.runtime.backends.tensorrt.engine_file import EngineRefused
 
+from mrm_edge.artifacts import sidecar_path
 from tests.fakes import make_onnx
 from tests.fakes.tensorrt import FakeCudaRuntime, FakeDeviceProp, FakeTensorRT
 

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from mrm_edge.export.tensorrt.builder import BuildOptions, build_or_load
-from mrm_edge.export.tensorrt.cache import EngineKey, EngineRefused, store
-from mrm_edge.export.tensorrt.capability import probe_gpu, probe_tensorrt
-from mrm_edge.runtime.backends import BackendUnavailable, TensorRTBackend, trt_engine
+from mrm_edge.export.tensorrt import BuildOptions, build_or_load
+from mrm_edge.export.tensorrt.cache import EngineKey, store
+from mrm_edge.runtime.backends import BackendUnavailable, TensorRTBackend
 from mrm_edge.runtime.backends import cuda as cu
-from mrm_edge.runtime.backends.tensorrt import EngineNotLoadable
+from mrm_edge.runtime.backends.tensorrt import EngineNotLoadable, loader
+from mrm_edge.runtime.backends.tensorrt.capability import probe_gpu, probe_tensorrt
+from mrm_edge.runtime.backends.tensorrt.engine_file import EngineRefused
 
 from mrm_edge.card import sha256_file
 from tests.fakes import make_onnx
@@ -129,7 +130,7 @@ def rtx_backend(engine: Path, **kw) -> tuple[TensorRTBackend, FakeTensorRT]:
 
 
 def test_rtx_runtime_cache_is_written_then_read_back(rtx: Path) -> None:
-    cache_file = trt_engine.runtime_cache_path(rtx)
+    cache_file = loader.runtime_cache_path(rtx)
     b, trt = rtx_backend(rtx)
     with b:
         assert b.flavour == "tensorrt-rtx" and "TensorRT-RTX 1.7.1.116" in b.describe()
@@ -149,7 +150,7 @@ def test_rtx_runtime_cache_is_written_then_read_back(rtx: Path) -> None:
 
 
 def test_a_corrupt_runtime_cache_is_ignored_with_a_note(rtx: Path) -> None:
-    cache_file = trt_engine.runtime_cache_path(rtx)
+    cache_file = loader.runtime_cache_path(rtx)
     cache_file.write_bytes(b"\x00garbage")
     b, trt = rtx_backend(rtx)
     with b:
@@ -164,7 +165,7 @@ def test_an_unwritable_runtime_cache_is_a_note(rtx: Path, monkeypatch: pytest.Mo
     def refuse(path: Path, data: bytes) -> None:
         raise PermissionError(13, "Read-only file system", str(path))
 
-    monkeypatch.setattr(trt_engine, "atomic_write_bytes", refuse)
+    monkeypatch.setattr(loader, "atomic_write_bytes", refuse)
     b, _ = rtx_backend(rtx)
     with b:
         b.infer(batches(2)[2])
@@ -178,7 +179,7 @@ def test_a_standard_engine_makes_no_runtime_cache(onnx_path: Path, tmp_path: Pat
     with TensorRTBackend(engine, trt=trt, cudart=rt) as b:
         b.infer(batches(3)[0])
         assert b.flavour == "tensorrt" and trt.contexts[0].runtime_config is None
-    assert trt.runtime_caches == [] and not trt_engine.runtime_cache_path(engine).exists()
+    assert trt.runtime_caches == [] and not loader.runtime_cache_path(engine).exists()
 
 
 def test_an_engine_loads_only_with_its_own_flavour(

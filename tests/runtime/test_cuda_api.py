@@ -14,10 +14,10 @@ import threading
 
 import numpy as np
 import pytest
-from mrm_edge.export.tensorrt.capability import probe_gpu
 from mrm_edge.runtime.backends import cuda as cu
 from mrm_edge.runtime.backends.base import BackendUnavailable
 from mrm_edge.runtime.backends.cuda import api as cuda_api
+from mrm_edge.runtime.backends.tensorrt.capability import probe_gpu
 
 from tests.fakes.pycuda import FakePyCudaDriver
 from tests.fakes.tensorrt import FakeCudaRuntime, FakeDeviceProp

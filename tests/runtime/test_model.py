@@ -10,9 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from mrm_edge.export.sidecar import read_sidecar, write_sidecar
+from mrm_edge.export.sidecar import write_sidecar
 from mrm_edge.runtime.model import DeployedModel, ModelLoadError
 
+from mrm_edge.artifacts import read_sidecar
 from tests.fakes import LABELS, make_onnx, write_card
 
 
@@ -104,8 +105,8 @@ def test_unusable_directories_are_one_line_errors(tmp_path: Path) -> None:
 
 
 def test_engines_are_checked_against_their_sidecars(tmp_path: Path) -> None:
-    from mrm_edge.export.tensorrt.builder import BuildOptions, build_or_load
-    from mrm_edge.export.tensorrt.capability import probe_gpu, probe_tensorrt
+    from mrm_edge.export.tensorrt import BuildOptions, build_or_load
+    from mrm_edge.runtime.backends.tensorrt.capability import probe_gpu, probe_tensorrt
 
     from tests.fakes.tensorrt import FakeCudaRuntime, FakeTensorRT
 

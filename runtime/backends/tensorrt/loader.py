@@ -19,8 +19,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from mrm_edge.export.tensorrt.cache import EngineRefused, check_engine, read_sidecar
-from mrm_edge.export.tensorrt.capability import (
+from mrm_edge.runtime.backends.base import BackendUnavailable
+from mrm_edge.runtime.backends.tensorrt.capability import (
     DISPLAY,
     FLAVOURS,
     RTX,
@@ -30,7 +30,7 @@ from mrm_edge.export.tensorrt.capability import (
     probe_gpu,
     probe_tensorrt,
 )
-from mrm_edge.runtime.backends.base import BackendUnavailable
+from mrm_edge.runtime.backends.tensorrt.engine_file import EngineRefused, check_engine, read_sidecar
 
 from mrm_edge.data.errors import first_line
 from mrm_edge.fileio import atomic_write_bytes

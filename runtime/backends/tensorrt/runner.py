@@ -29,7 +29,7 @@ Engines are checked before loading: the sidecar written by ``mrm-edge export --e
 names the TensorRT flavour that built it (``tensorrt`` or ``tensorrt-rtx``; only that one
 loads it), and must fit this GPU and the installed version, and the engine bytes must match
 its SHA-256 (``verify=False`` skips this for engines built elsewhere, e.g. by trtexec).
-TensorRT-RTX engines keep their JIT runtime cache beside the engine (``trt_engine``).
+TensorRT-RTX engines keep their JIT runtime cache beside the engine (``loader``).
 
 CUDA comes through :class:`~mrm_edge.runtime.backends.cuda.CudaApi`: cuda-python by
 default, or pycuda (``MRM_EDGE_CUDA=pycuda``; no CUDA graphs: ``cuda_graphs`` then falls back
@@ -49,12 +49,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from mrm_edge.export.tensorrt.capability import DISPLAY, RTX, STANDARD
 from mrm_edge.runtime.backends import cuda as cu
-from mrm_edge.runtime.backends import trt_engine
 from mrm_edge.runtime.backends.base import Backend, BackendUnavailable, precision_from_filename
-from mrm_edge.runtime.backends.trt_engine import EngineNotLoadable, EngineUnusable
-from mrm_edge.runtime.backends.trt_slots import N_SLOTS, InferenceHandle, Slot
+from mrm_edge.runtime.backends.tensorrt import loader
+from mrm_edge.runtime.backends.tensorrt.capability import DISPLAY, RTX, STANDARD
+from mrm_edge.runtime.backends.tensorrt.loader import EngineNotLoadable, EngineUnusable
+from mrm_edge.runtime.backends.tensorrt.slots import N_SLOTS, InferenceHandle, Slot
 
 
 class TensorRTBackend(Backend):
@@ -113,9 +113,9 @@ class TensorRTBackend(Backend):
     def _activate(self) -> None:
         if not self.engine_path.is_file():
             raise FileNotFoundError(f"{self.engine_path}: no such engine file")
-        sidecar = trt_engine.sidecar_or_none(self.engine_path, self.verify)
-        flavour = trt_engine.engine_flavour(sidecar) if sidecar else None
-        trt, self.flavour = trt_engine.flavour_module(self.engine_path, flavour, self._trt)
+        sidecar = loader.sidecar_or_none(self.engine_path, self.verify)
+        flavour = loader.engine_flavour(sidecar) if sidecar else None
+        trt, self.flavour = loader.flavour_module(self.engine_path, flavour, self._trt)
         self.trt_version = str(getattr(trt, "__version__", "") or "unknown")
         cuda = cu.as_cuda_api(self._cudart, self._cuda_request)
         self.cuda_binding = cuda.binding
@@ -126,7 +126,7 @@ class TensorRTBackend(Backend):
                 raise BackendUnavailable(self.name, f"CUDA device {self.device_id}: {e}") from e
             stack.callback(cuda.close)  # runs last: after every resource below is freed
             if self.verify:
-                trt_engine.verify(self.engine_path, self.device_id, cuda, trt, self.flavour)
+                loader.verify(self.engine_path, self.device_id, cuda, trt, self.flavour)
             self._cuda = cuda
             stack.callback(self._drop_engine)
             self._load_engine(trt)
@@ -145,17 +145,17 @@ class TensorRTBackend(Backend):
     def _load_engine(self, trt: Any) -> None:
         self._ctx_shape: tuple[int, ...] | None = None
         self._out_shapes: dict[tuple[int, ...], tuple[int, ...]] = {}
-        self._logger = trt_engine.make_logger(trt)
+        self._logger = loader.make_logger(trt)
         self._runtime = trt.Runtime(self._logger)
         data = self.engine_path.read_bytes()
-        if trt_engine.malformed(trt, self._runtime, data):
+        if loader.malformed(trt, self._runtime, data):
             raise EngineNotLoadable(
                 f"{self.engine_path.name}: {DISPLAY[self.flavour or STANDARD]} says this is "
                 "no engine (malformed: truncated, or not an engine file)"
             )
         engine = self._runtime.deserialize_cuda_engine(data)
         if engine is None:
-            why, no_gpu = trt_engine.why_not_loaded(
+            why, no_gpu = loader.why_not_loaded(
                 self.flavour or STANDARD, self.engine_path, self._logger
             )
             raise BackendUnavailable(self.name, why) if no_gpu else EngineNotLoadable(why)
@@ -188,7 +188,7 @@ class TensorRTBackend(Backend):
         self.input_dims = tuple(d if d == lo[i + 1] else None for i, d in enumerate(hi[1:]))
         if self.flavour == RTX:
             # The JIT specialisation for this GPU is cached beside the engine: paid once.
-            self._runtime_cache = trt_engine.RuntimeCache(engine, self.engine_path, self.notes)
+            self._runtime_cache = loader.RuntimeCache(engine, self.engine_path, self.notes)
             self._context = engine.create_execution_context(self._runtime_cache.config)
         else:
             self._context = engine.create_execution_context()

@@ -1,0 +1,182 @@
+"""An engine file as the runtime reads it: its sidecar, whether it may load here, and why not.
+
+``mrm-edge export --engine`` writes ``model.<precision>.<digest>.engine`` beside a sidecar
+``<engine>.json`` (the file name and its parser live in :mod:`mrm_edge.artifacts`; the key,
+the build and the store in :mod:`mrm_edge.export.tensorrt.cache`). What the runtime needs
+from it is here, so that loading an engine imports nothing from the export:
+
+- :func:`read_sidecar`: the sidecar, or :class:`EngineRefused` when missing or corrupt;
+- :func:`verify_engine_file`: the engine's bytes against the sidecar's SHA-256;
+- :func:`describe_misfit` / :func:`check_engine`: whether an engine runs on this GPU with the
+  TensorRT flavours installed here (standard TensorRT: same GPU, compute capability and
+  version; TensorRT-RTX: this compute capability among its targets, same version);
+- :func:`fit_engines`: which of a model directory's engines run here — the one check that
+  backend selection and the GPU benchmark share.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Protocol
+
+from mrm_edge.artifacts import sidecar_path
+from mrm_edge.card import sha256_file
+
+SIDECAR_FORMAT = 1
+
+
+class EngineRefused(RuntimeError):
+    """An engine file that must not be loaded here (one-line message says why)."""
+
+
+class EngineLike(Protocol):
+    """What :func:`fit_engines` reads of an engine (``runtime.model.Artifact`` has it)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def precision(self) -> str: ...
+
+    @property
+    def key(self) -> dict[str, Any]: ...
+
+
+def read_sidecar(engine_path: Path) -> dict[str, Any]:
+    """The sidecar of ``engine_path`` as a dict; :class:`EngineRefused` if missing or corrupt."""
+    side = sidecar_path(engine_path)
+    try:
+        data = json.loads(side.read_text())
+    except FileNotFoundError:
+        raise EngineRefused(
+            f"{side}: no sidecar beside the engine (cannot tell what built it)"
+        ) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise EngineRefused(f"{side}: sidecar is not readable JSON ({e})") from e
+    if not isinstance(data, dict) or not isinstance(data.get("key"), dict):
+        raise EngineRefused(f"{side}: sidecar has no 'key' object")
+    if data.get("format") != SIDECAR_FORMAT:
+        raise EngineRefused(
+            f"{side}: sidecar format {data.get('format')!r}, expected {SIDECAR_FORMAT}"
+        )
+    if not isinstance(data.get("engine_sha256"), str):
+        raise EngineRefused(f"{side}: sidecar has no 'engine_sha256'")
+    return data
+
+
+def verify_engine_file(engine_path: Path, sidecar: dict[str, Any]) -> None:
+    """:class:`EngineRefused` unless the engine exists and its SHA-256 is the sidecar's."""
+    if not engine_path.is_file():
+        raise EngineRefused(f"{engine_path}: engine file missing (its sidecar exists)")
+    if sha256_file(engine_path) != sidecar["engine_sha256"]:
+        raise EngineRefused(
+            f"{engine_path}: SHA-256 differs from its sidecar's (truncated or replaced)"
+        )
+
+
+def check_engine(
+    engine_path: Path,
+    gpu_name: str,
+    compute_capability: str,
+    trt_version: str | None,
+    rtx_version: str | None = None,
+) -> dict[str, Any]:
+    """Refuse (:class:`EngineRefused`) an engine that cannot run on this GPU with the TensorRT
+    flavours installed here (``trt_version``: standard TensorRT's, ``rtx_version``:
+    TensorRT-RTX's, None where absent), or one whose bytes differ from what its sidecar
+    recorded; return the sidecar otherwise."""
+    engine_path = Path(engine_path)
+    sidecar = read_sidecar(engine_path)
+    misfit = describe_misfit(sidecar["key"], gpu_name, compute_capability, trt_version, rtx_version)
+    if misfit:
+        raise EngineRefused(
+            f"{engine_path.name}: {misfit}; rebuild it with `mrm-edge export --engine`"
+        )
+    verify_engine_file(engine_path, sidecar)
+    return sidecar
+
+
+def describe_built(key: dict[str, Any]) -> str:
+    """What an engine was built by and for, in words (from its sidecar key)."""
+    if key.get("flavour") == "tensorrt-rtx":
+        targets = ", ".join(str(t) for t in key.get("compute_targets") or []) or "?"
+        return f"built by TensorRT-RTX {key.get('trt_version')} for compute {targets}"
+    return (
+        f"built for {key.get('gpu_name')} (compute {key.get('compute_capability')}) with "
+        f"TensorRT {key.get('trt_version')}"
+    )
+
+
+def describe_misfit(
+    key: dict[str, Any],
+    gpu_name: str,
+    compute_capability: str,
+    trt_version: str | None,
+    rtx_version: str | None = None,
+) -> str | None:
+    """Why an engine whose sidecar records ``key`` cannot run here, or None.
+
+    Standard TensorRT: GPU name, compute capability and TensorRT version are all named, built
+    and here, so a reader sees which one differs (two boards can share a name but not a
+    capability). TensorRT-RTX: this GPU's compute capability must be one of the engine's
+    targets and the installed TensorRT-RTX the version that built it.
+    """
+    built = describe_built(key)
+    if key.get("flavour") == "tensorrt-rtx":
+        targets = [str(t) for t in key.get("compute_targets") or []]
+        if rtx_version is None:
+            return f"{built}, but TensorRT-RTX is not installed here"
+        if compute_capability not in targets or rtx_version != key.get("trt_version"):
+            return (
+                f"{built}, but this machine has {gpu_name} (compute {compute_capability}) "
+                f"with TensorRT-RTX {rtx_version}"
+            )
+        return None
+    here = (gpu_name, compute_capability, trt_version)
+    if (key.get("gpu_name"), key.get("compute_capability"), key.get("trt_version")) == here:
+        return None
+    if trt_version is None:
+        return f"{built}, but standard TensorRT is not installed here"
+    return (
+        f"{built}, but this machine has {gpu_name} (compute {compute_capability}) "
+        f"with TensorRT {trt_version}"
+    )
+
+
+def fit_engines(
+    engines: Iterable[EngineLike],
+    precisions: Iterable[str],
+    gpu_name: str,
+    compute_capability: str,
+    trt_version: str | None,
+    rtx_version: str | None = None,
+) -> tuple[list[Any], list[str]]:
+    """``(fitting, misfits)``: the engines of ``precisions`` that run on this GPU with these
+    TensorRT versions (in the order given), and ``"<engine> <why not>"`` for the others."""
+    wanted = set(precisions)
+    fitting: list[Any] = []
+    misfits: list[str] = []
+    for engine in engines:
+        if engine.precision not in wanted:
+            continue
+        why = describe_misfit(engine.key, gpu_name, compute_capability, trt_version, rtx_version)
+        if why is None:
+            fitting.append(engine)
+        else:
+            misfits.append(f"{engine.name} {why}")
+    return fitting, misfits
+
+
+__all__ = [
+    "SIDECAR_FORMAT",
+    "EngineLike",
+    "EngineRefused",
+    "check_engine",
+    "describe_built",
+    "describe_misfit",
+    "fit_engines",
+    "read_sidecar",
+    "verify_engine_file",
+]
