@@ -14,11 +14,28 @@ import click
 from mrm_edge.card import ModelCardError
 from mrm_edge.data.errors import DataError
 from mrm_edge.runtime.backends.base import BackendUnavailable
+from mrm_edge.runtime.backends.registry import backend_choices
 
 F = TypeVar("F", bound=Callable[..., object])
 
-BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")  # runtime.selection.BACKEND_CHOICES
 PRECISIONS = ("fp32", "fp16", "int8")
+
+
+class BackendChoice(click.Choice):
+    """``--backend``'s choices: ``auto`` and every registered backend family, read from the
+    backend registry each time they are shown or checked (a backend registered after this
+    module was imported is selectable too)."""
+
+    def __init__(self) -> None:
+        super().__init__(backend_choices())
+
+    @property  # type: ignore[override]
+    def choices(self) -> tuple[str, ...]:
+        return backend_choices()
+
+    @choices.setter
+    def choices(self, value: Any) -> None:
+        pass  # click.Choice.__init__ assigns a fixed tuple: the registry's list is live
 
 
 #: What a user can fix (bad input, an unusable setup): shown as one ``Error:`` line, never a
@@ -62,7 +79,7 @@ def runtime_options(max_batch: int = 32) -> Callable[[F], F]:
     """``--backend``, ``--precision``, ``--max-batch`` and ``--max-delay`` (the batcher's two
     knobs, as in Triton's dynamic batcher)."""
     options = [
-        click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True),
+        click.option("--backend", type=BackendChoice(), default="auto", show_default=True),
         click.option(
             "--precision",
             type=click.Choice(PRECISIONS),

@@ -1,18 +1,30 @@
 """Inference backends (installed as ``mrm_edge.runtime.backends``).
 
 - ``base``: the ``Backend`` interface and ``BackendUnavailable``.
-- ``onnxruntime``: ``OnnxRuntimeBackend`` (CPU, or CUDA with I/O binding).
-- ``tensorrt``: ``TensorRTBackend`` (serialized engine, double-buffered pipeline, CUDA graphs).
+- ``registry``: the registered backends (``BackendSpec``: family, place in ``auto``'s plan,
+  plan, CPU factory); ``--backend``, selection and the bench read it.
+- ``onnxruntime``: ``OnnxRuntimeBackend`` (CPU, or CUDA with I/O binding) and its plan.
+- ``tensorrt``: ``TensorRTBackend`` (serialized engine, double-buffered pipeline, CUDA graphs):
+  capability probes, engine files, loader, runner, slots, plan.
+- ``torch``: ``TorchBackend``, the PyTorch reference.
 - ``cuda``: the CUDA interface the TensorRT backend uses (cuda-python, or pycuda).
-- ``trt_engine``, ``trt_slots``: the TensorRT backend's engine loading and buffer slots.
 
 Importing this package imports no torch, no onnxruntime, no tensorrt and no CUDA binding:
 each backend imports its library in ``activate()``.
 """
 
+from mrm_edge.runtime.backends import onnxruntime, torch
 from mrm_edge.runtime.backends.base import Backend, BackendUnavailable
 from mrm_edge.runtime.backends.onnxruntime import OnnxRuntimeBackend
+from mrm_edge.runtime.backends.registry import register_backend
 from mrm_edge.runtime.backends.tensorrt import InferenceHandle, TensorRTBackend
+from mrm_edge.runtime.backends.tensorrt import plan as tensorrt_plan
+from mrm_edge.runtime.backends.torch import TorchBackend
+
+# The built-in backends; a new one is one module plus one line here.
+register_backend(tensorrt_plan.SPEC)
+register_backend(onnxruntime.SPEC)
+register_backend(torch.SPEC)
 
 __all__ = [
     "Backend",
@@ -20,4 +32,5 @@ __all__ = [
     "InferenceHandle",
     "OnnxRuntimeBackend",
     "TensorRTBackend",
+    "TorchBackend",
 ]

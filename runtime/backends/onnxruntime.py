@@ -18,7 +18,9 @@ from typing import Any, Literal
 
 import numpy as np
 from mrm_edge.runtime.backends.base import Backend, BackendUnavailable, precision_from_filename
+from mrm_edge.runtime.backends.registry import BackendSpec, Candidate, PlanRequest
 
+from mrm_edge.artifacts import ONNX_FILES, onnx_file, variants_for
 from mrm_edge.data.errors import first_line
 
 CPU = "CPUExecutionProvider"
@@ -136,4 +138,117 @@ class OnnxRuntimeBackend(Backend):
         self._session = None
 
 
-__all__ = ["OnnxRuntimeBackend"]
+# =========================================================================== the plan
+
+# Precision order per device: FP16 first on CUDA (its provider runs Q/DQ graphs dequantized,
+# so INT8 buys nothing there); INT8 first on the CPU (fused QLinear kernels), FP16 last
+# (CPUs emulate it).
+CUDA_ORDER = ("fp16", "fp32", "int8")
+CPU_ORDER = ("int8", "fp32", "fp16")
+# Says why, not how much: a figure measured on one machine would go stale in this text.
+INT8_WHY = (
+    "INT8 first: ONNX Runtime CPU runs model.int8.onnx in fused QLinear kernels (the "
+    "export's gate bounds its macro-AUC cost; `mrm-edge bench` measures the gain here)"
+)
+
+
+def _cpu_why(model: Any, precisions: tuple[str, ...], variant: dict[str, str], p: str) -> str:
+    """Why precision ``p`` sits where it does among the CPU options."""
+    int8, int8_sym = ONNX_FILES["int8"], ONNX_FILES["int8-sym"]
+    if p == "int8" and variant[p] == "int8-sym":
+        why = f"only {int8_sym} here, made for TensorRT: slower on ONNX Runtime CPU"
+        return f"int8 requested; {why}" if len(precisions) == 1 else why
+    if p == "int8":
+        return INT8_WHY
+    if len(precisions) == 1:
+        return f"{p} requested"
+    if p == "fp32":
+        if "int8" in model.onnx:
+            return "FP32 (after the INT8 option)"
+        if int8 in model.refused:
+            return f"{int8} refused ({model.refused[int8]}), so FP32"
+        return f"no {int8} in the model directory, so FP32"
+    return "FP16 on CPU is emulated (slow)"
+
+
+def _cpu_rank(variant: dict[str, str], p: str) -> float:
+    # The symmetric file runs float convolutions on ORT CPU: after FP32, not before.
+    if p == "int8" and variant[p] == "int8-sym":
+        return CPU_ORDER.index("fp32") + 0.5
+    return CPU_ORDER.index(p)
+
+
+def _no_onnx(model: Any, precisions: tuple[str, ...]) -> str:
+    refused = [f"{n}: {r}" for n, r in model.refused.items() if n.endswith(".onnx")]
+    return (
+        "ONNX Runtime: no verified ONNX "
+        + (f"for {'/'.join(precisions)}" if len(precisions) == 1 else "model")
+        + (f" ({'; '.join(refused)})" if refused else "")
+    )
+
+
+def plan(request: PlanRequest) -> tuple[list[Candidate], list[str]]:
+    """ONNX Runtime's options: CUDA (when the provider is there), then CPU, each in its
+    precision order; and why the CUDA provider or any ONNX is missing."""
+    model, precisions = request.model, request.precisions
+    providers = request.probe.get("ort_providers")
+    threads = request.probe.get("intra_op_threads")
+    if providers is None:
+        try:
+            import onnxruntime as ort
+        except ImportError as e:
+            return [], [f"onnxruntime is not installed ({first_line(e, with_type=False)})"]
+        providers = list(ort.get_available_providers())
+    # Precision → the variant ONNX Runtime runs for it (int8: the uint8 file first).
+    present = {p: [v for v in variants_for(p) if v in model.onnx] for p in precisions}
+    variant = {p: vs[0] for p, vs in present.items() if vs}
+    if not variant:
+        return [], [_no_onnx(model, precisions)]
+    out: list[Candidate] = []
+
+    def add(device: str, provider_list: list[str], why: str) -> None:
+        rank = (lambda p: _cpu_rank(variant, p)) if device == "CPU" else CUDA_ORDER.index
+        for p in sorted(variant, key=rank):
+            art = model.onnx[variant[p]]
+            reason = (
+                why if device == "CUDA" else f"{why}; {_cpu_why(model, precisions, variant, p)}"
+            )
+            out.append(
+                Candidate(
+                    f"onnxruntime {device} {p} ({art.name})",
+                    "onnxruntime",
+                    lambda a=art, pl=provider_list: OnnxRuntimeBackend(
+                        a.path, providers=list(pl), intra_op_threads=threads, precision=a.precision
+                    ),
+                    reason,
+                )
+            )
+
+    skipped: list[str] = []
+    if CUDA in providers:
+        add("CUDA", [CUDA, CPU], "ONNX Runtime has the CUDA provider")
+    else:
+        skipped.append("ONNX Runtime CUDA: no CUDAExecutionProvider (install onnxruntime-gpu)")
+    if CPU in providers:
+        add("CPU", [CPU], "ONNX Runtime CPU")
+    return out, skipped
+
+
+def cpu_backend(model_dir: Path, variant: str) -> OnnxRuntimeBackend:
+    """The bench's ONNX Runtime row: ``variant``'s file on the CPU provider."""
+    path = Path(model_dir) / onnx_file(variant)
+    if not path.is_file():
+        raise ValueError(f"{path}: not exported (run `mrm-edge export` first)")
+    return OnnxRuntimeBackend(path, providers=[CPU])
+
+
+SPEC = BackendSpec(
+    name="onnxruntime",
+    family="onnxruntime",
+    rank=20,
+    plan=plan,
+    cpu_factory=cpu_backend,
+    probe_keys=("ort_providers", "intra_op_threads"),
+)
+
+__all__ = ["CPU", "CUDA", "INT8_WHY", "SPEC", "OnnxRuntimeBackend"]

@@ -152,9 +152,13 @@ def fit_engines(
     compute_capability: str,
     trt_version: str | None,
     rtx_version: str | None = None,
+    *,
+    batch: int | None = None,
 ) -> tuple[list[Any], list[str]]:
     """``(fitting, misfits)``: the engines of ``precisions`` that run on this GPU with these
-    TensorRT versions (in the order given), and ``"<engine> <why not>"`` for the others."""
+    TensorRT versions (in the order given), and ``"<engine> <why not>"`` for the others.
+    ``batch``: also require the batch profile to admit it (a live monitor dispatches whatever
+    is waiting, so it needs batch 1)."""
     wanted = set(precisions)
     fitting: list[Any] = []
     misfits: list[str] = []
@@ -162,10 +166,13 @@ def fit_engines(
         if engine.precision not in wanted:
             continue
         why = describe_misfit(engine.key, gpu_name, compute_capability, trt_version, rtx_version)
-        if why is None:
-            fitting.append(engine)
-        else:
+        min_batch = int((engine.key.get("profile") or [1, 1, 1])[0])
+        if why is not None:
             misfits.append(f"{engine.name} {why}")
+        elif batch is not None and min_batch > batch:
+            misfits.append(f"{engine.name} needs batches >= {min_batch}")
+        else:
+            fitting.append(engine)
     return fitting, misfits
 
 

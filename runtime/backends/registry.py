@@ -1,0 +1,137 @@
+"""The backends backend selection knows: one registration per backend, and everything that
+lists backends (``--backend``'s choices, ``auto``'s plan, the bench's CPU rows) reads it.
+
+A registration (:class:`BackendSpec`) says:
+
+- ``name`` and ``family``: the family is what ``--backend`` names (``tensorrt``,
+  ``onnxruntime``, ``torch``); a family may hold several backends;
+- ``rank``: where the family's options come in ``auto``'s plan (lower first: the fastest
+  kind of option first, the reference last);
+- ``plan``: the runnable options for a model (:class:`Candidate`, each with its factory
+  ``make``) in the backend's own preference order, and one line per reason it offers none;
+- ``cpu_factory`` (optional): the backend for a model directory's ONNX variant on the CPU
+  (what the bench times);
+- ``quiet_when_passed``: its reasons are not worth explaining when ``auto`` chose a faster
+  option (the reference backend, the last resort);
+- ``probe_keys``: the keyword overrides its plan reads (threads, test doubles).
+
+Adding a backend: one module with the Backend subclass and its spec, and one
+``register_backend(SPEC)`` (the built-in ones are registered in ``backends/__init__``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mrm_edge.runtime.backends.base import Backend
+
+if TYPE_CHECKING:
+    from mrm_edge.runtime.model import DeployedModel
+
+__all__ = [
+    "BackendSpec",
+    "Candidate",
+    "PlanRequest",
+    "backend_choices",
+    "backend_families",
+    "backend_specs",
+    "cpu_backend_names",
+    "get_backend_spec",
+    "make_cpu_backend",
+    "register_backend",
+    "unregister_backend",
+]
+
+
+@dataclass
+class Candidate:
+    """One runnable option: what it is, how to build it, and why it is this far up."""
+
+    label: str
+    """E.g. ``"onnxruntime CPU int8 (model.int8.onnx)"``."""
+    family: str
+    """The ``--backend`` family: ``"tensorrt"``, ``"onnxruntime"``, ``"torch"``, ..."""
+    make: Callable[[], Backend]
+    why: str
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    """What a backend's ``plan`` is asked: which model, at which precisions, and whether its
+    family was named (``--backend``) rather than reached by ``auto``."""
+
+    model: DeployedModel
+    precisions: tuple[str, ...]
+    explicit: bool
+    probe: Mapping[str, Any] = field(default_factory=dict)
+    """Overrides of what is probed (``intra_op_threads``, ``ort_providers``, ``trt``, ...)."""
+
+
+PlanFn = Callable[[PlanRequest], tuple[list[Candidate], list[str]]]
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """One backend's registration (see the module docstring)."""
+
+    name: str
+    family: str
+    rank: int
+    plan: PlanFn
+    cpu_factory: Callable[[Path, str], Backend] | None = None
+    quiet_when_passed: bool = False
+    probe_keys: tuple[str, ...] = ()
+
+
+_SPECS: dict[str, BackendSpec] = {}
+
+
+def register_backend(spec: BackendSpec) -> BackendSpec:
+    """Add ``spec`` (ValueError if its name is taken, or ``auto`` is its family)."""
+    if spec.name in _SPECS:
+        raise ValueError(f"backend {spec.name!r} is already registered")
+    if spec.family == "auto":
+        raise ValueError("'auto' is not a backend family: it is the plan over all of them")
+    _SPECS[spec.name] = spec
+    return spec
+
+
+def unregister_backend(name: str) -> None:
+    """Remove the backend ``name`` (tests register trivial ones and remove them)."""
+    _SPECS.pop(name, None)
+
+
+def backend_specs() -> list[BackendSpec]:
+    """Every registered backend in ``auto``'s order (rank, then registration)."""
+    return sorted(_SPECS.values(), key=lambda s: s.rank)
+
+
+def get_backend_spec(name: str) -> BackendSpec | None:
+    return _SPECS.get(name)
+
+
+def backend_families() -> tuple[str, ...]:
+    """The ``--backend`` families, in ``auto``'s order."""
+    return tuple(dict.fromkeys(s.family for s in backend_specs()))
+
+
+def backend_choices() -> tuple[str, ...]:
+    """What ``--backend`` accepts: ``auto`` and every family."""
+    return ("auto", *backend_families())
+
+
+def cpu_backend_names() -> tuple[str, ...]:
+    """The backends that run a model directory's ONNX variants on the CPU (the bench)."""
+    return tuple(s.name for s in backend_specs() if s.cpu_factory is not None)
+
+
+def make_cpu_backend(name: str, model_dir: Path, variant: str) -> Backend:
+    """Backend ``name`` (not activated) for ``variant`` of ``model_dir`` on the CPU; KeyError
+    when no such CPU backend is registered, ValueError when it cannot run that variant."""
+    spec = _SPECS.get(name)
+    if spec is None or spec.cpu_factory is None:
+        raise KeyError(name)
+    return spec.cpu_factory(Path(model_dir), variant)
