@@ -8,7 +8,7 @@ Bad signal is reported, never classified (the same rules as the streaming monito
 
 * every window goes through the monitor's per-lead quality check
   (``mrm_edge.runtime.stream.quality``: NaN / Inf, flat line, and saturation when a rail is
-  given). A window that fails it is a ``WindowResult`` with ``status == "rejected"``,
+  given). A window that fails it is a ``PredictedWindow`` with ``status == "rejected"``,
   the reasons (lead and finding) in ``reason``, and no probabilities: the model never
   sees it. This is a result, not an error: ``mrm-edge predict`` exits 0 and prints it.
 * a recording shorter than one window is refused before anything runs: ``DataError``
@@ -19,7 +19,6 @@ Bad signal is reported, never classified (the same rules as the streaming monito
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,20 +33,12 @@ from mrm_edge.records import Recording
 if TYPE_CHECKING:
     from mrm_edge.runtime.stream.quality import QualityConfig
 
-SHIPPED_MODEL = "mrm-net-ptbxl-superdiagnostic"
-
-
-def default_model_dir() -> Path:
-    """The shipped model: $MRM_EDGE_MODEL, else models/<SHIPPED_MODEL> of this source tree."""
-    env = os.environ.get("MRM_EDGE_MODEL")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[1] / "models" / SHIPPED_MODEL
-
 
 @dataclass
-class WindowResult:
-    """One window's outcome; a rejected window has no probabilities, only its reason."""
+class PredictedWindow:
+    """One window of a recording and its outcome; a rejected window has no probabilities,
+    only its reason. (The streaming monitor's per-window outcome, with latency and
+    smoothing, is ``mrm_edge.runtime.postprocess.WindowResult``.)"""
 
     recording: str
     start_s: float
@@ -86,7 +77,7 @@ def classify(
     backend: str = "auto",
     precision: str | None = None,
     quality: QualityConfig | None = None,
-) -> tuple[list[WindowResult], str]:
+) -> tuple[list[PredictedWindow], str]:
     """Window results for every recording, in order, and which backend ran them and why.
 
     The runtime's backend selection is used (ONNX Runtime when the model is
@@ -96,8 +87,8 @@ def classify(
     raised before the backend starts (see the module docstring).
     """
     from mrm_edge.runtime.model import DeployedModel
-    from mrm_edge.runtime.stream.quality import assess_quality
     from mrm_edge.runtime.selection import activate_backend
+    from mrm_edge.runtime.stream.quality import assess_quality
 
     model = DeployedModel.load(model_dir)
     card = model.card
@@ -107,7 +98,7 @@ def classify(
     unsaid = [f"{n}: {why}" for n, why in model.refused.items() if f"{n} refused" not in reason]
     if unsaid:  # a damaged artifact is never skipped silently
         reason += "; refused " + "; ".join(unsaid)
-    results: list[WindowResult] = []
+    results: list[PredictedWindow] = []
     try:  # activate_backend hands it over active
         for rec in recordings:
             wins, starts, _ = windows_of(rec, card)
@@ -119,21 +110,20 @@ def classify(
                 end = start + card.window_seconds
                 if i not in p_of:
                     reason_i = "; ".join(reports[i].reasons)
-                    results.append(WindowResult(rec.name, start, end, {}, [], "rejected", reason_i))
+                    rejected = PredictedWindow(rec.name, start, end, {}, [], "rejected", reason_i)
+                    results.append(rejected)
                     continue
                 probs_of = {lab: float(v) for lab, v in zip(card.labels, p_of[i], strict=True)}
                 positive = [lab for lab in card.labels if probs_of[lab] >= card.thresholds[lab]]
-                results.append(WindowResult(rec.name, start, end, probs_of, positive))
+                results.append(PredictedWindow(rec.name, start, end, probs_of, positive))
     finally:
         runner.deactivate()
     return results, reason
 
 
 __all__ = [
-    "SHIPPED_MODEL",
-    "WindowResult",
+    "PredictedWindow",
     "check_long_enough",
     "classify",
-    "default_model_dir",
     "windows_of",
 ]

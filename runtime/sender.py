@@ -25,7 +25,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 from mrm_edge.runtime.sources.base import Pacer, parse_speed
@@ -238,31 +238,34 @@ def _say(line: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "python -m mrm_edge.runtime.sender") -> int:
-    args = _parser(prog).parse_args(argv)
+    args = vars(_parser(prog).parse_args(argv))
+    return run(args.pop("records"), **args)
+
+
+def run(
+    records: Sequence[str],
+    *,
+    port: int | None,
+    stdout: bool,
+    quiet: bool = False,
+    **options: Any,
+) -> int:
+    """Send ``records`` (``options``: :func:`send_records`' keywords) and report on stderr,
+    one line per device; the exit status: 0 sent, 1 a device failed, 2 bad records or
+    arguments, 130 interrupted. ``main`` and ``mrm-edge send`` both end here."""
     logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO,
+        level=logging.WARNING if quiet else logging.INFO,
         format="mrm-edge send: %(message)s",
         stream=sys.stderr,  # stdout may be carrying the frames
     )
     try:
-        results = send_records(
-            args.records,
-            host=args.host,
-            port=None if args.stdout else args.port,
-            speed=args.speed,
-            chunk_seconds=args.chunk_seconds,
-            sample_format=args.sample_format,
-            gain=args.gain,
-            stream_ids=args.stream_ids,
-            loop=args.loop,
-            prefer_rate=args.prefer_rate,
-        )
+        results = send_records(records, port=None if stdout else port, **options)
     except (DataError, ValueError) as e:
         _say(f"error: {e}")
         return 2
     except KeyboardInterrupt:
         return 130
-    if args.stdout and any(r.error for r in results):
+    if stdout and any(r.error for r in results):
         # The reader is gone: point stdout at /dev/null so the interpreter's final flush
         # does not print a BrokenPipeError traceback.
         with contextlib.suppress(OSError, ValueError):
@@ -272,7 +275,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m mrm_edge.runt
         if r.error:
             failed += 1
             _say(f"{r.stream_id} ({r.path.name}): {r.error}")
-        elif not args.quiet:
+        elif not quiet:
             _say(f"{r.stream_id}: sent {r.samples} samples")
         if r.clipped:
             _say(f"{r.stream_id}: {r.clipped} int16 samples clipped (lower --gain)")

@@ -37,7 +37,7 @@ def test_its_users_take_the_names_from_it() -> None:
     from mrm_edge.export import pipeline
     from mrm_edge.runtime.model import ONNX_FILES as RUNTIME_FILES
 
-    from mrm_edge.bench import VARIANT_FILES
+    from mrm_edge.bench.variants import VARIANT_FILES
     from mrm_edge.doctor import ONNX_FOR
 
     assert VARIANT_FILES == RUNTIME_FILES == ONNX_FILES
@@ -65,3 +65,29 @@ def test_imports_nothing_heavy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_engine_names_are_written_and_parsed_here() -> None:
+    from mrm_edge.artifacts import engine_filename, parse_engine_filename, trtexec_engine_filename
+
+    name = engine_filename("fp16", "00ff")
+    assert name == "model.fp16.00ff.engine" and parse_engine_filename(name) == ("fp16", "00ff")
+    # The printed trtexec lines name a file the export never writes and the loader never reads.
+    hand = trtexec_engine_filename("int8")
+    assert hand == "model.int8.trtexec.engine" and parse_engine_filename(hand) is None
+    assert parse_engine_filename("model.fp16.engine") is None
+    with pytest.raises(ValueError, match="precision 'bf16'"):
+        trtexec_engine_filename("bf16")
+
+
+def test_sidecars_sit_beside_their_artifact(tmp_path) -> None:
+    from mrm_edge.artifacts import read_sidecar, sidecar_path, verify_artifact
+
+    onnx = tmp_path / "model.onnx"
+    assert sidecar_path(onnx) == tmp_path / "model.onnx.json"
+    with pytest.raises(ValueError, match="sidecar missing"):
+        verify_artifact(onnx)
+    sidecar_path(onnx).write_text('{"artifact": "other.onnx"}')
+    assert read_sidecar(onnx) == {"artifact": "other.onnx"}
+    with pytest.raises(ValueError, match=r"describes 'other\.onnx', not model\.onnx"):
+        verify_artifact(onnx)

@@ -20,7 +20,11 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["FlopCount", "count_flops", "onnx_flops_per_window"]
+from mrm_edge.bench.common import Result
+from mrm_edge.bench.peak import peak_for
+from mrm_edge.bench.variants import VARIANT_FILES
+
+__all__ = ["FlopCount", "add_flops", "count_flops", "flops_section", "onnx_flops_per_window"]
 
 COUNTED = ("Conv", "Gemm", "MatMul")
 # Ops that move or reshape data and do no arithmetic: not even worth listing as ignored.
@@ -156,3 +160,27 @@ def count_flops(onnx_path: str | Path) -> FlopCount:
 def onnx_flops_per_window(onnx_path: str | Path) -> int:
     """FLOPs (2 x MACs of Conv, Gemm, MatMul) to classify one window."""
     return count_flops(onnx_path).total
+
+
+def add_flops(
+    results: list[Result], flops_per_window: int, peaks: dict[str, Any] | None = None
+) -> list[Result]:
+    """Achieved GFLOP/s per row; with the GPU's measured ``peaks`` (TFLOP/s), GPU rows'
+    fraction of the peak for their precision (:func:`mrm_edge.bench.peak.peak_for`)."""
+
+    for r in results:
+        r.gflops = flops_per_window * r.throughput / 1e9
+        if peaks and r.device.startswith("cuda"):
+            peak, r.peak_basis = peak_for(r.precision, peaks)
+            if peak:
+                r.fraction_of_peak = r.gflops / (peak * 1e3)
+    return results
+
+
+def flops_section(model_dir: Path) -> dict[str, Any]:
+    """FLOPs per window of the model's FP32 ONNX (the same arithmetic for every variant)."""
+    path = Path(model_dir) / VARIANT_FILES["fp32"]
+    if not path.is_file():
+        return {"per_window": None, "note": f"{path}: not exported, FLOPs not counted"}
+    c = count_flops(path)
+    return {"per_window": c.total, "by_op": c.by_op, "source": path.name, "note": c.note()}

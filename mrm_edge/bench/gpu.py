@@ -1,6 +1,6 @@
-"""GPU rows of `mrm-edge bench`: ONNX Runtime CUDA and TensorRT timing, the GPU's measured
-matmul peak, and :func:`run_gpu`, which runs every requested GPU backend (with PyTorch CUDA
-from :mod:`mrm_edge.bench`) and says why any could not run.
+"""GPU rows of `mrm-edge bench`: ONNX Runtime CUDA and TensorRT timing (the peak:
+:mod:`mrm_edge.bench.peak`; PyTorch CUDA: :mod:`mrm_edge.bench.torch_cuda`; all of them
+run by :func:`mrm_edge.bench.gpu_run.run_gpu`).
 
 Timing (every row records its own method in ``timing``):
 
@@ -32,41 +32,23 @@ from __future__ import annotations
 import contextlib
 import time
 import warnings
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mrm_edge.bench import VARIANT_FILES, Result, _percentiles_ms, input_windows, summarise
+from mrm_edge.bench.common import Log, Result, input_windows, quiet, summarise
+from mrm_edge.bench.variants import VARIANT_FILES
 from mrm_edge.data.errors import first_line
+from mrm_edge.stats import percentiles_ms
 
-__all__ = [
-    "GPU_BATCH_SIZES",
-    "GpuRun",
-    "GpuUnavailable",
-    "bench_onnxruntime_cuda",
-    "bench_tensorrt",
-    "find_engine",
-    "measure_gpu_peak",
-    "peak_for",
-    "run_gpu",
-]
+__all__ = ["GpuUnavailable", "bench_onnxruntime_cuda", "bench_tensorrt", "find_engine"]
 
-GPU_BATCH_SIZES = [1, 8, 32, 128, 256]
 CUDA_EP = "CUDAExecutionProvider"
 
 
 class GpuUnavailable(RuntimeError):
     """This GPU backend / precision cannot be benchmarked here; the message says why."""
-
-
-Log = Callable[[str], None]
-
-
-def _quiet(s: str) -> None:
-    pass
 
 
 def _max_abs_dp(out: np.ndarray, reference: np.ndarray | None) -> float | None:
@@ -93,7 +75,7 @@ def bench_onnxruntime_cuda(
     batch_sizes: list[int],
     warmup: int = 3,
     repeats: int = 10,
-    log: Log = _quiet,
+    log: Log = quiet,
     *,
     reference: np.ndarray | None = None,
     device_id: int = 0,
@@ -158,9 +140,9 @@ def bench_onnxruntime_cuda(
             "the GPU (ONNX Runtime has no CUDA-event API); H2D (update_inplace, pageable) and "
             "D2H timed apart"
         )
-        r.h2d_ms = _percentiles_ms(s[:, 0] * 1e3)
-        r.d2h_ms = _percentiles_ms(s[:, 2] * 1e3)
-        r.end_to_end_ms = _percentiles_ms(s.sum(axis=1) * 1e3)
+        r.h2d_ms = percentiles_ms(s[:, 0] * 1e3)
+        r.d2h_ms = percentiles_ms(s[:, 2] * 1e3)
+        r.end_to_end_ms = percentiles_ms(s.sum(axis=1) * 1e3)
         r.max_abs_dp_vs_cpu_fp32 = _max_abs_dp(last[0], reference)
         results.append(r)
         log(f"onnxruntime-cuda {precision} batch {b}: {r.throughput:.1f} windows/s")
@@ -179,20 +161,15 @@ def find_engine(
 ) -> Any:
     """The verified engine of ``model_dir`` that runs on this GPU with the TensorRT flavours
     installed (standard TensorRT ``trt_version``, TensorRT-RTX ``rtx_version``; None where
-    absent), as the runtime judges it (``cache.describe_misfit``); the widest batch profile if
-    several fit. :class:`GpuUnavailable` names the export command when there is none."""
-    from mrm_edge.export.tensorrt.cache import describe_misfit
+    absent), as the runtime judges it (``engine_file.fit_engines``, backend selection's check);
+    the widest batch profile if several fit. :class:`GpuUnavailable` names the export command
+    when there is none."""
+    from mrm_edge.runtime.backends.tensorrt.engine_file import fit_engines
 
     model = _model(model_dir)
-    fitting, misfits = [], []
-    for e in model.engines:
-        if e.precision != precision:
-            continue
-        why = describe_misfit(e.key, gpu.name, gpu.compute_capability, trt_version, rtx_version)
-        if why is None:
-            fitting.append(e)
-        else:
-            misfits.append(f"{e.name} {why}")
+    fitting, misfits = fit_engines(
+        model.engines, (precision,), gpu.name, gpu.compute_capability, trt_version, rtx_version
+    )
     misfits += [f"{n}: {why}" for n, why in model.refused.items() if n.endswith(".engine")]
     if not fitting:
         flag = {"fp16": " --fp16", "int8": " --int8 --calib-data DATA"}.get(precision, "")
@@ -215,7 +192,7 @@ def bench_tensorrt(
     batch_sizes: list[int],
     warmup: int = 3,
     repeats: int = 10,
-    log: Log = _quiet,
+    log: Log = quiet,
     *,
     reference: np.ndarray | None = None,
     trt: Any = None,
@@ -228,8 +205,9 @@ def bench_tensorrt(
     Raises :class:`GpuUnavailable` without TensorRT, a CUDA binding (cuda-python or pycuda),
     a GPU or a fitting engine. ``trt``: the module to use; ``cudart``: a CudaApi or a
     cuda-python runtime module (tests pass the test doubles)."""
-    from mrm_edge.export.tensorrt.cache import EngineRefused, check_engine
-    from mrm_edge.export.tensorrt.capability import (
+    from mrm_edge.runtime.backends import cuda as cu
+    from mrm_edge.runtime.backends.base import BackendUnavailable
+    from mrm_edge.runtime.backends.tensorrt.capability import (
         RTX,
         STANDARD,
         flavour_of,
@@ -237,8 +215,7 @@ def bench_tensorrt(
         probe_flavours,
         probe_gpu,
     )
-    from mrm_edge.runtime.backends import cuda as cu
-    from mrm_edge.runtime.backends.base import BackendUnavailable
+    from mrm_edge.runtime.backends.tensorrt.engine_file import EngineRefused, check_engine
 
     try:
         cuda = cu.as_cuda_api(cudart)
@@ -376,157 +353,7 @@ def _time_engine(
         "CUDA events on one stream: enqueue (execute_async_v3) device time; H2D and D2H from "
         "pinned memory apart (h2d_ms, d2h_ms); end_to_end_ms = first to last event"
     )
-    r.h2d_ms = _percentiles_ms(ms[:, 0])
-    r.d2h_ms = _percentiles_ms(ms[:, 2])
-    r.end_to_end_ms = _percentiles_ms(ms[:, 3])
+    r.h2d_ms = percentiles_ms(ms[:, 0])
+    r.d2h_ms = percentiles_ms(ms[:, 2])
+    r.end_to_end_ms = percentiles_ms(ms[:, 3])
     return r, out
-
-
-# =========================================================================== peak and the run
-
-
-def measure_gpu_peak(n: int = 8192, repeats: int = 10, device: int = 0) -> dict[str, Any]:
-    """Measured matmul peak of this GPU in TFLOP/s: FP32 (TF32 off), TF32 and FP16, best of
-    ``repeats`` ``n`` x ``n`` matmuls timed with CUDA events (PyTorch). NOT EXECUTED here."""
-    import torch
-
-    dev = torch.device("cuda", device)
-    peaks: dict[str, Any] = {
-        "gpu": torch.cuda.get_device_name(dev),
-        "method": f"best of {repeats} {n}x{n} torch.matmul, CUDA events, torch {torch.__version__}",
-    }
-    prev = torch.backends.cuda.matmul.allow_tf32
-    try:
-        for key, dtype, tf32 in (
-            ("fp32", torch.float32, False),
-            ("tf32", torch.float32, True),
-            ("fp16", torch.float16, False),
-        ):
-            torch.backends.cuda.matmul.allow_tf32 = tf32
-            a = torch.randn(n, n, device=dev, dtype=dtype)
-            bm = torch.randn(n, n, device=dev, dtype=dtype)
-            c = torch.empty(n, n, device=dev, dtype=dtype)
-            for _ in range(3):
-                torch.matmul(a, bm, out=c)
-            best = float("inf")
-            for _ in range(repeats):
-                e0 = torch.cuda.Event(enable_timing=True)
-                e1 = torch.cuda.Event(enable_timing=True)
-                e0.record()
-                torch.matmul(a, bm, out=c)
-                e1.record()
-                e1.synchronize()
-                best = min(best, e0.elapsed_time(e1))
-            peaks[key] = 2 * n**3 / (best / 1e3) / 1e12
-            del a, bm, c
-    finally:
-        torch.backends.cuda.matmul.allow_tf32 = prev
-    return peaks
-
-
-def peak_for(precision: str, peaks: dict[str, Any]) -> tuple[float | None, str]:
-    """The measured peak (TFLOP/s) a ``precision`` row is compared with, and its name."""
-    key = {"fp32": "tf32", "fp16": "fp16", "int8": "fp16"}.get(precision, "fp32")
-    basis = f"{key} matmul peak" + (" (no INT8 peak measured)" if precision == "int8" else "")
-    value = peaks.get(key)
-    return (float(value) if isinstance(value, (int, float)) else None), basis
-
-
-@dataclass
-class GpuRun:
-    """What :func:`run_gpu` measured, what it skipped and why, and the machine facts."""
-
-    results: list[Result] = field(default_factory=list)
-    skipped: list[dict[str, Any]] = field(default_factory=list)
-    machine: dict[str, Any] = field(default_factory=dict)
-
-
-def _cpu_reference(model_dir: Path, x: np.ndarray) -> np.ndarray | None:
-    from mrm_edge.runtime.backends.onnxruntime import OnnxRuntimeBackend
-
-    path = Path(model_dir) / VARIANT_FILES["fp32"]
-    if not path.is_file():
-        return None
-    with OnnxRuntimeBackend(path, providers=["CPUExecutionProvider"]) as be:
-        return np.concatenate([be.infer(x[i : i + 32]) for i in range(0, len(x), 32)])
-
-
-def run_gpu(
-    model_dir: Path,
-    backends: list[str],
-    precisions: list[str],
-    batch_sizes: list[int],
-    warmup: int = 3,
-    repeats: int = 10,
-    log: Log = _quiet,
-    *,
-    trt: Any = None,
-    cudart: Any = None,
-    measure_peak: bool = True,
-) -> GpuRun:
-    """Every GPU backend in ``backends`` (torch-cuda, onnxruntime-cuda, tensorrt) at every
-    precision in ``precisions`` it has; what cannot run goes to ``skipped`` with the reason.
-    ``trt``/``cudart`` replace the probed modules for TensorRT (tests: the test doubles)."""
-    from mrm_edge.bench import bench_torch_cuda, gpu_unavailable
-    from mrm_edge.card import ModelCard
-
-    model_dir = Path(model_dir)
-    run = GpuRun()
-    reference: list[np.ndarray | None] = []
-
-    def ref() -> np.ndarray | None:
-        if not reference:  # computed once, and only when some GPU backend runs
-            x = input_windows(ModelCard.load(model_dir), max(batch_sizes))
-            reference.append(_cpu_reference(model_dir, x))
-        return reference[0]
-
-    def skip(backend: str, precision: str | None, reason: str) -> None:
-        run.skipped.append({"backend": backend, "precision": precision, "reason": reason})
-        log(f"skipped {backend}{' ' + precision if precision else ''}: {reason}")
-
-    for name in backends:
-        faked = name == "tensorrt" and trt is not None and cudart is not None
-        why = None if faked else gpu_unavailable(name)
-        if why is not None:
-            skip(name, None, why)
-            continue
-        # PyTorch eager FP32 on the GPU is the baseline of every GPU row: always run it; INT8
-        # is an ONNX / TensorRT variant (as on the CPU, torch rows are FP32 and FP16 only).
-        wanted = ["fp32"] + (["fp16"] if "fp16" in precisions else [])
-        for p in wanted if name == "torch-cuda" else precisions:
-            try:
-                if name == "torch-cuda":
-                    rows = bench_torch_cuda(
-                        model_dir, [p], batch_sizes, warmup, repeats, log, reference=ref()
-                    )
-                elif name == "onnxruntime-cuda":
-                    rows = bench_onnxruntime_cuda(
-                        model_dir, p, batch_sizes, warmup, repeats, log, reference=ref()
-                    )
-                else:
-                    rows, out_of_profile = bench_tensorrt(
-                        model_dir,
-                        p,
-                        batch_sizes,
-                        warmup,
-                        repeats,
-                        log,
-                        reference=ref(),
-                        trt=trt,
-                        cudart=cudart,
-                    )
-                    run.skipped += out_of_profile
-            except GpuUnavailable as e:
-                skip(name, p, str(e))
-                continue
-            run.results += rows
-    if run.results and measure_peak and gpu_unavailable("torch-cuda") is None:
-        log("measuring the GPU's matmul peak (FP32, TF32, FP16)")
-        run.machine["gpu_peak_tflops"] = measure_gpu_peak()
-        run.machine["gpu"] = run.machine["gpu_peak_tflops"]["gpu"]
-    elif run.results:
-        run.machine["gpu_peak_tflops"] = None
-        run.machine["gpu_peak_note"] = (
-            "peak not measured (needs PyTorch with CUDA, or measure_peak was off)"
-        )
-    return run

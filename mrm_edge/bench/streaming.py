@@ -28,35 +28,17 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from mrm_edge.bench.common import Log, input_windows, quiet, time_calls
+from mrm_edge.bench.cpu import cpu_backend
 from mrm_edge.runtime.sources.base import Chunk, Pacer, Source
 
-__all__ = ["make_backend", "prefilled_realtime_source", "streaming_capacity"]
-
-
-def make_backend(model_dir: Path, backend: str, precision: str):
-    """A runtime Backend (not activated) for a CPU ``backend``/``precision`` of the bench."""
-    from mrm_edge.bench import VARIANT_FILES
-
-    if backend == "torch":
-        if precision != "fp32":
-            raise ValueError("torch runs FP32 on the CPU; FP16 needs CUDA")
-        from mrm_edge.runtime.selection import TorchBackend
-
-        return TorchBackend(model_dir)
-    if backend == "onnxruntime":
-        from mrm_edge.runtime.backends.onnxruntime import OnnxRuntimeBackend
-
-        path = Path(model_dir) / VARIANT_FILES[precision]
-        if not path.is_file():
-            raise ValueError(f"{path}: not exported (run `mrm-edge export` first)")
-        return OnnxRuntimeBackend(path, providers=["CPUExecutionProvider"])
-    raise ValueError(f"streaming: unknown backend {backend!r}; expected torch or onnxruntime")
+__all__ = ["prefilled_realtime_source", "streaming_capacity"]
 
 
 def render_synthetic(n_streams: int, fs: int, seconds: float, seed: int = 0) -> list[Any]:
@@ -138,6 +120,85 @@ def _run_figures(s) -> dict[str, Any]:
     }
 
 
+def _verdict(s: Any, budget: float) -> list[str]:
+    """Why a real-time run does not hold (empty when it does)."""
+    p99 = s.latency_ms.get("p99")
+    reasons = []
+    if s.dropped:
+        reasons.append(f"{s.dropped} dropped")
+    if s.backend_errors or s.errors:
+        reasons.append("errors")
+    if s.classified == 0 or p99 is None:
+        reasons.append("nothing classified")
+    elif p99 > budget:
+        reasons.append(f"p99 {p99:.0f} ms > {budget:.0f} ms")
+    return reasons
+
+
+def _probe(model: Any, be: Any, knobs: dict[str, Any], log: Log) -> tuple[Any, float, int]:
+    """1-2: the max-speed probe through the real runtime; its summary, W and the estimate."""
+    n, secs, hop_s = knobs["probe_streams"], knobs["probe_seconds"], knobs["hop_s"]
+    log(f"streaming: max-speed probe, {n} streams x {secs:g} s ({knobs['what']})")
+    events = render_synthetic(n, knobs["fs"], secs)
+    src = _Replay(events, 0.0, None, f"synthetic: {n} patients, max speed")
+    probe = _run(model, be, src, hop_s, knobs["max_batch"], knobs["max_delay_ms"])
+    w = probe.throughput_wps
+    if not w > 0 or probe.errors:
+        raise RuntimeError(
+            f"streaming probe classified nothing: {'; '.join(probe.errors) or 'no windows'}"
+        )
+    estimate = max(1, math.floor(w * hop_s))
+    log(
+        f"streaming: {w:.1f} windows/s end to end -> estimate {estimate} streams at hop {hop_s:g} s"
+    )
+    return probe, w, estimate
+
+
+def _verify(
+    model: Any, be: Any, n: int, knobs: dict[str, Any], log: Log
+) -> tuple[int | None, list[dict[str, Any]]]:
+    """3: ``n`` streams at real time, stepping down until a count holds (or tries run out);
+    the verified count (None if none held) and every try."""
+    hop_s, seconds = knobs["hop_s"], knobs["stream_seconds"]
+    prefill = max(0.0, model.window_s - hop_s)
+    tries: list[dict[str, Any]] = []
+    for _ in range(knobs["max_tries"]):
+        log(f"streaming: verifying {n} streams at real time for {seconds:g} s")
+        src = prefilled_realtime_source(n, knobs["fs"], prefill, seconds + hop_s)
+        t0 = time.monotonic()
+        s = _run(model, be, src, hop_s, knobs["max_batch"], knobs["max_delay_ms"])
+        wall = time.monotonic() - t0
+        fig = _run_figures(s)
+        p99 = fig["latency_ms"]["p99"]
+        reasons = _verdict(s, knobs["budget"])
+        held = not reasons
+        tries.append(
+            {"streams": n, "held": held, "why_not": "; ".join(reasons) or None, "wall_s": wall}
+            | fig
+        )
+        log(
+            f"streaming: {n} streams "
+            + ("hold" if held else f"do not hold ({'; '.join(reasons)})")
+            + (f", p99 {p99:.0f} ms" if p99 is not None else "")
+        )
+        if held:
+            return n, tries
+        if n == 1:
+            break
+        n = max(1, min(n - 1, math.floor(n * knobs["step"])))
+    return None, tries
+
+
+_METHOD = (
+    "Monitor (the real runtime) with synthetic streams rendered before timing (the "
+    "generator is the load, not the runtime): max-speed probe gives the "
+    "sustained end-to-end windows/s W; capacity estimate floor(W x hop); verified at "
+    "real-time pace (streams pre-filled with window - hop seconds) for stream_seconds "
+    "after the first window: no drops, no errors, p99 (window complete -> result) <= "
+    "budget; stepped down by x step until it holds"
+)
+
+
 def streaming_capacity(
     model_dir: Path,
     backend: str = "onnxruntime",
@@ -154,10 +215,9 @@ def streaming_capacity(
     step: float = 0.9,
     max_tries: int = 4,
     model_only_repeats: int = 10,
-    log: Callable[[str], None] = lambda s: None,
+    log: Log = quiet,
 ) -> dict[str, Any]:
     """The streaming section of ``mrm-edge bench`` (see the module docstring)."""
-    from mrm_edge.bench import time_calls
     from mrm_edge.runtime.model import DeployedModel
 
     if not hop_s > 0 or not stream_seconds > 0 or not probe_seconds > 0:
@@ -165,85 +225,25 @@ def streaming_capacity(
     if probe_streams < 1 or max_tries < 1 or not 0 < step < 1:
         raise ValueError("streaming: probe streams and tries must be >= 1, step in (0, 1)")
     budget = float(budget_ms) if budget_ms is not None else hop_s * 1e3
+    knobs = dict(
+        hop_s=hop_s, budget=budget, stream_seconds=stream_seconds, probe_streams=probe_streams,
+        probe_seconds=probe_seconds, max_batch=max_batch, max_delay_ms=max_delay_ms, fs=fs,
+        step=step, max_tries=max_tries, what=f"{backend} {precision}",
+    )  # fmt: skip
     model = DeployedModel.load(model_dir)
-    be = make_backend(Path(model_dir), backend, precision)
+    be = cpu_backend(Path(model_dir), backend, precision)
     be.activate()
     try:
-        # Model-only throughput, same backend, batch = the Monitor's batch cap.
-        from mrm_edge.bench import input_windows
-
+        # 4. Model-only throughput, same backend, batch = the Monitor's batch cap.
         x = np.ascontiguousarray(input_windows(model.card, max_batch))
         t = time_calls(lambda: be.infer(x), 2, model_only_repeats)
         model_only = float(max_batch / np.median(t))
-
-        # 1. Max-speed probe through the real runtime.
-        log(
-            f"streaming: max-speed probe, {probe_streams} streams x {probe_seconds:g} s "
-            f"({backend} {precision})"
-        )
-        events = render_synthetic(probe_streams, fs, probe_seconds)
-        src = _Replay(events, 0.0, None, f"synthetic: {probe_streams} patients, max speed")
-        probe = _run(model, be, src, hop_s, max_batch, max_delay_ms)
-        w = probe.throughput_wps
-        if not w > 0 or probe.errors:
-            raise RuntimeError(
-                f"streaming probe classified nothing: {'; '.join(probe.errors) or 'no windows'}"
-            )
-        estimate = max(1, math.floor(w * hop_s))
-        log(
-            f"streaming: {w:.1f} windows/s end to end -> estimate {estimate} streams "
-            f"at hop {hop_s:g} s"
-        )
-
-        # 3. Real-time verification, stepping down.
-        prefill = max(0.0, model.window_s - hop_s)
-        tries: list[dict[str, Any]] = []
-        n = estimate
-        capacity: int | None = None  # None: no count verified within max_tries
-        for _ in range(max_tries):
-            log(f"streaming: verifying {n} streams at real time for {stream_seconds:g} s")
-            src = prefilled_realtime_source(n, fs, prefill, stream_seconds + hop_s)
-            t0 = time.monotonic()
-            s = _run(model, be, src, hop_s, max_batch, max_delay_ms)
-            wall = time.monotonic() - t0
-            fig = _run_figures(s)
-            p99 = fig["latency_ms"]["p99"]
-            reasons = []
-            if s.dropped:
-                reasons.append(f"{s.dropped} dropped")
-            if s.backend_errors or s.errors:
-                reasons.append("errors")
-            if s.classified == 0 or p99 is None:
-                reasons.append("nothing classified")
-            elif p99 > budget:
-                reasons.append(f"p99 {p99:.0f} ms > {budget:.0f} ms")
-            held = not reasons
-            tries.append(
-                {"streams": n, "held": held, "why_not": "; ".join(reasons) or None, "wall_s": wall}
-                | fig
-            )
-            log(
-                f"streaming: {n} streams "
-                + ("hold" if held else f"do not hold ({'; '.join(reasons)})")
-                + (f", p99 {p99:.0f} ms" if p99 is not None else "")
-            )
-            if held:
-                capacity = n
-                break
-            if n == 1:
-                break
-            n = max(1, min(n - 1, math.floor(n * step)))
+        probe, w, estimate = _probe(model, be, knobs, log)
+        capacity, tries = _verify(model, be, estimate, knobs, log)
     finally:
         be.deactivate()
     return {
-        "method": (
-            "Monitor (the real runtime) with synthetic streams rendered before timing (the "
-            "generator is the load, not the runtime): max-speed probe gives the "
-            "sustained end-to-end windows/s W; capacity estimate floor(W x hop); verified at "
-            "real-time pace (streams pre-filled with window - hop seconds) for stream_seconds "
-            "after the first window: no drops, no errors, p99 (window complete -> result) <= "
-            "budget; stepped down by x step until it holds"
-        ),
+        "method": _METHOD,
         "backend": backend,
         "precision": precision,
         "device": "cpu",

@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mrm_edge.flops import count_flops, onnx_flops_per_window
+from mrm_edge.artifacts import SHIPPED_MODEL_DIR
+from mrm_edge.bench.flops import count_flops, onnx_flops_per_window
 from tests.fakes import make_onnx
 
-SHIPPED = Path(__file__).resolve().parents[1] / "models" / "mrm-net-ptbxl-superdiagnostic"
+SHIPPED = SHIPPED_MODEL_DIR
 
 
 def conv_matmul_gemm_graph(path: Path) -> Path:

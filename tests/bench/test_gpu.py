@@ -23,19 +23,17 @@ import numpy as np
 import pytest
 from mrm_edge.runtime.backends import cuda as cu
 
-from mrm_edge.bench import Result, add_flops, add_speedups, to_json
-from mrm_edge.bench_gpu import (
-    GpuUnavailable,
-    bench_onnxruntime_cuda,
-    bench_tensorrt,
-    peak_for,
-    run_gpu,
-)
+from mrm_edge.artifacts import SHIPPED_MODEL_DIR
+from mrm_edge.bench.common import Result, add_speedups, to_json
+from mrm_edge.bench.flops import add_flops
+from mrm_edge.bench.gpu import GpuUnavailable, bench_onnxruntime_cuda, bench_tensorrt
+from mrm_edge.bench.gpu_run import run_gpu
+from mrm_edge.bench.peak import peak_for
 from tests.fakes.tensorrt import FakeCudaRuntime, FakeDeviceProp, FakeTensorRT
 from tests.runtime.test_model import make_model_dir
 
 EXE = str(Path(sys.executable).parent / "mrm-edge")
-SHIPPED = Path(__file__).resolve().parents[1] / "models" / "mrm-net-ptbxl-superdiagnostic"
+SHIPPED = SHIPPED_MODEL_DIR
 PROFILE = (1, 8, 16)
 # Fake device time per op (ms), by kind: distinct so that each interval is identifiable.
 COST = {"HostToDevice": 0.5, "trt exec": 2.0, "DeviceToHost": 0.125}
@@ -66,8 +64,8 @@ NO_CUDA = "no CUDA device here (the project's machines have no GPU): never execu
 def rig(tmp_path: Path):
     """A model directory (card + FP32/FP16 ONNX with sidecars) holding an FP16 engine built
     by the real builder code through the fakes, for the fake GPU."""
-    from mrm_edge.export.tensorrt.builder import BuildOptions, build_or_load
-    from mrm_edge.export.tensorrt.capability import probe_gpu, probe_tensorrt
+    from mrm_edge.export.tensorrt import BuildOptions, build_or_load
+    from mrm_edge.runtime.backends.tensorrt.capability import probe_gpu, probe_tensorrt
 
     d = make_model_dir(tmp_path / "m", precisions=("fp32", "fp16"))
     cudart = FakeCudaRuntime(op_ms=op_ms)
@@ -80,8 +78,8 @@ def rig(tmp_path: Path):
 
 
 def cpu_reference(d: Path, n: int) -> np.ndarray:
-    from mrm_edge.bench import input_windows
-    from mrm_edge.bench_gpu import _cpu_reference
+    from mrm_edge.bench.common import input_windows
+    from mrm_edge.bench.gpu_run import _cpu_reference
     from mrm_edge.card import ModelCard
 
     ref = _cpu_reference(d, input_windows(ModelCard.load(d), n))
@@ -264,8 +262,8 @@ def test_cli_bench_gpu_backends_skipped_with_reasons_and_cpu_rows_carry_gflops(
 
 @pytest.mark.skipif(not _has_cuda(), reason=NO_CUDA)
 def test_real_gpu_torch_cuda_rows_and_peak(tmp_path: Path) -> None:
-    from mrm_edge.bench import bench_torch_cuda
-    from mrm_edge.bench_gpu import measure_gpu_peak
+    from mrm_edge.bench.peak import measure_gpu_peak
+    from mrm_edge.bench.torch_cuda import bench_torch_cuda
 
     ref = cpu_reference(SHIPPED, 8)
     rows = bench_torch_cuda(SHIPPED, ["fp32", "fp16"], [1, 8], 1, 3, reference=ref)

@@ -30,10 +30,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from mrm_edge.artifacts import default_model_dir
 from mrm_edge.cli import main
 from mrm_edge.data.dataset import LEADS
 from mrm_edge.data.errors import DataError
-from mrm_edge.predict import classify, default_model_dir
+from mrm_edge.predict import classify
 from mrm_edge.records import Recording, read_recording
 
 pytestmark = pytest.mark.realdata
@@ -233,7 +234,7 @@ def test_header_cases_through_predict(bad_header, model_dir: Path) -> None:
 def test_calibration_folder_skips_a_bad_record_and_says_why(
     ptbxl_root: Path, tmp_path: Path, model_dir: Path
 ) -> None:
-    from mrm_edge.calibration.windows import load_calibration_pool
+    from mrm_edge.calibration.sources import load_calibration_pool
 
     from mrm_edge.card import ModelCard
 
@@ -429,8 +430,8 @@ def test_bad_signal_is_rejected_by_the_monitor(
     case: str, original: np.ndarray, tmp_path: Path, model_dir: Path
 ) -> None:
     from mrm_edge.runtime.app import run_monitor
-    from mrm_edge.runtime.stream.quality import QualityConfig
     from mrm_edge.runtime.sources.wfdb import WfdbReplaySource
+    from mrm_edge.runtime.stream.quality import QualityConfig
     from rich.console import Console
 
     damage, opts, needles = SIGNAL_CASES[case]

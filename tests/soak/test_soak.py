@@ -17,16 +17,12 @@ import pytest
 from mrm_edge.runtime.backends.onnxruntime import OnnxRuntimeBackend
 from mrm_edge.runtime.engine import Monitor
 from mrm_edge.runtime.model import DeployedModel
-from mrm_edge.runtime.sinks import Sink
+from mrm_edge.runtime.sinks.base import Sink
 from mrm_edge.runtime.sources.synthetic import SyntheticSource
 
-from mrm_edge.soak import (
-    RESERVOIR_PER_QUARTER,
-    SoakSink,
-    _Reservoir,
-    expected_windows_per_stream,
-    run_soak,
-)
+from mrm_edge.soak.run import expected_windows_per_stream, run_soak
+from mrm_edge.soak.sink import RESERVOIR_PER_QUARTER, SoakSink
+from mrm_edge.stats import Reservoir
 from tests.fakes.backends import SlowBackend
 
 EXE = str(Path(sys.executable).parent / "mrm-edge")
@@ -109,7 +105,7 @@ def test_expected_windows_match_a_plain_monitor_run(onnx_model, fs, seconds, hop
 
 
 def test_reservoir_stays_bounded_and_unbiased():
-    r = _Reservoir(1000, random.Random(0))
+    r = Reservoir(1000, random.Random(0))
     for i in range(20_000):
         r.add(float(i))
     assert r.seen == 20_000 and r.max == 19_999.0

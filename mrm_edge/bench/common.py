@@ -1,0 +1,152 @@
+"""What every bench row shares: the :class:`Result` row, the machine facts, the timing loop
+and its summary, the input windows, the speed-ups and the JSON document."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mrm_edge.stats import percentiles_ms
+
+Log = Callable[[str], None]
+
+
+def quiet(_: str) -> None:
+    """A :data:`Log` that says nothing."""
+
+
+@dataclass
+class Result:
+    backend: str
+    precision: str
+    device: str
+    batch_size: int
+    throughput: float  # windows per second (median)
+    latency_ms: dict[str, float]  # p50 / p90 / p99 of one call
+    repeats: int
+    speedup_vs_torch_fp32: float | None = None
+    timing: str = "host wall clock (perf_counter) around a synchronous call"
+    h2d_ms: dict[str, float] | None = None  # host-to-device copy, apart (GPU rows only)
+    d2h_ms: dict[str, float] | None = None  # device-to-host copy of the output (GPU rows)
+    end_to_end_ms: dict[str, float] | None = None  # copies + compute per call (GPU rows)
+    speedup_vs_torch_cuda_fp32: float | None = None  # GPU rows: vs PyTorch eager FP32, same GPU
+    gflops: float | None = None  # achieved: FLOPs per window x throughput / 1e9
+    fraction_of_peak: float | None = None  # GPU rows: gflops / the measured peak (peak_basis)
+    peak_basis: str | None = None
+    max_abs_dp_vs_cpu_fp32: float | None = None  # GPU rows: output vs ONNX Runtime CPU FP32
+
+
+def machine() -> dict[str, Any]:
+    """CPU, cores, Python, platform, library versions and the date of this run."""
+
+    def version(dist: str) -> str | None:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return None
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "versions": {
+            d: version(d)
+            for d in ("mrm-edge", "torch", "onnxruntime", "onnxruntime-gpu", "numpy", "tensorrt")
+        },
+        "date": time.strftime("%Y-%m-%d"),
+    }
+
+
+def time_calls(fn: Callable[[], Any], warmup: int, repeats: int) -> np.ndarray:
+    """Seconds of each of ``repeats`` calls of ``fn`` after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    times = np.empty(repeats)
+    for i in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times[i] = time.perf_counter() - t0
+    return times
+
+
+def summarise(name: str, precision: str, device: str, batch: int, times: np.ndarray) -> Result:
+    """A row from per-call seconds: throughput = batch / median; p50/p90/p99 in ms."""
+    ms = times * 1e3
+    return Result(
+        backend=name,
+        precision=precision,
+        device=device,
+        batch_size=batch,
+        throughput=float(batch / np.median(times)),
+        latency_ms=percentiles_ms(ms),
+        repeats=len(times),
+    )
+
+
+def input_windows(card: Any, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` synthetic 12-lead windows at the card's rate: the same input for every variant."""
+    from mrm_edge.export.pipeline import synthetic_windows
+
+    return synthetic_windows(card, n, seed).x
+
+
+def add_speedups(results: list[Result]) -> list[Result]:
+    """Set each row's speed-up against PyTorch eager FP32 (CPU) at the same batch size, and
+    each GPU row's against PyTorch eager FP32 on the same GPU (torch-cuda fp32)."""
+
+    def base(backend: str) -> dict[int, float]:
+        return {
+            r.batch_size: r.throughput
+            for r in results
+            if r.backend == backend and r.precision == "fp32"
+        }
+
+    cpu, gpu = base("torch"), base("torch-cuda")
+    for r in results:
+        if r.batch_size in cpu:
+            r.speedup_vs_torch_fp32 = r.throughput / cpu[r.batch_size]
+        if r.device.startswith("cuda") and r.batch_size in gpu:
+            r.speedup_vs_torch_cuda_fp32 = r.throughput / gpu[r.batch_size]
+    return results
+
+
+def to_json(
+    results: list[Result], machine_extra: dict[str, Any] | None = None, **sections: Any
+) -> dict[str, Any]:
+    """The bench's JSON: machine facts (plus ``machine_extra``: GPU, its measured peak), the
+    rows, and the other ``sections``."""
+    return {
+        "machine": {**machine(), **(machine_extra or {})},
+        "results": [asdict(r) for r in results],
+        **sections,
+    }
+
+
+__all__ = [
+    "Log",
+    "Result",
+    "add_speedups",
+    "input_windows",
+    "machine",
+    "quiet",
+    "summarise",
+    "time_calls",
+    "to_json",
+]

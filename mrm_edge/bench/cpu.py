@@ -1,0 +1,86 @@
+"""CPU rows: PyTorch eager FP32 (the baseline) and ONNX Runtime CPU per exported variant.
+
+Method: the same real-looking input for every variant (synthetic 12-lead ECG at
+the model's rate, or windows the caller passes); per batch size, ``warmup``
+untimed calls, then ``repeats`` timed calls; the figures are the median latency
+(throughput = batch / median) and the p50/p90/p99 of the per-call latencies.
+Host wall-clock time (``perf_counter``) around a synchronous call: on the CPU
+this is the whole cost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from mrm_edge.bench.common import (
+    Log,
+    Result,
+    add_speedups,
+    input_windows,
+    quiet,
+    summarise,
+    time_calls,
+)
+
+if TYPE_CHECKING:
+    from mrm_edge.runtime.backends.base import Backend
+
+Runner = tuple[Callable[[np.ndarray], np.ndarray], str, Callable[[], None]]
+
+
+def bench_model(
+    model_dir: Path,
+    variants: list[tuple[str, str]],
+    batch_sizes: list[int],
+    warmup: int = 3,
+    repeats: int = 10,
+    log: Log = quiet,
+) -> list[Result]:
+    """Run every (backend, precision) in ``variants`` at every batch size.
+
+    backend: ``torch`` or ``onnxruntime``; precision: ``fp32``/``fp16``/``int8``.
+    """
+    from mrm_edge.card import ModelCard
+
+    card = ModelCard.load(model_dir)
+    x_all = input_windows(card, max(batch_sizes))
+    results: list[Result] = []
+    for backend, precision in variants:
+        infer, device, close = runner(model_dir, backend, precision)
+        try:
+            for b in batch_sizes:
+                x = np.ascontiguousarray(x_all[:b])
+                times = time_calls(lambda x=x, f=infer: f(x), warmup, repeats)
+                r = summarise(backend, precision, device, b, times)
+                results.append(r)
+                log(f"{backend} {precision} batch {b}: {r.throughput:.1f} windows/s")
+        finally:
+            close()
+    return add_speedups(results)
+
+
+def cpu_backend(model_dir: Path, backend: str, precision: str) -> Backend:
+    """The runtime Backend (not activated) of a CPU ``backend``/``precision``: the one
+    factory of the bench's CPU rows, its accuracy section and its streaming section (each
+    registered backend's ``cpu_factory``, ``mrm_edge.runtime.backends.registry``)."""
+    from mrm_edge.runtime.backends.registry import cpu_backend_names, make_cpu_backend
+
+    try:
+        return make_cpu_backend(backend, model_dir, precision)
+    except KeyError:
+        known = " or ".join(cpu_backend_names())
+        raise ValueError(f"unknown backend {backend!r}; expected {known}") from None
+
+
+def runner(model_dir: Path, backend: str, precision: str) -> Runner:
+    """(infer, device, close) of a CPU ``backend`` at ``precision``, activated."""
+    be = cpu_backend(model_dir, backend, precision)
+    be.activate()
+    return be.infer, "cpu", be.deactivate
+
+
+__all__ = ["bench_model", "cpu_backend", "runner"]

@@ -1,0 +1,120 @@
+"""All GPU rows of ``mrm-edge bench``: :func:`run_gpu` runs every requested GPU backend
+(PyTorch CUDA, ONNX Runtime CUDA, TensorRT) and says why any could not run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mrm_edge.bench.common import Log, Result, input_windows, quiet
+from mrm_edge.bench.gpu import GpuUnavailable, bench_onnxruntime_cuda, bench_tensorrt
+from mrm_edge.bench.peak import measure_gpu_peak
+from mrm_edge.bench.torch_cuda import bench_torch_cuda
+from mrm_edge.bench.variants import VARIANT_FILES, gpu_unavailable
+
+GPU_BATCH_SIZES = [1, 8, 32, 128, 256]
+
+
+@dataclass
+class GpuRun:
+    """What :func:`run_gpu` measured, what it skipped and why, and the machine facts."""
+
+    results: list[Result] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    machine: dict[str, Any] = field(default_factory=dict)
+
+
+def _cpu_reference(model_dir: Path, x: np.ndarray) -> np.ndarray | None:
+    from mrm_edge.runtime.backends.onnxruntime import OnnxRuntimeBackend
+
+    path = Path(model_dir) / VARIANT_FILES["fp32"]
+    if not path.is_file():
+        return None
+    with OnnxRuntimeBackend(path, providers=["CPUExecutionProvider"]) as be:
+        return np.concatenate([be.infer(x[i : i + 32]) for i in range(0, len(x), 32)])
+
+
+def run_gpu(
+    model_dir: Path,
+    backends: list[str],
+    precisions: list[str],
+    batch_sizes: list[int],
+    warmup: int = 3,
+    repeats: int = 10,
+    log: Log = quiet,
+    *,
+    trt: Any = None,
+    cudart: Any = None,
+    measure_peak: bool = True,
+) -> GpuRun:
+    """Every GPU backend in ``backends`` (torch-cuda, onnxruntime-cuda, tensorrt) at every
+    precision in ``precisions`` it has; what cannot run goes to ``skipped`` with the reason.
+    ``trt``/``cudart`` replace the probed modules for TensorRT (tests: the test doubles)."""
+    from mrm_edge.card import ModelCard
+
+    model_dir = Path(model_dir)
+    run = GpuRun()
+    reference: list[np.ndarray | None] = []
+
+    def ref() -> np.ndarray | None:
+        if not reference:  # computed once, and only when some GPU backend runs
+            x = input_windows(ModelCard.load(model_dir), max(batch_sizes))
+            reference.append(_cpu_reference(model_dir, x))
+        return reference[0]
+
+    def skip(backend: str, precision: str | None, reason: str) -> None:
+        run.skipped.append({"backend": backend, "precision": precision, "reason": reason})
+        log(f"skipped {backend}{' ' + precision if precision else ''}: {reason}")
+
+    for name in backends:
+        faked = name == "tensorrt" and trt is not None and cudart is not None
+        why = None if faked else gpu_unavailable(name)
+        if why is not None:
+            skip(name, None, why)
+            continue
+        # PyTorch eager FP32 on the GPU is the baseline of every GPU row: always run it; INT8
+        # is an ONNX / TensorRT variant (as on the CPU, torch rows are FP32 and FP16 only).
+        wanted = ["fp32"] + (["fp16"] if "fp16" in precisions else [])
+        for p in wanted if name == "torch-cuda" else precisions:
+            try:
+                if name == "torch-cuda":
+                    rows = bench_torch_cuda(
+                        model_dir, [p], batch_sizes, warmup, repeats, log, reference=ref()
+                    )
+                elif name == "onnxruntime-cuda":
+                    rows = bench_onnxruntime_cuda(
+                        model_dir, p, batch_sizes, warmup, repeats, log, reference=ref()
+                    )
+                else:
+                    rows, out_of_profile = bench_tensorrt(
+                        model_dir,
+                        p,
+                        batch_sizes,
+                        warmup,
+                        repeats,
+                        log,
+                        reference=ref(),
+                        trt=trt,
+                        cudart=cudart,
+                    )
+                    run.skipped += out_of_profile
+            except GpuUnavailable as e:
+                skip(name, p, str(e))
+                continue
+            run.results += rows
+    if run.results and measure_peak and gpu_unavailable("torch-cuda") is None:
+        log("measuring the GPU's matmul peak (FP32, TF32, FP16)")
+        run.machine["gpu_peak_tflops"] = measure_gpu_peak()
+        run.machine["gpu"] = run.machine["gpu_peak_tflops"]["gpu"]
+    elif run.results:
+        run.machine["gpu_peak_tflops"] = None
+        run.machine["gpu_peak_note"] = (
+            "peak not measured (needs PyTorch with CUDA, or measure_peak was off)"
+        )
+    return run
+
+
+__all__ = ["GPU_BATCH_SIZES", "GpuRun", "run_gpu"]

@@ -1,0 +1,83 @@
+"""PyTorch eager on CUDA: the baseline of every GPU row (FP32, and FP16 by autocast)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from mrm_edge.bench.common import Log, Result, input_windows, quiet, summarise
+from mrm_edge.stats import percentiles_ms
+
+
+def bench_torch_cuda(
+    model_dir: Path,
+    precisions: list[str],
+    batch_sizes: list[int],
+    warmup: int = 3,
+    repeats: int = 10,
+    log: Log = quiet,
+    reference: np.ndarray | None = None,
+) -> list[Result]:
+    """PyTorch eager on CUDA: FP32, and FP16 by autocast.
+
+    NOT EXECUTED on this project's machine (no GPU): written to the torch.cuda API
+    documentation, never run. Timing: CUDA events on the current stream; the model's
+    device time is the figure (throughput = batch / median), the host-to-device copy of
+    the batch (pinned memory, non-blocking) is timed apart in ``h2d_ms``, the copy of the
+    output back to pinned host memory in ``d2h_ms``, all three in ``end_to_end_ms``.
+    ``reference`` (ONNX Runtime CPU FP32 on the same windows) fills ``max_abs_dp_vs_cpu_fp32``.
+    """
+    import torch
+
+    from mrm_edge.card import ModelCard
+    from mrm_edge.checkpoint import inference_model, load_model_dir
+
+    card = ModelCard.load(model_dir)
+    net, _ = load_model_dir(model_dir, "cuda")
+    model = inference_model(net, card).to("cuda").eval()
+    x_all = input_windows(card, max(batch_sizes))
+    results: list[Result] = []
+    for precision in precisions:
+        if precision not in ("fp32", "fp16"):
+            continue  # INT8 is an ONNX/TensorRT variant
+        for b in batch_sizes:
+            host = torch.from_numpy(np.ascontiguousarray(x_all[:b])).pin_memory()
+            dev = torch.empty(host.shape, dtype=host.dtype, device="cuda")
+            out = torch.empty((b, len(card.labels)), dtype=torch.float32).pin_memory()
+
+            def step(host=host, dev=dev, out=out, precision=precision) -> tuple[float, ...]:
+                e0, e1, e2, e3 = (torch.cuda.Event(enable_timing=True) for _ in range(4))
+                e0.record()
+                dev.copy_(host, non_blocking=True)
+                e1.record()
+                with (
+                    torch.inference_mode(),
+                    torch.autocast("cuda", dtype=torch.float16, enabled=precision == "fp16"),
+                ):
+                    p = model(dev)
+                e2.record()
+                out.copy_(p, non_blocking=True)
+                e3.record()
+                e3.synchronize()
+                return e0.elapsed_time(e1), e1.elapsed_time(e2), e2.elapsed_time(e3)
+
+            for _ in range(warmup):
+                step()
+            ms = np.array([step() for _ in range(repeats)])  # [repeats, (h2d, compute, d2h)]
+            r = summarise("torch-cuda", precision, "cuda:0", b, ms[:, 1] / 1e3)
+            r.timing = (
+                "CUDA events: model device time; host-to-device and device-to-host copies "
+                "(pinned) apart"
+            )
+            r.h2d_ms = percentiles_ms(ms[:, 0])
+            r.d2h_ms = percentiles_ms(ms[:, 2])
+            r.end_to_end_ms = percentiles_ms(ms.sum(axis=1))
+            if reference is not None:
+                r.max_abs_dp_vs_cpu_fp32 = float(np.max(np.abs(out.numpy() - reference[:b])))
+            results.append(r)
+            log(f"torch-cuda {precision} batch {b}: {r.throughput:.1f} windows/s")
+    return results
+
+
+__all__ = ["bench_torch_cuda"]

@@ -1,0 +1,120 @@
+"""Which bench rows can run: the backend names the bench knows, the checks of ``--backends``
+and ``--precisions``, why a GPU backend cannot run here, and the plan of CPU variants and
+GPU backends for a request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from mrm_edge.artifacts import ONNX_FILES
+
+# Variant → ONNX file (mrm_edge.artifacts); ``--precisions`` takes these names, so
+# ``int8-sym`` benchmarks the symmetric (TensorRT) INT8 file on ONNX Runtime.
+VARIANT_FILES = ONNX_FILES
+
+CPU_BACKENDS = ("torch", "onnxruntime")
+GPU_BACKENDS = ("torch-cuda", "onnxruntime-cuda", "tensorrt")
+
+
+def check_backends(names: list[str]) -> None:
+    """One-line ValueError for a backend name the bench does not know."""
+    known = CPU_BACKENDS + GPU_BACKENDS
+    bad = [n for n in names if n not in known]
+    if bad:
+        raise ValueError(
+            f"--backends: unknown backend(s) {', '.join(map(repr, bad))}; "
+            f"expected a comma-separated list of {', '.join(known)}"
+        )
+    if not names:
+        raise ValueError("--backends: empty list")
+
+
+def check_precisions(names: list[str]) -> None:
+    bad = [n for n in names if n not in VARIANT_FILES]
+    if bad or not names:
+        raise ValueError(
+            f"--precisions: unknown precision(s) {', '.join(map(repr, bad)) or '(none)'}; "
+            f"expected a comma-separated list of {', '.join(VARIANT_FILES)}"
+        )
+
+
+def gpu_unavailable(backend: str) -> str | None:
+    """Why the GPU ``backend`` cannot be benchmarked here, or None when its cheap
+    preconditions hold (torch sees CUDA; onnxruntime has the CUDA provider; tensorrt and
+    cuda-python import and a GPU answers). The benchmark functions still refuse, with the
+    reason, what only shows later (a session falling back to the CPU, no engine)."""
+    import importlib.util
+
+    def has(mod: str) -> bool:
+        try:
+            return importlib.util.find_spec(mod) is not None
+        except (ImportError, ValueError):
+            return False
+
+    if backend == "torch-cuda":
+        if not has("torch"):
+            return "torch is not installed"
+        import torch
+
+        if not torch.cuda.is_available():
+            return f"torch {torch.__version__} sees no CUDA device"
+        return None
+    if backend == "onnxruntime-cuda":
+        import onnxruntime as ort
+
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            return "this onnxruntime build has no CUDAExecutionProvider (install onnxruntime-gpu)"
+        return None
+    if backend == "tensorrt":
+        from mrm_edge.runtime.backends.tensorrt.capability import probe_gpu, probe_tensorrt
+
+        if not has("tensorrt"):
+            return "tensorrt is not installed (the `tensorrt` extra)"
+        info = probe_tensorrt()
+        if not info.available:
+            return str(info.reason)
+        gpu, why = probe_gpu(0)
+        return None if gpu is not None else f"TensorRT {info.version} but no GPU ({why})"
+    return f"{backend!r} is not a GPU backend"
+
+
+@dataclass
+class BenchPlan:
+    """The CPU (backend, precision) rows to time, the GPU backends to try, and the backends
+    skipped with the reason."""
+
+    variants: list[tuple[str, str]] = field(default_factory=list)
+    gpu_backends: list[str] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+
+
+def plan(backends: list[str], precisions: list[str]) -> BenchPlan:
+    """CPU backends run every precision (``torch`` FP32 only, the baseline); a GPU backend
+    whose preconditions fail here (:func:`gpu_unavailable`) is skipped with the reason.
+    ValueError when nothing can run."""
+    out = BenchPlan()
+    for b in backends:
+        if b == "torch":
+            out.variants.append(("torch", "fp32"))
+        elif b in CPU_BACKENDS:
+            out.variants.extend((b, p) for p in precisions)
+        else:
+            why = gpu_unavailable(b)
+            if why is None:
+                out.gpu_backends.append(b)
+            else:
+                out.skipped.append({"backend": b, "precision": None, "reason": why})
+    return out
+
+
+__all__ = [
+    "CPU_BACKENDS",
+    "GPU_BACKENDS",
+    "VARIANT_FILES",
+    "BenchPlan",
+    "check_backends",
+    "check_precisions",
+    "gpu_unavailable",
+    "plan",
+]

@@ -1,0 +1,36 @@
+"""The ``mrm-edge`` command line: the group here, one module per command.
+
+Every command module defines one ``click.command`` and imports only click and the light
+pieces at module level; heavy imports (torch, wfdb, the runtime) happen inside the
+commands, so ``mrm-edge --help`` is instant and commands that do not need torch run on an
+edge install. Shared options and error handling: :mod:`mrm_edge.cli.options`; shared
+parsers and the console: :mod:`mrm_edge.cli.common`.
+"""
+
+from __future__ import annotations
+
+import click
+
+from mrm_edge import __version__
+from mrm_edge.cli.bench import bench
+from mrm_edge.cli.doctor import doctor
+from mrm_edge.cli.eval import eval_cmd
+from mrm_edge.cli.export import export
+from mrm_edge.cli.monitor import monitor
+from mrm_edge.cli.predict import predict
+from mrm_edge.cli.send import send
+from mrm_edge.cli.soak import soak
+from mrm_edge.cli.train import train
+
+__all__ = ["main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mrm-edge")
+def main() -> None:
+    """MRM-Net 12-lead ECG classification: train, evaluate, export, monitor."""
+
+
+# The order `mrm-edge --help` lists them in is click's (alphabetical), whatever this is.
+for _command in (train, eval_cmd, export, monitor, soak, bench, doctor, send, predict):
+    main.add_command(_command)

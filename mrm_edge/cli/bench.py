@@ -1,0 +1,276 @@
+"""``mrm-edge bench``: throughput and latency per backend, precision and batch size against
+PyTorch eager FP32; accuracy agreement; streaming capacity of the runtime."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mrm_edge.cli.common import console, csv, logger, model_path
+from mrm_edge.cli.options import model_option, user_errors
+
+
+@click.command()
+@model_option("Exported model")
+@click.option(
+    "--backends",
+    default="torch,onnxruntime,torch-cuda,onnxruntime-cuda,tensorrt",
+    show_default=True,
+    help="Comma-separated: torch, onnxruntime (CPU); torch-cuda (FP32/FP16 autocast), "
+    "onnxruntime-cuda (FP32/FP16, IOBinding), tensorrt (this GPU's engines). GPU backends "
+    "that cannot run here are reported as skipped with the reason.",
+)
+@click.option(
+    "--precisions",
+    default=None,
+    help="Variants to run [default: fp32,int8 on the CPU; fp32,fp16,int8 for GPU rows]. "
+    "torch and torch-cuda always run FP32, the baseline.",
+)
+@click.option(
+    "--batch-sizes",
+    default=None,
+    help="Comma-separated [default: 1,8,32 on the CPU; 1,8,32,128,256 for GPU rows].",
+)
+@click.option("--warmup", type=click.IntRange(0), default=3, show_default=True)
+@click.option("--repeats", type=click.IntRange(3), default=10, show_default=True)
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None)
+@click.option(
+    "--plot",
+    "plot_out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="PNG: throughput vs batch size per backend/precision (log scales).",
+)
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="PTB-XL / CPSC 2018 tree: accuracy on its labelled held-out windows (with "
+    "macro-AUC); without it, synthetic windows and AUC null.",
+)
+@click.option(
+    "--accuracy-windows",
+    type=click.IntRange(1),
+    default=64,
+    show_default=True,
+    help="Synthetic windows for the accuracy check when no --data is given.",
+)
+@click.option("--no-accuracy", is_flag=True, help="Skip the accuracy section.")
+@click.option("--no-streaming", is_flag=True, help="Skip the streaming-capacity section.")
+@click.option(
+    "--streams",
+    type=click.IntRange(1),
+    default=32,
+    show_default=True,
+    help="Synthetic streams in the streaming max-speed probe.",
+)
+@click.option(
+    "--stream-variant",
+    default=None,
+    help="backend:precision for the streaming section (default: the fastest CPU variant "
+    "measured at the largest batch size).",
+)
+@click.option("--hop", "hop_s", type=float, default=1.0, show_default=True, help="Seconds.")
+@click.option(
+    "--latency-budget-ms", type=float, default=None, help="p99 budget (default: the hop)."
+)
+@click.option(
+    "--stream-seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Real-time verification length after the first window.",
+)
+@click.option(
+    "--probe-seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    default=60.0,
+    show_default=True,
+    help="Signal seconds per stream in the max-speed probe.",
+)
+@click.option("--max-batch", type=click.IntRange(1), default=32, show_default=True)
+@click.option("--max-tries", type=click.IntRange(1), default=4, show_default=True)
+@user_errors
+def bench(
+    model_dir: str | None,
+    backends: str,
+    precisions: str | None,
+    batch_sizes: str | None,
+    warmup: int,
+    repeats: int,
+    json_out: str | None,
+    plot_out: str | None,
+    data_dir: str | None,
+    accuracy_windows: int,
+    no_accuracy: bool,
+    no_streaming: bool,
+    streams: int,
+    stream_variant: str | None,
+    hop_s: float,
+    latency_budget_ms: float | None,
+    stream_seconds: float,
+    probe_seconds: float,
+    max_batch: int,
+    max_tries: int,
+) -> None:
+    """Throughput and latency of the model per backend, precision and batch size,
+    against PyTorch eager FP32; accuracy agreement; streaming capacity of the runtime."""
+    from mrm_edge.bench.common import add_speedups, to_json
+    from mrm_edge.bench.cpu import bench_model
+    from mrm_edge.bench.flops import add_flops, flops_section
+    from mrm_edge.bench.gpu_run import GPU_BATCH_SIZES, run_gpu
+    from mrm_edge.bench.variants import check_backends, check_precisions, plan
+
+    model = model_path(model_dir)
+    names = csv(backends)
+    precs = csv(precisions) if precisions is not None else ["fp32", "int8"]
+    gpu_precs = precs if precisions is not None else ["fp32", "fp16", "int8"]
+    sizes = csv(batch_sizes, int) if batch_sizes is not None else [1, 8, 32]
+    gpu_sizes = sizes if batch_sizes is not None else GPU_BATCH_SIZES
+    check_backends(names)
+    check_precisions(precs)
+    if not sizes or min(sizes) < 1:
+        raise click.BadParameter(f"{batch_sizes!r}: batch sizes must be >= 1")
+    todo = plan(names, precs)
+    variants, skipped = todo.variants, todo.skipped
+    if not variants and not todo.gpu_backends:
+        raise click.ClickException(
+            "no backend to run (GPU backends: "
+            + "; ".join(f"{s['backend']}: {s['reason']}" for s in skipped)
+            + ")"
+        )
+    log = logger(console())
+    for s in skipped:
+        log(f"skipped {s['backend']}: {s['reason']}")
+    results = bench_model(model, variants, sizes, warmup, repeats, log=log) if variants else []
+    gpu = run_gpu(model, todo.gpu_backends, gpu_precs, gpu_sizes, warmup, repeats, log)
+    skipped += gpu.skipped
+    flops = flops_section(model)
+    results = add_speedups(results + gpu.results)
+    if flops["per_window"]:
+        add_flops(results, flops["per_window"], (gpu.machine.get("gpu_peak_tflops") or None))
+    _print_results(model, results, repeats)
+    acc = None
+    if not no_accuracy:
+        acc = _accuracy_section(model, variants, data_dir, accuracy_windows, log)
+    stream = None
+    if not no_streaming and not variants:
+        log("streaming section skipped: it runs a CPU backend and none was benchmarked")
+    elif not no_streaming:
+        sb, sp = _stream_variant(stream_variant, results, max(sizes))
+        knobs = dict(
+            hop_s=hop_s, budget_ms=latency_budget_ms, stream_seconds=stream_seconds,
+            probe_streams=streams, probe_seconds=probe_seconds, max_batch=max_batch,
+            max_tries=max_tries,
+        )  # fmt: skip
+        stream = _streaming_section(model, sb, sp, knobs, log)
+    if plot_out:
+        from mrm_edge.bench.plot import plot_throughput
+
+        plot_throughput(results, plot_out, title=f"{model.name}: windows/s vs batch size")
+        log(f"plot: {plot_out}")
+    if json_out:
+        doc = to_json(
+            results, gpu.machine, skipped=skipped, flops=flops, accuracy=acc, streaming=stream
+        )
+        Path(json_out).write_text(json.dumps(doc, indent=2) + "\n")
+        log(f"json: {json_out}")
+
+
+def _print_results(model: Path, results: list[Any], repeats: int) -> None:
+    """The results table on stdout."""
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"{model.name}: windows/s (median of {repeats}) and latency per call")
+    cols = ("backend", "precision", "batch", "windows/s", "p50 ms", "p99 ms", "vs torch")
+    for col in (*cols, "GFLOP/s", "% peak"):
+        t.add_column(col, justify="left" if col in ("backend", "precision") else "right")
+    for r in results:
+        speed = f"{r.speedup_vs_torch_fp32:.2f}x" if r.speedup_vs_torch_fp32 else "—"
+        if r.speedup_vs_torch_cuda_fp32:
+            speed = f"{r.speedup_vs_torch_cuda_fp32:.2f}x (GPU)"
+        t.add_row(
+            r.backend,
+            r.precision,
+            str(r.batch_size),
+            f"{r.throughput:.1f}",
+            f"{r.latency_ms['p50']:.1f}",
+            f"{r.latency_ms['p99']:.1f}",
+            speed,
+            "—" if r.gflops is None else f"{r.gflops:.1f}",
+            "—" if r.fraction_of_peak is None else f"{100 * r.fraction_of_peak:.1f}",
+        )
+    Console().print(t)
+
+
+def _accuracy_section(
+    model: Path,
+    variants: list[tuple[str, str]],
+    data_dir: str | None,
+    accuracy_windows: int,
+    log: Any,
+) -> dict[str, Any]:
+    """Every variant against PyTorch FP32: held-out windows of ``--data``, else synthetic."""
+    from mrm_edge.bench.accuracy import accuracy
+    from mrm_edge.bench.common import input_windows
+    from mrm_edge.card import ModelCard
+
+    card = ModelCard.load(model)
+    if data_dir:
+        from mrm_edge.calibration.sources import held_out_windows
+
+        x, y = held_out_windows(Path(data_dir), card)
+        src = f"{len(x)} held-out windows of {data_dir}"
+    else:
+        x, y = input_windows(card, accuracy_windows, seed=1), None
+        src = f"{accuracy_windows} synthetic windows (no --data)"
+    log(f"accuracy: {len(variants)} variant(s) vs torch fp32 on {src}")
+    acc = accuracy(model, variants, x, y, src)
+    for v in acc["variants"]:
+        auc = "–" if v["macro_auc"] is None else f"{100 * v['macro_auc']:.2f}"
+        log(
+            f"  {v['backend']} {v['precision']}: max |dp| {v['max_abs_dp']:.2e}, "
+            f"labels agree {100 * v['label_agreement']:.1f} %, macro-AUC {auc}"
+        )
+    return acc
+
+
+def _stream_variant(text: str | None, results: list[Any], big: int) -> tuple[str, str]:
+    """``--stream-variant backend:precision``, else the fastest CPU row at the largest batch."""
+    from mrm_edge.bench.variants import CPU_BACKENDS, check_backends, check_precisions
+
+    if text:
+        sb, _, sp = text.partition(":")
+        sp = sp or "fp32"
+        check_backends([sb])
+        check_precisions([sp])
+        if sb not in CPU_BACKENDS:
+            raise click.BadParameter(f"{text!r}: streaming runs a CPU backend")
+        return sb, sp
+    cpu = [r for r in results if r.batch_size == big and r.backend in CPU_BACKENDS]
+    best = max(cpu, key=lambda r: r.throughput)
+    return best.backend, best.precision
+
+
+def _streaming_section(
+    model: Path, sb: str, sp: str, knobs: dict[str, Any], log: Any
+) -> dict[str, Any]:
+    """Streaming capacity through the real runtime, and its one-line verdict on stdout."""
+    from rich.console import Console
+
+    from mrm_edge.bench.streaming import streaming_capacity
+
+    stream = streaming_capacity(model, sb, sp, **knobs, log=log)
+    Console().print(
+        f"streaming ({sb} {sp}, hop {knobs['hop_s']:g} s, p99 budget "
+        f"{stream['latency_budget_ms']:.0f} ms): {stream['capacity_note']}; "
+        f"end-to-end {stream['end_to_end_wps']:.1f} windows/s = "
+        f"{100 * stream['streaming_efficiency']:.0f} % of model-only "
+        f"{stream['model_only_wps']:.1f} at batch {knobs['max_batch']}"
+    )
+    return stream
