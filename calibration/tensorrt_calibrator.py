@@ -22,7 +22,7 @@ default cuda-python path. Nothing here has run against real TensorRT yet. No tor
 
 from __future__ import annotations
 
-import ctypes
+import contextlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +30,13 @@ from typing import Any, Protocol
 
 import numpy as np
 from mrm_edge.calibration.windows import CalibrationSet
+from mrm_edge.runtime.backends import cuda as cu
+from mrm_edge.runtime.backends.base import BackendUnavailable
+from mrm_edge.runtime.backends.tensorrt.capability import (
+    STANDARD,
+    TensorRTUnavailable,
+    import_tensorrt,
+)
 
 from mrm_edge.fileio import atomic_write_bytes
 
@@ -41,8 +48,9 @@ __all__ = [
 ]
 
 
-class TensorRTUnavailableError(ImportError):
-    """TensorRT (or cuda-python) is not importable here."""
+# One error for "TensorRT cannot be imported here", wherever it is imported (the old name
+# stays importable: ``mrm_edge.calibration`` exports it).
+TensorRTUnavailableError = TensorRTUnavailable
 
 
 class DeviceBuffer(Protocol):
@@ -147,6 +155,7 @@ class CalibrationBatches:
 
 # --------------------------------------------------------------------------- TensorRT shell
 
+# What a missing TensorRT means here, said after capability's "TensorRT is not installed here".
 _INSTALL_HINT = (
     "TensorRT is needed to calibrate a TensorRT INT8 engine but is not importable here: on "
     "a Jetson install JetPack 6 (it provides the 'tensorrt' Python module), on an x86 "
@@ -156,77 +165,42 @@ _INSTALL_HINT = (
 )
 
 
-def _import_tensorrt() -> Any:
-    try:
-        import tensorrt as trt
-    except ImportError as exc:
-        raise TensorRTUnavailableError(f"{_INSTALL_HINT} ({exc})") from exc
-    return trt
-
-
-def _import_cudart() -> Any:
-    try:
-        from cuda.bindings import runtime as cudart  # cuda-python >= 12.6
-    except ImportError:
-        try:
-            from cuda import cudart  # type: ignore[no-redef]  # older cuda-python
-        except ImportError as exc:
-            raise TensorRTUnavailableError(
-                "cuda-python is needed to hand calibration batches to TensorRT: "
-                f"`pip install 'mrm-edge[tensorrt]'` ({exc})"
-            ) from exc
-    return cudart
-
-
 class _CudaBuffer:
-    """A device buffer fed through a pinned host buffer on its own stream (cuda-python).
+    """A device buffer fed through a pinned host buffer on its own stream (the project's
+    :class:`~mrm_edge.runtime.backends.cuda.CudaApi`: cuda-python, or pycuda).
 
     Pinned staging because an asynchronous copy from pageable memory silently becomes
     synchronous; the stream is synchronised before TensorRT reads the device pointer.
     """
 
     def __init__(self, nbytes: int, cudart: Any | None = None) -> None:
-        rt = _import_cudart() if cudart is None else cudart
-        self._rt = rt
+        try:
+            cuda = cu.as_cuda_api(cudart)
+        except BackendUnavailable as e:
+            raise TensorRTUnavailable(
+                f"a CUDA binding is needed to hand calibration batches to TensorRT: {e.reason}"
+            ) from e
         self.nbytes = int(nbytes)
-        self.ptr = self._host = 0
-        self._stream = None
-        err, self.ptr = rt.cudaMalloc(self.nbytes)
-        self._check(err, "cudaMalloc")
-        err, self._host = rt.cudaMallocHost(self.nbytes)
-        self._check(err, "cudaMallocHost")
-        err, self._stream = rt.cudaStreamCreate()
-        self._check(err, "cudaStreamCreate")
-
-    def _check(self, err: Any, what: str) -> None:
-        if err != self._rt.cudaError_t.cudaSuccess:
-            self.free()
-            raise RuntimeError(f"{what} failed during INT8 calibration: {err}")
+        with contextlib.ExitStack() as stack:
+            self._device = stack.enter_context(cu.DeviceBuffer(self.nbytes, cuda))
+            self._host = stack.enter_context(cu.PinnedHostBuffer((self.nbytes,), np.uint8, cuda))
+            self._stream = stack.enter_context(cu.Stream(cuda))
+            self._resources = stack.pop_all()
+        self._cuda = cuda
+        self.ptr = self._device.ptr
 
     def copy_from_host(self, host: np.ndarray) -> None:
         if host.nbytes != self.nbytes or not host.flags.c_contiguous:
             raise ValueError(f"batch is {host.nbytes} bytes, device buffer {self.nbytes}")
-        ctypes.memmove(int(self._host), host.ctypes.data, self.nbytes)
-        kind = self._rt.cudaMemcpyKind.cudaMemcpyHostToDevice
-        (err,) = self._rt.cudaMemcpyAsync(
-            int(self.ptr), int(self._host), self.nbytes, kind, self._stream
-        )
-        self._check(err, "cudaMemcpyAsync")
-        (err,) = self._rt.cudaStreamSynchronize(self._stream)
-        self._check(err, "cudaStreamSynchronize")
+        assert self._host.array is not None and self._host.ptr is not None
+        np.copyto(self._host.array, host.reshape(-1).view(np.uint8))
+        cu.memcpy_htod_async(self._cuda, self.ptr, self._host.ptr, self.nbytes, self._stream)
+        self._stream.synchronize()
 
     def free(self) -> None:
-        # Best effort and idempotent: also runs from _check on a half-built buffer.
-        rt = self._rt
-        if self._stream is not None:
-            rt.cudaStreamDestroy(self._stream)
-            self._stream = None
-        if self._host:
-            rt.cudaFreeHost(int(self._host))
-            self._host = 0
-        if self.ptr:
-            rt.cudaFree(int(self.ptr))
-            self.ptr = 0
+        # Idempotent: the stream, then the pinned and the device memory.
+        self._resources.close()
+        self.ptr = 0
 
 
 def make_entropy_calibrator(
@@ -251,7 +225,7 @@ def make_entropy_calibrator(
     cuda-python are imported here, and a missing TensorRT raises
     :class:`TensorRTUnavailableError` saying what to install.
     """
-    trt = _import_tensorrt() if trt_module is None else trt_module
+    trt = import_tensorrt(STANDARD, hint=_INSTALL_HINT) if trt_module is None else trt_module
     batches = CalibrationBatches(cset, batch_size, cache_file)
     alloc: Callable[[int], DeviceBuffer] = allocator or (lambda n: _CudaBuffer(n, cudart))
     calibration_id = f"{cset.fingerprint()}:batch{batch_size}"

@@ -59,8 +59,11 @@ RTX_INSTALL_HINT = "pip install 'mrm-edge[tensorrt-rtx]' (x86_64 Linux / Windows
 CUDA_PYTHON_HINT = "pip install 'cuda-python>=12.4' (part of the `tensorrt` extra)"
 
 
-class TensorRTUnavailable(RuntimeError):
-    """TensorRT cannot be imported here; the message says why and what to do instead."""
+class TensorRTUnavailable(RuntimeError, ImportError):
+    """TensorRT cannot be imported here; the message says why and what to do instead.
+
+    The one such error, wherever TensorRT is imported (the builder, the runtime, the INT8
+    calibrator); an ImportError too, as the calibrator's own error used to be."""
 
 
 @dataclass(frozen=True)
@@ -201,13 +204,13 @@ def flavour_of(trt: Any) -> str:
     return STANDARD
 
 
-def import_tensorrt(flavour: str = STANDARD) -> Any:
+def import_tensorrt(flavour: str = STANDARD, hint: str | None = None) -> Any:
     """Import ``flavour``'s module or raise :class:`TensorRTUnavailable` with the reason and
-    what to install."""
+    what to do (``hint``: the caller's advice; default: what to install)."""
     try:
         return _import_tensorrt(flavour)
     except Exception as e:  # a stub wheel or a missing libnvinfer raises more than ImportError
-        hint = RTX_INSTALL_HINT if flavour == RTX else INSTALL_HINT
+        hint = hint or (RTX_INSTALL_HINT if flavour == RTX else INSTALL_HINT)
         raise TensorRTUnavailable(
             f"{DISPLAY[flavour]} is not installed here ({first_line(e)}); {hint}"
         ) from e

@@ -30,7 +30,7 @@ from tests.fakes.tensorrt import FakeCudaRuntime, FakeDeviceProp, FakeTensorRT
 PROFILE = (1, 8, 16)
 RTX_VERSION = "1.7.1.116"
 SHIPPED_FP16 = (
-    Path(__file__).resolve().parents[2] / "models/mrm-net-ptbxl-superdiagnostic/model.fp16.onnx"
+    Path(__file__).resolve().parents[4] / "models/mrm-net-ptbxl-superdiagnostic/model.fp16.onnx"
 )
 HAS_RTX = importlib.util.find_spec("tensorrt_rtx") is not None
 
