@@ -19,8 +19,7 @@ rate. Windows of every stream meet in one ``DynamicBatcher``, whose knobs are th
   ``put_timeout_s``, then the window is dropped).
 
 Accounting (accounting.py): every window ends as exactly one of classified, rejected or
-dropped, each reported to the sinks and counted per stream; the batcher says which window
-drop-oldest evicted, so that one is reported dropped at once. A stream's end is delivered
+dropped (the batcher says which window drop-oldest evicted); a stream's end is delivered
 once its last window has a result.
 
 Stopping: ``stop()`` (from any thread; ``stop_on_signals`` wires SIGINT/SIGTERM to it)
@@ -40,6 +39,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -160,7 +160,7 @@ class Monitor:
         return self.chain.backend
 
     @property
-    def windows_produced(self) -> Any:
+    def windows_produced(self) -> Counter[str]:
         """Windows each stream's preprocessors produced (the accounting's ground truth)."""
         return self.accounting.windows_produced
 

@@ -48,6 +48,10 @@ class SourceProblem:
 Event = Chunk | StreamEnd | SourceProblem
 
 
+class SpecError(ValueError):
+    """A malformed ``--source`` argument of a known kind (the registry adds which spec)."""
+
+
 class Source(ABC):
     """Base of every source. Subclasses implement ``events()``."""
 
@@ -182,6 +186,7 @@ __all__ = [
     "Event",
     "Pacer",
     "Source",
+    "SpecError",
     "StreamEnd",
     "parse_speed",
 ]

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from mrm_edge.runtime.sources.base import DEFAULT_STALL_TIMEOUT_S, Source
+from mrm_edge.runtime.sources.base import DEFAULT_STALL_TIMEOUT_S, Source, SpecError
 
 __all__ = [
     "SourceKind",
@@ -36,10 +36,6 @@ __all__ = [
     "source_help",
     "source_specs",
 ]
-
-
-class SpecError(ValueError):
-    """A malformed argument of a known kind; ``make_source`` adds which ``--source``."""
 
 
 @dataclass(frozen=True)

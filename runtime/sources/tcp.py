@@ -57,6 +57,7 @@ from mrm_edge.runtime.sources.base import (
     Event,
     Source,
     SourceProblem,
+    SpecError,
     StreamEnd,
 )
 from mrm_edge.runtime.sources.device import check_stall_timeout, chunk_of, stall_reason
@@ -68,7 +69,6 @@ from mrm_edge.runtime.sources.framing import (
     FramingError,
     Hello,
 )
-from mrm_edge.runtime.sources.registry import SpecError
 
 if TYPE_CHECKING:
     from mrm_edge.runtime.sources.registry import SourceOptions

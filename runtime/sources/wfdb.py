@@ -38,8 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from mrm_edge.runtime.sources.base import ArraySource
-from mrm_edge.runtime.sources.registry import SpecError
+from mrm_edge.runtime.sources.base import ArraySource, SpecError
 
 from mrm_edge.data.errors import DataError, one_line
 from mrm_edge.records import read_recording
