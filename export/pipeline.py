@@ -102,7 +102,7 @@ def synthetic_windows(card: ModelCard, n: int = 64, seed: int = 0) -> EvalWindow
 
 
 def held_out(card: ModelCard, source: Path) -> EvalWindows:
-    from mrm_edge.calibration.windows import held_out_windows
+    from mrm_edge.calibration.sources import held_out_windows
 
     x, y = held_out_windows(source, card)
     folds = card.data.get("folds", {}).get("test", [10])
@@ -125,16 +125,7 @@ def run_export(
     card = ModelCard.load(model_dir)
     verify_weights(model_dir, card)  # before any work: missing, pickle, corrupt, truncated
     out.mkdir(parents=True, exist_ok=True)
-    if opts.int8 and opts.calib_data is None:
-        raise ValueError(
-            "--int8 needs real ECG to calibrate on: pass --calib-data DIR (a PTB-XL or "
-            "CPSC 2018 tree, or a folder of WFDB records)"
-        )
-    if opts.int8_activations not in INT8_CHOICES:
-        raise ValueError(
-            f"int8_activations is {opts.int8_activations!r}, expected one of "
-            f"{', '.join(INT8_CHOICES)}"
-        )
+    _check_options(opts)
     summary = ExportSummary()
     common = {
         "labels": card.labels,
@@ -148,10 +139,47 @@ def run_export(
     windows = held_out(card, opts.calib_data) if opts.calib_data else synthetic_windows(card)
     log(f"gates run on {windows.description}")
 
-    # 1. FP32 --------------------------------------------------------------
+    # 1. FP32, checked against PyTorch
+    fp32, p32 = _fp32(opts, card, thresholds, windows, common, summary, log)
+    # 2. FP16, checked against FP32
+    if opts.fp16:
+        _fp16(opts, card, thresholds, fp32, p32, windows, common, summary, log)
+    # 3. INT8 (both files from one calibration), each gated against FP32
+    if opts.int8:
+        _int8(opts, card, fp32, windows, common, summary, log)
+    # 4. TensorRT engines, or the commands to build them on the target
+    if opts.engine:
+        _engines(opts, summary, log, trt, cudart)
+    return summary
+
+
+def _check_options(opts: ExportOptions) -> None:
+    if opts.int8 and opts.calib_data is None:
+        raise ValueError(
+            "--int8 needs real ECG to calibrate on: pass --calib-data DIR (a PTB-XL or "
+            "CPSC 2018 tree, or a folder of WFDB records)"
+        )
+    if opts.int8_activations not in INT8_CHOICES:
+        raise ValueError(
+            f"int8_activations is {opts.int8_activations!r}, expected one of "
+            f"{', '.join(INT8_CHOICES)}"
+        )
+
+
+def _fp32(
+    opts: ExportOptions,
+    card: ModelCard,
+    thresholds: np.ndarray,
+    windows: EvalWindows,
+    common: dict[str, Any],
+    summary: ExportSummary,
+    log: Callable[[str], None],
+) -> tuple[Path, np.ndarray]:
+    """Write the FP32 ONNX and hold it to PyTorch; return it and its probabilities."""
     from mrm_edge.export.onnx_fp32 import export_fp32
 
-    fp32 = export_fp32(model_dir, out / FP32_NAME)
+    model_dir = Path(opts.model_dir)
+    fp32 = export_fp32(model_dir, Path(opts.out_dir) / FP32_NAME)
     ref = gates.torch_probabilities(model_dir, windows.x)
     p32 = gates.onnx_probabilities(fp32, windows.x)
     parity = gates.compare(ref, p32, windows.y, card.labels, thresholds)
@@ -166,33 +194,36 @@ def run_export(
     write_sidecar(fp32, {"precision": "fp32", **onnx_io(fp32), **common, "parity": parity})
     summary.artifacts["fp32"], summary.figures["fp32"] = fp32, parity
     log(f"wrote {fp32.name}: max |Δp| vs PyTorch {parity['max_abs_diff']:.2e}")
+    return fp32, p32
 
-    # 2. FP16 --------------------------------------------------------------
-    if opts.fp16:
-        from mrm_edge.export.fp16 import KEEP_FP32_OPS, convert_fp16
 
-        fp16 = convert_fp16(fp32, out / FP16_NAME)
-        p16 = gates.onnx_probabilities(fp16, windows.x)
-        acc = gates.compare(p32, p16, windows.y, card.labels, thresholds)
-        acc.update(
-            reference="FP32 ONNX",
-            data=windows.description,
-            tolerance_auc_delta_pt=opts.fp16_tolerance_pt,
-            kept_fp32_ops=list(KEEP_FP32_OPS),
-        )
-        _gate_auc(fp16, acc, opts.fp16_tolerance_pt, "FP16")
-        write_sidecar(fp16, {"precision": "fp16", **onnx_io(fp16), **common, "accuracy": acc})
-        summary.artifacts["fp16"], summary.figures["fp16"] = fp16, acc
-        log(f"wrote {fp16.name}: {_describe(acc)}")
+def _fp16(
+    opts: ExportOptions,
+    card: ModelCard,
+    thresholds: np.ndarray,
+    fp32: Path,
+    p32: np.ndarray,
+    windows: EvalWindows,
+    common: dict[str, Any],
+    summary: ExportSummary,
+    log: Callable[[str], None],
+) -> None:
+    """Write the FP16 ONNX and hold it to FP32 (macro-AUC change)."""
+    from mrm_edge.export.fp16 import KEEP_FP32_OPS, convert_fp16
 
-    # 3. INT8 --------------------------------------------------------------
-    if opts.int8:
-        _int8(opts, card, fp32, windows, common, summary, log)
-
-    # 4. TensorRT ----------------------------------------------------------
-    if opts.engine:
-        _engines(opts, summary, log, trt, cudart)
-    return summary
+    fp16 = convert_fp16(fp32, Path(opts.out_dir) / FP16_NAME)
+    p16 = gates.onnx_probabilities(fp16, windows.x)
+    acc = gates.compare(p32, p16, windows.y, card.labels, thresholds)
+    acc.update(
+        reference="FP32 ONNX",
+        data=windows.description,
+        tolerance_auc_delta_pt=opts.fp16_tolerance_pt,
+        kept_fp32_ops=list(KEEP_FP32_OPS),
+    )
+    _gate_auc(fp16, acc, opts.fp16_tolerance_pt, "FP16")
+    write_sidecar(fp16, {"precision": "fp16", **onnx_io(fp16), **common, "accuracy": acc})
+    summary.artifacts["fp16"], summary.figures["fp16"] = fp16, acc
+    log(f"wrote {fp16.name}: {_describe(acc)}")
 
 
 def _int8(
@@ -206,7 +237,7 @@ def _int8(
 ) -> None:
     """Write and gate each requested INT8 file; the calibration is done once and cached
     (its key does not depend on the activation type), so the second file reuses it."""
-    from mrm_edge.calibration.windows import select_calibration_windows
+    from mrm_edge.calibration.sources import select_calibration_windows
     from mrm_edge.export.int8 import DEFAULT_OP_TYPES, SCHEMES, Int8Options, build_int8
 
     out = Path(opts.out_dir)

@@ -1,7 +1,7 @@
 """Shared helpers for the calibration and INT8 tests: a model card and a tiny real model.
 
 The tiny model is built once per test session (``tiny_int8_model``) and shared by
-tests/calibration and tests/export/test_int8.py: a small MRM-Net trained for a few steps on
+tests/calibration and tests/export/int8/: a small MRM-Net trained for a few steps on
 real PTB-XL training windows (folds 1-8), so its fold-10 AUC is clearly above chance and an
 accuracy gate on it means something, then exported with the project's own FP32 exporter
 (``mrm_edge.export.onnx_fp32.export_fp32``), i.e. exactly the graph INT8 export quantizes.
@@ -79,7 +79,7 @@ def _build(ptbxl_root: Path, out: Path) -> TinyModel:
     from torch.nn.functional import binary_cross_entropy_with_logits as bce
 
     from mrm_edge.checkpoint import save_model_dir
-    from mrm_edge.data.dataset import load_dataset
+    from mrm_edge.data.loaders import load_dataset
     from mrm_edge.data.normalization import LeadStandardizer
     from mrm_edge.model import MRMNet, MRMNetConfig
 
@@ -124,7 +124,7 @@ _POOLS: dict[Path, Any] = {}
 def ptbxl_pool(ptbxl_root: Path) -> Any:
     """The PTB-XL calibration pool (training folds, 100 Hz, 10 s) for :func:`make_card`,
     read once per session: selections with other sizes and seeds reuse it."""
-    from mrm_edge.calibration.windows import load_calibration_pool
+    from mrm_edge.calibration.sources import load_calibration_pool
 
     key = Path(ptbxl_root).resolve()
     if key not in _POOLS:

@@ -10,16 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from mrm_edge.calibration.windows import (
-    CalibrationSet,
-    held_out_windows,
-    select_calibration_windows,
-    select_windows,
-)
+from mrm_edge.calibration.sources import held_out_windows, select_calibration_windows
+from mrm_edge.calibration.windows import CalibrationSet, select_windows
 
 from mrm_edge.data.cpsc2018 import read_cpsc_folds
-from mrm_edge.data.dataset import load_dataset
 from mrm_edge.data.errors import DataError
+from mrm_edge.data.loaders import load_dataset
 from mrm_edge.data.ptbxl import read_ptbxl_database
 from tests.calibration import LABELS, make_card, ptbxl_pool
 

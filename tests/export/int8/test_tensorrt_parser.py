@@ -16,7 +16,7 @@ import pytest
 
 trt = pytest.importorskip("tensorrt_rtx", reason="TensorRT for RTX (tensorrt_rtx) not installed")
 
-SHIPPED = Path(__file__).resolve().parents[2] / "models" / "mrm-net-ptbxl-superdiagnostic"
+SHIPPED = Path(__file__).resolve().parents[3] / "models" / "mrm-net-ptbxl-superdiagnostic"
 
 
 def _parse(path: Path) -> tuple[bool, list[str], Counter]:

@@ -25,7 +25,7 @@ trt = pytest.importorskip(
     "tensorrt_rtx", reason="TensorRT-RTX is not installed (pip install 'mrm-edge[tensorrt-rtx]')"
 )
 
-SHIPPED = Path(__file__).resolve().parents[2] / "models" / "mrm-net-ptbxl-superdiagnostic"
+SHIPPED = Path(__file__).resolve().parents[3] / "models" / "mrm-net-ptbxl-superdiagnostic"
 SMALL = (1, 8, 32)  # a narrow profile builds fastest
 
 
