@@ -61,7 +61,7 @@ def tiny_model_dir(ptbxl_root: Path, tmp_path_factory: pytest.TempPathFactory) -
 @pytest.fixture(scope="session")
 def real_windows(ptbxl_root: Path):
     """Fold-10 windows of the real subset, raw mV at 100 Hz, with labels."""
-    from mrm_edge.data.dataset import load_dataset
+    from mrm_edge.data.loaders import load_dataset
 
     ds = load_dataset("ptbxl", ptbxl_root, task="superdiagnostic", sampling_rate=100)
     test = ds.select_folds([10])

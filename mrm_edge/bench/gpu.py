@@ -206,6 +206,66 @@ def bench_tensorrt(
     a GPU or a fitting engine. ``trt``: the module to use; ``cudart``: a CudaApi or a
     cuda-python runtime module (tests pass the test doubles)."""
     from mrm_edge.runtime.backends import cuda as cu
+
+    art, trt, cuda = _fitting_engine(Path(model_dir), precision, trt, cudart, device_id)
+
+    try:  # pycuda's context is popped however this ends (a no-op for cuda-python)
+        runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        engine = runtime.deserialize_cuda_engine(art.path.read_bytes())
+        if engine is None:
+            raise GpuUnavailable(f"tensorrt {precision}: {art.name} does not deserialize here")
+        context = engine.create_execution_context()
+        if context is None:
+            raise GpuUnavailable(f"tensorrt {precision}: no execution context (GPU memory?)")
+        (in_name, out_name), (in_dtype, out_dtype), (lo, hi) = _engine_io(trt, engine)
+        x_all = input_windows(_model(Path(model_dir)).card, max(batch_sizes))
+        results: list[Result] = []
+        skipped: list[dict[str, Any]] = []
+        try:
+            with contextlib.ExitStack() as stack:
+                stream = stack.enter_context(cu.Stream(cuda))
+                ev = [stack.enter_context(cu.Event(cuda, timing=True)) for _ in range(4)]
+                for b in batch_sizes:
+                    shape = (b, *x_all.shape[1:])
+                    if not lo[0] <= b <= hi[0] or not context.set_input_shape(in_name, shape):
+                        skipped.append(_out_of_profile(art.name, precision, b, lo[0], hi[0]))
+                        log(f"skipped tensorrt {precision} batch {b}: {skipped[-1]['reason']}")
+                        continue
+                    out_shape = tuple(int(d) for d in context.get_tensor_shape(out_name))
+                    r, out = _time_engine(
+                        cu,
+                        cuda,
+                        context,
+                        stream,
+                        ev,
+                        (in_name, out_name),
+                        x_all[:b],
+                        (in_dtype, out_dtype),
+                        out_shape,
+                        warmup,
+                        repeats,
+                    )
+                    r.precision = precision
+                    r.device = f"cuda:{device_id}"
+                    r.max_abs_dp_vs_cpu_fp32 = _max_abs_dp(out, reference)
+                    results.append(r)
+                    log(f"tensorrt {precision} batch {b}: {r.throughput:.1f} windows/s")
+        finally:
+            # TensorRT wants the context released before the engine, the engine before the runtime.
+            del context
+            del engine
+            del runtime
+        return results, skipped
+    finally:
+        cuda.close()
+
+
+def _fitting_engine(
+    model_dir: Path, precision: str, trt: Any, cudart: Any, device_id: int
+) -> tuple[Any, Any, Any]:
+    """The engine artifact to time, the TensorRT module of its flavour and the CUDA API (its
+    device set); :class:`GpuUnavailable` saying why there is none."""
+    from mrm_edge.runtime.backends import cuda as cu
     from mrm_edge.runtime.backends.base import BackendUnavailable
     from mrm_edge.runtime.backends.tensorrt.capability import (
         RTX,
@@ -236,74 +296,27 @@ def bench_tensorrt(
     except (EngineRefused, RuntimeError) as e:
         raise GpuUnavailable(f"tensorrt {precision}: {first_line(e, with_type=False)}") from e
     cuda.set_device(device_id)
+    return art, trt, cuda
 
-    try:  # pycuda's context is popped however this ends (a no-op for cuda-python)
-        runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
-        engine = runtime.deserialize_cuda_engine(art.path.read_bytes())
-        if engine is None:
-            raise GpuUnavailable(f"tensorrt {precision}: {art.name} does not deserialize here")
-        context = engine.create_execution_context()
-        if context is None:
-            raise GpuUnavailable(f"tensorrt {precision}: no execution context (GPU memory?)")
-        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
-        mode = engine.get_tensor_mode
-        in_name = next(n for n in names if mode(n) == trt.TensorIOMode.INPUT)
-        out_name = next(n for n in names if mode(n) == trt.TensorIOMode.OUTPUT)
-        in_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(in_name)))
-        out_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(out_name)))
-        lo, _, hi = (tuple(int(d) for d in s) for s in engine.get_tensor_profile_shape(in_name, 0))
-        x_all = input_windows(_model(Path(model_dir)).card, max(batch_sizes))
-        results: list[Result] = []
-        skipped: list[dict[str, Any]] = []
-        try:
-            with contextlib.ExitStack() as stack:
-                stream = stack.enter_context(cu.Stream(cuda))
-                ev = [stack.enter_context(cu.Event(cuda, timing=True)) for _ in range(4)]
-                for b in batch_sizes:
-                    shape = (b, *x_all.shape[1:])
-                    if not lo[0] <= b <= hi[0] or not context.set_input_shape(in_name, shape):
-                        reason = (
-                            f"batch {b} outside the engine's profile {lo[0]}..{hi[0]} "
-                            f"({art.name}; rebuild with "
-                            "`mrm-edge export --engine --batch MIN,OPT,MAX`)"
-                        )
-                        skipped.append(
-                            {
-                                "backend": "tensorrt",
-                                "precision": precision,
-                                "batch_size": b,
-                                "reason": reason,
-                            }
-                        )
-                        log(f"skipped tensorrt {precision} batch {b}: {reason}")
-                        continue
-                    out_shape = tuple(int(d) for d in context.get_tensor_shape(out_name))
-                    r, out = _time_engine(
-                        cu,
-                        cuda,
-                        context,
-                        stream,
-                        ev,
-                        (in_name, out_name),
-                        x_all[:b],
-                        (in_dtype, out_dtype),
-                        out_shape,
-                        warmup,
-                        repeats,
-                    )
-                    r.precision = precision
-                    r.device = f"cuda:{device_id}"
-                    r.max_abs_dp_vs_cpu_fp32 = _max_abs_dp(out, reference)
-                    results.append(r)
-                    log(f"tensorrt {precision} batch {b}: {r.throughput:.1f} windows/s")
-        finally:
-            # TensorRT wants the context released before the engine, the engine before the runtime.
-            del context
-            del engine
-            del runtime
-        return results, skipped
-    finally:
-        cuda.close()
+
+def _engine_io(trt: Any, engine: Any) -> tuple[tuple[str, str], tuple[Any, Any], tuple[Any, Any]]:
+    """(input, output) tensor names, their numpy dtypes, and the input profile's (min, max)."""
+    names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+    mode = engine.get_tensor_mode
+    in_name = next(n for n in names if mode(n) == trt.TensorIOMode.INPUT)
+    out_name = next(n for n in names if mode(n) == trt.TensorIOMode.OUTPUT)
+    in_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(in_name)))
+    out_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(out_name)))
+    lo, _, hi = (tuple(int(d) for d in s) for s in engine.get_tensor_profile_shape(in_name, 0))
+    return (in_name, out_name), (in_dtype, out_dtype), (lo, hi)
+
+
+def _out_of_profile(engine: str, precision: str, b: int, lo: int, hi: int) -> dict[str, Any]:
+    reason = (
+        f"batch {b} outside the engine's profile {lo}..{hi} ({engine}; rebuild with "
+        "`mrm-edge export --engine --batch MIN,OPT,MAX`)"
+    )
+    return {"backend": "tensorrt", "precision": precision, "batch_size": b, "reason": reason}
 
 
 def _time_engine(

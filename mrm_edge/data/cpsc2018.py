@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import ast
 import csv
-import time
 from collections.abc import Mapping
 from os import PathLike
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from .dataset import LEADS, EcgDataset, Progress
+from .dataset import LEADS, EcgDataset, Progress, stack_records
 from .errors import DataError, field_error, one_line
 from .signal import fit_length, resample
 
@@ -200,19 +200,12 @@ def load_cpsc2018(
             f"{root} (first: {absent[0]})"
         )
 
-    n = len(reference)
-    x = np.empty((n, len(LEADS), n_out), dtype=np.float32)
-    y = np.zeros((n, len(CPSC_LABELS)), dtype=np.float32)
-    column = {label: j for j, label in enumerate(CPSC_LABELS)}
-    last_report = 0.0
-    for i, (rec, names) in enumerate(reference.items()):
+    def read(item: tuple[str, Any]) -> tuple[np.ndarray, Any]:
+        rec, names = item
         data, fs = read_cpsc_mat(mats[rec])
-        x[i] = fit_length(resample(data, fs, sampling_rate), n_out)
-        y[i, [column[name] for name in names]] = 1.0
-        now = time.monotonic()
-        if progress is not None and (now - last_report > 0.1 or i + 1 == n):
-            progress(i + 1, n)
-            last_report = now
+        return fit_length(resample(data, fs, sampling_rate), n_out), names
+
+    x, y = stack_records(list(reference.items()), CPSC_LABELS, n_out, read, progress)
     return EcgDataset(
         x=x,
         y=y,

@@ -1,4 +1,7 @@
-"""The in-memory dataset every loader returns, and a name-based loader dispatch.
+"""The in-memory dataset every loader returns, and the constants every array here follows.
+
+Imports no loader (the loaders import it; the name-based dispatch is
+:func:`mrm_edge.data.loaders.load_dataset`), so the runtime gets :data:`LEADS` cheaply.
 
 One plain container (numpy arrays plus provenance) keeps the trainer, the evaluator and
 the edge runtime independent of where the records came from and free of torch.
@@ -9,14 +12,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from os import PathLike
 from typing import Any
 
 import numpy as np
 
 from .errors import DataError
 
-__all__ = ["LEADS", "UNITS", "EcgDataset", "Progress", "load_dataset"]
+__all__ = ["LEADS", "UNITS", "EcgDataset", "Progress", "stack_records"]
 
 #: Lead order of every array in this package (the PTB-XL / CPSC 2018 order).
 LEADS: tuple[str, ...] = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
@@ -188,38 +190,29 @@ class EcgDataset:
         }
 
 
-def load_dataset(
-    name: str,
-    root: str | PathLike[str],
-    task: str | None = None,
-    sampling_rate: int = 100,
-    **kwargs: Any,
-) -> EcgDataset:
-    """Load a dataset by name: ``"ptbxl"`` or ``"cpsc2018"``.
+def stack_records(
+    items: Sequence[Any],
+    labels: Sequence[str],
+    n_samples: int,
+    read: Callable[[Any], tuple[np.ndarray, Iterable[str]]],
+    progress: Progress | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read every item into ``x`` float32 [n, 12, n_samples] and the multi-hot ``y`` [n,
+    labels]: ``read(item)`` returns its signal (already at ``n_samples``) and label names.
+    ``progress`` is called at most every 0.1 s and once at the end (a progress bar does not
+    need 21,837 redraws)."""
+    import time
 
-    ``task=None`` picks the dataset's natural task: ``"superdiagnostic"`` for PTB-XL (the
-    MRM-Net headline task) and ``"all"`` for CPSC 2018, whose only task is its nine
-    challenge classes (:data:`~mrm_edge.data.cpsc2018.CPSC_LABELS`). Any other task for
-    CPSC 2018 is a :class:`DataError`. Extra keyword arguments go to the loader.
-    """
-    # Imported here: the loaders import this module for EcgDataset.
-    key = name.lower().replace("-", "").replace("_", "")
-    if key == "ptbxl":
-        from .ptbxl import load_ptbxl
-
-        return load_ptbxl(
-            root,
-            task="superdiagnostic" if task is None else task,
-            sampling_rate=sampling_rate,
-            **kwargs,
-        )
-    if key in ("cpsc2018", "cpsc", "icbeb"):
-        from .cpsc2018 import CPSC_TASK, load_cpsc2018
-
-        if task not in (None, CPSC_TASK):
-            raise DataError(
-                f"load_dataset: task {task!r} is not available for cpsc2018, "
-                f"expected {CPSC_TASK!r} (its nine challenge classes)"
-            )
-        return load_cpsc2018(root, sampling_rate=sampling_rate, **kwargs)
-    raise DataError(f"load_dataset: unknown dataset {name!r}, expected 'ptbxl' or 'cpsc2018'")
+    n = len(items)
+    x = np.empty((n, len(LEADS), n_samples), dtype=np.float32)
+    y = np.zeros((n, len(labels)), dtype=np.float32)
+    column = {label: j for j, label in enumerate(labels)}
+    last_report = 0.0
+    for i, item in enumerate(items):
+        x[i], names = read(item)
+        y[i, [column[name] for name in names]] = 1.0
+        now = time.monotonic()
+        if progress is not None and (now - last_report > 0.1 or i + 1 == n):
+            progress(i + 1, n)
+            last_report = now
+    return x, y

@@ -20,17 +20,17 @@ from __future__ import annotations
 
 import ast
 import csv
-import time
 import warnings
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from .dataset import LEADS, UNITS, EcgDataset, Progress
+from .dataset import UNITS, EcgDataset, Progress, stack_records
 from .errors import DataError, one_line
 from .leads import lead_order
 from .wfdb_header import check_wfdb_header
@@ -326,23 +326,16 @@ def load_ptbxl(
         chosen.append((rec, rec_labels))
     loaded_folds = sorted(wanted if wanted is not None else {r.strat_fold for r in records})
 
-    n, t = len(chosen), RECORD_SECONDS * sampling_rate
-    x = np.empty((n, len(LEADS), t), dtype=np.float32)
-    y = np.zeros((n, len(labels)), dtype=np.float32)
-    column = {label: j for j, label in enumerate(labels)}
     column_name = _FILENAME_COLUMN[sampling_rate]
-    last_report = 0.0
-    for i, (rec, rec_labels) in enumerate(chosen):
+
+    def read(item: tuple[Any, list[str]]) -> tuple[np.ndarray, list[str]]:
+        rec, rec_labels = item
         filename = getattr(rec, column_name)
         if not filename:
             raise DataError(f"{DATABASE_CSV} ecg_id {rec.ecg_id}: field {column_name!r} is empty")
-        x[i] = read_ptbxl_record(root, filename, sampling_rate)
-        y[i, [column[label] for label in rec_labels]] = 1.0
-        # Throttle callbacks: a progress bar does not need 21,837 redraws.
-        now = time.monotonic()
-        if progress is not None and (now - last_report > 0.1 or i + 1 == n):
-            progress(i + 1, n)
-            last_report = now
+        return read_ptbxl_record(root, filename, sampling_rate), rec_labels
+
+    x, y = stack_records(chosen, labels, RECORD_SECONDS * sampling_rate, read, progress)
     return EcgDataset(
         x=x,
         y=y,

@@ -126,7 +126,21 @@ def run_soak(
         "max_p99_ratio": float(max_p99_ratio),
         "latency_floor_ms": float(latency_floor_ms),
     }
-    windows = window_figures(sink, monitor, per_stream, streams, source)
+    return _report(model, summary, sink, monitor, source, per_stream, config, wall)
+
+
+def _report(
+    model: Any,
+    summary: Any,
+    sink: SoakSink,
+    monitor: Any,
+    source: Any,
+    per_stream: int,
+    config: dict[str, Any],
+    wall: float,
+) -> SoakReport:
+    """The figures of the finished run and the checks against ``config``'s limits."""
+    windows = window_figures(sink, monitor, per_stream, config["streams"], source)
     rss = rss_figures(sink)
     latency = latency_figures(sink)
     run = _run_figures(summary, sink, wall)
@@ -150,9 +164,9 @@ def run_soak(
             latency,
             run["errors"] + switches,
             summary.backend_errors,
-            max_rss_growth_pct=max_rss_growth_pct,
-            max_p99_ratio=max_p99_ratio,
-            latency_floor_ms=latency_floor_ms,
+            max_rss_growth_pct=config["max_rss_growth_pct"],
+            max_p99_ratio=config["max_p99_ratio"],
+            latency_floor_ms=config["latency_floor_ms"],
         ),
     )
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from mrm_edge.checkpoint import load_model_dir
-from mrm_edge.data.dataset import load_dataset
+from mrm_edge.data.loaders import load_dataset
 from mrm_edge.data.normalization import LeadStandardizer
 from mrm_edge.metrics import per_label_report
 from mrm_edge.training.trainer import head_metrics, predict_heads, resolve_device

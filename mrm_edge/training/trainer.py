@@ -25,8 +25,9 @@ import torch
 import mrm_edge
 from mrm_edge.card import ModelCard
 from mrm_edge.checkpoint import save_model_dir
-from mrm_edge.data.dataset import LEADS, EcgDataset, load_dataset
+from mrm_edge.data.dataset import LEADS, EcgDataset
 from mrm_edge.data.errors import first_line
+from mrm_edge.data.loaders import load_dataset
 from mrm_edge.data.normalization import LeadStandardizer
 from mrm_edge.losses import LossConfig, MutualLearningLoss
 from mrm_edge.metrics import paper_metrics, per_label_report, tune_thresholds

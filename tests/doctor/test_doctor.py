@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mrm_edge.artifacts import SHIPPED_MODEL_DIR
 from mrm_edge.doctor import (
     EXIT_FAIL,
     EXIT_PASS,
@@ -181,7 +182,7 @@ def test_bad_arguments_are_one_line_failures(model_dir: Path) -> None:
 def test_doctor_builds_a_real_tensorrt_rtx_engine_without_a_gpu(tmp_path: Path) -> None:
     """The real TensorRT-RTX: the build step runs here (no GPU needed), the run step cannot."""
     pytest.importorskip("tensorrt_rtx", reason="TensorRT-RTX is not installed")
-    shipped = Path(__file__).resolve().parents[1] / "models" / "mrm-net-ptbxl-superdiagnostic"
+    shipped = SHIPPED_MODEL_DIR
     report = run_doctor(shipped, "fp16", out_dir=tmp_path, trt_flavour="tensorrt-rtx")
     assert (
         report.step("tensorrt").status == "ok" and "TensorRT-RTX" in report.step("tensorrt").detail
