@@ -21,15 +21,15 @@ from typing import Any
 
 import numpy as np
 import pytest
-from mrm_edge.runtime.backends import Backend, OnnxRuntimeBackend
 from mrm_edge.runtime.app import run_monitor
+from mrm_edge.runtime.backends import Backend, OnnxRuntimeBackend
 from mrm_edge.runtime.engine import Monitor
 from mrm_edge.runtime.model import DeployedModel
 from mrm_edge.runtime.postprocess import PostprocessConfig
-from mrm_edge.runtime.stream.quality import QualityConfig, assess_quality
 from mrm_edge.runtime.sinks.base import Sink
 from mrm_edge.runtime.sinks.jsonl import JsonlSink
 from mrm_edge.runtime.sources.base import ArraySource, Chunk, Event, Source, StreamEnd
+from mrm_edge.runtime.stream.quality import QualityConfig, assess_quality
 
 from mrm_edge.data.dataset import LEADS
 from mrm_edge.data.signal import resample

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from mrm_edge.runtime.backends import Backend, BackendUnavailable, OnnxRuntimeBackend
 from mrm_edge.runtime.app import run_monitor
+from mrm_edge.runtime.backends import Backend, BackendUnavailable, OnnxRuntimeBackend
 from mrm_edge.runtime.engine import Monitor
 from mrm_edge.runtime.model import DeployedModel
 from mrm_edge.runtime.selection import activate_with_fallbacks

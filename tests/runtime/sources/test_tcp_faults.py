@@ -24,8 +24,8 @@ from mrm_edge.runtime.engine import Monitor
 from mrm_edge.runtime.model import DeployedModel
 from mrm_edge.runtime.sinks.jsonl import JsonlSink
 from mrm_edge.runtime.sources.base import DEFAULT_STALL_TIMEOUT_S, Chunk
-from mrm_edge.runtime.sources.registry import make_source
 from mrm_edge.runtime.sources.framing import FrameEncoder
+from mrm_edge.runtime.sources.registry import make_source
 from mrm_edge.runtime.sources.stdin import StdinSource
 from mrm_edge.runtime.sources.tcp import TcpSource
 

@@ -219,7 +219,8 @@ def test_bad_input_is_named() -> None:
 def test_runtime_modules_import_without_torch_and_defer_scipy() -> None:
     code = (
         "import sys\n"
-        "import mrm_edge.runtime.stream.buffer, mrm_edge.runtime.stream.quality, mrm_edge.runtime.stream.resample\n"
+        "import mrm_edge.runtime.stream.buffer, mrm_edge.runtime.stream.quality\n"
+        "import mrm_edge.runtime.stream.resample\n"
         "import mrm_edge.runtime.stream.windower, mrm_edge.runtime.batcher\n"
         "import mrm_edge.runtime.stream.preprocess\n"
         "print(sorted(m for m in ('torch', 'scipy.signal') if m in sys.modules))\n"
