@@ -81,7 +81,17 @@ def test_bad_inputs_are_one_line_errors(tiny_model_dir, tmp_path):
 
 
 def test_export_without_tensorrt_writes_onnx_and_says_what_to_run(tiny_model_dir, tmp_path):
-    r = run("export", "--model", str(tiny_model_dir), "--fp16", "--out", str(tmp_path))
+    # Standard TensorRT (not installable here) asked for: TensorRT-RTX would build instead.
+    r = run(
+        "export",
+        "--model",
+        str(tiny_model_dir),
+        "--fp16",
+        "--out",
+        str(tmp_path),
+        "--trt-flavour",
+        "tensorrt",
+    )
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "model.onnx").is_file() and (tmp_path / "model.fp16.onnx").is_file()
     assert (tmp_path / "model.onnx.json").is_file()
