@@ -1,16 +1,16 @@
 """Calibration windows for TensorRT's INT8 entropy calibrator.
 
 TensorRT and a GPU do not exist on the machines these tests run on, so two test doubles
-stand in for them: ``FakeTensorRT``, a module object whose ``IInt8EntropyCalibrator2`` is a
-plain base class with TensorRT's constructor convention, and ``FakeDevice``, an allocator
-whose "device memory" is a host byte buffer. Everything the calibrator decides itself —
-batching, the dropped last batch, the cache and its validity — is real.
+(tests/fakes/calibrator.py) stand in for them: ``MiniTensorRT``, a module object whose
+``IInt8EntropyCalibrator2`` is a plain base class with TensorRT's constructor convention,
+and ``FakeDevice``, an allocator whose "device memory" is a host byte buffer. Everything
+the calibrator decides itself — batching, the dropped last batch, the cache and its
+validity — is real.
 """
 
 from __future__ import annotations
 
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -23,47 +23,9 @@ from mrm_edge.calibration.tensorrt_calibrator import (
 from mrm_edge.calibration.windows import CalibrationSet, select_windows
 
 from tests.calibration import ptbxl_pool
+from tests.fakes.calibrator import FakeDevice, MiniTensorRT
 
 pytestmark = pytest.mark.realdata
-
-
-class _FakeCalibratorBase:
-    """Stands in for ``tensorrt.IInt8EntropyCalibrator2`` (a pybind11 class whose
-    ``__init__`` subclasses must call explicitly)."""
-
-    def __init__(self) -> None:
-        self.base_initialised = True
-
-
-FakeTensorRT = types.ModuleType("FakeTensorRT")
-FakeTensorRT.IInt8EntropyCalibrator2 = _FakeCalibratorBase  # type: ignore[attr-defined]
-
-
-class FakeDevice:
-    """A fake device allocator: allocations are host buffers at made-up addresses."""
-
-    def __init__(self) -> None:
-        self.memory: dict[int, bytearray] = {}
-        self.freed: list[int] = []
-        self._next = 0x7F0000000000
-
-    def __call__(self, nbytes: int) -> FakeDevice.Buffer:
-        ptr = self._next
-        self._next += 1 << 20
-        self.memory[ptr] = bytearray(nbytes)
-        return FakeDevice.Buffer(self, ptr)
-
-    class Buffer:
-        def __init__(self, device: FakeDevice, ptr: int) -> None:
-            self.device, self.ptr = device, ptr
-
-        def copy_from_host(self, host: np.ndarray) -> None:
-            mem = self.device.memory[self.ptr]
-            assert host.flags.c_contiguous and host.nbytes == len(mem)
-            mem[:] = host.tobytes()
-
-        def free(self) -> None:
-            self.device.freed.append(self.ptr)
 
 
 @pytest.fixture(scope="module")
@@ -110,8 +72,8 @@ def test_cache_is_only_offered_for_the_same_windows_and_batch(
 def test_entropy_calibrator_feeds_device_batches(cset: CalibrationSet, tmp_path: Path) -> None:
     device = FakeDevice()
     cache = tmp_path / "calib.cache"
-    cal = make_entropy_calibrator(cset, cache, 32, trt_module=FakeTensorRT, allocator=device)
-    assert isinstance(cal, FakeTensorRT.IInt8EntropyCalibrator2) and cal.base_initialised
+    cal = make_entropy_calibrator(cset, cache, 32, trt_module=MiniTensorRT, allocator=device)
+    assert isinstance(cal, MiniTensorRT.IInt8EntropyCalibrator2) and cal.base_initialised
     assert cal.get_batch_size() == 32
     assert cal.read_calibration_cache() is None
     for k in range(2):
@@ -123,7 +85,7 @@ def test_entropy_calibrator_feeds_device_batches(cset: CalibrationSet, tmp_path:
     with pytest.raises(ValueError, match=r"one input"):
         cal.get_batch(["ecg", "mask"])
     cal.write_calibration_cache(memoryview(b"scales"))  # TensorRT hands a buffer object
-    again = make_entropy_calibrator(cset, cache, 32, trt_module=FakeTensorRT, allocator=device)
+    again = make_entropy_calibrator(cset, cache, 32, trt_module=MiniTensorRT, allocator=device)
     assert again.read_calibration_cache() == b"scales"  # the rebuild skips calibration
     cal.free()
     assert device.freed == [ptrs[0]]

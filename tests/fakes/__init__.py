@@ -1,7 +1,22 @@
-"""Test doubles (``tests/fakes/tensorrt.py``: FakeTensorRT, FakeCudaRuntime) and the small
-real artifacts the tests feed them: hand-built ONNX graphs and a tiny exported MRM-Net.
+"""Every test double of the suite, and the small real artifacts the tests feed them
+(here: hand-built ONNX graphs and a tiny exported MRM-Net; the ONNX graphs are real, ONNX
+Runtime runs them).
 
-The ONNX graphs here are real (ONNX Runtime runs them); only TensorRT and CUDA are doubles.
+=====================  ==================================================================
+module                 doubles
+=====================  ==================================================================
+``backends``           StubBackend (no model), SlowBackend / FailingBackend (wrap a real
+                       backend to be slow or to fail on chosen calls)
+``constant_backend``   the trivial backend: one module plus one registration
+``sources``            ScriptedSource (a fixed event list), StartSignallingSource
+``ticks_source``       the trivial source: one module plus one registration
+``sinks``              StopAfter, SlowSink, StreamCountingSink
+``counting_sink``      the trivial sink: one module plus one registration
+``clock``              FakeClock
+``tensorrt``           FakeTensorRT, FakeCudaRuntime, ExplodingCudaRuntime
+``pycuda``             FakePyCudaDriver
+``calibrator``         MiniTensorRT (only the calibrator base class), FakeDevice
+=====================  ==================================================================
 """
 
 from __future__ import annotations

@@ -1032,7 +1032,16 @@ class FakeCalibrator:
     batches: list[np.ndarray] = field(default_factory=list)
 
 
+class ExplodingCudaRuntime:
+    """Test double for a CUDA runtime whose driver crashes on the first call
+    (``cudaGetDeviceCount`` raises ``RuntimeError("driver crashed")``)."""
+
+    def cudaGetDeviceCount(self) -> None:
+        raise RuntimeError("driver crashed")
+
+
 __all__ = [
+    "ExplodingCudaRuntime",
     "FakeCalibrator",
     "FakeCudaFault",
     "FakeCudaRuntime",

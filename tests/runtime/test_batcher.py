@@ -8,13 +8,7 @@ import time
 import pytest
 from mrm_edge.runtime.batcher import DynamicBatcher, Offer
 
-
-class FakeClock:
-    def __init__(self, t: float = 100.0) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
+from tests.fakes.clock import FakeClock
 
 
 def test_dispatches_when_max_batch_items_wait() -> None:

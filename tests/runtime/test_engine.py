@@ -2,9 +2,10 @@
 accounted for (classified, rejected with a reason, or dropped and counted), quality
 rejections, overload, stop and signals, backend errors, alarms at stream ends, run_monitor.
 
-Most tests use a small real ONNX graph (tests.fakes.make_onnx) or stub backends, so they
-run in a fraction of a second each; the acceptance test uses the tiny MRM-Net trained on the
-real PTB-XL subset (the session's ``tiny_model_dir``), exported to ONNX here."""
+Most tests use a small real ONNX graph (tests.fakes.make_onnx) or stub backends
+(tests/fakes/backends.py), so they run in a fraction of a second each; the acceptance test
+uses the tiny MRM-Net trained on the real PTB-XL subset (the session's ``tiny_model_dir``),
+exported to ONNX here."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,6 @@ from mrm_edge.runtime.backends import Backend, OnnxRuntimeBackend
 from mrm_edge.runtime.engine import Monitor
 from mrm_edge.runtime.model import DeployedModel
 from mrm_edge.runtime.postprocess import PostprocessConfig
-from mrm_edge.runtime.sinks.base import Sink
 from mrm_edge.runtime.sinks.jsonl import JsonlSink
 from mrm_edge.runtime.sources.base import ArraySource, Chunk, Event, Source, StreamEnd
 from mrm_edge.runtime.stream.quality import QualityConfig, assess_quality
@@ -35,6 +34,9 @@ from mrm_edge.data.dataset import LEADS
 from mrm_edge.data.signal import resample
 from mrm_edge.data.synthetic import make_patients, synthesize
 from mrm_edge.records import read_recording
+from tests.fakes.backends import StubBackend
+from tests.fakes.sinks import StopAfter
+from tests.fakes.sources import ScriptedSource, StartSignallingSource
 from tests.runtime.test_model import make_model_dir
 
 RATE, WINDOW, HOP = 100, 1000, 100
@@ -84,35 +86,6 @@ def assert_log_matches(lines: list[dict[str, Any]], summary) -> None:
     assert len(windows) == summary.classified + summary.rejected
     assert len(dropped) == summary.dropped
     assert sum(d["status"] == "rejected" for d in windows) == summary.rejected
-
-
-class StubBackend(Backend):
-    """Probabilities from a function of the batch; optional delay and failures."""
-
-    name = "stub"
-
-    def __init__(self, fn=None, delay_s: float = 0.0, fail: int = 0) -> None:
-        super().__init__()
-        self.fn = fn or (lambda x: np.tile([0.9, 0.1, 0.1, 0.1, 0.1], (len(x), 1)))
-        self.delay_s = delay_s
-        self.fail = fail  # fail this many calls first (-1: always)
-        self.calls = 0
-        self.max_seen = 0
-
-    def _activate(self) -> None:
-        self.input_dims = (12, WINDOW)
-
-    def _infer(self, x: np.ndarray) -> np.ndarray:
-        self.calls += 1
-        self.max_seen = max(self.max_seen, len(x))
-        if self.delay_s:
-            time.sleep(self.delay_s)
-        if self.fail < 0 or self.calls <= self.fail:
-            raise RuntimeError("boom")
-        return np.asarray(self.fn(x), np.float32)
-
-    def _deactivate(self) -> None:
-        pass
 
 
 @pytest.fixture(scope="module")
@@ -300,20 +273,6 @@ def test_block_policy_waits_instead_of_dropping(small_model: DeployedModel, tmp_
     assert summary.dropped == 0 and summary.classified == 14
 
 
-class StopAfter(Sink):
-    """Stops the monitor once it has seen ``n`` window results (deterministic, unlike a
-    timer: the first chunk pays for imports)."""
-
-    def __init__(self, n: int, drain: bool = True) -> None:
-        self.n, self.drain, self.seen = n, drain, 0
-        self.mon: Monitor | None = None
-
-    def window(self, result: Any) -> None:
-        self.seen += 1
-        if self.seen == self.n and self.mon is not None:
-            self.mon.stop("test stop", drain=self.drain)
-
-
 @pytest.mark.parametrize("drain", [True, False])
 def test_stop_mid_run_leaves_a_complete_log(
     small_model: DeployedModel, tmp_path: Path, drain: bool
@@ -381,22 +340,6 @@ def test_persistent_backend_error_rejects_those_windows_and_goes_on(
     assert summary.backend_errors == summary.batches and backend.calls == 2 * summary.batches
     reasons = {d["reason"] for d in of_type(parse(log), "window")}
     assert reasons == {"backend error: RuntimeError: boom"}
-
-
-class ScriptedSource(Source):
-    """Yields a fixed list of events (for malformed chunks and restarts)."""
-
-    name = "scripted"
-
-    def __init__(self, events: list[Event]) -> None:
-        super().__init__()
-        self.script = events
-
-    def events(self) -> Iterator[Event]:
-        for e in self.script:
-            if self.closed:
-                return
-            yield e
 
 
 def chunks(sid: str, x: np.ndarray, fs: int, step: int = 1000) -> list[Event]:
@@ -487,7 +430,7 @@ def test_run_monitor_end_to_end(tmp_path: Path) -> None:
         max_batch=4,
     )
     text = out.getvalue()
-    assert "onnxruntime CPU int8" in text and "INT8 measured 3.5-4x" in text  # backend, why
+    assert "onnxruntime CPU int8" in text and "INT8 first" in text  # backend, why
     assert "windows 18: classified 18" in text  # the summary
     assert summary.ok and summary.backend.startswith("onnxruntime on cpu, int8")
     lines = parse(log)
@@ -511,11 +454,6 @@ def test_sigint_stops_cleanly_with_a_summary(tmp_path: Path) -> None:
     d = make_model_dir(tmp_path / "m")
     started = threading.Event()
 
-    class Paced(ArraySource):
-        def events(self) -> Iterator[Event]:
-            started.set()
-            yield from super().events()
-
     def interrupt() -> None:
         if started.wait(JOIN_S):
             time.sleep(0.3)
@@ -528,7 +466,7 @@ def test_sigint_stops_cleanly_with_a_summary(tmp_path: Path) -> None:
     try:
         summary = run_monitor(
             d,
-            Paced(synthetic(2, 300.0), chunk_seconds=0.5, speed=50.0),
+            StartSignallingSource(started, synthetic(2, 300.0), chunk_seconds=0.5, speed=50.0),
             events_path=log,
             ui=False,
             console=Console(file=io.StringIO()),

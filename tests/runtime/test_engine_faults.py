@@ -1,10 +1,11 @@
 """Faults in the streaming monitor: a backend failing mid-stream (retry, then fallback along
 the chain), and overload (a slow backend or a slow sink behind many fast streams).
 
-Every backend here is a real ONNX Runtime session. The only test doubles are wrappers named
-for what they inject: ``FailingBackend`` raises on chosen calls (what a CUDA out-of-memory or
-a failed execution looks like to the engine; there is no GPU here to provoke one), and
-``SlowBackend`` / ``SlowSink`` sleep around the real thing to play a slow consumer. Every test
+Every backend here is a real ONNX Runtime session. The only test doubles (tests/fakes/)
+are wrappers named for what they inject: ``FailingBackend`` raises on chosen calls (what a
+CUDA out-of-memory or a failed execution looks like to the engine; there is no GPU here to
+provoke one), and ``SlowBackend`` / ``SlowSink`` sleep around the real thing to play a slow
+consumer. Every test
 checks the window accounting exactly: per stream, classified + rejected + dropped == the
 windows the signal length, window and hop give, and the JSONL log has one line per outcome.
 """
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 import pytest
 from mrm_edge.runtime.app import run_monitor
-from mrm_edge.runtime.backends import Backend, BackendUnavailable, OnnxRuntimeBackend
+from mrm_edge.runtime.backends import Backend, OnnxRuntimeBackend
 from mrm_edge.runtime.engine import Monitor
 from mrm_edge.runtime.model import DeployedModel
 from mrm_edge.runtime.selection import activate_with_fallbacks
@@ -31,7 +32,8 @@ from mrm_edge.runtime.sinks.jsonl import JsonlSink
 from mrm_edge.runtime.sinks.live import LiveView
 from mrm_edge.runtime.sources.base import ArraySource
 
-from tests.fakes.backends import SlowBackend
+from tests.fakes.backends import OOM, FailingBackend, SlowBackend
+from tests.fakes.sinks import SlowSink
 from tests.runtime.test_engine import (
     assert_conserved,
     assert_log_matches,
@@ -41,73 +43,6 @@ from tests.runtime.test_engine import (
     synthetic,
 )
 from tests.runtime.test_model import make_model_dir
-
-OOM = "CUDA out of memory. Tried to allocate 2.00 GiB"
-
-
-# ====================================================================== test doubles
-
-
-class FailingBackend(Backend):
-    """Test double: a real backend that raises on chosen ``infer`` calls (1-based:
-    ``fail_calls``, or every call from ``fail_from`` on) and, optionally, on its
-    ``fail_activations``-th activations. Records every call's batch size and outcome."""
-
-    name = "failing"
-
-    def __init__(
-        self,
-        inner: Backend,
-        *,
-        error: Callable[[], BaseException] = lambda: RuntimeError(OOM),
-        fail_calls: tuple[int, ...] = (),
-        fail_from: int | None = None,
-        fail_activations: tuple[int, ...] = (),
-    ) -> None:
-        super().__init__()
-        self.inner = inner
-        self.error = error
-        self.fail_calls = set(fail_calls)
-        self.fail_from = fail_from
-        self.fail_activations = set(fail_activations)
-        self.calls: list[tuple[int, bool]] = []  # (batch size, succeeded)
-        self.activations = 0
-        self.precision = inner.precision
-
-    def _activate(self) -> None:
-        self.activations += 1
-        if self.activations in self.fail_activations:
-            raise BackendUnavailable(self.name, "injected: device lost")
-        self.inner.activate()
-        self.device, self.input_dims = self.inner.device, self.inner.input_dims
-
-    def _infer(self, x: np.ndarray) -> np.ndarray:
-        n = len(self.calls) + 1
-        fail = n in self.fail_calls or (self.fail_from is not None and n >= self.fail_from)
-        self.calls.append((len(x), not fail))
-        if fail:
-            raise self.error()
-        return self.inner.infer(x)
-
-    def _deactivate(self) -> None:
-        self.inner.deactivate()
-
-    @property
-    def classified(self) -> int:
-        """Windows this backend returned probabilities for."""
-        return sum(n for n, ok in self.calls if ok)
-
-
-class SlowSink(Sink):
-    """Test double: a sink that takes ``delay_s`` per window result (a slow consumer on the
-    delivery side: the engine delivers from the inference thread)."""
-
-    def __init__(self, delay_s: float) -> None:
-        self.delay_s = delay_s
-
-    def window(self, result: Any) -> None:
-        time.sleep(self.delay_s)
-
 
 # ====================================================================== helpers
 

@@ -10,20 +10,19 @@ import random
 import shutil
 import subprocess
 import sys
-from collections import Counter
 from pathlib import Path
 
 import pytest
 from mrm_edge.runtime.backends.onnxruntime import OnnxRuntimeBackend
 from mrm_edge.runtime.engine import Monitor
 from mrm_edge.runtime.model import DeployedModel
-from mrm_edge.runtime.sinks.base import Sink
 from mrm_edge.runtime.sources.synthetic import SyntheticSource
 
 from mrm_edge.soak.run import expected_windows_per_stream, run_soak
 from mrm_edge.soak.sink import RESERVOIR_PER_QUARTER, SoakSink
 from mrm_edge.stats import Reservoir
 from tests.fakes.backends import SlowBackend
+from tests.fakes.sinks import StreamCountingSink
 
 EXE = str(Path(sys.executable).parent / "mrm-edge")
 CHECKS = {"accounting", "dropped", "errors", "rss growth", "latency"}
@@ -54,21 +53,6 @@ def windows_by_hand(seconds: float, fs: int, hop_s: float, rate: int = 100, wind
     return 0 if n_out < window else (n_out - window) // hop + 1
 
 
-class CountingSink(Sink):
-    """Counts every window result and drop per stream."""
-
-    def __init__(self) -> None:
-        self.counts: Counter[str] = Counter()
-        self.dropped_n = 0
-
-    def window(self, result) -> None:
-        self.counts[result.stream_id] += 1
-
-    def dropped(self, record) -> None:
-        self.counts[record.stream_id] += 1
-        self.dropped_n += 1
-
-
 def run_cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
     return subprocess.run([EXE, "soak", *args], capture_output=True, text=True, timeout=timeout)
 
@@ -91,7 +75,7 @@ def test_expected_windows_match_a_plain_monitor_run(onnx_model, fs, seconds, hop
     model = DeployedModel.load(onnx_model)
     expected = expected_windows_per_stream(seconds, fs, 100, 1000, round(hop_s * 100))
     assert expected == windows_by_hand(seconds, fs, hop_s)
-    sink = CountingSink()
+    sink = StreamCountingSink()
     src = SyntheticSource(3, fs=fs, seconds=seconds, speed=None, seed=1)
     be = OnnxRuntimeBackend(onnx_model / "model.onnx", providers=["CPUExecutionProvider"])
     mon = Monitor(model, be, src, hop_s=hop_s, overload="block", put_timeout_s=60, sinks=[sink])

@@ -1,5 +1,6 @@
-"""A sink is one class plus one ``register_sink`` line: a trivial one, added here, receives
-a real monitor run next to the built-in ones; unknown names are one-line errors."""
+"""A sink is one class plus one ``register_sink`` line: a trivial one
+(tests/fakes/counting_sink.py), registered here, receives a real monitor run next to the
+built-in ones; unknown names are one-line errors."""
 
 from __future__ import annotations
 
@@ -10,26 +11,12 @@ import numpy as np
 import pytest
 from mrm_edge.runtime import app
 from mrm_edge.runtime.sinks import registry
-from mrm_edge.runtime.sinks.base import Sink
 from mrm_edge.runtime.sinks.registry import SinkSettings, make_sink, register_sink
 from mrm_edge.runtime.sources.base import ArraySource
 
 from mrm_edge.data.synthetic import make_patients, synthesize
+from tests.fakes.counting_sink import CountingSink
 from tests.runtime.test_model import make_model_dir
-
-
-class CountingSink(Sink):
-    """The trivial sink: counts the windows it is given and keeps the summary."""
-
-    def __init__(self, settings: SinkSettings) -> None:
-        self.windows = 0
-        self.summary = None
-
-    def window(self, result) -> None:
-        self.windows += 1
-
-    def close(self, summary) -> None:
-        self.summary = self.summary or summary
 
 
 @pytest.fixture(autouse=True)

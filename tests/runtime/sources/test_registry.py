@@ -1,5 +1,6 @@
 """``--source`` specs: each kind builds its source; anything else is a one-line error; a new
-kind is one class plus one ``register_source`` line, through a real monitor run."""
+kind is one class (tests/fakes/ticks_source.py) plus one ``register_source`` line, through a
+real monitor run."""
 
 from __future__ import annotations
 
@@ -11,11 +12,8 @@ from mrm_edge.runtime.backends import OnnxRuntimeBackend
 from mrm_edge.runtime.engine import Monitor
 from mrm_edge.runtime.model import DeployedModel
 from mrm_edge.runtime.sources import registry
-from mrm_edge.runtime.sources.base import ArraySource
 from mrm_edge.runtime.sources.registry import (
     SourceKind,
-    SourceOptions,
-    SpecError,
     make_source,
     register_source,
     source_help,
@@ -26,7 +24,7 @@ from mrm_edge.runtime.sources.synthetic import SyntheticSource
 from mrm_edge.runtime.sources.tcp import TcpSource
 from mrm_edge.runtime.sources.wfdb import WfdbReplaySource
 
-from mrm_edge.data.synthetic import make_patients, synthesize
+from tests.fakes.ticks_source import TicksSource
 from tests.runtime.test_model import make_model_dir
 
 
@@ -75,19 +73,6 @@ def test_bad_specs(spec: str, message: str) -> None:
     with pytest.raises(ValueError) as info:
         make_source(spec, streams=1, speed=1.0, loop=False, seed=0)
     assert message in str(info.value)
-
-
-class TicksSource(ArraySource):
-    """The trivial source: ``ticks:N`` is N synthetic patients of 12 s at 100 Hz."""
-
-    name = "ticks"
-
-    @classmethod
-    def from_spec(cls, argument: str, options: SourceOptions) -> TicksSource:
-        if not argument.isdigit():
-            raise SpecError("expected ticks:N")
-        patients = make_patients(int(argument), options.seed)
-        return cls({p.patient_id: (synthesize(p, 12.0, 100).T, 100) for p in patients})
 
 
 @pytest.fixture

@@ -15,7 +15,12 @@ from mrm_edge.runtime.backends.tensorrt.capability import (
     probe_tensorrt,
 )
 
-from tests.fakes.tensorrt import FakeCudaRuntime, FakeDeviceProp, FakeTensorRT
+from tests.fakes.tensorrt import (
+    ExplodingCudaRuntime,
+    FakeCudaRuntime,
+    FakeDeviceProp,
+    FakeTensorRT,
+)
 
 HAS_TRT = importlib.util.find_spec("tensorrt") is not None
 HAS_CUDA_PYTHON = importlib.util.find_spec("cuda") is not None
@@ -127,11 +132,7 @@ def test_gpu_probe_without_devices_or_with_a_bad_index() -> None:
 
 
 def test_gpu_probe_never_raises() -> None:
-    class Exploding:
-        def cudaGetDeviceCount(self) -> None:
-            raise RuntimeError("driver crashed")
-
-    gpu, reason = probe_gpu(0, Exploding())
+    gpu, reason = probe_gpu(0, ExplodingCudaRuntime())
     assert gpu is None and "driver crashed" in reason
 
 
