@@ -125,15 +125,12 @@ def _has_folds(kind: str, root: Path) -> bool:
 
 def _read_folder(root: Path, card: ModelCard) -> CalibrationPool:
     """Every readable recording under ``root`` cut into consecutive model-length windows."""
-    from mrm_edge.data.signal import resample
-    from mrm_edge.records import read_recording
+    from mrm_edge.records import cut_windows, find_recordings, read_recording
 
     rate, window = int(card.sampling_rate), int(card.window_samples)
-    headers = sorted(root.rglob("*.hea"))
-    # A .mat beside a .hea of the same name is that WFDB record's signal file (PhysioNet
-    # Challenge 2020/21 layout), not a CPSC recording: read it once, through its header.
-    mats = [m for m in sorted(root.rglob("*.mat")) if not m.with_suffix(".hea").is_file()]
-    files = headers + mats
+    # Headers first, then the .mat recordings, each in path order: the order this pool was
+    # always read in, so a seed keeps selecting the same windows from a given folder.
+    files = sorted(find_recordings(root), key=lambda p: (p.suffix == ".mat", p))
     if not files:
         what = "is empty" if not any(root.iterdir()) else "holds no WFDB (.hea) or .mat recordings"
         raise DataError(
@@ -151,14 +148,12 @@ def _read_folder(root: Path, card: ModelCard) -> CalibrationPool:
         except (DataError, OSError) as exc:  # one bad file must not sink the folder
             skipped[rid] = one_line(exc) if isinstance(exc, OSError) else str(exc)
             continue
-        signal = resample(rec.signal, rec.sampling_rate, rate).astype(np.float32)
-        n_win = signal.shape[1] // window
-        if n_win == 0:
+        cut, _ = cut_windows(rec, rate, window)
+        if len(cut) == 0:
             skipped[rid] = f"{rec.seconds:.1f} s long, shorter than one {window / rate:g} s window"
             continue
         kept = 0
-        for k in range(n_win):
-            w = signal[:, k * window : (k + 1) * window]
+        for w in cut:
             # WFDB marks missing samples as NaN; such windows would poison min/max ranges.
             if np.isfinite(w).all():
                 windows.append(w)

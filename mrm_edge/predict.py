@@ -27,8 +27,7 @@ import numpy as np
 
 from mrm_edge.card import ModelCard
 from mrm_edge.data.errors import DataError
-from mrm_edge.data.signal import resample
-from mrm_edge.records import Recording
+from mrm_edge.records import Recording, cut_windows
 
 if TYPE_CHECKING:
     from mrm_edge.runtime.stream.quality import QualityConfig
@@ -61,14 +60,9 @@ def check_long_enough(rec: Recording, card: ModelCard) -> None:
 
 def windows_of(rec: Recording, card: ModelCard) -> tuple[np.ndarray, list[float], float]:
     """[n, 12, window] windows at the model's rate, their start times, and the unused tail (s)."""
-    x = rec.signal
-    if rec.sampling_rate != card.sampling_rate:
-        x = resample(x, rec.sampling_rate, card.sampling_rate)
-    w = card.window_samples
-    n = x.shape[1] // w
-    wins = np.stack([x[:, i * w : (i + 1) * w] for i in range(n)]) if n else np.zeros((0, 12, w))
-    tail = (x.shape[1] - n * w) / card.sampling_rate
-    return wins.astype(np.float32), [i * card.window_seconds for i in range(n)], tail
+    wins, left = cut_windows(rec, card.sampling_rate, card.window_samples)
+    starts = [i * card.window_seconds for i in range(len(wins))]
+    return wins, starts, left / card.sampling_rate
 
 
 def classify(

@@ -1,5 +1,6 @@
 """Reading one ECG recording from disk, whatever its format: a WFDB record
-(PTB-XL .hea/.dat, any sampling rate) or a CPSC 2018 .mat file.
+(PTB-XL .hea/.dat, any sampling rate) or a CPSC 2018 .mat file; finding the recordings in a
+folder (:func:`find_recordings`); cutting one into model windows (:func:`cut_windows`).
 
 Returns the signal as [12, samples] float32 in mV, in the model's lead order.
 No torch: the runtime reads recordings with this too.
@@ -35,6 +36,7 @@ import numpy as np
 from mrm_edge.data.dataset import LEADS
 from mrm_edge.data.errors import DataError, first_line
 from mrm_edge.data.leads import lead_order
+from mrm_edge.data.signal import resample
 from mrm_edge.data.wfdb_header import check_wfdb_header
 
 
@@ -101,4 +103,35 @@ def read_recording(path: str | Path) -> Recording:
     return Recording(stem.name, signal, int(fs), str(header), notes)
 
 
-__all__ = ["Recording", "read_recording"]
+def find_recordings(folder: Path) -> list[Path]:
+    """Every recording under ``folder`` (sub-folders too), sorted by path: the WFDB headers
+    (``.hea``) and the ``.mat`` files that are not a header's signal file. A ``.mat`` beside
+    a ``.hea`` of its name is that WFDB record's signal (the PhysioNet Challenge 2020/21
+    layout), read once through its header, not as a CPSC recording. Empty when there are
+    none: each caller says what it expected."""
+    headers = list(folder.rglob("*.hea"))
+    stems = {p.with_suffix("") for p in headers}
+    mats = [p for p in folder.rglob("*.mat") if p.with_suffix("") not in stems]
+    return sorted(headers + mats, key=str)
+
+
+def cut_windows(rec: Recording, rate: int, window: int) -> tuple[np.ndarray, int]:
+    """``rec`` at ``rate`` Hz cut into consecutive, non-overlapping windows of ``window``
+    samples: float32 ``[n, 12, window]`` (``n`` may be 0), and how many samples at ``rate``
+    are left after the last whole window (a shorter tail is never padded).
+
+    Offline ``predict`` and calibration folders cut recordings so; the streaming monitor's
+    windower (``runtime/stream/windower.py``) slides by a hop over a live buffer instead.
+    """
+    x = rec.signal
+    if rec.sampling_rate != rate:
+        x = resample(x, rec.sampling_rate, rate)
+    n = x.shape[1] // window
+    if n == 0:
+        wins = np.zeros((0, x.shape[0], window))
+    else:
+        wins = np.stack([x[:, i * window : (i + 1) * window] for i in range(n)])
+    return wins.astype(np.float32), x.shape[1] - n * window
+
+
+__all__ = ["Recording", "cut_windows", "find_recordings", "read_recording"]

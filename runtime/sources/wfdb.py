@@ -41,7 +41,7 @@ import numpy as np
 from mrm_edge.runtime.sources.base import ArraySource, SpecError
 
 from mrm_edge.data.errors import DataError, one_line
-from mrm_edge.records import read_recording
+from mrm_edge.records import find_recordings, read_recording
 
 if TYPE_CHECKING:
     from mrm_edge.runtime.sources.registry import SourceOptions
@@ -54,12 +54,10 @@ _TWIN = re.compile(r"^(?P<ecg>.+)_(?P<rate>lr|hr)$")  # PTB-XL: 00001_lr / 00001
 def _expand(path: Path) -> list[Path]:
     """Record paths named by one argument (a directory is searched recursively)."""
     if path.is_dir():
-        heas = list(path.rglob("*.hea"))
-        stems = {p.with_suffix("") for p in heas}
-        found = heas + [p for p in path.rglob("*.mat") if p.with_suffix("") not in stems]
+        found = find_recordings(path)
         if not found:
             raise DataError(f"{path}: no WFDB records (.hea) or .mat files in this directory")
-        return sorted(found, key=str)
+        return found
     if path.suffix == ".mat":
         header = path
     elif path.suffix in (".hea", ".dat"):

@@ -1,0 +1,37 @@
+"""The folder scan and the window cutting that offline predict, the WFDB replay and the
+calibration folders share (``mrm_edge.records``); reading one recording is tested in
+tests/hardening/test_bad_records.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from mrm_edge.data.signal import resample
+from mrm_edge.records import Recording, cut_windows, find_recordings
+
+
+def test_a_folder_scan_finds_headers_and_standalone_mats_sorted(tmp_path: Path) -> None:
+    for rel in ("b/x.hea", "b/x.mat", "a/y.mat", "a-c/z.hea", "w.v.hea", "notes.txt"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("")
+    found = [p.relative_to(tmp_path).as_posix() for p in find_recordings(tmp_path)]
+    # b/x.mat is the signal file of b/x.hea; sorted as strings ("a-c" before "a/").
+    assert found == ["a-c/z.hea", "a/y.mat", "b/x.hea", "w.v.hea"]
+    assert find_recordings(tmp_path / "a-c") == [tmp_path / "a-c" / "z.hea"]
+    (tmp_path / "empty").mkdir()
+    assert find_recordings(tmp_path / "empty") == []
+
+
+def test_cut_windows_consecutive_at_the_model_rate_tail_left_out() -> None:
+    x = np.random.default_rng(0).normal(size=(12, 2500)).astype(np.float32)
+    wins, left = cut_windows(Recording("r", x, 100), rate=100, window=1000)
+    assert wins.shape == (2, 12, 1000) and wins.dtype == np.float32 and left == 500
+    np.testing.assert_array_equal(wins[1], x[:, 1000:2000])
+    hi, left_hi = cut_windows(Recording("r", x, 500), rate=100, window=400)
+    expected = resample(x, 500, 100)  # 500 samples at 100 Hz
+    assert hi.shape == (1, 12, 400) and left_hi == 100
+    np.testing.assert_array_equal(hi[0], expected[:, :400])
+    none, left_none = cut_windows(Recording("r", x[:, :999], 100), rate=100, window=1000)
+    assert none.shape == (0, 12, 1000) and none.dtype == np.float32 and left_none == 999
