@@ -13,12 +13,18 @@ built cheaply and activated where it runs. Subclasses implement ``_activate``, `
 
 from __future__ import annotations
 
-import re
 from abc import ABC, abstractmethod
 from pathlib import Path
 from types import TracebackType
 
 import numpy as np
+
+from mrm_edge.artifacts import (
+    ENGINE_PRECISIONS,
+    VARIANTS,
+    parse_engine_filename,
+    trtexec_engine_filename,
+)
 
 
 class BackendUnavailable(RuntimeError):
@@ -34,9 +40,21 @@ class BackendUnavailable(RuntimeError):
 
 
 def precision_from_filename(path: Path) -> str:
-    """``model.fp16.onnx`` / ``model.fp16.<key>.engine`` → ``"fp16"``; no tag → ``"fp32"``."""
-    m = re.search(r"\.(fp32|fp16|int8)\.", Path(path).name + ".")
-    return m.group(1) if m else "fp32"
+    """The precision a model-directory file name stands for, by ``mrm_edge.artifacts``: an
+    ONNX variant's file (``model.fp16.onnx`` → ``"fp16"``, ``model.int8-sym.onnx`` →
+    ``"int8"``), an exported engine (``model.fp16.<digest>.engine``) or a trtexec one
+    (``model.fp16.trtexec.engine``); ``"fp32"`` for any other name."""
+    name = Path(path).name
+    for variant in VARIANTS.values():
+        if name == variant.file:
+            return variant.precision
+    engine = parse_engine_filename(name)
+    if engine is not None:
+        return engine[0]
+    for precision in ENGINE_PRECISIONS:
+        if name == trtexec_engine_filename(precision):
+            return precision
+    return "fp32"
 
 
 class Backend(ABC):
