@@ -17,6 +17,20 @@ def console() -> Any:
     return Console(stderr=True)
 
 
+def progress_bar(err: Any) -> Any:
+    """The transient bar the long commands (train, soak) draw on stderr: count and time."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
+
+
 def logger(out: Any) -> Callable[[str], None]:
     """Progress lines as plain text: commands in them must survive copy and paste
     (no wrapping) and square brackets must not be read as rich markup."""

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from mrm_edge.cli.common import console, logger, model_path
+from mrm_edge.cli.common import console, logger, model_path, progress_bar
 from mrm_edge.cli.options import model_option, runtime_options, user_errors
 from mrm_edge.soak.run import (
     DEFAULT_HOP_S,
@@ -128,19 +128,11 @@ def soak(
     growth after warm-up, p99 latency of the last quarter vs the first. Exit code 0 when all
     pass, 1 otherwise (the report is printed, and written with --json, either way).
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     if json_path is not None:
         _check_writable(Path(json_path))
     err = console()
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    ) as bar:
+    with progress_bar(err) as bar:
         task = bar.add_task("soak windows", total=None)
         report = run_soak(
             model_path(model_dir),

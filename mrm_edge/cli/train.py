@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from mrm_edge.cli.common import console, folds, logger
+from mrm_edge.cli.common import console, folds, logger, progress_bar
 from mrm_edge.cli.options import user_errors
 
 
@@ -66,7 +66,6 @@ from mrm_edge.cli.options import user_errors
 @user_errors
 def train(**kw: Any) -> None:
     """Train MRM-Net with the paper's recipe; writes OUT/model (weights + card)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     from mrm_edge.training.trainer import TrainConfig, Trainer
 
@@ -89,13 +88,6 @@ def train(**kw: Any) -> None:
         name=kw["name"],
     )
     err = console()
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    ) as progress:
+    with progress_bar(err) as progress:
         model_dir = Trainer(cfg, log=logger(err), progress=progress).run()
     click.echo(str(model_dir))
