@@ -158,7 +158,7 @@ class Accounting:
                 self.sinks.stream(event)
 
     def source_problem(self, event: SourceProblem) -> None:
-        self.tally.source_problem()
+        self.tally.source_problem(event.kind)
         with self._emit_lock:
             if not self._closed:
                 self.sinks.source_problem(event)

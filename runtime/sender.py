@@ -20,6 +20,7 @@ import contextlib
 import logging
 import os
 import socket
+import ssl
 import sys
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -30,6 +31,7 @@ from typing import Any, BinaryIO
 import numpy as np
 from mrm_edge.runtime.sources.base import Pacer, parse_speed
 from mrm_edge.runtime.sources.framing import DEFAULT_INT16_GAIN, FrameEncoder, SampleFormat
+from mrm_edge.runtime.sources.tls import TlsFiles, client_context, client_failure
 from mrm_edge.runtime.sources.wfdb import find_records, read_records, unique_ids
 
 from mrm_edge.data.errors import DataError
@@ -89,15 +91,32 @@ def _play(
     dev.result.clipped = enc.clipped
 
 
+@dataclass(frozen=True)
+class _Tls:
+    files: TlsFiles
+    context: ssl.SSLContext
+    server_name: str  # checked against the monitor's certificate (DNS name or IP)
+
+
 def _send_tcp(
     dev: _Device, host: str, port: int, speed: float | None, chunk: int, loop: bool,
-    stop: threading.Event, connect_timeout_s: float,
+    stop: threading.Event, connect_timeout_s: float, tls: _Tls | None = None,
 ) -> None:  # fmt: skip
     try:
-        with socket.create_connection((host, port), timeout=connect_timeout_s) as sock:
+        with socket.create_connection((host, port), timeout=connect_timeout_s) as raw:
+            sock = (
+                raw
+                if tls is None
+                else tls.context.wrap_socket(raw, server_hostname=tls.server_name)
+            )
             sock.settimeout(SEND_TIMEOUT_S)
             _play(sock.sendall, dev, speed, chunk, loop, stop)
+            # A plain half-close after END, no TLS close_notify: END already says the
+            # session is complete (a cut connection is "disconnected" without it).
             sock.shutdown(socket.SHUT_WR)
+    except ssl.SSLError as e:
+        assert tls is not None
+        dev.result.error = f"{host}:{port}: {client_failure(e, tls.files)}"
     except OSError as e:
         dev.result.error = f"{host}:{port}: {e.strerror or type(e).__name__}"
     finally:
@@ -139,18 +158,23 @@ def send_records(
     out: BinaryIO | None = None,
     stop: threading.Event | None = None,
     connect_timeout_s: float = 5.0,
+    tls: TlsFiles | None = None,
+    server_name: str | None = None,
 ) -> list[SendResult]:
     """Stream each record as one device; returns one :class:`SendResult` per record.
 
     ``port`` None: write to ``out`` (default: standard output), records in sequence.
-    Paths may be files, record stems or directories (as for the wfdb source). Raises
-    DataError/ValueError for bad records or arguments before anything is sent.
+    Paths may be files, record stems or directories (as for the wfdb source). ``tls``:
+    mutual TLS with these files, the monitor's certificate checked for ``server_name``
+    (default ``host``). Raises DataError/ValueError for bad records, arguments or TLS
+    files before anything is sent.
     """
     if not chunk_seconds > 0:
         raise ValueError(f"chunk_seconds is {chunk_seconds}, expected > 0")
     if port is not None and not 1 <= port <= 65535:
         raise ValueError(f"port {port}, expected 1..65535")
     fmt = SampleFormat.parse(sample_format)
+    secure = None if tls is None else _Tls(tls, client_context(tls), server_name or host)
     records, skipped = find_records(paths, prefer_rate)
     if skipped:
         log.info("%d records skipped (one rate per PTB-XL ECG), e.g. %s", len(skipped), skipped[0])
@@ -178,7 +202,7 @@ def send_records(
     threads = []
     for d in devices:
         chunk = _chunk_len(chunk_seconds, d.encoder.sample_rate)
-        args = (d, host, port, speed, chunk, loop, stop, connect_timeout_s)
+        args = (d, host, port, speed, chunk, loop, stop, connect_timeout_s, secure)
         name = f"send:{d.result.stream_id}"
         threads.append(threading.Thread(target=_send_tcp, args=args, name=name, daemon=True))
     for t in threads:
@@ -229,6 +253,11 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--prefer-rate", type=int, metavar="HZ",
                    help="of PTB-XL _lr/_hr twins, send the HZ one (default: higher)")  # fmt: skip
     p.add_argument("--loop", action="store_true", help="replay each record forever")
+    p.add_argument("--tls-cert", metavar="PEM", help="mutual TLS: this device's certificate")
+    p.add_argument("--tls-key", metavar="PEM", help="mutual TLS: its private key")
+    p.add_argument("--tls-ca", metavar="PEM", help="mutual TLS: CA of the monitor's certificate")
+    p.add_argument("--tls-server-name", metavar="NAME",
+                   help="name checked in the monitor's certificate (default: --host)")  # fmt: skip
     p.add_argument("-q", "--quiet", action="store_true", help="only report errors")
     return p
 
@@ -240,6 +269,15 @@ def _say(line: str) -> None:
 def main(argv: Sequence[str] | None = None, prog: str = "python -m mrm_edge.runtime.sender") -> int:
     args = vars(_parser(prog).parse_args(argv))
     return run(args.pop("records"), **args)
+
+
+def tls_files(cert: str | None, key: str | None, ca: str | None) -> TlsFiles | None:
+    """The device's TLS files from ``--tls-cert/--tls-key/--tls-ca``: all three or none."""
+    if cert is None and key is None and ca is None:
+        return None
+    if cert is None or key is None or ca is None:
+        raise ValueError("mutual TLS needs all of --tls-cert, --tls-key and --tls-ca")
+    return TlsFiles.of(cert, key, ca)
 
 
 def run(
@@ -259,7 +297,11 @@ def run(
         stream=sys.stderr,  # stdout may be carrying the frames
     )
     try:
-        results = send_records(records, port=None if stdout else port, **options)
+        tls = tls_files(options.pop("tls_cert", None), options.pop("tls_key", None),
+                        options.pop("tls_ca", None))  # fmt: skip
+        if tls is not None and stdout:
+            raise ValueError("--tls-* options need --port (TLS is for TCP connections)")
+        results = send_records(records, port=None if stdout else port, tls=tls, **options)
     except (DataError, ValueError) as e:
         _say(f"error: {e}")
         return 2

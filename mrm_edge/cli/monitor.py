@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
 from mrm_edge.cli.common import console, model_path
+from mrm_edge.cli.network import network_options, network_settings
 from mrm_edge.cli.options import model_option, runtime_options, user_errors
 from mrm_edge.runtime.sources.registry import source_help
 
@@ -74,6 +76,7 @@ from mrm_edge.runtime.sources.registry import source_help
     "stalled; data that resumes opens a new segment of the stream.",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
+@network_options()  # tcp: --tls-cert/--tls-key/--tls-client-ca, --allow-list, limits
 @user_errors
 def monitor(
     model_dir: str | None,
@@ -92,6 +95,7 @@ def monitor(
     rail_mv: float | None,
     stall_timeout_s: float,
     seed: int,
+    **network: Any,
 ) -> None:
     """Classify live multi-patient 12-lead ECG, window by window.
 
@@ -104,6 +108,7 @@ def monitor(
     from mrm_edge.runtime.stream.quality import QualityConfig
 
     pace = parse_speed(speed)
+    net = network_settings(**network)
     summary = run_monitor(
         model_path(model_dir),
         lambda model: make_source(
@@ -114,6 +119,7 @@ def monitor(
             seed=seed,
             stall_timeout_s=stall_timeout_s,
             min_seconds=model.card.window_seconds,  # wfdb: refuse records < one window
+            network=net,
         ),
         backend=backend,
         precision=precision,

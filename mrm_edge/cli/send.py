@@ -69,6 +69,24 @@ def _speed(ctx: click.Context, param: click.Parameter, text: str) -> float | Non
     help="Of PTB-XL _lr/_hr twins, send the HZ one (default: higher).",
 )
 @click.option("--loop", is_flag=True, help="Replay each record forever.")
+@click.option(
+    "--tls-cert",
+    type=click.Path(dir_okay=False),
+    help="Mutual TLS: this device's certificate (PEM).",
+)
+@click.option(
+    "--tls-key", type=click.Path(dir_okay=False), help="Mutual TLS: its private key (PEM)."
+)
+@click.option(
+    "--tls-ca",
+    type=click.Path(dir_okay=False),
+    help="Mutual TLS: the CA the monitor's certificate must chain to.",
+)
+@click.option(
+    "--tls-server-name",
+    metavar="NAME",
+    help="Name or IP checked in the monitor's certificate (default: --host).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Only report errors.")
 def send(
     records: tuple[str, ...], port: int | None, stdout: bool, stream_ids: tuple[str, ...], **kw: Any

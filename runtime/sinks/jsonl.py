@@ -182,6 +182,7 @@ class JsonlSink(Sink):
         self._write(
             {
                 "type": "source",
+                "kind": event.kind,
                 "where": event.where,
                 "reason": event.reason,
                 "time": round(time.time(), 3),

@@ -106,6 +106,8 @@ class Summary:
     source_problems: int = 0
     """Problems the source reported outside any stream (e.g. a TCP connection that sent
     garbage before opening one); each is a ``source`` line in the event log."""
+    source_problems_by_kind: dict[str, int] = field(default_factory=dict)
+    """The same by kind: protocol, tls, ownership, limit, insecure (see sources/tcp.py)."""
 
     @property
     def ok(self) -> bool:
@@ -149,7 +151,8 @@ class Summary:
                 + (f"; skipped {'; '.join(sw['skipped'])}" if sw["skipped"] else "")
             )
         if self.source_problems:
-            out.append(f"source problems: {self.source_problems} (outside any stream)")
+            kinds = ", ".join(f"{k} {v}" for k, v in self.source_problems_by_kind.items())
+            out.append(f"source problems: {self.source_problems} (outside any stream: {kinds})")
         if self.backend_errors:
             out.append(
                 f"backend errors: {self.backend_errors} batch(es) failed on every backend left"
@@ -206,6 +209,7 @@ class Tally:
         self.backend_errors = 0
         self.backend_switches: list[dict[str, Any]] = []
         self.source_problems = 0
+        self.source_problems_by_kind: Counter[str] = Counter()
         self.max_queue_depth = 0
         self.errors: list[str] = []
         # Preallocated (1.6 MB): a list of Python floats would grow ~32 bytes per window up to
@@ -271,9 +275,10 @@ class Tally:
             self.backend_s += backend_s
             self.backend_errors += int(failed)
 
-    def source_problem(self) -> None:
+    def source_problem(self, kind: str = "protocol") -> None:
         with self._lock:
             self.source_problems += 1
+            self.source_problems_by_kind[kind] += 1
 
     def backend_switch(self, event: BackendSwitch) -> BackendSwitch:
         """Record a fallback switch; returns ``event`` stamped with the run's elapsed time."""
@@ -382,4 +387,5 @@ class Tally:
                 knobs=dict(knobs or {}),
                 backend_switches=[dict(sw) for sw in self.backend_switches],
                 source_problems=self.source_problems,
+                source_problems_by_kind=dict(self.source_problems_by_kind),
             )

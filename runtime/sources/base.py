@@ -43,6 +43,7 @@ class SourceProblem:
 
     where: str  # e.g. "tcp 127.0.0.1:51234"
     reason: str  # one line: what was wrong and what was expected
+    kind: str = "protocol"  # or "tls", "ownership", "limit", "insecure" (tcp, see tcp.py)
 
 
 Event = Chunk | StreamEnd | SourceProblem

@@ -16,16 +16,20 @@ imports wfdb.
 applies to wfdb replay (as does ``min_seconds``: shorter records are refused, the monitor
 passes the model's window), ``streams`` and ``seed`` to synthetic patients, and
 ``stall_timeout_s`` to the live sources (tcp, stdin): a connected device silent this long
-has its stream marked stalled (see tcp.py; None: never).
+has its stream marked stalled (see tcp.py; None: never); ``network`` to tcp: mutual TLS,
+the allow-list and the device limits (network.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from mrm_edge.runtime.sources.base import DEFAULT_STALL_TIMEOUT_S, Source, SpecError
+
+if TYPE_CHECKING:
+    from mrm_edge.runtime.sources.network import NetworkOptions
 
 __all__ = [
     "SourceKind",
@@ -49,6 +53,7 @@ class SourceOptions:
     chunk_seconds: float | Sequence[float] = 0.2
     stall_timeout_s: float | None = DEFAULT_STALL_TIMEOUT_S
     min_seconds: float | None = None
+    network: NetworkOptions | None = None  # tcp: TLS, allow-list, limits (network.py)
 
 
 class SourceFactory(Protocol):
@@ -96,13 +101,16 @@ def make_source(
     chunk_seconds: float | Sequence[float] = 0.2,
     stall_timeout_s: float | None = DEFAULT_STALL_TIMEOUT_S,
     min_seconds: float | None = None,
+    network: NetworkOptions | None = None,
 ) -> Source:
     """The source ``spec`` names; ValueError (one line) for an unknown or malformed spec."""
     name, sep, argument = spec.strip().partition(":")
     kind = _KINDS.get(name.lower())
     if kind is None or (sep and not kind.takes_argument):
         raise ValueError(f"--source {spec!r}: unknown source, expected {source_specs()}")
-    options = SourceOptions(streams, speed, loop, seed, chunk_seconds, stall_timeout_s, min_seconds)
+    options = SourceOptions(
+        streams, speed, loop, seed, chunk_seconds, stall_timeout_s, min_seconds, network
+    )
     try:
         return kind.load()(argument, options)
     except SpecError as e:

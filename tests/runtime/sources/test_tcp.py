@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from mrm_edge.runtime.sources.framing import FrameEncoder
+from mrm_edge.runtime.sources.limits import DeviceLimits
 from mrm_edge.runtime.sources.tcp import TcpSource
 
 from mrm_edge.records import read_recording
@@ -164,7 +165,7 @@ def test_idle_connections_are_dropped() -> None:
 
 
 def test_connections_over_the_limit_are_refused() -> None:
-    with TcpSource(max_connections=1) as src:
+    with TcpSource(limits=DeviceLimits(max_connections=1)) as src:
         first = connect(src.port)
         enc = FrameEncoder("one", 100)
         first.sendall(enc.hello())

@@ -1,0 +1,113 @@
+"""``mrm-edge monitor``'s options for devices on a network (the tcp source): mutual TLS,
+the allow-list, the device limits and the loud plain-text opt-out. Defined here as one
+group so that monitor.py takes them in one decorator; ``network_settings`` turns them
+into the source's :class:`~mrm_edge.runtime.sources.network.NetworkOptions`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import click
+
+from mrm_edge.runtime.sources.limits import DeviceLimits
+from mrm_edge.runtime.sources.network import INSECURE_FLAG, NetworkOptions
+
+F = TypeVar("F", bound=Callable[..., object])
+
+_DEFAULTS = DeviceLimits()
+_PEM = click.Path(dir_okay=False)
+
+
+def network_options() -> Callable[[F], F]:
+    """The tcp source's options (each documented with its default in ``--help``)."""
+    options = [
+        click.option("--tls-cert", type=_PEM, help="tcp: the monitor's TLS certificate (PEM)."),
+        click.option("--tls-key", type=_PEM, help="tcp: its private key (PEM, unencrypted)."),
+        click.option(
+            "--tls-client-ca",
+            type=_PEM,
+            help="tcp: mutual TLS, the CA every device certificate must chain to (PEM).",
+        ),
+        click.option(
+            "--allow-list",
+            type=_PEM,
+            help="tcp: JSON mapping device identities (certificate subjects) to the stream "
+            "ids they may open.",
+        ),
+        click.option(
+            "--max-connections",
+            type=click.IntRange(1),
+            default=_DEFAULTS.max_connections,
+            show_default=True,
+            help="tcp: open connections at most; one more is refused and logged.",
+        ),
+        click.option(
+            "--hello-timeout",
+            "hello_timeout_s",
+            type=click.FloatRange(min=0, min_open=True),
+            default=_DEFAULTS.hello_timeout_s,
+            show_default=True,
+            help="tcp: seconds from connect to a complete TLS handshake and HELLO.",
+        ),
+        click.option(
+            "--rate-ceiling",
+            type=click.FloatRange(min=0),
+            default=_DEFAULTS.rate_ceiling,
+            show_default=True,
+            help="tcp: a device sending more than this many x real time (its declared rate) "
+            f"after a {_DEFAULTS.rate_burst_s:g} s burst is throttled, and cut after "
+            f"{_DEFAULTS.rate_cut_s:g} s of it; scaled by --speed, none at max; 0: off.",
+        ),
+        click.option(
+            INSECURE_FLAG,
+            "insecure_plaintext",
+            is_flag=True,
+            help="tcp: allow plain text on a non-loopback address (isolated test networks "
+            "only; announced and logged).",
+        ),
+    ]
+
+    def apply(f: F) -> F:
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return apply
+
+
+def network_settings(
+    tls_cert: str | None,
+    tls_key: str | None,
+    tls_client_ca: str | None,
+    allow_list: str | None,
+    max_connections: int,
+    hello_timeout_s: float,
+    rate_ceiling: float,
+    insecure_plaintext: bool,
+) -> NetworkOptions:
+    """The options as the tcp source takes them; the opt-out is announced on stderr here."""
+    if insecure_plaintext:
+        click.echo(
+            f"mrm-edge monitor: WARNING {INSECURE_FLAG}: a non-loopback tcp source listens in "
+            "plain text, without authentication (isolated test networks only)",
+            err=True,
+        )
+    limits = DeviceLimits(
+        max_connections=max_connections,
+        hello_timeout_s=hello_timeout_s,
+        rate_ceiling=rate_ceiling or None,
+    )
+
+    def path(p: str | None) -> Path | None:
+        return None if p is None else Path(p)
+
+    return NetworkOptions(
+        tls_cert=path(tls_cert),
+        tls_key=path(tls_key),
+        tls_client_ca=path(tls_client_ca),
+        allow_list=path(allow_list),
+        limits=limits,
+        insecure_plaintext=insecure_plaintext,
+    )

@@ -1,0 +1,72 @@
+"""One device connection of the TCP server (tcp.py): its socket, plain or TLS, read without
+ever blocking the server's one I/O thread, and its per-connection state (session, owner
+identity, deadlines, rate ceiling)."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from dataclasses import dataclass
+
+from mrm_edge.runtime.sources.framing import FrameDecoder, Hello
+from mrm_edge.runtime.sources.limits import RateCeiling
+from mrm_edge.runtime.sources.tls import peer_identity
+
+__all__ = ["RECV_BYTES", "DeviceConnection"]
+
+RECV_BYTES = 256 * 1024
+
+
+@dataclass(eq=False)
+class DeviceConnection:
+    sock: socket.socket  # an ssl.SSLSocket (handshake not yet done) under TLS
+    peer: str  # "host:port"
+    decoder: FrameDecoder
+    accepted: float  # monotonic second of the accept (the HELLO deadline counts from it)
+    last_rx: float
+    identity: str | None = None  # known once the TLS handshake is done (plain: the peer IP)
+    hello: Hello | None = None  # the open session's HELLO; its stream is live while set
+    stalled: bool = False  # the open session's stream was marked stalled (already ended)
+    said_hello: bool = False  # a HELLO was ever accepted on this connection
+    rate: RateCeiling | None = None  # the open session's rate ceiling, if one applies
+    paused_until: float | None = None  # throttled: not read until then
+    throttle_reported: bool = False
+    wants_write: bool = False  # the TLS handshake waits for the socket to be writable
+
+    @property
+    def tls(self) -> bool:
+        return isinstance(self.sock, ssl.SSLSocket)
+
+    def where(self) -> str:
+        sid = f" stream {self.hello.stream_id!r}" if self.hello else ""
+        return f"{'tls' if self.tls else 'tcp'} {self.peer}{sid}"
+
+    def handshake(self) -> bool:
+        """Advance the TLS handshake; True once it is done (at once for plain text).
+        Raises ssl.SSLError (or OSError) when it fails."""
+        if self.identity is not None:
+            return True
+        assert isinstance(self.sock, ssl.SSLSocket)
+        try:
+            self.sock.do_handshake()
+        except ssl.SSLWantReadError:
+            self.wants_write = False
+            return False
+        except ssl.SSLWantWriteError:
+            self.wants_write = True
+            return False
+        self.wants_write = False
+        self.identity = peer_identity(self.sock)
+        return True
+
+    def recv(self) -> bytes | None:
+        """Bytes received (b"": the peer closed), or None when none are ready yet (a TLS
+        record may be incomplete though the socket was readable). Raises OSError."""
+        try:
+            return self.sock.recv(RECV_BYTES)
+        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return None
+
+    def pending(self) -> bool:
+        """Whether TLS holds decrypted bytes already (the selector cannot see them)."""
+        return isinstance(self.sock, ssl.SSLSocket) and self.sock.pending() > 0

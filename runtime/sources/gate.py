@@ -1,0 +1,85 @@
+"""What the TCP device server (tcp.py) checks about a connection, apart from the selector
+work: admitting it (the connection cap, wrapping it in TLS), who it is, whether it may
+open a stream (ownership.py), its HELLO deadline and its rate ceiling (limits.py)."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+
+from mrm_edge.runtime.sources.connection import DeviceConnection
+from mrm_edge.runtime.sources.framing import Data, FrameDecoder, FrameEvent, Hello
+from mrm_edge.runtime.sources.limits import DeviceLimits, RateCeiling
+from mrm_edge.runtime.sources.network import INSECURE_FLAG
+from mrm_edge.runtime.sources.ownership import AllowList, StreamOwners
+from mrm_edge.runtime.sources.tls import handshake_reason
+
+__all__ = ["INSECURE_NOTICE", "DeviceGate", "Refusal"]
+
+INSECURE_NOTICE = (
+    f"INSECURE: plain text on a non-loopback address ({INSECURE_FLAG}): any host on this "
+    "network can read the ECG and open streams"
+)
+
+Refusal = tuple[str, str]  # (kind of source event, one-line reason)
+
+
+class DeviceGate:
+    """The server's admission rules; ``tls`` None means plain text (identity: the peer IP)."""
+
+    def __init__(
+        self,
+        tls: ssl.SSLContext | None,
+        allow_list: AllowList | None,
+        limits: DeviceLimits,
+        max_frame_seconds: float,
+    ) -> None:
+        self.tls = tls
+        self.limits = limits
+        self.max_frame_seconds = max_frame_seconds
+        self.owners = StreamOwners(allow_list)
+
+    def admit(
+        self, sock: socket.socket, addr: tuple, open_now: int, now: float
+    ) -> DeviceConnection | Refusal:
+        """A new connection for ``sock`` (non-blocking), or why it is refused (the caller
+        closes the socket)."""
+        cap = self.limits.max_connections
+        if open_now >= cap:
+            return "limit", f"refused, max_connections ({cap}) reached"
+        if self.tls is not None:
+            try:
+                sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+            except OSError as e:  # the peer has already gone
+                return "tls", f"refused ({handshake_reason(e)})"
+        peer = f"{addr[0]}:{addr[1]}"
+        conn = DeviceConnection(sock, peer, FrameDecoder(self.max_frame_seconds), now, now)
+        conn.identity = None if self.tls is not None else str(addr[0])
+        if self.limits.rate_ceiling is not None:
+            conn.rate = RateCeiling(self.limits, now)
+        return conn
+
+    def claim(self, conn: DeviceConnection, hello: Hello) -> Refusal | None:
+        """Whether ``conn``'s identity may open ``hello``'s stream (ownership, allow-list)."""
+        assert conn.identity is not None  # a HELLO is read only after the handshake
+        refused = self.owners.claim(hello.stream_id, conn.identity)
+        return None if refused is None else ("ownership", f"refused: {refused}")
+
+    def hello_overdue(self, conn: DeviceConnection, now: float) -> str | None:
+        """Why ``conn`` is dropped for not having opened a stream in time, if it is."""
+        limit = self.limits.hello_timeout_s
+        if limit is None or conn.said_hello or now - conn.accepted <= limit:
+            return None
+        step = "TLS handshake" if conn.identity is None else "HELLO"
+        return f"no HELLO within {limit:g} s of connecting ({step} not complete)"
+
+    def rate(self, conn: DeviceConnection, events: list[FrameEvent], now: float) -> Refusal | float:
+        """The rate ceiling after ``events``: ("limit", why) to cut the connection, else the
+        seconds to stop reading it (0: under the ceiling)."""
+        if conn.rate is None or conn.hello is None:
+            return 0.0
+        samples = sum(len(ev.samples) for ev in events if isinstance(ev, Data))
+        pause = conn.rate.take(samples / conn.hello.sample_rate, now)
+        if conn.rate.must_cut:
+            return "limit", f"cut: {conn.rate.reason(now)} for {conn.rate.cut_s:g} s"
+        return pause

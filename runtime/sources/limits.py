@@ -1,0 +1,98 @@
+"""Limits that keep one bad device (or a flood of connections) from starving the others.
+
+``DeviceLimits`` holds the knobs and their defaults (``mrm-edge monitor`` options in
+parentheses):
+
+* ``max_connections`` (``--max-connections``, 64): open connections, handshaking or not;
+  one more is closed at once with a logged ``source`` event.
+* ``hello_timeout_s`` (``--hello-timeout``, 5 s): from accept, the TLS handshake and the
+  first HELLO must be complete within this, or the connection is dropped with a logged
+  reason. A client that connects and says nothing, or trickles a byte now and then,
+  holds a connection slot no longer than this.
+* ``rate_ceiling`` (``--rate-ceiling``, 4): a device may send at most this many seconds of
+  signal per second of wall time, on its own declared sample clock, after a burst of
+  ``rate_burst_s`` (60 s of signal: a device catching up after an outage sends its
+  buffer). Over it, the monitor stops reading that connection until the device is back
+  under the ceiling (**throttled**: TCP flow control slows it down; nothing is dropped);
+  a device still over it after ``rate_cut_s`` (10 s) of throttling in one session is
+  **cut**, its stream ending with the measured rate. The ceiling is a multiple of real
+  time, so it applies when the monitor runs at ``--speed realtime`` (or ``Nx``: N times
+  the ceiling); ``--speed max`` (replaying records as fast as possible) has none.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+__all__ = ["DeviceLimits", "RateCeiling"]
+
+
+@dataclass(frozen=True)
+class DeviceLimits:
+    max_connections: int = 64
+    hello_timeout_s: float | None = 5.0
+    rate_ceiling: float | None = 4.0
+    rate_burst_s: float = 60.0
+    rate_cut_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.max_connections < 1:
+            raise ValueError(f"max_connections is {self.max_connections}, expected >= 1")
+        for name in ("hello_timeout_s", "rate_ceiling"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} is {value}, expected > 0 or None (off)")
+        for name in ("rate_burst_s", "rate_cut_s"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} is {value}, expected > 0")
+
+    def at_speed(self, speed: float | None) -> DeviceLimits:
+        """These limits for a monitor running at ``speed`` × real time (None: max, no
+        rate ceiling)."""
+        from dataclasses import replace
+
+        if self.rate_ceiling is None:
+            return self
+        return replace(self, rate_ceiling=None if speed is None else self.rate_ceiling * speed)
+
+
+class RateCeiling:
+    """A token bucket in seconds of signal (each session's own declared sample clock), per
+    connection: ``rate_burst_s`` to start with, refilled at ``rate_ceiling`` per second of
+    wall time. Counting seconds, not samples, keeps it one bucket across sessions of
+    different rates on one connection (and a new HELLO does not refill it)."""
+
+    def __init__(self, limits: DeviceLimits, now: float) -> None:
+        assert limits.rate_ceiling is not None
+        self.ceiling = limits.rate_ceiling
+        self.cut_s = limits.rate_cut_s
+        self.capacity = limits.rate_burst_s
+        self.tokens = self.capacity
+        self.updated = self.started = now
+        self.throttled_s = 0.0  # wall time spent throttled
+        self.received_s = 0.0  # seconds of signal received
+
+    def take(self, signal_s: float, now: float) -> float:
+        """Account for ``signal_s`` seconds of signal just received; returns how long (s)
+        to stop reading this connection for it to be back under the ceiling (0: not over)."""
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.ceiling)
+        self.updated = now
+        self.tokens -= signal_s
+        self.received_s += signal_s
+        if self.tokens >= 0:
+            return 0.0
+        pause = -self.tokens / self.ceiling
+        self.throttled_s += pause
+        return pause
+
+    @property
+    def must_cut(self) -> bool:
+        """Still over the ceiling after ``rate_cut_s`` of throttling."""
+        return self.throttled_s > self.cut_s
+
+    def reason(self, now: float) -> str:
+        """The measured speed against the ceiling, for the throttle and cut messages."""
+        speed = self.received_s / max(now - self.started, 1e-3)
+        return f"sending {speed:.1f}x real time, over the rate ceiling of {self.ceiling:g}x"
