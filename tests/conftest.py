@@ -8,6 +8,7 @@ skipped with the reason when it is absent, so the suite still runs anywhere.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -66,3 +67,13 @@ def real_windows(ptbxl_root: Path):
     ds = load_dataset("ptbxl", ptbxl_root, task="superdiagnostic", sampling_rate=100)
     test = ds.select_folds([10])
     return test.x, test.y
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory):
+    """Certificates made now with the ``openssl`` command (tests/runtime/sources/pki.py)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is not installed (apt-get install openssl)")
+    from tests.runtime.sources.pki import make_pki
+
+    return make_pki(tmp_path_factory.mktemp("pki"))

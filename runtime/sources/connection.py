@@ -27,7 +27,7 @@ class DeviceConnection:
     identity: str | None = None  # known once the TLS handshake is done (plain: the peer IP)
     hello: Hello | None = None  # the open session's HELLO; its stream is live while set
     stalled: bool = False  # the open session's stream was marked stalled (already ended)
-    said_hello: bool = False  # a HELLO was ever accepted on this connection
+    last_hello: Hello | None = None  # the last HELLO accepted on this connection
     rate: RateCeiling | None = None  # the open session's rate ceiling, if one applies
     paused_until: float | None = None  # throttled: not read until then
     throttle_reported: bool = False

@@ -8,7 +8,7 @@ import socket
 import ssl
 
 from mrm_edge.runtime.sources.connection import DeviceConnection
-from mrm_edge.runtime.sources.framing import Data, FrameDecoder, FrameEvent, Hello
+from mrm_edge.runtime.sources.framing import N_LEADS, FrameDecoder, Hello
 from mrm_edge.runtime.sources.limits import DeviceLimits, RateCeiling
 from mrm_edge.runtime.sources.network import INSECURE_FLAG
 from mrm_edge.runtime.sources.ownership import AllowList, StreamOwners
@@ -68,18 +68,22 @@ class DeviceGate:
     def hello_overdue(self, conn: DeviceConnection, now: float) -> str | None:
         """Why ``conn`` is dropped for not having opened a stream in time, if it is."""
         limit = self.limits.hello_timeout_s
-        if limit is None or conn.said_hello or now - conn.accepted <= limit:
+        if limit is None or conn.last_hello is not None or now - conn.accepted <= limit:
             return None
         step = "TLS handshake" if conn.identity is None else "HELLO"
         return f"no HELLO within {limit:g} s of connecting ({step} not complete)"
 
-    def rate(self, conn: DeviceConnection, events: list[FrameEvent], now: float) -> Refusal | float:
-        """The rate ceiling after ``events``: ("limit", why) to cut the connection, else the
-        seconds to stop reading it (0: under the ceiling)."""
-        if conn.rate is None or conn.hello is None:
-            return 0.0
-        samples = sum(len(ev.samples) for ev in events if isinstance(ev, Data))
-        pause = conn.rate.take(samples / conn.hello.sample_rate, now)
+    def rate(self, conn: DeviceConnection, nbytes: int, now: float) -> Refusal | float:
+        """The rate ceiling after ``nbytes`` more were read: ("limit", why) to cut the
+        connection, else the seconds to stop reading it (0: under the ceiling).
+
+        Counted in bytes at the last HELLO's bytes per second of signal, not in decoded
+        samples: a frame may hold 60 s, and the bytes of a partial one count too."""
+        h = conn.last_hello
+        if conn.rate is None or h is None:
+            return 0.0  # before the first HELLO the HELLO deadline applies
+        bytes_per_s = h.sample_rate * N_LEADS * h.sample_format.width
+        pause = conn.rate.take(nbytes / bytes_per_s, now)
         if conn.rate.must_cut:
             return "limit", f"cut: {conn.rate.reason(now)} for {conn.rate.cut_s:g} s"
         return pause

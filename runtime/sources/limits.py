@@ -72,6 +72,7 @@ class RateCeiling:
         self.tokens = self.capacity
         self.updated = self.started = now
         self.throttled_s = 0.0  # wall time spent throttled
+        self.must_cut = False  # still over the ceiling after rate_cut_s of throttling
         self.received_s = 0.0  # seconds of signal received
 
     def take(self, signal_s: float, now: float) -> float:
@@ -84,13 +85,9 @@ class RateCeiling:
         if self.tokens >= 0:
             return 0.0
         pause = -self.tokens / self.ceiling
+        self.must_cut = self.throttled_s > self.cut_s  # throttled this long, and over again
         self.throttled_s += pause
         return pause
-
-    @property
-    def must_cut(self) -> bool:
-        """Still over the ceiling after ``rate_cut_s`` of throttling."""
-        return self.throttled_s > self.cut_s
 
     def reason(self, now: float) -> str:
         """The measured speed against the ceiling, for the throttle and cut messages."""

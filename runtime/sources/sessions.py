@@ -64,7 +64,7 @@ class DeviceSessions:
         elif other is not None:
             why = f"stream id {ev.stream_id!r} is already connected from {other.peer}"
             return "protocol", f"protocol error: {why}"
-        conn.hello, conn.said_hello = ev, True
+        conn.hello = conn.last_hello = ev
         self.live[ev.stream_id] = conn
         fmt = ev.sample_format.name.lower()
         log.info("%s: stream opened (%d Hz, %s)", conn.where(), ev.sample_rate, fmt)

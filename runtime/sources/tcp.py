@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING
 from mrm_edge.runtime.sources.base import DEFAULT_STALL_TIMEOUT_S, Event, Source, SourceProblem
 from mrm_edge.runtime.sources.connection import DeviceConnection
 from mrm_edge.runtime.sources.device import check_stall_timeout
-from mrm_edge.runtime.sources.framing import MAX_FRAME_SECONDS, FrameEvent, FramingError
+from mrm_edge.runtime.sources.framing import MAX_FRAME_SECONDS, FramingError
 from mrm_edge.runtime.sources.gate import INSECURE_NOTICE, DeviceGate
 from mrm_edge.runtime.sources.limits import DeviceLimits
 from mrm_edge.runtime.sources.network import (
@@ -307,7 +307,7 @@ class TcpSource(Source):
         if error is not None:
             self._drop(conn, error, kind)
         elif conn in self._conns:
-            self._limit_rate(conn, events)
+            self._limit_rate(conn, len(data))
             if conn.pending():
                 self._ready.add(conn)
 
@@ -319,10 +319,10 @@ class TcpSource(Source):
             self._selector.modify(conn.sock, want, conn)
         return done
 
-    def _limit_rate(self, conn: DeviceConnection, events: list[FrameEvent]) -> None:
+    def _limit_rate(self, conn: DeviceConnection, nbytes: int) -> None:
         """The rate ceiling: throttle a device over it, cut one that stays over it."""
         now = time.monotonic()
-        pause = self.gate.rate(conn, events, now)
+        pause = self.gate.rate(conn, nbytes, now)
         if isinstance(pause, tuple):
             self._drop(conn, pause[1], pause[0])
         elif pause > 0:

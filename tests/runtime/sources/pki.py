@@ -6,6 +6,8 @@ the past), and broken files. EC P-256 keys: quick to make."""
 from __future__ import annotations
 
 import shutil
+import socket
+import ssl
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +50,10 @@ class Pki:
     def subject(self, name: str) -> str:
         return f"CN={name},O=Ward 3"
 
+    def server_files(self) -> TlsFiles:
+        """The monitor's files: its certificate and key, and the CA devices chain to."""
+        return TlsFiles(self.server.cert, self.server.key, self.ca)
+
 
 def _run(*args: str | Path, cwd: Path) -> None:
     assert OPENSSL is not None
@@ -70,7 +76,9 @@ def _ca(d: Path, name: str, subject: str) -> tuple[Path, Path]:
     return pem, key
 
 
-def _leaf(d: Path, name: str, subject: str, ca: tuple[Path, Path], ext: str, ca_pem: Path) -> TlsFiles:
+def _leaf(
+    d: Path, name: str, subject: str, ca: tuple[Path, Path], ext: str, ca_pem: Path
+) -> TlsFiles:
     key, csr = _key_and_csr(d, name, subject)
     extfile = d / f"{name}.ext"
     extfile.write_text(ext)
@@ -103,3 +111,29 @@ def make_pki(d: Path, devices: tuple[str, ...] = ("device-a", "device-b")) -> Pk
     junk = d / "not-a-cert.pem"
     junk.write_text("this is not a certificate\n")
     return Pki(d, ca[0], other[0], server, devs, rogue, expired, junk)
+
+
+def device_context(ca: Path, files: TlsFiles | None = None) -> ssl.SSLContext:
+    """A device's context built directly (not through tls.client_context, which refuses
+    our own bad files at start): how a misconfigured or rogue device really connects."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(cafile=str(ca))
+    if files is not None:
+        ctx.load_cert_chain(files.cert, files.key)
+    return ctx
+
+
+def tls_connect(port: int, ctx: ssl.SSLContext, timeout: float = 5.0) -> ssl.SSLSocket:
+    """A TLS connection to the monitor on 127.0.0.1 (hostname checked: the SAN's IP)."""
+    raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    return ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+
+
+def openssl_subject(cert: Path) -> str:
+    """The subject as ``openssl x509 -subject -nameopt RFC2253`` prints it."""
+    assert OPENSSL is not None
+    out = subprocess.run(
+        [OPENSSL, "x509", "-in", str(cert), "-noout", "-subject", "-nameopt", "RFC2253"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return out.strip().removeprefix("subject=")
