@@ -39,6 +39,7 @@ from mrm_edge.data.errors import DataError
 log = logging.getLogger("mrm_edge.runtime.sender")
 
 SEND_TIMEOUT_S = 30.0  # a receiver that takes nothing for this long is treated as gone
+TLS_VERDICT_S = 5.0  # after END over TLS, how long to wait for the monitor to hang up
 
 
 @dataclass
@@ -104,23 +105,54 @@ def _send_tcp(
 ) -> None:  # fmt: skip
     try:
         with socket.create_connection((host, port), timeout=connect_timeout_s) as raw:
-            sock = (
-                raw
-                if tls is None
-                else tls.context.wrap_socket(raw, server_hostname=tls.server_name)
-            )
-            sock.settimeout(SEND_TIMEOUT_S)
-            _play(sock.sendall, dev, speed, chunk, loop, stop)
-            # A plain half-close after END, no TLS close_notify: END already says the
-            # session is complete (a cut connection is "disconnected" without it).
-            sock.shutdown(socket.SHUT_WR)
+            if tls is not None:
+                _send_tls(raw, tls, lambda write: _play(write, dev, speed, chunk, loop, stop))
+            else:
+                raw.settimeout(SEND_TIMEOUT_S)
+                _play(raw.sendall, dev, speed, chunk, loop, stop)
+                raw.shutdown(socket.SHUT_WR)
     except ssl.SSLError as e:
         assert tls is not None
         dev.result.error = f"{host}:{port}: {client_failure(e, tls.files)}"
     except OSError as e:
         dev.result.error = f"{host}:{port}: {e.strerror or type(e).__name__}"
+        if tls is not None:
+            dev.result.error += (
+                f" (the monitor may have refused this device's certificate {tls.files.cert};"
+                " see its log)"
+            )
     finally:
         dev.done.set()
+
+
+def _send_tls(raw: socket.socket, tls: _Tls, play: Callable[[Callable], None]) -> None:
+    """One device session over TLS. Under TLS 1.3 a monitor that refuses our certificate
+    says so after our side of the handshake is done, so: after END, half-close and wait for
+    the monitor to hang up; an alert instead of that means it refused us (ssl.SSLError)."""
+    with tls.context.wrap_socket(raw, server_hostname=tls.server_name) as sock:
+        sock.settimeout(SEND_TIMEOUT_S)
+        try:
+            play(sock.sendall)
+        except OSError:
+            _raise_alert(sock)  # the alert that explains the hang-up, if one came
+            raise
+        # The TCP half-close under TLS (SSLSocket.shutdown would drop the TLS layer, and
+        # the alert with it): END already says the session is complete.
+        socket.socket.shutdown(sock, socket.SHUT_WR)
+        sock.settimeout(TLS_VERDICT_S)
+        with contextlib.suppress(TimeoutError):
+            sock.recv(1)  # b"": the monitor read it all and hung up; an alert raises
+
+
+def _raise_alert(sock: ssl.SSLSocket) -> None:
+    """Raise the TLS alert the monitor sent before hanging up, if one can be read."""
+    sock.settimeout(1.0)
+    try:
+        sock.recv(1)
+    except ssl.SSLError:
+        raise
+    except OSError:
+        return
 
 
 def _send_stream(
@@ -301,6 +333,7 @@ def run(
                         options.pop("tls_ca", None))  # fmt: skip
         if tls is not None and stdout:
             raise ValueError("--tls-* options need --port (TLS is for TCP connections)")
+        options["server_name"] = options.pop("tls_server_name", None)
         results = send_records(records, port=None if stdout else port, tls=tls, **options)
     except (DataError, ValueError) as e:
         _say(f"error: {e}")

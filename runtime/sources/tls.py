@@ -201,6 +201,10 @@ def server_context(files: TlsFiles) -> ssl.SSLContext:
     # Devices do not resume sessions; no tickets also means the server never has a
     # handshake message to write after the handshake has completed.
     ctx.num_tickets = 0
+    # A device half-closes after END without a close_notify; OpenSSL 3 would answer that
+    # EOF with a decode_error alert. END (or its absence) already tells a complete session
+    # from a cut one, so the EOF is taken as the end.
+    ctx.options |= getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
     return ctx
 
 
