@@ -23,7 +23,7 @@ parentheses):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 __all__ = ["DeviceLimits", "RateCeiling"]
 
@@ -51,8 +51,6 @@ class DeviceLimits:
     def at_speed(self, speed: float | None) -> DeviceLimits:
         """These limits for a monitor running at ``speed`` × real time (None: max, no
         rate ceiling)."""
-        from dataclasses import replace
-
         if self.rate_ceiling is None:
             return self
         return replace(self, rate_ceiling=None if speed is None else self.rate_ceiling * speed)
