@@ -4,6 +4,7 @@ identity, deadlines, rate ceiling)."""
 
 from __future__ import annotations
 
+import selectors
 import socket
 import ssl
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from mrm_edge.runtime.sources.framing import FrameDecoder, Hello
 from mrm_edge.runtime.sources.limits import RateCeiling
 from mrm_edge.runtime.sources.tls import peer_identity
 
-__all__ = ["RECV_BYTES", "DeviceConnection"]
+__all__ = ["RECV_BYTES", "DeviceConnection", "Throttle"]
 
 RECV_BYTES = 256 * 1024
 
@@ -70,3 +71,35 @@ class DeviceConnection:
     def pending(self) -> bool:
         """Whether TLS holds decrypted bytes already (the selector cannot see them)."""
         return isinstance(self.sock, ssl.SSLSocket) and self.sock.pending() > 0
+
+
+class Throttle:
+    """Connections the rate ceiling has paused: not watched by ``selector`` until due."""
+
+    def __init__(self, selector: selectors.BaseSelector) -> None:
+        self.selector = selector
+        self.paused: set[DeviceConnection] = set()
+
+    def pause(self, conn: DeviceConnection, until: float) -> None:
+        conn.paused_until = until
+        self.selector.unregister(conn.sock)
+        self.paused.add(conn)
+
+    def discard(self, conn: DeviceConnection) -> bool:
+        """Forget ``conn``; True if it was paused (so it is not registered)."""
+        if conn not in self.paused:
+            return False
+        self.paused.discard(conn)
+        return True
+
+    def next_due(self) -> list[float]:
+        return [c.paused_until for c in self.paused if c.paused_until is not None]
+
+    def resume_due(self, now: float) -> list[DeviceConnection]:
+        """Watch again the connections whose pause is over; returns them (to be read)."""
+        due = [c for c in self.paused if c.paused_until is not None and c.paused_until <= now]
+        for conn in due:
+            self.paused.discard(conn)
+            conn.paused_until, conn.last_rx = None, now  # paused is not silent
+            self.selector.register(conn.sock, selectors.EVENT_READ, conn)
+        return due

@@ -52,7 +52,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from mrm_edge.runtime.sources.base import DEFAULT_STALL_TIMEOUT_S, Event, Source, SourceProblem
-from mrm_edge.runtime.sources.connection import DeviceConnection
+from mrm_edge.runtime.sources.connection import DeviceConnection, Throttle
 from mrm_edge.runtime.sources.device import check_stall_timeout
 from mrm_edge.runtime.sources.framing import MAX_FRAME_SECONDS, FramingError
 from mrm_edge.runtime.sources.gate import INSECURE_NOTICE, DeviceGate
@@ -141,7 +141,6 @@ class TcpSource(Source):
         self._events: queue.Queue[Event] = queue.Queue()
         self.sessions = DeviceSessions(self.gate, self._events, self._drop)
         self._conns: set[DeviceConnection] = set()
-        self._throttled: set[DeviceConnection] = set()
         self._ready: set[DeviceConnection] = set()  # TLS bytes decrypted but not yet read
         self._next_reap = 0.0  # monotonic time of the next idle scan
         self._wake_r, self._wake_w = socket.socketpair()
@@ -149,6 +148,7 @@ class TcpSource(Source):
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._server, selectors.EVENT_READ, _ACCEPT)
         self._selector.register(self._wake_r, selectors.EVENT_READ, _WAKE)
+        self._throttle = Throttle(self._selector)
         self.insecure = tls is None and not is_loopback(self.host)
         if self.insecure:  # only with insecure_plaintext: announced, and in the event log
             self._problem(f"tcp {self.address}", INSECURE_NOTICE, kind="insecure")
@@ -216,7 +216,7 @@ class TcpSource(Source):
                         self._drain_wake()
                     else:
                         self._service(key.data)
-                self._resume_throttled()
+                self._ready.update(self._throttle.resume_due(time.monotonic()))
                 for conn in list(self._ready):
                     self._ready.discard(conn)
                     if conn in self._conns:
@@ -243,7 +243,7 @@ class TcpSource(Source):
     def _select_timeout(self) -> float:
         now = time.monotonic()
         due = [now + 0.5] if not self._timeouts() else [self._next_reap]
-        due += [c.paused_until for c in self._throttled if c.paused_until is not None]
+        due += self._throttle.next_due()
         return 0.0 if self._ready else min(0.5, max(0.0, min(due) - now))
 
     def _drain_wake(self) -> None:
@@ -326,23 +326,12 @@ class TcpSource(Source):
         if isinstance(pause, tuple):
             self._drop(conn, pause[1], pause[0])
         elif pause > 0:
-            conn.paused_until = now + pause
-            self._selector.unregister(conn.sock)
-            self._throttled.add(conn)
+            self._throttle.pause(conn, now + pause)
             if not conn.throttle_reported:
                 conn.throttle_reported = True
                 assert conn.rate is not None
                 reason = f"throttled: {conn.rate.reason(now)}; reading paused"
                 self._problem(conn.where(), reason, kind="limit")
-
-    def _resume_throttled(self) -> None:
-        now = time.monotonic()
-        for conn in list(self._throttled):
-            if conn.paused_until is not None and conn.paused_until <= now:
-                self._throttled.discard(conn)
-                conn.paused_until, conn.last_rx = None, now
-                self._selector.register(conn.sock, selectors.EVENT_READ, conn)
-                self._ready.add(conn)  # its bytes are waiting: read them now
 
     def _drop(self, conn: DeviceConnection, reason: str, kind: str = "protocol") -> None:
         # Say why before hanging up, so whoever sees the hang-up can already read why.
@@ -355,9 +344,7 @@ class TcpSource(Source):
         if conn in self._conns:
             self._conns.discard(conn)
             self._ready.discard(conn)
-            if conn in self._throttled:
-                self._throttled.discard(conn)  # not registered while throttled
-            else:
+            if not self._throttle.discard(conn):  # a paused one is not registered
                 self._selector.unregister(conn.sock)
             conn.sock.close()
         self.sessions.end(conn, reason)

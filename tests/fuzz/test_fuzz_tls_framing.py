@@ -15,12 +15,14 @@ import time
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from mrm_edge.runtime.sources.base import Chunk
 from mrm_edge.runtime.sources.framing import N_LEADS, FrameEncoder
 from mrm_edge.runtime.sources.limits import DeviceLimits
 from mrm_edge.runtime.sources.tcp import TcpSource
 from mrm_edge.runtime.sources.tls import server_context
 
 from tests import fuzz
+from tests.fuzz.test_fuzz_framing import valid_stream
 from tests.runtime.sources import collect
 from tests.runtime.sources.pki import Pki, device_context, tls_connect
 
@@ -82,3 +84,28 @@ def test_tls_source_survives_random_clients(pki: Pki, junk: list[bytes], data) -
     raw = sum(k == "raw" for k in kinds)
     # Junk in place of a ClientHello: refused at the handshake, or by the HELLO deadline.
     assert sum(p.kind in ("tls", "limit") for p in got.problems) >= raw
+
+
+@TLS_FUZZ
+@given(valid_stream(), st.lists(st.integers(1, 4096), min_size=1, max_size=12))
+def test_any_split_into_tls_records_decodes_like_one_read(
+    pki: Pki, sm: tuple[bytes, list], sizes: list[int]
+) -> None:
+    stream, marks = sm
+    with (
+        fuzz.hard_cap(30, "tls split example"),
+        TcpSource(tls=server_context(pki.server_files()), stall_timeout_s=None) as src,
+    ):
+        with tls_connect(src.port, device_context(pki.ca, pki.devices["device-a"])) as s:
+            pos, i = 0, 0
+            while pos < len(stream):  # one TLS record (at least) per write
+                n = sizes[i % len(sizes)]
+                s.sendall(stream[pos : pos + n])
+                pos, i = pos + n, i + 1
+        n_sessions = sum(what == "hello" for _, what in marks)
+        got = collect(src, n_ends=n_sessions, timeout=10)
+    assert not got.timed_out
+    sent = [what for _, what in marks if isinstance(what, int)]
+    received = [len(c.samples) for c in got.order if isinstance(c, Chunk)]
+    assert received == sent
+    assert not got.problems
