@@ -41,7 +41,8 @@ from mrm_edge.runtime.sources.registry import source_help
     "--speed",
     default="realtime",
     show_default=True,
-    help="Replay pace for synthetic/wfdb sources: realtime, max or a factor (4x).",
+    help="Replay pace for synthetic/wfdb sources: realtime, max or a factor (4x); "
+    "tcp: scales --rate-ceiling (max: no ceiling).",
 )
 @click.option("--loop", is_flag=True, help="Replay wfdb records in a loop.")
 @click.option(

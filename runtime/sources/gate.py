@@ -85,5 +85,6 @@ class DeviceGate:
         bytes_per_s = h.sample_rate * N_LEADS * h.sample_format.width
         pause = conn.rate.take(nbytes / bytes_per_s, now)
         if conn.rate.must_cut:
-            return "limit", f"cut: {conn.rate.reason(now)} for {conn.rate.cut_s:g} s"
+            why = f"{conn.rate.reason(now)} for {conn.rate.cut_s:g} s (--rate-ceiling)"
+            return "limit", f"cut: {why}"
         return pause
