@@ -146,3 +146,17 @@ def test_mtls_device_windows_equal_offline_inference_beside_refused_devices(
     assert summary.source_problems_by_kind == {"tls": 3}
     [start] = [d for d in lines if d["type"] == "start"]
     assert start["source"].startswith("tcp (mutual TLS): listening on 127.0.0.1:")
+
+
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1:DeprecationWarning")
+def test_a_device_offering_only_tls_1_1_is_refused(pki: Pki) -> None:
+    old = device_context(pki.ca, pki.devices["device-a"])
+    old.minimum_version, old.maximum_version = ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1
+    old.set_ciphers("ALL:@SECLEVEL=0")  # let this client offer it at all
+    with TcpSource(tls=server_context(pki.server_files())) as src:
+        with pytest.raises(ssl.SSLError, match="PROTOCOL_VERSION"):
+            tls_connect(src.port, old)
+        got = collect(src, timeout=1.0)
+    [problem] = got.problems
+    assert problem.kind == "tls"
+    assert problem.reason == "TLS handshake refused: unsupported protocol; connection closed"
