@@ -21,6 +21,7 @@ import numpy as np
 
 from .dataset import LEADS, EcgDataset, Progress, stack_records
 from .errors import DataError, field_error, one_line
+from .matfile import MatFileError, verified_level5_bytes
 from .signal import fit_length, resample
 
 __all__ = [
@@ -65,9 +66,14 @@ def read_cpsc_mat(
 
     path = Path(path)
     try:
-        mat = loadmat(path, simplify_cells=True)
+        raw = path.read_bytes()
     except FileNotFoundError as exc:
         raise DataError(f"{path}: file not found") from exc
+    try:
+        # Verified first: scipy's parser has segfaulted on a damaged deflate stream.
+        mat = loadmat(verified_level5_bytes(raw), simplify_cells=True)
+    except MatFileError as exc:
+        raise DataError(f"{path.name}: not a readable MATLAB file ({exc})") from exc
     except Exception as exc:
         # A damaged file can fail anywhere in scipy's parser (MatReadError, IndexError on a
         # truncated header, NotImplementedError for v7.3/HDF5): all mean "unreadable".
