@@ -150,7 +150,7 @@ def test_monitor_flags_leads_at_the_rail(tiny_model_dir, tmp_path):
         "--speed",
         "max",
         "--duration",
-        "2",
+        "6",  # wall clock from start, torch import included: 2 s gave 0 windows under load
         "--no-ui",
         "--rail-mv",
         "0.3",
