@@ -62,8 +62,7 @@ class TritonPythonModel:
 
     def execute(self, requests: list[Any]) -> list[Any]:
         batches = [
-            np.from_dlpack(pb_utils.get_input_tensor_by_name(r, self.input_name))
-            for r in requests
+            np.from_dlpack(pb_utils.get_input_tensor_by_name(r, self.input_name)) for r in requests
         ]
         x = np.concatenate(batches) if len(batches) > 1 else np.asarray(batches[0])
         p = self.session.run([self.output_name], {self.input_name: x})[0]

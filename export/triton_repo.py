@@ -35,10 +35,10 @@ from typing import Any
 from mrm_edge.runtime.model import DeployedModel
 
 from mrm_edge.artifacts import onnx_file
+from mrm_edge.served_identity import model_identity
 
 __all__ = [
     "CPU_VARIANTS",
-    "IDENTITY_KEYS",
     "RepoModel",
     "TritonRepo",
     "config_pbtxt",
@@ -49,14 +49,6 @@ __all__ = [
 #: The ONNX variants the Python-backend (ONNX Runtime CPU) models serve: the symmetric INT8
 #: and FP16 files are no faster than FP32 on ONNX Runtime CPU.
 CPU_VARIANTS: tuple[str, ...] = ("int8", "fp32")
-#: The identity a front-end checks against its card (values are strings: Triton parameters).
-IDENTITY_KEYS: tuple[str, ...] = (
-    "mrm_edge.model_name",
-    "mrm_edge.labels",
-    "mrm_edge.sampling_rate",
-    "mrm_edge.window_samples",
-    "mrm_edge.onnx_sha256",
-)
 PYTHON_MODEL = Path(__file__).with_name("triton_python_model.py")
 # Triton's own limit for a model whose engine profile is unknown.
 DEFAULT_TRT_MAX_BATCH = 32
@@ -88,17 +80,9 @@ class TritonRepo:
 
 
 def identity_parameters(model: DeployedModel) -> dict[str, str]:
-    """The card's identity as Triton ``parameters`` (string values), from the card and the
-    FP32 ONNX's sidecar: what a front-end compares with its own model directory."""
-    fp32 = model.onnx.get("fp32")
-    return {
-        "mrm_edge.model_name": model.name,
-        "mrm_edge.labels": json.dumps(model.labels),
-        "mrm_edge.sampling_rate": str(model.sampling_rate),
-        "mrm_edge.window_samples": str(model.window_samples),
-        "mrm_edge.leads": json.dumps(model.leads),
-        "mrm_edge.onnx_sha256": str(fp32.sidecar.get("sha256", "")) if fp32 else "",
-    }
+    """The card's identity as Triton ``parameters`` (:mod:`mrm_edge.served_identity`): what a
+    front-end compares with its own model directory."""
+    return model_identity(model)
 
 
 def _pbtxt_value(value: Any, indent: str) -> str:
@@ -250,23 +234,32 @@ def write_triton_repo(
 
     if not only_local:
         for engine in model.engines:
-            profile = engine.key.get("profile") or [1, DEFAULT_TRT_MAX_BATCH] * 2
-            m = RepoModel(f"{model.name}-trt-{engine.precision}", "tensorrt", "engine",
-                          engine.precision, False)  # fmt: skip
-            add(m, {"platform": "tensorrt_plan"}, {"model.plan": engine.path},
-                max_batch=int(profile[-1]), kind="KIND_GPU", warmup_batch=1,
-                extra={"mrm_edge.engine_sha256": str(engine.sidecar.get("sha256", ""))})  # fmt: skip
+            profile = engine.key.get("profile") or [1, DEFAULT_TRT_MAX_BATCH, DEFAULT_TRT_MAX_BATCH]
+            m = RepoModel(
+                f"{model.name}-trt-{engine.precision}",
+                "tensorrt",
+                "engine",
+                engine.precision,
+                False,
+            )
+            extra = {"mrm_edge.engine_sha256": str(engine.sidecar.get("sha256", ""))}
+            runner = {"platform": "tensorrt_plan"}
+            add(m, runner, {"model.plan": engine.path}, max_batch=int(profile[-1]),
+                kind="KIND_GPU", warmup_batch=1, extra=extra)  # fmt: skip
         for variant, art in model.onnx.items():
-            m = RepoModel(f"{model.name}-onnx-{variant}", "onnxruntime", variant,
-                          art.precision, False)  # fmt: skip
-            add(m, {"platform": "onnxruntime_onnx"}, {"model.onnx": art.path},
-                max_batch=max(max_batch, 64), kind="KIND_GPU", warmup_batch=1)  # fmt: skip
+            m = RepoModel(
+                f"{model.name}-onnx-{variant}", "onnxruntime", variant, art.precision, False
+            )
+            runner = {"platform": "onnxruntime_onnx"}
+            add(m, runner, {"model.onnx": art.path}, max_batch=max(max_batch, 64),
+                kind="KIND_GPU", warmup_batch=1)  # fmt: skip
     for variant in CPU_VARIANTS:
         art = model.onnx.get(variant)
         if art is None:
             continue
         m = RepoModel(f"{model.name}-cpu-{variant}", "python", variant, art.precision, True)
         files = {"model.py": PYTHON_MODEL, art.name: art.path}
+        extra = {"onnx_file": art.name, "intra_op_threads": str(cpu_threads)}
         add(m, {"backend": "python"}, files, max_batch=max(max_batch, 64), kind="KIND_CPU",
-            warmup_batch=1, extra={"onnx_file": art.name, "intra_op_threads": str(cpu_threads)})  # fmt: skip
+            warmup_batch=1, extra=extra)  # fmt: skip
     return repo

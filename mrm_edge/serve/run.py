@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mrm_edge.export.triton_repo import TritonRepo, write_triton_repo
-from mrm_edge.serve.server import ServerPorts, TritonServer
+from mrm_edge.serve.server import DEFAULT_PORTS, ServerPorts, TritonServer
 
 __all__ = ["ServedModel", "serve_model"]
 
@@ -34,7 +34,7 @@ def serve_model(
     model_dir: str | Path,
     *,
     host: str = "127.0.0.1",
-    ports: ServerPorts = ServerPorts(),
+    ports: ServerPorts = DEFAULT_PORTS,
     repo_dir: str | Path | None = None,
     max_batch: int = 32,
     max_delay_ms: float = 50.0,

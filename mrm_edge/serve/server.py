@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-__all__ = ["ServeUnavailable", "ServerPorts", "TritonServer", "find_tritonserver"]
+__all__ = ["DEFAULT_PORTS", "ServeUnavailable", "ServerPorts", "TritonServer", "find_tritonserver"]
 
 INSTALL_HINT = "pip install 'mrm-edge[triton-server]'"
 
@@ -48,6 +48,10 @@ class ServerPorts:
     http: int = 8000
     grpc: int = 8001
     metrics: int = 8002
+
+
+#: Triton's own default ports.
+DEFAULT_PORTS = ServerPorts()
 
 
 @dataclass(frozen=True)
@@ -104,7 +108,7 @@ class TritonServer:
         repository: str | Path,
         *,
         host: str = "127.0.0.1",
-        ports: ServerPorts = ServerPorts(),
+        ports: ServerPorts = DEFAULT_PORTS,
         models: Sequence[str] | None = None,
         start_timeout_s: float = 120.0,
         log: str | Path | None = None,
@@ -195,10 +199,12 @@ class TritonServer:
                     f"tritonserver exited with code {self._proc.returncode} during start-up "
                     f"({self.last_log_line()})"
                 )
-            with contextlib.suppress(urllib.error.URLError, OSError):
-                with urllib.request.urlopen(url, timeout=1.0) as r:
-                    if r.status == 200:
-                        return
+            with (
+                contextlib.suppress(urllib.error.URLError, OSError),
+                urllib.request.urlopen(url, timeout=1.0) as r,
+            ):
+                if r.status == 200:
+                    return
             time.sleep(0.25)
         raise ServeUnavailable(
             f"tritonserver not ready within {self.start_timeout_s:g} s ({self.last_log_line()})"
