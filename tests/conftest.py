@@ -66,3 +66,7 @@ def real_windows(ptbxl_root: Path):
     ds = load_dataset("ptbxl", ptbxl_root, task="superdiagnostic", sampling_rate=100)
     test = ds.select_folds([10])
     return test.x, test.y
+
+
+# The session's real tritonserver (tests/triton_fixtures.py): one for every test that uses it.
+from tests.triton_fixtures import tiny_model, triton_served  # noqa: E402, F401
