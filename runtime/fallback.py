@@ -87,7 +87,7 @@ class BackendChain:
         self._owned: list[Backend] = []  # backends this chain activated: released at the end
         self._no_backend: str | None = None  # set when no backend could be (re)started
         # A backend that may come back (a remote server) is switched back to when it does.
-        self._home = backend if getattr(backend, "reconnect_after_s", None) else None
+        self._home = backend if getattr(backend, "reconnect_after_s", None) is not None else None
         self._next_probe = 0.0
 
     def start(self) -> None:
