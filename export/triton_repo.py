@@ -35,6 +35,7 @@ from typing import Any
 from mrm_edge.runtime.model import DeployedModel
 
 from mrm_edge.artifacts import onnx_file
+from mrm_edge.card import sha256_file
 from mrm_edge.served_identity import model_identity
 
 __all__ = [
@@ -242,7 +243,7 @@ def write_triton_repo(
                 engine.precision,
                 False,
             )
-            extra = {"mrm_edge.engine_sha256": str(engine.sidecar.get("sha256", ""))}
+            extra = {"mrm_edge.engine_sha256": sha256_file(engine.path)}
             runner = {"platform": "tensorrt_plan"}
             add(m, runner, {"model.plan": engine.path}, max_batch=int(profile[-1]),
                 kind="KIND_GPU", warmup_batch=1, extra=extra)  # fmt: skip

@@ -65,7 +65,7 @@ def test_serve_runs_on_loopback_and_stops_on_sigterm(tiny_model: Path, tmp_path:
     assert "SIGTERM: stopping tritonserver" in log.read_text()
     # The server went with it: nothing answers on its port any more.
     client = grpcclient.InferenceServerClient(f"127.0.0.1:{ports.grpc}")
-    with pytest.raises(grpcclient.InferenceServerException, match="UNAVAILABLE|Deadline"):
+    with pytest.raises(grpcclient.InferenceServerException, match=r"UNAVAILABLE|Deadline"):
         client.is_server_ready(client_timeout=2)
     # The repository asked for is kept, with the configs the server loaded.
     assert (tmp_path / "repo" / "tiny-test-model-cpu-fp32" / "config.pbtxt").is_file()
