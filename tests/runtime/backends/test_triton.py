@@ -4,6 +4,9 @@ server, and the ``triton:HOST:PORT`` form."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from mrm_edge.runtime.backends.base import BackendUnavailable
@@ -125,3 +128,45 @@ def test_malformed_remote_backend_is_a_one_line_error() -> None:
         plan_backends(model, "tritonn")
     # auto never plans a remote backend (it has no address).
     assert all(c.family != "triton" for c in plan_backends(model, "auto")[0])
+
+
+def _run(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+
+def test_the_backend_module_imports_no_client_server_or_torch() -> None:
+    r = _run(
+        "import sys, mrm_edge.runtime.backends.triton, mrm_edge.runtime.selection; "
+        "print([m for m in ('tritonclient', 'pytriton', 'torch', 'grpc') if m in sys.modules])"
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"
+
+
+def test_without_tritonclient_the_reason_names_the_extra(tiny_model) -> None:
+    r = _run(
+        "import sys; sys.modules['tritonclient'] = None\n"
+        "from mrm_edge.runtime.model import DeployedModel\n"
+        "from mrm_edge.runtime.selection import activate_backend\n"
+        f"m = DeployedModel.load({str(tiny_model)!r})\n"
+        "try:\n"
+        "    activate_backend(m, 'triton:127.0.0.1:8001')\n"
+        "except Exception as e:\n"
+        "    print(type(e).__name__, e)\n"
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("BackendUnavailable")
+    assert "pip install 'mrm-edge[triton]'" in r.stdout
+
+
+def test_without_nvidia_pytriton_serve_names_the_extra() -> None:
+    r = _run(
+        "import sys; sys.modules['pytriton'] = None\n"
+        "from mrm_edge.serve.server import find_tritonserver\n"
+        "try:\n"
+        "    find_tritonserver()\n"
+        "except Exception as e:\n"
+        "    print(type(e).__name__, e)\n"
+    )
+    assert r.returncode == 0, r.stderr
+    assert "ServeUnavailable" in r.stdout and "pip install 'mrm-edge[triton-server]'" in r.stdout
