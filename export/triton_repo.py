@@ -17,7 +17,9 @@ One Triton model per runnable variant, so a fleet serves what its nodes can run:
 
 Every config carries the model's names and dims from the sidecars, ``dynamic_batching``
 mirroring the monitor's batcher (preferred batch = ``--max-batch``, queue delay =
-``--max-delay``), an instance group, a warm-up request, the labels (``labels.txt``,
+``--max-delay``; ``max_batch_size`` is ``--max-batch`` too, so that a front-end's full batch
+is dispatched at once: with a larger ``max_batch_size`` Triton was measured here holding a
+full preferred batch for the queue delay), an instance group, a warm-up request, the labels (``labels.txt``,
 Triton's classification extension) and the card's identity in ``parameters``
 (``mrm_edge.*``: model name, labels, rate, window, leads, the FP32 ONNX's SHA-256, variant,
 precision) so that a front-end can check it talks to the model it expects
@@ -252,7 +254,7 @@ def write_triton_repo(
                 f"{model.name}-onnx-{variant}", "onnxruntime", variant, art.precision, False
             )
             runner = {"platform": "onnxruntime_onnx"}
-            add(m, runner, {"model.onnx": art.path}, max_batch=max(max_batch, 64),
+            add(m, runner, {"model.onnx": art.path}, max_batch=max_batch,
                 kind="KIND_GPU", warmup_batch=1)  # fmt: skip
     for variant in CPU_VARIANTS:
         art = model.onnx.get(variant)
@@ -261,6 +263,6 @@ def write_triton_repo(
         m = RepoModel(f"{model.name}-cpu-{variant}", "python", variant, art.precision, True)
         files = {"model.py": PYTHON_MODEL, art.name: art.path}
         extra = {"onnx_file": art.name, "intra_op_threads": str(cpu_threads)}
-        add(m, {"backend": "python"}, files, max_batch=max(max_batch, 64), kind="KIND_CPU",
+        add(m, {"backend": "python"}, files, max_batch=max_batch, kind="KIND_CPU",
             warmup_batch=1, extra=extra)  # fmt: skip
     return repo

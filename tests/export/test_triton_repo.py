@@ -30,7 +30,7 @@ def test_one_model_per_variant_with_the_card_identity(tmp_path: Path) -> None:
     assert set(names) == onnx | cpu  # no engine in the shipped directory
     assert set(repo.local_models) == cpu
     text = (tmp_path / f"{NAME}-cpu-fp32" / "config.pbtxt").read_text()
-    assert 'backend: "python"' in text and "max_batch_size: 64" in text
+    assert 'backend: "python"' in text and "max_batch_size: 16" in text  # = --max-batch
     assert "preferred_batch_size: [ 16 ]" in text  # the monitor's --max-batch
     assert "max_queue_delay_microseconds: 20000" in text  # ... and --max-delay
     assert "count: 2" in text and "kind: KIND_CPU" in text
@@ -120,5 +120,5 @@ def test_the_real_server_loads_the_python_backend_config(triton_served: Served) 
     params = parameters_of(config)
     assert params["mrm_edge.model_name"] == NAME and params["mrm_edge.variant"] == "fp32"
     assert json.loads(params["mrm_edge.labels"]) == ["CD", "HYP", "MI", "NORM", "STTC"]
-    assert int(config["max_batch_size"]) == 64 and config["dynamic_batching"]
+    assert int(config["max_batch_size"]) == 32 and config["dynamic_batching"]
     assert config["output"][0]["label_filename"] == "labels.txt"
