@@ -49,6 +49,11 @@ class TritonPythonModel:
         here = os.path.join(args["model_repository"], args["model_version"])
         options = ort.SessionOptions()
         options.log_severity_level = 3
+        # No spin-waiting between ops: the server shares its cores with Triton's own threads
+        # (and, on one box, with front-ends); spinning ONNX Runtime threads would take them.
+        spinning = params.get("allow_spinning", "0")
+        options.add_session_config_entry("session.intra_op.allow_spinning", spinning)
+        options.add_session_config_entry("session.inter_op.allow_spinning", spinning)
         threads = int(params.get("intra_op_threads", "0"))
         if threads > 0:
             options.intra_op_num_threads = threads
