@@ -19,8 +19,8 @@ Every config carries the model's names and dims from the sidecars, ``dynamic_bat
 mirroring the monitor's batcher (preferred batch = ``--max-batch``, queue delay =
 ``--max-delay``; ``max_batch_size`` is ``--max-batch`` too, so that a front-end's full batch
 is dispatched at once: with a larger ``max_batch_size`` Triton was measured here holding a
-full preferred batch for the queue delay), an instance group, a warm-up request, the labels (``labels.txt``,
-Triton's classification extension) and the card's identity in ``parameters``
+full preferred batch for the queue delay), an instance group, a warm-up request, the
+labels (``labels.txt``, Triton's classification extension) and the card's identity in ``parameters``
 (``mrm_edge.*``: model name, labels, rate, window, leads, the FP32 ONNX's SHA-256, variant,
 precision) so that a front-end can check it talks to the model it expects
 (:mod:`mrm_edge.runtime.backends.triton`).
