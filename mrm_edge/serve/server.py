@@ -19,6 +19,7 @@ finishes in-flight requests), then kills after a grace period.
 from __future__ import annotations
 
 import contextlib
+import ctypes.util
 import importlib.util
 import os
 import shutil
@@ -81,6 +82,13 @@ def find_tritonserver() -> TritonDist:
     for what, path in (("server binary", found.binary), ("Python backend stub", found.stub)):
         if not path.is_file():
             raise ServeUnavailable(f"tritonserver: {what} missing ({path}); {INSTALL_HINT}")
+    # The stub embeds the interpreter through the shared libpython, which a Python built
+    # without --enable-shared does not provide: without it every Python-backend model fails.
+    if ctypes.util.find_library(f"python{version}") is None:
+        raise ServeUnavailable(
+            f"tritonserver: the Python backend stub needs libpython{version}.so.1.0, not found "
+            f"(Debian/Ubuntu: apt-get install libpython{version})"
+        )
     return found
 
 

@@ -16,7 +16,9 @@ Front-ends are stateless toward the server, so several monitors can share one.
   (server gone, deadline exceeded) raises, so the monitor's chain (``runtime/fallback.py``)
   retries, then falls back to a local backend; every window is accounted for as with any
   backend.
-- **Reconnect**: :meth:`TritonBackend.reachable` is the cheap check the chain makes every
+- **Reconnect**: after a failed request the next call opens a new channel (gRPC's own
+  reconnect backoff would hold the old one for seconds) and checks the served model again.
+  :meth:`TritonBackend.reachable` is the cheap check the chain makes every
   ``reconnect_after_s`` while it runs on a fallback; when the server is back the chain
   re-activates this backend (identity checked again) and switches back, loudly.
 
@@ -129,6 +131,7 @@ class TritonBackend(Backend):
         self._client: Any = None
         self._grpc: Any = None
         self._pool: ThreadPoolExecutor | None = None
+        self._stale = False  # a request failed: reconnect (and re-check) before the next
 
     # ------------------------------------------------------------------ activation
 
@@ -156,7 +159,7 @@ class TritonBackend(Backend):
         self.input_dims = tuple(int(d) for d in config["input"][0]["dims"])
         self.max_batch = int(config.get("max_batch_size") or 0) or None
         self.precision = parameters_of(config).get("mrm_edge.precision", "fp32")
-        self._grpc, self._client = grpc, client
+        self._grpc, self._client, self._stale = grpc, client, False
         self._pool = ThreadPoolExecutor(self.max_in_flight, thread_name_prefix="triton-request")
 
     def _ready_models(self, client: Any) -> list[str]:
@@ -207,6 +210,26 @@ class TritonBackend(Backend):
 
     # ------------------------------------------------------------------ inference
 
+    def _reconnect(self) -> None:
+        """A new channel after a failed request (gRPC would wait out its reconnect backoff
+        on the old one), and the served model checked again: a server that comes back may
+        serve another model."""
+        grpc = self._grpc
+        with contextlib.suppress(Exception):
+            self._client.close()
+        self._client = grpc.InferenceServerClient(self.target.url)
+        self._stale = False
+        try:
+            name, _ = self._choose(self._client)
+        except grpc.InferenceServerException as e:
+            self._stale = True
+            raise RuntimeError(f"{self._where()}: {_message(e)}") from e
+        if name != self.model_name:
+            self._stale = True
+            raise ServedModelMismatch(
+                f"{self._where()}: came back serving {name!r}, not {self.model_name!r}"
+            )
+
     def _request(self, x: np.ndarray) -> np.ndarray:
         grpc = self._grpc
         tensor = grpc.InferInput(self.input_name, list(x.shape), "FP32")
@@ -217,6 +240,7 @@ class TritonBackend(Backend):
                 self.model_name, [tensor], outputs=wanted, client_timeout=self.timeout_s
             )
         except grpc.InferenceServerException as e:
+            self._stale = True
             raise RuntimeError(f"{self._where()}: {_message(e)}") from e
         p = result.as_numpy(self.output_name)
         if p is None:
@@ -233,6 +257,8 @@ class TritonBackend(Backend):
         """Probabilities for ``x``: requests of at most ``max_batch`` windows, at most
         ``max_in_flight`` outstanding at once, each under the ``timeout_s`` deadline."""
         x = self.check_input(x)
+        if self._stale:
+            self._reconnect()
         size = self.max_batch or len(x)
         parts = [x[i : i + size] for i in range(0, len(x), size)]
         assert self._pool is not None

@@ -177,3 +177,38 @@ def test_monitor_refuses_a_wrong_model_in_one_line(triton_served: Served) -> Non
     err = r.stderr.strip().splitlines()
     assert err[-1].startswith("Error: ") and "not the model of" in err[-1]
     assert "onnx sha256" in err[-1] and "Traceback" not in r.stderr
+
+
+def test_without_a_fallback_windows_are_rejected_with_the_reason_until_it_returns(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    need_triton()
+    model = DeployedModel.load(tiny_model)
+    repo = write_triton_repo(tiny_model, tmp_path / "repo", only_local=True, cpu_threads=1)
+    ports = free_ports()
+
+    def server() -> TritonServer:
+        s = TritonServer(
+            repo.directory, ports=ports, models=repo.local_models, log=tmp_path / "s.log"
+        )
+        return s.start()
+
+    remote = TritonBackend(parse_target(f"127.0.0.1:{ports.grpc}"), model_identity(model))
+    chain = BackendChain(remote, [], outputs=5)
+    x = np.zeros((2, 12, 1000), np.float32)
+    first = server()
+    try:
+        chain.start()
+        assert chain.infer(x).probabilities is not None
+        first.kill()
+        out = chain.infer(x)
+        assert out.probabilities is None
+        assert out.reason.startswith("backend error: RuntimeError: triton 127.0.0.1:")
+        second = server()
+        try:  # the same channel reconnects: classified again
+            assert chain.infer(x).probabilities is not None
+        finally:
+            second.stop()
+    finally:
+        chain.release()
+        first.stop()
