@@ -12,7 +12,11 @@ VENV   ?= .venv
 TORCH  ?= torch==2.13.0
 # TensorRT-RTX builds engines without a GPU, so the tests build real engines everywhere it
 # installs (x86_64); on other machines the extra's marker makes it a no-op.
-EXTRAS ?= tensorrt-rtx
+EXTRAS ?= tensorrt-rtx,triton
+# The real tritonserver for the Triton tests and `mrm-edge serve`: nvidia-pytriton's server
+# files, installed without its numpy<2 pin (only its Python API needs it; see pyproject.toml).
+# Where it has no wheel (not Linux x86_64) the Triton tests skip with the reason.
+TRITON_SERVER ?= nvidia-pytriton==0.7.0
 BIN    := $(VENV)/bin
 
 .PHONY: demo test lint install clean shipped-model
@@ -24,6 +28,7 @@ $(BIN)/python:
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet $(TORCH)
 	$(BIN)/pip install --quiet -e ".[train,dev,$(EXTRAS)]"
+	$(BIN)/pip install --quiet --no-deps $(TRITON_SERVER) || echo "no $(TRITON_SERVER) here: Triton tests will skip"
 	touch $@
 
 install: $(VENV)/.installed

@@ -13,6 +13,13 @@ Only when no fallback is left does a batch fail, "backend error: <error>; no fal
 (just "backend error: <error>" for a chain given no fallbacks), and later batches try the
 last backend again. If no fallback starts, the failed backend is restarted and kept; if even
 that fails, every later batch fails "backend error: no backend left (…)".
+
+A backend that can come back (a remote server: it has ``reconnect_after_s`` and
+``reachable()``, e.g. ``backends/triton.py``) is the chain's *home*: while the run is on a
+fallback (or on no backend at all), every ``reconnect_after_s`` the chain asks
+``reachable()``; when it answers, the home is activated again (its checks run again) and
+the run switches back, reported like any switch ("server back"), the fallback going back to
+the front of the chain for the next failure.
 """
 
 from __future__ import annotations
@@ -79,6 +86,9 @@ class BackendChain:
         self._chained = bool(self.fallbacks)  # rejection reasons then say none is left
         self._owned: list[Backend] = []  # backends this chain activated: released at the end
         self._no_backend: str | None = None  # set when no backend could be (re)started
+        # A backend that may come back (a remote server) is switched back to when it does.
+        self._home = backend if getattr(backend, "reconnect_after_s", None) is not None else None
+        self._next_probe = 0.0
 
     def start(self) -> None:
         """Activate the first backend unless its owner already did (it then stays theirs)."""
@@ -97,6 +107,7 @@ class BackendChain:
         result or none is left."""
         n = len(x)
         spent = 0.0
+        self._maybe_return()
         while True:
             if self._no_backend is not None:
                 return BatchOutcome(None, f"backend error: {self._no_backend}", spent)
@@ -168,3 +179,31 @@ class BackendChain:
         if old not in self._owned:
             self._owned.append(old)
         return note
+
+    def _maybe_return(self) -> None:
+        """Switch back to the home backend when it answers again (see the module docstring);
+        checked at most every ``reconnect_after_s``."""
+        home = self._home
+        if home is None or (self.backend is home and self._no_backend is None):
+            return
+        now = time.monotonic()
+        if now < self._next_probe:
+            return
+        self._next_probe = now + float(home.reconnect_after_s)  # type: ignore[attr-defined]
+        if not home.reachable():  # type: ignore[attr-defined]
+            return
+        try:
+            home.activate()
+        except Exception:
+            return  # answers but cannot run yet (loading, or another model): try later
+        current = self.backend
+        from_desc = "no backend" if self._no_backend is not None else current.describe()
+        if current is not home:
+            with contextlib.suppress(Exception):
+                current.deactivate()
+            self.fallbacks.appendleft(current)  # first in line again at the next failure
+            self.labels = [fallback_label(f) for f in self.fallbacks]
+        if home not in self._owned:
+            self._owned.append(home)
+        self.backend, self._no_backend = home, None
+        self.on_switch(BackendSwitch(from_desc, home.describe(), "server back: reconnected"))

@@ -44,6 +44,8 @@ from mrm_edge.runtime.backends.registry import (
     PlanRequest,
     backend_choices,
     backend_specs,
+    backend_target_forms,
+    get_remote_spec,
 )
 from mrm_edge.runtime.model import DeployedModel
 
@@ -67,11 +69,17 @@ def _plan(
     """``(candidates, skipped, worth_explaining)``: every option of ``requested`` in
     preference order, why the others are out, and those reasons ``auto`` should explain."""
     choices = backend_choices()
-    if requested not in choices:
-        raise ValueError(f"backend {requested!r}: expected one of {', '.join(choices)}")
+    family, _, text = requested.partition(":")
+    remote = get_remote_spec(family) if text else None
+    target = remote.parse_target(text) if remote and remote.parse_target else None
+    if remote is None and requested not in choices:
+        forms = ", ".join((*choices, *backend_target_forms()))
+        raise ValueError(f"backend {requested!r}: expected one of {forms}")
     if precision is not None and precision not in PRECISIONS:
         raise ValueError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
-    specs = [s for s in backend_specs() if requested in ("auto", s.family)]
+    # A remote backend (named with its address) plans alone; auto never includes one.
+    local = [s for s in backend_specs() if s.parse_target is None]
+    specs = [remote] if remote else [s for s in local if requested in ("auto", s.family)]
     known = {k for s in backend_specs() for k in s.probe_keys}
     unknown = sorted(set(probe) - known)
     if unknown:
@@ -81,7 +89,7 @@ def _plan(
     skipped: list[str] = []
     explained: list[str] = []
     for spec in specs:
-        request = PlanRequest(model, precisions, requested == spec.family, probe)
+        request = PlanRequest(model, precisions, requested != "auto", probe, target)
         found, why_nots = spec.plan(request)
         candidates += found
         skipped += why_nots
@@ -178,9 +186,11 @@ def activate_with_fallbacks(
         if requested != "auto" or precision is not None:
             everything, _ = plan_backends(model, "auto", None, **probe)
             labels = [c.label for c in everything]
+            seen = {c.label for c in chain} | {c.label for c in candidates[: i + 1]}
             if cand.label in labels:
-                seen = {c.label for c in chain} | {c.label for c in candidates[: i + 1]}
                 after = everything[labels.index(cand.label) + 1 :]
                 chain += [c for c in after if c.label not in seen]
+            elif ":" in requested:  # a remote server falls back to every local option
+                chain += [c for c in everything if c.label not in seen]
         return backend, _explain(requested, cand, passed + failed), chain
     raise _unavailable(requested, precision, skipped + failed)

@@ -77,3 +77,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory):
     from tests.runtime.sources.pki import make_pki
 
     return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+# The session's real tritonserver (tests/triton_fixtures.py): one for every test that uses it.
+from tests.triton_fixtures import tiny_model, triton_served  # noqa: E402, F401

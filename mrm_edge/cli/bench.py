@@ -94,9 +94,18 @@ from mrm_edge.cli.options import model_option, user_errors
 )
 @click.option("--max-batch", type=click.IntRange(1), default=32, show_default=True)
 @click.option("--max-tries", type=click.IntRange(1), default=4, show_default=True)
+@click.option(
+    "--backend",
+    "remote",
+    default=None,
+    metavar="triton:HOST:PORT[/MODEL]",
+    help="Bench a served model instead (network hop included) against the same ONNX "
+    "variant in-process; the other sections are skipped.",
+)
 @user_errors
 def bench(
     model_dir: str | None,
+    remote: str | None,
     backends: str,
     precisions: str | None,
     batch_sizes: str | None,
@@ -126,6 +135,8 @@ def bench(
     from mrm_edge.bench.variants import check_backends, check_precisions, plan
 
     model = model_path(model_dir)
+    if remote is not None:
+        return _remote_bench(model, remote, batch_sizes, warmup, repeats, json_out)
     names = csv(backends)
     precs = csv(precisions) if precisions is not None else ["fp32", "int8"]
     gpu_precs = precs if precisions is not None else ["fp32", "fp16", "int8"]
@@ -274,3 +285,20 @@ def _streaming_section(
         f"{stream['model_only_wps']:.1f} at batch {knobs['max_batch']}"
     )
     return stream
+
+
+def _remote_bench(
+    model: Path, remote: str, batch_sizes: str | None, warmup: int, repeats: int, json_out: Any
+) -> None:
+    """``--backend triton:...``: mrm_edge.bench.triton, printed and optionally as JSON."""
+    from mrm_edge.bench.common import to_json
+    from mrm_edge.bench.triton import bench_triton, pair_lines
+
+    sizes = csv(batch_sizes, int) if batch_sizes is not None else [1, 8, 32]
+    pairs = bench_triton(model, remote, sizes, warmup, repeats, log=logger(console()))
+    for line in pair_lines(pairs):
+        click.echo(line)
+    if json_out:
+        rows = [r for p in pairs for r in (p.triton, p.local)]
+        doc = to_json(rows, triton=[p.to_dict() for p in pairs])
+        Path(json_out).write_text(json.dumps(doc, indent=2) + "\n")

@@ -37,8 +37,16 @@ from mrm_edge.cli.options import model_option
     default=None,
     help="Which TensorRT builds the engine [default: $MRM_EDGE_TRT_FLAVOUR, else auto].",
 )
+@click.option(
+    "--backend",
+    "remote",
+    default=None,
+    metavar="triton:HOST:PORT[/MODEL]",
+    help="Check a served model from this front-end instead (server, identity, parity).",
+)
 def doctor(
     model_dir: str | None,
+    remote: str | None,
     precision: str,
     batch: str,
     n_windows: int,
@@ -50,6 +58,12 @@ def doctor(
     parity against ONNX Runtime. Exit 0 pass, 1 fail, 2 TensorRT/GPU unavailable."""
     from mrm_edge.doctor import format_report, run_doctor
 
+    if remote is not None:
+        from mrm_edge.doctor.triton import run_triton_doctor
+
+        served = run_triton_doctor(model_path(model_dir), remote, n_windows=n_windows)
+        click.echo(format_report(served))
+        sys.exit(served.exit_code)
     report = run_doctor(
         model_path(model_dir),
         precision,

@@ -119,6 +119,15 @@ from mrm_edge.cli.options import model_option, user_errors
     default=None,
     help="Output directory (default: the model directory).",
 )
+@click.option(
+    "--triton-repo",
+    "triton_repo",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Also write a Triton Inference Server model repository here (one model per "
+    "variant: TensorRT plans, ONNX Runtime, Python-backend CPU). On an exported directory "
+    "without --fp16/--int8 it only writes the repository.",
+)
 @user_errors
 def export(
     model_dir: str | None,
@@ -133,6 +142,10 @@ def export(
     from mrm_edge.export.pipeline import ExportOptions, run_export
 
     model = model_path(model_dir)
+    triton_repo = kw.pop("triton_repo")
+    if triton_repo and _repo_only(model, out_dir, kw):
+        _write_triton_repo(model, Path(triton_repo))
+        return
     opts = ExportOptions(
         model_dir=model,
         out_dir=Path(out_dir) if out_dir else model,
@@ -155,3 +168,25 @@ def export(
         click.echo(f"{precision}\t{path}")
     for precision, path in summary.engines.items():
         click.echo(f"engine-{precision}\t{path}")
+    if triton_repo:
+        _write_triton_repo(Path(opts.out_dir), Path(triton_repo))
+
+
+def _repo_only(model: Path, out_dir: str | None, kw: dict[str, Any]) -> bool:
+    """``--triton-repo`` on an already-exported directory with nothing else asked: only the
+    repository is written (no torch, no re-export)."""
+    from mrm_edge.artifacts import onnx_file, sidecar_path
+
+    exported = (model / onnx_file("fp32")).is_file() and sidecar_path(
+        model / onnx_file("fp32")
+    ).is_file()
+    return exported and out_dir is None and not kw.get("fp16") and not kw.get("int8")
+
+
+def _write_triton_repo(model: Path, repo: Path) -> None:
+    from mrm_edge.export.triton_repo import write_triton_repo
+
+    written = write_triton_repo(model, repo)
+    for m in written.models:
+        where = "loads here (Python backend)" if m.local else f"needs Triton's {m.kind} backend"
+        click.echo(f"triton\t{repo / m.name}\t{where}")

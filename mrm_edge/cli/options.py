@@ -14,7 +14,11 @@ import click
 from mrm_edge.card import ModelCardError
 from mrm_edge.data.errors import DataError
 from mrm_edge.runtime.backends.base import BackendUnavailable
-from mrm_edge.runtime.backends.registry import backend_choices
+from mrm_edge.runtime.backends.registry import (
+    backend_choices,
+    backend_target_forms,
+    get_remote_spec,
+)
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -36,6 +40,22 @@ class BackendChoice(click.Choice):
     @choices.setter
     def choices(self, value: Any) -> None:
         pass  # click.Choice.__init__ assigns a fixed tuple: the registry's list is live
+
+    def get_metavar(self, param: Any, ctx: Any = None) -> str:
+        return "[" + "|".join((*backend_choices(), *backend_target_forms())) + "]"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        """A plain choice, or a remote backend's ``family:ADDRESS`` (``triton:HOST:PORT``),
+        checked by that backend's parser (one-line error for a malformed address)."""
+        family, _, text = str(value).partition(":")
+        spec = get_remote_spec(family) if text else None
+        if spec is not None and spec.parse_target is not None:
+            try:
+                spec.parse_target(text)
+            except ValueError as e:
+                self.fail(str(e), param, ctx)
+            return str(value)
+        return super().convert(value, param, ctx)
 
 
 #: What a user can fix (bad input, an unusable setup): shown as one ``Error:`` line, never a

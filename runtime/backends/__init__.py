@@ -7,13 +7,14 @@
 - ``tensorrt``: ``TensorRTBackend`` (serialized engine, double-buffered pipeline, CUDA graphs):
   capability probes, engine files, loader, runner, slots, plan.
 - ``torch``: ``TorchBackend``, the PyTorch reference.
+- ``triton``: ``TritonBackend``, a Triton Inference Server over gRPC (``triton:HOST:PORT``).
 - ``cuda``: the CUDA interface the TensorRT backend uses (cuda-python, or pycuda).
 
 Importing this package imports no torch, no onnxruntime, no tensorrt and no CUDA binding:
 each backend imports its library in ``activate()``.
 """
 
-from mrm_edge.runtime.backends import onnxruntime, torch
+from mrm_edge.runtime.backends import onnxruntime, torch, triton
 from mrm_edge.runtime.backends.base import Backend, BackendUnavailable
 from mrm_edge.runtime.backends.onnxruntime import OnnxRuntimeBackend
 from mrm_edge.runtime.backends.registry import register_backend
@@ -25,6 +26,7 @@ from mrm_edge.runtime.backends.torch import TorchBackend
 register_backend(tensorrt_plan.SPEC)
 register_backend(onnxruntime.SPEC)
 register_backend(torch.SPEC)
+register_backend(triton.SPEC)  # remote: --backend triton:HOST:PORT, never in auto's plan
 
 __all__ = [
     "Backend",

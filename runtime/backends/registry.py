@@ -13,7 +13,11 @@ A registration (:class:`BackendSpec`) says:
   (what the bench times);
 - ``quiet_when_passed``: its reasons are not worth explaining when ``auto`` chose a faster
   option (the reference backend, the last resort);
-- ``probe_keys``: the keyword overrides its plan reads (threads, test doubles).
+- ``probe_keys``: the keyword overrides its plan reads (threads, test doubles);
+- ``parse_target`` (optional): a *remote* backend, named with an address
+  (``--backend triton:HOST:PORT``): it parses and checks the text after ``family:``
+  (ValueError, one line). A remote backend is never in ``auto``'s plan (it needs an address)
+  and is not a plain choice; its form is listed by :func:`backend_target_forms`.
 
 Adding a backend: one module with the Backend subclass and its spec, and one
 ``register_backend(SPEC)`` (the built-in ones are registered in ``backends/__init__``).
@@ -38,8 +42,10 @@ __all__ = [
     "backend_choices",
     "backend_families",
     "backend_specs",
+    "backend_target_forms",
     "cpu_backend_names",
     "get_backend_spec",
+    "get_remote_spec",
     "make_cpu_backend",
     "register_backend",
     "unregister_backend",
@@ -68,6 +74,8 @@ class PlanRequest:
     explicit: bool
     probe: Mapping[str, Any] = field(default_factory=dict)
     """Overrides of what is probed (``intra_op_threads``, ``ort_providers``, ``trt``, ...)."""
+    target: Any = None
+    """A remote backend's parsed address (``parse_target``'s result); None otherwise."""
 
 
 PlanFn = Callable[[PlanRequest], tuple[list[Candidate], list[str]]]
@@ -84,6 +92,8 @@ class BackendSpec:
     cpu_factory: Callable[[Path, str], Backend] | None = None
     quiet_when_passed: bool = False
     probe_keys: tuple[str, ...] = ()
+    parse_target: Callable[[str], Any] | None = None
+    target_metavar: str = "ADDRESS"
 
 
 _SPECS: dict[str, BackendSpec] = {}
@@ -114,8 +124,22 @@ def get_backend_spec(name: str) -> BackendSpec | None:
 
 
 def backend_families() -> tuple[str, ...]:
-    """The ``--backend`` families, in ``auto``'s order."""
-    return tuple(dict.fromkeys(s.family for s in backend_specs()))
+    """The ``--backend`` families, in ``auto``'s order (remote backends not included)."""
+    return tuple(dict.fromkeys(s.family for s in backend_specs() if s.parse_target is None))
+
+
+def get_remote_spec(family: str) -> BackendSpec | None:
+    """The remote backend of ``family`` (``triton``), None when there is none."""
+    return next(
+        (s for s in backend_specs() if s.family == family and s.parse_target is not None), None
+    )
+
+
+def backend_target_forms() -> tuple[str, ...]:
+    """The remote backends' ``--backend`` forms, e.g. ``("triton:HOST:PORT[/MODEL]",)``."""
+    return tuple(
+        f"{s.family}:{s.target_metavar}" for s in backend_specs() if s.parse_target is not None
+    )
 
 
 def backend_choices() -> tuple[str, ...]:
@@ -125,7 +149,9 @@ def backend_choices() -> tuple[str, ...]:
 
 def cpu_backend_names() -> tuple[str, ...]:
     """The backends that run a model directory's ONNX variants on the CPU (the bench)."""
-    return tuple(s.name for s in backend_specs() if s.cpu_factory is not None)
+    return tuple(
+        s.name for s in backend_specs() if s.cpu_factory is not None and s.parse_target is None
+    )
 
 
 def make_cpu_backend(name: str, model_dir: Path, variant: str) -> Backend:

@@ -1,0 +1,92 @@
+"""Front-end capacity: how many real-time streams a monitor keeps up with on a backend —
+in-process, or on a Triton server that several front-ends share.
+
+It is the streaming bench's max-speed probe (:mod:`mrm_edge.bench.streaming`, step 1-2):
+synthetic patients rendered beforehand, replayed as fast as the real ``Monitor`` takes them
+(preprocessing, batching, backend, post-processing), ``W`` = classified windows per second
+of wall time, and ``floor(W x hop)`` streams at real time. Run one process per front-end at
+the same time to measure front-ends sharing a server::
+
+    python -m mrm_edge.bench.frontends --backend onnxruntime --precision int8 --streams 8
+    python -m mrm_edge.bench.frontends --backend triton:127.0.0.1:8001 --streams 4 &
+    python -m mrm_edge.bench.frontends --backend triton:127.0.0.1:8001 --streams 4 --seed 1
+
+Each prints one JSON line (``windows_per_s``, ``realtime_streams``, the run's figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+__all__ = ["probe_frontend"]
+
+SYNTHETIC_FS = 500  # the synthetic source's default rate (the monitor's demo patients)
+
+
+def probe_frontend(
+    model_dir: Path,
+    backend: str,
+    *,
+    precision: str | None = None,
+    streams: int = 4,
+    seconds: float = 60.0,
+    hop_s: float = 1.0,
+    max_batch: int = 32,
+    max_delay_ms: float = 50.0,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The max-speed probe of one front-end on ``backend`` (module docstring)."""
+    from mrm_edge.bench.streaming import _Replay, _run, _run_figures, render_synthetic
+    from mrm_edge.runtime.model import DeployedModel
+    from mrm_edge.runtime.selection import activate_backend
+
+    model = DeployedModel.load(model_dir)
+    events = render_synthetic(streams, SYNTHETIC_FS, seconds, seed)
+    be, why = activate_backend(model, backend, precision)
+    try:
+        src = _Replay(events, 0.0, None, f"synthetic: {streams} patients, max speed")
+        summary = _run(model, be, src, hop_s, max_batch, max_delay_ms)
+    finally:
+        be.deactivate()
+    w = summary.throughput_wps
+    return {
+        "backend": summary.backend,
+        "why": why,
+        "streams": streams,
+        "seconds": seconds,
+        "windows_per_s": w,
+        "realtime_streams": math.floor(w * hop_s),
+        **_run_figures(summary),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    from mrm_edge.artifacts import default_model_dir
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--backend", default="auto")
+    ap.add_argument("--precision", default=None)
+    ap.add_argument("--streams", type=int, default=4)
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--max-batch", type=int, default=32)
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args(argv)
+    out = probe_frontend(
+        default_model_dir(a.model),
+        a.backend,
+        precision=a.precision,
+        streams=a.streams,
+        seconds=a.seconds,
+        max_batch=a.max_batch,
+        seed=a.seed,
+    )
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,19 @@
+"""``mrm-edge serve``: the model on a real Triton Inference Server on this machine.
+
+- ``server``: :class:`TritonServer`, the ``tritonserver`` bundled in nvidia-pytriton run
+  on a model repository (backend directory, ports, bounded start-up, clean stop).
+- ``run``: :func:`serve_model`, a model directory → its repository
+  (:mod:`mrm_edge.export.triton_repo`, the models this server can load) → a running server.
+"""
+
+from mrm_edge.serve.run import ServedModel, serve_model
+from mrm_edge.serve.server import ServerPorts, ServeUnavailable, TritonServer, find_tritonserver
+
+__all__ = [
+    "ServeUnavailable",
+    "ServedModel",
+    "ServerPorts",
+    "TritonServer",
+    "find_tritonserver",
+    "serve_model",
+]

@@ -1,0 +1,70 @@
+"""A model directory served on this machine's ``tritonserver``: its repository (only the
+models the bundled server can load: ONNX Runtime CPU in the Python backend), written to a
+folder of the caller's or a temporary one, and the server on it."""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from mrm_edge.export.triton_repo import TritonRepo, write_triton_repo
+from mrm_edge.serve.server import DEFAULT_PORTS, ServerPorts, TritonServer
+
+__all__ = ["ServedModel", "serve_model"]
+
+
+@dataclass
+class ServedModel:
+    """A running server and what it serves."""
+
+    server: TritonServer
+    repo: TritonRepo
+
+    @property
+    def address(self) -> str:
+        """What a front-end names: ``triton:HOST:GRPC_PORT``."""
+        return f"triton:{self.server.grpc_address}"
+
+
+@contextlib.contextmanager
+def serve_model(
+    model_dir: str | Path,
+    *,
+    host: str = "127.0.0.1",
+    ports: ServerPorts = DEFAULT_PORTS,
+    repo_dir: str | Path | None = None,
+    max_batch: int = 32,
+    max_delay_ms: float = 50.0,
+    instances: int = 1,
+    cpu_threads: int = 0,
+    start_timeout_s: float = 120.0,
+    log: str | Path | None = None,
+) -> Iterator[ServedModel]:
+    """Write the repository of ``model_dir`` (into ``repo_dir``, else a temporary folder
+    removed afterwards), start ``tritonserver`` on it with the models it can load, yield
+    the running server, and stop it on the way out (SIGTERM, then kill)."""
+    with contextlib.ExitStack() as stack:
+        if repo_dir is None:
+            repo_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="mrm-edge-repo-"))
+        repo = write_triton_repo(
+            model_dir,
+            repo_dir,
+            max_batch=max_batch,
+            max_delay_ms=max_delay_ms,
+            instances=instances,
+            cpu_threads=cpu_threads,
+            only_local=True,
+        )
+        server = TritonServer(
+            repo.directory,
+            host=host,
+            ports=ports,
+            models=repo.local_models,
+            start_timeout_s=start_timeout_s,
+            log=log,
+        )
+        stack.enter_context(server)
+        yield ServedModel(server, repo)
