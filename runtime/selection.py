@@ -58,7 +58,9 @@ __all__ = [
 
 #: ``--backend``'s choices with the built-in backends (``backend_choices()`` is the live list).
 BACKEND_CHOICES: tuple[str, ...] = backend_choices()
-PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
+PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8", "bf16")
+#: The probe keys selection itself reads (the rest go to the backends' plans).
+SELECTION_KEYS = ("auto_probe",)
 
 
 def _plan(
@@ -72,10 +74,11 @@ def _plan(
     if precision is not None and precision not in PRECISIONS:
         raise ValueError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
     specs = [s for s in backend_specs() if requested in ("auto", s.family)]
-    known = {k for s in backend_specs() for k in s.probe_keys}
+    known = {k for s in backend_specs() for k in s.probe_keys} | set(SELECTION_KEYS)
     unknown = sorted(set(probe) - known)
     if unknown:
         raise TypeError(f"plan_backends() got unexpected keyword argument(s) {unknown}")
+    # BF16 is an explicit choice or auto's when the probe measures it: never a static default.
     precisions = (precision,) if precision else PRECISIONS
     candidates: list[Candidate] = []
     skipped: list[str] = []
@@ -87,7 +90,26 @@ def _plan(
         skipped += why_nots
         if not spec.quiet_when_passed:
             explained += why_nots
+    candidates, note = _measured(model, candidates, probe.get("auto_probe"))
+    if note:
+        explained.append(note)
     return candidates, skipped, explained if requested == "auto" else []
+
+
+def _measured(
+    model: DeployedModel, candidates: list[Candidate], auto_probe: Any
+) -> tuple[list[Candidate], str | None]:
+    """The candidates ordered by ``runtime/probe.py``'s measurement (when on), and a note when
+    it is off. ``auto_probe``: None (``$MRM_EDGE_AUTO_PROBE``), False, True or settings."""
+    from mrm_edge.runtime import probe
+
+    if sum(c.measurable for c in candidates) < 2:
+        return candidates, None
+    if not probe.probe_enabled(auto_probe):
+        return candidates, f"CPU options in their static order ({probe.PROBE_ENV}=0: not measured)"
+    settings = auto_probe if isinstance(auto_probe, probe.ProbeSettings) else probe.ProbeSettings()
+    ordered, _ = probe.order_by_measurement(model, candidates, settings)
+    return ordered, None
 
 
 def plan_backends(
