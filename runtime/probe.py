@@ -159,7 +159,7 @@ def _time_one(c: Candidate, x: np.ndarray, s: ProbeSettings) -> tuple[dict[str, 
     try:
         backend.activate()
     except (BackendUnavailable, ValueError, FileNotFoundError) as e:
-        row["error"] = first_line(e, with_type=False)
+        row["error"] = f"failed to start ({first_line(e, with_type=False)})"
         return row, None
     try:
         out = backend.infer(x)  # untimed: first-call allocations, lazy compilation
@@ -172,7 +172,7 @@ def _time_one(c: Candidate, x: np.ndarray, s: ProbeSettings) -> tuple[dict[str, 
             if time.perf_counter() - start > s.seconds_per_option:
                 break
     except Exception as e:  # a failing option is dropped with its reason, never picked
-        row["error"] = first_line(e, with_type=False)
+        row["error"] = f"failed ({first_line(e, with_type=False)})"
         return row, None
     finally:
         backend.deactivate()
@@ -241,7 +241,7 @@ def run_probe(model: Any, options: list[Candidate], settings: ProbeSettings) -> 
 
 def _figure(r: dict[str, Any]) -> str:
     if "error" in r:
-        return f"{r['label']} failed to start ({r['error']})"
+        return f"{r['label']} {r['error']}"
     dp = r.get("max_abs_dp")
     text = f"{r['label']} {r['windows_per_s']:.1f}/s"
     if dp is not None:
