@@ -119,18 +119,19 @@ def _versions() -> dict[str, str | None]:
     return {d: version(d) for d in VERSIONED}
 
 
-def _option_id(c: Candidate, model: Any) -> dict[str, Any]:
-    file = c.label.rsplit("(", 1)[-1].rstrip(")")
-    art = next((a for a in model.onnx.values() if a.name == file), None)
-    return {"label": c.label, "sha256": art.sidecar.get("sha256") if art else None}
+def model_key(model: Any) -> dict[str, Any]:
+    """The model: its name and the SHA-256 of every verified ONNX file (a re-export changes
+    them, and with them the key)."""
+    files = {a.name: a.sidecar.get("sha256") for a in model.onnx.values()}
+    return {"name": model.name, "files": dict(sorted(files.items()))}
 
 
 def probe_key(model: Any, options: list[Candidate], settings: ProbeSettings) -> dict[str, Any]:
     return {
         "machine": settings.machine or machine_key(),
         "versions": settings.versions or _versions(),
-        "model": model.name,
-        "options": [_option_id(c, model) for c in options],
+        "model": model_key(model),
+        "options": [c.label for c in options],
         "batch": settings.batch,
         "calls": settings.calls,
     }
