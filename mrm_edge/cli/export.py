@@ -15,6 +15,12 @@ from mrm_edge.cli.options import model_option, user_errors
 @model_option()
 @click.option("--fp16", is_flag=True, help="Also write the mixed-precision FP16 ONNX.")
 @click.option(
+    "--bf16",
+    is_flag=True,
+    help="Measure the BF16 gate (OpenVINO, model.onnx at bf16 vs FP32) on this CPU and write "
+    "model.bf16-openvino.json; refused with the reason on CPUs without native BF16.",
+)
+@click.option(
     "--int8",
     is_flag=True,
     help="Also write the INT8 Q/DQ ONNX files (needs --calib-data; see --int8-activations).",
@@ -133,6 +139,7 @@ def export(
     from mrm_edge.export.pipeline import ExportOptions, run_export
 
     model = model_path(model_dir)
+    bf16 = kw.pop("bf16")
     opts = ExportOptions(
         model_dir=model,
         out_dir=Path(out_dir) if out_dir else model,
@@ -155,3 +162,19 @@ def export(
         click.echo(f"{precision}\t{path}")
     for precision, path in summary.engines.items():
         click.echo(f"engine-{precision}\t{path}")
+    if bf16:
+        _bf16_gate(opts.out_dir, opts.calib_data)
+
+
+def _bf16_gate(out_dir: Path, calib_data: Path | None) -> None:
+    """``--bf16``: the BF16 gate record, or the refusal's reason (exit 1)."""
+    from mrm_edge.export.bf16 import measure_bf16_gate
+    from mrm_edge.runtime.backends import BackendUnavailable
+
+    try:
+        record = measure_bf16_gate(out_dir, calib_data)
+    except BackendUnavailable as e:
+        raise click.ClickException(f"--bf16: {e.reason}") from e
+    click.echo(f"bf16\t{out_dir / 'model.bf16-openvino.json'}\t{record['message']}")
+    if not record["passed"]:
+        raise click.ClickException(record["message"])
