@@ -62,10 +62,10 @@ VERSIONED = ("onnxruntime", "openvino", "numpy", "mrm-edge")
 class ProbeSettings:
     """The probe's bounds, and (for tests) the machine / versions facts to key it by."""
 
-    batch: int = 8
+    batch: int = 4
     calls: int = 2
     seconds_per_option: float = 1.5
-    max_seconds: float = 20.0
+    max_seconds: float = 15.0
     """The whole probe's budget: options not reached by then are left unmeasured."""
     machine: dict[str, Any] | None = None
     versions: dict[str, Any] | None = None

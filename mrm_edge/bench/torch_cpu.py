@@ -26,7 +26,13 @@ TORCH_ROWS = (("torch", "fp32"), ("torch", "bf16"), ("torch-compile", "fp32"))
 def torch_bf16_refusal() -> str | None:
     """Why eager BF16 autocast is not timed here (no native BF16: PyTorch would emulate it,
     a figure nobody would run), or None."""
-    ok, why = bf16_support(None, cpu_flags())
+    from mrm_edge.runtime.backends.openvino.capability import cpu_bf16, probe_openvino
+
+    info = probe_openvino()
+    if info.available:  # OpenVINO's CPU capabilities and the flags
+        ok, why = cpu_bf16(info.module.Core())
+    else:
+        ok, why = bf16_support(None, cpu_flags())
     return None if ok else why
 
 

@@ -52,10 +52,9 @@ def cpu_unavailable(backend: str, precision: str) -> str | None:
     if precision == "bf16":
         if backend == "onnxruntime":
             return "ONNX Runtime's CPU provider has no BF16 path (OpenVINO and PyTorch do)"
-        from mrm_edge.runtime.backends.openvino.capability import bf16_support, cpu_flags
+        from mrm_edge.bench.torch_cpu import torch_bf16_refusal
 
-        ok, why = bf16_support(None, cpu_flags())
-        return None if ok else why
+        return torch_bf16_refusal()
     return None
 
 

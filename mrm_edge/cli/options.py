@@ -18,7 +18,7 @@ from mrm_edge.runtime.backends.registry import backend_choices
 
 F = TypeVar("F", bound=Callable[..., object])
 
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ("fp32", "fp16", "int8", "bf16")  # bf16: OpenVINO on BF16 CPUs
 
 
 class BackendChoice(click.Choice):

@@ -24,9 +24,10 @@ HAS_TORCH = importlib.util.find_spec("torch") is not None
 
 
 def bf16_here() -> tuple[bool, str]:
-    from mrm_edge.runtime.backends.openvino.capability import bf16_support, cpu_flags
+    from mrm_edge.bench.torch_cpu import torch_bf16_refusal
 
-    return bf16_support(None, cpu_flags())
+    why = torch_bf16_refusal()
+    return why is None, why or ""
 
 
 def row(backend: str, precision: str, batch: int, wps: float) -> Result:
