@@ -148,3 +148,13 @@ def test_an_option_failing_its_gate_or_to_start_is_never_picked(
     assert "no such ONNX file" in rows["missing int8"]["error"]
     why = ordered[0].why
     assert "> gate 1.0e-03, refused" in why and "missing int8 failed to start (" in why
+
+
+def test_options_the_budget_did_not_reach_keep_their_static_place(
+    model: DeployedModel, cache: Path
+) -> None:
+    cands, _ = plan_backends(model, auto_probe=False)
+    ordered, result = order_by_measurement(model, cands, replace(FAST, max_seconds=0.0))
+    assert [c.label for c in ordered] == [c.label for c in cands]  # nothing measured
+    assert all(r.get("unmeasured") for r in result.options)
+    assert all("(not measured: the probe's budget was spent)" in c.why for c in ordered)
