@@ -21,7 +21,15 @@ ONNX Runtime's INT8 file is ``model.int8.onnx`` (uint8 activations, fused into Q
 kernels). A directory with only ``model.int8-sym.onnx`` (the symmetric file made for
 TensorRT) still offers INT8 to ONNX Runtime, but on the CPU after FP32: ORT runs its
 convolutions in float, so it is no faster than FP32 and less exact.
-4. **PyTorch** (reference) — ``torch`` importable and the weights present; FP32 only.
+4. **OpenVINO CPU** (the ``openvino`` extra) — ``model.int8-sym.onnx``, ``model.int8.onnx``,
+   BF16 (a BF16 CPU and a passed gate record), FP32 (``backends/openvino/plan.py``).
+5. **PyTorch** (reference) — ``torch`` importable and the weights present; FP32 only.
+
+Steps 3 and 4 are the order when nothing is measured. With the probe on (the default,
+``runtime/probe.py``; ``MRM_EDGE_AUTO_PROBE=0`` or ``auto_probe=False`` turns it off), the
+CPU options of 3 and 4 are timed here once per machine + model + runtime versions and
+ordered by what was measured; an option failing its accuracy check is dropped, and the
+reason states the figures.
 
 Each backend's options come from its own ``plan`` (in its module); this module only orders
 them, explains the choice and activates. ``precision`` restricts every step to that
