@@ -120,3 +120,27 @@ def test_streaming_runs_on_autos_cpu_pick() -> None:
     backend, variant, why = auto_cpu_variant(SHIPPED_MODEL_DIR)  # the suite runs probe-off
     assert (backend, variant) == ("onnxruntime", "int8")
     assert why.startswith("onnxruntime CPU int8 (model.int8.onnx): ")
+
+
+def test_torch_bf16_autocast_refused_without_bf16_else_close_to_fp32() -> None:
+    from mrm_edge.runtime.backends import BackendUnavailable
+
+    from mrm_edge.bench.torch_cpu import TorchAutocastBackend
+
+    has, _ = bf16_here()
+    backend = TorchAutocastBackend(SHIPPED_MODEL_DIR)
+    if not has:
+        with pytest.raises(BackendUnavailable, match="torch bf16: this CPU has no native BF16"):
+            backend.activate()
+        return
+    if not HAS_TORCH:
+        pytest.skip("torch is not installed (the `train` extra)")
+    import numpy as np
+    from mrm_edge.runtime.backends import TorchBackend
+
+    from mrm_edge.bench.common import input_windows
+    from mrm_edge.card import ModelCard
+
+    x = input_windows(ModelCard.load(SHIPPED_MODEL_DIR), 4)
+    with backend, TorchBackend(SHIPPED_MODEL_DIR) as ref:
+        assert float(np.abs(backend.infer(x) - ref.infer(x)).max()) <= 2e-2
