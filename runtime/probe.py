@@ -39,7 +39,7 @@ import numpy as np
 from mrm_edge.runtime.backends.base import BackendUnavailable
 from mrm_edge.runtime.backends.openvino.capability import cpu_flags
 from mrm_edge.runtime.backends.registry import Candidate
-from mrm_edge.runtime.user_cache import user_cache_dir
+from mrm_edge.runtime.user_cache import usable_cores, user_cache_dir
 
 from mrm_edge.data.errors import first_line
 
@@ -106,7 +106,7 @@ def machine_key() -> dict[str, Any]:
     return {
         "cpu": cpu,
         "flags_sha256": hashlib.sha256(flags.encode()).hexdigest()[:16],
-        "cores": len(os.sched_getaffinity(0)),
+        "cores": usable_cores(),
     }
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 CACHE_ENV = "MRM_EDGE_CACHE_DIR"
 
-__all__ = ["CACHE_ENV", "user_cache_dir"]
+__all__ = ["CACHE_ENV", "usable_cores", "user_cache_dir"]
 
 
 def user_cache_dir(sub: str) -> Path:
@@ -22,3 +22,11 @@ def user_cache_dir(sub: str) -> Path:
     xdg = os.environ.get("XDG_CACHE_HOME")
     base = Path(xdg) if xdg else Path.home() / ".cache"
     return base / "mrm-edge" / sub
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity where the OS has one, else all)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1

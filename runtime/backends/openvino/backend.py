@@ -23,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 from mrm_edge.runtime.backends.base import Backend, BackendUnavailable, precision_from_filename
 from mrm_edge.runtime.backends.openvino.capability import cpu_bf16, probe_openvino
-from mrm_edge.runtime.user_cache import user_cache_dir
+from mrm_edge.runtime.user_cache import usable_cores, user_cache_dir
 
 from mrm_edge.data.errors import first_line
 
@@ -88,9 +88,7 @@ class OpenVinoBackend(Backend):
 
     def config(self) -> dict[str, Any]:
         """The compile properties, every one stated (see the module docstring)."""
-        import os
-
-        threads = self.threads or len(os.sched_getaffinity(0))
+        threads = self.threads or usable_cores()
         return {
             "INFERENCE_PRECISION_HINT": self.inference_precision,
             "INFERENCE_NUM_THREADS": int(threads),
