@@ -47,6 +47,7 @@ from typing import Any
 from mrm_edge.card import sha256_file
 
 __all__ = [
+    "BF16_RECORD",
     "ENGINE_GLOB",
     "ENGINE_PRECISIONS",
     "MODEL_ENV",
@@ -114,6 +115,9 @@ VARIANTS: dict[str, OnnxVariant] = {
 }
 #: Variant → file name, in the order `mrm-edge export` writes them.
 ONNX_FILES: dict[str, str] = {name: v.file for name, v in VARIANTS.items()}
+#: The BF16 gate record (OpenVINO on ``model.onnx`` at bf16 vs FP32, measured on a BF16 CPU by
+#: ``mrm-edge export --bf16``): BF16 is a precision of the runtime, not a file of its own.
+BF16_RECORD = "model.bf16-openvino.json"
 #: Variant → precision (both INT8 variants are ``"int8"``).
 PRECISION_OF: dict[str, str] = {name: v.precision for name, v in VARIANTS.items()}
 

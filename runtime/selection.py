@@ -21,7 +21,15 @@ ONNX Runtime's INT8 file is ``model.int8.onnx`` (uint8 activations, fused into Q
 kernels). A directory with only ``model.int8-sym.onnx`` (the symmetric file made for
 TensorRT) still offers INT8 to ONNX Runtime, but on the CPU after FP32: ORT runs its
 convolutions in float, so it is no faster than FP32 and less exact.
-4. **PyTorch** (reference) — ``torch`` importable and the weights present; FP32 only.
+4. **OpenVINO CPU** (the ``openvino`` extra) — ``model.int8-sym.onnx``, ``model.int8.onnx``,
+   BF16 (a BF16 CPU and a passed gate record), FP32 (``backends/openvino/plan.py``).
+5. **PyTorch** (reference) — ``torch`` importable and the weights present; FP32 only.
+
+Steps 3 and 4 are the order when nothing is measured. With the probe on (the default,
+``runtime/probe.py``; ``MRM_EDGE_AUTO_PROBE=0`` or ``auto_probe=False`` turns it off), the
+CPU options of 3 and 4 are timed here once per machine + model + runtime versions and
+ordered by what was measured; an option failing its accuracy check is dropped, and the
+reason states the figures.
 
 Each backend's options come from its own ``plan`` (in its module); this module only orders
 them, explains the choice and activates. ``precision`` restricts every step to that
@@ -60,7 +68,9 @@ __all__ = [
 
 #: ``--backend``'s choices with the built-in backends (``backend_choices()`` is the live list).
 BACKEND_CHOICES: tuple[str, ...] = backend_choices()
-PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
+PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8", "bf16")
+#: The probe keys selection itself reads (the rest go to the backends' plans).
+SELECTION_KEYS = ("auto_probe",)
 
 
 def _plan(
@@ -80,10 +90,11 @@ def _plan(
     # A remote backend (named with its address) plans alone; auto never includes one.
     local = [s for s in backend_specs() if s.parse_target is None]
     specs = [remote] if remote else [s for s in local if requested in ("auto", s.family)]
-    known = {k for s in backend_specs() for k in s.probe_keys}
+    known = {k for s in backend_specs() for k in s.probe_keys} | set(SELECTION_KEYS)
     unknown = sorted(set(probe) - known)
     if unknown:
         raise TypeError(f"plan_backends() got unexpected keyword argument(s) {unknown}")
+    # BF16 is an explicit choice or auto's when the probe measures it: never a static default.
     precisions = (precision,) if precision else PRECISIONS
     candidates: list[Candidate] = []
     skipped: list[str] = []
@@ -95,7 +106,26 @@ def _plan(
         skipped += why_nots
         if not spec.quiet_when_passed:
             explained += why_nots
+    candidates, note = _measured(model, candidates, probe.get("auto_probe"))
+    if note:
+        explained.append(note)
     return candidates, skipped, explained if requested == "auto" else []
+
+
+def _measured(
+    model: DeployedModel, candidates: list[Candidate], auto_probe: Any
+) -> tuple[list[Candidate], str | None]:
+    """The candidates ordered by ``runtime/probe.py``'s measurement (when on), and a note when
+    it is off. ``auto_probe``: None (``$MRM_EDGE_AUTO_PROBE``), False, True or settings."""
+    from mrm_edge.runtime import probe
+
+    if sum(c.measurable for c in candidates) < 2:
+        return candidates, None
+    if not probe.probe_enabled(auto_probe):
+        return candidates, f"CPU options in their static order ({probe.PROBE_ENV}=0: not measured)"
+    settings = auto_probe if isinstance(auto_probe, probe.ProbeSettings) else probe.ProbeSettings()
+    ordered, _ = probe.order_by_measurement(model, candidates, settings)
+    return ordered, None
 
 
 def plan_backends(

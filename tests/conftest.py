@@ -9,11 +9,18 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+
+# auto's measured probe (runtime/probe.py) would time every CPU option on the first selection
+# of each test model: off unless a test turns it on; and caches (OpenVINO's compiled models,
+# the probe) go to a temporary directory, never the user's. Set before any subprocess starts.
+os.environ.setdefault("MRM_EDGE_AUTO_PROBE", "0")
+os.environ.setdefault("MRM_EDGE_CACHE_DIR", tempfile.mkdtemp(prefix="mrm-edge-test-cache-"))
 
 
 def _dataset_root(env_var: str, default: Path, marker: str, what: str) -> Path:

@@ -42,6 +42,9 @@ class Result:
     fraction_of_peak: float | None = None  # GPU rows: gflops / the measured peak (peak_basis)
     peak_basis: str | None = None
     max_abs_dp_vs_cpu_fp32: float | None = None  # GPU rows: output vs ONNX Runtime CPU FP32
+    speedup_vs_best_torch: float | None = None  # CPU rows: vs the fastest PyTorch CPU row
+    best_torch: str | None = None  # which PyTorch row that is (e.g. "torch bf16")
+    compile_s: float | None = None  # torch.compile rows: compile time, not in throughput
 
 
 def machine() -> dict[str, Any]:
@@ -68,7 +71,15 @@ def machine() -> dict[str, Any]:
         "platform": platform.platform(),
         "versions": {
             d: version(d)
-            for d in ("mrm-edge", "torch", "onnxruntime", "onnxruntime-gpu", "numpy", "tensorrt")
+            for d in (
+                "mrm-edge",
+                "torch",
+                "onnxruntime",
+                "onnxruntime-gpu",
+                "openvino",
+                "numpy",
+                "tensorrt",
+            )
         },
         "date": time.strftime("%Y-%m-%d"),
     }
@@ -108,8 +119,10 @@ def input_windows(card: Any, n: int, seed: int = 0) -> np.ndarray:
 
 
 def add_speedups(results: list[Result]) -> list[Result]:
-    """Set each row's speed-up against PyTorch eager FP32 (CPU) at the same batch size, and
-    each GPU row's against PyTorch eager FP32 on the same GPU (torch-cuda fp32)."""
+    """Set each row's speed-up against PyTorch eager FP32 (CPU) at the same batch size, each
+    CPU row's against the fastest PyTorch CPU row there (eager FP32, BF16 autocast,
+    torch.compile: PyTorch's best), and each GPU row's against PyTorch eager FP32 on the
+    same GPU (torch-cuda fp32)."""
 
     def base(backend: str) -> dict[int, float]:
         return {
@@ -119,9 +132,19 @@ def add_speedups(results: list[Result]) -> list[Result]:
         }
 
     cpu, gpu = base("torch"), base("torch-cuda")
+    best: dict[int, Result] = {}
+    for r in results:
+        top = best.get(r.batch_size)
+        is_torch = r.backend in ("torch", "torch-compile") and r.device == "cpu"
+        if is_torch and (top is None or r.throughput > top.throughput):
+            best[r.batch_size] = r
     for r in results:
         if r.batch_size in cpu:
             r.speedup_vs_torch_fp32 = r.throughput / cpu[r.batch_size]
+        if r.device == "cpu" and r.batch_size in best:
+            top = best[r.batch_size]
+            r.speedup_vs_best_torch = r.throughput / top.throughput
+            r.best_torch = f"{top.backend} {top.precision}"
         if r.device.startswith("cuda") and r.batch_size in gpu:
             r.speedup_vs_torch_cuda_fp32 = r.throughput / gpu[r.batch_size]
     return results

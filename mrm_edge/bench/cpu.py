@@ -1,4 +1,5 @@
-"""CPU rows: PyTorch eager FP32 (the baseline) and ONNX Runtime CPU per exported variant.
+"""CPU rows: PyTorch eager FP32 (the baseline), BF16 autocast and torch.compile, and ONNX
+Runtime CPU and OpenVINO per exported variant.
 
 Method: the same real-looking input for every variant (synthetic 12-lead ECG at
 the model's rate, or windows the caller passes); per batch size, ``warmup``
@@ -42,7 +43,9 @@ def bench_model(
 ) -> list[Result]:
     """Run every (backend, precision) in ``variants`` at every batch size.
 
-    backend: ``torch`` or ``onnxruntime``; precision: ``fp32``/``fp16``/``int8``.
+    backend: a CPU bench backend (``variants.CPU_BACKENDS``); precision: a variant name
+    (``fp32``, ``fp16``, ``int8``, ``int8-sym``) or ``bf16``. torch.compile rows get the
+    compile time of their batch size in ``compile_s`` (the warm-up calls absorb it).
     """
     from mrm_edge.card import ModelCard
 
@@ -50,16 +53,21 @@ def bench_model(
     x_all = input_windows(card, max(batch_sizes))
     results: list[Result] = []
     for backend, precision in variants:
-        infer, device, close = runner(model_dir, backend, precision)
+        be = cpu_backend(model_dir, backend, precision)
+        be.activate()
         try:
             for b in batch_sizes:
                 x = np.ascontiguousarray(x_all[:b])
-                times = time_calls(lambda x=x, f=infer: f(x), warmup, repeats)
-                r = summarise(backend, precision, device, b, times)
+                times = time_calls(lambda x=x, f=be.infer: f(x), max(warmup, 1), repeats)
+                r = summarise(backend, precision, "cpu", b, times)
+                compiled = getattr(be, "compile_seconds", None)
+                if compiled:
+                    r.compile_s = compiled.get(b)
                 results.append(r)
-                log(f"{backend} {precision} batch {b}: {r.throughput:.1f} windows/s")
+                extra = f" (compile {r.compile_s:.1f} s, not timed)" if r.compile_s else ""
+                log(f"{backend} {precision} batch {b}: {r.throughput:.1f} windows/s{extra}")
         finally:
-            close()
+            be.deactivate()
     return add_speedups(results)
 
 
@@ -69,10 +77,20 @@ def cpu_backend(model_dir: Path, backend: str, precision: str) -> Backend:
     registered backend's ``cpu_factory``, ``mrm_edge.runtime.backends.registry``)."""
     from mrm_edge.runtime.backends.registry import cpu_backend_names, make_cpu_backend
 
+    if backend == "torch" and precision == "bf16":
+        from mrm_edge.bench.torch_cpu import TorchAutocastBackend
+
+        return TorchAutocastBackend(model_dir)
+    if backend == "torch-compile":
+        from mrm_edge.bench.torch_cpu import TorchCompiledBackend
+
+        if precision != "fp32":
+            raise ValueError("torch-compile runs FP32")
+        return TorchCompiledBackend(model_dir)
     try:
         return make_cpu_backend(backend, model_dir, precision)
     except KeyError:
-        known = " or ".join(cpu_backend_names())
+        known = " or ".join((*cpu_backend_names(), "torch-compile"))
         raise ValueError(f"unknown backend {backend!r}; expected {known}") from None
 
 

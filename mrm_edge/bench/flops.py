@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from mrm_edge.bench.common import Result
-from mrm_edge.bench.peak import peak_for
+from mrm_edge.bench.peak import cpu_peak_for, peak_for
 from mrm_edge.bench.variants import VARIANT_FILES
 
 __all__ = ["FlopCount", "add_flops", "count_flops", "flops_section", "onnx_flops_per_window"]
@@ -163,10 +163,15 @@ def onnx_flops_per_window(onnx_path: str | Path) -> int:
 
 
 def add_flops(
-    results: list[Result], flops_per_window: int, peaks: dict[str, Any] | None = None
+    results: list[Result],
+    flops_per_window: int,
+    peaks: dict[str, Any] | None = None,
+    cpu_peaks: dict[str, Any] | None = None,
 ) -> list[Result]:
     """Achieved GFLOP/s per row; with the GPU's measured ``peaks`` (TFLOP/s), GPU rows'
-    fraction of the peak for their precision (:func:`mrm_edge.bench.peak.peak_for`)."""
+    fraction of the peak for their precision (:func:`mrm_edge.bench.peak.peak_for`); with
+    ``cpu_peaks`` (GFLOP/s per runtime and precision), CPU rows' fraction of their runtime's
+    GEMM peak (:func:`mrm_edge.bench.peak.cpu_peak_for`)."""
 
     for r in results:
         r.gflops = flops_per_window * r.throughput / 1e9
@@ -174,6 +179,10 @@ def add_flops(
             peak, r.peak_basis = peak_for(r.precision, peaks)
             if peak:
                 r.fraction_of_peak = r.gflops / (peak * 1e3)
+        elif cpu_peaks and r.device == "cpu":
+            peak, basis = cpu_peak_for(r.backend, r.precision, cpu_peaks)
+            if peak:
+                r.fraction_of_peak, r.peak_basis = r.gflops / peak, basis
     return results
 
 

@@ -10,10 +10,12 @@ from typing import Any
 from mrm_edge.artifacts import ONNX_FILES
 
 # Variant → ONNX file (mrm_edge.artifacts); ``--precisions`` takes these names, so
-# ``int8-sym`` benchmarks the symmetric (TensorRT) INT8 file on ONNX Runtime.
+# ``int8-sym`` benchmarks the symmetric (TensorRT / OpenVINO) INT8 file, plus ``bf16``: a
+# precision of the runtime on model.onnx (OpenVINO's inference precision, PyTorch autocast).
 VARIANT_FILES = ONNX_FILES
+PRECISION_NAMES = (*ONNX_FILES, "bf16")
 
-CPU_BACKENDS = ("torch", "onnxruntime")
+CPU_BACKENDS = ("torch", "torch-compile", "onnxruntime", "openvino")
 GPU_BACKENDS = ("torch-cuda", "onnxruntime-cuda", "tensorrt")
 
 
@@ -31,12 +33,39 @@ def check_backends(names: list[str]) -> None:
 
 
 def check_precisions(names: list[str]) -> None:
-    bad = [n for n in names if n not in VARIANT_FILES]
+    bad = [n for n in names if n not in PRECISION_NAMES]
     if bad or not names:
         raise ValueError(
             f"--precisions: unknown precision(s) {', '.join(map(repr, bad)) or '(none)'}; "
-            f"expected a comma-separated list of {', '.join(VARIANT_FILES)}"
+            f"expected a comma-separated list of {', '.join(PRECISION_NAMES)}"
         )
+
+
+def cpu_unavailable(backend: str, precision: str) -> str | None:
+    """Why the CPU row ``backend``/``precision`` is not timed here, or None."""
+    import importlib.util
+
+    if backend in ("torch", "torch-compile") and importlib.util.find_spec("torch") is None:
+        return "torch is not installed (the `train` extra)"
+    if backend == "openvino" and importlib.util.find_spec("openvino") is None:
+        return "OpenVINO is not installed: pip install 'mrm-edge[openvino]'"
+    if precision == "bf16":
+        if backend == "onnxruntime":
+            return "ONNX Runtime's CPU provider has no BF16 path (OpenVINO and PyTorch do)"
+        from mrm_edge.bench.torch_cpu import torch_bf16_refusal
+
+        return torch_bf16_refusal()
+    return None
+
+
+def _cpu_rows(backend: str, precisions: list[str]) -> list[str]:
+    """The precisions a CPU backend runs: PyTorch eager FP32 always (the baseline) and BF16
+    autocast when asked; torch.compile FP32; the ONNX runtimes every precision asked."""
+    if backend == "torch":
+        return ["fp32", *(["bf16"] if "bf16" in precisions else [])]
+    if backend == "torch-compile":
+        return ["fp32"]
+    return list(precisions)
 
 
 def gpu_unavailable(backend: str) -> str | None:
@@ -90,15 +119,19 @@ class BenchPlan:
 
 
 def plan(backends: list[str], precisions: list[str]) -> BenchPlan:
-    """CPU backends run every precision (``torch`` FP32 only, the baseline); a GPU backend
-    whose preconditions fail here (:func:`gpu_unavailable`) is skipped with the reason.
+    """CPU backends run every precision (PyTorch: :func:`_cpu_rows`); a CPU row that cannot
+    run here (:func:`cpu_unavailable`: BF16 without a BF16 CPU, a missing runtime) and a GPU
+    backend whose preconditions fail (:func:`gpu_unavailable`) are skipped with the reason.
     ValueError when nothing can run."""
     out = BenchPlan()
     for b in backends:
-        if b == "torch":
-            out.variants.append(("torch", "fp32"))
-        elif b in CPU_BACKENDS:
-            out.variants.extend((b, p) for p in precisions)
+        if b in CPU_BACKENDS:
+            for p in _cpu_rows(b, precisions):
+                why = cpu_unavailable(b, p)
+                if why is None:
+                    out.variants.append((b, p))
+                else:
+                    out.skipped.append({"backend": b, "precision": p, "reason": why})
         else:
             why = gpu_unavailable(b)
             if why is None:
@@ -111,10 +144,12 @@ def plan(backends: list[str], precisions: list[str]) -> BenchPlan:
 __all__ = [
     "CPU_BACKENDS",
     "GPU_BACKENDS",
+    "PRECISION_NAMES",
     "VARIANT_FILES",
     "BenchPlan",
     "check_backends",
     "check_precisions",
+    "cpu_unavailable",
     "gpu_unavailable",
     "plan",
 ]

@@ -17,17 +17,19 @@ from mrm_edge.cli.options import model_option, user_errors
 @model_option("Exported model")
 @click.option(
     "--backends",
-    default="torch,onnxruntime,torch-cuda,onnxruntime-cuda,tensorrt",
+    default="torch,onnxruntime,openvino,torch-cuda,onnxruntime-cuda,tensorrt",
     show_default=True,
-    help="Comma-separated: torch, onnxruntime (CPU); torch-cuda (FP32/FP16 autocast), "
-    "onnxruntime-cuda (FP32/FP16, IOBinding), tensorrt (this GPU's engines). GPU backends "
-    "that cannot run here are reported as skipped with the reason.",
+    help="Comma-separated: torch (eager FP32, and BF16 autocast with bf16), torch-compile "
+    "(opt-in: compiles for tens of seconds), onnxruntime, openvino (CPU); torch-cuda "
+    "(FP32/FP16 autocast), onnxruntime-cuda (FP32/FP16, IOBinding), tensorrt (this GPU's "
+    "engines). GPU backends that cannot run here are reported as skipped with the reason.",
 )
 @click.option(
     "--precisions",
     default=None,
-    help="Variants to run [default: fp32,int8 on the CPU; fp32,fp16,int8 for GPU rows]. "
-    "torch and torch-cuda always run FP32, the baseline.",
+    help="Variants to run [default: fp32,int8,int8-sym,bf16 on the CPU; fp32,fp16,int8 for "
+    "GPU rows]. bf16 runs model.onnx at BF16 (OpenVINO, PyTorch autocast) where the CPU has "
+    "it. torch and torch-cuda always run FP32, the baseline.",
 )
 @click.option(
     "--batch-sizes",
@@ -71,8 +73,8 @@ from mrm_edge.cli.options import model_option, user_errors
 @click.option(
     "--stream-variant",
     default=None,
-    help="backend:precision for the streaming section (default: the fastest CPU variant "
-    "measured at the largest batch size).",
+    help="backend:precision for the streaming section (default: the CPU option `auto` "
+    "picks, as `monitor` would).",
 )
 @click.option("--hop", "hop_s", type=float, default=1.0, show_default=True, help="Seconds.")
 @click.option(
@@ -102,6 +104,9 @@ from mrm_edge.cli.options import model_option, user_errors
     help="Bench a served model instead (network hop included) against the same ONNX "
     "variant in-process; the other sections are skipped.",
 )
+@click.option(
+    "--no-peaks", is_flag=True, help="Skip the CPU GEMM peaks (fraction of peak per CPU row)."
+)
 @user_errors
 def bench(
     model_dir: str | None,
@@ -125,6 +130,7 @@ def bench(
     probe_seconds: float,
     max_batch: int,
     max_tries: int,
+    no_peaks: bool,
 ) -> None:
     """Throughput and latency of the model per backend, precision and batch size,
     against PyTorch eager FP32; accuracy agreement; streaming capacity of the runtime."""
@@ -138,8 +144,9 @@ def bench(
     if remote is not None:
         return _remote_bench(model, remote, batch_sizes, warmup, repeats, json_out)
     names = csv(backends)
-    precs = csv(precisions) if precisions is not None else ["fp32", "int8"]
+    precs = csv(precisions) if precisions is not None else ["fp32", "int8", "int8-sym", "bf16"]
     gpu_precs = precs if precisions is not None else ["fp32", "fp16", "int8"]
+    gpu_precs = [p for p in gpu_precs if p != "bf16"]
     sizes = csv(batch_sizes, int) if batch_sizes is not None else [1, 8, 32]
     gpu_sizes = sizes if batch_sizes is not None else GPU_BATCH_SIZES
     check_backends(names)
@@ -162,9 +169,13 @@ def bench(
     skipped += gpu.skipped
     flops = flops_section(model)
     results = add_speedups(results + gpu.results)
+    cpu_peaks = None if no_peaks or not variants else _cpu_peaks(variants, log)
     if flops["per_window"]:
-        add_flops(results, flops["per_window"], (gpu.machine.get("gpu_peak_tflops") or None))
+        add_flops(
+            results, flops["per_window"], (gpu.machine.get("gpu_peak_tflops") or None), cpu_peaks
+        )
     _print_results(model, results, repeats)
+    _print_vs_pytorch(results)
     acc = None
     if not no_accuracy:
         acc = _accuracy_section(model, variants, data_dir, accuracy_windows, log)
@@ -172,7 +183,7 @@ def bench(
     if not no_streaming and not variants:
         log("streaming section skipped: it runs a CPU backend and none was benchmarked")
     elif not no_streaming:
-        sb, sp = _stream_variant(stream_variant, results, max(sizes))
+        sb, sp = _stream_variant(stream_variant, model, log)
         knobs = dict(
             hop_s=hop_s, budget_ms=latency_budget_ms, stream_seconds=stream_seconds,
             probe_streams=streams, probe_seconds=probe_seconds, max_batch=max_batch,
@@ -185,8 +196,9 @@ def bench(
         plot_throughput(results, plot_out, title=f"{model.name}: windows/s vs batch size")
         log(f"plot: {plot_out}")
     if json_out:
+        machine = {**gpu.machine, "cpu_peak_gflops": cpu_peaks}
         doc = to_json(
-            results, gpu.machine, skipped=skipped, flops=flops, accuracy=acc, streaming=stream
+            results, machine, skipped=skipped, flops=flops, accuracy=acc, streaming=stream
         )
         Path(json_out).write_text(json.dumps(doc, indent=2) + "\n")
         log(f"json: {json_out}")
@@ -199,20 +211,23 @@ def _print_results(model: Path, results: list[Any], repeats: int) -> None:
 
     t = Table(title=f"{model.name}: windows/s (median of {repeats}) and latency per call")
     cols = ("backend", "precision", "batch", "windows/s", "p50 ms", "p99 ms", "vs torch")
+    cols += ("vs best torch",)
     for col in (*cols, "GFLOP/s", "% peak"):
         t.add_column(col, justify="left" if col in ("backend", "precision") else "right")
     for r in results:
         speed = f"{r.speedup_vs_torch_fp32:.2f}x" if r.speedup_vs_torch_fp32 else "—"
         if r.speedup_vs_torch_cuda_fp32:
             speed = f"{r.speedup_vs_torch_cuda_fp32:.2f}x (GPU)"
+        best = "—" if r.speedup_vs_best_torch is None else f"{r.speedup_vs_best_torch:.2f}x"
         t.add_row(
-            r.backend,
+            r.backend + (f" (compile {r.compile_s:.0f} s)" if r.compile_s else ""),
             r.precision,
             str(r.batch_size),
             f"{r.throughput:.1f}",
             f"{r.latency_ms['p50']:.1f}",
             f"{r.latency_ms['p99']:.1f}",
             speed,
+            best,
             "—" if r.gflops is None else f"{r.gflops:.1f}",
             "—" if r.fraction_of_peak is None else f"{100 * r.fraction_of_peak:.1f}",
         )
@@ -251,8 +266,8 @@ def _accuracy_section(
     return acc
 
 
-def _stream_variant(text: str | None, results: list[Any], big: int) -> tuple[str, str]:
-    """``--stream-variant backend:precision``, else the fastest CPU row at the largest batch."""
+def _stream_variant(text: str | None, model: Path, log: Any) -> tuple[str, str]:
+    """``--stream-variant backend:precision``, else the CPU option ``auto`` picks."""
     from mrm_edge.bench.variants import CPU_BACKENDS, check_backends, check_precisions
 
     if text:
@@ -263,9 +278,41 @@ def _stream_variant(text: str | None, results: list[Any], big: int) -> tuple[str
         if sb not in CPU_BACKENDS:
             raise click.BadParameter(f"{text!r}: streaming runs a CPU backend")
         return sb, sp
-    cpu = [r for r in results if r.batch_size == big and r.backend in CPU_BACKENDS]
-    best = max(cpu, key=lambda r: r.throughput)
-    return best.backend, best.precision
+    from mrm_edge.bench.auto_variant import auto_cpu_variant
+
+    sb, sp, why = auto_cpu_variant(model)
+    log(f"streaming on auto's CPU pick: {why}")
+    return sb, sp
+
+
+def _cpu_peaks(variants: list[tuple[str, str]], log: Any) -> dict[str, Any]:
+    """The CPU's GEMM peaks on every runtime that has a row (BF16 where the CPU has it)."""
+    from mrm_edge.bench.peak import PEAK_RUNTIME, measure_cpu_peaks
+    from mrm_edge.bench.torch_cpu import torch_bf16_refusal
+
+    runtimes = list(dict.fromkeys(PEAK_RUNTIME[b] for b, _ in variants if b in PEAK_RUNTIME))
+    peaks = measure_cpu_peaks(runtimes, bf16=torch_bf16_refusal() is None)
+    for rt in runtimes:
+        shown = ", ".join(f"{k} {v:.0f}" for k, v in (peaks.get(rt) or {}).items())
+        log(f"CPU GEMM peak on {rt} (GFLOP/s): {shown or peaks['errors'].get(rt)}")
+    return peaks
+
+
+def _print_vs_pytorch(results: list[Any]) -> None:
+    """Per batch size: the fastest CPU row against eager FP32 and against PyTorch's best."""
+    from rich.console import Console
+
+    out = Console()
+    for b in sorted({r.batch_size for r in results if r.device == "cpu"}):
+        rows = [r for r in results if r.device == "cpu" and r.batch_size == b]
+        top = max(rows, key=lambda r: r.throughput)
+        line = f"batch {b}: fastest CPU row {top.backend} {top.precision} {top.throughput:.1f}/s"
+        line += f", p50 {top.latency_ms['p50']:.1f} ms per call"
+        if top.speedup_vs_torch_fp32:
+            line += f"; {top.speedup_vs_torch_fp32:.2f}x PyTorch eager FP32"
+        if top.speedup_vs_best_torch:
+            line += f", {top.speedup_vs_best_torch:.2f}x PyTorch's best ({top.best_torch})"
+        out.print(line)
 
 
 def _streaming_section(

@@ -15,6 +15,12 @@ from mrm_edge.cli.options import model_option, user_errors
 @model_option()
 @click.option("--fp16", is_flag=True, help="Also write the mixed-precision FP16 ONNX.")
 @click.option(
+    "--bf16",
+    is_flag=True,
+    help="Measure the BF16 gate (OpenVINO, model.onnx at bf16 vs FP32) on this CPU and write "
+    "model.bf16-openvino.json; refused with the reason on CPUs without native BF16.",
+)
+@click.option(
     "--int8",
     is_flag=True,
     help="Also write the INT8 Q/DQ ONNX files (needs --calib-data; see --int8-activations).",
@@ -142,8 +148,9 @@ def export(
     from mrm_edge.export.pipeline import ExportOptions, run_export
 
     model = model_path(model_dir)
+    bf16 = kw.pop("bf16")
     triton_repo = kw.pop("triton_repo")
-    if triton_repo and _repo_only(model, out_dir, kw):
+    if triton_repo and not bf16 and _repo_only(model, out_dir, kw):
         _write_triton_repo(model, Path(triton_repo))
         return
     opts = ExportOptions(
@@ -170,6 +177,8 @@ def export(
         click.echo(f"engine-{precision}\t{path}")
     if triton_repo:
         _write_triton_repo(Path(opts.out_dir), Path(triton_repo))
+    if bf16:
+        _bf16_gate(opts.out_dir, opts.calib_data)
 
 
 def _repo_only(model: Path, out_dir: str | None, kw: dict[str, Any]) -> bool:
@@ -190,3 +199,17 @@ def _write_triton_repo(model: Path, repo: Path) -> None:
     for m in written.models:
         where = "loads here (Python backend)" if m.local else f"needs Triton's {m.kind} backend"
         click.echo(f"triton\t{repo / m.name}\t{where}")
+
+
+def _bf16_gate(out_dir: Path, calib_data: Path | None) -> None:
+    """``--bf16``: the BF16 gate record, or the refusal's reason (exit 1)."""
+    from mrm_edge.export.bf16 import measure_bf16_gate
+    from mrm_edge.runtime.backends import BackendUnavailable
+
+    try:
+        record = measure_bf16_gate(out_dir, calib_data)
+    except BackendUnavailable as e:
+        raise click.ClickException(f"--bf16: {e.reason}") from e
+    click.echo(f"bf16\t{out_dir / 'model.bf16-openvino.json'}\t{record['message']}")
+    if not record["passed"]:
+        raise click.ClickException(record["message"])

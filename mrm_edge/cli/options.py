@@ -22,7 +22,7 @@ from mrm_edge.runtime.backends.registry import (
 
 F = TypeVar("F", bound=Callable[..., object])
 
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ("fp32", "fp16", "int8", "bf16")  # bf16: OpenVINO on BF16 CPUs
 
 
 class BackendChoice(click.Choice):

@@ -18,7 +18,12 @@ from typing import Any, Literal
 
 import numpy as np
 from mrm_edge.runtime.backends.base import Backend, BackendUnavailable, precision_from_filename
-from mrm_edge.runtime.backends.registry import BackendSpec, Candidate, PlanRequest
+from mrm_edge.runtime.backends.registry import (
+    BackendSpec,
+    Candidate,
+    PlanRequest,
+    sidecar_gate,
+)
 
 from mrm_edge.artifacts import ONNX_FILES, onnx_file, variants_for
 from mrm_edge.data.errors import first_line
@@ -221,6 +226,9 @@ def plan(request: PlanRequest) -> tuple[list[Candidate], list[str]]:
                         a.path, providers=list(pl), intra_op_threads=threads, precision=a.precision
                     ),
                     reason,
+                    measurable=device == "CPU",
+                    precision=p,
+                    gate=sidecar_gate(art.sidecar, p),
                 )
             )
 

@@ -48,8 +48,29 @@ __all__ = [
     "get_remote_spec",
     "make_cpu_backend",
     "register_backend",
+    "sidecar_gate",
     "unregister_backend",
 ]
+
+#: The probe's accuracy gate (max |Δp| vs FP32 on its windows): FP32 files must agree with the
+#: reference; a reduced precision may move as much as its export gate measured on held-out
+#: windows (sidecar), times a headroom for another runtime's rounding; with no figure recorded,
+#: the default bound of that precision.
+FP32_GATE = 1e-4
+GATE_HEADROOM = 1.5
+DEFAULT_GATES = {"fp16": 1e-2, "bf16": 2e-2, "int8": 1e-1}
+
+
+def sidecar_gate(sidecar: Mapping[str, Any], precision: str) -> float:
+    """The max |Δp| vs FP32 the probe accepts for an artifact of ``precision`` (see above)."""
+    if precision == "fp32":
+        return FP32_GATE
+    acc = sidecar.get("accuracy")
+    if isinstance(acc, Mapping):
+        for key in ("max_abs_prob_delta", "max_abs_diff", "max_abs_dp"):
+            if isinstance(acc.get(key), (int, float)):
+                return GATE_HEADROOM * float(acc[key])
+    return DEFAULT_GATES.get(precision, FP32_GATE)
 
 
 @dataclass
@@ -62,6 +83,12 @@ class Candidate:
     """The ``--backend`` family: ``"tensorrt"``, ``"onnxruntime"``, ``"torch"``, ..."""
     make: Callable[[], Backend]
     why: str
+    measurable: bool = False
+    """A CPU option ``auto``'s probe may time (``runtime/probe.py``); GPU options and the
+    PyTorch reference are not measured (they keep their place)."""
+    precision: str | None = None
+    gate: float | None = None
+    """The largest max |Δp| vs FP32 the probe accepts for this option (None: not gated)."""
 
 
 @dataclass(frozen=True)

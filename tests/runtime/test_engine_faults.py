@@ -12,6 +12,7 @@ windows the signal length, window and hop give, and the JSONL log has one line p
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import threading
 import time
@@ -275,14 +276,21 @@ def test_no_backend_left_rejects_every_later_window_with_the_reason(
 # ====================================================================== the chain from selection
 
 
+OPENVINO_CHAIN = (
+    ["openvino CPU int8", "openvino CPU fp32"] if importlib.util.find_spec("openvino") else []
+)
+
+
 def test_the_fallback_chain_follows_the_selection_plan(tmp_path: Path) -> None:
     m = DeployedModel.load(make_model_dir(tmp_path / "m", precisions=("fp32", "fp16", "int8")))
     backend, why, chain = activate_with_fallbacks(m)
     try:
         assert backend.precision == "int8" and why.startswith("onnxruntime CPU int8")
+        # OpenVINO (the openvino extra) comes after ONNX Runtime in the static order.
         assert [c.label.split(" (")[0] for c in chain] == [
             "onnxruntime CPU fp32",
             "onnxruntime CPU fp16",
+            *OPENVINO_CHAIN,
         ]
         assert not any(c.family == "torch" for c in chain)  # no weights in this directory
     finally:
@@ -291,7 +299,7 @@ def test_the_fallback_chain_follows_the_selection_plan(tmp_path: Path) -> None:
     backend, why, chain = activate_with_fallbacks(m, "onnxruntime", "fp32")
     try:
         assert backend.precision == "fp32" and why.startswith("requested onnxruntime")
-        assert [c.label.split(" (")[0] for c in chain] == ["onnxruntime CPU fp16"]
+        assert [c.label.split(" (")[0] for c in chain] == ["onnxruntime CPU fp16", *OPENVINO_CHAIN]
     finally:
         backend.deactivate()
 

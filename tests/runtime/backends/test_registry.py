@@ -29,8 +29,10 @@ def own_registry(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_built_in_backends_in_autos_order() -> None:
-    assert BACKEND_CHOICES == backend_choices() == ("auto", "tensorrt", "onnxruntime", "torch")
-    assert registry.cpu_backend_names() == ("onnxruntime", "torch")
+    assert BACKEND_CHOICES == backend_choices() == (
+        "auto", "tensorrt", "onnxruntime", "openvino", "torch"
+    )  # fmt: skip
+    assert registry.cpu_backend_names() == ("onnxruntime", "openvino", "torch")
     with pytest.raises(ValueError, match="already registered"):
         register_backend(registry.get_backend_spec("torch"))
 
@@ -38,7 +40,9 @@ def test_built_in_backends_in_autos_order() -> None:
 def test_a_new_backend_is_one_module_and_one_registration(tmp_path: Path) -> None:
     register_backend(constant_backend.SPEC)
     model_dir = make_model_dir(tmp_path / "m")
-    assert backend_choices() == ("auto", "constant", "tensorrt", "onnxruntime", "torch")
+    assert backend_choices() == (
+        "auto", "constant", "tensorrt", "onnxruntime", "openvino", "torch"
+    )  # fmt: skip
 
     backend, why = select_backend(DeployedModel.load(model_dir), "constant")
     assert isinstance(backend, ConstantBackend) and not backend.is_active

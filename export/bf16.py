@@ -1,0 +1,99 @@
+"""The BF16 gate: OpenVINO running ``model.onnx`` at inference precision bf16 against FP32
+(ONNX Runtime, the export's reference) on the held-out folds, written to the model
+directory's BF16 record (``mrm_edge.artifacts.BF16_RECORD``) that the OpenVINO plan reads.
+
+BF16 is a precision of the runtime, not a file, and its result depends on the CPU's BF16
+units, so the gate is measured on a BF16 CPU (AMX-BF16 / AVX512-BF16); elsewhere it is
+refused with the reason. Gated like FP16: macro-AUC change ≤ ``tolerance_pt`` on labelled
+held-out windows (without labels, synthetic windows and the AUC gate reported as not
+applied), and max |Δp| ≤ ``max_dp``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mrm_edge.artifacts import BF16_RECORD, read_sidecar
+from mrm_edge.card import ModelCard
+from mrm_edge.metrics import macro_auc
+
+__all__ = ["BF16_AUC_TOLERANCE_PT", "BF16_MAX_DP", "measure_bf16_gate"]
+
+BF16_AUC_TOLERANCE_PT = 0.1
+BF16_MAX_DP = 2e-2
+
+
+def _bf16_backend(path: Path) -> Any:
+    from mrm_edge.runtime.backends.openvino import OpenVinoBackend
+
+    return OpenVinoBackend(path, inference_precision="bf16")
+
+
+def measure_bf16_gate(
+    model_dir: Path,
+    data_dir: Path | None = None,
+    tolerance_pt: float = BF16_AUC_TOLERANCE_PT,
+    max_dp: float = BF16_MAX_DP,
+    make_backend: Callable[[Path], Any] = _bf16_backend,
+) -> dict[str, Any]:
+    """Measure the gate, write the record, return it. Raises BackendUnavailable (no OpenVINO,
+    no BF16 CPU: the reason) before anything is written. ``make_backend`` builds the
+    backend measured (tests run the plumbing with an f32 one, and say so)."""
+    from mrm_edge.export.gates import onnx_probabilities
+    from mrm_edge.export.pipeline import held_out, synthetic_windows
+
+    model_dir = Path(model_dir)
+    onnx = model_dir / "model.onnx"
+    card = ModelCard.load(model_dir)
+    windows = held_out(card, data_dir) if data_dir else synthetic_windows(card, 64)
+    backend = make_backend(onnx)
+    with backend:  # activation refuses a CPU without BF16, with the reason
+        x = windows.x
+        p16 = np.concatenate([backend.infer(x[i : i + 32]) for i in range(0, len(x), 32)])
+        runtime = f"OpenVINO {backend.version} ({backend.inference_precision})"
+    p32 = onnx_probabilities(onnx, windows.x)
+    dp = float(np.abs(p16 - p32).max())
+    auc32 = auc16 = change = None
+    if windows.y is not None:
+        auc32, auc16 = macro_auc(windows.y, p32), macro_auc(windows.y, p16)
+        change = 100 * (auc16 - auc32)
+    passed = dp <= max_dp and (change is None or abs(change) <= tolerance_pt)
+    auc_text = (
+        "AUC gate not applied (no labels)"
+        if change is None
+        else f"macro-AUC change {change:+.3f} pt (≤ {tolerance_pt:g})"
+    )
+    verdict = "passes" if passed else "FAILS"
+    record = {
+        "precision": "bf16",
+        "runtime": runtime,
+        "source": onnx.name,
+        "source_sha256": read_sidecar(onnx).get("sha256"),
+        "data": windows.description,
+        "windows": len(windows.x),
+        "max_abs_dp": dp,
+        "max_dp_limit": max_dp,
+        "auc_fp32": auc32,
+        "auc_bf16": auc16,
+        "auc_change_pt": change,
+        "tolerance_pt": tolerance_pt,
+        "passed": passed,
+        "message": f"BF16 {verdict}: max |Δp| {dp:.2e} (≤ {max_dp:g}), {auc_text}, "
+        f"on {windows.description}",
+        "cpu": _cpu_name(),
+        "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    (model_dir / BF16_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def _cpu_name() -> str:
+    from mrm_edge.runtime.probe import machine_key
+
+    return str(machine_key()["cpu"])

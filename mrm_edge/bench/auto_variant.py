@@ -1,0 +1,28 @@
+"""The bench row that ``auto`` picks on the CPU: so the streaming section runs what
+``mrm-edge monitor`` would run here (its probe included, ``runtime/probe.py``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mrm_edge.artifacts import ONNX_FILES
+
+__all__ = ["auto_cpu_variant"]
+
+
+def auto_cpu_variant(model_dir: Path) -> tuple[str, str, str]:
+    """``(bench backend, variant, auto's reason)`` of the first CPU option of ``auto``'s plan
+    (the GPU options are another section's); PyTorch FP32 when nothing else can run."""
+    from mrm_edge.runtime.model import DeployedModel
+    from mrm_edge.runtime.selection import plan_backends
+
+    by_file = {file: variant for variant, file in ONNX_FILES.items()}
+    candidates, _ = plan_backends(DeployedModel.load(Path(model_dir)))
+    for c in candidates:
+        if not c.measurable:
+            continue
+        file = c.label.rsplit("(", 1)[-1].rstrip(")")
+        variant = "bf16" if c.precision == "bf16" else by_file.get(file)
+        if variant is not None:
+            return c.family, variant, f"{c.label}: {c.why}"
+    return "torch", "fp32", "no ONNX option measurable on the CPU: PyTorch eager FP32"

@@ -1,0 +1,152 @@
+"""OpenVINO's place in backend selection: its options for a model, and its registration.
+
+Options, in their static order (what ``auto`` uses when its probe is off; with the probe on,
+measured throughput orders every CPU option, ``runtime/probe.py``):
+
+1. INT8: ``model.int8-sym.onnx`` (symmetric int8, float biases: the Q/DQ form OpenVINO's
+   low-precision transformations fuse), then ``model.int8.onnx`` (uint8, made for ONNX
+   Runtime);
+2. BF16: ``model.onnx`` at inference precision bf16, where the CPU has native BF16 and the
+   model directory holds a passed BF16 gate record (``mrm_edge.artifacts.BF16_RECORD``) for
+   this very ``model.onnx``; otherwise refused with the reason;
+3. FP32: ``model.onnx`` at inference precision f32 (stated: OpenVINO's default is bf16 on
+   BF16 CPUs).
+
+Each option carries the accuracy gate the probe enforces (max |Δp| vs FP32,
+``registry.sidecar_gate``): FP32 1e-4; INT8 the export gate's held-out max |Δp| for that file
+(measured on ONNX Runtime) with 50 % headroom for another runtime's rounding; BF16 its gate
+record's max |Δp| with the same headroom.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from mrm_edge.runtime.backends.openvino.backend import OpenVinoBackend
+from mrm_edge.runtime.backends.openvino.capability import (
+    OpenVinoInfo,
+    bf16_support,
+    cpu_flags,
+    probe_openvino,
+)
+from mrm_edge.runtime.backends.registry import (
+    FP32_GATE,
+    BackendSpec,
+    Candidate,
+    PlanRequest,
+    sidecar_gate,
+)
+
+from mrm_edge.artifacts import BF16_RECORD, onnx_file
+
+__all__ = ["SPEC", "bf16_record_status", "cpu_backend", "plan"]
+
+INT8_ORDER = ("int8-sym", "int8")
+
+
+def bf16_record_status(model: Any) -> tuple[dict[str, Any] | None, str]:
+    """The model directory's passed BF16 gate record for its verified ``model.onnx``, or
+    None and why not (one line)."""
+    path = Path(model.directory) / BF16_RECORD
+    fp32 = model.onnx.get("fp32")
+    if fp32 is None:
+        return None, "BF16 runs model.onnx, which is not verified here"
+    if not path.is_file():
+        return None, (
+            f"no BF16 gate record ({path.name}): run `mrm-edge export --bf16 --calib-data "
+            "PTBXL_ROOT` on a BF16 CPU to measure it"
+        )
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        return None, f"{path.name}: not readable JSON ({e})"
+    if not isinstance(doc, dict):
+        return None, f"{path.name}: expected a JSON object"
+    if doc.get("source_sha256") != fp32.sidecar.get("sha256"):
+        return None, f"{path.name}: measured for another model.onnx (source_sha256 differs)"
+    if doc.get("passed") is not True:
+        return None, f"{path.name}: BF16 gate failed ({doc.get('message', 'no message')})"
+    return doc, str(doc.get("message", "BF16 gate passed"))
+
+
+def _make(art: Any, hint: str, threads: int | None, precision: str) -> OpenVinoBackend:
+    return OpenVinoBackend(art.path, inference_precision=hint, threads=threads, precision=precision)  # type: ignore[arg-type]
+
+
+def plan(request: PlanRequest) -> tuple[list[Candidate], list[str]]:
+    """OpenVINO's CPU options (module docstring), and why any is missing."""
+    model, precisions = request.model, request.precisions
+    info: OpenVinoInfo = request.probe.get("openvino_info") or probe_openvino()
+    if not info.available:
+        return [], [str(info.reason)]
+    threads = request.probe.get("intra_op_threads")
+    out: list[Candidate] = []
+    skipped: list[str] = []
+
+    def add(variant: str, hint: str, precision: str, why: str, gate: float | None) -> None:
+        art = model.onnx[variant]
+        out.append(
+            Candidate(
+                f"openvino CPU {precision} ({art.name})",
+                "openvino",
+                lambda a=art: _make(a, hint, threads, precision),
+                f"OpenVINO {info.version} CPU; {why}",
+                measurable=True,
+                precision=precision,
+                gate=gate,
+            )
+        )
+
+    if "int8" in precisions:
+        for v in (v for v in INT8_ORDER if v in model.onnx):
+            gate = sidecar_gate(model.onnx[v].sidecar, "int8")
+            kind = "symmetric Q/DQ, OpenVINO's INT8 form" if v == "int8-sym" else "uint8 Q/DQ"
+            add(v, "f32", "int8", f"INT8 {kind}", gate)
+    if "bf16" in precisions:
+        bf16 = request.probe.get("openvino_bf16")
+        if bf16 is None:
+            bf16 = bf16_support(_capabilities(info), cpu_flags())
+        has_bf16, why = bf16
+        record, record_why = bf16_record_status(model) if has_bf16 else (None, "")
+        if not has_bf16:
+            skipped.append(f"OpenVINO BF16: {why}")
+        elif record is None:
+            skipped.append(f"OpenVINO BF16: {record_why}")
+        else:
+            gate = sidecar_gate({"accuracy": record}, "bf16")
+            add("fp32", "bf16", "bf16", f"BF16 ({why}; {record_why})", gate)
+    if "fp32" in precisions and "fp32" in model.onnx:
+        add("fp32", "f32", "fp32", "FP32 (inference precision f32, stated)", FP32_GATE)
+    if not out and not skipped:
+        skipped.append(f"OpenVINO: no verified ONNX for {'/'.join(precisions)}")
+    return out, skipped
+
+
+def _capabilities(info: OpenVinoInfo) -> list[str] | None:
+    try:
+        return list(info.module.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+    except Exception:  # no CPU plugin: the CPU flags still answer
+        return None
+
+
+def cpu_backend(model_dir: Path, variant: str) -> OpenVinoBackend:
+    """The bench's OpenVINO row: ``variant``'s file (``bf16``: model.onnx at bf16)."""
+    hint = "bf16" if variant == "bf16" else "f32"
+    path = Path(model_dir) / onnx_file("fp32" if variant == "bf16" else variant)
+    if not path.is_file():
+        raise ValueError(f"{path}: not exported (run `mrm-edge export` first)")
+    return OpenVinoBackend(path, inference_precision=hint)  # type: ignore[arg-type]
+
+
+# After ONNX Runtime in the static order (ONNX Runtime is the edge install's own runtime);
+# auto's probe reorders the CPU options by what it measures.
+SPEC = BackendSpec(
+    name="openvino",
+    family="openvino",
+    rank=25,
+    plan=plan,
+    cpu_factory=cpu_backend,
+    probe_keys=("openvino_info", "openvino_bf16", "intra_op_threads"),
+)

@@ -1,0 +1,302 @@
+"""``auto`` by measurement: a short, bounded probe of the CPU options, cached per machine.
+
+The written order of the backends' plans says what usually wins; which CPU runtime is
+fastest differs by CPU (ONNX Runtime's uint8 kernels lead on an AVX2 EPYC, OpenVINO's
+symmetric INT8 on an AMX Xeon), so ``auto`` times them here instead of trusting a claim:
+
+- **What**: every *measurable* option of the plan (ONNX Runtime CPU and OpenVINO CPU files;
+  the GPU options keep their place in front, the PyTorch reference its place last).
+- **How**: synthetic 12-lead windows (``mrm_edge.data.synthetic``) at the model's rate; per
+  option, activate, one untimed call, then up to ``calls`` timed calls of ``batch`` windows,
+  stopping early once ``seconds_per_option`` is spent; options not reached within
+  ``max_seconds`` are left out, said so (the whole probe is seconds, once per key).
+- **Accuracy**: each option's output is compared with the FP32 option's (ONNX Runtime
+  ``model.onnx``, the export's reference) on the same windows; an option whose max |Δp|
+  exceeds its gate (``Candidate.gate``: FP32 1e-4; reduced precisions their export gate's
+  held-out figure with headroom) is dropped, so the probe never picks a path that fails it.
+  An option that fails to start is dropped too, with its reason.
+- **Cache**: one JSON per key under ``<user cache>/probe/``; the key is the machine (CPU
+  model, its flags, the cores this process may use), the model (SHA-256 of every measured
+  file), the runtime versions (onnxruntime, openvino, numpy, mrm-edge), the options and the
+  probe's settings. Any change is a new key: re-probed.
+
+``MRM_EDGE_AUTO_PROBE=0`` (or ``auto_probe=False`` to the selection functions) turns it
+off: the static order is used and the reason says so. The test suite sets it off by default.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field, replace
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from mrm_edge.runtime.backends.base import BackendUnavailable
+from mrm_edge.runtime.backends.openvino.capability import cpu_flags
+from mrm_edge.runtime.backends.registry import Candidate
+from mrm_edge.runtime.user_cache import usable_cores, user_cache_dir
+
+from mrm_edge.data.errors import first_line
+
+__all__ = [
+    "PROBE_ENV",
+    "ProbeResult",
+    "ProbeSettings",
+    "as_json",
+    "machine_key",
+    "order_by_measurement",
+    "probe_enabled",
+    "run_probe",
+]
+
+PROBE_ENV = "MRM_EDGE_AUTO_PROBE"
+VERSIONED = ("onnxruntime", "openvino", "numpy", "mrm-edge")
+MEASURE_ORDER = {"int8": 0, "bf16": 1, "fp32": 2, "fp16": 3}
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    """The probe's bounds, and (for tests) the machine / versions facts to key it by."""
+
+    batch: int = 4
+    calls: int = 2
+    seconds_per_option: float = 1.5
+    max_seconds: float = 15.0
+    """The whole probe's budget: options not reached by then are left unmeasured."""
+    machine: dict[str, Any] | None = None
+    versions: dict[str, Any] | None = None
+    cache: bool = True
+
+
+@dataclass
+class ProbeResult:
+    key: dict[str, Any]
+    options: list[dict[str, Any]]
+    measured_at: str
+    path: Path | None = None
+    cached: bool = False
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def probe_enabled(value: Any) -> bool:
+    """``auto_probe`` given (True / False / settings), else ``$MRM_EDGE_AUTO_PROBE`` (default
+    on; ``0``, ``off``, ``false``, ``no`` turn it off)."""
+    if value is not None:
+        return value is not False
+    return os.environ.get(PROBE_ENV, "1").strip().lower() not in ("0", "off", "false", "no")
+
+
+def machine_key() -> dict[str, Any]:
+    """CPU model, a digest of its flags, and the cores this process may use."""
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    flags = " ".join(sorted(cpu_flags()))
+    return {
+        "cpu": cpu,
+        "flags_sha256": hashlib.sha256(flags.encode()).hexdigest()[:16],
+        "cores": usable_cores(),
+    }
+
+
+def _versions() -> dict[str, str | None]:
+    def version(dist: str) -> str | None:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return None
+
+    return {d: version(d) for d in VERSIONED}
+
+
+def model_key(model: Any) -> dict[str, Any]:
+    """The model: its name and the SHA-256 of every verified ONNX file (a re-export changes
+    them, and with them the key)."""
+    files = {a.name: a.sidecar.get("sha256") for a in model.onnx.values()}
+    return {"name": model.name, "files": dict(sorted(files.items()))}
+
+
+def probe_key(model: Any, options: list[Candidate], settings: ProbeSettings) -> dict[str, Any]:
+    return {
+        "machine": settings.machine or machine_key(),
+        "versions": settings.versions or _versions(),
+        "model": model_key(model),
+        "options": [c.label for c in options],
+        "batch": settings.batch,
+        "calls": settings.calls,
+    }
+
+
+def _cache_file(key: dict[str, Any]) -> Path:
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+    return user_cache_dir("probe") / f"{digest}.json"
+
+
+def _windows(model: Any, n: int) -> np.ndarray:
+    from mrm_edge.data.signal import resample
+    from mrm_edge.data.synthetic import make_patients, synthesize
+
+    w, fs = model.window_samples, model.sampling_rate
+    wins = []
+    for p in make_patients(n, seed=7):
+        sig = synthesize(p, w / fs, fs=500)
+        wins.append((resample(sig, 500, fs) if fs != 500 else sig)[:, :w])
+    return np.stack(wins).astype(np.float32)
+
+
+def _time_one(c: Candidate, x: np.ndarray, s: ProbeSettings) -> tuple[dict[str, Any], Any]:
+    row: dict[str, Any] = {"label": c.label, "precision": c.precision, "gate": c.gate}
+    backend = c.make()
+    try:
+        backend.activate()
+    except (BackendUnavailable, ValueError, FileNotFoundError) as e:
+        row["error"] = f"failed to start ({first_line(e, with_type=False)})"
+        return row, None
+    try:
+        out = backend.infer(x)  # untimed: first-call allocations, lazy compilation
+        times = []
+        start = time.perf_counter()
+        for _ in range(s.calls):
+            t0 = time.perf_counter()
+            backend.infer(x)
+            times.append(time.perf_counter() - t0)
+            if time.perf_counter() - start > s.seconds_per_option:
+                break
+    except Exception as e:  # a failing option is dropped with its reason, never picked
+        row["error"] = f"failed ({first_line(e, with_type=False)})"
+        return row, None
+    finally:
+        backend.deactivate()
+    row["windows_per_s"] = len(x) / float(np.median(times))
+    row["timed_calls"] = len(times)
+    return row, out
+
+
+def run_probe(model: Any, options: list[Candidate], settings: ProbeSettings) -> ProbeResult:
+    """Measure ``options`` (or read the cached measurement of the same key)."""
+    key = probe_key(model, options, settings)
+    path = _cache_file(key)
+    if settings.cache and path.is_file():
+        try:
+            doc = json.loads(path.read_text())
+            if doc.get("key") == key:
+                return ProbeResult(key, doc["options"], doc["measured_at"], path, cached=True)
+        except (OSError, ValueError, KeyError):
+            pass  # unreadable cache: measure again and overwrite it
+    t0 = time.perf_counter()
+    x = _windows(model, settings.batch)
+    rows, outputs = [], {}
+    for c in options:
+        if time.perf_counter() - t0 > settings.max_seconds:
+            rows.append(
+                {
+                    "label": c.label,
+                    "precision": c.precision,
+                    "gate": c.gate,
+                    "unmeasured": True,
+                    "error": f"not measured: the probe's {settings.max_seconds:g} s were spent",
+                }
+            )
+            continue
+        row, out = _time_one(c, x, settings)
+        rows.append(row)
+        if out is not None:
+            outputs[c.label] = out
+    reference = next(
+        (r["label"] for r in rows if r["precision"] == "fp32" and r["label"] in outputs), None
+    )
+    for r in rows:
+        if r["label"] not in outputs:
+            r["passed"] = False
+            continue
+        if reference is None:  # no FP32 output to check on: the export's gates stand alone
+            r["max_abs_dp"], r["passed"] = None, True
+            continue
+        dp = float(np.abs(outputs[r["label"]] - outputs[reference]).max())
+        r["max_abs_dp"], r["reference"] = dp, reference
+        r["passed"] = r["gate"] is None or dp <= r["gate"]
+    result = ProbeResult(
+        key,
+        rows,
+        time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        path,
+        seconds=time.perf_counter() - t0,
+    )
+    if settings.cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        doc = {"key": key, "options": rows, "measured_at": result.measured_at}
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(doc, indent=2) + "\n")
+        tmp.replace(path)
+    return result
+
+
+def _figure(r: dict[str, Any]) -> str:
+    if "error" in r:
+        return f"{r['label']} {r['error']}"
+    dp = r.get("max_abs_dp")
+    text = f"{r['label']} {r['windows_per_s']:.1f}/s"
+    if dp is not None:
+        text += f", |Δp| {dp:.1e}"
+        if not r["passed"]:
+            text += f" > gate {r['gate']:.1e}, refused"
+    return text
+
+
+def order_by_measurement(
+    model: Any, candidates: list[Candidate], settings: ProbeSettings
+) -> tuple[list[Candidate], ProbeResult | None]:
+    """``candidates`` with the measurable ones (where the first of them stood) reordered by
+    measured throughput, those that failed their gate or to start removed, and each one's
+    ``why`` stating the figures. Unchanged (and None) with fewer than two measurable."""
+    measurable = [c for c in candidates if c.measurable]
+    if len(measurable) < 2:
+        return candidates, None
+    # Measured in the order most likely to matter, so a spent budget leaves out the rest:
+    # INT8 and BF16 first, FP16 (emulated on CPUs) last. The ranking is by measurement.
+    # The first FP32 option goes first of all: it is the reference the others are checked on.
+    ref = next((c for c in measurable if c.precision == "fp32"), None)
+    rest = sorted(
+        (c for c in measurable if c is not ref),
+        key=lambda c: MEASURE_ORDER.get(c.precision or "", 9),
+    )
+    first_measured = [ref, *rest] if ref else rest
+    result = run_probe(model, first_measured, settings)
+    rows = {r["label"]: r for r in result.options}
+    good = [c for c in measurable if rows.get(c.label, {}).get("passed")]
+    good.sort(key=lambda c: -rows[c.label]["windows_per_s"])
+    # Not reached within the budget: kept after the measured ones, in the static order (their
+    # export gate still holds; only the probe's own check is missing), and said so.
+    unmeasured = [c for c in measurable if rows.get(c.label, {}).get("unmeasured")]
+    when = "cached probe of " if result.cached else "probe just run, "
+    summary = "; ".join(_figure(rows[c.label]) for c in measurable if c.label in rows)
+    basis = f"measured here ({when}{result.measured_at}, batch {settings.batch}): {summary}"
+    ranked = []
+    for i, c in enumerate(good):
+        r = rows[c.label]
+        place = "fastest CPU option" if i == 0 else f"CPU option {i + 1} by speed"
+        why = f"{place}, {r['windows_per_s']:.1f} windows/s; {basis}"
+        ranked.append(replace(c, why=why))
+    for c in unmeasured:
+        ranked.append(replace(c, why=f"{c.why} (not measured: the probe's budget was spent)"))
+    first = candidates.index(measurable[0])
+    before = [c for c in candidates[:first] if not c.measurable]
+    after = [c for c in candidates[first:] if not c.measurable]
+    return before + ranked + after, result
+
+
+def as_json(result: ProbeResult) -> dict[str, Any]:
+    doc = asdict(result)
+    doc["path"] = str(result.path) if result.path else None
+    return doc
