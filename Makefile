@@ -12,7 +12,7 @@ VENV   ?= .venv
 TORCH  ?= torch==2.13.0
 # TensorRT-RTX builds engines without a GPU, so the tests build real engines everywhere it
 # installs (x86_64); on other machines the extra's marker makes it a no-op.
-EXTRAS ?= tensorrt-rtx
+EXTRAS ?= tensorrt-rtx,web,web-test,plot
 BIN    := $(VENV)/bin
 
 .PHONY: demo test lint install clean shipped-model

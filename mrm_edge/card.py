@@ -312,8 +312,8 @@ def sha256_file(path: Path) -> str:
 
 __all__ = [
     "CARD_FILE",
-    "PICKLE_SUFFIXES",
     "NORMAL_LABELS",
+    "PICKLE_SUFFIXES",
     "WEIGHTS_FILE",
     "ModelCard",
     "ModelCardError",

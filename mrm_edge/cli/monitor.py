@@ -8,6 +8,7 @@ import click
 
 from mrm_edge.cli.common import console, model_path
 from mrm_edge.cli.options import model_option, runtime_options, user_errors
+from mrm_edge.cli.web_options import web_config, web_options
 from mrm_edge.runtime.sources.registry import source_help
 
 
@@ -74,6 +75,7 @@ from mrm_edge.runtime.sources.registry import source_help
     "stalled; data that resumes opens a new segment of the stream.",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
+@web_options()
 @user_errors
 def monitor(
     model_dir: str | None,
@@ -92,6 +94,8 @@ def monitor(
     rail_mv: float | None,
     stall_timeout_s: float,
     seed: int,
+    web: str | None,
+    web_token: str | None,
 ) -> None:
     """Classify live multi-patient 12-lead ECG, window by window.
 
@@ -104,6 +108,7 @@ def monitor(
     from mrm_edge.runtime.stream.quality import QualityConfig
 
     pace = parse_speed(speed)
+    station = web_config(web, web_token)  # a bad --web fails before the model loads
     summary = run_monitor(
         model_path(model_dir),
         lambda model: make_source(
@@ -125,6 +130,7 @@ def monitor(
         ui=not no_ui,
         console=console(),
         quality=QualityConfig(saturation_mv=rail_mv),
+        web=station,
     )
     if not summary.ok:
         sys.exit(1)

@@ -182,7 +182,7 @@ class Summary:
 
 
 def _alarm_policy(knobs: dict[str, Any]) -> str:
-    """" (findings that alarm: CD, MI)" from the run's knobs; "" when not recorded."""
+    """ " (findings that alarm: CD, MI)" from the run's knobs; "" when not recorded."""
     labels = knobs.get("alarm_labels")
     if labels is None:
         return ""
