@@ -108,8 +108,8 @@ def run_monitor(
     """Everything ``mrm-edge monitor`` does: load and verify the model directory, pick and
     activate the backend, build the sinks (``sinks`` names them; default
     ``monitor_sink_names(events_path, ui)``: the report on ``console``, the event log at
-    ``events_path``, the live view; plus the central station when ``web`` is given), run until the source ends / ``duration_s`` / SIGINT
-    or SIGTERM, and return the summary.
+    ``events_path``, the live view; the central station when ``web`` is given), run until
+    the source ends / ``duration_s`` / SIGINT or SIGTERM, and return the summary.
 
     ``source`` is a Source, or a function of the loaded model that makes one (e.g. a
     synthetic source at the card's rate). Raises ModelLoadError, BackendUnavailable or

@@ -7,7 +7,8 @@ the monitor's process, reading a ``StationState``.
     GET  /api/bed/<id>          the bed's last 10 s window, 12 leads, with its probabilities
     POST /api/alarms/<id>/ack   acknowledge an alarm
     GET  /api/clients           per client: frames sent, frames missed, resyncs
-    WS   /ws?lead=II            frames: a snapshot, then ~10 deltas per second
+    WS   /ws?lead=II            frames: a snapshot, then 10 deltas per second (the new strip
+                                samples of the chosen lead, the beds that changed, alarms)
 
 **Per-client queues.** A broadcaster task ticks ``TICK_HZ`` times a second: it reads the new
 decimated samples once (per lead in use) and puts the same encoded frame on every client's
@@ -53,6 +54,10 @@ __all__ = [
 TICK_HZ = 10
 CLIENT_QUEUE = 32
 """Frames a client may fall behind (3.2 s at 10 Hz) before it loses them and resyncs."""
+SEND_BUFFER = 64 * 1024
+"""Kernel send buffer per connection (set on the listening socket, inherited by each
+accepted one): without it Linux grows a stuck client's buffer to megabytes before the
+server sees it as slow; with it, what a stuck browser can hold is bounded and small."""
 TOKEN_ENV = "MRM_EDGE_WEB_TOKEN"
 _COOKIE = "mrm_edge_token"
 _STATIC = ("index.html", "app.js", "style.css")
@@ -146,6 +151,7 @@ class StationServer:
         family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
         try:
             self.sock.bind((config.host, config.port))
         except OSError as e:
@@ -180,8 +186,10 @@ class StationServer:
             access_log=False,  # URLs may carry the token: never logged
             lifespan="off",
             ws="websockets-sansio",
-            ws_ping_interval=5.0,
-            ws_ping_timeout=10.0,
+            # A browser that vanished without closing is dropped after a missed ping; a
+            # slow one has time to catch up (its missed frames are counted meanwhile).
+            ws_ping_interval=10.0,
+            ws_ping_timeout=30.0,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._serve, name="web-station", daemon=True)
@@ -307,26 +315,36 @@ class StationServer:
             "type": "snapshot",
             "seq": self._seq,
             "lead": LEADS[li],
-            "header": self.state.header(),
+            "header": self._header(),
             "beds": self.state.beds_summary(),
             "strips": self.state.strips(since, until, li),
             "alarms": alarms,
             "alarm_version": version,
         }
 
+    def _header(self) -> dict[str, Any]:
+        head = self.state.header()
+        head["clients"] = len(self.clients)
+        head["clients_missed"] = sum(c.missed for c in self.clients.values())
+        return head
+
     async def _broadcast(self) -> None:
         last_version = -1
+        last_beds: dict[str, Any] = {}
         while True:
             await asyncio.sleep(1.0 / TICK_HZ)
             until = self.state.cursors()
             since, self._cursor = self._cursor, until
             self._seq += 1
             version, alarms = self.state.alarm_list()
+            beds = self.state.beds_summary()
+            changed = {sid: b for sid, b in beds.items() if last_beds.get(sid) != b}
+            last_beds = beds  # a frame carries only the beds that changed since the last
             base: dict[str, Any] = {
                 "type": "frame",
                 "seq": self._seq,
-                "header": self.state.header(),
-                "beds": self.state.beds_summary(),
+                "header": self._header(),
+                "beds": changed,
             }
             if version != last_version:
                 base["alarms"], base["alarm_version"] = alarms, version

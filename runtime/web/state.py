@@ -87,7 +87,6 @@ class Bed:
             "quality_detail": self.quality_detail,
             "state": self.state,
             "state_detail": self.state_detail,
-            "count": self.count,
             "windows": self.windows,
         }
 

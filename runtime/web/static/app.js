@@ -76,7 +76,8 @@ function setHeader(h) {
   $("stats").innerHTML =
     `<b>${fmt(h.windows_per_s, 1)}</b> windows/s · p50 <b>${fmt(h.p50_ms)}</b> ms · ` +
     `p99 <b>${fmt(h.p99_ms)}</b> ms · queue <b>${fmt(h.queue)}</b> · dropped <b>${fmt(h.dropped)}</b> · ` +
-    `beds <b>${fmt(h.streams_live)}/${fmt(h.streams)}</b>`;
+    `beds <b>${fmt(h.streams_live)}/${fmt(h.streams)}</b> · clients <b>${fmt(h.clients)}</b>` +
+    (h.clients_missed ? ` (missed ${h.clients_missed})` : "");
   const sel = $("lead");
   if (!sel.options.length && h.leads) {
     for (const l of h.leads) sel.add(new Option(l, l, false, l === S.lead));
