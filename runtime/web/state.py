@@ -30,8 +30,9 @@ if TYPE_CHECKING:
 
 __all__ = ["ALARM_HISTORY", "STRIP_SECONDS", "Bed", "StationState", "quality_text"]
 
-STRIP_SECONDS = 12
-"""Decimated signal kept per bed: the 10 s window of the 12-lead view plus slack."""
+STRIP_SECONDS = 20
+"""Decimated signal kept per bed: the 10 s window of the 12-lead view, plus the time its
+result takes to arrive (latency, replay speed-ups)."""
 ALARM_HISTORY = 500
 
 
@@ -74,7 +75,9 @@ class Bed:
     state: str = "live"
     state_detail: str = ""
     window_end: int = 0
-    """Decimated index at which the last classified window ended (for the 12-lead view)."""
+    """Decimated index at which the last classified window ended (for the 12-lead view):
+    its end in seconds since the stream's start x DISPLAY_HZ (both clocks count samples
+    received, so they agree while the stream has no gap)."""
     windows: int = 0
 
     def summary(self) -> dict[str, Any]:
@@ -148,7 +151,7 @@ class StationState:
                 bed.probabilities = dict(result.probabilities or {})
                 bed.findings = list(result.findings)
                 bed.windows += 1
-                bed.window_end = bed.count
+                bed.window_end = round(result.end_s * DISPLAY_HZ)
 
     def alarm(self, event: AlarmEvent) -> None:
         with self._lock:
@@ -283,7 +286,7 @@ class StationState:
                 return None
             n = int(seconds * DISPLAY_HZ)
             first = bed.count - len(bed.ring)
-            end = bed.window_end if bed.windows else bed.count
+            end = min(bed.window_end, bed.count) if bed.windows else bed.count
             start = max(first, end - n)
             seg = bed.ring[start - first : end - first]
             return {
