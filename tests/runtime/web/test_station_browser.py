@@ -17,7 +17,7 @@ import pytest
 pytest.importorskip("starlette", reason="the web view needs: pip install 'mrm-edge[web]'")
 pytest.importorskip("uvicorn", reason="the web view needs: pip install 'mrm-edge[web]'")
 
-from .station import (  # noqa: E402
+from .station import (
     FLAGGED_RECORD,
     NORMAL_RECORDS,
     MonitorProcess,
