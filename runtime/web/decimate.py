@@ -6,7 +6,8 @@ QRS complexes by a third at 500 Hz; a mean would too. Each output sample is the 
 maximum or minimum, whichever lies further from the local baseline (the mean of the last
 ``BASELINE_BUCKETS`` bucket means, 0.2 s: shorter than a beat, longer than a QRS), so R, S
 and pacing spikes keep their height and a flat line stays flat. The baseline's history is
-carried across chunks, so chunks of any sizes give the same strip. Buckets follow the input rate exactly (boundaries
+carried across chunks, so chunks of any sizes give the same strip. Buckets follow the input
+rate exactly (boundaries
 at ``floor(j · fs / DISPLAY_HZ)``), so rates that are not a multiple of 100 Hz (257, 360 Hz)
 keep time. NaN in a bucket makes that output NaN: a strip shows the lead-off gap.
 """
