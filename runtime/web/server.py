@@ -331,8 +331,16 @@ class StationServer:
     async def _broadcast(self) -> None:
         last_version = -1
         last_beds: dict[str, Any] = {}
+        loop = asyncio.get_running_loop()
+        due = loop.time()
         while True:
-            await asyncio.sleep(1.0 / TICK_HZ)
+            # A fixed rate, not "sleep after the work": the page gets TICK_HZ frames a second
+            # however long a tick takes (a tick more than a period late is skipped).
+            due += 1.0 / TICK_HZ
+            now = loop.time()
+            if due < now - 1.0 / TICK_HZ:
+                due = now
+            await asyncio.sleep(max(0.0, due - now))
             until = self.state.cursors()
             since, self._cursor = self._cursor, until
             self._seq += 1

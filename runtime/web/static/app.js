@@ -55,7 +55,7 @@ function setConn(up) {
 function onMessage(m) {
   if (m.type === "snapshot") {
     window.__station.snapshots += 1;
-    for (const b of Object.values(S.beds)) { b.buf = []; b.i0 = 0; b.play = null; }
+    for (const b of Object.values(S.beds)) { b.buf = []; b.i0 = 0; b.play = null; b.drawn = null; }
   }
   window.__station.frames += 1;
   if (m.header) setHeader(m.header);
@@ -155,7 +155,7 @@ function updateBed(id, info) {
 function addStrip(id, strip) {
   const b = bedTile(id);
   const end = b.i0 + b.buf.length;
-  if (!b.buf.length || strip.i0 !== end) { b.buf = []; b.i0 = strip.i0; b.play = null; }
+  if (!b.buf.length || strip.i0 !== end) { b.buf = []; b.i0 = strip.i0; b.play = null; b.drawn = null; }
   for (const v of strip.v) b.buf.push(v);
   if (b.buf.length > KEEP) { const cut = b.buf.length - KEEP; b.buf.splice(0, cut); b.i0 += cut; }
 }
@@ -172,29 +172,49 @@ function render(t) {
 }
 
 function drawStrip(b, dt) {
+  // A sweep, as bedside monitors draw: the pen moves left to right at 25 mm/s-like pace and
+  // an erase bar runs ahead of it. Each frame draws only the samples new since the last
+  // frame, so 64 tiles cost a few line segments each per frame, not a full redraw.
   const c = b.canvas, g = c.getContext("2d");
   const w = c.width, h = c.height;
-  g.fillStyle = "#060a0e"; g.fillRect(0, 0, w, h);
   const newest = b.i0 + b.buf.length;
   if (!b.buf.length) return;
   // Play at the sampling rate, LAG behind the newest sample; jump when far behind.
-  if (b.play === null || newest - b.play > MAX_LAG) b.play = newest - LAG;
-  else b.play = Math.min(newest, b.play + dt * S.fs);
+  if (b.play === null || newest - b.play > MAX_LAG) {
+    b.play = newest - LAG;
+    b.drawn = null;
+  } else b.play = Math.min(newest, b.play + dt * S.fs);
   window.__station.heads[b.id] = b.play;
-  const n = STRIP_S * S.fs, x0 = b.play - n;
+  const n = STRIP_S * S.fs, upto = Math.floor(b.play);
   const scale = h / 3.0; // 3 mV across the tile
+  if (b.drawn === null || b.drawn === undefined || upto - b.drawn > n) {
+    g.fillStyle = "#060a0e"; g.fillRect(0, 0, w, h);
+    b.drawn = Math.max(b.i0, upto - Math.floor(n * 0.9));
+    b.px = null;
+  }
+  if (upto <= b.drawn) return;
+  const xOf = (i) => ((i % n) / n) * w;
+  // Erase ahead of the pen (a gap of 4 % of the width), wrapping at the right edge.
+  const gap = w * 0.04, x1 = xOf(upto);
+  g.fillStyle = "#060a0e";
+  g.fillRect(x1, 0, Math.min(gap, w - x1), h);
+  if (x1 + gap > w) g.fillRect(0, 0, x1 + gap - w, h);
   g.strokeStyle = b.info.quality === "ok" || !b.info.quality ? "#3ef08a" : "#ffb020";
   g.lineWidth = 1.2;
   g.beginPath();
-  let pen = false;
-  const first = Math.max(b.i0, Math.ceil(x0)), last = Math.floor(b.play);
-  for (let i = first; i < last; i++) {
-    const v = b.buf[i - b.i0];
-    if (v === null || v === undefined) { pen = false; continue; }
-    const x = ((i - x0) / n) * w, y = h / 2 - v * scale;
-    if (pen) g.lineTo(x, y); else { g.moveTo(x, y); pen = true; }
+  let pen = b.px !== null && b.px !== undefined;
+  if (pen) g.moveTo(b.px[0], b.px[1]);
+  for (let i = b.drawn; i < upto; i++) {
+    const v = i >= b.i0 ? b.buf[i - b.i0] : null;
+    const x = xOf(i);
+    if (v === null || v === undefined) { pen = false; b.px = null; continue; }
+    const y = h / 2 - v * scale;
+    if (pen && x >= b.px[0]) g.lineTo(x, y); else g.moveTo(x, y);
+    pen = true;
+    b.px = [x, y];
   }
   g.stroke();
+  b.drawn = upto;
   g.fillStyle = "#7d8a97"; g.font = "10px sans-serif"; g.fillText(S.lead, 3, 11);
 }
 
