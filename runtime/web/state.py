@@ -30,9 +30,9 @@ if TYPE_CHECKING:
 
 __all__ = ["ALARM_HISTORY", "STRIP_SECONDS", "Bed", "StationState", "quality_text"]
 
-STRIP_SECONDS = 20
-"""Decimated signal kept per bed: the 10 s window of the 12-lead view, plus the time its
-result takes to arrive (latency, replay speed-ups)."""
+STRIP_SECONDS = 30
+"""Decimated signal kept per bed (144 KB): the 10 s window of the 12-lead view, plus the
+time its result takes to arrive (latency under load, replay speed-ups)."""
 ALARM_HISTORY = 500
 
 
@@ -63,9 +63,38 @@ class Bed:
     bed: str
     fs_in: int = 0
     decimator: DisplayDecimator | None = None
-    ring: np.ndarray = field(default_factory=lambda: np.zeros((0, len(LEADS)), np.float32))
+    ring: np.ndarray = field(
+        default_factory=lambda: np.full(
+            (STRIP_SECONDS * DISPLAY_HZ, len(LEADS)), np.nan, np.float32
+        )
+    )
+    """Sample ``i`` (absolute) lives at row ``i % len(ring)``."""
     count: int = 0
     """Decimated samples written since the stream started (absolute index of the next)."""
+
+    def write(self, out: np.ndarray) -> None:
+        """Append decimated samples ``[m, 12]`` (more than the ring holds: the tail)."""
+        cap = len(self.ring)
+        if len(out) > cap:
+            self.count += len(out) - cap
+            out = out[-cap:]
+        at = self.count % cap
+        first = min(len(out), cap - at)
+        self.ring[at : at + first] = out[:first]
+        self.ring[: len(out) - first] = out[first:]
+        self.count += len(out)
+
+    def read(self, start: int, end: int) -> np.ndarray:
+        """Absolute samples ``[start, end)``, which must lie within the last ``len(ring)``."""
+        cap = len(self.ring)
+        idx = np.arange(start, end) % cap
+        return self.ring[idx]
+
+    @property
+    def first(self) -> int:
+        """The oldest absolute index still in the ring."""
+        return max(0, self.count - len(self.ring))
+
     smoothed: dict[str, float] = field(default_factory=dict)
     probabilities: dict[str, float] = field(default_factory=dict)
     findings: list[str] = field(default_factory=list)
@@ -107,7 +136,6 @@ class StationState:
         self.alarm_version = 0
         self._next_alarm = 1
         self._lock = threading.Lock()
-        self._cap = STRIP_SECONDS * DISPLAY_HZ
 
     # ------------------------------------------------------------------ writers (sink)
 
@@ -137,9 +165,7 @@ class StationState:
         if not len(out):
             return
         with self._lock:
-            ring = np.concatenate([bed.ring, out])[-self._cap :]
-            bed.ring = ring
-            bed.count += len(out)
+            bed.write(out)
 
     def window(self, result: WindowResult) -> None:
         with self._lock:
@@ -191,7 +217,6 @@ class StationState:
                 bed.state, bed.state_detail = "live", event.detail
                 if event.segment:  # a resumed stream: its clock restarts
                     bed.decimator, bed.count, bed.window_end = None, 0, 0
-                    bed.ring = bed.ring[:0]
             elif event.kind == "end":
                 bed.state, bed.state_detail = "ended", event.detail
                 if event.detail.startswith("stalled"):
@@ -228,12 +253,11 @@ class StationState:
                 bed = self.beds.get(sid)
                 if bed is None:
                     continue
-                first = bed.count - len(bed.ring)
-                start = max(since.get(sid, 0), first)
+                start = max(since.get(sid, 0), bed.first)
                 end = min(end, bed.count)
                 if end <= start:
                     continue
-                seg = bed.ring[start - first : end - first, lead]
+                seg = bed.read(start, end)[:, lead]
                 out[sid] = {"i0": start, "v": _rounded(seg)}
         return out
 
@@ -285,10 +309,9 @@ class StationState:
             if bed is None:
                 return None
             n = int(seconds * DISPLAY_HZ)
-            first = bed.count - len(bed.ring)
             end = min(bed.window_end, bed.count) if bed.windows else bed.count
-            start = max(first, end - n)
-            seg = bed.ring[start - first : end - first]
+            start = max(bed.first, end - n)
+            seg = bed.read(start, end)
             return {
                 "bed": sid,
                 "fs": DISPLAY_HZ,
@@ -298,6 +321,10 @@ class StationState:
                 "smoothed": {k: round(v, 3) for k, v in bed.smoothed.items()},
                 "findings": list(bed.findings),
             }
+
+
+def _empty_ring() -> np.ndarray:
+    return np.full((STRIP_SECONDS * DISPLAY_HZ, len(LEADS)), np.nan, np.float32)
 
 
 def _rounded(x: np.ndarray) -> list[float | None]:

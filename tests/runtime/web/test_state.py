@@ -55,3 +55,17 @@ def test_twelve_lead_is_the_last_classified_window():
     assert len(doc["signal"]) == 12 and len(doc["signal"][0]) == 1000
     assert doc["signal"][0][0] == 2.0 and doc["signal"][0][-1] == 11.99  # samples 200..1199
     assert doc["findings"] == ["MI"] and st.twelve_lead("nope") is None
+
+
+def test_the_ring_wraps_and_keeps_the_last_strip_seconds():
+    from mrm_edge.runtime.web.state import STRIP_SECONDS
+
+    st = StationState()
+    cap = STRIP_SECONDS * 100
+    t = np.arange(cap * 2 + 37, dtype=np.float32)
+    x = np.repeat(t[:, None], 12, axis=1)
+    for i in range(0, len(x), 333):  # chunks that do not divide the ring
+        st.samples("b", 100, x[i : i + 333])
+    strip = st.strips({"b": 0}, {"b": len(x)}, lead=1)["b"]
+    assert strip["i0"] == len(x) - cap and len(strip["v"]) == cap
+    assert strip["v"][0] == len(x) - cap and strip["v"][-1] == len(x) - 1
