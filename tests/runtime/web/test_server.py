@@ -172,3 +172,15 @@ def test_parse_bind_and_the_non_loopback_rule():
 def test_a_busy_port_fails_before_the_run(served):
     with pytest.raises(ValueError, match=f"127.0.0.1:{served.port}: cannot bind"):
         StationServer(_state(), WebConfig("127.0.0.1", served.port))
+
+
+def test_the_page_fetches_nothing_from_elsewhere(served):
+    base = f"http://127.0.0.1:{served.port}"
+    for path in ("/", "/static/app.js", "/static/style.css"):
+        with urllib.request.urlopen(base + path, timeout=5) as r:
+            text = r.read().decode()
+        assert "http://" not in text and "https://" not in text, path
+        assert "//cdn" not in text and "@import" not in text, path
+    with urllib.request.urlopen(base + "/", timeout=5) as r:
+        page = r.read().decode()
+    assert 'src="/static/app.js"' in page and 'href="/static/style.css"' in page
