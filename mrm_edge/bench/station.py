@@ -5,6 +5,7 @@
   the WebSocket frames/s it receives, and the CPU (% of one core) of the monitor and of
   Chromium over the same seconds. Needs the ``web`` and ``web-test`` extras and Debian's
   chromium + chromium-driver.
+* ``cpu`` — the monitor's CPU at real time with N beds, without and with the web view.
 * ``clients`` — the monitor at max speed (synthetic, pre-paced by nothing) without the web
   view, with it and 0 clients, and with it and K WebSocket clients reading every frame (in a
   separate process): classified windows/s of each run, so what the view and a client cost
@@ -216,6 +217,26 @@ def _run_max(streams: int, seconds: float, web: bool, clients: int) -> dict[str,
     }
 
 
+def measure_cpu(beds: int, seconds: float, hop: float, repeats: int) -> dict[str, list[float]]:
+    """Monitor CPU (% of one core) at real time with ``beds`` synthetic beds, without and
+    with the web view (no client), interleaved ``repeats`` times."""
+    res: dict[str, list[float]] = {"no web": [], "web": []}
+    for _ in range(repeats):
+        for web in (False, True):
+            args = ["--streams", str(beds), "--hop", str(hop), "--max-batch", str(beds),
+                    "--duration", str(seconds + 40)]  # fmt: skip
+            if web:
+                args += ["--web", "127.0.0.1:0"]
+            proc, _, _ = _start_monitor(args)
+            time.sleep(15)  # model load and the first windows
+            c0, t0 = _cpu_seconds([proc.pid]), time.monotonic()
+            time.sleep(seconds)
+            c1, t1 = _cpu_seconds([proc.pid]), time.monotonic()
+            _stop(proc)
+            res["web" if web else "no web"].append(round(100 * (c1 - c0) / (t1 - t0), 1))
+    return res
+
+
 def measure_clients(streams: int, seconds: float, clients: int, repeats: int) -> list[dict]:
     runs = []
     for _ in range(repeats):  # interleaved, so drifting background load hits all alike
@@ -227,7 +248,7 @@ def measure_clients(streams: int, seconds: float, clients: int, repeats: int) ->
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("what", choices=["browser", "clients"])
+    ap.add_argument("what", choices=["browser", "cpu", "clients"])
     ap.add_argument("--beds", type=int, default=64)
     ap.add_argument("--hop", type=float, default=10.0)
     ap.add_argument("--seconds", type=float, default=20.0)
@@ -237,6 +258,8 @@ def main(argv: list[str] | None = None) -> None:
     a = ap.parse_args(argv)
     if a.what == "browser":
         print(json.dumps(measure_browser(a.beds, a.seconds, a.hop), indent=1))
+    elif a.what == "cpu":
+        print(json.dumps(measure_cpu(a.beds, a.seconds, a.hop, a.repeats)))
     else:
         runs = measure_clients(a.streams, a.seconds, a.clients, a.repeats)
         print(json.dumps(runs, indent=1))
