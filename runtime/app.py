@@ -26,7 +26,7 @@ from mrm_edge.runtime.sources.base import Source
 from mrm_edge.runtime.stream.quality import QualityConfig
 
 if TYPE_CHECKING:
-    from mrm_edge.runtime.web.server import WebConfig
+    from mrm_edge.runtime.web.config import WebConfig
     from rich.console import Console
 
 __all__ = ["build_sinks", "monitor_sink_names", "run_monitor", "stop_on_signals"]

@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from mrm_edge.runtime.web.config import TOKEN_ENV
+
 if TYPE_CHECKING:
-    from mrm_edge.runtime.web.server import WebConfig
+    from mrm_edge.runtime.web.config import WebConfig
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-TOKEN_ENV = "MRM_EDGE_WEB_TOKEN"  # = mrm_edge.runtime.web.server.TOKEN_ENV (no import here)
 
 
 def web_options() -> Callable[[F], F]:
@@ -49,7 +49,7 @@ def web_config(web: str | None, token: str | None) -> WebConfig | None:
     a non-loopback bind without a token."""
     if web is None:
         return None
-    from mrm_edge.runtime.web.server import WebConfig, parse_bind
+    from mrm_edge.runtime.web.config import WebConfig, parse_bind
 
     host, port = parse_bind(web)
     config = WebConfig(host, port, token or None)

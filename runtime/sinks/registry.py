@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from mrm_edge.runtime.sinks.base import Sink
 
 if TYPE_CHECKING:
-    from mrm_edge.runtime.web.server import WebConfig
+    from mrm_edge.runtime.web.config import WebConfig
     from rich.console import Console
 
 __all__ = ["SinkFactory", "SinkSettings", "make_sink", "register_sink", "sink_names"]

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from mrm_edge.runtime.postprocess import AlarmEvent, WindowResult
     from mrm_edge.runtime.sinks.summary import Summary
     from mrm_edge.runtime.sources.base import Chunk
-    from mrm_edge.runtime.web.server import WebConfig
+    from mrm_edge.runtime.web.config import WebConfig
     from rich.console import Console
 
 __all__ = ["WebSink"]

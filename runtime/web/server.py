@@ -28,14 +28,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import ipaddress
 import json
 import socket
 import threading
-from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from mrm_edge.runtime.web.config import TOKEN_ENV, WebConfig, is_loopback, parse_bind
 from mrm_edge.runtime.web.decimate import DISPLAY_HZ
 from mrm_edge.runtime.web.state import StationState
 
@@ -58,51 +57,9 @@ SEND_BUFFER = 64 * 1024
 """Kernel send buffer per connection (set on the listening socket, inherited by each
 accepted one): without it Linux grows a stuck client's buffer to megabytes before the
 server sees it as slow; with it, what a stuck browser can hold is bounded and small."""
-TOKEN_ENV = "MRM_EDGE_WEB_TOKEN"
 _COOKIE = "mrm_edge_token"
 _STATIC = ("index.html", "app.js", "style.css")
 _SNAPSHOT_SECONDS = 6  # strip history a (re)connecting client gets
-
-
-def parse_bind(text: str) -> tuple[str, int]:
-    """``[HOST:]PORT`` → (host, port); host defaults to 127.0.0.1. ValueError, one line."""
-    host, sep, port_s = str(text).rpartition(":")
-    if not sep:
-        host, port_s = "127.0.0.1", str(text)
-    host = host.strip("[]") or "127.0.0.1"
-    try:
-        port = int(port_s)
-    except ValueError:
-        raise ValueError(
-            f"--web {text!r}: expected [HOST:]PORT, e.g. 8765 or 0.0.0.0:8765"
-        ) from None
-    if not 0 <= port <= 65535:
-        raise ValueError(f"--web {text!r}: port must be 0..65535 (0: any free port)")
-    return host, port
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-@dataclass(frozen=True)
-class WebConfig:
-    host: str = "127.0.0.1"
-    port: int = 8765
-    token: str | None = None
-
-    def check(self) -> None:
-        """A non-loopback bind without a token is refused (one line)."""
-        if not is_loopback(self.host) and not self.token:
-            raise ValueError(
-                f"--web {self.host}:{self.port}: serving beyond this machine needs an access "
-                f"token (--web-token TOKEN or {TOKEN_ENV}); or bind 127.0.0.1"
-            )
 
 
 def _asset(name: str) -> bytes:

@@ -239,7 +239,7 @@ function drawAlarms() {
   rows.textContent = "";
   for (const a of [...S.alarms].reverse()) {
     const tr = el("tr");
-    const state = a.active ? (a.acked ? "on (acked)" : "ON") : `cleared ${clock(a.cleared)}${a.acked ? " (acked)" : ""}`;
+    const state = a.active ? (a.acked ? "on (acked)" : "ON") : `cleared ${clock(a.cleared)}${a.cause ? " (" + a.cause + ")" : ""}${a.acked ? ", acked" : ""}`;
     for (const v of [clock(a.onset), a.bed, a.label, `${fmt(a.probability, 2)} / ${fmt(a.threshold, 2)}`, state]) tr.append(el("td", "", v));
     rows.append(tr);
   }
