@@ -12,7 +12,7 @@ VENV   ?= .venv
 TORCH  ?= torch==2.13.0
 # TensorRT-RTX builds engines without a GPU, so the tests build real engines everywhere it
 # installs (x86_64); on other machines the extra's marker makes it a no-op.
-EXTRAS ?= tensorrt-rtx,openvino,triton
+EXTRAS ?= tensorrt-rtx,openvino,triton,web,web-test,plot
 # The real tritonserver for the Triton tests and `mrm-edge serve`: nvidia-pytriton's server
 # files, installed without its numpy<2 pin (only its Python API needs it; see pyproject.toml).
 # Where it has no wheel (not Linux x86_64) the Triton tests skip with the reason.
@@ -33,8 +33,10 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
+# The central station is served while the demo runs (the address is printed). Seed 8: a
+# cohort of four the shipped demonstration model reads as no finding (see README).
 demo: $(VENV)/.installed
-	$(BIN)/mrm-edge monitor --duration 60
+	$(BIN)/mrm-edge monitor --duration 60 --seed 8 --web 127.0.0.1:8765
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q

@@ -44,11 +44,21 @@ class ModelCard:
     code_version: dict[str, Any]
     weights: dict[str, Any] = field(default_factory=dict)  # {"file", "sha256"}
     intended_use: str = ""
+    alarm_labels: list[str] | None = None
+    """Labels that are alarm findings (e.g. MI, STTC); None: ``default_alarm_labels``. A
+    label outside it (NORM) above its threshold is "no finding", never an alarm."""
     format: int = CARD_FORMAT
 
     @property
     def window_seconds(self) -> float:
         return self.window_samples / self.sampling_rate
+
+    @property
+    def alarm_findings(self) -> tuple[str, ...]:
+        """The labels that raise alarms: ``alarm_labels``, or the documented default."""
+        if self.alarm_labels is None:
+            return default_alarm_labels(self.labels)
+        return tuple(lab for lab in self.labels if lab in self.alarm_labels)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -163,6 +173,16 @@ class ModelCard:
         for lab, t in self.thresholds.items():
             if not _is_number(t) or not 0.0 <= t <= 1.0:
                 raise _field(source, f"thresholds.{lab}", "a probability in [0, 1]", t)
+        if self.alarm_labels is not None:
+            a = self.alarm_labels
+            if not isinstance(a, list) or not all(isinstance(x, str) for x in a):
+                raise _field(source, "alarm_labels", "a list of label names", a)
+            unknown = [x for x in a if x not in self.labels]
+            if unknown:
+                raise ModelCardError(
+                    f"{source}: field 'alarm_labels' names {', '.join(unknown)}, not in "
+                    f"'labels' ({', '.join(self.labels)})"
+                )
         file = self.weights.get("file", WEIGHTS_FILE)
         if not isinstance(file, str) or not file.endswith(".safetensors"):
             raise _field(
@@ -171,6 +191,17 @@ class ModelCard:
                 "a .safetensors file (checkpoints are safetensors-only; pickle is never loaded)",
                 file,
             )
+
+
+# Labels that mean "nothing abnormal found": above threshold they are a finding of health,
+# so they never raise an alarm unless a card's ``alarm_labels`` says otherwise.
+NORMAL_LABELS = frozenset({"NORM", "SR", "SNR"})
+
+
+def default_alarm_labels(labels: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """A card without ``alarm_labels``: every label except the normal ones (NORM in PTB-XL's
+    tasks, SR / SNR for sinus rhythm in its rhythm task and CPSC 2018's "Normal" class)."""
+    return tuple(lab for lab in labels if lab.upper() not in NORMAL_LABELS)
 
 
 def _is_int(v: Any) -> bool:
@@ -281,10 +312,12 @@ def sha256_file(path: Path) -> str:
 
 __all__ = [
     "CARD_FILE",
+    "NORMAL_LABELS",
     "PICKLE_SUFFIXES",
     "WEIGHTS_FILE",
     "ModelCard",
     "ModelCardError",
+    "default_alarm_labels",
     "pickle_files",
     "safetensors_problem",
     "sha256_file",

@@ -26,6 +26,7 @@ from mrm_edge.runtime.sources.base import Source
 from mrm_edge.runtime.stream.quality import QualityConfig
 
 if TYPE_CHECKING:
+    from mrm_edge.runtime.web.config import WebConfig
     from rich.console import Console
 
 __all__ = ["build_sinks", "monitor_sink_names", "run_monitor", "stop_on_signals"]
@@ -102,12 +103,13 @@ def run_monitor(
     quality: QualityConfig | None = None,
     intra_op_threads: int | None = None,
     sinks: Sequence[str] | None = None,
+    web: WebConfig | None = None,
 ) -> Summary:
     """Everything ``mrm-edge monitor`` does: load and verify the model directory, pick and
     activate the backend, build the sinks (``sinks`` names them; default
     ``monitor_sink_names(events_path, ui)``: the report on ``console``, the event log at
-    ``events_path``, the live view), run until the source ends / ``duration_s`` / SIGINT
-    or SIGTERM, and return the summary.
+    ``events_path``, the live view; the central station when ``web`` is given), run until
+    the source ends / ``duration_s`` / SIGINT or SIGTERM, and return the summary.
 
     ``source`` is a Source, or a function of the loaded model that makes one (e.g. a
     synthetic source at the card's rate). Raises ModelLoadError, BackendUnavailable or
@@ -122,9 +124,11 @@ def run_monitor(
     model = DeployedModel.load(model_dir)
     src = source if isinstance(source, Source) else source(model)
     names = monitor_sink_names(events_path, ui) if sinks is None else list(sinks)
+    if web is not None and "web" not in names:
+        names.append("web")
     built: list[Sink] = []
     try:
-        settings = SinkSettings(console, None if events_path is None else Path(events_path))
+        settings = SinkSettings(console, None if events_path is None else Path(events_path), web)
         built = build_sinks(names, settings)  # a bad event log path fails before the run
         be, reason, chain = activate_with_fallbacks(
             model, backend, precision, intra_op_threads=intra_op_threads

@@ -126,10 +126,11 @@ class Monitor:
         )
         self.clock: Callable[[], float] = time.monotonic  # the preprocessors' ready_time clock
         self.tally = Tally(self.clock, queue_depth=lambda: len(self.batcher))
-        post = Postprocessor(model.labels, model.thresholds, postprocess)
-        self.accounting = Accounting(
-            post, self.tally, SinkFanout(self.sinks, self._fatal), self.clock
+        post = Postprocessor(
+            model.labels, model.thresholds, postprocess, alarm_labels=model.card.alarm_findings
         )
+        self.fanout = SinkFanout(self.sinks, self._fatal)
+        self.accounting = Accounting(post, self.tally, self.fanout, self.clock)
         self.chain = BackendChain(
             backend, fallbacks, outputs=len(model.labels), on_switch=self.accounting.backend_switch
         )
@@ -141,6 +142,7 @@ class Monitor:
             "overload": overload,
             "duration_s": duration_s,
             "smoothing": post.config.describe(),
+            "alarm_labels": list(post.alarm_labels),  # the card's alarm policy
             "fallbacks": [fallback_label(f) for f in fallbacks],
         }
         # The stream registry (source thread only): each live stream's preprocessor, the
@@ -327,6 +329,8 @@ class Monitor:
                 f"chunk at {chunk.sample_rate} Hz, the stream started at {pre.resampler.fs_in} Hz",
             )
             return
+        if self.fanout.wants_waveform:  # strip displays: a reference into a queue, no copy
+            self.fanout.waveform(chunk)
         try:
             windows = pre.push(chunk.samples, chunk.timestamp)
         except ValueError as e:

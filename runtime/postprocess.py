@@ -12,6 +12,9 @@ Three steps, each with explicit knobs (``PostprocessConfig``):
   ``smoothing=1`` turns it off.
 * **Positive findings** — labels whose *smoothed* probability is ≥ the card's per-label
   threshold (tuned on validation at training time). Reported per window.
+* **Alarm policy** — only the card's alarm labels (``ModelCard.alarm_findings``: its
+  ``alarm_labels``, by default every label except NORM) can raise an alarm, and only they
+  count as ``findings``. NORM above its threshold is positive but means "no finding".
 * **Alarms with hysteresis** — a label's alarm goes **on** when its smoothed probability is
   ≥ threshold for ``n_on`` (default 2) consecutive classified windows, and **off** when it is
   < threshold − ``off_margin`` (default 0.05) for ``n_off`` (default 3) consecutive classified
@@ -36,6 +39,8 @@ from typing import Literal
 
 import numpy as np
 from mrm_edge.runtime.stream.preprocess import Window
+
+from mrm_edge.card import default_alarm_labels
 
 __all__ = [
     "AlarmEvent",
@@ -117,6 +122,8 @@ class WindowResult:
     """After smoothing (None when rejected)."""
     positive: tuple[str, ...] = ()
     """Labels with smoothed probability ≥ threshold (empty when rejected)."""
+    findings: tuple[str, ...] = ()
+    """The positive labels that are alarm findings (empty: "no finding", e.g. only NORM)."""
     alarms: tuple[str, ...] = ()
     """Labels whose alarm is on after this window."""
     reason_kinds: tuple[str, ...] = ()
@@ -167,10 +174,15 @@ class StreamPostprocessor:
         thresholds: np.ndarray,
         config: PostprocessConfig,
         segment: int = 0,
+        alarmable: np.ndarray | None = None,
     ) -> None:
         self.stream_id = stream_id
         self.labels = tuple(labels)
         self.thresholds = np.asarray(thresholds, np.float64)
+        # Which labels may raise an alarm (the card's policy); all of them when not given.
+        self.alarmable = (
+            np.ones(len(self.labels), bool) if alarmable is None else np.asarray(alarmable, bool)
+        )
         self.off_level = np.maximum(self.thresholds - config.off_margin, 0.0)
         self.config = config
         self.segment = segment
@@ -195,7 +207,7 @@ class StreamPostprocessor:
         # Counters run only in the state they can change: "above" while off, "below" while on.
         self._above = np.where(~self.on & above, self._above + 1, 0)
         self._below = np.where(self.on & below, self._below + 1, 0)
-        switch_on = ~self.on & (self._above >= self.config.n_on)
+        switch_on = ~self.on & (self._above >= self.config.n_on) & self.alarmable
         switch_off = self.on & (self._below >= self.config.n_off)
         events: list[AlarmEvent] = []
         for i in np.flatnonzero(switch_on | switch_off):
@@ -260,11 +272,19 @@ class Postprocessor:
         labels: Sequence[str],
         thresholds: Mapping[str, float],
         config: PostprocessConfig | None = None,
+        alarm_labels: Sequence[str] | None = None,
     ) -> None:
         missing = [lab for lab in labels if lab not in thresholds]
         if missing:
             raise ValueError(f"Postprocessor: no threshold for label(s) {', '.join(missing)}")
         self.labels = tuple(labels)
+        if alarm_labels is None:
+            alarm_labels = default_alarm_labels(self.labels)
+        unknown = [lab for lab in alarm_labels if lab not in self.labels]
+        if unknown:
+            raise ValueError(f"Postprocessor: alarm label(s) {', '.join(unknown)} not in labels")
+        self.alarm_labels = tuple(lab for lab in self.labels if lab in alarm_labels)
+        self._alarmable = np.array([lab in self.alarm_labels for lab in self.labels], bool)
         self.config = config or PostprocessConfig()
         self.thresholds = {lab: float(thresholds[lab]) for lab in self.labels}
         self._thresholds = np.array([self.thresholds[lab] for lab in self.labels])
@@ -276,7 +296,9 @@ class Postprocessor:
         """The state of ``stream_id`` (created on first use)."""
         sp = self._streams.get((stream_id, segment))
         if sp is None:
-            sp = StreamPostprocessor(stream_id, self.labels, self._thresholds, self.config, segment)
+            sp = StreamPostprocessor(
+                stream_id, self.labels, self._thresholds, self.config, segment, self._alarmable
+            )
             self._streams[(stream_id, segment)] = sp
         return sp
 
@@ -289,6 +311,9 @@ class Postprocessor:
             )
         sp = self.stream(window.stream_id, segment)
         smoothed, events = sp.update(probabilities, window.start, window.sampling_rate)
+        positive = tuple(
+            lab for lab, s, t in zip(self.labels, smoothed, self._thresholds, strict=True) if s >= t
+        )
         result = WindowResult(
             stream_id=window.stream_id,
             start=window.start,
@@ -299,11 +324,8 @@ class Postprocessor:
             latency_ms=latency_ms,
             probabilities=dict(zip(self.labels, map(float, probabilities), strict=True)),
             smoothed=dict(zip(self.labels, map(float, smoothed), strict=True)),
-            positive=tuple(
-                lab
-                for lab, s, t in zip(self.labels, smoothed, self._thresholds, strict=True)
-                if s >= t
-            ),
+            positive=positive,
+            findings=tuple(lab for lab in positive if lab in self.alarm_labels),
             alarms=sp.active(),
             segment=segment,
         )

@@ -10,6 +10,7 @@ import click
 from mrm_edge.cli.common import console, model_path
 from mrm_edge.cli.network import network_options, network_settings
 from mrm_edge.cli.options import model_option, runtime_options, user_errors
+from mrm_edge.cli.web_options import web_config, web_options
 from mrm_edge.runtime.sources.registry import source_help
 
 
@@ -78,6 +79,7 @@ from mrm_edge.runtime.sources.registry import source_help
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @network_options()  # tcp: --tls-cert/--tls-key/--tls-client-ca, --allow-list, limits
+@web_options()
 @user_errors
 def monitor(
     model_dir: str | None,
@@ -96,6 +98,8 @@ def monitor(
     rail_mv: float | None,
     stall_timeout_s: float,
     seed: int,
+    web: str | None,
+    web_token: str | None,
     **network: Any,
 ) -> None:
     """Classify live multi-patient 12-lead ECG, window by window.
@@ -109,6 +113,7 @@ def monitor(
     from mrm_edge.runtime.stream.quality import QualityConfig
 
     pace = parse_speed(speed)
+    station = web_config(web, web_token)  # a bad --web fails before the model loads
     net = network_settings(**network)
     summary = run_monitor(
         model_path(model_dir),
@@ -132,6 +137,7 @@ def monitor(
         ui=not no_ui,
         console=console(),
         quality=QualityConfig(saturation_mv=rail_mv),
+        web=station,
     )
     if not summary.ok:
         sys.exit(1)

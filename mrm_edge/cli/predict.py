@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import click
@@ -36,6 +37,15 @@ from mrm_edge.cli.options import model_option, user_errors
     default=None,
     help="The recorder's saturation rail in mV: a lead at the rail is flagged (as monitor).",
 )
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Draw each recording's first 10 s window in the 12-lead layout (3 x 4 + rhythm "
+    "strip II, 25 mm/s, 10 mm/mV) with its probabilities: FILE.svg or FILE.png (PNG needs "
+    "the 'plot' extra). Several recordings: FILE-<name>.svg each.",
+)
 @user_errors
 def predict(
     records: tuple[str, ...],
@@ -45,6 +55,7 @@ def predict(
     seed: int,
     as_json: bool,
     rail_mv: float | None,
+    plot_path: str | None,
 ) -> None:
     """Classify recordings (WFDB .hea / CPSC .mat), or synthetic patients if none are given.
 
@@ -57,8 +68,13 @@ def predict(
 
     model = model_path(model_dir)
     recs = _recordings(records, patients, seconds, seed)
+    if plot_path is not None and Path(plot_path).suffix.lower() not in (".svg", ".png"):
+        raise click.UsageError(f"--plot {plot_path}: expected a .svg or .png file name")
     results, reason = classify(recs, model, quality=QualityConfig(saturation_mv=rail_mv))
     click.echo(f"backend: {reason}", err=True)
+    if plot_path is not None:
+        for written in _plots(Path(plot_path), recs, results, model):
+            click.echo(f"12-lead view: {written}", err=True)
     rejected = [r for r in results if r.status != "ok"]
     if rejected:
         click.echo(f"{len(rejected)} window(s) rejected (bad signal, not classified)", err=True)
@@ -86,6 +102,34 @@ def _recordings(records: tuple[str, ...], patients: int, seconds: float, seed: i
         Recording(f"synthetic-{i}-{p.rhythm}", synthesize(p, seconds, fs=fs), fs)
         for i, p in enumerate(make_patients(patients, seed))
     ]
+
+
+def _plots(path: Path, recs: list[Any], results: list[Any], model_dir: Path) -> list[Path]:
+    """The 12-lead page of each recording's first window (FILE, or FILE-<name> for many)."""
+    from mrm_edge.card import ModelCard
+    from mrm_edge.ecgplot import save_twelve_lead
+
+    card = ModelCard.load(model_dir)
+    alarm = set(card.alarm_findings)
+    written = []
+    for rec in recs:
+        first = next(r for r in results if r.recording == rec.name)
+        target = path if len(recs) == 1 else path.with_name(f"{path.stem}-{rec.name}{path.suffix}")
+        n = round(card.window_seconds * rec.sampling_rate)
+        title = f"{rec.name} {first.start_s:.0f}-{first.end_s:.0f} s" + (
+            "" if first.status == "ok" else f" REJECTED: {first.reason}"
+        )
+        written.append(
+            save_twelve_lead(
+                target,
+                rec.signal[:, :n],
+                rec.sampling_rate,
+                title=title,
+                probabilities=first.probabilities,
+                findings=[lab for lab in first.positive if lab in alarm],
+            )
+        )
+    return written
 
 
 def _as_dict(r: Any) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 import mrm_edge
-from mrm_edge.card import ModelCard
+from mrm_edge.card import ModelCard, default_alarm_labels
 from mrm_edge.data.dataset import LEADS, EcgDataset
 from mrm_edge.data.normalization import LeadStandardizer
 from mrm_edge.model import MRMNet
@@ -126,6 +126,8 @@ def training_card(
             f"were trained on, as in the PTB-XL benchmark); its test metrics come from "
             f"{len(test)} records and are far too few to judge clinical accuracy."
         ),
+        # Written out (not left to the runtime's default) so the card says what alarms.
+        alarm_labels=list(default_alarm_labels(train.labels)),
     )
 
 

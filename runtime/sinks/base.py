@@ -1,11 +1,13 @@
 """The ``Sink`` interface and the records a sink receives.
 
-The engine calls a sink's methods from its worker threads, but never two at once (it holds
-one lock around post-processing and delivery), in this order: ``open`` once, then any mix of
-``window`` / ``alarm`` / ``dropped`` / ``stream`` / ``backend_switch`` / ``source_problem``,
-then ``close`` once with the summary (sinks close in the reverse order of opening, so the
-first sink opened is the last one closed, as with nested ``with`` blocks).
-A sink therefore needs no lock of its own unless it has a thread of its own (LiveView does).
+``open`` is called once on the thread that starts the run; then each sink gets its records
+on a thread of its own, behind a bounded queue (``fanout.py``: a slow sink never slows the
+engine or the other sinks), one at a time and in delivery order: any mix of ``window`` /
+``alarm`` / ``dropped`` / ``stream`` / ``backend_switch`` / ``source_problem`` (and
+``waveform`` for sinks that set ``wants_waveform``); then, once its queue is drained,
+``close`` once with the summary (sinks close in the reverse order of opening, so the first
+sink opened is the last one closed, as with nested ``with`` blocks). A sink therefore needs
+no lock of its own unless it has a thread of its own (LiveView does).
 """
 
 from __future__ import annotations
@@ -13,12 +15,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 if TYPE_CHECKING:
     from mrm_edge.runtime.postprocess import AlarmEvent, WindowResult
     from mrm_edge.runtime.sinks.summary import LiveStats, Summary
-    from mrm_edge.runtime.sources.base import SourceProblem
+    from mrm_edge.runtime.sources.base import Chunk, SourceProblem
 
 __all__ = ["BackendSwitch", "DroppedWindow", "RunInfo", "Sink", "StreamEvent"]
 
@@ -100,11 +102,20 @@ class Sink:
     """Base sink: every method is a no-op, so a sink overrides only what it uses.
     A context manager: ``__exit__`` calls ``close(None)`` if ``close`` was not called."""
 
+    delivery: ClassVar[Literal["lossless", "lossy"]] = "lossless"
+    """What a full queue does (fanout.py): ``lossless`` makes the producer wait (event
+    logs); ``lossy`` skips the oldest window/waveform record and counts it (displays)."""
+    wants_waveform: ClassVar[bool] = False
+    """Whether this sink receives the raw chunks (``waveform``), e.g. for ECG strips."""
+
     def open(self, info: RunInfo) -> None:
         """The run starts."""
 
     def window(self, result: WindowResult) -> None:
         """A window was classified or rejected."""
+
+    def waveform(self, chunk: Chunk) -> None:
+        """A stream's raw chunk as it arrived (only with ``wants_waveform``; read-only)."""
 
     def alarm(self, event: AlarmEvent) -> None:
         """An alarm switched on or off."""

@@ -1,17 +1,44 @@
-"""One run's sinks behind the ``Sink`` interface: each record goes to every sink, in order.
+"""One run's sinks behind the ``Sink`` interface: each record goes to every sink, in order,
+each sink on its own thread behind its own bounded queue.
+
+Why a thread per sink: the engine delivers under its emit lock, from the source and
+inference threads. Were sinks called there, one slow sink (a stalled terminal, a disk that
+hangs, a browser server under load) would hold that lock and throttle the source thread and
+every other sink. Here a delivery is an append to each sink's queue; the sink's thread calls
+it in order, so ordering *per sink* is kept, and a sink sees records one at a time (it needs
+no lock unless it has threads of its own).
+
+What a full queue does depends on the sink (``Sink.delivery``):
+
+* ``"lossless"`` (default; the event log, the report): the producer waits for room, so
+  nothing is ever lost. The queue is large (``LOSSLESS_QUEUE`` records), so this only
+  happens when the sink is slower than the run for a long time; the time waited is counted
+  (``stats()``) rather than hidden.
+* ``"lossy"`` (displays: the live view, the web view): the oldest queued ``window`` or
+  ``waveform`` record is discarded and counted (``overflow``); alarms, stream and backend
+  records are never discarded, a display may skip frames but not state changes.
 
 A sink that raises is reported to ``on_error`` (the monitor stops the run: the event log is a
-contract, and a monitor silently without it is worse than a stopped one) and the remaining
-sinks still get the record. ``open`` is all or nothing: if one sink fails to open, those
-already opened are closed again and the error propagates. ``close`` closes every sink in the
-reverse order of opening and returns the one-line errors instead of raising.
+contract, and a monitor silently without it is worse than a stopped one) and keeps getting
+the records that follow. ``open`` is synchronous and all or nothing: if one sink fails to
+open, those already opened are closed again and the error propagates. ``close`` flushes every
+queue (a sink that does not drain within ``CLOSE_TIMEOUT_S`` is reported and left), then
+closes the sinks in the reverse order of opening and returns the one-line errors instead of
+raising.
+
+``waveform`` records (raw chunks, for strip displays) go only to sinks that set
+``Sink.wants_waveform``; the chunk's array is passed by reference, not copied.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
+import time
+from collections import deque
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from mrm_edge.runtime.sinks.base import BackendSwitch, DroppedWindow, RunInfo, Sink, StreamEvent
 
@@ -20,9 +47,125 @@ from mrm_edge.data.errors import first_line
 if TYPE_CHECKING:
     from mrm_edge.runtime.postprocess import AlarmEvent, WindowResult
     from mrm_edge.runtime.sinks.summary import Summary
-    from mrm_edge.runtime.sources.base import SourceProblem
+    from mrm_edge.runtime.sources.base import Chunk, SourceProblem
 
-__all__ = ["SinkFanout"]
+__all__ = ["CLOSE_TIMEOUT_S", "LOSSLESS_QUEUE", "LOSSY_QUEUE", "SinkFanout", "SinkQueueStats"]
+
+LOSSLESS_QUEUE = 65_536
+"""Records a lossless sink may fall behind before the producer waits (~1 min of a
+1,000-window/s run)."""
+LOSSY_QUEUE = 4_096
+"""Records a display sink may fall behind before its oldest window/waveform is discarded."""
+CLOSE_TIMEOUT_S = 10.0
+_SKIPPABLE = frozenset({"window", "waveform"})  # what a lossy sink may lose
+
+
+@dataclass(frozen=True)
+class SinkQueueStats:
+    """One sink's delivery counters."""
+
+    sink: str
+    delivery: str
+    delivered: int
+    queued: int
+    max_queued: int
+    overflow: int
+    """Records discarded because the (lossy) queue was full."""
+    waited_s: float
+    """Time producers waited for room (lossless queues only)."""
+
+
+class _SinkWorker:
+    """One sink's queue and thread (see the module docstring)."""
+
+    def __init__(self, sink: Sink, on_error: Callable[[str], None]) -> None:
+        self.sink = sink
+        self.on_error = on_error
+        self.lossy = getattr(sink, "delivery", "lossless") == "lossy"
+        self.capacity = int(getattr(sink, "queue_capacity", 0) or 0) or (
+            LOSSY_QUEUE if self.lossy else LOSSLESS_QUEUE
+        )
+        self.name = type(sink).__name__
+        self._queue: deque[tuple[str, Any]] = deque()
+        self._cond = threading.Condition()
+        self._closing = False
+        self.delivered = 0
+        self.max_queued = 0
+        self.overflow = 0
+        self.waited_s = 0.0
+        self._thread = threading.Thread(target=self._loop, name=f"sink-{self.name}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def put(self, kind: str, record: Any) -> None:
+        with self._cond:
+            if self._closing:
+                return
+            if len(self._queue) >= self.capacity:
+                if self.lossy:
+                    if not self._make_room(kind):
+                        return
+                else:
+                    began = time.monotonic()
+                    while len(self._queue) >= self.capacity and not self._closing:
+                        self._cond.wait(0.1)
+                    self.waited_s += time.monotonic() - began
+            self._queue.append((kind, record))
+            self.max_queued = max(self.max_queued, len(self._queue))
+            self._cond.notify_all()
+
+    def _make_room(self, incoming: str) -> bool:
+        """A full lossy queue: discard its oldest skippable record (True: append the
+        incoming one). With none queued, a skippable incoming record is the one lost
+        (False); a state change is appended anyway (they are few: a stream's events)."""
+        for i, (kind, _) in enumerate(self._queue):
+            if kind in _SKIPPABLE:
+                del self._queue[i]
+                self.overflow += 1
+                return True
+        if incoming in _SKIPPABLE:
+            self.overflow += 1
+            return False
+        return True
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._closing:
+                    self._cond.wait()
+                if not self._queue:
+                    return  # closing and drained
+                kind, record = self._queue.popleft()
+                self._cond.notify_all()  # room for a waiting producer
+            try:
+                getattr(self.sink, kind)(record)
+                self.delivered += 1
+            except Exception as e:
+                self.on_error(f"sink {self.name} failed: {first_line(e)}")
+
+    def stop_taking(self) -> None:
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+
+    def finish(self, deadline: float) -> bool:
+        """Stop taking records, deliver what is queued; False if not drained by ``deadline``."""
+        self.stop_taking()
+        self._thread.join(max(0.0, deadline - time.monotonic()))
+        return not self._thread.is_alive()
+
+    def stats(self) -> SinkQueueStats:
+        with self._cond:
+            return SinkQueueStats(
+                self.name,
+                "lossy" if self.lossy else "lossless",
+                self.delivered,
+                len(self._queue),
+                self.max_queued,
+                self.overflow,
+                self.waited_s,
+            )
 
 
 class SinkFanout(Sink):
@@ -32,13 +175,13 @@ class SinkFanout(Sink):
         self.sinks: list[Sink] = list(sinks)
         self.on_error = on_error
         self.close_errors: list[str] = []
+        self._workers: list[_SinkWorker] = []
+        self._waveform: list[_SinkWorker] = []
+        self._closed = False
 
-    def _each(self, deliver: Callable[[Sink], None]) -> None:
-        for sink in self.sinks:
-            try:
-                deliver(sink)
-            except Exception as e:
-                self.on_error(f"sink {type(sink).__name__} failed: {first_line(e)}")
+    def _each(self, kind: str, record: Any) -> None:
+        for worker in self._workers:
+            worker.put(kind, record)
 
     def open(self, info: RunInfo) -> None:
         opened: list[Sink] = []
@@ -50,29 +193,64 @@ class SinkFanout(Sink):
             for sink in reversed(opened):
                 with contextlib.suppress(Exception):
                     sink.close(None)
+            self._closed = True
             raise
+        self._workers = [_SinkWorker(sink, self.on_error) for sink in self.sinks]
+        self._waveform = [w for w in self._workers if getattr(w.sink, "wants_waveform", False)]
+        for worker in self._workers:
+            worker.start()
+
+    @property
+    def wants_waveform(self) -> bool:
+        """Whether any sink takes raw chunks (the engine skips the tap otherwise)."""
+        return bool(self._waveform)
+
+    def waveform(self, chunk: Chunk) -> None:
+        for worker in self._waveform:
+            worker.put("waveform", chunk)
 
     def window(self, result: WindowResult) -> None:
-        self._each(lambda sink: sink.window(result))
+        self._each("window", result)
 
     def alarm(self, event: AlarmEvent) -> None:
-        self._each(lambda sink: sink.alarm(event))
+        self._each("alarm", event)
 
     def dropped(self, record: DroppedWindow) -> None:
-        self._each(lambda sink: sink.dropped(record))
+        self._each("dropped", record)
 
     def stream(self, event: StreamEvent) -> None:
-        self._each(lambda sink: sink.stream(event))
+        self._each("stream", event)
 
     def backend_switch(self, event: BackendSwitch) -> None:
-        self._each(lambda sink: sink.backend_switch(event))
+        self._each("backend_switch", event)
 
     def source_problem(self, event: SourceProblem) -> None:
-        self._each(lambda sink: sink.source_problem(event))
+        self._each("source_problem", event)
+
+    def stats(self) -> list[SinkQueueStats]:
+        """Each sink's delivery counters (any thread)."""
+        return [w.stats() for w in self._workers]
 
     def close(self, summary: Summary | None) -> None:
-        """Close every sink (last opened first); their errors land in ``close_errors``."""
+        """Flush every queue, then close every sink (last opened first); their errors land
+        in ``close_errors``."""
+        if self._closed:
+            return
+        self._closed = True
+        deadline = time.monotonic() + CLOSE_TIMEOUT_S
+        stuck: set[int] = set()
+        for worker in self._workers:  # each drains on its own thread, in parallel
+            worker.stop_taking()
+        for worker in self._workers:
+            if not worker.finish(deadline):
+                stuck.add(id(worker.sink))
+                self.close_errors.append(
+                    f"sink {worker.name} did not drain within {CLOSE_TIMEOUT_S:g} s "
+                    f"({worker.stats().queued} record(s) left)"
+                )
         for sink in reversed(self.sinks):
+            if id(sink) in stuck:
+                continue  # its thread is still inside a call: closing it under it is unsafe
             try:
                 sink.close(summary)
             except Exception as e:

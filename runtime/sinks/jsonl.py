@@ -11,6 +11,7 @@ Line types (``"type"``), in the order they can appear::
                probabilities {label: p} (raw model output; null when rejected),
                smoothed {label: p} (null when rejected), positive [labels] and
                positive_basis "smoothed" (positive = smoothed p ≥ the card's threshold),
+               findings [the positive labels that are alarm labels; [] = "no finding"],
                alarms [labels on after this window], latency_ms (window complete → result),
                time (Unix seconds when written)
     alarm    an alarm went on/off: stream, segment, label, state, start, start_s,
@@ -129,6 +130,7 @@ class JsonlSink(Sink):
             smoothed=_probs(result.smoothed),
             positive=list(result.positive),
             positive_basis="smoothed",
+            findings=list(result.findings),
             alarms=list(result.alarms),
             latency_ms=round(result.latency_ms, 3),
             time=round(time.time(), 3),

@@ -3,8 +3,8 @@
     MRM-Net … on onnxruntime CPU int8 — why …
     12.3 windows/s · latency p50 8 ms p99 31 ms · queue 0 · dropped 0 · 16/16 streams · 20 s
     stream   findings (smoothed)      alarm        signal
-    syn-003  STTC 0.81  NORM 0.12     STTC         ok
-    syn-000  NORM 0.93  CD 0.05       –            rejected: lead V6 flat …
+    syn-003  STTC 0.81                STTC         ok
+    syn-000  no finding (NORM 0.93)   –            rejected: lead V6 flat …
 
 Rows with an alarm come first. rich's ``Live`` redraws from its own thread at most
 ``refresh_per_second`` (≤ 4) times a second, reading a copy of the rows under a lock; the
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from mrm_edge.runtime.sinks.summary import Summary
     from rich.console import Console
 
-__all__ = ["LiveView"]
+__all__ = ["LiveView", "findings_text"]
 
 MAX_REFRESH_HZ = 4.0
 
@@ -38,10 +38,23 @@ class _Row:
     state: str = "live"
 
 
+def findings_text(result: WindowResult, top: int = 2) -> str:
+    """The alarm findings above threshold with their smoothed p ("MI 0.81  STTC 0.66"), or
+    "no finding" with the top label (NORM above threshold is no finding, not an alarm)."""
+    smoothed = result.smoothed or {}
+    found = sorted(result.findings, key=lambda lab: -smoothed.get(lab, 0.0))[:top]
+    if found:
+        return "  ".join(f"{lab} {smoothed[lab]:.2f}" for lab in found)
+    best = max(smoothed.items(), key=lambda kv: kv[1], default=None)
+    return "no finding" + (f" ({best[0]} {best[1]:.2f})" if best else "")
+
+
 class LiveView(Sink):
     """rich dashboard sink. ``console``: where to draw (default: a new rich Console);
     ``refresh_per_second``: redraw rate, capped at 4; ``max_rows``: streams shown (alarming
     first), the rest summarised in one line; ``top``: findings shown per stream."""
+
+    delivery = "lossy"  # a display: behind, it may skip windows (never alarms or stream events)
 
     def __init__(
         self,
@@ -87,8 +100,7 @@ class LiveView(Sink):
             row = self._rows.setdefault(result.stream_id, _Row())
             row.alarms = result.alarms
             if result.ok and result.smoothed is not None:
-                ranked = sorted(result.smoothed.items(), key=lambda kv: -kv[1])[: self.top]
-                row.findings = "  ".join(f"{lab} {p:.2f}" for lab, p in ranked)
+                row.findings = findings_text(result, self.top)
                 row.signal = "ok"
             else:
                 row.signal = f"rejected: {result.reason}"
@@ -136,8 +148,8 @@ class LiveView(Sink):
         parts: list[Any] = []
         if info is not None:
             if switched is None:
+                # No "why" here: the report sink printed it once, just above this view.
                 parts.append(Text(f"{info.model} on {info.backend}", style="bold"))
-                parts.append(Text(f"why: {info.backend_reason}", style="dim"))
             else:  # the fallback now running, and loudly why
                 parts.append(Text(f"{info.model} on {switched.to_backend}", style="bold"))
                 parts.append(

@@ -6,6 +6,7 @@ without the live view never imports rich's live display.
     report   which backend and why at the start, the summary at the end (ConsoleReport)
     jsonl    the event log at ``settings.events_path`` (JsonlSink)
     live     the terminal dashboard (LiveView)
+    web      the central station in the browser at ``settings.web`` (WebSink; extra [web])
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING
 from mrm_edge.runtime.sinks.base import Sink
 
 if TYPE_CHECKING:
+    from mrm_edge.runtime.web.config import WebConfig
     from rich.console import Console
 
 __all__ = ["SinkFactory", "SinkSettings", "make_sink", "register_sink", "sink_names"]
@@ -31,6 +33,8 @@ class SinkSettings:
     """Where terminal sinks draw (None: a new rich Console each)."""
     events_path: Path | None = None
     """The event log's path (the jsonl sink)."""
+    web: WebConfig | None = None
+    """Where the central station serves (the web sink)."""
 
 
 SinkFactory = Callable[[SinkSettings], Sink]
@@ -76,6 +80,15 @@ def _live(settings: SinkSettings) -> Sink:
     return LiveView(settings.console)
 
 
+def _web(settings: SinkSettings) -> Sink:
+    from mrm_edge.runtime.sinks.web import WebSink
+
+    if settings.web is None:
+        raise ValueError("the web sink needs an address (--web [HOST:]PORT)")
+    return WebSink(settings.web, settings.console)  # binds now: a busy port fails early
+
+
 register_sink("report", _report)
 register_sink("jsonl", _jsonl)
 register_sink("live", _live)
+register_sink("web", _web)

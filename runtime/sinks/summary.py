@@ -142,7 +142,8 @@ class Summary:
             + f"; {self.batches} batches, mean size "
             + (f"{self.mean_batch:.1f}" if self.mean_batch else "–")
             + f", max queue {self.max_queue_depth}",
-            f"alarms: {self.alarms.get('on', 0)} on, {self.alarms.get('off', 0)} off",
+            f"alarms: {self.alarms.get('on', 0)} on, {self.alarms.get('off', 0)} off"
+            + _alarm_policy(self.knobs),
         ]
         for sw in self.backend_switches:
             out.append(
@@ -181,6 +182,14 @@ class Summary:
                 c["error"] or c["ended"] or "live",
             )
         return Group(*(Text(line) for line in self.lines()), table)
+
+
+def _alarm_policy(knobs: dict[str, Any]) -> str:
+    """ " (findings that alarm: CD, MI)" from the run's knobs; "" when not recorded."""
+    labels = knobs.get("alarm_labels")
+    if labels is None:
+        return ""
+    return f" (alarm findings: {', '.join(labels) or 'none'})"
 
 
 class Tally:

@@ -24,6 +24,7 @@ def test_model_directory_and_card(trained: Path) -> None:
     assert card.task == "superdiagnostic" and card.sampling_rate == 100
     assert card.window_samples == 1000 and card.units == "mV" and len(card.leads) == 12
     assert set(card.thresholds) == set(card.labels)
+    assert card.alarm_labels == ["CD", "HYP", "MI", "STTC"]  # written out: NORM never alarms
     assert all(0.0 <= t <= 1.0 for t in card.thresholds.values())
     for split in ("validation", "test"):
         for head in ("low", "high", "fused"):

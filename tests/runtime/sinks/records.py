@@ -38,6 +38,7 @@ def ok_result(start: int = 300, stream: str = "p1") -> WindowResult:
         probabilities=p,
         smoothed=p,
         positive=("MI",),
+        findings=("MI",),
         alarms=("MI",),
     )
 

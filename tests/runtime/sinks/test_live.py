@@ -31,6 +31,9 @@ def test_live_view_draws_rows_and_stops() -> None:
     view.close(None)  # idempotent
     text = out.getvalue()
     assert "MI 0.70" in text and "rejected: lead V6 flat" in text
+    assert "no finding" not in text
+    # The backend's reason is the report sink's, printed once above the view: not repeated.
+    assert "why:" not in text and "because" not in text
     assert "queue 3" in text and "ended (end of record)" in text
     assert "p50 12 ms" in text
     with pytest.raises(ValueError, match="refresh_per_second"):

@@ -1,0 +1,57 @@
+"""``--web [HOST:]PORT`` and ``--web-token`` for ``mrm-edge monitor`` (the central station)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from mrm_edge.runtime.web.config import TOKEN_ENV
+
+if TYPE_CHECKING:
+    from mrm_edge.runtime.web.config import WebConfig
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def web_options() -> Callable[[F], F]:
+    options = [
+        click.option(
+            "--web",
+            "web",
+            metavar="[HOST:]PORT",
+            default=None,
+            help="Serve the central station (ECG strips, findings, alarms) in the browser "
+            "at this address while the monitor runs; HOST defaults to 127.0.0.1, port 0 "
+            "picks a free one. Needs the 'web' extra.",
+        ),
+        click.option(
+            "--web-token",
+            envvar=TOKEN_ENV,
+            show_envvar=True,
+            default=None,
+            help="Access token the page and its socket require (needed to bind a "
+            "non-loopback address). Never printed or logged.",
+        ),
+    ]
+
+    def apply(f: F) -> F:
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return apply
+
+
+def web_config(web: str | None, token: str | None) -> WebConfig | None:
+    """The parsed ``--web`` (None when not given); ValueError, one line, for a bad value or
+    a non-loopback bind without a token."""
+    if web is None:
+        return None
+    from mrm_edge.runtime.web.config import WebConfig, parse_bind
+
+    host, port = parse_bind(web)
+    config = WebConfig(host, port, token or None)
+    config.check()
+    return config

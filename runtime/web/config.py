@@ -1,0 +1,52 @@
+"""Where the central station serves and who may see it: ``--web [HOST:]PORT`` parsed, and
+the rule that a non-loopback bind needs an access token."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+__all__ = ["TOKEN_ENV", "WebConfig", "is_loopback", "parse_bind"]
+
+TOKEN_ENV = "MRM_EDGE_WEB_TOKEN"
+
+
+def parse_bind(text: str) -> tuple[str, int]:
+    """``[HOST:]PORT`` → (host, port); host defaults to 127.0.0.1. ValueError, one line."""
+    host, sep, port_s = str(text).rpartition(":")
+    if not sep:
+        host, port_s = "127.0.0.1", str(text)
+    host = host.strip("[]") or "127.0.0.1"
+    try:
+        port = int(port_s)
+    except ValueError:
+        raise ValueError(
+            f"--web {text!r}: expected [HOST:]PORT, e.g. 8765 or 0.0.0.0:8765"
+        ) from None
+    if not 0 <= port <= 65535:
+        raise ValueError(f"--web {text!r}: port must be 0..65535 (0: any free port)")
+    return host, port
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    host: str = "127.0.0.1"
+    port: int = 8765
+    token: str | None = None
+
+    def check(self) -> None:
+        """A non-loopback bind without a token is refused (one line)."""
+        if not is_loopback(self.host) and not self.token:
+            raise ValueError(
+                f"--web {self.host}:{self.port}: serving beyond this machine needs an access "
+                f"token (--web-token TOKEN or {TOKEN_ENV}); or bind 127.0.0.1"
+            )

@@ -1,0 +1,333 @@
+"""What the central station shows, kept up to date by the web sink and read by the server.
+
+One ``Bed`` per stream: the last ``STRIP_SECONDS`` of decimated 12-lead signal (a ring), the
+latest findings (smoothed probability per label against the card's threshold), the alarm
+state, the signal-quality state (lead off / NaN / flat / saturated / gap / stalled, with the
+leads named) and the stream state (live, ended and why, failed). Alarms have a history
+(onset with finding, bed and time; cleared; acknowledged).
+
+Written by the web sink's thread, read by the server's event loop: every method takes the
+one lock, holds it briefly and returns plain data (numbers, strings, lists), so JSON
+encoding happens outside it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from mrm_edge.runtime.web.decimate import DISPLAY_HZ, DisplayDecimator
+
+from mrm_edge.data.dataset import LEADS
+
+if TYPE_CHECKING:
+    from mrm_edge.runtime.postprocess import AlarmEvent, WindowResult
+    from mrm_edge.runtime.sinks.base import RunInfo, StreamEvent
+
+__all__ = ["ALARM_HISTORY", "STRIP_SECONDS", "Bed", "StationState", "quality_text"]
+
+STRIP_SECONDS = 30
+"""Decimated signal kept per bed (144 KB): the 10 s window of the 12-lead view, plus the
+time its result takes to arrive (latency under load, replay speed-ups)."""
+ALARM_HISTORY = 500
+
+
+def quality_text(result: WindowResult) -> tuple[str, str]:
+    """(state, text) of a window's signal quality: ("ok", "signal ok") or e.g.
+    ("lead-off", "lead off: V6 (flat)"), ("nan", "NaN: V2"), ("gap", "gap: ...")."""
+    if result.ok:
+        return "ok", "signal ok"
+    kinds = result.reason_kinds
+    leads = ", ".join(result.bad_leads)
+    if "flat lead" in kinds:
+        return "lead-off", f"lead off / flat: {leads}"
+    if "non-finite samples" in kinds:
+        return "nan", f"NaN samples: {leads}"
+    if "saturation" in kinds:
+        return "saturated", f"saturated: {leads}"
+    if "samples missing" in kinds or "timestamp jump" in kinds:
+        return "gap", f"gap: {result.reason}"
+    if "backend error" in kinds:
+        return "error", f"not classified: {result.reason}"
+    return "rejected", result.reason
+
+
+@dataclass
+class Bed:
+    """One stream's display state (guarded by the StationState lock)."""
+
+    bed: str
+    fs_in: int = 0
+    decimator: DisplayDecimator | None = None
+    ring: np.ndarray = field(
+        default_factory=lambda: np.full(
+            (STRIP_SECONDS * DISPLAY_HZ, len(LEADS)), np.nan, np.float32
+        )
+    )
+    """Sample ``i`` (absolute) lives at row ``i % len(ring)``."""
+    count: int = 0
+    """Decimated samples written since the stream started (absolute index of the next)."""
+
+    def write(self, out: np.ndarray) -> None:
+        """Append decimated samples ``[m, 12]`` (more than the ring holds: the tail)."""
+        cap = len(self.ring)
+        if len(out) > cap:
+            self.count += len(out) - cap
+            out = out[-cap:]
+        at = self.count % cap
+        first = min(len(out), cap - at)
+        self.ring[at : at + first] = out[:first]
+        self.ring[: len(out) - first] = out[first:]
+        self.count += len(out)
+
+    def read(self, start: int, end: int) -> np.ndarray:
+        """Absolute samples ``[start, end)``, which must lie within the last ``len(ring)``."""
+        cap = len(self.ring)
+        idx = np.arange(start, end) % cap
+        return self.ring[idx]
+
+    @property
+    def first(self) -> int:
+        """The oldest absolute index still in the ring."""
+        return max(0, self.count - len(self.ring))
+
+    smoothed: dict[str, float] = field(default_factory=dict)
+    probabilities: dict[str, float] = field(default_factory=dict)
+    findings: list[str] = field(default_factory=list)
+    alarms: list[str] = field(default_factory=list)
+    quality: str = "waiting"
+    quality_detail: str = "waiting for the first window"
+    state: str = "live"
+    state_detail: str = ""
+    window_end: int = 0
+    """Decimated index at which the last classified window ended (for the 12-lead view):
+    its end in seconds since the stream's start x DISPLAY_HZ (both clocks count samples
+    received, so they agree while the stream has no gap)."""
+    windows: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "bed": self.bed,
+            "smoothed": {k: round(v, 3) for k, v in self.smoothed.items()},
+            "findings": list(self.findings),
+            "alarms": list(self.alarms),
+            "quality": self.quality,
+            "quality_detail": self.quality_detail,
+            "state": self.state,
+            "state_detail": self.state_detail,
+            "windows": self.windows,
+        }
+
+
+class StationState:
+    """All beds, the alarm history and the run's header (see the module docstring)."""
+
+    def __init__(self, clock: Any = time.time) -> None:
+        self.clock = clock
+        self.info: RunInfo | None = None
+        self.backend = ""
+        self.backend_reason = ""
+        self.beds: dict[str, Bed] = {}
+        self.alarms: deque[dict[str, Any]] = deque(maxlen=ALARM_HISTORY)
+        self.alarm_version = 0
+        self._next_alarm = 1
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ writers (sink)
+
+    def open(self, info: RunInfo) -> None:
+        with self._lock:
+            self.info = info
+            self.backend, self.backend_reason = info.backend, info.backend_reason
+
+    def backend_switched(self, to_backend: str, reason: str) -> None:
+        with self._lock:
+            self.backend = to_backend
+            self.backend_reason = f"switched: {reason}"
+
+    def _bed(self, sid: str) -> Bed:
+        bed = self.beds.get(sid)
+        if bed is None:
+            bed = self.beds[sid] = Bed(sid)
+        return bed
+
+    def samples(self, sid: str, fs: int, samples: np.ndarray) -> None:
+        """A raw chunk ``[n, 12]`` mV at ``fs`` Hz: decimated into the bed's ring."""
+        with self._lock:
+            bed = self._bed(sid)
+            if bed.decimator is None or bed.fs_in != fs:
+                bed.fs_in, bed.decimator = fs, DisplayDecimator(fs)
+        out = bed.decimator.push(samples)  # the sink's thread only: no lock needed here
+        if not len(out):
+            return
+        with self._lock:
+            bed.write(out)
+
+    def window(self, result: WindowResult) -> None:
+        with self._lock:
+            bed = self._bed(result.stream_id)
+            bed.alarms = list(result.alarms)
+            bed.quality, bed.quality_detail = quality_text(result)
+            if result.ok and result.smoothed is not None:
+                bed.smoothed = dict(result.smoothed)
+                bed.probabilities = dict(result.probabilities or {})
+                bed.findings = list(result.findings)
+                bed.windows += 1
+                bed.window_end = round(result.end_s * DISPLAY_HZ)
+
+    def alarm(self, event: AlarmEvent) -> None:
+        with self._lock:
+            bed = self._bed(event.stream_id)
+            on = set(bed.alarms)
+            if event.state == "on":
+                on.add(event.label)
+                self.alarms.append(
+                    {
+                        "id": self._next_alarm,
+                        "bed": event.stream_id,
+                        "label": event.label,
+                        "probability": round(event.probability, 3),
+                        "threshold": round(event.threshold, 3),
+                        "onset": self.clock(),
+                        "onset_s": round(event.start_s, 1),
+                        "active": True,
+                        "cleared": None,
+                        "acked": None,
+                    }
+                )
+                self._next_alarm += 1
+            else:
+                on.discard(event.label)
+                for a in reversed(self.alarms):
+                    if a["bed"] == event.stream_id and a["label"] == event.label and a["active"]:
+                        a["active"], a["cleared"] = False, self.clock()
+                        a["cause"] = event.cause
+                        break
+            bed.alarms = sorted(on)
+            self.alarm_version += 1
+
+    def stream(self, event: StreamEvent) -> None:
+        with self._lock:
+            bed = self._bed(event.stream_id)
+            if event.kind == "start":
+                bed.state, bed.state_detail = "live", event.detail
+                if event.segment:  # a resumed stream: its clock restarts
+                    bed.decimator, bed.count, bed.window_end = None, 0, 0
+            elif event.kind == "end":
+                bed.state, bed.state_detail = "ended", event.detail
+                if event.detail.startswith("stalled"):
+                    bed.quality, bed.quality_detail = "stalled", event.detail
+            else:
+                bed.state, bed.state_detail = "failed", event.detail
+
+    def acknowledge(self, alarm_id: int) -> bool:
+        """Acknowledge alarm ``alarm_id``; False when there is no such alarm."""
+        with self._lock:
+            for a in self.alarms:
+                if a["id"] == alarm_id:
+                    if a["acked"] is None:
+                        a["acked"] = self.clock()
+                        self.alarm_version += 1
+                    return True
+        return False
+
+    # ------------------------------------------------------------------ readers (server)
+
+    def cursors(self) -> dict[str, int]:
+        """Each bed's decimated sample count now."""
+        with self._lock:
+            return {sid: b.count for sid, b in self.beds.items()}
+
+    def strips(
+        self, since: dict[str, int], until: dict[str, int], lead: int
+    ) -> dict[str, dict[str, Any]]:
+        """Per bed, lead ``lead``'s samples from ``since`` to ``until`` (absolute decimated
+        indices; what fell out of the ring is skipped), rounded to µV."""
+        out: dict[str, dict[str, Any]] = {}
+        with self._lock:
+            for sid, end in until.items():
+                bed = self.beds.get(sid)
+                if bed is None:
+                    continue
+                start = max(since.get(sid, 0), bed.first)
+                end = min(end, bed.count)
+                if end <= start:
+                    continue
+                seg = bed.read(start, end)[:, lead]
+                out[sid] = {"i0": start, "v": _rounded(seg)}
+        return out
+
+    def beds_summary(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            return {sid: b.summary() for sid, b in self.beds.items()}
+
+    def alarm_list(self) -> tuple[int, list[dict[str, Any]]]:
+        with self._lock:
+            return self.alarm_version, [dict(a) for a in self.alarms]
+
+    def header(self) -> dict[str, Any]:
+        with self._lock:
+            info, backend, reason = self.info, self.backend, self.backend_reason
+        if info is None:
+            return {}
+        head: dict[str, Any] = {
+            "model": info.model,
+            "backend": backend,
+            "backend_reason": reason,
+            "labels": list(info.labels),
+            "thresholds": {k: round(float(v), 3) for k, v in info.thresholds.items()},
+            "alarm_labels": list(info.knobs.get("alarm_labels") or []),
+            "source": info.source,
+            "fs": DISPLAY_HZ,
+            "leads": list(LEADS),
+        }
+        if info.stats is not None:
+            s = info.stats()
+            head.update(
+                windows_per_s=round(s.windows_per_s, 2),
+                p50_ms=None if s.latency_p50_ms is None else round(s.latency_p50_ms, 1),
+                p99_ms=None if s.latency_p99_ms is None else round(s.latency_p99_ms, 1),
+                queue=s.queue_depth,
+                dropped=s.dropped,
+                classified=s.classified,
+                rejected=s.rejected,
+                streams=s.streams,
+                streams_live=s.streams_live,
+                elapsed_s=round(s.elapsed_s, 1),
+            )
+        return head
+
+    def twelve_lead(self, sid: str, seconds: float = 10.0) -> dict[str, Any] | None:
+        """The last classified window's 10 s of all 12 leads (decimated), with that window's
+        probabilities; None for an unknown bed."""
+        with self._lock:
+            bed = self.beds.get(sid)
+            if bed is None:
+                return None
+            n = int(seconds * DISPLAY_HZ)
+            end = min(bed.window_end, bed.count) if bed.windows else bed.count
+            start = max(bed.first, end - n)
+            seg = bed.read(start, end)
+            return {
+                "bed": sid,
+                "fs": DISPLAY_HZ,
+                "leads": list(LEADS),
+                "signal": [_rounded(seg[:, i]) for i in range(seg.shape[1])],
+                "probabilities": {k: round(v, 3) for k, v in bed.probabilities.items()},
+                "smoothed": {k: round(v, 3) for k, v in bed.smoothed.items()},
+                "findings": list(bed.findings),
+            }
+
+
+def _empty_ring() -> np.ndarray:
+    return np.full((STRIP_SECONDS * DISPLAY_HZ, len(LEADS)), np.nan, np.float32)
+
+
+def _rounded(x: np.ndarray) -> list[float | None]:
+    """mV to 3 decimals (1 µV: far below what a strip shows), NaN → None (JSON null)."""
+    r = np.round(x.astype(np.float64), 3)
+    return [None if v != v else float(v) for v in r.tolist()]
