@@ -137,22 +137,13 @@ def bench(
     from mrm_edge.bench.common import add_speedups, to_json
     from mrm_edge.bench.cpu import bench_model
     from mrm_edge.bench.flops import add_flops, flops_section
-    from mrm_edge.bench.gpu_run import GPU_BATCH_SIZES, run_gpu
-    from mrm_edge.bench.variants import check_backends, check_precisions, plan
+    from mrm_edge.bench.gpu_run import run_gpu
+    from mrm_edge.bench.variants import plan
 
     model = model_path(model_dir)
     if remote is not None:
         return _remote_bench(model, remote, batch_sizes, warmup, repeats, json_out)
-    names = csv(backends)
-    precs = csv(precisions) if precisions is not None else ["fp32", "int8", "int8-sym", "bf16"]
-    gpu_precs = precs if precisions is not None else ["fp32", "fp16", "int8"]
-    gpu_precs = [p for p in gpu_precs if p != "bf16"]
-    sizes = csv(batch_sizes, int) if batch_sizes is not None else [1, 8, 32]
-    gpu_sizes = sizes if batch_sizes is not None else GPU_BATCH_SIZES
-    check_backends(names)
-    check_precisions(precs)
-    if not sizes or min(sizes) < 1:
-        raise click.BadParameter(f"{batch_sizes!r}: batch sizes must be >= 1")
+    names, precs, gpu_precs, sizes, gpu_sizes = _grid(backends, precisions, batch_sizes)
     todo = plan(names, precs)
     variants, skipped = todo.variants, todo.skipped
     if not variants and not todo.gpu_backends:
@@ -191,10 +182,7 @@ def bench(
         )  # fmt: skip
         stream = _streaming_section(model, sb, sp, knobs, log)
     if plot_out:
-        from mrm_edge.bench.plot import plot_throughput
-
-        plot_throughput(results, plot_out, title=f"{model.name}: windows/s vs batch size")
-        log(f"plot: {plot_out}")
+        _write_plot(model, results, plot_out, log)
     if json_out:
         machine = {**gpu.machine, "cpu_peak_gflops": cpu_peaks}
         doc = to_json(
@@ -202,6 +190,33 @@ def bench(
         )
         Path(json_out).write_text(json.dumps(doc, indent=2) + "\n")
         log(f"json: {json_out}")
+
+
+def _write_plot(model: Path, results: list[Any], plot_out: str, log: Any) -> None:
+    from mrm_edge.bench.plot import plot_throughput
+
+    plot_throughput(results, plot_out, title=f"{model.name}: windows/s vs batch size")
+    log(f"plot: {plot_out}")
+
+
+def _grid(
+    backends: str, precisions: str | None, batch_sizes: str | None
+) -> tuple[list[str], list[str], list[str], list[int], list[int]]:
+    """What to run: backends, CPU and GPU precisions, CPU and GPU batch sizes (checked)."""
+    from mrm_edge.bench.gpu_run import GPU_BATCH_SIZES
+    from mrm_edge.bench.variants import check_backends, check_precisions
+
+    names = csv(backends)
+    precs = csv(precisions) if precisions is not None else ["fp32", "int8", "int8-sym", "bf16"]
+    gpu_precs = precs if precisions is not None else ["fp32", "fp16", "int8"]
+    gpu_precs = [p for p in gpu_precs if p != "bf16"]  # BF16 is a CPU precision (OpenVINO)
+    sizes = csv(batch_sizes, int) if batch_sizes is not None else [1, 8, 32]
+    gpu_sizes = sizes if batch_sizes is not None else GPU_BATCH_SIZES
+    check_backends(names)
+    check_precisions(precs)
+    if not sizes or min(sizes) < 1:
+        raise click.BadParameter(f"{batch_sizes!r}: batch sizes must be >= 1")
+    return names, precs, gpu_precs, sizes, gpu_sizes
 
 
 def _print_results(model: Path, results: list[Any], repeats: int) -> None:
