@@ -114,7 +114,7 @@ def monitor(
 
     pace = parse_speed(speed)
     station = web_config(web, web_token)  # a bad --web fails before the model loads
-    net = network_settings(**network)
+    net = network_settings(source, **network)
     summary = run_monitor(
         model_path(model_dir),
         lambda model: make_source(

@@ -78,6 +78,7 @@ def network_options() -> Callable[[F], F]:
 
 
 def network_settings(
+    source: str | None,
     tls_cert: str | None,
     tls_key: str | None,
     tls_client_ca: str | None,
@@ -87,7 +88,23 @@ def network_settings(
     rate_ceiling: float,
     insecure_plaintext: bool,
 ) -> NetworkOptions:
-    """The options as the tcp source takes them; the opt-out is announced on stderr here."""
+    """The options as the tcp source takes them; the opt-out is announced on stderr here.
+
+    A TLS, allow-list or opt-out option with another source is refused: silently ignoring
+    ``--tls-cert`` would let a user believe a stream is protected when it is not."""
+    given = {
+        "--tls-cert": tls_cert,
+        "--tls-key": tls_key,
+        "--tls-client-ca": tls_client_ca,
+        "--allow-list": allow_list,
+        INSECURE_FLAG: insecure_plaintext or None,
+    }
+    stray = [name for name, value in given.items() if value is not None]
+    if stray and not (source or "").startswith("tcp:"):
+        raise click.UsageError(
+            f"{', '.join(stray)} applies to the tcp source only (--source is "
+            f"{source or 'the default synthetic patients'!r})"
+        )
     if insecure_plaintext:
         click.echo(
             f"mrm-edge monitor: WARNING {INSECURE_FLAG}: a non-loopback tcp source listens in "

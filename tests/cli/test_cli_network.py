@@ -21,6 +21,7 @@ from mrm_edge.runtime.model import DeployedModel
 
 from mrm_edge.data.signal import resample
 from mrm_edge.records import read_recording
+from tests.netns import run_in_netns
 from tests.runtime.sources.pki import Pki
 
 MRM_EDGE = str(Path(sys.executable).parent / "mrm-edge")
@@ -181,10 +182,19 @@ def test_plain_text_off_loopback_is_refused_and_the_opt_out_is_loud(tmp_path: Pa
     events = tmp_path / "events.jsonl"
     cmd = [MRM_EDGE, "monitor", "--source", "tcp:0.0.0.0:0", "--no-ui", "--duration", "1",
            "--insecure-plaintext-network", "--events", str(events)]  # fmt: skip
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    r = run_in_netns(cmd)  # the wildcard listens only in a namespace of its own
     assert r.returncode == 0, r.stderr
     assert "WARNING --insecure-plaintext-network" in r.stderr
     logged = [e for e in _events(events) if e["type"] == "source"]
     assert [e["kind"] for e in logged] == ["insecure"]
     [start] = [e for e in _events(events) if e["type"] == "start"]
     assert start["source"].startswith("tcp (INSECURE plain text): listening on 0.0.0.0:")
+
+
+@pytest.mark.parametrize("option", ["--tls-cert", "--allow-list"])
+def test_network_options_with_another_source_are_refused(tmp_path: Path, option: str) -> None:
+    """Ignoring them would let a user believe a stream is protected when it is not."""
+    cmd = [MRM_EDGE, "monitor", "--no-ui", "--duration", "1", option, str(tmp_path / "x.pem")]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    assert f"{option} applies to the tcp source only" in r.stderr, r.stderr

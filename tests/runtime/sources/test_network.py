@@ -5,13 +5,18 @@ none."""
 from __future__ import annotations
 
 import socket
+import sys
+from pathlib import Path
 
 import pytest
 from mrm_edge.runtime.sources.network import NetworkOptions, is_loopback, parse_address
 from mrm_edge.runtime.sources.registry import make_source
 from mrm_edge.runtime.sources.tcp import TcpSource
 
+from tests.netns import run_in_netns
 from tests.runtime.sources.test_ownership import drain
+
+REPO = Path(__file__).resolve().parents[3]
 
 
 def free_port() -> int:
@@ -21,10 +26,11 @@ def free_port() -> int:
 
 
 def nothing_listens_on(port: int) -> bool:
-    """True when a wildcard bind of ``port`` succeeds: no server holds it."""
+    """True when a loopback bind of ``port`` succeeds: no server holds it (a wildcard
+    listener on the port would make this bind fail too)."""
     with socket.socket() as s:
         try:
-            s.bind(("0.0.0.0", port))
+            s.bind(("127.0.0.1", port))
         except OSError:
             return False
     return True
@@ -49,17 +55,30 @@ def test_the_registry_refuses_it_too_with_the_spec() -> None:
     assert nothing_listens_on(port)
 
 
+_OPT_OUT_PROBE = """
+import socket
+from mrm_edge.runtime.sources.network import NetworkOptions
+from mrm_edge.runtime.sources.registry import make_source
+from tests.runtime.sources.test_ownership import drain
+
+net = NetworkOptions(insecure_plaintext=True)
+with make_source("tcp:0.0.0.0:0", network=net, speed=None) as src:
+    assert src.describe().startswith("tcp (INSECURE plain text): listening on 0.0.0.0:")
+    with socket.create_connection(("127.0.0.1", src.port), timeout=5):
+        pass
+    [notice, *_] = drain(src)
+    assert src.limits.rate_ceiling is None  # --speed max: no rate ceiling
+assert notice.kind == "insecure"
+assert notice.reason.startswith("INSECURE: plain text on a non-loopback address")
+assert "--insecure-plaintext-network" in notice.reason
+print("opt-out ok")
+"""
+
+
 def test_the_opt_out_listens_and_says_so_first() -> None:
-    net = NetworkOptions(insecure_plaintext=True)
-    with make_source("tcp:0.0.0.0:0", network=net, speed=None) as src:
-        assert src.describe().startswith("tcp (INSECURE plain text): listening on 0.0.0.0:")
-        with socket.create_connection(("127.0.0.1", src.port), timeout=5):
-            pass
-        [notice, *_] = drain(src)
-        assert src.limits.rate_ceiling is None  # --speed max: no rate ceiling
-    assert notice.kind == "insecure"
-    assert notice.reason.startswith("INSECURE: plain text on a non-loopback address")
-    assert "--insecure-plaintext-network" in notice.reason
+    # The wildcard bind happens in a network namespace of its own (tests/netns.py).
+    r = run_in_netns([sys.executable, "-c", _OPT_OUT_PROBE], cwd=REPO)
+    assert r.returncode == 0 and r.stdout.strip() == "opt-out ok", r.stderr
 
 
 def test_loopback_plain_text_says_nothing_extra() -> None:
