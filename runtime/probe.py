@@ -48,6 +48,7 @@ __all__ = [
     "ProbeResult",
     "ProbeSettings",
     "as_json",
+    "cpu_model_name",
     "machine_key",
     "order_by_measurement",
     "probe_enabled",
@@ -92,16 +93,20 @@ def probe_enabled(value: Any) -> bool:
     return os.environ.get(PROBE_ENV, "1").strip().lower() not in ("0", "off", "false", "no")
 
 
-def machine_key() -> dict[str, Any]:
-    """CPU model, a digest of its flags, and the cores this process may use."""
-    cpu = "unknown"
+def cpu_model_name() -> str | None:
+    """The CPU's model name from /proc/cpuinfo (None where there is none: not Linux)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return None
+
+
+def machine_key() -> dict[str, Any]:
+    """CPU model, a digest of its flags, and the cores this process may use."""
+    cpu = cpu_model_name() or "unknown"
     flags = " ".join(sorted(cpu_flags()))
     return {
         "cpu": cpu,

@@ -9,7 +9,6 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from importlib import metadata
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -56,14 +55,9 @@ def machine() -> dict[str, Any]:
         except metadata.PackageNotFoundError:
             return None
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from mrm_edge.runtime.probe import cpu_model_name
+
+    cpu = cpu_model_name() or platform.processor() or platform.machine()
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),

@@ -11,6 +11,7 @@ from typing import TypeVar
 
 import click
 
+from mrm_edge.cli.options import option_group
 from mrm_edge.runtime.sources.limits import DeviceLimits
 from mrm_edge.runtime.sources.network import INSECURE_FLAG, NetworkOptions
 
@@ -68,13 +69,7 @@ def network_options() -> Callable[[F], F]:
             "only; announced and logged).",
         ),
     ]
-
-    def apply(f: F) -> F:
-        for option in reversed(options):
-            f = option(f)
-        return f
-
-    return apply
+    return option_group(options)
 
 
 def network_settings(

@@ -69,6 +69,17 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+def option_group(options: list[Callable[[F], F]]) -> Callable[[F], F]:
+    """One decorator applying ``options`` in the order listed (as ``--help`` shows them)."""
+
+    def apply(f: F) -> F:
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return apply
+
+
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Turn :data:`USER_ERRORS` raised by a command into a one-line ``click.ClickException``."""
 
@@ -122,10 +133,4 @@ def runtime_options(max_batch: int = 32) -> Callable[[F], F]:
             help="...or when the oldest waiting window is this old (ms).",
         ),
     ]
-
-    def apply(f: F) -> F:
-        for option in reversed(options):
-            f = option(f)
-        return f
-
-    return apply
+    return option_group(options)

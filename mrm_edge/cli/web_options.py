@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from mrm_edge.cli.options import option_group
 from mrm_edge.runtime.web.config import TOKEN_ENV
 
 if TYPE_CHECKING:
@@ -35,13 +36,7 @@ def web_options() -> Callable[[F], F]:
             "non-loopback address). Never printed or logged.",
         ),
     ]
-
-    def apply(f: F) -> F:
-        for option in reversed(options):
-            f = option(f)
-        return f
-
-    return apply
+    return option_group(options)
 
 
 def web_config(web: str | None, token: str | None) -> WebConfig | None:
