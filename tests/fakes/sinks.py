@@ -31,8 +31,12 @@ class SlowSink(Sink):
     """Test double: a sink that takes ``delay_s`` per window result (a slow consumer on the
     delivery side: the engine delivers from the inference thread)."""
 
-    def __init__(self, delay_s: float) -> None:
+    def __init__(self, delay_s: float, queue_capacity: int | None = None) -> None:
         self.delay_s = delay_s
+        if queue_capacity is not None:
+            # The fanout's per-sink queue (runtime/sinks/fanout.py): a small one makes the
+            # producer wait as soon as this sink falls behind by that many records.
+            self.queue_capacity = queue_capacity
 
     def window(self, result: Any) -> None:
         time.sleep(self.delay_s)

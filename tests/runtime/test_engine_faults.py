@@ -409,7 +409,10 @@ def test_overload_sheds_counted_windows_within_the_memory_bound(
     if slow == "backend":
         backend = SlowBackend(backend, delay_s=0.01)
     else:
-        sinks.append(SlowSink(delay_s=0.0015))
+        # Each sink has its own queue now (a slow sink alone no longer slows the engine);
+        # one that has fallen a whole (small) queue behind makes the producer wait, and the
+        # overload is then shed by the batcher's policy like a slow backend's.
+        sinks.append(SlowSink(delay_s=0.0015, queue_capacity=8))
     log = tmp_path / "e.jsonl"
     src = ArraySource(recs, chunk_seconds=2.0, speed=None)
     mon = Monitor(
