@@ -181,7 +181,11 @@ def add_flops(
                 r.fraction_of_peak = r.gflops / (peak * 1e3)
         elif cpu_peaks and r.device == "cpu":
             peak, basis = cpu_peak_for(r.backend, r.precision, cpu_peaks)
-            if peak:
+            if peak and r.gflops > peak:
+                # A "peak" below what the model reached is no peak: the GEMM probe missed
+                # this runtime's fast path. Say so rather than print a fraction above 100 %.
+                r.peak_basis = f"{basis}: {peak:.0f} GFLOP/s, below this row (no valid peak)"
+            elif peak:
                 r.fraction_of_peak, r.peak_basis = r.gflops / peak, basis
     return results
 

@@ -100,13 +100,16 @@ def test_bench_openvino_rows_with_fraction_of_peak(tmp_path: Path) -> None:
     doc = json.loads(out.read_text())
     rows = {(x["backend"], x["precision"]): x for x in doc["results"]}
     assert {("onnxruntime", "int8-sym"), ("openvino", "int8-sym")} <= set(rows)
-    for x in rows.values():
-        assert x["gflops"] > 0 and x["fraction_of_peak"] > 0
-        assert x["peak_basis"].endswith("int8 GEMM peak (measured)")
     peaks = doc["machine"]["cpu_peak_gflops"]
     assert peaks["openvino"]["int8"] > 0 and peaks["onnxruntime"]["int8"] > 0
-    ov = rows["openvino", "int8-sym"]
-    assert ov["fraction_of_peak"] == pytest.approx(ov["gflops"] / peaks["openvino"]["int8"])
+    for (backend, _), x in rows.items():
+        assert x["gflops"] > 0 and "int8 GEMM peak (measured)" in x["peak_basis"]
+        peak = peaks[backend]["int8"]
+        if x["gflops"] <= peak:  # a fraction of a peak the row did not exceed
+            assert 0 < x["fraction_of_peak"] <= 1
+            assert x["fraction_of_peak"] == pytest.approx(x["gflops"] / peak)
+        else:  # the GEMM probe fell below the model: reported as no valid peak, not > 100 %
+            assert x["fraction_of_peak"] is None and "no valid peak" in x["peak_basis"]
     assert doc["machine"]["versions"]["openvino"]
     skipped = {(s["backend"], s["precision"]) for s in doc["skipped"]}
     assert ("onnxruntime", "bf16") in skipped
@@ -144,3 +147,17 @@ def test_torch_bf16_autocast_refused_without_bf16_else_close_to_fp32() -> None:
     x = input_windows(ModelCard.load(SHIPPED_MODEL_DIR), 4)
     with backend, TorchBackend(SHIPPED_MODEL_DIR) as ref:
         assert float(np.abs(backend.infer(x) - ref.infer(x)).max()) <= 2e-2
+
+
+def test_a_row_above_its_measured_peak_gets_no_fraction() -> None:
+    """A GEMM probe slower than the model is no peak: no fraction above 100 % is printed."""
+    from mrm_edge.bench.flops import add_flops
+
+    lat = {"p50": 1.0, "p90": 1.0, "p99": 1.0}
+    below = Result("onnxruntime", "int8", "cpu", 32, 50.0, lat, 5)
+    above = Result("onnxruntime", "int8", "cpu", 32, 300.0, lat, 5)
+    add_flops([below, above], 10**9, cpu_peaks={"onnxruntime": {"int8": 100.0}})
+    assert below.fraction_of_peak == pytest.approx(0.5)
+    assert below.peak_basis == "onnxruntime int8 GEMM peak (measured)"
+    assert above.gflops == 300.0 and above.fraction_of_peak is None
+    assert "100 GFLOP/s, below this row (no valid peak)" in above.peak_basis
