@@ -6,11 +6,9 @@ plain-text bind off loopback is refused, and its opt-out is announced and logged
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,24 +19,13 @@ from mrm_edge.runtime.model import DeployedModel
 
 from mrm_edge.data.signal import resample
 from mrm_edge.records import read_recording
+from tests.eventlog import read_events, wait_until
 from tests.netns import run_in_netns
 from tests.runtime.sources.pki import Pki
 
 MRM_EDGE = str(Path(sys.executable).parent / "mrm-edge")
 SHIPPED = Path(__file__).resolve().parents[2] / "models/mrm-net-ptbxl-superdiagnostic"
 HOP_S = 5.0
-
-
-def _events(path: Path) -> list[dict]:
-    text = path.read_text() if path.exists() else ""
-    return [json.loads(s) for s in text.splitlines() if s.endswith("}")]
-
-
-def _wait(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def _send(port: int, files, record: Path, sid: str, *extra: str) -> subprocess.CompletedProcess:
@@ -60,8 +47,8 @@ def tls_run(pki: Pki, ptbxl_root: Path, tmp_path_factory: pytest.TempPathFactory
     with err.open("w") as fe:
         mon = subprocess.Popen(list(map(str, cmd)), stdout=subprocess.DEVNULL, stderr=fe)
         try:
-            _wait(lambda: any(e["type"] == "start" for e in _events(events)), 120, "start")
-            [start] = [e for e in _events(events) if e["type"] == "start"]
+            wait_until(lambda: any(e["type"] == "start" for e in read_events(events)), 120, "start")
+            [start] = [e for e in read_events(events) if e["type"] == "start"]
             port = int(start["source"].rsplit(":", 1)[1])
             good = _send(port, pki.devices["device-a"], record, "bed-1")
             rogue = _send(port, pki.rogue, record, "bed-2")
@@ -71,14 +58,14 @@ def tls_run(pki: Pki, ptbxl_root: Path, tmp_path_factory: pytest.TempPathFactory
             expired = _send(port, pki.expired, record, "z")
 
             def ended() -> bool:
-                return any(e.get("event") == "end" for e in _events(events))
+                return any(e.get("event") == "end" for e in read_events(events))
 
-            _wait(ended, 60, "the good stream to end")
+            wait_until(ended, 60, "the good stream to end")
         finally:
             mon.send_signal(signal.SIGINT)
             mon.wait(timeout=60)
     return {
-        "rc": mon.returncode, "events": _events(events), "stderr": err.read_text(),
+        "rc": mon.returncode, "events": read_events(events), "stderr": err.read_text(),
         "good": good, "rogue": rogue, "wrong_ca": wrong_ca, "wrong_name": wrong_name,
         "expired": expired, "record": record, "pki": pki,
     }  # fmt: skip
@@ -185,9 +172,9 @@ def test_plain_text_off_loopback_is_refused_and_the_opt_out_is_loud(tmp_path: Pa
     r = run_in_netns(cmd)  # the wildcard listens only in a namespace of its own
     assert r.returncode == 0, r.stderr
     assert "WARNING --insecure-plaintext-network" in r.stderr
-    logged = [e for e in _events(events) if e["type"] == "source"]
+    logged = [e for e in read_events(events) if e["type"] == "source"]
     assert [e["kind"] for e in logged] == ["insecure"]
-    [start] = [e for e in _events(events) if e["type"] == "start"]
+    [start] = [e for e in read_events(events) if e["type"] == "start"]
     assert start["source"].startswith("tcp (INSECURE plain text): listening on 0.0.0.0:")
 
 

@@ -24,6 +24,7 @@ from mrm_edge.runtime.sources.tcp import TcpSource
 
 from mrm_edge.data.signal import resample
 from mrm_edge.records import read_recording
+from tests.eventlog import read_events, wait_until
 from tests.runtime.sources.test_tcp_faults import BAD_INPUT, bad_tail
 
 WINDOW, HOP, RATE = 1000, 100, 100
@@ -100,18 +101,6 @@ FS, CUT_S, HOP_S = 500, 15, 5.0
 CLI_CASES = [*BAD_INPUT, "garbage-first"]  # garbage-first: not MRME from its first byte
 
 
-def _events(path: Path) -> list[dict]:
-    text = path.read_text() if path.exists() else ""
-    return [json.loads(s) for s in text.splitlines() if s.endswith("}")]
-
-
-def _wait(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-
-
 @pytest.fixture(scope="module")
 def cli_faults(ptbxl_root: Path, cpsc_root: Path, tmp_path_factory: pytest.TempPathFactory):
     d = tmp_path_factory.mktemp("cli-faults")
@@ -128,8 +117,8 @@ def cli_faults(ptbxl_root: Path, cpsc_root: Path, tmp_path_factory: pytest.TempP
     with out.open("w") as fo, err.open("w") as fe:
         mon = subprocess.Popen(cmd, stdout=fo, stderr=fe)
         try:
-            _wait(lambda: any(e["type"] == "start" for e in _events(events)), 120, "start")
-            [start] = [e for e in _events(events) if e["type"] == "start"]
+            wait_until(lambda: any(e["type"] == "start" for e in read_events(events)), 120, "start")
+            [start] = [e for e in read_events(events) if e["type"] == "start"]
             port = int(start["source"].rsplit(":", 1)[1])
             for case in CLI_CASES:
                 s = socks[case] = socket.create_connection(("127.0.0.1", port), timeout=10)
@@ -149,11 +138,13 @@ def cli_faults(ptbxl_root: Path, cpsc_root: Path, tmp_path_factory: pytest.TempP
             assert send.returncode == 0, send.stderr
 
             def ended() -> set[str]:
-                return {e["stream"] for e in _events(events) if e.get("event") == "end"}
+                return {e["stream"] for e in read_events(events) if e.get("event") == "end"}
 
             want = {"good", *BAD_INPUT}
-            _wait(lambda: want <= ended(), 120, f"ends of {want}")
-            _wait(lambda: err.read_text().count("\n") >= 9, 30, "a problem line per bad device")
+            wait_until(lambda: want <= ended(), 120, f"ends of {want}")
+            wait_until(
+                lambda: err.read_text().count("\n") >= 9, 30, "a problem line per bad device"
+            )
         finally:
             mon.send_signal(signal.SIGINT)
             try:
@@ -165,7 +156,7 @@ def cli_faults(ptbxl_root: Path, cpsc_root: Path, tmp_path_factory: pytest.TempP
                     s.close()
     return {
         "rc": mon.returncode,
-        "events": _events(events),
+        "events": read_events(events),
         "stderr": err.read_text(),
         "stdout": out.read_text(),
         "x": x,
