@@ -49,9 +49,10 @@ class TritonPythonModel:
         here = os.path.join(args["model_repository"], args["model_version"])
         options = ort.SessionOptions()
         options.log_severity_level = 3
-        # No spin-waiting between ops: the server shares its cores with Triton's own threads
-        # (and, on one box, with front-ends); spinning ONNX Runtime threads would take them.
-        spinning = params.get("allow_spinning", "0")
+        # Spin-waiting between operators is ONNX Runtime's default, as in-process; the
+        # repository turns it off (``mrm-edge serve --no-spin``) where the server's cores are
+        # shared with other busy work that spinning threads would take them from.
+        spinning = params.get("allow_spinning", "1")
         options.add_session_config_entry("session.intra_op.allow_spinning", spinning)
         options.add_session_config_entry("session.inter_op.allow_spinning", spinning)
         threads = int(params.get("intra_op_threads", "0"))

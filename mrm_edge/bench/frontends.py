@@ -12,6 +12,15 @@ the same time to measure front-ends sharing a server::
     python -m mrm_edge.bench.frontends --backend triton:127.0.0.1:8001 --streams 4 --seed 1
 
 Each prints one JSON line (``windows_per_s``, ``realtime_streams``, the run's figures).
+
+``--realtime`` paces the same patients at real time instead (the first window's signal
+pre-filled, as streams already running), for the latency a window sees at a given load:
+``latency_ms`` is window complete → result, the figure the monitor reports. Paired runs
+in-process and through Triton give the latency the server adds per window::
+
+    python -m mrm_edge.bench.frontends --backend onnxruntime --precision int8 \
+        --realtime --streams 32
+    python -m mrm_edge.bench.frontends --backend triton:127.0.0.1:8001 --streams 32 --realtime
 """
 
 from __future__ import annotations
@@ -38,17 +47,29 @@ def probe_frontend(
     max_batch: int = 32,
     max_delay_ms: float = 50.0,
     seed: int = 0,
+    realtime: bool = False,
 ) -> dict[str, Any]:
-    """The max-speed probe of one front-end on ``backend`` (module docstring)."""
-    from mrm_edge.bench.streaming import _Replay, _run, _run_figures, render_synthetic
+    """The max-speed probe of one front-end on ``backend``, or with ``realtime`` its
+    latency per window at ``streams`` real-time patients (module docstring)."""
+    from mrm_edge.bench.streaming import (
+        _Replay,
+        _run,
+        _run_figures,
+        prefilled_realtime_source,
+        render_synthetic,
+    )
     from mrm_edge.runtime.model import DeployedModel
     from mrm_edge.runtime.selection import activate_backend
 
     model = DeployedModel.load(model_dir)
-    events = render_synthetic(streams, SYNTHETIC_FS, seconds, seed)
+    if realtime:
+        window_s = model.window_samples / model.sampling_rate
+        src = prefilled_realtime_source(streams, SYNTHETIC_FS, window_s, seconds, seed)
+    else:
+        events = render_synthetic(streams, SYNTHETIC_FS, seconds, seed)
+        src = _Replay(events, 0.0, None, f"synthetic: {streams} patients, max speed")
     be, why = activate_backend(model, backend, precision)
     try:
-        src = _Replay(events, 0.0, None, f"synthetic: {streams} patients, max speed")
         summary = _run(model, be, src, hop_s, max_batch, max_delay_ms)
     finally:
         be.deactivate()
@@ -58,6 +79,7 @@ def probe_frontend(
         "why": why,
         "streams": streams,
         "seconds": seconds,
+        "pace": "real time" if realtime else "max speed",
         "windows_per_s": w,
         "realtime_streams": math.floor(w * hop_s),
         **_run_figures(summary),
@@ -74,7 +96,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--streams", type=int, default=4)
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--max-batch", type=int, default=32)
+    ap.add_argument("--max-delay", type=float, default=50.0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--realtime", action="store_true", help="pace the patients at real time")
     a = ap.parse_args(argv)
     out = probe_frontend(
         default_model_dir(a.model),
@@ -83,7 +107,9 @@ def main(argv: list[str] | None = None) -> None:
         streams=a.streams,
         seconds=a.seconds,
         max_batch=a.max_batch,
+        max_delay_ms=a.max_delay,
         seed=a.seed,
+        realtime=a.realtime,
     )
     print(json.dumps(out))
 

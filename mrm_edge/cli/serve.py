@@ -40,9 +40,11 @@ def _port(name: str, default: int) -> Any:
     "--max-delay",
     "max_delay_ms",
     type=click.FloatRange(min=0),
-    default=50.0,
+    default=0.0,
     show_default=True,
-    help="Triton's dynamic batcher: queue delay in ms (as the monitor's --max-delay).",
+    help="Triton's dynamic batcher: queue delay in ms. The front-ends already waited their "
+    "own --max-delay, so 0 adds no second wait; requests that queue while the model is busy "
+    "are still merged. Raise it for clients that send one window per request.",
 )
 @click.option("--instances", type=click.IntRange(1), default=1, show_default=True)
 @click.option(
@@ -52,6 +54,14 @@ def _port(name: str, default: int) -> Any:
     default=0,
     show_default=True,
     help="ONNX Runtime threads per model instance (0: ONNX Runtime's default).",
+)
+@click.option(
+    "--spin/--no-spin",
+    "cpu_spinning",
+    default=True,
+    show_default=True,
+    help="ONNX Runtime threads spin-wait between operators (its default, as in-process). "
+    "--no-spin where the server shares its cores with other busy work.",
 )
 @click.option(
     "--repo",

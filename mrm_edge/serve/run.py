@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from mrm_edge.export.triton_repo import TritonRepo, write_triton_repo
+from mrm_edge.export.triton_repo import DEFAULT_QUEUE_DELAY_MS, TritonRepo, write_triton_repo
 from mrm_edge.serve.server import DEFAULT_PORTS, ServerPorts, TritonServer
 
 __all__ = ["ServedModel", "serve_model"]
@@ -37,9 +37,10 @@ def serve_model(
     ports: ServerPorts = DEFAULT_PORTS,
     repo_dir: str | Path | None = None,
     max_batch: int = 32,
-    max_delay_ms: float = 50.0,
+    max_delay_ms: float = DEFAULT_QUEUE_DELAY_MS,
     instances: int = 1,
     cpu_threads: int = 0,
+    cpu_spinning: bool = True,
     start_timeout_s: float = 120.0,
     log: str | Path | None = None,
 ) -> Iterator[ServedModel]:
@@ -56,6 +57,7 @@ def serve_model(
             max_delay_ms=max_delay_ms,
             instances=instances,
             cpu_threads=cpu_threads,
+            cpu_spinning=cpu_spinning,
             only_local=True,
         )
         server = TritonServer(

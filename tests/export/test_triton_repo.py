@@ -51,6 +51,21 @@ def test_one_model_per_variant_with_the_card_identity(tmp_path: Path) -> None:
     assert 'platform: "onnxruntime_onnx"' in onnx_text and "kind: KIND_GPU" in onnx_text
 
 
+def test_by_default_the_server_adds_no_second_wait_and_onnx_runtime_spins(
+    tmp_path: Path,
+) -> None:
+    # The front-ends batch already: Triton's queue delay is 0 unless asked, and the Python
+    # backend's ONNX Runtime keeps its default spin-waiting unless the server's cores are
+    # shared (cpu_spinning=False, `mrm-edge serve --no-spin`).
+    write_triton_repo(SHIPPED_MODEL_DIR, tmp_path / "a", only_local=True)
+    text = (tmp_path / "a" / f"{NAME}-cpu-int8" / "config.pbtxt").read_text()
+    assert "max_queue_delay_microseconds: 0\n" in text
+    assert 'key: "allow_spinning"\n  value {\n    string_value: "1"' in text
+    write_triton_repo(SHIPPED_MODEL_DIR, tmp_path / "b", only_local=True, cpu_spinning=False)
+    text = (tmp_path / "b" / f"{NAME}-cpu-int8" / "config.pbtxt").read_text()
+    assert 'key: "allow_spinning"\n  value {\n    string_value: "0"' in text
+
+
 def test_engines_become_tensorrt_plans_sized_by_their_profile(tmp_path: Path) -> None:
     from mrm_edge.export.tensorrt import BuildOptions, build_or_load
     from mrm_edge.runtime.backends.tensorrt.capability import probe_gpu, probe_tensorrt
