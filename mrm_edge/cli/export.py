@@ -134,6 +134,22 @@ from mrm_edge.cli.options import model_option, user_errors
     "variant: TensorRT plans, ONNX Runtime, Python-backend CPU). On an exported directory "
     "without --fp16/--int8 it only writes the repository.",
 )
+@click.option(
+    "--triton-max-batch",
+    type=click.IntRange(1),
+    default=32,
+    show_default=True,
+    help="The repository's preferred (and largest) batch for its ONNX and Python-backend "
+    "models, as the monitor's --max-batch; TensorRT plans take their build profile's.",
+)
+@click.option(
+    "--triton-max-delay",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Triton's queue delay in ms (0: front-ends batch already; raise it for clients "
+    "that send one window per request).",
+)
 @user_errors
 def export(
     model_dir: str | None,
@@ -150,8 +166,9 @@ def export(
     model = model_path(model_dir)
     bf16 = kw.pop("bf16")
     triton_repo = kw.pop("triton_repo")
+    knobs = {"max_batch": kw.pop("triton_max_batch"), "max_delay_ms": kw.pop("triton_max_delay")}
     if triton_repo and not bf16 and _repo_only(model, out_dir, kw):
-        _write_triton_repo(model, Path(triton_repo))
+        _write_triton_repo(model, Path(triton_repo), knobs)
         return
     opts = ExportOptions(
         model_dir=model,
@@ -176,7 +193,7 @@ def export(
     for precision, path in summary.engines.items():
         click.echo(f"engine-{precision}\t{path}")
     if triton_repo:
-        _write_triton_repo(Path(opts.out_dir), Path(triton_repo))
+        _write_triton_repo(Path(opts.out_dir), Path(triton_repo), knobs)
     if bf16:
         _bf16_gate(opts.out_dir, opts.calib_data)
 
@@ -192,10 +209,10 @@ def _repo_only(model: Path, out_dir: str | None, kw: dict[str, Any]) -> bool:
     return exported and out_dir is None and not kw.get("fp16") and not kw.get("int8")
 
 
-def _write_triton_repo(model: Path, repo: Path) -> None:
+def _write_triton_repo(model: Path, repo: Path, knobs: dict[str, Any]) -> None:
     from mrm_edge.export.triton_repo import write_triton_repo
 
-    written = write_triton_repo(model, repo)
+    written = write_triton_repo(model, repo, **knobs)
     for m in written.models:
         where = "loads here (Python backend)" if m.local else f"needs Triton's {m.kind} backend"
         click.echo(f"triton\t{repo / m.name}\t{where}")

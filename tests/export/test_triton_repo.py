@@ -111,7 +111,8 @@ def test_export_cli_writes_the_repository_of_an_exported_directory(tmp_path: Pat
     d = make_tiny_model(tmp_path / "m")
     before = sha256_file(d / "model.onnx")
     r = subprocess.run(
-        [MRM_EDGE, "export", "--model", str(d), "--triton-repo", str(tmp_path / "repo")],
+        [MRM_EDGE, "export", "--model", str(d), "--triton-repo", str(tmp_path / "repo"),
+         "--triton-max-batch", "8", "--triton-max-delay", "2.5"],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
@@ -121,6 +122,8 @@ def test_export_cli_writes_the_repository_of_an_exported_directory(tmp_path: Pat
         "tiny-test-model-onnx-fp32", "tiny-test-model-cpu-fp32"
     }  # fmt: skip
     assert sha256_file(d / "model.onnx") == before  # not re-exported (no weights here)
+    text = (tmp_path / "repo" / "tiny-test-model-cpu-fp32" / "config.pbtxt").read_text()
+    assert "max_batch_size: 8" in text and "max_queue_delay_microseconds: 2500" in text
 
 
 def test_the_real_server_loads_the_python_backend_config(triton_served: Served) -> None:
