@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from mrm_edge.runtime.backends.triton import TritonBackend, parse_target
 from mrm_edge.runtime.fallback import BackendChain
 from mrm_edge.runtime.model import DeployedModel
 
-from mrm_edge.serve.server import TritonServer
+from mrm_edge.serve.server import ServerPorts, TritonServer
 from mrm_edge.served_identity import model_identity
 from tests.triton_fixtures import START_TIMEOUT_S, Served, free_ports, need_triton
 
@@ -40,6 +41,27 @@ def read_events(path: Path) -> tuple[list[dict], dict]:
     summary = lines[-1]
     assert summary["type"] == "summary"
     return [e for e in lines if e["type"] == "window"], summary
+
+
+def restartable_server(
+    model_dir: Path, tmp_path: Path
+) -> tuple[ServerPorts, Callable[[], TritonServer]]:
+    """The model's Python-backend repository and a function that starts a server on it, on
+    the same free ports each time (so a test can kill it and bring it back)."""
+    repo = write_triton_repo(model_dir, tmp_path / "repo", only_local=True, cpu_threads=1)
+    ports = free_ports()
+
+    def server() -> TritonServer:
+        s = TritonServer(
+            repo.directory,
+            ports=ports,
+            models=repo.local_models,
+            start_timeout_s=START_TIMEOUT_S,
+            log=tmp_path / "server.log",
+        )
+        return s.start()
+
+    return ports, server
 
 
 def test_two_monitors_share_one_server_every_window_classified(
@@ -72,18 +94,7 @@ def test_server_killed_mid_run_and_restarted(tiny_model: Path, tmp_path: Path) -
     """Windows fall back to local ONNX Runtime while the server is gone, none is lost, and
     the run switches back when it returns; the summary says both."""
     need_triton()
-    repo = write_triton_repo(tiny_model, tmp_path / "repo", only_local=True, cpu_threads=1)
-    ports = free_ports()
-
-    def server() -> TritonServer:
-        s = TritonServer(
-            repo.directory,
-            ports=ports,
-            models=repo.local_models,
-            start_timeout_s=START_TIMEOUT_S,
-            log=tmp_path / "server.log",
-        )
-        return s.start()
+    ports, server = restartable_server(tiny_model, tmp_path)
 
     first = server()
     events = tmp_path / "events.jsonl"
@@ -127,14 +138,7 @@ def test_server_killed_mid_run_and_restarted(tiny_model: Path, tmp_path: Path) -
 def test_chain_switches_back_when_the_server_returns(tiny_model: Path, tmp_path: Path) -> None:
     need_triton()
     model = DeployedModel.load(tiny_model)
-    repo = write_triton_repo(tiny_model, tmp_path / "repo", only_local=True, cpu_threads=1)
-    ports = free_ports()
-
-    def server() -> TritonServer:
-        s = TritonServer(
-            repo.directory, ports=ports, models=repo.local_models, log=tmp_path / "s.log"
-        )
-        return s.start()
+    ports, server = restartable_server(tiny_model, tmp_path)
 
     remote = TritonBackend(
         parse_target(f"127.0.0.1:{ports.grpc}"),
@@ -184,14 +188,7 @@ def test_without_a_fallback_windows_are_rejected_with_the_reason_until_it_return
 ) -> None:
     need_triton()
     model = DeployedModel.load(tiny_model)
-    repo = write_triton_repo(tiny_model, tmp_path / "repo", only_local=True, cpu_threads=1)
-    ports = free_ports()
-
-    def server() -> TritonServer:
-        s = TritonServer(
-            repo.directory, ports=ports, models=repo.local_models, log=tmp_path / "s.log"
-        )
-        return s.start()
+    ports, server = restartable_server(tiny_model, tmp_path)
 
     remote = TritonBackend(parse_target(f"127.0.0.1:{ports.grpc}"), model_identity(model))
     chain = BackendChain(remote, [], outputs=5)
