@@ -46,7 +46,8 @@ def chromium_paths() -> tuple[str, str]:
     return browser, driver
 
 
-def new_browser(width: int = 1400, height: int = 900) -> Any:
+def new_browser(width: int = 1400, height: int = 900, extra: tuple[str, ...] = ()) -> Any:
+    """Headless Chromium; ``extra``: more command-line switches."""
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
@@ -60,6 +61,7 @@ def new_browser(width: int = 1400, height: int = 900) -> Any:
         "--disable-dev-shm-usage",
         "--disable-gpu",
         f"--window-size={width},{height}",
+        *extra,
     ):
         opts.add_argument(arg)
     return webdriver.Chrome(service=Service(executable_path=driver), options=opts)
