@@ -165,3 +165,20 @@ def test_a_reverse_proxys_name_is_served_only_when_given():
 def test_a_malformed_allowed_host_is_one_line(name):
     with pytest.raises(ValueError, match=r"--web-allow-host .*expected a host name"):
         WebConfig("127.0.0.1", 0, allow_hosts=(name,)).check()
+
+
+def test_the_page_has_no_inline_script_and_app_js_no_markup_sink():
+    """What the CSP enforces in the browser, checked on the files: index.html loads its
+    script and style from files (no inline script, style or handler), and app.js builds
+    every element with textContent (no innerHTML or other parser of server strings)."""
+    import re
+    from importlib import resources
+
+    static = resources.files("mrm_edge.runtime.web").joinpath("static")
+    page = static.joinpath("index.html").read_text()
+    assert re.findall(r"<script[^>]*>", page) == ['<script src="/static/app.js">']
+    assert "<style" not in page and not re.search(r"\s(on\w+|style)\s*=", page)
+    app = static.joinpath("app.js").read_text()
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(",
+                 "new Function", "setAttribute(\"on", "srcdoc"):  # fmt: skip
+        assert sink not in app, sink
