@@ -21,8 +21,9 @@ this machine, a DNS-rebound name) can make it send requests to the station. In o
 * **No bodies** (413): no route takes one; a declared length over ``MAX_BODY`` or a
   chunked body is refused unread.
 * **State changes carry ``X-MRM-Station: 1``** (403 otherwise). A page of another origin
-  can send a "no-cors" POST with no Origin check it can dodge in old browsers, but it
-  cannot add a custom header without a CORS preflight, which the station never answers.
+  can send a "no-cors" POST (without an Origin header, from an old browser), but it cannot
+  add a custom header to one; a CORS request with it needs a preflight the station never
+  grants.
 
 So a cross-site acknowledgement must defeat Origin, Sec-Fetch-Site and the header at once.
 """
