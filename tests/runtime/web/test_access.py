@@ -109,10 +109,23 @@ def test_an_acknowledgement_needs_the_pages_header_and_origin(served):
     assert _acked(served, alarm)
 
 
+def test_a_5000_digit_alarm_id_is_400_without_a_traceback(served, capfd):
+    """Issue 20, finding 8: it was a 500 with a traceback on the terminal."""
+    alarm = raise_alarm(served.state, "bed-02")
+    status, resp = raw_http(
+        served.port,
+        f"POST /api/alarms/{'9' * 5000}/ack HTTP/1.1\r\nHost: 127.0.0.1:{served.port}\r\n"
+        "X-MRM-Station: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode(),
+    )
+    assert status == 400 and b"alarm id must be a whole number" in resp
+    assert not _acked(served, alarm)
+    out, err = capfd.readouterr()
+    assert "Traceback" not in out + err and "Exception" not in out + err
+
+
 def test_route_parameters_and_bodies_get_4xx_never_5xx(served):
     port = served.port
     alarm = raise_alarm(served.state, "bed-01")
-    assert _ack(port, "9" * 5000) == 400  # issue 20, finding 8: was a 500 and a traceback
     assert _ack(port, "12abc") == 400
     assert _ack(port, "%C2%B2") == 400  # a superscript two: a digit to str.isdigit()
     assert _ack(port, "-1") == 400
