@@ -138,7 +138,10 @@ def test_route_parameters_and_bodies_get_4xx_never_5xx(served):
     assert _get(port, "/static/../server.py", host)[0] == 404
     assert _get(port, "/api/state?lead=" + "%00" * 50, host)[0] == 200
     for method in ("PUT", "DELETE", "PATCH", "OPTIONS", "FOO"):
-        req = f"{method} /api/state HTTP/1.1\r\nHost: {host}\r\nX-MRM-Station: 1\r\n\r\n"
+        req = (
+            f"{method} /api/state HTTP/1.1\r\nHost: {host}\r\nX-MRM-Station: 1\r\n"
+            "Connection: close\r\n\r\n"
+        )
         assert raw_http(port, req.encode())[0] in (400, 405), method
 
 
