@@ -100,6 +100,7 @@ def monitor(
     seed: int,
     web: str | None,
     web_token: str | None,
+    web_allow_host: tuple[str, ...],
     **network: Any,
 ) -> None:
     """Classify live multi-patient 12-lead ECG, window by window.
@@ -113,7 +114,7 @@ def monitor(
     from mrm_edge.runtime.stream.quality import QualityConfig
 
     pace = parse_speed(speed)
-    station = web_config(web, web_token)  # a bad --web fails before the model loads
+    station = web_config(web, web_token, web_allow_host)  # a bad --web fails before the model loads
     net = network_settings(source, **network)
     summary = run_monitor(
         model_path(model_dir),

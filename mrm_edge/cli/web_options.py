@@ -1,4 +1,5 @@
-"""``--web [HOST:]PORT`` and ``--web-token`` for ``mrm-edge monitor`` (the central station)."""
+"""``--web [HOST:]PORT``, ``--web-token`` and ``--web-allow-host`` for ``mrm-edge monitor``
+(the central station)."""
 
 from __future__ import annotations
 
@@ -35,18 +36,29 @@ def web_options() -> Callable[[F], F]:
             help="Access token the page and its socket require (needed to bind a "
             "non-loopback address). Never printed or logged.",
         ),
+        click.option(
+            "--web-allow-host",
+            "web_allow_host",
+            metavar="NAME[:PORT]",
+            multiple=True,
+            help="Also answer to this host name, e.g. a reverse proxy's (repeatable); pages "
+            "at http(s)://NAME[:PORT] may then use the station. Requests naming any other "
+            "host are refused (DNS rebinding).",
+        ),
     ]
     return option_group(options)
 
 
-def web_config(web: str | None, token: str | None) -> WebConfig | None:
-    """The parsed ``--web`` (None when not given); ValueError, one line, for a bad value or
-    a non-loopback bind without a token."""
+def web_config(
+    web: str | None, token: str | None, allow_hosts: tuple[str, ...] = ()
+) -> WebConfig | None:
+    """The parsed ``--web`` (None when not given); ValueError, one line, for a bad value, a
+    malformed ``--web-allow-host`` or a non-loopback bind without a token."""
     if web is None:
         return None
     from mrm_edge.runtime.web.config import WebConfig, parse_bind
 
     host, port = parse_bind(web)
-    config = WebConfig(host, port, token or None)
+    config = WebConfig(host, port, token or None, tuple(allow_hosts))
     config.check()
     return config

@@ -1,5 +1,6 @@
-"""Where the central station serves and who may see it: ``--web [HOST:]PORT`` parsed, and
-the rule that a non-loopback bind needs an access token."""
+"""Where the central station serves and who may see it: ``--web [HOST:]PORT`` parsed, the
+rule that a non-loopback bind needs an access token, and the extra host names
+(``--web-allow-host``, a reverse proxy's) it answers to besides its bind address."""
 
 from __future__ import annotations
 
@@ -42,9 +43,19 @@ class WebConfig:
     host: str = "127.0.0.1"
     port: int = 8765
     token: str | None = None
+    allow_hosts: tuple[str, ...] = ()
 
     def check(self) -> None:
-        """A non-loopback bind without a token is refused (one line)."""
+        """A non-loopback bind without a token, or a malformed extra host name, is refused
+        (one line)."""
+        from mrm_edge.runtime.web.access import split_host
+
+        for name in self.allow_hosts:
+            if split_host(name) is None:
+                raise ValueError(
+                    f"--web-allow-host {name!r}: expected a host name with an optional port, "
+                    "e.g. station.example or station.example:8443 (no scheme, no path)"
+                )
         if not is_loopback(self.host) and not self.token:
             raise ValueError(
                 f"--web {self.host}:{self.port}: serving beyond this machine needs an access "

@@ -20,20 +20,28 @@ again. Nothing the broadcaster or the monitor does waits on a client.
 **Access.** Loopback binds need no token. Any other bind needs one (``WebConfig.token``):
 every request and the socket must carry it (``?token=``, ``Authorization: Bearer``, or the
 ``mrm_edge_token`` cookie the page sets when opened with ``?token=``); without it, 401. The
-token is compared in constant time and never logged (uvicorn's access log is off).
+token is compared in constant time and never logged (uvicorn's access log is off). Before
+the token, every request and socket passes ``access.Access`` (Host, Origin, Sec-Fetch-Site,
+no bodies, a custom header on state changes), and every response carries its security
+headers (a CSP without inline script, nosniff, no framing, no referrer, no-store).
+
+**Nothing a client sends reaches a traceback.** Route parameters are validated (400/404);
+an exception a route did not foresee is one line on the log and a 500 without details,
+never a traceback on the terminal or in the response.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
+import logging
 import socket
 import threading
 from importlib import resources
 from typing import Any
 
+from mrm_edge.runtime.web.access import COOKIE, SECURITY_HEADERS, Access, refuse
 from mrm_edge.runtime.web.config import TOKEN_ENV, WebConfig, is_loopback, parse_bind
 from mrm_edge.runtime.web.decimate import DISPLAY_HZ
 from mrm_edge.runtime.web.state import StationState
@@ -50,6 +58,8 @@ __all__ = [
     "parse_bind",
 ]
 
+log = logging.getLogger(__name__)
+
 TICK_HZ = 10
 CLIENT_QUEUE = 32
 """Frames a client may fall behind (3.2 s at 10 Hz) before it loses them and resyncs."""
@@ -57,9 +67,9 @@ SEND_BUFFER = 64 * 1024
 """Kernel send buffer per connection (set on the listening socket, inherited by each
 accepted one): without it Linux grows a stuck client's buffer to megabytes before the
 server sees it as slow; with it, what a stuck browser can hold is bounded and small."""
-_COOKIE = "mrm_edge_token"
 _STATIC = ("index.html", "app.js", "style.css")
 _SNAPSHOT_SECONDS = 6  # strip history a (re)connecting client gets
+_MAX_ID_DIGITS = 12  # alarm ids count up from 1: anything longer is no alarm of ours
 
 
 def _asset(name: str) -> bytes:
@@ -105,6 +115,7 @@ class StationServer:
         config.check()
         self.state = state
         self.config = config
+        self.access = Access(config)
         family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -139,7 +150,9 @@ class StationServer:
 
         config = uvicorn.Config(
             self._app(),
-            log_level="warning",
+            # Errors only: a client's malformed request is its problem, not a line on the
+            # monitor's terminal (uvicorn warns about each one).
+            log_level="error",
             access_log=False,  # URLs may carry the token: never logged
             lifespan="off",
             ws="websockets-sansio",
@@ -176,35 +189,36 @@ class StationServer:
 
     # ------------------------------------------------------------------ access
 
-    def _authorised(self, scope: dict[str, Any]) -> bool:
-        token = self.config.token
-        if not token:
-            return True
-        from starlette.requests import HTTPConnection
-
-        conn = HTTPConnection(scope)
-        given = conn.query_params.get("token") or conn.cookies.get(_COOKIE) or ""
-        auth = conn.headers.get("authorization", "")
-        if auth.lower().startswith("bearer "):
-            given = given or auth[7:]
-        return hmac.compare_digest(given.encode(), token.encode())
-
     def _guard(self, app: Any) -> Any:
-        """ASGI middleware: 401 on every HTTP request and socket without the token."""
+        """ASGI middleware: ``Access`` refuses (421/403/401/413) before any route; every
+        HTTP response gets the security headers; an unforeseen exception is one log line."""
 
         async def guarded(scope: dict[str, Any], receive: Any, send: Any) -> None:
-            if scope["type"] in ("http", "websocket") and not self._authorised(scope):
-                body = b"401: this central station needs its access token\n"
-                if scope["type"] == "http":
-                    await send(_start(401, len(body)))
-                    await send({"type": "http.response.body", "body": body})
-                elif "websocket.http.response" in scope.get("extensions", {}):
-                    await send({**_start(401, len(body)), "type": "websocket.http.response.start"})
-                    await send({"type": "websocket.http.response.body", "body": body})
+            if scope["type"] not in ("http", "websocket"):
+                return await app(scope, receive, send)
+            started = False
+
+            async def send_secured(message: dict[str, Any]) -> None:
+                nonlocal started
+                if message["type"] == "http.response.start":
+                    started = True
+                    message = {
+                        **message,
+                        "headers": [*message.get("headers", ()), *SECURITY_HEADERS],
+                    }
+                await send(message)
+
+            try:
+                why = self.access.refusal(scope)
+                if why is not None:
+                    await refuse(scope, send_secured, *why)
                 else:
-                    await send({"type": "websocket.close", "code": 1008})
-                return
-            await app(scope, receive, send)
+                    await app(scope, receive, send_secured)
+            except Exception as e:  # a bug of ours: one line, no details for the client
+                log.error("central station: %s %s: %s", scope.get("method", "WS"),
+                          scope.get("path", "")[:80], type(e).__name__)  # fmt: skip
+                if scope["type"] == "http" and not started:
+                    await refuse(scope, send_secured, 500, "internal error")
 
         return guarded
 
@@ -221,7 +235,7 @@ class StationServer:
             if self.config.token and request.query_params.get("token"):
                 # Keep the token out of the address bar and history: a cookie from now on.
                 resp = RedirectResponse("/", status_code=303)
-                resp.set_cookie(_COOKIE, self.config.token, httponly=True, samesite="strict")
+                resp.set_cookie(COOKIE, self.config.token, httponly=True, samesite="strict")
                 return resp
             return Response(_asset("index.html"), media_type="text/html")
 
@@ -241,8 +255,12 @@ class StationServer:
             return JSONResponse(doc)
 
         async def ack(request: Any) -> Any:
-            ok = self.state.acknowledge(int(request.path_params["alarm"]))
-            return JSONResponse({"ok": ok}, status_code=200 if ok else 404)
+            raw = request.path_params["alarm"]
+            if not (raw.isascii() and raw.isdigit() and len(raw) <= _MAX_ID_DIGITS):
+                return JSONResponse({"error": "alarm id must be a whole number"}, 400)
+            if not self.state.acknowledge(int(raw)):
+                return JSONResponse({"error": "no such alarm"}, 404)
+            return JSONResponse({"ok": True})
 
         async def clients(request: Any) -> Any:
             return JSONResponse([c.stats() for c in self.clients.values()])
@@ -253,7 +271,7 @@ class StationServer:
                 Route("/static/{name}", static),
                 Route("/api/state", state),
                 Route("/api/bed/{bed:path}", bed),
-                Route("/api/alarms/{alarm:int}/ack", ack, methods=["POST"]),
+                Route("/api/alarms/{alarm}/ack", ack, methods=["POST"]),
                 Route("/api/clients", clients),
                 WebSocketRoute("/ws", self._socket),
             ]
@@ -387,11 +405,3 @@ class StationServer:
                     client.lead = lead
                     client.needs_snapshot = True
                     client.wake.set()
-
-
-def _start(status: int, length: int) -> dict[str, Any]:
-    return {
-        "type": "http.response.start",
-        "status": status,
-        "headers": [(b"content-type", b"text/plain"), (b"content-length", str(length).encode())],
-    }

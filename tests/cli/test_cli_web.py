@@ -1,5 +1,6 @@
-"""``mrm-edge monitor --web``: bad addresses and a non-loopback bind without a token are
-refused with one line before anything runs (nothing is bound)."""
+"""``mrm-edge monitor --web``: bad addresses, a malformed ``--web-allow-host`` and a
+non-loopback bind without a token are refused with one line before anything runs (nothing
+is bound); ``--web-allow-host NAME`` adds a name the station answers to, and no other."""
 
 from __future__ import annotations
 
@@ -52,3 +53,38 @@ def test_a_busy_port_is_one_line():
         r = _monitor("--web", f"127.0.0.1:{port}")
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert f"--web 127.0.0.1:{port}: cannot bind" in r.stderr
+
+
+def test_a_malformed_allowed_host_is_one_line():
+    r = _monitor("--web", "127.0.0.1:0", "--web-allow-host", "https://station.example/")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines() == [
+        "Error: --web-allow-host 'https://station.example/': expected a host name with an "
+        "optional port, e.g. station.example or station.example:8443 (no scheme, no path)"
+    ]
+
+
+@pytest.mark.slow
+def test_an_allowed_host_is_served_and_a_foreign_one_refused():
+    from tests.runtime.web.station import MonitorProcess, raw_http
+
+    mon = MonitorProcess(
+        ["--streams", "1", "--duration", "120", "--web", "127.0.0.1:0",
+         "--web-allow-host", "station.example", "--web-allow-host", "ward7.example:8443"]
+    )  # fmt: skip
+    try:
+        port = int(mon.wait_url().rsplit(":", 1)[1].strip("/"))
+        answers = {}
+        for host in ("station.example", "ward7.example:8443", f"127.0.0.1:{port}",
+                     "attacker.example", "ward8.example"):  # fmt: skip
+            req = f"GET /api/state HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+            answers[host] = raw_http(port, req.encode())[0]
+    finally:
+        mon.stop()
+    assert answers == {
+        "station.example": 200,
+        "ward7.example:8443": 200,
+        f"127.0.0.1:{port}": 200,
+        "attacker.example": 421,
+        "ward8.example": 421,
+    }

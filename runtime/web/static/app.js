@@ -21,6 +21,10 @@ const el = (tag, cls, text) => {
   if (text !== undefined) e.textContent = text;
   return e;
 };
+// An element's content from pieces: a string as text, [string] as bold text. Everything the
+// server sends (model and stream names, reasons) is shown as text, never parsed as markup.
+const setText = (id, ...parts) => $(id).replaceChildren(
+  ...parts.map((p) => (Array.isArray(p) ? el("b", "", String(p[0])) : String(p))));
 const fmt = (v, d = 0) => (v === null || v === undefined ? "–" : Number(v).toFixed(d));
 const clock = (t) => (t ? new Date(t * 1000).toLocaleTimeString() : "");
 
@@ -69,15 +73,14 @@ function onMessage(m) {
 function setHeader(h) {
   S.header = h;
   S.fs = h.fs || 100;
-  $("model").innerHTML = `model <b>${h.model || ""}</b>`;
-  $("backend").innerHTML = `backend <b>${h.backend || ""}</b>`;
+  setText("model", "model ", [h.model || ""]);
+  setText("backend", "backend ", [h.backend || ""]);
   $("why").textContent = h.backend_reason ? `why: ${h.backend_reason}` : "";
   $("why").title = h.backend_reason || "";
-  $("stats").innerHTML =
-    `<b>${fmt(h.windows_per_s, 1)}</b> windows/s · p50 <b>${fmt(h.p50_ms)}</b> ms · ` +
-    `p99 <b>${fmt(h.p99_ms)}</b> ms · queue <b>${fmt(h.queue)}</b> · dropped <b>${fmt(h.dropped)}</b> · ` +
-    `beds <b>${fmt(h.streams_live)}/${fmt(h.streams)}</b> · clients <b>${fmt(h.clients)}</b>` +
-    (h.clients_missed ? ` (missed ${h.clients_missed})` : "");
+  setText("stats", [fmt(h.windows_per_s, 1)], " windows/s · p50 ", [fmt(h.p50_ms)], " ms · p99 ",
+    [fmt(h.p99_ms)], " ms · queue ", [fmt(h.queue)], " · dropped ", [fmt(h.dropped)], " · beds ",
+    [`${fmt(h.streams_live)}/${fmt(h.streams)}`], " · clients ", [fmt(h.clients)],
+    h.clients_missed ? ` (missed ${fmt(h.clients_missed)})` : "");
   const sel = $("lead");
   if (!sel.options.length && h.leads) {
     for (const l of h.leads) sel.add(new Option(l, l, false, l === S.lead));
@@ -247,7 +250,10 @@ function drawAlarms() {
 }
 
 async function ack(id) {
-  const r = await fetch(`/api/alarms/${id}/ack`, { method: "POST" });
+  // The custom header marks the request as the station page's own: a page of another
+  // origin cannot send it without a preflight, which the station never answers.
+  const r = await fetch(`/api/alarms/${encodeURIComponent(id)}/ack`,
+    { method: "POST", headers: { "X-MRM-Station": "1" } });
   if (r.ok) {
     const a = S.alarms.find((x) => x.id === id);
     if (a) a.acked = Date.now() / 1000;

@@ -1,19 +1,23 @@
 """Helpers for the central-station tests: a real ``mrm-edge monitor --web`` in a subprocess
-on a free loopback port, and a headless Chromium driven by selenium (the system's Chromium
-and chromedriver; the driver path is always given, so Selenium Manager never downloads)."""
+on a free loopback port, a real ``StationServer`` in this process fed a sine per bed, raw
+HTTP over a socket, and a headless Chromium driven by selenium (the system's Chromium and
+chromedriver; the driver path is always given, so Selenium Manager never downloads)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +29,7 @@ CLI = [sys.executable, "-m", "mrm_edge.cli"]
 # one (ASMI, ISC_, STD_) it flags MI / STTC / HYP well above threshold.
 NORMAL_RECORDS = ("00252_lr", "00361_lr", "00057_lr")
 FLAGGED_RECORD = "00271_lr"
+BEDS = 32
 _URL = re.compile(r"central station (http://[0-9.:\[\]a-z]+/)")
 
 
@@ -41,7 +46,8 @@ def chromium_paths() -> tuple[str, str]:
     return browser, driver
 
 
-def new_browser(width: int = 1400, height: int = 900) -> Any:
+def new_browser(width: int = 1400, height: int = 900, extra: tuple[str, ...] = ()) -> Any:
+    """Headless Chromium; ``extra``: more command-line switches."""
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
@@ -55,6 +61,7 @@ def new_browser(width: int = 1400, height: int = 900) -> Any:
         "--disable-dev-shm-usage",
         "--disable-gpu",
         f"--window-size={width},{height}",
+        *extra,
     ):
         opts.add_argument(arg)
     return webdriver.Chrome(service=Service(executable_path=driver), options=opts)
@@ -146,3 +153,85 @@ def stuck_websocket(port: int, path: str = "/ws") -> Any:
         head += sock.recv(1)
     assert head.startswith(b"HTTP/1.1 101"), head
     return sock
+
+
+def station_state(beds: int = BEDS, model: str = "m", bed_name: str = "bed-{i:02d}") -> Any:
+    """A ``StationState`` opened on a three-label run, with ``beds`` live beds."""
+    from mrm_edge.runtime.sinks.base import RunInfo, StreamEvent
+    from mrm_edge.runtime.web.state import StationState
+
+    st = StationState()
+    st.open(
+        RunInfo(
+            model=model,
+            labels=("CD", "MI", "NORM"),
+            thresholds={"CD": 0.3, "MI": 0.3, "NORM": 0.5},
+            sampling_rate=100,
+            window_s=10,
+            hop_s=1,
+            backend="onnxruntime",
+            backend_reason="because",
+            source="test",
+            knobs={"alarm_labels": ["CD", "MI"]},
+        )
+    )
+    for i in range(beds):
+        st.stream(StreamEvent(bed_name.format(i=i), "start", "500 Hz"))
+    return st
+
+
+def raise_alarm(state: Any, bed: str, label: str = "MI") -> int:
+    """Switch ``label`` on for ``bed`` as the engine would; the new alarm's id."""
+    from mrm_edge.runtime.postprocess import AlarmEvent
+
+    state.alarm(AlarmEvent(bed, label, "on", 1000, 100, 0.9, 0.3))
+    return state.alarm_list()[1][-1]["id"]
+
+
+class Feeder:
+    """Pushes 0.1 s of a 1 Hz sine to every bed every 0.1 s (a live source, in a thread)."""
+
+    def __init__(self, state: Any) -> None:
+        self.state, self.stop = state, threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        import numpy as np
+
+        n = 0
+        while not self.stop.wait(0.1):
+            t = (n + np.arange(50)) / 500
+            chunk = np.repeat(np.sin(2 * np.pi * t)[:, None], 12, axis=1).astype(np.float32)
+            for sid in self.state.cursors():
+                self.state.samples(sid, 500, chunk)
+            n += 50
+
+
+@contextlib.contextmanager
+def running_station(config: Any, state: Any = None) -> Iterator[Any]:
+    """A started ``StationServer`` for ``config`` (a fed ``station_state()`` by default)."""
+    from mrm_edge.runtime.web.server import StationServer
+
+    state = station_state() if state is None else state
+    server = StationServer(state, config)
+    server.start()
+    feeder = Feeder(state)
+    try:
+        yield server
+    finally:
+        feeder.stop.set()
+        server.stop()
+
+
+def raw_http(port: int, request: bytes, host: str = "127.0.0.1") -> tuple[int, bytes]:
+    """Send ``request`` as is over a real socket; (status, whole response). Status 0: the
+    server closed without an answer."""
+    with socket.create_connection((host, port), timeout=10) as sock:
+        sock.sendall(request)
+        data = b""
+        with contextlib.suppress(TimeoutError, ConnectionResetError):
+            while chunk := sock.recv(65536):
+                data += chunk
+    head = data.split(b"\r\n", 1)[0].split()
+    return (int(head[1]) if len(head) > 1 and head[1].isdigit() else 0), data

@@ -5,82 +5,24 @@ that loses frames without slowing a reading one, and ``--web`` parsing."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 import urllib.error
 import urllib.request
 
-import numpy as np
 import pytest
 
 pytest.importorskip("starlette", reason="the web view needs: pip install 'mrm-edge[web]'")
 pytest.importorskip("uvicorn", reason="the web view needs: pip install 'mrm-edge[web]'")
 websockets = pytest.importorskip("websockets", reason="pip install 'mrm-edge[web]'")
 
-from mrm_edge.runtime.sinks.base import RunInfo, StreamEvent  # noqa: E402
 from mrm_edge.runtime.web.server import (  # noqa: E402
     StationServer,
     WebConfig,
     parse_bind,
 )
-from mrm_edge.runtime.web.state import StationState  # noqa: E402
 from websockets.sync.client import connect  # noqa: E402
 
-from .station import get_json, stuck_websocket, wait_for  # noqa: E402
-
-LABELS = ("CD", "MI", "NORM")
-BEDS = 32
-
-
-def _state() -> StationState:
-    st = StationState()
-    st.open(
-        RunInfo(
-            model="m",
-            labels=LABELS,
-            thresholds={"CD": 0.3, "MI": 0.3, "NORM": 0.5},
-            sampling_rate=100,
-            window_s=10,
-            hop_s=1,
-            backend="onnxruntime",
-            backend_reason="because",
-            source="test",
-            knobs={"alarm_labels": ["CD", "MI"]},
-        )
-    )
-    for i in range(BEDS):
-        st.stream(StreamEvent(f"bed-{i:02d}", "start", "500 Hz"))
-    return st
-
-
-class _Feeder:
-    """Pushes 0.1 s of a 1 Hz sine per bed every 0.1 s (a live source, in a thread)."""
-
-    def __init__(self, state: StationState) -> None:
-        self.state, self.stop = state, threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        n = 0
-        while not self.stop.wait(0.1):
-            t = (n + np.arange(50)) / 500
-            chunk = np.repeat(np.sin(2 * np.pi * t)[:, None], 12, axis=1).astype(np.float32)
-            for i in range(BEDS):
-                self.state.samples(f"bed-{i:02d}", 500, chunk)
-            n += 50
-
-
-@pytest.fixture
-def served(request):
-    token = getattr(request, "param", None)
-    state = _state()
-    server = StationServer(state, WebConfig("127.0.0.1", 0, token))
-    server.start()
-    feeder = _Feeder(state)
-    yield server
-    feeder.stop.set()
-    server.stop()
+from .station import BEDS, get_json, station_state, stuck_websocket, wait_for  # noqa: E402
 
 
 def _ws_url(server: StationServer, query: str = "") -> str:
@@ -171,7 +113,7 @@ def test_parse_bind_and_the_non_loopback_rule():
 
 def test_a_busy_port_fails_before_the_run(served):
     with pytest.raises(ValueError, match=f"127.0.0.1:{served.port}: cannot bind"):
-        StationServer(_state(), WebConfig("127.0.0.1", served.port))
+        StationServer(station_state(), WebConfig("127.0.0.1", served.port))
 
 
 def test_the_page_fetches_nothing_from_elsewhere(served):
