@@ -161,7 +161,8 @@ class StationState:
             bed = self._bed(sid)
             if bed.decimator is None or bed.fs_in != fs:
                 bed.fs_in, bed.decimator = fs, DisplayDecimator(fs)
-        out = bed.decimator.push(samples)  # the sink's thread only: no lock needed here
+        with np.errstate(all="ignore"):  # NaN/Inf/1e38 samples are data: drawn as gaps
+            out = bed.decimator.push(samples)  # the sink's thread only: no lock needed here
         if not len(out):
             return
         with self._lock:
