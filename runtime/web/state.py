@@ -131,6 +131,7 @@ class StationState:
         self.info: RunInfo | None = None
         self.backend = ""
         self.backend_reason = ""
+        self.system_notice = ""  # the latest system notice (sinks' RunInfo.notify)
         self.beds: dict[str, Bed] = {}
         self.alarms: deque[dict[str, Any]] = deque(maxlen=ALARM_HISTORY)
         self.alarm_version = 0
@@ -148,6 +149,10 @@ class StationState:
         with self._lock:
             self.backend = to_backend
             self.backend_reason = f"switched: {reason}"
+
+    def notice(self, text: str) -> None:
+        with self._lock:
+            self.system_notice = text
 
     def _bed(self, sid: str) -> Bed:
         bed = self.beds.get(sid)
@@ -273,9 +278,11 @@ class StationState:
     def header(self) -> dict[str, Any]:
         with self._lock:
             info, backend, reason = self.info, self.backend, self.backend_reason
+            notice = self.system_notice
         if info is None:
             return {}
         head: dict[str, Any] = {
+            "notice": notice,
             "model": info.model,
             "backend": backend,
             "backend_reason": reason,
