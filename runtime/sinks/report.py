@@ -43,7 +43,7 @@ class ConsoleReport(Sink):
             print_(f"  refused {name}: {why}", markup=False)
 
     def notice(self, text: str) -> None:
-        self.console.print(f"notice: {text}", markup=False, highlight=False)
+        self.console.print(f"notice: {text}", markup=False, highlight=False, soft_wrap=True)
 
     def close(self, summary: Summary | None) -> None:
         if self._closed:
