@@ -138,3 +138,32 @@ def test_full_disk_costs_records_never_whole_lines_and_writing_resumes(tmp_path:
     assert lines[-1]["events_not_written"] == lost_before == s.events_not_written
     assert any("record(s) not written" in e for e in s.errors)
     assert len(notices) == 2 and "writing again" in notices[1]
+
+
+def test_a_flapping_disk_is_announced_once_per_quiet_period(tmp_path: Path) -> None:
+    """Full, free, full again within QUIET_S: every gap gets its log_gap line, but only the
+    first is announced; a gap after the quiet period is announced again."""
+    from dataclasses import replace
+
+    from mrm_edge.runtime.sinks.jsonl import QUIET_S
+
+    from tests.tmpfs import fill, small_tmpfs
+
+    now = [1000.0]
+    notices: list[str] = []
+    with small_tmpfs(tmp_path / "disk") as disk:
+        sink = JsonlSink(disk / "events.jsonl", clock=lambda: now[0])
+        sink.open(replace(info(), notify=notices.append))
+        for later in (0.0, 1.0, QUIET_S + 1):  # each: full, a lost record, space back, written
+            now[0] += later  # seconds since the previous gap ended
+            filler = fill(disk)
+            sink.window(replace(rejected_result(), reason="x" * 5000))
+            filler.unlink()
+            sink.window(ok_result())
+        sink.close(summary())
+        lines = [json.loads(s) for s in (disk / "events.jsonl").read_text().splitlines()]
+    assert [d["not_written"] for d in lines if d["type"] == "log_gap"] == [1, 1, 1]
+    assert sink.not_written == 3 and lines[-1]["events_not_written"] == 3
+    # Gap 1 and its end are announced; gap 2, 1 s later, is not; gap 3, past QUIET_S, is.
+    assert ["No space" in n for n in notices] == [True, False, True, False]
+    assert ["writing again" in n for n in notices] == [False, True, False, True]
