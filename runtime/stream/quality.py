@@ -164,11 +164,7 @@ def _assess(x: np.ndarray, fs: int, cfg: QualityConfig, lead_names: Sequence[str
             at_rail = np.abs(xt) >= cfg.saturation_mv
             saturated = _covered(_rolling_sum(at_rail, run) == run, run)
 
-    magnitude = np.where(np.isfinite(xt), np.abs(xt), 0.0)  # Inf is counted as non-finite
-    out_of_range = np.count_nonzero(magnitude > cfg.range_mv, axis=1)
-    steps = np.abs(np.diff(xt, axis=1)) * fs  # mV/s; a step touching NaN/Inf is NaN/Inf
-    steps[~np.isfinite(steps)] = 0.0
-    too_steep = np.count_nonzero(steps > cfg.slew_mv_per_s, axis=1)
+    out_of_range, too_steep, peak_mv, peak_slew = _implausible(xt, fs, cfg, not nonfinite.any())
 
     leads, reasons = [], []
     for i, name in enumerate(lead_names):
@@ -181,10 +177,30 @@ def _assess(x: np.ndarray, fs: int, cfg: QualityConfig, lead_names: Sequence[str
             int(too_steep[i]),
         )
         leads.append(q)
-        reasons += _lead_reasons(
-            q, n, cfg, float(magnitude[i].max(initial=0)), float(steps[i].max(initial=0))
-        )
+        reasons += _lead_reasons(q, n, cfg, float(peak_mv[i]), float(peak_slew[i]))
     return QualityReport(not reasons, tuple(leads), tuple(reasons))
+
+
+def _implausible(
+    xt: np.ndarray, fs: int, cfg: QualityConfig, finite: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per lead of ``xt`` ``[leads, n]``: finite samples beyond ``±range_mv``, steps between
+    finite samples faster than ``slew_mv_per_s``, and the peak ``|x|`` (mV) and step (mV/s)
+    among them. Counted only for a lead over a limit (a clean window: two maxima)."""
+    magnitude = np.abs(xt)
+    steps = np.abs(np.diff(xt, axis=1))  # mV per sample
+    if not finite:  # Inf is reported as non-finite; a step touching NaN/Inf is no slew
+        magnitude[~np.isfinite(magnitude)] = 0.0
+        steps[~np.isfinite(steps)] = 0.0
+    peak_mv, peak_step = magnitude.max(axis=1, initial=0.0), steps.max(axis=1, initial=0.0)
+    step_limit = cfg.slew_mv_per_s / fs
+    out_of_range = np.zeros(len(xt), np.int64)
+    too_steep = np.zeros(len(xt), np.int64)
+    if (peak_mv > cfg.range_mv).any():
+        out_of_range = np.count_nonzero(magnitude > cfg.range_mv, axis=1)
+    if (peak_step > step_limit).any():
+        too_steep = np.count_nonzero(steps > step_limit, axis=1)
+    return out_of_range, too_steep, peak_mv, peak_step * fs
 
 
 def _lead_reasons(
