@@ -74,6 +74,7 @@ def test_events_append_adds_a_run_after_the_old_one(ptbxl_root: Path, tmp_path: 
 
 
 def test_a_full_disk_costs_records_not_the_monitoring(ptbxl_root: Path, tmp_path: Path) -> None:
+    pytest.importorskip("uvicorn", reason="the station needs: pip install 'mrm-edge[web]'")
     x = signal(ptbxl_root, 50)  # 41 windows at a 1 s hop
     with small_tmpfs(tmp_path / "disk") as disk:
         filler = fill(disk)
