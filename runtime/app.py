@@ -97,6 +97,7 @@ def run_monitor(
     overload: OverloadPolicy = "drop-oldest",
     duration_s: float | None = None,
     events_path: str | Path | None = None,
+    events_append: bool = False,
     ui: bool = True,
     console: Console | None = None,
     postprocess: PostprocessConfig | None = None,
@@ -108,7 +109,8 @@ def run_monitor(
     """Everything ``mrm-edge monitor`` does: load and verify the model directory, pick and
     activate the backend, build the sinks (``sinks`` names them; default
     ``monitor_sink_names(events_path, ui)``: the report on ``console``, the event log at
-    ``events_path``, the live view; the central station when ``web`` is given), run until
+    ``events_path`` (an existing file is refused unless ``events_append``), the live view;
+    the central station when ``web`` is given), run until
     the source ends / ``duration_s`` / SIGINT or SIGTERM, and return the summary.
 
     ``source`` is a Source, or a function of the loaded model that makes one (e.g. a
@@ -128,7 +130,8 @@ def run_monitor(
         names.append("web")
     built: list[Sink] = []
     try:
-        settings = SinkSettings(console, None if events_path is None else Path(events_path), web)
+        events = None if events_path is None else Path(events_path)
+        settings = SinkSettings(console, events, events_append=events_append, web=web)
         built = build_sinks(names, settings)  # a bad event log path fails before the run
         be, reason, chain = activate_with_fallbacks(
             model, backend, precision, intra_op_threads=intra_op_threads

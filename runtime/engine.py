@@ -214,6 +214,7 @@ class Monitor:
             knobs=self.knobs,
             stats=self.tally.live,
             refused=dict(self.model.refused),
+            notify=self.fanout.notice,
         )
 
     def _run_threads(self) -> Summary:

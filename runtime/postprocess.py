@@ -146,7 +146,8 @@ class WindowResult:
 
 def reason_kinds(window: Window) -> tuple[str, ...]:
     """Categories of why a window was rejected, for counting: "samples missing",
-    "timestamp jump", "non-finite samples", "flat lead", "saturation" (in that order)."""
+    "timestamp jump", "non-finite samples", "flat lead", "saturation", "implausible
+    amplitude", "implausible slew" (in that order)."""
     kinds: list[str] = []
     for r in window.gap_reasons:
         kind = "timestamp jump" if "jumped back" in r else "samples missing"
@@ -159,6 +160,10 @@ def reason_kinds(window: Window) -> tuple[str, ...]:
         kinds.append("flat lead")
     if any(q.saturated_s for q in leads):
         kinds.append("saturation")
+    if any(q.out_of_range for q in leads):
+        kinds.append("implausible amplitude")
+    if any(q.too_steep for q in leads):
+        kinds.append("implausible slew")
     if not kinds and window.reason:
         kinds.append("other")
     return tuple(kinds)

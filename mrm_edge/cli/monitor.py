@@ -58,7 +58,14 @@ from mrm_edge.runtime.sources.registry import source_help
     "events_path",
     type=click.Path(dir_okay=False),
     default=None,
-    help="JSON Lines event log (one line per window, alarms, summary).",
+    help="JSON Lines event log (one line per window, alarms, summary). An existing file is "
+    "refused (see --events-append). A full disk does not stop the run: the lost records "
+    "are counted and writing resumes when space returns.",
+)
+@click.option(
+    "--events-append",
+    is_flag=True,
+    help="Add this run's lines to an existing --events file instead of refusing it.",
 )
 @click.option("--no-ui", is_flag=True, help="No live terminal view (summary only).")
 @click.option(
@@ -94,6 +101,7 @@ def monitor(
     loop: bool,
     duration_s: float | None,
     events_path: str | None,
+    events_append: bool,
     no_ui: bool,
     rail_mv: float | None,
     stall_timeout_s: float,
@@ -135,6 +143,7 @@ def monitor(
         max_delay_ms=max_delay_ms,
         duration_s=duration_s,
         events_path=events_path,
+        events_append=events_append,
         ui=not no_ui,
         console=console(),
         quality=QualityConfig(saturation_mv=rail_mv),

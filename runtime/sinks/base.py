@@ -3,8 +3,8 @@
 ``open`` is called once on the thread that starts the run; then each sink gets its records
 on a thread of its own, behind a bounded queue (``fanout.py``: a slow sink never slows the
 engine or the other sinks), one at a time and in delivery order: any mix of ``window`` /
-``alarm`` / ``dropped`` / ``stream`` / ``backend_switch`` / ``source_problem`` (and
-``waveform`` for sinks that set ``wants_waveform``); then, once its queue is drained,
+``alarm`` / ``dropped`` / ``stream`` / ``backend_switch`` / ``source_problem`` / ``notice``
+(and ``waveform`` for sinks that set ``wants_waveform``); then, once its queue is drained,
 ``close`` once with the summary (sinks close in the reverse order of opening, so the first
 sink opened is the last one closed, as with nested ``with`` blocks). A sink therefore needs
 no lock of its own unless it has a thread of its own (LiveView does).
@@ -96,6 +96,10 @@ class RunInfo:
     """A fresh snapshot of the engine's counters (thread-safe; None outside a run)."""
     refused: Mapping[str, str] = field(default_factory=dict)
     """Model files the model directory refused to load, each with why."""
+    notify: Callable[[str], None] | None = None
+    """Raise a system notice: one line every display shows (the terminal prints it, the
+    station shows it), e.g. the event log's disk is full. Any thread, any time after
+    ``open``; never blocks. None outside a run."""
 
 
 class Sink:
@@ -131,6 +135,9 @@ class Sink:
 
     def source_problem(self, event: SourceProblem) -> None:
         """The source reported a problem outside any stream (it goes on)."""
+
+    def notice(self, text: str) -> None:
+        """A system notice (``RunInfo.notify``): one line for the operator to see now."""
 
     def close(self, summary: Summary | None) -> None:
         """The run is over (``summary`` is None when it failed before producing one).

@@ -18,13 +18,16 @@ What a full queue does depends on the sink (``Sink.delivery``):
   ``waveform`` record is discarded and counted (``overflow``); alarms, stream and backend
   records are never discarded, a display may skip frames but not state changes.
 
-A sink that raises is reported to ``on_error`` (the monitor stops the run: the event log is a
-contract, and a monitor silently without it is worse than a stopped one) and keeps getting
-the records that follow. ``open`` is synchronous and all or nothing: if one sink fails to
-open, those already opened are closed again and the error propagates. ``close`` flushes every
-queue (a sink that does not drain within ``CLOSE_TIMEOUT_S`` is reported and left), then
-closes the sinks in the reverse order of opening and returns the one-line errors instead of
-raising.
+A sink that raises is reported to ``on_error`` (the monitor stops the run: a sink that fails
+in a way it did not handle is a bug) and keeps getting the records that follow. A sink that
+can go on without its medium (the event log on a full disk) does not raise: it raises a
+``notice`` instead, which every sink gets — never waiting for room, so a sink may raise one
+from its own thread — and the run goes on.
+
+``open`` is synchronous and all or nothing: if one sink fails to open, those already opened
+are closed again and the error propagates. ``close`` flushes every queue (a sink that does
+not drain within ``CLOSE_TIMEOUT_S`` is reported and left), then closes the sinks in the
+reverse order of opening and returns the one-line errors instead of raising.
 
 ``waveform`` records (raw chunks, for strip displays) go only to sinks that set
 ``Sink.wants_waveform``; the chunk's array is passed by reference, not copied.
@@ -102,7 +105,7 @@ class _SinkWorker:
         with self._cond:
             if self._closing:
                 return
-            if len(self._queue) >= self.capacity:
+            if len(self._queue) >= self.capacity and kind != "notice":  # notices are rare
                 if self.lossy:
                     if not self._make_room(kind):
                         return
@@ -177,6 +180,8 @@ class SinkFanout(Sink):
         self.close_errors: list[str] = []
         self._workers: list[_SinkWorker] = []
         self._waveform: list[_SinkWorker] = []
+        self._early_notices: list[str] = []  # raised while the sinks were opening
+        self._lock = threading.Lock()
         self._closed = False
 
     def _each(self, kind: str, record: Any) -> None:
@@ -199,6 +204,10 @@ class SinkFanout(Sink):
         self._waveform = [w for w in self._workers if getattr(w.sink, "wants_waveform", False)]
         for worker in self._workers:
             worker.start()
+        with self._lock:
+            early, self._early_notices = self._early_notices, []
+        for text in early:
+            self._each("notice", text)
 
     @property
     def wants_waveform(self) -> bool:
@@ -226,6 +235,13 @@ class SinkFanout(Sink):
 
     def source_problem(self, event: SourceProblem) -> None:
         self._each("source_problem", event)
+
+    def notice(self, text: str) -> None:
+        with self._lock:
+            if not self._workers:  # a sink's open() raised it: deliver once all are open
+                self._early_notices.append(text)
+                return
+        self._each("notice", text)
 
     def stats(self) -> list[SinkQueueStats]:
         """Each sink's delivery counters (any thread)."""

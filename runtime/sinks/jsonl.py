@@ -24,17 +24,40 @@ Line types (``"type"``), in the order they can appear::
                re-run on the new backend), elapsed_s
     summary  once, last: the run's Summary (counts, latency percentiles, throughput, ...)
 
-Each line is flushed to the OS as soon as it is written, so killing the process loses
-nothing already written (a power cut can still lose what the OS had not yet synced; that
-would take an fsync per line). Non-finite numbers are written as null: the file stays
-strict JSON.
+    log_gap  records were not written (the disk was full, ...) and writing resumed:
+               not_written (records lost in this gap), since / until (Unix s), reason
+    summary  once, last: the run's Summary (counts, latency percentiles, throughput, ...),
+               with events_not_written (records this log lost in all)
+
+Only whole lines ever reach the file: each line is one ``write`` of the whole encoded line
+(repeated until all of it is written), and a write that fails part-way (ENOSPC) is truncated
+back to the end of the last whole line. So killing the process loses nothing already
+written (a power cut can still lose what the OS had not yet synced; that would take an
+fsync per line), and a full disk costs records, never the file's validity. Non-finite
+numbers are written as null: the file stays strict JSON.
+
+A full disk (or any OSError on write) does not stop the run: the record is counted as not
+written, a system notice says so at once (``RunInfo.notify``: the terminal, the station),
+and every later record tries again, so writing resumes with the first record that fits
+once space returns; a ``log_gap`` line then records the gap, and a second notice says how
+many records were lost. Flapping (full again within ``QUIET_S`` of recovering) is counted
+in the log but not announced again. The summary counts every record not written.
+
+An existing file is never overwritten: opening one is refused unless ``append=True``
+(``--events-append``), which adds this run's lines after the old ones (each run starts
+with its ``start`` line). Non-regular files (``/dev/stdout``, a FIFO) are written as they are.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import math
+import os
+import stat
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -65,35 +88,136 @@ def _probs(p: dict[str, float] | None) -> dict[str, float] | None:
     return None if p is None else {k: round(float(v), _DIGITS) for k, v in p.items()}
 
 
-class JsonlSink(Sink):
-    """Write the event log to ``target``: a path (created or truncated now, so a bad path
-    fails before the run starts; closed by ``close``) or an open text stream (flushed, left
-    open)."""
+QUIET_S = 30.0
+"""A disk full again within this many seconds of recovering is not announced again."""
 
-    def __init__(self, target: str | Path | IO[str]) -> None:
+
+def _open_log(path: Path, append: bool) -> int:
+    """The log's file descriptor, opened for appending; refuse to overwrite a file."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+    try:
+        try:
+            return os.open(path, flags | os.O_EXCL, 0o644)
+        except FileExistsError:
+            if not append and path.is_file():  # a symlink to a file counts as the file
+                raise ValueError(
+                    f"{path}: the event log exists; refusing to overwrite it "
+                    "(--events-append adds to it, or name a new file)"
+                ) from None
+            return os.open(path, flags)
+    except OSError as e:
+        raise ValueError(f"{path}: cannot write the event log ({e.strerror})") from e
+
+
+class JsonlSink(Sink):
+    """Write the event log to ``target``: a path (created now, so a bad or existing path
+    fails before the run starts; ``append`` adds to an existing file; closed by ``close``)
+    or an open text stream (flushed, left open). ``clock``: Unix seconds (injectable)."""
+
+    def __init__(
+        self,
+        target: str | Path | IO[str],
+        *,
+        append: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._fd: int | None = None
+        self._stream: IO[str] | None = None
+        self._pending = b""  # written before the next line: "\n" after an old partial line
         if isinstance(target, (str, Path)):
-            path = Path(target)
-            try:
-                self._file: IO[str] = open(path, "w", encoding="utf-8")  # noqa: SIM115
-            except OSError as e:
-                raise ValueError(f"{path}: cannot write the event log ({e.strerror})") from e
-            self._owned = True
-            self.path: Path | None = path
+            self.path: Path | None = Path(target)
+            self._fd = _open_log(self.path, append)
+            if append and _ends_mid_line(self.path):
+                self._pending = b"\n"
         else:
-            self._file = target
-            self._owned = False
+            self._stream = target
             self.path = None
+        self.clock = clock
+        self._notify: Callable[[str], None] = lambda text: None
         self._closed = False
         self.lines_written = 0
+        self.not_written = 0
+        """Records lost to write errors, in all."""
+        self.last_error = ""
+        self._gap: tuple[int, float] | None = None  # (records lost, since) while failing
+        self._quiet_until = -math.inf  # announcing a new failure waits till then
+        self._announced = False  # the current gap's failure was announced
 
     def _write(self, doc: dict[str, Any]) -> None:
         if self._closed:
             return
-        self._file.write(json.dumps(_clean(doc), allow_nan=False, separators=(",", ":")) + "\n")
-        self._file.flush()
+        line = json.dumps(_clean(doc), allow_nan=False, separators=(",", ":")) + "\n"
+        if self._stream is not None:
+            self._stream.write(line)
+            self._stream.flush()
+            self.lines_written += 1
+            return
+        data = self._pending + self._gap_line() + line.encode("utf-8")
+        try:
+            self._write_whole(data)  # a gap's log_gap line goes with the next record or not
+        except OSError as e:
+            self._lost(e)
+            return
+        self._pending = b""
         self.lines_written += 1
+        if self._gap is not None:
+            self._gap_closed()
+
+    def _write_whole(self, data: bytes) -> None:
+        """One line, all of it or none of it (see the module docstring)."""
+        assert self._fd is not None
+        view, written = memoryview(data), 0
+        try:
+            while written < len(data):
+                n = os.write(self._fd, view[written:])
+                if n <= 0:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                written += n
+        except OSError:
+            if written:  # cut the partial line off again (O_APPEND: it ends the file)
+                with contextlib.suppress(OSError):
+                    end = os.lseek(self._fd, 0, os.SEEK_END)
+                    os.ftruncate(self._fd, end - written)
+            raise
+
+    def _lost(self, error: OSError) -> None:
+        """A record was not written: count it; announce the first of a gap (once)."""
+        self.not_written += 1
+        self.last_error = error.strerror or str(error)
+        now = self.clock()
+        if self._gap is None:
+            self._gap = (0, now)
+            self._announced = now >= self._quiet_until
+            if self._announced:
+                self._notify(
+                    f"event log {self.path}: {self.last_error}; records are not being "
+                    "written (monitoring goes on; retrying with each record)"
+                )
+        self._gap = (self._gap[0] + 1, self._gap[1])
+
+    def _gap_line(self) -> bytes:
+        """The log_gap line of the current gap (b"" when none)."""
+        if self._gap is None:
+            return b""
+        lost, since = self._gap
+        line = {"type": "log_gap", "not_written": lost, "since": round(since, 3)}
+        line.update(until=round(self.clock(), 3), reason=self.last_error)
+        return (json.dumps(line, separators=(",", ":")) + "\n").encode("utf-8")
+
+    def _gap_closed(self) -> None:
+        """A record (and its log_gap line) was written after a gap: announce it."""
+        self.lines_written += 1
+        self._gap = None
+        self._quiet_until = self.clock() + QUIET_S
+        if self._announced:
+            self._notify(
+                f"event log {self.path}: writing again; {self.not_written} record(s) "
+                "were not written (see its log_gap lines)"
+            )
 
     def open(self, info: RunInfo) -> None:
+        if info.notify is not None:
+            self._notify = info.notify
         self._write(
             {
                 "type": "start",
@@ -206,14 +330,39 @@ class JsonlSink(Sink):
         )
 
     def close(self, summary: Summary | None) -> None:
+        """Write the summary, with the records this log lost (``events_not_written``, also
+        one line in its ``errors``: the report sink closes after this one and prints it),
+        and close the file."""
         if self._closed:
             return
         try:
             if summary is not None:
+                self._account(summary)
                 self._write({"type": "summary", **summary.to_dict()})
+                self._account(summary)  # the summary line itself may have been lost
         finally:
             self._closed = True
-            if self._owned:
-                self._file.close()
-            else:
-                self._file.flush()
+            if self._fd is not None:
+                os.close(self._fd)
+            elif self._stream is not None:
+                self._stream.flush()
+
+    def _account(self, summary: Summary) -> None:
+        if not self.not_written or summary.events_not_written == self.not_written:
+            return
+        summary.events_not_written = self.not_written
+        summary.errors[:] = [e for e in summary.errors if not e.startswith("event log ")]
+        summary.errors.append(
+            f"event log {self.path}: {self.not_written} record(s) not written ({self.last_error})"
+        )
+
+
+def _ends_mid_line(path: Path) -> bool:
+    """Whether ``path`` is a non-empty regular file whose last byte is not a newline (a run
+    killed mid-line before whole-line writing, or another writer)."""
+    info = path.stat()
+    if not stat.S_ISREG(info.st_mode) or info.st_size == 0:
+        return False  # a FIFO is never opened for reading here: that could block
+    with open(path, "rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) != b"\n"

@@ -33,6 +33,8 @@ class SinkSettings:
     """Where terminal sinks draw (None: a new rich Console each)."""
     events_path: Path | None = None
     """The event log's path (the jsonl sink)."""
+    events_append: bool = False
+    """Add to an existing event log instead of refusing it (``--events-append``)."""
     web: WebConfig | None = None
     """Where the central station serves (the web sink)."""
 
@@ -71,7 +73,8 @@ def _jsonl(settings: SinkSettings) -> Sink:
 
     if settings.events_path is None:
         raise ValueError("the jsonl sink needs an event log path (--events)")
-    return JsonlSink(settings.events_path)  # opened now: a bad path fails before the run
+    # Opened now: a bad or existing path fails before the run.
+    return JsonlSink(settings.events_path, append=settings.events_append)
 
 
 def _live(settings: SinkSettings) -> Sink:

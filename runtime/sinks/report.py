@@ -1,8 +1,10 @@
 """``ConsoleReport``: what ``mrm-edge monitor`` prints around a run.
 
 At the start, which backend runs, why, where it falls back to and which model files were
-refused; at the end, the summary. Opened first and closed last among a run's sinks, so the
-backend lines come before the live view starts and the summary after it has stopped.
+refused; during the run, each system notice as one ``notice: ...`` line (e.g. the event
+log's disk is full); at the end, the summary. Opened first and closed last among a run's
+sinks, so the backend lines come before the live view starts and the summary after it has
+stopped.
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ class ConsoleReport(Sink):
             print_(f"  fallback: {' → '.join(fallbacks)}", markup=False)
         for name, why in info.refused.items():
             print_(f"  refused {name}: {why}", markup=False)
+
+    def notice(self, text: str) -> None:
+        self.console.print(f"notice: {text}", markup=False, highlight=False, soft_wrap=True)
 
     def close(self, summary: Summary | None) -> None:
         if self._closed:

@@ -108,6 +108,9 @@ class Summary:
     garbage before opening one); each is a ``source`` line in the event log."""
     source_problems_by_kind: dict[str, int] = field(default_factory=dict)
     """The same by kind: protocol, tls, ownership, limit, insecure (see sources/tcp.py)."""
+    events_not_written: int = 0
+    """Event log records lost to write errors (a full disk): set by the event log sink as it
+    closes, before the report prints this summary."""
 
     @property
     def ok(self) -> bool:

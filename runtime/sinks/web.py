@@ -64,6 +64,9 @@ class WebSink(Sink):
     def backend_switch(self, event: BackendSwitch) -> None:
         self.state.backend_switched(event.to_backend, event.reason)
 
+    def notice(self, text: str) -> None:
+        self.state.notice(text)
+
     def close(self, summary: Summary | None) -> None:
         if self._closed:
             return

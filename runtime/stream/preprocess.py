@@ -180,6 +180,10 @@ class StreamPreprocessor:
                 f"StreamPreprocessor {self.stream_id}: chunk must be [samples, {self.n_leads}], "
                 f"got shape {x.shape}"
             )
+        with np.errstate(all="ignore"):  # NaN/Inf/huge samples are data: quality flags them
+            return self._push(x, timestamp)
+
+    def _push(self, x: np.ndarray, timestamp: float | None) -> list[Window]:
         windows: list[Window] = []
         check = self.detector.check(timestamp, x.shape[0])
         if check.n_missing:
@@ -200,7 +204,8 @@ class StreamPreprocessor:
         if self._finished:
             return []
         self._finished = True
-        return self._store(self.resampler.flush())
+        with np.errstate(all="ignore"):
+            return self._store(self.resampler.flush())
 
     def _fill_missing(self, n_missing: int, reason: str) -> list[Window]:
         """Insert ``n_missing`` zeros at the input rate and record, at the model rate, every

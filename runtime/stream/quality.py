@@ -1,8 +1,18 @@
 """Per-lead signal quality of one window, so a bad lead is reported instead of classified.
 
-Three checks, each with explicit knobs (``QualityConfig``):
+Five checks, each with explicit knobs (``QualityConfig``):
 
 * **non-finite** — any NaN or ±Inf sample.
+* **implausible amplitude** — a finite ``|x| > range_mv`` (default 50 mV). No surface ECG
+  comes near: a QRS rarely exceeds 5 mV, diagnostic front-ends are specified for ±5 mV
+  (IEC 60601-2-25) and saturate at ±5..±33 mV (CPSC 2018's recorder at ±5.16 mV, PTB-XL's
+  16-bit ADC at ±32.8 mV). A lead beyond it is a broken device, a wrong unit or scale, a
+  DC-coupled offset the model never saw, or a hostile sender (1e29 mV): never classified.
+* **implausible slew** — a step between consecutive samples faster than ``slew_mv_per_s``
+  (default 2,000 mV/s = 2 mV/ms, i.e. 20 mV per sample at 100 Hz). The steepest real QRS
+  upstrokes are a few hundred mV/s at 100 Hz; a lead jumping tens of mV from one sample to
+  the next within range is a square wave or garbage, not a heart. (At model rates above
+  500 Hz, pacemaker spikes may need it raised.)
 * **flat line** — the lead varies by less than ``flat_ptp_mv`` peak-to-peak over every
   ``flat_min_s`` span of some stretch: a disconnected or shorted electrode. The reported
   duration is the union of such spans. A lead driven to its rail and held there is flat too.
@@ -16,7 +26,15 @@ Three checks, each with explicit knobs (``QualityConfig``):
 Calibration (thresholds as defaulted): on all 500 PTB-XL subset records at 100 Hz, the
 same at 500 → 100 Hz, and the CPSC 2018 sample, the smallest 1 s peak-to-peak of any lead is
 0.022 mV, twice the flat threshold; the only flat lead found is CPSC A1988 V6, a real
-lead-off (≈ 5 s at 0.01 mV between two excursions to the rail).
+lead-off (≈ 5 s at 0.01 mV between two excursions to the rail). Range and slew, measured
+on every lead of the same 500 PTB-XL records (at 100 Hz, and 500 → 100 Hz) and the 10 CPSC
+recordings (500 → 100 Hz): the largest ``|x|`` is 11.4 mV (PTB-XL 00421) and the fastest
+step 427 mV/s (the same record; 1,185 mV/s in CPSC A1988 at its raw 500 Hz), so the defaults
+leave a 4x and a 4.7x margin and reject no real window.
+
+Non-finite and huge samples are data here, not errors: the checks (and the resampler before
+them, ``preprocess.py``) run under ``np.errstate(all="ignore")`` so no numpy warning
+reaches the terminal.
 
 Layout: window ``[samples, leads]`` (time-major), mV, at ``sampling_rate`` Hz.
 """
@@ -45,9 +63,14 @@ class QualityConfig:
     """``|x|`` at or above this counts as at the rail; None disables the check."""
     saturation_min_s: float = 0.04
     """Shortest run at the rail reported."""
+    range_mv: float = 50.0
+    """A finite ``|x|`` above this is physically implausible (see the module docstring)."""
+    slew_mv_per_s: float = 2_000.0
+    """A step between consecutive samples faster than this is implausible."""
 
     def __post_init__(self) -> None:
-        for name in ("flat_ptp_mv", "flat_min_s", "saturation_min_s"):
+        names = ("flat_ptp_mv", "flat_min_s", "saturation_min_s", "range_mv", "slew_mv_per_s")
+        for name in names:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and value > 0 and np.isfinite(value)):
                 raise ValueError(f"QualityConfig: {name} must be a positive number, got {value!r}")
@@ -64,10 +87,16 @@ class LeadQuality:
     nonfinite: int = 0
     flat_s: float = 0.0
     saturated_s: float = 0.0
+    out_of_range: int = 0
+    """Finite samples beyond ``±range_mv``."""
+    too_steep: int = 0
+    """Steps between finite samples faster than ``slew_mv_per_s``."""
 
     @property
     def ok(self) -> bool:
-        return self.nonfinite == 0 and self.flat_s == 0.0 and self.saturated_s == 0.0
+        return not (
+            self.nonfinite or self.flat_s or self.saturated_s or self.out_of_range or self.too_steep
+        )
 
 
 @dataclass(frozen=True)
@@ -102,6 +131,11 @@ def assess_quality(
         )
     if sampling_rate <= 0:
         raise ValueError(f"assess_quality: sampling_rate must be positive, got {sampling_rate}")
+    with np.errstate(all="ignore"):  # NaN, ±Inf and 1e38 are data here, flagged below
+        return _assess(x, int(sampling_rate), cfg, lead_names)
+
+
+def _assess(x: np.ndarray, fs: int, cfg: QualityConfig, lead_names: Sequence[str]) -> QualityReport:
     n = x.shape[0]
     # Lead-major inside: the running maxima below then run along contiguous rows.
     xt = np.ascontiguousarray(x.T if np.issubdtype(x.dtype, np.floating) else x.T.astype(float))
@@ -109,7 +143,7 @@ def assess_quality(
     if not np.isfinite(xt.sum(axis=1)).all():  # a row sum is finite when all its samples are
         nonfinite = np.count_nonzero(~np.isfinite(xt), axis=1)
 
-    flat_span = max(1, round(cfg.flat_min_s * sampling_rate))
+    flat_span = max(1, round(cfg.flat_min_s * fs))
     flat = np.zeros(xt.shape[0], np.int64)
     if n >= flat_span:
         # Exact pre-check: every flat_span stretch contains a whole aligned block of
@@ -125,28 +159,74 @@ def assess_quality(
 
     saturated = np.zeros(xt.shape[0], np.int64)
     if cfg.saturation_mv is not None:
-        run = max(1, round(cfg.saturation_min_s * sampling_rate))
+        run = max(1, round(cfg.saturation_min_s * fs))
         if n >= run:
             at_rail = np.abs(xt) >= cfg.saturation_mv
             saturated = _covered(_rolling_sum(at_rail, run) == run, run)
 
+    out_of_range, too_steep, peak_mv, peak_slew = _implausible(xt, fs, cfg, not nonfinite.any())
+
     leads, reasons = [], []
     for i, name in enumerate(lead_names):
         q = LeadQuality(
-            name, int(nonfinite[i]), flat[i] / sampling_rate, saturated[i] / sampling_rate
+            name,
+            int(nonfinite[i]),
+            flat[i] / fs,
+            saturated[i] / fs,
+            int(out_of_range[i]),
+            int(too_steep[i]),
         )
         leads.append(q)
-        if q.nonfinite:
-            reasons.append(f"lead {name} NaN/Inf in {q.nonfinite} of {n} samples")
-        if q.flat_s:
-            reasons.append(
-                f"lead {name} flat for {q.flat_s:.1f} s (peak-to-peak < {cfg.flat_ptp_mv:g} mV)"
-            )
-        if q.saturated_s:
-            reasons.append(
-                f"lead {name} at the ±{cfg.saturation_mv:g} mV rail for {q.saturated_s:.2f} s"
-            )
+        reasons += _lead_reasons(q, n, cfg, float(peak_mv[i]), float(peak_slew[i]))
     return QualityReport(not reasons, tuple(leads), tuple(reasons))
+
+
+def _implausible(
+    xt: np.ndarray, fs: int, cfg: QualityConfig, finite: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per lead of ``xt`` ``[leads, n]``: finite samples beyond ``±range_mv``, steps between
+    finite samples faster than ``slew_mv_per_s``, and the peak ``|x|`` (mV) and step (mV/s)
+    among them. Counted only for a lead over a limit (a clean window: two maxima)."""
+    magnitude = np.abs(xt)
+    steps = np.abs(np.diff(xt, axis=1))  # mV per sample
+    if not finite:  # Inf is reported as non-finite; a step touching NaN/Inf is no slew
+        magnitude[~np.isfinite(magnitude)] = 0.0
+        steps[~np.isfinite(steps)] = 0.0
+    peak_mv, peak_step = magnitude.max(axis=1, initial=0.0), steps.max(axis=1, initial=0.0)
+    step_limit = cfg.slew_mv_per_s / fs
+    out_of_range = np.zeros(len(xt), np.int64)
+    too_steep = np.zeros(len(xt), np.int64)
+    if (peak_mv > cfg.range_mv).any():
+        out_of_range = np.count_nonzero(magnitude > cfg.range_mv, axis=1)
+    if (peak_step > step_limit).any():
+        too_steep = np.count_nonzero(steps > step_limit, axis=1)
+    return out_of_range, too_steep, peak_mv, peak_step * fs
+
+
+def _lead_reasons(
+    q: LeadQuality, n: int, cfg: QualityConfig, peak_mv: float, peak_slew: float
+) -> list[str]:
+    """One line per finding of lead ``q`` in a window of ``n`` samples."""
+    out = []
+    if q.nonfinite:
+        out.append(f"lead {q.lead} NaN/Inf in {q.nonfinite} of {n} samples")
+    if q.flat_s:
+        out.append(
+            f"lead {q.lead} flat for {q.flat_s:.1f} s (peak-to-peak < {cfg.flat_ptp_mv:g} mV)"
+        )
+    if q.saturated_s:
+        out.append(f"lead {q.lead} at the ±{cfg.saturation_mv:g} mV rail for {q.saturated_s:.2f} s")
+    if q.out_of_range:
+        out.append(
+            f"lead {q.lead} implausible: {q.out_of_range} of {n} samples beyond "
+            f"±{cfg.range_mv:g} mV (peak {peak_mv:.3g} mV)"
+        )
+    if q.too_steep:
+        out.append(
+            f"lead {q.lead} implausible: {q.too_steep} steps faster than "
+            f"{cfg.slew_mv_per_s:g} mV/s (peak {peak_slew:.3g} mV/s)"
+        )
+    return out
 
 
 def _rolling_max(x: np.ndarray, span: int) -> np.ndarray:

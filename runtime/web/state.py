@@ -131,6 +131,7 @@ class StationState:
         self.info: RunInfo | None = None
         self.backend = ""
         self.backend_reason = ""
+        self.system_notice = ""  # the latest system notice (sinks' RunInfo.notify)
         self.beds: dict[str, Bed] = {}
         self.alarms: deque[dict[str, Any]] = deque(maxlen=ALARM_HISTORY)
         self.alarm_version = 0
@@ -149,6 +150,10 @@ class StationState:
             self.backend = to_backend
             self.backend_reason = f"switched: {reason}"
 
+    def notice(self, text: str) -> None:
+        with self._lock:
+            self.system_notice = text
+
     def _bed(self, sid: str) -> Bed:
         bed = self.beds.get(sid)
         if bed is None:
@@ -161,7 +166,8 @@ class StationState:
             bed = self._bed(sid)
             if bed.decimator is None or bed.fs_in != fs:
                 bed.fs_in, bed.decimator = fs, DisplayDecimator(fs)
-        out = bed.decimator.push(samples)  # the sink's thread only: no lock needed here
+        with np.errstate(all="ignore"):  # NaN/Inf/1e38 samples are data: drawn as gaps
+            out = bed.decimator.push(samples)  # the sink's thread only: no lock needed here
         if not len(out):
             return
         with self._lock:
@@ -272,9 +278,11 @@ class StationState:
     def header(self) -> dict[str, Any]:
         with self._lock:
             info, backend, reason = self.info, self.backend, self.backend_reason
+            notice = self.system_notice
         if info is None:
             return {}
         head: dict[str, Any] = {
+            "notice": notice,
             "model": info.model,
             "backend": backend,
             "backend_reason": reason,

@@ -63,12 +63,20 @@ function onMessage(m) {
   }
   window.__station.frames += 1;
   if (m.header) setHeader(m.header);
+  if (m.header) showNotice(m.header.notice);
   for (const [id, info] of Object.entries(m.beds || {})) updateBed(id, info);
   for (const [id, strip] of Object.entries(m.strips || {})) addStrip(id, strip);
   if (m.alarms) { S.alarms = m.alarms; drawAlarms(); }
 }
 
 // ------------------------------------------------------------------------ header
+
+// A system notice from the monitor (e.g. the event log's disk is full): text only.
+function showNotice(text) {
+  const n = $("notice");
+  n.textContent = text || "";
+  n.hidden = !text;
+}
 
 function setHeader(h) {
   S.header = h;

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 
 import pytest
 from mrm_edge.runtime.postprocess import AlarmEvent
@@ -221,3 +222,38 @@ def test_engine_delivery_keeps_the_event_log_complete_behind_a_slow_display(tmp_
     assert lines[-1]["type"] == "summary"
     got = [r for k, r in slow.got if k == "window"]
     assert 0 < len(got) <= len(windows)
+
+
+def test_notices_reach_every_sink_even_from_open_and_never_wait() -> None:
+    """A sink may raise a notice while it opens (before the queues run) and from its own
+    thread while its own lossless queue is full: both reach every sink, nothing blocks."""
+    release = threading.Event()
+
+    class Noisy(Recorder):
+        def open(self, info):
+            info.notify("disk full at open")
+
+        def window(self, result):
+            release.wait(30)  # stuck: its queue of 1 fills up behind it
+            self._take("window", result)
+
+        def notice(self, text):
+            self._take("notice", text)
+
+    class Listener(Recorder):
+        def notice(self, text):
+            self._take("notice", text)
+
+    noisy, listener = Noisy(capacity=1), Listener()
+    fanout = SinkFanout([noisy, listener], on_error=lambda message: None)
+    fanout.open(replace(info(), notify=fanout.notice))
+    fanout.window(ok_result(start=0))  # taken by the stuck thread
+    fanout.window(ok_result(start=100))  # fills its queue
+    began = time.monotonic()
+    fanout.notice("still full")  # must not wait for the stuck sink
+    waited = time.monotonic() - began
+    release.set()
+    fanout.close(None)
+    assert waited < 1.0  # generous: a wait for room would last until release (30 s)
+    for sink in (noisy, listener):
+        assert [r for k, r in sink.got if k == "notice"] == ["disk full at open", "still full"]

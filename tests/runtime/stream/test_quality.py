@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -95,6 +96,70 @@ def test_windows_shorter_than_the_flat_span_are_not_called_flat() -> None:
     assert assess_quality(np.zeros((50, 12)), FS).ok
 
 
+# ---------------------------------------------------------------------------- plausibility
+
+
+def test_huge_float32_samples_are_implausible_not_classified() -> None:
+    """Finding 6: a real-looking signal scaled to ~1e29 mV (float32 holds it) is flagged."""
+    x = (clean() * np.float32(1e29)).astype(np.float32)
+    report = assess_quality(x, FS)
+    assert not report.ok and report.bad_leads == LEADS
+    q = report.leads[LEAD["II"]]
+    assert q.out_of_range > 0 and q.nonfinite == 0
+    assert any(
+        r.startswith("lead II implausible:") and "beyond ±50 mV" in r for r in report.reasons
+    )
+
+
+@pytest.mark.parametrize(
+    ("peak_mv", "flagged"), [(49.9, False), (50.0, False), (50.1, True), (-80.0, True)]
+)
+def test_amplitude_limit_is_the_configured_range(peak_mv: float, flagged: bool) -> None:
+    x = clean()
+    x[400:420, LEAD["V2"]] = peak_mv  # 0.2 s plateau: the steps in and out stay in slew
+    x[380:400, LEAD["V2"]] = np.linspace(0, peak_mv, 20)
+    x[420:440, LEAD["V2"]] = np.linspace(peak_mv, 0, 20)
+    q = assess_quality(x, FS).leads[LEAD["V2"]]
+    assert (q.out_of_range > 0) == flagged and q.too_steep == 0
+    assert assess_quality(x, FS, QualityConfig(range_mv=100.0)).ok
+
+
+def test_square_wave_within_range_is_too_steep() -> None:
+    """±20 mV alternating every sample at 100 Hz: 40 mV per 10 ms = 4,000 mV/s."""
+    x = clean()
+    x[:, LEAD["V5"]] = np.where(np.arange(1000) % 2, 20.0, -20.0)
+    report = assess_quality(x, FS)
+    q = report.leads[LEAD["V5"]]
+    assert report.bad_leads == ("V5",) and q.out_of_range == 0 and q.too_steep == 999
+    assert "faster than 2000 mV/s (peak 4e+03 mV/s)" in report.reasons[0]
+
+
+def test_slew_limit_is_per_second_at_the_window_rate() -> None:
+    step = np.zeros((1000, 12))
+    step[500:, 0] = 2_000.0 / FS * 1.01  # one step of 2,020 mV/s, then flat
+    step[:, 1:] = np.sin(np.arange(1000) / 5)[:, None]  # the other leads: not flat
+    assert assess_quality(step, FS).leads[0].too_steep == 1
+    step[500:, 0] = 2_000.0 / FS * 0.99
+    assert assess_quality(step, FS).leads[0].too_steep == 0
+
+
+@pytest.mark.parametrize("value", [np.inf, -np.inf, np.nan, 1e29, 3e38])
+@pytest.mark.parametrize("fs_in", [100, 250, 500])
+def test_non_finite_and_huge_input_leaks_no_warning(value: float, fs_in: int) -> None:
+    """Through the stream path (resampler + checks) with warnings as errors: rejected, and
+    nothing for numpy to warn about on the terminal."""
+    from mrm_edge.runtime.stream.preprocess import StreamPreprocessor
+
+    x = synthesize(SyntheticPatient(seed=1), 12.0, fs=fs_in).T.astype(np.float32)
+    x[:, LEAD["aVF"]] = value
+    pre = StreamPreprocessor("bed", fs_in, FS, 1000, 100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        windows = pre.push(x) + pre.finish()
+    assert windows and all(not w.ok and "lead aVF" in w.reason for w in windows)
+    assert all("aVF" in w.quality.bad_leads for w in windows)
+
+
 @settings(max_examples=60, deadline=None)
 @given(n=st.integers(1, 120), span=st.integers(1, 40), seed=st.integers(0, 1000))
 def test_rolling_max_equals_brute_force(n: int, span: int, seed: int) -> None:
@@ -140,6 +205,8 @@ def test_flat_duration_equals_brute_force(n: int, segments, seed: int) -> None:
         (lambda: assess_quality(np.zeros((1000, 12)), 100.0), "sampling_rate must be an integer"),
         (lambda: QualityConfig(flat_ptp_mv=0), "flat_ptp_mv must be a positive number"),
         (lambda: QualityConfig(saturation_mv=-5), "saturation_mv must be None or > 0 mV"),
+        (lambda: QualityConfig(range_mv=0), "range_mv must be a positive number"),
+        (lambda: QualityConfig(slew_mv_per_s=float("inf")), "slew_mv_per_s must be a positive"),
     ],
 )
 def test_bad_input_is_named(call, message: str) -> None:
@@ -176,3 +243,25 @@ def test_real_cpsc_lead_off_is_caught(cpsc_root: Path) -> None:
     assert assess_quality(x[:1000], FS).ok
     other = read_recording(cpsc_root / "A1980.mat")
     assert assess_quality(resample(other.signal, 500, FS).T[:1000], FS).ok
+
+
+@pytest.mark.realdata
+def test_plausibility_limits_reject_no_real_window(ptbxl_root: Path, cpsc_root: Path) -> None:
+    """Every 10 s window of all 500 PTB-XL records (100 Hz, and 500 → 100 Hz) and of the
+    CPSC 2018 sample passes range and slew; the largest seen (11.4 mV, 427 mV/s) is printed."""
+    signals = [read_recording(p).signal for p in sorted(ptbxl_root.glob("records100/*/*.hea"))]
+    for p in sorted(ptbxl_root.glob("records500/*/*.hea")):
+        signals.append(resample(read_recording(p).signal, 500, FS))
+    for p in sorted(cpsc_root.glob("*.mat")):
+        signals.append(resample(read_recording(p).signal, 500, FS))
+    assert len(signals) >= 1000
+    peak = slew = 0.0
+    for sig in signals:
+        x = sig.T
+        peak = max(peak, float(np.nanmax(np.abs(x))))
+        slew = max(slew, float(np.nanmax(np.abs(np.diff(x, axis=0)))) * FS)
+        for start in range(0, len(x) - 999, 1000):
+            leads = assess_quality(x[start : start + 1000], FS).leads
+            assert not any(q.out_of_range or q.too_steep for q in leads)
+    print(f"largest |x| {peak:.2f} mV, fastest step {slew:.0f} mV/s")
+    assert peak < QualityConfig().range_mv / 4 and slew < QualityConfig().slew_mv_per_s / 4
