@@ -39,6 +39,8 @@ class ConsoleReport(Sink):
             print_(f"  fallback: {' → '.join(fallbacks)}", markup=False)
         for name, why in info.refused.items():
             print_(f"  refused {name}: {why}", markup=False)
+        for line in info.knobs.get("card_tuning") or ():  # under --accept-card-tuning only
+            print_(f"  {line}", markup=False)
 
     def close(self, summary: Summary | None) -> None:
         if self._closed:
