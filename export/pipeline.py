@@ -27,7 +27,7 @@ from mrm_edge.export import gates
 from mrm_edge.export.sidecar import write_sidecar
 
 from mrm_edge.artifacts import ONNX_FILES, onnx_io, trtexec_engine_filename
-from mrm_edge.card import CARD_FILE, ModelCard, sha256_file, verify_weights
+from mrm_edge.card import CARD_FILE, ModelCard, export_record, sha256_file, verify_weights
 
 # Aliases of mrm_edge.artifacts' names, for callers that imported them from here.
 FP32_NAME, FP16_NAME, INT8_NAME = ONNX_FILES["fp32"], ONNX_FILES["fp16"], ONNX_FILES["int8"]
@@ -131,6 +131,8 @@ def run_export(
         "labels": card.labels,
         "model_name": card.name,
         "source_card_sha256": sha256_file(model_dir / CARD_FILE),
+        # What the runtime reads of the card, as exported: a later edit is refused by name.
+        "exported_card": export_record(card),
         "sampling_rate": card.sampling_rate,
         "window_samples": card.window_samples,
         "units": card.units,

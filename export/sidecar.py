@@ -19,8 +19,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from mrm_edge.artifacts import sidecar_path
-from mrm_edge.card import sha256_file
+from mrm_edge.artifacts import ONNX_FILES, sidecar_path, verify_artifact
+from mrm_edge.card import CARD_FILE, ModelCard, card_changes, export_record, sha256_file
 
 TOOLS = (
     "mrm-edge",
@@ -59,4 +59,39 @@ def write_sidecar(artifact: Path, info: dict[str, Any]) -> Path:
     return path
 
 
-__all__ = ["tool_versions", "write_sidecar"]
+def restamp(model_dir: Path) -> list[Path]:
+    """Add the per-field card record (``exported_card``) to the ONNX sidecars of
+    ``model_dir`` written before it existed; the sidecars rewritten.
+
+    Honest by construction: a sidecar is stamped only when its file is intact and the card is
+    provably the one it was exported with (byte-identical to its ``source_card_sha256``, or
+    equal to a record it already holds); otherwise ValueError, one line: an edited card is
+    never laundered into an "exported" one (restore it, or re-export).
+    """
+    model_dir = Path(model_dir)
+    card_path = model_dir / CARD_FILE
+    card = ModelCard.load(model_dir)
+    found = [model_dir / f for f in ONNX_FILES.values() if sidecar_path(model_dir / f).is_file()]
+    if not found:
+        raise ValueError(f"{model_dir}: no ONNX sidecar to restamp (run `mrm-edge export`)")
+    docs = []
+    for artifact in found:
+        doc = verify_artifact(artifact)
+        if "exported_card" in doc:
+            unchanged = card_changes(doc["exported_card"], card) == []
+        else:
+            unchanged = doc.get("source_card_sha256") == sha256_file(card_path)
+        if not unchanged:
+            raise ValueError(
+                f"{card_path}: not the card {artifact.name} was exported with (its sidecar's "
+                "record differs); --restamp records only an unchanged card: restore it or "
+                "re-export"
+            )
+        docs.append((artifact, doc))
+    for artifact, doc in docs:  # all checked before any is written
+        doc["exported_card"] = export_record(card)
+        sidecar_path(artifact).write_text(json.dumps(doc, indent=2) + "\n")
+    return [sidecar_path(a) for a, _ in docs]
+
+
+__all__ = ["restamp", "tool_versions", "write_sidecar"]

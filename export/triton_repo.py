@@ -85,6 +85,8 @@ class TritonRepo:
 
     directory: Path
     models: list[RepoModel] = field(default_factory=list)
+    model: DeployedModel | None = None
+    """The verified model directory it was written from."""
 
     @property
     def local_models(self) -> list[str]:
@@ -214,6 +216,7 @@ def write_triton_repo(
     cpu_threads: int = 0,
     cpu_spinning: bool = True,
     only_local: bool = False,
+    accept_card_tuning: bool = False,
 ) -> TritonRepo:
     """Write the repository for ``model_dir`` into ``out_dir`` (see the module docstring).
 
@@ -223,8 +226,9 @@ def write_triton_repo(
     default) and ``cpu_spinning`` whether they spin-wait between operators (ONNX Runtime's
     default, as in-process: without it a batch of 32 took ~5 % longer here);
     ``only_local`` writes only what the bundled server can load (``mrm-edge serve``).
-    Raises ValueError (one line) when the model directory has nothing to serve."""
-    model = DeployedModel.load(model_dir)
+    ``accept_card_tuning``: ``DeployedModel.load``'s. Raises ValueError (one line) when the
+    model directory has nothing to serve."""
+    model = DeployedModel.load(model_dir, accept_card_tuning=accept_card_tuning)
     if "fp32" not in model.onnx:
         raise ValueError(
             f"{model.directory}: no verified {onnx_file('fp32')} (the repository's identity "
@@ -234,7 +238,7 @@ def write_triton_repo(
         raise ValueError("triton repository: max batch and instances >= 1, max delay >= 0 ms")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    repo = TritonRepo(out)
+    repo = TritonRepo(out, model=model)
     base = identity_parameters(model)
     labels = "".join(f"{lab}\n" for lab in model.labels)
     knobs = {"preferred": max_batch, "max_delay_ms": max_delay_ms, "instances": instances}

@@ -213,10 +213,72 @@ def _is_number(v: Any) -> bool:
 
 
 def _field(source: str, key: str, expected: str, found: Any) -> ModelCardError:
-    shown = repr(found)
-    if len(shown) > 60:
-        shown = shown[:57] + "..."
-    return ModelCardError(f"{source}: field '{key}' must be {expected}, found {shown}")
+    return ModelCardError(f"{source}: field '{key}' must be {expected}, found {shown(found)}")
+
+
+# =========================================================================== export record
+
+#: The card's fields the runtime reads: each ONNX sidecar records their values as exported
+#: (:func:`export_record`), and ``DeployedModel.load`` refuses a card that differs from them.
+EXPORTED_FIELDS = (
+    "name",
+    "labels",
+    "thresholds",
+    "alarm_labels",
+    "sampling_rate",
+    "window_samples",
+    "leads",
+    "units",
+    "normalization",
+    "head_fusion",
+    "architecture",
+    "weights",
+)
+#: Of those, the decision policy a deliberate re-tune may change after export (opt-in:
+#: ``--accept-card-tuning``); the rest describe what the graph computes and need a re-export.
+TUNABLE_FIELDS = ("thresholds", "alarm_labels")
+
+
+def export_record(card: ModelCard) -> dict[str, Any]:
+    """What an export records of ``card``: the values of :data:`EXPORTED_FIELDS` and their
+    SHA-256 (canonical JSON), so a later edit is detected and named field by field."""
+    values = {key: getattr(card, key) for key in EXPORTED_FIELDS}
+    return {"fields": values, "sha256": _canonical_sha256(values)}
+
+
+def card_changes(record: Any, card: ModelCard) -> list[tuple[str, Any, Any]] | None:
+    """``(field path, now, exported)`` for each field of ``card`` that differs from an
+    :func:`export_record` (dict fields compared key by key: ``thresholds.MI``); None when the
+    record is not one (malformed, or edited so its values no longer match its SHA-256)."""
+    fields_ = record.get("fields") if isinstance(record, dict) else None
+    if not isinstance(fields_, dict) or record.get("sha256") != _canonical_sha256(fields_):
+        return None
+    now = export_record(card)
+    if now["sha256"] == record["sha256"]:
+        return []
+    changes: list[tuple[str, Any, Any]] = []
+    for key in EXPORTED_FIELDS:
+        _diff(key, now["fields"][key], fields_.get(key), changes)
+    return changes
+
+
+def _diff(path: str, now: Any, then: Any, out: list[tuple[str, Any, Any]]) -> None:
+    if isinstance(now, dict) and isinstance(then, dict):
+        for key in [*then, *(k for k in now if k not in then)]:
+            _diff(f"{path}.{key}", now.get(key), then.get(key), out)
+    elif now != then:
+        out.append((path, now, then))
+
+
+def _canonical_sha256(values: Any) -> str:
+    text = json.dumps(values, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def shown(value: Any, width: int = 60) -> str:
+    """``repr(value)`` cut to ``width`` characters (values quoted in one-line errors)."""
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 # Suffixes of torch.save / pickle checkpoints: named in errors, never opened.
@@ -312,14 +374,19 @@ def sha256_file(path: Path) -> str:
 
 __all__ = [
     "CARD_FILE",
+    "EXPORTED_FIELDS",
     "NORMAL_LABELS",
     "PICKLE_SUFFIXES",
+    "TUNABLE_FIELDS",
     "WEIGHTS_FILE",
     "ModelCard",
     "ModelCardError",
+    "card_changes",
     "default_alarm_labels",
+    "export_record",
     "pickle_files",
     "safetensors_problem",
     "sha256_file",
+    "shown",
     "verify_weights",
 ]

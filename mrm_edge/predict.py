@@ -71,6 +71,7 @@ def classify(
     backend: str = "auto",
     precision: str | None = None,
     quality: QualityConfig | None = None,
+    accept_card_tuning: bool = False,
 ) -> tuple[list[PredictedWindow], str]:
     """Window results for every recording, in order, and which backend ran them and why.
 
@@ -79,12 +80,13 @@ def classify(
     Windows failing the quality check (``quality``: the monitor's defaults if None) are
     rejected, not classified; a recording shorter than one window is a DataError,
     raised before the backend starts (see the module docstring).
+    ``accept_card_tuning``: ``DeployedModel.load``'s; what it accepted ends the reason.
     """
     from mrm_edge.runtime.model import DeployedModel
     from mrm_edge.runtime.selection import activate_backend
     from mrm_edge.runtime.stream.quality import assess_quality
 
-    model = DeployedModel.load(model_dir)
+    model = DeployedModel.load(model_dir, accept_card_tuning=accept_card_tuning)
     card = model.card
     for rec in recordings:
         check_long_enough(rec, card)
@@ -92,6 +94,8 @@ def classify(
     unsaid = [f"{n}: {why}" for n, why in model.refused.items() if f"{n} refused" not in reason]
     if unsaid:  # a damaged artifact is never skipped silently
         reason += "; refused " + "; ".join(unsaid)
+    for line in model.tuning_lines():  # the opt-in is never silent either
+        reason += f"; {line}"
     results: list[PredictedWindow] = []
     try:  # activate_backend hands it over active
         for rec in recordings:

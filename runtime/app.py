@@ -105,6 +105,7 @@ def run_monitor(
     intra_op_threads: int | None = None,
     sinks: Sequence[str] | None = None,
     web: WebConfig | None = None,
+    accept_card_tuning: bool = False,
 ) -> Summary:
     """Everything ``mrm-edge monitor`` does: load and verify the model directory, pick and
     activate the backend, build the sinks (``sinks`` names them; default
@@ -114,7 +115,8 @@ def run_monitor(
     the source ends / ``duration_s`` / SIGINT or SIGTERM, and return the summary.
 
     ``source`` is a Source, or a function of the loaded model that makes one (e.g. a
-    synthetic source at the card's rate). Raises ModelLoadError, BackendUnavailable or
+    synthetic source at the card's rate). ``accept_card_tuning``: see ``DeployedModel.load``.
+    Raises ModelLoadError, BackendUnavailable or
     ValueError (bad knob, unwritable event log) before anything runs, each one line.
     """
     from mrm_edge.runtime.selection import activate_with_fallbacks
@@ -123,7 +125,7 @@ def run_monitor(
         from rich.console import Console
 
         console = Console()  # one console shared by the report and the live view
-    model = DeployedModel.load(model_dir)
+    model = DeployedModel.load(model_dir, accept_card_tuning=accept_card_tuning)
     src = source if isinstance(source, Source) else source(model)
     names = monitor_sink_names(events_path, ui) if sinks is None else list(sinks)
     if web is not None and "web" not in names:

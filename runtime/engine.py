@@ -143,6 +143,9 @@ class Monitor:
             "duration_s": duration_s,
             "smoothing": post.config.describe(),
             "alarm_labels": list(post.alarm_labels),  # the card's alarm policy
+            # The opt-in to a card re-tuned since export, and what it accepted (model.py).
+            "accept_card_tuning": model.accept_card_tuning,
+            "card_tuning": model.tuning_lines(),
             "fallbacks": [fallback_label(f) for f in fallbacks],
         }
         # The stream registry (source thread only): each live stream's preprocessor, the

@@ -12,10 +12,22 @@
 ``DeployedModel.load`` reads the card and checks every artifact against its sidecar before
 anything can run it: the file's SHA-256 must equal the sidecar's, and the sidecar's labels,
 rate and window (when recorded) must equal the card's — an ONNX whose outputs are in another
-label order would produce plausible, wrong findings. An artifact that fails is not an error
-for the directory: it is listed in ``refused`` with the reason, and backend selection says
-why it was not used (or refuses an explicit request for it). Whether an engine fits *this*
-GPU and TensorRT is decided at selection time, where the GPU is probed.
+label order would produce plausible, wrong findings — and so must the graph's own input and
+output (read from the file when the ``onnx`` package is here, else from the sidecar). An
+artifact that fails is not an error for the directory: it is listed in ``refused`` with the
+reason, and backend selection says why it was not used (or refuses an explicit request for
+it). Whether an engine fits *this* GPU and TensorRT is decided at selection time, where the
+GPU is probed; what a backend really outputs is checked there too, on one zero window
+(``selection.check_outputs``), since a graph's declared shape can lie.
+
+The card itself must be the one the model was exported with: every ONNX sidecar records the
+values of the fields the runtime reads (``mrm_edge.card.export_record``), and a card that
+differs is refused for the whole directory in one line naming the fields — the PyTorch
+weights must not run a card the ONNX files contradict either. Thresholds and alarm labels
+re-tuned on purpose are accepted with ``accept_card_tuning`` (``--accept-card-tuning``),
+and the accepted changes are kept in ``card_changes`` for the run's start line. Sidecars
+written before the record hold only the whole card's SHA-256 (``source_card_sha256``): such
+a card must be byte-identical (``mrm-edge export --restamp`` adds the record to them).
 
 The ONNX files are keyed by *variant* (``mrm_edge.artifacts``): both INT8 files have
 precision ``"int8"`` and are told apart by variant, ``"int8"`` or ``"int8-sym"``.
@@ -41,15 +53,22 @@ from mrm_edge.artifacts import (
     verify_artifact,
 )
 from mrm_edge.card import (
+    CARD_FILE,
+    TUNABLE_FIELDS,
     WEIGHTS_FILE,
     ModelCard,
     ModelCardError,
+    card_changes,
     pickle_files,
     sha256_file,
+    shown,
     verify_weights,
 )
 
-__all__ = ["ONNX_FILES", "Artifact", "DeployedModel", "ModelLoadError"]
+__all__ = ["ACCEPT_TUNING_OPTION", "ONNX_FILES", "Artifact", "DeployedModel", "ModelLoadError"]
+
+#: The command-line opt-in that lets re-tuned thresholds / alarm labels run (named in errors).
+ACCEPT_TUNING_OPTION = "--accept-card-tuning"
 
 # ONNX_FILES (variant → file name) is re-exported from mrm_edge.artifacts for old imports.
 
@@ -92,6 +111,13 @@ class DeployedModel:
     """Verified TensorRT engines (their fit to this GPU is checked at selection)."""
     refused: dict[str, str] = field(default_factory=dict)
     """File name → why it will not be used."""
+    accept_card_tuning: bool = False
+    """Whether re-tuned thresholds / alarm labels were accepted at load (the opt-in)."""
+    card_changes: tuple[str, ...] = ()
+    """Changes to the card since export accepted by ``accept_card_tuning`` (one line each)."""
+    _sidecars: list[tuple[Path, dict[str, Any]]] = field(
+        default_factory=list, init=False, repr=False
+    )  # (artifact, sidecar) of every ONNX file whose SHA-256 matched: what export recorded
 
     # ------------------------------------------------------------------ card shortcuts
 
@@ -133,12 +159,16 @@ class DeployedModel:
     # ------------------------------------------------------------------ loading
 
     @classmethod
-    def load(cls, model_dir: str | Path, *, verify: bool = True) -> DeployedModel:
+    def load(
+        cls, model_dir: str | Path, *, verify: bool = True, accept_card_tuning: bool = False
+    ) -> DeployedModel:
         """Read ``model_dir``'s card and verify its artifacts.
 
         ``verify=False`` accepts ONNX files that have no sidecar (hand-exported models);
-        a sidecar that is present is still checked. Raises ModelLoadError when the
-        directory or its card is unusable, or when nothing in it can run.
+        a sidecar that is present is still checked. ``accept_card_tuning`` accepts
+        thresholds and alarm labels changed since export (see the module docstring).
+        Raises ModelLoadError when the directory or its card is unusable, when the card is
+        not the exported one, or when nothing in it can run.
         """
         directory = Path(model_dir)
         if not directory.is_dir():
@@ -147,7 +177,7 @@ class DeployedModel:
             card = ModelCard.load(directory)
         except ValueError as e:  # ModelCardError is a ValueError with a one-line message
             raise ModelLoadError(str(e)) from e
-        model = cls(directory.resolve(), card)
+        model = cls(directory.resolve(), card, accept_card_tuning=accept_card_tuning)
         for variant, filename in ONNX_FILES.items():
             path = model.directory / filename
             # A sidecar without its file is reported (the export wrote both; one is lost).
@@ -156,6 +186,7 @@ class DeployedModel:
         for path in sorted(model.directory.glob(ENGINE_GLOB)):
             model._add_engine(path)
         model._check_weights()
+        model._check_card_as_exported()
         if not model.onnx and not model.engines and model.weights is None:
             detail = "; ".join(f"{k}: {v}" for k, v in model.refused.items())
             raise ModelLoadError(
@@ -183,40 +214,49 @@ class DeployedModel:
             )
 
     def _check_io(self, path: Path, sidecar: dict[str, Any]) -> str | None:
-        """Why the graph's input/output shapes contradict the card, or None.
+        """Why the graph's input/output contradict the card, or None.
 
-        ``mrm-edge export`` records the shapes in the sidecar (which the SHA-256 binds to the
-        file); without them the graph itself is read when the ``onnx`` package is present.
-        An 8-lead graph fed 12 leads, or one with 4 outputs for 5 labels, must not run.
+        The graph itself is read when the ``onnx`` package is here (a sidecar can be
+        rewritten beside a swapped file); on an edge install without it, the shapes the
+        export recorded in the sidecar. An 8-lead graph fed 12 leads, or one with 5 outputs
+        for 4 labels, must not run; nor one whose label dimension is not a fixed number
+        (what it outputs could not be matched to the labels before running).
         """
-        io: Any = sidecar if "inputs" in sidecar else None
-        if io is None:
-            try:
-                io = onnx_io(path)
-            except ImportError:  # edge install without onnx: the backend checks at activation
-                return None
-            except Exception as e:  # not a parseable ONNX: say so rather than run it
-                return f"not a readable ONNX graph ({' '.join(str(e).split())[:120]})"
+        try:
+            io: Any = onnx_io(path)
+        except ImportError:  # edge install without onnx: what the export recorded
+            io = sidecar if "inputs" in sidecar else None
+        except Exception as e:  # not a parseable ONNX: say so rather than run it
+            return f"not a readable ONNX graph ({' '.join(str(e).split())[:120]})"
+        if io is None:  # neither: selection's zero-window check is the only one
+            return None
         ins, outs = io.get("inputs"), io.get("outputs")
         if not (isinstance(ins, list) and isinstance(outs, list) and len(ins) == len(outs) == 1):
             return "expected one input and one output tensor"
         card = self.card
+        n_leads, n_labels = len(card.leads), len(card.labels)
         expect = (
-            ("input", ins[0], [len(card.leads), card.window_samples], f"{len(card.leads)} leads"),
-            ("output", outs[0], [len(card.labels)], f"{len(card.labels)} labels"),
+            ("input", ins[0], [n_leads, card.window_samples], f"{n_leads} leads"),
+            ("output", outs[0], [n_labels], f"{n_labels} labels: {', '.join(card.labels)}"),
         )
         for what, tensor, want, meaning in expect:
-            shape = tensor.get("shape") if isinstance(tensor, dict) else None
+            if not isinstance(tensor, dict):
+                return f"{what} is not described"
+            name, shape = tensor.get("name", what), tensor.get("shape")
             wanted = f"[batch, {', '.join(map(str, want))}]"
             if not isinstance(shape, list) or len(shape) != len(want) + 1:
-                return f"{what} shape {shape!r}, expected {wanted}"
-            # Only fixed dimensions can contradict the card (a named one is dynamic).
-            if any(
-                isinstance(d, int) and d > 0 and d != w
-                for d, w in zip(shape[1:], want, strict=True)
-            ):
-                name = tensor.get("name", what)
+                return f"{what} '{name}' has shape {shape!r}, the card needs {wanted} ({meaning})"
+            # A named (or unknown) input dimension is dynamic: it takes the card's. A label
+            # dimension must be fixed: its outputs are matched to the labels by position.
+            dims = zip(shape[1:], want, strict=True)
+            if what == "output":
+                bad = any(d != w for d, w in dims)
+            else:
+                bad = any(isinstance(d, int) and d > 0 and d != w for d, w in dims)
+            if bad:
                 return f"{what} '{name}' has shape {shape}, the card needs {wanted} ({meaning})"
+            if tensor.get("dtype") not in (None, "float"):
+                return f"{what} '{name}' is {tensor['dtype']}, expected float (float32)"
         return None
 
     def _check_against_card(self, sidecar: dict[str, Any]) -> str | None:
@@ -232,12 +272,53 @@ class DeployedModel:
                 return f"sidecar '{key}' is {got!r} but the card says {want!r}"
         return None
 
-    def _card_notes(self, sidecar: dict[str, Any]) -> tuple[str, ...]:
-        recorded = sidecar.get("source_card_sha256")
-        if recorded and recorded != sha256_file(self.directory / "card.json"):
-            # Thresholds are often re-tuned after export; labels/rate/window were checked.
-            return ("card.json changed since export (labels, rate and window still match)",)
-        return ()
+    def _check_card_as_exported(self) -> None:
+        """Refuse the directory (ModelLoadError, one line) when the card differs from what an
+        intact ONNX sidecar says it was exported with; keep accepted re-tunes in
+        ``card_changes``. A sidecar recording nothing about the card (hand-written) vouches
+        for nothing and is skipped."""
+        card_path = self.directory / CARD_FILE
+        for artifact, sidecar in self._sidecars:
+            side = sidecar_path(artifact).name
+            if "exported_card" in sidecar:
+                changes = card_changes(sidecar["exported_card"], self.card)
+                if changes is None:
+                    raise ModelLoadError(
+                        f"{self.directory / side}: 'exported_card' is not a record written by "
+                        "`mrm-edge export` (its values do not match its SHA-256); refused"
+                    )
+            elif sidecar.get("source_card_sha256") not in (None, sha256_file(card_path)):
+                raise ModelLoadError(
+                    f"{card_path}: changed since export ({side}, written before per-field "
+                    "records, holds only the whole card's SHA-256, so the fields cannot be "
+                    "named); refused. Restore the exported card.json (then `mrm-edge export "
+                    "--model DIR --restamp` records its fields) or re-export the model"
+                )
+            else:
+                continue
+            if not changes:
+                continue
+            said = ", ".join(
+                f"{path} changed since export ({shown(now, 40)}, exported {shown(then, 40)})"
+                for path, now, then in changes[:3]
+            ) + (f" (+{len(changes) - 3} more)" if len(changes) > 3 else "")
+            fixed = [p for p, _, _ in changes if p.split(".")[0] not in TUNABLE_FIELDS]
+            if fixed:
+                fields = ", ".join(dict.fromkeys(p.split(".")[0] for p in fixed))
+                raise ModelLoadError(
+                    f"{card_path}: {said}; refused ({fields} must be what "
+                    f"{artifact.name} was exported with: re-export the model)"
+                )
+            if not self.accept_card_tuning:
+                raise ModelLoadError(
+                    f"{card_path}: {said}; refused. To run re-tuned thresholds or alarm "
+                    f"labels deliberately, pass {ACCEPT_TUNING_OPTION}"
+                )
+            self.card_changes = tuple(
+                f"{card_path.name}: {path} {shown(now, 40)} (exported {shown(then, 40)}), "
+                f"accepted by {ACCEPT_TUNING_OPTION}"
+                for path, now, then in changes
+            )
 
     def _add_onnx(self, path: Path, variant: str, verify: bool) -> None:
         precision = precision_of(variant)
@@ -248,6 +329,7 @@ class DeployedModel:
                 self.refused[path.name] = str(e)
                 return
             sidecar = {}
+        self._sidecars.append((path, sidecar))
         problem = self._check_against_card(sidecar) or self._check_io(path, sidecar)
         if problem:
             self.refused[path.name] = f"{path}: {problem}"
@@ -258,9 +340,7 @@ class DeployedModel:
                 f"{path}: sidecar 'precision' is {declared!r}, the file name says {precision!r}"
             )
             return
-        notes = self._card_notes(sidecar)
-        if not sidecar:
-            notes = (*notes, "no sidecar (accepted: verify=False)")
+        notes = () if sidecar else ("no sidecar (accepted: verify=False)",)
         self.onnx[variant] = Artifact(path, "onnx", precision, sidecar, notes)
 
     def _add_engine(self, path: Path) -> None:
@@ -304,6 +384,15 @@ class DeployedModel:
         self.engines.append(Artifact(path, "engine", precision, sidecar))
 
     # ------------------------------------------------------------------ description
+
+    def tuning_lines(self) -> list[str]:
+        """What a command prints at start under the opt-in: each accepted change, or that
+        there was none (nothing without the opt-in: an unaccepted change never loads)."""
+        if not self.accept_card_tuning:
+            return []
+        return list(self.card_changes) or [
+            f"{ACCEPT_TUNING_OPTION}: {CARD_FILE} is as exported, nothing to accept"
+        ]
 
     def describe(self) -> str:
         """One line: name, task, labels, rate, window, and what is runnable."""

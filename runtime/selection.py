@@ -44,8 +44,10 @@ mid-run (``runtime/engine.py``).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 from mrm_edge.runtime.backends.base import Backend, BackendUnavailable
 from mrm_edge.runtime.backends.registry import (
     Candidate,
@@ -57,11 +59,15 @@ from mrm_edge.runtime.backends.registry import (
 )
 from mrm_edge.runtime.model import DeployedModel
 
+from mrm_edge.card import CARD_FILE, ModelCard
+from mrm_edge.data.errors import first_line
+
 __all__ = [
     "BACKEND_CHOICES",
     "Candidate",
     "activate_backend",
     "activate_with_fallbacks",
+    "check_outputs",
     "plan_backends",
     "select_backend",
 ]
@@ -173,6 +179,35 @@ def select_backend(
     return chosen.make(), _explain(requested, chosen, passed)
 
 
+def check_outputs(
+    backend: Backend, card: ModelCard, card_path: Path | str = "the card", artifact: str = ""
+) -> None:
+    """Run one zero window through the active ``backend``; BackendUnavailable (one line,
+    naming ``artifact`` when given, else the backend) unless it gives ``[1, labels]``
+    probabilities in [0, 1], as ``card`` needs.
+
+    A graph's declared output shape is checked at load (``DeployedModel``), but it can lie
+    (ONNX Runtime only warns when the real shape differs) or be missing, and a PyTorch model
+    is built from the card's architecture: what the backend really returns is the proof,
+    and it costs one inference at start, before the first real window.
+    """
+    x = np.zeros((1, len(card.leads), card.window_samples), np.float32)
+    try:
+        p = np.asarray(backend.infer(x))
+    except Exception as e:  # any failure here means it cannot serve the card
+        raise BackendUnavailable(
+            artifact or backend.name, f"one zero window failed ({first_line(e)})"
+        ) from e
+    want = (1, len(card.labels))
+    if p.shape != want or not np.all((p >= 0.0) & (p <= 1.0)):
+        found = f"shape {p.shape}" if p.shape != want else "values outside [0, 1]"
+        raise BackendUnavailable(
+            artifact or backend.name,
+            f"one zero window gives outputs of {found}; {card_path} needs {list(want)} "
+            f"({want[1]} probabilities: {', '.join(card.labels)})",
+        )
+
+
 def activate_backend(
     model: DeployedModel,
     requested: str = "auto",
@@ -209,7 +244,9 @@ def activate_with_fallbacks(
         backend = cand.make()
         try:
             backend.activate()
+            check_outputs(backend, model.card, model.directory / CARD_FILE)
         except BackendUnavailable as e:
+            backend.deactivate()  # a no-op when it never started
             failed.append(f"{cand.label} failed to start ({e.reason})")
             continue
         chain = candidates[i + 1 :]
@@ -223,4 +260,4 @@ def activate_with_fallbacks(
             elif ":" in requested:  # a remote server falls back to every local option
                 chain += [c for c in everything if c.label not in seen]
         return backend, _explain(requested, cand, passed + failed), chain
-    raise _unavailable(requested, precision, skipped + failed)
+    raise _unavailable(requested, precision, failed + skipped)  # what failed here first

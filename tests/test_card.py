@@ -95,3 +95,33 @@ def test_wrong_types_are_one_line_errors(over: dict, message: str) -> None:
         make_card(**over).validate("card.json")
     assert str(e.value).startswith("card.json: ") and message in str(e.value)
     assert "\n" not in str(e.value)
+
+
+def test_the_export_record_names_what_changed_field_by_field(tmp_path: Path) -> None:
+    from mrm_edge.card import EXPORTED_FIELDS, card_changes, export_record
+
+    card = make_card()
+    record = json.loads(json.dumps(export_record(card)))  # as read back from a sidecar
+    assert set(record["fields"]) == set(EXPORTED_FIELDS) and card_changes(record, card) == []
+    # Fields the runtime does not read may change (metrics, intended use).
+    assert card_changes(record, make_card(metrics={}, intended_use="other")) == []
+    tuned = make_card(thresholds={"CD": 0.01, "NORM": 0.6}, alarm_labels=["CD"])
+    assert card_changes(record, tuned) == [
+        ("thresholds.CD", 0.01, 0.3),
+        ("alarm_labels", ["CD"], None),
+    ]
+    moved = make_card(window_samples=500, normalization={**card.normalization, "std": [2.0] * 12})
+    assert [path for path, _, _ in card_changes(record, moved)] == [
+        "window_samples",
+        "normalization.std",
+    ]
+
+
+def test_a_record_whose_values_were_edited_is_not_a_record() -> None:
+    from mrm_edge.card import card_changes, export_record
+
+    card = make_card(thresholds={"CD": 0.01, "NORM": 0.6})
+    record = export_record(make_card())
+    record["fields"]["thresholds"]["CD"] = 0.01  # made to match the edited card, hash kept
+    assert card_changes(record, card) is None
+    assert card_changes({"fields": "x"}, card) is None and card_changes(None, card) is None

@@ -26,7 +26,7 @@ from mrm_edge.export.triton_repo import write_triton_repo
 
 from mrm_edge.artifacts import SHIPPED_MODEL_DIR
 from mrm_edge.serve.server import ServerPorts, ServeUnavailable, TritonServer, find_tritonserver
-from tests.fakes import LABELS, make_onnx, write_card
+from tests.fakes import LABELS, card_stamp, make_onnx, write_card
 
 START_TIMEOUT_S = 90.0
 
@@ -63,7 +63,7 @@ def make_tiny_model(root: Path) -> Path:
             "labels": list(LABELS),
             "sampling_rate": 100,
             "window_samples": 1000,
-            "source_card_sha256": "0" * 64,
+            **card_stamp(root),
         },
     )
     return root

@@ -47,7 +47,9 @@ def bench_model(
     (``fp32``, ``fp16``, ``int8``, ``int8-sym``) or ``bf16``. torch.compile rows get the
     compile time of their batch size in ``compile_s`` (the warm-up calls absorb it).
     """
-    from mrm_edge.card import ModelCard
+    from mrm_edge.bench.variants import row_file
+    from mrm_edge.card import CARD_FILE, ModelCard
+    from mrm_edge.runtime.selection import check_outputs
 
     card = ModelCard.load(model_dir)
     x_all = input_windows(card, max(batch_sizes))
@@ -56,6 +58,9 @@ def bench_model(
         be = cpu_backend(model_dir, backend, precision)
         be.activate()
         try:
+            # Before any timing: what it outputs must be what the card says.
+            row = f"{Path(model_dir) / row_file(backend, precision)} ({backend} {precision})"
+            check_outputs(be, card, Path(model_dir) / CARD_FILE, row)
             for b in batch_sizes:
                 x = np.ascontiguousarray(x_all[:b])
                 times = time_calls(lambda x=x, f=be.infer: f(x), max(warmup, 1), repeats)

@@ -216,8 +216,10 @@ def streaming_capacity(
     max_tries: int = 4,
     model_only_repeats: int = 10,
     log: Log = quiet,
+    accept_card_tuning: bool = False,
 ) -> dict[str, Any]:
-    """The streaming section of ``mrm-edge bench`` (see the module docstring)."""
+    """The streaming section of ``mrm-edge bench`` (see the module docstring);
+    ``accept_card_tuning``: ``DeployedModel.load``'s."""
     from mrm_edge.runtime.model import DeployedModel
 
     if not hop_s > 0 or not stream_seconds > 0 or not probe_seconds > 0:
@@ -230,7 +232,7 @@ def streaming_capacity(
         probe_seconds=probe_seconds, max_batch=max_batch, max_delay_ms=max_delay_ms, fs=fs,
         step=step, max_tries=max_tries, what=f"{backend} {precision}",
     )  # fmt: skip
-    model = DeployedModel.load(model_dir)
+    model = DeployedModel.load(model_dir, accept_card_tuning=accept_card_tuning)
     be = cpu_backend(Path(model_dir), backend, precision)
     be.activate()
     try:

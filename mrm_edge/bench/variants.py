@@ -8,12 +8,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mrm_edge.artifacts import ONNX_FILES
+from mrm_edge.card import WEIGHTS_FILE
 
 # Variant → ONNX file (mrm_edge.artifacts); ``--precisions`` takes these names, so
 # ``int8-sym`` benchmarks the symmetric (TensorRT / OpenVINO) INT8 file, plus ``bf16``: a
 # precision of the runtime on model.onnx (OpenVINO's inference precision, PyTorch autocast).
 VARIANT_FILES = ONNX_FILES
 PRECISION_NAMES = (*ONNX_FILES, "bf16")
+
+
+def row_file(backend: str, precision: str) -> str:
+    """The model-directory file a bench row runs: the weights for PyTorch rows, else the
+    variant's ONNX (``bf16`` runs ``model.onnx`` at BF16)."""
+    if backend.startswith("torch"):
+        return WEIGHTS_FILE
+    return VARIANT_FILES.get(precision, VARIANT_FILES["fp32"])
+
 
 CPU_BACKENDS = ("torch", "torch-compile", "onnxruntime", "openvino")
 GPU_BACKENDS = ("torch-cuda", "onnxruntime-cuda", "tensorrt")
@@ -152,4 +162,5 @@ __all__ = [
     "cpu_unavailable",
     "gpu_unavailable",
     "plan",
+    "row_file",
 ]

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from mrm_edge.cli.common import console, csv, logger, model_path
-from mrm_edge.cli.options import model_option, user_errors
+from mrm_edge.cli.options import card_tuning_option, model_option, user_errors
 
 
 @click.command()
@@ -107,6 +107,7 @@ from mrm_edge.cli.options import model_option, user_errors
 @click.option(
     "--no-peaks", is_flag=True, help="Skip the CPU GEMM peaks (fraction of peak per CPU row)."
 )
+@card_tuning_option()
 @user_errors
 def bench(
     model_dir: str | None,
@@ -131,6 +132,7 @@ def bench(
     max_batch: int,
     max_tries: int,
     no_peaks: bool,
+    accept_card_tuning: bool,
 ) -> None:
     """Throughput and latency of the model per backend, precision and batch size,
     against PyTorch eager FP32; accuracy agreement; streaming capacity of the runtime."""
@@ -145,6 +147,8 @@ def bench(
         return _remote_bench(model, remote, batch_sizes, warmup, repeats, json_out)
     names, precs, gpu_precs, sizes, gpu_sizes = _grid(backends, precisions, batch_sizes)
     todo = plan(names, precs)
+    log = logger(console())
+    todo.variants = _loadable(model, todo, accept_card_tuning, log)
     variants, skipped = todo.variants, todo.skipped
     if not variants and not todo.gpu_backends:
         raise click.ClickException(
@@ -152,7 +156,6 @@ def bench(
             + "; ".join(f"{s['backend']}: {s['reason']}" for s in skipped)
             + ")"
         )
-    log = logger(console())
     for s in skipped:
         log(f"skipped {s['backend']}: {s['reason']}")
     results = bench_model(model, variants, sizes, warmup, repeats, log=log) if variants else []
@@ -174,11 +177,11 @@ def bench(
     if not no_streaming and not variants:
         log("streaming section skipped: it runs a CPU backend and none was benchmarked")
     elif not no_streaming:
-        sb, sp = _stream_variant(stream_variant, model, log)
+        sb, sp = _stream_variant(stream_variant, model, log, accept_card_tuning)
         knobs = dict(
             hop_s=hop_s, budget_ms=latency_budget_ms, stream_seconds=stream_seconds,
             probe_streams=streams, probe_seconds=probe_seconds, max_batch=max_batch,
-            max_tries=max_tries,
+            max_tries=max_tries, accept_card_tuning=accept_card_tuning,
         )  # fmt: skip
         stream = _streaming_section(model, sb, sp, knobs, log)
     if plot_out:
@@ -281,7 +284,30 @@ def _accuracy_section(
     return acc
 
 
-def _stream_variant(text: str | None, model: Path, log: Any) -> tuple[str, str]:
+def _loadable(model: Path, todo: Any, accept_card_tuning: bool, log: Any) -> list[Any]:
+    """The CPU rows whose file the model directory verified (as monitor and predict load it:
+    a card edited since export, or files contradicting it, are refused here, before any
+    timing); rows of a refused file move to ``todo.skipped`` with the reason."""
+    from mrm_edge.bench.variants import row_file
+    from mrm_edge.runtime.model import DeployedModel
+
+    deployed = DeployedModel.load(model, accept_card_tuning=accept_card_tuning)
+    for line in deployed.tuning_lines():
+        log(line)
+    kept = []
+    for backend, precision in todo.variants:
+        file = row_file(backend, precision)
+        if file in deployed.refused:
+            reason = f"refused {file}: {deployed.refused[file]}"
+            todo.skipped.append({"backend": backend, "precision": precision, "reason": reason})
+        else:
+            kept.append((backend, precision))
+    return kept
+
+
+def _stream_variant(
+    text: str | None, model: Path, log: Any, accept_card_tuning: bool = False
+) -> tuple[str, str]:
     """``--stream-variant backend:precision``, else the CPU option ``auto`` picks."""
     from mrm_edge.bench.variants import CPU_BACKENDS, check_backends, check_precisions
 
@@ -295,7 +321,7 @@ def _stream_variant(text: str | None, model: Path, log: Any) -> tuple[str, str]:
         return sb, sp
     from mrm_edge.bench.auto_variant import auto_cpu_variant
 
-    sb, sp, why = auto_cpu_variant(model)
+    sb, sp, why = auto_cpu_variant(model, accept_card_tuning)
     log(f"streaming on auto's CPU pick: {why}")
     return sb, sp
 

@@ -56,6 +56,13 @@ from mrm_edge.cli.options import model_option, user_errors
     "for the narrow export. model.int8-sym.onnx quantizes only the inputs of the compute "
     "ops among them (TensorRT's placement).",
 )
+@click.option(
+    "--restamp",
+    is_flag=True,
+    help="Only record, in the ONNX sidecars of --model written by an earlier mrm-edge, the "
+    "card fields the runtime checks (so a later edit is refused by name); refused unless "
+    "card.json is byte-identical to the exported one.",
+)
 @click.option("--calib-windows", type=click.IntRange(1), default=512, show_default=True)
 @click.option(
     "--fp16-tolerance",
@@ -164,6 +171,12 @@ def export(
     from mrm_edge.export.pipeline import ExportOptions, run_export
 
     model = model_path(model_dir)
+    if kw.pop("restamp"):
+        from mrm_edge.export.sidecar import restamp
+
+        for path in restamp(model):
+            click.echo(f"restamped\t{path}")
+        return
     bf16 = kw.pop("bf16")
     triton_repo = kw.pop("triton_repo")
     knobs = {"max_batch": kw.pop("triton_max_batch"), "max_delay_ms": kw.pop("triton_max_delay")}

@@ -9,7 +9,7 @@ import click
 
 from mrm_edge.cli.common import console, model_path
 from mrm_edge.cli.network import network_options, network_settings
-from mrm_edge.cli.options import model_option, runtime_options, user_errors
+from mrm_edge.cli.options import card_tuning_option, model_option, runtime_options, user_errors
 from mrm_edge.cli.web_options import web_config, web_options
 from mrm_edge.runtime.sources.registry import source_help
 
@@ -85,6 +85,7 @@ from mrm_edge.runtime.sources.registry import source_help
     "stalled; data that resumes opens a new segment of the stream.",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
+@card_tuning_option()
 @network_options()  # tcp: --tls-cert/--tls-key/--tls-client-ca, --allow-list, limits
 @web_options()
 @user_errors
@@ -106,6 +107,7 @@ def monitor(
     rail_mv: float | None,
     stall_timeout_s: float,
     seed: int,
+    accept_card_tuning: bool,
     web: str | None,
     web_token: str | None,
     web_allow_host: tuple[str, ...],
@@ -148,6 +150,7 @@ def monitor(
         console=console(),
         quality=QualityConfig(saturation_mv=rail_mv),
         web=station,
+        accept_card_tuning=accept_card_tuning,
     )
     if not summary.ok:
         sys.exit(1)

@@ -106,6 +106,22 @@ def model_option(what: str = "Model", must_exist: bool = True) -> Callable[[F], 
     )
 
 
+def card_tuning_option() -> Callable[[F], F]:
+    """``--accept-card-tuning`` (monitor, predict, bench, serve): the one opt-in that lets a
+    card whose thresholds / alarm labels changed after export load (``DeployedModel.load``)."""
+    from mrm_edge.runtime.model import ACCEPT_TUNING_OPTION
+
+    return click.option(
+        ACCEPT_TUNING_OPTION,
+        "accept_card_tuning",
+        is_flag=True,
+        help="Run a card.json whose thresholds or alarm_labels were changed after export "
+        "(a deliberate re-tune; each change is printed at start and written to the event "
+        "log's start line). Labels, rate, window, leads, normalisation and architecture "
+        "changes are always refused: re-export.",
+    )
+
+
 def runtime_options(max_batch: int = 32) -> Callable[[F], F]:
     """``--backend``, ``--precision``, ``--max-batch`` and ``--max-delay`` (the batcher's two
     knobs, as in Triton's dynamic batcher)."""

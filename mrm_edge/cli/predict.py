@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from mrm_edge.cli.common import model_path
-from mrm_edge.cli.options import model_option, user_errors
+from mrm_edge.cli.options import card_tuning_option, model_option, user_errors
 
 
 @click.command()
@@ -46,6 +46,7 @@ from mrm_edge.cli.options import model_option, user_errors
     "strip II, 25 mm/s, 10 mm/mV) with its probabilities: FILE.svg or FILE.png (PNG needs "
     "the 'plot' extra). Several recordings: FILE-<name>.svg each.",
 )
+@card_tuning_option()
 @user_errors
 def predict(
     records: tuple[str, ...],
@@ -56,6 +57,7 @@ def predict(
     as_json: bool,
     rail_mv: float | None,
     plot_path: str | None,
+    accept_card_tuning: bool,
 ) -> None:
     """Classify recordings (WFDB .hea / CPSC .mat), or synthetic patients if none are given.
 
@@ -70,7 +72,8 @@ def predict(
     recs = _recordings(records, patients, seconds, seed)
     if plot_path is not None and Path(plot_path).suffix.lower() not in (".svg", ".png"):
         raise click.UsageError(f"--plot {plot_path}: expected a .svg or .png file name")
-    results, reason = classify(recs, model, quality=QualityConfig(saturation_mv=rail_mv))
+    quality = QualityConfig(saturation_mv=rail_mv)
+    results, reason = classify(recs, model, quality=quality, accept_card_tuning=accept_card_tuning)
     click.echo(f"backend: {reason}", err=True)
     if plot_path is not None:
         for written in _plots(Path(plot_path), recs, results, model):

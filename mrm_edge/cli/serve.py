@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from mrm_edge.cli.common import console, model_path
-from mrm_edge.cli.options import model_option, user_errors
+from mrm_edge.cli.options import card_tuning_option, model_option, user_errors
 
 
 def _port(name: str, default: int) -> Any:
@@ -78,6 +78,7 @@ def _port(name: str, default: int) -> Any:
     show_default=True,
     help="Seconds to wait for the server to become ready.",
 )
+@card_tuning_option()
 @user_errors
 def serve(
     model_dir: str | None, http_port: int, grpc_port: int, metrics_port: int, **kw: Any
@@ -103,6 +104,8 @@ def serve(
     try:
         with serve_model(model_path(model_dir), ports=ports, **kw) as served:
             host = served.server.host
+            for line in served.repo.model.tuning_lines() if served.repo.model else ():
+                err.print(line, markup=False, highlight=False, soft_wrap=True)
             for m in served.repo.local_models:
                 err.print(f"serving {m}", markup=False, highlight=False)
             err.print(

@@ -43,10 +43,15 @@ def serve_model(
     cpu_spinning: bool = True,
     start_timeout_s: float = 120.0,
     log: str | Path | None = None,
+    accept_card_tuning: bool = False,
 ) -> Iterator[ServedModel]:
     """Write the repository of ``model_dir`` (into ``repo_dir``, else a temporary folder
     removed afterwards), start ``tritonserver`` on it with the models it can load, yield
-    the running server, and stop it on the way out (SIGTERM, then kill)."""
+    the running server, and stop it on the way out (SIGTERM, then kill).
+
+    Before the server starts, each ONNX file it will serve gives one zero window on ONNX
+    Runtime CPU (what its Python backend runs): outputs that contradict the card are refused
+    here in one line (``selection.check_outputs``), not at the first front-end's request."""
     with contextlib.ExitStack() as stack:
         if repo_dir is None:
             repo_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="mrm-edge-repo-"))
@@ -59,7 +64,9 @@ def serve_model(
             cpu_threads=cpu_threads,
             cpu_spinning=cpu_spinning,
             only_local=True,
+            accept_card_tuning=accept_card_tuning,
         )
+        _check_served(repo)
         server = TritonServer(
             repo.directory,
             host=host,
@@ -70,3 +77,18 @@ def serve_model(
         )
         stack.enter_context(server)
         yield ServedModel(server, repo)
+
+
+def _check_served(repo: TritonRepo) -> None:
+    """One zero window through every ONNX file the server will load (BackendUnavailable)."""
+    from mrm_edge.card import CARD_FILE
+    from mrm_edge.runtime.backends.onnxruntime import OnnxRuntimeBackend
+    from mrm_edge.runtime.selection import check_outputs
+
+    model = repo.model
+    assert model is not None  # write_triton_repo always sets it
+    for m in repo.models:
+        if m.local:
+            art = model.onnx[m.variant]
+            with OnnxRuntimeBackend(art.path, ["CPUExecutionProvider"], 1) as backend:
+                check_outputs(backend, model.card, model.directory / CARD_FILE, str(art.path))

@@ -41,6 +41,8 @@ class ConsoleReport(Sink):
             print_(f"  fallback: {' → '.join(fallbacks)}", markup=False)
         for name, why in info.refused.items():
             print_(f"  refused {name}: {why}", markup=False)
+        for line in info.knobs.get("card_tuning") or ():  # under --accept-card-tuning only
+            print_(f"  {line}", markup=False)
 
     def notice(self, text: str) -> None:
         self.console.print(f"notice: {text}", markup=False, highlight=False, soft_wrap=True)

@@ -13,6 +13,7 @@ from mrm_edge.export.gates import GateFailed
 from mrm_edge.export.pipeline import ExportOptions, run_export
 
 from mrm_edge.artifacts import verify_artifact
+from mrm_edge.card import ModelCard, export_record
 from tests.fakes.tensorrt import FakeCudaRuntime, FakeTensorRT
 
 
@@ -25,7 +26,7 @@ def exported(tiny_model_dir: Path, ptbxl_root: Path, tmp_path_factory):
     return run_export(opts, log=lambda s: None), out
 
 
-def test_artifacts_and_sidecars(exported) -> None:
+def test_artifacts_and_sidecars(exported, tiny_model_dir: Path) -> None:
     summary, out = exported
     assert sorted(p.name for p in out.glob("model*.onnx")) == ["model.fp16.onnx", "model.onnx"]
     for precision in ("fp32", "fp16"):
@@ -35,6 +36,8 @@ def test_artifacts_and_sidecars(exported) -> None:
         assert doc["outputs"][0]["name"] == "probabilities"
         assert doc["labels"] == ["CD", "HYP", "MI", "NORM", "STTC"]
         assert len(doc["source_card_sha256"]) == 64 and doc["tools"]["onnxruntime"]
+        # The card's runtime fields as exported: an edit after export is refused by name.
+        assert doc["exported_card"] == export_record(ModelCard.load(tiny_model_dir))
     parity = json.loads((out / "model.onnx.json").read_text())["parity"]
     assert parity["max_abs_diff"] <= 1e-5 and parity["windows"] == 64  # fold 10, labelled
     acc = json.loads((out / "model.fp16.onnx.json").read_text())["accuracy"]

@@ -115,6 +115,28 @@ def write_card(
     ).save(model_dir)
 
 
+def card_stamp(model_dir: Path) -> dict:
+    """What ``mrm-edge export`` records of ``model_dir``'s card in each sidecar (the whole
+    card's SHA-256 and the per-field record): a sidecar written with it vouches for the card."""
+    from mrm_edge.card import CARD_FILE, ModelCard, export_record, sha256_file
+
+    return {
+        "source_card_sha256": sha256_file(Path(model_dir) / CARD_FILE),
+        "exported_card": export_record(ModelCard.load(model_dir)),
+    }
+
+
+def stamp_sidecars(model_dir: Path) -> None:
+    """Record ``model_dir``'s card as it is now in every ONNX sidecar there (for fixtures
+    that write weights or edit the card after writing the sidecars, as if exported after)."""
+    import json
+
+    for sidecar in Path(model_dir).glob("*.onnx.json"):
+        doc = json.loads(sidecar.read_text())
+        doc.update(card_stamp(model_dir))
+        sidecar.write_text(json.dumps(doc))
+
+
 _TINY_MRMNET: dict[str, Path] = {}
 
 
@@ -166,4 +188,12 @@ def tiny_mrmnet_dir(root: Path) -> Path:
     return out
 
 
-__all__ = ["LABELS", "LEADS", "make_onnx", "tiny_mrmnet_dir", "write_card"]
+__all__ = [
+    "LABELS",
+    "LEADS",
+    "card_stamp",
+    "make_onnx",
+    "stamp_sidecars",
+    "tiny_mrmnet_dir",
+    "write_card",
+]

@@ -38,7 +38,7 @@ from mrm_edge.runtime.selection import activate_backend, select_backend
 from mrm_edge.artifacts import onnx_io
 from mrm_edge.card import ModelCardError
 from mrm_edge.cli import main
-from tests.fakes import make_onnx
+from tests.fakes import make_onnx, stamp_sidecars
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "models" / "mrm-net-ptbxl-superdiagnostic"
@@ -139,6 +139,7 @@ def _weights_damage(d: Path, how: str) -> None:
     elif how == "truncated, no checksum in the card":
         truncate(w)
         edit_card(d, lambda c: c["weights"].pop("sha256"))
+        stamp_sidecars(d)  # a card exported so (an edit after export is refused: elsewhere)
 
 
 WEIGHT_CASES = {
@@ -312,7 +313,8 @@ ONNX_DAMAGE: dict[str, tuple[Callable[[Path, str], None], str]] = {
     ),
     "4 outputs for 5 labels": (
         lambda d, p: _replace_onnx(d, p, n_out=4),
-        "output 'probabilities' has shape ['batch', 4], the card needs [batch, 5] (5 labels)",
+        "output 'probabilities' has shape ['batch', 4], the card needs [batch, 5] "
+        "(5 labels: CD, HYP, MI, NORM, STTC)",
     ),
 }
 # ONNX Runtime CPU order (runtime/selection.py): INT8 > FP32 > FP16.

@@ -14,7 +14,7 @@ from mrm_edge.export.sidecar import write_sidecar
 from mrm_edge.runtime.model import DeployedModel, ModelLoadError
 
 from mrm_edge.artifacts import read_sidecar
-from tests.fakes import LABELS, make_onnx, write_card
+from tests.fakes import LABELS, card_stamp, make_onnx, write_card
 
 
 def make_model_dir(
@@ -40,7 +40,7 @@ def make_model_dir(
                 "labels": sidecar_labels or list(labels),
                 "sampling_rate": 100,
                 "window_samples": 1000,
-                "source_card_sha256": "0" * 64,
+                **card_stamp(root),
             },
         )
     return root
@@ -52,8 +52,7 @@ def test_loads_card_and_verified_onnx(tmp_path: Path) -> None:
     assert m.window_s == 10.0 and len(m.leads) == 12 and m.thresholds["MI"] == 0.5
     assert set(m.onnx) == {"fp32", "int8"} and m.refused == {} and m.engines == []
     assert m.onnx["int8"].path.name == "model.int8.onnx" and m.onnx["int8"].kind == "onnx"
-    # The card in the directory is not the one the sidecar names: said, not refused.
-    assert "changed since export" in m.onnx["fp32"].notes[0]
+    assert m.onnx["fp32"].notes == () and m.card_changes == ()
     assert m.weights is None
     assert "runnable: model.onnx, model.int8.onnx" in m.describe()
 

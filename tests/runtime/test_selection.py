@@ -20,8 +20,14 @@ from mrm_edge.runtime.backends import (
     TorchBackend,
 )
 from mrm_edge.runtime.model import DeployedModel
-from mrm_edge.runtime.selection import activate_backend, plan_backends, select_backend
+from mrm_edge.runtime.selection import (
+    activate_backend,
+    check_outputs,
+    plan_backends,
+    select_backend,
+)
 
+from tests.fakes import make_onnx, stamp_sidecars
 from tests.runtime.test_model import make_model_dir, with_int8_sym
 
 CUDA_AND_CPU = ["CUDAExecutionProvider", "CPUExecutionProvider"]
@@ -155,6 +161,7 @@ def torch_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     net = MRMNet(MRMNetConfig(n_labels=5, width=16, stem_channels=(8, 8, 16, 16)))
     save_model_dir(d, net.eval(), ModelCard.load(d))
+    stamp_sidecars(d)  # the card now names the weights: as if exported after training
     return d
 
 
@@ -208,3 +215,22 @@ def test_only_the_symmetric_int8_file_comes_after_fp32_on_cpu(tmp_path: Path) ->
     backend, why = select_backend(m, "auto", "int8", ort_providers=["CPUExecutionProvider"])
     assert backend.onnx_path.name == "model.int8-sym.onnx" and backend.precision == "int8"
     assert "int8 requested; only model.int8-sym.onnx here" in why
+
+
+def test_check_outputs_runs_one_zero_window_and_names_what_the_card_needs(tmp_path: Path) -> None:
+    """What a backend really outputs is checked at activation: a graph's declared shape is
+    only read at load, and it can lie (ONNX Runtime returns the real shape)."""
+    d = make_model_dir(tmp_path / "m")
+    card = DeployedModel.load(d).card
+    with OnnxRuntimeBackend(d / "model.onnx") as ok:
+        check_outputs(ok, card, d / "card.json")  # 5 probabilities for 5 labels
+    six = OnnxRuntimeBackend(make_onnx(tmp_path / "six.onnx", n_out=6))
+    with six, pytest.raises(BackendUnavailable) as e:
+        check_outputs(six, card, d / "card.json", "six.onnx")
+    assert str(e.value) == (
+        f"six.onnx: one zero window gives outputs of shape (1, 6); {d / 'card.json'} needs "
+        "[1, 5] (5 probabilities: CD, HYP, MI, NORM, STTC)"
+    )
+    eight = OnnxRuntimeBackend(make_onnx(tmp_path / "leads.onnx", dims=(8, 1000)))
+    with eight, pytest.raises(BackendUnavailable, match=r"^onnxruntime.*one zero window failed"):
+        check_outputs(eight, card)
