@@ -29,29 +29,53 @@ if TYPE_CHECKING:
     from mrm_edge.runtime.web.config import WebConfig
     from rich.console import Console
 
-__all__ = ["build_sinks", "monitor_sink_names", "run_monitor", "stop_on_signals"]
+__all__ = ["StopRequests", "build_sinks", "monitor_sink_names", "run_monitor", "stop_on_signals"]
+
+
+class StopRequests:
+    """SIGINT/SIGTERM as stops of the monitor: the first drains (queued windows are still
+    classified), a second stops without draining. A signal that comes before there is a
+    monitor (model load, backend selection and activation) is kept and given to it by
+    ``attach()``: the run then stops as soon as it starts and still ends with its summary,
+    instead of the process dying with none."""
+
+    def __init__(self) -> None:
+        self.monitor: Monitor | None = None
+        self.received: list[str] = []  # the signals' names, in order
+
+    def signal(self, name: str) -> None:
+        self.received.append(name)
+        if self.monitor is not None:
+            self.monitor.stop(f"signal {name}", drain=len(self.received) == 1)
+
+    def attach(self, monitor: Monitor) -> None:
+        # Set first: a signal from here on goes to the monitor directly.
+        self.monitor = monitor
+        for i, name in enumerate(list(self.received)):
+            monitor.stop(f"signal {name}", drain=i == 0)
 
 
 @contextlib.contextmanager
 def stop_on_signals(
-    monitor: Monitor, signals: Sequence[int] = (signal.SIGINT, signal.SIGTERM)
-) -> Iterator[None]:
-    """While inside, SIGINT/SIGTERM stop ``monitor`` cleanly (queued windows are still
-    classified); a second signal stops without draining. Only the main thread can own
-    signal handlers; elsewhere this does nothing."""
+    monitor: Monitor | None = None,
+    signals: Sequence[int] = (signal.SIGINT, signal.SIGTERM),
+) -> Iterator[StopRequests]:
+    """While inside, SIGINT/SIGTERM stop ``monitor`` (or the one given later to the yielded
+    ``StopRequests.attach``) cleanly; see ``StopRequests``. Only the main thread can own
+    signal handlers; elsewhere this installs none."""
+    stops = StopRequests()
+    if monitor is not None:
+        stops.attach(monitor)
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield stops
         return
-    count = 0
 
     def handler(signum: int, frame: Any) -> None:
-        nonlocal count
-        count += 1
-        monitor.stop(f"signal {signal.Signals(signum).name}", drain=count == 1)
+        stops.signal(signal.Signals(signum).name)
 
     previous = {s: signal.signal(s, handler) for s in signals}
     try:
-        yield
+        yield stops
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
@@ -125,42 +149,50 @@ def run_monitor(
         from rich.console import Console
 
         console = Console()  # one console shared by the report and the live view
-    model = DeployedModel.load(model_dir, accept_card_tuning=accept_card_tuning)
-    src = source if isinstance(source, Source) else source(model)
-    names = monitor_sink_names(events_path, ui) if sinks is None else list(sinks)
-    if web is not None and "web" not in names:
-        names.append("web")
-    built: list[Sink] = []
-    try:
-        events = None if events_path is None else Path(events_path)
-        settings = SinkSettings(console, events, events_append=events_append, web=web)
-        built = build_sinks(names, settings)  # a bad event log path fails before the run
-        be, reason, chain = activate_with_fallbacks(
-            model, backend, precision, intra_op_threads=intra_op_threads
-        )
+    # From the start: a signal during the load or the activation (seconds, the probe's up to
+    # 15 s) is kept and stops the run as it starts, so the run still ends with its summary.
+    with stop_on_signals() as stops:
+        model = DeployedModel.load(model_dir, accept_card_tuning=accept_card_tuning)
+        src = source if isinstance(source, Source) else source(model)
+        names = monitor_sink_names(events_path, ui) if sinks is None else list(sinks)
+        if web is not None and "web" not in names:
+            names.append("web")
+        log = None if events_path is None else Path(events_path)
+        built: list[Sink] = []
         try:
-            monitor = Monitor(
-                model,
-                be,
-                src,
-                hop_s=hop_s,
-                max_batch=max_batch,
-                max_delay_ms=max_delay_ms,
-                max_queue=max_queue,
-                overload=overload,
-                sinks=built,
-                duration_s=duration_s,
-                postprocess=postprocess,
-                quality=quality,
-                backend_reason=reason,
-                fallbacks=chain,
+            settings = SinkSettings(console, log, events_append=events_append, web=web)
+            built = build_sinks(names, settings)  # a bad event log path fails here
+            be, reason, chain = activate_with_fallbacks(
+                model, backend, precision, intra_op_threads=intra_op_threads
             )
-            with stop_on_signals(monitor):
+            monitor: Monitor | None = None
+            try:
+                monitor = Monitor(
+                    model,
+                    be,
+                    src,
+                    hop_s=hop_s,
+                    max_batch=max_batch,
+                    max_delay_ms=max_delay_ms,
+                    max_queue=max_queue,
+                    overload=overload,
+                    sinks=built,
+                    duration_s=duration_s,
+                    postprocess=postprocess,
+                    quality=quality,
+                    backend_reason=reason,
+                    fallbacks=chain,
+                )
+                stops.attach(monitor)
                 return monitor.run()
+            finally:
+                # A no-op if the monitor switched away from it; skipped while an abandoned
+                # inference may still be inside it (freeing a session under a running call
+                # is a crash, not a cleanup).
+                if monitor is None or not monitor.chain.in_use:
+                    be.deactivate()
         finally:
-            be.deactivate()  # a no-op if the monitor switched away from it
-    finally:
-        src.close()
-        for sink in built:  # no-ops after a run; closes the log if the run never started
-            with contextlib.suppress(Exception):
-                sink.close(None)
+            src.close()
+            for sink in built:  # no-ops after a run; closes the log if the run never started
+                with contextlib.suppress(Exception):
+                    sink.close(None)

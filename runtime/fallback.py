@@ -25,6 +25,7 @@ the front of the chain for the next failure.
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -89,6 +90,13 @@ class BackendChain:
         # A backend that may come back (a remote server) is switched back to when it does.
         self._home = backend if getattr(backend, "reconnect_after_s", None) is not None else None
         self._next_probe = 0.0
+        self._busy = threading.Lock()  # held by infer(): see ``in_use``
+
+    @property
+    def in_use(self) -> bool:
+        """Whether a batch is inside ``infer()`` now: after a run only when the monitor
+        abandoned a stuck inference, which may still be inside a backend's native call."""
+        return self._busy.locked()
 
     def start(self) -> None:
         """Activate the first backend unless its owner already did (it then stays theirs)."""
@@ -97,7 +105,11 @@ class BackendChain:
             self._owned.append(self.backend)
 
     def release(self) -> None:
-        """Deactivate every backend this chain activated."""
+        """Deactivate every backend this chain activated, unless a batch is still inside
+        one (``in_use``): a session freed under a running native call crashes the process,
+        where leaving it to the process's end costs nothing."""
+        if self.in_use:
+            return
         for be in self._owned:
             with contextlib.suppress(Exception):
                 be.deactivate()
@@ -105,6 +117,10 @@ class BackendChain:
     def infer(self, x: np.ndarray) -> BatchOutcome:
         """Run batch ``x`` here, falling back along the chain until a backend gives it a
         result or none is left."""
+        with self._busy:
+            return self._infer(x)
+
+    def _infer(self, x: np.ndarray) -> BatchOutcome:
         n = len(x)
         spent = 0.0
         self._maybe_return()

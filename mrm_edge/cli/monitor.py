@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from typing import Any
 
@@ -126,6 +127,13 @@ def monitor(
     pace = parse_speed(speed)
     station = web_config(web, web_token, web_allow_host)  # a bad --web fails before the model loads
     net = network_settings(source, **network)
+    # run_monitor's own handlers stop the run and put these back when it returns: then the
+    # summary is written and the process only exits, and a late SIGINT/SIGTERM must not turn
+    # that clean end into a kill (rc -2 / -15). SIG_IGN, not a Python handler: the interpreter
+    # resets those to the default as it finalizes, which takes a while after ONNX Runtime,
+    # OpenVINO or torch. (The monitor starts no child process that would inherit it.)
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, signal.SIG_IGN)
     summary = run_monitor(
         model_path(model_dir),
         lambda model: make_source(

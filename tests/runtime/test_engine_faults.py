@@ -344,6 +344,39 @@ def test_run_monitor_falls_back_along_the_plan(tmp_path: Path, monkeypatch) -> N
     }
 
 
+def test_no_backend_is_freed_under_an_inference_the_monitor_abandoned(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """A stop without draining gives a stuck inference ``_WORKER_ABANDON_S``, then ends the
+    run without it. That call is still inside its backend: nothing may deactivate the backend
+    under it (a native session freed under a running call crashes the process); it is left
+    to its owner once the call has returned."""
+    from mrm_edge.runtime import engine
+
+    monkeypatch.setattr(engine, "_WORKER_ABANDON_S", 0.3)
+    m = DeployedModel.load(make_model_dir(tmp_path / "m"))
+    stuck = SlowBackend(ort(m), delay_s=3.0)
+    mon = Monitor(m, stuck, ArraySource(synthetic(2, 12.0, fs=100), speed=None))
+
+    def stop_once_inside() -> None:
+        deadline = time.monotonic() + 60
+        while not mon.chain.in_use and time.monotonic() < deadline:
+            time.sleep(0.01)
+        mon.stop("test", drain=False)
+
+    stopper = threading.Thread(target=stop_once_inside)
+    stopper.start()
+    summary = mon.run()
+    stopper.join()
+    assert any("inference did not finish" in e for e in summary.errors), summary.errors
+    assert mon.chain.in_use and stuck.is_active  # released would mean freed under the call
+    deadline = time.monotonic() + 60
+    while mon.chain.in_use and time.monotonic() < deadline:
+        time.sleep(0.05)
+    mon.chain.release()  # the call has returned: now it goes
+    assert not stuck.is_active
+
+
 # ====================================================================== overload
 
 
