@@ -336,6 +336,8 @@ class Monitor:
         except ValueError as e:
             self._drop_stream(sid, first_line(e))
             return
+        for resync in pre.take_resyncs():  # the jump came before this chunk's windows
+            self.accounting.resynchronised(resync, segment)
         self._dispatch(windows, segment)
 
     def _end_stream(self, sid: str, reason: str) -> None:
