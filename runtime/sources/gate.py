@@ -78,12 +78,14 @@ class DeviceGate:
         connection, else the seconds to stop reading it (0: under the ceiling).
 
         Counted in bytes at the last HELLO's bytes per second of signal, not in decoded
-        samples: a frame may hold 60 s, and the bytes of a partial one count too."""
+        samples: a frame may hold 60 s, and the bytes of a partial one count too. Seconds a
+        frame costs beyond its bytes (``conn.uncharged_s``, sessions.py) count too."""
         h = conn.last_hello
         if conn.rate is None or h is None:
             return 0.0  # before the first HELLO the HELLO deadline applies
         bytes_per_s = h.sample_rate * N_LEADS * h.sample_format.width
-        pause = conn.rate.take(nbytes / bytes_per_s, now)
+        signal_s, conn.uncharged_s = nbytes / bytes_per_s + conn.uncharged_s, 0.0
+        pause = conn.rate.take(signal_s, now)
         if conn.rate.must_cut:
             why = f"{conn.rate.reason(now)} for {conn.rate.cut_s:g} s (--rate-ceiling)"
             return "limit", f"cut: {why}"

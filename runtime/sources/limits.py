@@ -12,7 +12,12 @@ parentheses):
 * ``rate_ceiling`` (``--rate-ceiling``, 4): a device may send at most this many seconds of
   signal per second of wall time, on its own declared sample clock, after a burst of
   ``rate_burst_s`` (60 s of signal: a device catching up after an outage sends its
-  buffer). Over it, the monitor stops reading that connection until the device is back
+  buffer). What a frame makes the monitor do beyond its samples counts too (sessions.py):
+  a first-sample index that jumps ahead declares the samples in between missing, which
+  the monitor zero-fills (up to its resync limit, preprocess.py), so the jump counts as
+  signal, up to 60 s per jump; and a frame counts as at least 20 ms, so a flood of tiny
+  frames costs what sending costs.
+  Over it, the monitor stops reading that connection until the device is back
   under the ceiling (**throttled**: TCP flow control slows it down; nothing is dropped);
   a device still over it after ``rate_cut_s`` (10 s) of throttling in one session is
   **cut**, its stream ending with the measured rate. The ceiling is a multiple of real
