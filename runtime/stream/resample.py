@@ -225,6 +225,7 @@ class StreamingResampler:
         keep_from = self._last_input_of(self._n_out) - (n_taps - 1)
         drop = min(max(0, keep_from - self._hist_start), len(self._hist))
         if drop:
-            self._hist = self._hist[drop:]
+            # A copy: a view would keep the whole concatenated chunk alive between pushes.
+            self._hist = self._hist[drop:].copy()
             self._hist_start += drop
         return out
