@@ -4,7 +4,8 @@ shipped model listens on a free loopback port; every device is a real socket sen
 real-time pace. The jump is a resynchronisation (its windows counted as rejected at once, one
 ``resync`` stream event), the hostile stream goes on at its new index, an index past the
 protocol's cap closes only that connection, the good streams are classified in full, resident
-memory stays flat, and SIGTERM ends the run with exit 0 and its summary."""
+memory stays flat, and SIGTERM ends the run with exit 0 and its summary. In plain text and
+over mutual TLS (the same frames inside TLS records)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from mrm_edge.runtime.sources.framing import FRAME_DATA, FrameEncoder
 
 from mrm_edge.records import read_recording
 from tests.eventlog import read_events, wait_until
+from tests.runtime.sources.pki import device_context, tls_connect
 
 MRM_EDGE = Path(sys.executable).parent / "mrm-edge"
 FS, FRAME_S, GOOD_S = 500, 0.25, 24  # good devices: 24 s of signal each, in 0.25 s frames
@@ -55,19 +57,28 @@ def rss_bytes(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
-@pytest.fixture(scope="module")
-def hostile_run(ptbxl_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+@pytest.fixture(scope="module", params=["plain", "tls"])
+def hostile_run(
+    request: pytest.FixtureRequest, ptbxl_root: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict:
     d = tmp_path_factory.mktemp("hostile")
     events, out, err = d / "events.jsonl", d / "stdout.txt", d / "stderr.txt"
     cmd = [MRM_EDGE, "monitor", "--source", "tcp:127.0.0.1:0", "--no-ui", "--events", events,
            "--backend", "onnxruntime", "--precision", "fp32", "--hop", "1", "--max-delay", "20",
            "--stall-timeout", "30"]  # fmt: skip
+    connect = lambda port: socket.create_connection(("127.0.0.1", port), timeout=10)  # noqa: E731
+    if request.param == "tls":  # mutual TLS: every device with the same certificate
+        pki = request.getfixturevalue("pki")
+        cmd += ["--tls-cert", pki.server.cert, "--tls-key", pki.server.key,
+                "--tls-client-ca", pki.ca]  # fmt: skip
+        ctx = device_context(pki.ca, pki.devices["device-a"])
+        connect = lambda port: tls_connect(port, ctx, timeout=10)  # noqa: E731
     rec = read_recording(ptbxl_root / "records500/00000/00001_hr.hea").signal.T
     x = np.tile(rec.astype(np.float32), (3, 1))[: GOOD_S * FS]
     stop, threads, socks = threading.Event(), [], []
     rss: list[int] = []
     with out.open("w") as fo, err.open("w") as fe:
-        mon = subprocess.Popen(cmd, stdout=fo, stderr=fe)
+        mon = subprocess.Popen(list(map(str, cmd)), stdout=fo, stderr=fe)
         try:
             wait_until(lambda: any(e["type"] == "start" for e in read_events(events)), 120, "start")
             [start] = [e for e in read_events(events) if e["type"] == "start"]
@@ -75,7 +86,7 @@ def hostile_run(ptbxl_root: Path, tmp_path_factory: pytest.TempPathFactory) -> d
             baseline = rss_bytes(mon.pid)
 
             def device(frames: list[bytes]) -> None:
-                s = socket.create_connection(("127.0.0.1", port), timeout=10)
+                s = connect(port)
                 socks.append(s)
                 threads.append(threading.Thread(target=paced, args=(s, frames, stop)))
                 threads[-1].start()
