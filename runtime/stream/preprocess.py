@@ -20,6 +20,17 @@ would have started before the first sample after it are given up in O(1) and rep
 ``Resync`` (``take_resyncs``), and the stream goes on at the new index. Whatever timestamps
 a device sends, one chunk costs at most its own samples plus the limit's worth of fill.
 
+Memory per stream, retained between chunks: the ring buffer, ``(window + hop) · leads · 4``
+bytes, allocated once (52.8 kB for the shipped card at hop 1 s); the resampler's history,
+``(taps − 1) · leads · 8`` bytes, trimmed (and copied) on every push (9.6 kB from 500 Hz,
+at most 384 kB at any rate up to the protocol's 20 kHz); a few small objects and the gap
+records of the buffer's span. Under 128 KiB for a 500 Hz device with the shipped card
+(tests/runtime/test_bounded_cost.py measures it). A chunk's transient is a few copies of
+the chunk (frames are capped at 60 s) and of at most the resync limit's fill, plus the
+windows it completes; the filter designs (resample.py) are shared by streams of the same
+rates. What waits between a device and its preprocessor is bounded by TCP flow control and
+the rate ceiling (sources/tcp.py, limits.py), what waits for the backend by the batcher.
+
 Array layout, for the whole runtime: ``[samples, leads]`` (time-major) float32 mV, leads in
 the card's order. Chunks arrive that way; recordings read as ``[leads, samples]``
 (``mrm_edge.records``) are transposed at that boundary, and ``to_model_batch`` makes the
