@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import time
 from collections.abc import Callable
 
 from mrm_edge.runtime.sources.base import Event, StreamEnd
@@ -74,7 +75,7 @@ class DeviceSessions:
         conn.next_index = data.first_index + len(data.samples)
 
     def _open(self, conn: DeviceConnection, ev: Hello) -> Refusal | None:
-        refused = self.gate.claim(conn, ev)
+        refused = self.gate.claim(conn, ev, time.monotonic())
         if refused is not None:
             return refused
         other = self.live.get(ev.stream_id)
