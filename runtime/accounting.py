@@ -24,7 +24,7 @@ from mrm_edge.runtime.sinks.base import BackendSwitch, DroppedWindow, RunInfo, S
 from mrm_edge.runtime.sinks.fanout import SinkFanout
 from mrm_edge.runtime.sinks.summary import Summary, Tally
 from mrm_edge.runtime.sources.base import SourceProblem
-from mrm_edge.runtime.stream.preprocess import Window
+from mrm_edge.runtime.stream.preprocess import Resync, Window
 
 __all__ = ["Accounting", "InFlight"]
 
@@ -131,6 +131,18 @@ class Accounting:
             result = self.post.rejected(w, latency, segment, reason)
             self.tally.rejected(w.stream_id, result.reason_kinds, result.alarms)
             self.sinks.window(result)
+
+    def resynchronised(self, resync: Resync, segment: int) -> None:
+        """A stream's jump over the resync limit: its given-up windows count as rejected
+        (kind "resync") in one step, and one stream event says so."""
+        sid = resync.stream_id
+        self.windows_produced[sid] += resync.windows
+        with self._emit_lock:
+            if self._closed:
+                return
+            alarms = self.post.stream(sid, segment).active()
+            self.tally.rejected(sid, ("resync",), alarms, n=resync.windows)
+            self.sinks.stream(StreamEvent(sid, "resync", resync.reason, segment))
 
     def dropped(self, items: list[InFlight], cause: str) -> None:
         with self._emit_lock:

@@ -31,8 +31,11 @@ standing in for signal that never came.
 
 Errors: backend errors are retried and then fall back along ``fallbacks`` (fallback.py);
 only when no backend is left are a batch's windows rejected, and the run goes on. A
-malformed chunk fails only its stream. A failing source or sink stops the run; ``run()``
-still returns the summary, with the error in ``summary.errors``.
+malformed chunk fails only its stream; whatever a stream's timestamps say, its chunk costs
+the source thread a bounded amount of work (preprocess.py: fill up to the resync limit,
+O(1) beyond), so no device holds up the others' windows or the stop. A failing source or
+sink stops the run; ``run()`` still returns the summary, with the error in
+``summary.errors``.
 """
 
 from __future__ import annotations
@@ -340,6 +343,8 @@ class Monitor:
         except ValueError as e:
             self._drop_stream(sid, first_line(e))
             return
+        for resync in pre.take_resyncs():  # the jump came before this chunk's windows
+            self.accounting.resynchronised(resync, segment)
         self._dispatch(windows, segment)
 
     def _end_stream(self, sid: str, reason: str) -> None:

@@ -49,12 +49,14 @@ class DroppedWindow:
 
 @dataclass(frozen=True)
 class StreamEvent:
-    """A stream started, ended (with the source's reason) or failed (with the error)."""
+    """A stream started, ended (with the source's reason), failed (with the error) or was
+    resynchronised (a jump over the limit; its skipped windows counted as rejected)."""
 
     stream_id: str
-    kind: Literal["start", "end", "error"]
+    kind: Literal["start", "end", "error", "resync"]
     detail: str = ""
-    """Start: "<rate> Hz"; end: the source's reason; error: the one-line error."""
+    """Start: "<rate> Hz"; end: the source's reason; error: the one-line error; resync:
+    the jump, the limit and how many windows were rejected."""
     segment: int = 0
 
 

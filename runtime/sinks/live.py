@@ -119,6 +119,8 @@ class LiveView(Sink):
                 row.state = "live"
             elif event.kind == "end":
                 row.state = f"ended ({event.detail})" if event.detail else "ended"
+            elif event.kind == "resync":
+                row.signal = event.detail
             else:
                 row.state = "failed"
                 row.signal = event.detail

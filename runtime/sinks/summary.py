@@ -263,12 +263,14 @@ class Tally:
             self._recent.append((now, latency_ms))
             self._trim(now)
 
-    def rejected(self, sid: str, kinds: tuple[str, ...], alarms_on: tuple[str, ...]) -> None:
+    def rejected(
+        self, sid: str, kinds: tuple[str, ...], alarms_on: tuple[str, ...], n: int = 1
+    ) -> None:
         with self._lock:
             c = self._stream(sid)
-            c.rejected += 1
+            c.rejected += n
             c.alarms_on = list(alarms_on)
-            self.rejected_by_reason[" + ".join(kinds) or "other"] += 1
+            self.rejected_by_reason[" + ".join(kinds) or "other"] += n
 
     def dropped(self, sid: str, cause: str) -> None:
         with self._lock:

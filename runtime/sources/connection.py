@@ -29,7 +29,9 @@ class DeviceConnection:
     hello: Hello | None = None  # the open session's HELLO; its stream is live while set
     stalled: bool = False  # the open session's stream was marked stalled (already ended)
     last_hello: Hello | None = None  # the last HELLO accepted on this connection
-    rate: RateCeiling | None = None  # the open session's rate ceiling, if one applies
+    rate: RateCeiling | None = None  # its stream's rate ceiling (gate.py), if one applies
+    next_index: int | None = None  # the first-sample index the session's next DATA should have
+    uncharged_s: float = 0.0  # signal seconds owed to the rate ceiling beyond the bytes
     paused_until: float | None = None  # throttled: not read until then
     throttle_reported: bool = False
     wants_write: bool = False  # the TLS handshake waits for the socket to be writable

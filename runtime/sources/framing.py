@@ -23,7 +23,7 @@ DATA (a block of consecutive samples)::
     0       1     frame type          u8, 0x01
     1       4     sample count        u32, n = 1..(60 s x sample rate)
     5       8     first-sample index  u64, index of the payload's first sample on the
-                                      device's sample clock
+                                      device's sample clock, below 2**48
     13      n*12*w payload            n samples x 12 leads, interleaved [sample][lead];
                                       int16 (w = 2) or float32 (w = 4)
 
@@ -39,12 +39,15 @@ receiver see lost or repeated samples: a frame's index should equal the previous
 index plus its sample count; the receiver turns it into the chunk timestamp index / rate s
 and leaves judging jumps to the runtime's gap detector. A device that reconnects continues
 its index. Frames are capped at 60 s of samples so a receiver never buffers an unbounded
-frame. A byte stream that ends inside a HELLO or a frame was "disconnected mid-frame".
+frame. Indices are capped at 2**48 (446 years at 20 kHz): below it, ``index / rate`` as a
+float64 second still tells samples apart, which the gap detector relies on. A byte stream
+that ends inside a HELLO or a frame was "disconnected mid-frame".
 
 A receiver rejects, with a one-line reason, anything else: a bad magic, an unknown version
 or sample format, a lead count other than 12, a rate outside 50..20000 Hz, an empty,
 over-long, non-UTF-8 or unprintable stream id, a non-positive or non-finite gain, a DATA
-frame of 0 samples or over the cap, and an unknown frame type.
+frame of 0 samples or over the cap, a first-sample index of 2**48 or more, and an unknown
+frame type.
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ N_LEADS = len(LEADS)
 MIN_RATE, MAX_RATE = 50, 20_000
 MAX_ID_BYTES = 255
 MAX_FRAME_SECONDS = 60.0
+MAX_FIRST_INDEX = 2**48  # exclusive; see the module docstring
 INT16_NO_SAMPLE = -32768  # WFDB's "invalid sample" value
 DEFAULT_INT16_GAIN = 1000.0  # counts per mV: 1 µV steps, ±32.767 mV, PTB-XL's own ADC gain
 
@@ -198,8 +202,8 @@ class FrameEncoder:
             self.gains = _check_gains([float(g)] * N_LEADS if np.isscalar(g) else list(g))
         elif gains is not None:
             raise FramingError("gains are only sent with the int16 sample format")
-        if first_index < 0:
-            raise FramingError(f"first-sample index {first_index}, expected >= 0")
+        if not 0 <= first_index < MAX_FIRST_INDEX:
+            raise FramingError(f"first-sample index {first_index}, expected 0..2**48 - 1")
         self.next_index = int(first_index)
         self.max_samples = max_frame_samples(self.sample_rate)
         self.clipped = 0
@@ -217,8 +221,8 @@ class FrameEncoder:
         if x.ndim != 2 or x.shape[1] != N_LEADS:
             raise ValueError(f"samples of shape {x.shape}, expected [n, {N_LEADS}]")
         if first_index is not None:
-            if first_index < 0:
-                raise ValueError(f"first-sample index {first_index}, expected >= 0")
+            if not 0 <= first_index < MAX_FIRST_INDEX:
+                raise ValueError(f"first-sample index {first_index}, expected 0..2**48 - 1")
             self.next_index = int(first_index)
         out = []
         for a in range(0, len(x), self.max_samples):
@@ -376,6 +380,8 @@ class FrameDecoder:
         if len(b) - pos < _DATA_HEADER.size:
             return None
         _, n, first = _DATA_HEADER.unpack_from(b, pos)
+        if first >= MAX_FIRST_INDEX:
+            raise FramingError(f"first-sample index {first}, expected < 2**48")
         start = pos + _DATA_HEADER.size
         end = start + n * N_LEADS * hello.sample_format.width
         if len(b) < end:
@@ -395,6 +401,7 @@ __all__ = [
     "FRAME_DATA",
     "FRAME_END",
     "MAGIC",
+    "MAX_FIRST_INDEX",
     "MAX_FRAME_SECONDS",
     "MAX_RATE",
     "MIN_RATE",

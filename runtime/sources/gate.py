@@ -38,6 +38,9 @@ class DeviceGate:
         self.limits = limits
         self.max_frame_seconds = max_frame_seconds
         self.owners = StreamOwners(allow_list)
+        # One rate ceiling per stream id (as many as ownership allows): a device that
+        # reconnects, after a cut or not, does not get a fresh burst.
+        self._rates: dict[str, RateCeiling] = {}
 
     def admit(
         self, sock: socket.socket, addr: tuple, open_now: int, now: float
@@ -55,15 +58,18 @@ class DeviceGate:
         peer = f"{addr[0]}:{addr[1]}"
         conn = DeviceConnection(sock, peer, FrameDecoder(self.max_frame_seconds), now, now)
         conn.identity = None if self.tls is not None else str(addr[0])
-        if self.limits.rate_ceiling is not None:
-            conn.rate = RateCeiling(self.limits, now)
         return conn
 
-    def claim(self, conn: DeviceConnection, hello: Hello) -> Refusal | None:
-        """Whether ``conn``'s identity may open ``hello``'s stream (ownership, allow-list)."""
+    def claim(self, conn: DeviceConnection, hello: Hello, now: float) -> Refusal | None:
+        """Whether ``conn``'s identity may open ``hello``'s stream (ownership, allow-list);
+        if it may, ``conn`` is charged to that stream's rate ceiling from now on."""
         assert conn.identity is not None  # a HELLO is read only after the handshake
         refused = self.owners.claim(hello.stream_id, conn.identity)
-        return None if refused is None else ("ownership", f"refused: {refused}")
+        if refused is not None:
+            return "ownership", f"refused: {refused}"
+        if self.limits.rate_ceiling is not None:
+            conn.rate = self._rates.setdefault(hello.stream_id, RateCeiling(self.limits, now))
+        return None
 
     def hello_overdue(self, conn: DeviceConnection, now: float) -> str | None:
         """Why ``conn`` is dropped for not having opened a stream in time, if it is."""
@@ -78,12 +84,14 @@ class DeviceGate:
         connection, else the seconds to stop reading it (0: under the ceiling).
 
         Counted in bytes at the last HELLO's bytes per second of signal, not in decoded
-        samples: a frame may hold 60 s, and the bytes of a partial one count too."""
+        samples: a frame may hold 60 s, and the bytes of a partial one count too. Seconds a
+        frame costs beyond its bytes (``conn.uncharged_s``, sessions.py) count too."""
         h = conn.last_hello
         if conn.rate is None or h is None:
             return 0.0  # before the first HELLO the HELLO deadline applies
         bytes_per_s = h.sample_rate * N_LEADS * h.sample_format.width
-        pause = conn.rate.take(nbytes / bytes_per_s, now)
+        signal_s, conn.uncharged_s = nbytes / bytes_per_s + conn.uncharged_s, 0.0
+        pause = conn.rate.take(signal_s, now)
         if conn.rate.must_cut:
             why = f"{conn.rate.reason(now)} for {conn.rate.cut_s:g} s (--rate-ceiling)"
             return "limit", f"cut: {why}"

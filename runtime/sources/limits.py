@@ -12,10 +12,15 @@ parentheses):
 * ``rate_ceiling`` (``--rate-ceiling``, 4): a device may send at most this many seconds of
   signal per second of wall time, on its own declared sample clock, after a burst of
   ``rate_burst_s`` (60 s of signal: a device catching up after an outage sends its
-  buffer). Over it, the monitor stops reading that connection until the device is back
-  under the ceiling (**throttled**: TCP flow control slows it down; nothing is dropped);
-  a device still over it after ``rate_cut_s`` (10 s) of throttling in one session is
-  **cut**, its stream ending with the measured rate. The ceiling is a multiple of real
+  buffer). What a frame makes the monitor do beyond its samples counts too (sessions.py):
+  a first-sample index that jumps ahead declares the samples in between missing, which
+  the monitor zero-fills (up to its resync limit, preprocess.py), so the jump counts as
+  signal, up to 60 s per jump; and a frame counts as at least 20 ms, so a flood of tiny
+  frames costs what sending costs. Over it, the monitor stops reading that connection
+  until the device is back under the ceiling (**throttled**: TCP flow control slows it
+  down; nothing is dropped); a device still over it after ``rate_cut_s`` (10 s) of
+  throttling is **cut**, its stream ending with the measured rate. The bucket is the
+  stream id's for the whole run: a reconnect does not refill it. The ceiling is a multiple of real
   time, so it applies when the monitor runs at ``--speed realtime`` (or ``Nx``: N times
   the ceiling); ``--speed max`` (replaying records as fast as possible) has none.
 """
@@ -57,10 +62,10 @@ class DeviceLimits:
 
 
 class RateCeiling:
-    """A token bucket in seconds of signal (each session's own declared sample clock), per
-    connection: ``rate_burst_s`` to start with, refilled at ``rate_ceiling`` per second of
-    wall time. Counting seconds, not samples, keeps it one bucket across sessions of
-    different rates on one connection (and a new HELLO does not refill it)."""
+    """A token bucket in seconds of signal (the session's own declared sample clock), per
+    stream id: ``rate_burst_s`` to start with, refilled at ``rate_ceiling`` per second of
+    wall time. One bucket per stream for the whole run, so neither a new HELLO nor a
+    reconnect (after a cut or not) refills it."""
 
     def __init__(self, limits: DeviceLimits, now: float) -> None:
         assert limits.rate_ceiling is not None

@@ -7,17 +7,22 @@ from __future__ import annotations
 
 import logging
 import queue
+import time
 from collections.abc import Callable
 
 from mrm_edge.runtime.sources.base import Event, StreamEnd
 from mrm_edge.runtime.sources.connection import DeviceConnection
 from mrm_edge.runtime.sources.device import chunk_of, stall_reason
-from mrm_edge.runtime.sources.framing import Data, FrameEvent, Hello
+from mrm_edge.runtime.sources.framing import MAX_FRAME_SECONDS, Data, FrameEvent, Hello
 from mrm_edge.runtime.sources.gate import DeviceGate, Refusal
 
 __all__ = ["DeviceSessions"]
 
 log = logging.getLogger("mrm_edge.runtime.sources.tcp")
+
+# The least a DATA frame costs in the rate ceiling, in seconds of signal: devices send
+# 0.2-1 s frames; at the default ceiling (4x) this allows 200 frames a second.
+MIN_FRAME_CHARGE_S = 0.02
 
 
 class DeviceSessions:
@@ -49,13 +54,28 @@ class DeviceSessions:
                 if conn.stalled:
                     conn.stalled = False  # its next chunk opens a new segment downstream
                     log.info("%s: data resumed after a stall", conn.where())
+                self._charge(conn, h, ev)
                 self.events.put(chunk_of(h, ev))
             else:
                 self.end(conn, "ended by device")
         return None
 
+    @staticmethod
+    def _charge(conn: DeviceConnection, hello: Hello, data: Data) -> None:
+        """What a DATA frame costs the monitor beyond its bytes, charged to the rate ceiling
+        (limits.py) as signal seconds: an index jump declares the samples skipped missing,
+        and the monitor fills them (up to one frame's worth is charged per jump); and every
+        frame costs at least ``MIN_FRAME_CHARGE_S``, so tiny frames cannot flood it."""
+        frame_s = len(data.samples) / hello.sample_rate
+        extra_s = max(0.0, MIN_FRAME_CHARGE_S - frame_s)
+        if conn.next_index is not None and data.first_index > conn.next_index:
+            jump_s = (data.first_index - conn.next_index) / hello.sample_rate
+            extra_s += min(jump_s, MAX_FRAME_SECONDS)
+        conn.uncharged_s += extra_s
+        conn.next_index = data.first_index + len(data.samples)
+
     def _open(self, conn: DeviceConnection, ev: Hello) -> Refusal | None:
-        refused = self.gate.claim(conn, ev)
+        refused = self.gate.claim(conn, ev, time.monotonic())
         if refused is not None:
             return refused
         other = self.live.get(ev.stream_id)
@@ -65,6 +85,7 @@ class DeviceSessions:
             why = f"stream id {ev.stream_id!r} is already connected from {other.peer}"
             return "protocol", f"protocol error: {why}"
         conn.hello = conn.last_hello = ev
+        conn.next_index = None
         self.live[ev.stream_id] = conn
         fmt = ev.sample_format.name.lower()
         log.info("%s: stream opened (%d Hz, %s)", conn.where(), ev.sample_rate, fmt)

@@ -102,15 +102,16 @@ class RingBuffer:
         self._forget_evicted_gaps()
 
     def append_gap(self, n_missing: int, reason: str) -> Gap:
-        """Append ``n_missing`` fill samples and record them as a gap; returns the gap."""
+        """Append ``n_missing`` fill samples and record them as a gap; returns the gap.
+        O(capacity) whatever ``n_missing``: only the last ``capacity`` of them are kept."""
         n = _int_at_least(n_missing, 1, "n_missing", "RingBuffer.append_gap")
         gap = self.mark_gap(self._count, n, reason)
-        # Write the fill in capacity-sized pieces so a long outage allocates nothing big.
-        remaining = n
-        while remaining:
-            step = min(remaining, self.capacity)
-            self.append(np.full((step, self.n_channels), self.fill_value, np.float32))
-            remaining -= step
+        if n >= self.capacity:
+            self._data[:] = self.fill_value
+        else:
+            self._write(self._count, np.full((n, self.n_channels), self.fill_value, np.float32))
+        self._count += n
+        self._forget_evicted_gaps()
         return gap
 
     def mark_gap(self, at_sample: int, n_missing: int, reason: str) -> Gap:

@@ -1,7 +1,8 @@
 """One stream's path from raw chunks to model-ready windows.
 
     chunk [n, 12] mV at fs_in ──► GapDetector (timestamps, input rate)
-                              ──► StreamingResampler → card's rate (fills gaps with zeros)
+                              ──► StreamingResampler → card's rate (fills gaps with zeros;
+                                  a jump over the resync limit is skipped, see below)
                               ──► RingBuffer (gaps recorded at the model rate)
                               ──► Windower (start = k · hop) ──► quality check ──► Window
 
@@ -11,6 +12,24 @@ offline ``mrm_edge.data.signal.resample``; standardisation lives inside the ONNX
 record fed in chunks of any sizes, every window's data equals the same window cut from
 ``resample(whole_record)`` (to float32 rounding), and ``finish()`` releases the tail windows
 the offline computation also has.
+
+Bounded cost per chunk: a gap of up to ``RESYNC_AFTER_WINDOWS`` windows (30 s for the
+shipped 10 s window) is zero-filled and its windows are cut and rejected one by one, as an
+outage should be reported; a longer forward jump is a *resynchronisation*: the windows that
+would have started before the first sample after it are given up in O(1) and reported as one
+``Resync`` (``take_resyncs``), and the stream goes on at the new index. Whatever timestamps
+a device sends, one chunk costs at most its own samples plus the limit's worth of fill.
+
+Memory per stream, retained between chunks: the ring buffer, ``(window + hop) · leads · 4``
+bytes, allocated once (52.8 kB for the shipped card at hop 1 s); the resampler's history,
+``(taps − 1) · leads · 8`` bytes, trimmed (and copied) on every push (9.6 kB from 500 Hz,
+at most 384 kB at any rate up to the protocol's 20 kHz); a few small objects and the gap
+records of the buffer's span. Under 128 KiB for a 500 Hz device with the shipped card
+(tests/runtime/test_bounded_cost.py measures it). A chunk's transient is a few copies of
+the chunk (frames are capped at 60 s) and of at most the resync limit's fill, plus the
+windows it completes; the filter designs (resample.py) are shared by streams of the same
+rates. What waits between a device and its preprocessor is bounded by TCP flow control and
+the rate ceiling (sources/tcp.py, limits.py), what waits for the backend by the batcher.
 
 Array layout, for the whole runtime: ``[samples, leads]`` (time-major) float32 mV, leads in
 the card's order. Chunks arrive that way; recordings read as ``[leads, samples]``
@@ -37,11 +56,26 @@ from mrm_edge.data.dataset import LEADS
 if TYPE_CHECKING:
     from mrm_edge.card import ModelCard
 
-__all__ = ["StreamPreprocessor", "Window", "to_model_batch"]
+__all__ = ["RESYNC_AFTER_WINDOWS", "Resync", "StreamPreprocessor", "Window", "to_model_batch"]
 
 # Fill for missing input is fed to the resampler in pieces of this many seconds, so a long
 # outage never allocates a long array.
 _FILL_PIECE_S = 10
+# A forward jump longer than this many windows is a resynchronisation (module docstring):
+# shorter gaps are outages worth a line per window; in a longer one every middle window is
+# pure fill, and materialising them would let one device's timestamp cost unbounded time.
+RESYNC_AFTER_WINDOWS = 3
+
+
+@dataclass(frozen=True)
+class Resync:
+    """A forward jump over the resync limit: ``windows`` windows of ``stream_id``, the first
+    starting at model-rate sample ``start``, were given up as rejected (``reason``)."""
+
+    stream_id: str
+    start: int
+    windows: int
+    reason: str
 
 
 @dataclass
@@ -137,6 +171,11 @@ class StreamPreprocessor:
         self.detector = GapDetector(self.resampler.fs_in, gap_tolerance_s)
         self.clock = clock
         self._finished = False
+        # The resync limit in input samples (a jump of more than this is skipped in O(1)).
+        self.resync_after = -(
+            -RESYNC_AFTER_WINDOWS * window * self.resampler.fs_in // card_sampling_rate
+        )
+        self._resyncs: list[Resync] = []
 
     @classmethod
     def from_card(
@@ -186,7 +225,9 @@ class StreamPreprocessor:
     def _push(self, x: np.ndarray, timestamp: float | None) -> list[Window]:
         windows: list[Window] = []
         check = self.detector.check(timestamp, x.shape[0])
-        if check.n_missing:
+        if check.n_missing > self.resync_after:
+            self._resyncs.append(self._resync(check.n_missing, check.reason or "jump"))
+        elif check.n_missing:
             windows += self._fill_missing(check.n_missing, check.reason or "samples missing")
         elif check.backwards_s:
             # Nothing is missing, but the signal on either side of this point need not join
@@ -206,6 +247,28 @@ class StreamPreprocessor:
         self._finished = True
         with np.errstate(all="ignore"):
             return self._store(self.resampler.flush())
+
+    def take_resyncs(self) -> list[Resync]:
+        """The resynchronisations since the last call (before this push's windows)."""
+        resyncs, self._resyncs = self._resyncs, []
+        return resyncs
+
+    def _resync(self, n_missing: int, reason: str) -> Resync:
+        """Skip ``n_missing`` input samples in O(capacity): the resampler jumps as if fed
+        zeros, the buffer holds fill, and the windows starting before the first output
+        computed after the jump are given up (counted, not cut); the later ones that still
+        read the gap's zeros through the filter are flagged by the recorded gap."""
+        here, first = self.resampler.input_count, self.windower.next_start
+        lo, hi = self.resampler.skip_zeros(n_missing)
+        if hi > lo:
+            self.buffer.append_gap(hi - lo, reason)
+        reach = self.resampler.outputs_depending_on(here, here + n_missing)[1]
+        if reach > hi:
+            self.buffer.mark_gap(hi, reach - hi, reason)
+        skipped = self.windower.skip(hi)
+        limit_s = self.resync_after / self.resampler.fs_in
+        why = f"resynchronised ({reason}; over the {limit_s:g} s limit): {skipped} windows rejected"
+        return Resync(self.stream_id, first, skipped, why)
 
     def _fill_missing(self, n_missing: int, reason: str) -> list[Window]:
         """Insert ``n_missing`` zeros at the input rate and record, at the model rate, every

@@ -155,6 +155,28 @@ class StreamingResampler:
         self._hist = np.concatenate([self._hist, x.astype(np.float64, copy=False)])
         return self._release(self._releasable(self._n_in))
 
+    def skip_zeros(self, n: int) -> tuple[int, int]:
+        """Account for ``n`` zero input samples without computing the outputs they finalise:
+        returns ``[lo, hi)``, the outputs skipped. Afterwards the state is exactly that of
+        ``push(zeros(n))`` (the next outputs are the same), at O(taps) cost whatever ``n``.
+        For a long gap whose outputs nobody will read (preprocess.py's resynchronisation)."""
+        if self._flushed:
+            raise ValueError("StreamingResampler.skip_zeros: already flushed")
+        n_taps = self._taps.shape[1]
+        lo = self._n_out
+        self._n_in += _positive_int(n, "n")
+        if self.identity:
+            self._n_out = self._n_in
+            return lo, self._n_out
+        self._n_out = self._releasable(self._n_in)
+        # Keep what the next output reads (as _release does): real inputs, if the gap is
+        # shorter than the filter's reach, then zeros up to the newest input.
+        keep_from = max(self._last_input_of(self._n_out) - (n_taps - 1), self._hist_start)
+        real = self._hist[keep_from - self._hist_start :]
+        zeros = np.zeros((self._n_in - keep_from - len(real), self.n_channels))
+        self._hist, self._hist_start = np.concatenate([real, zeros]), keep_from
+        return lo, self._n_out
+
     def flush(self) -> np.ndarray:
         """End of record: release the remaining outputs, computed with zeros past the end as
         the whole-record call does, so the total is ``ceil(input_count · up / down)``."""
@@ -203,6 +225,7 @@ class StreamingResampler:
         keep_from = self._last_input_of(self._n_out) - (n_taps - 1)
         drop = min(max(0, keep_from - self._hist_start), len(self._hist))
         if drop:
-            self._hist = self._hist[drop:]
+            # A copy: a view would keep the whole concatenated chunk alive between pushes.
+            self._hist = self._hist[drop:].copy()
             self._hist_start += drop
         return out

@@ -4,7 +4,8 @@ A window is the model-rate samples ``[start, start + window)``. The windower onl
 indices; it is told how many samples have arrived and answers with the windows that just
 became complete, each once, in order. For a stream of N samples it emits exactly
 ``(N − window) // hop + 1`` windows (none if N < window) — the same windows an offline cut of
-the whole record at ``k · hop`` gives. Windows that touch a recorded gap are emitted too,
+the whole record at ``k · hop`` gives, less those a resynchronisation gave up (``skip``,
+counted by the caller). Windows that touch a recorded gap are emitted too,
 flagged with the gap's reasons, so the caller reports them rather than classifying them and
 no window silently disappears.
 """
@@ -89,6 +90,16 @@ class Windower:
     def next_start(self) -> int:
         """Start sample of the next window to be emitted."""
         return self._next_k * self.hop
+
+    def skip(self, to_sample: int) -> int:
+        """Give up the windows not yet emitted that start before ``to_sample`` (their samples
+        will never be stored: a resynchronisation); returns how many, in O(1). Samples
+        ``[0, to_sample)`` count as arrived."""
+        first_kept = -(-int(to_sample) // self.hop)
+        skipped = max(0, first_kept - self._next_k)
+        self._next_k += skipped
+        self._available = max(self._available, int(to_sample))
+        return skipped
 
     def poll(self, available: int, gaps: GapIndex | None = None) -> list[WindowRef]:
         """Windows that became complete now that samples ``[0, available)`` have arrived.

@@ -227,7 +227,7 @@ class StationState:
                 bed.state, bed.state_detail = "ended", event.detail
                 if event.detail.startswith("stalled"):
                     bed.quality, bed.quality_detail = "stalled", event.detail
-            else:
+            elif event.kind == "error":
                 bed.state, bed.state_detail = "failed", event.detail
 
     def acknowledge(self, alarm_id: int) -> bool:

@@ -150,6 +150,8 @@ MALFORMED = {
     "zero samples": (hello() + data(0), "DATA frame of 0 samples, expected 1..30000"),
     "oversize": (hello() + struct.pack("<BI", 1, 30001), "DATA frame of 30001 samples"),
     "frame type": (hello() + data(2) + b"\x07", "unknown frame type 0x07, expected 0x01"),
+    "absurd index": (hello() + data(1, 2**64 - 1), f"first-sample index {2**64 - 1}, expected <"),
+    "index at cap": (hello() + data(1, 2**48), "first-sample index 281474976710656, expected"),
     "hello twice": (hello() + hello(), "unknown frame type 0x4d"),
 }
 
@@ -219,6 +221,7 @@ def test_eof_between_frames_is_clean() -> None:
         ({"sample_format": "int8"}, "expected float32 or int16"),
         ({"gains": [1.0] * 3, "sample_format": "int16"}, "3 gains, expected 12"),
         ({"gains": 1000.0}, "only sent with the int16 sample format"),
+        ({"first_index": 2**48}, "first-sample index 281474976710656, expected 0..2"),
     ],
 )
 def test_encoder_validates_like_the_decoder(kwargs: dict, message: str) -> None:

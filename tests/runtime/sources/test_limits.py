@@ -47,6 +47,41 @@ def test_rate_ceiling_throttles_then_cuts() -> None:
     assert bucket.reason(1.5) == "sending 3.3x real time, over the rate ceiling of 2x"
 
 
+@pytest.mark.parametrize(
+    ("jump", "n_frames", "why"),
+    [(25 * 100, 5, "index jumps"), (0, 4000, "tiny frames")],
+)
+def test_what_a_frame_makes_the_monitor_do_counts_against_the_ceiling(
+    jump: int, n_frames: int, why: str
+) -> None:
+    """Issue 20: index jumps (zero-filled downstream) and a flood of 1-sample frames cost
+    a device its rate ceiling like signal, though their bytes are few (a few kB here): over
+    the 60 s burst, it is throttled."""
+    with TcpSource() as src, socket.create_connection(("127.0.0.1", src.port)) as s:
+        enc = FrameEncoder("bed-1", 100)
+        frames = [enc.data(X[:1], first_index=i * (jump + 1)) for i in range(n_frames)]
+        s.sendall(enc.hello() + b"".join(frames))
+        wait_until(lambda: any("throttled: sending" in p for p in src.problems), timeout=30)
+    [line] = [p for p in src.problems if "throttled" in p]
+    assert "over the rate ceiling of 4x" in line, why
+
+
+def test_a_reconnect_does_not_refill_the_rate_ceiling() -> None:
+    """The bucket is the stream's: a device that overdraws it (a 60 s index jump, a few
+    bytes), hangs up and comes back at once is cut (throttled past rate_cut_s already),
+    where a fresh connection's burst would have let its 0.2 s in."""
+    limits = DeviceLimits(rate_ceiling=4.0, rate_burst_s=1.0)
+    enc = FrameEncoder("bed-1", 50)
+    overdraw = enc.data(X[:1]) + enc.data(X[:1], first_index=61 * 50) + enc.end()
+    with TcpSource(limits=limits) as src:
+        for n, frames in ((1, overdraw), (2, enc.data(X[:10]) + enc.end())):
+            with socket.create_connection(("127.0.0.1", src.port)) as s:
+                s.sendall(enc.hello() + frames)
+                wait_until(lambda n=n: sum(" over the rate" in p for p in src.problems) == n, 20)
+                wait_until(lambda: "bed-1" not in src.live_streams(), 20)
+    assert "throttled: sending" in src.problems[0] and "cut: sending" in src.problems[-1]
+
+
 def test_limits_are_checked_and_scale_with_speed() -> None:
     assert DeviceLimits().at_speed(None).rate_ceiling is None  # --speed max: no ceiling
     assert DeviceLimits(rate_ceiling=4).at_speed(2.0).rate_ceiling == 8

@@ -213,3 +213,14 @@ def test_chunks_without_timestamps_are_counted() -> None:
     assert det.expected_time() == pytest.approx(1.1)
     det.check(None, 10)
     assert det.check(1.2, 10).n_missing == 0 and det.check(1.4, 10).n_missing == 10
+
+
+def test_append_gap_costs_the_capacity_not_the_gap() -> None:
+    """A gap of 2**47 samples (a device's absurd jump) is recorded and filled at once."""
+    buf = RingBuffer(8, 2)
+    buf.append(np.ones((8, 2)))
+    gap = buf.append_gap(2**47, "resync")
+    assert buf.sample_count == 8 + 2**47 and np.all(buf.view(buf.oldest, 8) == 0)
+    assert buf.gaps_overlapping(buf.oldest, buf.sample_count) == [gap]
+    buf.append(np.full((3, 2), 5.0))
+    assert np.all(buf.view(buf.sample_count - 3, 3) == 5.0)

@@ -228,3 +228,40 @@ def test_runtime_modules_import_without_torch_and_defer_scipy() -> None:
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[]"
+
+
+def test_a_jump_over_the_resync_limit_is_counted_not_cut_and_the_stream_goes_on() -> None:
+    """Issue 20: a timestamp far ahead (one chunk is enough) costs O(1): the windows before
+    the first sample after it are given up as one Resync, and the stream goes on at the new
+    index, its windows clean."""
+    fs, jump_s = 500, 2**47 / 500
+    x = np.random.default_rng(3).normal(0, 0.5, (25 * fs, 12)).astype(np.float32)
+    pp = StreamPreprocessor("hostile", fs, RATE, WINDOW, HOP)
+    assert pp.resync_after == 3 * WINDOW * fs // RATE  # 30 s of input, 3 windows
+    before = pp.push(x[: 12 * fs], 0.0)
+    assert [w.start for w in before] == [0, 100] and all(w.ok for w in before)
+    after = pp.push(x[12 * fs :], jump_s)
+    [resync] = pp.take_resyncs()
+    assert resync.start == 200 and "over the 30 s limit" in resync.reason
+    # The first output computed after the jump: released once input 2**47 + 50 is in
+    # (resample.py), i.e. output ceil((2**47 − 50) / 5); windows start on the next hop.
+    first_out = -(-(2**47 - 50) // 5)
+    first_kept = -(-first_out // HOP) * HOP
+    assert resync.windows == first_kept // HOP - 2
+    assert [w.start for w in after] == [first_kept + k * HOP for k in range(len(after))]
+    assert len(after) == 3 and all(w.ok for w in after)  # past the filter's reach: clean
+    assert pp.take_resyncs() == []
+    assert len(before) + resync.windows + len(after) == pp.windower.emitted
+
+
+def test_a_jump_under_the_resync_limit_is_filled_window_by_window() -> None:
+    fs = 500
+    x = np.random.default_rng(4).normal(0, 0.5, (12 * fs, 12)).astype(np.float32)
+    pp = StreamPreprocessor("s", fs, RATE, WINDOW, HOP)
+    pp.push(x, 0.0)
+    windows = pp.push(x, 12.0 + 29.0)  # 29 s missing: under the 30 s limit
+    assert pp.take_resyncs() == []
+    gap_windows = [w for w in windows if w.gap_reasons]
+    assert len(gap_windows) >= 29 and not any(w.ok for w in gap_windows)
+    assert gap_windows[0].reason.startswith("14500 samples (29.000 s) missing")
+    assert [w.start for w in windows] == [200 + k * HOP for k in range(len(windows))]

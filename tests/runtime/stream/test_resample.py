@@ -173,3 +173,31 @@ def test_real_cpsc_record(cpsc_root: Path) -> None:
     assert rec.sampling_rate == 500
     for seed in range(3):
         assert _chunked_real(rec.signal.T, 500, seed) <= 1e-5
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(
+    rates=st.sampled_from([(500, 100), (50, 100), (100, 100), (360, 100), (257, 100)]),
+    before=st.integers(0, 900),
+    gap=st.integers(1, 5000),
+)
+def test_skip_zeros_leaves_the_state_push_zeros_would(rates, before, gap) -> None:
+    """skip_zeros(n) is push(zeros(n)) without the outputs: what follows is identical, and
+    it names the outputs it skipped."""
+    rng = np.random.default_rng(gap)
+    x, y = rng.normal(size=(before, 2)), rng.normal(size=(1234, 2))
+    pushed, skipped = StreamingResampler(*rates, 2), StreamingResampler(*rates, 2)
+    n0 = len(pushed.push(x))
+    skipped.push(x)
+    zeros_out = pushed.push(np.zeros((gap, 2)))
+    assert skipped.skip_zeros(gap) == (n0, n0 + len(zeros_out))
+    np.testing.assert_array_equal(pushed.push(y), skipped.push(y))
+    np.testing.assert_array_equal(pushed.flush(), skipped.flush())
+
+
+def test_skip_zeros_of_a_huge_gap_is_cheap() -> None:
+    r = StreamingResampler(500, 100, 12)
+    r.push(np.ones((777, 12)))
+    lo, hi = r.skip_zeros(2**47)
+    assert hi - lo > 2**47 // 5 - 100 and r.input_count == 777 + 2**47
+    assert len(r.push(np.ones((500, 12)))) == 100  # and it goes on

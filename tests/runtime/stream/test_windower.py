@@ -85,3 +85,13 @@ def test_bad_input_is_named() -> None:
     w.poll(20)
     with pytest.raises(ValueError, match="available went back from 20 to 19"):
         w.poll(19)
+
+
+def test_skip_gives_up_the_windows_before_a_sample_in_constant_time() -> None:
+    w = Windower("s", window=10, hop=3)
+    assert [r.start for r in w.poll(13)] == [0, 3]
+    assert w.skip(2**50 + 1) == -(-(2**50 + 1) // 3) - 2  # windows 6 .. up to the sample
+    refs = w.poll(2**50 + 20)
+    assert refs[0].start >= 2**50 + 1 and refs[0].start % 3 == 0
+    assert w.emitted == -(-(2**50 + 1) // 3) + len(refs)
+    assert w.skip(5) == 0  # never backwards

@@ -31,6 +31,13 @@ def test_a_stalled_stream_shows_as_stalled_and_ended():
     assert bed["state"] == "ended" and bed["quality"] == "stalled"
 
 
+def test_a_resynchronised_stream_stays_live():
+    st = StationState()
+    st.stream(StreamEvent("b", "start", "500 Hz"))
+    st.stream(StreamEvent("b", "resync", "resynchronised (...): 3600 windows rejected"))
+    assert st.beds_summary()["b"]["state"] == "live"
+
+
 def test_alarm_history_onset_clear_and_acknowledge():
     st = StationState(clock=lambda: 1000.0)
     st.alarm(AlarmEvent("b", "MI", "on", 300, 100, 0.7, 0.2))
