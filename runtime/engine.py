@@ -23,11 +23,12 @@ dropped (the batcher says which window drop-oldest evicted); a stream's end is d
 once its last window has a result.
 
 Stopping: ``stop()`` (from any thread; ``stop_on_signals`` wires SIGINT/SIGTERM to it)
-closes the source, lets the windows already queued be classified (``drain=True``; a second
-signal passes ``drain=False``: queued windows are reported as dropped, "stopped before
-inference"), and closes the sinks with the summary, so the event log is complete and valid
-up to the stop. Streams cut short are not ``finish()``-ed: their tail would be zero padding
-standing in for signal that never came.
+closes the source, lets the windows already queued be classified for up to ``_DRAIN_S``
+(``drain=True``; a second signal passes ``drain=False``: queued windows are reported as
+dropped, "stopped before inference", as is what the drain did not reach), and closes the
+sinks with the summary, so the event log is complete and valid up to the stop. Streams cut
+short are not ``finish()``-ed: their tail would be zero padding standing in for signal that
+never came.
 
 Errors: backend errors are retried and then fall back along ``fallbacks`` (fallback.py);
 only when no backend is left are a batch's windows rejected, and the run goes on. A
@@ -70,6 +71,11 @@ __all__ = ["Monitor"]
 _POLL_S = 0.1  # how often waiting threads look at the stop flag and the clock
 _SOURCE_STOP_S = 5.0  # how long a stopped source may take to return before we go on without it
 _WORKER_ABANDON_S = 5.0  # after drain=False, how long a stuck inference may hold the run
+# How long a stop lets queued windows be classified before dropping the rest. A slow backend
+# behind a deep queue (minutes on a small CPU) must not outlast a service manager's stop
+# timeout (systemd 90 s, Kubernetes 30 s) and end in SIGKILL without a summary: with the
+# source's and a stuck inference's limits a stop takes 20 s at most.
+_DRAIN_S = 10.0
 
 
 class Monitor:
@@ -261,10 +267,24 @@ class Monitor:
         )
 
     def _await_worker(self, worker: threading.Thread) -> None:
-        """Wait for the worker to drain the queue; after ``stop(drain=False)`` give a stuck
-        inference ``_WORKER_ABANDON_S`` at most."""
+        """Wait for the worker to drain the queue: all of it when the source ended, for
+        ``_DRAIN_S`` after a stop (then the rest is dropped, as after ``stop(drain=False)``);
+        once dropping, give a stuck inference ``_WORKER_ABANDON_S`` at most."""
+        drain_until: float | None = None
         abandon_at: float | None = None
         while worker.is_alive():
+            if self._stop.is_set() and drain_until is None:
+                drain_until = self.clock() + _DRAIN_S
+            if (
+                drain_until is not None
+                and self.clock() >= drain_until
+                and not self._discard.is_set()
+            ):
+                self.fanout.notice(
+                    f"stop: {len(self.batcher)} queued windows not classified within "
+                    f"{_DRAIN_S:g} s are dropped (stopped before inference)"
+                )
+                self._discard.set()
             if self._discard.is_set() and abandon_at is None:
                 abandon_at = self.clock() + _WORKER_ABANDON_S
             if abandon_at is not None and self.clock() >= abandon_at:

@@ -377,6 +377,41 @@ def test_no_backend_is_freed_under_an_inference_the_monitor_abandoned(
     assert not stuck.is_active
 
 
+def test_a_stop_drains_for_a_bounded_time_then_drops_the_rest(
+    small: DeployedModel, tmp_path: Path, monkeypatch
+) -> None:
+    """A slow backend behind a deep queue: a stop classifies what it can within
+    ``_DRAIN_S`` and drops the rest, counted, so the stop ends in bounded time (a service
+    manager's stop timeout would otherwise SIGKILL the run before its summary)."""
+    from mrm_edge.runtime import engine
+
+    monkeypatch.setattr(engine, "_DRAIN_S", 0.5)
+    slow = SlowBackend(ort(small), delay_s=0.2)
+    src = ArraySource(synthetic(8, 60.0, fs=100), speed=None)
+    log = tmp_path / "e.jsonl"
+    mon = Monitor(small, slow, src, sinks=[JsonlSink(log)], max_batch=1, overload="block")
+
+    def stop_when_queued() -> None:
+        deadline = time.monotonic() + 60
+        while len(mon.batcher) < 50 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        mon.stop("test")  # drain=True: the first signal
+
+    stopper = threading.Thread(target=stop_when_queued)
+    stopper.start()
+    t0 = time.monotonic()
+    summary = mon.run()
+    took = time.monotonic() - t0
+    stopper.join()
+    lines = parse(log)
+    assert_conserved(mon, summary)
+    assert_log_matches(lines, summary)
+    causes = Counter(d["cause"] for d in of_type(lines, "dropped"))
+    assert causes["stopped before inference"] >= 40, causes  # 50 queued, ~3 classified
+    assert summary.classified > 0 and not summary.errors
+    assert took < 30, took  # 50 x 0.2 s would be 10 s more; generous for a loaded CI
+
+
 # ====================================================================== overload
 
 

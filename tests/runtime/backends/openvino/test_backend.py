@@ -5,6 +5,7 @@ CPU without it (and within its gate where the CPU has it), shapes, cache, bad in
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from mrm_edge.runtime.backends import BackendUnavailable
 from mrm_edge.runtime.backends.openvino import OpenVinoBackend
 from mrm_edge.runtime.backends.openvino.backend import openvino_cache_dir
 
+from mrm_edge.artifacts import BF16_RECORD
 from mrm_edge.metrics import macro_auc
 from tests.runtime.backends.openvino.conftest import cpu_has_bf16
 
@@ -96,13 +98,20 @@ def test_bf16_is_refused_with_the_reason_on_a_cpu_without_it(shipped: Path) -> N
     assert "amx_bf16" in str(e.value) and "\n" not in str(e.value) and not b.is_active
 
 
-def test_bf16_within_its_gate_on_a_bf16_cpu(shipped: Path, ptbxl_root: Path) -> None:
+def test_bf16_within_its_gate_on_a_bf16_cpu(
+    shipped: Path, ptbxl_root: Path, tmp_path: Path
+) -> None:
     has, why = cpu_has_bf16()
     if not has:
         pytest.skip(f"BF16 gate needs a BF16 CPU: {why}")
     from mrm_edge.export.bf16 import measure_bf16_gate
 
-    record = measure_bf16_gate(shipped, ptbxl_root)
+    # The gate writes its record beside the model: a copy, never the shipped directory (a
+    # record left there changed what later tests planned on this machine).
+    model_dir = tmp_path / "m"
+    shutil.copytree(shipped, model_dir)
+    record = measure_bf16_gate(model_dir, ptbxl_root)
+    assert (model_dir / BF16_RECORD).is_file() and not (shipped / BF16_RECORD).exists()
     assert record["passed"], record["message"]
     assert record["max_abs_dp"] <= 2e-2 and record["auc_change_pt"] <= record["tolerance_pt"]
 
