@@ -15,7 +15,7 @@ zero points. Three methods, all ONNX Runtime's own code (``onnxruntime.quantizat
 
 ``minmax`` is the default: measured on the tiny test model, all three methods pass the
 accuracy gate, but entropy's clipping moves single probabilities far more than minmax or
-percentile do (the measured figures are in the README).
+percentile do (the measured figures are in docs/measurements.md).
 
 Memory and batch size. ORT's histogram calibrators keep every intermediate tensor of every
 batch handed to one ``collect_data`` call, so the windows are fed one batch per call. The

@@ -94,7 +94,7 @@ def send(
     """Stream recordings as live devices to a monitor (TCP) or to stdout.
 
     One connection per record (RECORD: .hea, record stem, .mat, or a directory of them);
-    the framing is documented in the README.
+    the framing is documented in docs/devices.md.
     """
     from mrm_edge.runtime.sender import run
 

@@ -87,7 +87,7 @@ def serve(
     nvidia-pytriton: ONNX Runtime CPU in Triton's Python backend) until Ctrl-C / SIGTERM.
 
     Front-ends connect with `mrm-edge monitor --backend triton:HOST:GRPC_PORT`. GPU nodes run
-    NVIDIA's Triton container on `mrm-edge export --triton-repo DIR` instead (README).
+    NVIDIA's Triton container on `mrm-edge export --triton-repo DIR` instead (docs/triton.md).
     """
     from mrm_edge.serve import ServerPorts, ServeUnavailable, serve_model
 
