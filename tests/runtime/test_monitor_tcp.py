@@ -46,7 +46,8 @@ def test_sender_subprocess_to_monitor_over_loopback(
             [
                 sys.executable,
                 "-m",
-                "mrm_edge.runtime.sender",
+                "mrm_edge.cli",
+                "send",
                 "--host",
                 "127.0.0.1",
                 "--port",

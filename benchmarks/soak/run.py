@@ -1,5 +1,5 @@
 """``run_soak``: the real Monitor over many synthetic streams at max speed, then the checks
-(see :mod:`mrm_edge.soak`)."""
+(see :mod:`benchmarks.soak`)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mrm_edge.soak.report import SoakReport, checks, latency_figures, rss_figures, window_figures
-from mrm_edge.soak.sink import SoakSink
+from benchmarks.soak.report import SoakReport, checks, latency_figures, rss_figures, window_figures
+from benchmarks.soak.sink import SoakSink
 
 if TYPE_CHECKING:
     from mrm_edge.runtime.backends.base import Backend

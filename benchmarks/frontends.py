@@ -7,9 +7,9 @@ synthetic patients rendered beforehand, replayed as fast as the real ``Monitor``
 of wall time, and ``floor(W x hop)`` streams at real time. Run one process per front-end at
 the same time to measure front-ends sharing a server::
 
-    python -m mrm_edge.bench.frontends --backend onnxruntime --precision int8 --streams 8
-    python -m mrm_edge.bench.frontends --backend triton:127.0.0.1:8001 --streams 4 &
-    python -m mrm_edge.bench.frontends --backend triton:127.0.0.1:8001 --streams 4 --seed 1
+    python -m benchmarks.frontends --backend onnxruntime --precision int8 --streams 8
+    python -m benchmarks.frontends --backend triton:127.0.0.1:8001 --streams 4 &
+    python -m benchmarks.frontends --backend triton:127.0.0.1:8001 --streams 4 --seed 1
 
 Each prints one JSON line (``windows_per_s``, ``realtime_streams``, the run's figures).
 
@@ -18,9 +18,9 @@ pre-filled, as streams already running), for the latency a window sees at a give
 ``latency_ms`` is window complete → result, the figure the monitor reports. Paired runs
 in-process and through Triton give the latency the server adds per window::
 
-    python -m mrm_edge.bench.frontends --backend onnxruntime --precision int8 \
+    python -m benchmarks.frontends --backend onnxruntime --precision int8 \
         --realtime --streams 32
-    python -m mrm_edge.bench.frontends --backend triton:127.0.0.1:8001 --streams 32 --realtime
+    python -m benchmarks.frontends --backend triton:127.0.0.1:8001 --streams 32 --realtime
 """
 
 from __future__ import annotations
@@ -51,6 +51,9 @@ def probe_frontend(
 ) -> dict[str, Any]:
     """The max-speed probe of one front-end on ``backend``, or with ``realtime`` its
     latency per window at ``streams`` real-time patients (module docstring)."""
+    from mrm_edge.runtime.model import DeployedModel
+    from mrm_edge.runtime.selection import activate_backend
+
     from mrm_edge.bench.streaming import (
         _Replay,
         _run,
@@ -58,8 +61,6 @@ def probe_frontend(
         prefilled_realtime_source,
         render_synthetic,
     )
-    from mrm_edge.runtime.model import DeployedModel
-    from mrm_edge.runtime.selection import activate_backend
 
     model = DeployedModel.load(model_dir)
     if realtime:

@@ -2,7 +2,7 @@
 with one hostile device beside N - 1 good ones, against N good ones, in one run, rounds
 interleaved (clean, hostile, clean, hostile, ...). Not a test: a measurement to rerun::
 
-    python -m tests.runtime.hostile_latency --devices 9 --rounds 2 --seconds 40 --hop 5
+    python -m benchmarks.hostile_latency --devices 9 --rounds 2 --seconds 40 --hop 5
 
 Each round: a ``TcpSource`` on loopback (default limits at real time: rate ceiling 4x) and
 the ``Monitor`` with the shipped model on ONNX Runtime CPU fp32 in this process; the devices
@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 FS, FRAME = 500, 100  # the devices' rate; samples per 0.2 s frame
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "models" / "mrm-net-ptbxl-superdiagnostic"
 RECORD = REPO.parent / "shared/data/ptb-xl/records500/00000/00001_hr.hea"
 
