@@ -51,39 +51,31 @@ def probe_frontend(
 ) -> dict[str, Any]:
     """The max-speed probe of one front-end on ``backend``, or with ``realtime`` its
     latency per window at ``streams`` real-time patients (module docstring)."""
+    from mrm_edge.runtime.app import open_monitor
+    from mrm_edge.runtime.config import MonitorConfig
     from mrm_edge.runtime.model import DeployedModel
-    from mrm_edge.runtime.selection import activate_backend
 
-    from mrm_edge.bench.streaming import (
-        _Replay,
-        _run,
-        _run_figures,
-        prefilled_realtime_source,
-        render_synthetic,
-    )
+    from mrm_edge.bench.streaming import max_speed_source, prefilled_realtime_source, run_figures
 
     model = DeployedModel.load(model_dir)
     if realtime:
         window_s = model.window_samples / model.sampling_rate
         src = prefilled_realtime_source(streams, SYNTHETIC_FS, window_s, seconds, seed)
     else:
-        events = render_synthetic(streams, SYNTHETIC_FS, seconds, seed)
-        src = _Replay(events, 0.0, None, f"synthetic: {streams} patients, max speed")
-    be, why = activate_backend(model, backend, precision)
-    try:
-        summary = _run(model, be, src, hop_s, max_batch, max_delay_ms)
-    finally:
-        be.deactivate()
+        src = max_speed_source(streams, SYNTHETIC_FS, seconds, seed)
+    config = MonitorConfig(hop_s=hop_s, max_batch=max_batch, max_delay_ms=max_delay_ms)
+    with open_monitor(model, src, config, backend, precision) as monitor:
+        summary = monitor.run()
     w = summary.throughput_wps
     return {
         "backend": summary.backend,
-        "why": why,
+        "why": monitor.backend_reason,
         "streams": streams,
         "seconds": seconds,
         "pace": "real time" if realtime else "max speed",
         "windows_per_s": w,
         "realtime_streams": math.floor(w * hop_s),
-        **_run_figures(summary),
+        **run_figures(summary),
     }
 
 

@@ -129,16 +129,18 @@ def _receive(tls: ssl.SSLContext | None, device: TlsFiles | None, n: int, second
 
 def _realtime(tls: ssl.SSLContext | None, device: TlsFiles | None, n: int, seconds: float,
               fs: int, hop_s: float) -> dict[str, float]:  # fmt: skip
+    from mrm_edge.runtime.app import open_monitor
     from mrm_edge.runtime.backends import OnnxRuntimeBackend
-    from mrm_edge.runtime.engine import Monitor
+    from mrm_edge.runtime.config import MonitorConfig
     from mrm_edge.runtime.model import DeployedModel
 
     from mrm_edge.artifacts import default_model_dir
 
     model = DeployedModel.load(default_model_dir())
     backend = OnnxRuntimeBackend(model.onnx["int8"].path, providers=["CPUExecutionProvider"])
-    with backend, TcpSource(tls=tls, limits=DeviceLimits(max_connections=max(64, n))) as src:
-        mon = Monitor(model, backend, src, sinks=[], hop_s=hop_s, max_batch=n, max_delay_ms=50)
+    src = TcpSource(tls=tls, limits=DeviceLimits(max_connections=max(64, n)))
+    config = MonitorConfig(hop_s=hop_s, max_batch=n, max_delay_ms=50)
+    with backend, open_monitor(model, src, config, backend) as mon:
         out: dict[str, Any] = {}
         runner = threading.Thread(target=lambda: out.update(s=mon.run()))
         cpu0, t0 = time.process_time(), time.monotonic()
