@@ -1,5 +1,6 @@
 """The composition root of ``mrm-edge monitor``: model, backend chain, source and sinks put
-together around a ``Monitor``, run with SIGINT/SIGTERM wired to a clean stop.
+together around a ``Monitor`` (``open_monitor``, which the benchmarks use too), run with
+SIGINT/SIGTERM wired to a clean stop.
 
 Nothing here prints: what the command shows (which backend and why, the summary) is the
 ``report`` sink's business and the live view the ``live`` sink's (sinks/registry.py), so a
@@ -15,21 +16,27 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mrm_edge.runtime.batcher import OverloadPolicy
+from mrm_edge.runtime.backends.base import Backend
+from mrm_edge.runtime.config import MonitorConfig
 from mrm_edge.runtime.engine import Monitor
 from mrm_edge.runtime.model import DeployedModel
-from mrm_edge.runtime.postprocess import PostprocessConfig
 from mrm_edge.runtime.sinks.base import Sink
 from mrm_edge.runtime.sinks.registry import SinkSettings, make_sink
 from mrm_edge.runtime.sinks.summary import Summary
 from mrm_edge.runtime.sources.base import Source
-from mrm_edge.runtime.stream.quality import QualityConfig
 
 if TYPE_CHECKING:
     from mrm_edge.runtime.web.config import WebConfig
     from rich.console import Console
 
-__all__ = ["StopRequests", "build_sinks", "monitor_sink_names", "run_monitor", "stop_on_signals"]
+__all__ = [
+    "StopRequests",
+    "build_sinks",
+    "monitor_sink_names",
+    "open_monitor",
+    "run_monitor",
+    "stop_on_signals",
+]
 
 
 class StopRequests:
@@ -108,43 +115,75 @@ def build_sinks(names: Sequence[str], settings: SinkSettings) -> list[Sink]:
     return sinks
 
 
+@contextlib.contextmanager
+def open_monitor(
+    model: DeployedModel,
+    source: Source,
+    config: MonitorConfig | None = None,
+    backend: str | Backend = "auto",
+    precision: str | None = None,
+    sinks: Sequence[Sink] = (),
+) -> Iterator[Monitor]:
+    """The one way a monitor is built: ``source`` classified by ``model`` under ``config``
+    (None: ``MonitorConfig()``) into ``sinks``, ready to ``run()`` (here, or in a thread
+    that another ``stop()``s).
+
+    ``backend`` is a name (``auto``, ``onnxruntime``, ``triton:HOST:PORT``, ...; with
+    ``precision``): picked and activated with its fallback chain
+    (``selection.activate_with_fallbacks``; BackendUnavailable, one line, when nothing can
+    run). Or a Backend its caller owns, run as given with no fallback (what a benchmark
+    times), activated by the monitor if it is not active. On leaving: the source closed, and
+    a backend activated here deactivated, unless an abandoned inference may still be inside
+    it (freeing a session under a running call is a crash, not a cleanup).
+    """
+    from mrm_edge.runtime.selection import activate_with_fallbacks
+
+    try:
+        if isinstance(backend, Backend):
+            yield Monitor(model, backend, source, config, sinks=sinks, backend_reason="given")
+            return
+        be, reason, chain = activate_with_fallbacks(model, backend, precision)
+        monitor: Monitor | None = None
+        try:
+            monitor = Monitor(
+                model, be, source, config, sinks=sinks, backend_reason=reason, fallbacks=chain
+            )
+            yield monitor
+        finally:
+            # A no-op if the monitor switched away from it.
+            if monitor is None or not monitor.chain.in_use:
+                be.deactivate()
+    finally:
+        source.close()
+
+
 def run_monitor(
     model_dir: str | Path,
     source: Source | Callable[[DeployedModel], Source],
+    config: MonitorConfig | None = None,
     *,
     backend: str = "auto",
     precision: str | None = None,
-    hop_s: float = 1.0,
-    max_batch: int = 32,
-    max_delay_ms: float = 50.0,
-    max_queue: int = 4096,
-    overload: OverloadPolicy = "drop-oldest",
-    duration_s: float | None = None,
     events_path: str | Path | None = None,
     events_append: bool = False,
     ui: bool = True,
     console: Console | None = None,
-    postprocess: PostprocessConfig | None = None,
-    quality: QualityConfig | None = None,
-    intra_op_threads: int | None = None,
     sinks: Sequence[str] | None = None,
     web: WebConfig | None = None,
     accept_card_tuning: bool = False,
 ) -> Summary:
-    """Everything ``mrm-edge monitor`` does: load and verify the model directory, pick and
-    activate the backend, build the sinks (``sinks`` names them; default
-    ``monitor_sink_names(events_path, ui)``: the report on ``console``, the event log at
-    ``events_path`` (an existing file is refused unless ``events_append``), the live view;
-    the central station when ``web`` is given), run until
-    the source ends / ``duration_s`` / SIGINT or SIGTERM, and return the summary.
+    """Everything ``mrm-edge monitor`` does: load and verify the model directory, build the
+    sinks (``sinks`` names them; default ``monitor_sink_names(events_path, ui)``: the report
+    on ``console``, the event log at ``events_path`` (an existing file is refused unless
+    ``events_append``), the live view; the central station when ``web`` is given), open the
+    monitor on ``backend`` (:func:`open_monitor`), run it under ``config`` until the source
+    ends / ``config.duration_s`` / SIGINT or SIGTERM, and return the summary.
 
     ``source`` is a Source, or a function of the loaded model that makes one (e.g. a
     synthetic source at the card's rate). ``accept_card_tuning``: see ``DeployedModel.load``.
-    Raises ModelLoadError, BackendUnavailable or
-    ValueError (bad knob, unwritable event log) before anything runs, each one line.
+    Raises ModelLoadError, BackendUnavailable or ValueError (bad knob, unwritable event log)
+    before anything runs, each one line.
     """
-    from mrm_edge.runtime.selection import activate_with_fallbacks
-
     if console is None:
         from rich.console import Console
 
@@ -162,37 +201,11 @@ def run_monitor(
         try:
             settings = SinkSettings(console, log, events_append=events_append, web=web)
             built = build_sinks(names, settings)  # a bad event log path fails here
-            be, reason, chain = activate_with_fallbacks(
-                model, backend, precision, intra_op_threads=intra_op_threads
-            )
-            monitor: Monitor | None = None
-            try:
-                monitor = Monitor(
-                    model,
-                    be,
-                    src,
-                    hop_s=hop_s,
-                    max_batch=max_batch,
-                    max_delay_ms=max_delay_ms,
-                    max_queue=max_queue,
-                    overload=overload,
-                    sinks=built,
-                    duration_s=duration_s,
-                    postprocess=postprocess,
-                    quality=quality,
-                    backend_reason=reason,
-                    fallbacks=chain,
-                )
+            with open_monitor(model, src, config, backend, precision, built) as monitor:
                 stops.attach(monitor)
                 return monitor.run()
-            finally:
-                # A no-op if the monitor switched away from it; skipped while an abandoned
-                # inference may still be inside it (freeing a session under a running call
-                # is a crash, not a cleanup).
-                if monitor is None or not monitor.chain.in_use:
-                    be.deactivate()
         finally:
-            src.close()
+            src.close()  # when the sinks failed to build (open_monitor closes it otherwise)
             for sink in built:  # no-ops after a run; closes the log if the run never started
                 with contextlib.suppress(Exception):
                     sink.close(None)

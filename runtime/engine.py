@@ -49,16 +49,16 @@ from typing import TYPE_CHECKING, Any
 
 from mrm_edge.runtime.accounting import Accounting, InFlight
 from mrm_edge.runtime.backends.base import Backend
-from mrm_edge.runtime.batcher import DynamicBatcher, OverloadPolicy
+from mrm_edge.runtime.batcher import DynamicBatcher
+from mrm_edge.runtime.config import MonitorConfig
 from mrm_edge.runtime.fallback import BackendChain, fallback_label
 from mrm_edge.runtime.model import DeployedModel
-from mrm_edge.runtime.postprocess import PostprocessConfig, Postprocessor
+from mrm_edge.runtime.postprocess import Postprocessor
 from mrm_edge.runtime.sinks.base import RunInfo, Sink, StreamEvent
 from mrm_edge.runtime.sinks.fanout import SinkFanout
 from mrm_edge.runtime.sinks.summary import Summary, Tally
 from mrm_edge.runtime.sources.base import Chunk, Source, SourceProblem, StreamEnd
 from mrm_edge.runtime.stream.preprocess import StreamPreprocessor, Window, to_model_batch
-from mrm_edge.runtime.stream.quality import QualityConfig
 from mrm_edge.runtime.stream.windower import samples_from_seconds
 
 from mrm_edge.data.errors import first_line
@@ -86,14 +86,11 @@ class Monitor:
         backend: activated here if not active (and then deactivated at the end); an active
             backend is left active for its owner.
         source: yields Chunk / StreamEnd events.
-        hop_s: seconds between consecutive window starts (a multiple of 1 / model rate).
-        max_batch, max_delay_ms, max_queue, overload: the batcher's knobs (module docstring).
+        config: hop, batching, duration, post-processing, quality (config.py; default
+            ``MonitorConfig()``); the monitor checks the hop and the duration, the batcher
+            its knobs.
         sinks: receive windows, alarms, drops, stream events, and the summary at the end.
-        duration_s: stop after this many seconds of wall time (None: until the source ends).
-        postprocess: smoothing and alarm hysteresis (default ``PostprocessConfig()``).
-        quality: signal-quality thresholds for the preprocessors (default ``QualityConfig()``).
         backend_reason: why this backend (reported to the sinks and in the summary).
-        put_timeout_s: under ``overload="block"``, how long the source waits for room.
         fallbacks: where to move when ``backend`` fails a batch twice, in order
             (fallback.py): inactive backends, or selection ``Candidate``s (built only when
             needed). The monitor activates them and deactivates them at the end.
@@ -104,53 +101,40 @@ class Monitor:
         model: DeployedModel,
         backend: Backend,
         source: Source,
+        config: MonitorConfig | None = None,
         *,
-        hop_s: float = 1.0,
-        max_batch: int = 32,
-        max_delay_ms: float = 50.0,
-        max_queue: int = 4096,
-        overload: OverloadPolicy = "drop-oldest",
         sinks: Sequence[Sink] = (),
-        duration_s: float | None = None,
-        postprocess: PostprocessConfig | None = None,
-        quality: QualityConfig | None = None,
         backend_reason: str = "",
-        put_timeout_s: float = 1.0,
         fallbacks: Sequence[Backend | Candidate] = (),
     ) -> None:
-        self.hop = samples_from_seconds(hop_s, model.sampling_rate, field="Monitor: hop_s")
+        config = config or MonitorConfig()
+        self.hop = samples_from_seconds(config.hop_s, model.sampling_rate, field="Monitor: hop_s")
+        duration_s = config.duration_s
         if duration_s is not None and not (isinstance(duration_s, (int, float)) and duration_s > 0):
             raise ValueError(f"Monitor: duration_s must be > 0 s or None, got {duration_s!r}")
         self.model = model
         self.source = source
-        self.hop_s = float(hop_s)
-        self.duration_s = duration_s
+        self.config = config
         self.sinks: list[Sink] = list(sinks)
-        self.quality = quality
         self.backend_reason = backend_reason
-        self.put_timeout_s = put_timeout_s
-        self.overload = overload
         self.batcher: DynamicBatcher[InFlight] = DynamicBatcher(
-            max_batch, max_delay_ms, max_queue, overload
+            config.max_batch, config.max_delay_ms, config.max_queue, config.overload
         )
         self.clock: Callable[[], float] = time.monotonic  # the preprocessors' ready_time clock
         self.tally = Tally(self.clock, queue_depth=lambda: len(self.batcher))
         post = Postprocessor(
-            model.labels, model.thresholds, postprocess, alarm_labels=model.card.alarm_findings
+            model.labels,
+            model.thresholds,
+            config.postprocess,
+            alarm_labels=model.card.alarm_findings,
         )
         self.fanout = SinkFanout(self.sinks, self._fatal)
         self.accounting = Accounting(post, self.tally, self.fanout, self.clock)
         self.chain = BackendChain(
             backend, fallbacks, outputs=len(model.labels), on_switch=self.accounting.backend_switch
         )
-        self.knobs: dict[str, Any] = {
-            "hop_s": self.hop_s,
-            "max_batch": max_batch,
-            "max_delay_ms": max_delay_ms,
-            "max_queue": max_queue,
-            "overload": overload,
-            "duration_s": duration_s,
-            "smoothing": post.config.describe(),
+        # The config as the event log's start line records it, and what the run adds to it.
+        self.knobs: dict[str, Any] = config.knobs() | {
             "alarm_labels": list(post.alarm_labels),  # the card's alarm policy
             # The opt-in to a card re-tuned since export, and what it accepted (model.py).
             "accept_card_tuning": model.accept_card_tuning,
@@ -219,7 +203,7 @@ class Monitor:
             thresholds=self.model.thresholds,
             sampling_rate=self.model.sampling_rate,
             window_s=self.model.window_s,
-            hop_s=self.hop_s,
+            hop_s=float(self.config.hop_s),
             backend=self.backend.describe(),
             backend_reason=self.backend_reason,
             source=self.source.describe(),
@@ -239,7 +223,8 @@ class Monitor:
         worker.start()
         source_thread.start()
         while source_thread.is_alive():
-            if self.duration_s is not None and self.clock() - started >= self.duration_s:
+            duration_s = self.config.duration_s
+            if duration_s is not None and self.clock() - started >= duration_s:
                 self.stop("duration reached")
             if self._stop.is_set():
                 source_thread.join(_SOURCE_STOP_S)
@@ -336,7 +321,7 @@ class Monitor:
                     chunk.sample_rate,
                     self.model.card,
                     self.hop,
-                    quality=self.quality,
+                    quality=self.config.quality,
                     clock=self.clock,
                 )
             except (ValueError, TypeError) as e:
@@ -388,7 +373,7 @@ class Monitor:
         self.accounting.stream_event(StreamEvent(sid, "error", error, segment))
 
     def _dispatch(self, windows: list[Window], segment: int) -> None:
-        timeout = self.put_timeout_s if self.overload == "block" else None
+        timeout = self.config.put_timeout_s if self.config.overload == "block" else None
         for w in windows:
             self.accounting.produced(w)
             if not w.ok:
@@ -398,10 +383,10 @@ class Monitor:
             self.accounting.admit(item)
             offer = self.batcher.offer(item, timeout=timeout)
             if offer.evicted is not None:
-                self.accounting.dropped([offer.evicted], f"overload ({self.overload})")
+                self.accounting.dropped([offer.evicted], f"overload ({self.config.overload})")
             if not offer.queued:
                 cause = "stopped before inference" if self.batcher.closed else "overload"
-                self.accounting.dropped([item], f"{cause} ({self.overload})")
+                self.accounting.dropped([item], f"{cause} ({self.config.overload})")
 
     def _mark_ending(
         self, sid: str, segment: int, pre: StreamPreprocessor, reason: str, cause: str

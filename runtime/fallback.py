@@ -1,7 +1,7 @@
 """The monitor's backend chain: retry once, then move to the next backend that starts.
 
 A backend error is retried once (a transient failure costs no window). A batch that fails
-twice moves the run to the next of ``fallbacks`` (``run_monitor`` passes the options after
+twice moves the run to the next of ``fallbacks`` (``app.open_monitor`` passes the options after
 the chosen one in the selection plan, e.g. TensorRT → ONNX Runtime CUDA → ONNX Runtime CPU
 INT8 → CPU FP32 → PyTorch): the failing backend is deactivated first (its device memory may
 be what the next one needs), the next is activated (one that fails to start is skipped, with

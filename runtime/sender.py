@@ -4,8 +4,8 @@ Each record becomes one device: its own TCP connection (concurrently, one thread
 record) carrying HELLO, DATA frames at the requested pace, then END. With no port the
 frames go to standard output instead, records one after another, for pipelines::
 
-    python -m mrm_edge.runtime.sender --port 5555 --speed 4x records100/00000/
-    python -m mrm_edge.runtime.sender --stdout A1980.mat | mrm-edge monitor --source stdin
+    mrm-edge send --port 5555 --speed 4x records100/00000/
+    mrm-edge send --stdout A1980.mat | mrm-edge monitor --source stdin
 
 Records are read up front (a bad file fails before anything is sent). A device that
 cannot connect or loses its connection fails alone: the others keep sending, and the
@@ -15,7 +15,6 @@ arguments or records, 130 interrupted (TCP devices still send END before hanging
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import os
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
-from mrm_edge.runtime.sources.base import Pacer, parse_speed
+from mrm_edge.runtime.sources.base import Pacer
 from mrm_edge.runtime.sources.framing import DEFAULT_INT16_GAIN, FrameEncoder, SampleFormat
 from mrm_edge.runtime.sources.tls import TlsFiles, client_context, client_failure
 from mrm_edge.runtime.sources.wfdb import find_records, read_records, unique_ids
@@ -253,54 +252,8 @@ def send_records(
 
 
 # --- command line ------------------------------------------------------------------------
-def _speed(text: str) -> float | None:
-    try:
-        return parse_speed(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def _parser(prog: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog=prog,
-        description="Stream ECG records as live MRME devices: one TCP connection per "
-        "record, or frames on standard output.",
-    )
-    p.add_argument("records", nargs="+", metavar="RECORD",
-                   help=".hea, record stem, .mat, or a directory of them")  # fmt: skip
-    where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--port", type=int, help="TCP port of the monitor (tcp source)")
-    where.add_argument("--stdout", action="store_true", help="write frames to standard output")
-    p.add_argument("--host", default="127.0.0.1", help="monitor host (default 127.0.0.1)")
-    p.add_argument("--speed", type=_speed, default=1.0, metavar="SPEED",
-                   help="realtime (default), max, or a factor like 4x")  # fmt: skip
-    p.add_argument("--chunk-seconds", type=float, default=0.2,
-                   help="signal per DATA frame (default 0.2)")  # fmt: skip
-    p.add_argument("--format", dest="sample_format", choices=["float32", "int16"],
-                   default="float32", help="samples on the wire (default float32)")  # fmt: skip
-    p.add_argument("--gain", type=float, default=DEFAULT_INT16_GAIN,
-                   help="int16 counts per mV (default 1000: 1 uV steps)")  # fmt: skip
-    p.add_argument("--stream-id", action="append", dest="stream_ids", metavar="ID",
-                   help="stream id per record, in order (default: record names)")  # fmt: skip
-    p.add_argument("--prefer-rate", type=int, metavar="HZ",
-                   help="of PTB-XL _lr/_hr twins, send the HZ one (default: higher)")  # fmt: skip
-    p.add_argument("--loop", action="store_true", help="replay each record forever")
-    p.add_argument("--tls-cert", metavar="PEM", help="mutual TLS: this device's certificate")
-    p.add_argument("--tls-key", metavar="PEM", help="mutual TLS: its private key")
-    p.add_argument("--tls-ca", metavar="PEM", help="mutual TLS: CA of the monitor's certificate")
-    p.add_argument("--tls-server-name", metavar="NAME",
-                   help="name checked in the monitor's certificate (default: --host)")  # fmt: skip
-    p.add_argument("-q", "--quiet", action="store_true", help="only report errors")
-    return p
-
-
 def _say(line: str) -> None:
     print(f"mrm-edge send: {line}", file=sys.stderr)  # stdout may be carrying the frames
-
-
-def main(argv: Sequence[str] | None = None, prog: str = "python -m mrm_edge.runtime.sender") -> int:
-    args = vars(_parser(prog).parse_args(argv))
-    return run(args.pop("records"), **args)
 
 
 def tls_files(cert: str | None, key: str | None, ca: str | None) -> TlsFiles | None:
@@ -322,7 +275,7 @@ def run(
 ) -> int:
     """Send ``records`` (``options``: :func:`send_records`' keywords) and report on stderr,
     one line per device; the exit status: 0 sent, 1 a device failed, 2 bad records or
-    arguments, 130 interrupted. ``main`` and ``mrm-edge send`` both end here."""
+    arguments, 130 interrupted. ``mrm-edge send`` (cli/send.py) ends here."""
     logging.basicConfig(
         level=logging.WARNING if quiet else logging.INFO,
         format="mrm-edge send: %(message)s",
@@ -355,7 +308,3 @@ def run(
         if r.clipped:
             _say(f"{r.stream_id}: {r.clipped} int16 samples clipped (lower --gain)")
     return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

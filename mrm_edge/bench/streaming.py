@@ -38,7 +38,12 @@ from mrm_edge.bench.common import Log, input_windows, quiet, time_calls
 from mrm_edge.bench.cpu import cpu_backend
 from mrm_edge.runtime.sources.base import Chunk, Pacer, Source
 
-__all__ = ["prefilled_realtime_source", "streaming_capacity"]
+__all__ = [
+    "max_speed_source",
+    "prefilled_realtime_source",
+    "run_figures",
+    "streaming_capacity",
+]
 
 
 def render_synthetic(n_streams: int, fs: int, seconds: float, seed: int = 0) -> list[Any]:
@@ -93,16 +98,23 @@ def prefilled_realtime_source(
     return _Replay(events, prefill_s, speed, what)
 
 
-def _run(model, backend, source, hop_s: float, max_batch: int, max_delay_ms: float):
-    from mrm_edge.runtime.engine import Monitor
-
-    mon = Monitor(
-        model, backend, source, hop_s=hop_s, max_batch=max_batch, max_delay_ms=max_delay_ms
-    )
-    return mon.run()
+def max_speed_source(n_streams: int, fs: int, seconds: float, seed: int = 0) -> Source:
+    """Synthetic streams replayed as fast as the monitor takes them (rendered beforehand:
+    see :func:`render_synthetic`)."""
+    events = render_synthetic(n_streams, fs, seconds, seed)
+    return _Replay(events, 0.0, None, f"synthetic: {n_streams} patients, max speed")
 
 
-def _run_figures(s) -> dict[str, Any]:
+def _run(model: Any, backend: Any, source: Source, config: Any) -> Any:
+    """One monitor run on the caller's active ``backend``; its summary."""
+    from mrm_edge.runtime.app import open_monitor
+
+    with open_monitor(model, source, config, backend) as monitor:
+        return monitor.run()
+
+
+def run_figures(s) -> dict[str, Any]:
+    """A run's summary as the bench reports it."""
     lat = s.latency_ms
     return {
         "elapsed_s": s.elapsed_s,
@@ -139,9 +151,7 @@ def _probe(model: Any, be: Any, knobs: dict[str, Any], log: Log) -> tuple[Any, f
     """1-2: the max-speed probe through the real runtime; its summary, W and the estimate."""
     n, secs, hop_s = knobs["probe_streams"], knobs["probe_seconds"], knobs["hop_s"]
     log(f"streaming: max-speed probe, {n} streams x {secs:g} s ({knobs['what']})")
-    events = render_synthetic(n, knobs["fs"], secs)
-    src = _Replay(events, 0.0, None, f"synthetic: {n} patients, max speed")
-    probe = _run(model, be, src, hop_s, knobs["max_batch"], knobs["max_delay_ms"])
+    probe = _run(model, be, max_speed_source(n, knobs["fs"], secs), knobs["monitor"])
     w = probe.throughput_wps
     if not w > 0 or probe.errors:
         raise RuntimeError(
@@ -166,9 +176,9 @@ def _verify(
         log(f"streaming: verifying {n} streams at real time for {seconds:g} s")
         src = prefilled_realtime_source(n, knobs["fs"], prefill, seconds + hop_s)
         t0 = time.monotonic()
-        s = _run(model, be, src, hop_s, knobs["max_batch"], knobs["max_delay_ms"])
+        s = _run(model, be, src, knobs["monitor"])
         wall = time.monotonic() - t0
-        fig = _run_figures(s)
+        fig = run_figures(s)
         p99 = fig["latency_ms"]["p99"]
         reasons = _verdict(s, knobs["budget"])
         held = not reasons
@@ -220,6 +230,7 @@ def streaming_capacity(
 ) -> dict[str, Any]:
     """The streaming section of ``mrm-edge bench`` (see the module docstring);
     ``accept_card_tuning``: ``DeployedModel.load``'s."""
+    from mrm_edge.runtime.config import MonitorConfig
     from mrm_edge.runtime.model import DeployedModel
 
     if not hop_s > 0 or not stream_seconds > 0 or not probe_seconds > 0:
@@ -229,8 +240,9 @@ def streaming_capacity(
     budget = float(budget_ms) if budget_ms is not None else hop_s * 1e3
     knobs = dict(
         hop_s=hop_s, budget=budget, stream_seconds=stream_seconds, probe_streams=probe_streams,
-        probe_seconds=probe_seconds, max_batch=max_batch, max_delay_ms=max_delay_ms, fs=fs,
-        step=step, max_tries=max_tries, what=f"{backend} {precision}",
+        probe_seconds=probe_seconds, fs=fs, step=step, max_tries=max_tries,
+        what=f"{backend} {precision}",
+        monitor=MonitorConfig(hop_s=hop_s, max_batch=max_batch, max_delay_ms=max_delay_ms),
     )  # fmt: skip
     model = DeployedModel.load(model_dir, accept_card_tuning=accept_card_tuning)
     be = cpu_backend(Path(model_dir), backend, precision)
@@ -255,7 +267,7 @@ def streaming_capacity(
         "source_rate_hz": fs,
         "max_batch": max_batch,
         "max_delay_ms": max_delay_ms,
-        "probe": {"streams": probe_streams, "signal_seconds": probe_seconds} | _run_figures(probe),
+        "probe": {"streams": probe_streams, "signal_seconds": probe_seconds} | run_figures(probe),
         "end_to_end_wps": w,
         "model_only_wps": model_only,
         "model_only_batch_size": max_batch,

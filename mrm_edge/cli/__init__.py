@@ -20,7 +20,6 @@ from mrm_edge.cli.monitor import monitor
 from mrm_edge.cli.predict import predict
 from mrm_edge.cli.send import send
 from mrm_edge.cli.serve import serve
-from mrm_edge.cli.soak import soak
 from mrm_edge.cli.train import train
 
 __all__ = ["main"]
@@ -33,5 +32,5 @@ def main() -> None:
 
 
 # The order `mrm-edge --help` lists them in is click's (alphabetical), whatever this is.
-for _command in (train, eval_cmd, export, monitor, soak, bench, doctor, send, predict, serve):
+for _command in (train, eval_cmd, export, monitor, bench, doctor, send, predict, serve):
     main.add_command(_command)

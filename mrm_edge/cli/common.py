@@ -18,7 +18,7 @@ def console() -> Any:
 
 
 def progress_bar(err: Any) -> Any:
-    """The transient bar the long commands (train, soak) draw on stderr: count and time."""
+    """The transient bar the long commands (train, the soak) draw on stderr: count and time."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     return Progress(

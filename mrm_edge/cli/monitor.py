@@ -120,6 +120,7 @@ def monitor(
     backend here. Ctrl-C ends cleanly with the summary.
     """
     from mrm_edge.runtime.app import run_monitor
+    from mrm_edge.runtime.config import MonitorConfig
     from mrm_edge.runtime.sources.base import parse_speed
     from mrm_edge.runtime.sources.registry import make_source
     from mrm_edge.runtime.stream.quality import QualityConfig
@@ -146,17 +147,19 @@ def monitor(
             min_seconds=model.card.window_seconds,  # wfdb: refuse records < one window
             network=net,
         ),
+        MonitorConfig(
+            hop_s=hop_s,
+            max_batch=max_batch,
+            max_delay_ms=max_delay_ms,
+            duration_s=duration_s,
+            quality=QualityConfig(saturation_mv=rail_mv),
+        ),
         backend=backend,
         precision=precision,
-        hop_s=hop_s,
-        max_batch=max_batch,
-        max_delay_ms=max_delay_ms,
-        duration_s=duration_s,
         events_path=events_path,
         events_append=events_append,
         ui=not no_ui,
         console=console(),
-        quality=QualityConfig(saturation_mv=rail_mv),
         web=station,
         accept_card_tuning=accept_card_tuning,
     )

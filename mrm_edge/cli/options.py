@@ -1,7 +1,6 @@
 """Click pieces shared by several commands: ``--model`` (most), the runtime knobs
-(``monitor``, ``soak``) and :func:`user_errors` (all): one definition, so they mean and
-behave the same everywhere. Kept apart from ``cli.py`` so that commands defined in their own
-modules (``soak``) can use them without importing the CLI."""
+(``monitor``, ``bench``, and ``python -m benchmarks.soak``) and :func:`user_errors` (all):
+one definition, so they mean and behave the same everywhere."""
 
 from __future__ import annotations
 

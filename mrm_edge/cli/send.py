@@ -1,7 +1,6 @@
 """``mrm-edge send``: stream recordings as live devices to a monitor (TCP) or to stdout.
 
-The options mirror ``python -m mrm_edge.runtime.sender`` (the runtime's own entry point);
-both end in :func:`mrm_edge.runtime.sender.run`, so they report and exit the same way.
+The sending, reporting and exit status are :func:`mrm_edge.runtime.sender.run`'s.
 """
 
 from __future__ import annotations

@@ -430,6 +430,7 @@ def test_bad_signal_is_rejected_by_the_monitor(
     case: str, original: np.ndarray, tmp_path: Path, model_dir: Path
 ) -> None:
     from mrm_edge.runtime.app import run_monitor
+    from mrm_edge.runtime.config import MonitorConfig
     from mrm_edge.runtime.sources.wfdb import WfdbReplaySource
     from mrm_edge.runtime.stream.quality import QualityConfig
     from rich.console import Console
@@ -441,12 +442,11 @@ def test_bad_signal_is_rejected_by_the_monitor(
     summary = run_monitor(
         model_dir,
         WfdbReplaySource([hea], speed=None, min_seconds=10.0),
+        MonitorConfig(hop_s=10.0, quality=QualityConfig(saturation_mv=rail)),
         backend="onnxruntime",
-        hop_s=10.0,
         events_path=events,
         ui=False,
         console=Console(file=io.StringIO()),
-        quality=QualityConfig(saturation_mv=rail),
     )
     assert summary.ok, summary.errors
     lines = [json.loads(s) for s in events.read_text().splitlines()]

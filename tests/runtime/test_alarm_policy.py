@@ -9,6 +9,7 @@ import json
 
 import numpy as np
 import pytest
+from mrm_edge.runtime.config import MonitorConfig
 from mrm_edge.runtime.postprocess import PostprocessConfig, Postprocessor
 from mrm_edge.runtime.sinks.jsonl import JsonlSink
 from mrm_edge.runtime.sinks.live import findings_text
@@ -125,7 +126,7 @@ def test_demo_patients_raise_no_alarm_and_the_summary_states_the_policy():
     summary = run_monitor(
         default_model_dir(),
         lambda model: SyntheticSource(4, fs=100, seconds=40, speed=None, seed=8),
-        hop_s=2.0,
+        MonitorConfig(hop_s=2.0),
         sinks=[],
         backend="onnxruntime",
         precision="int8",

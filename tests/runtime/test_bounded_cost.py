@@ -19,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mrm_edge.runtime.backends import OnnxRuntimeBackend
+from mrm_edge.runtime.config import MonitorConfig
 from mrm_edge.runtime.engine import Monitor
 from mrm_edge.runtime.model import DeployedModel
 from mrm_edge.runtime.sources.base import Chunk, Event, StreamEnd
@@ -168,7 +169,7 @@ def run_beside(model: DeployedModel, events: list[Event]) -> tuple[Monitor, Any,
     """Run the monitor; returns it, the summary, for each good window produced (stream,
     start, the good-chunk position at which it was produced, ok), and tracemalloc's peak."""
     src = PositionSource(events)
-    mon = Monitor(model, OnnxRuntimeBackend(model.onnx["fp32"].path), src, hop_s=1.0)
+    mon = Monitor(model, OnnxRuntimeBackend(model.onnx["fp32"].path), src, MonitorConfig(hop_s=1.0))
     produced, seen = mon.accounting.produced, []
 
     def record(w) -> None:

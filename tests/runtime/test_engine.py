@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 from mrm_edge.runtime.app import run_monitor
 from mrm_edge.runtime.backends import Backend, OnnxRuntimeBackend
+from mrm_edge.runtime.config import MonitorConfig
 from mrm_edge.runtime.engine import Monitor
 from mrm_edge.runtime.model import DeployedModel
 from mrm_edge.runtime.postprocess import PostprocessConfig
@@ -94,8 +95,13 @@ def small_model(tmp_path_factory: pytest.TempPathFactory) -> DeployedModel:
     return DeployedModel.load(make_model_dir(tmp_path_factory.mktemp("small") / "m"))
 
 
-def monitor(model: DeployedModel, backend: Backend, source: Source, log: Path, **kw) -> Monitor:
-    return Monitor(model, backend, source, sinks=[JsonlSink(log)], **kw)
+def monitor(
+    model: DeployedModel, backend: Backend, source: Source, log: Path, fallbacks=(), **config
+) -> Monitor:
+    sinks = [JsonlSink(log)]
+    return Monitor(
+        model, backend, source, MonitorConfig(**config), sinks=sinks, fallbacks=fallbacks
+    )
 
 
 # ====================================================================== streaming == offline
@@ -284,9 +290,8 @@ def test_stop_mid_run_leaves_a_complete_log(
         small_model,
         StubBackend(delay_s=0.03),
         src,
+        MonitorConfig(max_batch=2, max_delay_ms=0),
         sinks=[JsonlSink(log), stopper],
-        max_batch=2,
-        max_delay_ms=0,
     )
     stopper.mon = mon
     t0 = time.monotonic()
@@ -424,10 +429,10 @@ def test_run_monitor_end_to_end(tmp_path: Path) -> None:
     summary = run_monitor(
         d,
         lambda model: ArraySource(synthetic(3, 15.0, fs=model.sampling_rate), speed=None),
+        MonitorConfig(max_batch=4),
         events_path=log,
         ui=True,
         console=Console(file=out, width=200),
-        max_batch=4,
     )
     text = out.getvalue()
     assert "onnxruntime CPU int8" in text and "INT8 first" in text  # backend, why

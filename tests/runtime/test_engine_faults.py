@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 from mrm_edge.runtime.app import run_monitor
 from mrm_edge.runtime.backends import Backend, OnnxRuntimeBackend
+from mrm_edge.runtime.config import MonitorConfig
 from mrm_edge.runtime.engine import Monitor
 from mrm_edge.runtime.model import DeployedModel
 from mrm_edge.runtime.selection import activate_with_fallbacks
@@ -65,10 +66,12 @@ def run(
     log: Path,
     *,
     extra_sinks: tuple[Sink, ...] = (),
-    **kw: Any,
+    fallbacks: tuple[Any, ...] = (),
+    **config: Any,
 ) -> tuple[Monitor, Any, list[dict[str, Any]]]:
     src = ArraySource(recs, chunk_seconds=[0.5, 1.3], speed=None)
-    mon = Monitor(model, backend, src, sinks=[JsonlSink(log), *extra_sinks], **kw)
+    sinks = [JsonlSink(log), *extra_sinks]
+    mon = Monitor(model, backend, src, MonitorConfig(**config), sinks=sinks, fallbacks=fallbacks)
     summary = mon.run()
     return mon, summary, parse(log)
 
@@ -326,10 +329,10 @@ def test_run_monitor_falls_back_along_the_plan(tmp_path: Path, monkeypatch) -> N
     summary = run_monitor(
         d,
         ArraySource(recs, speed=None),
+        MonitorConfig(max_batch=4),
         events_path=log,
         ui=False,
         console=Console(file=out, width=200),
-        max_batch=4,
     )
     lines = parse(log)
     assert summary.ok and summary.classified == summary.windows == 18 and summary.rejected == 0
@@ -389,7 +392,8 @@ def test_a_stop_drains_for_a_bounded_time_then_drops_the_rest(
     slow = SlowBackend(ort(small), delay_s=0.2)
     src = ArraySource(synthetic(8, 60.0, fs=100), speed=None)
     log = tmp_path / "e.jsonl"
-    mon = Monitor(small, slow, src, sinks=[JsonlSink(log)], max_batch=1, overload="block")
+    config = MonitorConfig(max_batch=1, overload="block")
+    mon = Monitor(small, slow, src, config, sinks=[JsonlSink(log)])
 
     def stop_when_queued() -> None:
         deadline = time.monotonic() + 60
@@ -487,12 +491,14 @@ def test_overload_sheds_counted_windows_within_the_memory_bound(
         small,
         backend,
         src,
+        MonitorConfig(
+            max_batch=max_batch,
+            max_delay_ms=0,
+            max_queue=max_queue,
+            overload=policy,
+            put_timeout_s=0.0005,  # block: the source waits this long for room, then sheds
+        ),
         sinks=[JsonlSink(log), *sinks],
-        max_batch=max_batch,
-        max_delay_ms=0,
-        max_queue=max_queue,
-        overload=policy,
-        put_timeout_s=0.0005,  # block: the source waits this long for room, then sheds
     )
     baseline = rss_bytes()
     with Sampler(mon) as sampler:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from mrm_edge.runtime.backends import OnnxRuntimeBackend
+from mrm_edge.runtime.config import MonitorConfig
 from mrm_edge.runtime.engine import Monitor
 from mrm_edge.runtime.model import DeployedModel
 from mrm_edge.runtime.sinks.jsonl import JsonlSink
@@ -38,7 +39,7 @@ def test_sender_subprocess_to_monitor_over_loopback(
     log = tmp_path / "events.jsonl"
     backend = OnnxRuntimeBackend(model.onnx["fp32"].path, providers=["CPUExecutionProvider"])
     with backend, TcpSource(host="127.0.0.1", port=0) as source:
-        mon = Monitor(model, backend, source, sinks=[JsonlSink(log)], hop_s=1.0)
+        mon = Monitor(model, backend, source, MonitorConfig(hop_s=1.0), sinks=[JsonlSink(log)])
         result: dict = {}
         runner = threading.Thread(target=lambda: result.update(summary=mon.run()))
         runner.start()
@@ -46,7 +47,8 @@ def test_sender_subprocess_to_monitor_over_loopback(
             [
                 sys.executable,
                 "-m",
-                "mrm_edge.runtime.sender",
+                "mrm_edge.cli",
+                "send",
                 "--host",
                 "127.0.0.1",
                 "--port",

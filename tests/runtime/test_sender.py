@@ -1,4 +1,4 @@
-"""The sender, in process (its API and ``main``) against a real TcpSource on loopback;
+"""The sender, in process (its API and ``mrm-edge send``) against a real TcpSource on loopback;
 the subprocess runs are in tests/runtime/sources/test_tcp.py and test_stdin.py."""
 
 from __future__ import annotations
@@ -10,14 +10,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from mrm_edge.runtime.sender import main, send_records
+from mrm_edge.runtime.sender import send_records
 from mrm_edge.runtime.sources.framing import End, FrameDecoder, Hello
 from mrm_edge.runtime.sources.tcp import TcpSource
 
+from mrm_edge.cli.send import send
 from mrm_edge.records import read_recording
 from tests.runtime.sources import collect
 
 pytestmark = pytest.mark.realdata
+
+
+def main(argv: list[str]) -> int | str | None:
+    """``mrm-edge send ARGV`` in this process: its exit status."""
+    with pytest.raises(SystemExit) as info:
+        send.main(argv, prog_name="mrm-edge send")
+    return info.value.code
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +98,4 @@ def test_main_reports_failures_in_one_line(
     assert main(["--port", "1", "--stream-id", "a", *map(str, two)]) == 2
     assert "1 stream ids for 2 records, expected one each" in capsys.readouterr().err
 
-    with pytest.raises(SystemExit) as info:  # neither --port nor --stdout
-        main([str(two[0])])
-    assert info.value.code == 2
+    assert main([str(two[0])]) == 2  # neither --port nor --stdout

@@ -10,6 +10,7 @@ import time
 from dataclasses import replace
 
 import pytest
+from mrm_edge.runtime.config import MonitorConfig
 from mrm_edge.runtime.postprocess import AlarmEvent
 from mrm_edge.runtime.sinks.base import Sink, StreamEvent
 from mrm_edge.runtime.sinks.fanout import SinkFanout
@@ -210,7 +211,7 @@ def test_engine_delivery_keeps_the_event_log_complete_behind_a_slow_display(tmp_
     summary = run_monitor(
         default_model_dir(),
         SyntheticSource(2, fs=100, seconds=40, speed=None),
-        hop_s=2.0,
+        MonitorConfig(hop_s=2.0),
         events_path=events,
         sinks=["jsonl", "slow-test-display"],
         backend="onnxruntime",

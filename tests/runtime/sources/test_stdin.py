@@ -25,7 +25,7 @@ X = np.random.default_rng(2).normal(0, 0.5, size=(300, 12)).astype(np.float32)
 @pytest.mark.realdata
 def test_sender_pipe_into_stdin_source(ptbxl_root: Path, cpsc_root: Path) -> None:
     paths = [ptbxl_root / "records100/00000/00004_lr.hea", cpsc_root / "A1982.mat"]
-    cmd = [sys.executable, "-m", "mrm_edge.runtime.sender", "--stdout", "--speed", "max",
+    cmd = [sys.executable, "-m", "mrm_edge.cli", "send", "--stdout", "--speed", "max",
            "-q", *map(str, paths)]  # fmt: skip
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
         assert proc.stdout is not None

@@ -49,7 +49,7 @@ def test_sender_subprocess_streams_real_records(
 ) -> None:
     paths = [ptbxl_root / "records500/00000/00003_hr.hea", cpsc_root / "A1981.mat"]
     with TcpSource() as src:
-        cmd = [sys.executable, "-m", "mrm_edge.runtime.sender", "--port", str(src.port),
+        cmd = [sys.executable, "-m", "mrm_edge.cli", "send", "--port", str(src.port),
                "--speed", "max", "--format", fmt, "-q", *map(str, paths)]  # fmt: skip
         proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
         try:

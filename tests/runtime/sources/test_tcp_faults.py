@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from mrm_edge.runtime.backends import OnnxRuntimeBackend
+from mrm_edge.runtime.config import MonitorConfig
 from mrm_edge.runtime.engine import Monitor
 from mrm_edge.runtime.model import DeployedModel
 from mrm_edge.runtime.sinks.jsonl import JsonlSink
@@ -217,7 +218,11 @@ class Run:
     def __init__(self, model: DeployedModel, backend, source: TcpSource, log: Path) -> None:
         self.log, self.source, self.model, self.backend = log, source, model, backend
         self.mon = Monitor(
-            model, backend, source, sinks=[JsonlSink(log)], hop_s=HOP_S, max_delay_ms=20
+            model,
+            backend,
+            source,
+            MonitorConfig(hop_s=HOP_S, max_delay_ms=20),
+            sinks=[JsonlSink(log)],
         )
         self.result: dict = {}
         self.thread = threading.Thread(target=lambda: self.result.update(s=self.mon.run()))

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from mrm_edge.runtime.app import run_monitor
 from mrm_edge.runtime.backends.openvino import OpenVinoBackend
+from mrm_edge.runtime.config import MonitorConfig
 from mrm_edge.runtime.engine import Monitor
 from mrm_edge.runtime.model import DeployedModel
 from mrm_edge.runtime.sinks.jsonl import JsonlSink
@@ -32,7 +33,8 @@ def test_streaming_equals_offline(shipped: Path, tmp_path: Path, file: str, atol
     log = tmp_path / "events.jsonl"
     source = ArraySource(records, chunk_seconds=[0.3, 1.1, 0.7], speed=None)
     with OpenVinoBackend(shipped / file) as backend:
-        summary = Monitor(model, backend, source, sinks=[JsonlSink(log)], hop_s=1.0).run()
+        config = MonitorConfig(hop_s=1.0)
+        summary = Monitor(model, backend, source, config, sinks=[JsonlSink(log)]).run()
         assert summary.ok and summary.dropped == 0 and summary.classified == 3 * 4
         windows = [
             d for d in map(json.loads, log.read_text().splitlines()) if d["type"] == "window"

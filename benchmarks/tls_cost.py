@@ -1,7 +1,7 @@
 """The cost of mutual TLS on the tcp device input: N devices over TLS against the same N in
 plain text, on loopback, measured in two ways::
 
-    python -m mrm_edge.bench.tls_cost --devices 64 --json tls-cost.json
+    python -m benchmarks.tls_cost --devices 64 --json tls-cost.json
 
 1. **Receive at max speed** (the transport alone): N devices in a child process each send
    ``--seconds`` of 12-lead float32 signal at ``--fs`` as fast as the socket takes it to a
@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from mrm_edge.runtime.sources.base import Chunk, Pacer, StreamEnd
 from mrm_edge.runtime.sources.framing import FrameEncoder
 from mrm_edge.runtime.sources.limits import DeviceLimits
@@ -130,15 +129,18 @@ def _receive(tls: ssl.SSLContext | None, device: TlsFiles | None, n: int, second
 
 def _realtime(tls: ssl.SSLContext | None, device: TlsFiles | None, n: int, seconds: float,
               fs: int, hop_s: float) -> dict[str, float]:  # fmt: skip
-    from mrm_edge.artifacts import default_model_dir
+    from mrm_edge.runtime.app import open_monitor
     from mrm_edge.runtime.backends import OnnxRuntimeBackend
-    from mrm_edge.runtime.engine import Monitor
+    from mrm_edge.runtime.config import MonitorConfig
     from mrm_edge.runtime.model import DeployedModel
+
+    from mrm_edge.artifacts import default_model_dir
 
     model = DeployedModel.load(default_model_dir())
     backend = OnnxRuntimeBackend(model.onnx["int8"].path, providers=["CPUExecutionProvider"])
-    with backend, TcpSource(tls=tls, limits=DeviceLimits(max_connections=max(64, n))) as src:
-        mon = Monitor(model, backend, src, sinks=[], hop_s=hop_s, max_batch=n, max_delay_ms=50)
+    src = TcpSource(tls=tls, limits=DeviceLimits(max_connections=max(64, n)))
+    config = MonitorConfig(hop_s=hop_s, max_batch=n, max_delay_ms=50)
+    with backend, open_monitor(model, src, config, backend) as mon:
         out: dict[str, Any] = {}
         runner = threading.Thread(target=lambda: out.update(s=mon.run()))
         cpu0, t0 = time.process_time(), time.monotonic()
@@ -178,7 +180,7 @@ def measure(devices: int = 64, seconds: float = 60.0, realtime_seconds: float = 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m mrm_edge.bench.tls_cost", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m benchmarks.tls_cost", description=__doc__)
     p.add_argument("--devices", type=int, default=64)
     p.add_argument("--seconds", type=float, default=60.0, help="signal per device, max speed")
     p.add_argument("--realtime-seconds", type=float, default=30.0)

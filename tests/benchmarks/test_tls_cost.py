@@ -1,4 +1,4 @@
-"""python -m mrm_edge.bench.tls_cost, its transport half at a small size: certificates made
+"""python -m benchmarks.tls_cost, its transport half at a small size: certificates made
 with openssl, devices in a child process, plain and TLS both receive every sample."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from mrm_edge.runtime.sources.tls import server_context
 
-from mrm_edge.bench.tls_cost import _receive, make_certificates
+from benchmarks.tls_cost import _receive, make_certificates
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")

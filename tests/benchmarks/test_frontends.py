@@ -1,4 +1,4 @@
-"""``python -m mrm_edge.bench.frontends``: one front-end's capacity at max speed, and its
+"""``python -m benchmarks.frontends``: one front-end's capacity at max speed, and its
 latency per window at real time, in-process and through the session's real tritonserver."""
 
 from __future__ import annotations
@@ -7,15 +7,18 @@ import json
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.triton_fixtures import Served
+
+REPO = Path(__file__).resolve().parents[2]  # benchmarks/ runs from a checkout
 
 
 def _probe(model: str, backend: str, *extra: str, seconds: float = 3) -> dict:
     r = subprocess.run(
-        [sys.executable, "-m", "mrm_edge.bench.frontends", "--model", model,
+        [sys.executable, "-m", "benchmarks.frontends", "--model", model,
          "--backend", backend, "--streams", "2", "--seconds", str(seconds), *extra],
-        capture_output=True, text=True, timeout=180,
+        capture_output=True, text=True, timeout=180, cwd=REPO,
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout.strip().splitlines()[-1])

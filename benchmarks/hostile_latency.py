@@ -2,7 +2,7 @@
 with one hostile device beside N - 1 good ones, against N good ones, in one run, rounds
 interleaved (clean, hostile, clean, hostile, ...). Not a test: a measurement to rerun::
 
-    python -m tests.runtime.hostile_latency --devices 9 --rounds 2 --seconds 40 --hop 5
+    python -m benchmarks.hostile_latency --devices 9 --rounds 2 --seconds 40 --hop 5
 
 Each round: a ``TcpSource`` on loopback (default limits at real time: rate ceiling 4x) and
 the ``Monitor`` with the shipped model on ONNX Runtime CPU fp32 in this process; the devices
@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 FS, FRAME = 500, 100  # the devices' rate; samples per 0.2 s frame
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "models" / "mrm-net-ptbxl-superdiagnostic"
 RECORD = REPO.parent / "shared/data/ptb-xl/records500/00000/00001_hr.hea"
 
@@ -106,8 +106,9 @@ def _completing_frame_time(start: int, t0: float) -> float:
 
 
 def one_round(devices: int, hostile: bool, seconds: float, hop_s: float) -> dict[str, Any]:
+    from mrm_edge.runtime.app import open_monitor
     from mrm_edge.runtime.backends import OnnxRuntimeBackend
-    from mrm_edge.runtime.engine import Monitor
+    from mrm_edge.runtime.config import MonitorConfig
     from mrm_edge.runtime.model import DeployedModel
     from mrm_edge.runtime.sinks.base import Sink
     from mrm_edge.runtime.sources.tcp import TcpSource
@@ -126,24 +127,24 @@ def one_round(devices: int, hostile: bool, seconds: float, hop_s: float) -> dict
     model = DeployedModel.load(SHIPPED)
     src = TcpSource("127.0.0.1", 0)
     backend = OnnxRuntimeBackend(model.onnx["fp32"].path)
-    mon = Monitor(model, backend, src, hop_s=hop_s, sinks=[Recorder()])
-    runner = threading.Thread(target=mon.run)
-    runner.start()
-    while not mon.backend.is_active:  # the session is built before the devices start
-        time.sleep(0.05)
-    n_good = devices - 1 if hostile else devices
-    ours, theirs = mp.Pipe()
-    child = mp.get_context("spawn").Process(
-        target=_devices, args=(src.port, n_good, hostile, theirs, seconds)
-    )
-    child.start()
-    assert ours.recv() == "ready"
-    t0 = time.monotonic() + 0.5  # CLOCK_MONOTONIC: the same clock in both processes
-    ours.send(t0)
-    child.join(seconds + 60)
-    time.sleep(3.0)  # the last windows' results
-    mon.stop()
-    runner.join(30)
+    with open_monitor(model, src, MonitorConfig(hop_s=hop_s), backend, sinks=[Recorder()]) as mon:
+        runner = threading.Thread(target=mon.run)
+        runner.start()
+        while not mon.backend.is_active:  # the session is built before the devices start
+            time.sleep(0.05)
+        n_good = devices - 1 if hostile else devices
+        ours, theirs = mp.Pipe()
+        child = mp.get_context("spawn").Process(
+            target=_devices, args=(src.port, n_good, hostile, theirs, seconds)
+        )
+        child.start()
+        assert ours.recv() == "ready"
+        t0 = time.monotonic() + 0.5  # CLOCK_MONOTONIC: the same clock in both processes
+        ours.send(t0)
+        child.join(seconds + 60)
+        time.sleep(3.0)  # the last windows' results
+        mon.stop()
+        runner.join(30)
     summary = mon.tally.summary(
         model="", backend="", backend_reason="", source="", stopped_by="", knobs={}
     )

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from mrm_edge.runtime.sinks.base import Sink
+
 from mrm_edge.stats import Reservoir
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from mrm_edge.soak.sink import RESERVOIR_PER_QUARTER, SoakSink
+from benchmarks.soak.sink import RESERVOIR_PER_QUARTER, SoakSink
 
 __all__ = ["SoakReport", "checks", "latency_figures", "rss_figures", "window_figures"]
 

@@ -1,5 +1,5 @@
-"""``mrm-edge soak``: many synthetic streams for a long simulated time at max speed, every
-window accounted for (the soak itself: :mod:`mrm_edge.soak`)."""
+"""``python -m benchmarks.soak``: many synthetic streams for a long simulated time at max
+speed, every window accounted for (the soak itself: :mod:`benchmarks.soak.run`)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,7 @@ from pathlib import Path
 
 import click
 
-from mrm_edge.cli.common import console, logger, model_path, progress_bar
-from mrm_edge.cli.options import model_option, runtime_options, user_errors
-from mrm_edge.soak.run import (
+from benchmarks.soak.run import (
     DEFAULT_HOP_S,
     DEFAULT_LATENCY_FLOOR_MS,
     DEFAULT_MAX_BATCH,
@@ -20,6 +18,8 @@ from mrm_edge.soak.run import (
     DEFAULT_STREAMS,
     run_soak,
 )
+from mrm_edge.cli.common import console, logger, model_path, progress_bar
+from mrm_edge.cli.options import model_option, runtime_options, user_errors
 
 
 def _check_writable(path: Path) -> None:
@@ -159,3 +159,7 @@ def soak(
         Path(json_path).write_text(report.to_json() + "\n")
     if not report.passed:
         sys.exit(1)
+
+
+if __name__ == "__main__":
+    soak(prog_name="python -m benchmarks.soak")

@@ -1,4 +1,4 @@
-"""The soak (mrm_edge/soak.py), short enough for CI: real Monitor, real ONNX Runtime session
+"""The soak (benchmarks/soak/), short enough for CI: real Monitor, real ONNX Runtime session
 on the tiny trained model, real synthetic streams at max speed, real subprocesses for the
 command. The long run (500 streams x 1 h) is the same code with other knobs."""
 
@@ -14,17 +14,18 @@ from pathlib import Path
 
 import pytest
 from mrm_edge.runtime.backends.onnxruntime import OnnxRuntimeBackend
+from mrm_edge.runtime.config import MonitorConfig
 from mrm_edge.runtime.engine import Monitor
 from mrm_edge.runtime.model import DeployedModel
 from mrm_edge.runtime.sources.synthetic import SyntheticSource
 
-from mrm_edge.soak.run import expected_windows_per_stream, run_soak
-from mrm_edge.soak.sink import RESERVOIR_PER_QUARTER, SoakSink
+from benchmarks.soak.run import expected_windows_per_stream, run_soak
+from benchmarks.soak.sink import RESERVOIR_PER_QUARTER, SoakSink
 from mrm_edge.stats import Reservoir
 from tests.fakes.backends import SlowBackend
 from tests.fakes.sinks import StreamCountingSink
 
-EXE = str(Path(sys.executable).parent / "mrm-edge")
+REPO = Path(__file__).resolve().parents[2]  # benchmarks/ runs from a checkout
 CHECKS = {"accounting", "dropped", "errors", "rss growth", "latency"}
 # The CI soak: 24 streams x 120 s at hop 5 s -> (120 - 10) / 5 + 1 = 23 windows per stream.
 STREAMS, SECONDS, HOP = 24, 120.0, 5.0
@@ -54,7 +55,10 @@ def windows_by_hand(seconds: float, fs: int, hop_s: float, rate: int = 100, wind
 
 
 def run_cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([EXE, "soak", *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks.soak", *args],
+        capture_output=True, text=True, timeout=timeout, cwd=REPO,
+    )  # fmt: skip
 
 
 # ====================================================================== expected windows
@@ -78,7 +82,8 @@ def test_expected_windows_match_a_plain_monitor_run(onnx_model, fs, seconds, hop
     sink = StreamCountingSink()
     src = SyntheticSource(3, fs=fs, seconds=seconds, speed=None, seed=1)
     be = OnnxRuntimeBackend(onnx_model / "model.onnx", providers=["CPUExecutionProvider"])
-    mon = Monitor(model, be, src, hop_s=hop_s, overload="block", put_timeout_s=60, sinks=[sink])
+    config = MonitorConfig(hop_s=hop_s, overload="block", put_timeout_s=60)
+    mon = Monitor(model, be, src, config, sinks=[sink])
     summary = mon.run()
     assert summary.errors == [] and sink.dropped_n == 0
     assert dict(sink.counts) == {sid: expected for sid in src.patients}

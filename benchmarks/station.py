@@ -1,4 +1,4 @@
-"""What the central station costs, measured (``python -m mrm_edge.bench.station``):
+"""What the central station costs, measured (``python -m benchmarks.station``):
 
 * ``browser`` — a real ``mrm-edge monitor --web`` with N synthetic beds at real time and a
   headless Chromium on the page: the page's frame rate (``requestAnimationFrame`` renders/s),
@@ -174,12 +174,13 @@ def _run_max(streams: int, seconds: float, web: bool, clients: int) -> dict[str,
     import io
     import threading
 
+    from mrm_edge.runtime.app import run_monitor
+    from mrm_edge.runtime.config import MonitorConfig
+    from mrm_edge.runtime.sources.synthetic import SyntheticSource
+    from mrm_edge.runtime.web.server import WebConfig
     from rich.console import Console
 
     from mrm_edge.artifacts import default_model_dir
-    from mrm_edge.runtime.app import run_monitor
-    from mrm_edge.runtime.sources.synthetic import SyntheticSource
-    from mrm_edge.runtime.web.server import WebConfig
 
     out = io.StringIO()
     readers: list[subprocess.Popen[str]] = []
@@ -197,9 +198,7 @@ def _run_max(streams: int, seconds: float, web: bool, clients: int) -> dict[str,
     summary = run_monitor(
         default_model_dir(),
         SyntheticSource(streams, fs=500, speed=None),
-        duration_s=seconds,
-        overload="block",
-        max_queue=64,
+        MonitorConfig(duration_s=seconds, overload="block", max_queue=64),
         sinks=["report"],
         console=Console(file=out, width=200),
         web=WebConfig("127.0.0.1", 0) if web else None,

@@ -1,5 +1,5 @@
 """``run_soak``: the real Monitor over many synthetic streams at max speed, then the checks
-(see :mod:`mrm_edge.soak`)."""
+(see :mod:`benchmarks.soak`)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mrm_edge.soak.report import SoakReport, checks, latency_figures, rss_figures, window_figures
-from mrm_edge.soak.sink import SoakSink
+from benchmarks.soak.report import SoakReport, checks, latency_figures, rss_figures, window_figures
+from benchmarks.soak.sink import SoakSink
 
 if TYPE_CHECKING:
     from mrm_edge.runtime.backends.base import Backend
+    from mrm_edge.runtime.config import MonitorConfig
 
 __all__ = ["expected_windows_per_stream", "run_soak"]
 
@@ -69,13 +70,15 @@ def run_soak(
 ) -> SoakReport:
     """Soak the runtime (see the module docstring) and return the report.
 
-    ``backend`` is a name for ``activate_backend`` (auto, tensorrt, onnxruntime, torch) or a
-    ready Backend (activated here if it is not). ``fs`` is the source's rate (default: the
+    ``backend`` is a name (auto, tensorrt, onnxruntime, ...: picked with its fallback chain,
+    as ``mrm-edge monitor`` does; a switch fails the errors check) or a Backend the caller
+    owns (activated by the monitor if it is not). ``fs`` is the source's rate (default: the
     model's); ``max_queue`` defaults to 4 × ``max_batch``. ``progress(done, expected)`` is
     called from the inference thread at most every 0.25 s and once at the end; ``log`` gets
     one line saying which backend runs and why. Raises ValueError / ModelLoadError /
     BackendUnavailable (one line) on bad knobs or an unusable model before anything runs.
     """
+    from mrm_edge.runtime.config import MonitorConfig
     from mrm_edge.runtime.model import DeployedModel
     from mrm_edge.runtime.sources.synthetic import SyntheticSource
 
@@ -97,18 +100,18 @@ def run_soak(
         progress=progress,
         seed=seed,
     )
-    monitor_options = {
-        "hop_s": hop_s,
-        "max_batch": max_batch,
-        "max_delay_ms": max_delay_ms,
-        "max_queue": queue,
-        "overload": overload,
-        "put_timeout_s": put_timeout_s,
-    }
-    monitor, summary, wall = _run_monitor(
-        model, backend, precision, source, sink, monitor_options, log
+    monitor_config = MonitorConfig(
+        hop_s=hop_s,
+        max_batch=max_batch,
+        max_delay_ms=max_delay_ms,
+        max_queue=queue,
+        overload=overload,  # the batcher checks it
+        put_timeout_s=put_timeout_s,
     )
-    config = {
+    monitor, summary, wall = _run_monitor(
+        model, backend, precision, source, sink, monitor_config, log
+    )
+    config = {  # the report's: how the soak ran and the limits its checks hold
         "streams": streams,
         "seconds": float(seconds),
         "hop_s": float(hop_s),
@@ -201,33 +204,19 @@ def _run_monitor(
     precision: str | None,
     source: Any,
     sink: SoakSink,
-    options: dict[str, Any],
+    config: MonitorConfig,
     log: Callable[[str], None],
 ) -> tuple[Any, Any, float]:
-    """Activate the backend, run the Monitor to the source's end (or a signal) and tear
-    down; the monitor, its summary and the wall time."""
-    from mrm_edge.runtime.app import stop_on_signals
-    from mrm_edge.runtime.backends.base import Backend
-    from mrm_edge.runtime.engine import Monitor
-    from mrm_edge.runtime.selection import activate_backend
+    """Open the monitor (the backend picked and activated, or the caller's), run it to the
+    source's end (or a signal) and tear down; the monitor, its summary and the wall time."""
+    from mrm_edge.runtime.app import open_monitor, stop_on_signals
 
-    if isinstance(backend, Backend):
-        be, reason = backend, "given by the caller"
-        if not be.is_active:
-            be.activate()
-    else:
-        be, reason = activate_backend(model, backend, precision)
-    try:
-        log(f"backend {be.describe()}: {reason}")
-        # overload: the batcher validates it
-        monitor = Monitor(model, be, source, sinks=[sink], backend_reason=reason, **options)
+    with open_monitor(model, source, config, backend, precision, [sink]) as monitor:
+        log(f"backend {monitor.backend.describe()}: {monitor.backend_reason}")
         t0 = time.monotonic()
         with stop_on_signals(monitor):
             summary = monitor.run()
         wall = time.monotonic() - t0
-    finally:
-        be.deactivate()
-        source.close()
     return monitor, summary, wall
 
 

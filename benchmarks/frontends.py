@@ -7,9 +7,9 @@ synthetic patients rendered beforehand, replayed as fast as the real ``Monitor``
 of wall time, and ``floor(W x hop)`` streams at real time. Run one process per front-end at
 the same time to measure front-ends sharing a server::
 
-    python -m mrm_edge.bench.frontends --backend onnxruntime --precision int8 --streams 8
-    python -m mrm_edge.bench.frontends --backend triton:127.0.0.1:8001 --streams 4 &
-    python -m mrm_edge.bench.frontends --backend triton:127.0.0.1:8001 --streams 4 --seed 1
+    python -m benchmarks.frontends --backend onnxruntime --precision int8 --streams 8
+    python -m benchmarks.frontends --backend triton:127.0.0.1:8001 --streams 4 &
+    python -m benchmarks.frontends --backend triton:127.0.0.1:8001 --streams 4 --seed 1
 
 Each prints one JSON line (``windows_per_s``, ``realtime_streams``, the run's figures).
 
@@ -18,9 +18,9 @@ pre-filled, as streams already running), for the latency a window sees at a give
 ``latency_ms`` is window complete → result, the figure the monitor reports. Paired runs
 in-process and through Triton give the latency the server adds per window::
 
-    python -m mrm_edge.bench.frontends --backend onnxruntime --precision int8 \
+    python -m benchmarks.frontends --backend onnxruntime --precision int8 \
         --realtime --streams 32
-    python -m mrm_edge.bench.frontends --backend triton:127.0.0.1:8001 --streams 32 --realtime
+    python -m benchmarks.frontends --backend triton:127.0.0.1:8001 --streams 32 --realtime
 """
 
 from __future__ import annotations
@@ -51,38 +51,31 @@ def probe_frontend(
 ) -> dict[str, Any]:
     """The max-speed probe of one front-end on ``backend``, or with ``realtime`` its
     latency per window at ``streams`` real-time patients (module docstring)."""
-    from mrm_edge.bench.streaming import (
-        _Replay,
-        _run,
-        _run_figures,
-        prefilled_realtime_source,
-        render_synthetic,
-    )
+    from mrm_edge.runtime.app import open_monitor
+    from mrm_edge.runtime.config import MonitorConfig
     from mrm_edge.runtime.model import DeployedModel
-    from mrm_edge.runtime.selection import activate_backend
+
+    from mrm_edge.bench.streaming import max_speed_source, prefilled_realtime_source, run_figures
 
     model = DeployedModel.load(model_dir)
     if realtime:
         window_s = model.window_samples / model.sampling_rate
         src = prefilled_realtime_source(streams, SYNTHETIC_FS, window_s, seconds, seed)
     else:
-        events = render_synthetic(streams, SYNTHETIC_FS, seconds, seed)
-        src = _Replay(events, 0.0, None, f"synthetic: {streams} patients, max speed")
-    be, why = activate_backend(model, backend, precision)
-    try:
-        summary = _run(model, be, src, hop_s, max_batch, max_delay_ms)
-    finally:
-        be.deactivate()
+        src = max_speed_source(streams, SYNTHETIC_FS, seconds, seed)
+    config = MonitorConfig(hop_s=hop_s, max_batch=max_batch, max_delay_ms=max_delay_ms)
+    with open_monitor(model, src, config, backend, precision) as monitor:
+        summary = monitor.run()
     w = summary.throughput_wps
     return {
         "backend": summary.backend,
-        "why": why,
+        "why": monitor.backend_reason,
         "streams": streams,
         "seconds": seconds,
         "pace": "real time" if realtime else "max speed",
         "windows_per_s": w,
         "realtime_streams": math.floor(w * hop_s),
-        **_run_figures(summary),
+        **run_figures(summary),
     }
 
 

@@ -1,0 +1,56 @@
+"""``MonitorConfig``: how a monitor runs, in one value. ``mrm-edge monitor``, the benchmarks
+and the tests make one and hand it to ``app.open_monitor`` (or a ``Monitor``); nothing
+passes these knobs one by one.
+
+Each knob is checked where it is used, with a one-line ValueError naming it: the hop and
+the duration by the Monitor, the batching knobs by the batcher, post-processing and quality
+by their configs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from mrm_edge.runtime.batcher import OverloadPolicy
+from mrm_edge.runtime.postprocess import PostprocessConfig
+from mrm_edge.runtime.stream.quality import QualityConfig
+
+__all__ = ["MonitorConfig"]
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    """The knobs of a monitor run (engine.py's module docstring says what each does).
+
+    Attributes:
+        hop_s: seconds between consecutive window starts (a multiple of 1 / model rate).
+        max_batch, max_delay_ms, max_queue, overload: the batcher's knobs.
+        put_timeout_s: under ``overload="block"``, how long the source waits for room.
+        duration_s: stop after this many seconds of wall time (None: until the source ends).
+        postprocess: smoothing and alarm hysteresis.
+        quality: signal-quality thresholds for the preprocessors.
+    """
+
+    hop_s: float = 1.0
+    max_batch: int = 32
+    max_delay_ms: float = 50.0
+    max_queue: int = 4096
+    overload: OverloadPolicy = "drop-oldest"
+    put_timeout_s: float = 1.0
+    duration_s: float | None = None
+    postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
+
+    def knobs(self) -> dict[str, Any]:
+        """The knobs as the event log's start line and the summary record them (their keys
+        are a file format: ``put_timeout_s`` and the quality thresholds were never in it)."""
+        return {
+            "hop_s": float(self.hop_s),
+            "max_batch": self.max_batch,
+            "max_delay_ms": self.max_delay_ms,
+            "max_queue": self.max_queue,
+            "overload": self.overload,
+            "duration_s": self.duration_s,
+            "smoothing": self.postprocess.describe(),
+        }
