@@ -20,7 +20,6 @@ from mrm_edge.calibration.sources import (
 )
 from mrm_edge.calibration.tensorrt_calibrator import (
     CalibrationBatches,
-    TensorRTUnavailableError,
     make_entropy_calibrator,
 )
 from mrm_edge.calibration.windows import CalibrationPool, CalibrationSet, select_windows
@@ -32,7 +31,6 @@ __all__ = [
     "CalibrationCacheWarning",
     "CalibrationPool",
     "CalibrationSet",
-    "TensorRTUnavailableError",
     "calibration_key",
     "compute_ranges",
     "held_out_windows",

@@ -43,14 +43,8 @@ from mrm_edge.fileio import atomic_write_bytes
 __all__ = [
     "CalibrationBatches",
     "DeviceBuffer",
-    "TensorRTUnavailableError",
     "make_entropy_calibrator",
 ]
-
-
-# One error for "TensorRT cannot be imported here", wherever it is imported (the old name
-# stays importable: ``mrm_edge.calibration`` exports it).
-TensorRTUnavailableError = TensorRTUnavailable
 
 
 class DeviceBuffer(Protocol):
@@ -223,7 +217,8 @@ def make_entropy_calibrator(
     ``trt_module``, ``allocator`` and ``cudart`` are for tests only (a stand-in module, a
     fake device allocator, a stand-in for cuda-python's runtime); by default TensorRT and
     cuda-python are imported here, and a missing TensorRT raises
-    :class:`TensorRTUnavailableError` saying what to install.
+    :class:`~mrm_edge.runtime.backends.tensorrt.capability.TensorRTUnavailable` saying what
+    to install.
     """
     trt = import_tensorrt(STANDARD, hint=_INSTALL_HINT) if trt_module is None else trt_module
     batches = CalibrationBatches(cset, batch_size, cache_file)

@@ -11,9 +11,10 @@ inside the functions that need them. None of it has run against a real TensorRT 
 development machines: the tests use the test double in ``tests/fakes/tensorrt.py``, and
 ``mrm-edge doctor`` is the end-to-end check to run where TensorRT is installed.
 
-What this machine's TensorRT and GPU can do, and reading an engine's sidecar back, are the
-runtime's side (``mrm_edge.runtime.backends.tensorrt.capability`` / ``.engine_file``); the
-names re-exported below from there stay importable from this package, its public API.
+What this machine's TensorRT and GPU can do (``mrm_edge.runtime.backends.tensorrt.capability``),
+whether an engine's sidecar fits them (``.engine_file``) and the CUDA interface
+(``mrm_edge.runtime.backends.cuda``) have one home, in the runtime, which export, calibration
+and the runtime's backend all import from there (export and calibration sit above the runtime).
 """
 
 from mrm_edge.export.tensorrt.builder import build_engine, build_or_load
@@ -28,14 +29,6 @@ from mrm_edge.export.tensorrt.plan import (
     plan_build,
 )
 from mrm_edge.export.tensorrt.trtexec import trtexec_command
-from mrm_edge.runtime.backends.tensorrt.capability import (
-    GpuInfo,
-    TensorRTInfo,
-    TensorRTUnavailable,
-    probe_gpu,
-    probe_tensorrt,
-)
-from mrm_edge.runtime.backends.tensorrt.engine_file import EngineRefused
 
 from mrm_edge.artifacts import engine_filename
 
@@ -44,11 +37,7 @@ __all__ = [
     "BuildOptions",
     "BuildPlan",
     "EngineKey",
-    "EngineRefused",
-    "GpuInfo",
     "GraphInfo",
-    "TensorRTInfo",
-    "TensorRTUnavailable",
     "build_engine",
     "build_or_load",
     "engine_filename",
@@ -57,7 +46,5 @@ __all__ = [
     "parse_batch_profile",
     "parse_size",
     "plan_build",
-    "probe_gpu",
-    "probe_tensorrt",
     "trtexec_command",
 ]

@@ -4,11 +4,13 @@ run by :func:`mrm_edge.bench.gpu_run.run_gpu`).
 
 Timing (every row records its own method in ``timing``):
 
-- **TensorRT**: one stream; timing events around the host-to-device copy, the enqueue
-  (``execute_async_v3``) and the device-to-host copy of every call, from pinned host buffers.
-  Throughput = batch / median enqueue time; ``h2d_ms`` and ``d2h_ms`` apart; ``end_to_end_ms``
-  = first event to last. Device buffers are allocated once per batch size, outside the
-  timed loop.
+- **TensorRT**: the monitor's own :class:`~mrm_edge.runtime.backends.tensorrt.TensorRTBackend`,
+  activated once per precision; every call is its ``infer``, and its timing events (one
+  stream: around the host-to-device copy from pinned memory, the enqueue
+  ``execute_async_v3``, the device-to-host copy) give the intervals
+  (``TensorRTBackend.last_stages_ms``). Throughput = batch / median enqueue time; ``h2d_ms``
+  and ``d2h_ms`` apart; ``end_to_end_ms`` = first event to last. Buffers are the backend's,
+  allocated once at activation, outside the timed loop.
 - **ONNX Runtime CUDA**: input and output bound on the GPU with IOBinding. ONNX Runtime has
   no CUDA-event API, so device time is the host wall time of the synchronous
   ``run_with_iobinding`` (it synchronizes the provider's stream before returning; launch
@@ -29,7 +31,6 @@ to its refusal (no CUDA provider, or a session that fell back to the CPU); the p
 
 from __future__ import annotations
 
-import contextlib
 import time
 import warnings
 from pathlib import Path
@@ -199,72 +200,48 @@ def bench_tensorrt(
     cudart: Any = None,
     device_id: int = 0,
 ) -> tuple[list[Result], list[dict[str, Any]]]:
-    """Time this GPU's ``precision`` engine at every batch size its profile admits.
+    """Time this GPU's ``precision`` engine, run by the monitor's ``TensorRTBackend``, at every
+    batch size its profile admits.
 
     Returns the rows and the batch sizes skipped (outside the profile) with the reason.
     Raises :class:`GpuUnavailable` without TensorRT, a CUDA binding (cuda-python or pycuda),
     a GPU or a fitting engine. ``trt``: the module to use; ``cudart``: a CudaApi or a
     cuda-python runtime module (tests pass the test doubles)."""
-    from mrm_edge.runtime.backends import cuda as cu
+    from mrm_edge.runtime.backends.tensorrt import TensorRTBackend
 
     art, trt, cuda = _fitting_engine(Path(model_dir), precision, trt, cudart, device_id)
-
-    try:  # pycuda's context is popped however this ends (a no-op for cuda-python)
-        runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
-        engine = runtime.deserialize_cuda_engine(art.path.read_bytes())
-        if engine is None:
-            raise GpuUnavailable(f"tensorrt {precision}: {art.name} does not deserialize here")
-        context = engine.create_execution_context()
-        if context is None:
-            raise GpuUnavailable(f"tensorrt {precision}: no execution context (GPU memory?)")
-        (in_name, out_name), (in_dtype, out_dtype), (lo, hi) = _engine_io(trt, engine)
-        x_all = input_windows(_model(Path(model_dir)).card, max(batch_sizes))
-        results: list[Result] = []
-        skipped: list[dict[str, Any]] = []
-        try:
-            with contextlib.ExitStack() as stack:
-                stream = stack.enter_context(cu.Stream(cuda))
-                ev = [stack.enter_context(cu.Event(cuda, timing=True)) for _ in range(4)]
-                for b in batch_sizes:
-                    shape = (b, *x_all.shape[1:])
-                    if not lo[0] <= b <= hi[0] or not context.set_input_shape(in_name, shape):
-                        skipped.append(_out_of_profile(art.name, precision, b, lo[0], hi[0]))
-                        log(f"skipped tensorrt {precision} batch {b}: {skipped[-1]['reason']}")
-                        continue
-                    out_shape = tuple(int(d) for d in context.get_tensor_shape(out_name))
-                    r, out = _time_engine(
-                        cu,
-                        cuda,
-                        context,
-                        stream,
-                        ev,
-                        (in_name, out_name),
-                        x_all[:b],
-                        (in_dtype, out_dtype),
-                        out_shape,
-                        warmup,
-                        repeats,
-                    )
-                    r.precision = precision
-                    r.device = f"cuda:{device_id}"
-                    r.max_abs_dp_vs_cpu_fp32 = _max_abs_dp(out, reference)
-                    results.append(r)
-                    log(f"tensorrt {precision} batch {b}: {r.throughput:.1f} windows/s")
-        finally:
-            # TensorRT wants the context released before the engine, the engine before the runtime.
-            del context
-            del engine
-            del runtime
-        return results, skipped
+    backend = TensorRTBackend(art.path, device_id=device_id, trt=trt, cudart=cuda)
+    try:
+        backend.activate()
+    except (RuntimeError, ValueError, OSError) as e:
+        why = getattr(e, "reason", None) or first_line(e, with_type=False)
+        raise GpuUnavailable(f"tensorrt {precision}: {why}") from e
+    x_all = input_windows(_model(Path(model_dir)).card, max(batch_sizes))
+    results: list[Result] = []
+    skipped: list[dict[str, Any]] = []
+    try:
+        for b in batch_sizes:
+            lo, hi = backend.profile_min[0], backend.profile_max[0]
+            if not lo <= b <= hi:
+                skipped.append(_out_of_profile(art.name, precision, b, lo, hi))
+                log(f"skipped tensorrt {precision} batch {b}: {skipped[-1]['reason']}")
+                continue
+            r, out = _time_backend(backend, x_all[:b], warmup, repeats)
+            r.precision = precision
+            r.max_abs_dp_vs_cpu_fp32 = _max_abs_dp(out, reference)
+            results.append(r)
+            log(f"tensorrt {precision} batch {b}: {r.throughput:.1f} windows/s")
     finally:
-        cuda.close()
+        backend.deactivate()  # frees the buffers and releases the device
+    return results, skipped
 
 
 def _fitting_engine(
     model_dir: Path, precision: str, trt: Any, cudart: Any, device_id: int
 ) -> tuple[Any, Any, Any]:
-    """The engine artifact to time, the TensorRT module of its flavour and the CUDA API (its
-    device set); :class:`GpuUnavailable` saying why there is none."""
+    """The engine artifact to time, the TensorRT module of its flavour and the CUDA API;
+    :class:`GpuUnavailable` saying why there is none. The backend verifies the engine
+    against this GPU and TensorRT when it activates."""
     from mrm_edge.runtime.backends import cuda as cu
     from mrm_edge.runtime.backends.base import BackendUnavailable
     from mrm_edge.runtime.backends.tensorrt.capability import (
@@ -275,7 +252,6 @@ def _fitting_engine(
         probe_flavours,
         probe_gpu,
     )
-    from mrm_edge.runtime.backends.tensorrt.engine_file import EngineRefused, check_engine
 
     try:
         cuda = cu.as_cuda_api(cudart)
@@ -289,26 +265,12 @@ def _fitting_engine(
     if not any(versions.values()):
         raise GpuUnavailable(f"tensorrt: {infos[STANDARD].reason}")
     art = find_engine(Path(model_dir), precision, gpu, versions[STANDARD], versions[RTX])
+    flavour = art.key.get("flavour", STANDARD)
     try:
-        check_engine(art.path, gpu.name, gpu.compute_capability, versions[STANDARD], versions[RTX])
-        flavour = art.key.get("flavour", STANDARD)
         trt = trt if trt is not None and flavour_of(trt) == flavour else import_tensorrt(flavour)
-    except (EngineRefused, RuntimeError) as e:
+    except RuntimeError as e:
         raise GpuUnavailable(f"tensorrt {precision}: {first_line(e, with_type=False)}") from e
-    cuda.set_device(device_id)
     return art, trt, cuda
-
-
-def _engine_io(trt: Any, engine: Any) -> tuple[tuple[str, str], tuple[Any, Any], tuple[Any, Any]]:
-    """(input, output) tensor names, their numpy dtypes, and the input profile's (min, max)."""
-    names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
-    mode = engine.get_tensor_mode
-    in_name = next(n for n in names if mode(n) == trt.TensorIOMode.INPUT)
-    out_name = next(n for n in names if mode(n) == trt.TensorIOMode.OUTPUT)
-    in_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(in_name)))
-    out_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(out_name)))
-    lo, _, hi = (tuple(int(d) for d in s) for s in engine.get_tensor_profile_shape(in_name, 0))
-    return (in_name, out_name), (in_dtype, out_dtype), (lo, hi)
 
 
 def _out_of_profile(engine: str, precision: str, b: int, lo: int, hi: int) -> dict[str, Any]:
@@ -319,52 +281,21 @@ def _out_of_profile(engine: str, precision: str, b: int, lo: int, hi: int) -> di
     return {"backend": "tensorrt", "precision": precision, "batch_size": b, "reason": reason}
 
 
-def _time_engine(
-    cu: Any,
-    cuda: Any,
-    context: Any,
-    stream: Any,
-    ev: list[Any],
-    io: tuple[str, str],
-    x: np.ndarray,
-    dtypes: tuple[np.dtype, np.dtype],
-    out_shape: tuple[int, ...],
-    warmup: int,
-    repeats: int,
+def _time_backend(
+    backend: Any, x: np.ndarray, warmup: int, repeats: int
 ) -> tuple[Result, np.ndarray]:
-    """One batch size: buffers allocated once, then warmup + repeats timed calls."""
-    b = x.shape[0]
-    with contextlib.ExitStack() as stack:
-        host_in = stack.enter_context(cu.PinnedHostBuffer(x.shape, dtypes[0], cuda))
-        host_out = stack.enter_context(cu.PinnedHostBuffer(out_shape, dtypes[1], cuda))
-        dev_in = stack.enter_context(cu.DeviceBuffer(host_in.nbytes, cuda))
-        dev_out = stack.enter_context(cu.DeviceBuffer(host_out.nbytes, cuda))
-        np.copyto(host_in.array, x, casting="same_kind")
-        context.set_tensor_address(io[0], dev_in.ptr)
-        context.set_tensor_address(io[1], dev_out.ptr)
-        e0, e1, e2, e3 = ev
-
-        def step() -> tuple[float, float, float, float]:
-            e0.record(stream)
-            cu.memcpy_htod_async(cuda, dev_in.ptr, host_in.ptr, host_in.nbytes, stream)
-            e1.record(stream)
-            if not context.execute_async_v3(stream.handle):
-                raise RuntimeError(f"tensorrt: execute_async_v3 failed at batch {b}")
-            e2.record(stream)
-            cu.memcpy_dtoh_async(cuda, host_out.ptr, dev_out.ptr, host_out.nbytes, stream)
-            e3.record(stream)
-            e3.synchronize()
-            ms = cuda.event_elapsed_ms
-            return ms(e0.raw, e1.raw), ms(e1.raw, e2.raw), ms(e2.raw, e3.raw), ms(e0.raw, e3.raw)
-
-        for _ in range(warmup):
-            step()
-        ms = np.array([step() for _ in range(repeats)])  # [repeats, (h2d, compute, d2h, e2e)]
-        out = np.array(host_out.array, dtype=np.float32, copy=True)
-    r = summarise("tensorrt", "", "", b, ms[:, 1] / 1e3)
+    """One batch size: warmup + repeats calls of ``backend.infer``, timed by its events."""
+    for _ in range(warmup):
+        backend.infer(x)
+    ms = np.empty((repeats, 4))  # [repeats, (h2d, compute, d2h, e2e)]
+    for i in range(repeats):
+        out = backend.infer(x)
+        ms[i] = backend.last_stages_ms()
+    r = summarise("tensorrt", "", backend.device, len(x), ms[:, 1] / 1e3)
     r.timing = (
-        "CUDA events on one stream: enqueue (execute_async_v3) device time; H2D and D2H from "
-        "pinned memory apart (h2d_ms, d2h_ms); end_to_end_ms = first to last event"
+        "CUDA events on one stream, inside the monitor's TensorRTBackend.infer: enqueue "
+        "(execute_async_v3) device time; H2D and D2H from pinned memory apart (h2d_ms, "
+        "d2h_ms); end_to_end_ms = first to last event"
     )
     r.h2d_ms = percentiles_ms(ms[:, 0])
     r.d2h_ms = percentiles_ms(ms[:, 2])

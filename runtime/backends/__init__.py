@@ -4,8 +4,8 @@
 - ``registry``: the registered backends (``BackendSpec``: family, place in ``auto``'s plan,
   plan, CPU factory); ``--backend``, selection and the bench read it.
 - ``onnxruntime``: ``OnnxRuntimeBackend`` (CPU, or CUDA with I/O binding) and its plan.
-- ``tensorrt``: ``TensorRTBackend`` (serialized engine, double-buffered pipeline, CUDA graphs):
-  capability probes, engine files, loader, runner, slots, plan.
+- ``tensorrt``: ``TensorRTBackend`` (serialized engine, one buffer set, CUDA graphs):
+  capability probes, engine files, loader, runner, plan.
 - ``openvino``: ``OpenVinoBackend`` (CPU; the ``openvino`` extra), its capability probe and plan.
 - ``torch``: ``TorchBackend``, the PyTorch reference.
 - ``triton``: ``TritonBackend``, a Triton Inference Server over gRPC (``triton:HOST:PORT``).
@@ -20,7 +20,7 @@ from mrm_edge.runtime.backends import openvino as openvino_backend
 from mrm_edge.runtime.backends.base import Backend, BackendUnavailable
 from mrm_edge.runtime.backends.onnxruntime import OnnxRuntimeBackend
 from mrm_edge.runtime.backends.registry import register_backend
-from mrm_edge.runtime.backends.tensorrt import InferenceHandle, TensorRTBackend
+from mrm_edge.runtime.backends.tensorrt import TensorRTBackend
 from mrm_edge.runtime.backends.tensorrt import plan as tensorrt_plan
 from mrm_edge.runtime.backends.torch import TorchBackend
 
@@ -34,7 +34,6 @@ register_backend(triton.SPEC)  # remote: --backend triton:HOST:PORT, never in au
 __all__ = [
     "Backend",
     "BackendUnavailable",
-    "InferenceHandle",
     "OnnxRuntimeBackend",
     "TensorRTBackend",
     "TorchBackend",

@@ -129,6 +129,16 @@ def test_tensorrt_without_an_engine_for_this_gpu_says_how_to_build_one(rig) -> N
         bench_tensorrt(d, "int8", [1], trt=trt, cudart=cudart)
 
 
+def test_tensorrt_an_engine_the_backend_refuses_is_a_skip_with_its_reason(rig) -> None:
+    d, trt, cudart = rig
+    (engine,) = d.glob("*.engine")
+    engine.write_bytes(engine.read_bytes() + b"!")
+    with pytest.raises(GpuUnavailable, match=r"^tensorrt fp16: .*SHA-256 differs") as e:
+        bench_tensorrt(d, "fp16", [1], trt=trt, cudart=cudart)
+    assert "\n" not in str(e.value)
+    assert cudart.live() == {k: 0 for k in cudart.live()}  # nothing left allocated
+
+
 def test_elapsed_time_needs_timing_events_that_have_completed() -> None:
     cudart = FakeCudaRuntime(op_ms=op_ms)
     with (

@@ -15,12 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from mrm_edge.calibration.tensorrt_calibrator import (
-    CalibrationBatches,
-    TensorRTUnavailableError,
-    make_entropy_calibrator,
-)
+from mrm_edge.calibration.tensorrt_calibrator import CalibrationBatches, make_entropy_calibrator
 from mrm_edge.calibration.windows import CalibrationSet, select_windows
+from mrm_edge.runtime.backends.tensorrt.capability import TensorRTUnavailable
 
 from tests.calibration import ptbxl_pool
 from tests.fakes.calibrator import FakeDevice, MiniTensorRT
@@ -115,5 +112,5 @@ def test_missing_tensorrt_is_a_clear_error(
     cset: CalibrationSet, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, "tensorrt", None)  # as if not installed
-    with pytest.raises(TensorRTUnavailableError, match=r"TensorRT is needed.*JetPack 6.*pip"):
+    with pytest.raises(TensorRTUnavailable, match=r"TensorRT is needed.*JetPack 6.*pip"):
         make_entropy_calibrator(cset, None, 32)

@@ -124,10 +124,6 @@ class FakePyCudaDriver:
                 driver._need_context("cuStreamSynchronize")
                 _raise("cuStreamSynchronize", self._rt.cudaStreamSynchronize(self._s)[0])
 
-            def wait_for_event(self, evt: Any) -> None:
-                driver._need_context("cuStreamWaitEvent")
-                _raise("cuStreamWaitEvent", self._rt.cudaStreamWaitEvent(self._s, evt._e)[0])
-
             def __del__(self) -> None:  # pycuda destroys the stream with the object
                 if not self._s.destroyed:
                     self._rt.cudaStreamDestroy(self._s)
@@ -149,10 +145,6 @@ class FakePyCudaDriver:
                 driver._need_context("cuEventSynchronize")
                 _raise("cuEventSynchronize", self._rt.cudaEventSynchronize(self._e)[0])
                 return self
-
-            def query(self) -> bool:
-                driver._need_context("cuEventQuery")
-                return int(self._rt.cudaEventQuery(self._e)[0]) == 0
 
             def time_since(self, event: Any) -> float:
                 driver._need_context("cuEventElapsedTime")

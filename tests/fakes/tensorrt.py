@@ -316,25 +316,11 @@ class FakeCudaRuntime:
         self.enqueue(self._stream(stream), f"record e{event.ident}#{gen}", fire)
         return (cudaError_t.cudaSuccess,)
 
-    def cudaStreamWaitEvent(self, stream: Any, event: FakeEvent, flags: int = 0):
-        gen = event.recorded  # CUDA: waits for the most recent record at the time of the call
-        self.enqueue(
-            self._stream(stream),
-            f"wait e{event.ident}#{gen}",
-            lambda: None,
-            ready=lambda: event.completed >= gen,
-        )
-        return (cudaError_t.cudaSuccess,)
-
     def cudaEventSynchronize(self, event: FakeEvent) -> tuple[cudaError_t]:
         self.syncs.append(("event", event.ident))
         gen = event.recorded
         self._drain(lambda: event.completed >= gen)
         return (cudaError_t.cudaSuccess,)
-
-    def cudaEventQuery(self, event: FakeEvent) -> tuple[cudaError_t]:
-        done = event.completed >= event.recorded
-        return (cudaError_t.cudaSuccess if done else cudaError_t.cudaErrorNotReady,)
 
     def cudaEventElapsedTime(self, start: FakeEvent, end: FakeEvent) -> tuple[cudaError_t, float]:
         # As CUDA: timing disabled on either event is an invalid handle; an event not yet

@@ -126,8 +126,6 @@ class CudaApi(ABC):
     @abstractmethod
     def stream_synchronize(self, stream: Any) -> None: ...
     @abstractmethod
-    def stream_wait_event(self, stream: Any, event: Any) -> None: ...
-    @abstractmethod
     def stream_destroy(self, stream: Any) -> None: ...
 
     # events
@@ -137,10 +135,6 @@ class CudaApi(ABC):
     def event_record(self, event: Any, stream: Any) -> None: ...
     @abstractmethod
     def event_synchronize(self, event: Any) -> None: ...
-    @abstractmethod
-    def event_query(self, event: Any) -> bool:
-        """True when the work before the last record has finished (never blocks)."""
-
     @abstractmethod
     def event_elapsed_ms(self, start: Any, end: Any) -> float: ...
     @abstractmethod

@@ -69,9 +69,6 @@ class CudaPythonApi(CudaApi):
     def stream_synchronize(self, stream: Any) -> None:
         check(self.cudart.cudaStreamSynchronize(stream), "cudaStreamSynchronize")
 
-    def stream_wait_event(self, stream: Any, event: Any) -> None:
-        check(self.cudart.cudaStreamWaitEvent(stream, event, 0), "cudaStreamWaitEvent")
-
     def stream_destroy(self, stream: Any) -> None:
         check(self.cudart.cudaStreamDestroy(stream), "cudaStreamDestroy")
 
@@ -92,14 +89,6 @@ class CudaPythonApi(CudaApi):
 
     def event_synchronize(self, event: Any) -> None:
         check(self.cudart.cudaEventSynchronize(event), "cudaEventSynchronize")
-
-    def event_query(self, event: Any) -> bool:
-        result = self.cudart.cudaEventQuery(event)
-        err = result[0] if isinstance(result, tuple) else result
-        if int(err) == int(self.cudart.cudaError_t.cudaErrorNotReady):
-            return False
-        check(result, "cudaEventQuery")
-        return True
 
     def event_elapsed_ms(self, start: Any, end: Any) -> float:
         return float(check(self.cudart.cudaEventElapsedTime(start, end), "cudaEventElapsedTime"))

@@ -144,10 +144,6 @@ class PyCudaApi(CudaApi):
         self._current()
         self._call("cuStreamSynchronize", stream.synchronize)
 
-    def stream_wait_event(self, stream: Any, event: Any) -> None:
-        self._current()
-        self._call("cuStreamWaitEvent", stream.wait_for_event, event)
-
     def stream_destroy(self, stream: Any) -> None:
         pass  # pycuda destroys a stream when its object is collected (the caller drops it)
 
@@ -165,10 +161,6 @@ class PyCudaApi(CudaApi):
     def event_synchronize(self, event: Any) -> None:
         self._current()
         self._call("cuEventSynchronize", event.synchronize)
-
-    def event_query(self, event: Any) -> bool:
-        self._current()
-        return bool(self._call("cuEventQuery", event.query))
 
     def event_elapsed_ms(self, start: Any, end: Any) -> float:
         self._current()

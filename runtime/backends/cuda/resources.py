@@ -100,10 +100,6 @@ class Stream(_Resource):
     def synchronize(self) -> None:
         self._cuda.stream_synchronize(self._stream)
 
-    def wait(self, event: Event) -> None:
-        """Work enqueued on this stream after this call waits for ``event``'s last record."""
-        self._cuda.stream_wait_event(self._stream, event.raw)
-
     def close(self) -> None:
         if self._stream is not None:
             stream, self._stream = self._stream, None
@@ -113,8 +109,8 @@ class Stream(_Resource):
 
 
 class Event(_Resource):
-    """A CUDA event, used to order streams and to poll completion. Without timing by default
-    (cheaper); ``timing=True`` makes one :func:`elapsed_ms` can measure between (benchmarks)."""
+    """A CUDA event: the host waits for it (``synchronize``). Without timing by default
+    (cheaper); ``timing=True`` makes one :func:`elapsed_ms` can measure between."""
 
     def __init__(self, cuda: Any, timing: bool = False) -> None:
         self._cuda = _api(cuda)
@@ -130,10 +126,6 @@ class Event(_Resource):
 
     def synchronize(self) -> None:
         self._cuda.event_synchronize(self._event)
-
-    def query(self) -> bool:
-        """True when the work before the last record has finished (never blocks)."""
-        return self._cuda.event_query(self._event)
 
     def close(self) -> None:
         if self._event is not None:

@@ -6,8 +6,7 @@
   (``fit_engines``, ``check_engine``), and why not.
 - ``loader``: deserialising an engine with the flavour that built it, why one does not load,
   TensorRT-RTX's runtime cache.
-- ``slots``: the two pinned/device buffer slots and the handle of a submitted batch.
-- ``runner``: :class:`TensorRTBackend`, the double-buffered, overlapped pipeline.
+- ``runner``: :class:`TensorRTBackend`: one buffer set, one stream, synchronous ``infer``.
 - ``plan``: the TensorRT options of backend selection (registered in ``registry``).
 
 Importing this package imports neither tensorrt nor a CUDA binding.
@@ -15,6 +14,5 @@ Importing this package imports neither tensorrt nor a CUDA binding.
 
 from mrm_edge.runtime.backends.tensorrt.loader import EngineNotLoadable, EngineUnusable
 from mrm_edge.runtime.backends.tensorrt.runner import TensorRTBackend
-from mrm_edge.runtime.backends.tensorrt.slots import InferenceHandle
 
-__all__ = ["EngineNotLoadable", "EngineUnusable", "InferenceHandle", "TensorRTBackend"]
+__all__ = ["EngineNotLoadable", "EngineUnusable", "TensorRTBackend"]

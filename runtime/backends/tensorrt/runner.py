@@ -1,29 +1,23 @@
-"""TensorRT backend: a serialized engine, two buffer slots, and an overlapped pipeline.
+"""TensorRT backend: a serialized engine run synchronously from one set of buffers.
 
-Layout (one execution context, two streams, two slots)::
+Layout (one execution context, one stream, buffers sized from the profile's max shape once,
+at activation)::
 
-    slot k = pinned host in/out + device in/out + events h2d_done[k], done[k]
+    infer(x): copy x into pinned in → record e0 → memcpy in → device in → record e1 →
+              set_input_shape / set_tensor_address(in, out); execute_async_v3
+              (or replay the CUDA graph of this shape) → record e2 →
+              memcpy device out → pinned out → record e3 → wait e3
 
-    submit(x) into slot k:
-      host   : wait done[k] (the slot's previous batch finished) → copy x into pinned in[k]
-      h2d    : memcpy in[k] → device in[k]; record h2d_done[k]
-      compute: wait h2d_done[k]; set_input_shape / set_tensor_address(in[k], out[k]);
-               execute_async_v3 (or replay the CUDA graph of (k, shape));
-               memcpy device out[k] → pinned out[k]; record done[k]
+The monitor's worker calls ``infer`` and waits for the result, so one buffer set is enough.
+The four events are timing events: :meth:`TensorRTBackend.last_stages_ms` gives the last
+call's copy-in, compute and copy-out device times, which is how ``mrm-edge bench`` times
+this very path.
 
-While batch N computes on the compute stream, batch N+1's input copy runs on the h2d stream
-into the other slot, so copy and compute overlap. Outputs (batch x labels floats) are tiny
-and are copied back on the compute stream. One execution context serves both slots: its
-enqueues are serialized on the compute stream anyway, and one context per slot would need
-one optimization profile per context with dynamic shapes.
-
-Buffers are sized from the engine's optimization profile (max shape), once, at activation.
-
-CUDA graphs (``cuda_graphs=True``): a graph bakes in the shapes and the buffer addresses of
-the enqueue it captured, so there is one graph per (slot, input shape), captured after the
-first normal run of that pair (TensorRT asks for one enqueue after a shape change before
-capturing). A streaming monitor with a fixed batch therefore uses two graphs. Engines that
-cannot be captured fall back to normal enqueues; ``graph_error`` says why.
+CUDA graphs (``cuda_graphs=True``, used by ``mrm-edge doctor --cuda-graphs``): a graph bakes
+in the shapes and buffer addresses of the enqueue it captured, so there is one graph per input
+shape, captured after the first normal run of that shape (TensorRT asks for one enqueue after
+a shape change before capturing). Engines that cannot be captured fall back to normal
+enqueues; ``graph_error`` says why.
 
 Engines are checked before loading: the sidecar written by ``mrm-edge export --engine``
 names the TensorRT flavour that built it (``tensorrt`` or ``tensorrt-rtx``; only that one
@@ -36,15 +30,13 @@ default, or pycuda (``MRM_EDGE_CUDA=pycuda``; no CUDA graphs: ``cuda_graphs`` th
 and ``graph_error`` says so). ``cuda_binding`` names the one in use.
 
 Not executed here: no real TensorRT or GPU is available on the development machines. The
-scheduling, the call sequence and the buffer handling are tested against the test double in
-``tests/fakes/tensorrt.py``, whose streams execute deferred and in adversarial orders.
+call sequence and the buffer handling are tested against the test double in
+``tests/fakes/tensorrt.py``, whose streams execute deferred (nothing runs until the host waits).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections import deque
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,16 +46,15 @@ from mrm_edge.runtime.backends.base import Backend, BackendUnavailable, precisio
 from mrm_edge.runtime.backends.tensorrt import loader
 from mrm_edge.runtime.backends.tensorrt.capability import DISPLAY, RTX, STANDARD
 from mrm_edge.runtime.backends.tensorrt.loader import EngineNotLoadable, EngineUnusable
-from mrm_edge.runtime.backends.tensorrt.slots import N_SLOTS, InferenceHandle, Slot
 
 
 class TensorRTBackend(Backend):
-    """Run a serialized TensorRT engine with double-buffered, overlapped copies.
+    """Run a serialized TensorRT engine from pinned host and device buffers, one stream.
 
     Args:
         engine_path: ``model.<precision>.<key>.engine`` with its ``.json`` sidecar.
         max_batch: cap below the profile's max batch (buffers are sized for it).
-        cuda_graphs: capture and replay CUDA graphs per (slot, input shape).
+        cuda_graphs: capture and replay one CUDA graph per input shape.
         verify: refuse engines whose sidecar does not match this GPU / TensorRT / bytes.
         device_id: CUDA device.
         trt: the TensorRT module (default: import the flavour the engine's sidecar names);
@@ -213,38 +204,28 @@ class TensorRTBackend(Backend):
         self._out_shapes = {}
 
     def _allocate(self, cuda: cu.CudaApi, stack: contextlib.ExitStack) -> None:
-        self._h2d = stack.enter_context(cu.Stream(cuda))
-        self._compute = stack.enter_context(cu.Stream(cuda))
+        self._stream = stack.enter_context(cu.Stream(cuda))
         in_bytes = int(np.prod(self._max_in_shape)) * self._in_dtype.itemsize
         out_bytes = int(np.prod(self._max_out_shape)) * self._out_dtype.itemsize
-        self._slots = []
-        for k in range(N_SLOTS):
-            self._slots.append(
-                Slot(
-                    index=k,
-                    host_in=stack.enter_context(
-                        cu.PinnedHostBuffer(self._max_in_shape, self._in_dtype, cuda)
-                    ),
-                    host_out=stack.enter_context(
-                        cu.PinnedHostBuffer(self._max_out_shape, self._out_dtype, cuda)
-                    ),
-                    dev_in=stack.enter_context(cu.DeviceBuffer(in_bytes, cuda)),
-                    dev_out=stack.enter_context(cu.DeviceBuffer(out_bytes, cuda)),
-                    h2d_done=stack.enter_context(cu.Event(cuda)),
-                    done=stack.enter_context(cu.Event(cuda)),
-                )
-            )
-        self._graphs: dict[tuple[int, tuple[int, ...]], cu.GraphExec] = {}
+        self._host_in = stack.enter_context(
+            cu.PinnedHostBuffer(self._max_in_shape, self._in_dtype, cuda)
+        )
+        self._host_out = stack.enter_context(
+            cu.PinnedHostBuffer(self._max_out_shape, self._out_dtype, cuda)
+        )
+        self._dev_in = stack.enter_context(cu.DeviceBuffer(in_bytes, cuda))
+        self._dev_out = stack.enter_context(cu.DeviceBuffer(out_bytes, cuda))
+        # Before the copy in, after it, after the enqueue, after the copy out.
+        self._events = [stack.enter_context(cu.Event(cuda, timing=True)) for _ in range(4)]
+        self._graphs: dict[tuple[int, ...], cu.GraphExec] = {}
         stack.callback(self._destroy_graphs)
-        # Registered last, so it runs first on close: nothing is freed while queued work
-        # on either stream may still touch it.
+        # Registered last, so it runs first on close: nothing is freed while queued work on
+        # the stream may still touch it (a call abandoned by an exception).
         stack.callback(self._synchronize_quietly)
-        self._next_slot = 0
 
     def _synchronize_quietly(self) -> None:
-        for stream in (self._h2d, self._compute):
-            with contextlib.suppress(cu.CudaError):
-                stream.synchronize()
+        with contextlib.suppress(cu.CudaError):
+            self._stream.synchronize()
 
     def _destroy_graphs(self) -> None:
         graphs, self._graphs = self._graphs, {}
@@ -253,15 +234,9 @@ class TensorRTBackend(Backend):
                 g.close()
 
     def _deactivate(self) -> None:
-        # Results already submitted stay available to their handles.
-        for slot in getattr(self, "_slots", []):
-            if slot.pending is not None:
-                with contextlib.suppress(cu.CudaError):
-                    slot.pending._finish()
         stack, self._stack = self._stack, None
         if stack is not None:
             stack.close()
-        self._slots = []
 
     # ---------------------------------------------------------------- inference
 
@@ -279,77 +254,76 @@ class TensorRTBackend(Backend):
             raise RuntimeError(f"{self.name}: output shape {out} unresolved for input {shape}")
         self._out_shapes[shape] = out
 
-    def infer_async(self, x: np.ndarray) -> InferenceHandle:
-        """Submit one batch (batch <= max_batch) and return at once. At most two batches are in
-        flight: submitting a third first waits for the oldest (its handle keeps the result)."""
-        x = self.check_input(x)
-        b = x.shape[0]
-        assert self.max_batch is not None
+    def _infer(self, x: np.ndarray) -> np.ndarray:
         lo, hi = self.profile_min[1:], self.profile_max[1:]
         if not all(a <= d <= c for a, d, c in zip(lo, x.shape[1:], hi, strict=True)):
             raise ValueError(
                 f"{self.name}: input shape {x.shape} outside the engine's profile "
                 f"{self.profile_min}..{self.profile_max}"
             )
-        if not self.min_batch <= b <= self.max_batch:
+        assert self.max_batch is not None
+        if not self.min_batch <= x.shape[0] <= self.max_batch:
             raise ValueError(
-                f"{self.name}: batch {b} outside the engine's profile "
+                f"{self.name}: batch {x.shape[0]} outside the engine's profile "
                 f"{self.min_batch}..{self.max_batch}"
             )
-        cuda = self._cuda
-        slot = self._slots[self._next_slot]
-        self._next_slot = (self._next_slot + 1) % N_SLOTS
-        if slot.pending is not None:
-            slot.pending._finish()  # the slot's buffers are free only after this
-        assert slot.host_in.array is not None
-        flat_in = slot.host_in.array.reshape(-1)[: x.size].reshape(x.shape)
-        np.copyto(flat_in, x, casting="same_kind")
+        cuda, stream, (e0, e1, e2, e3) = self._cuda, self._stream, self._events
+        assert self._host_in.array is not None and self._host_out.array is not None
+        np.copyto(self._host_in.array.reshape(-1)[: x.size].reshape(x.shape), x)
+        e0.record(stream)
         in_bytes = x.size * self._in_dtype.itemsize
-        cu.memcpy_htod_async(cuda, slot.dev_in.ptr, slot.host_in.ptr, in_bytes, self._h2d)
-        slot.h2d_done.record(self._h2d)
-        self._compute.wait(slot.h2d_done)
+        cu.memcpy_htod_async(cuda, self._dev_in.ptr, self._host_in.ptr, in_bytes, stream)
+        e1.record(stream)
         shape = tuple(x.shape)
-        self._enqueue(slot, shape)
+        self._enqueue(shape)
+        e2.record(stream)
         out_shape = self._out_shapes[shape]
-        out_bytes = int(np.prod(out_shape)) * self._out_dtype.itemsize
-        cu.memcpy_dtoh_async(cuda, slot.host_out.ptr, slot.dev_out.ptr, out_bytes, self._compute)
-        slot.done.record(self._compute)
-        handle = InferenceHandle(slot, out_shape, self._out_dtype)
-        slot.pending = handle
-        return handle
+        n_out = int(np.prod(out_shape))
+        out_bytes = n_out * self._out_dtype.itemsize
+        cu.memcpy_dtoh_async(cuda, self._host_out.ptr, self._dev_out.ptr, out_bytes, stream)
+        e3.record(stream)
+        e3.synchronize()
+        out = self._host_out.array.reshape(-1)[:n_out].reshape(out_shape)
+        return out.astype(np.float32, copy=True)  # the pinned buffer is reused by the next call
 
-    def _enqueue(self, slot: Slot, shape: tuple[int, ...]) -> None:
-        key = (slot.index, shape)
-        graph = self._graphs.get(key)
+    def last_stages_ms(self) -> tuple[float, float, float, float]:
+        """The last ``infer`` call's device times in ms, from its events: copy in, compute
+        (the enqueue or graph launch), copy out, and first event to last."""
+        e0, e1, e2, e3 = (e.raw for e in self._events)
+        ms = self._cuda.event_elapsed_ms
+        return ms(e0, e1), ms(e1, e2), ms(e2, e3), ms(e0, e3)
+
+    def _enqueue(self, shape: tuple[int, ...]) -> None:
+        graph = self._graphs.get(shape)
         if graph is not None:
-            graph.launch(self._compute)
+            graph.launch(self._stream)
             self.graph_launches += 1
             return
         self._set_shape(shape)
-        self._context.set_tensor_address(self.input_name, slot.dev_in.ptr)
-        self._context.set_tensor_address(self.output_name, slot.dev_out.ptr)
-        if not self._context.execute_async_v3(self._compute.handle):
+        self._context.set_tensor_address(self.input_name, self._dev_in.ptr)
+        self._context.set_tensor_address(self.output_name, self._dev_out.ptr)
+        if not self._context.execute_async_v3(self._stream.handle):
             raise RuntimeError(f"{self.name}: execute_async_v3 failed for input shape {shape}")
         if self.cuda_graphs and self.graph_error is None:
-            self._capture(key)
+            self._capture(shape)
 
-    def _capture(self, key: tuple[int, tuple[int, ...]]) -> None:
+    def _capture(self, shape: tuple[int, ...]) -> None:
         """Capture the enqueue just made (same shape and addresses) into a CUDA graph."""
         cuda = self._cuda
         if not cuda.graphs_supported:
             self.graph_error = f"{cuda.binding}: {cuda.graphs_unsupported}"
             return
         try:
-            cu.begin_capture(cuda, self._compute)
+            cu.begin_capture(cuda, self._stream)
         except cu.CudaError as e:
             self.graph_error = str(e)
             return
         ok = False
         try:
-            ok = bool(self._context.execute_async_v3(self._compute.handle))
+            ok = bool(self._context.execute_async_v3(self._stream.handle))
         finally:
             try:
-                graph = cu.end_capture(cuda, self._compute)
+                graph = cu.end_capture(cuda, self._stream)
             except cu.CudaError as e:
                 self.graph_error = str(e)
                 graph = None
@@ -361,28 +335,7 @@ class TensorRTBackend(Backend):
                 "execute_async_v3 failed under stream capture (engine not capturable)"
             )
             return
-        self._graphs[key] = graph
-
-    def infer(self, x: np.ndarray) -> np.ndarray:
-        """Synchronous inference; batches above max_batch are split and pipelined."""
-        x = self.check_input(x)
-        assert self.max_batch is not None
-        step = self.max_batch
-        handles = [self.infer_async(x[i : i + step]) for i in range(0, len(x), step)]
-        return np.concatenate([h.result() for h in handles])
-
-    def _infer(self, x: np.ndarray) -> np.ndarray:  # used by Backend.infer's contract only
-        return self.infer_async(x).result()
-
-    def infer_stream(self, batches: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-        """Results of ``batches`` in order, keeping two batches in flight (double buffering)."""
-        pending: deque[InferenceHandle] = deque()
-        for x in batches:
-            pending.append(self.infer_async(x))
-            if len(pending) == N_SLOTS:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+        self._graphs[shape] = graph
 
 
-__all__ = ["EngineNotLoadable", "EngineUnusable", "InferenceHandle", "TensorRTBackend"]
+__all__ = ["EngineNotLoadable", "EngineUnusable", "TensorRTBackend"]

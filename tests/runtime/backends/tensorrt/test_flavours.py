@@ -96,7 +96,7 @@ def test_pycuda_binding_gives_the_same_results_as_cuda_python(
         trt = FakeTensorRT("10.3.0", execute_fn=engine_fn, cuda=rt)
         backend = TensorRTBackend(engine, trt=trt, cudart=cuda, cuda_graphs=True)
         with backend:
-            results[kind] = list(backend.infer_stream(xs))
+            results[kind] = [backend.infer(x) for x in xs]
             assert backend.cuda_binding.startswith(kind)
             assert f"CUDA via {backend.cuda_binding}" in backend.describe()
         if kind == "pycuda":

@@ -2,8 +2,8 @@
 
 Engines are built by the real builder code (``build_or_load``) through FakeTensorRT; the
 fake engine "executes" ``engine_fn`` on the bytes found at the device addresses set on the
-context. The fake CUDA device runs nothing until the host waits, and can interleave streams
-randomly, so the correctness of results below depends on the backend's event ordering and
+context. The fake CUDA device runs nothing until the host waits, and can run queued work in
+random orders, so the correctness of results below depends on the backend's event ordering and
 synchronization, not on luck. None of this ran on a GPU or a real TensorRT.
 """
 
@@ -52,12 +52,18 @@ def onnx_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def make_rig(
-    onnx_path: Path, out: Path, *, order: str = "in_order", seed: int = 0, **trt_kw
+    onnx_path: Path,
+    out: Path,
+    *,
+    order: str = "in_order",
+    seed: int = 0,
+    profile: tuple[int, int, int] = PROFILE,
+    **trt_kw,
 ) -> Rig:
     cudart = FakeCudaRuntime(order=order, seed=seed)
     trt = FakeTensorRT("10.3.0", execute_fn=engine_fn, cuda=cudart, **trt_kw)
     gpu, _ = probe_gpu(0, cudart)
-    opts = BuildOptions(precision="fp16", profile=PROFILE)
+    opts = BuildOptions(precision="fp16", profile=profile)
     engine, _ = build_or_load(onnx_path, out, opts, gpu, probe_tensorrt(trt), trt=trt)
     return Rig(trt, cudart, engine)
 
@@ -71,7 +77,7 @@ def test_results_for_every_batch_size_and_chunking(rig: Rig) -> None:
     with rig.backend() as b:
         assert (b.input_name, b.output_name, b.input_dims) == ("ecg", "probabilities", (12, 1000))
         assert b.max_batch == 16 and b.precision == "fp16" and b.device == "cuda:0"
-        for n in (1, 7, 16, 40):  # 40 > max batch: split into 16 + 16 + 8, pipelined
+        for n in (1, 7, 16, 40):  # 40 > max batch: split into 16 + 16 + 8
             x = batch(n, n)
             np.testing.assert_array_equal(b.infer(x), engine_fn(x))
 
@@ -90,7 +96,7 @@ def test_call_sequence_sets_shape_then_addresses_then_executes(rig: Rig) -> None
         "set_tensor_address",
         "set_tensor_address",
         "execute_async_v3",
-        # same shape again: no set_input_shape, but the other slot's addresses
+        # same shape again: no set_input_shape; the addresses before every enqueue
         "set_tensor_address",
         "set_tensor_address",
         "execute_async_v3",
@@ -102,80 +108,66 @@ def test_call_sequence_sets_shape_then_addresses_then_executes(rig: Rig) -> None
     assert calls[0] == ("set_input_shape", "ecg", (7, 12, 1000))
     assert calls[7] == ("set_input_shape", "ecg", (3, 12, 1000))
     assert {c[1] for c in calls if c[0] == "set_tensor_address"} == {"ecg", "probabilities"}
-    # One compute stream for every enqueue.
+    # One stream for every enqueue.
     assert len({c[1] for c in calls if c[0] == "execute_async_v3"}) == 1
 
 
-def test_slots_alternate_and_nothing_is_allocated_per_call(rig: Rig) -> None:
+def test_one_buffer_set_and_nothing_is_allocated_per_call(rig: Rig) -> None:
     with rig.backend() as b:
         live = rig.cudart.live()
-        assert (live["device"], live["pinned"], live["streams"]) == (4, 4, 2)
+        assert (live["device"], live["pinned"], live["streams"]) == (2, 2, 1)
         for i in range(6):
             b.infer(batch(4, i))
         assert rig.cudart.live() == live
     runs = rig.trt.engines[-1].executions
-    ins = [r[0] for r in runs]
-    outs = [r[1] for r in runs]
-    assert len(set(ins)) == 2 and len(set(outs)) == 2
-    assert ins == [ins[0], ins[1]] * 3 and outs == [outs[0], outs[1]] * 3
+    assert len(runs) == 6
+    assert len({r[0] for r in runs}) == 1 and len({r[1] for r in runs}) == 1
 
 
 def test_buffers_are_sized_from_the_profile_max(rig: Rig) -> None:
     with rig.backend():
         sizes = sorted(len(buf) for kind, buf in rig.cudart._blocks.values() if kind == "device")
-    assert sizes == [16 * 5 * 4] * 2 + [16 * 12 * 1000 * 4] * 2
+    assert sizes == [16 * 5 * 4, 16 * 12 * 1000 * 4]
 
 
-def test_second_batch_copy_overlaps_first_batch_compute(rig: Rig) -> None:
+def test_each_stage_is_timed_by_its_own_events(onnx_path: Path, tmp_path: Path) -> None:
+    """What ``mrm-edge bench`` reads: the copy in, the enqueue and the copy out apart (the fake
+    device's clock gives each kind of work its own cost)."""
+    cost = {"HostToDevice": 0.5, "trt exec": 2.0, "DeviceToHost": 0.125}
+    rig = make_rig(onnx_path, tmp_path)
+    rig.cudart.op_ms = lambda label: next(
+        (ms for k, ms in cost.items() if label.startswith(k)), 1000.0
+    )
     with rig.backend() as b:
-        x1, x2, x3 = batch(8, 1), batch(8, 2), batch(8, 3)
-        h1 = b.infer_async(x1)
-        h2 = b.infer_async(x2)
-        # Both submitted without the host blocking, and nothing has run yet.
-        assert rig.cudart.syncs == []
-        assert not h1.done() and not h2.done()
-        streams = [s for s in rig.cudart.streams.values() if s.queue]
-        labels = {s.ident: [op.label for op in s.queue] for s in streams}
-        (copy_q,) = [q for q in labels.values() if q[0].startswith("HostToDevice")]
-        (compute_q,) = [q for q in labels.values() if q[0].startswith("wait")]
-        # Batch 2's input copy sits on the copy stream, not behind batch 1's compute.
-        assert [q.split()[0] for q in copy_q] == [
-            "HostToDevice",
-            "record",
-            "HostToDevice",
-            "record",
-        ]
-        assert [q.split()[0] for q in compute_q] == ["wait", "trt", "DeviceToHost", "record"] * 2
-        # A third batch needs slot 0 back: exactly one wait, on batch 1's completion event.
-        h3 = b.infer_async(x3)
-        assert len(rig.cudart.syncs) == 1 and rig.cudart.syncs[0][0] == "event"
-        assert h1.done()
-        for h, x in ((h1, x1), (h2, x2), (h3, x3)):
-            np.testing.assert_array_equal(h.result(), engine_fn(x))
+        x = batch(8, 0)
+        np.testing.assert_array_equal(b.infer(x), engine_fn(x))
+        assert b.last_stages_ms() == pytest.approx((0.5, 2.0, 0.125, 2.625))
+        # The host waited once, on the last event: the result is complete when returned.
+        assert [s[0] for s in rig.cudart.syncs] == ["event"]
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_pipeline_is_correct_under_any_stream_interleaving(
+def test_results_are_correct_under_any_device_order(
     onnx_path: Path, tmp_path: Path, seed: int
 ) -> None:
     rig = make_rig(onnx_path, tmp_path, order="random", seed=seed)
     xs = [batch(n, 10 * seed + i) for i, n in enumerate((3, 8, 1, 16, 5, 8, 2))]
     with rig.backend() as b:
-        results = list(b.infer_stream(xs))
+        results = [b.infer(x) for x in xs]
     for x, p in zip(xs, results, strict=True):
         np.testing.assert_array_equal(p, engine_fn(x))
 
 
-def test_results_survive_slot_reuse_and_deactivation(rig: Rig) -> None:
+def test_results_survive_buffer_reuse_and_deactivation(rig: Rig) -> None:
     b = rig.backend()
     with b:
         x1 = batch(2, 1)
-        h1 = b.infer_async(x1)
-        for i in range(4):  # reuses h1's slot twice
-            b.infer_async(batch(2, 100 + i))
-        last = b.infer_async(batch(2, 9))
-    np.testing.assert_array_equal(h1.result(), engine_fn(x1))
-    np.testing.assert_array_equal(last.result(), engine_fn(batch(2, 9)))
+        p1 = b.infer(x1)
+        for i in range(4):  # reuses the buffers p1 was read from
+            b.infer(batch(2, 100 + i))
+        last = b.infer(batch(2, 9))
+    np.testing.assert_array_equal(p1, engine_fn(x1))
+    np.testing.assert_array_equal(last, engine_fn(batch(2, 9)))
 
 
 def test_everything_is_released(rig: Rig) -> None:
@@ -185,22 +177,22 @@ def test_everything_is_released(rig: Rig) -> None:
     assert rig.cudart.live() == {k: 0 for k in rig.cudart.live()}
 
 
-def test_cuda_graphs_capture_once_per_slot_and_shape_then_replay(rig: Rig) -> None:
+def test_cuda_graphs_capture_once_per_shape_then_replay(rig: Rig) -> None:
     with rig.backend(cuda_graphs=True) as b:
         xs = [batch(8, i) for i in range(5)]
         for x in xs:
             np.testing.assert_array_equal(b.infer(x), engine_fn(x))
         ctx = rig.trt.contexts[0]
         executes = [c for c in ctx.calls if c[0] == "execute_async_v3"]
-        # Per slot: one normal enqueue, one under capture; then replays only.
-        assert len(executes) == 4
-        assert b.graph_launches == 3 and b.graph_error is None
+        # One normal enqueue, one under capture; then replays only.
+        assert len(executes) == 2
+        assert b.graph_launches == 4 and b.graph_error is None
         runs = rig.trt.engines[-1].executions
         assert len(runs) == 5  # capture itself runs nothing
-        assert [r[0] for r in runs] == [runs[0][0], runs[1][0]] * 2 + [runs[0][0]]
+        assert len({r[0] for r in runs}) == 1  # the graph replays on the captured buffers
         x = batch(3, 99)  # a new shape: captured anew
         np.testing.assert_array_equal(b.infer(x), engine_fn(x))
-        assert rig.cudart.live()["graph_execs"] == 3
+        assert rig.cudart.live()["graph_execs"] == 2
 
 
 def test_engines_that_cannot_be_captured_fall_back(onnx_path: Path, tmp_path: Path) -> None:
@@ -214,13 +206,18 @@ def test_engines_that_cannot_be_captured_fall_back(onnx_path: Path, tmp_path: Pa
     assert rig.cudart.live()["graphs"] == 0
 
 
-def test_max_batch_below_the_profile(rig: Rig) -> None:
+def test_max_batch_below_the_profile(onnx_path: Path, rig: Rig, tmp_path: Path) -> None:
     with rig.backend(max_batch=4) as b:
         assert b.max_batch == 4
         x = batch(10, 0)
-        np.testing.assert_array_equal(b.infer(x), engine_fn(x))
-        with pytest.raises(ValueError, match=r"batch 5 outside the engine's profile 1\.\.4"):
-            b.infer_async(batch(5, 0))
+        np.testing.assert_array_equal(b.infer(x), engine_fn(x))  # split into 4 + 4 + 2
+        assert max(r[2][0] for r in rig.trt.engines[-1].executions) == 4
+    narrow = make_rig(onnx_path, tmp_path / "narrow", profile=(2, 4, 4))
+    with (
+        narrow.backend() as b,
+        pytest.raises(ValueError, match=r"batch 1 outside the engine's profile 2\.\.4"),
+    ):
+        b.infer(batch(1, 0))
     with pytest.raises(
         ValueError, match=r"max_batch 32 is outside the engine's batch profile 1\.\.16"
     ):
