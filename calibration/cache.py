@@ -26,7 +26,7 @@ from typing import Any
 
 from mrm_edge.calibration.windows import CalibrationSet
 
-from mrm_edge.card import sha256_file
+from mrm_edge.fileio import sha256_file
 
 __all__ = ["CACHE_FORMAT", "CalibrationCache", "CalibrationCacheWarning", "calibration_key"]
 

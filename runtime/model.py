@@ -60,10 +60,10 @@ from mrm_edge.card import (
     ModelCardError,
     card_changes,
     pickle_files,
-    sha256_file,
     shown,
     verify_weights,
 )
+from mrm_edge.fileio import sha256_file
 
 __all__ = ["ACCEPT_TUNING_OPTION", "ONNX_FILES", "Artifact", "DeployedModel", "ModelLoadError"]
 

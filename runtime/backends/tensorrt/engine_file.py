@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mrm_edge.artifacts import sidecar_path
-from mrm_edge.card import sha256_file
+from mrm_edge.fileio import sha256_file
 
 SIDECAR_FORMAT = 1
 

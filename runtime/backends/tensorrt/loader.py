@@ -32,7 +32,7 @@ from mrm_edge.runtime.backends.tensorrt.capability import (
 )
 from mrm_edge.runtime.backends.tensorrt.engine_file import EngineRefused, check_engine, read_sidecar
 
-from mrm_edge.data.errors import first_line
+from mrm_edge.errors import first_line
 from mrm_edge.fileio import atomic_write_bytes
 
 log = logging.getLogger("mrm_edge.runtime.backends.tensorrt")

@@ -127,7 +127,7 @@ def test_engine_cache_hits_misses_and_rebuilds_on_real_engines(tmp_path: Path, i
     rebuilt, built = build_or_load(onnx_path, tmp_path, opts, None, info, trt)
     assert rebuilt == path and built
     # The sidecar vouches for the new bytes (builds are not bit-identical run to run).
-    from mrm_edge.card import sha256_file
+    from mrm_edge.fileio import sha256_file
 
     assert read_sidecar(path)["engine_sha256"] == sha256_file(path)
 
