@@ -212,7 +212,8 @@ def sidecar_path(artifact: Path) -> Path:
 
 def read_sidecar(artifact: Path) -> dict[str, Any]:
     """The sidecar of ``artifact`` as parsed JSON; ValueError (one line) when missing or
-    unreadable."""
+    unreadable. The one reader of sidecars: an engine's adds its checks on top
+    (``mrm_edge.runtime.backends.tensorrt.engine_file.read_engine_sidecar``)."""
     path = sidecar_path(artifact)
     try:
         return json.loads(path.read_text())
@@ -221,7 +222,7 @@ def read_sidecar(artifact: Path) -> dict[str, Any]:
             f"{path}: sidecar missing (expected beside {Path(artifact).name})"
         ) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path}: unreadable sidecar ({e})") from e
+        raise ValueError(f"{path}: sidecar is not readable JSON ({e})") from e
 
 
 def verify_artifact(artifact: Path) -> dict[str, Any]:
