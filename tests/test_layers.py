@@ -11,7 +11,6 @@ module to it).
 
 from __future__ import annotations
 
-import importlib
 import os
 import subprocess
 import sys
@@ -19,24 +18,32 @@ from pathlib import Path
 
 import pytest
 
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: import-linter depends on tomli there
+    import tomli as tomllib
+
 ROOT = Path(__file__).resolve().parents[1]
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
-# The subpackages that install inside mrm_edge from a folder of their own (package-dir).
-STAGES = ("export", "runtime", "calibration")
 
 
 def installed_layout(dest: Path) -> Path:
-    """``dest/mrm_edge`` as the wheel lays it out, each entry a link into the checkout, and
-    the contracts' pyproject.toml beside it (where lint-imports looks for them)."""
+    """``dest/mrm_edge`` as the wheel lays it out (pyproject's ``package-dir``), each entry a
+    link into the checkout, and the contracts' pyproject.toml beside it (where lint-imports
+    looks for them)."""
+    pyproject = ROOT / "pyproject.toml"
+    package_dir = tomllib.loads(pyproject.read_text())["tool"]["setuptools"]["package-dir"]
     root = dest / "mrm_edge"
     root.mkdir()
-    for entry in (ROOT / "mrm_edge").iterdir():
+    for entry in (ROOT / package_dir["mrm_edge"]).iterdir():
         if entry.name != "__pycache__":
             (root / entry.name).symlink_to(entry)
-    for name in STAGES:
-        folder = Path(importlib.import_module(f"mrm_edge.{name}").__path__[0])
-        (root / name).symlink_to(folder)
-    (dest / "pyproject.toml").symlink_to(ROOT / "pyproject.toml")
+    for name, folder in package_dir.items():
+        if name != "mrm_edge":
+            parent, _, child = name.rpartition(".")
+            assert parent == "mrm_edge", f"{name}: only mrm_edge's children are mapped here"
+            (root / child).symlink_to(ROOT / folder)
+    (dest / "pyproject.toml").symlink_to(pyproject)
     return dest
 
 
