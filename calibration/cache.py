@@ -13,12 +13,9 @@ No torch, no onnx.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
-import os
-import tempfile
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,7 +23,7 @@ from typing import Any
 
 from mrm_edge.calibration.windows import CalibrationSet
 
-from mrm_edge.card import sha256_file
+from mrm_edge.fileio import atomic_write_bytes, sha256_file
 
 __all__ = ["CACHE_FORMAT", "CalibrationCache", "CalibrationCacheWarning", "calibration_key"]
 
@@ -129,20 +126,11 @@ class CalibrationCache:
         self, key: str, ranges: Mapping[str, tuple[float, float]], meta: Mapping[str, Any]
     ) -> Path:
         path = self.path(key)
-        self.directory.mkdir(parents=True, exist_ok=True)
         doc = {
             "format": CACHE_FORMAT,
             "key": key,
             "meta": dict(meta),
             "ranges": {k: [float(lo), float(hi)] for k, (lo, hi) in sorted(ranges.items())},
         }
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".calib-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(doc, fh, indent=1, default=str)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        atomic_write_bytes(path, json.dumps(doc, indent=1, default=str).encode())
         return path

@@ -19,7 +19,8 @@ from mrm_edge.calibration.windows import CalibrationPool, CalibrationSet, select
 
 from mrm_edge.card import ModelCard
 from mrm_edge.data.dataset import LEADS, EcgDataset
-from mrm_edge.data.errors import DataError, one_line
+from mrm_edge.data.errors import DataError
+from mrm_edge.errors import one_line
 
 __all__ = [
     "DEFAULT_TEST_FOLDS",

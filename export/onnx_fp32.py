@@ -15,7 +15,8 @@ import logging
 import warnings
 from pathlib import Path
 
-from mrm_edge.card import CARD_FILE, ModelCard, sha256_file
+from mrm_edge.card import CARD_FILE, ModelCard
+from mrm_edge.fileio import sha256_file
 
 INPUT_NAME = "ecg"
 OUTPUT_NAME = "probabilities"

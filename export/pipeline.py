@@ -27,7 +27,8 @@ from mrm_edge.export import gates
 from mrm_edge.export.sidecar import write_sidecar
 
 from mrm_edge.artifacts import ONNX_FILES, onnx_io, trtexec_engine_filename
-from mrm_edge.card import CARD_FILE, ModelCard, export_record, sha256_file, verify_weights
+from mrm_edge.card import CARD_FILE, ModelCard, export_record, verify_weights
+from mrm_edge.fileio import sha256_file
 
 # Aliases of mrm_edge.artifacts' names, for callers that imported them from here.
 FP32_NAME, FP16_NAME, INT8_NAME = ONNX_FILES["fp32"], ONNX_FILES["fp16"], ONNX_FILES["int8"]

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from mrm_edge.artifacts import ONNX_FILES, sidecar_path, verify_artifact
-from mrm_edge.card import CARD_FILE, ModelCard, card_changes, export_record, sha256_file
+from mrm_edge.card import CARD_FILE, ModelCard, card_changes, export_record
+from mrm_edge.fileio import sha256_file
 
 TOOLS = (
     "mrm-edge",

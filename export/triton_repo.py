@@ -38,7 +38,7 @@ from typing import Any
 from mrm_edge.runtime.model import DeployedModel
 
 from mrm_edge.artifacts import onnx_file
-from mrm_edge.card import sha256_file
+from mrm_edge.fileio import sha256_file
 from mrm_edge.served_identity import model_identity
 
 __all__ = [

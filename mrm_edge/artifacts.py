@@ -3,7 +3,7 @@ are named, and the JSON sidecar beside every artifact (where it is, how it is ve
 
 This is the one place that says so; ``mrm-edge export`` writes these names and sidecars, and
 the runtime, the bench and the doctor read them. Torch-free, imports nothing but the standard
-library, ``mrm_edge.card`` (SHA-256) and ``onnx`` inside :func:`onnx_io`.
+library, ``mrm_edge.fileio`` (SHA-256) and ``onnx`` inside :func:`onnx_io`.
 
 A *variant* names a file; a *precision* names the arithmetic. The two INT8 variants share
 the precision ``"int8"`` but differ in quantization scheme, because the runtimes that make
@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mrm_edge.card import sha256_file
+from mrm_edge.fileio import sha256_file
 
 __all__ = [
     "BF16_RECORD",
@@ -212,7 +212,8 @@ def sidecar_path(artifact: Path) -> Path:
 
 def read_sidecar(artifact: Path) -> dict[str, Any]:
     """The sidecar of ``artifact`` as parsed JSON; ValueError (one line) when missing or
-    unreadable."""
+    unreadable. The one reader of sidecars: an engine's adds its checks on top
+    (``mrm_edge.runtime.backends.tensorrt.engine_file.read_engine_sidecar``)."""
     path = sidecar_path(artifact)
     try:
         return json.loads(path.read_text())
@@ -221,7 +222,7 @@ def read_sidecar(artifact: Path) -> dict[str, Any]:
             f"{path}: sidecar missing (expected beside {Path(artifact).name})"
         ) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path}: unreadable sidecar ({e})") from e
+        raise ValueError(f"{path}: sidecar is not readable JSON ({e})") from e
 
 
 def verify_artifact(artifact: Path) -> dict[str, Any]:

@@ -14,6 +14,8 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from mrm_edge.fileio import sha256_file
+
 CARD_FILE = "card.json"
 WEIGHTS_FILE = "model.safetensors"
 CARD_FORMAT = 1
@@ -364,14 +366,6 @@ def safetensors_problem(path: Path) -> str | None:
     return None
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 __all__ = [
     "CARD_FILE",
     "EXPORTED_FIELDS",
@@ -386,7 +380,6 @@ __all__ = [
     "export_record",
     "pickle_files",
     "safetensors_problem",
-    "sha256_file",
     "shown",
     "verify_weights",
 ]

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import torch
 
-from mrm_edge.card import WEIGHTS_FILE, ModelCard, ModelCardError, sha256_file, verify_weights
-from mrm_edge.data.errors import first_line
+from mrm_edge.card import WEIGHTS_FILE, ModelCard, ModelCardError, verify_weights
+from mrm_edge.errors import first_line
+from mrm_edge.fileio import sha256_file
 from mrm_edge.model import InferenceModel, MRMNet, MRMNetConfig
 
 

@@ -1,8 +1,9 @@
-"""Small file helpers shared by the stages (no heavy imports)."""
+"""Small file helpers shared by the stages (no heavy imports): atomic writes, SHA-256."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -24,4 +25,14 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-__all__ = ["atomic_write_bytes"]
+def sha256_file(path: Path) -> str:
+    """The hex SHA-256 of a file's bytes, read in 1 MiB blocks (weights and engines are
+    large): what cards and sidecars record and what every loader checks against."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+__all__ = ["atomic_write_bytes", "sha256_file"]

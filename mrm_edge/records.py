@@ -34,10 +34,11 @@ from pathlib import Path
 import numpy as np
 
 from mrm_edge.data.dataset import LEADS
-from mrm_edge.data.errors import DataError, first_line
+from mrm_edge.data.errors import DataError
 from mrm_edge.data.leads import lead_order
 from mrm_edge.data.signal import resample
 from mrm_edge.data.wfdb_header import check_wfdb_header
+from mrm_edge.errors import first_line
 
 
 @dataclass

@@ -61,7 +61,7 @@ from mrm_edge.runtime.sources.base import Chunk, Source, SourceProblem, StreamEn
 from mrm_edge.runtime.stream.preprocess import StreamPreprocessor, Window, to_model_batch
 from mrm_edge.runtime.stream.windower import samples_from_seconds
 
-from mrm_edge.data.errors import first_line
+from mrm_edge.errors import first_line
 
 if TYPE_CHECKING:
     from mrm_edge.runtime.selection import Candidate

@@ -36,7 +36,7 @@ import numpy as np
 from mrm_edge.runtime.backends.base import Backend
 from mrm_edge.runtime.sinks.base import BackendSwitch
 
-from mrm_edge.data.errors import first_line
+from mrm_edge.errors import first_line
 
 if TYPE_CHECKING:
     from mrm_edge.runtime.selection import Candidate

@@ -41,7 +41,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from mrm_edge.runtime.backends.tensorrt.engine_file import EngineRefused, read_sidecar
+from mrm_edge.runtime.backends.tensorrt.engine_file import (
+    EngineRefused,
+    read_engine_sidecar,
+    verify_engine_file,
+)
 
 from mrm_edge.artifacts import (
     ENGINE_GLOB,
@@ -60,10 +64,10 @@ from mrm_edge.card import (
     ModelCardError,
     card_changes,
     pickle_files,
-    sha256_file,
     shown,
     verify_weights,
 )
+from mrm_edge.fileio import sha256_file
 
 __all__ = ["ACCEPT_TUNING_OPTION", "ONNX_FILES", "Artifact", "DeployedModel", "ModelLoadError"]
 
@@ -349,14 +353,10 @@ class DeployedModel:
             self.refused[path.name] = f"{path}: not an engine name model.<precision>.<key>.engine"
             return
         try:
-            sidecar = read_sidecar(path)
+            sidecar = read_engine_sidecar(path)
+            verify_engine_file(path, sidecar)
         except EngineRefused as e:
             self.refused[path.name] = str(e)
-            return
-        if sha256_file(path) != sidecar["engine_sha256"]:
-            self.refused[path.name] = (
-                f"{path}: SHA-256 differs from its sidecar's (truncated or replaced)"
-            )
             return
         precision = parsed[0]
         key = sidecar["key"]

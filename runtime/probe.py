@@ -41,7 +41,7 @@ from mrm_edge.runtime.backends.openvino.capability import cpu_flags
 from mrm_edge.runtime.backends.registry import Candidate
 from mrm_edge.runtime.user_cache import usable_cores, user_cache_dir
 
-from mrm_edge.data.errors import first_line
+from mrm_edge.errors import first_line
 
 __all__ = [
     "PROBE_ENV",

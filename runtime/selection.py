@@ -60,7 +60,7 @@ from mrm_edge.runtime.backends.registry import (
 from mrm_edge.runtime.model import DeployedModel
 
 from mrm_edge.card import CARD_FILE, ModelCard
-from mrm_edge.data.errors import first_line
+from mrm_edge.errors import first_line
 
 __all__ = [
     "BACKEND_CHOICES",

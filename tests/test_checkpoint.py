@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from mrm_edge.card import ModelCardError, sha256_file
+from mrm_edge.card import ModelCardError
 from mrm_edge.checkpoint import inference_model, load_model_dir, save_model_dir
+from mrm_edge.fileio import sha256_file
 from mrm_edge.model import MRMNet, MRMNetConfig
 from tests.test_card import make_card
 

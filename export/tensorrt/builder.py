@@ -43,9 +43,8 @@ from mrm_edge.runtime.backends.tensorrt.capability import (
     probe_tensorrt,
 )
 
-from mrm_edge.card import sha256_file
-from mrm_edge.data.errors import first_line
-from mrm_edge.fileio import atomic_write_bytes
+from mrm_edge.errors import first_line
+from mrm_edge.fileio import atomic_write_bytes, sha256_file
 
 log = logging.getLogger("mrm_edge.export.tensorrt")
 

@@ -52,7 +52,7 @@ from typing import Any
 from mrm_edge.runtime.backends.tensorrt.engine_file import (
     SIDECAR_FORMAT,
     EngineRefused,
-    read_sidecar,
+    read_engine_sidecar,
     verify_engine_file,
 )
 
@@ -146,7 +146,7 @@ def probe_cache(out_dir: Path, key: EngineKey) -> CacheProbe:
     if not path.exists() and not sidecar_path(path).exists():
         return CacheProbe(path, False, "not built yet")
     try:
-        sidecar = read_sidecar(path)
+        sidecar = read_engine_sidecar(path)
         diff = key.mismatches(sidecar["key"])
         if diff:
             return CacheProbe(path, False, f"sidecar key differs in {', '.join(diff)}")
@@ -205,7 +205,7 @@ def why_build(out_dir: Path, key: EngineKey) -> str:
     others: list[str] = []
     for path in sorted(Path(out_dir).glob(f"model.{key.precision}.*.engine")):
         try:
-            recorded = read_sidecar(path)["key"]
+            recorded = read_engine_sidecar(path)["key"]
         except EngineRefused as e:
             others.append(str(e))
             continue

@@ -13,7 +13,7 @@ from typing import Any
 
 from mrm_edge.export.tensorrt.errors import BuildError
 
-from mrm_edge.data.errors import first_line
+from mrm_edge.errors import first_line
 
 QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
 

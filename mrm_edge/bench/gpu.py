@@ -40,7 +40,7 @@ import numpy as np
 
 from mrm_edge.bench.common import Log, Result, input_windows, quiet, summarise
 from mrm_edge.bench.variants import VARIANT_FILES
-from mrm_edge.data.errors import first_line
+from mrm_edge.errors import first_line
 from mrm_edge.stats import percentiles_ms
 
 __all__ = ["GpuUnavailable", "bench_onnxruntime_cuda", "bench_tensorrt", "find_engine"]

@@ -12,6 +12,7 @@ import click
 
 from mrm_edge.card import ModelCardError
 from mrm_edge.data.errors import DataError
+from mrm_edge.errors import first_line
 from mrm_edge.runtime.backends.base import BackendUnavailable
 from mrm_edge.runtime.backends.registry import (
     backend_choices,
@@ -87,7 +88,7 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except USER_ERRORS as e:
-            raise click.ClickException(str(e).splitlines()[0] if str(e) else repr(e)) from e
+            raise click.ClickException(first_line(e, with_type=False)) from e
 
     return wrapper
 

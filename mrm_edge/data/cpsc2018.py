@@ -19,8 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from mrm_edge.errors import one_line
+
 from .dataset import LEADS, EcgDataset, Progress, stack_records
-from .errors import DataError, field_error, one_line
+from .errors import DataError, field_error
 from .matfile import MatFileError, verified_level5_bytes
 from .signal import fit_length, resample
 

@@ -30,8 +30,10 @@ from typing import Any
 
 import numpy as np
 
+from mrm_edge.errors import one_line
+
 from .dataset import UNITS, EcgDataset, Progress, stack_records
-from .errors import DataError, one_line
+from .errors import DataError
 from .leads import lead_order
 from .wfdb_header import check_wfdb_header
 

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from mrm_edge.artifacts import onnx_file
-from mrm_edge.data.errors import first_line
+from mrm_edge.errors import first_line
 
 # Precision → the ONNX a TensorRT engine of it is built from (model.int8.onnx, for ONNX
 # Runtime CPU, has int32 biases that TensorRT's parser rejects).

@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 
-from mrm_edge.data.errors import first_line
 from mrm_edge.doctor.report import (
     EXIT_UNAVAILABLE,
     MIN_AGREEMENT,
@@ -26,6 +25,7 @@ from mrm_edge.doctor.report import (
     skip_steps,
     unavailable,
 )
+from mrm_edge.errors import first_line
 
 __all__ = ["make_windows", "run_doctor"]
 

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from mrm_edge.data.errors import first_line
 from mrm_edge.doctor.report import (
     EXIT_FAIL,
     EXIT_PASS,
@@ -30,6 +29,7 @@ from mrm_edge.doctor.report import (
     skip_steps,
 )
 from mrm_edge.doctor.steps import make_windows
+from mrm_edge.errors import first_line
 
 __all__ = ["run_triton_doctor"]
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from mrm_edge.data.errors import first_line
+from mrm_edge.errors import first_line
 from mrm_edge.training.selection import BestEpoch
 
 CHECKPOINT_FILE = "checkpoint.safetensors"

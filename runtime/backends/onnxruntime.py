@@ -26,7 +26,7 @@ from mrm_edge.runtime.backends.registry import (
 )
 
 from mrm_edge.artifacts import ONNX_FILES, onnx_file, variants_for
-from mrm_edge.data.errors import first_line
+from mrm_edge.errors import first_line
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"

@@ -15,7 +15,7 @@ import numpy as np
 from mrm_edge.runtime.backends.base import Backend, BackendUnavailable
 from mrm_edge.runtime.backends.registry import BackendSpec, Candidate, PlanRequest
 
-from mrm_edge.data.errors import first_line
+from mrm_edge.errors import first_line
 
 __all__ = ["SPEC", "TorchBackend"]
 

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 from mrm_edge.runtime.sinks.base import BackendSwitch, DroppedWindow, RunInfo, Sink, StreamEvent
 
-from mrm_edge.data.errors import first_line
+from mrm_edge.errors import first_line
 
 if TYPE_CHECKING:
     from mrm_edge.runtime.postprocess import AlarmEvent, WindowResult

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mrm_edge.errors import first_line
+
 __all__ = [
     "TlsConfigError",
     "TlsFiles",
@@ -226,8 +228,7 @@ def handshake_reason(error: BaseException) -> str:
         return f"certificate verify failed: {error.verify_message}"
     if isinstance(error, ssl.SSLError) and error.reason:
         return error.reason.lower().replace("_", " ")
-    text = str(error).splitlines()[0] if str(error) else type(error).__name__
-    return text
+    return first_line(error, with_type=False)
 
 
 def _escape(value: str) -> str:

@@ -40,7 +40,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from mrm_edge.runtime.sources.base import ArraySource, SpecError
 
-from mrm_edge.data.errors import DataError, one_line
+from mrm_edge.data.errors import DataError
+from mrm_edge.errors import one_line
 from mrm_edge.records import find_recordings, read_recording
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ import pytest
 from mrm_edge.export.triton_repo import config_pbtxt, write_triton_repo
 
 from mrm_edge.artifacts import SHIPPED_MODEL_DIR
-from mrm_edge.card import sha256_file
+from mrm_edge.fileio import sha256_file
 from mrm_edge.served_identity import parameters_of
 from tests.triton_fixtures import Served, make_tiny_model
 

@@ -118,7 +118,8 @@ def write_card(
 def card_stamp(model_dir: Path) -> dict:
     """What ``mrm-edge export`` records of ``model_dir``'s card in each sidecar (the whole
     card's SHA-256 and the per-field record): a sidecar written with it vouches for the card."""
-    from mrm_edge.card import CARD_FILE, ModelCard, export_record, sha256_file
+    from mrm_edge.card import CARD_FILE, ModelCard, export_record
+    from mrm_edge.fileio import sha256_file
 
     return {
         "source_card_sha256": sha256_file(Path(model_dir) / CARD_FILE),

@@ -162,7 +162,7 @@ def test_bad_weights_are_refused_where_weights_are_needed(tmp_path: Path, how: s
     assert str(d / WEIGHTS) in msg and WEIGHT_CASES[how] in msg and "\n" not in msg
     if how in ("truncated", "flipped"):
         # The checksum actually found is named too, so a reader can compare.
-        from mrm_edge.card import sha256_file
+        from mrm_edge.fileio import sha256_file
 
         assert f"found {sha256_file(d / WEIGHTS)[:12]}" in msg
     # eval and export need the weights: one line naming the file, before any other work.

@@ -24,7 +24,7 @@ from typing import Any
 
 from mrm_edge.runtime.backends.base import BackendUnavailable
 
-from mrm_edge.data.errors import first_line
+from mrm_edge.errors import first_line
 
 CUDA_ENV = "MRM_EDGE_CUDA"
 CUDA_PYTHON, PYCUDA = "cuda-python", "pycuda"

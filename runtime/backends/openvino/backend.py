@@ -25,7 +25,7 @@ from mrm_edge.runtime.backends.base import Backend, BackendUnavailable, precisio
 from mrm_edge.runtime.backends.openvino.capability import cpu_bf16, probe_openvino
 from mrm_edge.runtime.user_cache import usable_cores, user_cache_dir
 
-from mrm_edge.data.errors import first_line
+from mrm_edge.errors import first_line
 
 __all__ = ["INFERENCE_PRECISIONS", "OpenVinoBackend", "openvino_cache_dir"]
 

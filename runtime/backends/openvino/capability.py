@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mrm_edge.data.errors import first_line
+from mrm_edge.errors import first_line
 
 INSTALL_HINT = "pip install 'mrm-edge[openvino]'"
 BF16_FLAGS = ("amx_bf16", "avx512_bf16")

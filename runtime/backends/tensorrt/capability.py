@@ -35,7 +35,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mrm_edge.data.errors import first_line
+from mrm_edge.errors import first_line
 
 #: The flavours, as named on the command line and in engine sidecars.
 STANDARD, RTX = "tensorrt", "tensorrt-rtx"

@@ -5,7 +5,7 @@
 the build and the store in :mod:`mrm_edge.export.tensorrt.cache`). What the runtime needs
 from it is here, so that loading an engine imports nothing from the export:
 
-- :func:`read_sidecar`: the sidecar, or :class:`EngineRefused` when missing or corrupt;
+- :func:`read_engine_sidecar`: the sidecar, or :class:`EngineRefused` when missing or corrupt;
 - :func:`verify_engine_file`: the engine's bytes against the sidecar's SHA-256;
 - :func:`describe_misfit` / :func:`check_engine`: whether an engine runs on this GPU with the
   TensorRT flavours installed here (standard TensorRT: same GPU, compute capability and
@@ -16,13 +16,12 @@ from it is here, so that loading an engine imports nothing from the export:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
-from mrm_edge.artifacts import sidecar_path
-from mrm_edge.card import sha256_file
+from mrm_edge.artifacts import read_sidecar, sidecar_path
+from mrm_edge.fileio import sha256_file
 
 SIDECAR_FORMAT = 1
 
@@ -44,17 +43,16 @@ class EngineLike(Protocol):
     def key(self) -> dict[str, Any]: ...
 
 
-def read_sidecar(engine_path: Path) -> dict[str, Any]:
-    """The sidecar of ``engine_path`` as a dict; :class:`EngineRefused` if missing or corrupt."""
+def read_engine_sidecar(engine_path: Path) -> dict[str, Any]:
+    """The sidecar of ``engine_path`` (:func:`mrm_edge.artifacts.read_sidecar`) checked for
+    what an engine's must hold; :class:`EngineRefused` if missing, corrupt or incomplete."""
     side = sidecar_path(engine_path)
+    if not side.is_file():
+        raise EngineRefused(f"{side}: no sidecar beside the engine (cannot tell what built it)")
     try:
-        data = json.loads(side.read_text())
-    except FileNotFoundError:
-        raise EngineRefused(
-            f"{side}: no sidecar beside the engine (cannot tell what built it)"
-        ) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise EngineRefused(f"{side}: sidecar is not readable JSON ({e})") from e
+        data = read_sidecar(engine_path)
+    except ValueError as e:
+        raise EngineRefused(str(e)) from e
     if not isinstance(data, dict) or not isinstance(data.get("key"), dict):
         raise EngineRefused(f"{side}: sidecar has no 'key' object")
     if data.get("format") != SIDECAR_FORMAT:
@@ -88,7 +86,7 @@ def check_engine(
     TensorRT-RTX's, None where absent), or one whose bytes differ from what its sidecar
     recorded; return the sidecar otherwise."""
     engine_path = Path(engine_path)
-    sidecar = read_sidecar(engine_path)
+    sidecar = read_engine_sidecar(engine_path)
     misfit = describe_misfit(sidecar["key"], gpu_name, compute_capability, trt_version, rtx_version)
     if misfit:
         raise EngineRefused(
@@ -184,6 +182,6 @@ __all__ = [
     "describe_built",
     "describe_misfit",
     "fit_engines",
-    "read_sidecar",
+    "read_engine_sidecar",
     "verify_engine_file",
 ]

@@ -30,9 +30,13 @@ from mrm_edge.runtime.backends.tensorrt.capability import (
     probe_gpu,
     probe_tensorrt,
 )
-from mrm_edge.runtime.backends.tensorrt.engine_file import EngineRefused, check_engine, read_sidecar
+from mrm_edge.runtime.backends.tensorrt.engine_file import (
+    EngineRefused,
+    check_engine,
+    read_engine_sidecar,
+)
 
-from mrm_edge.data.errors import first_line
+from mrm_edge.errors import first_line
 from mrm_edge.fileio import atomic_write_bytes
 
 log = logging.getLogger("mrm_edge.runtime.backends.tensorrt")
@@ -166,7 +170,7 @@ def engine_flavour(sidecar: dict[str, Any] | None) -> str:
 def sidecar_or_none(engine_path: Path, verify: bool) -> dict[str, Any] | None:
     """The engine's sidecar; None when unverified and there is none (trtexec engines)."""
     try:
-        return read_sidecar(engine_path)
+        return read_engine_sidecar(engine_path)
     except EngineRefused as e:
         if verify:
             raise EngineUnusable(str(e)) from e

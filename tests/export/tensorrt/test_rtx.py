@@ -19,7 +19,7 @@ import pytest
 from mrm_edge.export.tensorrt import BuildError, BuildOptions, build_or_load
 from mrm_edge.export.tensorrt.builder import build_engine_detailed
 from mrm_edge.runtime.backends.tensorrt.capability import RTX, probe_tensorrt
-from mrm_edge.runtime.backends.tensorrt.engine_file import check_engine, read_sidecar
+from mrm_edge.runtime.backends.tensorrt.engine_file import check_engine, read_engine_sidecar
 
 trt = pytest.importorskip(
     "tensorrt_rtx", reason="TensorRT-RTX is not installed (pip install 'mrm-edge[tensorrt-rtx]')"
@@ -111,7 +111,7 @@ def test_engine_cache_hits_misses_and_rebuilds_on_real_engines(tmp_path: Path, i
     opts = BuildOptions(precision="fp16", profile=SMALL)
     path, built = build_or_load(onnx_path, tmp_path, opts, None, info, trt)
     assert built and path.is_file()
-    side = read_sidecar(path)
+    side = read_engine_sidecar(path)
     assert side["key"]["flavour"] == RTX and side["key"]["gpu_name"] is None
     assert side["key"]["compute_targets"] == ["8.0", "8.6", "8.9", "12.0"]
     assert side["build"]["layers"] > 100 and side["engine_bytes"] == path.stat().st_size
@@ -127,9 +127,9 @@ def test_engine_cache_hits_misses_and_rebuilds_on_real_engines(tmp_path: Path, i
     rebuilt, built = build_or_load(onnx_path, tmp_path, opts, None, info, trt)
     assert rebuilt == path and built
     # The sidecar vouches for the new bytes (builds are not bit-identical run to run).
-    from mrm_edge.card import sha256_file
+    from mrm_edge.fileio import sha256_file
 
-    assert read_sidecar(path)["engine_sha256"] == sha256_file(path)
+    assert read_engine_sidecar(path)["engine_sha256"] == sha256_file(path)
 
 
 def test_a_real_rtx_engine_fits_target_gpus_only(tmp_path: Path, info) -> None:
@@ -159,13 +159,13 @@ def test_export_builds_an_engine_for_every_precision(tiny_model_dir, ptbxl_root,
         line.split("\t") for line in run.stdout.splitlines() if line.startswith("engine-")
     )
     assert set(engines) == {"engine-fp32", "engine-fp16", "engine-int8"}
-    int8_side = read_sidecar(Path(engines["engine-int8"]))
+    int8_side = read_engine_sidecar(Path(engines["engine-int8"]))
     assert int8_side["build"]["onnx_file"] == "model.int8-sym.onnx"
     assert int8_side["build"]["graph"]["has_qdq"]
     sym = json.loads((tmp_path / "model.int8-sym.onnx.json").read_text())
     assert sym["accuracy"]["passed"] and sym["accuracy"]["auc_drop_pt"] <= 0.5
     for name in engines.values():
-        side = read_sidecar(Path(name))
+        side = read_engine_sidecar(Path(name))
         assert side["key"]["flavour"] == RTX and side["build"]["layers"] > 0
     assert "built engine model.int8." in run.stdout + run.stderr
 

@@ -22,7 +22,7 @@ from mrm_edge.runtime.backends.tensorrt import EngineNotLoadable, loader
 from mrm_edge.runtime.backends.tensorrt.capability import probe_gpu, probe_tensorrt
 from mrm_edge.runtime.backends.tensorrt.engine_file import EngineRefused
 
-from mrm_edge.card import sha256_file
+from mrm_edge.fileio import sha256_file
 from tests.fakes import make_onnx
 from tests.fakes.pycuda import FakePyCudaDriver
 from tests.fakes.tensorrt import FakeCudaRuntime, FakeDeviceProp, FakeTensorRT

@@ -1,0 +1,30 @@
+"""One-line reports of exceptions: the house format for an error a user reads.
+
+Every layer reports failures on one line (a refused backend, a bad file, a dead device), so
+the two formatters live here, in the foundation, importable from the runtime, the export and
+the commands alike. The data layer's exception type is :class:`mrm_edge.data.errors.DataError`.
+"""
+
+from __future__ import annotations
+
+__all__ = ["first_line", "one_line"]
+
+
+def first_line(exc: BaseException, with_type: bool = True) -> str:
+    """The first line of an exception's message (``"Type: line"`` unless ``with_type`` is
+    False), or the type's name when the message is empty: one-line error reports."""
+    text = str(exc).strip().splitlines()
+    if not text:
+        return type(exc).__name__
+    return f"{type(exc).__name__}: {text[0]}" if with_type else text[0]
+
+
+def one_line(exc: BaseException, limit: int = 160) -> str:
+    """``"Type: message"`` of a third-party exception, squeezed onto one short line.
+
+    Parser errors from scipy or wfdb can span lines; our messages promise to be one line.
+    """
+    text = " ".join(str(exc).split())
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
