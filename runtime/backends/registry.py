@@ -61,13 +61,19 @@ GATE_HEADROOM = 1.5
 DEFAULT_GATES = {"fp16": 1e-2, "bf16": 2e-2, "int8": 1e-1}
 
 
+#: The sidecars' name for max |Δp| vs FP32 (the export writes only it), then the names older
+#: sidecars used for it (FP16 accuracy and FP32 parity: ``max_abs_diff``; the BF16 gate
+#: record: ``max_abs_dp``), still read.
+MAX_ABS_PROB_DELTA = ("max_abs_prob_delta", "max_abs_diff", "max_abs_dp")
+
+
 def sidecar_gate(sidecar: Mapping[str, Any], precision: str) -> float:
     """The max |Δp| vs FP32 the probe accepts for an artifact of ``precision`` (see above)."""
     if precision == "fp32":
         return FP32_GATE
     acc = sidecar.get("accuracy")
     if isinstance(acc, Mapping):
-        for key in ("max_abs_prob_delta", "max_abs_diff", "max_abs_dp"):
+        for key in MAX_ABS_PROB_DELTA:
             if isinstance(acc.get(key), (int, float)):
                 return GATE_HEADROOM * float(acc[key])
     return DEFAULT_GATES.get(precision, FP32_GATE)
