@@ -77,7 +77,7 @@ def measure_bf16_gate(
         "source_sha256": read_sidecar(onnx).get("sha256"),
         "data": windows.description,
         "windows": len(windows.x),
-        "max_abs_dp": dp,
+        "max_abs_prob_delta": dp,
         "max_dp_limit": max_dp,
         "auc_fp32": auc32,
         "auc_bf16": auc16,
@@ -94,6 +94,6 @@ def measure_bf16_gate(
 
 
 def _cpu_name() -> str:
-    from mrm_edge.runtime.probe import machine_key
+    from mrm_edge.runtime.cpu_timing import machine_key
 
     return str(machine_key()["cpu"])

@@ -63,8 +63,8 @@ def compare(
     th = np.full(reference.shape[1], 0.5) if thresholds is None else np.asarray(thresholds)
     out: dict[str, Any] = {
         "windows": len(reference),
-        "max_abs_diff": float(diff.max()) if diff.size else 0.0,
-        "mean_abs_diff": float(diff.mean()) if diff.size else 0.0,
+        "max_abs_prob_delta": float(diff.max()) if diff.size else 0.0,
+        "mean_abs_prob_delta": float(diff.mean()) if diff.size else 0.0,
         "label_agreement": float(np.mean((probs >= th) == (reference >= th))),
     }
     if y is not None and len(y):

@@ -186,17 +186,17 @@ def _fp32(
     ref = gates.torch_probabilities(model_dir, windows.x)
     p32 = gates.onnx_probabilities(fp32, windows.x)
     parity = gates.compare(ref, p32, windows.y, card.labels, thresholds)
-    parity["tolerance_max_abs_diff"] = gates.FP32_PARITY_TOLERANCE
+    parity["tolerance_max_abs_prob_delta"] = gates.FP32_PARITY_TOLERANCE
     parity["reference"] = "PyTorch FP32 (CPU)"
     parity["data"] = windows.description
-    if parity["max_abs_diff"] > gates.FP32_PARITY_TOLERANCE:
+    if parity["max_abs_prob_delta"] > gates.FP32_PARITY_TOLERANCE:
         raise gates.GateFailed(
-            f"{fp32}: ONNX Runtime differs from PyTorch by {parity['max_abs_diff']:.2e} "
+            f"{fp32}: ONNX Runtime differs from PyTorch by {parity['max_abs_prob_delta']:.2e} "
             f"(tolerance {gates.FP32_PARITY_TOLERANCE:.0e}); the export is not faithful"
         )
     write_sidecar(fp32, {"precision": "fp32", **onnx_io(fp32), **common, "parity": parity})
     summary.artifacts["fp32"], summary.figures["fp32"] = fp32, parity
-    log(f"wrote {fp32.name}: max |Δp| vs PyTorch {parity['max_abs_diff']:.2e}")
+    log(f"wrote {fp32.name}: max |Δp| vs PyTorch {parity['max_abs_prob_delta']:.2e}")
     return fp32, p32
 
 
@@ -277,9 +277,8 @@ def _gate_auc(path: Path, acc: dict[str, Any], tolerance_pt: float, what: str) -
 
 
 def _describe(acc: dict[str, Any]) -> str:
-    text = (
-        f"max |Δp| {acc['max_abs_diff']:.2e}, label agreement {100 * acc['label_agreement']:.2f}%"
-    )
+    agree = 100 * acc["label_agreement"]
+    text = f"max |Δp| {acc['max_abs_prob_delta']:.2e}, label agreement {agree:.2f}%"
     if acc.get("auc_delta_pt") is not None:
         text += f", macro-AUC {100 * acc['auc']:.2f} ({acc['auc_delta_pt']:+.3f} pt)"
     return text

@@ -25,29 +25,34 @@ convolutions in float, so it is no faster than FP32 and less exact.
    BF16 (a BF16 CPU and a passed gate record), FP32 (``backends/openvino/plan.py``).
 5. **PyTorch** (reference) — ``torch`` importable and the weights present; FP32 only.
 
-Steps 3 and 4 are the order when nothing is measured. With the probe on (the default,
-``runtime/probe.py``; ``MRM_EDGE_AUTO_PROBE=0`` or ``auto_probe=False`` turns it off), the
-CPU options of 3 and 4 are timed here once per machine + model + runtime versions and
+Steps 3 and 4 are the order when nothing is measured. With the CPU timing on (the default,
+``runtime/cpu_timing.py``; ``MRM_EDGE_AUTO_PROBE=0`` or ``auto_probe=False`` turns it off),
+the CPU options of 3 and 4 are timed here once per machine + model + runtime versions and
 ordered by what was measured; an option failing its accuracy check is dropped, and the
 reason states the figures.
 
-Each backend's options come from its own ``plan`` (in its module); this module only orders
-them, explains the choice and activates. ``precision`` restricts every step to that
-precision. An explicit ``requested`` family considers only its own options; if none can run,
-:class:`BackendUnavailable` says why. The probes are cheap (imports, provider list, GPU
-query, sidecars); the real test is activation, so :func:`activate_backend` activates the
+Each backend's options come from its own ``plan`` (in its module), read from the machine's
+facts (:class:`~mrm_edge.runtime.facts.MachineFacts`: GPU, TensorRT flavours, ONNX Runtime
+providers, OpenVINO, BF16), probed once per call, or passed in as ``facts=`` (a caller that
+plans again, a test that states a machine); this module only orders them, explains the
+choice and activates. ``precision`` restricts every step to that precision. An explicit
+``requested`` family considers only its own options; if none can run,
+:class:`BackendUnavailable` says why. The facts are cheap (imports, provider list, GPU
+query, CPU flags); the real test is activation, so :func:`activate_backend` activates the
 options in order and, when one fails to start (e.g. the CUDA provider's libraries are
 missing), moves on and says so. :func:`activate_with_fallbacks` also returns the options
-after the chosen one: the chain a monitor falls back along when its backend keeps failing
-mid-run (``runtime/engine.py``).
+after the chosen one in the plan's one ordered list (:class:`Plan`): the chain a monitor
+falls back along when its backend keeps failing mid-run (``runtime/engine.py``).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Union
 
 import numpy as np
+from mrm_edge.runtime import cpu_timing
 from mrm_edge.runtime.backends.base import Backend, BackendUnavailable
 from mrm_edge.runtime.backends.registry import (
     Candidate,
@@ -57,6 +62,7 @@ from mrm_edge.runtime.backends.registry import (
     backend_target_forms,
     get_remote_spec,
 )
+from mrm_edge.runtime.facts import MachineFacts, probe_machine
 from mrm_edge.runtime.model import DeployedModel
 
 from mrm_edge.card import CARD_FILE, ModelCard
@@ -65,25 +71,59 @@ from mrm_edge.errors import first_line
 __all__ = [
     "BACKEND_CHOICES",
     "Candidate",
+    "MachineFacts",
+    "Plan",
     "activate_backend",
     "activate_with_fallbacks",
     "check_outputs",
     "plan_backends",
+    "probe_machine",
     "select_backend",
 ]
 
 #: ``--backend``'s choices with the built-in backends (``backend_choices()`` is the live list).
 BACKEND_CHOICES: tuple[str, ...] = backend_choices()
 PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8", "bf16")
-#: The probe keys selection itself reads (the rest go to the backends' plans).
-SELECTION_KEYS = ("auto_probe",)
+#: ``auto_probe``: the CPU timing's switch and bounds: None (``$MRM_EDGE_AUTO_PROBE``), False,
+#: True, or :class:`~mrm_edge.runtime.cpu_timing.TimingSettings`.
+AutoProbe = Union[bool, "cpu_timing.TimingSettings", None]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One ordered list of options: the ``asked`` first are what was requested; the rest is
+    the fallback tail a monitor moves along after them (see :func:`activate_with_fallbacks`)."""
+
+    options: list[Candidate]
+    asked: int
+    skipped: list[str]
+    """Why the requested family offers nothing more (one line each)."""
+    explained: list[str]
+    """The reasons ``auto`` states for passing over faster options."""
+    auto_rank: dict[str, int] = field(default_factory=dict)
+    """For a tail: each option's place in ``auto``'s plan, by label (an option's label names
+    it: family, device, precision, file)."""
+
+    def chain(self, i: int) -> list[Candidate]:
+        """The options to fall back along from option ``i`` (an asked one): the plan after
+        it, less the tail options ``auto`` ranks before it (a request never falls "back" to
+        what auto ranks above it; a remote server, not in auto's plan, reaches them all)."""
+        after = self.auto_rank.get(self.options[i].label, -1)
+        tail = [c for c in self.options[self.asked :] if self.auto_rank[c.label] > after]
+        return self.options[i + 1 : self.asked] + tail
 
 
 def _plan(
-    model: DeployedModel, requested: str, precision: str | None, probe: dict[str, Any]
-) -> tuple[list[Candidate], list[str], list[str]]:
-    """``(candidates, skipped, worth_explaining)``: every option of ``requested`` in
-    preference order, why the others are out, and those reasons ``auto`` should explain."""
+    model: DeployedModel,
+    requested: str,
+    precision: str | None,
+    facts: MachineFacts | None,
+    intra_op_threads: int | None,
+    auto_probe: AutoProbe,
+    with_tail: bool = False,
+) -> Plan:
+    """Every option of ``requested`` in preference order, why the others are out, and those
+    reasons ``auto`` should explain; ``with_tail``: then the fallback tail."""
     choices = backend_choices()
     family, _, text = requested.partition(":")
     remote = get_remote_spec(family) if text else None
@@ -93,44 +133,55 @@ def _plan(
         raise ValueError(f"backend {requested!r}: expected one of {forms}")
     if precision is not None and precision not in PRECISIONS:
         raise ValueError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    facts = facts or probe_machine()
     # A remote backend (named with its address) plans alone; auto never includes one.
     local = [s for s in backend_specs() if s.parse_target is None]
     specs = [remote] if remote else [s for s in local if requested in ("auto", s.family)]
-    known = {k for s in backend_specs() for k in s.probe_keys} | set(SELECTION_KEYS)
-    unknown = sorted(set(probe) - known)
-    if unknown:
-        raise TypeError(f"plan_backends() got unexpected keyword argument(s) {unknown}")
     # BF16 is an explicit choice or auto's when the probe measures it: never a static default.
     precisions = (precision,) if precision else PRECISIONS
     candidates: list[Candidate] = []
     skipped: list[str] = []
     explained: list[str] = []
     for spec in specs:
-        request = PlanRequest(model, precisions, requested != "auto", probe, target)
+        request = PlanRequest(
+            model, precisions, requested != "auto", facts, intra_op_threads, target
+        )
         found, why_nots = spec.plan(request)
         candidates += found
         skipped += why_nots
         if not spec.quiet_when_passed:
             explained += why_nots
-    candidates, note = _measured(model, candidates, probe.get("auto_probe"))
+    candidates, note = _measured(model, candidates, auto_probe)
     if note:
         explained.append(note)
-    return candidates, skipped, explained if requested == "auto" else []
+    explained = explained if requested == "auto" else []
+    if not with_tail or (requested == "auto" and precision is None):
+        return Plan(candidates, len(candidates), skipped, explained)  # its own tail
+    # The tail: auto's options (any precision) that are not asked for, in auto's order.
+    everything = _plan(model, "auto", None, facts, intra_op_threads, auto_probe).options
+    asked = {c.label for c in candidates}
+    tail = [c for c in everything if c.label not in asked]
+    rank = {c.label: n for n, c in enumerate(everything)}
+    return Plan(candidates + tail, len(candidates), skipped, explained, rank)
 
 
 def _measured(
-    model: DeployedModel, candidates: list[Candidate], auto_probe: Any
+    model: DeployedModel, candidates: list[Candidate], auto_probe: AutoProbe
 ) -> tuple[list[Candidate], str | None]:
-    """The candidates ordered by ``runtime/probe.py``'s measurement (when on), and a note when
-    it is off. ``auto_probe``: None (``$MRM_EDGE_AUTO_PROBE``), False, True or settings."""
-    from mrm_edge.runtime import probe
-
+    """The candidates ordered by the CPU timing (``runtime/cpu_timing.py``) when it is on,
+    and a note when it is off."""
     if sum(c.measurable for c in candidates) < 2:
         return candidates, None
-    if not probe.probe_enabled(auto_probe):
-        return candidates, f"CPU options in their static order ({probe.PROBE_ENV}=0: not measured)"
-    settings = auto_probe if isinstance(auto_probe, probe.ProbeSettings) else probe.ProbeSettings()
-    ordered, _ = probe.order_by_measurement(model, candidates, settings)
+    if not cpu_timing.timing_enabled(auto_probe):
+        return candidates, (
+            f"CPU options in their static order ({cpu_timing.TIMING_ENV}=0: not measured)"
+        )
+    settings = (
+        auto_probe
+        if isinstance(auto_probe, cpu_timing.TimingSettings)
+        else cpu_timing.TimingSettings()
+    )
+    ordered, _ = cpu_timing.order_by_measurement(model, candidates, settings)
     return ordered, None
 
 
@@ -138,13 +189,16 @@ def plan_backends(
     model: DeployedModel,
     requested: str = "auto",
     precision: str | None = None,
-    **probe: Any,
+    *,
+    facts: MachineFacts | None = None,
+    intra_op_threads: int | None = None,
+    auto_probe: AutoProbe = None,
 ) -> tuple[list[Candidate], list[str]]:
     """Every runnable option for ``requested`` in preference order, and why the others are
-    out. ``probe`` overrides what is probed: ``intra_op_threads``, and for tests
-    ``ort_providers``, ``trt``, ``cudart`` (each backend's spec names the keys it reads)."""
-    candidates, skipped, _ = _plan(model, requested, precision, probe)
-    return candidates, skipped
+    out. ``facts``: the machine (None: :func:`probe_machine` now); ``intra_op_threads``: CPU
+    threads per inference; ``auto_probe``: the CPU timing (:data:`AutoProbe`)."""
+    plan = _plan(model, requested, precision, facts, intra_op_threads, auto_probe)
+    return plan.options, plan.skipped
 
 
 def _explain(requested: str, chosen: Candidate, passed_over: list[str]) -> str:
@@ -165,18 +219,21 @@ def select_backend(
     model: DeployedModel,
     requested: str = "auto",
     precision: str | None = None,
-    **probe: Any,
+    *,
+    facts: MachineFacts | None = None,
+    intra_op_threads: int | None = None,
+    auto_probe: AutoProbe = None,
 ) -> tuple[Backend, str]:
     """The preferred backend (not activated) and one line saying which and why.
 
-    Raises BackendUnavailable (``"<requested>: <reasons>"``) when nothing can run.
-    ``probe`` is passed to :func:`plan_backends` (threads and test overrides)."""
-    candidates, skipped, passed = _plan(model, requested, precision, probe)
-    if not candidates:
-        raise _unavailable(requested, precision, skipped)
-    chosen = candidates[0]
+    Raises BackendUnavailable (``"<requested>: <reasons>"``) when nothing can run. The
+    keywords are :func:`plan_backends`'s."""
+    plan = _plan(model, requested, precision, facts, intra_op_threads, auto_probe)
+    if not plan.options:
+        raise _unavailable(requested, precision, plan.skipped)
+    chosen = plan.options[0]
     # Only the options that would have come first are worth explaining.
-    return chosen.make(), _explain(requested, chosen, passed)
+    return chosen.make(), _explain(requested, chosen, plan.explained)
 
 
 def check_outputs(
@@ -212,12 +269,22 @@ def activate_backend(
     model: DeployedModel,
     requested: str = "auto",
     precision: str | None = None,
-    **probe: Any,
+    *,
+    facts: MachineFacts | None = None,
+    intra_op_threads: int | None = None,
+    auto_probe: AutoProbe = None,
 ) -> tuple[Backend, str]:
     """Like :func:`select_backend`, then activate it; an option that fails to start
     (BackendUnavailable) is skipped for the next one, and the reason says so. The caller
     owns the returned, active backend (``with backend: ...`` or ``deactivate()``)."""
-    backend, reason, _ = activate_with_fallbacks(model, requested, precision, **probe)
+    backend, reason, _ = activate_with_fallbacks(
+        model,
+        requested,
+        precision,
+        facts=facts,
+        intra_op_threads=intra_op_threads,
+        auto_probe=auto_probe,
+    )
     return backend, reason
 
 
@@ -225,22 +292,25 @@ def activate_with_fallbacks(
     model: DeployedModel,
     requested: str = "auto",
     precision: str | None = None,
-    **probe: Any,
+    *,
+    facts: MachineFacts | None = None,
+    intra_op_threads: int | None = None,
+    auto_probe: AutoProbe = None,
 ) -> tuple[Backend, str, list[Candidate]]:
     """:func:`activate_backend`, plus the fallback chain for a monitor: the options to move
     to, in order, if the chosen one starts failing mid-run (not built, not activated).
 
-    The chain is the rest of the requested plan (options after the chosen one), then every
-    option of the ``auto`` plan that comes after the chosen one there, at any precision.
-    So an explicit ``--backend``/``--precision`` choice is honoured at the start but may
-    still fall back beyond what was asked: a monitor on patients should keep classifying
-    rather than reject every window, and the switch is loud (an event-log line, the live
-    view, the summary). Options that failed to start here are left out; options *before*
-    the chosen one in ``auto`` order are too (asking for ONNX Runtime CPU never falls
-    "back" to TensorRT)."""
-    candidates, skipped, passed = _plan(model, requested, precision, probe)
+    The chain is the plan's list after the chosen option (:class:`Plan`): the rest of the
+    requested options, then (for an explicit ``--backend``/``--precision`` choice or a
+    remote server) every other option of ``auto``'s plan, at any precision, that auto ranks
+    after the chosen one. So an explicit choice is honoured at the start but may still
+    fall back beyond what was asked: a monitor on patients should keep classifying rather
+    than reject every window, and the switch is loud (an event-log line, the live view, the
+    summary). Options that failed to start here are left out; options auto ranks *before*
+    the chosen one are too (asking for ONNX Runtime CPU never falls "back" to TensorRT)."""
+    plan = _plan(model, requested, precision, facts, intra_op_threads, auto_probe, True)
     failed: list[str] = []
-    for i, cand in enumerate(candidates):
+    for i, cand in enumerate(plan.options[: plan.asked]):
         backend = cand.make()
         try:
             backend.activate()
@@ -249,15 +319,5 @@ def activate_with_fallbacks(
             backend.deactivate()  # a no-op when it never started
             failed.append(f"{cand.label} failed to start ({e.reason})")
             continue
-        chain = candidates[i + 1 :]
-        if requested != "auto" or precision is not None:
-            everything, _ = plan_backends(model, "auto", None, **probe)
-            labels = [c.label for c in everything]
-            seen = {c.label for c in chain} | {c.label for c in candidates[: i + 1]}
-            if cand.label in labels:
-                after = everything[labels.index(cand.label) + 1 :]
-                chain += [c for c in after if c.label not in seen]
-            elif ":" in requested:  # a remote server falls back to every local option
-                chain += [c for c in everything if c.label not in seen]
-        return backend, _explain(requested, cand, passed + failed), chain
-    raise _unavailable(requested, precision, failed + skipped)  # what failed here first
+        return backend, _explain(requested, cand, plan.explained + failed), plan.chain(i)
+    raise _unavailable(requested, precision, failed + plan.skipped)  # what failed here first

@@ -16,7 +16,7 @@ import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 
-# auto's measured probe (runtime/probe.py) would time every CPU option on the first selection
+# auto's measured probe (runtime/cpu_timing.py) would time every CPU option on the first selection
 # of each test model: off unless a test turns it on; and caches (OpenVINO's compiled models,
 # the probe) go to a temporary directory, never the user's. Set before any subprocess starts.
 os.environ.setdefault("MRM_EDGE_AUTO_PROBE", "0")

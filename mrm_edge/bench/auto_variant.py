@@ -1,5 +1,5 @@
 """The bench row that ``auto`` picks on the CPU: so the streaming section runs what
-``mrm-edge monitor`` would run here (its probe included, ``runtime/probe.py``)."""
+``mrm-edge monitor`` would run here (its probe included, ``runtime/cpu_timing.py``)."""
 
 from __future__ import annotations
 

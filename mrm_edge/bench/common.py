@@ -55,7 +55,7 @@ def machine() -> dict[str, Any]:
         except metadata.PackageNotFoundError:
             return None
 
-    from mrm_edge.runtime.probe import cpu_model_name
+    from mrm_edge.runtime.cpu_timing import cpu_model_name
 
     cpu = cpu_model_name() or platform.processor() or platform.machine()
     return {

@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 
 from mrm_edge.runtime.backends import BackendUnavailable, TorchBackend
-from mrm_edge.runtime.backends.openvino.capability import bf16_support, cpu_flags
 
 __all__ = ["TORCH_ROWS", "TorchAutocastBackend", "TorchCompiledBackend", "torch_bf16_refusal"]
 
@@ -26,13 +25,9 @@ TORCH_ROWS = (("torch", "fp32"), ("torch", "bf16"), ("torch-compile", "fp32"))
 def torch_bf16_refusal() -> str | None:
     """Why eager BF16 autocast is not timed here (no native BF16: PyTorch would emulate it,
     a figure nobody would run), or None."""
-    from mrm_edge.runtime.backends.openvino.capability import cpu_bf16, probe_openvino
+    from mrm_edge.runtime.facts import probe_machine
 
-    info = probe_openvino()
-    if info.available:  # OpenVINO's CPU capabilities and the flags
-        ok, why = cpu_bf16(info.module.Core())
-    else:
-        ok, why = bf16_support(None, cpu_flags())
+    ok, why = probe_machine().bf16  # OpenVINO's CPU capabilities and the flags
     return None if ok else why
 
 

@@ -196,14 +196,9 @@ def plan(request: PlanRequest) -> tuple[list[Candidate], list[str]]:
     """ONNX Runtime's options: CUDA (when the provider is there), then CPU, each in its
     precision order; and why the CUDA provider or any ONNX is missing."""
     model, precisions = request.model, request.precisions
-    providers = request.probe.get("ort_providers")
-    threads = request.probe.get("intra_op_threads")
-    if providers is None:
-        try:
-            import onnxruntime as ort
-        except ImportError as e:
-            return [], [f"onnxruntime is not installed ({first_line(e, with_type=False)})"]
-        providers = list(ort.get_available_providers())
+    providers, threads = request.facts.ort_providers, request.intra_op_threads
+    if request.facts.ort_reason:
+        return [], [request.facts.ort_reason]
     # Precision → the variant ONNX Runtime runs for it (int8: the uint8 file first).
     present = {p: [v for v in variants_for(p) if v in model.onnx] for p in precisions}
     variant = {p: vs[0] for p, vs in present.items() if vs}
@@ -256,7 +251,6 @@ SPEC = BackendSpec(
     rank=20,
     plan=plan,
     cpu_factory=cpu_backend,
-    probe_keys=("ort_providers", "intra_op_threads"),
 )
 
 __all__ = ["CPU", "CUDA", "INT8_WHY", "SPEC", "OnnxRuntimeBackend"]

@@ -13,7 +13,6 @@ A registration (:class:`BackendSpec`) says:
   (what the bench times);
 - ``quiet_when_passed``: its reasons are not worth explaining when ``auto`` chose a faster
   option (the reference backend, the last resort);
-- ``probe_keys``: the keyword overrides its plan reads (threads, test doubles);
 - ``parse_target`` (optional): a *remote* backend, named with an address
   (``--backend triton:HOST:PORT``): it parses and checks the text after ``family:``
   (ValueError, one line). A remote backend is never in ``auto``'s plan (it needs an address)
@@ -26,13 +25,14 @@ Adding a backend: one module with the Backend subclass and its spec, and one
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mrm_edge.runtime.backends.base import Backend
 
 if TYPE_CHECKING:
+    from mrm_edge.runtime.facts import MachineFacts
     from mrm_edge.runtime.model import DeployedModel
 
 __all__ = [
@@ -61,13 +61,19 @@ GATE_HEADROOM = 1.5
 DEFAULT_GATES = {"fp16": 1e-2, "bf16": 2e-2, "int8": 1e-1}
 
 
+#: The sidecars' name for max |Δp| vs FP32 (the export writes only it), then the names older
+#: sidecars used for it (FP16 accuracy and FP32 parity: ``max_abs_diff``; the BF16 gate
+#: record: ``max_abs_dp``), still read.
+MAX_ABS_PROB_DELTA = ("max_abs_prob_delta", "max_abs_diff", "max_abs_dp")
+
+
 def sidecar_gate(sidecar: Mapping[str, Any], precision: str) -> float:
     """The max |Δp| vs FP32 the probe accepts for an artifact of ``precision`` (see above)."""
     if precision == "fp32":
         return FP32_GATE
     acc = sidecar.get("accuracy")
     if isinstance(acc, Mapping):
-        for key in ("max_abs_prob_delta", "max_abs_diff", "max_abs_dp"):
+        for key in MAX_ABS_PROB_DELTA:
             if isinstance(acc.get(key), (int, float)):
                 return GATE_HEADROOM * float(acc[key])
     return DEFAULT_GATES.get(precision, FP32_GATE)
@@ -84,7 +90,7 @@ class Candidate:
     make: Callable[[], Backend]
     why: str
     measurable: bool = False
-    """A CPU option ``auto``'s probe may time (``runtime/probe.py``); GPU options and the
+    """A CPU option ``auto``'s probe may time (``runtime/cpu_timing.py``); GPU options and the
     PyTorch reference are not measured (they keep their place)."""
     precision: str | None = None
     gate: float | None = None
@@ -93,14 +99,15 @@ class Candidate:
 
 @dataclass(frozen=True)
 class PlanRequest:
-    """What a backend's ``plan`` is asked: which model, at which precisions, and whether its
-    family was named (``--backend``) rather than reached by ``auto``."""
+    """What a backend's ``plan`` is asked: which model, at which precisions, whether its
+    family was named (``--backend``) rather than reached by ``auto``, and on what machine."""
 
     model: DeployedModel
     precisions: tuple[str, ...]
     explicit: bool
-    probe: Mapping[str, Any] = field(default_factory=dict)
-    """Overrides of what is probed (``intra_op_threads``, ``ort_providers``, ``trt``, ...)."""
+    facts: MachineFacts
+    intra_op_threads: int | None = None
+    """CPU threads per inference (None: the runtime's default, all cores)."""
     target: Any = None
     """A remote backend's parsed address (``parse_target``'s result); None otherwise."""
 
@@ -118,7 +125,6 @@ class BackendSpec:
     plan: PlanFn
     cpu_factory: Callable[[Path, str], Backend] | None = None
     quiet_when_passed: bool = False
-    probe_keys: tuple[str, ...] = ()
     parse_target: Callable[[str], Any] | None = None
     target_metavar: str = "ADDRESS"
 

@@ -59,14 +59,17 @@ def test_record_written_and_accepted_by_the_plan(model_dir: Path, ptbxl_root: Pa
     from mrm_edge.runtime.model import DeployedModel
     from mrm_edge.runtime.selection import plan_backends
 
+    from tests.fakes.machine import machine
+
     record = measure_bf16_gate(
         model_dir, ptbxl_root, make_backend=lambda p: OpenVinoBackend(p, inference_precision="f32")
     )
     assert record["passed"] and record["windows"] == 64 and "held-out" in record["data"]
-    assert record["max_abs_dp"] <= 1e-4 and abs(record["auc_change_pt"]) <= 0.01
+    assert record["max_abs_prob_delta"] <= 1e-4 and abs(record["auc_change_pt"]) <= 0.01
     assert record["runtime"].endswith("(f32)")  # says what was measured
     assert (model_dir / BF16_RECORD).is_file()
     model = DeployedModel.load(model_dir)
-    cands, _ = plan_backends(model, "openvino", "bf16", openvino_bf16=(True, "stated by the test"))
+    bf16 = machine(bf16=(True, "stated by the test"))
+    cands, _ = plan_backends(model, "openvino", "bf16", facts=bf16)
     assert [c.label for c in cands] == ["openvino CPU bf16 (model.onnx)"]
     assert "BF16 passes: max |Δp|" in cands[0].why

@@ -39,7 +39,7 @@ def test_artifacts_and_sidecars(exported, tiny_model_dir: Path) -> None:
         # The card's runtime fields as exported: an edit after export is refused by name.
         assert doc["exported_card"] == export_record(ModelCard.load(tiny_model_dir))
     parity = json.loads((out / "model.onnx.json").read_text())["parity"]
-    assert parity["max_abs_diff"] <= 1e-5 and parity["windows"] == 64  # fold 10, labelled
+    assert parity["max_abs_prob_delta"] <= 1e-5 and parity["windows"] == 64  # fold 10, labelled
     acc = json.loads((out / "model.fp16.onnx.json").read_text())["accuracy"]
     assert "auc_delta_pt" in acc and abs(acc["auc_delta_pt"]) <= 0.1
     assert set(acc["per_label_auc_delta_pt"]) == {"CD", "HYP", "MI", "NORM", "STTC"}

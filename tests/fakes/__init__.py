@@ -16,6 +16,7 @@ module                 doubles
 ``tensorrt``           FakeTensorRT, FakeCudaRuntime, ExplodingCudaRuntime
 ``pycuda``             FakePyCudaDriver
 ``calibrator``         MiniTensorRT (only the calibrator base class), FakeDevice
+``machine``            machine(): this machine's facts with the stated ones replaced
 =====================  ==================================================================
 """
 

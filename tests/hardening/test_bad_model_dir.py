@@ -32,6 +32,7 @@ import pytest
 from click.testing import CliRunner, Result
 from mrm_edge.export.sidecar import write_sidecar
 from mrm_edge.runtime.backends import BackendUnavailable, OnnxRuntimeBackend, TensorRTBackend
+from mrm_edge.runtime.facts import probe_machine
 from mrm_edge.runtime.model import DeployedModel, ModelLoadError
 from mrm_edge.runtime.selection import activate_backend, select_backend
 
@@ -453,12 +454,12 @@ def test_engine_for_another_machine_is_refused_at_runtime(tmp_path: Path, kind: 
     trt, cudart = _machine(kind)
     built = "built for Fake GPU (test double) (compute 9.0) with TensorRT 10.3.0"
     # auto: passed over with the reason, the next backend chosen.
-    backend, why = select_backend(m, trt=trt, cudart=cudart)
+    backend, why = select_backend(m, facts=probe_machine(trt, cudart))
     assert isinstance(backend, OnnxRuntimeBackend)
     assert f"{engine.name} {built}, {MISFITS[kind]}" in why
     # Explicitly asked for: refused with the same reason, one line.
     with pytest.raises(BackendUnavailable) as e:
-        select_backend(m, "tensorrt", trt=trt, cudart=cudart)
+        select_backend(m, "tensorrt", facts=probe_machine(trt, cudart))
     assert MISFITS[kind] in str(e.value) and "mrm-edge export --engine" in str(e.value)
     # The backend itself refuses it too (a BackendUnavailable, so auto can move on).
     with pytest.raises(BackendUnavailable) as e2:
@@ -473,7 +474,7 @@ def test_engine_from_another_onnx_is_refused_as_stale(tmp_path: Path) -> None:
     m = DeployedModel.load(d)
     assert m.engines == [] and "stale engine" in m.refused[engine.name]
     trt, cudart = _machine("the same machine")
-    backend, _ = select_backend(m, trt=trt, cudart=cudart)
+    backend, _ = select_backend(m, facts=probe_machine(trt, cudart))
     assert isinstance(backend, OnnxRuntimeBackend)
 
 
@@ -482,7 +483,7 @@ def test_engine_damaged_after_loading_fails_to_start_and_auto_moves_on(tmp_path:
     m = DeployedModel.load(d)
     rewrite(engine, engine.read_bytes()[:-1])  # after the directory was verified
     trt, cudart = _machine("the same machine")
-    backend, why = activate_backend(m, trt=trt, cudart=cudart)
+    backend, why = activate_backend(m, facts=probe_machine(trt, cudart))
     try:
         assert isinstance(backend, OnnxRuntimeBackend) and backend.is_active
         assert f"tensorrt fp16 ({engine.name})" in why and "failed to start" in why
@@ -516,7 +517,7 @@ def test_export_rebuilds_an_engine_for_another_machine_and_says_why(tmp_path: Pa
     assert "compute_capability '9.0' (here '8.0')" in logs[0]
     # Each machine now finds its own engine; the old ones stay for the machines they fit.
     trt, cudart = _machine("another GPU")
-    backend, why = select_backend(DeployedModel.load(d), trt=trt, cudart=cudart)
+    backend, why = select_backend(DeployedModel.load(d), facts=probe_machine(trt, cudart))
     assert isinstance(backend, TensorRTBackend) and backend.engine_path == a100
     assert why.startswith(f"tensorrt fp16 ({a100.name})")
     # A re-exported ONNX: rebuilt, saying the ONNX changed.

@@ -19,6 +19,7 @@ from mrm_edge.runtime.backends import (
     TensorRTBackend,
     TorchBackend,
 )
+from mrm_edge.runtime.facts import probe_machine
 from mrm_edge.runtime.model import DeployedModel
 from mrm_edge.runtime.selection import (
     activate_backend,
@@ -28,9 +29,11 @@ from mrm_edge.runtime.selection import (
 )
 
 from tests.fakes import make_onnx, stamp_sidecars
+from tests.fakes.machine import machine
 from tests.runtime.test_model import make_model_dir, with_int8_sym
 
-CUDA_AND_CPU = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+CUDA_AND_CPU = machine(ort_providers=("CUDAExecutionProvider", "CPUExecutionProvider"))
+ORT_CPU = machine(ort_providers=("CPUExecutionProvider",))
 
 
 def load(tmp_path: Path, precisions: tuple[str, ...]) -> DeployedModel:
@@ -95,7 +98,7 @@ def test_unavailable_explicit_backends_are_refused_with_the_reason(tmp_path: Pat
 
 def test_cuda_provider_ranks_first_with_fp16_then_fails_to_start_here(tmp_path: Path) -> None:
     m = load(tmp_path, ("fp32", "fp16", "int8"))
-    cands, _ = plan_backends(m, ort_providers=CUDA_AND_CPU)
+    cands, _ = plan_backends(m, facts=CUDA_AND_CPU)
     assert [c.label.split(" (")[0] for c in cands[:4]] == [
         "onnxruntime CUDA fp16",
         "onnxruntime CUDA fp32",
@@ -103,7 +106,7 @@ def test_cuda_provider_ranks_first_with_fp16_then_fails_to_start_here(tmp_path: 
         "onnxruntime CPU int8",
     ]
     # This onnxruntime has no CUDA provider: activation fails and auto moves on, saying so.
-    backend, why = activate_backend(m, ort_providers=CUDA_AND_CPU)
+    backend, why = activate_backend(m, facts=CUDA_AND_CPU)
     try:
         assert backend.is_active and backend.device == "cpu" and backend.precision == "int8"
         assert "onnxruntime CUDA fp16 (model.fp16.onnx) failed to start" in why
@@ -127,7 +130,7 @@ def test_tensorrt_engine_for_this_gpu_ranks_first(tmp_path: Path) -> None:
         d / "model.fp16.onnx", d, BuildOptions("fp16", (1, 8, 16)), gpu, probe_tensorrt(trt), trt
     )
     m = DeployedModel.load(d)
-    backend, why = activate_backend(m, trt=trt, cudart=cudart)
+    backend, why = activate_backend(m, facts=probe_machine(trt, cudart))
     try:
         assert isinstance(backend, TensorRTBackend) and backend.precision == "fp16"
         assert why.startswith("tensorrt fp16 (model.fp16.") and "engine built for this" in why
@@ -137,7 +140,7 @@ def test_tensorrt_engine_for_this_gpu_ranks_first(tmp_path: Path) -> None:
     finally:
         backend.deactivate()
     other = FakeCudaRuntime([FakeDeviceProp(b"NVIDIA A100-SXM4-40GB", 8, 0)])
-    backend, why = select_backend(m, trt=FakeTensorRT("10.3.0", cuda=other), cudart=other)
+    backend, why = select_backend(m, facts=probe_machine(FakeTensorRT("10.3.0", cuda=other), other))
     assert isinstance(backend, OnnxRuntimeBackend)
     assert "no engine for it" in why and "built for Fake GPU" in why
 
@@ -191,11 +194,11 @@ def test_torch_reference_backend(torch_model_dir: Path) -> None:
 def test_ort_cpu_int8_uses_the_uint8_file_when_both_exist(tmp_path: Path) -> None:
     d = with_int8_sym(make_model_dir(tmp_path / "m", precisions=("fp32", "int8")))
     m = DeployedModel.load(d)
-    backend, why = select_backend(m, "onnxruntime", ort_providers=["CPUExecutionProvider"])
+    backend, why = select_backend(m, "onnxruntime", facts=ORT_CPU)
     assert backend.onnx_path.name == "model.int8.onnx" and backend.precision == "int8"
     assert why.startswith("requested onnxruntime → onnxruntime CPU int8 (model.int8.onnx)")
     # One INT8 option per device: the symmetric file is not a fallback for the uint8 one.
-    cands, _ = plan_backends(m, "onnxruntime", ort_providers=["CPUExecutionProvider"])
+    cands, _ = plan_backends(m, "onnxruntime", facts=ORT_CPU)
     assert [c.label for c in cands] == [
         "onnxruntime CPU int8 (model.int8.onnx)",
         "onnxruntime CPU fp32 (model.onnx)",
@@ -205,14 +208,14 @@ def test_ort_cpu_int8_uses_the_uint8_file_when_both_exist(tmp_path: Path) -> Non
 def test_only_the_symmetric_int8_file_comes_after_fp32_on_cpu(tmp_path: Path) -> None:
     d = make_model_dir(tmp_path / "m", precisions=("fp32", "int8"))
     m = DeployedModel.load(with_int8_sym(d, keep_int8=False))
-    cands, _ = plan_backends(m, "onnxruntime", ort_providers=["CPUExecutionProvider"])
+    cands, _ = plan_backends(m, "onnxruntime", facts=ORT_CPU)
     assert [c.label for c in cands] == [
         "onnxruntime CPU fp32 (model.onnx)",
         "onnxruntime CPU int8 (model.int8-sym.onnx)",
     ]
     assert "no model.int8.onnx in the model directory" in cands[0].why
     assert "slower on ONNX Runtime CPU" in cands[1].why
-    backend, why = select_backend(m, "auto", "int8", ort_providers=["CPUExecutionProvider"])
+    backend, why = select_backend(m, "auto", "int8", facts=ORT_CPU)
     assert backend.onnx_path.name == "model.int8-sym.onnx" and backend.precision == "int8"
     assert "int8 requested; only model.int8-sym.onnx here" in why
 

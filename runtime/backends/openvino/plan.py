@@ -1,7 +1,7 @@
 """OpenVINO's place in backend selection: its options for a model, and its registration.
 
 Options, in their static order (what ``auto`` uses when its probe is off; with the probe on,
-measured throughput orders every CPU option, ``runtime/probe.py``):
+measured throughput orders every CPU option, ``runtime/cpu_timing.py``):
 
 1. INT8: ``model.int8-sym.onnx`` (symmetric int8, float biases: the Q/DQ form OpenVINO's
    low-precision transformations fuse), then ``model.int8.onnx`` (uint8, made for ONNX
@@ -25,12 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from mrm_edge.runtime.backends.openvino.backend import OpenVinoBackend
-from mrm_edge.runtime.backends.openvino.capability import (
-    OpenVinoInfo,
-    bf16_support,
-    cpu_flags,
-    probe_openvino,
-)
 from mrm_edge.runtime.backends.registry import (
     FP32_GATE,
     BackendSpec,
@@ -78,10 +72,10 @@ def _make(art: Any, hint: str, threads: int | None, precision: str) -> OpenVinoB
 def plan(request: PlanRequest) -> tuple[list[Candidate], list[str]]:
     """OpenVINO's CPU options (module docstring), and why any is missing."""
     model, precisions = request.model, request.precisions
-    info: OpenVinoInfo = request.probe.get("openvino_info") or probe_openvino()
+    info = request.facts.openvino
     if not info.available:
         return [], [str(info.reason)]
-    threads = request.probe.get("intra_op_threads")
+    threads = request.intra_op_threads
     out: list[Candidate] = []
     skipped: list[str] = []
 
@@ -105,10 +99,7 @@ def plan(request: PlanRequest) -> tuple[list[Candidate], list[str]]:
             kind = "symmetric Q/DQ, OpenVINO's INT8 form" if v == "int8-sym" else "uint8 Q/DQ"
             add(v, "f32", "int8", f"INT8 {kind}", gate)
     if "bf16" in precisions:
-        bf16 = request.probe.get("openvino_bf16")
-        if bf16 is None:
-            bf16 = bf16_support(_capabilities(info), cpu_flags())
-        has_bf16, why = bf16
+        has_bf16, why = request.facts.bf16
         record, record_why = bf16_record_status(model) if has_bf16 else (None, "")
         if not has_bf16:
             skipped.append(f"OpenVINO BF16: {why}")
@@ -122,13 +113,6 @@ def plan(request: PlanRequest) -> tuple[list[Candidate], list[str]]:
     if not out and not skipped:
         skipped.append(f"OpenVINO: no verified ONNX for {'/'.join(precisions)}")
     return out, skipped
-
-
-def _capabilities(info: OpenVinoInfo) -> list[str] | None:
-    try:
-        return list(info.module.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
-    except Exception:  # no CPU plugin: the CPU flags still answer
-        return None
 
 
 def cpu_backend(model_dir: Path, variant: str) -> OpenVinoBackend:
@@ -148,5 +132,4 @@ SPEC = BackendSpec(
     rank=25,
     plan=plan,
     cpu_factory=cpu_backend,
-    probe_keys=("openvino_info", "openvino_bf16", "intra_op_threads"),
 )

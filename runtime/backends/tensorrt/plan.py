@@ -17,9 +17,6 @@ from mrm_edge.runtime.backends.tensorrt.capability import (
     RTX,
     STANDARD,
     TensorRTInfo,
-    flavour_of,
-    probe_flavours,
-    probe_gpu,
 )
 from mrm_edge.runtime.backends.tensorrt.engine_file import fit_engines
 from mrm_edge.runtime.backends.tensorrt.runner import TensorRTBackend
@@ -40,18 +37,17 @@ def _why(flavour: str, info: TensorRTInfo, gpu: Any) -> str:
 
 def plan(request: PlanRequest) -> tuple[list[Candidate], list[str]]:
     """Engines that run here, best precision first; else the one reason there are none."""
-    trt, cudart = request.probe.get("trt"), request.probe.get("cudart")
-    modules = {flavour_of(trt): trt} if trt is not None else None
-    infos = probe_flavours(modules)
+    facts = request.facts
+    infos = facts.tensorrt
     found = [i for i in infos.values() if i.available]
     if not found:
         reason = str(infos[STANDARD].reason)
         # The install hint helps whoever asked for TensorRT; in auto's list it is noise.
         return [], [f"TensorRT: {reason if request.explicit else reason.split('; ')[0]}"]
     names = " and ".join(f"{i.display} {i.version}" for i in found)
-    gpu, reason = probe_gpu(0, cudart)
+    gpu = facts.gpu
     if gpu is None:
-        return [], [f"{names} found but no GPU ({reason})"]
+        return [], [f"{names} found but no GPU ({facts.gpu_reason})"]
     versions = {f: (i.version if i.available else None) for f, i in infos.items()}
     fitting, misfits = fit_engines(
         request.model.engines,
@@ -72,13 +68,13 @@ def plan(request: PlanRequest) -> tuple[list[Candidate], list[str]]:
     out = []
     for engine in fitting:
         flavour = engine.key.get("flavour", STANDARD)
-        module = (modules or {}).get(flavour)
+        module = (facts.trt_modules or {}).get(flavour)
         out.append(
             Candidate(
                 f"tensorrt {engine.precision} ({engine.name}) on {gpu.name}",
                 "tensorrt",
                 lambda e=engine, m=module: TensorRTBackend(
-                    e.path, precision=e.precision, trt=m, cudart=cudart
+                    e.path, precision=e.precision, trt=m, cudart=facts.cudart
                 ),
                 _why(flavour, infos[flavour], gpu),
             )
@@ -86,6 +82,4 @@ def plan(request: PlanRequest) -> tuple[list[Candidate], list[str]]:
     return out, []
 
 
-SPEC = BackendSpec(
-    name="tensorrt", family="tensorrt", rank=10, plan=plan, probe_keys=("trt", "cudart")
-)
+SPEC = BackendSpec(name="tensorrt", family="tensorrt", rank=10, plan=plan)

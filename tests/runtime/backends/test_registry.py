@@ -16,6 +16,7 @@ from mrm_edge.runtime.model import DeployedModel
 from mrm_edge.runtime.selection import BACKEND_CHOICES, select_backend
 from mrm_edge.runtime.sources.base import ArraySource
 
+from mrm_edge.artifacts import SHIPPED_MODEL_DIR
 from mrm_edge.data.synthetic import make_patients, synthesize
 from tests.fakes import constant_backend
 from tests.fakes.constant_backend import ConstantBackend
@@ -71,3 +72,16 @@ def test_the_cli_accepts_the_new_backend(tmp_path: Path) -> None:
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 0, r.output
     assert "requested constant → constant fp32" in r.output
+
+
+def test_the_gate_reads_the_figure_under_its_name_and_the_older_ones() -> None:
+    """The export writes max |Δp| as ``max_abs_prob_delta`` only; sidecars written before
+    (``max_abs_diff``: FP16 accuracy, ``max_abs_dp``: the BF16 record) still give the gate."""
+    for key in ("max_abs_prob_delta", "max_abs_diff", "max_abs_dp"):
+        assert registry.sidecar_gate({"accuracy": {key: 0.02}}, "fp16") == pytest.approx(0.03)
+    assert registry.sidecar_gate({"accuracy": {}}, "int8") == registry.DEFAULT_GATES["int8"]
+    # The shipped FP16 sidecar predates the one name: its figure still counts.
+    fp16 = DeployedModel.load(SHIPPED_MODEL_DIR).onnx["fp16"].sidecar
+    assert "max_abs_prob_delta" not in fp16["accuracy"]
+    figure = fp16["accuracy"]["max_abs_diff"]
+    assert registry.sidecar_gate(fp16, "fp16") == pytest.approx(1.5 * figure)

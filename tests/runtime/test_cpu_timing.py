@@ -1,4 +1,4 @@
-"""``auto`` by measurement (runtime/probe.py): the probe times the real CPU options, orders
+"""``auto`` by measurement (runtime/cpu_timing.py): the probe times the real CPU options, orders
 them by what it measured, says the figures, drops an option that fails its accuracy gate or
 to start, is cached per machine + model + runtime versions and measured again when any of
 them changes. Runs on the small real ONNX graphs of tests.fakes (fractions of a second)."""
@@ -13,20 +13,20 @@ from pathlib import Path
 import pytest
 from mrm_edge.runtime.backends import OnnxRuntimeBackend
 from mrm_edge.runtime.backends.registry import Candidate
-from mrm_edge.runtime.model import DeployedModel
-from mrm_edge.runtime.probe import (
-    PROBE_ENV,
-    ProbeSettings,
+from mrm_edge.runtime.cpu_timing import (
+    TIMING_ENV,
+    TimingSettings,
     order_by_measurement,
-    probe_enabled,
-    run_probe,
+    time_cpu_options,
+    timing_enabled,
 )
+from mrm_edge.runtime.model import DeployedModel
 from mrm_edge.runtime.selection import plan_backends, select_backend
 
 from tests.fakes import make_onnx
 from tests.runtime.test_model import make_model_dir
 
-FAST = ProbeSettings(batch=2, calls=2, seconds_per_option=0.5)
+FAST = TimingSettings(batch=2, calls=2, seconds_per_option=0.5)
 
 
 @pytest.fixture()
@@ -50,12 +50,12 @@ def ort(path: Path, label: str, precision: str, gate: float, made: list[str]) ->
 
 
 def test_enabled_by_default_off_by_env_or_argument(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(PROBE_ENV, raising=False)
-    assert probe_enabled(None) and probe_enabled(True) and probe_enabled(FAST)
-    assert not probe_enabled(False)
+    monkeypatch.delenv(TIMING_ENV, raising=False)
+    assert timing_enabled(None) and timing_enabled(True) and timing_enabled(FAST)
+    assert not timing_enabled(False)
     for off in ("0", "off", "false", "no"):
-        monkeypatch.setenv(PROBE_ENV, off)
-        assert not probe_enabled(None)
+        monkeypatch.setenv(TIMING_ENV, off)
+        assert not timing_enabled(None)
 
 
 def test_auto_orders_by_what_it_measured_and_says_the_figures(
@@ -95,9 +95,9 @@ def test_cached_then_measured_again_when_the_key_changes(
     made: list[str] = []
     fp32 = ort(model.onnx["fp32"].path, "a fp32", "fp32", 1e-4, made)
     int8 = ort(model.onnx["int8"].path, "b int8", "int8", 1.0, made)
-    first = run_probe(model, [fp32, int8], FAST)
+    first = time_cpu_options(model, [fp32, int8], FAST)
     assert not first.cached and made == ["a fp32", "b int8"] and first.seconds > 0
-    again = run_probe(model, [fp32, int8], FAST)
+    again = time_cpu_options(model, [fp32, int8], FAST)
     assert again.cached and made == ["a fp32", "b int8"]  # nothing activated: the cache answered
     assert again.options == first.options and again.path == first.path
 
@@ -107,7 +107,7 @@ def test_cached_then_measured_again_when_the_key_changes(
     }
     for what, settings in changes.items():
         made.clear()
-        r = run_probe(model, [fp32, int8], settings)
+        r = time_cpu_options(model, [fp32, int8], settings)
         assert not r.cached and made == ["a fp32", "b int8"], what
         assert r.path != first.path
     # Another model: re-exported files have other SHA-256s (the tests' graphs use other seeds).
@@ -119,7 +119,7 @@ def test_cached_then_measured_again_when_the_key_changes(
     write_sidecar(other_dir / "model.int8.onnx", {"precision": "int8", "labels": model.labels})
     other = DeployedModel.load(other_dir)
     made.clear()
-    r = run_probe(
+    r = time_cpu_options(
         other,
         [
             ort(other.onnx["fp32"].path, "a fp32", "fp32", 1e-4, made),

@@ -1,4 +1,4 @@
-"""``auto`` by measurement: a short, bounded probe of the CPU options, cached per machine.
+"""``auto`` by measurement: the CPU options timed here (a short, bounded run), cached per machine.
 
 The written order of the backends' plans says what usually wins; which CPU runtime is
 fastest differs by CPU (ONNX Runtime's uint8 kernels lead on an AVX2 EPYC, OpenVINO's
@@ -15,7 +15,8 @@ symmetric INT8 on an AMX Xeon), so ``auto`` times them here instead of trusting 
   exceeds its gate (``Candidate.gate``: FP32 1e-4; reduced precisions their export gate's
   held-out figure with headroom) is dropped, so the probe never picks a path that fails it.
   An option that fails to start is dropped too, with its reason.
-- **Cache**: one JSON per key under ``<user cache>/probe/``; the key is the machine (CPU
+- **Cache**: one JSON per key under ``<user cache>/probe/`` (the name it had when this module
+  was ``runtime/probe.py``: measurements already cached still read); the key is the machine (CPU
   model, its flags, the cores this process may use), the model (SHA-256 of every measured
   file), the runtime versions (onnxruntime, openvino, numpy, mrm-edge), the options and the
   probe's settings. Any change is a new key: re-probed.
@@ -44,24 +45,24 @@ from mrm_edge.runtime.user_cache import usable_cores, user_cache_dir
 from mrm_edge.errors import first_line
 
 __all__ = [
-    "PROBE_ENV",
-    "ProbeResult",
-    "ProbeSettings",
+    "TIMING_ENV",
+    "TimingResult",
+    "TimingSettings",
     "as_json",
     "cpu_model_name",
     "machine_key",
     "order_by_measurement",
-    "probe_enabled",
-    "run_probe",
+    "time_cpu_options",
+    "timing_enabled",
 ]
 
-PROBE_ENV = "MRM_EDGE_AUTO_PROBE"
+TIMING_ENV = "MRM_EDGE_AUTO_PROBE"
 VERSIONED = ("onnxruntime", "openvino", "numpy", "mrm-edge")
 MEASURE_ORDER = {"int8": 0, "bf16": 1, "fp32": 2, "fp16": 3}
 
 
 @dataclass(frozen=True)
-class ProbeSettings:
+class TimingSettings:
     """The probe's bounds, and (for tests) the machine / versions facts to key it by."""
 
     batch: int = 16
@@ -79,7 +80,7 @@ class ProbeSettings:
 
 
 @dataclass
-class ProbeResult:
+class TimingResult:
     key: dict[str, Any]
     options: list[dict[str, Any]]
     measured_at: str
@@ -89,12 +90,12 @@ class ProbeResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def probe_enabled(value: Any) -> bool:
+def timing_enabled(value: Any) -> bool:
     """``auto_probe`` given (True / False / settings), else ``$MRM_EDGE_AUTO_PROBE`` (default
     on; ``0``, ``off``, ``false``, ``no`` turn it off)."""
     if value is not None:
         return value is not False
-    return os.environ.get(PROBE_ENV, "1").strip().lower() not in ("0", "off", "false", "no")
+    return os.environ.get(TIMING_ENV, "1").strip().lower() not in ("0", "off", "false", "no")
 
 
 def cpu_model_name() -> str | None:
@@ -136,7 +137,7 @@ def model_key(model: Any) -> dict[str, Any]:
     return {"name": model.name, "files": dict(sorted(files.items()))}
 
 
-def probe_key(model: Any, options: list[Candidate], settings: ProbeSettings) -> dict[str, Any]:
+def probe_key(model: Any, options: list[Candidate], settings: TimingSettings) -> dict[str, Any]:
     return {
         "machine": settings.machine or machine_key(),
         "versions": settings.versions or _versions(),
@@ -164,7 +165,7 @@ def _windows(model: Any, n: int) -> np.ndarray:
     return np.stack(wins).astype(np.float32)
 
 
-def _time_one(c: Candidate, x: np.ndarray, s: ProbeSettings) -> tuple[dict[str, Any], Any]:
+def _time_one(c: Candidate, x: np.ndarray, s: TimingSettings) -> tuple[dict[str, Any], Any]:
     row: dict[str, Any] = {"label": c.label, "precision": c.precision, "gate": c.gate}
     backend = c.make()
     try:
@@ -192,7 +193,9 @@ def _time_one(c: Candidate, x: np.ndarray, s: ProbeSettings) -> tuple[dict[str, 
     return row, out
 
 
-def run_probe(model: Any, options: list[Candidate], settings: ProbeSettings) -> ProbeResult:
+def time_cpu_options(
+    model: Any, options: list[Candidate], settings: TimingSettings
+) -> TimingResult:
     """Measure ``options`` (or read the cached measurement of the same key)."""
     key = probe_key(model, options, settings)
     path = _cache_file(key)
@@ -200,7 +203,7 @@ def run_probe(model: Any, options: list[Candidate], settings: ProbeSettings) -> 
         try:
             doc = json.loads(path.read_text())
             if doc.get("key") == key:
-                return ProbeResult(key, doc["options"], doc["measured_at"], path, cached=True)
+                return TimingResult(key, doc["options"], doc["measured_at"], path, cached=True)
         except (OSError, ValueError, KeyError):
             pass  # unreadable cache: measure again and overwrite it
     t0 = time.perf_counter()
@@ -235,7 +238,7 @@ def run_probe(model: Any, options: list[Candidate], settings: ProbeSettings) -> 
         dp = float(np.abs(outputs[r["label"]] - outputs[reference]).max())
         r["max_abs_dp"], r["reference"] = dp, reference
         r["passed"] = r["gate"] is None or dp <= r["gate"]
-    result = ProbeResult(
+    result = TimingResult(
         key,
         rows,
         time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -264,8 +267,8 @@ def _figure(r: dict[str, Any]) -> str:
 
 
 def order_by_measurement(
-    model: Any, candidates: list[Candidate], settings: ProbeSettings
-) -> tuple[list[Candidate], ProbeResult | None]:
+    model: Any, candidates: list[Candidate], settings: TimingSettings
+) -> tuple[list[Candidate], TimingResult | None]:
     """``candidates`` with the measurable ones (where the first of them stood) reordered by
     measured throughput, those that failed their gate or to start removed, and each one's
     ``why`` stating the figures. Unchanged (and None) with fewer than two measurable."""
@@ -281,7 +284,7 @@ def order_by_measurement(
         key=lambda c: MEASURE_ORDER.get(c.precision or "", 9),
     )
     first_measured = [ref, *rest] if ref else rest
-    result = run_probe(model, first_measured, settings)
+    result = time_cpu_options(model, first_measured, settings)
     rows = {r["label"]: r for r in result.options}
     good = [c for c in measurable if rows.get(c.label, {}).get("passed")]
     good.sort(key=lambda c: -rows[c.label]["windows_per_s"])
@@ -305,7 +308,7 @@ def order_by_measurement(
     return before + ranked + after, result
 
 
-def as_json(result: ProbeResult) -> dict[str, Any]:
+def as_json(result: TimingResult) -> dict[str, Any]:
     doc = asdict(result)
     doc["path"] = str(result.path) if result.path else None
     return doc

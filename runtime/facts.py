@@ -1,0 +1,98 @@
+"""What this machine offers the backends, probed once into one value that selection reads.
+
+Backend selection (``runtime/selection.py``) decides from these facts alone: the GPU and its
+driver, the TensorRT flavours, ONNX Runtime's providers, OpenVINO and whether the CPU runs
+BF16. :func:`probe_machine` reads them (imports, a provider list, one CUDA query, the CPU
+flags; no inference); a caller that plans more than once probes once and passes the value.
+Tests hand in a made-up value (``dataclasses.replace`` of a probed one) instead of probing.
+
+Where the facts describe a module that is not the installed one (a TensorRT / CUDA test
+double, for a GPU this machine lacks), the value carries that module too, so the backend that
+is chosen runs on what was described.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from mrm_edge.runtime.backends.openvino.capability import (
+    OpenVinoInfo,
+    bf16_support,
+    cpu_flags,
+    probe_openvino,
+)
+from mrm_edge.runtime.backends.tensorrt.capability import (
+    GpuInfo,
+    TensorRTInfo,
+    flavour_of,
+    probe_flavours,
+    probe_gpu,
+)
+
+from mrm_edge.data.errors import first_line
+
+__all__ = ["MachineFacts", "probe_machine"]
+
+
+@dataclass(frozen=True)
+class MachineFacts:
+    """The machine as backend selection sees it (module docstring)."""
+
+    gpu: GpuInfo | None
+    gpu_reason: str | None
+    """Why there is no ``gpu`` (one line); None when there is one."""
+    tensorrt: Mapping[str, TensorRTInfo]
+    """Each TensorRT flavour (``tensorrt``, ``tensorrt-rtx``) and whether it imports."""
+    ort_providers: tuple[str, ...]
+    """ONNX Runtime's available execution providers; () when it is not installed."""
+    ort_reason: str | None
+    """Why ONNX Runtime is missing (one line); None when it imports."""
+    openvino: OpenVinoInfo
+    bf16: tuple[bool, str]
+    """Whether the CPU runs BF16 natively, and on what evidence (OpenVINO, CPU flags)."""
+    cpu_flags: frozenset[str] = field(default=frozenset())
+    trt_modules: Mapping[str, Any] | None = None
+    """The TensorRT modules described, by flavour, when not the installed ones (a test
+    double); None: the backend imports the installed flavour."""
+    cudart: Any = None
+    """The CUDA runtime described, when not the installed binding (a test double)."""
+
+
+def _ort_providers() -> tuple[tuple[str, ...], str | None]:
+    try:
+        import onnxruntime as ort
+    except ImportError as e:
+        return (), f"onnxruntime is not installed ({first_line(e, with_type=False)})"
+    return tuple(ort.get_available_providers()), None
+
+
+def _openvino_capabilities(info: OpenVinoInfo) -> list[str] | None:
+    try:
+        return list(info.module.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+    except Exception:  # no OpenVINO, or no CPU plugin: the CPU flags still answer
+        return None
+
+
+def probe_machine(trt: Any = None, cudart: Any = None) -> MachineFacts:
+    """Probe this machine (never raises). ``trt`` / ``cudart``: a TensorRT module and a CUDA
+    runtime to describe instead of the installed ones (the GPU test doubles)."""
+    modules = {flavour_of(trt): trt} if trt is not None else None
+    gpu, gpu_reason = probe_gpu(0, cudart)
+    providers, ort_reason = _ort_providers()
+    openvino = probe_openvino()
+    flags = cpu_flags()
+    caps = _openvino_capabilities(openvino) if openvino.available else None
+    return MachineFacts(
+        gpu=gpu,
+        gpu_reason=gpu_reason,
+        tensorrt=probe_flavours(modules),
+        ort_providers=providers,
+        ort_reason=ort_reason,
+        openvino=openvino,
+        bf16=bf16_support(caps, flags),
+        cpu_flags=flags,
+        trt_modules=modules,
+        cudart=cudart,
+    )
