@@ -31,7 +31,7 @@ from mrm_edge.runtime.backends.tensorrt.capability import (
     probe_gpu,
 )
 
-from mrm_edge.data.errors import first_line
+from mrm_edge.errors import first_line
 
 __all__ = ["MachineFacts", "probe_machine"]
 
