@@ -1,7 +1,7 @@
 """Front-end capacity: how many real-time streams a monitor keeps up with on a backend —
 in-process, or on a Triton server that several front-ends share.
 
-It is the streaming bench's max-speed probe (:mod:`mrm_edge.bench.streaming`, step 1-2):
+It is the streaming bench's max-speed probe (:mod:`mrm_edge.cli.bench.streaming`, step 1-2):
 synthetic patients rendered beforehand, replayed as fast as the real ``Monitor`` takes them
 (preprocessing, batching, backend, post-processing), ``W`` = classified windows per second
 of wall time, and ``floor(W x hop)`` streams at real time. Run one process per front-end at
@@ -55,7 +55,11 @@ def probe_frontend(
     from mrm_edge.runtime.config import MonitorConfig
     from mrm_edge.runtime.model import DeployedModel
 
-    from mrm_edge.bench.streaming import max_speed_source, prefilled_realtime_source, run_figures
+    from mrm_edge.cli.bench.streaming import (
+        max_speed_source,
+        prefilled_realtime_source,
+        run_figures,
+    )
 
     model = DeployedModel.load(model_dir)
     if realtime:

@@ -37,8 +37,8 @@ def test_its_users_take_the_names_from_it() -> None:
     from mrm_edge.export import pipeline
     from mrm_edge.runtime.model import ONNX_FILES as RUNTIME_FILES
 
-    from mrm_edge.bench.variants import VARIANT_FILES
-    from mrm_edge.doctor import ONNX_FOR
+    from mrm_edge.cli.bench.variants import VARIANT_FILES
+    from mrm_edge.cli.doctor.report import ONNX_FOR
 
     assert VARIANT_FILES == RUNTIME_FILES == ONNX_FILES
     assert (pipeline.FP32_NAME, pipeline.FP16_NAME, pipeline.INT8_NAME) == (

@@ -19,7 +19,7 @@ def test_edge_modules_import_without_torch() -> None:
         "import sys, mrm_edge.runtime, mrm_edge.runtime.engine, mrm_edge.runtime.selection, "
         "mrm_edge.runtime.model, mrm_edge.runtime.sources.registry, mrm_edge.runtime.sources.tcp, "
         "mrm_edge.runtime.sender, mrm_edge.runtime.sinks.live, mrm_edge.runtime.backends, "
-        "mrm_edge.calibration.windows, mrm_edge.export.int8, mrm_edge.doctor, "
+        "mrm_edge.calibration.windows, mrm_edge.export.int8, mrm_edge.cli.doctor, "
         "mrm_edge.data.dataset, mrm_edge.data.synthetic, mrm_edge.data.signal, mrm_edge.card, "
         "mrm_edge.metrics, mrm_edge.records, mrm_edge.cli, mrm_edge.runtime.web.server, "
         "mrm_edge.runtime.sinks.web, mrm_edge.runtime.sinks.fanout, mrm_edge.ecgplot; "

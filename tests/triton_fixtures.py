@@ -25,7 +25,7 @@ from mrm_edge.export.sidecar import write_sidecar
 from mrm_edge.export.triton_repo import write_triton_repo
 
 from mrm_edge.artifacts import SHIPPED_MODEL_DIR
-from mrm_edge.serve.server import ServerPorts, ServeUnavailable, TritonServer, find_tritonserver
+from mrm_edge.cli.serve.server import ServerPorts, ServeUnavailable, TritonServer, find_tritonserver
 from tests.fakes import LABELS, card_stamp, make_onnx, write_card
 
 START_TIMEOUT_S = 90.0

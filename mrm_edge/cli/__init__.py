@@ -12,14 +12,14 @@ from __future__ import annotations
 import click
 
 from mrm_edge import __version__
-from mrm_edge.cli.bench import bench
-from mrm_edge.cli.doctor import doctor
+from mrm_edge.cli.bench.command import bench
+from mrm_edge.cli.doctor.command import doctor
 from mrm_edge.cli.eval import eval_cmd
 from mrm_edge.cli.export import export
 from mrm_edge.cli.monitor import monitor
 from mrm_edge.cli.predict import predict
 from mrm_edge.cli.send import send
-from mrm_edge.cli.serve import serve
+from mrm_edge.cli.serve.command import serve
 from mrm_edge.cli.train import train
 
 __all__ = ["main"]

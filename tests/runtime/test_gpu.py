@@ -68,7 +68,8 @@ def test_doctor_builds_and_checks_an_engine_on_a_real_gpu(request: pytest.Fixtur
         pytest.skip("TensorRT is not installed here (it cannot be on the project's machines)")
     _cudart_with_gpu()
     tiny_onnx_model: Path = request.getfixturevalue("tiny_onnx_model")
-    from mrm_edge.doctor import format_report, run_doctor
+    from mrm_edge.cli.doctor.report import format_report
+    from mrm_edge.cli.doctor.steps import run_doctor
 
     report = run_doctor(tiny_onnx_model, precision="fp32", batch=(1, 8, 32))
     assert report.exit_code == 0, format_report(report)

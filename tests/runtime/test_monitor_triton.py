@@ -21,7 +21,7 @@ from mrm_edge.runtime.backends.triton import TritonBackend, parse_target
 from mrm_edge.runtime.fallback import BackendChain
 from mrm_edge.runtime.model import DeployedModel
 
-from mrm_edge.serve.server import ServerPorts, TritonServer
+from mrm_edge.cli.serve.server import ServerPorts, TritonServer
 from mrm_edge.served_identity import model_identity
 from tests.triton_fixtures import START_TIMEOUT_S, Served, free_ports, need_triton
 

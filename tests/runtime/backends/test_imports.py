@@ -11,7 +11,7 @@ def test_imports_are_lazy() -> None:
         "import mrm_edge.runtime.backends, mrm_edge.runtime.backends.tensorrt\n"
         "import mrm_edge.runtime.backends.onnxruntime, mrm_edge.runtime.backends.cuda\n"
         "import mrm_edge.runtime.backends.openvino, mrm_edge.runtime.cpu_timing\n"
-        "import mrm_edge.export.tensorrt, mrm_edge.doctor\n"
+        "import mrm_edge.export.tensorrt, mrm_edge.cli.doctor\n"
         "heavy = ('torch', 'onnxruntime', 'tensorrt', 'cuda', 'onnx', 'openvino')\n"
         "print(sorted(m for m in heavy if m in sys.modules))\n"
     )

@@ -162,7 +162,7 @@ def test_without_tritonclient_the_reason_names_the_extra(tiny_model) -> None:
 def test_without_nvidia_pytriton_serve_names_the_extra() -> None:
     r = _run(
         "import sys; sys.modules['pytriton'] = None\n"
-        "from mrm_edge.serve.server import find_tritonserver\n"
+        "from mrm_edge.cli.serve.server import find_tritonserver\n"
         "try:\n"
         "    find_tritonserver()\n"
         "except Exception as e:\n"

@@ -62,7 +62,7 @@ def cpu_unavailable(backend: str, precision: str) -> str | None:
     if precision == "bf16":
         if backend == "onnxruntime":
             return "ONNX Runtime's CPU provider has no BF16 path (OpenVINO and PyTorch do)"
-        from mrm_edge.bench.torch_cpu import torch_bf16_refusal
+        from mrm_edge.cli.bench.torch_cpu import torch_bf16_refusal
 
         return torch_bf16_refusal()
     return None

@@ -1,6 +1,6 @@
 """GPU rows of `mrm-edge bench`: ONNX Runtime CUDA and TensorRT timing (the peak:
-:mod:`mrm_edge.bench.peak`; PyTorch CUDA: :mod:`mrm_edge.bench.torch_cuda`; all of them
-run by :func:`mrm_edge.bench.gpu_run.run_gpu`).
+:mod:`mrm_edge.cli.bench.peak`; PyTorch CUDA: :mod:`mrm_edge.cli.bench.torch_cuda`; all of them
+run by :func:`mrm_edge.cli.bench.gpu_run.run_gpu`).
 
 Timing (every row records its own method in ``timing``):
 
@@ -38,8 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from mrm_edge.bench.common import Log, Result, input_windows, quiet, summarise
-from mrm_edge.bench.variants import VARIANT_FILES
+from mrm_edge.cli.bench.common import Log, Result, input_windows, quiet, summarise
+from mrm_edge.cli.bench.variants import VARIANT_FILES
 from mrm_edge.errors import first_line
 from mrm_edge.stats import percentiles_ms
 

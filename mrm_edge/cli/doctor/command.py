@@ -56,10 +56,11 @@ def doctor(
 ) -> None:
     """On a GPU machine: build a TensorRT engine from the model, run it, and check
     parity against ONNX Runtime. Exit 0 pass, 1 fail, 2 TensorRT/GPU unavailable."""
-    from mrm_edge.doctor import format_report, run_doctor
+    from mrm_edge.cli.doctor.report import format_report
+    from mrm_edge.cli.doctor.steps import run_doctor
 
     if remote is not None:
-        from mrm_edge.doctor.triton import run_triton_doctor
+        from mrm_edge.cli.doctor.triton import run_triton_doctor
 
         served = run_triton_doctor(model_path(model_dir), remote, n_windows=n_windows)
         click.echo(format_report(served))

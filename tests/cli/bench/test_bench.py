@@ -140,9 +140,9 @@ def test_bench_plot_is_a_png(bench_run) -> None:
 
 
 def test_bench_accuracy_without_data_reports_auc_null(exported_model: Path) -> None:
-    from mrm_edge.bench.accuracy import accuracy
-    from mrm_edge.bench.common import input_windows
     from mrm_edge.card import ModelCard
+    from mrm_edge.cli.bench.accuracy import accuracy
+    from mrm_edge.cli.bench.common import input_windows
 
     x = input_windows(ModelCard.load(exported_model), 4)
     acc = accuracy(exported_model, [("onnxruntime", "fp32")], x, None, "4 synthetic")
@@ -193,7 +193,7 @@ def test_bench_refuses_a_variant_that_was_not_exported(exported_model: Path) -> 
 def test_gpu_backends_say_why_they_are_skipped_here() -> None:
     import importlib.util
 
-    from mrm_edge.bench.variants import gpu_unavailable
+    from mrm_edge.cli.bench.variants import gpu_unavailable
 
     if importlib.util.find_spec("torch") is not None:
         import torch

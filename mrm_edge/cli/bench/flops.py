@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from mrm_edge.bench.common import Result
-from mrm_edge.bench.peak import cpu_peak_for, peak_for
-from mrm_edge.bench.variants import VARIANT_FILES
+from mrm_edge.cli.bench.common import Result
+from mrm_edge.cli.bench.peak import cpu_peak_for, peak_for
+from mrm_edge.cli.bench.variants import VARIANT_FILES
 
 __all__ = ["FlopCount", "add_flops", "count_flops", "flops_section", "onnx_flops_per_window"]
 
@@ -169,9 +169,9 @@ def add_flops(
     cpu_peaks: dict[str, Any] | None = None,
 ) -> list[Result]:
     """Achieved GFLOP/s per row; with the GPU's measured ``peaks`` (TFLOP/s), GPU rows'
-    fraction of the peak for their precision (:func:`mrm_edge.bench.peak.peak_for`); with
+    fraction of the peak for their precision (:func:`mrm_edge.cli.bench.peak.peak_for`); with
     ``cpu_peaks`` (GFLOP/s per runtime and precision), CPU rows' fraction of their runtime's
-    GEMM peak (:func:`mrm_edge.bench.peak.cpu_peak_for`)."""
+    GEMM peak (:func:`mrm_edge.cli.bench.peak.cpu_peak_for`)."""
 
     for r in results:
         r.gflops = flops_per_window * r.throughput / 1e9

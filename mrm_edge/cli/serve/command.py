@@ -89,7 +89,8 @@ def serve(
     Front-ends connect with `mrm-edge monitor --backend triton:HOST:GRPC_PORT`. GPU nodes run
     NVIDIA's Triton container on `mrm-edge export --triton-repo DIR` instead (docs/triton.md).
     """
-    from mrm_edge.serve import ServerPorts, ServeUnavailable, serve_model
+    from mrm_edge.cli.serve.run import serve_model
+    from mrm_edge.cli.serve.server import ServerPorts, ServeUnavailable
 
     err = console()
     ports = ServerPorts(http_port, grpc_port, metrics_port)

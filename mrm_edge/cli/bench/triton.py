@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from mrm_edge.bench.common import Log, Result, input_windows, quiet, summarise
+from mrm_edge.cli.bench.common import Log, Result, input_windows, quiet, summarise
 
 __all__ = ["TritonPair", "bench_triton", "pair_lines"]
 

@@ -1,4 +1,4 @@
-"""The doctor's steps, in order (see :mod:`mrm_edge.doctor`): :func:`run_doctor`."""
+"""The doctor's steps, in order (see :mod:`mrm_edge.cli.doctor`): :func:`run_doctor`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from mrm_edge.doctor.report import (
+from mrm_edge.cli.doctor.report import (
     EXIT_UNAVAILABLE,
     MIN_AGREEMENT,
     ONNX_FOR,

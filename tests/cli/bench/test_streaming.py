@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from mrm_edge.runtime.sources.base import Chunk, StreamEnd
 
-from mrm_edge.bench.streaming import prefilled_realtime_source, streaming_capacity
+from mrm_edge.cli.bench.streaming import prefilled_realtime_source, streaming_capacity
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from mrm_edge.bench.cpu import runner
+from mrm_edge.cli.bench.cpu import runner
 
 
 def accuracy(

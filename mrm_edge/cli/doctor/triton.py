@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from mrm_edge.doctor.report import (
+from mrm_edge.cli.doctor.report import (
     EXIT_FAIL,
     EXIT_PASS,
     EXIT_UNAVAILABLE,
@@ -28,7 +28,7 @@ from mrm_edge.doctor.report import (
     record_step,
     skip_steps,
 )
-from mrm_edge.doctor.steps import make_windows
+from mrm_edge.cli.doctor.steps import make_windows
 from mrm_edge.errors import first_line
 
 __all__ = ["run_triton_doctor"]

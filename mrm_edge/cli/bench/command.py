@@ -136,11 +136,11 @@ def bench(
 ) -> None:
     """Throughput and latency of the model per backend, precision and batch size,
     against PyTorch eager FP32; accuracy agreement; streaming capacity of the runtime."""
-    from mrm_edge.bench.common import add_speedups, to_json
-    from mrm_edge.bench.cpu import bench_model
-    from mrm_edge.bench.flops import add_flops, flops_section
-    from mrm_edge.bench.gpu_run import run_gpu
-    from mrm_edge.bench.variants import plan
+    from mrm_edge.cli.bench.common import add_speedups, to_json
+    from mrm_edge.cli.bench.cpu import bench_model
+    from mrm_edge.cli.bench.flops import add_flops, flops_section
+    from mrm_edge.cli.bench.gpu_run import run_gpu
+    from mrm_edge.cli.bench.variants import plan
 
     model = model_path(model_dir)
     if remote is not None:
@@ -196,7 +196,7 @@ def bench(
 
 
 def _write_plot(model: Path, results: list[Any], plot_out: str, log: Any) -> None:
-    from mrm_edge.bench.plot import plot_throughput
+    from mrm_edge.cli.bench.plot import plot_throughput
 
     plot_throughput(results, plot_out, title=f"{model.name}: windows/s vs batch size")
     log(f"plot: {plot_out}")
@@ -206,8 +206,8 @@ def _grid(
     backends: str, precisions: str | None, batch_sizes: str | None
 ) -> tuple[list[str], list[str], list[str], list[int], list[int]]:
     """What to run: backends, CPU and GPU precisions, CPU and GPU batch sizes (checked)."""
-    from mrm_edge.bench.gpu_run import GPU_BATCH_SIZES
-    from mrm_edge.bench.variants import check_backends, check_precisions
+    from mrm_edge.cli.bench.gpu_run import GPU_BATCH_SIZES
+    from mrm_edge.cli.bench.variants import check_backends, check_precisions
 
     names = csv(backends)
     precs = csv(precisions) if precisions is not None else ["fp32", "int8", "int8-sym", "bf16"]
@@ -260,9 +260,9 @@ def _accuracy_section(
     log: Any,
 ) -> dict[str, Any]:
     """Every variant against PyTorch FP32: held-out windows of ``--data``, else synthetic."""
-    from mrm_edge.bench.accuracy import accuracy
-    from mrm_edge.bench.common import input_windows
     from mrm_edge.card import ModelCard
+    from mrm_edge.cli.bench.accuracy import accuracy
+    from mrm_edge.cli.bench.common import input_windows
 
     card = ModelCard.load(model)
     if data_dir:
@@ -288,7 +288,7 @@ def _loadable(model: Path, todo: Any, accept_card_tuning: bool, log: Any) -> lis
     """The CPU rows whose file the model directory verified (as monitor and predict load it:
     a card edited since export, or files contradicting it, are refused here, before any
     timing); rows of a refused file move to ``todo.skipped`` with the reason."""
-    from mrm_edge.bench.variants import row_file
+    from mrm_edge.cli.bench.variants import row_file
     from mrm_edge.runtime.model import DeployedModel
 
     deployed = DeployedModel.load(model, accept_card_tuning=accept_card_tuning)
@@ -309,7 +309,7 @@ def _stream_variant(
     text: str | None, model: Path, log: Any, accept_card_tuning: bool = False
 ) -> tuple[str, str]:
     """``--stream-variant backend:precision``, else the CPU option ``auto`` picks."""
-    from mrm_edge.bench.variants import CPU_BACKENDS, check_backends, check_precisions
+    from mrm_edge.cli.bench.variants import CPU_BACKENDS, check_backends, check_precisions
 
     if text:
         sb, _, sp = text.partition(":")
@@ -319,7 +319,7 @@ def _stream_variant(
         if sb not in CPU_BACKENDS:
             raise click.BadParameter(f"{text!r}: streaming runs a CPU backend")
         return sb, sp
-    from mrm_edge.bench.auto_variant import auto_cpu_variant
+    from mrm_edge.cli.bench.auto_variant import auto_cpu_variant
 
     sb, sp, why = auto_cpu_variant(model, accept_card_tuning)
     log(f"streaming on auto's CPU pick: {why}")
@@ -328,8 +328,8 @@ def _stream_variant(
 
 def _cpu_peaks(variants: list[tuple[str, str]], log: Any) -> dict[str, Any]:
     """The CPU's GEMM peaks on every runtime that has a row (BF16 where the CPU has it)."""
-    from mrm_edge.bench.peak import PEAK_RUNTIME, measure_cpu_peaks
-    from mrm_edge.bench.torch_cpu import torch_bf16_refusal
+    from mrm_edge.cli.bench.peak import PEAK_RUNTIME, measure_cpu_peaks
+    from mrm_edge.cli.bench.torch_cpu import torch_bf16_refusal
 
     runtimes = list(dict.fromkeys(PEAK_RUNTIME[b] for b, _ in variants if b in PEAK_RUNTIME))
     peaks = measure_cpu_peaks(runtimes, bf16=torch_bf16_refusal() is None)
@@ -362,7 +362,7 @@ def _streaming_section(
     """Streaming capacity through the real runtime, and its one-line verdict on stdout."""
     from rich.console import Console
 
-    from mrm_edge.bench.streaming import streaming_capacity
+    from mrm_edge.cli.bench.streaming import streaming_capacity
 
     stream = streaming_capacity(model, sb, sp, **knobs, log=log)
     Console().print(
@@ -378,9 +378,9 @@ def _streaming_section(
 def _remote_bench(
     model: Path, remote: str, batch_sizes: str | None, warmup: int, repeats: int, json_out: Any
 ) -> None:
-    """``--backend triton:...``: mrm_edge.bench.triton, printed and optionally as JSON."""
-    from mrm_edge.bench.common import to_json
-    from mrm_edge.bench.triton import bench_triton, pair_lines
+    """``--backend triton:...``: mrm_edge.cli.bench.triton, printed and optionally as JSON."""
+    from mrm_edge.cli.bench.common import to_json
+    from mrm_edge.cli.bench.triton import bench_triton, pair_lines
 
     sizes = csv(batch_sizes, int) if batch_sizes is not None else [1, 8, 32]
     pairs = bench_triton(model, remote, sizes, warmup, repeats, log=logger(console()))

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mrm_edge.bench.common import (
+from mrm_edge.cli.bench.common import (
     Log,
     Result,
     add_speedups,
@@ -47,8 +47,8 @@ def bench_model(
     (``fp32``, ``fp16``, ``int8``, ``int8-sym``) or ``bf16``. torch.compile rows get the
     compile time of their batch size in ``compile_s`` (the warm-up calls absorb it).
     """
-    from mrm_edge.bench.variants import row_file
     from mrm_edge.card import CARD_FILE, ModelCard
+    from mrm_edge.cli.bench.variants import row_file
     from mrm_edge.runtime.selection import check_outputs
 
     card = ModelCard.load(model_dir)
@@ -83,11 +83,11 @@ def cpu_backend(model_dir: Path, backend: str, precision: str) -> Backend:
     from mrm_edge.runtime.backends.registry import cpu_backend_names, make_cpu_backend
 
     if backend == "torch" and precision == "bf16":
-        from mrm_edge.bench.torch_cpu import TorchAutocastBackend
+        from mrm_edge.cli.bench.torch_cpu import TorchAutocastBackend
 
         return TorchAutocastBackend(model_dir)
     if backend == "torch-compile":
-        from mrm_edge.bench.torch_cpu import TorchCompiledBackend
+        from mrm_edge.cli.bench.torch_cpu import TorchCompiledBackend
 
         if precision != "fp32":
             raise ValueError("torch-compile runs FP32")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mrm_edge.artifacts import SHIPPED_MODEL_DIR
-from mrm_edge.bench.flops import count_flops, onnx_flops_per_window
+from mrm_edge.cli.bench.flops import count_flops, onnx_flops_per_window
 from tests.fakes import make_onnx
 
 SHIPPED = SHIPPED_MODEL_DIR

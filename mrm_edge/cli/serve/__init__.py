@@ -5,15 +5,3 @@
 - ``run``: :func:`serve_model`, a model directory → its repository
   (:mod:`mrm_edge.export.triton_repo`, the models this server can load) → a running server.
 """
-
-from mrm_edge.serve.run import ServedModel, serve_model
-from mrm_edge.serve.server import ServerPorts, ServeUnavailable, TritonServer, find_tritonserver
-
-__all__ = [
-    "ServeUnavailable",
-    "ServedModel",
-    "ServerPorts",
-    "TritonServer",
-    "find_tritonserver",
-    "serve_model",
-]

@@ -25,34 +25,3 @@ The tolerances below are starting points, not measurements: no TensorRT engine o
 been run by this project yet (no TensorRT on the development machines). The whole path has
 only run against the test double (tests/test_doctor.py).
 """
-
-from mrm_edge.doctor.report import (
-    EXIT_FAIL,
-    EXIT_PASS,
-    EXIT_UNAVAILABLE,
-    MIN_AGREEMENT,
-    ONNX_FOR,
-    TOLERANCE,
-    DoctorReport,
-    Parity,
-    Step,
-    compare,
-    format_report,
-)
-from mrm_edge.doctor.steps import make_windows, run_doctor
-
-__all__ = [
-    "EXIT_FAIL",
-    "EXIT_PASS",
-    "EXIT_UNAVAILABLE",
-    "MIN_AGREEMENT",
-    "ONNX_FOR",
-    "TOLERANCE",
-    "DoctorReport",
-    "Parity",
-    "Step",
-    "compare",
-    "format_report",
-    "make_windows",
-    "run_doctor",
-]

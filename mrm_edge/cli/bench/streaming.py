@@ -34,8 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from mrm_edge.bench.common import Log, input_windows, quiet, time_calls
-from mrm_edge.bench.cpu import cpu_backend
+from mrm_edge.cli.bench.common import Log, input_windows, quiet, time_calls
+from mrm_edge.cli.bench.cpu import cpu_backend
 from mrm_edge.runtime.sources.base import Chunk, Pacer, Source
 
 __all__ = [

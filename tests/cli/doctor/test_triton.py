@@ -6,8 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mrm_edge.doctor.report import EXIT_FAIL, EXIT_PASS, EXIT_UNAVAILABLE
-from mrm_edge.doctor.triton import run_triton_doctor
+from mrm_edge.cli.doctor.report import EXIT_FAIL, EXIT_PASS, EXIT_UNAVAILABLE
+from mrm_edge.cli.doctor.triton import run_triton_doctor
 from tests.triton_fixtures import Served, free_port, need_triton
 
 MRM_EDGE = str(Path(sys.executable).parent / "mrm-edge")

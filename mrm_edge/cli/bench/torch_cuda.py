@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mrm_edge.bench.common import Log, Result, input_windows, quiet, summarise
+from mrm_edge.cli.bench.common import Log, Result, input_windows, quiet, summarise
 from mrm_edge.stats import percentiles_ms
 
 

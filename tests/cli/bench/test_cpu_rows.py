@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from mrm_edge.artifacts import SHIPPED_MODEL_DIR
-from mrm_edge.bench.common import Result, add_speedups
-from mrm_edge.bench.peak import cpu_peak_for, measure_cpu_peaks
-from mrm_edge.bench.variants import plan
+from mrm_edge.cli.bench.common import Result, add_speedups
+from mrm_edge.cli.bench.peak import cpu_peak_for, measure_cpu_peaks
+from mrm_edge.cli.bench.variants import plan
 
 EXE = str(Path(sys.executable).with_name("mrm-edge"))
 HAS_OV = importlib.util.find_spec("openvino") is not None
@@ -24,7 +24,7 @@ HAS_TORCH = importlib.util.find_spec("torch") is not None
 
 
 def bf16_here() -> tuple[bool, str]:
-    from mrm_edge.bench.torch_cpu import torch_bf16_refusal
+    from mrm_edge.cli.bench.torch_cpu import torch_bf16_refusal
 
     why = torch_bf16_refusal()
     return why is None, why or ""
@@ -120,7 +120,7 @@ def test_bench_openvino_rows_with_fraction_of_peak(tmp_path: Path) -> None:
 
 
 def test_streaming_runs_on_autos_cpu_pick() -> None:
-    from mrm_edge.bench.auto_variant import auto_cpu_variant
+    from mrm_edge.cli.bench.auto_variant import auto_cpu_variant
 
     backend, variant, why = auto_cpu_variant(SHIPPED_MODEL_DIR)  # the suite runs probe-off
     assert (backend, variant) == ("onnxruntime", "int8")
@@ -130,7 +130,7 @@ def test_streaming_runs_on_autos_cpu_pick() -> None:
 def test_torch_bf16_autocast_refused_without_bf16_else_close_to_fp32() -> None:
     from mrm_edge.runtime.backends import BackendUnavailable
 
-    from mrm_edge.bench.torch_cpu import TorchAutocastBackend
+    from mrm_edge.cli.bench.torch_cpu import TorchAutocastBackend
 
     has, _ = bf16_here()
     backend = TorchAutocastBackend(SHIPPED_MODEL_DIR)
@@ -143,8 +143,8 @@ def test_torch_bf16_autocast_refused_without_bf16_else_close_to_fp32() -> None:
     import numpy as np
     from mrm_edge.runtime.backends import TorchBackend
 
-    from mrm_edge.bench.common import input_windows
     from mrm_edge.card import ModelCard
+    from mrm_edge.cli.bench.common import input_windows
 
     x = input_windows(ModelCard.load(SHIPPED_MODEL_DIR), 4)
     with backend, TorchBackend(SHIPPED_MODEL_DIR) as ref:
@@ -153,7 +153,7 @@ def test_torch_bf16_autocast_refused_without_bf16_else_close_to_fp32() -> None:
 
 def test_a_row_above_its_measured_peak_gets_no_fraction() -> None:
     """A GEMM probe slower than the model is no peak: no fraction above 100 % is printed."""
-    from mrm_edge.bench.flops import add_flops
+    from mrm_edge.cli.bench.flops import add_flops
 
     lat = {"p50": 1.0, "p90": 1.0, "p99": 1.0}
     below = Result("onnxruntime", "int8", "cpu", 32, 50.0, lat, 5)

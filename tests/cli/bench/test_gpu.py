@@ -24,11 +24,11 @@ import pytest
 from mrm_edge.runtime.backends import cuda as cu
 
 from mrm_edge.artifacts import SHIPPED_MODEL_DIR
-from mrm_edge.bench.common import Result, add_speedups, to_json
-from mrm_edge.bench.flops import add_flops
-from mrm_edge.bench.gpu import GpuUnavailable, bench_onnxruntime_cuda, bench_tensorrt
-from mrm_edge.bench.gpu_run import run_gpu
-from mrm_edge.bench.peak import peak_for
+from mrm_edge.cli.bench.common import Result, add_speedups, to_json
+from mrm_edge.cli.bench.flops import add_flops
+from mrm_edge.cli.bench.gpu import GpuUnavailable, bench_onnxruntime_cuda, bench_tensorrt
+from mrm_edge.cli.bench.gpu_run import run_gpu
+from mrm_edge.cli.bench.peak import peak_for
 from tests.fakes.tensorrt import FakeCudaRuntime, FakeDeviceProp, FakeTensorRT
 from tests.runtime.test_model import make_model_dir
 
@@ -78,9 +78,9 @@ def rig(tmp_path: Path):
 
 
 def cpu_reference(d: Path, n: int) -> np.ndarray:
-    from mrm_edge.bench.common import input_windows
-    from mrm_edge.bench.gpu_run import _cpu_reference
     from mrm_edge.card import ModelCard
+    from mrm_edge.cli.bench.common import input_windows
+    from mrm_edge.cli.bench.gpu_run import _cpu_reference
 
     ref = _cpu_reference(d, input_windows(ModelCard.load(d), n))
     assert ref is not None
@@ -272,8 +272,8 @@ def test_cli_bench_gpu_backends_skipped_with_reasons_and_cpu_rows_carry_gflops(
 
 @pytest.mark.skipif(not _has_cuda(), reason=NO_CUDA)
 def test_real_gpu_torch_cuda_rows_and_peak(tmp_path: Path) -> None:
-    from mrm_edge.bench.peak import measure_gpu_peak
-    from mrm_edge.bench.torch_cuda import bench_torch_cuda
+    from mrm_edge.cli.bench.peak import measure_gpu_peak
+    from mrm_edge.cli.bench.torch_cuda import bench_torch_cuda
 
     ref = cpu_reference(SHIPPED, 8)
     rows = bench_torch_cuda(SHIPPED, ["fp32", "fp16"], [1, 8], 1, 3, reference=ref)

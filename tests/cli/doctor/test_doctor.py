@@ -17,15 +17,14 @@ import numpy as np
 import pytest
 
 from mrm_edge.artifacts import SHIPPED_MODEL_DIR
-from mrm_edge.doctor import (
+from mrm_edge.cli.doctor.report import (
     EXIT_FAIL,
     EXIT_PASS,
     EXIT_UNAVAILABLE,
     compare,
     format_report,
-    make_windows,
-    run_doctor,
 )
+from mrm_edge.cli.doctor.steps import make_windows, run_doctor
 from tests.fakes import tiny_mrmnet_dir
 from tests.fakes.tensorrt import FakeCudaRuntime, FakeTensorRT
 

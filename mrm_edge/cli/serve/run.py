@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from mrm_edge.cli.serve.server import DEFAULT_PORTS, ServerPorts, TritonServer
 from mrm_edge.export.triton_repo import DEFAULT_QUEUE_DELAY_MS, TritonRepo, write_triton_repo
-from mrm_edge.serve.server import DEFAULT_PORTS, ServerPorts, TritonServer
 
 __all__ = ["ServedModel", "serve_model"]
 

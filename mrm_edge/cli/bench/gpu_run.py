@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 
-from mrm_edge.bench.common import Log, Result, input_windows, quiet
-from mrm_edge.bench.gpu import GpuUnavailable, bench_onnxruntime_cuda, bench_tensorrt
-from mrm_edge.bench.peak import measure_gpu_peak
-from mrm_edge.bench.torch_cuda import bench_torch_cuda
-from mrm_edge.bench.variants import VARIANT_FILES, gpu_unavailable
+from mrm_edge.cli.bench.common import Log, Result, input_windows, quiet
+from mrm_edge.cli.bench.gpu import GpuUnavailable, bench_onnxruntime_cuda, bench_tensorrt
+from mrm_edge.cli.bench.peak import measure_gpu_peak
+from mrm_edge.cli.bench.torch_cuda import bench_torch_cuda
+from mrm_edge.cli.bench.variants import VARIANT_FILES, gpu_unavailable
 
 GPU_BATCH_SIZES = [1, 8, 32, 128, 256]
 

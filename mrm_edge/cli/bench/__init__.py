@@ -5,7 +5,7 @@ runtime.
 ============  ================================================================================
 module        what
 ============  ================================================================================
-common        the :class:`~mrm_edge.bench.common.Result` row, machine facts, timing loop, JSON
+common        the :class:`~mrm_edge.cli.bench.common.Result` row, machine facts, timing loop, JSON
 variants      backend names, ``--backends`` / ``--precisions`` checks, GPU availability, plan
 cpu           CPU rows (PyTorch eager FP32, ONNX Runtime CPU) and the one CPU backend factory
 accuracy      every variant against PyTorch FP32 on the same windows
@@ -19,7 +19,7 @@ plot          throughput vs batch size (PNG)
 ============  ================================================================================
 
 GPU backends (``torch-cuda``, ``onnxruntime-cuda``, ``tensorrt``) are probed
-(:func:`~mrm_edge.bench.variants.gpu_unavailable`); when unavailable they are reported under
+(:func:`~mrm_edge.cli.bench.variants.gpu_unavailable`); when unavailable they are reported under
 ``skipped`` with the reason. None of the GPU timing has run on this project's machines (no
 GPU): TensorRT only against the test doubles, ONNX Runtime CUDA only up to its refusal.
 """

@@ -1,5 +1,5 @@
 """The doctor's report: its steps, parity figures, verdicts and exit codes, and the plain text
-a terminal shows. The steps themselves: :mod:`mrm_edge.doctor.steps`."""
+a terminal shows. The steps themselves: :mod:`mrm_edge.cli.doctor.steps`."""
 
 from __future__ import annotations
 
