@@ -27,20 +27,6 @@ from mrm_edge.cli.doctor.report import (
 )
 from mrm_edge.errors import first_line
 
-__all__ = ["make_windows", "run_doctor"]
-
-
-def make_windows(card: Any, n: int, seed: int = 0) -> np.ndarray:
-    """``n`` synthetic windows float32 [n, leads, window] in mV at the card's rate."""
-    from mrm_edge.data.synthetic import make_patients, synthesize
-
-    patients = make_patients(n, seed=seed)
-    x = np.stack([synthesize(p, card.window_seconds, fs=card.sampling_rate) for p in patients])
-    if x.shape[1:] != (len(card.leads), card.window_samples):
-        raise ValueError(f"synthetic windows have shape {x.shape[1:]}, the card expects "
-                         f"({len(card.leads)}, {card.window_samples})")  # fmt: skip
-    return x.astype(np.float32)
-
 
 def run_doctor(
     model_dir: Path,
@@ -176,7 +162,9 @@ class _Doctor:
         self._run("onnxruntime", self.ort_step)
 
         def windows_step() -> tuple[Any, str]:
-            w = make_windows(card, n_windows, seed)
+            from mrm_edge.export.pipeline import synthetic_windows
+
+            w = synthetic_windows(card, n_windows, seed).x
             rate = f"{card.window_samples} samples at {card.sampling_rate} Hz"
             return w, f"{len(w)} synthetic windows (mixed rhythms), {rate}"
 
