@@ -23,7 +23,6 @@ import numpy as np
 from benchmarks.roofline.peaks import cpu_peak_for, peak_for
 from mrm_edge.cli.bench.variants import VARIANT_FILES
 
-COUNTED = ("Conv", "Gemm", "MatMul")
 # Ops that move or reshape data and do no arithmetic: not even worth listing as ignored.
 _NO_ARITHMETIC = {
     "Cast",
@@ -152,11 +151,6 @@ def count_flops(onnx_path: str | Path) -> FlopCount:
         # Custom-domain or function nodes may hide convolutions this count cannot see.
         ignored["(custom-domain or function nodes)"] += 1
     return FlopCount(int(sum(by_op.values())), dict(by_op), dict(ignored))
-
-
-def onnx_flops_per_window(onnx_path: str | Path) -> int:
-    """FLOPs (2 x MACs of Conv, Gemm, MatMul) to classify one window."""
-    return count_flops(onnx_path).total
 
 
 def add_flops(

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from benchmarks.roofline.flops import add_flops, count_flops, onnx_flops_per_window
+from benchmarks.roofline.flops import add_flops, count_flops
 from benchmarks.roofline.peaks import cpu_peak_for, measure_cpu_peaks, peak_for
 from mrm_edge.artifacts import SHIPPED_MODEL_DIR
 from mrm_edge.cli.bench.common import Result, add_speedups
@@ -90,7 +90,7 @@ def test_hand_built_graph_matches_the_hand_count(tmp_path: Path) -> None:
     assert y.shape == (3, 5)
     c = count_flops(path)
     assert c.by_op == {"Conv": 648, "MatMul": 432, "Gemm": 240}
-    assert c.total == onnx_flops_per_window(path) == 1320
+    assert c.total == 1320
     assert c.ignored_ops == {"Relu": 1, "Sigmoid": 1}  # Flatten moves data: not even listed
     assert "not counted" in c.note() and "Relu x1" in c.note()
 
@@ -99,7 +99,7 @@ def test_per_window_count_does_not_depend_on_a_fixed_batch(tmp_path: Path) -> No
     # make_onnx: ReduceMean over time, then MatMul [1, 12] x [12, 5] -> 2 x 60 FLOPs.
     dynamic = make_onnx(tmp_path / "dyn.onnx")
     fixed = make_onnx(tmp_path / "fixed.onnx", batch=8)
-    assert onnx_flops_per_window(dynamic) == onnx_flops_per_window(fixed) == 120
+    assert count_flops(dynamic).total == count_flops(fixed).total == 120
     assert count_flops(dynamic).ignored_ops == {"ReduceMean": 1, "Sigmoid": 1}
 
 

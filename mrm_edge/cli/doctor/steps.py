@@ -1,4 +1,4 @@
-"""The doctor's steps, in order (see :mod:`mrm_edge.cli.doctor`): :func:`run_doctor`."""
+"""The doctor's steps, in order (listed in docs/export.md): :func:`run_doctor`."""
 
 from __future__ import annotations
 
