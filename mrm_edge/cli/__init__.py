@@ -22,8 +22,6 @@ from mrm_edge.cli.send import send
 from mrm_edge.cli.serve.command import serve
 from mrm_edge.cli.train import train
 
-__all__ = ["main"]
-
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mrm-edge")

@@ -69,24 +69,10 @@ def train(**kw: Any) -> None:
 
     from mrm_edge.training.trainer import TrainConfig, Trainer
 
-    cfg = TrainConfig(
-        data=kw["data"],
-        out=kw["out"],
-        dataset=kw["dataset"],
-        task=kw["task"],
-        preset=kw["preset"],
-        epochs=kw["epochs"],
-        batch_size=kw["batch_size"],
-        lr=kw["lr"],
-        seed=kw["seed"],
-        sampling_rate=int(kw["sampling_rate"]),
-        train_folds=folds(kw["train_folds"]),
-        val_folds=folds(kw["val_folds"]),
-        test_folds=folds(kw["test_folds"]),
-        head_fusion=kw["head_fusion"],
-        device=kw["device"],
-        name=kw["name"],
-    )
+    kw["sampling_rate"] = int(kw["sampling_rate"])
+    for key in ("train_folds", "val_folds", "test_folds"):
+        kw[key] = folds(kw[key])
+    cfg = TrainConfig(**kw)
     err = console()
     with progress_bar(err) as progress:
         model_dir = Trainer(cfg, log=logger(err), progress=progress).run()

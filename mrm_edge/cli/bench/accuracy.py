@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from mrm_edge.cli.bench.cpu import runner
+from mrm_edge.cli.bench.common import infer_all
+from mrm_edge.cli.bench.cpu import cpu_backend
 
 
 def accuracy(
@@ -28,16 +29,8 @@ def accuracy(
     thr = np.array([card.thresholds[lab] for lab in card.labels], np.float32)
 
     def run(backend: str, precision: str) -> np.ndarray:
-        infer, _, close = runner(model_dir, backend, precision)
-        try:
-            return np.concatenate(
-                [
-                    np.asarray(infer(np.ascontiguousarray(x[i : i + batch])))
-                    for i in range(0, len(x), batch)
-                ]
-            )
-        finally:
-            close()
+        with cpu_backend(model_dir, backend, precision) as be:
+            return infer_all(be, x, batch)
 
     def auc(p: np.ndarray) -> float | None:
         if y is None:
@@ -75,6 +68,3 @@ def accuracy(
         else "synthetic windows have no labels: macro-AUC is null (pass --data DIR for it)",
         "variants": rows,
     }
-
-
-__all__ = ["accuracy"]

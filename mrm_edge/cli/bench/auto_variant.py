@@ -7,8 +7,6 @@ from pathlib import Path
 
 from mrm_edge.artifacts import ONNX_FILES
 
-__all__ = ["auto_cpu_variant"]
-
 
 def auto_cpu_variant(model_dir: Path, accept_card_tuning: bool = False) -> tuple[str, str, str]:
     """``(bench backend, variant, auto's reason)`` of the first CPU option of ``auto``'s plan

@@ -105,7 +105,10 @@ from mrm_edge.cli.options import card_tuning_option, model_option, user_errors
     "variant in-process; the other sections are skipped.",
 )
 @click.option(
-    "--no-peaks", is_flag=True, help="Skip the CPU GEMM peaks (fraction of peak per CPU row)."
+    "--no-peaks",
+    is_flag=True,
+    hidden=True,
+    help="Accepted and ignored: the peaks moved to `python -m benchmarks.roofline`.",
 )
 @card_tuning_option()
 @user_errors
@@ -138,15 +141,16 @@ def bench(
     against PyTorch eager FP32; accuracy agreement; streaming capacity of the runtime."""
     from mrm_edge.cli.bench.common import add_speedups, to_json
     from mrm_edge.cli.bench.cpu import bench_model
-    from mrm_edge.cli.bench.flops import add_flops, flops_section
     from mrm_edge.cli.bench.gpu_run import run_gpu
     from mrm_edge.cli.bench.variants import plan
+    from mrm_edge.runtime.facts import probe_machine
 
     model = model_path(model_dir)
     if remote is not None:
         return _remote_bench(model, remote, batch_sizes, warmup, repeats, json_out)
     names, precs, gpu_precs, sizes, gpu_sizes = _grid(backends, precisions, batch_sizes)
-    todo = plan(names, precs)
+    facts = probe_machine()  # once: the plan and the GPU rows read the same machine
+    todo = plan(names, precs, facts)
     log = logger(console())
     todo.variants = _loadable(model, todo, accept_card_tuning, log)
     variants, skipped = todo.variants, todo.skipped
@@ -159,15 +163,9 @@ def bench(
     for s in skipped:
         log(f"skipped {s['backend']}: {s['reason']}")
     results = bench_model(model, variants, sizes, warmup, repeats, log=log) if variants else []
-    gpu = run_gpu(model, todo.gpu_backends, gpu_precs, gpu_sizes, warmup, repeats, log)
+    gpu = run_gpu(model, todo.gpu_backends, gpu_precs, gpu_sizes, warmup, repeats, log, facts=facts)
     skipped += gpu.skipped
-    flops = flops_section(model)
     results = add_speedups(results + gpu.results)
-    cpu_peaks = None if no_peaks or not variants else _cpu_peaks(variants, log)
-    if flops["per_window"]:
-        add_flops(
-            results, flops["per_window"], (gpu.machine.get("gpu_peak_tflops") or None), cpu_peaks
-        )
     _print_results(model, results, repeats)
     _print_vs_pytorch(results)
     acc = None
@@ -187,10 +185,7 @@ def bench(
     if plot_out:
         _write_plot(model, results, plot_out, log)
     if json_out:
-        machine = {**gpu.machine, "cpu_peak_gflops": cpu_peaks}
-        doc = to_json(
-            results, machine, skipped=skipped, flops=flops, accuracy=acc, streaming=stream
-        )
+        doc = to_json(results, gpu.machine, skipped=skipped, accuracy=acc, streaming=stream)
         Path(json_out).write_text(json.dumps(doc, indent=2) + "\n")
         log(f"json: {json_out}")
 
@@ -230,7 +225,7 @@ def _print_results(model: Path, results: list[Any], repeats: int) -> None:
     t = Table(title=f"{model.name}: windows/s (median of {repeats}) and latency per call")
     cols = ("backend", "precision", "batch", "windows/s", "p50 ms", "p99 ms", "vs torch")
     cols += ("vs best torch",)
-    for col in (*cols, "GFLOP/s", "% peak"):
+    for col in cols:
         t.add_column(col, justify="left" if col in ("backend", "precision") else "right")
     for r in results:
         speed = f"{r.speedup_vs_torch_fp32:.2f}x" if r.speedup_vs_torch_fp32 else "—"
@@ -246,8 +241,6 @@ def _print_results(model: Path, results: list[Any], repeats: int) -> None:
             f"{r.latency_ms['p99']:.1f}",
             speed,
             best,
-            "—" if r.gflops is None else f"{r.gflops:.1f}",
-            "—" if r.fraction_of_peak is None else f"{100 * r.fraction_of_peak:.1f}",
         )
     Console().print(t)
 
@@ -324,19 +317,6 @@ def _stream_variant(
     sb, sp, why = auto_cpu_variant(model, accept_card_tuning)
     log(f"streaming on auto's CPU pick: {why}")
     return sb, sp
-
-
-def _cpu_peaks(variants: list[tuple[str, str]], log: Any) -> dict[str, Any]:
-    """The CPU's GEMM peaks on every runtime that has a row (BF16 where the CPU has it)."""
-    from mrm_edge.cli.bench.peak import PEAK_RUNTIME, measure_cpu_peaks
-    from mrm_edge.cli.bench.torch_cpu import torch_bf16_refusal
-
-    runtimes = list(dict.fromkeys(PEAK_RUNTIME[b] for b, _ in variants if b in PEAK_RUNTIME))
-    peaks = measure_cpu_peaks(runtimes, bf16=torch_bf16_refusal() is None)
-    for rt in runtimes:
-        shown = ", ".join(f"{k} {v:.0f}" for k, v in (peaks.get(rt) or {}).items())
-        log(f"CPU GEMM peak on {rt} (GFLOP/s): {shown or peaks['errors'].get(rt)}")
-    return peaks
 
 
 def _print_vs_pytorch(results: list[Any]) -> None:

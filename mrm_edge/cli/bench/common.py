@@ -37,9 +37,6 @@ class Result:
     d2h_ms: dict[str, float] | None = None  # device-to-host copy of the output (GPU rows)
     end_to_end_ms: dict[str, float] | None = None  # copies + compute per call (GPU rows)
     speedup_vs_torch_cuda_fp32: float | None = None  # GPU rows: vs PyTorch eager FP32, same GPU
-    gflops: float | None = None  # achieved: FLOPs per window x throughput / 1e9
-    fraction_of_peak: float | None = None  # GPU rows: gflops / the measured peak (peak_basis)
-    peak_basis: str | None = None
     max_abs_dp_vs_cpu_fp32: float | None = None  # GPU rows: output vs ONNX Runtime CPU FP32
     speedup_vs_best_torch: float | None = None  # CPU rows: vs the fastest PyTorch CPU row
     best_torch: str | None = None  # which PyTorch row that is (e.g. "torch bf16")
@@ -112,6 +109,19 @@ def input_windows(card: Any, n: int, seed: int = 0) -> np.ndarray:
     return synthetic_windows(card, n, seed).x
 
 
+def infer_all(backend: Any, x: np.ndarray, batch: int = 32) -> np.ndarray:
+    """An active ``backend``'s output on every window of ``x``, ``batch`` at a time."""
+    parts = [backend.infer(np.ascontiguousarray(x[i : i + batch])) for i in range(0, len(x), batch)]
+    return np.concatenate([np.asarray(p) for p in parts])
+
+
+def max_abs_dp(out: np.ndarray, reference: np.ndarray | None) -> float | None:
+    """A GPU row's last output against ONNX Runtime CPU FP32 on the same windows."""
+    if reference is None:
+        return None
+    return float(np.max(np.abs(np.asarray(out, np.float32) - reference[: len(out)])))
+
+
 def add_speedups(results: list[Result]) -> list[Result]:
     """Set each row's speed-up against PyTorch eager FP32 (CPU) at the same batch size, each
     CPU row's against the fastest PyTorch CPU row there (eager FP32, BF16 autocast,
@@ -147,23 +157,10 @@ def add_speedups(results: list[Result]) -> list[Result]:
 def to_json(
     results: list[Result], machine_extra: dict[str, Any] | None = None, **sections: Any
 ) -> dict[str, Any]:
-    """The bench's JSON: machine facts (plus ``machine_extra``: GPU, its measured peak), the
-    rows, and the other ``sections``."""
+    """The bench's JSON: machine facts (plus ``machine_extra``: the GPU), the rows, and the
+    other ``sections``."""
     return {
         "machine": {**machine(), **(machine_extra or {})},
         "results": [asdict(r) for r in results],
         **sections,
     }
-
-
-__all__ = [
-    "Log",
-    "Result",
-    "add_speedups",
-    "input_windows",
-    "machine",
-    "quiet",
-    "summarise",
-    "time_calls",
-    "to_json",
-]

@@ -1,17 +1,9 @@
 """CPU rows: PyTorch eager FP32 (the baseline), BF16 autocast and torch.compile, and ONNX
-Runtime CPU and OpenVINO per exported variant.
-
-Method: the same real-looking input for every variant (synthetic 12-lead ECG at
-the model's rate, or windows the caller passes); per batch size, ``warmup``
-untimed calls, then ``repeats`` timed calls; the figures are the median latency
-(throughput = batch / median) and the p50/p90/p99 of the per-call latencies.
-Host wall-clock time (``perf_counter``) around a synchronous call: on the CPU
-this is the whole cost.
-"""
+Runtime CPU and OpenVINO per exported variant; host wall clock around a synchronous call,
+on the CPU the whole cost (the method: docs/benchmarks.md)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,8 +21,6 @@ from mrm_edge.cli.bench.common import (
 
 if TYPE_CHECKING:
     from mrm_edge.runtime.backends.base import Backend
-
-Runner = tuple[Callable[[np.ndarray], np.ndarray], str, Callable[[], None]]
 
 
 def bench_model(
@@ -97,13 +87,3 @@ def cpu_backend(model_dir: Path, backend: str, precision: str) -> Backend:
     except KeyError:
         known = " or ".join((*cpu_backend_names(), "torch-compile"))
         raise ValueError(f"unknown backend {backend!r}; expected {known}") from None
-
-
-def runner(model_dir: Path, backend: str, precision: str) -> Runner:
-    """(infer, device, close) of a CPU ``backend`` at ``precision``, activated."""
-    be = cpu_backend(model_dir, backend, precision)
-    be.activate()
-    return be.infer, "cpu", be.deactivate
-
-
-__all__ = ["bench_model", "cpu_backend", "runner"]

@@ -1,61 +1,39 @@
-"""GPU rows of `mrm-edge bench`: ONNX Runtime CUDA and TensorRT timing (the peak:
-:mod:`mrm_edge.cli.bench.peak`; PyTorch CUDA: :mod:`mrm_edge.cli.bench.torch_cuda`; all of them
-run by :func:`mrm_edge.cli.bench.gpu_run.run_gpu`).
-
-Timing (every row records its own method in ``timing``):
-
-- **TensorRT**: the monitor's own :class:`~mrm_edge.runtime.backends.tensorrt.TensorRTBackend`,
-  activated once per precision; every call is its ``infer``, and its timing events (one
-  stream: around the host-to-device copy from pinned memory, the enqueue
-  ``execute_async_v3``, the device-to-host copy) give the intervals
-  (``TensorRTBackend.last_stages_ms``). Throughput = batch / median enqueue time; ``h2d_ms``
-  and ``d2h_ms`` apart; ``end_to_end_ms`` = first event to last. Buffers are the backend's,
-  allocated once at activation, outside the timed loop.
-- **ONNX Runtime CUDA**: input and output bound on the GPU with IOBinding. ONNX Runtime has
-  no CUDA-event API, so device time is the host wall time of the synchronous
-  ``run_with_iobinding`` (it synchronizes the provider's stream before returning; launch
-  overhead is included). The host-to-device copy (``OrtValue.update_inplace`` from pageable
-  host memory) and the device-to-host copy of the output are timed apart the same way.
-- The peak (:func:`measure_gpu_peak`): best of N square matmuls per dtype, CUDA events, with
-  PyTorch. FP32 rows are compared with the TF32 peak, because cuDNN (PyTorch), ONNX
-  Runtime's CUDA provider and TensorRT all allow TF32 convolutions by default; FP16 rows with
-  the FP16 peak; INT8 rows with the FP16 peak too (no INT8 peak is measured: say so).
-
-Every GPU row also carries ``max_abs_dp_vs_cpu_fp32``: its last output against ONNX Runtime
-CPU FP32 on the same windows, so a fast but wrong backend shows.
+"""GPU rows of `mrm-edge bench`: ONNX Runtime CUDA and TensorRT, each timed through the
+monitor's own backend, so what is measured is what the monitor runs (PyTorch CUDA:
+:mod:`mrm_edge.cli.bench.torch_cuda`; all of them run by
+:func:`mrm_edge.cli.bench.gpu_run.run_gpu`).
+Every row records its timing method in ``timing`` (docs/benchmarks.md), and its last output
+against ONNX Runtime CPU FP32 on the same windows in ``max_abs_dp_vs_cpu_fp32``, so a fast but
+wrong backend shows.
 
 NOT EXECUTED on this project's machines (no GPU, no TensorRT): the TensorRT path ran only
 against the test doubles in ``tests/fakes/tensorrt.py``; the ONNX Runtime CUDA path only up
-to its refusal (no CUDA provider, or a session that fell back to the CPU); the peak never.
+to its refusal (no CUDA provider, or a session that fell back to the CPU).
 """
 
 from __future__ import annotations
 
-import time
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mrm_edge.cli.bench.common import Log, Result, input_windows, quiet, summarise
+from mrm_edge.cli.bench.common import (
+    Log,
+    Result,
+    input_windows,
+    max_abs_dp,
+    quiet,
+    summarise,
+    time_calls,
+)
 from mrm_edge.cli.bench.variants import VARIANT_FILES
 from mrm_edge.errors import first_line
 from mrm_edge.stats import percentiles_ms
 
-__all__ = ["GpuUnavailable", "bench_onnxruntime_cuda", "bench_tensorrt", "find_engine"]
-
-CUDA_EP = "CUDAExecutionProvider"
-
 
 class GpuUnavailable(RuntimeError):
     """This GPU backend / precision cannot be benchmarked here; the message says why."""
-
-
-def _max_abs_dp(out: np.ndarray, reference: np.ndarray | None) -> float | None:
-    if reference is None:
-        return None
-    return float(np.max(np.abs(np.asarray(out, np.float32) - reference[: len(out)])))
 
 
 def _model(model_dir: Path) -> Any:
@@ -67,9 +45,6 @@ def _model(model_dir: Path) -> Any:
         raise GpuUnavailable(str(e)) from e
 
 
-# =========================================================================== ONNX Runtime CUDA
-
-
 def bench_onnxruntime_cuda(
     model_dir: Path,
     precision: str,
@@ -79,21 +54,16 @@ def bench_onnxruntime_cuda(
     log: Log = quiet,
     *,
     reference: np.ndarray | None = None,
-    device_id: int = 0,
 ) -> list[Result]:
-    """ONNX Runtime with the CUDA provider only, on ``model.onnx`` (fp32) or
-    ``model.fp16.onnx`` (fp16). Raises :class:`GpuUnavailable` when the provider is missing
-    or the session silently fell back to the CPU. See the module docstring for the timing."""
-    import onnxruntime as ort
+    """ONNX Runtime with the CUDA provider only, run by the monitor's ``OnnxRuntimeBackend``
+    (I/O binding), on ``model.onnx`` (fp32) or ``model.fp16.onnx`` (fp16). Raises
+    :class:`GpuUnavailable` when the provider is missing or the session fell back to the CPU."""
+    from mrm_edge.runtime.backends.onnxruntime import CUDA, OnnxRuntimeBackend
 
     if precision not in ("fp32", "fp16"):
         raise GpuUnavailable(
             f"onnxruntime-cuda {precision}: not benchmarked (the CUDA provider runs Q/DQ graphs "
             "dequantized; INT8 is a TensorRT or CPU variant)"
-        )
-    if CUDA_EP not in ort.get_available_providers():
-        raise GpuUnavailable(
-            f"onnxruntime {ort.__version__} has no {CUDA_EP} (install onnxruntime-gpu)"
         )
     model = _model(model_dir)
     art = model.onnx.get(precision)
@@ -101,56 +71,81 @@ def bench_onnxruntime_cuda(
         name = VARIANT_FILES[precision]
         why = model.refused.get(name, f"{Path(model_dir) / name}: not exported")
         raise GpuUnavailable(f"onnxruntime-cuda {precision}: {why}")
-    with warnings.catch_warnings():
-        # A build without the provider warns before falling back; the check below says it.
-        warnings.simplefilter("ignore", UserWarning)
-        sess = ort.InferenceSession(str(art.path), providers=[(CUDA_EP, {"device_id": device_id})])
-    if CUDA_EP not in sess.get_providers():
-        raise GpuUnavailable(
-            f"onnxruntime-cuda {precision}: the session fell back to {sess.get_providers()} "
-            "(CUDA/cuDNN libraries missing or no usable GPU); refusing to time the CPU"
-        )
-    in_name, out_name = sess.get_inputs()[0].name, sess.get_outputs()[0].name
-    x_all = input_windows(model.card, max(batch_sizes))
+    backend = OnnxRuntimeBackend(art.path, providers=[CUDA])
+    x = input_windows(model.card, max(batch_sizes))
+    rows, _ = _time_rows(
+        "onnxruntime-cuda", backend, x, batch_sizes, warmup, repeats, reference, log
+    )
+    return rows
+
+
+def bench_tensorrt(
+    model_dir: Path,
+    precision: str,
+    batch_sizes: list[int],
+    warmup: int = 3,
+    repeats: int = 10,
+    log: Log = quiet,
+    *,
+    reference: np.ndarray | None = None,
+    facts: Any = None,
+) -> tuple[list[Result], list[dict[str, Any]]]:
+    """Time this GPU's ``precision`` engine, run by the monitor's ``TensorRTBackend``, at every
+    batch size its profile admits.
+
+    Returns the rows and the batch sizes skipped (outside the profile) with the reason.
+    Raises :class:`GpuUnavailable` without TensorRT, a CUDA binding (cuda-python or pycuda),
+    a GPU or a fitting engine. ``facts``: the machine (``runtime.facts.MachineFacts``; None:
+    probed here), with the TensorRT and CUDA modules it describes (tests: the test doubles)."""
+    from mrm_edge.runtime.backends.tensorrt import TensorRTBackend
+    from mrm_edge.runtime.backends.tensorrt.capability import STANDARD
+    from mrm_edge.runtime.facts import probe_machine
+
+    facts = facts or probe_machine()
+    art = _fitting_engine(Path(model_dir), precision, facts)
+    trt = (facts.trt_modules or {}).get(art.key.get("flavour", STANDARD))
+    backend = TensorRTBackend(art.path, precision=precision, trt=trt, cudart=facts.cudart)
+    x = input_windows(_model(Path(model_dir)).card, max(batch_sizes))
+    return _time_rows("tensorrt", backend, x, batch_sizes, warmup, repeats, reference, log)
+
+
+def _time_rows(
+    name: str,
+    backend: Any,
+    x_all: np.ndarray,
+    batch_sizes: list[int],
+    warmup: int,
+    repeats: int,
+    reference: np.ndarray | None,
+    log: Log,
+) -> tuple[list[Result], list[dict[str, Any]]]:
+    """The rows of one of the monitor's backends: activated once (a refusal is
+    :class:`GpuUnavailable`), every batch size its profile admits timed, then deactivated;
+    and the batch sizes outside its profile, with the reason."""
+    try:
+        backend.activate()
+    except (RuntimeError, ValueError, OSError) as e:
+        why = getattr(e, "reason", None) or first_line(e, with_type=False)
+        raise GpuUnavailable(f"{name} {backend.precision}: {why}") from e
     results: list[Result] = []
-    for b in batch_sizes:
-        x = np.ascontiguousarray(x_all[:b], dtype=np.float32)
-        x_dev = ort.OrtValue.ortvalue_from_numpy(x, "cuda", device_id)
-        binding = sess.io_binding()
-        binding.bind_ortvalue_input(in_name, x_dev)
-        binding.bind_output(out_name, "cuda", device_id)
-        last: list[np.ndarray] = []
-
-        def step(x=x, x_dev=x_dev, binding=binding, last=last) -> tuple[float, float, float]:
-            t0 = time.perf_counter()
-            x_dev.update_inplace(x)  # host -> device, synchronous
-            t1 = time.perf_counter()
-            sess.run_with_iobinding(binding)
-            t2 = time.perf_counter()
-            out = binding.copy_outputs_to_cpu()[0]  # device -> host
-            t3 = time.perf_counter()
-            last[:] = [out]
-            return t1 - t0, t2 - t1, t3 - t2
-
-        for _ in range(warmup):
-            step()
-        s = np.array([step() for _ in range(repeats)])  # [repeats, (h2d, compute, d2h)] s
-        r = summarise("onnxruntime-cuda", precision, f"cuda:{device_id}", b, s[:, 1])
-        r.timing = (
-            "host wall clock around synchronous run_with_iobinding, input and output bound on "
-            "the GPU (ONNX Runtime has no CUDA-event API); H2D (update_inplace, pageable) and "
-            "D2H timed apart"
-        )
-        r.h2d_ms = percentiles_ms(s[:, 0] * 1e3)
-        r.d2h_ms = percentiles_ms(s[:, 2] * 1e3)
-        r.end_to_end_ms = percentiles_ms(s.sum(axis=1) * 1e3)
-        r.max_abs_dp_vs_cpu_fp32 = _max_abs_dp(last[0], reference)
-        results.append(r)
-        log(f"onnxruntime-cuda {precision} batch {b}: {r.throughput:.1f} windows/s")
-    return results
-
-
-# =========================================================================== TensorRT
+    skipped: list[dict[str, Any]] = []
+    try:
+        for b in batch_sizes:
+            why = _out_of_profile(backend, b)
+            if why:
+                row = {"backend": name, "precision": backend.precision, "batch_size": b}
+                skipped.append(row | {"reason": why})
+                log(f"skipped {name} {backend.precision} batch {b}: {why}")
+                continue
+            x = np.ascontiguousarray(x_all[:b])
+            timed = _time_by_events if name == "tensorrt" else _time_by_wall_clock
+            r, out = timed(backend, x, warmup, repeats)
+            r.max_abs_dp_vs_cpu_fp32 = max_abs_dp(out, reference)
+            results.append(r)
+            log(f"{name} {backend.precision} batch {b}: {r.throughput:.1f} windows/s")
+    finally:
+        backend.deactivate()  # frees the buffers and releases the device
+    return results, skipped
 
 
 def find_engine(
@@ -187,101 +182,47 @@ def find_engine(
     return max(fitting, key=lambda e: int((e.key.get("profile") or [1, 1, 1])[2]))
 
 
-def bench_tensorrt(
-    model_dir: Path,
-    precision: str,
-    batch_sizes: list[int],
-    warmup: int = 3,
-    repeats: int = 10,
-    log: Log = quiet,
-    *,
-    reference: np.ndarray | None = None,
-    trt: Any = None,
-    cudart: Any = None,
-    device_id: int = 0,
-) -> tuple[list[Result], list[dict[str, Any]]]:
-    """Time this GPU's ``precision`` engine, run by the monitor's ``TensorRTBackend``, at every
-    batch size its profile admits.
+def _fitting_engine(model_dir: Path, precision: str, facts: Any) -> Any:
+    """The engine artifact to time; :class:`GpuUnavailable` saying why there is none. The
+    backend verifies the engine against this GPU and TensorRT when it activates."""
+    from mrm_edge.runtime.backends.tensorrt.capability import RTX, STANDARD
 
-    Returns the rows and the batch sizes skipped (outside the profile) with the reason.
-    Raises :class:`GpuUnavailable` without TensorRT, a CUDA binding (cuda-python or pycuda),
-    a GPU or a fitting engine. ``trt``: the module to use; ``cudart``: a CudaApi or a
-    cuda-python runtime module (tests pass the test doubles)."""
-    from mrm_edge.runtime.backends.tensorrt import TensorRTBackend
-
-    art, trt, cuda = _fitting_engine(Path(model_dir), precision, trt, cudart, device_id)
-    backend = TensorRTBackend(art.path, device_id=device_id, trt=trt, cudart=cuda)
-    try:
-        backend.activate()
-    except (RuntimeError, ValueError, OSError) as e:
-        why = getattr(e, "reason", None) or first_line(e, with_type=False)
-        raise GpuUnavailable(f"tensorrt {precision}: {why}") from e
-    x_all = input_windows(_model(Path(model_dir)).card, max(batch_sizes))
-    results: list[Result] = []
-    skipped: list[dict[str, Any]] = []
-    try:
-        for b in batch_sizes:
-            lo, hi = backend.profile_min[0], backend.profile_max[0]
-            if not lo <= b <= hi:
-                skipped.append(_out_of_profile(art.name, precision, b, lo, hi))
-                log(f"skipped tensorrt {precision} batch {b}: {skipped[-1]['reason']}")
-                continue
-            r, out = _time_backend(backend, x_all[:b], warmup, repeats)
-            r.precision = precision
-            r.max_abs_dp_vs_cpu_fp32 = _max_abs_dp(out, reference)
-            results.append(r)
-            log(f"tensorrt {precision} batch {b}: {r.throughput:.1f} windows/s")
-    finally:
-        backend.deactivate()  # frees the buffers and releases the device
-    return results, skipped
-
-
-def _fitting_engine(
-    model_dir: Path, precision: str, trt: Any, cudart: Any, device_id: int
-) -> tuple[Any, Any, Any]:
-    """The engine artifact to time, the TensorRT module of its flavour and the CUDA API;
-    :class:`GpuUnavailable` saying why there is none. The backend verifies the engine
-    against this GPU and TensorRT when it activates."""
-    from mrm_edge.runtime.backends import cuda as cu
-    from mrm_edge.runtime.backends.base import BackendUnavailable
-    from mrm_edge.runtime.backends.tensorrt.capability import (
-        RTX,
-        STANDARD,
-        flavour_of,
-        import_tensorrt,
-        probe_flavours,
-        probe_gpu,
-    )
-
-    try:
-        cuda = cu.as_cuda_api(cudart)
-    except (BackendUnavailable, RuntimeError) as e:
-        raise GpuUnavailable(f"tensorrt: {getattr(e, 'reason', None) or e}") from e
-    gpu, why = probe_gpu(device_id, cuda)
-    if gpu is None:
-        raise GpuUnavailable(f"tensorrt: no GPU ({why})")
-    infos = probe_flavours({flavour_of(trt): trt} if trt is not None else None)
-    versions = {f: (i.version if i.available else None) for f, i in infos.items()}
+    if facts.gpu is None:
+        raise GpuUnavailable(f"tensorrt: no GPU ({facts.gpu_reason})")
+    versions = {f: (i.version if i.available else None) for f, i in facts.tensorrt.items()}
     if not any(versions.values()):
-        raise GpuUnavailable(f"tensorrt: {infos[STANDARD].reason}")
-    art = find_engine(Path(model_dir), precision, gpu, versions[STANDARD], versions[RTX])
-    flavour = art.key.get("flavour", STANDARD)
-    try:
-        trt = trt if trt is not None and flavour_of(trt) == flavour else import_tensorrt(flavour)
-    except RuntimeError as e:
-        raise GpuUnavailable(f"tensorrt {precision}: {first_line(e, with_type=False)}") from e
-    return art, trt, cuda
+        raise GpuUnavailable(f"tensorrt: {facts.tensorrt[STANDARD].reason}")
+    return find_engine(model_dir, precision, facts.gpu, versions[STANDARD], versions[RTX])
 
 
-def _out_of_profile(engine: str, precision: str, b: int, lo: int, hi: int) -> dict[str, Any]:
-    reason = (
-        f"batch {b} outside the engine's profile {lo}..{hi} ({engine}; rebuild with "
-        "`mrm-edge export --engine --batch MIN,OPT,MAX`)"
+def _out_of_profile(backend: Any, b: int) -> str | None:
+    """Why batch ``b`` is outside an engine's profile (None: inside, or no profile)."""
+    lo, hi = getattr(backend, "profile_min", (1,))[0], getattr(backend, "profile_max", (b,))[0]
+    if lo <= b <= hi:
+        return None
+    return (
+        f"batch {b} outside the engine's profile {lo}..{hi} ({backend.engine_path.name}; "
+        "rebuild with `mrm-edge export --engine --batch MIN,OPT,MAX`)"
     )
-    return {"backend": "tensorrt", "precision": precision, "batch_size": b, "reason": reason}
 
 
-def _time_backend(
+def _time_by_wall_clock(
+    backend: Any, x: np.ndarray, warmup: int, repeats: int
+) -> tuple[Result, np.ndarray]:
+    """One batch size of ONNX Runtime CUDA: it has no CUDA-event API, so the host wall clock
+    around the synchronous ``backend.infer``."""
+    outs: list[np.ndarray] = []
+    times = time_calls(lambda: outs.append(backend.infer(x)), warmup, repeats)
+    r = summarise("onnxruntime-cuda", backend.precision, backend.device, len(x), times)
+    r.timing = (
+        "host wall clock around the monitor's OnnxRuntimeBackend.infer (CUDA provider, I/O "
+        "binding: input from host memory, output bound on the GPU and copied back), copies "
+        "included (ONNX Runtime has no CUDA-event API)"
+    )
+    return r, outs[-1]
+
+
+def _time_by_events(
     backend: Any, x: np.ndarray, warmup: int, repeats: int
 ) -> tuple[Result, np.ndarray]:
     """One batch size: warmup + repeats calls of ``backend.infer``, timed by its events."""
@@ -291,7 +232,7 @@ def _time_backend(
     for i in range(repeats):
         out = backend.infer(x)
         ms[i] = backend.last_stages_ms()
-    r = summarise("tensorrt", "", backend.device, len(x), ms[:, 1] / 1e3)
+    r = summarise("tensorrt", backend.precision, backend.device, len(x), ms[:, 1] / 1e3)
     r.timing = (
         "CUDA events on one stream, inside the monitor's TensorRTBackend.infer: enqueue "
         "(execute_async_v3) device time; H2D and D2H from pinned memory apart (h2d_ms, "

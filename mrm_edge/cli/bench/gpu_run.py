@@ -9,9 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from mrm_edge.cli.bench.common import Log, Result, input_windows, quiet
+from mrm_edge.cli.bench.common import Log, Result, infer_all, input_windows, quiet
 from mrm_edge.cli.bench.gpu import GpuUnavailable, bench_onnxruntime_cuda, bench_tensorrt
-from mrm_edge.cli.bench.peak import measure_gpu_peak
 from mrm_edge.cli.bench.torch_cuda import bench_torch_cuda
 from mrm_edge.cli.bench.variants import VARIANT_FILES, gpu_unavailable
 
@@ -20,7 +19,7 @@ GPU_BATCH_SIZES = [1, 8, 32, 128, 256]
 
 @dataclass
 class GpuRun:
-    """What :func:`run_gpu` measured, what it skipped and why, and the machine facts."""
+    """What :func:`run_gpu` measured, what it skipped and why, and the GPU's name."""
 
     results: list[Result] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)
@@ -34,7 +33,7 @@ def _cpu_reference(model_dir: Path, x: np.ndarray) -> np.ndarray | None:
     if not path.is_file():
         return None
     with OnnxRuntimeBackend(path, providers=["CPUExecutionProvider"]) as be:
-        return np.concatenate([be.infer(x[i : i + 32]) for i in range(0, len(x), 32)])
+        return infer_all(be, x)
 
 
 def run_gpu(
@@ -46,15 +45,16 @@ def run_gpu(
     repeats: int = 10,
     log: Log = quiet,
     *,
-    trt: Any = None,
-    cudart: Any = None,
-    measure_peak: bool = True,
+    facts: Any = None,
 ) -> GpuRun:
     """Every GPU backend in ``backends`` (torch-cuda, onnxruntime-cuda, tensorrt) at every
     precision in ``precisions`` it has; what cannot run goes to ``skipped`` with the reason.
-    ``trt``/``cudart`` replace the probed modules for TensorRT (tests: the test doubles)."""
+    ``facts``: the machine (``runtime.facts.MachineFacts``; None: probed here), with the
+    TensorRT and CUDA modules it describes (tests: the test doubles)."""
     from mrm_edge.card import ModelCard
+    from mrm_edge.runtime.facts import probe_machine
 
+    facts = facts or probe_machine()
     model_dir = Path(model_dir)
     run = GpuRun()
     reference: list[np.ndarray | None] = []
@@ -70,8 +70,7 @@ def run_gpu(
         log(f"skipped {backend}{' ' + precision if precision else ''}: {reason}")
 
     for name in backends:
-        faked = name == "tensorrt" and trt is not None and cudart is not None
-        why = None if faked else gpu_unavailable(name)
+        why = gpu_unavailable(name, facts)
         if why is not None:
             skip(name, None, why)
             continue
@@ -97,24 +96,15 @@ def run_gpu(
                         repeats,
                         log,
                         reference=ref(),
-                        trt=trt,
-                        cudart=cudart,
+                        facts=facts,
                     )
                     run.skipped += out_of_profile
             except GpuUnavailable as e:
                 skip(name, p, str(e))
                 continue
             run.results += rows
-    if run.results and measure_peak and gpu_unavailable("torch-cuda") is None:
-        log("measuring the GPU's matmul peak (FP32, TF32, FP16)")
-        run.machine["gpu_peak_tflops"] = measure_gpu_peak()
-        run.machine["gpu"] = run.machine["gpu_peak_tflops"]["gpu"]
-    elif run.results:
-        run.machine["gpu_peak_tflops"] = None
-        run.machine["gpu_peak_note"] = (
-            "peak not measured (needs PyTorch with CUDA, or measure_peak was off)"
-        )
+    if run.results and gpu_unavailable("torch-cuda") is None:
+        import torch
+
+        run.machine["gpu"] = torch.cuda.get_device_name(0)
     return run
-
-
-__all__ = ["GPU_BATCH_SIZES", "GpuRun", "run_gpu"]

@@ -8,8 +8,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["plot_throughput"]
-
 
 def plot_throughput(results: Iterable[Any], path: str | Path, title: str = "") -> Path:
     """Write a PNG of ``results`` (``Result`` objects or their dicts) to ``path``."""

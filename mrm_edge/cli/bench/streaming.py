@@ -1,27 +1,7 @@
 """Streaming capacity of the real runtime: how many live 12-lead streams one backend keeps
-up with in real time, at a given hop, with the p99 latency under a budget.
-
-Method (every figure a measurement of :class:`~mrm_edge.runtime.engine.Monitor`, the same
-code ``mrm-edge monitor`` runs — preprocessing, resampling, quality checks, batching,
-post-processing — not a model-only loop):
-
-1. **Max-speed probe.** ``probe_streams`` synthetic patients at ``fs`` Hz, rendered
-   before timing starts (the generator is the load, not the runtime: see
-   :func:`render_synthetic`), run through the Monitor as fast as it goes for
-   ``probe_seconds`` of signal each; the sustained end-to-end rate ``W`` is the summary's
-   classified windows per second of wall time.
-2. **Estimate.** Each stream yields one window per hop, so ``N0 = floor(W × hop_s)``
-   streams saturate the runtime.
-3. **Real-time verification.** ``N`` streams at real-time pace for ``stream_seconds``
-   after the first window (each stream is pre-filled with ``window - hop`` seconds of
-   signal at once, so the first window completes one hop after the start instead of one
-   window length): the capacity holds when no window is dropped, none is rejected by a
-   backend error, no run error occurs and the p99 latency (window complete → result) is at
-   most ``budget_ms`` (default: the hop). Otherwise ``N`` steps down (``× step``, at least
-   one fewer) and is verified again, at most ``max_tries`` times.
-4. **Overhead.** ``W`` against the model-only throughput of the same backend at a batch of
-   ``max_batch`` (the Monitor's batch cap): ``streaming_efficiency = W / model_only``
-   (target ≥ 0.9). The probe's mean batch size is reported beside it.
+up with in real time, at a given hop, with the p99 latency under a budget. Every figure is a
+measurement of the :class:`~mrm_edge.runtime.engine.Monitor` that ``mrm-edge monitor`` runs,
+not a model-only loop; the method, step by step: docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -37,13 +17,6 @@ import numpy as np
 from mrm_edge.cli.bench.common import Log, input_windows, quiet, time_calls
 from mrm_edge.cli.bench.cpu import cpu_backend
 from mrm_edge.runtime.sources.base import Chunk, Pacer, Source
-
-__all__ = [
-    "max_speed_source",
-    "prefilled_realtime_source",
-    "run_figures",
-    "streaming_capacity",
-]
 
 
 def render_synthetic(n_streams: int, fs: int, seconds: float, seed: int = 0) -> list[Any]:

@@ -16,11 +16,6 @@ import numpy as np
 
 from mrm_edge.runtime.backends import BackendUnavailable, TorchBackend
 
-__all__ = ["TORCH_ROWS", "TorchAutocastBackend", "TorchCompiledBackend", "torch_bf16_refusal"]
-
-#: (bench backend, precision) of the PyTorch CPU rows; the best of them is "PyTorch's best".
-TORCH_ROWS = (("torch", "fp32"), ("torch", "bf16"), ("torch-compile", "fp32"))
-
 
 def torch_bf16_refusal() -> str | None:
     """Why eager BF16 autocast is not timed here (no native BF16: PyTorch would emulate it,
@@ -36,8 +31,8 @@ class TorchAutocastBackend(TorchBackend):
 
     name = "torch"
 
-    def __init__(self, model_dir: str | Path, threads: int | None = None) -> None:
-        super().__init__(model_dir, "cpu", threads)
+    def __init__(self, model_dir: str | Path) -> None:
+        super().__init__(model_dir, "cpu")
         self.precision = "bf16"
 
     def _activate(self) -> None:
@@ -59,8 +54,8 @@ class TorchCompiledBackend(TorchBackend):
 
     name = "torch-compile"
 
-    def __init__(self, model_dir: str | Path, threads: int | None = None) -> None:
-        super().__init__(model_dir, "cpu", threads)
+    def __init__(self, model_dir: str | Path) -> None:
+        super().__init__(model_dir, "cpu")
         self.compile_seconds: dict[int, float] = {}
         self._compiled: Any = None
 

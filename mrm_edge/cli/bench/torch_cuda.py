@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mrm_edge.cli.bench.common import Log, Result, input_windows, quiet, summarise
+from mrm_edge.cli.bench.common import Log, Result, input_windows, max_abs_dp, quiet, summarise
 from mrm_edge.stats import percentiles_ms
 
 
@@ -73,11 +73,7 @@ def bench_torch_cuda(
             r.h2d_ms = percentiles_ms(ms[:, 0])
             r.d2h_ms = percentiles_ms(ms[:, 2])
             r.end_to_end_ms = percentiles_ms(ms.sum(axis=1))
-            if reference is not None:
-                r.max_abs_dp_vs_cpu_fp32 = float(np.max(np.abs(out.numpy() - reference[:b])))
+            r.max_abs_dp_vs_cpu_fp32 = max_abs_dp(out.numpy(), reference)
             results.append(r)
             log(f"torch-cuda {precision} batch {b}: {r.throughput:.1f} windows/s")
     return results
-
-
-__all__ = ["bench_torch_cuda"]

@@ -18,8 +18,6 @@ import numpy as np
 
 from mrm_edge.cli.bench.common import Log, Result, input_windows, quiet, summarise
 
-__all__ = ["TritonPair", "bench_triton", "pair_lines"]
-
 
 @dataclass
 class TritonPair:

@@ -78,44 +78,38 @@ def _cpu_rows(backend: str, precisions: list[str]) -> list[str]:
     return list(precisions)
 
 
-def gpu_unavailable(backend: str) -> str | None:
+def gpu_unavailable(backend: str, facts: Any = None) -> str | None:
     """Why the GPU ``backend`` cannot be benchmarked here, or None when its cheap
-    preconditions hold (torch sees CUDA; onnxruntime has the CUDA provider; tensorrt and
-    cuda-python import and a GPU answers). The benchmark functions still refuse, with the
-    reason, what only shows later (a session falling back to the CPU, no engine)."""
+    preconditions hold (torch sees CUDA; onnxruntime has the CUDA provider; a TensorRT
+    flavour imports and a GPU answers, in ``facts``: ``runtime.facts.MachineFacts``, probed
+    when None). The benchmark functions still refuse, with the reason, what only shows later
+    (a session falling back to the CPU, no engine)."""
     import importlib.util
 
-    def has(mod: str) -> bool:
-        try:
-            return importlib.util.find_spec(mod) is not None
-        except (ImportError, ValueError):
-            return False
-
     if backend == "torch-cuda":
-        if not has("torch"):
+        if importlib.util.find_spec("torch") is None:
             return "torch is not installed"
         import torch
 
         if not torch.cuda.is_available():
             return f"torch {torch.__version__} sees no CUDA device"
         return None
-    if backend == "onnxruntime-cuda":
-        import onnxruntime as ort
+    if backend not in ("onnxruntime-cuda", "tensorrt"):
+        return f"{backend!r} is not a GPU backend"
+    from mrm_edge.runtime.backends.tensorrt.capability import STANDARD
+    from mrm_edge.runtime.facts import probe_machine
 
-        if "CUDAExecutionProvider" not in ort.get_available_providers():
+    facts = facts or probe_machine()
+    if backend == "onnxruntime-cuda":
+        if "CUDAExecutionProvider" not in facts.ort_providers:
             return "this onnxruntime build has no CUDAExecutionProvider (install onnxruntime-gpu)"
         return None
-    if backend == "tensorrt":
-        from mrm_edge.runtime.backends.tensorrt.capability import probe_gpu, probe_tensorrt
-
-        if not has("tensorrt"):
-            return "tensorrt is not installed (the `tensorrt` extra)"
-        info = probe_tensorrt()
-        if not info.available:
-            return str(info.reason)
-        gpu, why = probe_gpu(0)
-        return None if gpu is not None else f"TensorRT {info.version} but no GPU ({why})"
-    return f"{backend!r} is not a GPU backend"
+    found = [i for i in facts.tensorrt.values() if i.available]
+    if not found:
+        return str(facts.tensorrt[STANDARD].reason)
+    if facts.gpu is None:
+        return f"TensorRT {found[0].version} but no GPU ({facts.gpu_reason})"
+    return None
 
 
 @dataclass
@@ -128,7 +122,7 @@ class BenchPlan:
     skipped: list[dict[str, Any]] = field(default_factory=list)
 
 
-def plan(backends: list[str], precisions: list[str]) -> BenchPlan:
+def plan(backends: list[str], precisions: list[str], facts: Any = None) -> BenchPlan:
     """CPU backends run every precision (PyTorch: :func:`_cpu_rows`); a CPU row that cannot
     run here (:func:`cpu_unavailable`: BF16 without a BF16 CPU, a missing runtime) and a GPU
     backend whose preconditions fail (:func:`gpu_unavailable`) are skipped with the reason.
@@ -143,24 +137,9 @@ def plan(backends: list[str], precisions: list[str]) -> BenchPlan:
                 else:
                     out.skipped.append({"backend": b, "precision": p, "reason": why})
         else:
-            why = gpu_unavailable(b)
+            why = gpu_unavailable(b, facts)
             if why is None:
                 out.gpu_backends.append(b)
             else:
                 out.skipped.append({"backend": b, "precision": None, "reason": why})
     return out
-
-
-__all__ = [
-    "CPU_BACKENDS",
-    "GPU_BACKENDS",
-    "PRECISION_NAMES",
-    "VARIANT_FILES",
-    "BenchPlan",
-    "check_backends",
-    "check_precisions",
-    "cpu_unavailable",
-    "gpu_unavailable",
-    "plan",
-    "row_file",
-]

@@ -140,14 +140,14 @@ def unavailable(
     return report
 
 
-def finish(report: DoctorReport) -> DoctorReport:
+def finish(report: DoctorReport, checked: str | None = None) -> DoctorReport:
+    """The verdict from the steps: PASS when none failed and parity was computed (``checked``
+    names what matched, default the TensorRT engine), else FAIL at the first failed step."""
     failed = [s for s in report.steps if s.status == "fail"]
     if not failed and report.parity is not None:
         report.status, report.exit_code = "pass", EXIT_PASS
-        report.verdict = (
-            f"PASS: the TensorRT {report.precision} engine matches ONNX Runtime FP32 "
-            f"({report.parity.summary()})"
-        )
+        checked = checked or f"the TensorRT {report.precision} engine"
+        report.verdict = f"PASS: {checked} matches ONNX Runtime FP32 ({report.parity.summary()})"
     else:
         report.status, report.exit_code = "fail", EXIT_FAIL
         first = failed[0] if failed else None
@@ -168,22 +168,3 @@ def format_report(report: DoctorReport) -> str:
     lines.append("")
     lines.append(report.verdict)
     return "\n".join(lines)
-
-
-__all__ = [
-    "EXIT_FAIL",
-    "EXIT_PASS",
-    "EXIT_UNAVAILABLE",
-    "MIN_AGREEMENT",
-    "ONNX_FOR",
-    "TOLERANCE",
-    "DoctorReport",
-    "Parity",
-    "Step",
-    "compare",
-    "finish",
-    "format_report",
-    "record_step",
-    "skip_steps",
-    "unavailable",
-]

@@ -1,4 +1,4 @@
-"""The doctor's steps, in order (see :mod:`mrm_edge.cli.doctor`): :func:`run_doctor`."""
+"""The doctor's steps, in order (listed in docs/export.md): :func:`run_doctor`."""
 
 from __future__ import annotations
 
@@ -27,20 +27,6 @@ from mrm_edge.cli.doctor.report import (
 )
 from mrm_edge.errors import first_line
 
-__all__ = ["make_windows", "run_doctor"]
-
-
-def make_windows(card: Any, n: int, seed: int = 0) -> np.ndarray:
-    """``n`` synthetic windows float32 [n, leads, window] in mV at the card's rate."""
-    from mrm_edge.data.synthetic import make_patients, synthesize
-
-    patients = make_patients(n, seed=seed)
-    x = np.stack([synthesize(p, card.window_seconds, fs=card.sampling_rate) for p in patients])
-    if x.shape[1:] != (len(card.leads), card.window_samples):
-        raise ValueError(f"synthetic windows have shape {x.shape[1:]}, the card expects "
-                         f"({len(card.leads)}, {card.window_samples})")  # fmt: skip
-    return x.astype(np.float32)
-
 
 def run_doctor(
     model_dir: Path,
@@ -49,10 +35,7 @@ def run_doctor(
     out_dir: Path | None = None,
     *,
     n_windows: int = 8,
-    seed: int = 0,
     cuda_graphs: bool = False,
-    tolerance: float | None = None,
-    min_agreement: float | None = None,
     trt_flavour: str | None = None,
     trt: Any = None,
     cudart: Any = None,
@@ -66,7 +49,6 @@ def run_doctor(
         out_dir: where engines are cached (default: a temporary directory, removed after).
         n_windows: synthetic windows to compare on.
         cuda_graphs: run the engine with CUDA graph replay.
-        tolerance, min_agreement: override the per-precision defaults.
         trt_flavour: ``auto`` / ``tensorrt`` / ``tensorrt-rtx`` (None: the environment's
             choice, else auto; see ``mrm_edge.runtime.backends.tensorrt.capability``).
         trt, cudart: tensorrt / cuda-python runtime modules (default: import them); tests
@@ -89,16 +71,8 @@ def run_doctor(
     except (TypeError, ValueError) as e:
         report.steps.append(Step("options", "fail", first_line(e)))
         return finish(report)
-    doctor = _Doctor(
-        report,
-        options,
-        tolerance=TOLERANCE[precision] if tolerance is None else tolerance,
-        min_agreement=MIN_AGREEMENT[precision] if min_agreement is None else min_agreement,
-        cuda_graphs=cuda_graphs,
-        trt=trt,
-        cudart=cudart,
-    )
-    doctor.onnx_steps(n_windows, seed)
+    doctor = _Doctor(report, options, cuda_graphs=cuda_graphs, trt=trt, cudart=cudart)
+    doctor.onnx_steps(n_windows)
     can_build, verdict = doctor.tensorrt_steps(trt_flavour)
     if not can_build:
         return verdict
@@ -120,8 +94,6 @@ class _Doctor:
         report: DoctorReport,
         options: Any,
         *,
-        tolerance: float,
-        min_agreement: float,
         cuda_graphs: bool,
         trt: Any,
         cudart: Any,
@@ -130,7 +102,7 @@ class _Doctor:
         self.model_dir = report.model_dir
         self.precision = report.precision
         self.options = options
-        self.tol, self.need = tolerance, min_agreement
+        self.tol, self.need = TOLERANCE[self.precision], MIN_AGREEMENT[self.precision]
         self.cuda_graphs, self.trt, self.cudart = cuda_graphs, trt, cudart
         self.card: Any = None
         self.x: np.ndarray | None = None
@@ -170,13 +142,15 @@ class _Doctor:
         self.report.onnxruntime = f"onnxruntime {ort.__version__} ({', '.join(providers)})"
         return providers, self.report.onnxruntime
 
-    def onnx_steps(self, n_windows: int, seed: int) -> None:
+    def onnx_steps(self, n_windows: int) -> None:
         """model, onnxruntime, windows, reference and (fp16 / int8) the precision's ONNX."""
         card = self.card = self._run("model", self.model_step)
         self._run("onnxruntime", self.ort_step)
 
         def windows_step() -> tuple[Any, str]:
-            w = make_windows(card, n_windows, seed)
+            from mrm_edge.export.pipeline import synthetic_windows
+
+            w = synthetic_windows(card, n_windows).x
             rate = f"{card.window_samples} samples at {card.sampling_rate} Hz"
             return w, f"{len(w)} synthetic windows (mixed rhythms), {rate}"
 

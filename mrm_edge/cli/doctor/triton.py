@@ -1,13 +1,6 @@
 """``mrm-edge doctor --backend triton:HOST:PORT``: the served model checked end to end from
-this front-end, with the TensorRT doctor's report, verdicts and exit codes.
-
-Steps: ``model`` (the local directory: card, FP32 ONNX), ``windows`` (synthetic, at the
-card's rate), ``reference`` (ONNX Runtime FP32 in-process), ``server`` (ready, and serving
-this model: the identity check a monitor makes), ``run`` (the windows as one batch and one
-alone through Triton), ``parity`` (max |Δp| and label agreement against the reference, with
-the tolerances of the served precision). Exit 0 PASS, 1 FAIL (a step failed, a wrong model,
-parity out of tolerance), 2 UNAVAILABLE (server unreachable, or no tritonclient).
-"""
+this front-end, with the TensorRT doctor's report, verdicts and exit codes (its steps:
+docs/triton.md)."""
 
 from __future__ import annotations
 
@@ -17,21 +10,17 @@ from typing import Any
 import numpy as np
 
 from mrm_edge.cli.doctor.report import (
-    EXIT_FAIL,
-    EXIT_PASS,
     EXIT_UNAVAILABLE,
     MIN_AGREEMENT,
     TOLERANCE,
     DoctorReport,
     Step,
     compare,
+    finish,
     record_step,
     skip_steps,
 )
-from mrm_edge.cli.doctor.steps import make_windows
 from mrm_edge.errors import first_line
-
-__all__ = ["run_triton_doctor"]
 
 
 def run_triton_doctor(model_dir: Path, target: str, n_windows: int = 8) -> DoctorReport:
@@ -44,7 +33,7 @@ def run_triton_doctor(model_dir: Path, target: str, n_windows: int = 8) -> Docto
     report = DoctorReport(Path(model_dir), "served")
     model = record_step(report, "model", lambda: _model(DeployedModel.load(model_dir)))
     if model is None:
-        return _fail(report)
+        return finish(report)
     x = record_step(report, "windows", lambda: _windows(model, n_windows))
     ref = record_step(report, "reference", lambda: _reference(OnnxRuntimeBackend, CPU, model, x))
     try:
@@ -58,7 +47,7 @@ def run_triton_doctor(model_dir: Path, target: str, n_windows: int = 8) -> Docto
         return report
     except ValueError as e:  # a wrong model behind the address
         report.steps.append(Step("server", "fail", first_line(e, with_type=False)))
-        return _fail(report)
+        return finish(report)
     try:
         report.precision = remote.precision
         report.steps.append(Step("server", "ok", remote.describe()))
@@ -66,20 +55,13 @@ def run_triton_doctor(model_dir: Path, target: str, n_windows: int = 8) -> Docto
     finally:
         remote.deactivate()
     if p is None or ref is None:
-        return _fail(report)
+        return finish(report)
     thresholds = np.array([model.thresholds[lab] for lab in model.labels])
     tol = TOLERANCE.get(report.precision, TOLERANCE["fp32"])
     report.parity = compare(p, ref, thresholds, tol, MIN_AGREEMENT.get(report.precision, 1.0))
     status = "ok" if report.parity.passed else "fail"
     report.steps.append(Step("parity", status, report.parity.summary()))
-    if status == "fail":
-        return _fail(report)
-    report.status, report.exit_code = "pass", EXIT_PASS
-    report.verdict = (
-        f"PASS: the served {report.precision} model matches ONNX Runtime FP32 "
-        f"({report.parity.summary()})"
-    )
-    return report
+    return finish(report, f"the served {report.precision} model")
 
 
 def _model(model: Any) -> tuple[Any, str]:
@@ -89,7 +71,9 @@ def _model(model: Any) -> tuple[Any, str]:
 
 
 def _windows(model: Any, n: int) -> tuple[np.ndarray, str]:
-    x = make_windows(model.card, n)
+    from mrm_edge.export.pipeline import synthetic_windows
+
+    x = synthetic_windows(model.card, n).x
     return x, f"{n} synthetic windows {tuple(x.shape[1:])} at {model.sampling_rate} Hz"
 
 
@@ -103,10 +87,3 @@ def _run(remote: Any, x: np.ndarray) -> tuple[np.ndarray, str]:
     alone = remote.infer(x[:1])
     drift = float(np.max(np.abs(alone - p[:1])))
     return p, f"{len(x)} windows as one batch; window 0 alone differs by {drift:.1e}"
-
-
-def _fail(report: DoctorReport) -> DoctorReport:
-    failed = [s for s in report.steps if s.status == "fail"]
-    report.status, report.exit_code = "fail", EXIT_FAIL
-    report.verdict = f"FAIL: {failed[0].name}: {failed[0].detail}" if failed else "FAIL"
-    return report

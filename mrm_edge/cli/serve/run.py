@@ -13,8 +13,6 @@ from pathlib import Path
 from mrm_edge.cli.serve.server import DEFAULT_PORTS, ServerPorts, TritonServer
 from mrm_edge.export.triton_repo import DEFAULT_QUEUE_DELAY_MS, TritonRepo, write_triton_repo
 
-__all__ = ["ServedModel", "serve_model"]
-
 
 @dataclass
 class ServedModel:
@@ -42,7 +40,6 @@ def serve_model(
     cpu_threads: int = 0,
     cpu_spinning: bool = True,
     start_timeout_s: float = 120.0,
-    log: str | Path | None = None,
     accept_card_tuning: bool = False,
 ) -> Iterator[ServedModel]:
     """Write the repository of ``model_dir`` (into ``repo_dir``, else a temporary folder
@@ -73,7 +70,6 @@ def serve_model(
             ports=ports,
             models=repo.local_models,
             start_timeout_s=start_timeout_s,
-            log=log,
         )
         stack.enter_context(server)
         yield ServedModel(server, repo)

@@ -1,11 +1,6 @@
 """The real ``tritonserver`` on this machine: the binary bundled in ``nvidia-pytriton``, run
-directly on a model repository (:mod:`mrm_edge.export.triton_repo`).
-
-Why the binary and not PyTriton's ``Triton().bind(...)``: the repository served here is
-the one a GPU fleet runs in NVIDIA's containers (the same configs, batcher, identity), and
-the Python-backend model runs ONNX Runtime inside Triton's own process tree, with no proxy
-hop to a Python callable. It also keeps PyTriton's Python API (which pins NumPy < 2) out of
-the way: only its server files are used.
+directly on a model repository (:mod:`mrm_edge.export.triton_repo`); why the binary and not
+PyTriton's API: docs/triton.md.
 
 Running the binary directly needs what PyTriton's launcher arranges: a backend directory
 whose ``python/`` holds ``libtriton_python.so`` and the backend stub built for this
@@ -34,8 +29,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-
-__all__ = ["DEFAULT_PORTS", "ServeUnavailable", "ServerPorts", "TritonServer", "find_tritonserver"]
 
 INSTALL_HINT = "pip install 'mrm-edge[triton-server]'"
 
@@ -134,14 +127,6 @@ class TritonServer:
     def grpc_address(self) -> str:
         return f"{self.host}:{self.ports.grpc}"
 
-    @property
-    def log_path(self) -> Path | None:
-        return self._log_path
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc else None
-
     def command(self, backends: Path) -> list[str]:
         dist = find_tritonserver()
         cmd = [
@@ -229,11 +214,6 @@ class TritonServer:
 
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
-
-    def wait(self) -> int:
-        """Block until the server exits; its exit code."""
-        assert self._proc is not None
-        return self._proc.wait()
 
     def stop(self, grace_s: float = 15.0, *, keep_log: bool = False) -> None:
         """SIGTERM (Triton drains in-flight requests), SIGKILL after ``grace_s``."""

@@ -1,7 +1,8 @@
 """The bench's CPU rows beside ONNX Runtime: OpenVINO (FP32, INT8 files, BF16 where the CPU
 has it), PyTorch's other modes (BF16 autocast, torch.compile), speed-ups against eager FP32
-and against PyTorch's best, the CPU's GEMM peaks per runtime and each row's fraction of it,
-and the streaming section on auto's pick. Real runtimes on the shipped model."""
+and against PyTorch's best, and the streaming section on auto's pick. Real runtimes on the
+shipped model. (The CPU's GEMM peaks and each row's fraction of them:
+tests/benchmarks/test_roofline.py.)"""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ import pytest
 
 from mrm_edge.artifacts import SHIPPED_MODEL_DIR
 from mrm_edge.cli.bench.common import Result, add_speedups
-from mrm_edge.cli.bench.peak import cpu_peak_for, measure_cpu_peaks
 from mrm_edge.cli.bench.variants import plan
 
 EXE = str(Path(sys.executable).with_name("mrm-edge"))
@@ -69,24 +69,12 @@ def test_bf16_and_missing_runtimes_are_skipped_with_the_reason() -> None:
     )
 
 
-def test_cpu_peaks_are_measured_per_runtime() -> None:
-    runtimes = ["onnxruntime", *(["openvino"] if HAS_OV else [])]
-    peaks = measure_cpu_peaks(runtimes, bf16=False, n=256, repeats=2)
-    assert peaks["errors"] == {}
-    assert peaks["onnxruntime"]["fp32"] > 0 and peaks["onnxruntime"]["int8"] > 0
-    value, basis = cpu_peak_for("onnxruntime", "int8", peaks)
-    assert (
-        value == peaks["onnxruntime"]["int8"] and basis == "onnxruntime int8 GEMM peak (measured)"
-    )
-    assert cpu_peak_for("torch", "fp32", peaks) == (None, "torch fp32 GEMM peak (measured)")
-    if HAS_OV:
-        assert cpu_peak_for("openvino", "int8-sym", peaks)[0] == peaks["openvino"]["int8"]
-
-
 @pytest.mark.skipif(
     not HAS_OV, reason="OpenVINO is not installed: pip install 'mrm-edge[openvino]'"
 )
 def test_bench_openvino_rows_with_fraction_of_peak(tmp_path: Path) -> None:
+    from tests.benchmarks.test_roofline import roofline
+
     out = tmp_path / "bench.json"
     r = subprocess.run(
         [
@@ -100,6 +88,8 @@ def test_bench_openvino_rows_with_fraction_of_peak(tmp_path: Path) -> None:
     doc = json.loads(out.read_text())
     rows = {(x["backend"], x["precision"]): x for x in doc["results"]}
     assert {("onnxruntime", "int8-sym"), ("openvino", "int8-sym")} <= set(rows)
+    doc = roofline(out, tmp_path / "roofline.json").doc
+    rows = {(x["backend"], x["precision"]): x for x in doc["results"]}
     peaks = doc["machine"]["cpu_peak_gflops"]
     assert peaks["openvino"]["int8"] > 0 and peaks["onnxruntime"]["int8"] > 0
     # A BF16 CPU (AVX-512 BF16 or AMX) also runs the bf16 row, measured against its own peak.
@@ -149,17 +139,3 @@ def test_torch_bf16_autocast_refused_without_bf16_else_close_to_fp32() -> None:
     x = input_windows(ModelCard.load(SHIPPED_MODEL_DIR), 4)
     with backend, TorchBackend(SHIPPED_MODEL_DIR) as ref:
         assert float(np.abs(backend.infer(x) - ref.infer(x)).max()) <= 2e-2
-
-
-def test_a_row_above_its_measured_peak_gets_no_fraction() -> None:
-    """A GEMM probe slower than the model is no peak: no fraction above 100 % is printed."""
-    from mrm_edge.cli.bench.flops import add_flops
-
-    lat = {"p50": 1.0, "p90": 1.0, "p99": 1.0}
-    below = Result("onnxruntime", "int8", "cpu", 32, 50.0, lat, 5)
-    above = Result("onnxruntime", "int8", "cpu", 32, 300.0, lat, 5)
-    add_flops([below, above], 10**9, cpu_peaks={"onnxruntime": {"int8": 100.0}})
-    assert below.fraction_of_peak == pytest.approx(0.5)
-    assert below.peak_basis == "onnxruntime int8 GEMM peak (measured)"
-    assert above.gflops == 300.0 and above.fraction_of_peak is None
-    assert "100 GFLOP/s, below this row (no valid peak)" in above.peak_basis

@@ -6,9 +6,10 @@ ONNX Runtime, fake device memory and streams. The fake device clock makes every 
 kernel cost a fixed, label-dependent time, so the assertions below check WHICH work lies
 between the timing events (plumbing), never how fast anything is.
 
-ONNX Runtime CUDA: only its refusals run here (this onnxruntime has no CUDA provider; a
-session that falls back to the CPU is a real session). The real-GPU tests at the bottom are
-skipped without CUDA and have never run on this project's machines.
+ONNX Runtime CUDA (the monitor's OnnxRuntimeBackend): only its refusals run here (this
+onnxruntime has no CUDA provider; a session that falls back to the CPU is a real session).
+The real-GPU tests at the bottom are skipped without CUDA and have never run on this
+project's machines.
 """
 
 from __future__ import annotations
@@ -22,13 +23,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from mrm_edge.runtime.backends import cuda as cu
+from mrm_edge.runtime.facts import probe_machine
 
 from mrm_edge.artifacts import SHIPPED_MODEL_DIR
-from mrm_edge.cli.bench.common import Result, add_speedups, to_json
-from mrm_edge.cli.bench.flops import add_flops
+from mrm_edge.cli.bench.common import add_speedups, to_json
 from mrm_edge.cli.bench.gpu import GpuUnavailable, bench_onnxruntime_cuda, bench_tensorrt
 from mrm_edge.cli.bench.gpu_run import run_gpu
-from mrm_edge.cli.bench.peak import peak_for
 from tests.fakes.tensorrt import FakeCudaRuntime, FakeDeviceProp, FakeTensorRT
 from tests.runtime.test_model import make_model_dir
 
@@ -94,7 +94,7 @@ def test_tensorrt_rows_time_each_interval_apart_and_skip_batches_outside_the_pro
     live = cudart.live()
     rows, skipped = bench_tensorrt(
         d, "fp16", [1, 8, 32], warmup=1, repeats=3, reference=cpu_reference(d, 32),
-        trt=trt, cudart=cudart,
+        facts=probe_machine(trt, cudart),
     )  # fmt: skip
     assert [r.batch_size for r in rows] == [1, 8]
     (s,) = skipped
@@ -119,14 +119,15 @@ def test_tensorrt_rows_time_each_interval_apart_and_skip_batches_outside_the_pro
 def test_tensorrt_without_an_engine_for_this_gpu_says_how_to_build_one(rig) -> None:
     d, _, _ = rig
     other = FakeCudaRuntime([FakeDeviceProp(b"NVIDIA H100 80GB HBM3", 9, 0)])
+    facts = probe_machine(FakeTensorRT("10.3.0", cuda=other), other)
     with pytest.raises(GpuUnavailable) as e:
-        bench_tensorrt(d, "fp16", [1], trt=FakeTensorRT("10.3.0", cuda=other), cudart=other)
+        bench_tensorrt(d, "fp16", [1], facts=facts)
     msg = str(e.value)
     assert "no engine for NVIDIA H100 80GB HBM3 / TensorRT 10.3.0" in msg
     assert "built for Fake GPU" in msg and "mrm-edge export --model" in msg and "\n" not in msg
     _, trt, cudart = rig
     with pytest.raises(GpuUnavailable, match=r"tensorrt int8: .*none built.*--int8"):
-        bench_tensorrt(d, "int8", [1], trt=trt, cudart=cudart)
+        bench_tensorrt(d, "int8", [1], facts=probe_machine(trt, cudart))
 
 
 def test_tensorrt_an_engine_the_backend_refuses_is_a_skip_with_its_reason(rig) -> None:
@@ -134,7 +135,7 @@ def test_tensorrt_an_engine_the_backend_refuses_is_a_skip_with_its_reason(rig) -
     (engine,) = d.glob("*.engine")
     engine.write_bytes(engine.read_bytes() + b"!")
     with pytest.raises(GpuUnavailable, match=r"^tensorrt fp16: .*SHA-256 differs") as e:
-        bench_tensorrt(d, "fp16", [1], trt=trt, cudart=cudart)
+        bench_tensorrt(d, "fp16", [1], facts=probe_machine(trt, cudart))
     assert "\n" not in str(e.value)
     assert cudart.live() == {k: 0 for k in cudart.live()}  # nothing left allocated
 
@@ -162,7 +163,8 @@ def test_elapsed_time_needs_timing_events_that_have_completed() -> None:
 @pytest.mark.skipif(_has_ort_cuda(), reason="this onnxruntime has the CUDA provider")
 def test_onnxruntime_cuda_is_refused_without_the_provider(tmp_path: Path) -> None:
     d = make_model_dir(tmp_path / "m")
-    with pytest.raises(GpuUnavailable, match=r"has no CUDAExecutionProvider.*onnxruntime-gpu"):
+    no_provider = r"CUDAExecutionProvider not in this onnxruntime build.*onnxruntime-gpu"
+    with pytest.raises(GpuUnavailable, match=no_provider):
         bench_onnxruntime_cuda(d, "fp32", [1])
 
 
@@ -177,18 +179,19 @@ def test_onnxruntime_cuda_refuses_a_session_that_fell_back_to_the_cpu(
     real = ort.get_available_providers()
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", *real])
     d = make_model_dir(tmp_path / "m")
-    with pytest.raises(GpuUnavailable, match=r"fell back to \['CPUExecutionProvider'\]"):
+    fell_back = r"initialise CUDAExecutionProvider \(running on \['CPUExecutionProvider'\]"
+    with pytest.raises(GpuUnavailable, match=fell_back):
         bench_onnxruntime_cuda(d, "fp32", [1])
     with pytest.raises(GpuUnavailable, match="int8: not benchmarked"):
         bench_onnxruntime_cuda(d, "int8", [1])
 
 
 @pytest.mark.skipif(_has_cuda(), reason="a CUDA device is present")
-def test_run_gpu_rows_and_skips_with_reasons_then_flops_and_json(rig) -> None:
+def test_run_gpu_rows_and_skips_with_reasons_then_json(rig, tmp_path: Path) -> None:
     d, trt, cudart = rig
     run = run_gpu(
         d, ["torch-cuda", "onnxruntime-cuda", "tensorrt"], ["fp16", "int8"], [1, 32],
-        warmup=0, repeats=3, trt=trt, cudart=cudart,
+        warmup=0, repeats=3, facts=probe_machine(trt, cudart),
     )  # fmt: skip
     assert [(r.backend, r.precision, r.batch_size) for r in run.results] == [
         ("tensorrt", "fp16", 1)
@@ -202,39 +205,24 @@ def test_run_gpu_rows_and_skips_with_reasons_then_flops_and_json(rig) -> None:
     }
     assert "CUDA" in why["torch-cuda", None, None]
     assert "mrm-edge export" in why["tensorrt", "int8", None]
-    # No PyTorch CUDA here: the peak is not measured, and the JSON says so.
-    assert (
-        run.machine["gpu_peak_tflops"] is None
-        and "peak not measured" in run.machine["gpu_peak_note"]
-    )
-    rows = add_flops(add_speedups(run.results), 120)
-    (r,) = rows
-    assert r.gflops == pytest.approx(120 * r.throughput / 1e9)
-    assert r.fraction_of_peak is None and r.speedup_vs_torch_cuda_fp32 is None
+    rows = add_speedups(run.results)
+    assert rows[0].speedup_vs_torch_cuda_fp32 is None
     doc = json.loads(json.dumps(to_json(rows, run.machine, skipped=run.skipped)))
     row = doc["results"][0]
-    for key in ("h2d_ms", "d2h_ms", "end_to_end_ms", "latency_ms", "gflops", "timing"):
+    for key in ("h2d_ms", "d2h_ms", "end_to_end_ms", "latency_ms", "timing"):
         assert row[key] is not None, key
-    assert doc["machine"]["gpu_peak_tflops"] is None and doc["machine"]["cores"] >= 1
+    assert doc["machine"]["cores"] >= 1 and "gpu" not in doc["machine"]  # no PyTorch CUDA
+    # Its roofline: no PyTorch CUDA here, so the GPU peak is not measured, and it says so.
+    from tests.benchmarks.test_roofline import roofline
 
-
-def test_fraction_of_peak_uses_the_peak_of_the_rows_precision() -> None:
-    lat = {"p50": 1.0, "p90": 1.0, "p99": 1.0}
-    rows = [
-        Result("torch-cuda", "fp32", "cuda:0", 256, 1000.0, lat, 10),
-        Result("tensorrt", "fp16", "cuda:0", 256, 8000.0, lat, 10),
-        Result("tensorrt", "int8", "cuda:0", 256, 9000.0, lat, 10),
-        Result("onnxruntime", "fp32", "cpu", 256, 100.0, lat, 10),
-    ]
-    peaks = {"fp32": 50.0, "tf32": 400.0, "fp16": 800.0}
-    add_flops(add_speedups(rows), 10**9, peaks)  # 1 GFLOP per window
-    gpu32, trt16, trt8, cpu = rows
-    assert gpu32.gflops == 1000.0 and gpu32.fraction_of_peak == pytest.approx(1000 / 400e3)
-    assert trt16.fraction_of_peak == pytest.approx(8000 / 800e3)
-    assert "no INT8 peak" in trt8.peak_basis and trt8.fraction_of_peak == pytest.approx(9 / 800)
-    assert cpu.gflops == 100.0 and cpu.fraction_of_peak is None  # no CPU peak measured
-    assert trt16.speedup_vs_torch_cuda_fp32 == 8.0 and cpu.speedup_vs_torch_cuda_fp32 is None
-    assert peak_for("fp16", {})[0] is None
+    bench_json = tmp_path / "bench.json"
+    bench_json.write_text(json.dumps(doc))
+    doc = roofline(bench_json, tmp_path / "roofline.json", "--model", str(d)).doc
+    (row,) = doc["results"]
+    assert row["gflops"] == pytest.approx(doc["flops"]["per_window"] * row["throughput"] / 1e9)
+    assert row["fraction_of_peak"] is None
+    machine = doc["machine"]
+    assert machine["gpu_peak_tflops"] is None and "peak not measured" in machine["gpu_peak_note"]
 
 
 def test_cli_bench_gpu_backends_skipped_with_reasons_and_cpu_rows_carry_gflops(
@@ -252,27 +240,31 @@ def test_cli_bench_gpu_backends_skipped_with_reasons_and_cpu_rows_carry_gflops(
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
     doc = json.loads(out.read_text())
-    assert doc["flops"]["per_window"] > 1e9 and "Conv" in doc["flops"]["by_op"]
     rows = doc["results"]
     assert {(x["backend"], x["batch_size"]) for x in rows} >= {("onnxruntime", 1)}
-    for x in rows:
-        assert x["gflops"] == pytest.approx(doc["flops"]["per_window"] * x["throughput"] / 1e9)
     skipped = {s["backend"]: s["reason"] for s in doc["skipped"]}
     if not _has_cuda():
         assert "torch-cuda" in skipped and "CUDA" in skipped["torch-cuda"]
     if not _has_ort_cuda():
         assert "CUDAExecutionProvider" in skipped["onnxruntime-cuda"]
     assert skipped.get("tensorrt") or any(x["backend"] == "tensorrt" for x in rows)
-    ort_row = next(x for x in rows if x["backend"] == "onnxruntime")
-    assert f"{ort_row['gflops']:.1f}" in r.stdout  # the table's GFLOP/s column
+    # Its roofline (python -m benchmarks.roofline): FLOPs per window, GFLOP/s per row.
+    from tests.benchmarks.test_roofline import roofline
+
+    done = roofline(out, tmp_path / "roofline.json", "--no-peaks")
+    doc = done.doc
+    assert doc["flops"]["per_window"] > 1e9 and "Conv" in doc["flops"]["by_op"]
+    for x in doc["results"]:
+        assert x["gflops"] == pytest.approx(doc["flops"]["per_window"] * x["throughput"] / 1e9)
+    ort_row = next(x for x in doc["results"] if x["backend"] == "onnxruntime")
+    assert f"{ort_row['gflops']:.1f}" in done.stdout  # the table's GFLOP/s column
 
 
 # ---------------------------------------------------------------- real GPU (never run here)
 
 
 @pytest.mark.skipif(not _has_cuda(), reason=NO_CUDA)
-def test_real_gpu_torch_cuda_rows_and_peak(tmp_path: Path) -> None:
-    from mrm_edge.cli.bench.peak import measure_gpu_peak
+def test_real_gpu_torch_cuda_rows(tmp_path: Path) -> None:
     from mrm_edge.cli.bench.torch_cuda import bench_torch_cuda
 
     ref = cpu_reference(SHIPPED, 8)
@@ -284,8 +276,6 @@ def test_real_gpu_torch_cuda_rows_and_peak(tmp_path: Path) -> None:
         assert r.throughput > 0 and r.h2d_ms["p50"] > 0 and r.d2h_ms["p50"] > 0
         assert r.end_to_end_ms["p50"] >= r.latency_ms["p50"]
         assert r.max_abs_dp_vs_cpu_fp32 < (1e-3 if r.precision == "fp32" else 2e-2)
-    peaks = measure_gpu_peak(n=2048, repeats=3)
-    assert peaks["fp16"] > 0 and peaks["fp32"] > 0 and peaks["gpu"]
 
 
 @pytest.mark.skipif(not _has_ort_cuda(), reason="no CUDAExecutionProvider: never executed")
@@ -294,5 +284,5 @@ def test_real_gpu_onnxruntime_cuda_rows() -> None:
     rows = bench_onnxruntime_cuda(SHIPPED, "fp32", [1, 8], 1, 3, reference=ref)
     assert [r.batch_size for r in rows] == [1, 8]
     for r in rows:
-        assert r.device == "cuda:0" and r.h2d_ms["p50"] > 0 and r.d2h_ms["p50"] > 0
+        assert r.device == "cuda:0" and "OnnxRuntimeBackend.infer" in r.timing
         assert r.max_abs_dp_vs_cpu_fp32 < 1e-3

@@ -24,7 +24,7 @@ from mrm_edge.cli.doctor.report import (
     compare,
     format_report,
 )
-from mrm_edge.cli.doctor.steps import make_windows, run_doctor
+from mrm_edge.cli.doctor.steps import run_doctor
 from tests.fakes import tiny_mrmnet_dir
 from tests.fakes.tensorrt import FakeCudaRuntime, FakeTensorRT
 
@@ -152,12 +152,14 @@ def test_fp16_model_end_to_end(model_dir: Path, tmp_path: Path) -> None:
 
 
 def test_compare_and_windows(model_dir: Path) -> None:
+    from mrm_edge.export.pipeline import synthetic_windows
+
     from mrm_edge.card import ModelCard
 
-    card = ModelCard.load(model_dir)
-    x = make_windows(card, 3, seed=1)
+    card = ModelCard.load(model_dir)  # the doctor's windows: synthetic, at the card's rate
+    x = synthetic_windows(card, 3, seed=1).x
     assert x.shape == (3, 12, 1000) and x.dtype == np.float32
-    np.testing.assert_array_equal(x, make_windows(card, 3, seed=1))
+    np.testing.assert_array_equal(x, synthetic_windows(card, 3, seed=1).x)
     ref = np.array([[0.1, 0.6], [0.45, 0.9]], np.float32)
     shifted = ref + np.array([[0.0, 0.0], [0.1, 0.0]], np.float32)
     par = compare(shifted, ref, np.array([0.5, 0.5]), 0.05, 1.0)

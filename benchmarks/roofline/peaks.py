@@ -193,6 +193,3 @@ def cpu_peak_for(backend: str, precision: str, peaks: dict[str, Any]) -> tuple[f
     if key == "fp16":
         value, key = (peaks.get(rt) or {}).get("fp32") if rt else None, "fp32"
     return (float(value) if value else None), f"{rt} {key} GEMM peak (measured)"
-
-
-__all__ = ["cpu_peak_for", "measure_cpu_peaks", "measure_gpu_peak", "peak_for"]

@@ -8,7 +8,7 @@ ops (Relu, Add, pooling, normalisation, Q/DQ ...) are not counted: for MRM-Net t
 few percent of the work, and they are memory-bound, so counting them would flatter the
 achieved figure. :func:`count_flops` lists what it left out, by op type.
 
-Torch-free (onnx only), so the runtime-side bench can use it.
+Torch-free (onnx only).
 """
 
 from __future__ import annotations
@@ -20,13 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from mrm_edge.cli.bench.common import Result
-from mrm_edge.cli.bench.peak import cpu_peak_for, peak_for
+from benchmarks.roofline.peaks import cpu_peak_for, peak_for
 from mrm_edge.cli.bench.variants import VARIANT_FILES
 
-__all__ = ["FlopCount", "add_flops", "count_flops", "flops_section", "onnx_flops_per_window"]
-
-COUNTED = ("Conv", "Gemm", "MatMul")
 # Ops that move or reshape data and do no arithmetic: not even worth listing as ignored.
 _NO_ARITHMETIC = {
     "Cast",
@@ -157,37 +153,35 @@ def count_flops(onnx_path: str | Path) -> FlopCount:
     return FlopCount(int(sum(by_op.values())), dict(by_op), dict(ignored))
 
 
-def onnx_flops_per_window(onnx_path: str | Path) -> int:
-    """FLOPs (2 x MACs of Conv, Gemm, MatMul) to classify one window."""
-    return count_flops(onnx_path).total
-
-
 def add_flops(
-    results: list[Result],
+    rows: list[dict[str, Any]],
     flops_per_window: int,
     peaks: dict[str, Any] | None = None,
     cpu_peaks: dict[str, Any] | None = None,
-) -> list[Result]:
-    """Achieved GFLOP/s per row; with the GPU's measured ``peaks`` (TFLOP/s), GPU rows'
-    fraction of the peak for their precision (:func:`mrm_edge.cli.bench.peak.peak_for`); with
-    ``cpu_peaks`` (GFLOP/s per runtime and precision), CPU rows' fraction of their runtime's
-    GEMM peak (:func:`mrm_edge.cli.bench.peak.cpu_peak_for`)."""
+) -> list[dict[str, Any]]:
+    """Achieved GFLOP/s per row of the bench JSON; with the GPU's measured ``peaks``
+    (TFLOP/s), GPU rows' fraction of the peak for their precision
+    (:func:`benchmarks.roofline.peaks.peak_for`); with ``cpu_peaks`` (GFLOP/s per runtime and
+    precision), CPU rows' fraction of their runtime's GEMM peak
+    (:func:`benchmarks.roofline.peaks.cpu_peak_for`)."""
 
-    for r in results:
-        r.gflops = flops_per_window * r.throughput / 1e9
-        if peaks and r.device.startswith("cuda"):
-            peak, r.peak_basis = peak_for(r.precision, peaks)
+    for r in rows:
+        r["gflops"] = gflops = flops_per_window * r["throughput"] / 1e9
+        r.setdefault("fraction_of_peak", None)
+        r.setdefault("peak_basis", None)
+        if peaks and r["device"].startswith("cuda"):
+            peak, r["peak_basis"] = peak_for(r["precision"], peaks)
             if peak:
-                r.fraction_of_peak = r.gflops / (peak * 1e3)
-        elif cpu_peaks and r.device == "cpu":
-            peak, basis = cpu_peak_for(r.backend, r.precision, cpu_peaks)
-            if peak and r.gflops > peak:
+                r["fraction_of_peak"] = gflops / (peak * 1e3)
+        elif cpu_peaks and r["device"] == "cpu":
+            peak, basis = cpu_peak_for(r["backend"], r["precision"], cpu_peaks)
+            if peak and gflops > peak:
                 # A "peak" below what the model reached is no peak: the GEMM probe missed
                 # this runtime's fast path. Say so rather than print a fraction above 100 %.
-                r.peak_basis = f"{basis}: {peak:.0f} GFLOP/s, below this row (no valid peak)"
+                r["peak_basis"] = f"{basis}: {peak:.0f} GFLOP/s, below this row (no valid peak)"
             elif peak:
-                r.fraction_of_peak, r.peak_basis = r.gflops / peak, basis
-    return results
+                r["fraction_of_peak"], r["peak_basis"] = gflops / peak, basis
+    return rows
 
 
 def flops_section(model_dir: Path) -> dict[str, Any]:
