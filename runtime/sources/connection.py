@@ -9,7 +9,8 @@ import socket
 import ssl
 from dataclasses import dataclass
 
-from mrm_edge.runtime.sources.framing import FrameDecoder, Hello
+from mrm_edge.runtime.sources.device import DeviceSession
+from mrm_edge.runtime.sources.framing import Hello
 from mrm_edge.runtime.sources.limits import RateCeiling
 from mrm_edge.runtime.sources.tls import peer_identity
 
@@ -18,18 +19,15 @@ __all__ = ["RECV_BYTES", "DeviceConnection", "Throttle"]
 RECV_BYTES = 256 * 1024
 
 
-@dataclass(eq=False)
-class DeviceConnection:
+@dataclass(eq=False, kw_only=True)
+class DeviceConnection(DeviceSession):
     sock: socket.socket  # an ssl.SSLSocket (handshake not yet done) under TLS
     peer: str  # "host:port"
-    decoder: FrameDecoder
     accepted: float  # monotonic second of the accept (the HELLO deadline counts from it)
     last_rx: float
     identity: str | None = None  # known once the TLS handshake is done (plain: the peer IP)
-    hello: Hello | None = None  # the open session's HELLO; its stream is live while set
-    stalled: bool = False  # the open session's stream was marked stalled (already ended)
     last_hello: Hello | None = None  # the last HELLO accepted on this connection
-    rate: RateCeiling | None = None  # its stream's rate ceiling (gate.py), if one applies
+    rate: RateCeiling | None = None  # its stream's rate ceiling (sessions.py), if one applies
     next_index: int | None = None  # the first-sample index the session's next DATA should have
     uncharged_s: float = 0.0  # signal seconds owed to the rate ceiling beyond the bytes
     paused_until: float | None = None  # throttled: not read until then
