@@ -78,6 +78,17 @@ class BackendSwitch:
     elapsed_s: float = 0.0
     """Seconds since the run started."""
 
+    def to_dict(self) -> dict[str, Any]:
+        """As the event log's ``backend`` line and the summary's ``backend_switches`` hold it."""
+        return {
+            "from": self.from_backend,
+            "to": self.to_backend,
+            "reason": self.reason,
+            "skipped": list(self.skipped),
+            "windows": self.windows,
+            "elapsed_s": self.elapsed_s,
+        }
+
 
 @dataclass(frozen=True)
 class RunInfo:

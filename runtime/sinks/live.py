@@ -1,16 +1,7 @@
-"""The terminal dashboard: one row per stream, and the run's vital signs.
-
-    MRM-Net … on onnxruntime CPU int8 — why …
-    12.3 windows/s · latency p50 8 ms p99 31 ms · queue 0 · dropped 0 · 16/16 streams · 20 s
-    stream   findings (smoothed)      alarm        signal
-    syn-003  STTC 0.81                STTC         ok
-    syn-000  no finding (NORM 0.93)   –            rejected: lead V6 flat …
-
-Rows with an alarm come first. rich's ``Live`` redraws from its own thread at most
-``refresh_per_second`` (≤ 4) times a second, reading a copy of the rows under a lock; the
-engine's threads only update the rows, so a slow terminal never slows inference. ``--no-ui``
-simply leaves this sink out.
-"""
+"""The terminal dashboard: the run's vital signs and one row per stream (alarming rows
+first). rich's ``Live`` redraws from its own thread at most ``refresh_per_second`` (≤ 4)
+times a second, reading a copy of the rows under a lock; the engine's threads only update
+the rows, so a slow terminal never slows inference. ``--no-ui`` leaves this sink out."""
 
 from __future__ import annotations
 

@@ -1,18 +1,11 @@
 """Counting what the monitor did: ``Tally`` during the run, ``Summary`` at its end.
 
-Every window a stream produces ends in exactly one of three bins — classified, rejected
-(with a reason) or dropped (with a cause) — and the Tally counts them per stream, so the
-summary's ``windows == classified + rejected + dropped`` holds by construction and a test can
-check it against what the preprocessors produced.
-
-Latency is window-complete-to-result: from ``Window.ready_time`` (the monotonic second the
-window's last sample arrived and it was cut) to the moment its result was handed to the
-sinks. It includes the batcher's wait (``max_delay_ms``), queueing behind other batches and
-inference; it excludes the source's own transport delay, which the runtime cannot see.
-Percentiles are over classified windows (rejected ones never wait for the model). For very
-long runs the latency sample is a uniform reservoir of ``RESERVOIR`` values, so memory stays
-bounded while the percentiles stay unbiased.
-"""
+Every window a stream produces ends in exactly one of three bins (classified, rejected
+with a reason, dropped with a cause) and the Tally counts them per stream, so the
+summary's ``windows == classified + rejected + dropped`` holds by construction. Latency is
+window-complete-to-result (docs/monitor.md#event-log); its percentiles are over classified
+windows, from a uniform reservoir of ``RESERVOIR`` values in a long run, so memory stays
+bounded while the percentiles stay unbiased."""
 
 from __future__ import annotations
 
@@ -298,16 +291,7 @@ class Tally:
         """Record a fallback switch; returns ``event`` stamped with the run's elapsed time."""
         event = replace(event, elapsed_s=self.clock() - self.started)
         with self._lock:
-            self.backend_switches.append(
-                {
-                    "from": event.from_backend,
-                    "to": event.to_backend,
-                    "reason": event.reason,
-                    "skipped": list(event.skipped),
-                    "windows": event.windows,
-                    "elapsed_s": event.elapsed_s,
-                }
-            )
+            self.backend_switches.append(event.to_dict())
         return event
 
     def error(self, message: str) -> None:
