@@ -304,12 +304,6 @@ class Tally:
 
     # ------------------------------------------------------------------ reading
 
-    @property
-    def totals(self) -> tuple[int, int, int]:
-        """(classified, rejected, dropped)."""
-        with self._lock:
-            return self._totals()
-
     def _totals(self) -> tuple[int, int, int]:
         cs = self.streams.values()
         return (

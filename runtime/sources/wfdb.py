@@ -16,6 +16,7 @@ import numpy as np
 from mrm_edge.runtime.sources.base import ArraySource, SpecError
 
 from mrm_edge.data.errors import DataError
+from mrm_edge.data.wfdb_header import check_wfdb_header
 from mrm_edge.errors import one_line
 from mrm_edge.records import find_recordings, read_recording
 
@@ -48,19 +49,11 @@ def _expand(path: Path) -> list[Path]:
 
 
 def _rate(path: Path) -> int:
-    """The header's sampling rate, from its record line alone (0 if unreadable).
-
-    Only twins need it, and a whole PTB-XL has 21,837 pairs: parsing one line takes
-    microseconds where ``wfdb.rdheader`` takes milliseconds. The record line is
-    ``name[/segments] n_signals [fs[/counter_freq[(base)]] ...]``; fs defaults to 250.
-    """
+    """The header's sampling rate (0 if the header is bad: the full read reports it)."""
     try:
-        with path.open(encoding="ascii", errors="replace") as f:
-            line = next(ln for ln in f if ln.strip() and not ln.lstrip().startswith("#"))
-        fields = line.split()
-        return round(float(re.split(r"[/(]", fields[2])[0])) if len(fields) > 2 else 250
-    except (OSError, StopIteration, ValueError):
-        return 0  # the full read reports the problem, naming the file
+        return round(check_wfdb_header(path).fs)
+    except DataError:
+        return 0
 
 
 def find_records(
