@@ -22,8 +22,6 @@ if TYPE_CHECKING:
     from mrm_edge.runtime.sinks.summary import LiveStats, Summary
     from mrm_edge.runtime.sources.base import Chunk, SourceProblem
 
-__all__ = ["BackendSwitch", "DroppedWindow", "RunInfo", "Sink", "StreamEvent"]
-
 
 @dataclass(frozen=True)
 class DroppedWindow:

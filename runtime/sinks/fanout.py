@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from mrm_edge.runtime.sinks.summary import Summary
     from mrm_edge.runtime.sources.base import Chunk, SourceProblem
 
-__all__ = ["CLOSE_TIMEOUT_S", "LOSSLESS_QUEUE", "LOSSY_QUEUE", "SinkFanout", "SinkQueueStats"]
 
 LOSSLESS_QUEUE = 65_536
 """Records a lossless sink may fall behind before the producer waits (~1 min of a

@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     from mrm_edge.runtime.sinks.summary import Summary
     from mrm_edge.runtime.sources.base import SourceProblem
 
-__all__ = ["JsonlSink"]
 
 _DIGITS = 6  # probabilities to 1e-6: far below any threshold's meaning, and short lines
 

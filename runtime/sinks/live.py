@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     from mrm_edge.runtime.sinks.summary import Summary
     from rich.console import Console
 
-__all__ = ["LiveView", "findings_text"]
 
 REFRESH_HZ = 4.0
 

@@ -22,8 +22,6 @@ if TYPE_CHECKING:
     from mrm_edge.runtime.web.config import WebConfig
     from rich.console import Console
 
-__all__ = ["SinkFactory", "SinkSettings", "make_sink", "register_sink", "sink_names"]
-
 
 @dataclass(frozen=True)
 class SinkSettings:

@@ -13,8 +13,6 @@ if TYPE_CHECKING:
     from mrm_edge.runtime.sinks.summary import Summary
     from rich.console import Console
 
-__all__ = ["ConsoleReport"]
-
 
 class ConsoleReport(Sink):
     """Print the backend choice on ``open`` and the summary on ``close`` to ``console``

@@ -22,8 +22,6 @@ from mrm_edge.runtime.sinks.base import BackendSwitch
 
 from mrm_edge.stats import Reservoir, latency_summary
 
-__all__ = ["RESERVOIR", "LiveStats", "StreamCounts", "Summary", "Tally"]
-
 RESERVOIR = 200_000
 _RECENT_S = 5.0  # the live view's rates and percentiles cover this many seconds
 

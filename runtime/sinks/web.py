@@ -19,8 +19,6 @@ if TYPE_CHECKING:
     from mrm_edge.runtime.web.config import WebConfig
     from rich.console import Console
 
-__all__ = ["WebSink"]
-
 
 class WebSink(Sink):
     """Serve the central station at ``config`` while the run lasts; the address is printed

@@ -14,8 +14,6 @@ from mrm_edge.runtime.sources.framing import Hello
 from mrm_edge.runtime.sources.limits import RateCeiling
 from mrm_edge.runtime.sources.tls import peer_identity
 
-__all__ = ["RECV_BYTES", "DeviceConnection", "Throttle"]
-
 RECV_BYTES = 256 * 1024
 
 

@@ -9,8 +9,6 @@ from dataclasses import dataclass, field
 from mrm_edge.runtime.sources.base import Chunk, StreamEnd
 from mrm_edge.runtime.sources.framing import Data, FrameDecoder, Hello
 
-__all__ = ["DeviceSession", "check_stall_timeout"]
-
 log = logging.getLogger(__name__)
 
 

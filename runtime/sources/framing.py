@@ -340,25 +340,3 @@ class FrameDecoder:
             samples = raw.astype(np.float32) / self._gains
             samples[raw == INT16_NO_SAMPLE] = np.nan
         return Data(int(first), samples), end
-
-
-__all__ = [
-    "DEFAULT_INT16_GAIN",
-    "FRAME_DATA",
-    "FRAME_END",
-    "MAGIC",
-    "MAX_FIRST_INDEX",
-    "MAX_FRAME_SECONDS",
-    "MAX_RATE",
-    "MIN_RATE",
-    "VERSION",
-    "Data",
-    "End",
-    "FrameDecoder",
-    "FrameEncoder",
-    "FrameEvent",
-    "FramingError",
-    "Hello",
-    "SampleFormat",
-    "max_frame_samples",
-]

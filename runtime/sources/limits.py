@@ -8,8 +8,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-__all__ = ["DeviceLimits", "RateCeiling"]
-
 
 @dataclass(frozen=True)
 class DeviceLimits:

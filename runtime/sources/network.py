@@ -13,15 +13,6 @@ from pathlib import Path
 from mrm_edge.runtime.sources.base import SpecError
 from mrm_edge.runtime.sources.limits import DeviceLimits
 
-__all__ = [
-    "INSECURE_FLAG",
-    "INSECURE_NOTICE",
-    "NetworkOptions",
-    "check_plaintext_bind",
-    "is_loopback",
-    "parse_address",
-]
-
 INSECURE_FLAG = "--insecure-plaintext-network"
 INSECURE_NOTICE = (
     f"INSECURE: plain text on a non-loopback address ({INSECURE_FLAG}): any host on this "

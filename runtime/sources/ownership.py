@@ -10,8 +10,6 @@ import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["MAX_OWNED_STREAMS", "AllowList", "AllowListError", "StreamOwners"]
-
 # An identity with a valid certificate could otherwise open ids until memory runs out.
 MAX_OWNED_STREAMS = 10_000
 

@@ -17,16 +17,6 @@ from mrm_edge.runtime.sources.base import DEFAULT_STALL_TIMEOUT_S, Source, SpecE
 if TYPE_CHECKING:
     from mrm_edge.runtime.sources.network import NetworkOptions
 
-__all__ = [
-    "SourceKind",
-    "SourceOptions",
-    "SpecError",
-    "make_source",
-    "register_source",
-    "source_help",
-    "source_specs",
-]
-
 
 @dataclass(frozen=True)
 class SourceOptions:

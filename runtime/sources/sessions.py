@@ -18,8 +18,6 @@ from mrm_edge.runtime.sources.limits import DeviceLimits, RateCeiling
 from mrm_edge.runtime.sources.ownership import AllowList, StreamOwners
 from mrm_edge.runtime.sources.tls import handshake_reason
 
-__all__ = ["DeviceSessions", "Refusal"]
-
 log = logging.getLogger("mrm_edge.runtime.sources.tcp")
 
 Refusal = tuple[str, str]  # (kind of source event, one-line reason)

@@ -129,6 +129,3 @@ class StdinSource(Source):
 
     def describe(self) -> str:
         return f"stdin: MRME frames from {self.label}"
-
-
-__all__ = ["StdinSource"]

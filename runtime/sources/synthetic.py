@@ -105,6 +105,3 @@ class SyntheticSource(Source):
         pace = "max speed" if self.speed is None else f"{self.speed:g}x"
         length = "unbounded" if self.seconds is None else f"{self.seconds:g} s"
         return f"synthetic: {len(self.patients)} patients at {self.fs} Hz, {length}, {pace}"
-
-
-__all__ = ["SyntheticSource", "synthetic_ids"]

@@ -340,6 +340,3 @@ class TcpSource(Source):
         log.warning("%s", line)
         if event:
             self._events.put(SourceProblem(where, reason, kind))
-
-
-__all__ = ["TcpSource"]

@@ -16,18 +16,6 @@ from typing import Any
 
 from mrm_edge.errors import first_line
 
-__all__ = [
-    "TlsConfigError",
-    "TlsFiles",
-    "certificate_validity",
-    "client_context",
-    "client_failure",
-    "handshake_reason",
-    "peer_identity",
-    "server_context",
-    "subject_text",
-]
-
 _PEM_CERT = re.compile(
     rb"-----BEGIN CERTIFICATE-----\s*(.+?)\s*-----END CERTIFICATE-----", re.DOTALL
 )

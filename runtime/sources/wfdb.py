@@ -194,6 +194,3 @@ class WfdbReplaySource(ArraySource):
         loop = ", looping" if self.loop else ""
         hz = "/".join(map(str, rates))
         return f"wfdb: {len(self.recordings)} records at {hz} Hz, {pace}{loop}"
-
-
-__all__ = ["WfdbReplaySource", "find_records", "read_records", "unique_ids"]
