@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 if TYPE_CHECKING:
@@ -114,8 +113,7 @@ class RunInfo:
 
 
 class Sink:
-    """Base sink: every method is a no-op, so a sink overrides only what it uses.
-    A context manager: ``__exit__`` calls ``close(None)`` if ``close`` was not called."""
+    """Base sink: every method is a no-op, so a sink overrides only what it uses."""
 
     delivery: ClassVar[Literal["lossless", "lossy"]] = "lossless"
     """What a full queue does (fanout.py): ``lossless`` makes the producer wait (event
@@ -153,14 +151,3 @@ class Sink:
     def close(self, summary: Summary | None) -> None:
         """The run is over (``summary`` is None when it failed before producing one).
         Must be safe to call twice."""
-
-    def __enter__(self) -> Sink:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close(None)

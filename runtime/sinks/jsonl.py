@@ -212,9 +212,7 @@ class JsonlSink(Sink):
                 "state": event.state,
                 "start": event.start,
                 "start_s": event.start_s,
-                "probability": round(event.probability, _DIGITS)
-                if math.isfinite(event.probability)
-                else None,
+                "probability": round(event.probability, _DIGITS),  # NaN: null (_clean)
                 "threshold": event.threshold,
                 "cause": event.cause,
                 "time": round(time.time(), 3),
