@@ -1,7 +1,9 @@
-"""The TCP server's (tcp.py) rules for its connections, apart from the selector work:
-admitting one (the connection cap, wrapping it in TLS), whether its identity may open a
-stream (ownership.py) and no other connection holds it live, its HELLO deadline and its
-rate ceiling (limits.py); and what its frames mean for the streams."""
+"""The TCP server's (tcp.py) connections and rules, apart from the selector work: one
+device connection (its socket, plain or TLS, read without ever blocking the server's one
+I/O thread, and its state); admitting one (the connection cap, wrapping it in TLS),
+whether its identity may open a stream (ownership.py) and no other connection holds it
+live, its HELLO deadline and its rate ceiling (limits.py); and what its frames mean for
+the streams."""
 
 from __future__ import annotations
 
@@ -10,13 +12,14 @@ import queue
 import socket
 import ssl
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from mrm_edge.runtime.sources.base import Event
-from mrm_edge.runtime.sources.connection import DeviceConnection
+from mrm_edge.runtime.sources.device import DeviceSession
 from mrm_edge.runtime.sources.framing import MAX_FRAME_SECONDS, N_LEADS, Data, FrameEvent, Hello
 from mrm_edge.runtime.sources.limits import DeviceLimits, RateCeiling
 from mrm_edge.runtime.sources.ownership import AllowList, StreamOwners
-from mrm_edge.runtime.sources.tls import handshake_reason
+from mrm_edge.runtime.sources.tls import handshake_reason, peer_identity
 
 log = logging.getLogger("mrm_edge.runtime.sources.tcp")
 
@@ -25,6 +28,62 @@ Refusal = tuple[str, str]  # (kind of source event, one-line reason)
 # The least a DATA frame costs in the rate ceiling, in seconds of signal: devices send
 # 0.2-1 s frames; at the default ceiling (4x) this allows 200 frames a second.
 MIN_FRAME_CHARGE_S = 0.02
+
+
+RECV_BYTES = 256 * 1024
+
+
+@dataclass(eq=False, kw_only=True)
+class DeviceConnection(DeviceSession):
+    sock: socket.socket  # an ssl.SSLSocket (handshake not yet done) under TLS
+    peer: str  # "host:port"
+    accepted: float  # monotonic second of the accept (the HELLO deadline counts from it)
+    last_rx: float
+    identity: str | None = None  # known once the TLS handshake is done (plain: the peer IP)
+    last_hello: Hello | None = None  # the last HELLO accepted on this connection
+    rate: RateCeiling | None = None  # its stream's rate ceiling, if one applies
+    next_index: int | None = None  # the first-sample index the session's next DATA should have
+    uncharged_s: float = 0.0  # signal seconds owed to the rate ceiling beyond the bytes
+    throttle_reported: bool = False
+    wants_write: bool = False  # the TLS handshake waits for the socket to be writable
+
+    @property
+    def tls(self) -> bool:
+        return isinstance(self.sock, ssl.SSLSocket)
+
+    def where(self) -> str:
+        sid = f" stream {self.hello.stream_id!r}" if self.hello else ""
+        return f"{'tls' if self.tls else 'tcp'} {self.peer}{sid}"
+
+    def handshake(self) -> bool:
+        """Advance the TLS handshake; True once it is done (at once for plain text).
+        Raises ssl.SSLError (or OSError) when it fails."""
+        if self.identity is not None:
+            return True
+        assert isinstance(self.sock, ssl.SSLSocket)
+        try:
+            self.sock.do_handshake()
+        except ssl.SSLWantReadError:
+            self.wants_write = False
+            return False
+        except ssl.SSLWantWriteError:
+            self.wants_write = True
+            return False
+        self.wants_write = False
+        self.identity = peer_identity(self.sock)
+        return True
+
+    def recv(self) -> bytes | None:
+        """Bytes received (b"": the peer closed), or None when none are ready yet (a TLS
+        record may be incomplete though the socket was readable). Raises OSError."""
+        try:
+            return self.sock.recv(RECV_BYTES)
+        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return None
+
+    def pending(self) -> bool:
+        """Whether TLS holds decrypted bytes already (the selector cannot see them)."""
+        return isinstance(self.sock, ssl.SSLSocket) and self.sock.pending() > 0
 
 
 class DeviceSessions:

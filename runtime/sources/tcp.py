@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from mrm_edge.runtime.sources.base import DEFAULT_STALL_TIMEOUT_S, Event, Source, SourceProblem
-from mrm_edge.runtime.sources.connection import DeviceConnection, Throttle
 from mrm_edge.runtime.sources.device import check_stall_timeout
 from mrm_edge.runtime.sources.framing import FramingError
 from mrm_edge.runtime.sources.limits import DeviceLimits
@@ -30,7 +29,7 @@ from mrm_edge.runtime.sources.network import (
     parse_address,
 )
 from mrm_edge.runtime.sources.ownership import AllowList
-from mrm_edge.runtime.sources.sessions import DeviceSessions
+from mrm_edge.runtime.sources.sessions import DeviceConnection, DeviceSessions
 from mrm_edge.runtime.sources.tls import handshake_reason
 
 if TYPE_CHECKING:
@@ -106,13 +105,15 @@ class TcpSource(Source):
         self.owners = self.sessions.owners
         self._conns: set[DeviceConnection] = set()
         self._ready: set[DeviceConnection] = set()  # TLS bytes decrypted but not yet read
+        # Throttled by the rate ceiling, with when to read them again; meanwhile they are not
+        # watched by the selector, and their bytes wait in the kernel (TCP flow control).
+        self._paused: dict[DeviceConnection, float] = {}
         self._next_reap = 0.0  # monotonic time of the next idle scan
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._server, selectors.EVENT_READ, _ACCEPT)
         self._selector.register(self._wake_r, selectors.EVENT_READ, _WAKE)
-        self._throttle = Throttle(self._selector)
         self.insecure = tls is None and not is_loopback(self.host)
         if self.insecure:  # only with insecure_plaintext: announced, and in the event log
             self._problem(f"tcp {self.address}", INSECURE_NOTICE, kind="insecure")
@@ -176,7 +177,7 @@ class TcpSource(Source):
                         self._drain_wake()
                     else:
                         self._service(key.data)
-                self._ready.update(self._throttle.resume_due(time.monotonic()))
+                self._resume_due(time.monotonic())
                 for conn in list(self._ready):
                     self._ready.discard(conn)
                     if conn in self._conns:
@@ -203,8 +204,16 @@ class TcpSource(Source):
     def _select_timeout(self) -> float:
         now = time.monotonic()
         due = [now + 0.5] if not self._timeouts() else [self._next_reap]
-        due += self._throttle.next_due()
+        due.extend(self._paused.values())
         return 0.0 if self._ready else min(0.5, max(0.0, min(due) - now))
+
+    def _resume_due(self, now: float) -> None:
+        """Watch again, and read, the throttled connections whose pause is over."""
+        for conn in [c for c, until in self._paused.items() if until <= now]:
+            del self._paused[conn]
+            conn.last_rx = now  # paused is not silent
+            self._selector.register(conn.sock, selectors.EVENT_READ, conn)
+            self._ready.add(conn)
 
     def _drain_wake(self) -> None:
         with contextlib.suppress(OSError):
@@ -231,7 +240,7 @@ class TcpSource(Source):
             log.debug("%s: connected", conn.where())
 
     def _service(self, conn: DeviceConnection) -> None:
-        if conn.paused_until is not None:
+        if conn in self._paused:
             return  # throttled: its bytes wait in the kernel (TCP flow control)
         try:
             if conn.identity is None and not self._handshake(conn):
@@ -286,7 +295,8 @@ class TcpSource(Source):
         if isinstance(pause, tuple):
             self._drop(conn, pause[1], pause[0])
         elif pause > 0:
-            self._throttle.pause(conn, now + pause)
+            self._paused[conn] = now + pause
+            self._selector.unregister(conn.sock)
             if not conn.throttle_reported:
                 conn.throttle_reported = True
                 assert conn.rate is not None
@@ -304,7 +314,7 @@ class TcpSource(Source):
         if conn in self._conns:
             self._conns.discard(conn)
             self._ready.discard(conn)
-            if not self._throttle.discard(conn):  # a paused one is not registered
+            if self._paused.pop(conn, None) is None:  # a paused one is not registered
                 self._selector.unregister(conn.sock)
             conn.sock.close()
         self.sessions.end(conn, reason)
@@ -323,7 +333,7 @@ class TcpSource(Source):
             overdue = self.sessions.hello_overdue(conn, now)
             if overdue is not None:
                 self._drop(conn, overdue, kind="limit")
-            elif conn.paused_until is not None:
+            elif conn in self._paused:
                 continue  # throttled: we are not reading it, it is not silent
             elif idle is not None and silent > idle:
                 self._drop(conn, f"stalled (no data for {idle:g} s)")
