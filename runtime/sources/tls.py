@@ -45,6 +45,10 @@ class TlsFiles:
     key: Path
     ca: Path
 
+    @classmethod
+    def of(cls, cert: str | Path, key: str | Path, ca: str | Path) -> TlsFiles:
+        return cls(Path(cert), Path(key), Path(ca))
+
 
 # --- certificate files -------------------------------------------------------------------
 def _der_items(der: bytes, pos: int, end: int) -> list[tuple[int, int, int]]:
