@@ -211,7 +211,6 @@ class Tally:
         self.backend_s = 0.0
         self.backend_errors = 0
         self.backend_switches: list[dict[str, Any]] = []
-        self.source_problems = 0
         self.source_problems_by_kind: Counter[str] = Counter()
         self.max_queue_depth = 0
         self.errors: list[str] = []
@@ -282,7 +281,6 @@ class Tally:
 
     def source_problem(self, kind: str = "protocol") -> None:
         with self._lock:
-            self.source_problems += 1
             self.source_problems_by_kind[kind] += 1
 
     def backend_switch(self, event: BackendSwitch) -> BackendSwitch:
@@ -376,6 +374,6 @@ class Tally:
                 errors=list(self.errors),
                 knobs=dict(knobs or {}),
                 backend_switches=[dict(sw) for sw in self.backend_switches],
-                source_problems=self.source_problems,
+                source_problems=sum(self.source_problems_by_kind.values()),
                 source_problems_by_kind=dict(self.source_problems_by_kind),
             )
