@@ -8,9 +8,9 @@ never imports wfdb. The kinds: docs/monitor.md#sources."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from mrm_edge.runtime.sources.base import DEFAULT_STALL_TIMEOUT_S, Source, SpecError
 
@@ -26,14 +26,12 @@ class SourceOptions:
     speed: float | None = 1.0  # paces wfdb and synthetic (live devices pace themselves)
     loop: bool = False  # wfdb
     seed: int = 0  # synthetic
-    chunk_seconds: float | Sequence[float] = 0.2
     stall_timeout_s: float | None = DEFAULT_STALL_TIMEOUT_S  # tcp, stdin: None never
     min_seconds: float | None = None  # wfdb: shorter records are refused (the model's window)
     network: NetworkOptions | None = None  # tcp: TLS, allow-list, limits (network.py)
 
 
-class SourceFactory(Protocol):
-    def __call__(self, argument: str, options: SourceOptions) -> Source: ...
+SourceFactory = Callable[[str, SourceOptions], Source]  # (argument, options) -> the source
 
 
 @dataclass(frozen=True)

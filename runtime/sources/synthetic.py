@@ -42,7 +42,6 @@ class SyntheticSource(Source):
             options.streams,
             speed=options.speed,
             seed=options.seed,
-            chunk_seconds=options.chunk_seconds,
         )
 
     def __init__(

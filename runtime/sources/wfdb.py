@@ -158,7 +158,6 @@ class WfdbReplaySource(ArraySource):
             raise SpecError("expected wfdb:PATH[,PATH...]")
         return cls(
             paths,
-            chunk_seconds=options.chunk_seconds,
             speed=options.speed,
             loop=options.loop,
             min_seconds=options.min_seconds,
