@@ -122,7 +122,7 @@ def monitor(
     from mrm_edge.runtime.app import run_monitor
     from mrm_edge.runtime.config import MonitorConfig
     from mrm_edge.runtime.sources.base import parse_speed
-    from mrm_edge.runtime.sources.registry import make_source
+    from mrm_edge.runtime.sources.registry import SourceOptions, make_source
     from mrm_edge.runtime.stream.quality import QualityConfig
 
     pace = parse_speed(speed)
@@ -139,13 +139,15 @@ def monitor(
         model_path(model_dir),
         lambda model: make_source(
             source,
-            streams=streams,
-            speed=pace,
-            loop=loop,
-            seed=seed,
-            stall_timeout_s=stall_timeout_s,
-            min_seconds=model.card.window_seconds,  # wfdb: refuse records < one window
-            network=net,
+            SourceOptions(
+                streams=streams,
+                speed=pace,
+                loop=loop,
+                seed=seed,
+                stall_timeout_s=stall_timeout_s,
+                min_seconds=model.card.window_seconds,  # wfdb: refuse records < one window
+                network=net,
+            ),
         ),
         MonitorConfig(
             hop_s=hop_s,

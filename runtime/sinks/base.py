@@ -14,15 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 if TYPE_CHECKING:
     from mrm_edge.runtime.postprocess import AlarmEvent, WindowResult
     from mrm_edge.runtime.sinks.summary import LiveStats, Summary
     from mrm_edge.runtime.sources.base import Chunk, SourceProblem
-
-__all__ = ["BackendSwitch", "DroppedWindow", "RunInfo", "Sink", "StreamEvent"]
 
 
 @dataclass(frozen=True)
@@ -78,6 +75,17 @@ class BackendSwitch:
     elapsed_s: float = 0.0
     """Seconds since the run started."""
 
+    def to_dict(self) -> dict[str, Any]:
+        """As the event log's ``backend`` line and the summary's ``backend_switches`` hold it."""
+        return {
+            "from": self.from_backend,
+            "to": self.to_backend,
+            "reason": self.reason,
+            "skipped": list(self.skipped),
+            "windows": self.windows,
+            "elapsed_s": self.elapsed_s,
+        }
+
 
 @dataclass(frozen=True)
 class RunInfo:
@@ -105,8 +113,7 @@ class RunInfo:
 
 
 class Sink:
-    """Base sink: every method is a no-op, so a sink overrides only what it uses.
-    A context manager: ``__exit__`` calls ``close(None)`` if ``close`` was not called."""
+    """Base sink: every method is a no-op, so a sink overrides only what it uses."""
 
     delivery: ClassVar[Literal["lossless", "lossy"]] = "lossless"
     """What a full queue does (fanout.py): ``lossless`` makes the producer wait (event
@@ -144,14 +151,3 @@ class Sink:
     def close(self, summary: Summary | None) -> None:
         """The run is over (``summary`` is None when it failed before producing one).
         Must be safe to call twice."""
-
-    def __enter__(self) -> Sink:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close(None)

@@ -1,37 +1,11 @@
 """One run's sinks behind the ``Sink`` interface: each record goes to every sink, in order,
-each sink on its own thread behind its own bounded queue.
+each sink on its own thread behind its own bounded queue; what a full queue does
+(``Sink.delivery``), what a failing sink does and how close drains: docs/monitor.md#sink-delivery.
 
 Why a thread per sink: the engine delivers under its emit lock, from the source and
 inference threads. Were sinks called there, one slow sink (a stalled terminal, a disk that
 hangs, a browser server under load) would hold that lock and throttle the source thread and
-every other sink. Here a delivery is an append to each sink's queue; the sink's thread calls
-it in order, so ordering *per sink* is kept, and a sink sees records one at a time (it needs
-no lock unless it has threads of its own).
-
-What a full queue does depends on the sink (``Sink.delivery``):
-
-* ``"lossless"`` (default; the event log, the report): the producer waits for room, so
-  nothing is ever lost. The queue is large (``LOSSLESS_QUEUE`` records), so this only
-  happens when the sink is slower than the run for a long time; the time waited is counted
-  (``stats()``) rather than hidden.
-* ``"lossy"`` (displays: the live view, the web view): the oldest queued ``window`` or
-  ``waveform`` record is discarded and counted (``overflow``); alarms, stream and backend
-  records are never discarded, a display may skip frames but not state changes.
-
-A sink that raises is reported to ``on_error`` (the monitor stops the run: a sink that fails
-in a way it did not handle is a bug) and keeps getting the records that follow. A sink that
-can go on without its medium (the event log on a full disk) does not raise: it raises a
-``notice`` instead, which every sink gets — never waiting for room, so a sink may raise one
-from its own thread — and the run goes on.
-
-``open`` is synchronous and all or nothing: if one sink fails to open, those already opened
-are closed again and the error propagates. ``close`` flushes every queue (a sink that does
-not drain within ``CLOSE_TIMEOUT_S`` is reported and left), then closes the sinks in the
-reverse order of opening and returns the one-line errors instead of raising.
-
-``waveform`` records (raw chunks, for strip displays) go only to sinks that set
-``Sink.wants_waveform``; the chunk's array is passed by reference, not copied.
-"""
+every other sink. Here a delivery is an append to each sink's queue."""
 
 from __future__ import annotations
 
@@ -52,7 +26,6 @@ if TYPE_CHECKING:
     from mrm_edge.runtime.sinks.summary import Summary
     from mrm_edge.runtime.sources.base import Chunk, SourceProblem
 
-__all__ = ["CLOSE_TIMEOUT_S", "LOSSLESS_QUEUE", "LOSSY_QUEUE", "SinkFanout", "SinkQueueStats"]
 
 LOSSLESS_QUEUE = 65_536
 """Records a lossless sink may fall behind before the producer waits (~1 min of a

@@ -1,52 +1,13 @@
-"""The event log: one JSON object per line, written and flushed line by line.
+"""The event log (``--events``): one JSON object per line, each line written whole and at
+once. Its line types and fields: docs/monitor.md#event-log; never overwriting, whole lines
+and a full disk: docs/threat-model.md#disks.
 
-Line types (``"type"``), in the order they can appear::
-
-    start    once: model, labels, thresholds, rate, window/hop (s), backend and why, knobs
-    stream   a stream started / ended (the source's reason) / failed (the error)
-    window   one per window that reached a result, classified or rejected:
-               stream, segment, start (first sample at the model's rate since the stream's
-               start), start_s, end_s (window end, s since the stream's start),
-               status "ok" | "rejected", reason + reason_kinds + bad_leads (rejected only),
-               probabilities {label: p} (raw model output; null when rejected),
-               smoothed {label: p} (null when rejected), positive [labels] and
-               positive_basis "smoothed" (positive = smoothed p ≥ the card's threshold),
-               findings [the positive labels that are alarm labels; [] = "no finding"],
-               alarms [labels on after this window], latency_ms (window complete → result),
-               time (Unix seconds when written)
-    alarm    an alarm went on/off: stream, segment, label, state, start, start_s,
-               probability (smoothed), threshold, cause ("" or "stream ended")
-    dropped  a complete window never classified: stream, segment, start, start_s, end_s,
-               cause ("overload (drop-oldest)", "overload (drop-newest)",
-               "stopped before inference")
-    backend  the run moved to a fallback backend: from, to, reason (the error that made it),
-               skipped [fallbacks that failed to start, with why], windows (the batch
-               re-run on the new backend), elapsed_s
-    summary  once, last: the run's Summary (counts, latency percentiles, throughput, ...)
-
-    log_gap  records were not written (the disk was full, ...) and writing resumed:
-               not_written (records lost in this gap), since / until (Unix s), reason
-    summary  once, last: the run's Summary (counts, latency percentiles, throughput, ...),
-               with events_not_written (records this log lost in all)
-
-Only whole lines ever reach the file: each line is one ``write`` of the whole encoded line
-(repeated until all of it is written), and a write that fails part-way (ENOSPC) is truncated
-back to the end of the last whole line. So killing the process loses nothing already
-written (a power cut can still lose what the OS had not yet synced; that would take an
-fsync per line), and a full disk costs records, never the file's validity. Non-finite
-numbers are written as null: the file stays strict JSON.
-
-A full disk (or any OSError on write) does not stop the run: the record is counted as not
-written, a system notice says so at once (``RunInfo.notify``: the terminal, the station),
-and every later record tries again, so writing resumes with the first record that fits
-once space returns; a ``log_gap`` line then records the gap, and a second notice says how
-many records were lost. Flapping (full again within ``QUIET_S`` of recovering) is counted
-in the log but not announced again. The summary counts every record not written.
-
-An existing file is never overwritten: opening one is refused unless ``append=True``
-(``--events-append``), which adds this run's lines after the old ones (each run starts
-with its ``start`` line). Non-regular files (``/dev/stdout``, a FIFO) are written as they are.
-"""
+Each line is one ``write`` of the whole encoded line (repeated until all of it is
+written), and a write that fails part-way (ENOSPC) is truncated back to the end of the
+last whole line: killing the process loses nothing already written (a power cut can still
+lose what the OS had not yet synced; that would take an fsync per line), and a full disk
+costs records, never the file's validity. Every record after a failed one tries again;
+a failure again within ``QUIET_S`` of recovering is counted but not announced again."""
 
 from __future__ import annotations
 
@@ -59,7 +20,7 @@ import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from mrm_edge.runtime.sinks.base import BackendSwitch, DroppedWindow, RunInfo, Sink, StreamEvent
 
@@ -68,7 +29,6 @@ if TYPE_CHECKING:
     from mrm_edge.runtime.sinks.summary import Summary
     from mrm_edge.runtime.sources.base import SourceProblem
 
-__all__ = ["JsonlSink"]
 
 _DIGITS = 6  # probabilities to 1e-6: far below any threshold's meaning, and short lines
 
@@ -110,32 +70,21 @@ def _open_log(path: Path, append: bool) -> int:
 
 
 class JsonlSink(Sink):
-    """Write the event log to ``target``: a path (created now, so a bad or existing path
-    fails before the run starts; ``append`` adds to an existing file; closed by ``close``)
-    or an open text stream (flushed, left open). ``clock``: Unix seconds (injectable)."""
+    """Write the event log to ``path``: created now, so a bad or existing path fails before
+    the run starts; ``append`` adds to an existing file; closed by ``close``. Non-regular
+    files (``/dev/stdout``, a FIFO) are written as they are. ``clock``: Unix seconds
+    (injectable)."""
 
     def __init__(
-        self,
-        target: str | Path | IO[str],
-        *,
-        append: bool = False,
-        clock: Callable[[], float] = time.time,
+        self, path: str | Path, *, append: bool = False, clock: Callable[[], float] = time.time
     ) -> None:
-        self._fd: int | None = None
-        self._stream: IO[str] | None = None
-        self._pending = b""  # written before the next line: "\n" after an old partial line
-        if isinstance(target, (str, Path)):
-            self.path: Path | None = Path(target)
-            self._fd = _open_log(self.path, append)
-            if append and _ends_mid_line(self.path):
-                self._pending = b"\n"
-        else:
-            self._stream = target
-            self.path = None
+        self.path = Path(path)
+        self._fd = _open_log(self.path, append)
+        # Written before the next line: "\n" after an old partial line.
+        self._pending = b"\n" if append and _ends_mid_line(self.path) else b""
         self.clock = clock
         self._notify: Callable[[str], None] = lambda text: None
         self._closed = False
-        self.lines_written = 0
         self.not_written = 0
         """Records lost to write errors, in all."""
         self.last_error = ""
@@ -147,11 +96,6 @@ class JsonlSink(Sink):
         if self._closed:
             return
         line = json.dumps(_clean(doc), allow_nan=False, separators=(",", ":")) + "\n"
-        if self._stream is not None:
-            self._stream.write(line)
-            self._stream.flush()
-            self.lines_written += 1
-            return
         data = self._pending + self._gap_line() + line.encode("utf-8")
         try:
             self._write_whole(data)  # a gap's log_gap line goes with the next record or not
@@ -159,13 +103,11 @@ class JsonlSink(Sink):
             self._lost(e)
             return
         self._pending = b""
-        self.lines_written += 1
         if self._gap is not None:
             self._gap_closed()
 
     def _write_whole(self, data: bytes) -> None:
         """One line, all of it or none of it (see the module docstring)."""
-        assert self._fd is not None
         view, written = memoryview(data), 0
         try:
             while written < len(data):
@@ -206,7 +148,6 @@ class JsonlSink(Sink):
 
     def _gap_closed(self) -> None:
         """A record (and its log_gap line) was written after a gap: announce it."""
-        self.lines_written += 1
         self._gap = None
         self._quiet_until = self.clock() + QUIET_S
         if self._announced:
@@ -271,9 +212,7 @@ class JsonlSink(Sink):
                 "state": event.state,
                 "start": event.start,
                 "start_s": event.start_s,
-                "probability": round(event.probability, _DIGITS)
-                if math.isfinite(event.probability)
-                else None,
+                "probability": round(event.probability, _DIGITS),  # NaN: null (_clean)
                 "threshold": event.threshold,
                 "cause": event.cause,
                 "time": round(time.time(), 3),
@@ -316,18 +255,8 @@ class JsonlSink(Sink):
         )
 
     def backend_switch(self, event: BackendSwitch) -> None:
-        self._write(
-            {
-                "type": "backend",
-                "from": event.from_backend,
-                "to": event.to_backend,
-                "reason": event.reason,
-                "skipped": list(event.skipped),
-                "windows": event.windows,
-                "elapsed_s": round(event.elapsed_s, 3),
-                "time": round(time.time(), 3),
-            }
-        )
+        line = {"type": "backend", **event.to_dict(), "elapsed_s": round(event.elapsed_s, 3)}
+        self._write({**line, "time": round(time.time(), 3)})
 
     def close(self, summary: Summary | None) -> None:
         """Write the summary, with the records this log lost (``events_not_written``, also
@@ -342,10 +271,7 @@ class JsonlSink(Sink):
                 self._account(summary)  # the summary line itself may have been lost
         finally:
             self._closed = True
-            if self._fd is not None:
-                os.close(self._fd)
-            elif self._stream is not None:
-                self._stream.flush()
+            os.close(self._fd)
 
     def _account(self, summary: Summary) -> None:
         if not self.not_written or summary.events_not_written == self.not_written:

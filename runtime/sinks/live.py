@@ -1,16 +1,7 @@
-"""The terminal dashboard: one row per stream, and the run's vital signs.
-
-    MRM-Net … on onnxruntime CPU int8 — why …
-    12.3 windows/s · latency p50 8 ms p99 31 ms · queue 0 · dropped 0 · 16/16 streams · 20 s
-    stream   findings (smoothed)      alarm        signal
-    syn-003  STTC 0.81                STTC         ok
-    syn-000  no finding (NORM 0.93)   –            rejected: lead V6 flat …
-
-Rows with an alarm come first. rich's ``Live`` redraws from its own thread at most
-``refresh_per_second`` (≤ 4) times a second, reading a copy of the rows under a lock; the
-engine's threads only update the rows, so a slow terminal never slows inference. ``--no-ui``
-simply leaves this sink out.
-"""
+"""The terminal dashboard: the run's vital signs and one row per stream (alarming rows
+first). rich's ``Live`` redraws from its own thread at most ``REFRESH_HZ`` times a second,
+reading a copy of the rows under a lock; the engine's threads only update the rows, so a
+slow terminal never slows inference. ``--no-ui`` leaves this sink out."""
 
 from __future__ import annotations
 
@@ -25,9 +16,8 @@ if TYPE_CHECKING:
     from mrm_edge.runtime.sinks.summary import Summary
     from rich.console import Console
 
-__all__ = ["LiveView", "findings_text"]
 
-MAX_REFRESH_HZ = 4.0
+REFRESH_HZ = 4.0
 
 
 @dataclass
@@ -51,28 +41,13 @@ def findings_text(result: WindowResult, top: int = 2) -> str:
 
 class LiveView(Sink):
     """rich dashboard sink. ``console``: where to draw (default: a new rich Console);
-    ``refresh_per_second``: redraw rate, capped at 4; ``max_rows``: streams shown (alarming
-    first), the rest summarised in one line; ``top``: findings shown per stream."""
+    ``max_rows``: streams shown (alarming first), the rest summarised in one line."""
 
     delivery = "lossy"  # a display: behind, it may skip windows (never alarms or stream events)
 
-    def __init__(
-        self,
-        console: Console | None = None,
-        *,
-        refresh_per_second: float = MAX_REFRESH_HZ,
-        max_rows: int = 24,
-        top: int = 2,
-    ) -> None:
-        if not 0 < refresh_per_second <= MAX_REFRESH_HZ:
-            raise ValueError(
-                f"LiveView: refresh_per_second must be in (0, {MAX_REFRESH_HZ:g}], "
-                f"got {refresh_per_second!r}"
-            )
+    def __init__(self, console: Console | None = None, *, max_rows: int = 24) -> None:
         self.console = console
-        self.refresh_per_second = refresh_per_second
         self.max_rows = max_rows
-        self.top = top
         self._rows: dict[str, _Row] = {}
         self._info: RunInfo | None = None
         self._lock = threading.Lock()
@@ -88,7 +63,7 @@ class LiveView(Sink):
         self._live = Live(
             console=self.console,
             get_renderable=self._render,
-            refresh_per_second=self.refresh_per_second,
+            refresh_per_second=REFRESH_HZ,
             transient=False,
             redirect_stdout=False,
             redirect_stderr=False,
@@ -100,7 +75,7 @@ class LiveView(Sink):
             row = self._rows.setdefault(result.stream_id, _Row())
             row.alarms = result.alarms
             if result.ok and result.smoothed is not None:
-                row.findings = findings_text(result, self.top)
+                row.findings = findings_text(result)
                 row.signal = "ok"
             else:
                 row.signal = f"rejected: {result.reason}"

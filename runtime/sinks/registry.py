@@ -1,13 +1,7 @@
 """Sinks by name: ``make_sink("jsonl", settings)``. Adding a sink is one new module with its
-``Sink`` subclass plus one ``register_sink`` line (here for the built-in ones; anywhere for
-a caller's own, e.g. a test). The factories import their module on first use, so a run
-without the live view never imports rich's live display.
-
-    report   which backend and why at the start, the summary at the end (ConsoleReport)
-    jsonl    the event log at ``settings.events_path`` (JsonlSink)
-    live     the terminal dashboard (LiveView)
-    web      the central station in the browser at ``settings.web`` (WebSink; extra [web])
-"""
+``Sink`` subclass plus one ``register_sink`` line (here for the built-in ones: report,
+jsonl, live, web; anywhere for a caller's own, e.g. a test). The factories import their
+module on first use, so a run without the live view never imports rich's live display."""
 
 from __future__ import annotations
 
@@ -21,8 +15,6 @@ from mrm_edge.runtime.sinks.base import Sink
 if TYPE_CHECKING:
     from mrm_edge.runtime.web.config import WebConfig
     from rich.console import Console
-
-__all__ = ["SinkFactory", "SinkSettings", "make_sink", "register_sink", "sink_names"]
 
 
 @dataclass(frozen=True)
@@ -47,11 +39,6 @@ def register_sink(name: str, factory: SinkFactory) -> None:
     """Make ``name`` buildable by ``make_sink``; a second registration of a name replaces
     the first (a test may stand in for a built-in)."""
     _FACTORIES[name] = factory
-
-
-def sink_names() -> tuple[str, ...]:
-    """Registered sink names, in registration order."""
-    return tuple(_FACTORIES)
 
 
 def make_sink(name: str, settings: SinkSettings) -> Sink:

@@ -1,11 +1,7 @@
-"""``ConsoleReport``: what ``mrm-edge monitor`` prints around a run.
-
-At the start, which backend runs, why, where it falls back to and which model files were
-refused; during the run, each system notice as one ``notice: ...`` line (e.g. the event
-log's disk is full); at the end, the summary. Opened first and closed last among a run's
-sinks, so the backend lines come before the live view starts and the summary after it has
-stopped.
-"""
+"""``ConsoleReport``: what ``mrm-edge monitor`` prints around a run: at the start which
+backend runs, why, where it falls back to and which model files were refused; each system
+notice as one ``notice: ...`` line; at the end the summary. Opened first and closed last
+among a run's sinks, so its lines come before the live view starts and after it stops."""
 
 from __future__ import annotations
 
@@ -16,8 +12,6 @@ from mrm_edge.runtime.sinks.base import RunInfo, Sink
 if TYPE_CHECKING:
     from mrm_edge.runtime.sinks.summary import Summary
     from rich.console import Console
-
-__all__ = ["ConsoleReport"]
 
 
 class ConsoleReport(Sink):

@@ -1,18 +1,11 @@
 """Counting what the monitor did: ``Tally`` during the run, ``Summary`` at its end.
 
-Every window a stream produces ends in exactly one of three bins — classified, rejected
-(with a reason) or dropped (with a cause) — and the Tally counts them per stream, so the
-summary's ``windows == classified + rejected + dropped`` holds by construction and a test can
-check it against what the preprocessors produced.
-
-Latency is window-complete-to-result: from ``Window.ready_time`` (the monotonic second the
-window's last sample arrived and it was cut) to the moment its result was handed to the
-sinks. It includes the batcher's wait (``max_delay_ms``), queueing behind other batches and
-inference; it excludes the source's own transport delay, which the runtime cannot see.
-Percentiles are over classified windows (rejected ones never wait for the model). For very
-long runs the latency sample is a uniform reservoir of ``RESERVOIR`` values, so memory stays
-bounded while the percentiles stay unbiased.
-"""
+Every window a stream produces ends in exactly one of three bins (classified, rejected
+with a reason, dropped with a cause) and the Tally counts them per stream, so the
+summary's ``windows == classified + rejected + dropped`` holds by construction. Latency is
+window-complete-to-result (docs/monitor.md#event-log); its percentiles are over classified
+windows, from a uniform reservoir of ``RESERVOIR`` values in a long run, so memory stays
+bounded while the percentiles stay unbiased."""
 
 from __future__ import annotations
 
@@ -28,8 +21,6 @@ import numpy as np
 from mrm_edge.runtime.sinks.base import BackendSwitch
 
 from mrm_edge.stats import Reservoir, latency_summary
-
-__all__ = ["RESERVOIR", "LiveStats", "StreamCounts", "Summary", "Tally"]
 
 RESERVOIR = 200_000
 _RECENT_S = 5.0  # the live view's rates and percentiles cover this many seconds
@@ -220,7 +211,6 @@ class Tally:
         self.backend_s = 0.0
         self.backend_errors = 0
         self.backend_switches: list[dict[str, Any]] = []
-        self.source_problems = 0
         self.source_problems_by_kind: Counter[str] = Counter()
         self.max_queue_depth = 0
         self.errors: list[str] = []
@@ -291,23 +281,13 @@ class Tally:
 
     def source_problem(self, kind: str = "protocol") -> None:
         with self._lock:
-            self.source_problems += 1
             self.source_problems_by_kind[kind] += 1
 
     def backend_switch(self, event: BackendSwitch) -> BackendSwitch:
         """Record a fallback switch; returns ``event`` stamped with the run's elapsed time."""
         event = replace(event, elapsed_s=self.clock() - self.started)
         with self._lock:
-            self.backend_switches.append(
-                {
-                    "from": event.from_backend,
-                    "to": event.to_backend,
-                    "reason": event.reason,
-                    "skipped": list(event.skipped),
-                    "windows": event.windows,
-                    "elapsed_s": event.elapsed_s,
-                }
-            )
+            self.backend_switches.append(event.to_dict())
         return event
 
     def error(self, message: str) -> None:
@@ -319,12 +299,6 @@ class Tally:
             self._recent.popleft()
 
     # ------------------------------------------------------------------ reading
-
-    @property
-    def totals(self) -> tuple[int, int, int]:
-        """(classified, rejected, dropped)."""
-        with self._lock:
-            return self._totals()
 
     def _totals(self) -> tuple[int, int, int]:
         cs = self.streams.values()
@@ -400,6 +374,6 @@ class Tally:
                 errors=list(self.errors),
                 knobs=dict(knobs or {}),
                 backend_switches=[dict(sw) for sw in self.backend_switches],
-                source_problems=self.source_problems,
+                source_problems=sum(self.source_problems_by_kind.values()),
                 source_problems_by_kind=dict(self.source_problems_by_kind),
             )

@@ -10,31 +10,29 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mrm_edge.runtime.sinks.base import BackendSwitch, RunInfo, Sink, StreamEvent
+from mrm_edge.runtime.sinks.base import BackendSwitch, RunInfo, Sink
+from mrm_edge.runtime.web.state import StationState
 
 if TYPE_CHECKING:
-    from mrm_edge.runtime.postprocess import AlarmEvent, WindowResult
     from mrm_edge.runtime.sinks.summary import Summary
     from mrm_edge.runtime.sources.base import Chunk
     from mrm_edge.runtime.web.config import WebConfig
     from rich.console import Console
 
-__all__ = ["WebSink"]
 
-
-class WebSink(Sink):
-    """Serve the central station at ``config`` while the run lasts; the address is printed
-    on ``console`` at open (the token never is)."""
+class WebSink(StationState, Sink):
+    """The station's state, fed as a sink (``window``, ``alarm``, ``stream`` and ``notice``
+    are StationState's own), and its server while the run lasts at ``config``; the
+    address is printed on ``console`` at open (the token never is)."""
 
     delivery = "lossy"
     wants_waveform = True
 
     def __init__(self, config: WebConfig, console: Console | None = None) -> None:
         from mrm_edge.runtime.web.server import StationServer
-        from mrm_edge.runtime.web.state import StationState
 
-        self.state = StationState()
-        self.server = StationServer(self.state, config)  # binds now: a busy port fails early
+        super().__init__()
+        self.server = StationServer(self, config)  # binds now: a busy port fails early
         self.console = console
         self._closed = False
 
@@ -43,29 +41,17 @@ class WebSink(Sink):
         return self.server.url
 
     def open(self, info: RunInfo) -> None:
-        self.state.open(info)
+        super().open(info)
         self.server.start()
         if self.console is not None:
             note = " (open it with ?token=<your token>)" if self.server.config.token else ""
             self.console.print(f"[bold]central station[/bold] {self.url}{note}", highlight=False)
 
     def waveform(self, chunk: Chunk) -> None:
-        self.state.samples(chunk.stream_id, chunk.sample_rate, chunk.samples)
-
-    def window(self, result: WindowResult) -> None:
-        self.state.window(result)
-
-    def alarm(self, event: AlarmEvent) -> None:
-        self.state.alarm(event)
-
-    def stream(self, event: StreamEvent) -> None:
-        self.state.stream(event)
+        self.samples(chunk.stream_id, chunk.sample_rate, chunk.samples)
 
     def backend_switch(self, event: BackendSwitch) -> None:
-        self.state.backend_switched(event.to_backend, event.reason)
-
-    def notice(self, text: str) -> None:
-        self.state.notice(text)
+        self.backend_switched(event.to_backend, event.reason)
 
     def close(self, summary: Summary | None) -> None:
         if self._closed:

@@ -178,16 +178,3 @@ class ArraySource(Source):
                 else:
                     active.remove(sid)
                     yield StreamEnd(sid)
-
-
-__all__ = [
-    "DEFAULT_STALL_TIMEOUT_S",
-    "ArraySource",
-    "Chunk",
-    "Event",
-    "Pacer",
-    "Source",
-    "SpecError",
-    "StreamEnd",
-    "parse_speed",
-]

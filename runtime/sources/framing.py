@@ -1,54 +1,7 @@
-"""MRME: the binary framing live devices use to send 12-lead ECG to the monitor.
-
-One byte stream (a TCP connection, or a pipe) carries one device's *session*: a HELLO
-header, then DATA frames, then an END frame. After END the same byte stream may start
-another session with a new HELLO (``mrm-edge send --stdout A B`` writes A's session,
-then B's) or simply end. All integers and samples are little-endian.
-
-HELLO (the first bytes of a session)::
-
-    offset  size  field
-    0       4     magic               b"MRME"
-    4       1     version             u8, 1
-    5       1     sample format       u8: 1 = int16 counts, 2 = float32 mV
-    6       1     lead count          u8, 12; lead order I, II, III, aVR, aVL, aVF, V1-V6
-    7       4     sample rate         u32, Hz, 50..20000
-    11      2     stream id length    u16, L = 1..255 (bytes)
-    13      L     stream id           UTF-8, printable (no control characters)
-    13+L    48    gains               format 1 only: 12 x float32, counts per mV, finite > 0,
-                                      in lead order; absent for format 2
-
-DATA (a block of consecutive samples)::
-
-    0       1     frame type          u8, 0x01
-    1       4     sample count        u32, n = 1..(60 s x sample rate)
-    5       8     first-sample index  u64, index of the payload's first sample on the
-                                      device's sample clock, below 2**48
-    13      n*12*w payload            n samples x 12 leads, interleaved [sample][lead];
-                                      int16 (w = 2) or float32 (w = 4)
-
-END (the session is over; the device means it)::
-
-    0       1     frame type          u8, 0x02
-
-Meaning of the values. float32 samples are mV as they are; NaN and inf pass through as
-data (the runtime's quality checks flag them). int16 samples are counts: mV = count / gain
-of that lead; count -32768 means "no sample" (lead off) and decodes to NaN, as in WFDB, so
-an encoder clips finite values to -32767..32767. The first-sample index is what lets the
-receiver see lost or repeated samples: a frame's index should equal the previous frame's
-index plus its sample count; the receiver turns it into the chunk timestamp index / rate s
-and leaves judging jumps to the runtime's gap detector. A device that reconnects continues
-its index. Frames are capped at 60 s of samples so a receiver never buffers an unbounded
-frame. Indices are capped at 2**48 (446 years at 20 kHz): below it, ``index / rate`` as a
-float64 second still tells samples apart, which the gap detector relies on. A byte stream
-that ends inside a HELLO or a frame was "disconnected mid-frame".
-
-A receiver rejects, with a one-line reason, anything else: a bad magic, an unknown version
-or sample format, a lead count other than 12, a rate outside 50..20000 Hz, an empty,
-over-long, non-UTF-8 or unprintable stream id, a non-positive or non-finite gain, a DATA
-frame of 0 samples or over the cap, a first-sample index of 2**48 or more, and an unknown
-frame type.
-"""
+"""MRME: the binary framing live devices use to send 12-lead ECG to the monitor (HELLO,
+DATA frames, END; several sessions may follow one another on one byte stream), with its
+encoder and incremental decoder. The format, its bounds and what a receiver rejects:
+docs/devices.md#the-device-framing."""
 
 from __future__ import annotations
 
@@ -69,7 +22,9 @@ N_LEADS = len(LEADS)
 MIN_RATE, MAX_RATE = 50, 20_000
 MAX_ID_BYTES = 255
 MAX_FRAME_SECONDS = 60.0
-MAX_FIRST_INDEX = 2**48  # exclusive; see the module docstring
+# Exclusive (446 years at 20 kHz): below it, ``index / rate`` as a float64 second still
+# tells samples apart, which the gap detector relies on.
+MAX_FIRST_INDEX = 2**48
 INT16_NO_SAMPLE = -32768  # WFDB's "invalid sample" value
 DEFAULT_INT16_GAIN = 1000.0  # counts per mV: 1 µV steps, ±32.767 mV, PTB-XL's own ADC gain
 
@@ -168,8 +123,8 @@ def _check_gains(gains: Sequence[float]) -> tuple[float, ...]:
     return tuple(float(g) for g in gains)
 
 
-def max_frame_samples(rate: int, max_frame_seconds: float = MAX_FRAME_SECONDS) -> int:
-    return max(1, int(max_frame_seconds * rate))
+def max_frame_samples(rate: int) -> int:
+    return max(1, int(MAX_FRAME_SECONDS * rate))
 
 
 # --- encoder -----------------------------------------------------------------------------
@@ -257,21 +212,12 @@ class FrameDecoder:
     after one, the decoder refuses further input (the byte stream cannot be resynchronised).
     """
 
-    def __init__(self, max_frame_seconds: float = MAX_FRAME_SECONDS) -> None:
-        self.max_frame_seconds = max_frame_seconds
+    def __init__(self) -> None:
         self._buf = bytearray()
         self._offset = 0  # absolute byte offset of _buf[0], for messages
         self.hello: Hello | None = None  # the current session's HELLO, None between sessions
         self._gains: np.ndarray | None = None
         self._failed: str | None = None
-
-    @property
-    def in_session(self) -> bool:
-        return self.hello is not None
-
-    @property
-    def buffered(self) -> int:
-        return len(self._buf)
 
     def feed(self, data: bytes) -> list[FrameEvent]:
         if self._failed is not None:
@@ -371,11 +317,11 @@ class FrameDecoder:
             )
         if len(b) - pos >= 5:
             n = int.from_bytes(b[pos + 1 : pos + 5], "little")
-            cap = max_frame_samples(hello.sample_rate, self.max_frame_seconds)
+            cap = max_frame_samples(hello.sample_rate)
             if not 1 <= n <= cap:
                 raise FramingError(
                     f"DATA frame of {n} samples, expected 1..{cap} "
-                    f"({self.max_frame_seconds:g} s at {hello.sample_rate} Hz)"
+                    f"({MAX_FRAME_SECONDS:g} s at {hello.sample_rate} Hz)"
                 )
         if len(b) - pos < _DATA_HEADER.size:
             return None
@@ -394,25 +340,3 @@ class FrameDecoder:
             samples = raw.astype(np.float32) / self._gains
             samples[raw == INT16_NO_SAMPLE] = np.nan
         return Data(int(first), samples), end
-
-
-__all__ = [
-    "DEFAULT_INT16_GAIN",
-    "FRAME_DATA",
-    "FRAME_END",
-    "MAGIC",
-    "MAX_FIRST_INDEX",
-    "MAX_FRAME_SECONDS",
-    "MAX_RATE",
-    "MIN_RATE",
-    "VERSION",
-    "Data",
-    "End",
-    "FrameDecoder",
-    "FrameEncoder",
-    "FrameEvent",
-    "FramingError",
-    "Hello",
-    "SampleFormat",
-    "max_frame_samples",
-]

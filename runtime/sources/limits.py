@@ -1,36 +1,12 @@
-"""Limits that keep one bad device (or a flood of connections) from starving the others.
-
-``DeviceLimits`` holds the knobs and their defaults (``mrm-edge monitor`` options in
-parentheses):
-
-* ``max_connections`` (``--max-connections``, 64): open connections, handshaking or not;
-  one more is closed at once with a logged ``source`` event.
-* ``hello_timeout_s`` (``--hello-timeout``, 5 s): from accept, the TLS handshake and the
-  first HELLO must be complete within this, or the connection is dropped with a logged
-  reason. A client that connects and says nothing, or trickles a byte now and then,
-  holds a connection slot no longer than this.
-* ``rate_ceiling`` (``--rate-ceiling``, 4): a device may send at most this many seconds of
-  signal per second of wall time, on its own declared sample clock, after a burst of
-  ``rate_burst_s`` (60 s of signal: a device catching up after an outage sends its
-  buffer). What a frame makes the monitor do beyond its samples counts too (sessions.py):
-  a first-sample index that jumps ahead declares the samples in between missing, which
-  the monitor zero-fills (up to its resync limit, preprocess.py), so the jump counts as
-  signal, up to 60 s per jump; and a frame counts as at least 20 ms, so a flood of tiny
-  frames costs what sending costs. Over it, the monitor stops reading that connection
-  until the device is back under the ceiling (**throttled**: TCP flow control slows it
-  down; nothing is dropped); a device still over it after ``rate_cut_s`` (10 s) of
-  throttling is **cut**, its stream ending with the measured rate. The bucket is the
-  stream id's for the whole run: a reconnect does not refill it. The ceiling is a multiple of real
-  time, so it applies when the monitor runs at ``--speed realtime`` (or ``Nx``: N times
-  the ceiling); ``--speed max`` (replaying records as fast as possible) has none.
-"""
+"""Limits that keep one bad device (or a flood of connections) from starving the others:
+the connection cap, the HELLO deadline and the rate ceiling (throttle, then cut). The
+options, their defaults and what each costs a device: docs/devices.md (Limits) and
+docs/threat-model.md#devices."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-
-__all__ = ["DeviceLimits", "RateCeiling"]
 
 
 @dataclass(frozen=True)

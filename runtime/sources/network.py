@@ -1,12 +1,6 @@
 """Where and how the TCP device server may listen: the address, plain text only on
-loopback, and the network options ``mrm-edge monitor`` passes to the tcp source.
-
-Plain text is refused on any non-loopback address (ECG readable and injectable by any
-host on that network), before anything listens: give mutual TLS (``--tls-cert``,
-``--tls-key``, ``--tls-client-ca``), or, on an isolated test network only,
-``--insecure-plaintext-network``, which is announced at start and recorded in the event
-log as a ``source`` event of kind ``insecure``.
-"""
+loopback (or with the loud ``--insecure-plaintext-network``), and the network options
+``mrm-edge monitor`` passes to the tcp source (docs/devices.md)."""
 
 from __future__ import annotations
 
@@ -19,15 +13,11 @@ from pathlib import Path
 from mrm_edge.runtime.sources.base import SpecError
 from mrm_edge.runtime.sources.limits import DeviceLimits
 
-__all__ = [
-    "INSECURE_FLAG",
-    "NetworkOptions",
-    "check_plaintext_bind",
-    "is_loopback",
-    "parse_address",
-]
-
 INSECURE_FLAG = "--insecure-plaintext-network"
+INSECURE_NOTICE = (
+    f"INSECURE: plain text on a non-loopback address ({INSECURE_FLAG}): any host on this "
+    "network can read the ECG and open streams"
+)
 
 
 @dataclass(frozen=True)

@@ -1,23 +1,7 @@
-"""Who may open which stream: stream ownership and the optional allow-list.
-
-A stream id belongs to the device identity that first opened it (the certificate's
-subject under mutual TLS, see tls.py; the peer's IP address for plain text on loopback)
-for as long as the monitor runs. A reconnect, the takeover of a stalled stream or a
-resume after the stream ended is accepted only from that identity; any other identity is
-refused, whether the stream is live, stalled or ended (a refusal is a ``source`` event of
-kind ``ownership``). To give a bed to another device, restart the monitor (with the
-allow-list updated, if one is used).
-
-The allow-list (``--allow-list FILE``) maps identities to the stream ids they may open
-(bed assignments), as JSON; ids may be shell-style patterns (``bed-1*``)::
-
-    {
-      "CN=monitor-bed-7,O=Ward 3": ["bed-7"],
-      "CN=gateway-ward-3,O=Ward 3": ["ward3-*"]
-    }
-
-With an allow-list, an identity not in it, or a stream id it does not list, is refused.
-"""
+"""Who may open which stream: stream ownership (a stream id belongs to the identity that
+first opened it, for the monitor's lifetime) and the optional allow-list (``--allow-list``:
+JSON mapping identities to the stream id patterns they may open). The rules and the
+file's format: docs/devices.md (Stream ownership)."""
 
 from __future__ import annotations
 
@@ -25,8 +9,6 @@ import fnmatch
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-
-__all__ = ["MAX_OWNED_STREAMS", "AllowList", "AllowListError", "StreamOwners"]
 
 # An identity with a valid certificate could otherwise open ids until memory runs out.
 MAX_OWNED_STREAMS = 10_000

@@ -1,63 +1,37 @@
 """The monitor's ``--source`` values, turned into sources: ``KIND`` or ``KIND:ARGUMENT``.
 
-    synthetic                 synthetic patients (the default); --streams of them
-    wfdb:PATH[,PATH...]       replay records: .hea, record stems, .mat, or directories
-    tcp:HOST:PORT             listen for MRME devices (port 0: any free port; IPv6 as
-                              tcp:[::1]:PORT; 0.0.0.0 listens on every interface)
-    stdin                     one MRME device on standard input
-
 Adding a source is one new module with its ``Source`` subclass and a ``from_spec(argument,
 options)`` classmethod, plus one ``register_source`` line (here for the built-in kinds;
-anywhere for a caller's own, e.g. a test). ``SPECS`` and the CLI's ``--source`` help come
-from the registrations. A kind's class is loaded on first use, so e.g. a tcp monitor never
-imports wfdb.
-
-``speed`` paces the file and synthetic sources (live devices pace themselves), ``loop``
-applies to wfdb replay (as does ``min_seconds``: shorter records are refused, the monitor
-passes the model's window), ``streams`` and ``seed`` to synthetic patients, and
-``stall_timeout_s`` to the live sources (tcp, stdin): a connected device silent this long
-has its stream marked stalled (see tcp.py; None: never); ``network`` to tcp: mutual TLS,
-the allow-list and the device limits (network.py).
-"""
+anywhere for a caller's own, e.g. a test). The CLI's ``--source`` help and its messages
+come from the registrations. A kind's class is loaded on first use, so e.g. a tcp monitor
+never imports wfdb. The kinds: docs/monitor.md#sources."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from mrm_edge.runtime.sources.base import DEFAULT_STALL_TIMEOUT_S, Source, SpecError
 
 if TYPE_CHECKING:
     from mrm_edge.runtime.sources.network import NetworkOptions
 
-__all__ = [
-    "SourceKind",
-    "SourceOptions",
-    "SpecError",
-    "make_source",
-    "register_source",
-    "source_help",
-    "source_specs",
-]
-
 
 @dataclass(frozen=True)
 class SourceOptions:
-    """The monitor's source knobs (module docstring); each kind takes the ones it uses."""
+    """The monitor's source knobs; each kind takes the ones it uses."""
 
-    streams: int = 4
-    speed: float | None = 1.0
-    loop: bool = False
-    seed: int = 0
-    chunk_seconds: float | Sequence[float] = 0.2
-    stall_timeout_s: float | None = DEFAULT_STALL_TIMEOUT_S
-    min_seconds: float | None = None
+    streams: int = 4  # synthetic patients
+    speed: float | None = 1.0  # paces wfdb and synthetic (live devices pace themselves)
+    loop: bool = False  # wfdb
+    seed: int = 0  # synthetic
+    stall_timeout_s: float | None = DEFAULT_STALL_TIMEOUT_S  # tcp, stdin: None never
+    min_seconds: float | None = None  # wfdb: shorter records are refused (the model's window)
     network: NetworkOptions | None = None  # tcp: TLS, allow-list, limits (network.py)
 
 
-class SourceFactory(Protocol):
-    def __call__(self, argument: str, options: SourceOptions) -> Source: ...
+SourceFactory = Callable[[str, SourceOptions], Source]  # (argument, options) -> the source
 
 
 @dataclass(frozen=True)
@@ -91,28 +65,15 @@ def source_help() -> str:
     return " | ".join(k.usage for k in _KINDS.values())
 
 
-def make_source(
-    spec: str,
-    *,
-    streams: int = 4,
-    speed: float | None = 1.0,
-    loop: bool = False,
-    seed: int = 0,
-    chunk_seconds: float | Sequence[float] = 0.2,
-    stall_timeout_s: float | None = DEFAULT_STALL_TIMEOUT_S,
-    min_seconds: float | None = None,
-    network: NetworkOptions | None = None,
-) -> Source:
-    """The source ``spec`` names; ValueError (one line) for an unknown or malformed spec."""
+def make_source(spec: str, options: SourceOptions | None = None) -> Source:
+    """The source ``spec`` names with ``options`` (default: the defaults); ValueError (one
+    line) for an unknown or malformed spec."""
     name, sep, argument = spec.strip().partition(":")
     kind = _KINDS.get(name.lower())
     if kind is None or (sep and not kind.takes_argument):
         raise ValueError(f"--source {spec!r}: unknown source, expected {source_specs()}")
-    options = SourceOptions(
-        streams, speed, loop, seed, chunk_seconds, stall_timeout_s, min_seconds, network
-    )
     try:
-        return kind.load()(argument, options)
+        return kind.load()(argument, options or SourceOptions())
     except SpecError as e:
         raise ValueError(f"--source {spec!r}: {e}") from None
 

@@ -42,7 +42,6 @@ class SyntheticSource(Source):
             options.streams,
             speed=options.speed,
             seed=options.seed,
-            chunk_seconds=options.chunk_seconds,
         )
 
     def __init__(
@@ -105,6 +104,3 @@ class SyntheticSource(Source):
         pace = "max speed" if self.speed is None else f"{self.speed:g}x"
         length = "unbounded" if self.seconds is None else f"{self.seconds:g} s"
         return f"synthetic: {len(self.patients)} patients at {self.fs} Hz, {length}, {pace}"
-
-
-__all__ = ["SyntheticSource", "synthetic_ids"]

@@ -1,41 +1,7 @@
 """Live devices over TCP, plain or mutual TLS: one connection per device, MRME framing
-(see framing.py); security and limits in network.py, tls.py, ownership.py, limits.py.
-
-One I/O thread serves every connection with a selector, so 500 bedside devices cost one
-thread, not 500. It decodes frames into :class:`Chunk` events on a queue that
-``events()`` drains. Per connection:
-
-* Under TLS the handshake runs first, without blocking the thread; a refused certificate
-  is a ``source`` event (kind ``tls``) with OpenSSL's reason. Identity: the certificate's
-  subject, or the peer's IP address in plain text (loopback only).
-* HELLO opens the stream named by its stream id if that identity may (ownership.py;
-  refused: kind ``ownership``). DATA frames become chunks timestamped
-  ``first_sample_index / rate`` on the device's sample clock, so the gap detector sees
-  samples the device numbered but never delivered.
-* END ends the stream ("ended by device"); the connection may open another session.
-* EOF inside a session ends the stream with "disconnected" (or "disconnected mid-frame
-  (...)" when the bytes stopped inside a frame).
-* A stream whose device stays connected but sends nothing for ``stall_timeout_s`` (default
-  5 s) is *marked stalled*: its stream ends "stalled (no data for 5 s)" while the
-  connection stays open; when data resumes, the monitor opens a *new segment* of that
-  stream, as after a reconnect (not the silence zero-filled and rejected as a gap). A
-  connection silent for ``idle_timeout_s`` (30 s) is closed.
-* Malformed input closes *that* connection, with a one-line reason and the stream ending
-  "protocol error: ..."; the others carry on. Garbage before a valid HELLO has no stream
-  to end: it is logged, kept in ``problems`` and yielded as a ``SourceProblem``.
-* Limits (limits.py, gate.py): a connection cap, a HELLO deadline, a rate ceiling
-  (throttle, then cut); each a ``source`` event of kind ``limit``.
-
-Reconnects resume: a device that comes back with the same stream id (and identity) carries
-on the same stream id; as it continues its first-sample index, timestamps continue too
-(the outage shows up as a gap). A second connection claiming a stream that is still
-connected is refused (the established one is untouched), unless the established one is
-marked stalled: then it is the half-dead side of a device that has reconnected, so it is
-closed and the newcomer takes the stream over at once.
-
-Backpressure: when the consumer falls ``max_pending_events`` behind (a soft bound), the
-I/O thread stops reading, and TCP flow control slows the devices down; nothing is dropped.
-"""
+(framing.py), one I/O thread with a selector for every connection. What a connection may
+send, what ends its stream, stalls, reconnects and backpressure: docs/devices.md; its
+rules (admission, ownership, limits) are in sessions.py."""
 
 from __future__ import annotations
 
@@ -52,19 +18,18 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from mrm_edge.runtime.sources.base import DEFAULT_STALL_TIMEOUT_S, Event, Source, SourceProblem
-from mrm_edge.runtime.sources.connection import DeviceConnection, Throttle
 from mrm_edge.runtime.sources.device import check_stall_timeout
-from mrm_edge.runtime.sources.framing import MAX_FRAME_SECONDS, FramingError
-from mrm_edge.runtime.sources.gate import INSECURE_NOTICE, DeviceGate
+from mrm_edge.runtime.sources.framing import FramingError
 from mrm_edge.runtime.sources.limits import DeviceLimits
 from mrm_edge.runtime.sources.network import (
+    INSECURE_NOTICE,
     NetworkOptions,
     check_plaintext_bind,
     is_loopback,
     parse_address,
 )
 from mrm_edge.runtime.sources.ownership import AllowList
-from mrm_edge.runtime.sources.sessions import DeviceSessions
+from mrm_edge.runtime.sources.sessions import DeviceConnection, DeviceSessions
 from mrm_edge.runtime.sources.tls import handshake_reason
 
 if TYPE_CHECKING:
@@ -73,6 +38,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _ACCEPTS_PER_ROUND = 64  # a connect flood must not starve the devices already connected
+# A soft bound: this far behind, the I/O thread stops reading and TCP flow control slows the
+# devices down; nothing is dropped.
+_MAX_PENDING_EVENTS = 4096
 _ACCEPT, _WAKE = "accept", "wake"
 
 
@@ -111,8 +79,6 @@ class TcpSource(Source):
         insecure_plaintext: bool = False,
         idle_timeout_s: float | None = 30.0,
         stall_timeout_s: float | None = DEFAULT_STALL_TIMEOUT_S,
-        max_frame_seconds: float = MAX_FRAME_SECONDS,
-        max_pending_events: int = 4096,
     ) -> None:
         super().__init__()
         if not 0 <= port <= 65535:
@@ -133,22 +99,21 @@ class TcpSource(Source):
         self.tls = tls
         self.idle_timeout_s = idle_timeout_s
         self.stall_timeout_s = check_stall_timeout(stall_timeout_s)
-        self.max_frame_seconds = max_frame_seconds
-        self.max_pending_events = max_pending_events
         self.problems: deque[str] = deque(maxlen=100)  # recent one-line connection problems
-        self.gate = DeviceGate(tls, allow_list, self.limits, max_frame_seconds)
-        self.owners = self.gate.owners
         self._events: queue.Queue[Event] = queue.Queue()
-        self.sessions = DeviceSessions(self.gate, self._events, self._drop)
+        self.sessions = DeviceSessions(tls, allow_list, self.limits, self._events, self._drop)
+        self.owners = self.sessions.owners
         self._conns: set[DeviceConnection] = set()
         self._ready: set[DeviceConnection] = set()  # TLS bytes decrypted but not yet read
+        # Throttled by the rate ceiling, with when to read them again; meanwhile they are not
+        # watched by the selector, and their bytes wait in the kernel (TCP flow control).
+        self._paused: dict[DeviceConnection, float] = {}
         self._next_reap = 0.0  # monotonic time of the next idle scan
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._server, selectors.EVENT_READ, _ACCEPT)
         self._selector.register(self._wake_r, selectors.EVENT_READ, _WAKE)
-        self._throttle = Throttle(self._selector)
         self.insecure = tls is None and not is_loopback(self.host)
         if self.insecure:  # only with insecure_plaintext: announced, and in the event log
             self._problem(f"tcp {self.address}", INSECURE_NOTICE, kind="insecure")
@@ -186,10 +151,6 @@ class TcpSource(Source):
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
-    def live_streams(self) -> list[str]:
-        """Stream ids with an open session now (a snapshot)."""
-        return list(self.sessions.live)
-
     def describe(self) -> str:
         how = " (mutual TLS)" if self.tls else " (INSECURE plain text)" if self.insecure else ""
         return f"tcp{how}: listening on {self.address}"  # ends with the port: tools read it
@@ -199,7 +160,7 @@ class TcpSource(Source):
         try:
             paused = False
             while not self.closed:
-                if self._events.qsize() >= self.max_pending_events:
+                if self._events.qsize() >= _MAX_PENDING_EVENTS:
                     paused = True
                     self._closed.wait(0.005)
                     continue
@@ -216,7 +177,7 @@ class TcpSource(Source):
                         self._drain_wake()
                     else:
                         self._service(key.data)
-                self._ready.update(self._throttle.resume_due(time.monotonic()))
+                self._resume_due(time.monotonic())
                 for conn in list(self._ready):
                     self._ready.discard(conn)
                     if conn in self._conns:
@@ -243,8 +204,16 @@ class TcpSource(Source):
     def _select_timeout(self) -> float:
         now = time.monotonic()
         due = [now + 0.5] if not self._timeouts() else [self._next_reap]
-        due += self._throttle.next_due()
+        due.extend(self._paused.values())
         return 0.0 if self._ready else min(0.5, max(0.0, min(due) - now))
+
+    def _resume_due(self, now: float) -> None:
+        """Watch again, and read, the throttled connections whose pause is over."""
+        for conn in [c for c, until in self._paused.items() if until <= now]:
+            del self._paused[conn]
+            conn.last_rx = now  # paused is not silent
+            self._selector.register(conn.sock, selectors.EVENT_READ, conn)
+            self._ready.add(conn)
 
     def _drain_wake(self) -> None:
         with contextlib.suppress(OSError):
@@ -260,7 +229,7 @@ class TcpSource(Source):
                 self._problem(f"tcp {self.address}", f"accept failed ({e.strerror or e})")
                 return
             sock.setblocking(False)
-            conn = self.gate.admit(sock, addr, len(self._conns), time.monotonic())
+            conn = self.sessions.admit(sock, addr, len(self._conns), time.monotonic())
             if isinstance(conn, tuple):
                 kind, why = conn
                 self._problem(f"{'tls' if self.tls else 'tcp'} {addr[0]}:{addr[1]}", why, kind)
@@ -271,7 +240,7 @@ class TcpSource(Source):
             log.debug("%s: connected", conn.where())
 
     def _service(self, conn: DeviceConnection) -> None:
-        if conn.paused_until is not None:
+        if conn in self._paused:
             return  # throttled: its bytes wait in the kernel (TCP flow control)
         try:
             if conn.identity is None and not self._handshake(conn):
@@ -294,14 +263,14 @@ class TcpSource(Source):
             else:
                 self._drop(conn, "disconnected")
             return
-        conn.last_rx = time.monotonic()
+        conn.last_rx = now = time.monotonic()
         error, kind = None, "protocol"
         try:
             events = conn.decoder.feed(data)
         except FramingError as e:
             # Deliver what was good before the bad byte, then close this connection only.
             events, error = e.events, f"protocol error: {e}"
-        refused = self.sessions.deliver(conn, events)
+        refused = self.sessions.deliver(conn, events, now)
         if refused is not None:
             kind, error = refused
         if error is not None:
@@ -322,11 +291,12 @@ class TcpSource(Source):
     def _limit_rate(self, conn: DeviceConnection, nbytes: int) -> None:
         """The rate ceiling: throttle a device over it, cut one that stays over it."""
         now = time.monotonic()
-        pause = self.gate.rate(conn, nbytes, now)
+        pause = self.sessions.rate(conn, nbytes, now)
         if isinstance(pause, tuple):
             self._drop(conn, pause[1], pause[0])
         elif pause > 0:
-            self._throttle.pause(conn, now + pause)
+            self._paused[conn] = now + pause
+            self._selector.unregister(conn.sock)
             if not conn.throttle_reported:
                 conn.throttle_reported = True
                 assert conn.rate is not None
@@ -344,7 +314,7 @@ class TcpSource(Source):
         if conn in self._conns:
             self._conns.discard(conn)
             self._ready.discard(conn)
-            if not self._throttle.discard(conn):  # a paused one is not registered
+            if self._paused.pop(conn, None) is None:  # a paused one is not registered
                 self._selector.unregister(conn.sock)
             conn.sock.close()
         self.sessions.end(conn, reason)
@@ -360,19 +330,17 @@ class TcpSource(Source):
         idle, stall = self.idle_timeout_s, self.stall_timeout_s
         for conn in list(self._conns):
             silent = now - conn.last_rx
-            overdue = self.gate.hello_overdue(conn, now)
+            overdue = self.sessions.hello_overdue(conn, now)
             if overdue is not None:
                 self._drop(conn, overdue, kind="limit")
-            elif conn.paused_until is not None:
+            elif conn in self._paused:
                 continue  # throttled: we are not reading it, it is not silent
             elif idle is not None and silent > idle:
                 self._drop(conn, f"stalled (no data for {idle:g} s)")
             elif stall is not None and silent > stall and conn.hello and not conn.stalled:
-                self._mark_stalled(conn, stall)
-
-    def _mark_stalled(self, conn: DeviceConnection, stall: float) -> None:
-        reason = self.sessions.mark_stalled(conn, stall)
-        self._problem(conn.where(), f"{reason}; waiting for it to resume", event=False)
+                end = conn.stall(stall)  # the connection stays open
+                self._events.put(end)
+                self._problem(conn.where(), f"{end.reason}; waiting for it to resume", event=False)
 
     def _problem(self, where: str, reason: str, kind: str = "protocol", event: bool = True) -> None:
         """Log a one-line problem and keep it in ``problems``; ``event``: also hand it to the
@@ -382,6 +350,3 @@ class TcpSource(Source):
         log.warning("%s", line)
         if event:
             self._events.put(SourceProblem(where, reason, kind))
-
-
-__all__ = ["TcpSource", "parse_address"]

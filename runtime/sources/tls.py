@@ -1,21 +1,7 @@
 """TLS for live devices, with the standard library's ``ssl`` only: the monitor's server
-context (mutual TLS: every device presents a certificate chaining to the client CA), the
-device's client context (verifies the monitor's certificate and hostname), the checks on
-our own certificate files at start, and one-line reasons for what goes wrong.
-
-Both sides refuse anything older than TLS 1.2. Our own files are checked before anything
-listens or connects, each problem one line naming the file: missing, not a PEM
-certificate, not yet valid or expired, a private key that does not match the certificate
-(or is not a readable unencrypted PEM key), a CA file with no CA certificate. A device's
-certificate is judged at the handshake by OpenSSL (chain to the client CA, validity
-dates); a refusal becomes a logged ``source`` event with OpenSSL's reason ("certificate
-has expired", "unable to get local issuer certificate", "peer did not return a
-certificate").
-
-A device's identity is its certificate's subject written as RFC 2253 (most specific
-attribute first, as ``openssl x509 -noout -subject -nameopt RFC2253`` prints it), e.g.
-``CN=monitor-bed-7,O=Ward 3``: the key of stream ownership and of the allow-list.
-"""
+context (mutual TLS), the device's client context, the checks on our own certificate
+files at start, a device's identity (its certificate's subject as RFC 2253 text) and
+one-line reasons for what goes wrong. What is checked, when: docs/devices.md."""
 
 from __future__ import annotations
 
@@ -29,18 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from mrm_edge.errors import first_line
-
-__all__ = [
-    "TlsConfigError",
-    "TlsFiles",
-    "certificate_validity",
-    "client_context",
-    "client_failure",
-    "handshake_reason",
-    "peer_identity",
-    "server_context",
-    "subject_text",
-]
 
 _PEM_CERT = re.compile(
     rb"-----BEGIN CERTIFICATE-----\s*(.+?)\s*-----END CERTIFICATE-----", re.DOTALL

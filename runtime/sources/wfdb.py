@@ -1,32 +1,7 @@
-"""Replays ECG records from disk as if each were a live patient: one stream per record.
-
-Records are WFDB (``.hea`` + signal file, any rate: PTB-XL ``records100`` /
-``records500``) or CPSC 2018 ``.mat``; paths may be files, record stems or directories
-(searched recursively). Choices made here:
-
-* **One record per ECG.** PTB-XL stores every ECG twice, ``NNNNN_lr`` (100 Hz) and
-  ``NNNNN_hr`` (500 Hz). Replaying both would show one patient as two, so of such twins
-  only one is kept: the one at ``prefer_rate`` if given, else the higher rate (the
-  original acquisition; the runtime resamples to the model's rate anyway). Records
-  without a twin are kept whatever their rate. What was skipped, and why, is in
-  ``skipped`` and logged. Where a directory holds both ``X.hea`` and ``X.mat`` (the
-  PhysioNet 2020 layout of CPSC), ``X.mat`` is the signal file of ``X.hea`` and is not
-  replayed again.
-* **Stream id = record name**; a name seen before (same record name in two directories)
-  gets ``-2``, ``-3``, ... Records keep the order they were named in (a directory's in
-  sorted path order), so ids stay unique and stable run to run.
-* **Read up front**: a record that cannot be read fails the constructor with an error
-  naming the file, never the replay an hour in. So does a record shorter than
-  ``min_seconds`` (the monitor passes the model's window: "record is 2.0 s, the model
-  needs at least 10.0 s", as offline ``predict`` says): it would end before its first
-  window and nothing would ever be reported for it. NaN samples are not an error here:
-  the quality check rejects the windows they touch, naming the lead.
-  500 records x 10 s x 500 Hz are 120 MB; ``max_records`` caps a whole-PTB-XL directory.
-
-Replay itself is :class:`ArraySource`: streams interleaved by media time, chunk
-timestamps = media time (+ the record's length per completed loop), a ``StreamEnd`` per
-record at its end unless looping.
-"""
+"""Replays ECG records from disk as if each were a live patient: one stream per record,
+WFDB or CPSC 2018 ``.mat``, named by files, record stems or directories. Which records
+are kept (one rate per PTB-XL ECG), the stream ids and why records are read up front:
+docs/monitor.md#sources. Replay itself is :class:`ArraySource`."""
 
 from __future__ import annotations
 
@@ -41,6 +16,7 @@ import numpy as np
 from mrm_edge.runtime.sources.base import ArraySource, SpecError
 
 from mrm_edge.data.errors import DataError
+from mrm_edge.data.wfdb_header import check_wfdb_header
 from mrm_edge.errors import one_line
 from mrm_edge.records import find_recordings, read_recording
 
@@ -73,19 +49,11 @@ def _expand(path: Path) -> list[Path]:
 
 
 def _rate(path: Path) -> int:
-    """The header's sampling rate, from its record line alone (0 if unreadable).
-
-    Only twins need it, and a whole PTB-XL has 21,837 pairs: parsing one line takes
-    microseconds where ``wfdb.rdheader`` takes milliseconds. The record line is
-    ``name[/segments] n_signals [fs[/counter_freq[(base)]] ...]``; fs defaults to 250.
-    """
+    """The header's sampling rate (0 if the header is bad: the full read reports it)."""
     try:
-        with path.open(encoding="ascii", errors="replace") as f:
-            line = next(ln for ln in f if ln.strip() and not ln.lstrip().startswith("#"))
-        fields = line.split()
-        return round(float(re.split(r"[/(]", fields[2])[0])) if len(fields) > 2 else 250
-    except (OSError, StopIteration, ValueError):
-        return 0  # the full read reports the problem, naming the file
+        return round(check_wfdb_header(path).fs)
+    except DataError:
+        return 0
 
 
 def find_records(
@@ -94,8 +62,8 @@ def find_records(
     """Record paths to replay, and notes on what was skipped.
 
     In argument order (a directory's records sorted by path), each record once, so
-    ``--stream-id`` lists line up with the records named. See the module docstring for
-    the twin rule (``NNNNN_lr`` / ``NNNNN_hr``).
+    ``--stream-id`` lists line up with the records named. Of PTB-XL twins (``NNNNN_lr`` /
+    ``NNNNN_hr``) the one at ``prefer_rate`` is kept if given, else the higher rate.
     """
     found: dict[Path, None] = {}  # ordered set of absolute paths
     for p in paths:
@@ -173,7 +141,7 @@ def read_records(
 
 
 class WfdbReplaySource(ArraySource):
-    """Replay of WFDB / CPSC records, one stream per record (see the module docstring).
+    """Replay of WFDB / CPSC records, one stream per record (docs/monitor.md#sources).
 
     ``chunk_seconds``: a float, or a sequence cycled through chunk by chunk (tests use
     random sizes); ``speed``: 1.0 real time, N times faster, None as fast as possible;
@@ -190,7 +158,6 @@ class WfdbReplaySource(ArraySource):
             raise SpecError("expected wfdb:PATH[,PATH...]")
         return cls(
             paths,
-            chunk_seconds=options.chunk_seconds,
             speed=options.speed,
             loop=options.loop,
             min_seconds=options.min_seconds,
@@ -202,20 +169,14 @@ class WfdbReplaySource(ArraySource):
         chunk_seconds: float | Sequence[float] = 0.2,
         speed: float | None = 1.0,
         loop: bool = False,
-        prefer_rate: int | None = None,
-        max_records: int | None = None,
         min_seconds: float | None = None,
     ) -> None:
         if isinstance(paths, (str, Path)):
             paths = [paths]
-        records, self.skipped = find_records(paths, prefer_rate)
+        records, self.skipped = find_records(paths)
         if self.skipped:
             log.info("%d records skipped (one rate per PTB-XL ECG), e.g. %s",
                      len(self.skipped), self.skipped[0])  # fmt: skip
-        if max_records is not None:
-            if max_records < 1:
-                raise ValueError(f"max_records is {max_records}, expected >= 1")
-            records = records[:max_records]
         loaded = read_records(records, min_seconds)
         ids = unique_ids([name for name, _, _ in loaded])
         self.paths: dict[str, Path] = dict(zip(ids, records, strict=True))
@@ -232,6 +193,3 @@ class WfdbReplaySource(ArraySource):
         loop = ", looping" if self.loop else ""
         hz = "/".join(map(str, rates))
         return f"wfdb: {len(self.recordings)} records at {hz} Hz, {pace}{loop}"
-
-
-__all__ = ["WfdbReplaySource", "find_records", "read_records", "unique_ids"]

@@ -4,7 +4,6 @@ post-processing, the event log, the live view and the summary."""
 
 from __future__ import annotations
 
-import io
 import json
 
 import numpy as np
@@ -108,13 +107,13 @@ def test_a_card_may_make_norm_an_alarm_and_other_labels_silent():
         Postprocessor(LABELS, THRESHOLDS, alarm_labels=["AFIB"])
 
 
-def test_the_event_log_writes_findings():
+def test_the_event_log_writes_findings(tmp_path):
     post = Postprocessor(LABELS, THRESHOLDS, PostprocessConfig(smoothing=1))
     result, _ = post.classified(_window(0), np.array([0.05, 0.05, 0.05, 0.95, 0.05]), 1.0)
-    out = io.StringIO()
+    out = tmp_path / "events.jsonl"
     sink = JsonlSink(out)
     sink.window(result)
-    doc = json.loads(out.getvalue())
+    doc = json.loads(out.read_text())
     assert doc["positive"] == ["NORM"] and doc["findings"] == []
 
 

@@ -208,9 +208,9 @@ def test_eof_between_frames_is_clean() -> None:
     dec = FrameDecoder()
     dec.feed(hello() + data(2))
     dec.eof()  # inside a session but between frames: "disconnected", not a framing error
-    assert dec.in_session
+    assert dec.hello is not None
     dec.feed(b"\x02")
-    assert not dec.in_session
+    assert dec.hello is None
 
 
 @pytest.mark.parametrize(

@@ -79,7 +79,7 @@ def test_a_reconnect_does_not_refill_the_rate_ceiling() -> None:
             with socket.create_connection(("127.0.0.1", src.port)) as s:
                 s.sendall(enc.hello() + frames)
                 wait_until(lambda n=n: sum(" over the rate" in p for p in src.problems) == n, 20)
-                wait_until(lambda: "bed-1" not in src.live_streams(), 20)
+                wait_until(lambda: "bed-1" not in src.sessions.live, 20)
     assert "throttled: sending" in src.problems[0] and "cut: sending" in src.problems[-1]
 
 
@@ -140,7 +140,7 @@ def test_connection_cap_refuses_the_extra_connection(pki: Pki) -> None:
         encs = [FrameEncoder(f"bed-{i}", 100) for i in range(2)]
         for d, e in zip(devs, encs, strict=True):
             d.sendall(e.hello())
-        wait_until(lambda: len(src.live_streams()) == 2)
+        wait_until(lambda: len(src.sessions.live) == 2)
         with socket.create_connection(("127.0.0.1", src.port), timeout=5) as extra:
             assert hung_up(extra)
         for d, e in zip(devs, encs, strict=True):

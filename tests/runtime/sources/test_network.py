@@ -58,11 +58,11 @@ def test_the_registry_refuses_it_too_with_the_spec() -> None:
 _OPT_OUT_PROBE = """
 import socket
 from mrm_edge.runtime.sources.network import NetworkOptions
-from mrm_edge.runtime.sources.registry import make_source
+from mrm_edge.runtime.sources.registry import SourceOptions, make_source
 from tests.runtime.sources.test_ownership import drain
 
 net = NetworkOptions(insecure_plaintext=True)
-with make_source("tcp:0.0.0.0:0", network=net, speed=None) as src:
+with make_source("tcp:0.0.0.0:0", SourceOptions(speed=None, network=net)) as src:
     assert src.describe().startswith("tcp (INSECURE plain text): listening on 0.0.0.0:")
     with socket.create_connection(("127.0.0.1", src.port), timeout=5):
         pass

@@ -192,7 +192,7 @@ def test_refusals_do_not_wait_for_timeouts(pki: Pki) -> None:
     with tls_source(pki) as src:
         a = device(pki, "device-a", src.port)
         a.sendall(FrameEncoder("bed-6", FS).hello())
-        wait_until(lambda: "bed-6" in src.live_streams())
+        wait_until(lambda: "bed-6" in src.sessions.live)
         t0 = time.monotonic()
         b = device(pki, "device-b", src.port)
         b.sendall(FrameEncoder("bed-6", FS).hello())

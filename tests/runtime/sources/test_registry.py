@@ -14,6 +14,7 @@ from mrm_edge.runtime.model import DeployedModel
 from mrm_edge.runtime.sources import registry
 from mrm_edge.runtime.sources.registry import (
     SourceKind,
+    SourceOptions,
     make_source,
     register_source,
     source_help,
@@ -29,7 +30,7 @@ from tests.runtime.test_model import make_model_dir
 
 
 def test_synthetic_is_built_from_the_options() -> None:
-    src = make_source("synthetic", streams=3, speed=None, loop=False, seed=4)
+    src = make_source("synthetic", SourceOptions(streams=3, speed=None, loop=False, seed=4))
     assert isinstance(src, SyntheticSource)
     assert list(src.patients) == ["synthetic-00", "synthetic-01", "synthetic-02"]
     assert (src.speed, src.seed) == (None, 4)
@@ -38,14 +39,14 @@ def test_synthetic_is_built_from_the_options() -> None:
 @pytest.mark.realdata
 def test_wfdb_takes_several_comma_separated_paths(ptbxl_root: Path, cpsc_root: Path) -> None:
     spec = f"wfdb:{ptbxl_root / 'records100/00000/00001_lr.hea'},{cpsc_root / 'A1980.mat'}"
-    src = make_source(spec, streams=1, speed=2.0, loop=True, seed=0)
+    src = make_source(spec, SourceOptions(streams=1, speed=2.0, loop=True, seed=0))
     assert isinstance(src, WfdbReplaySource)
     assert list(src.recordings) == ["00001_lr", "A1980"]
     assert (src.speed, src.loop) == (2.0, True)
 
 
 def test_tcp_listens_on_the_given_address() -> None:
-    src = make_source("tcp:127.0.0.1:0", streams=1, speed=1.0, loop=False, seed=0)
+    src = make_source("tcp:127.0.0.1:0", SourceOptions(streams=1, speed=1.0, loop=False, seed=0))
     try:
         assert isinstance(src, TcpSource) and src.host == "127.0.0.1" and src.port > 0
         socket.create_connection(("127.0.0.1", src.port), timeout=5).close()
@@ -54,7 +55,9 @@ def test_tcp_listens_on_the_given_address() -> None:
 
 
 def test_stdin() -> None:
-    assert isinstance(make_source("stdin", streams=1, speed=1.0, loop=False, seed=0), StdinSource)
+    assert isinstance(
+        make_source("stdin", SourceOptions(streams=1, speed=1.0, loop=False, seed=0)), StdinSource
+    )
 
 
 @pytest.mark.parametrize(
@@ -71,7 +74,7 @@ def test_stdin() -> None:
 )
 def test_bad_specs(spec: str, message: str) -> None:
     with pytest.raises(ValueError) as info:
-        make_source(spec, streams=1, speed=1.0, loop=False, seed=0)
+        make_source(spec, SourceOptions(streams=1, speed=1.0, loop=False, seed=0))
     assert message in str(info.value)
 
 

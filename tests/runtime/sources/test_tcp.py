@@ -118,7 +118,7 @@ def test_reconnect_resumes_the_stream_and_a_second_claimant_is_refused() -> None
         first = connect(src.port)
         enc = FrameEncoder("bed-7", 100)
         first.sendall(enc.hello() + enc.data(X[:50]))
-        wait_until(lambda: "bed-7" in src.live_streams())
+        wait_until(lambda: "bed-7" in src.sessions.live)
 
         impostor = connect(src.port)
         impostor.sendall(FrameEncoder("bed-7", 100).hello() + enc.data(np.ones((5, 12))))
@@ -169,7 +169,7 @@ def test_connections_over_the_limit_are_refused() -> None:
         first = connect(src.port)
         enc = FrameEncoder("one", 100)
         first.sendall(enc.hello())
-        wait_until(lambda: "one" in src.live_streams())
+        wait_until(lambda: "one" in src.sessions.live)
         with connect(src.port) as second:
             assert hung_up(second)
         assert any("max_connections (1) reached" in p for p in src.problems)
@@ -183,7 +183,7 @@ def test_close_shuts_the_server_and_every_connection() -> None:
     src = TcpSource()
     client = connect(src.port)
     client.sendall(FrameEncoder("open", 100).hello())
-    wait_until(lambda: "open" in src.live_streams())
+    wait_until(lambda: "open" in src.sessions.live)
     t0 = time.monotonic()
     src.close()
     assert time.monotonic() - t0 < 2.0

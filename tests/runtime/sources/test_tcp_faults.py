@@ -26,7 +26,7 @@ from mrm_edge.runtime.model import DeployedModel
 from mrm_edge.runtime.sinks.jsonl import JsonlSink
 from mrm_edge.runtime.sources.base import DEFAULT_STALL_TIMEOUT_S, Chunk
 from mrm_edge.runtime.sources.framing import FrameEncoder
-from mrm_edge.runtime.sources.registry import make_source
+from mrm_edge.runtime.sources.registry import SourceOptions, make_source
 from mrm_edge.runtime.sources.stdin import StdinSource
 from mrm_edge.runtime.sources.tcp import TcpSource
 
@@ -71,7 +71,7 @@ def test_a_silent_device_is_marked_stalled_and_resumes_on_the_same_connection() 
         assert time.monotonic() - t0 >= 0.25
         assert first.ends == {"bed-1": ["stalled (no data for 0.3 s)"]}
         np.testing.assert_array_equal(first.signal("bed-1"), X[:100])
-        assert "bed-1" in src.live_streams()  # the connection is kept open
+        assert "bed-1" in src.sessions.live  # the connection is kept open
         assert any("'bed-1': stalled (no data for 0.3 s); waiting" in p for p in src.problems)
 
         dev.sendall(enc.data(X[100:200]) + enc.end())  # the device wakes up
@@ -134,7 +134,7 @@ def test_a_connected_live_stream_is_still_not_taken_over() -> None:
     with TcpSource(stall_timeout_s=30) as src, connect(src.port) as dev:
         enc = FrameEncoder("bed-5", 100)
         dev.sendall(enc.hello() + enc.data(X[:10]))
-        wait_until(lambda: "bed-5" in src.live_streams())
+        wait_until(lambda: "bed-5" in src.sessions.live)
         with connect(src.port) as impostor:
             impostor.sendall(FrameEncoder("bed-5", 100).hello())
             assert hung_up(impostor)
@@ -171,11 +171,11 @@ def test_the_stall_timeout_is_a_knob_with_a_default() -> None:
     assert DEFAULT_STALL_TIMEOUT_S == 5.0
     with (
         make_source("tcp:127.0.0.1:0") as default,
-        make_source("tcp:127.0.0.1:0", stall_timeout_s=1.5) as chosen,
+        make_source("tcp:127.0.0.1:0", SourceOptions(stall_timeout_s=1.5)) as chosen,
     ):
         assert default.stall_timeout_s == 5.0
         assert chosen.stall_timeout_s == 1.5
-    assert make_source("stdin", stall_timeout_s=None).stall_timeout_s is None
+    assert make_source("stdin", SourceOptions(stall_timeout_s=None)).stall_timeout_s is None
     with pytest.raises(ValueError, match=r"stall_timeout_s is 0, expected > 0 or None"):
         TcpSource(stall_timeout_s=0)
 

@@ -78,16 +78,17 @@ def test_loop_continues_timestamps_and_close_stops_it(records: list[Path]) -> No
 
 
 def test_directory_replays_one_rate_per_ptbxl_ecg(ptbxl_root: Path) -> None:
-    default = WfdbReplaySource(ptbxl_root, speed=None, max_records=2)
+    found, skipped = find_records([ptbxl_root])
+    assert [p.name for p in found[:2]] == ["00001_hr.hea", "00002_hr.hea"]
+    assert "00001_lr.hea: skipped, ECG 00001 is replayed from 00001_hr.hea (500 Hz)" in (skipped[0])
+    default = WfdbReplaySource(found[:2], speed=None)
     assert list(default.recordings) == ["00001_hr", "00002_hr"]
     assert {fs for _, fs in default.recordings.values()} == {500}
-    assert (
-        "00001_lr.hea: skipped, ECG 00001 is replayed from 00001_hr.hea (500 Hz)"
-        in (default.skipped[0])
+    low, _ = find_records([ptbxl_root], prefer_rate=100)  # mrm-edge send --prefer-rate
+    assert [p.name for p in low[:2]] == ["00001_lr.hea", "00002_lr.hea"]
+    assert WfdbReplaySource(low[:2], speed=None).describe() == (
+        "wfdb: 2 records at 100 Hz, max speed"
     )
-    low = WfdbReplaySource(ptbxl_root, speed=None, prefer_rate=100, max_records=2)
-    assert list(low.recordings) == ["00001_lr", "00002_lr"]
-    assert low.describe() == "wfdb: 2 records at 100 Hz, max speed"
     # Without the twin, a record is kept whatever its rate.
     only_lr, skipped = find_records([ptbxl_root / "records100"], prefer_rate=500)
     assert len(only_lr) == 500 and skipped == []
