@@ -13,15 +13,6 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = [
-    "CHECKED_KEYS",
-    "PREFIX",
-    "identity_mismatch",
-    "identity_of",
-    "model_identity",
-    "parameters_of",
-]
-
 PREFIX = "mrm_edge."
 #: What must match for a front-end to use a served model: the labels (and their order), the
 #: rate and window the windows are cut at, the leads, and the FP32 ONNX every variant was

@@ -29,15 +29,6 @@ if TYPE_CHECKING:
     from mrm_edge.runtime.web.config import WebConfig
     from rich.console import Console
 
-__all__ = [
-    "StopRequests",
-    "build_sinks",
-    "monitor_sink_names",
-    "open_monitor",
-    "run_monitor",
-    "stop_on_signals",
-]
-
 
 class StopRequests:
     """SIGINT/SIGTERM as stops of the monitor: the first drains (queued windows are still

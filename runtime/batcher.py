@@ -29,8 +29,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Generic, Literal, TypeVar
 
-__all__ = ["OVERLOAD_POLICIES", "BatcherStats", "DynamicBatcher", "Offer", "OverloadPolicy"]
-
 T = TypeVar("T")
 OverloadPolicy = Literal["drop-oldest", "drop-newest", "block"]
 OVERLOAD_POLICIES: tuple[str, ...] = ("drop-oldest", "drop-newest", "block")

@@ -16,8 +16,6 @@ from mrm_edge.runtime.batcher import OverloadPolicy
 from mrm_edge.runtime.postprocess import PostprocessConfig
 from mrm_edge.runtime.stream.quality import QualityConfig
 
-__all__ = ["MonitorConfig"]
-
 
 @dataclass(frozen=True)
 class MonitorConfig:

@@ -44,18 +44,6 @@ from mrm_edge.runtime.user_cache import usable_cores, user_cache_dir
 
 from mrm_edge.errors import first_line
 
-__all__ = [
-    "TIMING_ENV",
-    "TimingResult",
-    "TimingSettings",
-    "as_json",
-    "cpu_model_name",
-    "machine_key",
-    "order_by_measurement",
-    "time_cpu_options",
-    "timing_enabled",
-]
-
 TIMING_ENV = "MRM_EDGE_AUTO_PROBE"
 VERSIONED = ("onnxruntime", "openvino", "numpy", "mrm-edge")
 MEASURE_ORDER = {"int8": 0, "bf16": 1, "fp32": 2, "fp16": 3}

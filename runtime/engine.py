@@ -66,7 +66,6 @@ from mrm_edge.errors import first_line
 if TYPE_CHECKING:
     from mrm_edge.runtime.selection import Candidate
 
-__all__ = ["Monitor"]
 
 _POLL_S = 0.1  # how often waiting threads look at the stop flag and the clock
 _SOURCE_STOP_S = 5.0  # how long a stopped source may take to return before we go on without it

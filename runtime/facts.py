@@ -33,8 +33,6 @@ from mrm_edge.runtime.backends.tensorrt.capability import (
 
 from mrm_edge.errors import first_line
 
-__all__ = ["MachineFacts", "probe_machine"]
-
 
 @dataclass(frozen=True)
 class MachineFacts:

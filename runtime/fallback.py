@@ -41,8 +41,6 @@ from mrm_edge.errors import first_line
 if TYPE_CHECKING:
     from mrm_edge.runtime.selection import Candidate
 
-__all__ = ["BackendChain", "BatchOutcome", "fallback_label"]
-
 
 def fallback_label(entry: Backend | Candidate) -> str:
     """How a fallback is named in the knobs and the ``fallback:`` line."""

@@ -69,12 +69,8 @@ from mrm_edge.card import (
 )
 from mrm_edge.fileio import sha256_file
 
-__all__ = ["ACCEPT_TUNING_OPTION", "ONNX_FILES", "Artifact", "DeployedModel", "ModelLoadError"]
-
 #: The command-line opt-in that lets re-tuned thresholds / alarm labels run (named in errors).
 ACCEPT_TUNING_OPTION = "--accept-card-tuning"
-
-# ONNX_FILES (variant → file name) is re-exported from mrm_edge.artifacts for old imports.
 
 
 class ModelLoadError(ValueError):

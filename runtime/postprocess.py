@@ -42,15 +42,6 @@ from mrm_edge.runtime.stream.preprocess import Window
 
 from mrm_edge.card import default_alarm_labels
 
-__all__ = [
-    "AlarmEvent",
-    "PostprocessConfig",
-    "Postprocessor",
-    "StreamPostprocessor",
-    "WindowResult",
-    "reason_kinds",
-]
-
 
 @dataclass(frozen=True)
 class PostprocessConfig:

@@ -19,8 +19,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Gap", "GapDetector", "RingBuffer", "TimingCheck"]
-
 
 @dataclass(frozen=True)
 class Gap:

@@ -56,7 +56,6 @@ from mrm_edge.data.dataset import LEADS
 if TYPE_CHECKING:
     from mrm_edge.card import ModelCard
 
-__all__ = ["RESYNC_AFTER_WINDOWS", "Resync", "StreamPreprocessor", "Window", "to_model_batch"]
 
 # Fill for missing input is fed to the resampler in pieces of this many seconds, so a long
 # outage never allocates a long array.

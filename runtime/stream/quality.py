@@ -48,8 +48,6 @@ import numpy as np
 
 from mrm_edge.data.dataset import LEADS
 
-__all__ = ["LeadQuality", "QualityConfig", "QualityReport", "assess_quality"]
-
 
 @dataclass(frozen=True)
 class QualityConfig:

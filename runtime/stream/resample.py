@@ -29,8 +29,6 @@ from math import gcd
 
 import numpy as np
 
-__all__ = ["StreamingResampler", "polyphase_filter"]
-
 # scipy.signal.resample_poly's defaults: window ("kaiser", 5.0), 10 zero crossings a side.
 KAISER_BETA = 5.0
 HALF_LEN_PER_RATE = 10

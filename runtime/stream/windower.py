@@ -18,8 +18,6 @@ from typing import Protocol
 
 import numpy as np
 
-__all__ = ["GapIndex", "WindowRef", "Windower", "samples_from_seconds", "window_count"]
-
 
 class GapIndex(Protocol):
     """Anything that can list the gaps touching a sample range (``RingBuffer`` does)."""

@@ -36,8 +36,6 @@ from typing import Any
 
 from mrm_edge.runtime.web.config import WebConfig, is_loopback
 
-__all__ = ["ACTION_HEADER", "COOKIE", "MAX_BODY", "SECURITY_HEADERS", "Access", "refuse"]
-
 ACTION_HEADER = "x-mrm-station"
 COOKIE = "mrm_edge_token"  # set by the page when opened with ?token= (SameSite=Strict)
 MAX_BODY = 1024

@@ -7,8 +7,6 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-__all__ = ["TOKEN_ENV", "WebConfig", "is_loopback", "parse_bind"]
-
 TOKEN_ENV = "MRM_EDGE_WEB_TOKEN"
 
 

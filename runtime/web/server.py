@@ -42,21 +42,11 @@ from importlib import resources
 from typing import Any
 
 from mrm_edge.runtime.web.access import COOKIE, SECURITY_HEADERS, Access, refuse
-from mrm_edge.runtime.web.config import TOKEN_ENV, WebConfig, is_loopback, parse_bind
+from mrm_edge.runtime.web.config import WebConfig
 from mrm_edge.runtime.web.decimate import DISPLAY_HZ
 from mrm_edge.runtime.web.state import StationState
 
 from mrm_edge.data.dataset import LEADS
-
-__all__ = [
-    "CLIENT_QUEUE",
-    "TICK_HZ",
-    "TOKEN_ENV",
-    "StationServer",
-    "WebConfig",
-    "is_loopback",
-    "parse_bind",
-]
 
 log = logging.getLogger(__name__)
 

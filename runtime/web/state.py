@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from mrm_edge.runtime.postprocess import AlarmEvent, WindowResult
     from mrm_edge.runtime.sinks.base import RunInfo, StreamEvent
 
-__all__ = ["ALARM_HISTORY", "STRIP_SECONDS", "Bed", "StationState", "quality_text"]
 
 STRIP_SECONDS = 30
 """Decimated signal kept per bed (144 KB): the 10 s window of the 12-lead view, plus the
