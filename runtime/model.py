@@ -1,38 +1,15 @@
 """A deployed model directory as the runtime sees it: the card plus the verified artifacts.
 
-    model_dir/
-      card.json                       labels, thresholds, rate, window, leads (required)
-      model.safetensors               weights (only the PyTorch reference backend reads them)
-      model.onnx        + .json       FP32 ONNX and its sidecar
-      model.fp16.onnx   + .json       mixed precision
-      model.int8.onnx   + .json       INT8 Q/DQ for ONNX Runtime CPU (uint8 activations)
-      model.int8-sym.onnx + .json     INT8 Q/DQ for TensorRT / OpenVINO (symmetric int8)
-      model.<p>.<key>.engine + .json  TensorRT engines (names: mrm_edge.artifacts)
-
-``DeployedModel.load`` reads the card and checks every artifact against its sidecar before
-anything can run it: the file's SHA-256 must equal the sidecar's, and the sidecar's labels,
-rate and window (when recorded) must equal the card's — an ONNX whose outputs are in another
-label order would produce plausible, wrong findings — and so must the graph's own input and
-output (read from the file when the ``onnx`` package is here, else from the sidecar). An
-artifact that fails is not an error for the directory: it is listed in ``refused`` with the
-reason, and backend selection says why it was not used (or refuses an explicit request for
-it). Whether an engine fits *this* GPU and TensorRT is decided at selection time, where the
-GPU is probed; what a backend really outputs is checked there too, on one zero window
-(``selection.check_outputs``), since a graph's declared shape can lie.
-
-The card itself must be the one the model was exported with: every ONNX sidecar records the
-values of the fields the runtime reads (``mrm_edge.card.export_record``), and a card that
-differs is refused for the whole directory in one line naming the fields — the PyTorch
-weights must not run a card the ONNX files contradict either. Thresholds and alarm labels
-re-tuned on purpose are accepted with ``accept_card_tuning`` (``--accept-card-tuning``),
-and the accepted changes are kept in ``card_changes`` for the run's start line. Sidecars
-written before the record hold only the whole card's SHA-256 (``source_card_sha256``): such
-a card must be byte-identical (``mrm-edge export --restamp`` adds the record to them).
-
-The ONNX files are keyed by *variant* (``mrm_edge.artifacts``): both INT8 files have
-precision ``"int8"`` and are told apart by variant, ``"int8"`` or ``"int8-sym"``.
-
-Torch-free and cheap: hashing the files is the only work (a few MB for MRM-Net).
+``DeployedModel.load`` reads the card and checks every artifact before anything can run it:
+the file's SHA-256 against its sidecar (``mrm_edge.artifacts``), the sidecar's labels, rate
+and window against the card, and the graph's own input and output (read from the file when
+the ``onnx`` package is here, else from the sidecar). An artifact that fails is not an error
+for the directory: it is listed in ``refused`` with the reason, and selection says why it
+was not used. Whether an engine fits *this* GPU is decided at selection, and what a backend
+really outputs is checked there on one zero window (``selection.check_outputs``). The card
+must be the one the model was exported with (the sidecars' ``exported_card``); re-tuned
+thresholds and alarm labels pass only with ``accept_card_tuning``. The files: docs/export.md;
+what an edited directory gets: docs/threat-model.md (Model files). Torch-free.
 """
 
 from __future__ import annotations
