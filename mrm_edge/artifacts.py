@@ -47,8 +47,6 @@ ONNX_FILES: dict[str, str] = {name: v.file for name, v in VARIANTS.items()}
 #: The BF16 gate record (OpenVINO on ``model.onnx`` at bf16 vs FP32, measured on a BF16 CPU by
 #: ``mrm-edge export --bf16``): BF16 is a precision of the runtime, not a file of its own.
 BF16_RECORD = "model.bf16-openvino.json"
-#: Variant → precision (both INT8 variants are ``"int8"``).
-PRECISION_OF: dict[str, str] = {name: v.precision for name, v in VARIANTS.items()}
 
 
 def _variant(variant: str) -> OnnxVariant:

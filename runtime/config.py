@@ -19,7 +19,7 @@ from mrm_edge.runtime.stream.quality import QualityConfig
 
 @dataclass(frozen=True)
 class MonitorConfig:
-    """The knobs of a monitor run (engine.py's module docstring says what each does).
+    """The knobs of a monitor run (what each does: docs/monitor.md).
 
     Attributes:
         hop_s: seconds between consecutive window starts (a multiple of 1 / model rate).

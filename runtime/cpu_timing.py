@@ -25,6 +25,7 @@ from mrm_edge.runtime.backends.registry import Candidate
 from mrm_edge.runtime.user_cache import usable_cores, user_cache_dir
 
 from mrm_edge.errors import first_line
+from mrm_edge.fileio import atomic_write_bytes
 
 TIMING_ENV = "MRM_EDGE_AUTO_PROBE"
 VERSIONED = ("onnxruntime", "openvino", "numpy", "mrm-edge")
@@ -216,11 +217,8 @@ def time_cpu_options(
         seconds=time.perf_counter() - t0,
     )
     if settings.cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
         doc = {"key": key, "options": rows, "measured_at": result.measured_at}
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(doc, indent=2) + "\n")
-        tmp.replace(path)
+        atomic_write_bytes(path, (json.dumps(doc, indent=2) + "\n").encode())
     return result
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -129,6 +130,11 @@ class Monitor:
     def backend(self) -> Backend:
         """The backend running now (a fallback after a switch)."""
         return self.chain.backend
+
+    @property
+    def windows_produced(self) -> Counter[str]:
+        """Windows each stream's preprocessors produced (the accounting's ground truth)."""
+        return self.accounting.windows_produced
 
     # ================================================================== control
 

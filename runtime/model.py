@@ -62,8 +62,6 @@ class Artifact:
     kind: Literal["onnx", "engine"]
     precision: str
     sidecar: dict[str, Any]
-    notes: tuple[str, ...] = ()
-    """Facts worth saying but not disqualifying (e.g. the card changed after export)."""
 
     @property
     def name(self) -> str:
@@ -136,14 +134,11 @@ class DeployedModel:
     # ------------------------------------------------------------------ loading
 
     @classmethod
-    def load(
-        cls, model_dir: str | Path, *, verify: bool = True, accept_card_tuning: bool = False
-    ) -> DeployedModel:
+    def load(cls, model_dir: str | Path, *, accept_card_tuning: bool = False) -> DeployedModel:
         """Read ``model_dir``'s card and verify its artifacts.
 
-        ``verify=False`` accepts ONNX files that have no sidecar (hand-exported models);
-        a sidecar that is present is still checked. ``accept_card_tuning`` accepts
-        thresholds and alarm labels changed since export (see the module docstring).
+        ``accept_card_tuning`` accepts thresholds and alarm labels changed since export (see
+        the module docstring).
         Raises ModelLoadError when the directory or its card is unusable, when the card is
         not the exported one, or when nothing in it can run.
         """
@@ -159,7 +154,7 @@ class DeployedModel:
             path = model.directory / filename
             # A sidecar without its file is reported (the export wrote both; one is lost).
             if path.exists() or sidecar_path(path).exists():
-                model._add_onnx(path, variant, verify)
+                model._add_onnx(path, variant)
         for path in sorted(model.directory.glob(ENGINE_GLOB)):
             model._add_engine(path)
         model._check_weights()
@@ -297,15 +292,13 @@ class DeployedModel:
                 for path, now, then in changes
             )
 
-    def _add_onnx(self, path: Path, variant: str, verify: bool) -> None:
+    def _add_onnx(self, path: Path, variant: str) -> None:
         precision = precision_of(variant)
         try:
             sidecar = verify_artifact(path)
         except ValueError as e:
-            if verify or sidecar_path(path).exists():
-                self.refused[path.name] = str(e)
-                return
-            sidecar = {}
+            self.refused[path.name] = str(e)
+            return
         self._sidecars.append((path, sidecar))
         problem = self._check_against_card(sidecar) or self._check_io(path, sidecar)
         if problem:
@@ -317,8 +310,7 @@ class DeployedModel:
                 f"{path}: sidecar 'precision' is {declared!r}, the file name says {precision!r}"
             )
             return
-        notes = () if sidecar else ("no sidecar (accepted: verify=False)",)
-        self.onnx[variant] = Artifact(path, "onnx", precision, sidecar, notes)
+        self.onnx[variant] = Artifact(path, "onnx", precision, sidecar)
 
     def _add_engine(self, path: Path) -> None:
         parsed = parse_engine_filename(path.name)
