@@ -358,15 +358,3 @@ class DeployedModel:
         return list(self.card_changes) or [
             f"{ACCEPT_TUNING_OPTION}: {CARD_FILE} is as exported, nothing to accept"
         ]
-
-    def describe(self) -> str:
-        """One line: name, task, labels, rate, window, and what is runnable."""
-        runnable = [a.name for a in self.onnx.values()] + [a.name for a in self.engines]
-        if self.weights is not None:
-            runnable.append(self.weights.name)
-        return (
-            f"{self.name}: {len(self.labels)} labels ({', '.join(self.labels)}), "
-            f"{self.window_s:g} s windows at {self.sampling_rate} Hz; "
-            f"runnable: {', '.join(runnable) or 'nothing'}"
-            + (f"; refused: {', '.join(self.refused)}" if self.refused else "")
-        )

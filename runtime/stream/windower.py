@@ -35,10 +35,6 @@ class WindowRef:
     end: int
     gap_reasons: tuple[str, ...] = ()
 
-    @property
-    def flagged(self) -> bool:
-        return bool(self.gap_reasons)
-
 
 def window_count(n_samples: int, window: int, hop: int) -> int:
     """Windows of ``window`` samples every ``hop`` samples in a stream of ``n_samples``."""

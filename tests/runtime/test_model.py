@@ -54,7 +54,6 @@ def test_loads_card_and_verified_onnx(tmp_path: Path) -> None:
     assert m.onnx["int8"].path.name == "model.int8.onnx" and m.onnx["int8"].kind == "onnx"
     assert m.card_changes == ()
     assert m.weights is None
-    assert "runnable: model.onnx, model.int8.onnx" in m.describe()
 
 
 def test_corrupted_artifact_is_refused_with_the_reason(tmp_path: Path) -> None:
@@ -64,7 +63,6 @@ def test_corrupted_artifact_is_refused_with_the_reason(tmp_path: Path) -> None:
     m = DeployedModel.load(d)
     assert set(m.onnx) == {"fp32"}
     assert "SHA-256 does not match" in m.refused["model.int8.onnx"]
-    assert "refused: model.int8.onnx" in m.describe()
 
 
 def test_label_order_mismatch_is_refused(tmp_path: Path) -> None:
