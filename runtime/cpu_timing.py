@@ -37,17 +37,14 @@ class TimingSettings:
     """The probe's bounds, and (for tests) the machine / versions facts to key it by."""
 
     batch: int = 16
-    """Windows per timed call. A loaded monitor dispatches full batches (32 by default), and
-    the ranking depends on it: measured on a 2-core AVX2 machine, OpenVINO int8-sym led at
-    batch 4 (34 vs 25 windows/s) but ran 21.5 against ONNX Runtime INT8's 37.6 at batch 32;
-    at 16 the probe ranks as batch 32 does and still fits its budget."""
+    """Windows per timed call: the ranking depends on it, and at 16 it ranks as a loaded
+    monitor's full batches of 32 do (measured: docs/cpu-runtimes.md)."""
     calls: int = 2
     seconds_per_option: float = 1.5
     max_seconds: float = 15.0
     """The whole probe's budget: options not reached by then are left unmeasured."""
     machine: dict[str, Any] | None = None
     versions: dict[str, Any] | None = None
-    cache: bool = True
 
 
 @dataclass
@@ -170,7 +167,7 @@ def time_cpu_options(
     """Measure ``options`` (or read the cached measurement of the same key)."""
     key = probe_key(model, options, settings)
     path = _cache_file(key)
-    if settings.cache and path.is_file():
+    if path.is_file():
         try:
             doc = json.loads(path.read_text())
             if doc.get("key") == key:
@@ -216,9 +213,8 @@ def time_cpu_options(
         path,
         seconds=time.perf_counter() - t0,
     )
-    if settings.cache:
-        doc = {"key": key, "options": rows, "measured_at": result.measured_at}
-        atomic_write_bytes(path, (json.dumps(doc, indent=2) + "\n").encode())
+    doc = {"key": key, "options": rows, "measured_at": result.measured_at}
+    atomic_write_bytes(path, (json.dumps(doc, indent=2) + "\n").encode())
     return result
 
 
