@@ -15,7 +15,7 @@ silently — and ``offer`` says which item, if any, drop-oldest evicted to make 
 caller can report that item without keeping a copy of the queue. Items leave in arrival
 order (FIFO across streams).
 
-Thread-safe: producers call ``put`` while a worker calls the blocking ``get_batch``; a
+Thread-safe: producers call ``offer`` while a worker calls the blocking ``get_batch``; a
 single-threaded loop can instead poll ``next_batch`` and sleep ``time_until_deadline()``.
 Times come from ``clock`` (seconds, monotonic), injectable for deterministic tests.
 """
@@ -41,7 +41,7 @@ class BatcherStats:
     ``enqueued == dispatched + dropped_oldest + pending``."""
 
     submitted: int = 0
-    """``put`` calls."""
+    """``offer`` calls."""
     enqueued: int = 0
     """Items accepted into the queue."""
     dispatched: int = 0
@@ -115,10 +115,6 @@ class DynamicBatcher(Generic[T]):
         self._changed = threading.Condition(self._lock)  # items arrived, left or closed
 
     # ------------------------------------------------------------------ producer side
-
-    def put(self, item: T, timeout: float | None = None) -> bool:
-        """Offer ``item``: True if it was queued, False if it was refused (see ``offer``)."""
-        return self.offer(item, timeout).queued
 
     def offer(self, item: T, timeout: float | None = None) -> Offer[T]:
         """Offer ``item``: whether it was queued (refused items are counted in
