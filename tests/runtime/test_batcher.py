@@ -11,33 +11,43 @@ from mrm_edge.runtime.batcher import DynamicBatcher, Offer
 from tests.fakes.clock import FakeClock
 
 
+def due(b: DynamicBatcher) -> list | None:
+    """The batch due now, without waiting."""
+    return b.get_batch(timeout=0)
+
+
 def test_dispatches_when_max_batch_items_wait() -> None:
     clock = FakeClock()
     b = DynamicBatcher(max_batch=3, max_delay_ms=1000, max_queue=10, clock=clock)
     for i in range(4):
         assert b.offer(i).queued
-        assert b.next_batch() == ([0, 1, 2] if i == 2 else None)
-    assert len(b) == 1 and b.time_until_deadline() == pytest.approx(1.0)
+        assert due(b) == ([0, 1, 2] if i == 2 else None)
+    assert len(b) == 1
+    clock.t += 0.999
+    assert due(b) is None
+    clock.t += 0.001  # the remaining item's deadline: 1 s after it came
+    assert due(b) == [3]
 
 
 def test_dispatches_a_partial_batch_once_the_oldest_waited_max_delay() -> None:
     clock = FakeClock(100.0)
     b = DynamicBatcher(max_batch=8, max_delay_ms=5, max_queue=10, clock=clock)
-    assert b.time_until_deadline() is None and b.next_batch() is None
+    assert due(b) is None
     b.offer("a")
     clock.t = 100.003
     b.offer("b")
-    assert b.next_batch() is None
-    assert b.time_until_deadline() == pytest.approx(0.002)
-    assert b.next_batch(now=100.0049) is None
-    assert b.next_batch(now=100.005) == ["a", "b"]  # the oldest's deadline, not the newest's
+    assert due(b) is None
+    clock.t = 100.0049
+    assert due(b) is None
+    clock.t = 100.005
+    assert due(b) == ["a", "b"]  # the oldest's deadline, not the newest's
     assert b.stats.batches == 1 and b.stats.dispatched == 2
 
 
 def test_zero_delay_never_holds_an_item_back() -> None:
     b = DynamicBatcher(max_batch=4, max_delay_ms=0, max_queue=4, clock=FakeClock())
     b.offer(1)
-    assert b.time_until_deadline() == 0.0 and b.next_batch() == [1]
+    assert due(b) == [1]
 
 
 def test_fifo_across_streams() -> None:
@@ -46,7 +56,7 @@ def test_fifo_across_streams() -> None:
     for item in order:
         b.offer(item)
     out = []
-    while (batch := b.next_batch()) is not None:
+    while (batch := due(b)) is not None:
         assert len(batch) <= 4
         out += batch
     assert out == order
@@ -59,7 +69,7 @@ def test_drop_oldest_evicts_and_counts() -> None:
     s = b.stats
     assert (s.submitted, s.enqueued, s.dropped_oldest, s.dropped_newest) == (6, 6, 2, 0)
     assert s.pending == 4 and s.max_depth == 4
-    assert b.next_batch() == [2, 3] and b.next_batch() == [4, 5]
+    assert due(b) == [2, 3] and due(b) == [4, 5]
 
 
 def test_offer_names_the_item_drop_oldest_evicted() -> None:
@@ -67,7 +77,7 @@ def test_offer_names_the_item_drop_oldest_evicted() -> None:
                        clock=FakeClock())  # fmt: skip
     assert [b.offer(i) for i in range(2)] == [Offer(True), Offer(True)]
     assert b.offer(2) == Offer(True, evicted=0) and b.offer(3) == Offer(True, evicted=1)
-    assert b.next_batch() == [2, 3]
+    assert due(b) == [2, 3]
 
 
 def test_offer_under_drop_newest_and_after_close_evicts_nothing() -> None:
@@ -93,7 +103,7 @@ def test_drop_newest_refuses_and_counts() -> None:
     assert [b.offer(i).queued for i in range(6)] == [True] * 4 + [False] * 2
     s = b.stats
     assert (s.submitted, s.enqueued, s.dropped_oldest, s.dropped_newest) == (6, 4, 0, 2)
-    assert b.next_batch() == [0, 1] and b.next_batch() == [2, 3]
+    assert due(b) == [0, 1] and due(b) == [2, 3]
 
 
 def test_block_waits_for_room_then_gives_up_after_its_timeout() -> None:
