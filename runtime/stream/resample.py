@@ -105,11 +105,6 @@ class StreamingResampler:
         """Output samples (at ``fs_out``) released so far; absolute index of the next one."""
         return self._n_out
 
-    @property
-    def lookahead_s(self) -> float:
-        """Seconds of input an output waits for beyond its own time (0 for equal rates)."""
-        return self.half_len / self.up / self.fs_in
-
     def _last_input_of(self, i: int) -> int:
         """Index of the newest input sample output ``i`` depends on."""
         return (i * self.down + self.half_len) // self.up
