@@ -14,7 +14,8 @@ import hmac
 import ipaddress
 from typing import Any
 
-from mrm_edge.runtime.web.config import WebConfig, is_loopback
+from mrm_edge.runtime.sources.network import is_loopback
+from mrm_edge.runtime.web.config import WebConfig
 
 ACTION_HEADER = "x-mrm-station"
 COOKIE = "mrm_edge_token"  # set by the page when opened with ?token= (SameSite=Strict)
