@@ -177,7 +177,7 @@ def _run_max(streams: int, seconds: float, web: bool, clients: int) -> dict[str,
     from mrm_edge.runtime.app import run_monitor
     from mrm_edge.runtime.config import MonitorConfig
     from mrm_edge.runtime.sources.synthetic import SyntheticSource
-    from mrm_edge.runtime.web.server import WebConfig
+    from mrm_edge.runtime.web.config import WebConfig
     from rich.console import Console
 
     from mrm_edge.artifacts import default_model_dir

@@ -93,6 +93,3 @@ def restamp(model_dir: Path) -> list[Path]:
         doc["exported_card"] = export_record(card)
         sidecar_path(artifact).write_text(json.dumps(doc, indent=2) + "\n")
     return [sidecar_path(a) for a, _ in docs]
-
-
-__all__ = ["restamp", "tool_versions", "write_sidecar"]

@@ -2,37 +2,14 @@
 are named, and the JSON sidecar beside every artifact (where it is, how it is verified).
 
 This is the one place that says so; ``mrm-edge export`` writes these names and sidecars, and
-the runtime, the bench and the doctor read them. Torch-free, imports nothing but the standard
-library, ``mrm_edge.fileio`` (SHA-256) and ``onnx`` inside :func:`onnx_io`.
+the runtime, the bench and the doctor read them. A *variant* names a file, a *precision* the
+arithmetic: both INT8 variants are ``"int8"`` (the table of files and what each is for:
+docs/export.md). Torch-free: the standard library, ``mrm_edge.fileio`` and ``onnx`` inside
+:func:`onnx_io`.
 
-A *variant* names a file; a *precision* names the arithmetic. The two INT8 variants share
-the precision ``"int8"`` but differ in quantization scheme, because the runtimes that make
-INT8 fast want different graphs (see ``mrm_edge.export.int8``):
-
-=========  =======================  =========  ============================================
-variant    file                     precision  for
-=========  =======================  =========  ============================================
-fp32       model.onnx               fp32       the reference every other variant is gated
-                                               against; any runtime
-fp16       model.fp16.onnx          fp16       GPUs (ONNX Runtime CUDA, TensorRT)
-int8       model.int8.onnx          int8       ONNX Runtime CPU: uint8 asymmetric
-                                               activations, int32 biases (fast on x86)
-int8-sym   model.int8-sym.onnx      int8       TensorRT and OpenVINO: symmetric int8
-                                               activations and weights, float biases
-=========  =======================  =========  ============================================
-
-TensorRT's ONNX parser rejects ``model.int8.onnx`` (its int32 bias DequantizeLinear); ONNX
-Runtime CPU runs ``model.int8-sym.onnx`` with float convolutions, so no faster than FP32.
-
-Engines: ``model.<precision>.<digest>.engine`` (:func:`engine_filename`, parsed back by
-:func:`parse_engine_filename`), the digest being the build key's
-(``mrm_edge.export.tensorrt.cache.EngineKey``). An engine built by hand with trtexec has no
-sidecar, so the model directory does not load it; the printed trtexec lines name it
-:func:`trtexec_engine_filename` (``model.<precision>.trtexec.engine``), a name the export
-never writes.
-
-Sidecars: ``<artifact>.json`` (:func:`sidecar_path`) records the artifact's SHA-256;
-:func:`verify_artifact` checks a file against it before anything runs it.
+An engine built by hand with trtexec has no sidecar, so the model directory does not load
+it; the printed trtexec lines name it :func:`trtexec_engine_filename`
+(``model.<precision>.trtexec.engine``), a name the export never writes.
 """
 
 from __future__ import annotations
@@ -46,29 +23,6 @@ from typing import Any
 
 from mrm_edge.fileio import sha256_file
 
-__all__ = [
-    "BF16_RECORD",
-    "ENGINE_GLOB",
-    "ENGINE_PRECISIONS",
-    "MODEL_ENV",
-    "ONNX_FILES",
-    "PRECISION_OF",
-    "SHIPPED_MODEL_DIR",
-    "VARIANTS",
-    "OnnxVariant",
-    "default_model_dir",
-    "engine_filename",
-    "onnx_file",
-    "onnx_io",
-    "parse_engine_filename",
-    "precision_of",
-    "read_sidecar",
-    "sidecar_path",
-    "trtexec_engine_filename",
-    "variants_for",
-    "verify_artifact",
-]
-
 
 @dataclass(frozen=True)
 class OnnxVariant:
@@ -77,40 +31,15 @@ class OnnxVariant:
     name: str
     file: str
     precision: str
-    purpose: str
 
 
 VARIANTS: dict[str, OnnxVariant] = {
     v.name: v
     for v in (
-        OnnxVariant(
-            "fp32",
-            "model.onnx",
-            "fp32",
-            "FP32 reference: what PyTorch computes, gated to 1e-5; every other file is gated "
-            "against it",
-        ),
-        OnnxVariant(
-            "fp16",
-            "model.fp16.onnx",
-            "fp16",
-            "mixed precision for GPUs: FP16 except LayerNormalization, ReduceMean and "
-            "Sigmoid; FP32 input and output",
-        ),
-        OnnxVariant(
-            "int8",
-            "model.int8.onnx",
-            "int8",
-            "INT8 for ONNX Runtime CPU: uint8 asymmetric activations, int8 per-channel "
-            "weights, int32 biases (ONNX Runtime fuses it into QLinear kernels)",
-        ),
-        OnnxVariant(
-            "int8-sym",
-            "model.int8-sym.onnx",
-            "int8",
-            "INT8 for TensorRT and OpenVINO: symmetric int8 activations and per-channel "
-            "weights, float biases, Q/DQ on the inputs of Conv/Gemm/MatMul",
-        ),
+        OnnxVariant("fp32", "model.onnx", "fp32"),  # the reference the others are gated on
+        OnnxVariant("fp16", "model.fp16.onnx", "fp16"),  # GPUs
+        OnnxVariant("int8", "model.int8.onnx", "int8"),  # ONNX Runtime CPU: uint8 activations
+        OnnxVariant("int8-sym", "model.int8-sym.onnx", "int8"),  # TensorRT, OpenVINO
     )
 }
 #: Variant → file name, in the order `mrm-edge export` writes them.
@@ -118,8 +47,6 @@ ONNX_FILES: dict[str, str] = {name: v.file for name, v in VARIANTS.items()}
 #: The BF16 gate record (OpenVINO on ``model.onnx`` at bf16 vs FP32, measured on a BF16 CPU by
 #: ``mrm-edge export --bf16``): BF16 is a precision of the runtime, not a file of its own.
 BF16_RECORD = "model.bf16-openvino.json"
-#: Variant → precision (both INT8 variants are ``"int8"``).
-PRECISION_OF: dict[str, str] = {name: v.precision for name, v in VARIANTS.items()}
 
 
 def _variant(variant: str) -> OnnxVariant:

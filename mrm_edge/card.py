@@ -364,22 +364,3 @@ def safetensors_problem(path: Path) -> str | None:
     if 8 + n + end != size:
         return f"tensors end at byte {8 + n + end}, file has {size} bytes (truncated?)"
     return None
-
-
-__all__ = [
-    "CARD_FILE",
-    "EXPORTED_FIELDS",
-    "NORMAL_LABELS",
-    "PICKLE_SUFFIXES",
-    "TUNABLE_FIELDS",
-    "WEIGHTS_FILE",
-    "ModelCard",
-    "ModelCardError",
-    "card_changes",
-    "default_alarm_labels",
-    "export_record",
-    "pickle_files",
-    "safetensors_problem",
-    "shown",
-    "verify_weights",
-]

@@ -90,7 +90,7 @@ def classify(
     card = model.card
     for rec in recordings:
         check_long_enough(rec, card)
-    runner, reason = activate_backend(model, backend, precision)
+    runner, reason, _ = activate_backend(model, backend, precision)
     unsaid = [f"{n}: {why}" for n, why in model.refused.items() if f"{n} refused" not in reason]
     if unsaid:  # a damaged artifact is never skipped silently
         reason += "; refused " + "; ".join(unsaid)

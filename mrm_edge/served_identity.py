@@ -3,24 +3,15 @@
 A Triton model of ``mrm-edge export --triton-repo`` holds the card's identity in its
 config's ``parameters`` (string values); a front-end (``--backend triton:HOST:PORT``)
 compares them with its own model directory before it sends a window. The export writes them
-(:func:`identity_of`), the runtime checks them (:func:`identity_mismatch`): both import this
+(:func:`model_identity`), the runtime checks them (:func:`identity_mismatch`): both import this
 low-level module, so neither imports the other. Standard library only.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
-
-__all__ = [
-    "CHECKED_KEYS",
-    "PREFIX",
-    "identity_mismatch",
-    "identity_of",
-    "model_identity",
-    "parameters_of",
-]
 
 PREFIX = "mrm_edge."
 #: What must match for a front-end to use a served model: the labels (and their order), the
@@ -36,38 +27,19 @@ CHECKED_KEYS: tuple[str, ...] = (
 )
 
 
-def identity_of(
-    *,
-    name: str,
-    labels: Sequence[str],
-    sampling_rate: int,
-    window_samples: int,
-    leads: Sequence[str],
-    onnx_sha256: str,
-) -> dict[str, str]:
-    """The identity as Triton parameters (``mrm_edge.<key>`` → string)."""
-    return {
-        f"{PREFIX}model_name": name,
-        f"{PREFIX}labels": json.dumps(list(labels)),
-        f"{PREFIX}sampling_rate": str(int(sampling_rate)),
-        f"{PREFIX}window_samples": str(int(window_samples)),
-        f"{PREFIX}leads": json.dumps(list(leads)),
-        f"{PREFIX}onnx_sha256": onnx_sha256,
-    }
-
-
 def model_identity(model: Any) -> dict[str, str]:
-    """:func:`identity_of` for a deployed model directory (``runtime.model.DeployedModel``:
-    the card, and the SHA-256 recorded in the FP32 ONNX's sidecar)."""
+    """The identity of a deployed model directory (``runtime.model.DeployedModel``: the card,
+    and the SHA-256 recorded in the FP32 ONNX's sidecar) as Triton parameters
+    (``mrm_edge.<key>`` → string)."""
     fp32 = model.onnx.get("fp32")
-    return identity_of(
-        name=model.name,
-        labels=model.labels,
-        sampling_rate=model.sampling_rate,
-        window_samples=model.window_samples,
-        leads=model.leads,
-        onnx_sha256=str(fp32.sidecar.get("sha256", "")) if fp32 else "",
-    )
+    return {
+        f"{PREFIX}model_name": model.name,
+        f"{PREFIX}labels": json.dumps(list(model.labels)),
+        f"{PREFIX}sampling_rate": str(int(model.sampling_rate)),
+        f"{PREFIX}window_samples": str(int(model.window_samples)),
+        f"{PREFIX}leads": json.dumps(list(model.leads)),
+        f"{PREFIX}onnx_sha256": str(fp32.sidecar.get("sha256", "")) if fp32 else "",
+    }
 
 
 def parameters_of(config: Mapping[str, Any]) -> dict[str, str]:

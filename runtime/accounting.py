@@ -26,8 +26,6 @@ from mrm_edge.runtime.sinks.summary import Summary, Tally
 from mrm_edge.runtime.sources.base import SourceProblem
 from mrm_edge.runtime.stream.preprocess import Resync, Window
 
-__all__ = ["Accounting", "InFlight"]
-
 
 @dataclass(frozen=True)
 class InFlight:

@@ -29,15 +29,6 @@ if TYPE_CHECKING:
     from mrm_edge.runtime.web.config import WebConfig
     from rich.console import Console
 
-__all__ = [
-    "StopRequests",
-    "build_sinks",
-    "monitor_sink_names",
-    "open_monitor",
-    "run_monitor",
-    "stop_on_signals",
-]
-
 
 class StopRequests:
     """SIGINT/SIGTERM as stops of the monitor: the first drains (queued windows are still
@@ -130,19 +121,19 @@ def open_monitor(
 
     ``backend`` is a name (``auto``, ``onnxruntime``, ``triton:HOST:PORT``, ...; with
     ``precision``): picked and activated with its fallback chain
-    (``selection.activate_with_fallbacks``; BackendUnavailable, one line, when nothing can
+    (``selection.activate_backend``; BackendUnavailable, one line, when nothing can
     run). Or a Backend its caller owns, run as given with no fallback (what a benchmark
     times), activated by the monitor if it is not active. On leaving: the source closed, and
     a backend activated here deactivated, unless an abandoned inference may still be inside
     it (freeing a session under a running call is a crash, not a cleanup).
     """
-    from mrm_edge.runtime.selection import activate_with_fallbacks
+    from mrm_edge.runtime.selection import activate_backend
 
     try:
         if isinstance(backend, Backend):
             yield Monitor(model, backend, source, config, sinks=sinks, backend_reason="given")
             return
-        be, reason, chain = activate_with_fallbacks(model, backend, precision)
+        be, reason, chain = activate_backend(model, backend, precision)
         monitor: Monitor | None = None
         try:
             monitor = Monitor(

@@ -15,9 +15,9 @@ silently — and ``offer`` says which item, if any, drop-oldest evicted to make 
 caller can report that item without keeping a copy of the queue. Items leave in arrival
 order (FIFO across streams).
 
-Thread-safe: producers call ``put`` while a worker calls the blocking ``get_batch``; a
-single-threaded loop can instead poll ``next_batch`` and sleep ``time_until_deadline()``.
-Times come from ``clock`` (seconds, monotonic), injectable for deterministic tests.
+Thread-safe: producers call ``offer`` while a worker calls the blocking ``get_batch``
+(``timeout=0``: only a batch already due). Times come from ``clock`` (seconds, monotonic),
+injectable for deterministic tests.
 """
 
 from __future__ import annotations
@@ -28,8 +28,6 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Generic, Literal, TypeVar
-
-__all__ = ["OVERLOAD_POLICIES", "BatcherStats", "DynamicBatcher", "Offer", "OverloadPolicy"]
 
 T = TypeVar("T")
 OverloadPolicy = Literal["drop-oldest", "drop-newest", "block"]
@@ -43,7 +41,7 @@ class BatcherStats:
     ``enqueued == dispatched + dropped_oldest + pending``."""
 
     submitted: int = 0
-    """``put`` calls."""
+    """``offer`` calls."""
     enqueued: int = 0
     """Items accepted into the queue."""
     dispatched: int = 0
@@ -118,10 +116,6 @@ class DynamicBatcher(Generic[T]):
 
     # ------------------------------------------------------------------ producer side
 
-    def put(self, item: T, timeout: float | None = None) -> bool:
-        """Offer ``item``: True if it was queued, False if it was refused (see ``offer``)."""
-        return self.offer(item, timeout).queued
-
     def offer(self, item: T, timeout: float | None = None) -> Offer[T]:
         """Offer ``item``: whether it was queued (refused items are counted in
         ``dropped_newest``) and which waiting item drop-oldest evicted for it. Under
@@ -162,13 +156,6 @@ class DynamicBatcher(Generic[T]):
 
     # ------------------------------------------------------------------ consumer side
 
-    def next_batch(self, now: float | None = None) -> list[T] | None:
-        """A batch if one is due at ``now`` (default: the clock): ``max_batch`` items
-        waiting, or the oldest has waited ``max_delay_ms``, or the batcher is closed; else
-        None. Never waits."""
-        with self._changed:
-            return self._take(self.clock() if now is None else now)
-
     def get_batch(self, timeout: float | None = None) -> list[T] | None:
         """Wait until a batch is due and return it; None after ``timeout`` s (None: no
         limit) or once closed and empty."""
@@ -199,11 +186,6 @@ class DynamicBatcher(Generic[T]):
                 self._stats.batches += 1
             self._changed.notify_all()
             return items
-
-    def time_until_deadline(self, now: float | None = None) -> float | None:
-        """Seconds until a batch is due (0 if due now); None when nothing waits."""
-        with self._changed:
-            return self._until_due(self.clock() if now is None else now)
 
     # ------------------------------------------------------------------ state
 

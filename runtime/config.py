@@ -16,12 +16,10 @@ from mrm_edge.runtime.batcher import OverloadPolicy
 from mrm_edge.runtime.postprocess import PostprocessConfig
 from mrm_edge.runtime.stream.quality import QualityConfig
 
-__all__ = ["MonitorConfig"]
-
 
 @dataclass(frozen=True)
 class MonitorConfig:
-    """The knobs of a monitor run (engine.py's module docstring says what each does).
+    """The knobs of a monitor run (what each does: docs/monitor.md).
 
     Attributes:
         hop_s: seconds between consecutive window starts (a multiple of 1 / model rate).

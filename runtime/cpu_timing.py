@@ -1,28 +1,10 @@
 """``auto`` by measurement: the CPU options timed here (a short, bounded run), cached per machine.
 
-The written order of the backends' plans says what usually wins; which CPU runtime is
-fastest differs by CPU (ONNX Runtime's uint8 kernels lead on an AVX2 EPYC, OpenVINO's
-symmetric INT8 on an AMX Xeon), so ``auto`` times them here instead of trusting a claim:
-
-- **What**: every *measurable* option of the plan (ONNX Runtime CPU and OpenVINO CPU files;
-  the GPU options keep their place in front, the PyTorch reference its place last).
-- **How**: synthetic 12-lead windows (``mrm_edge.data.synthetic``) at the model's rate; per
-  option, activate, one untimed call, then up to ``calls`` timed calls of ``batch`` windows,
-  stopping early once ``seconds_per_option`` is spent; options not reached within
-  ``max_seconds`` are left out, said so (the whole probe is seconds, once per key).
-- **Accuracy**: each option's output is compared with the FP32 option's (ONNX Runtime
-  ``model.onnx``, the export's reference) on the same windows; an option whose max |Δp|
-  exceeds its gate (``Candidate.gate``: FP32 1e-4; reduced precisions their export gate's
-  held-out figure with headroom) is dropped, so the probe never picks a path that fails it.
-  An option that fails to start is dropped too, with its reason.
-- **Cache**: one JSON per key under ``<user cache>/probe/`` (the name it had when this module
-  was ``runtime/probe.py``: measurements already cached still read); the key is the machine (CPU
-  model, its flags, the cores this process may use), the model (SHA-256 of every measured
-  file), the runtime versions (onnxruntime, openvino, numpy, mrm-edge), the options and the
-  probe's settings. Any change is a new key: re-probed.
-
-``MRM_EDGE_AUTO_PROBE=0`` (or ``auto_probe=False`` to the selection functions) turns it
-off: the static order is used and the reason says so. The test suite sets it off by default.
+Which CPU runtime is fastest differs by CPU, so ``auto`` times its measurable options on
+synthetic windows, drops those beyond their accuracy gate against the FP32 option, and keys
+the cache by machine, model files, runtime versions and settings. What, how, the bounds and
+the key: docs/cpu-runtimes.md (``auto`` by measurement). ``MRM_EDGE_AUTO_PROBE=0`` (or
+``auto_probe=False``) turns it off.
 """
 
 from __future__ import annotations
@@ -31,7 +13,7 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -43,18 +25,7 @@ from mrm_edge.runtime.backends.registry import Candidate
 from mrm_edge.runtime.user_cache import usable_cores, user_cache_dir
 
 from mrm_edge.errors import first_line
-
-__all__ = [
-    "TIMING_ENV",
-    "TimingResult",
-    "TimingSettings",
-    "as_json",
-    "cpu_model_name",
-    "machine_key",
-    "order_by_measurement",
-    "time_cpu_options",
-    "timing_enabled",
-]
+from mrm_edge.fileio import atomic_write_bytes
 
 TIMING_ENV = "MRM_EDGE_AUTO_PROBE"
 VERSIONED = ("onnxruntime", "openvino", "numpy", "mrm-edge")
@@ -66,17 +37,14 @@ class TimingSettings:
     """The probe's bounds, and (for tests) the machine / versions facts to key it by."""
 
     batch: int = 16
-    """Windows per timed call. A loaded monitor dispatches full batches (32 by default), and
-    the ranking depends on it: measured on a 2-core AVX2 machine, OpenVINO int8-sym led at
-    batch 4 (34 vs 25 windows/s) but ran 21.5 against ONNX Runtime INT8's 37.6 at batch 32;
-    at 16 the probe ranks as batch 32 does and still fits its budget."""
+    """Windows per timed call: the ranking depends on it, and at 16 it ranks as a loaded
+    monitor's full batches of 32 do (measured: docs/cpu-runtimes.md)."""
     calls: int = 2
     seconds_per_option: float = 1.5
     max_seconds: float = 15.0
     """The whole probe's budget: options not reached by then are left unmeasured."""
     machine: dict[str, Any] | None = None
     versions: dict[str, Any] | None = None
-    cache: bool = True
 
 
 @dataclass
@@ -87,7 +55,6 @@ class TimingResult:
     path: Path | None = None
     cached: bool = False
     seconds: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def timing_enabled(value: Any) -> bool:
@@ -150,6 +117,7 @@ def probe_key(model: Any, options: list[Candidate], settings: TimingSettings) ->
 
 def _cache_file(key: dict[str, Any]) -> Path:
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+    # "probe": the name this module had (runtime/probe.py), so cached measurements still read.
     return user_cache_dir("probe") / f"{digest}.json"
 
 
@@ -199,7 +167,7 @@ def time_cpu_options(
     """Measure ``options`` (or read the cached measurement of the same key)."""
     key = probe_key(model, options, settings)
     path = _cache_file(key)
-    if settings.cache and path.is_file():
+    if path.is_file():
         try:
             doc = json.loads(path.read_text())
             if doc.get("key") == key:
@@ -245,12 +213,8 @@ def time_cpu_options(
         path,
         seconds=time.perf_counter() - t0,
     )
-    if settings.cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        doc = {"key": key, "options": rows, "measured_at": result.measured_at}
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(doc, indent=2) + "\n")
-        tmp.replace(path)
+    doc = {"key": key, "options": rows, "measured_at": result.measured_at}
+    atomic_write_bytes(path, (json.dumps(doc, indent=2) + "\n").encode())
     return result
 
 
@@ -306,9 +270,3 @@ def order_by_measurement(
     before = [c for c in candidates[:first] if not c.measurable]
     after = [c for c in candidates[first:] if not c.measurable]
     return before + ranked + after, result
-
-
-def as_json(result: TimingResult) -> dict[str, Any]:
-    doc = asdict(result)
-    doc["path"] = str(result.path) if result.path else None
-    return doc

@@ -8,35 +8,10 @@
         ok window ──► DynamicBatcher ─────────►  accounting → post-processing → sinks
         rejected window ─► accounting → post-processing → sinks
 
-One ``StreamPreprocessor`` per stream, created on the stream's first chunk at that chunk's
-rate. Windows of every stream meet in one ``DynamicBatcher``, whose knobs are the monitor's:
-
-* ``max_batch`` — a batch leaves as soon as this many windows wait (throughput);
-* ``max_delay_ms`` — or once the oldest has waited this long (latency bound; at real-time
-  pace with few streams, batches are small and this is what sets the latency floor);
-* ``max_queue`` / ``overload`` — memory bound and what a full queue does: ``drop-oldest``
-  (fresh data wins; default), ``drop-newest`` or ``block`` (the source waits up to
-  ``put_timeout_s``, then the window is dropped).
-
-Accounting (accounting.py): every window ends as exactly one of classified, rejected or
-dropped (the batcher says which window drop-oldest evicted); a stream's end is delivered
-once its last window has a result.
-
-Stopping: ``stop()`` (from any thread; ``stop_on_signals`` wires SIGINT/SIGTERM to it)
-closes the source, lets the windows already queued be classified for up to ``_DRAIN_S``
-(``drain=True``; a second signal passes ``drain=False``: queued windows are reported as
-dropped, "stopped before inference", as is what the drain did not reach), and closes the
-sinks with the summary, so the event log is complete and valid up to the stop. Streams cut
-short are not ``finish()``-ed: their tail would be zero padding standing in for signal that
-never came.
-
-Errors: backend errors are retried and then fall back along ``fallbacks`` (fallback.py);
-only when no backend is left are a batch's windows rejected, and the run goes on. A
-malformed chunk fails only its stream; whatever a stream's timestamps say, its chunk costs
-the source thread a bounded amount of work (preprocess.py: fill up to the resync limit,
-O(1) beyond), so no device holds up the others' windows or the stop. A failing source or
-sink stops the run; ``run()`` still returns the summary, with the error in
-``summary.errors``.
+One ``StreamPreprocessor`` per stream, created on its first chunk at that chunk's rate; the
+windows of every stream meet in one ``DynamicBatcher``. What a run guarantees (every window
+accounted for, how a stop drains, what a failing stream, source or sink costs):
+docs/monitor.md; the fallback: ``fallback.py``.
 """
 
 from __future__ import annotations
@@ -66,7 +41,6 @@ from mrm_edge.errors import first_line
 if TYPE_CHECKING:
     from mrm_edge.runtime.selection import Candidate
 
-__all__ = ["Monitor"]
 
 _POLL_S = 0.1  # how often waiting threads look at the stop flag and the clock
 _SOURCE_STOP_S = 5.0  # how long a stopped source may take to return before we go on without it
@@ -173,10 +147,6 @@ class Monitor:
             self._discard.set()
         self._stop.set()
         self.source.close()
-
-    @property
-    def stopping(self) -> bool:
-        return self._stop.is_set()
 
     def run(self) -> Summary:
         """Run until the source ends (and every window has a result), ``duration_s``

@@ -1,10 +1,7 @@
 """What this machine offers the backends, probed once into one value that selection reads.
 
-Backend selection (``runtime/selection.py``) decides from these facts alone: the GPU and its
-driver, the TensorRT flavours, ONNX Runtime's providers, OpenVINO and whether the CPU runs
-BF16. :func:`probe_machine` reads them (imports, a provider list, one CUDA query, the CPU
-flags; no inference); a caller that plans more than once probes once and passes the value.
-Tests hand in a made-up value (``dataclasses.replace`` of a probed one) instead of probing.
+:func:`probe_machine` reads them (imports, a provider list, one CUDA query, the CPU flags;
+no inference); tests hand in a made-up value instead (docs/cpu-runtimes.md).
 
 Where the facts describe a module that is not the installed one (a TensorRT / CUDA test
 double, for a GPU this machine lacks), the value carries that module too, so the backend that
@@ -32,8 +29,6 @@ from mrm_edge.runtime.backends.tensorrt.capability import (
 )
 
 from mrm_edge.errors import first_line
-
-__all__ = ["MachineFacts", "probe_machine"]
 
 
 @dataclass(frozen=True)

@@ -1,25 +1,11 @@
 """The monitor's backend chain: retry once, then move to the next backend that starts.
 
-A backend error is retried once (a transient failure costs no window). A batch that fails
-twice moves the run to the next of ``fallbacks`` (``app.open_monitor`` passes the options after
-the chosen one in the selection plan, e.g. TensorRT → ONNX Runtime CUDA → ONNX Runtime CPU
-INT8 → CPU FP32 → PyTorch): the failing backend is deactivated first (its device memory may
-be what the next one needs), the next is activated (one that fails to start is skipped, with
-why, for the one after), the *same* batch is re-run there with the same retry, and the run
-stays on it. Each switch is reported once, to ``on_switch`` (the monitor counts it and tells
-the sinks: a ``backend`` line in the event log, an entry in ``summary.backend_switches``).
-
-Only when no fallback is left does a batch fail, "backend error: <error>; no fallback left"
-(just "backend error: <error>" for a chain given no fallbacks), and later batches try the
-last backend again. If no fallback starts, the failed backend is restarted and kept; if even
-that fails, every later batch fails "backend error: no backend left (…)".
-
-A backend that can come back (a remote server: it has ``reconnect_after_s`` and
-``reachable()``, e.g. ``backends/triton.py``) is the chain's *home*: while the run is on a
-fallback (or on no backend at all), every ``reconnect_after_s`` the chain asks
-``reachable()``; when it answers, the home is activated again (its checks run again) and
-the run switches back, reported like any switch ("server back"), the fallback going back to
-the front of the chain for the next failure.
+A batch that fails twice moves the run to the next of ``fallbacks`` (the options after the
+chosen one in the selection plan), where the *same* batch is re-run; each switch goes to
+``on_switch`` once (the monitor counts it and tells the sinks). A backend that can come back
+(it has ``reconnect_after_s`` and ``reachable()``, e.g. ``backends/triton.py``) is the
+chain's *home*, switched back to when it answers. The behaviour in full: docs/monitor.md
+(Fallback).
 """
 
 from __future__ import annotations
@@ -40,8 +26,6 @@ from mrm_edge.errors import first_line
 
 if TYPE_CHECKING:
     from mrm_edge.runtime.selection import Candidate
-
-__all__ = ["BackendChain", "BatchOutcome", "fallback_label"]
 
 
 def fallback_label(entry: Backend | Candidate) -> str:

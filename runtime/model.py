@@ -1,38 +1,15 @@
 """A deployed model directory as the runtime sees it: the card plus the verified artifacts.
 
-    model_dir/
-      card.json                       labels, thresholds, rate, window, leads (required)
-      model.safetensors               weights (only the PyTorch reference backend reads them)
-      model.onnx        + .json       FP32 ONNX and its sidecar
-      model.fp16.onnx   + .json       mixed precision
-      model.int8.onnx   + .json       INT8 Q/DQ for ONNX Runtime CPU (uint8 activations)
-      model.int8-sym.onnx + .json     INT8 Q/DQ for TensorRT / OpenVINO (symmetric int8)
-      model.<p>.<key>.engine + .json  TensorRT engines (names: mrm_edge.artifacts)
-
-``DeployedModel.load`` reads the card and checks every artifact against its sidecar before
-anything can run it: the file's SHA-256 must equal the sidecar's, and the sidecar's labels,
-rate and window (when recorded) must equal the card's — an ONNX whose outputs are in another
-label order would produce plausible, wrong findings — and so must the graph's own input and
-output (read from the file when the ``onnx`` package is here, else from the sidecar). An
-artifact that fails is not an error for the directory: it is listed in ``refused`` with the
-reason, and backend selection says why it was not used (or refuses an explicit request for
-it). Whether an engine fits *this* GPU and TensorRT is decided at selection time, where the
-GPU is probed; what a backend really outputs is checked there too, on one zero window
-(``selection.check_outputs``), since a graph's declared shape can lie.
-
-The card itself must be the one the model was exported with: every ONNX sidecar records the
-values of the fields the runtime reads (``mrm_edge.card.export_record``), and a card that
-differs is refused for the whole directory in one line naming the fields — the PyTorch
-weights must not run a card the ONNX files contradict either. Thresholds and alarm labels
-re-tuned on purpose are accepted with ``accept_card_tuning`` (``--accept-card-tuning``),
-and the accepted changes are kept in ``card_changes`` for the run's start line. Sidecars
-written before the record hold only the whole card's SHA-256 (``source_card_sha256``): such
-a card must be byte-identical (``mrm-edge export --restamp`` adds the record to them).
-
-The ONNX files are keyed by *variant* (``mrm_edge.artifacts``): both INT8 files have
-precision ``"int8"`` and are told apart by variant, ``"int8"`` or ``"int8-sym"``.
-
-Torch-free and cheap: hashing the files is the only work (a few MB for MRM-Net).
+``DeployedModel.load`` reads the card and checks every artifact before anything can run it:
+the file's SHA-256 against its sidecar (``mrm_edge.artifacts``), the sidecar's labels, rate
+and window against the card, and the graph's own input and output (read from the file when
+the ``onnx`` package is here, else from the sidecar). An artifact that fails is not an error
+for the directory: it is listed in ``refused`` with the reason, and selection says why it
+was not used. Whether an engine fits *this* GPU is decided at selection, and what a backend
+really outputs is checked there on one zero window (``selection.check_outputs``). The card
+must be the one the model was exported with (the sidecars' ``exported_card``); re-tuned
+thresholds and alarm labels pass only with ``accept_card_tuning``. The files: docs/export.md;
+what an edited directory gets: docs/threat-model.md (Model files). Torch-free.
 """
 
 from __future__ import annotations
@@ -69,12 +46,8 @@ from mrm_edge.card import (
 )
 from mrm_edge.fileio import sha256_file
 
-__all__ = ["ACCEPT_TUNING_OPTION", "ONNX_FILES", "Artifact", "DeployedModel", "ModelLoadError"]
-
 #: The command-line opt-in that lets re-tuned thresholds / alarm labels run (named in errors).
 ACCEPT_TUNING_OPTION = "--accept-card-tuning"
-
-# ONNX_FILES (variant → file name) is re-exported from mrm_edge.artifacts for old imports.
 
 
 class ModelLoadError(ValueError):
@@ -89,8 +62,6 @@ class Artifact:
     kind: Literal["onnx", "engine"]
     precision: str
     sidecar: dict[str, Any]
-    notes: tuple[str, ...] = ()
-    """Facts worth saying but not disqualifying (e.g. the card changed after export)."""
 
     @property
     def name(self) -> str:
@@ -163,14 +134,11 @@ class DeployedModel:
     # ------------------------------------------------------------------ loading
 
     @classmethod
-    def load(
-        cls, model_dir: str | Path, *, verify: bool = True, accept_card_tuning: bool = False
-    ) -> DeployedModel:
+    def load(cls, model_dir: str | Path, *, accept_card_tuning: bool = False) -> DeployedModel:
         """Read ``model_dir``'s card and verify its artifacts.
 
-        ``verify=False`` accepts ONNX files that have no sidecar (hand-exported models);
-        a sidecar that is present is still checked. ``accept_card_tuning`` accepts
-        thresholds and alarm labels changed since export (see the module docstring).
+        ``accept_card_tuning`` accepts thresholds and alarm labels changed since export (see
+        the module docstring).
         Raises ModelLoadError when the directory or its card is unusable, when the card is
         not the exported one, or when nothing in it can run.
         """
@@ -186,7 +154,7 @@ class DeployedModel:
             path = model.directory / filename
             # A sidecar without its file is reported (the export wrote both; one is lost).
             if path.exists() or sidecar_path(path).exists():
-                model._add_onnx(path, variant, verify)
+                model._add_onnx(path, variant)
         for path in sorted(model.directory.glob(ENGINE_GLOB)):
             model._add_engine(path)
         model._check_weights()
@@ -324,15 +292,13 @@ class DeployedModel:
                 for path, now, then in changes
             )
 
-    def _add_onnx(self, path: Path, variant: str, verify: bool) -> None:
+    def _add_onnx(self, path: Path, variant: str) -> None:
         precision = precision_of(variant)
         try:
             sidecar = verify_artifact(path)
         except ValueError as e:
-            if verify or sidecar_path(path).exists():
-                self.refused[path.name] = str(e)
-                return
-            sidecar = {}
+            self.refused[path.name] = str(e)
+            return
         self._sidecars.append((path, sidecar))
         problem = self._check_against_card(sidecar) or self._check_io(path, sidecar)
         if problem:
@@ -344,8 +310,7 @@ class DeployedModel:
                 f"{path}: sidecar 'precision' is {declared!r}, the file name says {precision!r}"
             )
             return
-        notes = () if sidecar else ("no sidecar (accepted: verify=False)",)
-        self.onnx[variant] = Artifact(path, "onnx", precision, sidecar, notes)
+        self.onnx[variant] = Artifact(path, "onnx", precision, sidecar)
 
     def _add_engine(self, path: Path) -> None:
         parsed = parse_engine_filename(path.name)
@@ -393,15 +358,3 @@ class DeployedModel:
         return list(self.card_changes) or [
             f"{ACCEPT_TUNING_OPTION}: {CARD_FILE} is as exported, nothing to accept"
         ]
-
-    def describe(self) -> str:
-        """One line: name, task, labels, rate, window, and what is runnable."""
-        runnable = [a.name for a in self.onnx.values()] + [a.name for a in self.engines]
-        if self.weights is not None:
-            runnable.append(self.weights.name)
-        return (
-            f"{self.name}: {len(self.labels)} labels ({', '.join(self.labels)}), "
-            f"{self.window_s:g} s windows at {self.sampling_rate} Hz; "
-            f"runnable: {', '.join(runnable) or 'nothing'}"
-            + (f"; refused: {', '.join(self.refused)}" if self.refused else "")
-        )

@@ -1,33 +1,6 @@
-"""From per-window probabilities to findings and alarms, per stream.
-
-Three steps, each with explicit knobs (``PostprocessConfig``):
-
-* **Smoothing** — the mean of the last ``smoothing`` (k, default 3) classified windows'
-  probabilities, per label. A moving mean rather than an EMA: its memory is exactly k
-  windows (an EMA never forgets), so the lag it adds is bounded and easy to state —
-  a step change in the raw probability shows fully after k windows, i.e. (k − 1) hops
-  (2 s at the default 1 s hop). With 10 s windows at a 1 s hop, consecutive windows already
-  share 90 % of their samples; k = 3 averages out the remaining window-to-window jitter of
-  borderline findings without delaying a real change by more than a couple of seconds.
-  ``smoothing=1`` turns it off.
-* **Positive findings** — labels whose *smoothed* probability is ≥ the card's per-label
-  threshold (tuned on validation at training time). Reported per window.
-* **Alarm policy** — only the card's alarm labels (``ModelCard.alarm_findings``: its
-  ``alarm_labels``, by default every label except NORM) can raise an alarm, and only they
-  count as ``findings``. NORM above its threshold is positive but means "no finding".
-* **Alarms with hysteresis** — a label's alarm goes **on** when its smoothed probability is
-  ≥ threshold for ``n_on`` (default 2) consecutive classified windows, and **off** when it is
-  < threshold − ``off_margin`` (default 0.05) for ``n_off`` (default 3) consecutive classified
-  windows. The margin and the counts keep a probability hovering at the threshold from
-  toggling the alarm every second; off is slower than on because a clinician would rather
-  see a finding persist a little than flicker. Each transition is an ``AlarmEvent`` at the
-  start sample of the window that completed it.
-
-Rejected windows (gaps, non-finite samples, flat leads…) carry no evidence either way: they
-are reported as rejected with the reason and do **not** update the smoothing nor the
-hysteresis counters (the alarm state holds across them). When a stream ends, alarms still on
-are closed with an ``off`` event whose ``cause`` says why ("stream ended", "monitor stopped",
-"stream failed"), so every ``on`` in an event log has its ``off``.
+"""From per-window probabilities to findings and alarms, per stream: smoothing, the card's
+thresholds and alarm labels, alarms with hysteresis (``PostprocessConfig``). The policy and
+why each knob is what it is: docs/monitor.md (Findings and alarms).
 """
 
 from __future__ import annotations
@@ -41,15 +14,6 @@ import numpy as np
 from mrm_edge.runtime.stream.preprocess import Window
 
 from mrm_edge.card import default_alarm_labels
-
-__all__ = [
-    "AlarmEvent",
-    "PostprocessConfig",
-    "Postprocessor",
-    "StreamPostprocessor",
-    "WindowResult",
-    "reason_kinds",
-]
 
 
 @dataclass(frozen=True)
@@ -310,10 +274,6 @@ class Postprocessor:
     def classified(
         self, window: Window, probabilities: np.ndarray, latency_ms: float, segment: int = 0
     ) -> tuple[WindowResult, list[AlarmEvent]]:
-        if len(probabilities) != len(self.labels):
-            raise ValueError(
-                f"Postprocessor: {len(probabilities)} probabilities for {len(self.labels)} labels"
-            )
         sp = self.stream(window.stream_id, segment)
         smoothed, events = sp.update(probabilities, window.start, window.sampling_rate)
         positive = tuple(
@@ -368,7 +328,3 @@ class Postprocessor:
         """Close the stream's open alarms (``cause``) and forget its state."""
         sp = self._streams.pop((stream_id, segment), None)
         return sp.close(at_sample, sampling_rate, cause) if sp is not None else []
-
-    def active(self, stream_id: str, segment: int = 0) -> tuple[str, ...]:
-        sp = self._streams.get((stream_id, segment))
-        return sp.active() if sp is not None else ()

@@ -1,48 +1,10 @@
-"""Which backend runs the model here, and why.
+"""Which backend runs the model here, and why: ``auto``'s plan, the explanation, activation.
 
-``select_backend(model, "auto")`` walks the registered backends
-(:mod:`mrm_edge.runtime.backends.registry`) in ``auto``'s order and takes the first option
-whose preconditions hold, returning the backend (not yet activated) and one line saying which
-it is and why the faster ones were passed over. With the built-in backends:
-
-1. **TensorRT** — a CUDA GPU and an engine in the model directory that runs on it: built by
-   standard TensorRT for this GPU and the installed TensorRT version, or by TensorRT-RTX for
-   targets that include this GPU's compute capability, with that TensorRT-RTX installed
-   (and a batch profile that admits batch 1, since a live monitor dispatches whatever is
-   waiting). Precision: INT8 > FP16 > FP32.
-2. **ONNX Runtime CUDA** — onnxruntime-gpu with ``CUDAExecutionProvider``.
-   Precision: FP16 > FP32 > INT8 (the CUDA provider runs Q/DQ graphs dequantized, so INT8
-   buys nothing there).
-3. **ONNX Runtime CPU** — INT8 > FP32 > FP16. INT8 first because ONNX Runtime fuses the
-   uint8 file into QLinear kernels (``mrm-edge bench`` measures the gain on a machine; the
-   export's gate bounds its macro-AUC cost); FP16 last because CPUs emulate it.
-
-ONNX Runtime's INT8 file is ``model.int8.onnx`` (uint8 activations, fused into QLinear
-kernels). A directory with only ``model.int8-sym.onnx`` (the symmetric file made for
-TensorRT) still offers INT8 to ONNX Runtime, but on the CPU after FP32: ORT runs its
-convolutions in float, so it is no faster than FP32 and less exact.
-4. **OpenVINO CPU** (the ``openvino`` extra) — ``model.int8-sym.onnx``, ``model.int8.onnx``,
-   BF16 (a BF16 CPU and a passed gate record), FP32 (``backends/openvino/plan.py``).
-5. **PyTorch** (reference) — ``torch`` importable and the weights present; FP32 only.
-
-Steps 3 and 4 are the order when nothing is measured. With the CPU timing on (the default,
-``runtime/cpu_timing.py``; ``MRM_EDGE_AUTO_PROBE=0`` or ``auto_probe=False`` turns it off),
-the CPU options of 3 and 4 are timed here once per machine + model + runtime versions and
-ordered by what was measured; an option failing its accuracy check is dropped, and the
-reason states the figures.
-
-Each backend's options come from its own ``plan`` (in its module), read from the machine's
-facts (:class:`~mrm_edge.runtime.facts.MachineFacts`: GPU, TensorRT flavours, ONNX Runtime
-providers, OpenVINO, BF16), probed once per call, or passed in as ``facts=`` (a caller that
-plans again, a test that states a machine); this module only orders them, explains the
-choice and activates. ``precision`` restricts every step to that precision. An explicit
-``requested`` family considers only its own options; if none can run,
-:class:`BackendUnavailable` says why. The facts are cheap (imports, provider list, GPU
-query, CPU flags); the real test is activation, so :func:`activate_backend` activates the
-options in order and, when one fails to start (e.g. the CUDA provider's libraries are
-missing), moves on and says so. :func:`activate_with_fallbacks` also returns the options
-after the chosen one in the plan's one ordered list (:class:`Plan`): the chain a monitor
-falls back along when its backend keeps failing mid-run (``runtime/engine.py``).
+Each backend's options come from its own ``plan`` (``backends/registry.py``), read from the
+machine's facts (:class:`~mrm_edge.runtime.facts.MachineFacts`, probed once per call or
+passed in as ``facts=``); this module orders them (the CPU ones by measurement,
+``runtime/cpu_timing.py``), explains the choice and activates. The orders, the fallback and
+the CPU timing: docs/monitor.md (Backends, Fallback), docs/cpu-runtimes.md.
 """
 
 from __future__ import annotations
@@ -68,19 +30,6 @@ from mrm_edge.runtime.model import DeployedModel
 from mrm_edge.card import CARD_FILE, ModelCard
 from mrm_edge.errors import first_line
 
-__all__ = [
-    "BACKEND_CHOICES",
-    "Candidate",
-    "MachineFacts",
-    "Plan",
-    "activate_backend",
-    "activate_with_fallbacks",
-    "check_outputs",
-    "plan_backends",
-    "probe_machine",
-    "select_backend",
-]
-
 #: ``--backend``'s choices with the built-in backends (``backend_choices()`` is the live list).
 BACKEND_CHOICES: tuple[str, ...] = backend_choices()
 PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8", "bf16")
@@ -92,7 +41,7 @@ AutoProbe = Union[bool, "cpu_timing.TimingSettings", None]
 @dataclass(frozen=True)
 class Plan:
     """One ordered list of options: the ``asked`` first are what was requested; the rest is
-    the fallback tail a monitor moves along after them (see :func:`activate_with_fallbacks`)."""
+    the fallback tail a monitor moves along after them (see :func:`activate_backend`)."""
 
     options: list[Candidate]
     asked: int
@@ -115,15 +64,16 @@ class Plan:
 
 def _plan(
     model: DeployedModel,
-    requested: str,
-    precision: str | None,
-    facts: MachineFacts | None,
-    intra_op_threads: int | None,
-    auto_probe: AutoProbe,
+    requested: str = "auto",
+    precision: str | None = None,
+    *,
+    facts: MachineFacts | None = None,
+    auto_probe: AutoProbe = None,
     with_tail: bool = False,
 ) -> Plan:
-    """Every option of ``requested`` in preference order, why the others are out, and those
-    reasons ``auto`` should explain; ``with_tail``: then the fallback tail."""
+    """The plan for ``requested`` at ``precision`` (:func:`plan_backends`' arguments): the
+    options, why the others are out, the reasons ``auto`` explains; ``with_tail``: then the
+    fallback tail."""
     choices = backend_choices()
     family, _, text = requested.partition(":")
     remote = get_remote_spec(family) if text else None
@@ -143,9 +93,7 @@ def _plan(
     skipped: list[str] = []
     explained: list[str] = []
     for spec in specs:
-        request = PlanRequest(
-            model, precisions, requested != "auto", facts, intra_op_threads, target
-        )
+        request = PlanRequest(model, precisions, requested != "auto", facts, target=target)
         found, why_nots = spec.plan(request)
         candidates += found
         skipped += why_nots
@@ -157,12 +105,29 @@ def _plan(
     explained = explained if requested == "auto" else []
     if not with_tail or (requested == "auto" and precision is None):
         return Plan(candidates, len(candidates), skipped, explained)  # its own tail
-    # The tail: auto's options (any precision) that are not asked for, in auto's order.
-    everything = _plan(model, "auto", None, facts, intra_op_threads, auto_probe).options
+    # The tail: auto's options (any precision) that are not asked for, in auto's order. The
+    # asked ones are planned for the request (their reasons say what was requested), so
+    # auto's list is matched to them by label.
+    everything = _plan(model, facts=facts, auto_probe=auto_probe).options
     asked = {c.label for c in candidates}
     tail = [c for c in everything if c.label not in asked]
     rank = {c.label: n for n, c in enumerate(everything)}
     return Plan(candidates + tail, len(candidates), skipped, explained, rank)
+
+
+def plan_backends(
+    model: DeployedModel,
+    requested: str = "auto",
+    precision: str | None = None,
+    *,
+    facts: MachineFacts | None = None,
+    auto_probe: AutoProbe = None,
+) -> tuple[list[Candidate], list[str]]:
+    """Every runnable option for ``requested`` in preference order, and why the others are
+    out. ``facts``: the machine (None: :func:`probe_machine` now); ``auto_probe``: the CPU
+    timing (:data:`AutoProbe`)."""
+    plan = _plan(model, requested, precision, facts=facts, auto_probe=auto_probe)
+    return plan.options, plan.skipped
 
 
 def _measured(
@@ -185,22 +150,6 @@ def _measured(
     return ordered, None
 
 
-def plan_backends(
-    model: DeployedModel,
-    requested: str = "auto",
-    precision: str | None = None,
-    *,
-    facts: MachineFacts | None = None,
-    intra_op_threads: int | None = None,
-    auto_probe: AutoProbe = None,
-) -> tuple[list[Candidate], list[str]]:
-    """Every runnable option for ``requested`` in preference order, and why the others are
-    out. ``facts``: the machine (None: :func:`probe_machine` now); ``intra_op_threads``: CPU
-    threads per inference; ``auto_probe``: the CPU timing (:data:`AutoProbe`)."""
-    plan = _plan(model, requested, precision, facts, intra_op_threads, auto_probe)
-    return plan.options, plan.skipped
-
-
 def _explain(requested: str, chosen: Candidate, passed_over: list[str]) -> str:
     text = f"{chosen.label}: {chosen.why}"
     if requested != "auto":
@@ -221,14 +170,13 @@ def select_backend(
     precision: str | None = None,
     *,
     facts: MachineFacts | None = None,
-    intra_op_threads: int | None = None,
     auto_probe: AutoProbe = None,
 ) -> tuple[Backend, str]:
     """The preferred backend (not activated) and one line saying which and why.
 
     Raises BackendUnavailable (``"<requested>: <reasons>"``) when nothing can run. The
-    keywords are :func:`plan_backends`'s."""
-    plan = _plan(model, requested, precision, facts, intra_op_threads, auto_probe)
+    arguments are :func:`plan_backends`'s."""
+    plan = _plan(model, requested, precision, facts=facts, auto_probe=auto_probe)
     if not plan.options:
         raise _unavailable(requested, precision, plan.skipped)
     chosen = plan.options[0]
@@ -271,34 +219,13 @@ def activate_backend(
     precision: str | None = None,
     *,
     facts: MachineFacts | None = None,
-    intra_op_threads: int | None = None,
-    auto_probe: AutoProbe = None,
-) -> tuple[Backend, str]:
-    """Like :func:`select_backend`, then activate it; an option that fails to start
-    (BackendUnavailable) is skipped for the next one, and the reason says so. The caller
-    owns the returned, active backend (``with backend: ...`` or ``deactivate()``)."""
-    backend, reason, _ = activate_with_fallbacks(
-        model,
-        requested,
-        precision,
-        facts=facts,
-        intra_op_threads=intra_op_threads,
-        auto_probe=auto_probe,
-    )
-    return backend, reason
-
-
-def activate_with_fallbacks(
-    model: DeployedModel,
-    requested: str = "auto",
-    precision: str | None = None,
-    *,
-    facts: MachineFacts | None = None,
-    intra_op_threads: int | None = None,
     auto_probe: AutoProbe = None,
 ) -> tuple[Backend, str, list[Candidate]]:
-    """:func:`activate_backend`, plus the fallback chain for a monitor: the options to move
-    to, in order, if the chosen one starts failing mid-run (not built, not activated).
+    """Like :func:`select_backend`, then activate it (an option that fails to start or
+    fails :func:`check_outputs` is skipped for the next one, and the reason says so), and
+    the fallback chain for a monitor: the options to move to, in order, if the chosen one
+    starts failing mid-run (not built, not activated). The caller owns the returned, active
+    backend (``with backend: ...`` or ``deactivate()``).
 
     The chain is the plan's list after the chosen option (:class:`Plan`): the rest of the
     requested options, then (for an explicit ``--backend``/``--precision`` choice or a
@@ -308,7 +235,7 @@ def activate_with_fallbacks(
     than reject every window, and the switch is loud (an event-log line, the live view, the
     summary). Options that failed to start here are left out; options auto ranks *before*
     the chosen one are too (asking for ONNX Runtime CPU never falls "back" to TensorRT)."""
-    plan = _plan(model, requested, precision, facts, intra_op_threads, auto_probe, True)
+    plan = _plan(model, requested, precision, facts=facts, auto_probe=auto_probe, with_tail=True)
     failed: list[str] = []
     for i, cand in enumerate(plan.options[: plan.asked]):
         backend = cand.make()

@@ -7,10 +7,7 @@ frames go to standard output instead, records one after another, for pipelines::
     mrm-edge send --port 5555 --speed 4x records100/00000/
     mrm-edge send --stdout A1980.mat | mrm-edge monitor --source stdin
 
-Records are read up front (a bad file fails before anything is sent). A device that
-cannot connect or loses its connection fails alone: the others keep sending, and the
-exit status says something failed. Exit status: 0 all sent, 1 a stream failed, 2 bad
-arguments or records, 130 interrupted (TCP devices still send END before hanging up).
+Reading up front, failing alone, the exit status: docs/devices.md.
 """
 
 from __future__ import annotations

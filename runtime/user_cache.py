@@ -11,8 +11,6 @@ from pathlib import Path
 
 CACHE_ENV = "MRM_EDGE_CACHE_DIR"
 
-__all__ = ["CACHE_ENV", "usable_cores", "user_cache_dir"]
-
 
 def user_cache_dir(sub: str) -> Path:
     """``<cache root>/<sub>`` (not created: the writer creates it when it writes)."""

@@ -99,7 +99,7 @@ class TritonBackend(Backend):
 
     Args:
         target: the server (and optionally the model name).
-        expected: the identity the served model must carry (:func:`identity_of`).
+        expected: the identity the served model must carry (``served_identity.model_identity``).
         precision: only served models of this precision (None: any).
         timeout_s: deadline of each request (seconds).
         max_in_flight: requests outstanding at once for one batch.

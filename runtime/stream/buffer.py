@@ -19,8 +19,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Gap", "GapDetector", "RingBuffer", "TimingCheck"]
-
 
 @dataclass(frozen=True)
 class Gap:
@@ -51,19 +49,16 @@ class RingBuffer:
 
     Gaps: ``mark_gap`` only *records* an interval (the caller delivers that span's samples,
     e.g. the resampled zeros a gap was filled with), and may name samples that have not
-    arrived yet; ``append_gap`` appends ``fill_value`` samples and records them, for a
-    caller with nothing to put there. Fill is zeros by default: zero is the neutral value
-    of baseline-referenced mV, and the input-rate filler uses zeros too, so a gap's samples
-    look the same whichever side filled them. Gaps are never silent — readers see them
-    through ``gaps_overlapping`` — and intervals wholly older than ``oldest`` are forgotten.
+    arrived yet; ``append_gap`` appends zeros and records them, for a caller with nothing
+    to put there. Zero is the neutral value of baseline-referenced mV, and the input-rate
+    filler uses zeros too, so a gap's samples look the same whichever side filled them. Gaps
+    are never silent — readers see them through ``gaps_overlapping`` — and intervals wholly
+    older than ``oldest`` are forgotten.
     """
 
-    def __init__(self, capacity: int, n_channels: int = 12, fill_value: float = 0.0) -> None:
+    def __init__(self, capacity: int, n_channels: int = 12) -> None:
         self.capacity = _int_at_least(capacity, 1, "capacity", "RingBuffer")
         self.n_channels = _int_at_least(n_channels, 1, "n_channels", "RingBuffer")
-        if not math.isfinite(fill_value):
-            raise ValueError(f"RingBuffer: fill_value must be finite, got {fill_value!r}")
-        self.fill_value = float(fill_value)
         self._data = np.zeros((self.capacity, self.n_channels), np.float32)
         self._count = 0
         self._gaps: list[Gap] = []
@@ -102,14 +97,14 @@ class RingBuffer:
         self._forget_evicted_gaps()
 
     def append_gap(self, n_missing: int, reason: str) -> Gap:
-        """Append ``n_missing`` fill samples and record them as a gap; returns the gap.
+        """Append ``n_missing`` zeros and record them as a gap; returns the gap.
         O(capacity) whatever ``n_missing``: only the last ``capacity`` of them are kept."""
         n = _int_at_least(n_missing, 1, "n_missing", "RingBuffer.append_gap")
         gap = self.mark_gap(self._count, n, reason)
         if n >= self.capacity:
-            self._data[:] = self.fill_value
+            self._data[:] = 0.0
         else:
-            self._write(self._count, np.full((n, self.n_channels), self.fill_value, np.float32))
+            self._write(self._count, np.zeros((n, self.n_channels), np.float32))
         self._count += n
         self._forget_evicted_gaps()
         return gap

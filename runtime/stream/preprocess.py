@@ -6,36 +6,10 @@
                               ──► RingBuffer (gaps recorded at the model rate)
                               ──► Windower (start = k · hop) ──► quality check ──► Window
 
-This is where "exactly the preprocessing the model was trained with" is enforced: the only
-transformation is resampling to the card's ``sampling_rate`` with the same filter as the
-offline ``mrm_edge.data.signal.resample``; standardisation lives inside the ONNX graph. For a
-record fed in chunks of any sizes, every window's data equals the same window cut from
-``resample(whole_record)`` (to float32 rounding), and ``finish()`` releases the tail windows
-the offline computation also has.
-
-Bounded cost per chunk: a gap of up to ``RESYNC_AFTER_WINDOWS`` windows (30 s for the
-shipped 10 s window) is zero-filled and its windows are cut and rejected one by one, as an
-outage should be reported; a longer forward jump is a *resynchronisation*: the windows that
-would have started before the first sample after it are given up in O(1) and reported as one
-``Resync`` (``take_resyncs``), and the stream goes on at the new index. Whatever timestamps
-a device sends, one chunk costs at most its own samples plus the limit's worth of fill.
-
-Memory per stream, retained between chunks: the ring buffer, ``(window + hop) · leads · 4``
-bytes, allocated once (52.8 kB for the shipped card at hop 1 s); the resampler's history,
-``(taps − 1) · leads · 8`` bytes, trimmed (and copied) on every push (9.6 kB from 500 Hz,
-at most 384 kB at any rate up to the protocol's 20 kHz); a few small objects and the gap
-records of the buffer's span. Under 128 KiB for a 500 Hz device with the shipped card
-(tests/runtime/test_bounded_cost.py measures it). A chunk's transient is a few copies of
-the chunk (frames are capped at 60 s) and of at most the resync limit's fill, plus the
-windows it completes; the filter designs (resample.py) are shared by streams of the same
-rates. What waits between a device and its preprocessor is bounded by TCP flow control and
-the rate ceiling (sources/tcp.py, limits.py), what waits for the backend by the batcher.
-
-Array layout, for the whole runtime: ``[samples, leads]`` (time-major) float32 mV, leads in
-the card's order. Chunks arrive that way; recordings read as ``[leads, samples]``
-(``mrm_edge.records``) are transposed at that boundary, and ``to_model_batch`` makes the
-model's ``[batch, leads, samples]`` at the other (a stack copies anyway, so the transpose
-is free there).
+The only transformation is resampling to the card's rate with the offline filter, so a
+record fed in chunks of any sizes gives the windows cut offline; a jump over the resync limit
+costs O(1). Exactness, bounded cost and memory, the array layout: docs/monitor.md (The
+pipeline), docs/threat-model.md (Devices).
 """
 
 from __future__ import annotations
@@ -43,7 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from mrm_edge.runtime.stream.buffer import GapDetector, RingBuffer
@@ -56,12 +30,11 @@ from mrm_edge.data.dataset import LEADS
 if TYPE_CHECKING:
     from mrm_edge.card import ModelCard
 
-__all__ = ["RESYNC_AFTER_WINDOWS", "Resync", "StreamPreprocessor", "Window", "to_model_batch"]
 
 # Fill for missing input is fed to the resampler in pieces of this many seconds, so a long
 # outage never allocates a long array.
 _FILL_PIECE_S = 10
-# A forward jump longer than this many windows is a resynchronisation (module docstring):
+# A forward jump longer than this many windows is a resynchronisation (docs/monitor.md):
 # shorter gaps are outages worth a line per window; in a longer one every middle window is
 # pure fill, and materialising them would let one device's timestamp cost unbounded time.
 RESYNC_AFTER_WINDOWS = 3
@@ -123,9 +96,8 @@ class StreamPreprocessor:
     """Chunks of one stream in, ``Window`` s out.
 
     ``fs_in``: the source's rate (Hz); ``card_sampling_rate``, ``window`` (samples) and
-    ``hop`` (samples, at the card's rate) come from the model card and the operator.
-    ``gap_tolerance_s``: timestamp jitter tolerated before samples count as missing
-    (default 1.5 input sample periods). ``buffer_capacity``: model-rate samples kept
+    ``hop`` (samples, at the card's rate) come from the model card and the operator, and so
+    do ``lead_names`` (the chunks' columns). ``buffer_capacity``: model-rate samples kept
     (default ``window + hop``; anything >= window + 1 works — chunks are fed to the buffer
     in slices small enough that no window is evicted before it is cut).
     ``clock``: the time source for ``ready_time`` (injectable for tests).
@@ -142,22 +114,16 @@ class StreamPreprocessor:
         window: int,
         hop: int,
         *,
-        n_leads: int = 12,
         lead_names: Sequence[str] = LEADS,
         quality: QualityConfig | None = None,
-        gap_tolerance_s: float | None = None,
         buffer_capacity: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if len(lead_names) != n_leads:
-            raise ValueError(
-                f"StreamPreprocessor: lead_names has {len(lead_names)} names, expected {n_leads}"
-            )
         self.stream_id = stream_id
-        self.n_leads = n_leads
         self.lead_names = tuple(lead_names)
+        self.n_leads = len(self.lead_names)
         self.quality_config = quality or QualityConfig()
-        self.resampler = StreamingResampler(fs_in, card_sampling_rate, n_leads)
+        self.resampler = StreamingResampler(fs_in, card_sampling_rate, self.n_leads)
         self.windower = Windower(stream_id, window, hop)
         capacity = self.windower.window + self.windower.hop
         if buffer_capacity is not None:
@@ -167,8 +133,8 @@ class StreamPreprocessor:
                 f"StreamPreprocessor: buffer_capacity must be an integer > window ({window}), "
                 f"got {capacity!r}"
             )
-        self.buffer = RingBuffer(capacity, n_leads)
-        self.detector = GapDetector(self.resampler.fs_in, gap_tolerance_s)
+        self.buffer = RingBuffer(capacity, self.n_leads)
+        self.detector = GapDetector(self.resampler.fs_in)
         self.clock = clock
         self._finished = False
         # The resync limit in input samples (a jump of more than this is skipped in O(1)).
@@ -179,7 +145,14 @@ class StreamPreprocessor:
 
     @classmethod
     def from_card(
-        cls, stream_id: str, fs_in: int, card: ModelCard, hop: int, **kwargs: Any
+        cls,
+        stream_id: str,
+        fs_in: int,
+        card: ModelCard,
+        hop: int,
+        *,
+        quality: QualityConfig | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> StreamPreprocessor:
         """Rate, window and lead order from a ``ModelCard`` (``hop`` in samples at its rate)."""
         return cls(
@@ -188,9 +161,9 @@ class StreamPreprocessor:
             card.sampling_rate,
             card.window_samples,
             hop,
-            n_leads=len(card.leads),
             lead_names=card.leads,
-            **kwargs,
+            quality=quality,
+            clock=clock,
         )
 
     @property

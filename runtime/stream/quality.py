@@ -1,42 +1,9 @@
 """Per-lead signal quality of one window, so a bad lead is reported instead of classified.
 
-Five checks, each with explicit knobs (``QualityConfig``):
-
-* **non-finite** — any NaN or ±Inf sample.
-* **implausible amplitude** — a finite ``|x| > range_mv`` (default 50 mV). No surface ECG
-  comes near: a QRS rarely exceeds 5 mV, diagnostic front-ends are specified for ±5 mV
-  (IEC 60601-2-25) and saturate at ±5..±33 mV (CPSC 2018's recorder at ±5.16 mV, PTB-XL's
-  16-bit ADC at ±32.8 mV). A lead beyond it is a broken device, a wrong unit or scale, a
-  DC-coupled offset the model never saw, or a hostile sender (1e29 mV): never classified.
-* **implausible slew** — a step between consecutive samples faster than ``slew_mv_per_s``
-  (default 2,000 mV/s = 2 mV/ms, i.e. 20 mV per sample at 100 Hz). The steepest real QRS
-  upstrokes are a few hundred mV/s at 100 Hz; a lead jumping tens of mV from one sample to
-  the next within range is a square wave or garbage, not a heart. (At model rates above
-  500 Hz, pacemaker spikes may need it raised.)
-* **flat line** — the lead varies by less than ``flat_ptp_mv`` peak-to-peak over every
-  ``flat_min_s`` span of some stretch: a disconnected or shorted electrode. The reported
-  duration is the union of such spans. A lead driven to its rail and held there is flat too.
-* **saturation** — ``|x| >= saturation_mv`` for at least ``saturation_min_s`` in a row:
-  the amplifier at its rail. The rail is a property of the recorder, so it is off by
-  default (``None``): clean PTB-XL records legitimately swing to 8–11 mV (its range is
-  ±32.8 mV) while CPSC 2018's recorder rails at about ±5.16 mV (A1988, lead V6). Set it a
-  little below the device's rail: resampling's low-pass filter ripples a clipped plateau by
-  about 1 %. Single clipped R-peak tips (a few ms) are below what a 100 Hz window resolves.
-
-Calibration (thresholds as defaulted): on all 500 PTB-XL subset records at 100 Hz, the
-same at 500 → 100 Hz, and the CPSC 2018 sample, the smallest 1 s peak-to-peak of any lead is
-0.022 mV, twice the flat threshold; the only flat lead found is CPSC A1988 V6, a real
-lead-off (≈ 5 s at 0.01 mV between two excursions to the rail). Range and slew, measured
-on every lead of the same 500 PTB-XL records (at 100 Hz, and 500 → 100 Hz) and the 10 CPSC
-recordings (500 → 100 Hz): the largest ``|x|`` is 11.4 mV (PTB-XL 00421) and the fastest
-step 427 mV/s (the same record; 1,185 mV/s in CPSC A1988 at its raw 500 Hz), so the defaults
-leave a 4x and a 4.7x margin and reject no real window.
-
-Non-finite and huge samples are data here, not errors: the checks (and the resampler before
-them, ``preprocess.py``) run under ``np.errstate(all="ignore")`` so no numpy warning
-reaches the terminal.
-
-Layout: window ``[samples, leads]`` (time-major), mV, at ``sampling_rate`` Hz.
+Five checks (``QualityConfig``): non-finite samples, implausible amplitude, implausible
+slew, a flat line, saturation; what each catches and the data the defaults were set from:
+docs/monitor.md (Quality checks). Non-finite and huge samples are data here, not errors: the
+checks run under ``np.errstate(all="ignore")``. Layout: window ``[samples, leads]`` mV.
 """
 
 from __future__ import annotations
@@ -47,8 +14,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from mrm_edge.data.dataset import LEADS
-
-__all__ = ["LeadQuality", "QualityConfig", "QualityReport", "assess_quality"]
 
 
 @dataclass(frozen=True)

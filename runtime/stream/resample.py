@@ -29,8 +29,6 @@ from math import gcd
 
 import numpy as np
 
-__all__ = ["StreamingResampler", "polyphase_filter"]
-
 # scipy.signal.resample_poly's defaults: window ("kaiser", 5.0), 10 zero crossings a side.
 KAISER_BETA = 5.0
 HALF_LEN_PER_RATE = 10
@@ -106,11 +104,6 @@ class StreamingResampler:
     def output_count(self) -> int:
         """Output samples (at ``fs_out``) released so far; absolute index of the next one."""
         return self._n_out
-
-    @property
-    def lookahead_s(self) -> float:
-        """Seconds of input an output waits for beyond its own time (0 for equal rates)."""
-        return self.half_len / self.up / self.fs_in
 
     def _last_input_of(self, i: int) -> int:
         """Index of the newest input sample output ``i`` depends on."""

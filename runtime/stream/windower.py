@@ -18,8 +18,6 @@ from typing import Protocol
 
 import numpy as np
 
-__all__ = ["GapIndex", "WindowRef", "Windower", "samples_from_seconds", "window_count"]
-
 
 class GapIndex(Protocol):
     """Anything that can list the gaps touching a sample range (``RingBuffer`` does)."""
@@ -36,10 +34,6 @@ class WindowRef:
     start: int
     end: int
     gap_reasons: tuple[str, ...] = ()
-
-    @property
-    def flagged(self) -> bool:
-        return bool(self.gap_reasons)
 
 
 def window_count(n_samples: int, window: int, hop: int) -> int:

@@ -2,30 +2,10 @@
 any route sees it, and the headers every response carries.
 
 A browser is the hostile party here: any page it has open (another site, another port of
-this machine, a DNS-rebound name) can make it send requests to the station. In order:
-
-* **Host** (421 otherwise). A DNS-rebinding page reaches the station under a name its
-  attacker controls, so the station answers only to names that cannot be rebound: its bind
-  address, ``localhost`` and loopback literals on a loopback bind, any IP literal on a
-  wildcard bind (0.0.0.0, ::), and the names given with ``--web-allow-host`` (a reverse
-  proxy's).
-* **Origin** (403 otherwise). Browsers send it on every WebSocket handshake and every
-  cross-origin or state-changing request; when present it must be the station's own origin
-  exactly: ``http(s)://`` + the request's Host, or + an ``--web-allow-host`` entry. A
-  missing Origin is a client that is not a browser page (curl, a script), which the
-  browser's attacks cannot produce.
-* **Sec-Fetch-Site** (403 otherwise): when the browser sends it, ``same-origin`` (or
-  ``none``, the user typing the address) everywhere but the page itself, which may be
-  opened from a link. Another port of the same host is "same-site", never "same-origin".
-* **The token** (401), on non-loopback binds (see ``server``).
-* **No bodies** (413): no route takes one; a declared length over ``MAX_BODY`` or a
-  chunked body is refused unread.
-* **State changes carry ``X-MRM-Station: 1``** (403 otherwise). A page of another origin
-  can send a "no-cors" POST (without an Origin header, from an old browser), but it cannot
-  add a custom header to one; a CORS request with it needs a preflight the station never
-  grants.
-
-So a cross-site acknowledgement must defeat Origin, Sec-Fetch-Site and the header at once.
+this machine, a DNS-rebound name) can make it send requests to the station. In order: Host
+(421), Origin (403), Sec-Fetch-Site (403), the token (401, non-loopback binds), no bodies
+(413), and ``X-MRM-Station: 1`` on state changes (403); why each and what it admits:
+docs/threat-model.md (Browsers).
 """
 
 from __future__ import annotations
@@ -34,9 +14,8 @@ import hmac
 import ipaddress
 from typing import Any
 
-from mrm_edge.runtime.web.config import WebConfig, is_loopback
-
-__all__ = ["ACTION_HEADER", "COOKIE", "MAX_BODY", "SECURITY_HEADERS", "Access", "refuse"]
+from mrm_edge.runtime.sources.network import is_loopback
+from mrm_edge.runtime.web.config import WebConfig
 
 ACTION_HEADER = "x-mrm-station"
 COOKIE = "mrm_edge_token"  # set by the page when opened with ?token= (SameSite=Strict)

@@ -4,10 +4,9 @@ rule that a non-loopback bind needs an access token, and the extra host names
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 
-__all__ = ["TOKEN_ENV", "WebConfig", "is_loopback", "parse_bind"]
+from mrm_edge.runtime.sources.network import is_loopback
 
 TOKEN_ENV = "MRM_EDGE_WEB_TOKEN"
 
@@ -27,15 +26,6 @@ def parse_bind(text: str) -> tuple[str, int]:
     if not 0 <= port <= 65535:
         raise ValueError(f"--web {text!r}: port must be 0..65535 (0: any free port)")
     return host, port
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["DISPLAY_HZ", "DisplayDecimator"]
-
 DISPLAY_HZ = 100
 """Strip samples per second: at 25 mm/s and ~4 px/mm, one sample per pixel."""
 BASELINE_BUCKETS = 20

@@ -1,29 +1,10 @@
 """The central station's server: Starlette on uvicorn, on its own thread and event loop in
 the monitor's process, reading a ``StationState``.
 
-    GET  /                      the page (index.html; every asset served from here, no CDN)
-    GET  /static/<file>         app.js, style.css
-    GET  /api/state             snapshot: header, beds, alarms (JSON)
-    GET  /api/bed/<id>          the bed's last 10 s window, 12 leads, with its probabilities
-    POST /api/alarms/<id>/ack   acknowledge an alarm
-    GET  /api/clients           per client: frames sent, frames missed, resyncs
-    WS   /ws?lead=II            frames: a snapshot, then 10 deltas per second (the new strip
-                                samples of the chosen lead, the beds that changed, alarms)
-
-**Per-client queues.** A broadcaster task ticks ``TICK_HZ`` times a second: it reads the new
-decimated samples once (per lead in use) and puts the same encoded frame on every client's
-queue without waiting (``put_nowait``). Each client has its own sender task and a queue of
-``CLIENT_QUEUE`` frames; a client whose queue is full (a slow, stuck or vanished browser)
-loses its queued frames, counted in ``missed``, and is sent a fresh snapshot when it reads
-again. Nothing the broadcaster or the monitor does waits on a client.
-
-**Access.** Loopback binds need no token. Any other bind needs one (``WebConfig.token``):
-every request and the socket must carry it (``?token=``, ``Authorization: Bearer``, or the
-``mrm_edge_token`` cookie the page sets when opened with ``?token=``); without it, 401. The
-token is compared in constant time and never logged (uvicorn's access log is off). Before
-the token, every request and socket passes ``access.Access`` (Host, Origin, Sec-Fetch-Site,
-no bodies, a custom header on state changes), and every response carries its security
-headers (a CSP without inline script, nosniff, no framing, no referrer, no-store).
+The routes and what the server guarantees (per-client bounded queues: nothing the
+broadcaster or the monitor does waits on a client; the token on non-loopback binds, compared
+in constant time and never logged): docs/station.md (How it is built, Security); the checks
+before the token: ``access.py``.
 
 **Nothing a client sends reaches a traceback.** Route parameters are validated (400/404);
 an exception a route did not foresee is one line on the log and a 500 without details,
@@ -42,21 +23,11 @@ from importlib import resources
 from typing import Any
 
 from mrm_edge.runtime.web.access import COOKIE, SECURITY_HEADERS, Access, refuse
-from mrm_edge.runtime.web.config import TOKEN_ENV, WebConfig, is_loopback, parse_bind
+from mrm_edge.runtime.web.config import WebConfig
 from mrm_edge.runtime.web.decimate import DISPLAY_HZ
 from mrm_edge.runtime.web.state import StationState
 
 from mrm_edge.data.dataset import LEADS
-
-__all__ = [
-    "CLIENT_QUEUE",
-    "TICK_HZ",
-    "TOKEN_ENV",
-    "StationServer",
-    "WebConfig",
-    "is_loopback",
-    "parse_bind",
-]
 
 log = logging.getLogger(__name__)
 

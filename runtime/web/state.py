@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from mrm_edge.runtime.stream.buffer import RingBuffer
 from mrm_edge.runtime.web.decimate import DISPLAY_HZ, DisplayDecimator
 
 from mrm_edge.data.dataset import LEADS
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
     from mrm_edge.runtime.postprocess import AlarmEvent, WindowResult
     from mrm_edge.runtime.sinks.base import RunInfo, StreamEvent
 
-__all__ = ["ALARM_HISTORY", "STRIP_SECONDS", "Bed", "StationState", "quality_text"]
 
 STRIP_SECONDS = 30
 """Decimated signal kept per bed (144 KB): the 10 s window of the 12-lead view, plus the
@@ -63,38 +63,8 @@ class Bed:
     bed: str
     fs_in: int = 0
     decimator: DisplayDecimator | None = None
-    ring: np.ndarray = field(
-        default_factory=lambda: np.full(
-            (STRIP_SECONDS * DISPLAY_HZ, len(LEADS)), np.nan, np.float32
-        )
-    )
-    """Sample ``i`` (absolute) lives at row ``i % len(ring)``."""
-    count: int = 0
-    """Decimated samples written since the stream started (absolute index of the next)."""
-
-    def write(self, out: np.ndarray) -> None:
-        """Append decimated samples ``[m, 12]`` (more than the ring holds: the tail)."""
-        cap = len(self.ring)
-        if len(out) > cap:
-            self.count += len(out) - cap
-            out = out[-cap:]
-        at = self.count % cap
-        first = min(len(out), cap - at)
-        self.ring[at : at + first] = out[:first]
-        self.ring[: len(out) - first] = out[first:]
-        self.count += len(out)
-
-    def read(self, start: int, end: int) -> np.ndarray:
-        """Absolute samples ``[start, end)``, which must lie within the last ``len(ring)``."""
-        cap = len(self.ring)
-        idx = np.arange(start, end) % cap
-        return self.ring[idx]
-
-    @property
-    def first(self) -> int:
-        """The oldest absolute index still in the ring."""
-        return max(0, self.count - len(self.ring))
-
+    ring: RingBuffer = field(default_factory=lambda: _strip_ring())
+    """The decimated samples, by absolute index since the stream started."""
     smoothed: dict[str, float] = field(default_factory=dict)
     probabilities: dict[str, float] = field(default_factory=dict)
     findings: list[str] = field(default_factory=list)
@@ -171,7 +141,7 @@ class StationState:
         if not len(out):
             return
         with self._lock:
-            bed.write(out)
+            bed.ring.append(out)
 
     def window(self, result: WindowResult) -> None:
         with self._lock:
@@ -222,7 +192,7 @@ class StationState:
             if event.kind == "start":
                 bed.state, bed.state_detail = "live", event.detail
                 if event.segment:  # a resumed stream: its clock restarts
-                    bed.decimator, bed.count, bed.window_end = None, 0, 0
+                    bed.decimator, bed.ring, bed.window_end = None, _strip_ring(), 0
             elif event.kind == "end":
                 bed.state, bed.state_detail = "ended", event.detail
                 if event.detail.startswith("stalled"):
@@ -246,7 +216,7 @@ class StationState:
     def cursors(self) -> dict[str, int]:
         """Each bed's decimated sample count now."""
         with self._lock:
-            return {sid: b.count for sid, b in self.beds.items()}
+            return {sid: b.ring.sample_count for sid, b in self.beds.items()}
 
     def strips(
         self, since: dict[str, int], until: dict[str, int], lead: int
@@ -259,11 +229,11 @@ class StationState:
                 bed = self.beds.get(sid)
                 if bed is None:
                     continue
-                start = max(since.get(sid, 0), bed.first)
-                end = min(end, bed.count)
+                start = max(since.get(sid, 0), bed.ring.oldest)
+                end = min(end, bed.ring.sample_count)
                 if end <= start:
                     continue
-                seg = bed.read(start, end)[:, lead]
+                seg = bed.ring.view(start, end - start)[:, lead]
                 out[sid] = {"i0": start, "v": _rounded(seg)}
         return out
 
@@ -317,9 +287,10 @@ class StationState:
             if bed is None:
                 return None
             n = int(seconds * DISPLAY_HZ)
-            end = min(bed.window_end, bed.count) if bed.windows else bed.count
-            start = max(bed.first, end - n)
-            seg = bed.read(start, end)
+            count = bed.ring.sample_count
+            end = min(bed.window_end, count) if bed.windows else count
+            start = max(bed.ring.oldest, end - n)
+            seg = bed.ring.view(start, max(0, end - start))
             return {
                 "bed": sid,
                 "fs": DISPLAY_HZ,
@@ -331,8 +302,8 @@ class StationState:
             }
 
 
-def _empty_ring() -> np.ndarray:
-    return np.full((STRIP_SECONDS * DISPLAY_HZ, len(LEADS)), np.nan, np.float32)
+def _strip_ring() -> RingBuffer:
+    return RingBuffer(STRIP_SECONDS * DISPLAY_HZ, len(LEADS))
 
 
 def _rounded(x: np.ndarray) -> list[float | None]:

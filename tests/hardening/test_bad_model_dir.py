@@ -483,7 +483,7 @@ def test_engine_damaged_after_loading_fails_to_start_and_auto_moves_on(tmp_path:
     m = DeployedModel.load(d)
     rewrite(engine, engine.read_bytes()[:-1])  # after the directory was verified
     trt, cudart = _machine("the same machine")
-    backend, why = activate_backend(m, facts=probe_machine(trt, cudart))
+    backend, why, _ = activate_backend(m, facts=probe_machine(trt, cudart))
     try:
         assert isinstance(backend, OnnxRuntimeBackend) and backend.is_active
         assert f"tensorrt fp16 ({engine.name})" in why and "failed to start" in why

@@ -11,42 +11,52 @@ from mrm_edge.runtime.batcher import DynamicBatcher, Offer
 from tests.fakes.clock import FakeClock
 
 
+def due(b: DynamicBatcher) -> list | None:
+    """The batch due now, without waiting."""
+    return b.get_batch(timeout=0)
+
+
 def test_dispatches_when_max_batch_items_wait() -> None:
     clock = FakeClock()
     b = DynamicBatcher(max_batch=3, max_delay_ms=1000, max_queue=10, clock=clock)
     for i in range(4):
-        assert b.put(i)
-        assert b.next_batch() == ([0, 1, 2] if i == 2 else None)
-    assert len(b) == 1 and b.time_until_deadline() == pytest.approx(1.0)
+        assert b.offer(i).queued
+        assert due(b) == ([0, 1, 2] if i == 2 else None)
+    assert len(b) == 1
+    clock.t += 0.999
+    assert due(b) is None
+    clock.t += 0.001  # the remaining item's deadline: 1 s after it came
+    assert due(b) == [3]
 
 
 def test_dispatches_a_partial_batch_once_the_oldest_waited_max_delay() -> None:
     clock = FakeClock(100.0)
     b = DynamicBatcher(max_batch=8, max_delay_ms=5, max_queue=10, clock=clock)
-    assert b.time_until_deadline() is None and b.next_batch() is None
-    b.put("a")
+    assert due(b) is None
+    b.offer("a")
     clock.t = 100.003
-    b.put("b")
-    assert b.next_batch() is None
-    assert b.time_until_deadline() == pytest.approx(0.002)
-    assert b.next_batch(now=100.0049) is None
-    assert b.next_batch(now=100.005) == ["a", "b"]  # the oldest's deadline, not the newest's
+    b.offer("b")
+    assert due(b) is None
+    clock.t = 100.0049
+    assert due(b) is None
+    clock.t = 100.005
+    assert due(b) == ["a", "b"]  # the oldest's deadline, not the newest's
     assert b.stats.batches == 1 and b.stats.dispatched == 2
 
 
 def test_zero_delay_never_holds_an_item_back() -> None:
     b = DynamicBatcher(max_batch=4, max_delay_ms=0, max_queue=4, clock=FakeClock())
-    b.put(1)
-    assert b.time_until_deadline() == 0.0 and b.next_batch() == [1]
+    b.offer(1)
+    assert due(b) == [1]
 
 
 def test_fifo_across_streams() -> None:
     b = DynamicBatcher(max_batch=4, max_delay_ms=0, max_queue=100, clock=FakeClock())
     order = [(s, k) for k in range(5) for s in ("bed-1", "bed-2", "bed-3")]
     for item in order:
-        b.put(item)
+        b.offer(item)
     out = []
-    while (batch := b.next_batch()) is not None:
+    while (batch := due(b)) is not None:
         assert len(batch) <= 4
         out += batch
     assert out == order
@@ -55,11 +65,11 @@ def test_fifo_across_streams() -> None:
 def test_drop_oldest_evicts_and_counts() -> None:
     b = DynamicBatcher(max_batch=2, max_delay_ms=50, max_queue=4, overload="drop-oldest",
                        clock=FakeClock())  # fmt: skip
-    assert all(b.put(i) for i in range(6))
+    assert all(b.offer(i).queued for i in range(6))
     s = b.stats
     assert (s.submitted, s.enqueued, s.dropped_oldest, s.dropped_newest) == (6, 6, 2, 0)
     assert s.pending == 4 and s.max_depth == 4
-    assert b.next_batch() == [2, 3] and b.next_batch() == [4, 5]
+    assert due(b) == [2, 3] and due(b) == [4, 5]
 
 
 def test_offer_names_the_item_drop_oldest_evicted() -> None:
@@ -67,7 +77,7 @@ def test_offer_names_the_item_drop_oldest_evicted() -> None:
                        clock=FakeClock())  # fmt: skip
     assert [b.offer(i) for i in range(2)] == [Offer(True), Offer(True)]
     assert b.offer(2) == Offer(True, evicted=0) and b.offer(3) == Offer(True, evicted=1)
-    assert b.next_batch() == [2, 3]
+    assert due(b) == [2, 3]
 
 
 def test_offer_under_drop_newest_and_after_close_evicts_nothing() -> None:
@@ -81,7 +91,7 @@ def test_offer_under_drop_newest_and_after_close_evicts_nothing() -> None:
 def test_take_all_hands_out_everything_waiting() -> None:
     b = DynamicBatcher(max_batch=2, max_delay_ms=1000, max_queue=10, clock=FakeClock())
     for i in range(5):
-        b.put(i)
+        b.offer(i)
     assert b.take_all() == [0, 1, 2, 3, 4] and len(b) == 0 and b.take_all() == []
     s = b.stats
     assert s.enqueued == s.dispatched + s.dropped_oldest + s.pending == 5
@@ -90,29 +100,29 @@ def test_take_all_hands_out_everything_waiting() -> None:
 def test_drop_newest_refuses_and_counts() -> None:
     b = DynamicBatcher(max_batch=2, max_delay_ms=50, max_queue=4, overload="drop-newest",
                        clock=FakeClock())  # fmt: skip
-    assert [b.put(i) for i in range(6)] == [True] * 4 + [False] * 2
+    assert [b.offer(i).queued for i in range(6)] == [True] * 4 + [False] * 2
     s = b.stats
     assert (s.submitted, s.enqueued, s.dropped_oldest, s.dropped_newest) == (6, 4, 0, 2)
-    assert b.next_batch() == [0, 1] and b.next_batch() == [2, 3]
+    assert due(b) == [0, 1] and due(b) == [2, 3]
 
 
 def test_block_waits_for_room_then_gives_up_after_its_timeout() -> None:
     b = DynamicBatcher(max_batch=2, max_delay_ms=0, max_queue=2, overload="block")
-    b.put(0)
-    b.put(1)
+    b.offer(0)
+    b.offer(1)
     t0 = time.monotonic()
-    assert b.put(2, timeout=0.05) is False
+    assert b.offer(2, timeout=0.05).queued is False
     assert time.monotonic() - t0 >= 0.05 and b.stats.dropped_newest == 1
     # With a consumer making room, the blocked put goes through.
     threading.Timer(0.05, b.get_batch).start()
-    assert b.put(3, timeout=5.0) is True
+    assert b.offer(3, timeout=5.0).queued is True
     assert b.get_batch(timeout=1.0) == [3]
 
 
 def test_get_batch_waits_for_the_delay_and_times_out_when_idle() -> None:
     b = DynamicBatcher(max_batch=10, max_delay_ms=30, max_queue=10)
     assert b.get_batch(timeout=0.02) is None
-    b.put("x")
+    b.offer("x")
     t0 = time.monotonic()
     assert b.get_batch(timeout=2.0) == ["x"]
     assert 0.02 <= time.monotonic() - t0 < 1.0
@@ -120,10 +130,10 @@ def test_get_batch_waits_for_the_delay_and_times_out_when_idle() -> None:
 
 def test_close_flushes_what_is_left_then_ends() -> None:
     b = DynamicBatcher(max_batch=10, max_delay_ms=60_000, max_queue=10)
-    b.put(1)
-    b.put(2)
+    b.offer(1)
+    b.offer(2)
     b.close()
-    assert b.put(3) is False and b.stats.dropped_newest == 1
+    assert b.offer(3).queued is False and b.stats.dropped_newest == 1
     assert b.get_batch() == [1, 2] and b.get_batch() is None
 
 
@@ -137,7 +147,7 @@ def test_conservation_under_concurrent_producers_and_a_consumer(overload: str) -
 
     def produce(p: int) -> None:
         for k in range(per_producer):
-            b.put((p, k), timeout=None)
+            b.offer((p, k), timeout=None)
 
     def consume() -> None:
         while (batch := b.get_batch()) is not None:

@@ -28,7 +28,7 @@ from mrm_edge.runtime.backends import Backend, OnnxRuntimeBackend
 from mrm_edge.runtime.config import MonitorConfig
 from mrm_edge.runtime.engine import Monitor
 from mrm_edge.runtime.model import DeployedModel
-from mrm_edge.runtime.selection import activate_with_fallbacks
+from mrm_edge.runtime.selection import activate_backend
 from mrm_edge.runtime.sinks.base import Sink
 from mrm_edge.runtime.sinks.jsonl import JsonlSink
 from mrm_edge.runtime.sinks.live import LiveView
@@ -286,7 +286,7 @@ OPENVINO_CHAIN = (
 
 def test_the_fallback_chain_follows_the_selection_plan(tmp_path: Path) -> None:
     m = DeployedModel.load(make_model_dir(tmp_path / "m", precisions=("fp32", "fp16", "int8")))
-    backend, why, chain = activate_with_fallbacks(m)
+    backend, why, chain = activate_backend(m)
     try:
         assert backend.precision == "int8" and why.startswith("onnxruntime CPU int8")
         # OpenVINO (the openvino extra) comes after ONNX Runtime in the static order.
@@ -299,7 +299,7 @@ def test_the_fallback_chain_follows_the_selection_plan(tmp_path: Path) -> None:
     finally:
         backend.deactivate()
     # An explicit choice still falls back, to what comes after it in auto's order.
-    backend, why, chain = activate_with_fallbacks(m, "onnxruntime", "fp32")
+    backend, why, chain = activate_backend(m, "onnxruntime", "fp32")
     try:
         assert backend.precision == "fp32" and why.startswith("requested onnxruntime")
         assert [c.label.split(" (")[0] for c in chain] == ["onnxruntime CPU fp16", *OPENVINO_CHAIN]

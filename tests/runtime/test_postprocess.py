@@ -145,7 +145,7 @@ def test_stream_end_closes_open_alarms_and_forgets_state() -> None:
         ("B", "off", "stream ended", 2000),
     ]
     assert closed[0].probability == pytest.approx(0.9) and closed[0].start_s == 20.0
-    assert post.end_stream("s", 2000, RATE) == [] and post.active("s") == ()
+    assert post.end_stream("s", 2000, RATE) == [] and post.stream("s").active() == ()
 
 
 def test_segments_are_independent() -> None:
@@ -153,7 +153,7 @@ def test_segments_are_independent() -> None:
     post.classified(window(0), np.array([0.9, 0.0]), 1.0, segment=0)
     r, ev = post.classified(window(0), np.array([0.1, 0.0]), 1.0, segment=1)
     assert ev == [] and r.alarms == () and r.segment == 1
-    assert post.active("s", 0) == ("A",)
+    assert post.stream("s", 0).active() == ("A",)
 
 
 def test_reason_kinds() -> None:

@@ -106,7 +106,7 @@ def test_cuda_provider_ranks_first_with_fp16_then_fails_to_start_here(tmp_path: 
         "onnxruntime CPU int8",
     ]
     # This onnxruntime has no CUDA provider: activation fails and auto moves on, saying so.
-    backend, why = activate_backend(m, facts=CUDA_AND_CPU)
+    backend, why, _ = activate_backend(m, facts=CUDA_AND_CPU)
     try:
         assert backend.is_active and backend.device == "cpu" and backend.precision == "int8"
         assert "onnxruntime CUDA fp16 (model.fp16.onnx) failed to start" in why
@@ -130,7 +130,7 @@ def test_tensorrt_engine_for_this_gpu_ranks_first(tmp_path: Path) -> None:
         d / "model.fp16.onnx", d, BuildOptions("fp16", (1, 8, 16)), gpu, probe_tensorrt(trt), trt
     )
     m = DeployedModel.load(d)
-    backend, why = activate_backend(m, facts=probe_machine(trt, cudart))
+    backend, why, _ = activate_backend(m, facts=probe_machine(trt, cudart))
     try:
         assert isinstance(backend, TensorRTBackend) and backend.precision == "fp16"
         assert why.startswith("tensorrt fp16 (model.fp16.") and "engine built for this" in why

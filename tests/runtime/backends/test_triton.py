@@ -18,7 +18,7 @@ from mrm_edge.runtime.backends.triton import (
     parse_target,
 )
 from mrm_edge.runtime.model import DeployedModel
-from mrm_edge.runtime.selection import activate_with_fallbacks, plan_backends
+from mrm_edge.runtime.selection import activate_backend, plan_backends
 
 from mrm_edge.artifacts import SHIPPED_MODEL_DIR
 from mrm_edge.served_identity import identity_mismatch, model_identity
@@ -74,7 +74,7 @@ def test_parity_with_in_process_onnxruntime_fp32(triton_served: Served) -> None:
 def test_without_a_model_name_the_matching_served_model_is_chosen(triton_served: Served) -> None:
     # The server also serves the tiny model: only the shipped one carries this identity.
     model = DeployedModel.load(triton_served.shipped)
-    backend, why, chain = activate_with_fallbacks(model, triton_served.target)
+    backend, why, chain = activate_backend(model, triton_served.target)
     try:
         assert backend.model_name == triton_served.shipped_model  # type: ignore[attr-defined]
         assert "triton" in why
@@ -90,11 +90,11 @@ def test_a_wrong_model_behind_the_address_is_refused(triton_served: Served) -> N
     model = DeployedModel.load(triton_served.shipped)
     wrong = f"{triton_served.target}/{triton_served.tiny_model}"
     with pytest.raises(ServedModelMismatch, match="not the model of") as e:
-        activate_with_fallbacks(model, wrong)
+        activate_backend(model, wrong)
     assert "onnx sha256" in str(e.value) and "\n" not in str(e.value)
     # Asking for a precision the server does not serve is refused the same way.
     with pytest.raises(ServedModelMismatch, match=r"precision fp32 \(asked for int8\)"):
-        activate_with_fallbacks(model, triton_served.target, "int8")
+        activate_backend(model, triton_served.target, "int8")
 
 
 def test_batches_above_the_server_max_are_split(triton_served: Served) -> None:

@@ -99,12 +99,6 @@ def test_outputs_depending_on_matches_a_perturbation(fs_in: int, fs_out: int) ->
     assert lo <= changed.min() <= lo + 1 and hi - 2 <= changed.max() <= hi - 1
 
 
-def test_lookahead_is_a_tenth_of_a_second_to_100_hz() -> None:
-    for fs_in, _ in RATE_PAIRS:
-        r = StreamingResampler(fs_in, 100)
-        assert r.lookahead_s == pytest.approx(0.0 if fs_in == 100 else 0.1)
-
-
 def test_identity_passes_chunks_through_as_float32_copies() -> None:
     r = StreamingResampler(100, 100)
     x = np.arange(24, dtype=np.float64).reshape(2, 12)

@@ -32,7 +32,7 @@ def test_any_chunking_gives_every_window_once_and_on_time(window, hop, sizes) ->
     expect = 0 if available < window else (available - window) // hop + 1
     assert len(emitted) == expect
     assert all(r.stream_id == "bed-7" and r.end - r.start == window for r in emitted)
-    assert not any(r.flagged for r in emitted)
+    assert not any(r.gap_reasons for r in emitted)
 
 
 def test_the_monitor_defaults_ten_second_windows_every_second() -> None:

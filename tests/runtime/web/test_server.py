@@ -15,11 +15,8 @@ pytest.importorskip("starlette", reason="the web view needs: pip install 'mrm-ed
 pytest.importorskip("uvicorn", reason="the web view needs: pip install 'mrm-edge[web]'")
 websockets = pytest.importorskip("websockets", reason="pip install 'mrm-edge[web]'")
 
-from mrm_edge.runtime.web.server import (  # noqa: E402
-    StationServer,
-    WebConfig,
-    parse_bind,
-)
+from mrm_edge.runtime.web.config import WebConfig, parse_bind  # noqa: E402
+from mrm_edge.runtime.web.server import StationServer  # noqa: E402
 from websockets.sync.client import connect  # noqa: E402
 
 from .station import BEDS, get_json, station_state, stuck_websocket, wait_for  # noqa: E402
