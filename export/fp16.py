@@ -1,18 +1,5 @@
-"""FP32 ONNX → mixed-precision FP16 ONNX.
-
-FP16 compute with FP32 inputs and outputs, and FP32 islands where FP16 is
-known to break (NVIDIA's own list of traps and our measurement on MRM-Net):
-
-- LayerNormalization: mean/variance over 128-512 channels overflow or lose
-  digits in FP16;
-- ReduceMean (global average pools, the attention's channel means): long sums;
-- Sigmoid: the channel/spatial attention maps and the output probabilities,
-  where FP16's 3 significant digits show up directly in |Δp|.
-
-Casts are inserted at the island boundaries, so the graph is explicitly typed:
-TensorRT 11 consumes it as a strongly typed network (no precision flags), and
-ONNX Runtime runs it as is.
-"""
+"""FP32 ONNX → mixed-precision FP16 ONNX: FP16 compute, FP32 I/O, FP32 islands for
+:data:`KEEP_FP32_OPS` with casts at their boundaries (why these ops: docs/export.md, "FP16")."""
 
 from __future__ import annotations
 
@@ -45,6 +32,3 @@ def convert_fp16(
     onnx.save(half, str(out_path))
     onnx.checker.check_model(str(out_path), full_check=True)
     return Path(out_path)
-
-
-__all__ = ["KEEP_FP32_OPS", "convert_fp16"]

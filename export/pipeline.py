@@ -1,19 +1,5 @@
-"""``mrm-edge export``: a trained model directory → ONNX variants (+ TensorRT engines).
-
-Order of work, each step gated before the next:
-
-1. FP32 ONNX, checked against PyTorch (max |Δp| <= 1e-5);
-2. FP16 mixed-precision ONNX, checked against FP32 (max |Δp|, macro-AUC change);
-3. INT8 Q/DQ ONNX calibrated on real ECG, two files from one calibration: ``model.int8.onnx``
-   (uint8 asymmetric, for ONNX Runtime CPU) and ``model.int8-sym.onnx`` (int8 symmetric,
-   float bias, for TensorRT and OpenVINO); each checked against FP32 on ONNX Runtime
-   (macro-AUC drop, per-label; sensitive layers kept in float);
-4. a TensorRT engine per precision written (FP32, FP16, INT8 from the TensorRT-style INT8
-   file) wherever a TensorRT flavour can build: TensorRT-RTX on any x86_64 machine, GPU or
-   not; standard TensorRT on a GPU. Otherwise the exact command to run on the target.
-
-Every artifact gets a JSON sidecar with the figures measured here.
-"""
+"""``mrm-edge export``: a trained model directory → ONNX variants (+ TensorRT engines), each
+step gated before the next, every artifact with a JSON sidecar (docs/export.md)."""
 
 from __future__ import annotations
 
@@ -30,9 +16,6 @@ from mrm_edge.artifacts import ONNX_FILES, onnx_io, trtexec_engine_filename
 from mrm_edge.card import CARD_FILE, ModelCard, export_record, verify_weights
 from mrm_edge.fileio import sha256_file
 
-# Aliases of mrm_edge.artifacts' names, for callers that imported them from here.
-FP32_NAME, FP16_NAME, INT8_NAME = ONNX_FILES["fp32"], ONNX_FILES["fp16"], ONNX_FILES["int8"]
-INT8_SYM_NAME = ONNX_FILES["int8-sym"]
 #: INT8 variant → the activation type its file is quantized with (mrm_edge.export.int8).
 INT8_VARIANTS: dict[str, str] = {"int8": "uint8", "int8-sym": "int8"}
 #: ``int8_activations`` → the INT8 variants written.
@@ -182,7 +165,7 @@ def _fp32(
     from mrm_edge.export.onnx_fp32 import export_fp32
 
     model_dir = Path(opts.model_dir)
-    fp32 = export_fp32(model_dir, Path(opts.out_dir) / FP32_NAME)
+    fp32 = export_fp32(model_dir, Path(opts.out_dir) / ONNX_FILES["fp32"])
     ref = gates.torch_probabilities(model_dir, windows.x)
     p32 = gates.onnx_probabilities(fp32, windows.x)
     parity = gates.compare(ref, p32, windows.y, card.labels, thresholds)
@@ -214,7 +197,7 @@ def _fp16(
     """Write the FP16 ONNX and hold it to FP32 (macro-AUC change)."""
     from mrm_edge.export.fp16 import KEEP_FP32_OPS, convert_fp16
 
-    fp16 = convert_fp16(fp32, Path(opts.out_dir) / FP16_NAME)
+    fp16 = convert_fp16(fp32, Path(opts.out_dir) / ONNX_FILES["fp16"])
     p16 = gates.onnx_probabilities(fp16, windows.x)
     acc = gates.compare(p32, p16, windows.y, card.labels, thresholds)
     acc.update(
@@ -241,7 +224,8 @@ def _int8(
     """Write and gate each requested INT8 file; the calibration is done once and cached
     (its key does not depend on the activation type), so the second file reuses it."""
     from mrm_edge.calibration.sources import select_calibration_windows
-    from mrm_edge.export.int8 import DEFAULT_OP_TYPES, SCHEMES, Int8Options, build_int8
+    from mrm_edge.export.int8.gate import Int8Options, build_int8
+    from mrm_edge.export.int8.placement import DEFAULT_OP_TYPES, SCHEMES
 
     out = Path(opts.out_dir)
     cset = select_calibration_windows(opts.calib_data, card, opts.calib_windows, opts.seed)
@@ -402,6 +386,3 @@ def _why_build(onnx_path: Path, out_dir: Path, build: Any, gpu: Any, trt_info: A
 
     plan = plan_build(build, inspect_onnx(onnx_path, build.precision), trt_info)
     return why_build(out_dir, make_key(onnx_path, build, gpu, trt_info, plan))
-
-
-__all__ = ["ExportOptions", "ExportSummary", "run_export"]

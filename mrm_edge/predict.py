@@ -1,21 +1,7 @@
-"""Offline classification of whole recordings with a trained model.
-
-Each recording is resampled to the model's rate and cut into consecutive,
-non-overlapping windows of the model's length; a shorter tail is left out and
-counted, never padded silently.
-
-Bad signal is reported, never classified (the same rules as the streaming monitor):
-
-* every window goes through the monitor's per-lead quality check
-  (``mrm_edge.runtime.stream.quality``: NaN / Inf, flat line, and saturation when a rail is
-  given). A window that fails it is a ``PredictedWindow`` with ``status == "rejected"``,
-  the reasons (lead and finding) in ``reason``, and no probabilities: the model never
-  sees it. This is a result, not an error: ``mrm-edge predict`` exits 0 and prints it.
-* a recording shorter than one window is refused before anything runs: ``DataError``
-  "<file>: record is 2.0 s, the model needs at least 10.0 s" (exit 1 from the CLI).
-  Zero-padding it would show the model a flat line it was never trained to see; the
-  monitor's WFDB replay refuses such records the same way.
-"""
+"""Offline classification of whole recordings with a trained model: consecutive windows at the
+model's rate (a shorter tail left out, never padded), each through the monitor's quality
+check first: a window that fails it is ``rejected`` with its reason, never classified; a
+recording shorter than one window is a :class:`DataError` (docs/model.md, ``mrm-edge predict``)."""
 
 from __future__ import annotations
 
@@ -79,7 +65,7 @@ def classify(
     exported, PyTorch otherwise), so this works on an edge install without torch.
     Windows failing the quality check (``quality``: the monitor's defaults if None) are
     rejected, not classified; a recording shorter than one window is a DataError,
-    raised before the backend starts (see the module docstring).
+    raised before the backend starts (docs/model.md).
     ``accept_card_tuning``: ``DeployedModel.load``'s; what it accepted ends the reason.
     """
     from mrm_edge.runtime.model import DeployedModel
@@ -117,11 +103,3 @@ def classify(
     finally:
         runner.deactivate()
     return results, reason
-
-
-__all__ = [
-    "PredictedWindow",
-    "check_long_enough",
-    "classify",
-    "windows_of",
-]

@@ -1,14 +1,6 @@
-"""Calibration ranges → a Q/DQ INT8 model (:func:`quantize_int8`), and what it contains.
-
-Ranges are computed once (``mrm_edge.calibration.ranges``) and cached
-(``mrm_edge.calibration.cache``), then written as Q/DQ nodes in one of the two placements of
-:mod:`.placement`. Node names are kept from the FP32 graph (no ORT graph optimisation
-first), so exclusion lists and sensitivity reports name the layers a user sees in the FP32
-model. BatchNorm is expected folded by the exporter (eval-mode export); a
-BatchNormalization left right after a Conv is reported in ``notes``.
-
-No torch here; onnx and onnxruntime are imported when a function runs.
-"""
+"""Calibration ranges (computed once, cached) → a Q/DQ INT8 model (:func:`quantize_int8`), and
+what it contains. Node names are kept from the FP32 graph; a BatchNormalization left right
+after a Conv (not folded by the exporter) is reported in ``notes``."""
 
 from __future__ import annotations
 
@@ -40,8 +32,6 @@ from mrm_edge.export.int8.placement import (
     placement_notes,
     write_qdq,
 )
-
-__all__ = ["Int8Result", "QuantizeOptions", "quantize_int8", "quantized_nodes"]
 
 
 @dataclass(frozen=True)

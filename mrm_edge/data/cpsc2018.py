@@ -10,7 +10,6 @@ Liu et al., J. Med. Imaging Health Inform. 8(7), 2018.
 
 from __future__ import annotations
 
-import ast
 import csv
 from collections.abc import Mapping
 from os import PathLike
@@ -25,17 +24,6 @@ from .dataset import LEADS, EcgDataset, Progress, stack_records
 from .errors import DataError, field_error
 from .matfile import MatFileError, verified_level5_bytes
 from .signal import fit_length, resample
-
-__all__ = [
-    "CPSC_CODES",
-    "CPSC_FS",
-    "CPSC_LABELS",
-    "CPSC_TASK",
-    "load_cpsc2018",
-    "read_cpsc_folds",
-    "read_cpsc_mat",
-    "read_cpsc_reference",
-]
 
 #: Output order: sorted benchmark (PTB-XL style) names, as MultiLabelBinarizer orders them.
 CPSC_LABELS: tuple[str, ...] = (
@@ -138,8 +126,8 @@ def read_cpsc_reference(path: str | PathLike[str]) -> dict[str, list[str]]:
     return out
 
 
-def read_cpsc_folds(path: str | PathLike[str]) -> tuple[dict[str, int], dict[str, list[str]]]:
-    """``cpsc_database.csv`` as ({recording: strat_fold}, {recording: scp code names}).
+def read_cpsc_folds(path: str | PathLike[str]) -> dict[str, int]:
+    """``cpsc_database.csv`` as {recording: strat_fold}.
 
     The ``filename`` column holds the bare recording name (``A0001``); a directory prefix
     or extension is stripped so other exports of the table match too.
@@ -155,7 +143,6 @@ def read_cpsc_folds(path: str | PathLike[str]) -> tuple[dict[str, int], dict[str
     except FileNotFoundError as exc:
         raise DataError(f"{path}: file not found") from exc
     folds: dict[str, int] = {}
-    codes: dict[str, list[str]] = {}
     for line, row in enumerate(rows, start=2):
         rec = Path(row["filename"].strip()).stem
         try:
@@ -165,12 +152,7 @@ def read_cpsc_folds(path: str | PathLike[str]) -> tuple[dict[str, int], dict[str
                 f"{path.name}: line {line} field 'strat_fold' is {row['strat_fold']!r}, "
                 "expected an integer"
             ) from exc
-        try:
-            scp = ast.literal_eval(row.get("scp_codes") or "{}")
-            codes[rec] = sorted(scp) if isinstance(scp, dict) else []
-        except (ValueError, SyntaxError):
-            codes[rec] = []  # only a cross-check; folds are what this file is read for
-    return folds, codes
+    return folds
 
 
 def _find_mat_files(root: Path) -> Mapping[str, Path]:
@@ -199,7 +181,7 @@ def load_cpsc2018(
     root = Path(root)
     reference = read_cpsc_reference(root / REFERENCE_CSV)
     db_path = root / DATABASE_CSV
-    fold_of = read_cpsc_folds(db_path)[0] if db_path.exists() else {}
+    fold_of = read_cpsc_folds(db_path) if db_path.exists() else {}
     mats = _find_mat_files(root)
     absent = [rec for rec in reference if rec not in mats]
     if absent:

@@ -1,11 +1,6 @@
-"""The in-memory dataset every loader returns, and the constants every array here follows.
-
-Imports no loader (the loaders import it; the name-based dispatch is
-:func:`mrm_edge.data.loaders.load_dataset`), so the runtime gets :data:`LEADS` cheaply.
-
-One plain container (numpy arrays plus provenance) keeps the trainer, the evaluator and
-the edge runtime independent of where the records came from and free of torch.
-"""
+"""The in-memory dataset every loader returns (numpy arrays plus provenance, no torch), and the
+constants every array here follows. Imports no loader, so the runtime gets :data:`LEADS`
+cheaply."""
 
 from __future__ import annotations
 
@@ -17,8 +12,6 @@ from typing import Any
 import numpy as np
 
 from .errors import DataError
-
-__all__ = ["LEADS", "UNITS", "EcgDataset", "Progress", "stack_records"]
 
 #: Lead order of every array in this package (the PTB-XL / CPSC 2018 order).
 LEADS: tuple[str, ...] = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")

@@ -16,8 +16,6 @@ import numpy as np
 from .dataset import LEADS, UNITS
 from .errors import DataError
 
-__all__ = ["LeadStandardizer"]
-
 # Records per chunk when fitting: bounds the float64 temporaries on the full PTB-XL.
 _CHUNK = 512
 

@@ -1,26 +1,14 @@
-"""PTB-XL: metadata, the benchmark's label aggregation, and signal loading.
-
-The label logic reimplements ``utils.compute_label_aggregations`` and ``utils.select_data``
-of the PTB-XL benchmark (Strodthoff et al. 2020, github.com/helme/ecg_ptbxl_benchmarking)
-with the standard library instead of pandas, so the edge install needs neither pandas in
-our code nor sklearn. Behaviour kept from the benchmark:
-
-* a code counts when it is a *key* of ``scp_codes``, whatever its likelihood (0.0 too);
-* labels per record are de-duplicated; the label order is sorted (MultiLabelBinarizer);
-* labels occurring in ``<= min_samples`` records are removed (``counts > min_samples``,
-  benchmark default 0), then records left without a label are dropped;
-* label counts and the label order come from the *whole* table, never from the folds
-  being loaded, so train / validation / test loads share one output order.
+"""PTB-XL: metadata, the benchmark's label aggregation (``utils.compute_label_aggregations`` and
+``select_data`` of github.com/helme/ecg_ptbxl_benchmarking, with the standard library instead
+of pandas; the rules kept: docs/model.md, "Reading recordings"), and signal loading.
 
 Wagner et al., "PTB-XL, a large publicly available electrocardiography dataset",
-Scientific Data 7, 154 (2020), CC BY 4.0.
-"""
+Scientific Data 7, 154 (2020), CC BY 4.0."""
 
 from __future__ import annotations
 
 import ast
 import csv
-import warnings
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,24 +19,10 @@ from typing import Any
 import numpy as np
 
 from mrm_edge.errors import one_line
+from mrm_edge.records import read_recording
 
 from .dataset import UNITS, EcgDataset, Progress, stack_records
 from .errors import DataError
-from .leads import lead_order
-from .wfdb_header import check_wfdb_header
-
-__all__ = [
-    "TASKS",
-    "PtbxlRecord",
-    "ScpStatement",
-    "aggregate_labels",
-    "label_table",
-    "load_ptbxl",
-    "ptbxl_fold_counts",
-    "read_ptbxl_database",
-    "read_ptbxl_record",
-    "read_scp_statements",
-]
 
 TASKS = ("all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhythm")
 DATABASE_CSV = "ptbxl_database.csv"
@@ -228,50 +202,28 @@ def label_table(
     return sorted(keep), per_record
 
 
-def ptbxl_fold_counts(root: str | PathLike[str]) -> dict[int, int]:
-    """Records per ``strat_fold`` over the whole table, labelled or not (no signals read)."""
-    counts = Counter(r.strat_fold for r in read_ptbxl_database(root))
-    return {f: counts[f] for f in sorted(counts)}
-
-
 def read_ptbxl_record(root: str | PathLike[str], filename: str, sampling_rate: int) -> np.ndarray:
     """One WFDB record as float32 ``[12, 10 * sampling_rate]`` mV in :data:`LEADS` order.
 
-    The header is checked rather than trusted: sampling rate, 10 s length, mV units and the
-    lead set. Leads stored in another order are reordered; a missing lead is an error.
+    Read by :func:`mrm_edge.records.read_recording` (header checked, leads taken by name),
+    then held to what training needs: this sampling rate, 10 s, mV, finite samples.
     """
-    with warnings.catch_warnings():
-        # Deferred: wfdb pulls in pandas, which edge code never needs. Its import-time
-        # pandas deprecation warnings are wfdb's business, not our users'.
-        warnings.filterwarnings("ignore", module=r"wfdb(\.|$)")
-        import wfdb
-
     path = Path(root) / filename
     name = f"{filename}.hea"
     if not Path(f"{path}.hea").is_file():
         raise DataError(f"{path}: WFDB record not found (no {path.name}.hea)")
-    # Named-field errors for a damaged header or a truncated .dat, before wfdb guesses.
-    check_wfdb_header(f"{path}.hea")
-    try:
-        signal, fields = wfdb.rdsamp(str(path))
-    except FileNotFoundError as exc:
-        raise DataError(f"{path}: WFDB record not found ({exc.filename or path})") from exc
-    except Exception as exc:  # a damaged header/signal can fail anywhere inside wfdb
-        raise DataError(f"{name}: not a readable WFDB record ({one_line(exc)})") from exc
-
-    if round(fields["fs"]) != sampling_rate:
-        raise DataError(f"{name}: field 'fs' is {fields['fs']}, expected {sampling_rate}")
+    rec = read_recording(f"{path}.hea")
+    if rec.sampling_rate != sampling_rate:
+        raise DataError(f"{name}: field 'fs' is {rec.sampling_rate}, expected {sampling_rate}")
     n_expected = RECORD_SECONDS * sampling_rate
-    if signal.shape[0] != n_expected:
-        raise DataError(f"{name}: field 'sig_len' is {signal.shape[0]}, expected {n_expected}")
-    order, _ = lead_order(name, fields["sig_name"])  # by name; extra leads left out
-    bad_units = {fields["units"][i] for i in order} - {UNITS}
+    if rec.signal.shape[1] != n_expected:
+        raise DataError(f"{name}: field 'sig_len' is {rec.signal.shape[1]}, expected {n_expected}")
+    bad_units = set(rec.units) - {UNITS}
     if bad_units:
         raise DataError(f"{name}: field 'units' is {sorted(bad_units)}, expected {UNITS!r}")
-    x = np.ascontiguousarray(signal[:, order].T, dtype=np.float32)
-    if not np.isfinite(x).all():
+    if not np.isfinite(rec.signal).all():
         raise DataError(f"{name}: signal has non-finite samples, expected finite mV values")
-    return x
+    return rec.signal
 
 
 def load_ptbxl(

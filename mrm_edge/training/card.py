@@ -129,6 +129,3 @@ def training_card(
         # Written out (not left to the runtime's default) so the card says what alarms.
         alarm_labels=list(default_alarm_labels(train.labels)),
     )
-
-
-__all__ = ["DATA_CITATIONS", "code_version", "training_card"]

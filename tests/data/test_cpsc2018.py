@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import csv
 from pathlib import Path
 
@@ -9,16 +10,17 @@ import numpy as np
 import pytest
 from scipy.io import savemat
 
-from mrm_edge.data import (
+from mrm_edge.data.cpsc2018 import (
     CPSC_CODES,
     CPSC_LABELS,
-    DataError,
-    EcgDataset,
-    fit_length,
-    load_dataset,
-    resample,
+    load_cpsc2018,
+    read_cpsc_folds,
+    read_cpsc_mat,
 )
-from mrm_edge.data.cpsc2018 import load_cpsc2018, read_cpsc_folds, read_cpsc_mat
+from mrm_edge.data.dataset import EcgDataset
+from mrm_edge.data.errors import DataError
+from mrm_edge.data.loaders import load_dataset
+from mrm_edge.data.signal import fit_length, resample
 
 RECORDINGS = [f"A{i}" for i in range(1980, 1990)]
 
@@ -59,10 +61,12 @@ def test_folds_come_from_cpsc_database(
     cpsc: EcgDataset, cpsc_root: Path, reference: dict[str, set[str]]
 ) -> None:
     assert cpsc.folds.tolist() == [5, 6, 4, 10, 4, 9, 7, 9, 5, 1]
-    folds, codes = read_cpsc_folds(cpsc_root / "cpsc_database.csv")
+    folds = read_cpsc_folds(cpsc_root / "cpsc_database.csv")
     assert len(folds) == 6877 and set(folds.values()) == set(range(1, 11))
     # The benchmark's table and the challenge's label file agree on these recordings.
-    assert all(set(codes[rec]) == reference[rec] for rec in RECORDINGS)
+    with (cpsc_root / "cpsc_database.csv").open(newline="") as fh:
+        codes = {Path(r["filename"]).stem: r["scp_codes"] for r in csv.DictReader(fh)}
+    assert all(set(ast.literal_eval(codes[rec])) == reference[rec] for rec in RECORDINGS)
 
 
 @pytest.mark.realdata

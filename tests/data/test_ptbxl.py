@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import shutil
 import warnings
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from mrm_edge.data import LEADS, DataError, EcgDataset, load_dataset, resample
+from mrm_edge.data.dataset import LEADS, EcgDataset
+from mrm_edge.data.errors import DataError
+from mrm_edge.data.loaders import load_dataset
 from mrm_edge.data.ptbxl import (
     TASKS,
     aggregate_labels,
     label_table,
     load_ptbxl,
-    ptbxl_fold_counts,
     read_ptbxl_database,
     read_ptbxl_record,
     read_scp_statements,
 )
+from mrm_edge.data.signal import resample
 
 pytestmark = pytest.mark.realdata
 
@@ -46,7 +49,7 @@ def test_superdiagnostic_counts_match_the_subset_readme(superdiag: EcgDataset) -
 
 
 def test_fold_sizes_including_unlabelled(ptbxl_root: Path, superdiag: EcgDataset) -> None:
-    per_fold = ptbxl_fold_counts(ptbxl_root)
+    per_fold = dict(Counter(r.strat_fold for r in read_ptbxl_database(ptbxl_root)))
     assert sum(per_fold.values()) == 500
     assert sum(per_fold[f] for f in range(1, 9)) == 353
     assert (per_fold[9], per_fold[10]) == (81, 66)

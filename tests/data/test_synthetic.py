@@ -10,11 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.signal import find_peaks
 
-from mrm_edge.data import (
-    LEADS,
+from mrm_edge.data.dataset import LEADS, EcgDataset
+from mrm_edge.data.errors import DataError
+from mrm_edge.data.synthetic import (
     RHYTHMS,
-    DataError,
-    EcgDataset,
     SyntheticPatient,
     SyntheticStream,
     make_patients,

@@ -10,13 +10,8 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from mrm_edge.export.int8 import (
-    Int8Options,
-    QuantizeOptions,
-    build_int8,
-    quantize_int8,
-    quantized_nodes,
-)
+from mrm_edge.export.int8.gate import Int8Options, build_int8
+from mrm_edge.export.int8.quantize import QuantizeOptions, quantize_int8, quantized_nodes
 
 from mrm_edge.data.errors import DataError
 from mrm_edge.metrics import macro_auc
@@ -135,7 +130,7 @@ def _ort_optimized_ops(path: Path, tmp_path: Path) -> Counter:
 def test_default_quantizes_the_ops_carrying_activations(int8, tiny, cset, cache_dir, tmp_path):
     """Add / MaxPool / Concat get Q/DQ by default, so ORT keeps their tensors uint8 (the
     INT8 speed-up on the shipped model depends on it); COMPUTE_OP_TYPES is the narrow export."""
-    from mrm_edge.export.int8 import COMPUTE_OP_TYPES, DEFAULT_OP_TYPES
+    from mrm_edge.export.int8.placement import COMPUTE_OP_TYPES, DEFAULT_OP_TYPES
 
     assert {"Add", "MaxPool", "Concat"} <= set(DEFAULT_OP_TYPES)
     assert int8.range_params["op_types"] == sorted(DEFAULT_OP_TYPES)
