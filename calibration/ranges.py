@@ -197,7 +197,6 @@ def compute_ranges(
     num_bins: int | None = None,
     num_quantized_bins: int = DEFAULT_QUANTIZED_BINS,
     op_types: Sequence[str] = QUANTIZED_OP_TYPES,
-    providers: Sequence[str] | None = None,
 ) -> Ranges:
     """Activation ranges of ``fp32_onnx`` on ``cset`` (tensor name → (min, max)).
 
@@ -210,7 +209,6 @@ def compute_ranges(
         num_bins: histogram bins (entropy default 512, percentile default 2048).
         num_quantized_bins: entropy: bins the candidate windows are merged into.
         op_types: op types whose inputs and outputs get ranges.
-        providers: ORT execution providers for calibration (default CPU).
     """
     params = range_params(method, batch_size, percentile, num_bins, num_quantized_bins, op_types)
     input_name = check_windows(fp32_onnx, cset.x, "calibration set")
@@ -219,7 +217,7 @@ def compute_ranges(
 
     from onnxruntime.quantization.calibrate import CalibrationMethod, create_calibrator
 
-    providers = list(providers) if providers else ["CPUExecutionProvider"]
+    providers = ["CPUExecutionProvider"]
     with tempfile.TemporaryDirectory(prefix="mrm-calib-") as tmp:
         # Pass 1, MinMax: the answer for "minmax", the histogram range for the others.
         # Its per-batch outputs are two scalars per tensor, so all batches go in one call.

@@ -76,14 +76,8 @@ class CalibrationSet:
     def __len__(self) -> int:
         return int(self.x.shape[0])
 
-    @property
-    def window_samples(self) -> int:
-        return int(self.x.shape[2])
-
     def batches(self, batch_size: int) -> Iterator[np.ndarray]:
         """Consecutive ``[<= batch_size, 12, window]`` slices (the last one may be short)."""
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         for start in range(0, len(self), batch_size):
             yield self.x[start : start + batch_size]
 

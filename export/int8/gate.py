@@ -7,7 +7,6 @@ import json
 import math
 import shutil
 import tempfile
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -43,15 +42,12 @@ class Int8Options(QuantizeOptions):
         max_float_layers: at most this many layers kept in float by the sweep.
         sweep_windows: caps the held-out windows the per-layer sweep runs on (evenly
             spaced; ``None``: all).
-        labels: name the report's per-label figures (default: the FP32 export's ``labels``
-            metadata).
     """
 
     max_auc_drop: float = 0.005
     max_prob_delta: float | None = None
     max_float_layers: int = 8
     sweep_windows: int | None = 128
-    labels: Sequence[str] | None = None
 
 
 @dataclass
@@ -128,27 +124,20 @@ def _held_out(
         )
     if not np.isfinite(x).all():
         raise DataError("held-out set: windows have non-finite samples, expected finite mV")
-    p_fp32 = onnx_probabilities(fp32_onnx, x, options.batch_size).astype(np.float64)
+    p_fp32 = onnx_probabilities(fp32_onnx, x).astype(np.float64)
     if p_fp32.shape != y.shape:
         raise DataError(
             f"held-out set: labels have {y.shape[1]} columns, but {fp32_onnx.name} outputs "
             f"{p_fp32.shape[1]} probabilities per window"
         )
-    if options.labels is not None:
-        label_names = list(options.labels)
-    else:
-        label_names = _model_labels(load_onnx(fp32_onnx), y.shape[1])
-    if len(label_names) != y.shape[1]:
-        raise ValueError(f"labels has {len(label_names)} names, expected {y.shape[1]}")
+    label_names = _model_labels(load_onnx(fp32_onnx), y.shape[1])
     base = evaluate(p_fp32, p_fp32, y)
     if not math.isfinite(base.auc):
         raise DataError(
             f"held-out set: no label has both positive and negative windows among {len(y)}, "
             "so AUC cannot be measured; expected a larger or more varied held-out set"
         )
-    held = HeldOut(
-        x, y, p_fp32, base, options.batch_size, float(options.max_auc_drop), options.max_prob_delta
-    )
+    held = HeldOut(x, y, p_fp32, base, float(options.max_auc_drop), options.max_prob_delta)
     return held, label_names
 
 
@@ -172,14 +161,12 @@ def _attempt(
     )
     if held.passes(ev) or options.max_float_layers <= 0:
         return attempt
-    requant = Requantizer(
-        fp32_onnx, work, ranges, options.activation_type, options.reduce_range, params["op_types"]
-    )
+    requant = Requantizer(fp32_onnx, work, ranges, options.activation_type, params["op_types"])
     layers = quantizable(load_onnx(fp32_onnx))
     attempt.sensitivity, attempt.metric = sensitivity(
         requant, first.quantized_nodes, layers, held, options.sweep_windows
     )
-    keep_in_float(requant, attempt, layers, held, options.exclude_nodes, options.max_float_layers)
+    keep_in_float(requant, attempt, layers, held, options.max_float_layers)
     return attempt
 
 

@@ -35,12 +35,11 @@ class HeldOut:
     y: np.ndarray
     p_fp32: np.ndarray  # float64, so every difference to it is taken in float64
     base: Evaluation  # FP32 against itself: its AUC is the reference
-    batch_size: int
     max_auc_drop: float
     max_prob_delta: float | None
 
     def measure(self, path: Path) -> Evaluation:
-        return evaluate(onnx_probabilities(path, self.x, self.batch_size), self.p_fp32, self.y)
+        return evaluate(onnx_probabilities(path, self.x), self.p_fp32, self.y)
 
     def drop(self, ev: Evaluation) -> float:
         return self.base.auc - ev.auc

@@ -35,7 +35,6 @@ def write_qdq(
     activation_type: str,
     exclude: Sequence[str] = (),
     only: Sequence[str] | None = None,
-    reduce_range: bool = False,
     op_types: Sequence[str] = DEFAULT_OP_TYPES,
 ) -> None:
     """Run ORT's QDQQuantizer on ``fp32_onnx`` with pre-computed ``ranges``.
@@ -60,7 +59,7 @@ def write_qdq(
     quantizer = QDQQuantizer(
         model,
         True,  # per_channel
-        reduce_range,
+        False,  # reduce_range: 8-bit weights
         QuantType.QInt8,  # weights
         act,
         tensors,

@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 from mrm_edge.calibration.cache import CalibrationCache, calibration_key
 from mrm_edge.calibration.ranges import (
-    DEFAULT_QUANTIZED_BINS,
     QUANTIZED_OP_TYPES,
     Method,
     Ranges,
@@ -41,36 +40,19 @@ class QuantizeOptions:
     Attributes:
         method: activation range method: ``"minmax"``, ``"entropy"`` or ``"percentile"``.
         activation_type: ``"uint8"`` for ONNX Runtime on CPU, ``"int8"`` for TensorRT.
-        exclude_nodes: Conv/Gemm/MatMul node names to keep in float.
         cache_dir: calibration cache directory (``None``: always calibrate).
-        batch_size, percentile, num_bins, num_quantized_bins: see
-            :func:`~mrm_edge.calibration.ranges.compute_ranges`.
-        reduce_range: 7-bit weights, for x86 CPUs without VNNI.
         op_types: the op types to quantize (default :data:`DEFAULT_OP_TYPES`; see
             :mod:`.placement`); they are calibrated too, so they are part of the cache key.
     """
 
     method: Method = "minmax"
     activation_type: ActivationType = "uint8"
-    exclude_nodes: Sequence[str] = ()
     cache_dir: str | Path | None = None
-    batch_size: int = 32
-    percentile: float = 99.999
-    num_bins: int | None = None
-    num_quantized_bins: int = DEFAULT_QUANTIZED_BINS
-    reduce_range: bool = False
     op_types: Sequence[str] = DEFAULT_OP_TYPES
 
     def range_params(self) -> dict[str, Any]:
         """The validated parameters the ranges depend on (and the cache key uses)."""
-        return range_params(
-            self.method,
-            self.batch_size,
-            self.percentile,
-            self.num_bins,
-            self.num_quantized_bins,
-            self.op_types,
-        )
+        return range_params(self.method, op_types=self.op_types)
 
 
 @dataclass
@@ -170,7 +152,6 @@ def _obtain_ranges(
     fp32_onnx: Path,
     cset: CalibrationSet,
     params: dict[str, Any],
-    batch_size: int,
     cache_dir: str | Path | None,
 ) -> tuple[Ranges, bool, str | None, str | None, float]:
     """(ranges, from_cache, key, cache file, seconds): the cache first, else calibrate."""
@@ -182,16 +163,7 @@ def _obtain_ranges(
         hit = cache.load(key)
         if hit is not None:
             return hit, True, key, str(cache.path(key)), time.perf_counter() - t0
-    ranges = compute_ranges(
-        fp32_onnx,
-        cset,
-        params["method"],
-        batch_size=batch_size,
-        percentile=params.get("percentile", 99.999),
-        num_bins=params.get("num_bins"),
-        num_quantized_bins=params.get("num_quantized_bins", DEFAULT_QUANTIZED_BINS),
-        op_types=params["op_types"],
-    )
+    ranges = compute_ranges(fp32_onnx, cset, params["method"], op_types=params["op_types"])
     seconds = time.perf_counter() - t0
     file = None
     if cache is not None and key is not None:
@@ -270,24 +242,14 @@ def quantize(
     fp32_model = load_onnx(fp32_onnx)
     layers = quantizable(fp32_model)
     _check_op_types(params["op_types"], options.activation_type)
-    exclude = list(options.exclude_nodes)
-    unknown = [n for n in exclude if n not in layers]
-    if unknown:
-        raise ValueError(
-            f"{fp32_onnx.name}: exclude_nodes {unknown} are not Conv/Gemm/MatMul nodes of the "
-            f"model (it has {len(layers)}, e.g. {next(iter(layers), '-')!r})"
-        )
-    ranges, cached, key, file, seconds = _obtain_ranges(
-        fp32_onnx, cset, params, options.batch_size, options.cache_dir
-    )
+    ranges, cached, key, file, seconds = _obtain_ranges(fp32_onnx, cset, params, options.cache_dir)
     write_qdq(
         fp32_onnx,
         out_path,
         ranges,
         options.activation_type,
-        exclude,
+        (),
         None,
-        options.reduce_range,
         params["op_types"],
     )
     result = Int8Result(
@@ -305,7 +267,7 @@ def quantize(
         cache_file=file,
         notes=_graph_notes(fp32_model),
     )
-    return with_nodes(result, out_path, exclude, layers), ranges
+    return with_nodes(result, out_path, (), layers), ranges
 
 
 def with_nodes(

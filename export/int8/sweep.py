@@ -25,7 +25,6 @@ class Requantizer:
     work: Path
     ranges: Ranges
     activation_type: str
-    reduce_range: bool
     op_types: Sequence[str]
 
     def write(
@@ -39,7 +38,6 @@ class Requantizer:
             self.activation_type,
             exclude,
             only,
-            self.reduce_range,
             self.op_types,
         )
         return path
@@ -69,7 +67,7 @@ def sensitivity(
     rows: list[dict[str, Any]] = []
     for node in nodes:
         one = requant.write("one.onnx", (), [node])
-        d = onnx_probabilities(one, xs, held.batch_size) - ps
+        d = onnx_probabilities(one, xs) - ps
         rows.append(
             {
                 "node": node,
@@ -100,12 +98,11 @@ def keep_in_float(
     attempt: Attempt,
     layers: dict[str, str],
     held: HeldOut,
-    exclude_nodes: Sequence[str],
     max_float_layers: int,
 ) -> None:
     """Keep the most sensitive layers of ``attempt.sensitivity`` in float one by one until
     the gate passes or the cap is reached; ``attempt`` then describes the last candidate."""
-    first, keep_float = attempt.result, list(exclude_nodes)
+    first, keep_float = attempt.result, []
     for k, s in enumerate(attempt.sensitivity[:max_float_layers]):
         keep_float.append(s["node"])
         cand = requant.write(f"int8-float{k + 1}.onnx", keep_float)

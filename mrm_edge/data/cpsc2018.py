@@ -20,7 +20,7 @@ import numpy as np
 
 from mrm_edge.errors import one_line
 
-from .dataset import LEADS, EcgDataset, Progress, stack_records
+from .dataset import LEADS, EcgDataset, stack_records
 from .errors import DataError, field_error
 from .matfile import MatFileError, verified_level5_bytes
 from .signal import fit_length, resample
@@ -164,7 +164,6 @@ def load_cpsc2018(
     root: str | PathLike[str],
     sampling_rate: int = 100,
     seconds: float = 10.0,
-    progress: Progress | None = None,
 ) -> EcgDataset:
     """Load every recording listed in ``REFERENCE.csv`` as a fixed-length dataset.
 
@@ -195,7 +194,7 @@ def load_cpsc2018(
         data, fs = read_cpsc_mat(mats[rec])
         return fit_length(resample(data, fs, sampling_rate), n_out), names
 
-    x, y = stack_records(list(reference.items()), CPSC_LABELS, n_out, read, progress)
+    x, y = stack_records(list(reference.items()), CPSC_LABELS, n_out, read)
     return EcgDataset(
         x=x,
         y=y,

@@ -21,7 +21,7 @@ import numpy as np
 from mrm_edge.errors import one_line
 from mrm_edge.records import read_recording
 
-from .dataset import UNITS, EcgDataset, Progress, stack_records
+from .dataset import UNITS, EcgDataset, stack_records
 from .errors import DataError
 
 TASKS = ("all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhythm")
@@ -188,18 +188,11 @@ def label_table(
     records: Sequence[PtbxlRecord],
     statements: Mapping[str, ScpStatement],
     task: str,
-    min_samples: int = 0,
 ) -> tuple[list[str], list[list[str]]]:
-    """Label order and per-record labels for ``task`` over ``records``.
-
-    Labels seen in ``<= min_samples`` records are removed (the benchmark's
-    ``counts > min_samples``), so a record can end up with an empty list.
-    """
+    """Label order (every label seen in ``records``, the benchmark's ``min_samples=0``) and
+    per-record labels for ``task``; a record can have an empty list."""
     per_record = [aggregate_labels(r.scp_codes, statements, task) for r in records]
-    counts = Counter(label for labels in per_record for label in labels)
-    keep = {label for label, c in counts.items() if c > min_samples}
-    per_record = [[label for label in labels if label in keep] for labels in per_record]
-    return sorted(keep), per_record
+    return sorted({label for labels in per_record for label in labels}), per_record
 
 
 def read_ptbxl_record(root: str | PathLike[str], filename: str, sampling_rate: int) -> np.ndarray:
@@ -231,9 +224,6 @@ def load_ptbxl(
     task: str = "superdiagnostic",
     sampling_rate: int = 100,
     folds: Iterable[int] | None = None,
-    min_samples: int = 0,
-    keep_unlabelled: bool = False,
-    progress: Progress | None = None,
 ) -> EcgDataset:
     """Load PTB-XL (or a subset in its layout) for one benchmark label task.
 
@@ -243,13 +233,9 @@ def load_ptbxl(
         sampling_rate: 100 (``filename_lr``) or 500 (``filename_hr``); PTB-XL ships no other.
         folds: ``strat_fold`` values to load (default all). The label order is still
             computed from the whole table so every fold selection yields the same columns.
-        min_samples: drop labels seen in ``<= min_samples`` records (benchmark semantics).
-        keep_unlabelled: keep records without a label for ``task`` (all-zero targets)
-            instead of dropping them as the benchmark does.
-        progress: optional ``progress(n_done, n_total)`` called as records are read.
 
-    The number of records dropped for lacking a label is kept per fold in
-    ``EcgDataset.dropped_unlabelled``.
+    Records without a label for ``task`` are dropped, as the benchmark does; how many is kept
+    per fold in ``EcgDataset.dropped_unlabelled``.
     """
     if sampling_rate not in _FILENAME_COLUMN:
         raise DataError(
@@ -260,7 +246,7 @@ def load_ptbxl(
         raise DataError(f"PTB-XL: task {task!r} is unknown, expected one of {TASKS}")
     root = Path(root)
     records = read_ptbxl_database(root)
-    labels, per_record = label_table(records, read_scp_statements(root), task, min_samples)
+    labels, per_record = label_table(records, read_scp_statements(root), task)
     wanted = None if folds is None else {int(f) for f in folds}
     unknown = sorted((wanted or set()) - {r.strat_fold for r in records})
     if unknown:
@@ -274,7 +260,7 @@ def load_ptbxl(
     for rec, rec_labels in zip(records, per_record, strict=True):
         if wanted is not None and rec.strat_fold not in wanted:
             continue
-        if not rec_labels and not keep_unlabelled:
+        if not rec_labels:
             dropped[rec.strat_fold] += 1
             continue
         chosen.append((rec, rec_labels))
@@ -289,7 +275,7 @@ def load_ptbxl(
             raise DataError(f"{DATABASE_CSV} ecg_id {rec.ecg_id}: field {column_name!r} is empty")
         return read_ptbxl_record(root, filename, sampling_rate), rec_labels
 
-    x, y = stack_records(chosen, labels, RECORD_SECONDS * sampling_rate, read, progress)
+    x, y = stack_records(chosen, labels, RECORD_SECONDS * sampling_rate, read)
     return EcgDataset(
         x=x,
         y=y,

@@ -108,9 +108,8 @@ def test_short_record_is_zero_padded_at_the_end(tmp_path: Path) -> None:
     (tmp_path / "REFERENCE.csv").write_text(
         "Recording,First_label,Second_label,Third_label\nA0001,2,7,\n"
     )
-    calls: list[tuple[int, int]] = []
-    ds = load_cpsc2018(tmp_path, progress=lambda i, n: calls.append((i, n)))
-    assert ds.x.shape == (1, 12, 1000) and calls[-1] == (1, 1)
+    ds = load_cpsc2018(tmp_path)
+    assert ds.x.shape == (1, 12, 1000)
     assert np.all(ds.x[0, :, 600:] == 0)
     np.testing.assert_allclose(ds.x[0, :, :600], resample(data, 500, 100), atol=1e-6)
     assert [ds.labels[j] for j in np.flatnonzero(ds.y[0])] == ["AFIB", "VPC"]

@@ -11,7 +11,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 from mrm_edge.export.int8.gate import Int8Options, build_int8
-from mrm_edge.export.int8.quantize import QuantizeOptions, quantize_int8, quantized_nodes
+from mrm_edge.export.int8.quantize import QuantizeOptions, quantize_int8
 
 from mrm_edge.data.errors import DataError
 from mrm_edge.metrics import macro_auc
@@ -90,19 +90,7 @@ def test_int8_probabilities_close_to_fp32_on_fold_10(int8, tiny: TinyModel, held
     assert abs(macro_auc(y, p8) - macro_auc(y, p32)) < 0.02
 
 
-def test_exclude_nodes_and_bad_arguments(tiny: TinyModel, cset, heldout, cache_dir, tmp_path):
-    first = next(n.name for n in onnx.load(str(tiny.onnx)).graph.node if n.op_type == "Conv")
-    res = quantize_int8(
-        tiny.onnx,
-        tmp_path / "x.onnx",
-        cset,
-        QuantizeOptions(exclude_nodes=[first], cache_dir=cache_dir),
-    )
-    assert res.excluded_nodes == [first] and res.float_nodes == [first]
-    assert first not in res.quantized_nodes and len(res.quantized_nodes) == 43
-    assert first not in quantized_nodes(res.path)
-    with pytest.raises(ValueError, match=r"exclude_nodes \['nope'\] are not Conv/Gemm/MatMul"):
-        quantize_int8(tiny.onnx, tmp_path / "y.onnx", cset, QuantizeOptions(exclude_nodes=["nope"]))
+def test_bad_arguments(tiny: TinyModel, cset, heldout, cache_dir, tmp_path):
     with pytest.raises(ValueError, match=r"activation_type is 'fp8', expected 'uint8'"):
         fp8 = QuantizeOptions(activation_type="fp8")  # type: ignore[arg-type]
         quantize_int8(tiny.onnx, tmp_path / "y.onnx", cset, fp8)
