@@ -67,11 +67,6 @@ def _check_card(card: ModelCard) -> None:
             f"model card: field 'leads' is {card.leads}, expected the 12 standard leads "
             f"{list(LEADS)} (the order every loader produces)"
         )
-    if card.sampling_rate <= 0 or card.window_samples <= 0:
-        raise DataError(
-            "model card: fields 'sampling_rate' and 'window_samples' must be positive, "
-            f"got {card.sampling_rate} and {card.window_samples}"
-        )
 
 
 def _load_labelled(

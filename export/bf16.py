@@ -38,6 +38,7 @@ def measure_bf16_gate(
     backend measured (tests run the plumbing with an f32 one, and say so)."""
     from mrm_edge.export.gates import compare, onnx_probabilities
     from mrm_edge.export.pipeline import held_out, synthetic_windows
+    from mrm_edge.runtime.cpu_timing import machine_key
 
     model_dir = Path(model_dir)
     onnx = model_dir / "model.onnx"
@@ -73,14 +74,8 @@ def measure_bf16_gate(
         "passed": passed,
         "message": f"BF16 {verdict}: max |Δp| {dp:.2e} (≤ {max_dp:g}), {auc_text}, "
         f"on {windows.description}",
-        "cpu": _cpu_name(),
+        "cpu": str(machine_key()["cpu"]),
         "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     (model_dir / BF16_RECORD).write_text(json.dumps(record, indent=2) + "\n")
     return record
-
-
-def _cpu_name() -> str:
-    from mrm_edge.runtime.cpu_timing import machine_key
-
-    return str(machine_key()["cpu"])

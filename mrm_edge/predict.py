@@ -44,13 +44,6 @@ def check_long_enough(rec: Recording, card: ModelCard) -> None:
         )
 
 
-def windows_of(rec: Recording, card: ModelCard) -> tuple[np.ndarray, list[float], float]:
-    """[n, 12, window] windows at the model's rate, their start times, and the unused tail (s)."""
-    wins, left = cut_windows(rec, card.sampling_rate, card.window_samples)
-    starts = [i * card.window_seconds for i in range(len(wins))]
-    return wins, starts, left / card.sampling_rate
-
-
 def classify(
     recordings: list[Recording],
     model_dir: Path,
@@ -85,13 +78,13 @@ def classify(
     results: list[PredictedWindow] = []
     try:  # activate_backend hands it over active
         for rec in recordings:
-            wins, starts, _ = windows_of(rec, card)
+            wins, _ = cut_windows(rec, card.sampling_rate, card.window_samples)
             reports = [assess_quality(w.T, card.sampling_rate, quality, card.leads) for w in wins]
             good = [i for i, q in enumerate(reports) if q.ok]
             probs = runner.infer(np.ascontiguousarray(wins[good], dtype=np.float32)) if good else []
             p_of = dict(zip(good, probs, strict=True))
-            for i, start in enumerate(starts):
-                end = start + card.window_seconds
+            for i in range(len(wins)):
+                start, end = i * card.window_seconds, (i + 1) * card.window_seconds
                 if i not in p_of:
                     reason_i = "; ".join(reports[i].reasons)
                     rejected = PredictedWindow(rec.name, start, end, {}, [], "rejected", reason_i)

@@ -102,13 +102,9 @@ def _model_labels(model: Any, n: int) -> list[str]:
 
 
 def _check_gate_options(options: Int8Options) -> None:
-    drop, delta, cap = options.max_auc_drop, options.max_prob_delta, options.max_float_layers
+    drop = options.max_auc_drop  # from --int8-tolerance
     if not (isinstance(drop, (int, float)) and math.isfinite(drop)) or drop < 0:
         raise ValueError(f"max_auc_drop is {drop!r}, expected a finite number >= 0")
-    if delta is not None and not (0 <= delta <= 1):
-        raise ValueError(f"max_prob_delta is {delta!r}, expected a number in [0, 1]")
-    if isinstance(cap, bool) or not isinstance(cap, int) or cap < 0:
-        raise ValueError(f"max_float_layers is {cap!r}, expected an integer >= 0")
 
 
 def _held_out(

@@ -216,14 +216,8 @@ def quantize_int8(
     cset: CalibrationSet,
     options: QuantizeOptions = QuantizeOptions(),
 ) -> Int8Result:
-    """Write a Q/DQ INT8 version of ``fp32_onnx`` to ``out_path``, calibrated on ``cset``.
-
-    Args:
-        fp32_onnx: the exported FP32 model.
-        out_path: where the INT8 model goes.
-        cset: calibration windows (real ECG, see :mod:`mrm_edge.calibration.windows`).
-        options: method, activation type, layers kept in float, cache (:class:`QuantizeOptions`).
-    """
+    """Write a Q/DQ INT8 version of ``fp32_onnx`` to ``out_path``, calibrated on ``cset``
+    (real ECG windows) as ``options`` say."""
     fp32_onnx, out_path = Path(fp32_onnx), Path(out_path)
     check_args(fp32_onnx, out_path, options.activation_type)
     result, _ = quantize(fp32_onnx, out_path, cset, options, options.range_params())
