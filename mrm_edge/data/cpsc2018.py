@@ -10,7 +10,6 @@ Liu et al., J. Med. Imaging Health Inform. 8(7), 2018.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Mapping
 from os import PathLike
 from pathlib import Path
@@ -20,7 +19,7 @@ import numpy as np
 
 from mrm_edge.errors import one_line
 
-from .dataset import LEADS, EcgDataset, stack_records
+from .dataset import LEADS, EcgDataset, read_csv, stack_records
 from .errors import DataError, field_error
 from .matfile import MatFileError, verified_level5_bytes
 from .signal import fit_length, resample
@@ -93,15 +92,7 @@ def read_cpsc_mat(
 def read_cpsc_reference(path: str | PathLike[str]) -> dict[str, list[str]]:
     """``REFERENCE.csv`` as {recording: sorted label names}, in file order."""
     path = Path(path)
-    try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh, restval=""))
-    except FileNotFoundError as exc:
-        raise DataError(f"{path}: file not found (is this a CPSC 2018 root directory?)") from exc
-    if rows and ("Recording" not in rows[0] or "First_label" not in rows[0]):
-        raise DataError(
-            f"{path.name}: header is {list(rows[0])}, expected Recording,First_label,..."
-        )
+    rows = read_csv(path, ["Recording", "First_label"], "CPSC 2018")
     out: dict[str, list[str]] = {}
     for line, row in enumerate(rows, start=2):
         rec = (row.get("Recording") or "").strip()
@@ -133,15 +124,7 @@ def read_cpsc_folds(path: str | PathLike[str]) -> dict[str, int]:
     or extension is stripped so other exports of the table match too.
     """
     path = Path(path)
-    try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh, restval="")
-            missing = {"filename", "strat_fold"} - set(reader.fieldnames or [])
-            if missing:
-                raise DataError(f"{path.name}: missing column(s) {sorted(missing)}")
-            rows = list(reader)
-    except FileNotFoundError as exc:
-        raise DataError(f"{path}: file not found") from exc
+    rows = read_csv(path, ["filename", "strat_fold"], "CPSC 2018")
     folds: dict[str, int] = {}
     for line, row in enumerate(rows, start=2):
         rec = Path(row["filename"].strip()).stem

@@ -1,15 +1,19 @@
-"""The in-memory dataset every loader returns (numpy arrays plus provenance, no torch), and the
-constants every array here follows. Imports no loader, so the runtime gets :data:`LEADS`
-cheaply."""
+"""The in-memory dataset every loader returns (numpy arrays plus provenance, no torch), the
+constants every array here follows, and what the loaders share (their CSV tables, stacking
+records). Imports no loader, so the runtime gets :data:`LEADS` cheaply."""
 
 from __future__ import annotations
 
+import csv
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from mrm_edge.errors import one_line
 
 from .errors import DataError
 
@@ -161,3 +165,22 @@ def stack_records(
         x[i], names = read(item)
         y[i, [column[name] for name in names]] = 1.0
     return x, y
+
+
+def read_csv(path: Path, required: Sequence[str], source: str) -> list[dict[str, str]]:
+    """Rows of a dataset's CSV table as dicts, after checking its header has the ``required``
+    columns; ``source`` (``"PTB-XL"``) names the dataset when the file is missing."""
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh, restval="")
+            header = reader.fieldnames or []
+            missing = [c for c in required if c not in header]
+            if missing:
+                raise DataError(
+                    f"{path.name}: missing column(s) {missing}, found columns {header[:12]}"
+                )
+            return list(reader)
+    except FileNotFoundError as exc:
+        raise DataError(f"{path}: file not found (is this a {source} root directory?)") from exc
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise DataError(f"{path.name}: not a readable CSV file ({one_line(exc)})") from exc

@@ -8,7 +8,6 @@ Scientific Data 7, 154 (2020), CC BY 4.0."""
 from __future__ import annotations
 
 import ast
-import csv
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -18,10 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from mrm_edge.errors import one_line
 from mrm_edge.records import read_recording
 
-from .dataset import UNITS, EcgDataset, stack_records
+from .dataset import UNITS, EcgDataset, read_csv, stack_records
 from .errors import DataError
 
 TASKS = ("all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhythm")
@@ -54,24 +52,6 @@ class PtbxlRecord:
     filename_hr: str
 
 
-def _read_csv(path: Path, required: Sequence[str]) -> list[dict[str, str]]:
-    """Rows of a CSV as dicts, after checking the header has the ``required`` columns."""
-    try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh, restval="")
-            header = reader.fieldnames or []
-            missing = [c for c in required if c not in header]
-            if missing:
-                raise DataError(
-                    f"{path.name}: missing column(s) {missing}, found columns {header[:12]}"
-                )
-            return list(reader)
-    except FileNotFoundError as exc:
-        raise DataError(f"{path}: file not found (is this a PTB-XL root directory?)") from exc
-    except (csv.Error, UnicodeDecodeError) as exc:
-        raise DataError(f"{path.name}: not a readable CSV file ({one_line(exc)})") from exc
-
-
 def _flag(value: str) -> bool:
     # The table stores flags as "1.0" or an empty cell.
     return value.strip() not in ("", "0", "0.0", "nan", "NaN")
@@ -98,7 +78,7 @@ def read_scp_statements(root: str | PathLike[str]) -> dict[str, ScpStatement]:
     The code is the file's unnamed first column (pandas' ``index_col=0`` in the benchmark).
     """
     path = Path(root) / STATEMENTS_CSV
-    rows = _read_csv(path, ["diagnostic", "form", "rhythm", "diagnostic_class"])
+    rows = read_csv(path, ["diagnostic", "form", "rhythm", "diagnostic_class"], "PTB-XL")
     statements: dict[str, ScpStatement] = {}
     for i, row in enumerate(rows, start=2):
         code = (row.get("") or "").strip()
@@ -139,7 +119,7 @@ def read_ptbxl_database(root: str | PathLike[str]) -> list[PtbxlRecord]:
     path = Path(root) / DATABASE_CSV
     required = ["ecg_id", "scp_codes", "strat_fold", "filename_lr", "filename_hr"]
     records = []
-    for i, row in enumerate(_read_csv(path, required), start=2):
+    for i, row in enumerate(read_csv(path, required, "PTB-XL"), start=2):
         where = f"{path.name} line {i}"
         ecg_id = _int(row["ecg_id"], where, "ecg_id")
         where = f"{path.name} ecg_id {ecg_id}"
