@@ -1,15 +1,7 @@
-"""A calibration cache, so re-exporting a model does not recompute its activation ranges.
-
-One JSON file per key in a cache directory. The key is a SHA-256 over everything that
-determines the ranges: the FP32 ONNX file's bytes, the calibration set's fingerprint (window
-bytes and how they were chosen), the method and its parameters, and the ONNX Runtime version
-(its calibrators are the code that computes them). Change any of those and the key changes,
-so a stale entry can never be returned; it is simply never asked for again.
-
-A cache must never be the reason an export fails: an unreadable, truncated or tampered file
-is reported with a warning and treated as a miss (the caller recomputes and overwrites it).
-No torch, no onnx.
-"""
+"""A JSON cache of activation ranges, one file per key: a SHA-256 over everything that
+determines the ranges (FP32 ONNX bytes, the windows' fingerprint, method and parameters, the
+ONNX Runtime version), so a stale entry is never asked for again. A cache must never fail an
+export: an unreadable, truncated or tampered file is a warning and a miss."""
 
 from __future__ import annotations
 
@@ -21,43 +13,31 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from mrm_edge.calibration.ranges import Ranges
 from mrm_edge.calibration.windows import CalibrationSet
 
 from mrm_edge.fileio import atomic_write_bytes, sha256_file
 
-__all__ = ["CACHE_FORMAT", "CalibrationCache", "CalibrationCacheWarning", "calibration_key"]
-
 CACHE_FORMAT = 1
-
-Ranges = dict[str, tuple[float, float]]
 
 
 class CalibrationCacheWarning(UserWarning):
     """A cache file was unusable and is being ignored (it will be recomputed)."""
 
 
-def _ort_version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("onnxruntime")
-    except Exception:  # an onnxruntime-gpu / -directml wheel has another distribution name
-        import onnxruntime
-
-        return str(onnxruntime.__version__)
-
-
 def calibration_key(
     fp32_onnx: str | Path, cset: CalibrationSet, method: str, params: Mapping[str, Any]
 ) -> str:
     """The cache key (hex SHA-256) of ranges for ``fp32_onnx`` on ``cset`` with ``method``."""
+    import onnxruntime  # its calibrators compute the ranges: its version is in the key
+
     material = {
         "format": CACHE_FORMAT,
         "onnx_sha256": sha256_file(Path(fp32_onnx)),
         "calibration": cset.fingerprint(),
         "method": method,
         "params": dict(params),
-        "onnxruntime": _ort_version(),
+        "onnxruntime": onnxruntime.__version__,
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
 

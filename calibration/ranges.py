@@ -1,39 +1,7 @@
-"""Activation ranges of an FP32 ONNX model on a calibration set, with ONNX Runtime's calibrators.
-
-The ranges (tensor name → (min, max)) are what static INT8 quantization turns into scales and
-zero points. Three methods, all ONNX Runtime's own code (``onnxruntime.quantization.calibrate``):
-
-``minmax``
-    ``MinMaxCalibrater``: the extremes seen on the calibration windows. Never clips a value
-    seen in calibration; one outlier widens the scale for everything else.
-``entropy``
-    ``EntropyCalibrater``: the symmetric clipping window whose quantized histogram is closest
-    (KL divergence) to the real one (the TensorRT "entropy" method), clipped to [min, max].
-``percentile``
-    ``PercentileCalibrater``: the ``percentile``-th percentile of |x| (ORT's symmetric
-    default), clipped to [min, max].
-
-``minmax`` is the default: measured on the tiny test model, all three methods pass the
-accuracy gate, but entropy's clipping moves single probabilities far more than minmax or
-percentile do (the measured figures are in docs/measurements.md).
-
-Memory and batch size. ORT's histogram calibrators keep every intermediate tensor of every
-batch handed to one ``collect_data`` call, so the windows are fed one batch per call. The
-histogram collector then takes its bin width from the *first* batch it sees and widens the
-histogram when later batches exceed it, which makes entropy (and to a lesser degree
-percentile) ranges depend on the batch size and on the order of the windows — the known
-sensitivity. We remove it: a MinMax pass runs first (it is also the ``minmax`` result), and
-the histogram of every tensor is seeded empty over that tensor's final range, so every batch
-lands in the same bins and the result is the same for any batch size or order. That seeding
-writes ``HistogramCollector.histogram_dict`` in the layout of ORT 1.31, the version it was
-checked against (``calibrate.py``: ``collect_value`` / ``collect_absolute_value`` /
-``merge_histogram``); the tests compare batch sizes, so a changed layout shows up there.
-
-Which tensors: the inputs and outputs of the ops that get quantized (Conv, Gemm, MatMul by
-default) — ``create_calibrator(op_types_to_calibrate=...)``, as ``quantize_static`` does.
-
-No torch; onnx and onnxruntime are imported when a function runs.
-"""
+"""Activation ranges (tensor name → (min, max)) of an FP32 ONNX model on a calibration set, with
+ONNX Runtime's calibrators: ``minmax``, ``entropy``, ``percentile``. The result does not
+depend on the batch size: a MinMax pass runs first and seeds the histograms (see
+:func:`_seed_histograms`; why: docs/export.md, "Activation ranges")."""
 
 from __future__ import annotations
 
@@ -48,18 +16,6 @@ import numpy as np
 from mrm_edge.calibration.windows import CalibrationSet
 
 from mrm_edge.data.errors import DataError
-
-__all__ = [
-    "DEFAULT_ENTROPY_BINS",
-    "DEFAULT_PERCENTILE_BINS",
-    "METHODS",
-    "QUANTIZED_OP_TYPES",
-    "Method",
-    "Ranges",
-    "compute_ranges",
-    "model_input",
-    "range_params",
-]
 
 Method = Literal["minmax", "entropy", "percentile"]
 METHODS: tuple[str, ...] = ("minmax", "entropy", "percentile")
@@ -192,7 +148,7 @@ def _to_ranges(tensors: Any, where: str) -> Ranges:
 
 
 def _seed_histograms(calibrator: Any, minmax: Ranges, params: dict[str, Any]) -> None:
-    """Empty histograms over each tensor's final range, so no batch re-bins them (see top)."""
+    """Empty histograms over each tensor's final range, so no batch re-bins them."""
     from onnxruntime.quantization.calibrate import HistogramCollector
 
     if not hasattr(calibrator, "collector"):
@@ -241,20 +197,18 @@ def compute_ranges(
     num_bins: int | None = None,
     num_quantized_bins: int = DEFAULT_QUANTIZED_BINS,
     op_types: Sequence[str] = QUANTIZED_OP_TYPES,
-    providers: Sequence[str] | None = None,
 ) -> Ranges:
     """Activation ranges of ``fp32_onnx`` on ``cset`` (tensor name → (min, max)).
 
     Args:
         fp32_onnx: the exported FP32 model (input ``[batch, 12, samples]`` raw mV).
         cset: calibration windows (see :mod:`mrm_edge.calibration.windows`).
-        method: ``"minmax"``, ``"entropy"`` or ``"percentile"`` (see the module docstring).
+        method: ``"minmax"``, ``"entropy"`` or ``"percentile"`` (docs/export.md).
         batch_size: windows per ORT run; bounds memory only, never changes the result.
         percentile: for ``"percentile"``: the kept share of |x| in percent.
         num_bins: histogram bins (entropy default 512, percentile default 2048).
         num_quantized_bins: entropy: bins the candidate windows are merged into.
         op_types: op types whose inputs and outputs get ranges.
-        providers: ORT execution providers for calibration (default CPU).
     """
     params = range_params(method, batch_size, percentile, num_bins, num_quantized_bins, op_types)
     input_name = check_windows(fp32_onnx, cset.x, "calibration set")
@@ -263,7 +217,7 @@ def compute_ranges(
 
     from onnxruntime.quantization.calibrate import CalibrationMethod, create_calibrator
 
-    providers = list(providers) if providers else ["CPUExecutionProvider"]
+    providers = ["CPUExecutionProvider"]
     with tempfile.TemporaryDirectory(prefix="mrm-calib-") as tmp:
         # Pass 1, MinMax: the answer for "minmax", the histogram range for the others.
         # Its per-batch outputs are two scalars per tensor, so all batches go in one call.
@@ -302,7 +256,7 @@ def compute_ranges(
         _seed_histograms(calibrator, minmax, params)
         # ORT's collector prints progress lines on stdout; keep the caller's stdout clean.
         with contextlib.redirect_stdout(io.StringIO()):
-            for batch in batches:  # one batch per call: bounded memory (see top)
+            for batch in batches:  # one batch per call: ORT keeps every tensor of a call
                 calibrator.collect_data(_Reader(input_name, [batch]))
             tensors = calibrator.compute_data()
         return _to_ranges(tensors, where)

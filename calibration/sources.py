@@ -1,10 +1,6 @@
-"""Where calibration and held-out windows come from: PTB-XL or CPSC 2018 trees (labels,
-training folds only) and plain folders of recordings (cut into model-length windows).
-
-The calibration pool (:func:`load_calibration_pool`) reads only the model's training folds,
-so the folds that measure accuracy never influence the quantized model; the held-out
-windows of the accuracy gate (:func:`held_out_windows`) are the card's test folds.
-"""
+"""Where calibration and held-out windows come from: PTB-XL or CPSC 2018 trees (labels; the
+calibration pool reads the training folds only, the accuracy gate the card's test folds) and
+plain folders of recordings (cut into model-length windows)."""
 
 from __future__ import annotations
 
@@ -21,15 +17,6 @@ from mrm_edge.card import ModelCard
 from mrm_edge.data.dataset import LEADS, EcgDataset
 from mrm_edge.data.errors import DataError
 from mrm_edge.errors import one_line
-
-__all__ = [
-    "DEFAULT_TEST_FOLDS",
-    "DEFAULT_TRAIN_FOLDS",
-    "detect_source",
-    "held_out_windows",
-    "load_calibration_pool",
-    "select_calibration_windows",
-]
 
 #: Folds calibration may use when the card does not say (the PTB-XL recommendation).
 DEFAULT_TRAIN_FOLDS: tuple[int, ...] = tuple(range(1, 9))
@@ -79,11 +66,6 @@ def _check_card(card: ModelCard) -> None:
         raise DataError(
             f"model card: field 'leads' is {card.leads}, expected the 12 standard leads "
             f"{list(LEADS)} (the order every loader produces)"
-        )
-    if card.sampling_rate <= 0 or card.window_samples <= 0:
-        raise DataError(
-            "model card: fields 'sampling_rate' and 'window_samples' must be positive, "
-            f"got {card.sampling_rate} and {card.window_samples}"
         )
 
 

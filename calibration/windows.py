@@ -1,22 +1,6 @@
-"""Calibration windows drawn from real ECG: the windows a source offers, and the selection.
-
-INT8 quantization is only as good as the activations it is calibrated on. Synthetic or
-random input would give ranges that real patients exceed (clipping) or never reach (wasted
-resolution), so the calibration set is always cut from recordings:
-
-* a PTB-XL tree (``ptbxl_database.csv``) or a CPSC 2018 tree (``REFERENCE.csv``) is loaded
-  with the project's loaders, labels included, and **only the model's training folds** are
-  used, so the folds that measure accuracy never influence the quantized model;
-* any other folder is searched (recursively) for WFDB records (``.hea``) and CPSC ``.mat``
-  files, which are resampled to the model's rate and cut into consecutive model-length
-  windows; they carry no labels.
-
-Selection is stratified: a random draw from an imbalanced set would leave rare classes (the
-ones a monitor exists for) with few or no windows, and their activation extremes out of
-the ranges. See :func:`select_windows`. Reading the sources (PTB-XL, CPSC 2018, a folder
-of recordings) and the held-out windows of the accuracy gate: :mod:`.sources`. No torch and
-no onnx here.
-"""
+"""Calibration windows drawn from real ECG: the windows a source offers (:class:`CalibrationPool`)
+and the stratified selection (:func:`select_windows`). Why real ECG and why stratified:
+docs/export.md, "Calibration windows"; reading the sources: :mod:`.sources`."""
 
 from __future__ import annotations
 
@@ -30,8 +14,6 @@ import numpy as np
 
 from mrm_edge.data.dataset import LEADS
 from mrm_edge.data.errors import DataError
-
-__all__ = ["CalibrationPool", "CalibrationSet", "select_windows"]
 
 _LABELLED_SELECTION = (
     "stratified round-robin over labels (rarest first), one unused window carrying the "
@@ -94,14 +76,8 @@ class CalibrationSet:
     def __len__(self) -> int:
         return int(self.x.shape[0])
 
-    @property
-    def window_samples(self) -> int:
-        return int(self.x.shape[2])
-
     def batches(self, batch_size: int) -> Iterator[np.ndarray]:
         """Consecutive ``[<= batch_size, 12, window]`` slices (the last one may be short)."""
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         for start in range(0, len(self), batch_size):
             yield self.x[start : start + batch_size]
 

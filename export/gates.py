@@ -1,8 +1,5 @@
-"""Parity and accuracy gates: every exported variant is checked against its
-reference on real windows before it is written off as done.
-
-Figures are returned as plain dicts and land in the artifacts' sidecars.
-"""
+"""Parity and accuracy gates: every exported variant against its reference on real windows;
+the figures land in the sidecars."""
 
 from __future__ import annotations
 
@@ -81,14 +78,3 @@ def compare(
                 for lab, a, b in zip(labels, per_ref, per, strict=True)
             }
     return out
-
-
-__all__ = [
-    "FP16_AUC_TOLERANCE_PT",
-    "FP32_PARITY_TOLERANCE",
-    "INT8_AUC_TOLERANCE_PT",
-    "GateFailed",
-    "compare",
-    "onnx_probabilities",
-    "torch_probabilities",
-]

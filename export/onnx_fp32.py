@@ -1,10 +1,5 @@
-"""PyTorch → ONNX (FP32): the inference graph only.
-
-What goes in: ``InferenceModel`` — raw mV in, the card's per-lead
-standardisation baked in, the chosen head fusion, sigmoid probabilities out.
-What stays out: the mutual-learning ("KL") terms and every training output
-(Z1..Z4, per-head logits), which exist only in ``MRMNet.forward``.
-"""
+"""PyTorch → ONNX (FP32): the inference graph only (``InferenceModel``; what stays out:
+docs/export.md, "FP32")."""
 
 from __future__ import annotations
 
@@ -53,13 +48,6 @@ def set_metadata(model, props: dict[str, str]) -> None:
         else:
             entry = model.metadata_props.add()
             entry.key, entry.value = k, v
-
-
-def read_metadata(path: Path) -> dict[str, str]:
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    return {p.key: p.value for p in model.metadata_props}
 
 
 def export_fp32(model_dir: Path, out_path: Path, opset: int = OPSET) -> Path:
@@ -112,6 +100,3 @@ def export_fp32(model_dir: Path, out_path: Path, opset: int = OPSET) -> Path:
     onnx.save(proto, str(out_path))
     onnx.checker.check_model(str(out_path), full_check=True)
     return out_path
-
-
-__all__ = ["INPUT_NAME", "OPSET", "OUTPUT_NAME", "export_fp32", "read_metadata", "set_metadata"]

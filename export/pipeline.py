@@ -1,19 +1,5 @@
-"""``mrm-edge export``: a trained model directory → ONNX variants (+ TensorRT engines).
-
-Order of work, each step gated before the next:
-
-1. FP32 ONNX, checked against PyTorch (max |Δp| <= 1e-5);
-2. FP16 mixed-precision ONNX, checked against FP32 (max |Δp|, macro-AUC change);
-3. INT8 Q/DQ ONNX calibrated on real ECG, two files from one calibration: ``model.int8.onnx``
-   (uint8 asymmetric, for ONNX Runtime CPU) and ``model.int8-sym.onnx`` (int8 symmetric,
-   float bias, for TensorRT and OpenVINO); each checked against FP32 on ONNX Runtime
-   (macro-AUC drop, per-label; sensitive layers kept in float);
-4. a TensorRT engine per precision written (FP32, FP16, INT8 from the TensorRT-style INT8
-   file) wherever a TensorRT flavour can build: TensorRT-RTX on any x86_64 machine, GPU or
-   not; standard TensorRT on a GPU. Otherwise the exact command to run on the target.
-
-Every artifact gets a JSON sidecar with the figures measured here.
-"""
+"""``mrm-edge export``: a trained model directory → ONNX variants (+ TensorRT engines), each
+step gated before the next, every artifact with a JSON sidecar (docs/export.md)."""
 
 from __future__ import annotations
 
@@ -30,9 +16,6 @@ from mrm_edge.artifacts import ONNX_FILES, onnx_io, trtexec_engine_filename
 from mrm_edge.card import CARD_FILE, ModelCard, export_record, verify_weights
 from mrm_edge.fileio import sha256_file
 
-# Aliases of mrm_edge.artifacts' names, for callers that imported them from here.
-FP32_NAME, FP16_NAME, INT8_NAME = ONNX_FILES["fp32"], ONNX_FILES["fp16"], ONNX_FILES["int8"]
-INT8_SYM_NAME = ONNX_FILES["int8-sym"]
 #: INT8 variant → the activation type its file is quantized with (mrm_edge.export.int8).
 INT8_VARIANTS: dict[str, str] = {"int8": "uint8", "int8-sym": "int8"}
 #: ``int8_activations`` → the INT8 variants written.
@@ -114,6 +97,20 @@ def held_out(card: ModelCard, source: Path) -> EvalWindows:
     )
 
 
+@dataclass
+class _Run:
+    """What every gated step reads (options, card, thresholds, gate windows, the sidecar
+    fields every file shares) and what it fills (the summary, the log)."""
+
+    opts: ExportOptions
+    card: ModelCard
+    thresholds: np.ndarray
+    windows: EvalWindows
+    common: dict[str, Any]
+    summary: ExportSummary
+    log: Callable[[str], None]
+
+
 def run_export(
     opts: ExportOptions,
     log: Callable[[str], None] = print,
@@ -142,14 +139,15 @@ def run_export(
     windows = held_out(card, opts.calib_data) if opts.calib_data else synthetic_windows(card)
     log(f"gates run on {windows.description}")
 
+    run = _Run(opts, card, thresholds, windows, common, summary, log)
     # 1. FP32, checked against PyTorch
-    fp32, p32 = _fp32(opts, card, thresholds, windows, common, summary, log)
+    fp32, p32 = _fp32(run)
     # 2. FP16, checked against FP32
     if opts.fp16:
-        _fp16(opts, card, thresholds, fp32, p32, windows, common, summary, log)
+        _fp16(run, fp32, p32)
     # 3. INT8 (both files from one calibration), each gated against FP32
     if opts.int8:
-        _int8(opts, card, fp32, windows, common, summary, log)
+        _int8(run, fp32)
     # 4. TensorRT engines, or the commands to build them on the target
     if opts.engine:
         _engines(opts, summary, log, trt, cudart)
@@ -169,83 +167,59 @@ def _check_options(opts: ExportOptions) -> None:
         )
 
 
-def _fp32(
-    opts: ExportOptions,
-    card: ModelCard,
-    thresholds: np.ndarray,
-    windows: EvalWindows,
-    common: dict[str, Any],
-    summary: ExportSummary,
-    log: Callable[[str], None],
-) -> tuple[Path, np.ndarray]:
+def _fp32(run: _Run) -> tuple[Path, np.ndarray]:
     """Write the FP32 ONNX and hold it to PyTorch; return it and its probabilities."""
     from mrm_edge.export.onnx_fp32 import export_fp32
 
-    model_dir = Path(opts.model_dir)
-    fp32 = export_fp32(model_dir, Path(opts.out_dir) / FP32_NAME)
-    ref = gates.torch_probabilities(model_dir, windows.x)
-    p32 = gates.onnx_probabilities(fp32, windows.x)
-    parity = gates.compare(ref, p32, windows.y, card.labels, thresholds)
+    model_dir = Path(run.opts.model_dir)
+    fp32 = export_fp32(model_dir, Path(run.opts.out_dir) / ONNX_FILES["fp32"])
+    ref = gates.torch_probabilities(model_dir, run.windows.x)
+    p32 = gates.onnx_probabilities(fp32, run.windows.x)
+    parity = gates.compare(ref, p32, run.windows.y, run.card.labels, run.thresholds)
     parity["tolerance_max_abs_prob_delta"] = gates.FP32_PARITY_TOLERANCE
     parity["reference"] = "PyTorch FP32 (CPU)"
-    parity["data"] = windows.description
+    parity["data"] = run.windows.description
     if parity["max_abs_prob_delta"] > gates.FP32_PARITY_TOLERANCE:
         raise gates.GateFailed(
             f"{fp32}: ONNX Runtime differs from PyTorch by {parity['max_abs_prob_delta']:.2e} "
             f"(tolerance {gates.FP32_PARITY_TOLERANCE:.0e}); the export is not faithful"
         )
-    write_sidecar(fp32, {"precision": "fp32", **onnx_io(fp32), **common, "parity": parity})
-    summary.artifacts["fp32"], summary.figures["fp32"] = fp32, parity
-    log(f"wrote {fp32.name}: max |Δp| vs PyTorch {parity['max_abs_prob_delta']:.2e}")
+    write_sidecar(fp32, {"precision": "fp32", **onnx_io(fp32), **run.common, "parity": parity})
+    run.summary.artifacts["fp32"], run.summary.figures["fp32"] = fp32, parity
+    run.log(f"wrote {fp32.name}: max |Δp| vs PyTorch {parity['max_abs_prob_delta']:.2e}")
     return fp32, p32
 
 
-def _fp16(
-    opts: ExportOptions,
-    card: ModelCard,
-    thresholds: np.ndarray,
-    fp32: Path,
-    p32: np.ndarray,
-    windows: EvalWindows,
-    common: dict[str, Any],
-    summary: ExportSummary,
-    log: Callable[[str], None],
-) -> None:
+def _fp16(run: _Run, fp32: Path, p32: np.ndarray) -> None:
     """Write the FP16 ONNX and hold it to FP32 (macro-AUC change)."""
     from mrm_edge.export.fp16 import KEEP_FP32_OPS, convert_fp16
 
-    fp16 = convert_fp16(fp32, Path(opts.out_dir) / FP16_NAME)
-    p16 = gates.onnx_probabilities(fp16, windows.x)
-    acc = gates.compare(p32, p16, windows.y, card.labels, thresholds)
+    fp16 = convert_fp16(fp32, Path(run.opts.out_dir) / ONNX_FILES["fp16"])
+    p16 = gates.onnx_probabilities(fp16, run.windows.x)
+    acc = gates.compare(p32, p16, run.windows.y, run.card.labels, run.thresholds)
     acc.update(
         reference="FP32 ONNX",
-        data=windows.description,
-        tolerance_auc_delta_pt=opts.fp16_tolerance_pt,
+        data=run.windows.description,
+        tolerance_auc_delta_pt=run.opts.fp16_tolerance_pt,
         kept_fp32_ops=list(KEEP_FP32_OPS),
     )
-    _gate_auc(fp16, acc, opts.fp16_tolerance_pt, "FP16")
-    write_sidecar(fp16, {"precision": "fp16", **onnx_io(fp16), **common, "accuracy": acc})
-    summary.artifacts["fp16"], summary.figures["fp16"] = fp16, acc
-    log(f"wrote {fp16.name}: {_describe(acc)}")
+    _gate_auc(fp16, acc, run.opts.fp16_tolerance_pt, "FP16")
+    write_sidecar(fp16, {"precision": "fp16", **onnx_io(fp16), **run.common, "accuracy": acc})
+    run.summary.artifacts["fp16"], run.summary.figures["fp16"] = fp16, acc
+    run.log(f"wrote {fp16.name}: {_describe(acc)}")
 
 
-def _int8(
-    opts: ExportOptions,
-    card: ModelCard,
-    fp32: Path,
-    windows: EvalWindows,
-    common: dict[str, Any],
-    summary: ExportSummary,
-    log: Callable[[str], None],
-) -> None:
+def _int8(run: _Run, fp32: Path) -> None:
     """Write and gate each requested INT8 file; the calibration is done once and cached
     (its key does not depend on the activation type), so the second file reuses it."""
     from mrm_edge.calibration.sources import select_calibration_windows
-    from mrm_edge.export.int8 import DEFAULT_OP_TYPES, SCHEMES, Int8Options, build_int8
+    from mrm_edge.export.int8.gate import Int8Options, build_int8
+    from mrm_edge.export.int8.placement import DEFAULT_OP_TYPES, SCHEMES
 
+    opts = run.opts
     out = Path(opts.out_dir)
-    cset = select_calibration_windows(opts.calib_data, card, opts.calib_windows, opts.seed)
-    log(f"calibrating INT8 ({opts.int8_method}) on {len(cset.x)} windows")
+    cset = select_calibration_windows(opts.calib_data, run.card, opts.calib_windows, opts.seed)
+    run.log(f"calibrating INT8 ({opts.int8_method}) on {len(cset.x)} windows")
     for variant in INT8_CHOICES[opts.int8_activations]:
         activation = INT8_VARIANTS[variant]
         path = out / ONNX_FILES[variant]
@@ -256,15 +230,17 @@ def _int8(
             max_auc_drop=opts.int8_tolerance_pt / 100.0,
             cache_dir=opts.cache_dir or out / ".calibration-cache",
         )
-        report = build_int8(fp32, path, cset, windows.x, windows.y, options)
+        report = build_int8(fp32, path, cset, run.windows.x, run.windows.y, options)
         rep = report.to_dict()
         if not report.passed:
             raise gates.GateFailed(f"{path}: {report.message}")
         sidecar = {"precision": "int8", "scheme": SCHEMES[activation], **onnx_io(path)}
-        write_sidecar(path, {**sidecar, **common, "accuracy": rep})
-        summary.artifacts[variant], summary.figures[variant] = path, rep
+        write_sidecar(path, {**sidecar, **run.common, "accuracy": rep})
+        run.summary.artifacts[variant], run.summary.figures[variant] = path, rep
         ranges = "cached" if report.result.ranges_cached else "calibrated"
-        log(f"wrote {path.name}: {_describe_int8(rep)} ({SCHEMES[activation]}; ranges {ranges})")
+        run.log(
+            f"wrote {path.name}: {_describe_int8(rep)} ({SCHEMES[activation]}; ranges {ranges})"
+        )
 
 
 def _gate_auc(path: Path, acc: dict[str, Any], tolerance_pt: float, what: str) -> None:
@@ -402,6 +378,3 @@ def _why_build(onnx_path: Path, out_dir: Path, build: Any, gpu: Any, trt_info: A
 
     plan = plan_build(build, inspect_onnx(onnx_path, build.precision), trt_info)
     return why_build(out_dir, make_key(onnx_path, build, gpu, trt_info, plan))
-
-
-__all__ = ["ExportOptions", "ExportSummary", "run_export"]

@@ -1,31 +1,7 @@
 """A Triton Inference Server model repository for a model directory (``mrm-edge export
---triton-repo DIR``; ``mrm-edge serve`` writes one for its own server).
-
-One Triton model per runnable variant, so a fleet serves what its nodes can run::
-
-    DIR/
-      <name>-trt-<precision>/    config.pbtxt (platform tensorrt_plan), 1/model.plan, labels.txt
-      <name>-onnx-<variant>/     config.pbtxt (platform onnxruntime_onnx), 1/model.onnx, ...
-      <name>-cpu-<variant>/      config.pbtxt (backend python), 1/model.py + 1/<onnx>, ...
-
-- ``trt``: each verified TensorRT engine of the model directory (``max_batch_size`` from its
-  build profile); runs in NVIDIA's Triton containers on the GPU it was built for.
-- ``onnx``: each verified ONNX variant, for Triton's ONNX Runtime backend (containers).
-- ``cpu``: ONNX Runtime CPU inside Triton's Python backend (:mod:`triton_python_model`) for
-  the FP32 and the uint8 INT8 file: what this machine's ``tritonserver`` (from
-  ``nvidia-pytriton``, Python backend only) can serve.
-
-Every config carries the model's names and dims from the sidecars, ``dynamic_batching``
-sized by the monitor's batcher (preferred batch = ``max_batch_size`` = ``--max-batch``, so
-that a front-end's full batch is dispatched at once: with a larger ``max_batch_size`` Triton
-was measured here holding a full preferred batch for the queue delay; the queue delay
-``--max-delay``, 0 by default: see :data:`DEFAULT_QUEUE_DELAY_MS`), an instance group, a
-warm-up request, the labels (``labels.txt``, Triton's classification extension) and the
-card's identity in ``parameters``
-(``mrm_edge.*``: model name, labels, rate, window, leads, the FP32 ONNX's SHA-256, variant,
-precision) so that a front-end can check it talks to the model it expects
-(:mod:`mrm_edge.runtime.backends.triton`).
-"""
+--triton-repo DIR``; ``mrm-edge serve`` writes one for its own server): one Triton model per
+runnable variant (``trt``, ``onnx``, ``cpu``), each config with the card's identity in
+``parameters``. Layout and the defaults' reasons: docs/triton.md."""
 
 from __future__ import annotations
 
@@ -41,28 +17,14 @@ from mrm_edge.artifacts import onnx_file
 from mrm_edge.fileio import sha256_file
 from mrm_edge.served_identity import model_identity
 
-__all__ = [
-    "CPU_VARIANTS",
-    "DEFAULT_QUEUE_DELAY_MS",
-    "RepoModel",
-    "TritonRepo",
-    "config_pbtxt",
-    "identity_parameters",
-    "write_triton_repo",
-]
-
 #: The ONNX variants the Python-backend (ONNX Runtime CPU) models serve: the symmetric INT8
 #: and FP16 files are no faster than FP32 on ONNX Runtime CPU.
 CPU_VARIANTS: tuple[str, ...] = ("int8", "fp32")
 PYTHON_MODEL = Path(__file__).with_name("triton_python_model.py")
 # Triton's own limit for a model whose engine profile is unknown.
 DEFAULT_TRT_MAX_BATCH = 32
-#: Triton's queue delay by default (ms). The front-ends already batch (the monitor's own
-#: ``--max-batch`` / ``--max-delay``), so a server delay would be a second wait on every
-#: request smaller than the preferred batch: measured here, the monitor's 50 ms on the server
-#: too added ~60 ms per window at 16 real-time streams, 0 added ~4 ms. At 0 Triton still
-#: merges the requests that queue while an instance is busy, which is when merging pays.
-#: Raise it for clients that send one window per request.
+#: Triton's queue delay by default (ms): the front-ends already batch, so a server delay
+#: would be a second wait (docs/triton.md, "The server's two defaults").
 DEFAULT_QUEUE_DELAY_MS = 0.0
 
 
@@ -91,12 +53,6 @@ class TritonRepo:
     @property
     def local_models(self) -> list[str]:
         return [m.name for m in self.models if m.local]
-
-
-def identity_parameters(model: DeployedModel) -> dict[str, str]:
-    """The card's identity as Triton ``parameters`` (:mod:`mrm_edge.served_identity`): what a
-    front-end compares with its own model directory."""
-    return model_identity(model)
 
 
 def _pbtxt_value(value: Any, indent: str) -> str:
@@ -218,7 +174,7 @@ def write_triton_repo(
     only_local: bool = False,
     accept_card_tuning: bool = False,
 ) -> TritonRepo:
-    """Write the repository for ``model_dir`` into ``out_dir`` (see the module docstring).
+    """Write the repository for ``model_dir`` into ``out_dir`` (docs/triton.md).
 
     ``max_batch`` is the preferred (and largest) batch, as the monitor's ``--max-batch``;
     ``max_delay_ms`` Triton's queue delay; ``instances`` the instance group's count;
@@ -239,7 +195,7 @@ def write_triton_repo(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     repo = TritonRepo(out, model=model)
-    base = identity_parameters(model)
+    base = model_identity(model)  # what a front-end compares with its own model directory
     labels = "".join(f"{lab}\n" for lab in model.labels)
     knobs = {"preferred": max_batch, "max_delay_ms": max_delay_ms, "instances": instances}
 

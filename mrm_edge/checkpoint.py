@@ -65,6 +65,3 @@ def inference_model(net: MRMNet, card: ModelCard) -> InferenceModel:
         torch.tensor(norm["std"], dtype=torch.float32),
         fusion=card.head_fusion,  # type: ignore[arg-type]
     ).eval()
-
-
-__all__ = ["inference_model", "load_model_dir", "save_model_dir"]

@@ -20,8 +20,6 @@ import numpy as np
 
 from mrm_edge.data.dataset import LEADS
 
-__all__ = ["LAYOUT", "MM_PER_MV", "MM_PER_S", "save_twelve_lead", "twelve_lead_svg"]
-
 MM_PER_S = 25.0
 MM_PER_MV = 10.0
 SECONDS = 10.0
@@ -31,6 +29,7 @@ RHYTHM = "II"
 _TITLE_MM = 10.0  # band above the grid: title and probabilities
 _WIDTH_MM = SECONDS * MM_PER_S
 _GRID_MM = ROW_MM * 4
+_HEIGHT_MM = _TITLE_MM + _GRID_MM
 
 
 def _traces(signal: np.ndarray, fs: int) -> list[tuple[str, float, np.ndarray]]:
@@ -50,6 +49,14 @@ def _traces(signal: np.ndarray, fs: int) -> list[tuple[str, float, np.ndarray]]:
     return out
 
 
+def _grid() -> list[tuple[float, float, float, float, bool]]:
+    """(x1, y1, x2, y2, major) of every grid line: 1 mm minor, 5 mm major."""
+    lines = [(mm, _TITLE_MM, mm, _HEIGHT_MM, mm % 5 == 0) for mm in range(int(_WIDTH_MM) + 1)]
+    for mm in range(int(_GRID_MM) + 1):
+        lines.append((0, _TITLE_MM + mm, _WIDTH_MM, _TITLE_MM + mm, mm % 5 == 0))
+    return lines
+
+
 def _title(title: str, probabilities: Mapping[str, float], findings: Sequence[str]) -> str:
     probs = "  ".join(f"{k} {v:.2f}" for k, v in probabilities.items())
     found = ", ".join(findings) or "no finding"
@@ -65,23 +72,14 @@ def twelve_lead_svg(
     findings: Sequence[str] = (),
 ) -> str:
     """The 12-lead page as SVG text (user units are millimetres: prints to scale)."""
-    height = _TITLE_MM + _GRID_MM
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{_WIDTH_MM}mm" height="{height}mm" '
-        f'viewBox="0 0 {_WIDTH_MM} {height}">',
-        f'<rect width="{_WIDTH_MM}" height="{height}" fill="#fff"/>',
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{_WIDTH_MM}mm" height="{_HEIGHT_MM}mm" '
+        f'viewBox="0 0 {_WIDTH_MM} {_HEIGHT_MM}">',
+        f'<rect width="{_WIDTH_MM}" height="{_HEIGHT_MM}" fill="#fff"/>',
     ]
-    for mm in range(int(_WIDTH_MM) + 1):
-        major = mm % 5 == 0
+    for x1, y1, x2, y2, major in _grid():
         parts.append(
-            f'<line x1="{mm}" y1="{_TITLE_MM}" x2="{mm}" y2="{height}" '
-            f'stroke="{"#e58a8a" if major else "#f6caca"}" stroke-width="{0.2 if major else 0.1}"/>'
-        )
-    for mm in range(int(_GRID_MM) + 1):
-        major = mm % 5 == 0
-        y = _TITLE_MM + mm
-        parts.append(
-            f'<line x1="0" y1="{y}" x2="{_WIDTH_MM}" y2="{y}" '
+            f'<line x1="{x1}" y1="{y1}" x2="{x2}" y2="{y2}" '
             f'stroke="{"#e58a8a" if major else "#f6caca"}" stroke-width="{0.2 if major else 0.1}"/>'
         )
     for lead, base, pts in _traces(signal, fs):
@@ -127,20 +125,13 @@ def _png(path: Path, signal: np.ndarray, fs: int, heading: str, dpi: int = 150) 
         raise ValueError(
             f"{path}: PNG needs matplotlib: pip install 'mrm-edge[plot]' (or write .svg)"
         ) from None
-    height = _TITLE_MM + _GRID_MM
-    fig = plt.figure(figsize=(_WIDTH_MM / 25.4, height / 25.4), dpi=dpi)
+    fig = plt.figure(figsize=(_WIDTH_MM / 25.4, _HEIGHT_MM / 25.4), dpi=dpi)
     ax = fig.add_axes((0, 0, 1, 1))
     ax.set_xlim(0, _WIDTH_MM)
-    ax.set_ylim(height, 0)
+    ax.set_ylim(_HEIGHT_MM, 0)
     ax.axis("off")
-    for mm in range(int(_WIDTH_MM) + 1):
-        major = mm % 5 == 0
-        ax.plot([mm, mm], [_TITLE_MM, height], color="#e58a8a" if major else "#f6caca",
-                lw=0.6 if major else 0.3, zorder=0)  # fmt: skip
-    for mm in range(int(_GRID_MM) + 1):
-        major = mm % 5 == 0
-        y = _TITLE_MM + mm
-        ax.plot([0, _WIDTH_MM], [y, y], color="#e58a8a" if major else "#f6caca",
+    for x1, y1, x2, y2, major in _grid():
+        ax.plot([x1, x2], [y1, y2], color="#e58a8a" if major else "#f6caca",
                 lw=0.6 if major else 0.3, zorder=0)  # fmt: skip
     for lead, base, pts in _traces(signal, fs):
         ax.plot(pts[:, 0], pts[:, 1], color="black", lw=0.7)  # NaN breaks the line itself
@@ -164,28 +155,17 @@ def save_twelve_lead(
     to ``path``: ``.svg`` or ``.png``; ValueError (one line) for another suffix."""
     path = Path(path)
     suffix = path.suffix.lower()
+    if suffix not in (".svg", ".png"):
+        raise ValueError(f"--plot {path}: expected a .svg or .png file name")
+    probabilities = probabilities or {}
     try:
-        _write(path, suffix, signal, fs, title, probabilities or {}, findings)
+        if suffix == ".svg":
+            text = twelve_lead_svg(
+                signal, fs, title=title, probabilities=probabilities, findings=findings
+            )
+            path.write_text(text, encoding="utf-8")
+        else:
+            _png(path, signal, fs, _title(title, probabilities, findings))
     except OSError as e:
         raise ValueError(f"--plot {path}: cannot write ({e.strerror})") from None
     return path
-
-
-def _write(
-    path: Path,
-    suffix: str,
-    signal: np.ndarray,
-    fs: int,
-    title: str,
-    probabilities: Mapping[str, float],
-    findings: Sequence[str],
-) -> None:
-    if suffix == ".svg":
-        text = twelve_lead_svg(
-            signal, fs, title=title, probabilities=probabilities, findings=findings
-        )
-        path.write_text(text, encoding="utf-8")
-    elif suffix == ".png":
-        _png(path, signal, fs, _title(title, probabilities or {}, findings))
-    else:
-        raise ValueError(f"--plot {path}: expected a .svg or .png file name")

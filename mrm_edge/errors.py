@@ -7,8 +7,6 @@ the commands alike. The data layer's exception type is :class:`mrm_edge.data.err
 
 from __future__ import annotations
 
-__all__ = ["first_line", "one_line"]
-
 
 def first_line(exc: BaseException, with_type: bool = True) -> str:
     """The first line of an exception's message (``"Type: line"`` unless ``with_type`` is

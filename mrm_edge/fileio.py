@@ -33,6 +33,3 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-__all__ = ["atomic_write_bytes", "sha256_file"]

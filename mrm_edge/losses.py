@@ -1,11 +1,6 @@
-"""The training loss of MRM-Net (paper eq. 4-7): BCE on both heads plus the
-feature complementary module's mutual-learning ("mimicry") KL terms.
-
-These are the "KL heads": they exist only for training and never enter the
-exported inference graph. Z1/Z2 and Z3/Z4 have the same number of elements
-(C × 2N vs 2C × N), so after flattening they compare directly and no
-projection layer is needed.
-"""
+"""The training loss of MRM-Net (paper eq. 4-7): BCE on both heads plus the feature
+complementary module's mutual-learning ("mimicry") KL terms, the "KL heads": training only,
+never in the exported graph (why no projection layer is needed: docs/model.md)."""
 
 from __future__ import annotations
 
@@ -69,6 +64,3 @@ class MutualLearningLoss(nn.Module):
             "kl_out": kl_out.item(),
         }
         return total, parts
-
-
-__all__ = ["LossConfig", "MutualLearningLoss", "mutual_kl"]

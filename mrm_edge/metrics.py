@@ -1,13 +1,7 @@
-"""The paper's three metrics, exactly as its code computes them (numpy only).
-
-- AUC: macro-averaged ROC AUC over labels (sklearn ``roc_auc_score(average="macro")``).
-- Accuracy: element-wise over the whole label matrix at threshold 0.5,
-  (TP + TN) / (N × labels) — why PTB-XL "all" shows ~98 %.
-- F1: per-sample F1 at threshold 0.5, averaged over samples; a sample with no
-  true and no predicted label scores 0 (sklearn's binary ``f1_score`` default).
-
-Kept free of torch and sklearn so the runtime can report the same figures.
-"""
+"""The paper's three metrics, exactly as its code computes them (docs/model.md, ``mrm-edge
+eval``): macro ROC AUC, element-wise accuracy at 0.5 (why PTB-XL "all" shows ~98 %), and
+per-sample F1 at 0.5 (a sample with no true and no predicted label scores 0, sklearn's
+default). Numpy only, so the runtime can report the same figures."""
 
 from __future__ import annotations
 
@@ -81,11 +75,11 @@ def per_label_report(
         pos = y[:, j]
         tp, tn = np.sum(pos & pred), np.sum(~pos & ~pred)
         report[name] = {
-            "auc": _nan_to_none(auc[j]),
+            "auc": nan_to_none(auc[j]),
             "positives": int(pos.sum()),
             "threshold": float(th[j]),
-            "sensitivity": _nan_to_none(tp / pos.sum() if pos.any() else np.nan),
-            "specificity": _nan_to_none(tn / (~pos).sum() if (~pos).any() else np.nan),
+            "sensitivity": nan_to_none(tp / pos.sum() if pos.any() else np.nan),
+            "specificity": nan_to_none(tn / (~pos).sum() if (~pos).any() else np.nan),
         }
     return report
 
@@ -123,16 +117,5 @@ def tune_thresholds(y_true: np.ndarray, y_score: np.ndarray) -> np.ndarray:
     return th
 
 
-def _nan_to_none(v: float) -> float | None:
+def nan_to_none(v: float) -> float | None:
     return None if v is None or np.isnan(v) else float(v)
-
-
-__all__ = [
-    "element_accuracy",
-    "macro_auc",
-    "paper_metrics",
-    "per_label_report",
-    "roc_auc_per_label",
-    "sample_f1",
-    "tune_thresholds",
-]

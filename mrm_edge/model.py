@@ -56,18 +56,6 @@ class MRMNetConfig:
         if self.width % self.attention_reduction:
             raise ValueError("width must be divisible by attention_reduction")
 
-    @property
-    def z1_shape(self) -> tuple[int, int]:
-        """(channels, time) of Z1 and Z3 for ``n_samples`` input samples."""
-        t = self.n_samples + len(self.stem_kernels)  # each stem pool adds one sample
-        return self.width, t // 2
-
-    @property
-    def z2_shape(self) -> tuple[int, int]:
-        """(channels, time) of Z2 and Z4: twice the channels, half the time."""
-        t = self.n_samples + len(self.stem_kernels)
-        return 2 * self.width, ((t - 1) // 2 + 1) // 2
-
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -371,15 +359,3 @@ class InferenceModel(nn.Module):
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-__all__ = [
-    "PRESETS",
-    "HeadFusion",
-    "InferenceModel",
-    "MRMNet",
-    "MRMNetConfig",
-    "MRMOutputs",
-    "count_parameters",
-    "preset",
-]

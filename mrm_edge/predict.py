@@ -1,21 +1,7 @@
-"""Offline classification of whole recordings with a trained model.
-
-Each recording is resampled to the model's rate and cut into consecutive,
-non-overlapping windows of the model's length; a shorter tail is left out and
-counted, never padded silently.
-
-Bad signal is reported, never classified (the same rules as the streaming monitor):
-
-* every window goes through the monitor's per-lead quality check
-  (``mrm_edge.runtime.stream.quality``: NaN / Inf, flat line, and saturation when a rail is
-  given). A window that fails it is a ``PredictedWindow`` with ``status == "rejected"``,
-  the reasons (lead and finding) in ``reason``, and no probabilities: the model never
-  sees it. This is a result, not an error: ``mrm-edge predict`` exits 0 and prints it.
-* a recording shorter than one window is refused before anything runs: ``DataError``
-  "<file>: record is 2.0 s, the model needs at least 10.0 s" (exit 1 from the CLI).
-  Zero-padding it would show the model a flat line it was never trained to see; the
-  monitor's WFDB replay refuses such records the same way.
-"""
+"""Offline classification of whole recordings with a trained model: consecutive windows at the
+model's rate (a shorter tail left out, never padded), each through the monitor's quality
+check first: a window that fails it is ``rejected`` with its reason, never classified; a
+recording shorter than one window is a :class:`DataError` (docs/model.md, ``mrm-edge predict``)."""
 
 from __future__ import annotations
 
@@ -58,13 +44,6 @@ def check_long_enough(rec: Recording, card: ModelCard) -> None:
         )
 
 
-def windows_of(rec: Recording, card: ModelCard) -> tuple[np.ndarray, list[float], float]:
-    """[n, 12, window] windows at the model's rate, their start times, and the unused tail (s)."""
-    wins, left = cut_windows(rec, card.sampling_rate, card.window_samples)
-    starts = [i * card.window_seconds for i in range(len(wins))]
-    return wins, starts, left / card.sampling_rate
-
-
 def classify(
     recordings: list[Recording],
     model_dir: Path,
@@ -79,7 +58,7 @@ def classify(
     exported, PyTorch otherwise), so this works on an edge install without torch.
     Windows failing the quality check (``quality``: the monitor's defaults if None) are
     rejected, not classified; a recording shorter than one window is a DataError,
-    raised before the backend starts (see the module docstring).
+    raised before the backend starts (docs/model.md).
     ``accept_card_tuning``: ``DeployedModel.load``'s; what it accepted ends the reason.
     """
     from mrm_edge.runtime.model import DeployedModel
@@ -99,13 +78,13 @@ def classify(
     results: list[PredictedWindow] = []
     try:  # activate_backend hands it over active
         for rec in recordings:
-            wins, starts, _ = windows_of(rec, card)
+            wins, _ = cut_windows(rec, card.sampling_rate, card.window_samples)
             reports = [assess_quality(w.T, card.sampling_rate, quality, card.leads) for w in wins]
             good = [i for i, q in enumerate(reports) if q.ok]
             probs = runner.infer(np.ascontiguousarray(wins[good], dtype=np.float32)) if good else []
             p_of = dict(zip(good, probs, strict=True))
-            for i, start in enumerate(starts):
-                end = start + card.window_seconds
+            for i in range(len(wins)):
+                start, end = i * card.window_seconds, (i + 1) * card.window_seconds
                 if i not in p_of:
                     reason_i = "; ".join(reports[i].reasons)
                     rejected = PredictedWindow(rec.name, start, end, {}, [], "rejected", reason_i)
@@ -117,11 +96,3 @@ def classify(
     finally:
         runner.deactivate()
     return results, reason
-
-
-__all__ = [
-    "PredictedWindow",
-    "check_long_enough",
-    "classify",
-    "windows_of",
-]

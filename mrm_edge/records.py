@@ -1,29 +1,8 @@
-"""Reading one ECG recording from disk, whatever its format: a WFDB record
-(PTB-XL .hea/.dat, any sampling rate) or a CPSC 2018 .mat file; finding the recordings in a
-folder (:func:`find_recordings`); cutting one into model windows (:func:`cut_windows`).
-
-Returns the signal as [12, samples] float32 in mV, in the model's lead order.
-No torch: the runtime reads recordings with this too.
-
-What is refused, with a one-line :class:`DataError` naming the file and the field
-(never a wfdb traceback, never a silent guess):
-
-* a malformed or truncated header or signal file (see ``mrm_edge.data.wfdb_header``:
-  missing / non-numeric / out-of-range ``fs``, missing signal lines, unknown format,
-  uncalibrated gain, a missing or short ``.dat``);
-* a lead set without all 12 standard leads (names matched case-insensitively), or with
-  one of them twice: the leads are never taken by position;
-* units other than mV / uV, a rate that is not a whole number of Hz.
-
-What is accepted, and said in ``Recording.notes`` (``mrm-edge predict`` prints them):
-leads stored in another order are reordered by name; extra leads (e.g. Frank leads
-vx, vy, vz of a 15-lead record) are left out.
-
-Not decided here: NaN / Inf samples (WFDB's "missing sample", or a .mat with them) are
-passed through as NaN, so the window-level quality check rejects exactly the windows
-they touch and names the lead (offline ``predict`` and the monitor alike); flat and
-saturated leads are likewise the quality check's business (``runtime/stream/quality.py``).
-"""
+"""Reading one ECG recording from disk, whatever its format (a WFDB record at any rate, or a
+CPSC 2018 .mat), as [12, samples] float32 mV in the model's lead order; finding the
+recordings in a folder; cutting one into model windows. No torch. What is refused, what is
+reordered and said in ``Recording.notes``, and what is left to the quality check:
+docs/model.md, "Reading recordings"."""
 
 from __future__ import annotations
 
@@ -49,6 +28,8 @@ class Recording:
     path: str = ""
     notes: tuple[str, ...] = field(default=())
     """What was done to fit the model's lead layout (reordered, extra leads left out)."""
+    units: tuple[str, ...] = field(default=())
+    """The unit each of the 12 leads was stored in (WFDB records; the signal is in mV)."""
 
     @property
     def seconds(self) -> float:
@@ -88,20 +69,20 @@ def read_recording(path: str | Path) -> Recording:
         )
     order, notes = lead_order(header, list(rec.sig_name or []))
     units = [(u or "").strip() for u in (rec.units or [""] * len(rec.sig_name or []))]
+    stored = tuple(units[i] if i < len(units) else "" for i in order)
     scale = np.ones(len(order))
-    for k, i in enumerate(order):
-        u = units[i].lower() if i < len(units) else ""
-        if u in ("uv", "µv", "microvolt"):
+    for k, u in enumerate(stored):
+        if u.lower() in ("uv", "µv", "microvolt"):
             scale[k] = 1e-3
-        elif u not in ("mv", "millivolt"):
+        elif u.lower() not in ("mv", "millivolt"):
             raise DataError(
-                f"{header}: field 'units' of lead {LEADS[k]} is {units[i]!r}, expected mV or uV"
+                f"{header}: field 'units' of lead {LEADS[k]} is {u!r}, expected mV or uV"
             )
     signal = (rec.p_signal[:, order] * scale).T.astype(np.float32)
     fs = float(rec.fs)
     if fs <= 0 or fs != round(fs):
         raise DataError(f"{header}: field 'fs' is {rec.fs}, expected a positive whole number of Hz")
-    return Recording(stem.name, signal, int(fs), str(header), notes)
+    return Recording(stem.name, signal, int(fs), str(header), notes, stored)
 
 
 def find_recordings(folder: Path) -> list[Path]:
@@ -133,6 +114,3 @@ def cut_windows(rec: Recording, rate: int, window: int) -> tuple[np.ndarray, int
     else:
         wins = np.stack([x[:, i * window : (i + 1) * window] for i in range(n)])
     return wins.astype(np.float32), x.shape[1] - n * window
-
-
-__all__ = ["Recording", "cut_windows", "find_recordings", "read_recording"]

@@ -11,8 +11,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["PERCENTILES", "Reservoir", "latency_summary", "percentiles_ms"]
-
 #: The percentiles every latency figure reports, by name.
 PERCENTILES = (("p50", 50), ("p90", 90), ("p99", 99))
 

@@ -40,11 +40,6 @@ def test_its_users_take_the_names_from_it() -> None:
     from mrm_edge.cli.doctor.report import ONNX_FOR
 
     assert VARIANT_FILES == RUNTIME_FILES == ONNX_FILES
-    assert (pipeline.FP32_NAME, pipeline.FP16_NAME, pipeline.INT8_NAME) == (
-        "model.onnx",
-        "model.fp16.onnx",
-        "model.int8.onnx",
-    )
     assert {ONNX_FILES[v] for v in pipeline.INT8_CHOICES["both"]} == {
         "model.int8.onnx",
         "model.int8-sym.onnx",

@@ -1,9 +1,5 @@
-"""The INT8 accuracy gate (:func:`build_int8`) and its report.
-
-FP32 and INT8 run in ONNX Runtime on held-out windows; the gate compares macro-AUC (and,
-optionally, the largest probability change). When it fails, the sensitivity sweep of
-:mod:`.sweep` keeps the most sensitive layers in float until it passes or a cap is reached.
-"""
+"""The INT8 accuracy gate (:func:`build_int8`) and its report: FP32 and INT8 on ONNX Runtime on
+held-out windows; on failure, :mod:`.sweep` keeps the most sensitive layers in float."""
 
 from __future__ import annotations
 
@@ -11,7 +7,6 @@ import json
 import math
 import shutil
 import tempfile
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -19,7 +14,8 @@ from typing import Any
 import numpy as np
 from mrm_edge.calibration.ranges import check_windows
 from mrm_edge.calibration.windows import CalibrationSet
-from mrm_edge.export.int8.measure import Evaluation, HeldOut, evaluate, none_if_nan, predict
+from mrm_edge.export.gates import onnx_probabilities
+from mrm_edge.export.int8.measure import HeldOut, evaluate
 from mrm_edge.export.int8.quantize import (
     Int8Result,
     QuantizeOptions,
@@ -29,15 +25,10 @@ from mrm_edge.export.int8.quantize import (
     quantizable,
     quantize,
 )
-from mrm_edge.export.int8.sweep import Requantizer, keep_in_float, sensitivity
+from mrm_edge.export.int8.sweep import Attempt, Requantizer, keep_in_float, sensitivity
 
 from mrm_edge.data.errors import DataError
-
-__all__ = ["Int8GateError", "Int8Options", "Int8Report", "build_int8"]
-
-
-class Int8GateError(ValueError):
-    """The INT8 model lost more accuracy than allowed, even with layers kept in float."""
+from mrm_edge.metrics import nan_to_none
 
 
 @dataclass(frozen=True)
@@ -51,15 +42,12 @@ class Int8Options(QuantizeOptions):
         max_float_layers: at most this many layers kept in float by the sweep.
         sweep_windows: caps the held-out windows the per-layer sweep runs on (evenly
             spaced; ``None``: all).
-        labels: name the report's per-label figures (default: the FP32 export's ``labels``
-            metadata).
     """
 
     max_auc_drop: float = 0.005
     max_prob_delta: float | None = None
     max_float_layers: int = 8
     sweep_windows: int | None = 128
-    labels: Sequence[str] | None = None
 
 
 @dataclass
@@ -100,11 +88,6 @@ class Int8Report:
         d["path"] = str(self.result.path)
         return jsonable(d)
 
-    def raise_for_failure(self) -> None:
-        """Raise :class:`Int8GateError` (one line) when the gate failed."""
-        if not self.passed:
-            raise Int8GateError(self.message)
-
 
 def _model_labels(model: Any, n: int) -> list[str]:
     """Label names from the FP32 export's ``labels`` metadata, else ``label0..``."""
@@ -119,13 +102,9 @@ def _model_labels(model: Any, n: int) -> list[str]:
 
 
 def _check_gate_options(options: Int8Options) -> None:
-    drop, delta, cap = options.max_auc_drop, options.max_prob_delta, options.max_float_layers
+    drop = options.max_auc_drop  # from --int8-tolerance
     if not (isinstance(drop, (int, float)) and math.isfinite(drop)) or drop < 0:
         raise ValueError(f"max_auc_drop is {drop!r}, expected a finite number >= 0")
-    if delta is not None and not (0 <= delta <= 1):
-        raise ValueError(f"max_prob_delta is {delta!r}, expected a number in [0, 1]")
-    if isinstance(cap, bool) or not isinstance(cap, int) or cap < 0:
-        raise ValueError(f"max_float_layers is {cap!r}, expected an integer >= 0")
 
 
 def _held_out(
@@ -141,51 +120,31 @@ def _held_out(
         )
     if not np.isfinite(x).all():
         raise DataError("held-out set: windows have non-finite samples, expected finite mV")
-    p_fp32 = predict(fp32_onnx, x, options.batch_size)
+    p_fp32 = onnx_probabilities(fp32_onnx, x).astype(np.float64)
     if p_fp32.shape != y.shape:
         raise DataError(
             f"held-out set: labels have {y.shape[1]} columns, but {fp32_onnx.name} outputs "
             f"{p_fp32.shape[1]} probabilities per window"
         )
-    if options.labels is not None:
-        label_names = list(options.labels)
-    else:
-        label_names = _model_labels(load_onnx(fp32_onnx), y.shape[1])
-    if len(label_names) != y.shape[1]:
-        raise ValueError(f"labels has {len(label_names)} names, expected {y.shape[1]}")
+    label_names = _model_labels(load_onnx(fp32_onnx), y.shape[1])
     base = evaluate(p_fp32, p_fp32, y)
     if not math.isfinite(base.auc):
         raise DataError(
             f"held-out set: no label has both positive and negative windows among {len(y)}, "
             "so AUC cannot be measured; expected a larger or more varied held-out set"
         )
-    held = HeldOut(
-        x, y, p_fp32, base, options.batch_size, float(options.max_auc_drop), options.max_prob_delta
-    )
+    held = HeldOut(x, y, p_fp32, base, float(options.max_auc_drop), options.max_prob_delta)
     return held, label_names
-
-
-@dataclass
-class _Attempt:
-    """The model the gate ends with, and how it got there."""
-
-    result: Int8Result
-    path: Path
-    evaluation: Evaluation
-    initial: dict[str, float]
-    sensitivity: list[dict[str, Any]] = field(default_factory=list)
-    metric: str = ""
-    float_layers: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _attempt(
     fp32_onnx: Path, work: Path, cset: CalibrationSet, held: HeldOut, options: Int8Options
-) -> _Attempt:
+) -> Attempt:
     """Quantize every layer; if that fails the gate, sweep and keep layers in float."""
     params = options.range_params()
     first, ranges = quantize(fp32_onnx, work / "int8.onnx", cset, options, params)
     ev = held.measure(first.path)
-    attempt = _Attempt(
+    attempt = Attempt(
         first,
         first.path,
         ev,
@@ -198,20 +157,12 @@ def _attempt(
     )
     if held.passes(ev) or options.max_float_layers <= 0:
         return attempt
-    requant = Requantizer(
-        fp32_onnx, work, ranges, options.activation_type, options.reduce_range, params["op_types"]
-    )
+    requant = Requantizer(fp32_onnx, work, ranges, options.activation_type, params["op_types"])
     layers = quantizable(load_onnx(fp32_onnx))
-    ranked, attempt.metric = sensitivity(
+    attempt.sensitivity, attempt.metric = sensitivity(
         requant, first.quantized_nodes, layers, held, options.sweep_windows
     )
-    attempt.sensitivity = ranked
-    kept = keep_in_float(
-        requant, first, layers, ranked, held, options.exclude_nodes, options.max_float_layers
-    )
-    if kept is not None:
-        attempt.result, attempt.path, attempt.evaluation = kept.result, kept.path, kept.evaluation
-        attempt.float_layers = kept.float_layers
+    keep_in_float(requant, attempt, layers, held, options.max_float_layers)
     return attempt
 
 
@@ -234,7 +185,7 @@ def build_int8(
     On success the model is at ``out_path``. On failure ``out_path`` is removed (a model
     that failed its gate must not sit where a runtime looks for one), the last attempt is
     kept beside it as ``<name>.rejected.onnx`` for inspection, and ``report.passed`` is
-    False: call :meth:`Int8Report.raise_for_failure` to turn that into an error.
+    False (the export raises :class:`~mrm_edge.export.gates.GateFailed` with its message).
     """
     fp32_onnx, out_path = Path(fp32_onnx), Path(out_path)
     check_args(fp32_onnx, out_path, options.activation_type)
@@ -255,7 +206,7 @@ def build_int8(
 
 
 def _message(
-    attempt: _Attempt, held: HeldOut, options: Int8Options, passed: bool, rejected: Path
+    attempt: Attempt, held: HeldOut, options: Int8Options, passed: bool, rejected: Path
 ) -> str:
     ev, base = attempt.evaluation, held.base
     drop = held.drop(ev)
@@ -280,7 +231,7 @@ def _message(
 
 
 def _report(
-    attempt: _Attempt,
+    attempt: Attempt,
     held: HeldOut,
     label_names: list[str],
     options: Int8Options,
@@ -290,9 +241,9 @@ def _report(
     ev, base = attempt.evaluation, held.base
     per_label = {
         name: {
-            "auc_fp32": none_if_nan(base.per_label[j]),
-            "auc_int8": none_if_nan(ev.per_label[j]),
-            "drop": none_if_nan(base.per_label[j] - ev.per_label[j]),
+            "auc_fp32": nan_to_none(base.per_label[j]),
+            "auc_int8": nan_to_none(ev.per_label[j]),
+            "drop": nan_to_none(base.per_label[j] - ev.per_label[j]),
         }
         for j, name in enumerate(label_names)
     }

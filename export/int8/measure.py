@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,25 +27,19 @@ def evaluate(p: np.ndarray, p_ref: np.ndarray, y: np.ndarray) -> Evaluation:
     return Evaluation(float(np.nanmean(per)), per, float(d.max()), float(d.mean()))
 
 
-def predict(path: Path, x: np.ndarray, batch_size: int) -> np.ndarray:
-    """Probabilities of ``path`` on ONNX Runtime CPU, in float64 for the comparisons."""
-    return onnx_probabilities(path, x, batch_size).astype(np.float64)
-
-
 @dataclass
 class HeldOut:
     """The held-out windows, FP32's answers on them and the gate's thresholds."""
 
     x: np.ndarray
     y: np.ndarray
-    p_fp32: np.ndarray
+    p_fp32: np.ndarray  # float64, so every difference to it is taken in float64
     base: Evaluation  # FP32 against itself: its AUC is the reference
-    batch_size: int
     max_auc_drop: float
     max_prob_delta: float | None
 
     def measure(self, path: Path) -> Evaluation:
-        return evaluate(predict(path, self.x, self.batch_size), self.p_fp32, self.y)
+        return evaluate(onnx_probabilities(path, self.x), self.p_fp32, self.y)
 
     def drop(self, ev: Evaluation) -> float:
         return self.base.auc - ev.auc
@@ -54,7 +47,3 @@ class HeldOut:
     def passes(self, ev: Evaluation) -> bool:
         ok = self.drop(ev) <= self.max_auc_drop + 1e-12
         return ok and (self.max_prob_delta is None or ev.max_abs <= self.max_prob_delta)
-
-
-def none_if_nan(v: float) -> float | None:
-    return None if v is None or not math.isfinite(v) else float(v)

@@ -1,69 +1,7 @@
-"""Where the Q/DQ nodes go: the two INT8 placements, written by ONNX Runtime's QDQQuantizer.
-
-The runtimes that make INT8 fast want different graphs, so ``mrm-edge export --int8`` writes
-two files from the same calibration ranges (names in :mod:`mrm_edge.artifacts`). Both have
-int8 weights, symmetric, one scale per output channel (axis 0 for Conv and for Gemm with
-transB, the exporter's layout), and one scale per activation tensor.
-
-``activation_type="uint8"`` → ``model.int8.onnx``, for ONNX Runtime CPU
-    Asymmetric uint8 activations with int8 weights (U8S8, the combination ORT's x86 CPU
-    kernels accelerate) and int32 biases. The compute ops (Conv, Gemm, MatMul) are quantized
-    on their inputs *and* their outputs, on purpose: ORT's CPU provider fuses
-    ``DQ → Conv → Q`` into one ``QLinearConv``; without the output Q the Conv runs in float
-    between a DQ and nothing, and INT8 buys no speed at all. By default the ops that only
-    carry activations from one Conv to the next are quantized too: the residual Add,
-    MaxPool and Concat (``op_types``, :data:`DEFAULT_OP_TYPES`). They cost nothing in
-    accuracy (they add, pick or copy already-quantized values) and let ORT keep the tensor
-    in uint8 between Convs (``QLinearAdd``, ``QLinearConcat``, uint8 MaxPool) instead of a
-    DequantizeLinear, a float op and a QuantizeLinear at every residual join. One Q/DQ pair
-    per tensor, shared by its consumers. TensorRT's ONNX parser rejects this file: its
-    DequantizeLinear takes 8-bit (or FP8/FP4/Int4) inputs only, not the int32 biases.
-
-``activation_type="int8"`` → ``model.int8-sym.onnx``, for TensorRT (and OpenVINO)
-    Symmetric int8 activations and weights (zero point 0) and biases left in float
-    (``QuantizeBias: False``: TensorRT's parser takes a float bias, and an int32 one not at
-    all). Q/DQ go where NVIDIA's TensorRT developer guide ("Q/DQ layer-placement
-    recommendations") puts them, so that TensorRT can fuse them into its int8 layers:
-
-    * on the inputs of the weighted layers only: the activation and the weight of every
-      Conv, Gemm and MatMul (:data:`TENSORRT_OP_TYPES`);
-    * not on their outputs (``OpTypesToExcludeOutputQuantization``): TensorRT fuses Conv,
-      bias, ReLU and the *next* layer's input Q into one layer by itself, and a Q forced onto
-      a Conv output that feeds a float op only adds a rounding;
-    * the residual input of an Add that follows a Conv is dequantized, the pattern TensorRT
-      fuses into Conv + Add: a tensor feeding one Conv and the residual Add gets a single
-      Q/DQ pair that both read (ORT's rule for a tensor with one quantized consumer); an Add
-      left reading a float residual is reported in ``placement_notes``;
-    * nothing on MaxPool and Concat: they commute with Q/DQ and TensorRT moves the Q/DQ
-      across them itself;
-    * one Q/DQ pair per quantized consumer where a tensor feeds several
-      (``DedicatedQDQPair``), so each layer's fusion stands on its own.
-
-    The carrier op types in ``op_types`` are still calibrated (the ranges, and so the
-    calibration cache entry, are shared with the uint8 file) but get no Q/DQ here.
-
-    Evidence, without a GPU: TensorRT for RTX's parser takes the shipped model's file with
-    no error and its builder serializes an engine; against the uint8 placement made
-    symmetric (Q/DQ also on every Conv output and on Add/MaxPool/Concat) the parsed network
-    has fewer layers and the serialized engine is smaller. Layer counts and engine size
-    are the only fusion evidence this project has: no engine of it has run or been
-    profiled on a GPU, so nothing here is a claim about TensorRT's speed.
-
-    ONNX Runtime CPU runs this file with float convolutions (a DQ → Conv without an output
-    Q is not fused), so no faster than FP32; it is gated on ORT all the same, as an
-    accuracy check of the quantization.
-
-``reduce_range`` (7-bit weights) is for x86 CPUs without VNNI, where U8S8 products can
-saturate the 16-bit intermediate sums of ORT's fused kernels; the gate measures on the
-exporting machine's kernels, so a layer that saturates there fails it and the sensitivity
-sweep (:mod:`.sweep`) keeps that layer in float.
-
-The ranges are handed to ONNX Runtime's ``QDQQuantizer`` exactly as
-``onnxruntime.quantization.quantize_static`` does after its own calibration
-(``quantize.py``: ``QDQQuantizer(model, per_channel, reduce_range, weight_type,
-activation_type, tensors_range, nodes_to_quantize, nodes_to_exclude, op_types_to_quantize,
-extra_options).quantize_model()``).
-"""
+"""Where the Q/DQ nodes go: the two INT8 placements (``activation_type="uint8"`` →
+``model.int8.onnx`` for ONNX Runtime CPU, ``"int8"`` → ``model.int8-sym.onnx`` for TensorRT),
+written by ONNX Runtime's ``QDQQuantizer`` from pre-computed ranges. Why each is placed as it
+is: docs/export.md, "The two INT8 placements"."""
 
 from __future__ import annotations
 
@@ -79,9 +17,9 @@ ACTIVATION_TYPES: tuple[str, ...] = ("uint8", "int8")
 #: The layers that do the arithmetic: quantized always, ranked by the sensitivity sweep.
 COMPUTE_OP_TYPES: tuple[str, ...] = QUANTIZED_OP_TYPES
 #: What is quantized by default: the compute ops plus the ops that carry their activations
-#: (see the module docstring).
+#: (docs/export.md).
 DEFAULT_OP_TYPES: tuple[str, ...] = (*COMPUTE_OP_TYPES, "Add", "MaxPool", "Concat")
-#: The int8 (TensorRT) placement: Q/DQ on the inputs of these ops only (module docstring).
+#: The int8 (TensorRT) placement: Q/DQ on the inputs of these ops only.
 TENSORRT_OP_TYPES: tuple[str, ...] = COMPUTE_OP_TYPES
 #: Activation type → the scheme in words, for sidecars and log lines.
 SCHEMES: dict[str, str] = {
@@ -97,7 +35,6 @@ def write_qdq(
     activation_type: str,
     exclude: Sequence[str] = (),
     only: Sequence[str] | None = None,
-    reduce_range: bool = False,
     op_types: Sequence[str] = DEFAULT_OP_TYPES,
 ) -> None:
     """Run ORT's QDQQuantizer on ``fp32_onnx`` with pre-computed ``ranges``.
@@ -122,7 +59,7 @@ def write_qdq(
     quantizer = QDQQuantizer(
         model,
         True,  # per_channel
-        reduce_range,
+        False,  # reduce_range: 8-bit weights
         QuantType.QInt8,  # weights
         act,
         tensors,
@@ -139,7 +76,7 @@ def write_qdq(
 def placement(activation_type: str, op_types: Sequence[str]) -> tuple[list[str], dict[str, Any]]:
     """(op types to quantize, QDQQuantizer extra options) of ``activation_type``'s file.
 
-    See the module docstring for why the two differ."""
+    Why the two differ: docs/export.md."""
     extra: dict[str, Any] = {
         "WeightSymmetric": True,
         # Per output channel for MatMul weights too (Conv and Gemm default to it).

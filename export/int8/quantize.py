@@ -1,14 +1,6 @@
-"""Calibration ranges → a Q/DQ INT8 model (:func:`quantize_int8`), and what it contains.
-
-Ranges are computed once (``mrm_edge.calibration.ranges``) and cached
-(``mrm_edge.calibration.cache``), then written as Q/DQ nodes in one of the two placements of
-:mod:`.placement`. Node names are kept from the FP32 graph (no ORT graph optimisation
-first), so exclusion lists and sensitivity reports name the layers a user sees in the FP32
-model. BatchNorm is expected folded by the exporter (eval-mode export); a
-BatchNormalization left right after a Conv is reported in ``notes``.
-
-No torch here; onnx and onnxruntime are imported when a function runs.
-"""
+"""Calibration ranges (computed once, cached) → a Q/DQ INT8 model (:func:`quantize_int8`), and
+what it contains. Node names are kept from the FP32 graph; a BatchNormalization left right
+after a Conv (not folded by the exporter) is reported in ``notes``."""
 
 from __future__ import annotations
 
@@ -23,7 +15,6 @@ from typing import Any
 import numpy as np
 from mrm_edge.calibration.cache import CalibrationCache, calibration_key
 from mrm_edge.calibration.ranges import (
-    DEFAULT_QUANTIZED_BINS,
     QUANTIZED_OP_TYPES,
     Method,
     Ranges,
@@ -41,8 +32,6 @@ from mrm_edge.export.int8.placement import (
     write_qdq,
 )
 
-__all__ = ["Int8Result", "QuantizeOptions", "quantize_int8", "quantized_nodes"]
-
 
 @dataclass(frozen=True)
 class QuantizeOptions:
@@ -51,36 +40,19 @@ class QuantizeOptions:
     Attributes:
         method: activation range method: ``"minmax"``, ``"entropy"`` or ``"percentile"``.
         activation_type: ``"uint8"`` for ONNX Runtime on CPU, ``"int8"`` for TensorRT.
-        exclude_nodes: Conv/Gemm/MatMul node names to keep in float.
         cache_dir: calibration cache directory (``None``: always calibrate).
-        batch_size, percentile, num_bins, num_quantized_bins: see
-            :func:`~mrm_edge.calibration.ranges.compute_ranges`.
-        reduce_range: 7-bit weights, for x86 CPUs without VNNI.
         op_types: the op types to quantize (default :data:`DEFAULT_OP_TYPES`; see
             :mod:`.placement`); they are calibrated too, so they are part of the cache key.
     """
 
     method: Method = "minmax"
     activation_type: ActivationType = "uint8"
-    exclude_nodes: Sequence[str] = ()
     cache_dir: str | Path | None = None
-    batch_size: int = 32
-    percentile: float = 99.999
-    num_bins: int | None = None
-    num_quantized_bins: int = DEFAULT_QUANTIZED_BINS
-    reduce_range: bool = False
     op_types: Sequence[str] = DEFAULT_OP_TYPES
 
     def range_params(self) -> dict[str, Any]:
         """The validated parameters the ranges depend on (and the cache key uses)."""
-        return range_params(
-            self.method,
-            self.batch_size,
-            self.percentile,
-            self.num_bins,
-            self.num_quantized_bins,
-            self.op_types,
-        )
+        return range_params(self.method, op_types=self.op_types)
 
 
 @dataclass
@@ -180,7 +152,6 @@ def _obtain_ranges(
     fp32_onnx: Path,
     cset: CalibrationSet,
     params: dict[str, Any],
-    batch_size: int,
     cache_dir: str | Path | None,
 ) -> tuple[Ranges, bool, str | None, str | None, float]:
     """(ranges, from_cache, key, cache file, seconds): the cache first, else calibrate."""
@@ -192,16 +163,7 @@ def _obtain_ranges(
         hit = cache.load(key)
         if hit is not None:
             return hit, True, key, str(cache.path(key)), time.perf_counter() - t0
-    ranges = compute_ranges(
-        fp32_onnx,
-        cset,
-        params["method"],
-        batch_size=batch_size,
-        percentile=params.get("percentile", 99.999),
-        num_bins=params.get("num_bins"),
-        num_quantized_bins=params.get("num_quantized_bins", DEFAULT_QUANTIZED_BINS),
-        op_types=params["op_types"],
-    )
+    ranges = compute_ranges(fp32_onnx, cset, params["method"], op_types=params["op_types"])
     seconds = time.perf_counter() - t0
     file = None
     if cache is not None and key is not None:
@@ -254,14 +216,8 @@ def quantize_int8(
     cset: CalibrationSet,
     options: QuantizeOptions = QuantizeOptions(),
 ) -> Int8Result:
-    """Write a Q/DQ INT8 version of ``fp32_onnx`` to ``out_path``, calibrated on ``cset``.
-
-    Args:
-        fp32_onnx: the exported FP32 model.
-        out_path: where the INT8 model goes.
-        cset: calibration windows (real ECG, see :mod:`mrm_edge.calibration.windows`).
-        options: method, activation type, layers kept in float, cache (:class:`QuantizeOptions`).
-    """
+    """Write a Q/DQ INT8 version of ``fp32_onnx`` to ``out_path``, calibrated on ``cset``
+    (real ECG windows) as ``options`` say."""
     fp32_onnx, out_path = Path(fp32_onnx), Path(out_path)
     check_args(fp32_onnx, out_path, options.activation_type)
     result, _ = quantize(fp32_onnx, out_path, cset, options, options.range_params())
@@ -280,24 +236,14 @@ def quantize(
     fp32_model = load_onnx(fp32_onnx)
     layers = quantizable(fp32_model)
     _check_op_types(params["op_types"], options.activation_type)
-    exclude = list(options.exclude_nodes)
-    unknown = [n for n in exclude if n not in layers]
-    if unknown:
-        raise ValueError(
-            f"{fp32_onnx.name}: exclude_nodes {unknown} are not Conv/Gemm/MatMul nodes of the "
-            f"model (it has {len(layers)}, e.g. {next(iter(layers), '-')!r})"
-        )
-    ranges, cached, key, file, seconds = _obtain_ranges(
-        fp32_onnx, cset, params, options.batch_size, options.cache_dir
-    )
+    ranges, cached, key, file, seconds = _obtain_ranges(fp32_onnx, cset, params, options.cache_dir)
     write_qdq(
         fp32_onnx,
         out_path,
         ranges,
         options.activation_type,
-        exclude,
+        (),
         None,
-        options.reduce_range,
         params["op_types"],
     )
     result = Int8Result(
@@ -315,7 +261,7 @@ def quantize(
         cache_file=file,
         notes=_graph_notes(fp32_model),
     )
-    return with_nodes(result, out_path, exclude, layers), ranges
+    return with_nodes(result, out_path, (), layers), ranges
 
 
 def with_nodes(

@@ -1,23 +1,18 @@
-"""When the gate fails: rank the layers by sensitivity, then keep the worst ones in float.
-
-The per-layer sensitivity sweep quantizes one layer at a time and measures the mean squared
-change of the output probabilities against FP32 on the held-out windows. MSE, not AUC: on a
-few dozen held-out windows AUC moves in coarse steps and mostly by chance, whereas the
-probability error is continuous, needs no labels and ranks layers stably. The most
-sensitive layers are then kept in float greedily, re-checking the gate after each, up to
-``max_float_layers``.
-"""
+"""When the gate fails: rank the layers by sensitivity (the mean squared change of the
+probabilities with one layer quantized; why MSE and not AUC: docs/export.md, "The INT8 gate"),
+then keep the worst ones in float, re-checking the gate after each."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from mrm_edge.calibration.ranges import Ranges
-from mrm_edge.export.int8.measure import Evaluation, HeldOut, predict
+from mrm_edge.export.gates import onnx_probabilities
+from mrm_edge.export.int8.measure import Evaluation, HeldOut
 from mrm_edge.export.int8.placement import write_qdq
 from mrm_edge.export.int8.quantize import Int8Result, with_nodes
 
@@ -30,7 +25,6 @@ class Requantizer:
     work: Path
     ranges: Ranges
     activation_type: str
-    reduce_range: bool
     op_types: Sequence[str]
 
     def write(
@@ -44,7 +38,6 @@ class Requantizer:
             self.activation_type,
             exclude,
             only,
-            self.reduce_range,
             self.op_types,
         )
         return path
@@ -74,7 +67,7 @@ def sensitivity(
     rows: list[dict[str, Any]] = []
     for node in nodes:
         one = requant.write("one.onnx", (), [node])
-        d = predict(one, xs, held.batch_size) - ps
+        d = onnx_probabilities(one, xs) - ps
         rows.append(
             {
                 "node": node,
@@ -88,34 +81,33 @@ def sensitivity(
 
 
 @dataclass
-class KeptFloat:
-    """Where keeping layers in float ended: the last candidate and its figures."""
+class Attempt:
+    """The model the gate ends with, and how it got there."""
 
-    float_layers: list[dict[str, Any]]
     result: Int8Result
     path: Path
     evaluation: Evaluation
+    initial: dict[str, float]
+    sensitivity: list[dict[str, Any]] = field(default_factory=list)
+    metric: str = ""
+    float_layers: list[dict[str, Any]] = field(default_factory=list)
 
 
 def keep_in_float(
     requant: Requantizer,
-    first: Int8Result,
+    attempt: Attempt,
     layers: dict[str, str],
-    ranked: list[dict[str, Any]],
     held: HeldOut,
-    exclude_nodes: Sequence[str],
     max_float_layers: int,
-) -> KeptFloat | None:
-    """Keep the most sensitive layers in float one by one until the gate passes or the cap
-    is reached; None when there was nothing to try."""
-    keep_float = list(exclude_nodes)
-    kept: KeptFloat | None = None
-    float_layers: list[dict[str, Any]] = []
-    for k, s in enumerate(ranked[:max_float_layers]):
+) -> None:
+    """Keep the most sensitive layers of ``attempt.sensitivity`` in float one by one until
+    the gate passes or the cap is reached; ``attempt`` then describes the last candidate."""
+    first, keep_float = attempt.result, []
+    for k, s in enumerate(attempt.sensitivity[:max_float_layers]):
         keep_float.append(s["node"])
         cand = requant.write(f"int8-float{k + 1}.onnx", keep_float)
         ev = held.measure(cand)
-        float_layers.append(
+        attempt.float_layers.append(
             {
                 "node": s["node"],
                 "op_type": s["op_type"],
@@ -131,7 +123,7 @@ def keep_in_float(
                 "max_abs_prob_delta_after": ev.max_abs,
             }
         )
-        kept = KeptFloat(float_layers, with_nodes(first, cand, keep_float, layers), cand, ev)
+        attempt.result = with_nodes(first, cand, keep_float, layers)
+        attempt.path, attempt.evaluation = cand, ev
         if held.passes(ev):
             break
-    return kept

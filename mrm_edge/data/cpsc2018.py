@@ -10,8 +10,6 @@ Liu et al., J. Med. Imaging Health Inform. 8(7), 2018.
 
 from __future__ import annotations
 
-import ast
-import csv
 from collections.abc import Mapping
 from os import PathLike
 from pathlib import Path
@@ -21,21 +19,10 @@ import numpy as np
 
 from mrm_edge.errors import one_line
 
-from .dataset import LEADS, EcgDataset, Progress, stack_records
+from .dataset import LEADS, EcgDataset, read_csv, stack_records
 from .errors import DataError, field_error
 from .matfile import MatFileError, verified_level5_bytes
 from .signal import fit_length, resample
-
-__all__ = [
-    "CPSC_CODES",
-    "CPSC_FS",
-    "CPSC_LABELS",
-    "CPSC_TASK",
-    "load_cpsc2018",
-    "read_cpsc_folds",
-    "read_cpsc_mat",
-    "read_cpsc_reference",
-]
 
 #: Output order: sorted benchmark (PTB-XL style) names, as MultiLabelBinarizer orders them.
 CPSC_LABELS: tuple[str, ...] = (
@@ -105,15 +92,7 @@ def read_cpsc_mat(
 def read_cpsc_reference(path: str | PathLike[str]) -> dict[str, list[str]]:
     """``REFERENCE.csv`` as {recording: sorted label names}, in file order."""
     path = Path(path)
-    try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh, restval=""))
-    except FileNotFoundError as exc:
-        raise DataError(f"{path}: file not found (is this a CPSC 2018 root directory?)") from exc
-    if rows and ("Recording" not in rows[0] or "First_label" not in rows[0]):
-        raise DataError(
-            f"{path.name}: header is {list(rows[0])}, expected Recording,First_label,..."
-        )
+    rows = read_csv(path, ["Recording", "First_label"], "CPSC 2018")
     out: dict[str, list[str]] = {}
     for line, row in enumerate(rows, start=2):
         rec = (row.get("Recording") or "").strip()
@@ -138,24 +117,15 @@ def read_cpsc_reference(path: str | PathLike[str]) -> dict[str, list[str]]:
     return out
 
 
-def read_cpsc_folds(path: str | PathLike[str]) -> tuple[dict[str, int], dict[str, list[str]]]:
-    """``cpsc_database.csv`` as ({recording: strat_fold}, {recording: scp code names}).
+def read_cpsc_folds(path: str | PathLike[str]) -> dict[str, int]:
+    """``cpsc_database.csv`` as {recording: strat_fold}.
 
     The ``filename`` column holds the bare recording name (``A0001``); a directory prefix
     or extension is stripped so other exports of the table match too.
     """
     path = Path(path)
-    try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh, restval="")
-            missing = {"filename", "strat_fold"} - set(reader.fieldnames or [])
-            if missing:
-                raise DataError(f"{path.name}: missing column(s) {sorted(missing)}")
-            rows = list(reader)
-    except FileNotFoundError as exc:
-        raise DataError(f"{path}: file not found") from exc
+    rows = read_csv(path, ["filename", "strat_fold"], "CPSC 2018")
     folds: dict[str, int] = {}
-    codes: dict[str, list[str]] = {}
     for line, row in enumerate(rows, start=2):
         rec = Path(row["filename"].strip()).stem
         try:
@@ -165,12 +135,7 @@ def read_cpsc_folds(path: str | PathLike[str]) -> tuple[dict[str, int], dict[str
                 f"{path.name}: line {line} field 'strat_fold' is {row['strat_fold']!r}, "
                 "expected an integer"
             ) from exc
-        try:
-            scp = ast.literal_eval(row.get("scp_codes") or "{}")
-            codes[rec] = sorted(scp) if isinstance(scp, dict) else []
-        except (ValueError, SyntaxError):
-            codes[rec] = []  # only a cross-check; folds are what this file is read for
-    return folds, codes
+    return folds
 
 
 def _find_mat_files(root: Path) -> Mapping[str, Path]:
@@ -182,7 +147,6 @@ def load_cpsc2018(
     root: str | PathLike[str],
     sampling_rate: int = 100,
     seconds: float = 10.0,
-    progress: Progress | None = None,
 ) -> EcgDataset:
     """Load every recording listed in ``REFERENCE.csv`` as a fixed-length dataset.
 
@@ -199,7 +163,7 @@ def load_cpsc2018(
     root = Path(root)
     reference = read_cpsc_reference(root / REFERENCE_CSV)
     db_path = root / DATABASE_CSV
-    fold_of = read_cpsc_folds(db_path)[0] if db_path.exists() else {}
+    fold_of = read_cpsc_folds(db_path) if db_path.exists() else {}
     mats = _find_mat_files(root)
     absent = [rec for rec in reference if rec not in mats]
     if absent:
@@ -213,7 +177,7 @@ def load_cpsc2018(
         data, fs = read_cpsc_mat(mats[rec])
         return fit_length(resample(data, fs, sampling_rate), n_out), names
 
-    x, y = stack_records(list(reference.items()), CPSC_LABELS, n_out, read, progress)
+    x, y = stack_records(list(reference.items()), CPSC_LABELS, n_out, read)
     return EcgDataset(
         x=x,
         y=y,

@@ -1,32 +1,26 @@
-"""The in-memory dataset every loader returns, and the constants every array here follows.
-
-Imports no loader (the loaders import it; the name-based dispatch is
-:func:`mrm_edge.data.loaders.load_dataset`), so the runtime gets :data:`LEADS` cheaply.
-
-One plain container (numpy arrays plus provenance) keeps the trainer, the evaluator and
-the edge runtime independent of where the records came from and free of torch.
-"""
+"""The in-memory dataset every loader returns (numpy arrays plus provenance, no torch), the
+constants every array here follows, and what the loaders share (their CSV tables, stacking
+records). Imports no loader, so the runtime gets :data:`LEADS` cheaply."""
 
 from __future__ import annotations
 
+import csv
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import DataError
+from mrm_edge.errors import one_line
 
-__all__ = ["LEADS", "UNITS", "EcgDataset", "Progress", "stack_records"]
+from .errors import DataError
 
 #: Lead order of every array in this package (the PTB-XL / CPSC 2018 order).
 LEADS: tuple[str, ...] = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
 #: Physical unit of every signal in this package.
 UNITS = "mV"
-
-#: Optional progress callback: ``progress(n_done, n_total)``.
-Progress = Callable[[int, int], None]
 
 
 @dataclass
@@ -89,49 +83,20 @@ class EcgDataset:
         """Samples per lead (record length in samples)."""
         return int(self.x.shape[2])
 
-    def subset(self, mask_or_indices: np.ndarray | Sequence[int] | Sequence[bool]) -> EcgDataset:
-        """Records selected by a boolean mask of length ``n`` or by integer indices.
-
-        ``dropped_unlabelled`` is cleared: an arbitrary index subset has no meaningful
-        share of the records dropped at load time (use :meth:`select_folds` to keep it).
-        """
-        sel = np.asarray(mask_or_indices)
-        if sel.dtype == bool:
-            if sel.shape != (len(self),):
-                raise DataError(
-                    f"EcgDataset.subset: mask has shape {sel.shape}, expected ({len(self)},)"
-                )
-            idx = np.flatnonzero(sel)
-        elif sel.size == 0:
-            idx = np.zeros(0, dtype=np.int64)
-        elif np.issubdtype(sel.dtype, np.integer):
-            idx = sel.astype(np.int64).ravel()
-            if idx.min() < -len(self) or idx.max() >= len(self):
-                raise DataError(
-                    f"EcgDataset.subset: index out of range for {len(self)} records "
-                    f"(min {idx.min()}, max {idx.max()})"
-                )
-        else:
-            raise DataError(
-                f"EcgDataset.subset: expected a boolean mask or integer indices, got {sel.dtype}"
-            )
+    def select_folds(self, folds: Iterable[int]) -> EcgDataset:
+        """Records whose fold is in ``folds``, keeping the dropped counts of those folds."""
+        wanted = {int(f) for f in folds}
+        idx = np.flatnonzero(np.isin(self.folds, sorted(wanted)))
         return replace(
             self,
             x=self.x[idx],
             y=self.y[idx],
             record_ids=[self.record_ids[i] for i in idx],
             folds=self.folds[idx],
-            dropped_unlabelled={},
+            dropped_unlabelled={
+                f: c for f, c in self.dropped_unlabelled.items() if int(f) in wanted
+            },
         )
-
-    def select_folds(self, folds: Iterable[int]) -> EcgDataset:
-        """Records whose fold is in ``folds``, keeping the dropped counts of those folds."""
-        wanted = {int(f) for f in folds}
-        out = self.subset(np.isin(self.folds, sorted(wanted)))
-        out.dropped_unlabelled = {
-            f: c for f, c in self.dropped_unlabelled.items() if int(f) in wanted
-        }
-        return out
 
     def split(
         self,
@@ -159,15 +124,9 @@ class EcgDataset:
         counts = self.y.sum(axis=0, dtype=np.float64) if len(self) else np.zeros(len(self.labels))
         return {label: round(c) for label, c in zip(self.labels, counts, strict=True)}
 
-    def fold_counts(self, include_unlabelled: bool = False) -> dict[int, int]:
-        """Records per fold; with ``include_unlabelled`` the ones dropped at load too.
-
-        The latter reproduces the source's own fold sizes (PTB-XL subset: folds 1-8 →
-        353, 9 → 81, 10 → 66) even though a task's loader dropped unlabelled records.
-        """
+    def fold_counts(self) -> dict[int, int]:
+        """Records per fold (``dropped_unlabelled`` holds those dropped at load)."""
         counts = Counter(int(f) for f in self.folds)
-        if include_unlabelled:
-            counts.update({int(f): int(c) for f, c in self.dropped_unlabelled.items()})
         return {f: counts[f] for f in sorted(counts)}
 
     def describe(self) -> dict[str, Any]:
@@ -195,24 +154,33 @@ def stack_records(
     labels: Sequence[str],
     n_samples: int,
     read: Callable[[Any], tuple[np.ndarray, Iterable[str]]],
-    progress: Progress | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Read every item into ``x`` float32 [n, 12, n_samples] and the multi-hot ``y`` [n,
-    labels]: ``read(item)`` returns its signal (already at ``n_samples``) and label names.
-    ``progress`` is called at most every 0.1 s and once at the end (a progress bar does not
-    need 21,837 redraws)."""
-    import time
-
+    labels]: ``read(item)`` returns its signal (already at ``n_samples``) and label names."""
     n = len(items)
     x = np.empty((n, len(LEADS), n_samples), dtype=np.float32)
     y = np.zeros((n, len(labels)), dtype=np.float32)
     column = {label: j for j, label in enumerate(labels)}
-    last_report = 0.0
     for i, item in enumerate(items):
         x[i], names = read(item)
         y[i, [column[name] for name in names]] = 1.0
-        now = time.monotonic()
-        if progress is not None and (now - last_report > 0.1 or i + 1 == n):
-            progress(i + 1, n)
-            last_report = now
     return x, y
+
+
+def read_csv(path: Path, required: Sequence[str], source: str) -> list[dict[str, str]]:
+    """Rows of a dataset's CSV table as dicts, after checking its header has the ``required``
+    columns; ``source`` (``"PTB-XL"``) names the dataset when the file is missing."""
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh, restval="")
+            header = reader.fieldnames or []
+            missing = [c for c in required if c not in header]
+            if missing:
+                raise DataError(
+                    f"{path.name}: missing column(s) {missing}, found columns {header[:12]}"
+                )
+            return list(reader)
+    except FileNotFoundError as exc:
+        raise DataError(f"{path}: file not found (is this a {source} root directory?)") from exc
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise DataError(f"{path.name}: not a readable CSV file ({one_line(exc)})") from exc

@@ -1,15 +1,6 @@
-"""Finding the 12 standard leads in a record's signal names, by name, never by position.
-
-Recorders store leads in their own order and spelling ("AVR", "avr", "aVR"), sometimes
-with extra channels (the Frank leads vx, vy, vz of a 15-lead PTB record). Feeding leads
-in the wrong order is a silent wrong answer, so the rule is:
-
-* all 12 standard names present, once each: use them, reordered to :data:`LEADS`; what
-  differed from the standard layout (another order, extra channels left out) is returned
-  as notes for the caller to show;
-* a standard lead missing (an 8-lead export, "ML2" for a Holter lead) or present twice:
-  :class:`DataError` naming the file, the missing / doubled / unknown names.
-"""
+"""Finding the 12 standard leads in a record's signal names, by name (case-insensitive), never
+by position: reordered to :data:`LEADS`, extra channels left out (both returned as notes), a
+missing or doubled standard lead a :class:`DataError` naming them."""
 
 from __future__ import annotations
 
@@ -17,8 +8,6 @@ from collections.abc import Sequence
 
 from .dataset import LEADS
 from .errors import DataError
-
-__all__ = ["canonical_lead", "lead_order"]
 
 # Lead names are matched case-insensitively: "AVR", "avr" and "aVR" are one lead.
 _CANONICAL = {lead.upper(): lead for lead in LEADS}

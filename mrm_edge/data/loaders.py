@@ -10,8 +10,6 @@ from .dataset import EcgDataset
 from .errors import DataError
 from .ptbxl import load_ptbxl
 
-__all__ = ["load_dataset"]
-
 
 def load_dataset(
     name: str,

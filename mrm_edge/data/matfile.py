@@ -1,21 +1,13 @@
-"""Checked reading of MATLAB level-5 files before scipy parses them.
-
-scipy's ``loadmat`` decompresses a ``miCOMPRESSED`` element while it parses it, so a damaged
-deflate stream hands its C parser garbage sizes before zlib's checksum at the end of the
-stream could say "damaged"; on such bytes the parser has crashed the interpreter
-(a segfault, not an exception) in this project's fuzzing. So the top-level elements are
-walked here first: every compressed element is inflated whole (zlib verifies its Adler-32),
-every size is checked against the bytes that are there, and scipy parses only the verified,
-uncompressed copy. A damaged file is then a :class:`MatFileError`, one line, never a crash.
-"""
+"""Checked reading of MATLAB level-5 files before scipy parses them: every compressed element
+inflated whole (zlib verifies its Adler-32) and every size checked, because scipy's parser
+has crashed the interpreter on a damaged deflate stream (docs/architecture.md, "Failure
+behaviour"). A damaged file is a :class:`MatFileError`, one line, never a crash."""
 
 from __future__ import annotations
 
 import io
 import struct
 import zlib
-
-__all__ = ["MAX_INFLATED_BYTES", "MatFileError", "verified_level5_bytes"]
 
 HEADER_BYTES = 128
 TAG_BYTES = 8

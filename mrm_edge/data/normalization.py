@@ -16,8 +16,6 @@ import numpy as np
 from .dataset import LEADS, UNITS
 from .errors import DataError
 
-__all__ = ["LeadStandardizer"]
-
 # Records per chunk when fitting: bounds the float64 temporaries on the full PTB-XL.
 _CHUNK = 512
 
@@ -42,12 +40,12 @@ class LeadStandardizer:
             raise DataError("LeadStandardizer: field 'std' has values <= 0, expected > 0")
 
     @classmethod
-    def fit(cls, x: np.ndarray, min_std: float = 1e-6) -> LeadStandardizer:
+    def fit(cls, x: np.ndarray) -> LeadStandardizer:
         """Per-lead mean and std over all records and time points of ``x [n, 12, t]``.
 
         Two passes in float64 over chunks of records: float32 accumulation over ~10^8
         samples loses digits, and a one-pass sum of squares cancels catastrophically.
-        ``min_std`` keeps a flat (disconnected) lead from dividing by zero.
+        A floor of 1e-6 keeps a flat (disconnected) lead from dividing by zero.
         """
         x = np.asarray(x)
         if x.ndim != 3 or x.shape[1] != len(LEADS) or x.shape[0] * x.shape[2] == 0:
@@ -68,7 +66,7 @@ class LeadStandardizer:
             sq += np.einsum("nlt,nlt->l", d, d)
         if not np.isfinite(sq).all():
             raise DataError("LeadStandardizer.fit: x overflows float64, expected mV values")
-        std = np.maximum(np.sqrt(sq / count), min_std)
+        std = np.maximum(np.sqrt(sq / count), 1e-6)
         return cls(mean=mean, std=std)
 
     def apply(self, x: np.ndarray) -> np.ndarray:

@@ -1,26 +1,13 @@
-"""PTB-XL: metadata, the benchmark's label aggregation, and signal loading.
-
-The label logic reimplements ``utils.compute_label_aggregations`` and ``utils.select_data``
-of the PTB-XL benchmark (Strodthoff et al. 2020, github.com/helme/ecg_ptbxl_benchmarking)
-with the standard library instead of pandas, so the edge install needs neither pandas in
-our code nor sklearn. Behaviour kept from the benchmark:
-
-* a code counts when it is a *key* of ``scp_codes``, whatever its likelihood (0.0 too);
-* labels per record are de-duplicated; the label order is sorted (MultiLabelBinarizer);
-* labels occurring in ``<= min_samples`` records are removed (``counts > min_samples``,
-  benchmark default 0), then records left without a label are dropped;
-* label counts and the label order come from the *whole* table, never from the folds
-  being loaded, so train / validation / test loads share one output order.
+"""PTB-XL: metadata, the benchmark's label aggregation (``utils.compute_label_aggregations`` and
+``select_data`` of github.com/helme/ecg_ptbxl_benchmarking, with the standard library instead
+of pandas; the rules kept: docs/model.md, "Reading recordings"), and signal loading.
 
 Wagner et al., "PTB-XL, a large publicly available electrocardiography dataset",
-Scientific Data 7, 154 (2020), CC BY 4.0.
-"""
+Scientific Data 7, 154 (2020), CC BY 4.0."""
 
 from __future__ import annotations
 
 import ast
-import csv
-import warnings
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,25 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from mrm_edge.errors import one_line
+from mrm_edge.records import read_recording
 
-from .dataset import UNITS, EcgDataset, Progress, stack_records
+from .dataset import UNITS, EcgDataset, read_csv, stack_records
 from .errors import DataError
-from .leads import lead_order
-from .wfdb_header import check_wfdb_header
-
-__all__ = [
-    "TASKS",
-    "PtbxlRecord",
-    "ScpStatement",
-    "aggregate_labels",
-    "label_table",
-    "load_ptbxl",
-    "ptbxl_fold_counts",
-    "read_ptbxl_database",
-    "read_ptbxl_record",
-    "read_scp_statements",
-]
 
 TASKS = ("all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhythm")
 DATABASE_CSV = "ptbxl_database.csv"
@@ -80,24 +52,6 @@ class PtbxlRecord:
     filename_hr: str
 
 
-def _read_csv(path: Path, required: Sequence[str]) -> list[dict[str, str]]:
-    """Rows of a CSV as dicts, after checking the header has the ``required`` columns."""
-    try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh, restval="")
-            header = reader.fieldnames or []
-            missing = [c for c in required if c not in header]
-            if missing:
-                raise DataError(
-                    f"{path.name}: missing column(s) {missing}, found columns {header[:12]}"
-                )
-            return list(reader)
-    except FileNotFoundError as exc:
-        raise DataError(f"{path}: file not found (is this a PTB-XL root directory?)") from exc
-    except (csv.Error, UnicodeDecodeError) as exc:
-        raise DataError(f"{path.name}: not a readable CSV file ({one_line(exc)})") from exc
-
-
 def _flag(value: str) -> bool:
     # The table stores flags as "1.0" or an empty cell.
     return value.strip() not in ("", "0", "0.0", "nan", "NaN")
@@ -124,7 +78,7 @@ def read_scp_statements(root: str | PathLike[str]) -> dict[str, ScpStatement]:
     The code is the file's unnamed first column (pandas' ``index_col=0`` in the benchmark).
     """
     path = Path(root) / STATEMENTS_CSV
-    rows = _read_csv(path, ["diagnostic", "form", "rhythm", "diagnostic_class"])
+    rows = read_csv(path, ["diagnostic", "form", "rhythm", "diagnostic_class"], "PTB-XL")
     statements: dict[str, ScpStatement] = {}
     for i, row in enumerate(rows, start=2):
         code = (row.get("") or "").strip()
@@ -165,7 +119,7 @@ def read_ptbxl_database(root: str | PathLike[str]) -> list[PtbxlRecord]:
     path = Path(root) / DATABASE_CSV
     required = ["ecg_id", "scp_codes", "strat_fold", "filename_lr", "filename_hr"]
     records = []
-    for i, row in enumerate(_read_csv(path, required), start=2):
+    for i, row in enumerate(read_csv(path, required, "PTB-XL"), start=2):
         where = f"{path.name} line {i}"
         ecg_id = _int(row["ecg_id"], where, "ecg_id")
         where = f"{path.name} ecg_id {ecg_id}"
@@ -214,64 +168,35 @@ def label_table(
     records: Sequence[PtbxlRecord],
     statements: Mapping[str, ScpStatement],
     task: str,
-    min_samples: int = 0,
 ) -> tuple[list[str], list[list[str]]]:
-    """Label order and per-record labels for ``task`` over ``records``.
-
-    Labels seen in ``<= min_samples`` records are removed (the benchmark's
-    ``counts > min_samples``), so a record can end up with an empty list.
-    """
+    """Label order (every label seen in ``records``, the benchmark's ``min_samples=0``) and
+    per-record labels for ``task``; a record can have an empty list."""
     per_record = [aggregate_labels(r.scp_codes, statements, task) for r in records]
-    counts = Counter(label for labels in per_record for label in labels)
-    keep = {label for label, c in counts.items() if c > min_samples}
-    per_record = [[label for label in labels if label in keep] for labels in per_record]
-    return sorted(keep), per_record
-
-
-def ptbxl_fold_counts(root: str | PathLike[str]) -> dict[int, int]:
-    """Records per ``strat_fold`` over the whole table, labelled or not (no signals read)."""
-    counts = Counter(r.strat_fold for r in read_ptbxl_database(root))
-    return {f: counts[f] for f in sorted(counts)}
+    return sorted({label for labels in per_record for label in labels}), per_record
 
 
 def read_ptbxl_record(root: str | PathLike[str], filename: str, sampling_rate: int) -> np.ndarray:
     """One WFDB record as float32 ``[12, 10 * sampling_rate]`` mV in :data:`LEADS` order.
 
-    The header is checked rather than trusted: sampling rate, 10 s length, mV units and the
-    lead set. Leads stored in another order are reordered; a missing lead is an error.
+    Read by :func:`mrm_edge.records.read_recording` (header checked, leads taken by name),
+    then held to what training needs: this sampling rate, 10 s, mV, finite samples.
     """
-    with warnings.catch_warnings():
-        # Deferred: wfdb pulls in pandas, which edge code never needs. Its import-time
-        # pandas deprecation warnings are wfdb's business, not our users'.
-        warnings.filterwarnings("ignore", module=r"wfdb(\.|$)")
-        import wfdb
-
     path = Path(root) / filename
     name = f"{filename}.hea"
     if not Path(f"{path}.hea").is_file():
         raise DataError(f"{path}: WFDB record not found (no {path.name}.hea)")
-    # Named-field errors for a damaged header or a truncated .dat, before wfdb guesses.
-    check_wfdb_header(f"{path}.hea")
-    try:
-        signal, fields = wfdb.rdsamp(str(path))
-    except FileNotFoundError as exc:
-        raise DataError(f"{path}: WFDB record not found ({exc.filename or path})") from exc
-    except Exception as exc:  # a damaged header/signal can fail anywhere inside wfdb
-        raise DataError(f"{name}: not a readable WFDB record ({one_line(exc)})") from exc
-
-    if round(fields["fs"]) != sampling_rate:
-        raise DataError(f"{name}: field 'fs' is {fields['fs']}, expected {sampling_rate}")
+    rec = read_recording(f"{path}.hea")
+    if rec.sampling_rate != sampling_rate:
+        raise DataError(f"{name}: field 'fs' is {rec.sampling_rate}, expected {sampling_rate}")
     n_expected = RECORD_SECONDS * sampling_rate
-    if signal.shape[0] != n_expected:
-        raise DataError(f"{name}: field 'sig_len' is {signal.shape[0]}, expected {n_expected}")
-    order, _ = lead_order(name, fields["sig_name"])  # by name; extra leads left out
-    bad_units = {fields["units"][i] for i in order} - {UNITS}
+    if rec.signal.shape[1] != n_expected:
+        raise DataError(f"{name}: field 'sig_len' is {rec.signal.shape[1]}, expected {n_expected}")
+    bad_units = set(rec.units) - {UNITS}
     if bad_units:
         raise DataError(f"{name}: field 'units' is {sorted(bad_units)}, expected {UNITS!r}")
-    x = np.ascontiguousarray(signal[:, order].T, dtype=np.float32)
-    if not np.isfinite(x).all():
+    if not np.isfinite(rec.signal).all():
         raise DataError(f"{name}: signal has non-finite samples, expected finite mV values")
-    return x
+    return rec.signal
 
 
 def load_ptbxl(
@@ -279,9 +204,6 @@ def load_ptbxl(
     task: str = "superdiagnostic",
     sampling_rate: int = 100,
     folds: Iterable[int] | None = None,
-    min_samples: int = 0,
-    keep_unlabelled: bool = False,
-    progress: Progress | None = None,
 ) -> EcgDataset:
     """Load PTB-XL (or a subset in its layout) for one benchmark label task.
 
@@ -291,13 +213,9 @@ def load_ptbxl(
         sampling_rate: 100 (``filename_lr``) or 500 (``filename_hr``); PTB-XL ships no other.
         folds: ``strat_fold`` values to load (default all). The label order is still
             computed from the whole table so every fold selection yields the same columns.
-        min_samples: drop labels seen in ``<= min_samples`` records (benchmark semantics).
-        keep_unlabelled: keep records without a label for ``task`` (all-zero targets)
-            instead of dropping them as the benchmark does.
-        progress: optional ``progress(n_done, n_total)`` called as records are read.
 
-    The number of records dropped for lacking a label is kept per fold in
-    ``EcgDataset.dropped_unlabelled``.
+    Records without a label for ``task`` are dropped, as the benchmark does; how many is kept
+    per fold in ``EcgDataset.dropped_unlabelled``.
     """
     if sampling_rate not in _FILENAME_COLUMN:
         raise DataError(
@@ -308,7 +226,7 @@ def load_ptbxl(
         raise DataError(f"PTB-XL: task {task!r} is unknown, expected one of {TASKS}")
     root = Path(root)
     records = read_ptbxl_database(root)
-    labels, per_record = label_table(records, read_scp_statements(root), task, min_samples)
+    labels, per_record = label_table(records, read_scp_statements(root), task)
     wanted = None if folds is None else {int(f) for f in folds}
     unknown = sorted((wanted or set()) - {r.strat_fold for r in records})
     if unknown:
@@ -322,7 +240,7 @@ def load_ptbxl(
     for rec, rec_labels in zip(records, per_record, strict=True):
         if wanted is not None and rec.strat_fold not in wanted:
             continue
-        if not rec_labels and not keep_unlabelled:
+        if not rec_labels:
             dropped[rec.strat_fold] += 1
             continue
         chosen.append((rec, rec_labels))
@@ -337,7 +255,7 @@ def load_ptbxl(
             raise DataError(f"{DATABASE_CSV} ecg_id {rec.ecg_id}: field {column_name!r} is empty")
         return read_ptbxl_record(root, filename, sampling_rate), rec_labels
 
-    x, y = stack_records(chosen, labels, RECORD_SECONDS * sampling_rate, read, progress)
+    x, y = stack_records(chosen, labels, RECORD_SECONDS * sampling_rate, read)
     return EcgDataset(
         x=x,
         y=y,

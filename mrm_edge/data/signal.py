@@ -12,8 +12,6 @@ import numpy as np
 
 from .errors import DataError
 
-__all__ = ["fit_length", "resample"]
-
 
 def resample(x: np.ndarray, fs_in: int, fs_out: int) -> np.ndarray:
     """Resample ``x`` along its last axis from ``fs_in`` to ``fs_out`` Hz.

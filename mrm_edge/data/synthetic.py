@@ -25,8 +25,6 @@ import numpy as np
 from .dataset import LEADS
 from .errors import DataError
 
-__all__ = ["RHYTHMS", "SyntheticPatient", "SyntheticStream", "make_patients", "synthesize"]
-
 RHYTHMS = ("sinus", "af", "pvc")
 
 # --- geometry -------------------------------------------------------------------------

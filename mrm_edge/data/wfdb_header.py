@@ -1,25 +1,7 @@
-"""Checks a WFDB header (``.hea``) and its signal files before ``wfdb`` reads them.
-
-``wfdb`` trusts headers: a non-numeric or negative rate silently becomes the WFDB default
-of 250 Hz, a missing signal line surfaces as ``IndexError: list index out of range``, a
-truncated ``.dat`` as "Samples were not loaded correctly". Both are wrong for a classifier
-(a wrong rate is a wrong answer, not an error) and useless to a user. This module parses
-the header itself (the single-segment format of the WFDB spec, which is what ECG
-recorders, PTB-XL and the PhysioNet challenges write) and raises a one-line
-:class:`DataError` naming the file, the field and what was expected.
-
-Stricter than the spec, on purpose:
-
-* the sampling rate must be given and lie in ``MIN_RATE..MAX_RATE`` Hz (the device
-  framing's bounds): the spec's 250 Hz default for a missing rate is a guess;
-* every signal's ADC gain must be given and positive: gain 0 or missing means
-  "uncalibrated" (the spec then assumes 200 units/mV), so no value in mV exists;
-* the signal file must hold every sample the header announces (``sig_len``), so a
-  truncated ``.dat`` is refused instead of read short.
-
-Multi-segment records (``name/segments``) are left to ``wfdb`` after their record line.
-Pure Python, no numpy: the fuzz tests call it thousands of times.
-"""
+"""Checks a WFDB header (``.hea``) and the size of its signal files before ``wfdb`` reads them
+(``wfdb`` trusts headers), raising a one-line :class:`DataError` naming the file and the
+field. Stricter than the spec on purpose: docs/model.md, "Reading recordings". Pure Python,
+no numpy: the fuzz tests call it thousands of times."""
 
 from __future__ import annotations
 
@@ -28,9 +10,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import DataError
-
-__all__ = ["MAX_RATE", "MIN_RATE", "WfdbHeader", "check_wfdb_header"]
+from .errors import DataError, field_error
 
 #: Sampling rates accepted from a header (Hz); the same bounds as the device framing.
 MIN_RATE, MAX_RATE = 50, 20_000
@@ -75,10 +55,6 @@ def _lines(header: Path) -> list[str]:
     return [ln for ln in out if ln]
 
 
-def _field(header: Path, field: str, found: object, expected: str) -> DataError:
-    return DataError(f"{header}: field {field!r} is {found!r}, expected {expected}")
-
-
 def check_wfdb_header(header: str | Path) -> WfdbHeader:
     """Parse and check ``header`` and the size of its signal files; DataError if bad."""
     header = Path(header)
@@ -93,7 +69,7 @@ def check_wfdb_header(header: str | Path) -> WfdbHeader:
         )
     multi = "/" in rec[0]
     if not rec[1].isdigit() or int(rec[1]) < 1:
-        raise _field(header, "n_sig", rec[1], "a positive whole number of signals")
+        raise field_error(header, "n_sig", "a positive whole number of signals", f"is {rec[1]!r}")
     n_sig = int(rec[1])
     if len(rec) < 3:
         raise DataError(
@@ -103,14 +79,15 @@ def check_wfdb_header(header: str | Path) -> WfdbHeader:
     m = _FS.match(rec[2])
     fs = float(m["fs"]) if m else math.nan
     if not (MIN_RATE <= fs <= MAX_RATE):
-        raise _field(header, "fs", rec[2], f"a sampling rate of {MIN_RATE}..{MAX_RATE} Hz")
+        rate = f"a sampling rate of {MIN_RATE}..{MAX_RATE} Hz"
+        raise field_error(header, "fs", rate, f"is {rec[2]!r}")
     sig_len = None
     if len(rec) > 3:
         if not rec[3].isdigit():
-            raise _field(header, "sig_len", rec[3], "a whole number of samples")
+            raise field_error(header, "sig_len", "a whole number of samples", f"is {rec[3]!r}")
         sig_len = int(rec[3])
         if sig_len == 0:
-            raise _field(header, "sig_len", rec[3], "at least one sample")
+            raise field_error(header, "sig_len", "at least one sample", f"is {rec[3]!r}")
     if multi:
         return WfdbHeader(n_sig, fs, sig_len, (), multi_segment=True)
 
@@ -135,14 +112,15 @@ def check_wfdb_header(header: str | Path) -> WfdbHeader:
         fm = _FMT.match(fmt_text)
         if not fm or (fm["fmt"] not in _BYTES and fm["fmt"] not in _COMPRESSED):
             supported = ", ".join(sorted(_BYTES, key=int))
-            raise _field(header, f"format ({where})", fmt_text, f"a WFDB format ({supported})")
+            expected = f"a WFDB format ({supported})"
+            raise field_error(header, f"format ({where})", expected, f"is {fmt_text!r}")
         gm = _GAIN.match(parts[2]) if len(parts) > 2 else None
         gain = float(gm["gain"]) if gm else math.nan
         if not (gain > 0 and math.isfinite(gain)):
             found = parts[2] if len(parts) > 2 else "missing"
-            raise _field(
-                header, f"gain ({where})", found, "a positive ADC gain (units per mV); "
-                "a missing or zero gain means uncalibrated"
+            raise field_error(
+                header, f"gain ({where})", "a positive ADC gain (units per mV); "
+                "a missing or zero gain means uncalibrated", f"is {found!r}"
             )  # fmt: skip
         names.append(parts[8].strip() if len(parts) > 8 else "")
         fmt, spf, offset = fm["fmt"], int(fm["spf"] or 1), int(fm["offset"] or 0)
@@ -150,8 +128,8 @@ def check_wfdb_header(header: str | Path) -> WfdbHeader:
             continue
         known = file_info.setdefault(fname, (fmt, offset))
         if known[0] != fmt:
-            raise _field(header, f"format ({where})", fmt, f"{known[0]}, as the other signals "
-                         f"in {fname}")  # fmt: skip
+            expected = f"{known[0]}, as the other signals in {fname}"
+            raise field_error(header, f"format ({where})", expected, f"is {fmt!r}")
         frame_bytes[fname] = frame_bytes.get(fname, 0.0) + _BYTES.get(fmt, 0.0) * spf
     for fname, per_frame in frame_bytes.items():
         _check_signal_file(header, fname, per_frame, file_info[fname], sig_len)

@@ -39,23 +39,15 @@ def code_version() -> dict[str, Any]:
         "torch": torch.__version__,
         "python": platform.python_version(),
     }
+    root = Path(__file__).resolve().parents[2]
+
+    def git(*args: str) -> str:
+        cmd = ["git", "-C", str(root), *args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=5, check=True).stdout
+
     try:
-        root = Path(__file__).resolve().parents[2]
-        rev = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-        info["git"] = rev + ("-dirty" if dirty else "")
+        dirty = git("status", "--porcelain", "--untracked-files=no").strip()
+        info["git"] = git("rev-parse", "--short", "HEAD").strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         info["git"] = None
     return info
@@ -129,6 +121,3 @@ def training_card(
         # Written out (not left to the runtime's default) so the card says what alarms.
         alarm_labels=list(default_alarm_labels(train.labels)),
     )
-
-
-__all__ = ["DATA_CITATIONS", "code_version", "training_card"]

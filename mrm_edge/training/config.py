@@ -35,6 +35,3 @@ class TrainConfig:
         d = asdict(self)
         d["loss"] = self.loss.to_dict()
         return d
-
-
-__all__ = ["TrainConfig"]

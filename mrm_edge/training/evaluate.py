@@ -68,7 +68,7 @@ def evaluate(
             f"{data}: labels {ds.labels} do not match the model's {card.labels} "
             f"(task {card.task!r}); evaluate on data with the same label set"
         )
-    sel = ds.subset(np.isin(ds.folds, folds))
+    sel = ds.select_folds(folds)
     if len(sel) == 0:
         raise ValueError(f"{data}: no records in folds {list(folds)}")
     scaler = LeadStandardizer.from_dict(card.normalization)
@@ -86,6 +86,3 @@ def evaluate(
         "per_label": per_label_report(sel.y, probs["fused"], sel.labels, thresholds),
         "label_counts": sel.label_counts(),
     }
-
-
-__all__ = ["evaluate", "head_metrics", "predict_heads", "resolve_device"]

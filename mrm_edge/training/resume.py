@@ -1,11 +1,7 @@
-"""Resuming a training run, from safetensors only.
-
-After every epoch ``checkpoint.safetensors`` holds the model, the best epoch's weights,
-the optimiser state and the RNG states as tensors, and the epoch, best AUC, settings and
-optimiser hyper-parameters as JSON in its metadata; with ``history.json`` beside it,
-``train`` with the same ``--out`` carries on where it stopped. Never pickle: a
-``checkpoint.pt`` found there is refused, not loaded.
-"""
+"""Resuming a training run, from safetensors only: after every epoch ``checkpoint.safetensors``
+holds the tensors (model, best weights, optimiser and RNG states) and, as JSON metadata, the
+epoch, best AUC, settings and optimiser hyper-parameters; ``history.json`` sits beside it. A
+pickle ``checkpoint.pt`` found there is refused, never loaded."""
 
 from __future__ import annotations
 
@@ -186,14 +182,3 @@ def _unpack_checkpoint(
     torch.set_rng_state(tensors["rng.torch"])
     gen.set_state(tensors["rng.generator"])
     return prefixed("best.") if json.loads(meta["has_best"]) else None
-
-
-__all__ = [
-    "CHECKPOINT_FILE",
-    "CHECKPOINT_FORMAT",
-    "HISTORY_FILE",
-    "LEGACY_CHECKPOINT",
-    "RunState",
-    "resume",
-    "save_checkpoint",
-]

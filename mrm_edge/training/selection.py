@@ -68,6 +68,3 @@ def tuned_metrics(
         )
     metrics["note"] = METRICS_NOTE
     return thresholds, metrics
-
-
-__all__ = ["BestEpoch", "best_epoch", "tuned_metrics"]

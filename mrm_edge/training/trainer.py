@@ -1,10 +1,5 @@
-"""Training MRM-Net with the paper's recipe: Adam 1e-3 fixed, batch 64, the
-mutual-learning loss; the best epoch by validation macro-AUC is kept.
-
-The loop lives here; resuming from ``checkpoint.safetensors`` (never a pickle) is
-``resume.py``, the best epoch and the tuned thresholds ``selection.py``, the model card
-``card.py``.
-"""
+"""The training loop of MRM-Net with the paper's recipe (docs/model.md, ``mrm-edge train``);
+the best epoch by validation macro-AUC is kept."""
 
 from __future__ import annotations
 
@@ -21,7 +16,7 @@ from mrm_edge.data.dataset import EcgDataset
 from mrm_edge.data.loaders import load_dataset
 from mrm_edge.data.normalization import LeadStandardizer
 from mrm_edge.losses import MutualLearningLoss
-from mrm_edge.model import MRMNet, MRMNetConfig, preset
+from mrm_edge.model import MRMNet, MRMNetConfig, count_parameters, preset
 from mrm_edge.training.card import code_version, training_card
 from mrm_edge.training.config import TrainConfig
 from mrm_edge.training.evaluate import head_metrics, predict_heads, resolve_device
@@ -85,7 +80,7 @@ class Trainer:
         state = resume(self.out, cfg.to_dict(), net, opt, gen)
         start_epoch = state.epoch
         self.log(
-            f"training {cfg.preset} MRM-Net ({sum(p.numel() for p in net.parameters()):,} "
+            f"training {cfg.preset} MRM-Net ({count_parameters(net):,} "
             f"parameters) on {len(train)} records, validating on {len(val)}, device {self.device}"
             + (f", resuming after epoch {start_epoch}" if start_epoch else "")
         )
@@ -205,6 +200,3 @@ class Trainer:
         save_model_dir(model_dir, net.cpu(), card)
         self.log(f"model written to {model_dir}")
         return model_dir
-
-
-__all__ = ["TrainConfig", "Trainer"]

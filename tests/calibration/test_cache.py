@@ -9,7 +9,7 @@ import onnx
 import pytest
 from mrm_edge.calibration.cache import CalibrationCache, CalibrationCacheWarning, calibration_key
 from mrm_edge.calibration.windows import CalibrationSet, select_windows
-from mrm_edge.export.int8 import QuantizeOptions, quantize_int8
+from mrm_edge.export.int8.quantize import QuantizeOptions, quantize_int8
 
 from tests.calibration import TinyModel, ptbxl_pool, tiny_int8_model
 

@@ -42,7 +42,7 @@ def test_ptbxl_windows_come_only_from_training_folds(ptbxl_root: Path, pool) -> 
 
 def test_cpsc_tree_uses_training_folds(cpsc_root: Path) -> None:
     cset = select_calibration_windows(cpsc_root, make_card(), n_windows=64, seed=0)
-    folds, _ = read_cpsc_folds(cpsc_root / "cpsc_database.csv")
+    folds = read_cpsc_folds(cpsc_root / "cpsc_database.csv")
     names = [f"A19{k}" for k in range(80, 90)]  # the sample's ten recordings
     expected = {r for r in names if 1 <= folds[r] <= 8}
     assert set(cset.record_ids) == expected and len(expected) == 7

@@ -7,7 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from mrm_edge.data import LEADS, DataError, LeadStandardizer
+from mrm_edge.data.dataset import LEADS
+from mrm_edge.data.errors import DataError
+from mrm_edge.data.normalization import LeadStandardizer
 
 
 @pytest.fixture

@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import shutil
 import warnings
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from mrm_edge.data import LEADS, DataError, EcgDataset, load_dataset, resample
+from mrm_edge.data.dataset import LEADS, EcgDataset
+from mrm_edge.data.errors import DataError
+from mrm_edge.data.loaders import load_dataset
 from mrm_edge.data.ptbxl import (
     TASKS,
     aggregate_labels,
     label_table,
     load_ptbxl,
-    ptbxl_fold_counts,
     read_ptbxl_database,
     read_ptbxl_record,
     read_scp_statements,
 )
+from mrm_edge.data.signal import resample
 
 pytestmark = pytest.mark.realdata
 
@@ -46,29 +49,22 @@ def test_superdiagnostic_counts_match_the_subset_readme(superdiag: EcgDataset) -
 
 
 def test_fold_sizes_including_unlabelled(ptbxl_root: Path, superdiag: EcgDataset) -> None:
-    per_fold = ptbxl_fold_counts(ptbxl_root)
+    per_fold = dict(Counter(r.strat_fold for r in read_ptbxl_database(ptbxl_root)))
     assert sum(per_fold.values()) == 500
     assert sum(per_fold[f] for f in range(1, 9)) == 353
     assert (per_fold[9], per_fold[10]) == (81, 66)
-    assert superdiag.fold_counts(include_unlabelled=True) == per_fold
+    # The loaded records and those dropped for lacking a label are the source's folds.
+    assert (
+        dict(Counter(superdiag.fold_counts()) + Counter(superdiag.dropped_unlabelled)) == per_fold
+    )
     expected_dropped = {f: 0 for f in range(1, 11)} | {1: 1, 9: 9, 10: 2}
     assert superdiag.dropped_unlabelled == expected_dropped
-
-
-def test_keep_unlabelled_keeps_all_zero_rows(ptbxl_root: Path) -> None:
-    ds = load_ptbxl(ptbxl_root, folds=[9, 10], keep_unlabelled=True)
-    assert len(ds) == 81 + 66
-    assert int((ds.y.sum(axis=1) == 0).sum()) == 11  # 9 in fold 9, 2 in fold 10
-    assert sum(ds.dropped_unlabelled.values()) == 0
-    described = ds.describe()
-    assert described["unlabelled_kept"] == 11 and described["n_records"] == 147
-    assert described["fold_counts"] == {"9": 81, "10": 66}
 
 
 def test_split_by_fold_keeps_the_dropped_counts(superdiag: EcgDataset) -> None:
     train, val, test = superdiag.split()
     assert len(train) + len(val) + len(test) == len(superdiag)
-    sizes = [sum(part.fold_counts(include_unlabelled=True).values()) for part in (train, val, test)]
+    sizes = [len(part) + sum(part.dropped_unlabelled.values()) for part in (train, val, test)]
     assert sizes == [353, 81, 66]
     assert set(test.folds) == {10} and set(val.folds) == {9}
     assert val.dropped_unlabelled == {9: 9}
@@ -144,13 +140,6 @@ def test_codes_count_regardless_of_likelihood(tables) -> None:
     assert aggregate_labels(codes, statements, "subdiagnostic") == ["AMI", "IMI"]
 
 
-def test_min_samples_follows_benchmark_semantics(tables) -> None:
-    records, statements = tables
-    labels, per_record = label_table(records, statements, "superdiagnostic", min_samples=40)
-    assert "HYP" not in labels and "MI" in labels  # HYP has exactly 40: kept only if > 40
-    assert sum(not lab for lab in per_record) >= 12
-
-
 def test_label_order_does_not_depend_on_loaded_folds(ptbxl_root: Path) -> None:
     ds = load_ptbxl(ptbxl_root, task="rhythm", folds=[10])
     assert (
@@ -161,11 +150,9 @@ def test_label_order_does_not_depend_on_loaded_folds(ptbxl_root: Path) -> None:
     )
 
 
-def test_load_dataset_dispatch_and_progress(ptbxl_root: Path) -> None:
-    calls: list[tuple[int, int]] = []
-    ds = load_dataset("ptb-xl", ptbxl_root, folds=[10], progress=lambda i, n: calls.append((i, n)))
+def test_load_dataset_dispatch(ptbxl_root: Path) -> None:
+    ds = load_dataset("ptb-xl", ptbxl_root, folds=[10])
     assert ds.source == "ptbxl" and ds.task == "superdiagnostic"
-    assert calls[-1] == (len(ds), len(ds))
 
 
 def test_bad_arguments_raise_data_error(ptbxl_root: Path) -> None:

@@ -10,11 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.signal import find_peaks
 
-from mrm_edge.data import (
-    LEADS,
+from mrm_edge.data.dataset import LEADS, EcgDataset
+from mrm_edge.data.errors import DataError
+from mrm_edge.data.synthetic import (
     RHYTHMS,
-    DataError,
-    EcgDataset,
     SyntheticPatient,
     SyntheticStream,
     make_patients,
@@ -176,17 +175,12 @@ def test_a_synthetic_cohort_makes_a_well_behaved_ecg_dataset() -> None:
     assert len(ds) == 6 and ds.n_samples == 200
     assert sum(ds.label_counts().values()) == 6
     assert json.loads(json.dumps(ds.describe()))["fold_counts"] == {"1": 2, "2": 1, "9": 1, "10": 2}
-    mask = ds.subset(ds.folds == 10)
-    by_index = ds.subset([4, 5])
-    assert mask.record_ids == by_index.record_ids == ["syn-004", "syn-005"]
-    np.testing.assert_array_equal(mask.x, x[4:])
-    assert len(ds.subset([])) == 0
+    fold10 = ds.select_folds([10])
+    assert fold10.record_ids == ["syn-004", "syn-005"]
+    np.testing.assert_array_equal(fold10.x, x[4:])
+    assert len(ds.select_folds([3])) == 0
     train, val, test = ds.split()
     assert (len(train), len(val), len(test)) == (3, 1, 2)
-    with pytest.raises(DataError, match="index out of range"):
-        ds.subset([6])
-    with pytest.raises(DataError, match=r"mask has shape \(5,\)"):
-        ds.subset(np.ones(5, dtype=bool))
     with pytest.raises(DataError, match=r"y has shape \(6, 3\), expected \(6, 2\)"):
         EcgDataset(x, y, rhythms[:2], ds.record_ids, ds.folds, 100, "synthetic", "rhythm")
     with pytest.raises(DataError, match=r"x has shape \(6, 200\)"):

@@ -6,7 +6,7 @@ import numpy as np
 import onnx
 import pytest
 from mrm_edge.export.gates import onnx_probabilities, torch_probabilities
-from mrm_edge.export.onnx_fp32 import export_fp32, read_metadata
+from mrm_edge.export.onnx_fp32 import export_fp32
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def test_no_training_only_nodes(fp32: Path) -> None:
 
 def test_checker_and_metadata(fp32: Path, tiny_model_dir: Path) -> None:
     onnx.checker.check_model(str(fp32), full_check=True)
-    meta = read_metadata(fp32)
+    meta = {p.key: p.value for p in onnx.load(str(fp32)).metadata_props}
     assert meta["labels"] == '["CD", "HYP", "MI", "NORM", "STTC"]'
     assert meta["sampling_rate"] == "100" and meta["window_samples"] == "1000"
     assert meta["units"] == "mV" and meta["precision"] == "fp32"

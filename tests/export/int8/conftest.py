@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from mrm_edge.calibration.sources import held_out_windows
 from mrm_edge.calibration.windows import CalibrationSet, select_windows
-from mrm_edge.export.int8 import QuantizeOptions, quantize_int8
+from mrm_edge.export.int8.quantize import QuantizeOptions, quantize_int8
 
 from tests.calibration import TinyModel, ptbxl_pool, tiny_int8_model
 

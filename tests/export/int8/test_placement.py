@@ -8,10 +8,7 @@ from collections import Counter
 import numpy as np
 import onnx
 import pytest
-from mrm_edge.export.int8 import (
-    QuantizeOptions,
-    quantize_int8,
-)
+from mrm_edge.export.int8.quantize import QuantizeOptions, quantize_int8
 
 from tests.calibration import TinyModel
 from tests.export.int8 import load_graph

@@ -10,13 +10,8 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from mrm_edge.export.int8 import (
-    Int8Options,
-    QuantizeOptions,
-    build_int8,
-    quantize_int8,
-    quantized_nodes,
-)
+from mrm_edge.export.int8.gate import Int8Options, build_int8
+from mrm_edge.export.int8.quantize import QuantizeOptions, quantize_int8
 
 from mrm_edge.data.errors import DataError
 from mrm_edge.metrics import macro_auc
@@ -95,19 +90,7 @@ def test_int8_probabilities_close_to_fp32_on_fold_10(int8, tiny: TinyModel, held
     assert abs(macro_auc(y, p8) - macro_auc(y, p32)) < 0.02
 
 
-def test_exclude_nodes_and_bad_arguments(tiny: TinyModel, cset, heldout, cache_dir, tmp_path):
-    first = next(n.name for n in onnx.load(str(tiny.onnx)).graph.node if n.op_type == "Conv")
-    res = quantize_int8(
-        tiny.onnx,
-        tmp_path / "x.onnx",
-        cset,
-        QuantizeOptions(exclude_nodes=[first], cache_dir=cache_dir),
-    )
-    assert res.excluded_nodes == [first] and res.float_nodes == [first]
-    assert first not in res.quantized_nodes and len(res.quantized_nodes) == 43
-    assert first not in quantized_nodes(res.path)
-    with pytest.raises(ValueError, match=r"exclude_nodes \['nope'\] are not Conv/Gemm/MatMul"):
-        quantize_int8(tiny.onnx, tmp_path / "y.onnx", cset, QuantizeOptions(exclude_nodes=["nope"]))
+def test_bad_arguments(tiny: TinyModel, cset, heldout, cache_dir, tmp_path):
     with pytest.raises(ValueError, match=r"activation_type is 'fp8', expected 'uint8'"):
         fp8 = QuantizeOptions(activation_type="fp8")  # type: ignore[arg-type]
         quantize_int8(tiny.onnx, tmp_path / "y.onnx", cset, fp8)
@@ -135,7 +118,7 @@ def _ort_optimized_ops(path: Path, tmp_path: Path) -> Counter:
 def test_default_quantizes_the_ops_carrying_activations(int8, tiny, cset, cache_dir, tmp_path):
     """Add / MaxPool / Concat get Q/DQ by default, so ORT keeps their tensors uint8 (the
     INT8 speed-up on the shipped model depends on it); COMPUTE_OP_TYPES is the narrow export."""
-    from mrm_edge.export.int8 import COMPUTE_OP_TYPES, DEFAULT_OP_TYPES
+    from mrm_edge.export.int8.placement import COMPUTE_OP_TYPES, DEFAULT_OP_TYPES
 
     assert {"Add", "MaxPool", "Concat"} <= set(DEFAULT_OP_TYPES)
     assert int8.range_params["op_types"] == sorted(DEFAULT_OP_TYPES)
