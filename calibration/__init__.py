@@ -5,10 +5,9 @@
   a folder of recordings), and the held-out windows for the accuracy gate;
 - :mod:`.ranges` — activation ranges with ONNX Runtime's calibrators (minmax, entropy,
   percentile), independent of the calibration batch size;
-- :mod:`.cache` — a JSON cache of those ranges keyed by model, windows, method and params;
-- :mod:`.tensorrt_calibrator` — the same windows for TensorRT's implicit INT8 calibrator.
+- :mod:`.cache` — a JSON cache of those ranges keyed by model, windows, method and params.
 
-No torch anywhere in this package; onnx / onnxruntime / TensorRT load when used.
+No torch anywhere in this package; onnx / onnxruntime load when used.
 """
 
 from mrm_edge.calibration.cache import CalibrationCache, CalibrationCacheWarning, calibration_key
@@ -18,15 +17,10 @@ from mrm_edge.calibration.sources import (
     load_calibration_pool,
     select_calibration_windows,
 )
-from mrm_edge.calibration.tensorrt_calibrator import (
-    CalibrationBatches,
-    make_entropy_calibrator,
-)
 from mrm_edge.calibration.windows import CalibrationPool, CalibrationSet, select_windows
 
 __all__ = [
     "METHODS",
-    "CalibrationBatches",
     "CalibrationCache",
     "CalibrationCacheWarning",
     "CalibrationPool",
@@ -35,7 +29,6 @@ __all__ = [
     "compute_ranges",
     "held_out_windows",
     "load_calibration_pool",
-    "make_entropy_calibrator",
     "select_calibration_windows",
     "select_windows",
 ]

@@ -4,21 +4,11 @@
     (workspace pool limit, precision flags where weak typing applies, optimization profile,
     timing cache, DLA) → build_serialized_network → bytes
 
-TensorRT-RTX (flavour ``tensorrt-rtx``) takes the same calls with two differences: the
-builder config gets the compute capabilities to build for (``set_compute_capability``; an
-ahead-of-time build on any machine, no GPU needed), and there is no timing cache (its calls
-are no-ops there) and no DLA. Like TensorRT 11 it is always strongly typed.
-
-How precision is obtained (strong or weak typing, builder flags, calibrator) is decided
-before TensorRT is touched: :func:`~mrm_edge.export.tensorrt.plan.plan_build`; what the graph
-carries: :func:`~mrm_edge.export.tensorrt.graph.inspect_onnx`.
-
-The TensorRT module is imported lazily. Every function that touches it takes ``trt=``. The
-TensorRT-RTX path runs for real in this project's tests and CI (parse and build need no
-GPU); standard TensorRT cannot be installed on the development machines, so its
-TensorRT-10-only branches (weak typing, precision flags, implicit calibrator, DLA, timing
-cache) are checked against the test double in ``tests/fakes/tensorrt.py``, and
-``mrm-edge doctor`` is the check to run on a machine that has it.
+TensorRT-RTX takes the same calls, with compute targets in the config (an ahead-of-time build,
+no GPU needed) and without timing cache or DLA. Precision is planned before TensorRT is
+touched (:func:`~mrm_edge.export.tensorrt.plan.plan_build`). TensorRT is imported lazily;
+every function that touches it takes ``trt=``. What ran for real and what only against
+``tests/fakes/tensorrt.py``: docs/export.md.
 """
 
 from __future__ import annotations
@@ -180,8 +170,6 @@ def build_engine_detailed(
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_bytes)
     for flag in plan.builder_flags:
         config.set_flag(getattr(trt.BuilderFlag, flag))
-    if plan.use_calibrator:
-        config.int8_calibrator = options.calibrator
     _add_profile(builder, config, onnx_path, input_name, dims, batch_dim, options.profile)
 
     rtx = info.flavour == RTX
@@ -323,7 +311,6 @@ def make_key(
         dla_core=options.dla_core,
         workspace_bytes=options.workspace_bytes,
         strongly_typed=plan.strongly_typed,
-        calibration=options.calibration_id if plan.use_calibrator else None,
         flavour=trt_info.flavour,
         compute_targets=options.rtx_targets if rtx else None,
     )
@@ -374,7 +361,7 @@ def build_or_load(
         "layers": result.layers,
         "strongly_typed": result.plan.strongly_typed,
         "builder_flags": list(result.plan.builder_flags),
-        "implicit_int8_calibration": result.plan.use_calibrator,
+        "implicit_int8_calibration": False,  # a sidecar field from when it existed
         "graph": {"has_qdq": graph.has_qdq, "has_fp16": graph.has_fp16, "source": graph.source},
         "build_seconds": round(result.seconds, 3),
         "built_on_gpu": gpu.summary() if gpu is not None else None,

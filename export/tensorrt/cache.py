@@ -32,8 +32,8 @@ What is in the key (:class:`EngineKey`) and why:
   - ``workspace_bytes``: the workspace limit changes which tactics the builder may pick, so
     it changes the engine; a different limit is a different request.
   - ``strongly_typed``: strong vs weak typing (TensorRT 10) builds different networks.
-  - ``calibration``: identity of the implicit-INT8 calibration data (None otherwise): the
-    scales come from it.
+  - ``calibration``: always None (implicit INT8 calibration is not used: INT8 scales come
+    from the Q/DQ nodes, hence from ``onnx_sha256``); kept so existing keys still match.
 Not in the key: the timing-cache path (it only makes the build faster; TensorRT checks the
 cache against the device and version itself) and output paths.
 """

@@ -8,8 +8,8 @@ Precision, TensorRT 10 vs 11 (see ``plan_build``):
   - TensorRT 10 (JetPack 6 ships 10.3) has both: a graph that carries its own precision is
     built strongly typed (``STRONGLY_TYPED`` creation flag), so TensorRT keeps exactly the
     types of the export, FP32 islands included; a plain FP32 graph asked to run in FP16/INT8
-    is built weakly typed with ``BuilderFlag.FP16`` / ``INT8`` (plus the implicit calibrator
-    for INT8 without Q/DQ, deprecated by NVIDIA since 10.1).
+    is built weakly typed with ``BuilderFlag.FP16`` / ``INT8``; INT8 needs Q/DQ nodes either
+    way (NVIDIA deprecated implicit calibration in 10.1; this project does not use it).
   Capabilities are detected on the module (``probe_tensorrt``), not from the version string.
 """
 
@@ -49,10 +49,6 @@ class BuildOptions:
         dla_core: run on this DLA core (Jetson), with GPU fallback for unsupported layers.
         strongly_typed: ``"auto"`` (strongly typed when the graph carries its own precision
             or the TensorRT has no weak typing), or force True / False.
-        calibrator: an ``IInt8Calibrator`` for implicit INT8 (TensorRT 10, graphs without
-            Q/DQ only).
-        calibration_id: identifies the calibration data (e.g. its SHA-256); required with
-            ``calibrator`` because the engine cache is keyed by it.
         compute_targets: TensorRT-RTX only: the compute capabilities ("8.6", ...) the
             engine is built for; None means :data:`DEFAULT_RTX_TARGETS`. Ignored by
             standard TensorRT, which builds for the GPU it runs on.
@@ -64,8 +60,6 @@ class BuildOptions:
     timing_cache: Path | None = None
     dla_core: int | None = None
     strongly_typed: StrongTyping = "auto"
-    calibrator: Any = None
-    calibration_id: str | None = None
     compute_targets: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
@@ -93,11 +87,6 @@ class BuildOptions:
             raise ValueError(
                 f"BuildOptions: strongly_typed {self.strongly_typed!r}, "
                 "expected 'auto', True or False"
-            )
-        if self.calibrator is not None and not self.calibration_id:
-            raise ValueError(
-                "BuildOptions: calibration_id is required with a calibrator "
-                "(it keys the engine cache)"
             )
         if self.timing_cache is not None:
             object.__setattr__(self, "timing_cache", Path(self.timing_cache))
@@ -160,12 +149,11 @@ def parse_size(text: str) -> int:
 
 @dataclass(frozen=True)
 class BuildPlan:
-    """How precision will be obtained: typing mode, builder flags, calibrator, and notes
-    (things the user should know, e.g. an FP16 request that will run in FP32)."""
+    """How precision will be obtained: typing mode, builder flags, and notes (things the
+    user should know, e.g. an FP16 request that will run in FP32)."""
 
     strongly_typed: bool
     builder_flags: tuple[str, ...] = ()
-    use_calibrator: bool = False
     notes: tuple[str, ...] = ()
 
 
@@ -203,12 +191,9 @@ def plan_build(options: BuildOptions, graph: GraphInfo, trt_info: TensorRTInfo) 
                 "fp16 requested but the graph carries no FP16 tensors: the strongly typed engine "
                 "computes in FP32 (export model.fp16.onnx with FP16 casts)"
             )
-        if options.calibrator is not None:
-            notes.append("calibrator ignored: a strongly typed build takes INT8 scales from Q/DQ")
         return BuildPlan(strongly_typed=True, notes=tuple(notes))
 
     flags: list[str] = []
-    use_calibrator = False
     if graph.carries_precision and not trt_info.strongly_typed_supported:
         # e.g. TensorRT 8.6 (JetPack 6.0): casts are layer hints only under weak typing.
         notes.append(
@@ -221,17 +206,14 @@ def plan_build(options: BuildOptions, graph: GraphInfo, trt_info: TensorRTInfo) 
         # INT8 with FP16 fallback for layers that have no INT8 kernel, as trtexec --int8 --fp16.
         flags += ["INT8", "FP16"]
         if not graph.has_qdq:
-            if options.calibrator is None:
-                raise BuildError(
-                    "INT8 without Q/DQ nodes needs a calibrator (TensorRT 10 implicit "
-                    "quantization); export model.int8.onnx with Q/DQ instead"
-                )
-            if not trt_info.has_int8_calibrator:
-                raise BuildError(f"TensorRT {ver} has no implicit INT8 calibrator")
-            use_calibrator = True
+            raise BuildError(
+                "INT8 without Q/DQ nodes needs a calibrator (TensorRT 10 implicit "
+                "quantization, which this project does not use); export model.int8-sym.onnx "
+                "with Q/DQ instead"
+            )
     if options.dla_core is not None and options.precision == "fp32":
         notes.append("DLA runs FP16/INT8 only: an FP32 build runs every layer on the GPU fallback")
-    return BuildPlan(False, tuple(flags), use_calibrator, tuple(notes))
+    return BuildPlan(False, tuple(flags), tuple(notes))
 
 
 __all__ = [

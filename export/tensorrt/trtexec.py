@@ -51,8 +51,7 @@ def trtexec_command(
     ONNX file; if it cannot be read, the MRM-Net input (``ecg``, 12 x 1000) and the precision
     named by ``options`` are assumed.
 
-    Raises ValueError for a build trtexec cannot reproduce (implicit INT8 calibration, which
-    needs a calibration cache) and BuildError for a request the TensorRT cannot honour.
+    Raises BuildError for a request the TensorRT cannot honour.
     """
     info = TensorRTInfo.assumed(trt_version or "10")
     if graph is None:
@@ -69,11 +68,6 @@ def trtexec_command(
                 source="contract",
             )
     plan = plan_build(options, graph, info)
-    if plan.use_calibrator:
-        raise ValueError(
-            "implicit INT8 calibration runs through the Python builder only "
-            "(trtexec would need a calibration cache, --calib)"
-        )
     dims = "x".join(str(d) for d in graph.input_shape[1:])
     name = graph.input_name
     lo, opt, hi = options.profile

@@ -62,8 +62,7 @@ CUDA_PYTHON_HINT = "pip install 'cuda-python>=12.4' (part of the `tensorrt` extr
 class TensorRTUnavailable(RuntimeError, ImportError):
     """TensorRT cannot be imported here; the message says why and what to do instead.
 
-    The one such error, wherever TensorRT is imported (the builder, the runtime, the INT8
-    calibrator); an ImportError too, as the calibrator's own error used to be."""
+    The one such error, wherever TensorRT is imported (the builder, the runtime)."""
 
 
 @dataclass(frozen=True)
@@ -79,8 +78,6 @@ class TensorRTInfo:
             the precision flags are gone, which means every network is strongly typed (11).
         has_precision_flags: ``BuilderFlag.FP16`` exists (TensorRT 10 and older: weak typing
             is possible; TensorRT 11 and TensorRT-RTX removed it).
-        has_int8_calibrator: ``IInt8EntropyCalibrator2`` exists (implicit INT8 calibration;
-            deprecated in 10.1, removed in 11).
         flavour: ``"tensorrt"`` or ``"tensorrt-rtx"``.
         compute_targets: compute capabilities an ahead-of-time build can target
             (TensorRT-RTX's ``ComputeCapability`` enum), () for standard TensorRT, which
@@ -92,7 +89,6 @@ class TensorRTInfo:
     reason: str | None = None
     strongly_typed_supported: bool = False
     has_precision_flags: bool = False
-    has_int8_calibrator: bool = False
     flavour: str = STANDARD
     compute_targets: tuple[str, ...] = field(default=())
 
@@ -134,7 +130,6 @@ class TensorRTInfo:
             reason="assumed from the version number, not probed",
             strongly_typed_supported=rtx or major >= 9,
             has_precision_flags=not rtx and major < 11,
-            has_int8_calibrator=not rtx and major < 11,
             flavour=flavour,
             compute_targets=DEFAULT_RTX_TARGETS if rtx else (),
         )
@@ -147,13 +142,12 @@ class TensorRTInfo:
             if not self.has_precision_flags
             else ("weak or strong typing" if self.strongly_typed_supported else "weak typing only")
         )
-        calib = ", implicit INT8 calibrator" if self.has_int8_calibrator else ""
         aot = (
             f", builds without a GPU for compute {', '.join(self.compute_targets)}"
             if self.builds_without_gpu
             else ""
         )
-        return f"{self.display} {self.version} ({typing}{calib}{aot})"
+        return f"{self.display} {self.version} ({typing}{aot})"
 
 
 @dataclass(frozen=True)
@@ -204,13 +198,13 @@ def flavour_of(trt: Any) -> str:
     return STANDARD
 
 
-def import_tensorrt(flavour: str = STANDARD, hint: str | None = None) -> Any:
+def import_tensorrt(flavour: str = STANDARD) -> Any:
     """Import ``flavour``'s module or raise :class:`TensorRTUnavailable` with the reason and
-    what to do (``hint``: the caller's advice; default: what to install)."""
+    what to install."""
     try:
         return _import_tensorrt(flavour)
     except Exception as e:  # a stub wheel or a missing libnvinfer raises more than ImportError
-        hint = hint or (RTX_INSTALL_HINT if flavour == RTX else INSTALL_HINT)
+        hint = RTX_INSTALL_HINT if flavour == RTX else INSTALL_HINT
         raise TensorRTUnavailable(
             f"{DISPLAY[flavour]} is not installed here ({first_line(e)}); {hint}"
         ) from e
@@ -254,7 +248,6 @@ def probe_tensorrt(trt: Any = None, flavour: str = STANDARD) -> TensorRTInfo:
             version=version,
             strongly_typed_supported=typed_flag or not has_flags,
             has_precision_flags=has_flags,
-            has_int8_calibrator=hasattr(trt, "IInt8EntropyCalibrator2"),
             flavour=flavour,
             compute_targets=compute_targets_of(trt) if flavour == RTX else (),
         )

@@ -34,7 +34,7 @@ from mrm_edge.runtime.backends.tensorrt.capability import (
 
 from mrm_edge.artifacts import sidecar_path
 from tests.fakes import make_onnx
-from tests.fakes.tensorrt import FakeCalibrator, FakeTensorRT
+from tests.fakes.tensorrt import FakeTensorRT
 
 HAS_TRT = importlib.util.find_spec("tensorrt") is not None
 TRT10 = TensorRTInfo.assumed("10.3.0")
@@ -89,7 +89,6 @@ def test_parse_size() -> None:
         ({"workspace_bytes": 0}, "workspace_bytes"),
         ({"dla_core": -1}, "dla_core"),
         ({"strongly_typed": "yes"}, "strongly_typed"),
-        ({"calibrator": object()}, "calibration_id is required"),
     ],
 )
 def test_bad_options_are_refused(kwargs: dict, message: str) -> None:
@@ -154,7 +153,6 @@ def test_plan(precision: str, graph: GraphInfo, info: TensorRTInfo, typed: bool,
     plan = plan_build(BuildOptions(precision=precision), graph, info)
     assert plan.strongly_typed is typed
     assert plan.builder_flags == flags
-    assert not plan.use_calibrator
 
 
 def test_plan_fp16_on_tensorrt_11_without_fp16_in_the_graph_says_so() -> None:
@@ -168,13 +166,6 @@ def test_plan_int8_without_qdq() -> None:
         plan_build(BuildOptions(precision="int8"), graph_info(), TRT11)
     with pytest.raises(BuildError, match="needs a calibrator"):
         plan_build(BuildOptions(precision="int8"), graph_info(), TRT10)
-    calib = BuildOptions(precision="int8", calibrator=FakeCalibrator(), calibration_id="c1")
-    plan = plan_build(calib, graph_info(), TRT10)
-    assert not plan.strongly_typed and plan.use_calibrator
-    assert plan.builder_flags == ("INT8", "FP16")
-    no_calib = TensorRTInfo(True, "10.0.0", None, True, True, has_int8_calibrator=False)
-    with pytest.raises(BuildError, match="no implicit INT8 calibrator"):
-        plan_build(calib, graph_info(), no_calib)
 
 
 def test_plan_forced_typing() -> None:
@@ -184,7 +175,7 @@ def test_plan_forced_typing() -> None:
     assert not weak.strongly_typed and weak.builder_flags == ("FP16",)
     strong = plan_build(BuildOptions(precision="fp32", strongly_typed=True), graph_info(), TRT10)
     assert strong.strongly_typed
-    old = TensorRTInfo(True, "8.6.1", None, False, True, True)
+    old = TensorRTInfo(True, "8.6.1", None, False, True)
     with pytest.raises(BuildError, match="cannot build strongly typed"):
         plan_build(BuildOptions(strongly_typed=True), graph_info(), old)
 
@@ -229,14 +220,6 @@ def test_tensorrt_10_plain_graph_fp16_uses_the_flag_on_a_weak_network(
     build_engine(graphs["fp32"], BuildOptions(precision="fp16"), trt)
     assert ("create_network", 0) in trt.calls
     assert ("set_flag", "FP16") in trt.calls
-
-
-def test_tensorrt_10_implicit_int8_sets_flags_and_calibrator(graphs: dict[str, Path]) -> None:
-    trt = FakeTensorRT("10.3.0")
-    opts = BuildOptions(precision="int8", calibrator=FakeCalibrator(), calibration_id="sha:1")
-    build_engine(graphs["fp32"], opts, trt)
-    assert ("set_flag", "INT8") in trt.calls and ("set_flag", "FP16") in trt.calls
-    assert ("int8_calibrator", "FakeCalibrator") in trt.calls
 
 
 def test_tensorrt_11_builds_typed_graphs_without_flags(graphs: dict[str, Path]) -> None:
@@ -392,7 +375,7 @@ def test_build_or_load_refuses_a_mismatched_module(graphs: dict[str, Path], tmp_
 
 
 def test_plan_typed_graph_on_a_tensorrt_without_strong_typing_warns() -> None:
-    old = TensorRTInfo(True, "8.6.1", None, False, True, True)
+    old = TensorRTInfo(True, "8.6.1", None, False, True)
     plan = plan_build(BuildOptions(precision="fp16"), graph_info(fp16=True), old)
     assert not plan.strongly_typed and plan.builder_flags == ("FP16",)
     assert any("FP32 islands may run in reduced precision" in n for n in plan.notes)
