@@ -373,12 +373,3 @@ def build_or_load(
         "notes": list(result.notes),
     }
     return store(out_dir, key, result.engine, facts), True
-
-
-__all__ = [
-    "BuildResult",
-    "build_engine",
-    "build_engine_detailed",
-    "build_or_load",
-    "make_key",
-]

@@ -1,41 +1,9 @@
-"""Engine cache: one file per distinct build, a JSON sidecar that says what it was built from.
+"""Engine cache: the key (:class:`EngineKey`), :func:`store`, the verified :func:`lookup` and
+:func:`why_build`. Why each key field, and the lookup rule: docs/export.md (the engine cache).
 
-The build half lives here (the key, :func:`store`, :func:`lookup`, :func:`why_build`); the
-file name is :func:`mrm_edge.artifacts.engine_filename`, and reading a sidecar and checking
-an engine against this GPU (what the runtime needs) is
+The file name is :func:`mrm_edge.artifacts.engine_filename`; reading a sidecar and checking an
+engine against this GPU (what the runtime needs) is
 :mod:`mrm_edge.runtime.backends.tensorrt.engine_file`.
-
-A TensorRT engine only runs on the GPU model and TensorRT version that built it, and it bakes
-in the precision, the batch range and the builder limits. So engines are named by a key over
-everything that changes the engine:
-
-    model.<precision>.<digest>.engine        the serialized engine
-    model.<precision>.<digest>.engine.json   sidecar: the key fields, the engine's SHA-256,
-                                             and facts about the build
-
-:func:`lookup` returns a cached engine only when the sidecar's recorded key equals the
-requested key field by field and the engine file's SHA-256 equals the sidecar's: a missing,
-corrupt or mismatching sidecar, or a changed engine file, is a miss and the caller rebuilds.
-An engine is never loaded on the strength of its file name alone (the digest is short and a
-file can be copied between machines).
-
-What is in the key (:class:`EngineKey`) and why:
-  - ``onnx_sha256``: the graph and weights (the ONNX file's SHA-256).
-  - ``flavour``: ``tensorrt`` or ``tensorrt-rtx``; only the flavour that built an engine loads it.
-  - ``gpu_name``, ``compute_capability``: a standard TensorRT engine is specific to the GPU
-    model that built it. A TensorRT-RTX engine is portable: both are None and
-    ``compute_targets`` lists the compute capabilities it was built for instead.
-  - ``trt_version``: engines are specific to the TensorRT (-RTX) version (full version string).
-  - ``precision``: fp32 / fp16 / int8.
-  - ``profile``: (min, opt, max) batch size of the optimization profile.
-  - ``dla_core``: DLA core (Jetson) or None for the GPU.
-  - ``workspace_bytes``: the workspace limit changes which tactics the builder may pick, so
-    it changes the engine; a different limit is a different request.
-  - ``strongly_typed``: strong vs weak typing (TensorRT 10) builds different networks.
-  - ``calibration``: always None (implicit INT8 calibration is not used: INT8 scales come
-    from the Q/DQ nodes, hence from ``onnx_sha256``); kept so existing keys still match.
-Not in the key: the timing-cache path (it only makes the build faster; TensorRT checks the
-cache against the device and version itself) and output paths.
 """
 
 from __future__ import annotations
@@ -66,7 +34,7 @@ DIGEST_CHARS = 16  # 64 bits: collisions are irrelevant, and lookup() compares a
 
 @dataclass(frozen=True)
 class EngineKey:
-    """Everything that makes two engines different; see the module docstring."""
+    """Everything that makes two engines different (why each field: docs/export.md)."""
 
     onnx_sha256: str
     gpu_name: str | None
@@ -224,16 +192,3 @@ def _short(value: Any) -> str:
     if isinstance(value, str) and len(value) == 64:
         return repr(value[:12] + "...")
     return repr(value)
-
-
-__all__ = [
-    "DIGEST_CHARS",
-    "KEY_FORMAT",
-    "PRECISIONS",
-    "CacheProbe",
-    "EngineKey",
-    "lookup",
-    "probe_cache",
-    "store",
-    "why_build",
-]

@@ -126,6 +126,3 @@ def _inspect_by_contract(path: Path, precision: str) -> GraphInfo:
         has_fp16=precision == "fp16",
         source="contract",
     )
-
-
-__all__ = ["QDQ_OPS", "GraphInfo", "inspect_onnx"]

@@ -1,16 +1,8 @@
 """How to build an engine (:class:`BuildOptions` and the CLI parsers of its fields) and how
-precision will be obtained (:func:`plan_build`).
-
-Precision, TensorRT 10 vs 11 (see ``plan_build``):
-  - TensorRT 11 is always strongly typed: no FP16/INT8 flags, no calibrator. Precision comes
-    from the graph: ``model.fp16.onnx`` carries FP16 casts (with FP32 islands), and
-    ``model.int8.onnx`` carries Q/DQ nodes.
-  - TensorRT 10 (JetPack 6 ships 10.3) has both: a graph that carries its own precision is
-    built strongly typed (``STRONGLY_TYPED`` creation flag), so TensorRT keeps exactly the
-    types of the export, FP32 islands included; a plain FP32 graph asked to run in FP16/INT8
-    is built weakly typed with ``BuilderFlag.FP16`` / ``INT8``; INT8 needs Q/DQ nodes either
-    way (NVIDIA deprecated implicit calibration in 10.1; this project does not use it).
-  Capabilities are detected on the module (``probe_tensorrt``), not from the version string.
+precision will be obtained (:func:`plan_build`: strong or weak typing, builder flags; the
+TensorRT 10 and 11 difference is in docs/export.md). TensorRT 11 and TensorRT-RTX are always
+strongly typed; TensorRT 10 builds a graph that carries its own precision strongly typed, a
+plain FP32 graph asked for FP16/INT8 weakly typed with the builder flags. INT8 needs Q/DQ.
 """
 
 from __future__ import annotations
@@ -214,17 +206,3 @@ def plan_build(options: BuildOptions, graph: GraphInfo, trt_info: TensorRTInfo) 
     if options.dla_core is not None and options.precision == "fp32":
         notes.append("DLA runs FP16/INT8 only: an FP32 build runs every layer on the GPU fallback")
     return BuildPlan(False, tuple(flags), tuple(notes))
-
-
-__all__ = [
-    "DEFAULT_PROFILE",
-    "DEFAULT_WORKSPACE",
-    "BuildOptions",
-    "BuildPlan",
-    "Precision",
-    "StrongTyping",
-    "parse_batch_profile",
-    "parse_compute_targets",
-    "parse_size",
-    "plan_build",
-]

@@ -1,15 +1,7 @@
 """The trtexec line equivalent to a Python build, for machines where only trtexec is at hand
-(or to reproduce a build by hand).
-
-TensorRT 10 and 11 differ:
-  - 11 removed ``--fp16``, ``--int8``, ``--calib`` (and the other precision flags): every
-    network is strongly typed, precision comes from the ONNX, ``--stronglyTyped`` is implied.
-  - 10 has ``--fp16`` / ``--int8`` (weak typing) and ``--stronglyTyped``.
-The same :func:`~mrm_edge.export.tensorrt.plan.plan_build` decision as the Python builder
-picks between them, so the line and the Python build agree.
-
-Note: an engine saved by trtexec has no sidecar, so the runtime refuses it unless it is opened
-with ``verify=False``; ``mrm-edge export --engine`` writes engine and sidecar together.
+(or to reproduce a build by hand). The same :func:`~mrm_edge.export.tensorrt.plan.plan_build`
+decision as the Python builder picks the flags (TensorRT 11 removed ``--fp16`` / ``--int8``),
+so the line and the Python build agree.
 """
 
 from __future__ import annotations
@@ -88,6 +80,3 @@ def trtexec_command(
         parts += [f"--useDLACore={options.dla_core}", "--allowGPUFallback"]
     parts.append("--skipInference")  # build only; benchmark separately if wanted
     return shlex.join(parts)
-
-
-__all__ = ["trtexec_command"]

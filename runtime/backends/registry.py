@@ -35,22 +35,6 @@ if TYPE_CHECKING:
     from mrm_edge.runtime.facts import MachineFacts
     from mrm_edge.runtime.model import DeployedModel
 
-__all__ = [
-    "BackendSpec",
-    "Candidate",
-    "PlanRequest",
-    "backend_choices",
-    "backend_families",
-    "backend_specs",
-    "backend_target_forms",
-    "cpu_backend_names",
-    "get_backend_spec",
-    "get_remote_spec",
-    "make_cpu_backend",
-    "register_backend",
-    "sidecar_gate",
-    "unregister_backend",
-]
 
 #: The probe's accuracy gate (max |Δp| vs FP32 on its windows): FP32 files must agree with the
 #: reference; a reduced precision may move as much as its export gate measured on held-out

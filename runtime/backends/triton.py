@@ -1,29 +1,9 @@
 """A Triton Inference Server as a backend: ``--backend triton:HOST:PORT[/MODEL]`` (gRPC).
 
-The monitor stays a light front-end: windows are cut, checked and post-processed here, and
-only the model runs on the server (a fleet behind a load balancer, or ``mrm-edge serve``).
-Front-ends are stateless toward the server, so several monitors can share one.
-
-- **Before the run**: the server must be ready, and the served model must be the one in the
-  local model directory: its config's ``mrm_edge.*`` parameters (written by ``mrm-edge
-  export --triton-repo``) must match the card's labels, rate, window, leads and the FP32
-  ONNX's SHA-256. A mismatch is a one-line refusal (:class:`ServedModelMismatch`), never a
-  fallback: a wrong model would classify plausibly and wrongly. An unreachable server is
-  :class:`BackendUnavailable`. Without ``/MODEL`` the best matching ready model is taken
-  (TensorRT > ONNX Runtime > Python backend; INT8 first on the CPU, FP16 first on GPUs).
-- **Each batch**: split into requests of at most the model's ``max_batch_size``, at most
-  ``max_in_flight`` of them outstanding, each with a deadline (``timeout_s``). A failure
-  (server gone, deadline exceeded) raises, so the monitor's chain (``runtime/fallback.py``)
-  retries, then falls back to a local backend; every window is accounted for as with any
-  backend.
-- **Reconnect**: after a failed request the next call opens a new channel (gRPC's own
-  reconnect backoff would hold the old one for seconds) and checks the served model again.
-  :meth:`TritonBackend.reachable` is the cheap check the chain makes every
-  ``reconnect_after_s`` while it runs on a fallback; when the server is back the chain
-  re-activates this backend (identity checked again) and switches back, loudly.
-
-``tritonclient`` is imported in ``activate()`` (extra ``triton``); nothing here imports it
-at module import, nor pytriton or torch.
+How it checks the served model, bounds and times out requests, and reconnects: docs/triton.md.
+A mismatching served model is a refusal (:class:`ServedModelMismatch`), never a fallback; an
+unreachable server is :class:`BackendUnavailable`. ``tritonclient`` is imported in
+``activate()`` (extra ``triton``), never at module import.
 """
 
 from __future__ import annotations
@@ -40,8 +20,6 @@ from mrm_edge.runtime.backends.registry import BackendSpec, Candidate, PlanReque
 
 from mrm_edge.errors import first_line
 from mrm_edge.served_identity import identity_mismatch, model_identity, parameters_of
-
-__all__ = ["SPEC", "ServedModelMismatch", "TritonBackend", "TritonTarget", "parse_target"]
 
 INSTALL_HINT = "pip install 'mrm-edge[triton]'"
 FORM = "triton:HOST:PORT[/MODEL]"
@@ -95,7 +73,7 @@ def _import_client() -> Any:
 
 
 class TritonBackend(Backend):
-    """Inference on a Triton server (see the module docstring).
+    """Inference on a Triton server (docs/triton.md).
 
     Args:
         target: the server (and optionally the model name).

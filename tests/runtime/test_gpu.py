@@ -13,7 +13,7 @@ import pytest
 def _cudart_with_gpu():
     if importlib.util.find_spec("cuda") is None:
         pytest.skip("cuda-python is not installed here (no GPU on this machine)")
-    from mrm_edge.runtime.backends.cuda import load_cudart
+    from mrm_edge.runtime.backends.cuda.api import load_cudart
 
     cudart = load_cudart()
     err, count = cudart.cudaGetDeviceCount()
@@ -23,7 +23,7 @@ def _cudart_with_gpu():
 
 
 def test_pinned_and_device_buffers_round_trip_on_a_real_gpu() -> None:
-    from mrm_edge.runtime.backends.cuda import (
+    from mrm_edge.runtime.backends.cuda.resources import (
         DeviceBuffer,
         PinnedHostBuffer,
         Stream,

@@ -207,7 +207,7 @@ def bench_tensorrt(
     Raises :class:`GpuUnavailable` without TensorRT, a CUDA binding (cuda-python or pycuda),
     a GPU or a fitting engine. ``trt``: the module to use; ``cudart``: a CudaApi or a
     cuda-python runtime module (tests pass the test doubles)."""
-    from mrm_edge.runtime.backends.tensorrt import TensorRTBackend
+    from mrm_edge.runtime.backends.tensorrt.runner import TensorRTBackend
 
     art, trt, cuda = _fitting_engine(Path(model_dir), precision, trt, cudart, device_id)
     backend = TensorRTBackend(art.path, device_id=device_id, trt=trt, cudart=cuda)
@@ -242,8 +242,8 @@ def _fitting_engine(
     """The engine artifact to time, the TensorRT module of its flavour and the CUDA API;
     :class:`GpuUnavailable` saying why there is none. The backend verifies the engine
     against this GPU and TensorRT when it activates."""
-    from mrm_edge.runtime.backends import cuda as cu
     from mrm_edge.runtime.backends.base import BackendUnavailable
+    from mrm_edge.runtime.backends.cuda import api as cuda_api
     from mrm_edge.runtime.backends.tensorrt.capability import (
         RTX,
         STANDARD,
@@ -254,7 +254,7 @@ def _fitting_engine(
     )
 
     try:
-        cuda = cu.as_cuda_api(cudart)
+        cuda = cuda_api.as_cuda_api(cudart)
     except (BackendUnavailable, RuntimeError) as e:
         raise GpuUnavailable(f"tensorrt: {getattr(e, 'reason', None) or e}") from e
     gpu, why = probe_gpu(device_id, cuda)

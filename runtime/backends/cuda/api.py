@@ -1,16 +1,9 @@
 """One small CUDA interface (:class:`CudaApi`) for the TensorRT backend, the GPU benchmark
-and the GPU probe, and how a binding is chosen (:func:`load_cuda_api`).
+and the GPU probe, and how a binding is chosen (:func:`load_cuda_api`; docs/export.md).
 
-Two implementations: :class:`~.cuda_python.CudaPythonApi` over cuda-python's runtime API
-(``cuda.bindings.runtime``; NVIDIA's supported binding, wheels for x86_64 and aarch64, the
-default) and :class:`~.pycuda_api.PyCudaApi` over ``pycuda.driver`` (a source package that
-needs nvcc and the CUDA headers to build; no CUDA graphs). Pointers are ints; streams,
-events and graphs are opaque handles that only the implementation that made them reads.
-Every method raises a one-line :class:`CudaError` on failure.
-
-Choice: ``MRM_EDGE_CUDA=cuda-python|pycuda`` (or ``prefer=``) forces a binding; otherwise
-cuda-python when importable, else pycuda, else :class:`BackendUnavailable` naming both.
-Whoever activates a backend shows the choice (``CudaApi.binding``, e.g. "cuda-python 13.0.1").
+Two implementations: ``cuda_python.CudaPythonApi`` (the default) and ``pycuda_api.PyCudaApi``
+(no CUDA graphs). Pointers are ints; streams, events and graphs are opaque handles that only
+the implementation that made them reads. Every method raises a one-line :class:`CudaError`.
 """
 
 from __future__ import annotations
@@ -136,7 +129,10 @@ class CudaApi(ABC):
     @abstractmethod
     def event_synchronize(self, event: Any) -> None: ...
     @abstractmethod
-    def event_elapsed_ms(self, start: Any, end: Any) -> float: ...
+    def event_elapsed_ms(self, start: Any, end: Any) -> float:
+        """Device time between two recorded timing events, in ms (about 0.5 us resolution).
+        Both must have completed: synchronize ``end`` first."""
+
     @abstractmethod
     def event_destroy(self, event: Any) -> None: ...
 
@@ -249,19 +245,3 @@ def as_cuda_api(cuda: Any = None, prefer: str | None = None) -> CudaApi:
     from mrm_edge.runtime.backends.cuda.cuda_python import CudaPythonApi
 
     return CudaPythonApi(cuda)
-
-
-__all__ = [
-    "BINDINGS",
-    "CUDA_ENV",
-    "GRAPHS_NEED_CUDA_PYTHON",
-    "LOADERS",
-    "CudaApi",
-    "CudaError",
-    "DeviceProps",
-    "as_cuda_api",
-    "check",
-    "load_cuda_api",
-    "load_cudart",
-    "requested_binding",
-]

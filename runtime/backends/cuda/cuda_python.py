@@ -1,17 +1,12 @@
-""":class:`CudaApi` over cuda-python's runtime API (``cuda.bindings.runtime``).
-
-Every cuda-python call returns ``(err, *values)``; :func:`check` turns a non-success ``err``
-into a one-line :class:`CudaError`. The module is passed in, so the TensorRT backend can run
-on the host-memory test double ``tests/fakes/tensorrt.py:FakeCudaRuntime``. Not executed
-here against the real module (no GPU, no cuda-python on the development machines); the calls
-follow the cuda-python runtime API documentation.
+""":class:`CudaApi` over cuda-python's runtime API (``cuda.bindings.runtime``). The module is
+passed in, so the TensorRT backend runs on the test double ``FakeCudaRuntime``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from mrm_edge.runtime.backends.cuda.api import CudaApi, CudaError, DeviceProps, check
+from mrm_edge.runtime.backends.cuda.api import CudaApi, DeviceProps, check
 
 
 class CudaPythonApi(CudaApi):
@@ -125,6 +120,3 @@ class CudaPythonApi(CudaApi):
 
     def graph_destroy(self, graph: Any) -> None:
         check(self.cudart.cudaGraphExecDestroy(graph), "cudaGraphExecDestroy")
-
-
-__all__ = ["CudaError", "CudaPythonApi"]

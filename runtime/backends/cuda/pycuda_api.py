@@ -194,6 +194,3 @@ class PyCudaApi(CudaApi):
 
     def graph_destroy(self, graph: Any) -> None:
         raise CudaError("graph destroy", GRAPHS_NEED_CUDA_PYTHON)
-
-
-__all__ = ["PyCudaApi"]

@@ -1,10 +1,6 @@
-"""CUDA resources as context managers over a :class:`CudaApi`: device and pinned host memory,
-streams, events (timing too), graphs; and the copy / timing / capture calls on them.
-
-Every class takes the binding to use: a :class:`CudaApi`, or a cuda-python-like runtime
-module (the real one or ``tests/fakes/tensorrt.py:FakeCudaRuntime``), which is wrapped in
-:class:`CudaPythonApi`. Resources free themselves on exit (``free()`` / ``destroy()`` are
-idempotent), because leaked pinned memory and streams outlive a Python exception otherwise.
+"""CUDA resources as context managers over a :class:`CudaApi` (or a cuda-python-like runtime
+module, wrapped): device and pinned host memory, streams, events, graphs. They free themselves
+on exit (idempotently): leaked pinned memory and streams outlive a Python exception otherwise.
 """
 
 from __future__ import annotations
@@ -110,7 +106,7 @@ class Stream(_Resource):
 
 class Event(_Resource):
     """A CUDA event: the host waits for it (``synchronize``). Without timing by default
-    (cheaper); ``timing=True`` makes one :func:`elapsed_ms` can measure between."""
+    (cheaper); ``timing=True`` makes one ``CudaApi.event_elapsed_ms`` can measure between."""
 
     def __init__(self, cuda: Any, timing: bool = False) -> None:
         self._cuda = _api(cuda)
@@ -133,12 +129,6 @@ class Event(_Resource):
             self._cuda.event_destroy(event)
 
     destroy = close
-
-
-def elapsed_ms(cuda: Any, start: Event, end: Event) -> float:
-    """Device time between two recorded timing events, in ms (about 0.5 us resolution).
-    Both must have completed: synchronize ``end`` first."""
-    return _api(cuda).event_elapsed_ms(start.raw, end.raw)
 
 
 def memcpy_htod_async(cuda: Any, dst: int, src: int, nbytes: int, stream: Stream) -> None:
@@ -175,17 +165,3 @@ def end_capture(cuda: Any, stream: Stream) -> GraphExec:
     """End the capture on ``stream`` and instantiate it (the graph template is freed)."""
     api = _api(cuda)
     return GraphExec(api, api.end_capture(stream.raw))
-
-
-__all__ = [
-    "DeviceBuffer",
-    "Event",
-    "GraphExec",
-    "PinnedHostBuffer",
-    "Stream",
-    "begin_capture",
-    "elapsed_ms",
-    "end_capture",
-    "memcpy_dtoh_async",
-    "memcpy_htod_async",
-]

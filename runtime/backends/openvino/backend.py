@@ -1,18 +1,6 @@
-"""OpenVINO backend (loader + runner in one class): an ONNX file compiled for the CPU plugin.
-
-Settings are always explicit, never OpenVINO's defaults of the day: the inference precision
-(``f32`` for FP32 and the INT8 Q/DQ files, ``bf16`` only where the CPU has it: on BF16 CPUs
-OpenVINO's *default* is bf16), the thread count, the stream count (1: the monitor sends one
-batch at a time) and the ``LATENCY`` performance hint. Compiled models are cached in
-OpenVINO's ``CACHE_DIR`` (under the user cache dir, ``runtime/user_cache.py``) so a restart
-loads the blob instead of recompiling.
-
-Shapes: ``"dynamic"`` (one compiled model, any batch; the default, faster when measured on
-this project's AMD machine) or ``"fixed"`` (one compiled model per batch size seen, made on
-first use). ``openvino`` is imported in ``activate()`` only.
-
-Executed here: the CPU plugin (f32, INT8 Q/DQ). Other devices (``"GPU"``, ``"NPU"``) are
-passed through to OpenVINO but untested; BF16 is refused here (AVX2-only CPU).
+"""OpenVINO backend (loader + runner in one class): an ONNX file compiled for the CPU plugin,
+every setting stated and compiled models cached (docs/cpu-runtimes.md). ``openvino`` is
+imported in ``activate()`` only.
 """
 
 from __future__ import annotations
@@ -26,8 +14,6 @@ from mrm_edge.runtime.backends.openvino.capability import cpu_bf16, probe_openvi
 from mrm_edge.runtime.user_cache import usable_cores, user_cache_dir
 
 from mrm_edge.errors import first_line
-
-__all__ = ["INFERENCE_PRECISIONS", "OpenVinoBackend", "openvino_cache_dir"]
 
 INFERENCE_PRECISIONS = {"f32": "fp32", "bf16": "bf16"}
 
@@ -87,7 +73,7 @@ class OpenVinoBackend(Backend):
         self._requests: dict[int | None, Any] = {}
 
     def config(self) -> dict[str, Any]:
-        """The compile properties, every one stated (see the module docstring)."""
+        """The compile properties, every one stated (docs/cpu-runtimes.md)."""
         threads = self.threads or usable_cores()
         return {
             "INFERENCE_PRECISION_HINT": self.inference_precision,

@@ -1,30 +1,10 @@
-"""What this machine can do: which TensorRT flavours are importable, what they support, which GPU.
-
-Two flavours share one builder / runner code path (the Python API is the same TensorRT API):
-
-- ``tensorrt`` — standard TensorRT 10 / 11: data-centre GPUs, Jetson (JetPack ships it), any
-  CUDA GPU. It builds on the GPU it will run on; engines are tied to that GPU model.
-- ``tensorrt-rtx`` — NVIDIA's TensorRT for RTX (module ``tensorrt_rtx``, x86_64 wheels
-  ``tensorrt-rtx-cu13*``): its builder needs **no GPU** ("CPU-only AOT"), and an engine runs on
-  every GPU whose compute capability is among the targets it was built for (JIT-specialised on
-  first load). It targets Turing to Blackwell consumer / workstation parts (7.5, 8.0, 8.6, 8.9,
-  12.0, 12.1), not Hopper (9.0) or Jetson.
-
-Which flavour builds, when both are importable (``choose_flavour``; ``--trt-flavour`` or
-``MRM_EDGE_TRT_FLAVOUR`` overrides it):
-
-1. no CUDA GPU here → ``tensorrt-rtx``: the only flavour that can build without one;
-2. a GPU that TensorRT-RTX cannot target (Hopper, Jetson, ...) → ``tensorrt``;
-3. otherwise ``tensorrt``: an engine tuned on this very GPU; ask for ``tensorrt-rtx`` to get
-   portable engines for a fleet of RTX machines.
-A runtime never chooses: an engine's sidecar records the flavour that built it, and only that
-flavour loads it.
+"""What this machine can do: which TensorRT flavours import, what they support, which GPU; and
+which flavour builds (:func:`choose_flavour`). The flavours and the rule: docs/export.md.
 
 Probes never raise: a missing or broken install is an answer ("not available, because ..."),
 not an error. Capabilities are detected on the module (``hasattr``), not by parsing version
 strings, because NVIDIA removes things on major versions (TensorRT 11 dropped the precision
-flags and the implicit INT8 calibrator) and JetPack ships its own numbering. Nothing heavy is
-imported at module import; tests pass module doubles through ``trt=`` / ``cudart=``.
+flags) and JetPack ships its own numbering. Nothing heavy is imported at module import.
 """
 
 from __future__ import annotations
@@ -280,7 +260,7 @@ def probe_flavours(modules: Mapping[str, Any] | None = None) -> dict[str, Tensor
 def choose_flavour(
     requested: str, infos: Mapping[str, TensorRTInfo], gpu: GpuInfo | None
 ) -> tuple[str | None, str]:
-    """``(flavour, why)`` to build with under the rule in the module docstring, or
+    """``(flavour, why)`` to build with under the rule in docs/export.md, or
     ``(None, why not)`` when no usable flavour fits the request."""
     check_flavour(requested)
     rtx, std = infos.get(RTX), infos.get(STANDARD)
@@ -321,7 +301,7 @@ def probe_gpu(device: int = 0, cudart: Any = None) -> tuple[GpuInfo | None, str 
     or a cuda-python runtime module (or its test double); default: the binding
     ``load_cuda_api`` picks, imported here and not at module import.
     """
-    from mrm_edge.runtime.backends.cuda import CudaError, as_cuda_api
+    from mrm_edge.runtime.backends.cuda.api import CudaError, as_cuda_api
 
     try:
         api = as_cuda_api(cudart)
@@ -351,26 +331,3 @@ def probe_gpu(device: int = 0, cudart: Any = None) -> tuple[GpuInfo | None, str 
         )
     except Exception as e:
         return None, f"CUDA query failed ({first_line(e)})"
-
-
-__all__ = [
-    "CUDA_PYTHON_HINT",
-    "DEFAULT_RTX_TARGETS",
-    "FLAVOURS",
-    "FLAVOUR_CHOICES",
-    "INSTALL_HINT",
-    "RTX",
-    "STANDARD",
-    "GpuInfo",
-    "TensorRTInfo",
-    "TensorRTUnavailable",
-    "check_flavour",
-    "choose_flavour",
-    "compute_targets_of",
-    "flavour_of",
-    "import_tensorrt",
-    "probe_flavours",
-    "probe_gpu",
-    "probe_tensorrt",
-    "requested_flavour",
-]

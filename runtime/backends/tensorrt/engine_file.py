@@ -1,17 +1,7 @@
-"""An engine file as the runtime reads it: its sidecar, whether it may load here, and why not.
-
-``mrm-edge export --engine`` writes ``model.<precision>.<digest>.engine`` beside a sidecar
-``<engine>.json`` (the file name and its parser live in :mod:`mrm_edge.artifacts`; the key,
-the build and the store in :mod:`mrm_edge.export.tensorrt.cache`). What the runtime needs
-from it is here, so that loading an engine imports nothing from the export:
-
-- :func:`read_engine_sidecar`: the sidecar, or :class:`EngineRefused` when missing or corrupt;
-- :func:`verify_engine_file`: the engine's bytes against the sidecar's SHA-256;
-- :func:`describe_misfit` / :func:`check_engine`: whether an engine runs on this GPU with the
-  TensorRT flavours installed here (standard TensorRT: same GPU, compute capability and
-  version; TensorRT-RTX: this compute capability among its targets, same version);
-- :func:`fit_engines`: which of a model directory's engines run here — the one check that
-  backend selection and the GPU benchmark share.
+"""An engine file as the runtime reads it: its sidecar, whether it may load here, and why not;
+:func:`fit_engines` is the one check that backend selection and the GPU benchmark share.
+Writing engines and sidecars is :mod:`mrm_edge.export.tensorrt.cache`; this module lets the
+runtime load an engine without importing the export.
 """
 
 from __future__ import annotations
@@ -172,16 +162,3 @@ def fit_engines(
         else:
             fitting.append(engine)
     return fitting, misfits
-
-
-__all__ = [
-    "SIDECAR_FORMAT",
-    "EngineLike",
-    "EngineRefused",
-    "check_engine",
-    "describe_built",
-    "describe_misfit",
-    "fit_engines",
-    "read_engine_sidecar",
-    "verify_engine_file",
-]

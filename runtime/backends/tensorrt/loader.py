@@ -1,16 +1,7 @@
-"""Loading a serialized engine for the TensorRT backend: which flavour, why one does not
-load, and TensorRT-RTX's runtime cache.
-
-- An engine's sidecar names the flavour that built it (``key["flavour"]``: ``tensorrt``,
-  the default when absent, or ``tensorrt-rtx``); only that flavour's module loads it.
-- When TensorRT cannot deserialize an engine the reason is read from what it logged and
-  from ``IRuntime.get_engine_validity`` (TensorRT-RTX has it, and it needs no GPU), so a
-  malformed file, an engine for another version or GPU, and "no usable GPU / driver" are
-  told apart instead of all reading "corrupt".
-- TensorRT-RTX specialises an engine for the GPU at load time (JIT). Its runtime cache keeps
-  that work: it is read from ``<engine>.runtime-cache`` when present and written back on
-  deactivation, so the cost is paid once per machine. A cache that does not load (another
-  GPU, driver or version, or damaged) is ignored with a note; a read-only directory too.
+"""Loading a serialized engine for the TensorRT backend: with the flavour its sidecar names
+(``key["flavour"]``, ``tensorrt`` when absent), why one does not load (TensorRT's log and
+TensorRT-RTX's ``get_engine_validity``), and TensorRT-RTX's runtime cache beside the engine
+(docs/export.md).
 """
 
 from __future__ import annotations
@@ -215,19 +206,3 @@ def verify(engine_path: Path, device_id: int, cuda: Any, trt: Any, flavour: str)
         )
     except EngineRefused as e:
         raise EngineUnusable(str(e)) from e
-
-
-__all__ = [
-    "MALFORMED_ENGINE",
-    "EngineNotLoadable",
-    "EngineUnusable",
-    "RuntimeCache",
-    "engine_flavour",
-    "flavour_module",
-    "make_logger",
-    "malformed",
-    "runtime_cache_path",
-    "sidecar_or_none",
-    "verify",
-    "why_not_loaded",
-]

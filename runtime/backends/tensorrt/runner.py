@@ -1,37 +1,19 @@
 """TensorRT backend: a serialized engine run synchronously from one set of buffers.
 
-Layout (one execution context, one stream, buffers sized from the profile's max shape once,
-at activation)::
+One execution context, one stream, buffers sized from the profile's max shape at activation::
 
     infer(x): copy x into pinned in → record e0 → memcpy in → device in → record e1 →
               set_input_shape / set_tensor_address(in, out); execute_async_v3
               (or replay the CUDA graph of this shape) → record e2 →
               memcpy device out → pinned out → record e3 → wait e3
 
-The monitor's worker calls ``infer`` and waits for the result, so one buffer set is enough.
-The four events are timing events: :meth:`TensorRTBackend.last_stages_ms` gives the last
-call's copy-in, compute and copy-out device times, which is how ``mrm-edge bench`` times
-this very path.
-
-CUDA graphs (``cuda_graphs=True``, used by ``mrm-edge doctor --cuda-graphs``): a graph bakes
-in the shapes and buffer addresses of the enqueue it captured, so there is one graph per input
-shape, captured after the first normal run of that shape (TensorRT asks for one enqueue after
-a shape change before capturing). Engines that cannot be captured fall back to normal
-enqueues; ``graph_error`` says why.
-
-Engines are checked before loading: the sidecar written by ``mrm-edge export --engine``
-names the TensorRT flavour that built it (``tensorrt`` or ``tensorrt-rtx``; only that one
-loads it), and must fit this GPU and the installed version, and the engine bytes must match
-its SHA-256 (``verify=False`` skips this for engines built elsewhere, e.g. by trtexec).
-TensorRT-RTX engines keep their JIT runtime cache beside the engine (``loader``).
-
-CUDA comes through :class:`~mrm_edge.runtime.backends.cuda.CudaApi`: cuda-python by
-default, or pycuda (``MRM_EDGE_CUDA=pycuda``; no CUDA graphs: ``cuda_graphs`` then falls back
-and ``graph_error`` says so). ``cuda_binding`` names the one in use.
-
-Not executed here: no real TensorRT or GPU is available on the development machines. The
-call sequence and the buffer handling are tested against the test double in
-``tests/fakes/tensorrt.py``, whose streams execute deferred (nothing runs until the host waits).
+One buffer set is enough: the monitor's worker calls ``infer`` and waits. The four timing
+events give :meth:`TensorRTBackend.last_stages_ms`, how ``mrm-edge bench`` times this path.
+CUDA graphs (``cuda_graphs=True``, for ``mrm-edge doctor --cuda-graphs``): a graph bakes in
+shapes and addresses, so one per input shape, captured after the first normal run of that
+shape (TensorRT asks for one enqueue after a shape change); where capture fails (or pycuda,
+which has no graph API) enqueues stay normal and ``graph_error`` says why. The checks before
+loading are ``loader``'s; what ran against a real TensorRT: docs/export.md.
 """
 
 from __future__ import annotations
@@ -41,11 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from mrm_edge.runtime.backends import cuda as cu
 from mrm_edge.runtime.backends.base import Backend, BackendUnavailable, precision_from_filename
+from mrm_edge.runtime.backends.cuda import api as cuda_api
+from mrm_edge.runtime.backends.cuda import resources as cu
 from mrm_edge.runtime.backends.tensorrt import loader
 from mrm_edge.runtime.backends.tensorrt.capability import DISPLAY, RTX, STANDARD
-from mrm_edge.runtime.backends.tensorrt.loader import EngineNotLoadable, EngineUnusable
+from mrm_edge.runtime.backends.tensorrt.loader import EngineNotLoadable
 
 
 class TensorRTBackend(Backend):
@@ -108,12 +91,12 @@ class TensorRTBackend(Backend):
         flavour = loader.engine_flavour(sidecar) if sidecar else None
         trt, self.flavour = loader.flavour_module(self.engine_path, flavour, self._trt)
         self.trt_version = str(getattr(trt, "__version__", "") or "unknown")
-        cuda = cu.as_cuda_api(self._cudart, self._cuda_request)
+        cuda = cuda_api.as_cuda_api(self._cudart, self._cuda_request)
         self.cuda_binding = cuda.binding
         with contextlib.ExitStack() as stack:
             try:
                 cuda.set_device(self.device_id)
-            except cu.CudaError as e:
+            except cuda_api.CudaError as e:
                 raise BackendUnavailable(self.name, f"CUDA device {self.device_id}: {e}") from e
             stack.callback(cuda.close)  # runs last: after every resource below is freed
             if self.verify:
@@ -203,7 +186,7 @@ class TensorRTBackend(Backend):
         self._ctx_shape = None
         self._out_shapes = {}
 
-    def _allocate(self, cuda: cu.CudaApi, stack: contextlib.ExitStack) -> None:
+    def _allocate(self, cuda: cuda_api.CudaApi, stack: contextlib.ExitStack) -> None:
         self._stream = stack.enter_context(cu.Stream(cuda))
         in_bytes = int(np.prod(self._max_in_shape)) * self._in_dtype.itemsize
         out_bytes = int(np.prod(self._max_out_shape)) * self._out_dtype.itemsize
@@ -224,13 +207,13 @@ class TensorRTBackend(Backend):
         stack.callback(self._synchronize_quietly)
 
     def _synchronize_quietly(self) -> None:
-        with contextlib.suppress(cu.CudaError):
+        with contextlib.suppress(cuda_api.CudaError):
             self._stream.synchronize()
 
     def _destroy_graphs(self) -> None:
         graphs, self._graphs = self._graphs, {}
         for g in graphs.values():
-            with contextlib.suppress(cu.CudaError):
+            with contextlib.suppress(cuda_api.CudaError):
                 g.close()
 
     def _deactivate(self) -> None:
@@ -315,7 +298,7 @@ class TensorRTBackend(Backend):
             return
         try:
             cu.begin_capture(cuda, self._stream)
-        except cu.CudaError as e:
+        except cuda_api.CudaError as e:
             self.graph_error = str(e)
             return
         ok = False
@@ -324,7 +307,7 @@ class TensorRTBackend(Backend):
         finally:
             try:
                 graph = cu.end_capture(cuda, self._stream)
-            except cu.CudaError as e:
+            except cuda_api.CudaError as e:
                 self.graph_error = str(e)
                 graph = None
         if graph is None:
@@ -336,6 +319,3 @@ class TensorRTBackend(Backend):
             )
             return
         self._graphs[shape] = graph
-
-
-__all__ = ["EngineNotLoadable", "EngineUnusable", "TensorRTBackend"]

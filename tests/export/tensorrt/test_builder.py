@@ -13,18 +13,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from mrm_edge.export.tensorrt import (
-    BuildError,
-    BuildOptions,
-    GraphInfo,
-    build_engine,
-    build_or_load,
-    inspect_onnx,
-    parse_batch_profile,
-    parse_size,
-    plan_build,
-)
-from mrm_edge.export.tensorrt.builder import build_engine_detailed
+from mrm_edge.export.tensorrt.builder import build_engine, build_engine_detailed, build_or_load
+from mrm_edge.export.tensorrt.errors import BuildError
+from mrm_edge.export.tensorrt.graph import GraphInfo, inspect_onnx
+from mrm_edge.export.tensorrt.plan import BuildOptions, parse_batch_profile, parse_size, plan_build
 from mrm_edge.runtime.backends.tensorrt.capability import (
     GpuInfo,
     TensorRTInfo,

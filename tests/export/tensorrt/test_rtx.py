@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from mrm_edge.export.tensorrt import BuildError, BuildOptions, build_or_load
-from mrm_edge.export.tensorrt.builder import build_engine_detailed
+from mrm_edge.export.tensorrt.builder import build_engine_detailed, build_or_load
+from mrm_edge.export.tensorrt.errors import BuildError
+from mrm_edge.export.tensorrt.plan import BuildOptions
 from mrm_edge.runtime.backends.tensorrt.capability import RTX, probe_tensorrt
 from mrm_edge.runtime.backends.tensorrt.engine_file import check_engine, read_engine_sidecar
 

@@ -6,7 +6,8 @@ import shlex
 from pathlib import Path
 
 import pytest
-from mrm_edge.export.tensorrt import BuildError, BuildOptions
+from mrm_edge.export.tensorrt.errors import BuildError
+from mrm_edge.export.tensorrt.plan import BuildOptions
 from mrm_edge.export.tensorrt.trtexec import trtexec_command
 
 from tests.fakes import make_onnx

@@ -11,8 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from mrm_edge.runtime.backends import BackendUnavailable
-from mrm_edge.runtime.backends.openvino import OpenVinoBackend
-from mrm_edge.runtime.backends.openvino.backend import openvino_cache_dir
+from mrm_edge.runtime.backends.openvino.backend import OpenVinoBackend, openvino_cache_dir
 
 from mrm_edge.artifacts import BF16_RECORD
 from mrm_edge.metrics import macro_auc

@@ -14,13 +14,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from mrm_edge.export.tensorrt import BuildOptions, build_or_load
+from mrm_edge.export.tensorrt.builder import build_or_load
 from mrm_edge.export.tensorrt.cache import EngineKey, store
+from mrm_edge.export.tensorrt.plan import BuildOptions
 from mrm_edge.runtime.backends import BackendUnavailable, TensorRTBackend
-from mrm_edge.runtime.backends import cuda as cu
-from mrm_edge.runtime.backends.tensorrt import EngineNotLoadable, loader
+from mrm_edge.runtime.backends.cuda.pycuda_api import PyCudaApi
+from mrm_edge.runtime.backends.tensorrt import loader
 from mrm_edge.runtime.backends.tensorrt.capability import probe_gpu, probe_tensorrt
 from mrm_edge.runtime.backends.tensorrt.engine_file import EngineRefused
+from mrm_edge.runtime.backends.tensorrt.loader import EngineNotLoadable
 
 from mrm_edge.fileio import sha256_file
 from tests.fakes import make_onnx
@@ -89,7 +91,7 @@ def test_pycuda_binding_gives_the_same_results_as_cuda_python(
     for kind in ("cuda-python", "pycuda"):
         if kind == "pycuda":
             driver = FakePyCudaDriver(order="random", seed=seed)
-            rt, cuda = driver.runtime, cu.PyCudaApi(driver)
+            rt, cuda = driver.runtime, PyCudaApi(driver)
         else:
             rt = FakeCudaRuntime(order="random", seed=seed)
             cuda = rt

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from mrm_edge.export.tensorrt import BuildOptions, build_or_load
+from mrm_edge.export.tensorrt.builder import build_or_load
+from mrm_edge.export.tensorrt.plan import BuildOptions
 from mrm_edge.runtime.backends import BackendUnavailable, TensorRTBackend
 from mrm_edge.runtime.backends.tensorrt.capability import probe_gpu, probe_tensorrt
 from mrm_edge.runtime.backends.tensorrt.engine_file import EngineRefused
