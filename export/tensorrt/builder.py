@@ -14,7 +14,6 @@ every function that touches it takes ``trt=``. What ran for real and what only a
 from __future__ import annotations
 
 import contextlib
-import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,12 +31,10 @@ from mrm_edge.runtime.backends.tensorrt.capability import (
     import_tensorrt,
     probe_tensorrt,
 )
+from mrm_edge.runtime.backends.tensorrt.loader import make_logger
 
 from mrm_edge.errors import first_line
 from mrm_edge.fileio import atomic_write_bytes, sha256_file
-
-log = logging.getLogger("mrm_edge.export.tensorrt")
-
 
 # --------------------------------------------------------------------------- building
 
@@ -55,26 +52,6 @@ class BuildResult:
     flavour: str = "tensorrt"
     trt_version: str = ""
     compute_targets: tuple[str, ...] | None = None  # TensorRT-RTX: what the config targets
-
-
-def _make_logger(trt: Any) -> Any:
-    """A TensorRT logger that forwards warnings and errors to Python logging and keeps the
-    errors, so a failed build can say why in its own message."""
-
-    class CapturingLogger(trt.ILogger):  # type: ignore[misc, name-defined]
-        def __init__(self) -> None:
-            trt.ILogger.__init__(self)
-            self.errors: list[str] = []
-
-        def log(self, severity: Any, msg: str) -> None:
-            name = getattr(severity, "name", str(severity))
-            if "ERROR" in name:
-                self.errors.append(str(msg).strip())
-                log.error("TensorRT: %s", msg)
-            elif "WARNING" in name:
-                log.warning("TensorRT: %s", msg)
-
-    return CapturingLogger()
 
 
 def _parser_errors(parser: Any) -> str:
@@ -122,12 +99,7 @@ def _trtexec_hint(onnx_path: Path, options: BuildOptions) -> str:
         return f"trtexec (see trtexec --help; no line could be made here: {first_line(e)})"
 
 
-def build_engine(onnx_path: Path, options: BuildOptions, trt: Any = None) -> bytes:
-    """Build ``onnx_path`` into a serialized engine (bytes). See :func:`build_engine_detailed`."""
-    return build_engine_detailed(onnx_path, options, trt).engine
-
-
-def build_engine_detailed(
+def build_engine(
     onnx_path: Path, options: BuildOptions, trt: Any = None, *, graph: GraphInfo | None = None
 ) -> BuildResult:
     """Build ``onnx_path`` with ``options``; ``trt`` is the TensorRT module (default: import
@@ -151,7 +123,7 @@ def build_engine_detailed(
     notes = list(plan.notes)
 
     t0 = time.perf_counter()
-    logger = _make_logger(trt)
+    logger = make_logger(trt)
     builder = trt.Builder(logger)
     flags = 0
     creation = getattr(trt, "NetworkDefinitionCreationFlag", None)
@@ -274,7 +246,8 @@ def _use_dla(trt: Any, builder: Any, config: Any, core: int, rtx: bool) -> None:
 
 def _why(logger: Any, options: BuildOptions) -> str:
     """The builder's last errors, with the remedy for the one users hit: a workspace too small."""
-    why = "; ".join(logger.errors[-3:]) if logger.errors else "no error logged by TensorRT"
+    errors = logger.errors()
+    why = "; ".join(errors[-3:]) if errors else "no error logged by TensorRT"
     if "OutOfMemory" in why:
         why += (
             f" (the workspace limit is {options.workspace_bytes >> 20} MiB at max batch "
@@ -351,7 +324,7 @@ def build_or_load(
             f"trt_info says {trt_info.display} {trt_info.version} but the module builds with "
             f"{actual.display} {actual.version}"
         )
-    result = build_engine_detailed(onnx_path, options, trt, graph=graph)
+    result = build_engine(onnx_path, options, trt, graph=graph)
     facts = {
         "onnx_file": onnx_path.name,
         "input": {"name": result.input_name, "dims": list(result.input_dims)},

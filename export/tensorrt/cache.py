@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,7 +33,8 @@ DIGEST_CHARS = 16  # 64 bits: collisions are irrelevant, and lookup() compares a
 
 @dataclass(frozen=True)
 class EngineKey:
-    """Everything that makes two engines different (why each field: docs/export.md)."""
+    """Everything that makes two engines different (why each field: docs/export.md). Built by
+    ``builder.make_key`` from checked :class:`BuildOptions` and the probed TensorRT and GPU."""
 
     onnx_sha256: str
     gpu_name: str | None
@@ -48,36 +48,6 @@ class EngineKey:
     calibration: str | None = None
     flavour: str = "tensorrt"
     compute_targets: tuple[str, ...] | None = None
-
-    def __post_init__(self) -> None:
-        if not re.fullmatch(r"[0-9a-f]{64}", self.onnx_sha256):
-            raise ValueError(f"EngineKey: onnx_sha256 {self.onnx_sha256!r} is not a SHA-256 hex")
-        if self.flavour not in ("tensorrt", "tensorrt-rtx"):
-            raise ValueError(
-                f"EngineKey: flavour {self.flavour!r}, expected 'tensorrt' or 'tensorrt-rtx'"
-            )
-        if self.flavour == "tensorrt-rtx":
-            if not self.compute_targets:
-                raise ValueError("EngineKey: a TensorRT-RTX key needs its compute_targets")
-            object.__setattr__(self, "compute_targets", tuple(self.compute_targets))
-        elif not (self.gpu_name and self.compute_capability):
-            raise ValueError("EngineKey: a TensorRT key needs gpu_name and compute_capability")
-        if self.precision not in PRECISIONS:
-            raise ValueError(
-                f"EngineKey: precision {self.precision!r}, expected one of {PRECISIONS}"
-            )
-        profile = tuple(self.profile)
-        if len(profile) != 3 or not all(
-            isinstance(b, int) and not isinstance(b, bool) for b in profile
-        ):
-            raise ValueError(f"EngineKey: profile {self.profile!r}, expected (min, opt, max) ints")
-        if not 1 <= profile[0] <= profile[1] <= profile[2]:
-            raise ValueError(f"EngineKey: profile {profile}, expected 1 <= min <= opt <= max")
-        object.__setattr__(self, "profile", profile)
-        if self.dla_core is not None and self.dla_core < 0:
-            raise ValueError(f"EngineKey: dla_core {self.dla_core}, expected None or >= 0")
-        if self.workspace_bytes <= 0:
-            raise ValueError(f"EngineKey: workspace_bytes {self.workspace_bytes}, expected > 0")
 
     def to_dict(self) -> dict[str, Any]:
         """The key as JSON-ready data (what the sidecar records and the digest hashes)."""
@@ -99,35 +69,27 @@ class EngineKey:
         return sorted(k for k in set(mine) | set(recorded) if mine.get(k) != recorded.get(k))
 
 
-@dataclass(frozen=True)
-class CacheProbe:
-    """What :func:`probe_cache` found: the engine path on a hit, else why it missed."""
-
-    path: Path
-    hit: bool
-    reason: str  # "hit" or why not
-
-
-def probe_cache(out_dir: Path, key: EngineKey) -> CacheProbe:
-    """Look for the engine of ``key`` in ``out_dir`` and say why it is (not) usable."""
+def probe_cache(out_dir: Path, key: EngineKey) -> str:
+    """Whether the engine of ``key`` in ``out_dir`` is usable: ``"hit"``, else why not."""
     path = Path(out_dir) / engine_filename(key.precision, key)
     if not path.exists() and not sidecar_path(path).exists():
-        return CacheProbe(path, False, "not built yet")
+        return "not built yet"
     try:
         sidecar = read_engine_sidecar(path)
         diff = key.mismatches(sidecar["key"])
         if diff:
-            return CacheProbe(path, False, f"sidecar key differs in {', '.join(diff)}")
+            return f"sidecar key differs in {', '.join(diff)}"
         verify_engine_file(path, sidecar)
     except EngineRefused as e:
-        return CacheProbe(path, False, str(e))
-    return CacheProbe(path, True, "hit")
+        return str(e)
+    return "hit"
 
 
 def lookup(out_dir: Path, key: EngineKey) -> Path | None:
     """The cached engine for ``key`` in ``out_dir`` if, and only if, it verifies; else None."""
-    probe = probe_cache(out_dir, key)
-    return probe.path if probe.hit else None
+    if probe_cache(out_dir, key) != "hit":
+        return None
+    return Path(out_dir) / engine_filename(key.precision, key)
 
 
 def store(
@@ -166,9 +128,9 @@ def why_build(out_dir: Path, key: EngineKey) -> str:
     key's own entry the other engines of the same precision are read and the fields that
     differ are named: "built for another GPU / TensorRT / ONNX" is the usual reason to rebuild.
     """
-    probe = probe_cache(out_dir, key)
-    if probe.hit or probe.reason != "not built yet":
-        return probe.reason
+    reason = probe_cache(out_dir, key)
+    if reason != "not built yet":
+        return reason
     mine = key.to_dict()
     others: list[str] = []
     for path in sorted(Path(out_dir).glob(f"model.{key.precision}.*.engine")):

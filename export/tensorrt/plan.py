@@ -18,7 +18,6 @@ from mrm_edge.export.tensorrt.graph import GraphInfo
 from mrm_edge.runtime.backends.tensorrt.capability import DEFAULT_RTX_TARGETS, TensorRTInfo
 
 Precision = Literal["fp32", "fp16", "int8"]
-StrongTyping = Literal["auto"] | bool
 
 DEFAULT_PROFILE = (1, 8, 32)
 # 2 GiB: the FP32 MRM-Net engine at batch 256 needs a little over 1 GiB of workspace for its
@@ -39,8 +38,6 @@ class BuildOptions:
         timing_cache: file to load the timing cache from if present, and save it to after
             the build (speeds up rebuilds; TensorRT ignores entries from another device).
         dla_core: run on this DLA core (Jetson), with GPU fallback for unsupported layers.
-        strongly_typed: ``"auto"`` (strongly typed when the graph carries its own precision
-            or the TensorRT has no weak typing), or force True / False.
         compute_targets: TensorRT-RTX only: the compute capabilities ("8.6", ...) the
             engine is built for; None means :data:`DEFAULT_RTX_TARGETS`. Ignored by
             standard TensorRT, which builds for the GPU it runs on.
@@ -51,7 +48,6 @@ class BuildOptions:
     workspace_bytes: int = DEFAULT_WORKSPACE
     timing_cache: Path | None = None
     dla_core: int | None = None
-    strongly_typed: StrongTyping = "auto"
     compute_targets: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
@@ -74,11 +70,6 @@ class BuildOptions:
         if self.dla_core is not None and (not isinstance(self.dla_core, int) or self.dla_core < 0):
             raise ValueError(
                 f"BuildOptions: dla_core {self.dla_core!r}, expected None or an int >= 0"
-            )
-        if self.strongly_typed not in ("auto", True, False):
-            raise ValueError(
-                f"BuildOptions: strongly_typed {self.strongly_typed!r}, "
-                "expected 'auto', True or False"
             )
         if self.timing_cache is not None:
             object.__setattr__(self, "timing_cache", Path(self.timing_cache))
@@ -129,16 +120,6 @@ def parse_batch_profile(text: str) -> tuple[int, int, int]:
     return nums[0], nums[1], nums[2]
 
 
-def parse_size(text: str) -> int:
-    """``"1G"``, ``"512M"``, ``"64K"``, ``"1048576"`` → bytes (binary units)."""
-    m = re.fullmatch(r"\s*(\d+)\s*([KMG]?)(i?B)?\s*", str(text), flags=re.IGNORECASE)
-    if not m or int(m.group(1)) <= 0:
-        raise ValueError(
-            f"size {text!r}: expected a positive number with an optional K, M or G suffix"
-        )
-    return int(m.group(1)) << {"": 0, "K": 10, "M": 20, "G": 30}[m.group(2).upper()]
-
-
 @dataclass(frozen=True)
 class BuildPlan:
     """How precision will be obtained: typing mode, builder flags, and notes (things the
@@ -152,24 +133,14 @@ class BuildPlan:
 def plan_build(options: BuildOptions, graph: GraphInfo, trt_info: TensorRTInfo) -> BuildPlan:
     """Decide strong vs weak typing and the precision flags (module docstring has the rules).
 
-    Raises :class:`BuildError` for requests this TensorRT cannot honour (e.g. INT8 without
-    Q/DQ on TensorRT 11, or ``strongly_typed=False`` where weak typing no longer exists).
+    Strongly typed where the TensorRT has no weak typing left, or where the graph carries
+    its own precision and the TensorRT can keep it. Raises :class:`BuildError` for requests
+    this TensorRT cannot honour (e.g. INT8 without Q/DQ).
     """
     ver = trt_info.version or "?"
-    always_typed = not trt_info.has_precision_flags
-    if options.strongly_typed is True and not trt_info.strongly_typed_supported:
-        raise BuildError(f"TensorRT {ver} cannot build strongly typed networks")
-    if options.strongly_typed is False and always_typed:
-        raise BuildError(
-            f"TensorRT {ver} is always strongly typed: precision must come from the ONNX graph "
-            "(FP16 casts, Q/DQ for INT8)"
-        )
-    if always_typed or options.strongly_typed is True:
-        typed = True
-    elif options.strongly_typed is False:
-        typed = False
-    else:
-        typed = graph.carries_precision and trt_info.strongly_typed_supported
+    typed = not trt_info.has_precision_flags or (
+        graph.carries_precision and trt_info.strongly_typed_supported
+    )
 
     notes: list[str] = []
     if typed:

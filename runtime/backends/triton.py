@@ -113,9 +113,6 @@ class TritonBackend(Backend):
 
     # ------------------------------------------------------------------ activation
 
-    def _where(self) -> str:
-        return f"triton {self.target.url}"
-
     def _activate(self) -> None:
         grpc = _import_client()
         client = grpc.InferenceServerClient(self.target.url)
@@ -173,7 +170,7 @@ class TritonBackend(Backend):
         if not matches:
             detail = "; ".join(refusals) if refusals else "no model is ready"
             raise ServedModelMismatch(
-                f"{self._where()}: not the model of {self.expected.get('mrm_edge.model_name')} "
+                f"{self.device}: not the model of {self.expected.get('mrm_edge.model_name')} "
                 f"({detail})"
             )
         return min(matches, key=lambda m: _preference(m[1]))
@@ -201,11 +198,11 @@ class TritonBackend(Backend):
             name, _ = self._choose(self._client)
         except grpc.InferenceServerException as e:
             self._stale = True
-            raise RuntimeError(f"{self._where()}: {_message(e)}") from e
+            raise RuntimeError(f"{self.device}: {_message(e)}") from e
         if name != self.model_name:
             self._stale = True
             raise ServedModelMismatch(
-                f"{self._where()}: came back serving {name!r}, not {self.model_name!r}"
+                f"{self.device}: came back serving {name!r}, not {self.model_name!r}"
             )
 
     def _request(self, x: np.ndarray) -> np.ndarray:
@@ -219,10 +216,10 @@ class TritonBackend(Backend):
             )
         except grpc.InferenceServerException as e:
             self._stale = True
-            raise RuntimeError(f"{self._where()}: {_message(e)}") from e
+            raise RuntimeError(f"{self.device}: {_message(e)}") from e
         p = result.as_numpy(self.output_name)
         if p is None:
-            raise RuntimeError(f"{self._where()}: response without {self.output_name!r}")
+            raise RuntimeError(f"{self.device}: response without {self.output_name!r}")
         return p
 
     def _infer(self, x: np.ndarray) -> np.ndarray:

@@ -48,10 +48,6 @@ def bf16_record_status(model: Any) -> tuple[dict[str, Any] | None, str]:
     return doc, str(doc.get("message", "BF16 gate passed"))
 
 
-def _make(art: Any, hint: str, threads: int | None, precision: str) -> OpenVinoBackend:
-    return OpenVinoBackend(art.path, inference_precision=hint, threads=threads, precision=precision)  # type: ignore[arg-type]
-
-
 def plan(request: PlanRequest) -> tuple[list[Candidate], list[str]]:
     """OpenVINO's CPU options (docs/cpu-runtimes.md), and why any is missing."""
     model, precisions = request.model, request.precisions
@@ -68,7 +64,9 @@ def plan(request: PlanRequest) -> tuple[list[Candidate], list[str]]:
             Candidate(
                 f"openvino CPU {precision} ({art.name})",
                 "openvino",
-                lambda a=art: _make(a, hint, threads, precision),
+                lambda a=art: OpenVinoBackend(
+                    a.path, inference_precision=hint, threads=threads, precision=precision
+                ),
                 f"OpenVINO {info.version} CPU; {why}",
                 measurable=True,
                 precision=precision,

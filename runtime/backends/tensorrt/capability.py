@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from mrm_edge.runtime.backends.cuda.api import GpuInfo
+
 from mrm_edge.errors import first_line
 
 #: The flavours, as named on the command line and in engine sidecars.
@@ -73,19 +75,6 @@ class TensorRTInfo:
     compute_targets: tuple[str, ...] = field(default=())
 
     @property
-    def major(self) -> int | None:
-        """Major version number, None when unknown."""
-        if not self.version:
-            return None
-        m = re.match(r"(\d+)", self.version)
-        return int(m.group(1)) if m else None
-
-    @property
-    def always_strongly_typed(self) -> bool:
-        """No weak typing left (TensorRT 11, TensorRT-RTX): precision only from the graph."""
-        return self.available and not self.has_precision_flags
-
-    @property
     def builds_without_gpu(self) -> bool:
         """Engines can be built here with no GPU (TensorRT-RTX's ahead-of-time build)."""
         return self.available and self.flavour == RTX
@@ -128,22 +117,6 @@ class TensorRTInfo:
             else ""
         )
         return f"{self.display} {self.version} ({typing}{aot})"
-
-
-@dataclass(frozen=True)
-class GpuInfo:
-    """One CUDA device as cuda-python reports it."""
-
-    name: str
-    compute_capability: str  # "major.minor", e.g. "9.0" (H100), "8.7" (Jetson Orin)
-    total_memory_bytes: int
-    device: int = 0
-
-    def summary(self) -> str:
-        gib = self.total_memory_bytes / 2**30
-        return (
-            f"{self.name} (compute {self.compute_capability}, {gib:.1f} GiB, device {self.device})"
-        )
 
 
 def _import_tensorrt(flavour: str = STANDARD) -> Any:
@@ -317,17 +290,8 @@ def probe_gpu(device: int = 0, cudart: Any = None) -> tuple[GpuInfo | None, str 
         if not 0 <= device < count:
             return None, f"CUDA device {device} does not exist (found {count})"
         try:
-            props = api.device_properties(device)
+            return api.device_properties(device), None
         except CudaError as e:
             return None, f"CUDA device {device} properties unreadable ({e})"
-        return (
-            GpuInfo(
-                name=props.name,
-                compute_capability=props.compute_capability,
-                total_memory_bytes=props.total_memory,
-                device=device,
-            ),
-            None,
-        )
     except Exception as e:
         return None, f"CUDA query failed ({first_line(e)})"

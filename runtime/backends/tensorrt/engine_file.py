@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from mrm_edge.artifacts import read_sidecar, sidecar_path
 from mrm_edge.fileio import sha256_file
@@ -18,19 +18,6 @@ SIDECAR_FORMAT = 1
 
 class EngineRefused(RuntimeError):
     """An engine file that must not be loaded here (one-line message says why)."""
-
-
-class EngineLike(Protocol):
-    """What :func:`fit_engines` reads of an engine (``runtime.model.Artifact`` has it)."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def precision(self) -> str: ...
-
-    @property
-    def key(self) -> dict[str, Any]: ...
 
 
 def read_engine_sidecar(engine_path: Path) -> dict[str, Any]:
@@ -134,7 +121,7 @@ def describe_misfit(
 
 
 def fit_engines(
-    engines: Iterable[EngineLike],
+    engines: Iterable[Any],
     precisions: Iterable[str],
     gpu_name: str,
     compute_capability: str,
@@ -143,7 +130,8 @@ def fit_engines(
     *,
     batch: int | None = None,
 ) -> tuple[list[Any], list[str]]:
-    """``(fitting, misfits)``: the engines of ``precisions`` that run on this GPU with these
+    """``(fitting, misfits)``: the engines (``runtime.model.Artifact``: ``name``,
+    ``precision``, ``key``) of ``precisions`` that run on this GPU with these
     TensorRT versions (in the order given), and ``"<engine> <why not>"`` for the others.
     ``batch``: also require the batch profile to admit it (a live monitor dispatches whatever
     is waiting, so it needs batch 1)."""

@@ -36,16 +36,13 @@ class TensorRTBackend(Backend):
 
     Args:
         engine_path: ``model.<precision>.<key>.engine`` with its ``.json`` sidecar.
-        max_batch: cap below the profile's max batch (buffers are sized for it).
         cuda_graphs: capture and replay one CUDA graph per input shape.
-        verify: refuse engines whose sidecar does not match this GPU / TensorRT / bytes.
         device_id: CUDA device.
         trt: the TensorRT module (default: import the flavour the engine's sidecar names);
             tests pass the test doubles.
         cudart: a :class:`CudaApi`, or a cuda-python runtime module (wrapped in
-            CudaPythonApi); default: :func:`load_cuda_api`. Tests pass the test doubles.
-        cuda_binding: force "cuda-python" or "pycuda" (default: ``$MRM_EDGE_CUDA``, else
-            cuda-python when importable, else pycuda).
+            CudaPythonApi); default: :func:`load_cuda_api` (``$MRM_EDGE_CUDA``, else
+            cuda-python when importable, else pycuda). Tests pass the test doubles.
     """
 
     name = "tensorrt"
@@ -54,28 +51,21 @@ class TensorRTBackend(Backend):
         self,
         engine_path: Path,
         *,
-        max_batch: int | None = None,
         cuda_graphs: bool = False,
-        verify: bool = True,
         device_id: int = 0,
         precision: str | None = None,
         trt: Any = None,
         cudart: Any = None,
-        cuda_binding: str | None = None,
     ) -> None:
         super().__init__()
         self.engine_path = Path(engine_path)
-        self.requested_max_batch = max_batch
         self.cuda_graphs = cuda_graphs
-        self.verify = verify
         self.device_id = device_id
         self.device = f"cuda:{device_id}"
         self.precision = precision or precision_from_filename(self.engine_path)
         self.graph_error: str | None = None
-        self.graph_launches = 0
         self._trt = trt
         self._cudart = cudart
-        self._cuda_request = cuda_binding
         self.cuda_binding: str | None = None  # e.g. "cuda-python 13.0.1", once active
         self.flavour: str | None = None  # the engine's TensorRT flavour, once active
         self.trt_version: str | None = None
@@ -87,11 +77,9 @@ class TensorRTBackend(Backend):
     def _activate(self) -> None:
         if not self.engine_path.is_file():
             raise FileNotFoundError(f"{self.engine_path}: no such engine file")
-        sidecar = loader.sidecar_or_none(self.engine_path, self.verify)
-        flavour = loader.engine_flavour(sidecar) if sidecar else None
-        trt, self.flavour = loader.flavour_module(self.engine_path, flavour, self._trt)
+        trt, self.flavour = loader.flavour_module(self.engine_path, self._trt)
         self.trt_version = str(getattr(trt, "__version__", "") or "unknown")
-        cuda = cuda_api.as_cuda_api(self._cudart, self._cuda_request)
+        cuda = cuda_api.as_cuda_api(self._cudart)
         self.cuda_binding = cuda.binding
         with contextlib.ExitStack() as stack:
             try:
@@ -99,8 +87,7 @@ class TensorRTBackend(Backend):
             except cuda_api.CudaError as e:
                 raise BackendUnavailable(self.name, f"CUDA device {self.device_id}: {e}") from e
             stack.callback(cuda.close)  # runs last: after every resource below is freed
-            if self.verify:
-                loader.verify(self.engine_path, self.device_id, cuda, trt, self.flavour)
+            loader.verify(self.engine_path, self.device_id, cuda, trt, self.flavour)
             self._cuda = cuda
             stack.callback(self._drop_engine)
             self._load_engine(trt)
@@ -149,15 +136,7 @@ class TensorRTBackend(Backend):
             tuple(int(d) for d in s) for s in engine.get_tensor_profile_shape(self.input_name, 0)
         )
         self.profile_min, self.profile_max = lo, hi
-        max_batch = hi[0]
-        if self.requested_max_batch is not None:
-            if not lo[0] <= self.requested_max_batch <= hi[0]:
-                raise ValueError(
-                    f"max_batch {self.requested_max_batch} is outside the engine's batch profile "
-                    f"{lo[0]}..{hi[0]}"
-                )
-            max_batch = self.requested_max_batch
-        self.max_batch = max_batch
+        self.max_batch = hi[0]
         self.min_batch = lo[0]
         self.input_dims = tuple(d if d == lo[i + 1] else None for i, d in enumerate(hi[1:]))
         if self.flavour == RTX:
@@ -171,7 +150,7 @@ class TensorRTBackend(Backend):
                 f"{self.engine_path}: cannot create an execution context (GPU memory?)"
             )
         # The output's largest shape: the one the largest input produces.
-        self._max_in_shape = (max_batch, *hi[1:])
+        self._max_in_shape = hi
         self._set_shape(self._max_in_shape)
         self._max_out_shape = self._out_shapes[self._max_in_shape]
 
@@ -280,7 +259,6 @@ class TensorRTBackend(Backend):
         graph = self._graphs.get(shape)
         if graph is not None:
             graph.launch(self._stream)
-            self.graph_launches += 1
             return
         self._set_shape(shape)
         self._context.set_tensor_address(self.input_name, self._dev_in.ptr)

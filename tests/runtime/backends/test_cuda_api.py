@@ -50,7 +50,7 @@ def test_devices_are_described_the_same_way(kind: str) -> None:
     devices = [FakeDeviceProp(b"NVIDIA RTX 4000 Ada\0junk", 8, 9, 20 * 2**30)]
     api, _ = make(kind, devices=devices)
     assert api.device_count() == 1
-    assert api.device_properties(0) == cuda_api.DeviceProps("NVIDIA RTX 4000 Ada", 8, 9, 20 * 2**30)
+    assert api.device_properties(0) == cuda_api.GpuInfo("NVIDIA RTX 4000 Ada", "8.9", 20 * 2**30)
     assert api.device_properties(0).compute_capability == "8.9"
     assert api.binding.startswith(kind)
     gpu, why = probe_gpu(0, api)  # the probe takes a CudaApi as it takes a cudart module
