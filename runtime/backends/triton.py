@@ -141,9 +141,6 @@ class TritonBackend(Backend):
         index = client.get_model_repository_index(as_json=True, client_timeout=self.timeout_s)
         return [m["name"] for m in index.get("models", []) if m.get("state") == "READY"]
 
-    def _config(self, client: Any, name: str) -> dict[str, Any]:
-        return client.get_model_config(name, as_json=True, client_timeout=self.timeout_s)["config"]
-
     def _choose(self, client: Any) -> tuple[str, dict[str, Any]]:
         """The served model to use: the named one after its checks, else the best match."""
         ready = self._ready_models(client)
@@ -157,7 +154,8 @@ class TritonBackend(Backend):
         matches: list[tuple[str, dict[str, Any]]] = []
         refusals: list[str] = []
         for name in names:
-            config = self._config(client, name)
+            answer = client.get_model_config(name, as_json=True, client_timeout=self.timeout_s)
+            config = answer["config"]
             params = parameters_of(config)
             why = identity_mismatch(self.expected, params)
             served_precision = params.get("mrm_edge.precision")

@@ -23,10 +23,7 @@ class _Resource:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.close()
-
-    def close(self) -> None:  # pragma: no cover - overridden
-        raise NotImplementedError
+        self.close()  # type: ignore[attr-defined]  # each resource defines it
 
 
 class DeviceBuffer(_Resource):

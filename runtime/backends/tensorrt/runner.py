@@ -38,11 +38,10 @@ class TensorRTBackend(Backend):
         engine_path: ``model.<precision>.<key>.engine`` with its ``.json`` sidecar.
         cuda_graphs: capture and replay one CUDA graph per input shape.
         device_id: CUDA device.
-        trt: the TensorRT module (default: import the flavour the engine's sidecar names);
-            tests pass the test doubles.
+        trt: the TensorRT module (default: import the flavour the engine's sidecar names).
         cudart: a :class:`CudaApi`, or a cuda-python runtime module (wrapped in
             CudaPythonApi); default: :func:`load_cuda_api` (``$MRM_EDGE_CUDA``, else
-            cuda-python when importable, else pycuda). Tests pass the test doubles.
+            cuda-python when importable, else pycuda). Tests pass test doubles for both.
     """
 
     name = "tensorrt"
