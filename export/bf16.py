@@ -21,7 +21,7 @@ BF16_MAX_DP = 2e-2
 
 
 def _bf16_backend(path: Path) -> Any:
-    from mrm_edge.runtime.backends.openvino import OpenVinoBackend
+    from mrm_edge.runtime.backends.openvino.backend import OpenVinoBackend
 
     return OpenVinoBackend(path, inference_precision="bf16")
 

@@ -283,7 +283,8 @@ def _engines(
     cudart: Any = None,
 ) -> None:
     """Build (or reuse) an engine per precision; ``trt``/``cudart`` let tests inject doubles."""
-    from mrm_edge.export.tensorrt import BuildOptions, build_or_load
+    from mrm_edge.export.tensorrt.builder import build_or_load
+    from mrm_edge.export.tensorrt.plan import BuildOptions
     from mrm_edge.runtime.backends.tensorrt.capability import (
         choose_flavour,
         flavour_of,
@@ -372,9 +373,10 @@ def _describe_engine(path: Path, why: str) -> str:
 def _why_build(onnx_path: Path, out_dir: Path, build: Any, gpu: Any, trt_info: Any) -> str:
     """Why the engine for this request must be (re)built: nothing cached yet, or what the
     engines already there were built for (another GPU, TensorRT version, ONNX, ...)."""
-    from mrm_edge.export.tensorrt import inspect_onnx, plan_build
     from mrm_edge.export.tensorrt.builder import make_key
     from mrm_edge.export.tensorrt.cache import why_build
+    from mrm_edge.export.tensorrt.graph import inspect_onnx
+    from mrm_edge.export.tensorrt.plan import plan_build
 
     plan = plan_build(build, inspect_onnx(onnx_path, build.precision), trt_info)
     return why_build(out_dir, make_key(onnx_path, build, gpu, trt_info, plan))

@@ -4,27 +4,16 @@
     (workspace pool limit, precision flags where weak typing applies, optimization profile,
     timing cache, DLA) → build_serialized_network → bytes
 
-TensorRT-RTX (flavour ``tensorrt-rtx``) takes the same calls with two differences: the
-builder config gets the compute capabilities to build for (``set_compute_capability``; an
-ahead-of-time build on any machine, no GPU needed), and there is no timing cache (its calls
-are no-ops there) and no DLA. Like TensorRT 11 it is always strongly typed.
-
-How precision is obtained (strong or weak typing, builder flags, calibrator) is decided
-before TensorRT is touched: :func:`~mrm_edge.export.tensorrt.plan.plan_build`; what the graph
-carries: :func:`~mrm_edge.export.tensorrt.graph.inspect_onnx`.
-
-The TensorRT module is imported lazily. Every function that touches it takes ``trt=``. The
-TensorRT-RTX path runs for real in this project's tests and CI (parse and build need no
-GPU); standard TensorRT cannot be installed on the development machines, so its
-TensorRT-10-only branches (weak typing, precision flags, implicit calibrator, DLA, timing
-cache) are checked against the test double in ``tests/fakes/tensorrt.py``, and
-``mrm-edge doctor`` is the check to run on a machine that has it.
+TensorRT-RTX takes the same calls, with compute targets in the config (an ahead-of-time build,
+no GPU needed) and without timing cache or DLA. Precision is planned before TensorRT is
+touched (:func:`~mrm_edge.export.tensorrt.plan.plan_build`). TensorRT is imported lazily;
+every function that touches it takes ``trt=``. What ran for real and what only against
+``tests/fakes/tensorrt.py``: docs/export.md.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,12 +31,10 @@ from mrm_edge.runtime.backends.tensorrt.capability import (
     import_tensorrt,
     probe_tensorrt,
 )
+from mrm_edge.runtime.backends.tensorrt.loader import make_logger
 
 from mrm_edge.errors import first_line
 from mrm_edge.fileio import atomic_write_bytes, sha256_file
-
-log = logging.getLogger("mrm_edge.export.tensorrt")
-
 
 # --------------------------------------------------------------------------- building
 
@@ -65,26 +52,6 @@ class BuildResult:
     flavour: str = "tensorrt"
     trt_version: str = ""
     compute_targets: tuple[str, ...] | None = None  # TensorRT-RTX: what the config targets
-
-
-def _make_logger(trt: Any) -> Any:
-    """A TensorRT logger that forwards warnings and errors to Python logging and keeps the
-    errors, so a failed build can say why in its own message."""
-
-    class CapturingLogger(trt.ILogger):  # type: ignore[misc, name-defined]
-        def __init__(self) -> None:
-            trt.ILogger.__init__(self)
-            self.errors: list[str] = []
-
-        def log(self, severity: Any, msg: str) -> None:
-            name = getattr(severity, "name", str(severity))
-            if "ERROR" in name:
-                self.errors.append(str(msg).strip())
-                log.error("TensorRT: %s", msg)
-            elif "WARNING" in name:
-                log.warning("TensorRT: %s", msg)
-
-    return CapturingLogger()
 
 
 def _parser_errors(parser: Any) -> str:
@@ -132,12 +99,7 @@ def _trtexec_hint(onnx_path: Path, options: BuildOptions) -> str:
         return f"trtexec (see trtexec --help; no line could be made here: {first_line(e)})"
 
 
-def build_engine(onnx_path: Path, options: BuildOptions, trt: Any = None) -> bytes:
-    """Build ``onnx_path`` into a serialized engine (bytes). See :func:`build_engine_detailed`."""
-    return build_engine_detailed(onnx_path, options, trt).engine
-
-
-def build_engine_detailed(
+def build_engine(
     onnx_path: Path, options: BuildOptions, trt: Any = None, *, graph: GraphInfo | None = None
 ) -> BuildResult:
     """Build ``onnx_path`` with ``options``; ``trt`` is the TensorRT module (default: import
@@ -161,7 +123,7 @@ def build_engine_detailed(
     notes = list(plan.notes)
 
     t0 = time.perf_counter()
-    logger = _make_logger(trt)
+    logger = make_logger(trt)
     builder = trt.Builder(logger)
     flags = 0
     creation = getattr(trt, "NetworkDefinitionCreationFlag", None)
@@ -180,8 +142,6 @@ def build_engine_detailed(
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_bytes)
     for flag in plan.builder_flags:
         config.set_flag(getattr(trt.BuilderFlag, flag))
-    if plan.use_calibrator:
-        config.int8_calibrator = options.calibrator
     _add_profile(builder, config, onnx_path, input_name, dims, batch_dim, options.profile)
 
     rtx = info.flavour == RTX
@@ -286,7 +246,8 @@ def _use_dla(trt: Any, builder: Any, config: Any, core: int, rtx: bool) -> None:
 
 def _why(logger: Any, options: BuildOptions) -> str:
     """The builder's last errors, with the remedy for the one users hit: a workspace too small."""
-    why = "; ".join(logger.errors[-3:]) if logger.errors else "no error logged by TensorRT"
+    errors = logger.errors()
+    why = "; ".join(errors[-3:]) if errors else "no error logged by TensorRT"
     if "OutOfMemory" in why:
         why += (
             f" (the workspace limit is {options.workspace_bytes >> 20} MiB at max batch "
@@ -323,7 +284,6 @@ def make_key(
         dla_core=options.dla_core,
         workspace_bytes=options.workspace_bytes,
         strongly_typed=plan.strongly_typed,
-        calibration=options.calibration_id if plan.use_calibrator else None,
         flavour=trt_info.flavour,
         compute_targets=options.rtx_targets if rtx else None,
     )
@@ -364,7 +324,7 @@ def build_or_load(
             f"trt_info says {trt_info.display} {trt_info.version} but the module builds with "
             f"{actual.display} {actual.version}"
         )
-    result = build_engine_detailed(onnx_path, options, trt, graph=graph)
+    result = build_engine(onnx_path, options, trt, graph=graph)
     facts = {
         "onnx_file": onnx_path.name,
         "input": {"name": result.input_name, "dims": list(result.input_dims)},
@@ -374,7 +334,7 @@ def build_or_load(
         "layers": result.layers,
         "strongly_typed": result.plan.strongly_typed,
         "builder_flags": list(result.plan.builder_flags),
-        "implicit_int8_calibration": result.plan.use_calibrator,
+        "implicit_int8_calibration": False,  # a sidecar field from when it existed
         "graph": {"has_qdq": graph.has_qdq, "has_fp16": graph.has_fp16, "source": graph.source},
         "build_seconds": round(result.seconds, 3),
         "built_on_gpu": gpu.summary() if gpu is not None else None,
@@ -386,12 +346,3 @@ def build_or_load(
         "notes": list(result.notes),
     }
     return store(out_dir, key, result.engine, facts), True
-
-
-__all__ = [
-    "BuildResult",
-    "build_engine",
-    "build_engine_detailed",
-    "build_or_load",
-    "make_key",
-]

@@ -1,41 +1,9 @@
-"""Engine cache: one file per distinct build, a JSON sidecar that says what it was built from.
+"""Engine cache: the key (:class:`EngineKey`), :func:`store`, the verified :func:`lookup` and
+:func:`why_build`. Why each key field, and the lookup rule: docs/export.md (the engine cache).
 
-The build half lives here (the key, :func:`store`, :func:`lookup`, :func:`why_build`); the
-file name is :func:`mrm_edge.artifacts.engine_filename`, and reading a sidecar and checking
-an engine against this GPU (what the runtime needs) is
+The file name is :func:`mrm_edge.artifacts.engine_filename`; reading a sidecar and checking an
+engine against this GPU (what the runtime needs) is
 :mod:`mrm_edge.runtime.backends.tensorrt.engine_file`.
-
-A TensorRT engine only runs on the GPU model and TensorRT version that built it, and it bakes
-in the precision, the batch range and the builder limits. So engines are named by a key over
-everything that changes the engine:
-
-    model.<precision>.<digest>.engine        the serialized engine
-    model.<precision>.<digest>.engine.json   sidecar: the key fields, the engine's SHA-256,
-                                             and facts about the build
-
-:func:`lookup` returns a cached engine only when the sidecar's recorded key equals the
-requested key field by field and the engine file's SHA-256 equals the sidecar's: a missing,
-corrupt or mismatching sidecar, or a changed engine file, is a miss and the caller rebuilds.
-An engine is never loaded on the strength of its file name alone (the digest is short and a
-file can be copied between machines).
-
-What is in the key (:class:`EngineKey`) and why:
-  - ``onnx_sha256``: the graph and weights (the ONNX file's SHA-256).
-  - ``flavour``: ``tensorrt`` or ``tensorrt-rtx``; only the flavour that built an engine loads it.
-  - ``gpu_name``, ``compute_capability``: a standard TensorRT engine is specific to the GPU
-    model that built it. A TensorRT-RTX engine is portable: both are None and
-    ``compute_targets`` lists the compute capabilities it was built for instead.
-  - ``trt_version``: engines are specific to the TensorRT (-RTX) version (full version string).
-  - ``precision``: fp32 / fp16 / int8.
-  - ``profile``: (min, opt, max) batch size of the optimization profile.
-  - ``dla_core``: DLA core (Jetson) or None for the GPU.
-  - ``workspace_bytes``: the workspace limit changes which tactics the builder may pick, so
-    it changes the engine; a different limit is a different request.
-  - ``strongly_typed``: strong vs weak typing (TensorRT 10) builds different networks.
-  - ``calibration``: identity of the implicit-INT8 calibration data (None otherwise): the
-    scales come from it.
-Not in the key: the timing-cache path (it only makes the build faster; TensorRT checks the
-cache against the device and version itself) and output paths.
 """
 
 from __future__ import annotations
@@ -43,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -66,7 +33,8 @@ DIGEST_CHARS = 16  # 64 bits: collisions are irrelevant, and lookup() compares a
 
 @dataclass(frozen=True)
 class EngineKey:
-    """Everything that makes two engines different; see the module docstring."""
+    """Everything that makes two engines different (why each field: docs/export.md). Built by
+    ``builder.make_key`` from checked :class:`BuildOptions` and the probed TensorRT and GPU."""
 
     onnx_sha256: str
     gpu_name: str | None
@@ -80,36 +48,6 @@ class EngineKey:
     calibration: str | None = None
     flavour: str = "tensorrt"
     compute_targets: tuple[str, ...] | None = None
-
-    def __post_init__(self) -> None:
-        if not re.fullmatch(r"[0-9a-f]{64}", self.onnx_sha256):
-            raise ValueError(f"EngineKey: onnx_sha256 {self.onnx_sha256!r} is not a SHA-256 hex")
-        if self.flavour not in ("tensorrt", "tensorrt-rtx"):
-            raise ValueError(
-                f"EngineKey: flavour {self.flavour!r}, expected 'tensorrt' or 'tensorrt-rtx'"
-            )
-        if self.flavour == "tensorrt-rtx":
-            if not self.compute_targets:
-                raise ValueError("EngineKey: a TensorRT-RTX key needs its compute_targets")
-            object.__setattr__(self, "compute_targets", tuple(self.compute_targets))
-        elif not (self.gpu_name and self.compute_capability):
-            raise ValueError("EngineKey: a TensorRT key needs gpu_name and compute_capability")
-        if self.precision not in PRECISIONS:
-            raise ValueError(
-                f"EngineKey: precision {self.precision!r}, expected one of {PRECISIONS}"
-            )
-        profile = tuple(self.profile)
-        if len(profile) != 3 or not all(
-            isinstance(b, int) and not isinstance(b, bool) for b in profile
-        ):
-            raise ValueError(f"EngineKey: profile {self.profile!r}, expected (min, opt, max) ints")
-        if not 1 <= profile[0] <= profile[1] <= profile[2]:
-            raise ValueError(f"EngineKey: profile {profile}, expected 1 <= min <= opt <= max")
-        object.__setattr__(self, "profile", profile)
-        if self.dla_core is not None and self.dla_core < 0:
-            raise ValueError(f"EngineKey: dla_core {self.dla_core}, expected None or >= 0")
-        if self.workspace_bytes <= 0:
-            raise ValueError(f"EngineKey: workspace_bytes {self.workspace_bytes}, expected > 0")
 
     def to_dict(self) -> dict[str, Any]:
         """The key as JSON-ready data (what the sidecar records and the digest hashes)."""
@@ -131,35 +69,27 @@ class EngineKey:
         return sorted(k for k in set(mine) | set(recorded) if mine.get(k) != recorded.get(k))
 
 
-@dataclass(frozen=True)
-class CacheProbe:
-    """What :func:`probe_cache` found: the engine path on a hit, else why it missed."""
-
-    path: Path
-    hit: bool
-    reason: str  # "hit" or why not
-
-
-def probe_cache(out_dir: Path, key: EngineKey) -> CacheProbe:
-    """Look for the engine of ``key`` in ``out_dir`` and say why it is (not) usable."""
+def probe_cache(out_dir: Path, key: EngineKey) -> str:
+    """Whether the engine of ``key`` in ``out_dir`` is usable: ``"hit"``, else why not."""
     path = Path(out_dir) / engine_filename(key.precision, key)
     if not path.exists() and not sidecar_path(path).exists():
-        return CacheProbe(path, False, "not built yet")
+        return "not built yet"
     try:
         sidecar = read_engine_sidecar(path)
         diff = key.mismatches(sidecar["key"])
         if diff:
-            return CacheProbe(path, False, f"sidecar key differs in {', '.join(diff)}")
+            return f"sidecar key differs in {', '.join(diff)}"
         verify_engine_file(path, sidecar)
     except EngineRefused as e:
-        return CacheProbe(path, False, str(e))
-    return CacheProbe(path, True, "hit")
+        return str(e)
+    return "hit"
 
 
 def lookup(out_dir: Path, key: EngineKey) -> Path | None:
     """The cached engine for ``key`` in ``out_dir`` if, and only if, it verifies; else None."""
-    probe = probe_cache(out_dir, key)
-    return probe.path if probe.hit else None
+    if probe_cache(out_dir, key) != "hit":
+        return None
+    return Path(out_dir) / engine_filename(key.precision, key)
 
 
 def store(
@@ -198,9 +128,9 @@ def why_build(out_dir: Path, key: EngineKey) -> str:
     key's own entry the other engines of the same precision are read and the fields that
     differ are named: "built for another GPU / TensorRT / ONNX" is the usual reason to rebuild.
     """
-    probe = probe_cache(out_dir, key)
-    if probe.hit or probe.reason != "not built yet":
-        return probe.reason
+    reason = probe_cache(out_dir, key)
+    if reason != "not built yet":
+        return reason
     mine = key.to_dict()
     others: list[str] = []
     for path in sorted(Path(out_dir).glob(f"model.{key.precision}.*.engine")):
@@ -224,16 +154,3 @@ def _short(value: Any) -> str:
     if isinstance(value, str) and len(value) == 64:
         return repr(value[:12] + "...")
     return repr(value)
-
-
-__all__ = [
-    "DIGEST_CHARS",
-    "KEY_FORMAT",
-    "PRECISIONS",
-    "CacheProbe",
-    "EngineKey",
-    "lookup",
-    "probe_cache",
-    "store",
-    "why_build",
-]

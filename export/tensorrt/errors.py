@@ -5,6 +5,3 @@ from __future__ import annotations
 
 class BuildError(RuntimeError):
     """The engine cannot be built; the one-line message says why."""
-
-
-__all__ = ["BuildError"]

@@ -1,9 +1,5 @@
-"""What the builder needs to know about an ONNX graph before TensorRT parses it.
-
-:func:`inspect_onnx` reads every node with the ``onnx`` package; where that package is not
-installed (the edge install), it falls back to the model-directory contract: I/O from ONNX
-Runtime, Q/DQ from a byte scan, FP16 from the file's precision name.
-"""
+"""What the builder needs to know about an ONNX graph before TensorRT parses it
+(:func:`inspect_onnx`; without the ``onnx`` package, as on the edge install, by contract)."""
 
 from __future__ import annotations
 
@@ -33,7 +29,6 @@ class GraphInfo:
     output_name: str
     has_qdq: bool
     has_fp16: bool
-    declared_precision: str | None = None
     source: str = "onnx"
 
     @property
@@ -79,14 +74,12 @@ def inspect_onnx(onnx_path: Path, precision: str = "fp32") -> GraphInfo:
         )
     dims = inputs[0].type.tensor_type.shape.dim
     shape = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in dims)
-    meta = {p.key: p.value for p in model.metadata_props}
     return GraphInfo(
         input_name=inputs[0].name,
         input_shape=shape,
         output_name=model.graph.output[0].name,
         has_qdq=has_qdq,
         has_fp16=has_fp16,
-        declared_precision=meta.get("precision"),
         source="onnx",
     )
 
@@ -126,6 +119,3 @@ def _inspect_by_contract(path: Path, precision: str) -> GraphInfo:
         has_fp16=precision == "fp16",
         source="contract",
     )
-
-
-__all__ = ["QDQ_OPS", "GraphInfo", "inspect_onnx"]

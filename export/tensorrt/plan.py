@@ -1,16 +1,8 @@
 """How to build an engine (:class:`BuildOptions` and the CLI parsers of its fields) and how
-precision will be obtained (:func:`plan_build`).
-
-Precision, TensorRT 10 vs 11 (see ``plan_build``):
-  - TensorRT 11 is always strongly typed: no FP16/INT8 flags, no calibrator. Precision comes
-    from the graph: ``model.fp16.onnx`` carries FP16 casts (with FP32 islands), and
-    ``model.int8.onnx`` carries Q/DQ nodes.
-  - TensorRT 10 (JetPack 6 ships 10.3) has both: a graph that carries its own precision is
-    built strongly typed (``STRONGLY_TYPED`` creation flag), so TensorRT keeps exactly the
-    types of the export, FP32 islands included; a plain FP32 graph asked to run in FP16/INT8
-    is built weakly typed with ``BuilderFlag.FP16`` / ``INT8`` (plus the implicit calibrator
-    for INT8 without Q/DQ, deprecated by NVIDIA since 10.1).
-  Capabilities are detected on the module (``probe_tensorrt``), not from the version string.
+precision will be obtained (:func:`plan_build`: strong or weak typing, builder flags; the
+TensorRT 10 and 11 difference is in docs/export.md). TensorRT 11 and TensorRT-RTX are always
+strongly typed; TensorRT 10 builds a graph that carries its own precision strongly typed, a
+plain FP32 graph asked for FP16/INT8 weakly typed with the builder flags. INT8 needs Q/DQ.
 """
 
 from __future__ import annotations
@@ -26,7 +18,6 @@ from mrm_edge.export.tensorrt.graph import GraphInfo
 from mrm_edge.runtime.backends.tensorrt.capability import DEFAULT_RTX_TARGETS, TensorRTInfo
 
 Precision = Literal["fp32", "fp16", "int8"]
-StrongTyping = Literal["auto"] | bool
 
 DEFAULT_PROFILE = (1, 8, 32)
 # 2 GiB: the FP32 MRM-Net engine at batch 256 needs a little over 1 GiB of workspace for its
@@ -47,12 +38,6 @@ class BuildOptions:
         timing_cache: file to load the timing cache from if present, and save it to after
             the build (speeds up rebuilds; TensorRT ignores entries from another device).
         dla_core: run on this DLA core (Jetson), with GPU fallback for unsupported layers.
-        strongly_typed: ``"auto"`` (strongly typed when the graph carries its own precision
-            or the TensorRT has no weak typing), or force True / False.
-        calibrator: an ``IInt8Calibrator`` for implicit INT8 (TensorRT 10, graphs without
-            Q/DQ only).
-        calibration_id: identifies the calibration data (e.g. its SHA-256); required with
-            ``calibrator`` because the engine cache is keyed by it.
         compute_targets: TensorRT-RTX only: the compute capabilities ("8.6", ...) the
             engine is built for; None means :data:`DEFAULT_RTX_TARGETS`. Ignored by
             standard TensorRT, which builds for the GPU it runs on.
@@ -63,9 +48,6 @@ class BuildOptions:
     workspace_bytes: int = DEFAULT_WORKSPACE
     timing_cache: Path | None = None
     dla_core: int | None = None
-    strongly_typed: StrongTyping = "auto"
-    calibrator: Any = None
-    calibration_id: str | None = None
     compute_targets: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
@@ -88,16 +70,6 @@ class BuildOptions:
         if self.dla_core is not None and (not isinstance(self.dla_core, int) or self.dla_core < 0):
             raise ValueError(
                 f"BuildOptions: dla_core {self.dla_core!r}, expected None or an int >= 0"
-            )
-        if self.strongly_typed not in ("auto", True, False):
-            raise ValueError(
-                f"BuildOptions: strongly_typed {self.strongly_typed!r}, "
-                "expected 'auto', True or False"
-            )
-        if self.calibrator is not None and not self.calibration_id:
-            raise ValueError(
-                "BuildOptions: calibration_id is required with a calibrator "
-                "(it keys the engine cache)"
             )
         if self.timing_cache is not None:
             object.__setattr__(self, "timing_cache", Path(self.timing_cache))
@@ -148,48 +120,27 @@ def parse_batch_profile(text: str) -> tuple[int, int, int]:
     return nums[0], nums[1], nums[2]
 
 
-def parse_size(text: str) -> int:
-    """``"1G"``, ``"512M"``, ``"64K"``, ``"1048576"`` → bytes (binary units)."""
-    m = re.fullmatch(r"\s*(\d+)\s*([KMG]?)(i?B)?\s*", str(text), flags=re.IGNORECASE)
-    if not m or int(m.group(1)) <= 0:
-        raise ValueError(
-            f"size {text!r}: expected a positive number with an optional K, M or G suffix"
-        )
-    return int(m.group(1)) << {"": 0, "K": 10, "M": 20, "G": 30}[m.group(2).upper()]
-
-
 @dataclass(frozen=True)
 class BuildPlan:
-    """How precision will be obtained: typing mode, builder flags, calibrator, and notes
-    (things the user should know, e.g. an FP16 request that will run in FP32)."""
+    """How precision will be obtained: typing mode, builder flags, and notes (things the
+    user should know, e.g. an FP16 request that will run in FP32)."""
 
     strongly_typed: bool
     builder_flags: tuple[str, ...] = ()
-    use_calibrator: bool = False
     notes: tuple[str, ...] = ()
 
 
 def plan_build(options: BuildOptions, graph: GraphInfo, trt_info: TensorRTInfo) -> BuildPlan:
     """Decide strong vs weak typing and the precision flags (module docstring has the rules).
 
-    Raises :class:`BuildError` for requests this TensorRT cannot honour (e.g. INT8 without
-    Q/DQ on TensorRT 11, or ``strongly_typed=False`` where weak typing no longer exists).
+    Strongly typed where the TensorRT has no weak typing left, or where the graph carries
+    its own precision and the TensorRT can keep it. Raises :class:`BuildError` for requests
+    this TensorRT cannot honour (e.g. INT8 without Q/DQ).
     """
     ver = trt_info.version or "?"
-    always_typed = not trt_info.has_precision_flags
-    if options.strongly_typed is True and not trt_info.strongly_typed_supported:
-        raise BuildError(f"TensorRT {ver} cannot build strongly typed networks")
-    if options.strongly_typed is False and always_typed:
-        raise BuildError(
-            f"TensorRT {ver} is always strongly typed: precision must come from the ONNX graph "
-            "(FP16 casts, Q/DQ for INT8)"
-        )
-    if always_typed or options.strongly_typed is True:
-        typed = True
-    elif options.strongly_typed is False:
-        typed = False
-    else:
-        typed = graph.carries_precision and trt_info.strongly_typed_supported
+    typed = not trt_info.has_precision_flags or (
+        graph.carries_precision and trt_info.strongly_typed_supported
+    )
 
     notes: list[str] = []
     if typed:
@@ -203,12 +154,9 @@ def plan_build(options: BuildOptions, graph: GraphInfo, trt_info: TensorRTInfo) 
                 "fp16 requested but the graph carries no FP16 tensors: the strongly typed engine "
                 "computes in FP32 (export model.fp16.onnx with FP16 casts)"
             )
-        if options.calibrator is not None:
-            notes.append("calibrator ignored: a strongly typed build takes INT8 scales from Q/DQ")
         return BuildPlan(strongly_typed=True, notes=tuple(notes))
 
     flags: list[str] = []
-    use_calibrator = False
     if graph.carries_precision and not trt_info.strongly_typed_supported:
         # e.g. TensorRT 8.6 (JetPack 6.0): casts are layer hints only under weak typing.
         notes.append(
@@ -221,28 +169,11 @@ def plan_build(options: BuildOptions, graph: GraphInfo, trt_info: TensorRTInfo) 
         # INT8 with FP16 fallback for layers that have no INT8 kernel, as trtexec --int8 --fp16.
         flags += ["INT8", "FP16"]
         if not graph.has_qdq:
-            if options.calibrator is None:
-                raise BuildError(
-                    "INT8 without Q/DQ nodes needs a calibrator (TensorRT 10 implicit "
-                    "quantization); export model.int8.onnx with Q/DQ instead"
-                )
-            if not trt_info.has_int8_calibrator:
-                raise BuildError(f"TensorRT {ver} has no implicit INT8 calibrator")
-            use_calibrator = True
+            raise BuildError(
+                "INT8 without Q/DQ nodes needs a calibrator (TensorRT 10 implicit "
+                "quantization, which this project does not use); export model.int8-sym.onnx "
+                "with Q/DQ instead"
+            )
     if options.dla_core is not None and options.precision == "fp32":
         notes.append("DLA runs FP16/INT8 only: an FP32 build runs every layer on the GPU fallback")
-    return BuildPlan(False, tuple(flags), use_calibrator, tuple(notes))
-
-
-__all__ = [
-    "DEFAULT_PROFILE",
-    "DEFAULT_WORKSPACE",
-    "BuildOptions",
-    "BuildPlan",
-    "Precision",
-    "StrongTyping",
-    "parse_batch_profile",
-    "parse_compute_targets",
-    "parse_size",
-    "plan_build",
-]
+    return BuildPlan(False, tuple(flags), tuple(notes))

@@ -1,15 +1,7 @@
 """The trtexec line equivalent to a Python build, for machines where only trtexec is at hand
-(or to reproduce a build by hand).
-
-TensorRT 10 and 11 differ:
-  - 11 removed ``--fp16``, ``--int8``, ``--calib`` (and the other precision flags): every
-    network is strongly typed, precision comes from the ONNX, ``--stronglyTyped`` is implied.
-  - 10 has ``--fp16`` / ``--int8`` (weak typing) and ``--stronglyTyped``.
-The same :func:`~mrm_edge.export.tensorrt.plan.plan_build` decision as the Python builder
-picks between them, so the line and the Python build agree.
-
-Note: an engine saved by trtexec has no sidecar, so the runtime refuses it unless it is opened
-with ``verify=False``; ``mrm-edge export --engine`` writes engine and sidecar together.
+(or to reproduce a build by hand). The same :func:`~mrm_edge.export.tensorrt.plan.plan_build`
+decision as the Python builder picks the flags (TensorRT 11 removed ``--fp16`` / ``--int8``),
+so the line and the Python build agree.
 """
 
 from __future__ import annotations
@@ -34,52 +26,35 @@ def _mem(n: int) -> str:
     return f"{n}B"
 
 
-def trtexec_command(
-    onnx_path: Path,
-    engine_path: Path,
-    options: BuildOptions,
-    *,
-    trt_version: str | None = None,
-    graph: GraphInfo | None = None,
-) -> str:
+def trtexec_command(onnx_path: Path, engine_path: Path, options: BuildOptions) -> str:
     """The trtexec command line that builds ``engine_path`` from ``onnx_path`` like
     ``build_engine(onnx_path, options)`` would.
 
-    ``trt_version`` selects the flag style ("10.3", "11.4", ...); None plans with TensorRT 10
-    capabilities, which gives the same line as 11 whenever the graph carries its own
-    precision (``--stronglyTyped`` is accepted by both). ``graph`` defaults to inspecting the
-    ONNX file; if it cannot be read, the MRM-Net input (``ecg``, 12 x 1000) and the precision
-    named by ``options`` are assumed.
-
-    Raises ValueError for a build trtexec cannot reproduce (implicit INT8 calibration, which
-    needs a calibration cache) and BuildError for a request the TensorRT cannot honour.
+    Planned with TensorRT 10 capabilities, which gives the line of 11 whenever the graph
+    carries its own precision (``--stronglyTyped`` is accepted by both). If the ONNX cannot be
+    read here, the MRM-Net input (``ecg``, 12 x 1000) and the precision named by ``options``
+    are assumed. Raises BuildError for a request TensorRT cannot honour.
     """
-    info = TensorRTInfo.assumed(trt_version or "10")
-    if graph is None:
-        try:
-            graph = inspect_onnx(Path(onnx_path), options.precision)
-        except BuildError:
-            name, dims = DEFAULT_INPUT
-            graph = GraphInfo(
-                input_name=name,
-                input_shape=(-1, *dims),
-                output_name="probabilities",
-                has_qdq=options.precision == "int8",
-                has_fp16=options.precision == "fp16",
-                source="contract",
-            )
-    plan = plan_build(options, graph, info)
-    if plan.use_calibrator:
-        raise ValueError(
-            "implicit INT8 calibration runs through the Python builder only "
-            "(trtexec would need a calibration cache, --calib)"
+    info = TensorRTInfo.assumed("10")
+    try:
+        graph = inspect_onnx(Path(onnx_path), options.precision)
+    except BuildError:
+        name, dims = DEFAULT_INPUT
+        graph = GraphInfo(
+            input_name=name,
+            input_shape=(-1, *dims),
+            output_name="probabilities",
+            has_qdq=options.precision == "int8",
+            has_fp16=options.precision == "fp16",
+            source="contract",
         )
+    plan = plan_build(options, graph, info)
     dims = "x".join(str(d) for d in graph.input_shape[1:])
     name = graph.input_name
     lo, opt, hi = options.profile
     parts = ["trtexec", f"--onnx={onnx_path}", f"--saveEngine={engine_path}"]
     if plan.strongly_typed and info.has_precision_flags:
-        parts.append("--stronglyTyped")  # 11.x: always on, the flag is not needed
+        parts.append("--stronglyTyped")  # TensorRT 10 needs it; 11 accepts it (always on)
     parts += [f"--{flag.lower()}" for flag in plan.builder_flags]
     if graph.input_shape[:1] == (-1,):
         parts += [
@@ -94,6 +69,3 @@ def trtexec_command(
         parts += [f"--useDLACore={options.dla_core}", "--allowGPUFallback"]
     parts.append("--skipInference")  # build only; benchmark separately if wanted
     return shlex.join(parts)
-
-
-__all__ = ["trtexec_command"]

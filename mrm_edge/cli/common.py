@@ -72,7 +72,7 @@ def csv(text: str, cast: Callable[[str], Any] = str) -> list[Any]:
 def batch_profile(text: str) -> tuple[int, int, int]:
     """``--batch MIN,OPT,MAX`` through the engine builder's own parser, so the CLI and the
     builder accept the same profiles."""
-    from mrm_edge.export.tensorrt import parse_batch_profile
+    from mrm_edge.export.tensorrt.plan import parse_batch_profile
 
     try:
         return parse_batch_profile(text)

@@ -155,6 +155,3 @@ class Backend(ABC):
 
     @abstractmethod
     def _deactivate(self) -> None: ...
-
-
-__all__ = ["Backend", "BackendUnavailable", "precision_from_filename"]

@@ -1,14 +1,9 @@
 """ONNX Runtime backend: CPU, or CUDA through the CUDA execution provider.
 
-On CUDA the session runs with I/O binding: the input is bound from host memory (ORT copies
-it to the device), the output is bound to CUDA memory and copied back once, which avoids
-ORT's per-run output allocation and host round trips inside the graph. On CPU a plain
-``session.run`` is the simplest and fastest path. ``onnxruntime`` is imported in
-``activate()``, never at module import.
-
-Executed here: the CPU execution provider, with and without I/O binding (the same binding
-code path as CUDA, bound to CPU memory). Not executed here: the CUDA execution provider
-(this machine has no GPU; it needs ``onnxruntime-gpu``).
+On CUDA the session runs with I/O binding: the input is bound from host memory, the output to
+CUDA memory and copied back once (no per-run output allocation, no host round trips inside the
+graph). On CPU a plain ``session.run`` is the simplest and fastest path. ``onnxruntime`` is
+imported in ``activate()``. The CUDA provider is not executed here (no GPU).
 """
 
 from __future__ import annotations
@@ -252,5 +247,3 @@ SPEC = BackendSpec(
     plan=plan,
     cpu_factory=cpu_backend,
 )
-
-__all__ = ["CPU", "CUDA", "INT8_WHY", "SPEC", "OnnxRuntimeBackend"]

@@ -18,8 +18,7 @@ A registration (:class:`BackendSpec`) says:
   (ValueError, one line). A remote backend is never in ``auto``'s plan (it needs an address)
   and is not a plain choice; its form is listed by :func:`backend_target_forms`.
 
-Adding a backend: one module with the Backend subclass and its spec, and one
-``register_backend(SPEC)`` (the built-in ones are registered in ``backends/__init__``).
+Adding a backend: one module with its spec, one ``register_backend(SPEC)`` in ``__init__``.
 """
 
 from __future__ import annotations
@@ -35,22 +34,6 @@ if TYPE_CHECKING:
     from mrm_edge.runtime.facts import MachineFacts
     from mrm_edge.runtime.model import DeployedModel
 
-__all__ = [
-    "BackendSpec",
-    "Candidate",
-    "PlanRequest",
-    "backend_choices",
-    "backend_families",
-    "backend_specs",
-    "backend_target_forms",
-    "cpu_backend_names",
-    "get_backend_spec",
-    "get_remote_spec",
-    "make_cpu_backend",
-    "register_backend",
-    "sidecar_gate",
-    "unregister_backend",
-]
 
 #: The probe's accuracy gate (max |Δp| vs FP32 on its windows): FP32 files must agree with the
 #: reference; a reduced precision may move as much as its export gate measured on held-out
@@ -112,9 +95,6 @@ class PlanRequest:
     """A remote backend's parsed address (``parse_target``'s result); None otherwise."""
 
 
-PlanFn = Callable[[PlanRequest], tuple[list[Candidate], list[str]]]
-
-
 @dataclass(frozen=True)
 class BackendSpec:
     """One backend's registration (see the module docstring)."""
@@ -122,7 +102,7 @@ class BackendSpec:
     name: str
     family: str
     rank: int
-    plan: PlanFn
+    plan: Callable[[PlanRequest], tuple[list[Candidate], list[str]]]
     cpu_factory: Callable[[Path, str], Backend] | None = None
     quiet_when_passed: bool = False
     parse_target: Callable[[str], Any] | None = None
@@ -142,18 +122,9 @@ def register_backend(spec: BackendSpec) -> BackendSpec:
     return spec
 
 
-def unregister_backend(name: str) -> None:
-    """Remove the backend ``name`` (tests register trivial ones and remove them)."""
-    _SPECS.pop(name, None)
-
-
 def backend_specs() -> list[BackendSpec]:
     """Every registered backend in ``auto``'s order (rank, then registration)."""
     return sorted(_SPECS.values(), key=lambda s: s.rank)
-
-
-def get_backend_spec(name: str) -> BackendSpec | None:
-    return _SPECS.get(name)
 
 
 def backend_families() -> tuple[str, ...]:

@@ -17,8 +17,6 @@ from mrm_edge.runtime.backends.registry import BackendSpec, Candidate, PlanReque
 
 from mrm_edge.errors import first_line
 
-__all__ = ["SPEC", "TorchBackend"]
-
 
 class TorchBackend(Backend):
     """The PyTorch model as a Backend: the reference the exported graphs are gated against.

@@ -1,29 +1,9 @@
 """A Triton Inference Server as a backend: ``--backend triton:HOST:PORT[/MODEL]`` (gRPC).
 
-The monitor stays a light front-end: windows are cut, checked and post-processed here, and
-only the model runs on the server (a fleet behind a load balancer, or ``mrm-edge serve``).
-Front-ends are stateless toward the server, so several monitors can share one.
-
-- **Before the run**: the server must be ready, and the served model must be the one in the
-  local model directory: its config's ``mrm_edge.*`` parameters (written by ``mrm-edge
-  export --triton-repo``) must match the card's labels, rate, window, leads and the FP32
-  ONNX's SHA-256. A mismatch is a one-line refusal (:class:`ServedModelMismatch`), never a
-  fallback: a wrong model would classify plausibly and wrongly. An unreachable server is
-  :class:`BackendUnavailable`. Without ``/MODEL`` the best matching ready model is taken
-  (TensorRT > ONNX Runtime > Python backend; INT8 first on the CPU, FP16 first on GPUs).
-- **Each batch**: split into requests of at most the model's ``max_batch_size``, at most
-  ``max_in_flight`` of them outstanding, each with a deadline (``timeout_s``). A failure
-  (server gone, deadline exceeded) raises, so the monitor's chain (``runtime/fallback.py``)
-  retries, then falls back to a local backend; every window is accounted for as with any
-  backend.
-- **Reconnect**: after a failed request the next call opens a new channel (gRPC's own
-  reconnect backoff would hold the old one for seconds) and checks the served model again.
-  :meth:`TritonBackend.reachable` is the cheap check the chain makes every
-  ``reconnect_after_s`` while it runs on a fallback; when the server is back the chain
-  re-activates this backend (identity checked again) and switches back, loudly.
-
-``tritonclient`` is imported in ``activate()`` (extra ``triton``); nothing here imports it
-at module import, nor pytriton or torch.
+How it checks the served model, bounds and times out requests, and reconnects: docs/triton.md.
+A mismatching served model is a refusal (:class:`ServedModelMismatch`), never a fallback; an
+unreachable server is :class:`BackendUnavailable`. ``tritonclient`` is imported in
+``activate()`` (extra ``triton``), never at module import.
 """
 
 from __future__ import annotations
@@ -40,8 +20,6 @@ from mrm_edge.runtime.backends.registry import BackendSpec, Candidate, PlanReque
 
 from mrm_edge.errors import first_line
 from mrm_edge.served_identity import identity_mismatch, model_identity, parameters_of
-
-__all__ = ["SPEC", "ServedModelMismatch", "TritonBackend", "TritonTarget", "parse_target"]
 
 INSTALL_HINT = "pip install 'mrm-edge[triton]'"
 FORM = "triton:HOST:PORT[/MODEL]"
@@ -95,7 +73,7 @@ def _import_client() -> Any:
 
 
 class TritonBackend(Backend):
-    """Inference on a Triton server (see the module docstring).
+    """Inference on a Triton server (docs/triton.md).
 
     Args:
         target: the server (and optionally the model name).
@@ -135,9 +113,6 @@ class TritonBackend(Backend):
 
     # ------------------------------------------------------------------ activation
 
-    def _where(self) -> str:
-        return f"triton {self.target.url}"
-
     def _activate(self) -> None:
         grpc = _import_client()
         client = grpc.InferenceServerClient(self.target.url)
@@ -166,9 +141,6 @@ class TritonBackend(Backend):
         index = client.get_model_repository_index(as_json=True, client_timeout=self.timeout_s)
         return [m["name"] for m in index.get("models", []) if m.get("state") == "READY"]
 
-    def _config(self, client: Any, name: str) -> dict[str, Any]:
-        return client.get_model_config(name, as_json=True, client_timeout=self.timeout_s)["config"]
-
     def _choose(self, client: Any) -> tuple[str, dict[str, Any]]:
         """The served model to use: the named one after its checks, else the best match."""
         ready = self._ready_models(client)
@@ -182,7 +154,8 @@ class TritonBackend(Backend):
         matches: list[tuple[str, dict[str, Any]]] = []
         refusals: list[str] = []
         for name in names:
-            config = self._config(client, name)
+            answer = client.get_model_config(name, as_json=True, client_timeout=self.timeout_s)
+            config = answer["config"]
             params = parameters_of(config)
             why = identity_mismatch(self.expected, params)
             served_precision = params.get("mrm_edge.precision")
@@ -195,7 +168,7 @@ class TritonBackend(Backend):
         if not matches:
             detail = "; ".join(refusals) if refusals else "no model is ready"
             raise ServedModelMismatch(
-                f"{self._where()}: not the model of {self.expected.get('mrm_edge.model_name')} "
+                f"{self.device}: not the model of {self.expected.get('mrm_edge.model_name')} "
                 f"({detail})"
             )
         return min(matches, key=lambda m: _preference(m[1]))
@@ -223,11 +196,11 @@ class TritonBackend(Backend):
             name, _ = self._choose(self._client)
         except grpc.InferenceServerException as e:
             self._stale = True
-            raise RuntimeError(f"{self._where()}: {_message(e)}") from e
+            raise RuntimeError(f"{self.device}: {_message(e)}") from e
         if name != self.model_name:
             self._stale = True
             raise ServedModelMismatch(
-                f"{self._where()}: came back serving {name!r}, not {self.model_name!r}"
+                f"{self.device}: came back serving {name!r}, not {self.model_name!r}"
             )
 
     def _request(self, x: np.ndarray) -> np.ndarray:
@@ -241,10 +214,10 @@ class TritonBackend(Backend):
             )
         except grpc.InferenceServerException as e:
             self._stale = True
-            raise RuntimeError(f"{self._where()}: {_message(e)}") from e
+            raise RuntimeError(f"{self.device}: {_message(e)}") from e
         p = result.as_numpy(self.output_name)
         if p is None:
-            raise RuntimeError(f"{self._where()}: response without {self.output_name!r}")
+            raise RuntimeError(f"{self.device}: response without {self.output_name!r}")
         return p
 
     def _infer(self, x: np.ndarray) -> np.ndarray:

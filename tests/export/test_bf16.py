@@ -55,7 +55,7 @@ def test_record_written_and_accepted_by_the_plan(model_dir: Path, ptbxl_root: Pa
     real (f32 vs ORT FP32 on 64 held-out windows), the record and the plan's use are the
     code a BF16 CPU runs."""
     from mrm_edge.export.bf16 import measure_bf16_gate
-    from mrm_edge.runtime.backends.openvino import OpenVinoBackend
+    from mrm_edge.runtime.backends.openvino.backend import OpenVinoBackend
     from mrm_edge.runtime.model import DeployedModel
     from mrm_edge.runtime.selection import plan_backends
 

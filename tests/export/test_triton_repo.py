@@ -67,7 +67,8 @@ def test_by_default_the_server_adds_no_second_wait_and_onnx_runtime_spins(
 
 
 def test_engines_become_tensorrt_plans_sized_by_their_profile(tmp_path: Path) -> None:
-    from mrm_edge.export.tensorrt import BuildOptions, build_or_load
+    from mrm_edge.export.tensorrt.builder import build_or_load
+    from mrm_edge.export.tensorrt.plan import BuildOptions
     from mrm_edge.runtime.backends.tensorrt.capability import probe_gpu, probe_tensorrt
 
     from tests.fakes.tensorrt import FakeCudaRuntime, FakeTensorRT

@@ -15,7 +15,6 @@ module                 doubles
 ``clock``              FakeClock
 ``tensorrt``           FakeTensorRT, FakeCudaRuntime, ExplodingCudaRuntime
 ``pycuda``             FakePyCudaDriver
-``calibrator``         MiniTensorRT (only the calibrator base class), FakeDevice
 ``machine``            machine(): this machine's facts with the stated ones replaced
 =====================  ==================================================================
 """

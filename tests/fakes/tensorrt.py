@@ -48,7 +48,7 @@ import json
 import random
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -1011,13 +1011,6 @@ class FakeTensorRT:
         return [c[0] for c in self.calls]
 
 
-@dataclass
-class FakeCalibrator:
-    """Stands in for an ``IInt8EntropyCalibrator2`` subclass (test double)."""
-
-    batches: list[np.ndarray] = field(default_factory=list)
-
-
 class ExplodingCudaRuntime:
     """Test double for a CUDA runtime whose driver crashes on the first call
     (``cudaGetDeviceCount`` raises ``RuntimeError("driver crashed")``)."""
@@ -1028,7 +1021,6 @@ class ExplodingCudaRuntime:
 
 __all__ = [
     "ExplodingCudaRuntime",
-    "FakeCalibrator",
     "FakeCudaFault",
     "FakeCudaRuntime",
     "FakeDeviceProp",

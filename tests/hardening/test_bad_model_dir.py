@@ -404,7 +404,8 @@ def test_no_intact_onnx_but_intact_weights_falls_to_pytorch(tmp_path: Path) -> N
 def _engine_dir(tmp_path: Path) -> tuple[Path, Path]:
     """A model directory (small real ONNX graphs) with an FP16 engine built by the test
     double on its default fake GPU ('Fake GPU (test double)', compute 9.0, TensorRT 10.3.0)."""
-    from mrm_edge.export.tensorrt import BuildOptions, build_or_load
+    from mrm_edge.export.tensorrt.builder import build_or_load
+    from mrm_edge.export.tensorrt.plan import BuildOptions
     from mrm_edge.runtime.backends.tensorrt.capability import probe_gpu, probe_tensorrt
 
     from tests.fakes.tensorrt import FakeCudaRuntime, FakeTensorRT

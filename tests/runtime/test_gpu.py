@@ -13,17 +13,20 @@ import pytest
 def _cudart_with_gpu():
     if importlib.util.find_spec("cuda") is None:
         pytest.skip("cuda-python is not installed here (no GPU on this machine)")
-    from mrm_edge.runtime.backends.cuda import load_cudart
+    from mrm_edge.runtime.backends.cuda.api import CudaError, load_cuda_api
 
-    cudart = load_cudart()
-    err, count = cudart.cudaGetDeviceCount()
-    if int(err) != 0 or count == 0:
+    cuda = load_cuda_api()  # cuda-python: importable here
+    try:
+        count = cuda.device_count()
+    except CudaError:
+        count = 0
+    if count == 0:
         pytest.skip("no CUDA device visible")
-    return cudart
+    return cuda
 
 
 def test_pinned_and_device_buffers_round_trip_on_a_real_gpu() -> None:
-    from mrm_edge.runtime.backends.cuda import (
+    from mrm_edge.runtime.backends.cuda.resources import (
         DeviceBuffer,
         PinnedHostBuffer,
         Stream,

@@ -99,7 +99,8 @@ def test_unusable_directories_are_one_line_errors(tmp_path: Path) -> None:
 
 
 def test_engines_are_checked_against_their_sidecars(tmp_path: Path) -> None:
-    from mrm_edge.export.tensorrt import BuildOptions, build_or_load
+    from mrm_edge.export.tensorrt.builder import build_or_load
+    from mrm_edge.export.tensorrt.plan import BuildOptions
     from mrm_edge.runtime.backends.tensorrt.capability import probe_gpu, probe_tensorrt
 
     from tests.fakes.tensorrt import FakeCudaRuntime, FakeTensorRT

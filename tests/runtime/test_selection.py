@@ -117,7 +117,8 @@ def test_cuda_provider_ranks_first_with_fp16_then_fails_to_start_here(tmp_path: 
 def test_tensorrt_engine_for_this_gpu_ranks_first(tmp_path: Path) -> None:
     """With the TensorRT / CUDA test doubles: an engine built for the (fake) GPU wins, runs,
     and agrees with ONNX Runtime; an engine for another GPU is passed over with the reason."""
-    from mrm_edge.export.tensorrt import BuildOptions, build_or_load
+    from mrm_edge.export.tensorrt.builder import build_or_load
+    from mrm_edge.export.tensorrt.plan import BuildOptions
     from mrm_edge.runtime.backends.tensorrt.capability import probe_gpu, probe_tensorrt
 
     from tests.fakes.tensorrt import FakeCudaRuntime, FakeDeviceProp, FakeTensorRT

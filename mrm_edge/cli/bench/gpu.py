@@ -97,8 +97,8 @@ def bench_tensorrt(
     Raises :class:`GpuUnavailable` without TensorRT, a CUDA binding (cuda-python or pycuda),
     a GPU or a fitting engine. ``facts``: the machine (``runtime.facts.MachineFacts``; None:
     probed here), with the TensorRT and CUDA modules it describes (tests: the test doubles)."""
-    from mrm_edge.runtime.backends.tensorrt import TensorRTBackend
     from mrm_edge.runtime.backends.tensorrt.capability import STANDARD
+    from mrm_edge.runtime.backends.tensorrt.runner import TensorRTBackend
     from mrm_edge.runtime.facts import probe_machine
 
     facts = facts or probe_machine()

@@ -54,7 +54,7 @@ def run_doctor(
         trt, cudart: tensorrt / cuda-python runtime modules (default: import them); tests
             pass the test doubles.
     """
-    from mrm_edge.export.tensorrt import BuildOptions
+    from mrm_edge.export.tensorrt.plan import BuildOptions
 
     model_dir = Path(model_dir)
     report = DoctorReport(model_dir=model_dir, precision=precision)
@@ -224,7 +224,7 @@ class _Doctor:
 
     # 5-7. build, run, parity -------------------------------------------------------------
     def build_step(self, out_dir: Path) -> tuple[Any, str]:
-        from mrm_edge.export.tensorrt import build_or_load
+        from mrm_edge.export.tensorrt.builder import build_or_load
 
         t0 = time.perf_counter()
         onnx = self.model_dir / ONNX_FOR[self.precision]
@@ -234,7 +234,7 @@ class _Doctor:
         return path, f"{path.name}: {how}, batch profile {self.options.profile}"
 
     def run_step(self, engine: Path) -> tuple[Any, str]:
-        from mrm_edge.runtime.backends.tensorrt import TensorRTBackend
+        from mrm_edge.runtime.backends.tensorrt.runner import TensorRTBackend
 
         x = self.x
         backend = TensorRTBackend(

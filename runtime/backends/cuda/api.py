@@ -1,16 +1,9 @@
 """One small CUDA interface (:class:`CudaApi`) for the TensorRT backend, the GPU benchmark
-and the GPU probe, and how a binding is chosen (:func:`load_cuda_api`).
+and the GPU probe, and how a binding is chosen (:func:`load_cuda_api`; docs/export.md).
 
-Two implementations: :class:`~.cuda_python.CudaPythonApi` over cuda-python's runtime API
-(``cuda.bindings.runtime``; NVIDIA's supported binding, wheels for x86_64 and aarch64, the
-default) and :class:`~.pycuda_api.PyCudaApi` over ``pycuda.driver`` (a source package that
-needs nvcc and the CUDA headers to build; no CUDA graphs). Pointers are ints; streams,
-events and graphs are opaque handles that only the implementation that made them reads.
-Every method raises a one-line :class:`CudaError` on failure.
-
-Choice: ``MRM_EDGE_CUDA=cuda-python|pycuda`` (or ``prefer=``) forces a binding; otherwise
-cuda-python when importable, else pycuda, else :class:`BackendUnavailable` naming both.
-Whoever activates a backend shows the choice (``CudaApi.binding``, e.g. "cuda-python 13.0.1").
+Two implementations: ``cuda_python.CudaPythonApi`` (the default) and ``pycuda_api.PyCudaApi``
+(no CUDA graphs). Pointers are ints; streams, events and graphs are opaque handles that only
+the implementation that made them reads. Every method raises a one-line :class:`CudaError`.
 """
 
 from __future__ import annotations
@@ -67,17 +60,19 @@ def check(result: Any, call: str = "CUDA call") -> Any:
 
 
 @dataclass(frozen=True)
-class DeviceProps:
-    """What the project reads about a CUDA device."""
+class GpuInfo:
+    """One CUDA device, as either binding reports it."""
 
     name: str
-    major: int
-    minor: int
-    total_memory: int
+    compute_capability: str  # "major.minor", e.g. "9.0" (H100), "8.7" (Jetson Orin)
+    total_memory_bytes: int
+    device: int = 0
 
-    @property
-    def compute_capability(self) -> str:
-        return f"{self.major}.{self.minor}"
+    def summary(self) -> str:
+        gib = self.total_memory_bytes / 2**30
+        return (
+            f"{self.name} (compute {self.compute_capability}, {gib:.1f} GiB, device {self.device})"
+        )
 
 
 class CudaApi(ABC):
@@ -94,7 +89,7 @@ class CudaApi(ABC):
     @abstractmethod
     def device_count(self) -> int: ...
     @abstractmethod
-    def device_properties(self, device: int) -> DeviceProps: ...
+    def device_properties(self, device: int) -> GpuInfo: ...
     @abstractmethod
     def set_device(self, device: int) -> None:
         """Make ``device`` (its primary context, the one TensorRT uses) current."""
@@ -136,7 +131,10 @@ class CudaApi(ABC):
     @abstractmethod
     def event_synchronize(self, event: Any) -> None: ...
     @abstractmethod
-    def event_elapsed_ms(self, start: Any, end: Any) -> float: ...
+    def event_elapsed_ms(self, start: Any, end: Any) -> float:
+        """Device time between two recorded timing events, in ms (about 0.5 us resolution).
+        Both must have completed: synchronize ``end`` first."""
+
     @abstractmethod
     def event_destroy(self, event: Any) -> None: ...
 
@@ -146,17 +144,19 @@ class CudaApi(ABC):
     @abstractmethod
     def memcpy_dtoh_async(self, dst: int, src: int, nbytes: int, stream: Any) -> None: ...
 
-    # graphs
-    @abstractmethod
-    def begin_capture(self, stream: Any) -> None: ...
-    @abstractmethod
+    # graphs: a binding without a graph API (pycuda) keeps these refusals
+    def begin_capture(self, stream: Any) -> None:
+        raise CudaError("stream capture", str(self.graphs_unsupported))
+
     def end_capture(self, stream: Any) -> Any:
         """End the capture and return the instantiated graph (the template is freed)."""
+        raise CudaError("stream capture", str(self.graphs_unsupported))
 
-    @abstractmethod
-    def graph_launch(self, graph: Any, stream: Any) -> None: ...
-    @abstractmethod
-    def graph_destroy(self, graph: Any) -> None: ...
+    def graph_launch(self, graph: Any, stream: Any) -> None:
+        raise CudaError("graph launch", str(self.graphs_unsupported))
+
+    def graph_destroy(self, graph: Any) -> None:
+        raise CudaError("graph destroy", str(self.graphs_unsupported))
 
 
 def _dist_version(*names: str) -> str | None:
@@ -168,28 +168,13 @@ def _dist_version(*names: str) -> str | None:
     return None
 
 
-def _import_cudart() -> Any:
+def _load_cuda_python() -> CudaApi:
+    from mrm_edge.runtime.backends.cuda.cuda_python import CudaPythonApi
+
     try:
         from cuda.bindings import runtime as cudart  # type: ignore[import-not-found]
     except ImportError:
         from cuda import cudart  # type: ignore[import-not-found, no-redef]  # cuda-python < 12.6
-    return cudart
-
-
-def load_cudart() -> Any:
-    """The cuda-python runtime module, or BackendUnavailable saying what to install."""
-    try:
-        return _import_cudart()
-    except ImportError as e:
-        raise BackendUnavailable(
-            "cuda", f"cuda-python is not installed ({e}); {CUDA_PYTHON_INSTALL}"
-        ) from e
-
-
-def _load_cuda_python() -> CudaApi:
-    from mrm_edge.runtime.backends.cuda.cuda_python import CudaPythonApi
-
-    cudart = _import_cudart()
     return CudaPythonApi(cudart, version=_dist_version("cuda-bindings", "cuda-python"))
 
 
@@ -205,26 +190,19 @@ def _load_pycuda() -> CudaApi:
 LOADERS: dict[str, Callable[[], CudaApi]] = {CUDA_PYTHON: _load_cuda_python, PYCUDA: _load_pycuda}
 
 
-def requested_binding(prefer: str | None = None) -> str | None:
-    """The binding asked for (``prefer``, else ``$MRM_EDGE_CUDA``), None for "whichever"."""
-    want = prefer if prefer is not None else os.environ.get(CUDA_ENV, "").strip() or None
-    if want is not None and want not in BINDINGS:
-        where = "CUDA binding" if prefer is not None else f"${CUDA_ENV}"
-        raise ValueError(f"{where} {want!r}, expected one of {', '.join(BINDINGS)}")
-    return want
-
-
-def load_cuda_api(prefer: str | None = None) -> CudaApi:
-    """cuda-python when importable, else pycuda; ``prefer`` / ``$MRM_EDGE_CUDA`` forces one.
+def load_cuda_api() -> CudaApi:
+    """cuda-python when importable, else pycuda; ``$MRM_EDGE_CUDA`` forces one.
     BackendUnavailable (backend "cuda") says what is missing and what to install."""
-    want = requested_binding(prefer)
+    want = os.environ.get(CUDA_ENV, "").strip() or None
+    if want is not None and want not in BINDINGS:
+        raise ValueError(f"${CUDA_ENV} {want!r}, expected one of {', '.join(BINDINGS)}")
     why: dict[str, str] = {}
     for name in [want] if want else list(BINDINGS):
         try:
             return LOADERS[name]()
         except Exception as e:  # pycuda without libcuda raises ImportError or its own errors
             why[name] = first_line(e, with_type=False)
-    forced = f" (asked for by {'prefer=' if prefer else '$' + CUDA_ENV})"
+    forced = f" (asked for by ${CUDA_ENV})"
     if want == CUDA_PYTHON:
         reason = f"cuda-python is not installed ({why[CUDA_PYTHON]}){forced}"
         raise BackendUnavailable("cuda", f"{reason}; {CUDA_PYTHON_INSTALL}")
@@ -238,30 +216,14 @@ def load_cuda_api(prefer: str | None = None) -> CudaApi:
     )
 
 
-def as_cuda_api(cuda: Any = None, prefer: str | None = None) -> CudaApi:
+def as_cuda_api(cuda: Any = None) -> CudaApi:
     """``cuda`` if it is a CudaApi; a cuda-python-like runtime module (or its test double)
     wrapped in CudaPythonApi; None: :func:`load_cuda_api`. pycuda is passed as a PyCudaApi
     (it keeps state: its context and allocations)."""
     if cuda is None:
-        return load_cuda_api(prefer)
+        return load_cuda_api()
     if isinstance(cuda, CudaApi):
         return cuda
     from mrm_edge.runtime.backends.cuda.cuda_python import CudaPythonApi
 
     return CudaPythonApi(cuda)
-
-
-__all__ = [
-    "BINDINGS",
-    "CUDA_ENV",
-    "GRAPHS_NEED_CUDA_PYTHON",
-    "LOADERS",
-    "CudaApi",
-    "CudaError",
-    "DeviceProps",
-    "as_cuda_api",
-    "check",
-    "load_cuda_api",
-    "load_cudart",
-    "requested_binding",
-]

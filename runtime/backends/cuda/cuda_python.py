@@ -1,23 +1,16 @@
-""":class:`CudaApi` over cuda-python's runtime API (``cuda.bindings.runtime``).
-
-Every cuda-python call returns ``(err, *values)``; :func:`check` turns a non-success ``err``
-into a one-line :class:`CudaError`. The module is passed in, so the TensorRT backend can run
-on the host-memory test double ``tests/fakes/tensorrt.py:FakeCudaRuntime``. Not executed
-here against the real module (no GPU, no cuda-python on the development machines); the calls
-follow the cuda-python runtime API documentation.
+""":class:`CudaApi` over cuda-python's runtime API (``cuda.bindings.runtime``). The module is
+passed in, so the TensorRT backend runs on the test double ``FakeCudaRuntime``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from mrm_edge.runtime.backends.cuda.api import CudaApi, CudaError, DeviceProps, check
+from mrm_edge.runtime.backends.cuda.api import CudaApi, GpuInfo, check
 
 
 class CudaPythonApi(CudaApi):
     """cuda-python's runtime API (the default binding)."""
-
-    graphs_supported = True
 
     def __init__(self, cudart: Any, version: str | None = None) -> None:
         self.cudart = cudart
@@ -29,16 +22,15 @@ class CudaPythonApi(CudaApi):
     def device_count(self) -> int:
         return int(check(self.cudart.cudaGetDeviceCount(), "cudaGetDeviceCount"))
 
-    def device_properties(self, device: int) -> DeviceProps:
+    def device_properties(self, device: int) -> GpuInfo:
         prop = check(
             self.cudart.cudaGetDeviceProperties(device), f"cudaGetDeviceProperties({device})"
         )
         name = prop.name
         if isinstance(name, (bytes, bytearray)):  # a fixed char[256], NUL-padded
             name = bytes(name).split(b"\0", 1)[0].decode(errors="replace")
-        return DeviceProps(
-            str(name).strip(), int(prop.major), int(prop.minor), int(prop.totalGlobalMem)
-        )
+        cc = f"{int(prop.major)}.{int(prop.minor)}"
+        return GpuInfo(str(name).strip(), cc, int(prop.totalGlobalMem), device)
 
     def set_device(self, device: int) -> None:
         check(self.cudart.cudaSetDevice(device), f"cudaSetDevice({device})")
@@ -125,6 +117,3 @@ class CudaPythonApi(CudaApi):
 
     def graph_destroy(self, graph: Any) -> None:
         check(self.cudart.cudaGraphExecDestroy(graph), "cudaGraphExecDestroy")
-
-
-__all__ = ["CudaError", "CudaPythonApi"]

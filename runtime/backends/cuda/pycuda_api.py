@@ -11,11 +11,9 @@ How pycuda differs and what this does about it:
   they are kept by address until ``free`` / ``free_host``.
 - Copies take Python buffers: the pinned address is wrapped in a ctypes array of the size.
 - Streams and events have no destroy call: dropping the object destroys it.
-- No CUDA graph API: ``graphs_supported`` is False and capture raises
-  ``"CUDA graphs need cuda-python"``, so the TensorRT backend's ``cuda_graphs`` falls back.
+- No CUDA graph API: ``graphs_supported`` is False, capture raises (``CudaApi``'s refusals).
 
-Not executed against real pycuda: it cannot be installed on the development machines (a
-source build needing nvcc); it runs against ``tests/fakes/pycuda.py``, a test double.
+Not installable here (a source build needing nvcc): it runs against ``tests/fakes/pycuda.py``.
 """
 
 from __future__ import annotations
@@ -30,7 +28,7 @@ from mrm_edge.runtime.backends.cuda.api import (
     GRAPHS_NEED_CUDA_PYTHON,
     CudaApi,
     CudaError,
-    DeviceProps,
+    GpuInfo,
 )
 
 _STREAM_NON_BLOCKING = 1  # CU_STREAM_NON_BLOCKING; pycuda has no enum for stream flags
@@ -75,13 +73,13 @@ class PyCudaApi(CudaApi):
         self._init()
         return int(self._call("cuDeviceGetCount", self.driver.Device.count))
 
-    def device_properties(self, device: int) -> DeviceProps:
+    def device_properties(self, device: int) -> GpuInfo:
         self._init()
         dev = self._call(f"cuDeviceGet({device})", self.driver.Device, device)
         major, minor = self._call("cuDeviceComputeCapability", dev.compute_capability)
         name = self._call("cuDeviceGetName", dev.name)
         memory = self._call("cuDeviceTotalMem", dev.total_memory)
-        return DeviceProps(str(name).strip(), int(major), int(minor), int(memory))
+        return GpuInfo(str(name).strip(), f"{int(major)}.{int(minor)}", int(memory), device)
 
     def set_device(self, device: int) -> None:
         self._init()
@@ -180,20 +178,3 @@ class PyCudaApi(CudaApi):
         self._current()
         view = (ctypes.c_byte * nbytes).from_address(dst)
         self._call("cuMemcpyDtoHAsync", self.driver.memcpy_dtoh_async, view, src, stream)
-
-    # ---------------------------------------------------------------- graphs
-
-    def begin_capture(self, stream: Any) -> None:
-        raise CudaError("stream capture", GRAPHS_NEED_CUDA_PYTHON)
-
-    def end_capture(self, stream: Any) -> Any:
-        raise CudaError("stream capture", GRAPHS_NEED_CUDA_PYTHON)
-
-    def graph_launch(self, graph: Any, stream: Any) -> None:
-        raise CudaError("graph launch", GRAPHS_NEED_CUDA_PYTHON)
-
-    def graph_destroy(self, graph: Any) -> None:
-        raise CudaError("graph destroy", GRAPHS_NEED_CUDA_PYTHON)
-
-
-__all__ = ["PyCudaApi"]

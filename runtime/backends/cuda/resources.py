@@ -1,10 +1,6 @@
-"""CUDA resources as context managers over a :class:`CudaApi`: device and pinned host memory,
-streams, events (timing too), graphs; and the copy / timing / capture calls on them.
-
-Every class takes the binding to use: a :class:`CudaApi`, or a cuda-python-like runtime
-module (the real one or ``tests/fakes/tensorrt.py:FakeCudaRuntime``), which is wrapped in
-:class:`CudaPythonApi`. Resources free themselves on exit (``free()`` / ``destroy()`` are
-idempotent), because leaked pinned memory and streams outlive a Python exception otherwise.
+"""CUDA resources as context managers over a :class:`CudaApi` (or a cuda-python-like runtime
+module, wrapped): device and pinned host memory, streams, events, graphs. They free themselves
+on exit (idempotently): leaked pinned memory and streams outlive a Python exception otherwise.
 """
 
 from __future__ import annotations
@@ -14,7 +10,7 @@ from types import TracebackType
 from typing import Any
 
 import numpy as np
-from mrm_edge.runtime.backends.cuda.api import CudaApi, as_cuda_api
+from mrm_edge.runtime.backends.cuda.api import as_cuda_api
 
 
 class _Resource:
@@ -27,23 +23,14 @@ class _Resource:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.close()
-
-    def close(self) -> None:  # pragma: no cover - overridden
-        raise NotImplementedError
-
-
-def _api(cuda: Any) -> CudaApi:
-    if cuda is None:
-        raise TypeError("a CudaApi (or a cuda-python runtime module) is required")
-    return as_cuda_api(cuda)
+        self.close()  # type: ignore[attr-defined]  # each resource defines it
 
 
 class DeviceBuffer(_Resource):
     """``nbytes`` of device memory; ``ptr`` is its address."""
 
     def __init__(self, nbytes: int, cuda: Any) -> None:
-        self._cuda = _api(cuda)
+        self._cuda = as_cuda_api(cuda)
         self.nbytes = int(nbytes)
         self.ptr: int | None = self._cuda.malloc(self.nbytes)
 
@@ -51,8 +38,6 @@ class DeviceBuffer(_Resource):
         if self.ptr is not None:
             ptr, self.ptr = self.ptr, None
             self._cuda.free(ptr)
-
-    free = close
 
 
 class PinnedHostBuffer(_Resource):
@@ -64,7 +49,7 @@ class PinnedHostBuffer(_Resource):
     """
 
     def __init__(self, shape: tuple[int, ...], dtype: Any, cuda: Any) -> None:
-        self._cuda = _api(cuda)
+        self._cuda = as_cuda_api(cuda)
         self.dtype = np.dtype(dtype)
         self.shape = tuple(int(s) for s in shape)
         self.nbytes = int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
@@ -77,14 +62,12 @@ class PinnedHostBuffer(_Resource):
             ptr, self.ptr, self.array = self.ptr, None, None
             self._cuda.free_host(ptr)
 
-    free = close
-
 
 class Stream(_Resource):
     """A non-blocking CUDA stream (no implicit sync with the legacy default stream)."""
 
     def __init__(self, cuda: Any) -> None:
-        self._cuda = _api(cuda)
+        self._cuda = as_cuda_api(cuda)
         self._stream: Any = self._cuda.stream_create()
 
     @property
@@ -105,15 +88,13 @@ class Stream(_Resource):
             stream, self._stream = self._stream, None
             self._cuda.stream_destroy(stream)
 
-    destroy = close
-
 
 class Event(_Resource):
     """A CUDA event: the host waits for it (``synchronize``). Without timing by default
-    (cheaper); ``timing=True`` makes one :func:`elapsed_ms` can measure between."""
+    (cheaper); ``timing=True`` makes one ``CudaApi.event_elapsed_ms`` can measure between."""
 
     def __init__(self, cuda: Any, timing: bool = False) -> None:
-        self._cuda = _api(cuda)
+        self._cuda = as_cuda_api(cuda)
         self.timing = timing
         self._event: Any = self._cuda.event_create(timing)
 
@@ -132,28 +113,20 @@ class Event(_Resource):
             event, self._event = self._event, None
             self._cuda.event_destroy(event)
 
-    destroy = close
-
-
-def elapsed_ms(cuda: Any, start: Event, end: Event) -> float:
-    """Device time between two recorded timing events, in ms (about 0.5 us resolution).
-    Both must have completed: synchronize ``end`` first."""
-    return _api(cuda).event_elapsed_ms(start.raw, end.raw)
-
 
 def memcpy_htod_async(cuda: Any, dst: int, src: int, nbytes: int, stream: Stream) -> None:
-    _api(cuda).memcpy_htod_async(dst, src, nbytes, stream.raw)
+    as_cuda_api(cuda).memcpy_htod_async(dst, src, nbytes, stream.raw)
 
 
 def memcpy_dtoh_async(cuda: Any, dst: int, src: int, nbytes: int, stream: Stream) -> None:
-    _api(cuda).memcpy_dtoh_async(dst, src, nbytes, stream.raw)
+    as_cuda_api(cuda).memcpy_dtoh_async(dst, src, nbytes, stream.raw)
 
 
 class GraphExec(_Resource):
     """An instantiated CUDA graph; ``launch(stream)`` replays it."""
 
     def __init__(self, cuda: Any, exec_: Any) -> None:
-        self._cuda = _api(cuda)
+        self._cuda = as_cuda_api(cuda)
         self._exec = exec_
 
     def launch(self, stream: Stream) -> None:
@@ -164,28 +137,12 @@ class GraphExec(_Resource):
             exec_, self._exec = self._exec, None
             self._cuda.graph_destroy(exec_)
 
-    destroy = close
-
 
 def begin_capture(cuda: Any, stream: Stream) -> None:
-    _api(cuda).begin_capture(stream.raw)
+    as_cuda_api(cuda).begin_capture(stream.raw)
 
 
 def end_capture(cuda: Any, stream: Stream) -> GraphExec:
     """End the capture on ``stream`` and instantiate it (the graph template is freed)."""
-    api = _api(cuda)
+    api = as_cuda_api(cuda)
     return GraphExec(api, api.end_capture(stream.raw))
-
-
-__all__ = [
-    "DeviceBuffer",
-    "Event",
-    "GraphExec",
-    "PinnedHostBuffer",
-    "Stream",
-    "begin_capture",
-    "elapsed_ms",
-    "end_capture",
-    "memcpy_dtoh_async",
-    "memcpy_htod_async",
-]

@@ -1,18 +1,6 @@
-"""OpenVINO backend (loader + runner in one class): an ONNX file compiled for the CPU plugin.
-
-Settings are always explicit, never OpenVINO's defaults of the day: the inference precision
-(``f32`` for FP32 and the INT8 Q/DQ files, ``bf16`` only where the CPU has it: on BF16 CPUs
-OpenVINO's *default* is bf16), the thread count, the stream count (1: the monitor sends one
-batch at a time) and the ``LATENCY`` performance hint. Compiled models are cached in
-OpenVINO's ``CACHE_DIR`` (under the user cache dir, ``runtime/user_cache.py``) so a restart
-loads the blob instead of recompiling.
-
-Shapes: ``"dynamic"`` (one compiled model, any batch; the default, faster when measured on
-this project's AMD machine) or ``"fixed"`` (one compiled model per batch size seen, made on
-first use). ``openvino`` is imported in ``activate()`` only.
-
-Executed here: the CPU plugin (f32, INT8 Q/DQ). Other devices (``"GPU"``, ``"NPU"``) are
-passed through to OpenVINO but untested; BF16 is refused here (AVX2-only CPU).
+"""OpenVINO backend (loader + runner in one class): an ONNX file compiled for the CPU plugin,
+every setting stated and compiled models cached (docs/cpu-runtimes.md). ``openvino`` is
+imported in ``activate()`` only.
 """
 
 from __future__ import annotations
@@ -26,8 +14,6 @@ from mrm_edge.runtime.backends.openvino.capability import cpu_bf16, probe_openvi
 from mrm_edge.runtime.user_cache import usable_cores, user_cache_dir
 
 from mrm_edge.errors import first_line
-
-__all__ = ["INFERENCE_PRECISIONS", "OpenVinoBackend", "openvino_cache_dir"]
 
 INFERENCE_PRECISIONS = {"f32": "fp32", "bf16": "bf16"}
 
@@ -44,8 +30,6 @@ class OpenVinoBackend(Backend):
         onnx_path: the model (input ``[batch, leads, samples]`` float32, one output).
         inference_precision: ``"f32"`` or ``"bf16"`` (refused on CPUs without native BF16).
         threads: ``INFERENCE_NUM_THREADS`` (None: every core this process may use).
-        streams: ``NUM_STREAMS``.
-        shapes: ``"dynamic"`` batch or ``"fixed"`` (one compiled model per batch size).
         cache_dir: ``CACHE_DIR`` (None: :func:`openvino_cache_dir`; False: no cache).
         device: OpenVINO device (``"CPU"``; others untested).
         precision: label for reports; default ``bf16`` for the bf16 hint, else from the file.
@@ -58,8 +42,6 @@ class OpenVinoBackend(Backend):
         onnx_path: Path,
         inference_precision: Literal["f32", "bf16"] = "f32",
         threads: int | None = None,
-        streams: int = 1,
-        shapes: Literal["dynamic", "fixed"] = "dynamic",
         cache_dir: Path | Literal[False] | None = None,
         device: str = "CPU",
         precision: str | None = None,
@@ -67,13 +49,9 @@ class OpenVinoBackend(Backend):
         super().__init__()
         if inference_precision not in INFERENCE_PRECISIONS:
             raise ValueError(f"inference_precision {inference_precision!r}: expected f32 or bf16")
-        if shapes not in ("dynamic", "fixed"):
-            raise ValueError(f"shapes {shapes!r}: expected dynamic or fixed")
         self.onnx_path = Path(onnx_path)
         self.inference_precision = inference_precision
         self.threads = threads
-        self.streams = int(streams)
-        self.shapes = shapes
         self.cache_dir = cache_dir
         self.ov_device = device
         self.device = device.lower()
@@ -81,18 +59,16 @@ class OpenVinoBackend(Backend):
             precision = "bf16" if inference_precision == "bf16" else None
         self.precision = precision or precision_from_filename(self.onnx_path)
         self.version: str | None = None
-        self._core: Any = None
-        self._model: Any = None
-        self._compiled: dict[int | None, Any] = {}
-        self._requests: dict[int | None, Any] = {}
+        self._compiled: Any = None
+        self._request: Any = None
 
     def config(self) -> dict[str, Any]:
-        """The compile properties, every one stated (see the module docstring)."""
+        """The compile properties, every one stated (docs/cpu-runtimes.md)."""
         threads = self.threads or usable_cores()
         return {
             "INFERENCE_PRECISION_HINT": self.inference_precision,
             "INFERENCE_NUM_THREADS": int(threads),
-            "NUM_STREAMS": self.streams,
+            "NUM_STREAMS": 1,  # the monitor sends one batch at a time
             "PERFORMANCE_HINT": "LATENCY",
         }
 
@@ -126,41 +102,27 @@ class OpenVinoBackend(Backend):
         self.input_name = inputs[0].get_any_name()
         self.output_name = outputs[0].get_any_name()
         self.input_dims = tuple(d.get_length() if d.is_static else None for d in list(shape)[1:])
-        self._core, self._model, self.version = core, model, info.version
-        if self.shapes == "dynamic":
-            self._compile(None)
-
-    def _compile(self, batch: int | None) -> Any:
-        model = self._model
-        if batch is not None:
-            model = model.clone()
-            model.reshape([batch, *self.input_dims])
-        try:
-            compiled = self._core.compile_model(model, self.ov_device, self.config())
+        self.version = info.version
+        try:  # one compiled model with a dynamic batch (docs/cpu-runtimes.md)
+            self._compiled = core.compile_model(model, self.ov_device, self.config())
         except Exception as e:
             first = first_line(e, with_type=False)
             raise BackendUnavailable(
                 self.name, f"OpenVINO cannot compile {self.onnx_path.name} ({first})"
             ) from e
-        self._compiled[batch] = compiled
-        self._requests[batch] = compiled.create_infer_request()
-        return self._requests[batch]
+        self._request = self._compiled.create_infer_request()
 
     def _infer(self, x: np.ndarray) -> np.ndarray:
-        key = None if self.shapes == "dynamic" else len(x)
-        request = self._requests.get(key) or self._compile(key)
-        out = request.infer({0: x})
+        out = self._request.infer({0: x})
         # The output tensor is the request's own buffer, reused by the next call: copy it.
         return np.array(out[0], dtype=np.float32, copy=True)
 
     def _deactivate(self) -> None:
-        self._requests.clear()
-        self._compiled.clear()
-        self._model = None
-        self._core = None
+        self._request = None
+        self._compiled = None
 
     def describe(self) -> str:
         return (
             f"{super().describe()}, OpenVINO {self.version} ({self.inference_precision}, "
-            f"{self.shapes} shapes, {self.config()['INFERENCE_NUM_THREADS']} threads)"
+            f"dynamic shapes, {self.config()['INFERENCE_NUM_THREADS']} threads)"
         )

@@ -1,11 +1,5 @@
 """What OpenVINO can do here: is it installed (and which version), and does this CPU compute
-BF16 natively.
-
-BF16 is offered only where the CPU has it in hardware (AMX-BF16 or AVX512-BF16): OpenVINO
-reports it in the CPU plugin's ``OPTIMIZATION_CAPABILITIES``, the kernel in ``/proc/cpuinfo``
-flags. On other CPUs OpenVINO would emulate or silently run f32, so BF16 is refused with the
-reason instead. OpenVINO's default CPU precision on BF16 CPUs is bf16: the backend always
-states ``INFERENCE_PRECISION_HINT`` so FP32 means f32.
+BF16 natively (otherwise BF16 is refused with the reason; docs/cpu-runtimes.md).
 """
 
 from __future__ import annotations
@@ -19,16 +13,6 @@ from mrm_edge.errors import first_line
 
 INSTALL_HINT = "pip install 'mrm-edge[openvino]'"
 BF16_FLAGS = ("amx_bf16", "avx512_bf16")
-
-__all__ = [
-    "BF16_FLAGS",
-    "INSTALL_HINT",
-    "OpenVinoInfo",
-    "bf16_support",
-    "cpu_bf16",
-    "cpu_flags",
-    "probe_openvino",
-]
 
 
 @dataclass(frozen=True)

@@ -1,21 +1,6 @@
-"""OpenVINO's place in backend selection: its options for a model, and its registration.
-
-Options, in their static order (what ``auto`` uses when its probe is off; with the probe on,
-measured throughput orders every CPU option, ``runtime/cpu_timing.py``):
-
-1. INT8: ``model.int8-sym.onnx`` (symmetric int8, float biases: the Q/DQ form OpenVINO's
-   low-precision transformations fuse), then ``model.int8.onnx`` (uint8, made for ONNX
-   Runtime);
-2. BF16: ``model.onnx`` at inference precision bf16, where the CPU has native BF16 and the
-   model directory holds a passed BF16 gate record (``mrm_edge.artifacts.BF16_RECORD``) for
-   this very ``model.onnx``; otherwise refused with the reason;
-3. FP32: ``model.onnx`` at inference precision f32 (stated: OpenVINO's default is bf16 on
-   BF16 CPUs).
-
-Each option carries the accuracy gate the probe enforces (max |Δp| vs FP32,
-``registry.sidecar_gate``): FP32 1e-4; INT8 the export gate's held-out max |Δp| for that file
-(measured on ONNX Runtime) with 50 % headroom for another runtime's rounding; BF16 its gate
-record's max |Δp| with the same headroom.
+"""OpenVINO's place in backend selection: its options for a model (INT8, BF16 where the CPU
+and a gate record allow, FP32), each with the accuracy gate the probe enforces, and its
+registration. The order and the gates: docs/cpu-runtimes.md.
 """
 
 from __future__ import annotations
@@ -34,8 +19,6 @@ from mrm_edge.runtime.backends.registry import (
 )
 
 from mrm_edge.artifacts import BF16_RECORD, onnx_file
-
-__all__ = ["SPEC", "bf16_record_status", "cpu_backend", "plan"]
 
 INT8_ORDER = ("int8-sym", "int8")
 
@@ -65,12 +48,8 @@ def bf16_record_status(model: Any) -> tuple[dict[str, Any] | None, str]:
     return doc, str(doc.get("message", "BF16 gate passed"))
 
 
-def _make(art: Any, hint: str, threads: int | None, precision: str) -> OpenVinoBackend:
-    return OpenVinoBackend(art.path, inference_precision=hint, threads=threads, precision=precision)  # type: ignore[arg-type]
-
-
 def plan(request: PlanRequest) -> tuple[list[Candidate], list[str]]:
-    """OpenVINO's CPU options (module docstring), and why any is missing."""
+    """OpenVINO's CPU options (docs/cpu-runtimes.md), and why any is missing."""
     model, precisions = request.model, request.precisions
     info = request.facts.openvino
     if not info.available:
@@ -85,7 +64,9 @@ def plan(request: PlanRequest) -> tuple[list[Candidate], list[str]]:
             Candidate(
                 f"openvino CPU {precision} ({art.name})",
                 "openvino",
-                lambda a=art: _make(a, hint, threads, precision),
+                lambda a=art: OpenVinoBackend(
+                    a.path, inference_precision=hint, threads=threads, precision=precision
+                ),
                 f"OpenVINO {info.version} CPU; {why}",
                 measurable=True,
                 precision=precision,

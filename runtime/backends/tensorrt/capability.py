@@ -1,30 +1,10 @@
-"""What this machine can do: which TensorRT flavours are importable, what they support, which GPU.
-
-Two flavours share one builder / runner code path (the Python API is the same TensorRT API):
-
-- ``tensorrt`` — standard TensorRT 10 / 11: data-centre GPUs, Jetson (JetPack ships it), any
-  CUDA GPU. It builds on the GPU it will run on; engines are tied to that GPU model.
-- ``tensorrt-rtx`` — NVIDIA's TensorRT for RTX (module ``tensorrt_rtx``, x86_64 wheels
-  ``tensorrt-rtx-cu13*``): its builder needs **no GPU** ("CPU-only AOT"), and an engine runs on
-  every GPU whose compute capability is among the targets it was built for (JIT-specialised on
-  first load). It targets Turing to Blackwell consumer / workstation parts (7.5, 8.0, 8.6, 8.9,
-  12.0, 12.1), not Hopper (9.0) or Jetson.
-
-Which flavour builds, when both are importable (``choose_flavour``; ``--trt-flavour`` or
-``MRM_EDGE_TRT_FLAVOUR`` overrides it):
-
-1. no CUDA GPU here → ``tensorrt-rtx``: the only flavour that can build without one;
-2. a GPU that TensorRT-RTX cannot target (Hopper, Jetson, ...) → ``tensorrt``;
-3. otherwise ``tensorrt``: an engine tuned on this very GPU; ask for ``tensorrt-rtx`` to get
-   portable engines for a fleet of RTX machines.
-A runtime never chooses: an engine's sidecar records the flavour that built it, and only that
-flavour loads it.
+"""What this machine can do: which TensorRT flavours import, what they support, which GPU; and
+which flavour builds (:func:`choose_flavour`). The flavours and the rule: docs/export.md.
 
 Probes never raise: a missing or broken install is an answer ("not available, because ..."),
 not an error. Capabilities are detected on the module (``hasattr``), not by parsing version
 strings, because NVIDIA removes things on major versions (TensorRT 11 dropped the precision
-flags and the implicit INT8 calibrator) and JetPack ships its own numbering. Nothing heavy is
-imported at module import; tests pass module doubles through ``trt=`` / ``cudart=``.
+flags) and JetPack ships its own numbering. Nothing heavy is imported at module import.
 """
 
 from __future__ import annotations
@@ -34,6 +14,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from mrm_edge.runtime.backends.cuda.api import GpuInfo
 
 from mrm_edge.errors import first_line
 
@@ -62,8 +44,7 @@ CUDA_PYTHON_HINT = "pip install 'cuda-python>=12.4' (part of the `tensorrt` extr
 class TensorRTUnavailable(RuntimeError, ImportError):
     """TensorRT cannot be imported here; the message says why and what to do instead.
 
-    The one such error, wherever TensorRT is imported (the builder, the runtime, the INT8
-    calibrator); an ImportError too, as the calibrator's own error used to be."""
+    The one such error, wherever TensorRT is imported (the builder, the runtime)."""
 
 
 @dataclass(frozen=True)
@@ -79,8 +60,6 @@ class TensorRTInfo:
             the precision flags are gone, which means every network is strongly typed (11).
         has_precision_flags: ``BuilderFlag.FP16`` exists (TensorRT 10 and older: weak typing
             is possible; TensorRT 11 and TensorRT-RTX removed it).
-        has_int8_calibrator: ``IInt8EntropyCalibrator2`` exists (implicit INT8 calibration;
-            deprecated in 10.1, removed in 11).
         flavour: ``"tensorrt"`` or ``"tensorrt-rtx"``.
         compute_targets: compute capabilities an ahead-of-time build can target
             (TensorRT-RTX's ``ComputeCapability`` enum), () for standard TensorRT, which
@@ -92,22 +71,8 @@ class TensorRTInfo:
     reason: str | None = None
     strongly_typed_supported: bool = False
     has_precision_flags: bool = False
-    has_int8_calibrator: bool = False
     flavour: str = STANDARD
     compute_targets: tuple[str, ...] = field(default=())
-
-    @property
-    def major(self) -> int | None:
-        """Major version number, None when unknown."""
-        if not self.version:
-            return None
-        m = re.match(r"(\d+)", self.version)
-        return int(m.group(1)) if m else None
-
-    @property
-    def always_strongly_typed(self) -> bool:
-        """No weak typing left (TensorRT 11, TensorRT-RTX): precision only from the graph."""
-        return self.available and not self.has_precision_flags
 
     @property
     def builds_without_gpu(self) -> bool:
@@ -134,7 +99,6 @@ class TensorRTInfo:
             reason="assumed from the version number, not probed",
             strongly_typed_supported=rtx or major >= 9,
             has_precision_flags=not rtx and major < 11,
-            has_int8_calibrator=not rtx and major < 11,
             flavour=flavour,
             compute_targets=DEFAULT_RTX_TARGETS if rtx else (),
         )
@@ -147,29 +111,12 @@ class TensorRTInfo:
             if not self.has_precision_flags
             else ("weak or strong typing" if self.strongly_typed_supported else "weak typing only")
         )
-        calib = ", implicit INT8 calibrator" if self.has_int8_calibrator else ""
         aot = (
             f", builds without a GPU for compute {', '.join(self.compute_targets)}"
             if self.builds_without_gpu
             else ""
         )
-        return f"{self.display} {self.version} ({typing}{calib}{aot})"
-
-
-@dataclass(frozen=True)
-class GpuInfo:
-    """One CUDA device as cuda-python reports it."""
-
-    name: str
-    compute_capability: str  # "major.minor", e.g. "9.0" (H100), "8.7" (Jetson Orin)
-    total_memory_bytes: int
-    device: int = 0
-
-    def summary(self) -> str:
-        gib = self.total_memory_bytes / 2**30
-        return (
-            f"{self.name} (compute {self.compute_capability}, {gib:.1f} GiB, device {self.device})"
-        )
+        return f"{self.display} {self.version} ({typing}{aot})"
 
 
 def _import_tensorrt(flavour: str = STANDARD) -> Any:
@@ -204,13 +151,13 @@ def flavour_of(trt: Any) -> str:
     return STANDARD
 
 
-def import_tensorrt(flavour: str = STANDARD, hint: str | None = None) -> Any:
+def import_tensorrt(flavour: str = STANDARD) -> Any:
     """Import ``flavour``'s module or raise :class:`TensorRTUnavailable` with the reason and
-    what to do (``hint``: the caller's advice; default: what to install)."""
+    what to install."""
     try:
         return _import_tensorrt(flavour)
     except Exception as e:  # a stub wheel or a missing libnvinfer raises more than ImportError
-        hint = hint or (RTX_INSTALL_HINT if flavour == RTX else INSTALL_HINT)
+        hint = RTX_INSTALL_HINT if flavour == RTX else INSTALL_HINT
         raise TensorRTUnavailable(
             f"{DISPLAY[flavour]} is not installed here ({first_line(e)}); {hint}"
         ) from e
@@ -254,7 +201,6 @@ def probe_tensorrt(trt: Any = None, flavour: str = STANDARD) -> TensorRTInfo:
             version=version,
             strongly_typed_supported=typed_flag or not has_flags,
             has_precision_flags=has_flags,
-            has_int8_calibrator=hasattr(trt, "IInt8EntropyCalibrator2"),
             flavour=flavour,
             compute_targets=compute_targets_of(trt) if flavour == RTX else (),
         )
@@ -287,7 +233,7 @@ def probe_flavours(modules: Mapping[str, Any] | None = None) -> dict[str, Tensor
 def choose_flavour(
     requested: str, infos: Mapping[str, TensorRTInfo], gpu: GpuInfo | None
 ) -> tuple[str | None, str]:
-    """``(flavour, why)`` to build with under the rule in the module docstring, or
+    """``(flavour, why)`` to build with under the rule in docs/export.md, or
     ``(None, why not)`` when no usable flavour fits the request."""
     check_flavour(requested)
     rtx, std = infos.get(RTX), infos.get(STANDARD)
@@ -328,7 +274,7 @@ def probe_gpu(device: int = 0, cudart: Any = None) -> tuple[GpuInfo | None, str 
     or a cuda-python runtime module (or its test double); default: the binding
     ``load_cuda_api`` picks, imported here and not at module import.
     """
-    from mrm_edge.runtime.backends.cuda import CudaError, as_cuda_api
+    from mrm_edge.runtime.backends.cuda.api import CudaError, as_cuda_api
 
     try:
         api = as_cuda_api(cudart)
@@ -344,40 +290,8 @@ def probe_gpu(device: int = 0, cudart: Any = None) -> tuple[GpuInfo | None, str 
         if not 0 <= device < count:
             return None, f"CUDA device {device} does not exist (found {count})"
         try:
-            props = api.device_properties(device)
+            return api.device_properties(device), None
         except CudaError as e:
             return None, f"CUDA device {device} properties unreadable ({e})"
-        return (
-            GpuInfo(
-                name=props.name,
-                compute_capability=props.compute_capability,
-                total_memory_bytes=props.total_memory,
-                device=device,
-            ),
-            None,
-        )
     except Exception as e:
         return None, f"CUDA query failed ({first_line(e)})"
-
-
-__all__ = [
-    "CUDA_PYTHON_HINT",
-    "DEFAULT_RTX_TARGETS",
-    "FLAVOURS",
-    "FLAVOUR_CHOICES",
-    "INSTALL_HINT",
-    "RTX",
-    "STANDARD",
-    "GpuInfo",
-    "TensorRTInfo",
-    "TensorRTUnavailable",
-    "check_flavour",
-    "choose_flavour",
-    "compute_targets_of",
-    "flavour_of",
-    "import_tensorrt",
-    "probe_flavours",
-    "probe_gpu",
-    "probe_tensorrt",
-    "requested_flavour",
-]

@@ -1,24 +1,14 @@
-"""An engine file as the runtime reads it: its sidecar, whether it may load here, and why not.
-
-``mrm-edge export --engine`` writes ``model.<precision>.<digest>.engine`` beside a sidecar
-``<engine>.json`` (the file name and its parser live in :mod:`mrm_edge.artifacts`; the key,
-the build and the store in :mod:`mrm_edge.export.tensorrt.cache`). What the runtime needs
-from it is here, so that loading an engine imports nothing from the export:
-
-- :func:`read_engine_sidecar`: the sidecar, or :class:`EngineRefused` when missing or corrupt;
-- :func:`verify_engine_file`: the engine's bytes against the sidecar's SHA-256;
-- :func:`describe_misfit` / :func:`check_engine`: whether an engine runs on this GPU with the
-  TensorRT flavours installed here (standard TensorRT: same GPU, compute capability and
-  version; TensorRT-RTX: this compute capability among its targets, same version);
-- :func:`fit_engines`: which of a model directory's engines run here — the one check that
-  backend selection and the GPU benchmark share.
+"""An engine file as the runtime reads it: its sidecar, whether it may load here, and why not;
+:func:`fit_engines` is the one check that backend selection and the GPU benchmark share.
+Writing engines and sidecars is :mod:`mrm_edge.export.tensorrt.cache`; this module lets the
+runtime load an engine without importing the export.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from mrm_edge.artifacts import read_sidecar, sidecar_path
 from mrm_edge.fileio import sha256_file
@@ -28,19 +18,6 @@ SIDECAR_FORMAT = 1
 
 class EngineRefused(RuntimeError):
     """An engine file that must not be loaded here (one-line message says why)."""
-
-
-class EngineLike(Protocol):
-    """What :func:`fit_engines` reads of an engine (``runtime.model.Artifact`` has it)."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def precision(self) -> str: ...
-
-    @property
-    def key(self) -> dict[str, Any]: ...
 
 
 def read_engine_sidecar(engine_path: Path) -> dict[str, Any]:
@@ -144,7 +121,7 @@ def describe_misfit(
 
 
 def fit_engines(
-    engines: Iterable[EngineLike],
+    engines: Iterable[Any],
     precisions: Iterable[str],
     gpu_name: str,
     compute_capability: str,
@@ -153,7 +130,8 @@ def fit_engines(
     *,
     batch: int | None = None,
 ) -> tuple[list[Any], list[str]]:
-    """``(fitting, misfits)``: the engines of ``precisions`` that run on this GPU with these
+    """``(fitting, misfits)``: the engines (``runtime.model.Artifact``: ``name``,
+    ``precision``, ``key``) of ``precisions`` that run on this GPU with these
     TensorRT versions (in the order given), and ``"<engine> <why not>"`` for the others.
     ``batch``: also require the batch profile to admit it (a live monitor dispatches whatever
     is waiting, so it needs batch 1)."""
@@ -172,16 +150,3 @@ def fit_engines(
         else:
             fitting.append(engine)
     return fitting, misfits
-
-
-__all__ = [
-    "SIDECAR_FORMAT",
-    "EngineLike",
-    "EngineRefused",
-    "check_engine",
-    "describe_built",
-    "describe_misfit",
-    "fit_engines",
-    "read_engine_sidecar",
-    "verify_engine_file",
-]

@@ -1,16 +1,7 @@
-"""Loading a serialized engine for the TensorRT backend: which flavour, why one does not
-load, and TensorRT-RTX's runtime cache.
-
-- An engine's sidecar names the flavour that built it (``key["flavour"]``: ``tensorrt``,
-  the default when absent, or ``tensorrt-rtx``); only that flavour's module loads it.
-- When TensorRT cannot deserialize an engine the reason is read from what it logged and
-  from ``IRuntime.get_engine_validity`` (TensorRT-RTX has it, and it needs no GPU), so a
-  malformed file, an engine for another version or GPU, and "no usable GPU / driver" are
-  told apart instead of all reading "corrupt".
-- TensorRT-RTX specialises an engine for the GPU at load time (JIT). Its runtime cache keeps
-  that work: it is read from ``<engine>.runtime-cache`` when present and written back on
-  deactivation, so the cost is paid once per machine. A cache that does not load (another
-  GPU, driver or version, or damaged) is ignored with a note; a read-only directory too.
+"""Loading a serialized engine for the TensorRT backend: with the flavour its sidecar names
+(``key["flavour"]``, ``tensorrt`` when absent), why one does not load (TensorRT's log and
+TensorRT-RTX's ``get_engine_validity``), and TensorRT-RTX's runtime cache beside the engine
+(docs/export.md).
 """
 
 from __future__ import annotations
@@ -72,8 +63,8 @@ _NO_GPU_SIGNS = (
 
 
 def make_logger(trt: Any) -> Any:
-    """A ``trt.ILogger`` that keeps warnings and errors (``.messages``), so a failed load can
-    say why in one line instead of leaving it on stderr."""
+    """A ``trt.ILogger`` that keeps warnings and errors (``.messages``) and forwards them to
+    Python logging, so a failed build or load can say why in one line."""
 
     class KeepingLogger(trt.ILogger):  # type: ignore[misc, name-defined]
         def __init__(self) -> None:
@@ -83,8 +74,10 @@ def make_logger(trt: Any) -> Any:
         def log(self, severity: Any, msg: str) -> None:
             level = int(severity)
             if level <= int(trt.ILogger.Severity.WARNING):
-                self.messages.append((level, str(msg)))
+                self.messages.append((level, str(msg).strip()))
                 del self.messages[:-50]  # only the recent ones explain a failure
+                error = level <= int(trt.ILogger.Severity.ERROR)
+                log.log(logging.ERROR if error else logging.WARNING, "TensorRT: %s", msg)
 
         def errors(self) -> list[str]:
             return [m for level, m in self.messages if level <= int(trt.ILogger.Severity.ERROR)]
@@ -162,40 +155,31 @@ class RuntimeCache:
             self._note(f"{self.path.name}: runtime cache not saved ({first_line(e)})")
 
 
-def engine_flavour(sidecar: dict[str, Any] | None) -> str:
-    """The flavour an engine's sidecar names (``tensorrt`` when it names none)."""
-    return str(((sidecar or {}).get("key") or {}).get("flavour") or STANDARD)
-
-
-def sidecar_or_none(engine_path: Path, verify: bool) -> dict[str, Any] | None:
-    """The engine's sidecar; None when unverified and there is none (trtexec engines)."""
+def flavour_module(engine_path: Path, trt: Any) -> tuple[Any, str]:
+    """``(module, flavour)`` for the flavour the engine's sidecar names (``tensorrt`` when it
+    names none): ``trt`` when given and of that flavour, else the flavour's module imported.
+    :class:`EngineUnusable` when the sidecar is missing or corrupt."""
     try:
-        return read_engine_sidecar(engine_path)
+        sidecar = read_engine_sidecar(engine_path)
     except EngineRefused as e:
-        if verify:
-            raise EngineUnusable(str(e)) from e
-        return None
-
-
-def flavour_module(engine_path: Path, flavour: str | None, trt: Any) -> tuple[Any, str]:
-    """``(module, flavour)`` for an engine built by ``flavour`` (None: unknown, no sidecar):
-    ``trt`` when given and of that flavour, else the flavour's module imported."""
-    if flavour is not None and flavour not in FLAVOURS:
+        raise EngineUnusable(str(e)) from e
+    flavour = str(sidecar["key"].get("flavour") or STANDARD)
+    if flavour not in FLAVOURS:
         raise EngineUnusable(
             f"{engine_path.name}: sidecar names TensorRT flavour {flavour!r}, "
             f"expected one of {', '.join(FLAVOURS)}"
         )
     if trt is not None:
         have = flavour_of(trt)
-        if flavour is not None and have != flavour:
+        if have != flavour:
             name = getattr(trt, "__name__", type(trt).__name__)
             raise EngineUnusable(
                 f"{engine_path.name} was built by {DISPLAY[flavour]}, but the TensorRT module "
                 f"given is {DISPLAY[have]} ({name})"
             )
-        return trt, flavour or have
+        return trt, flavour
     try:
-        return import_tensorrt(flavour or STANDARD), flavour or STANDARD
+        return import_tensorrt(flavour), flavour
     except Exception as e:
         raise BackendUnavailable("tensorrt", str(e)) from e
 
@@ -215,19 +199,3 @@ def verify(engine_path: Path, device_id: int, cuda: Any, trt: Any, flavour: str)
         )
     except EngineRefused as e:
         raise EngineUnusable(str(e)) from e
-
-
-__all__ = [
-    "MALFORMED_ENGINE",
-    "EngineNotLoadable",
-    "EngineUnusable",
-    "RuntimeCache",
-    "engine_flavour",
-    "flavour_module",
-    "make_logger",
-    "malformed",
-    "runtime_cache_path",
-    "sidecar_or_none",
-    "verify",
-    "why_not_loaded",
-]

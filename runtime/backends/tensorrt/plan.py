@@ -21,8 +21,6 @@ from mrm_edge.runtime.backends.tensorrt.capability import (
 from mrm_edge.runtime.backends.tensorrt.engine_file import fit_engines
 from mrm_edge.runtime.backends.tensorrt.runner import TensorRTBackend
 
-__all__ = ["ORDER", "SPEC", "plan"]
-
 ORDER = ("int8", "fp16", "fp32")
 
 

@@ -1,37 +1,19 @@
 """TensorRT backend: a serialized engine run synchronously from one set of buffers.
 
-Layout (one execution context, one stream, buffers sized from the profile's max shape once,
-at activation)::
+One execution context, one stream, buffers sized from the profile's max shape at activation::
 
     infer(x): copy x into pinned in → record e0 → memcpy in → device in → record e1 →
               set_input_shape / set_tensor_address(in, out); execute_async_v3
               (or replay the CUDA graph of this shape) → record e2 →
               memcpy device out → pinned out → record e3 → wait e3
 
-The monitor's worker calls ``infer`` and waits for the result, so one buffer set is enough.
-The four events are timing events: :meth:`TensorRTBackend.last_stages_ms` gives the last
-call's copy-in, compute and copy-out device times, which is how ``mrm-edge bench`` times
-this very path.
-
-CUDA graphs (``cuda_graphs=True``, used by ``mrm-edge doctor --cuda-graphs``): a graph bakes
-in the shapes and buffer addresses of the enqueue it captured, so there is one graph per input
-shape, captured after the first normal run of that shape (TensorRT asks for one enqueue after
-a shape change before capturing). Engines that cannot be captured fall back to normal
-enqueues; ``graph_error`` says why.
-
-Engines are checked before loading: the sidecar written by ``mrm-edge export --engine``
-names the TensorRT flavour that built it (``tensorrt`` or ``tensorrt-rtx``; only that one
-loads it), and must fit this GPU and the installed version, and the engine bytes must match
-its SHA-256 (``verify=False`` skips this for engines built elsewhere, e.g. by trtexec).
-TensorRT-RTX engines keep their JIT runtime cache beside the engine (``loader``).
-
-CUDA comes through :class:`~mrm_edge.runtime.backends.cuda.CudaApi`: cuda-python by
-default, or pycuda (``MRM_EDGE_CUDA=pycuda``; no CUDA graphs: ``cuda_graphs`` then falls back
-and ``graph_error`` says so). ``cuda_binding`` names the one in use.
-
-Not executed here: no real TensorRT or GPU is available on the development machines. The
-call sequence and the buffer handling are tested against the test double in
-``tests/fakes/tensorrt.py``, whose streams execute deferred (nothing runs until the host waits).
+One buffer set is enough: the monitor's worker calls ``infer`` and waits. The four timing
+events give :meth:`TensorRTBackend.last_stages_ms`, how ``mrm-edge bench`` times this path.
+CUDA graphs (``cuda_graphs=True``, for ``mrm-edge doctor --cuda-graphs``): a graph bakes in
+shapes and addresses, so one per input shape, captured after the first normal run of that
+shape (TensorRT asks for one enqueue after a shape change); where capture fails (or pycuda,
+which has no graph API) enqueues stay normal and ``graph_error`` says why. The checks before
+loading are ``loader``'s; what ran against a real TensorRT: docs/export.md.
 """
 
 from __future__ import annotations
@@ -41,11 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from mrm_edge.runtime.backends import cuda as cu
 from mrm_edge.runtime.backends.base import Backend, BackendUnavailable, precision_from_filename
+from mrm_edge.runtime.backends.cuda import api as cuda_api
+from mrm_edge.runtime.backends.cuda import resources as cu
 from mrm_edge.runtime.backends.tensorrt import loader
 from mrm_edge.runtime.backends.tensorrt.capability import DISPLAY, RTX, STANDARD
-from mrm_edge.runtime.backends.tensorrt.loader import EngineNotLoadable, EngineUnusable
+from mrm_edge.runtime.backends.tensorrt.loader import EngineNotLoadable
 
 
 class TensorRTBackend(Backend):
@@ -53,16 +36,12 @@ class TensorRTBackend(Backend):
 
     Args:
         engine_path: ``model.<precision>.<key>.engine`` with its ``.json`` sidecar.
-        max_batch: cap below the profile's max batch (buffers are sized for it).
         cuda_graphs: capture and replay one CUDA graph per input shape.
-        verify: refuse engines whose sidecar does not match this GPU / TensorRT / bytes.
         device_id: CUDA device.
-        trt: the TensorRT module (default: import the flavour the engine's sidecar names);
-            tests pass the test doubles.
+        trt: the TensorRT module (default: import the flavour the engine's sidecar names).
         cudart: a :class:`CudaApi`, or a cuda-python runtime module (wrapped in
-            CudaPythonApi); default: :func:`load_cuda_api`. Tests pass the test doubles.
-        cuda_binding: force "cuda-python" or "pycuda" (default: ``$MRM_EDGE_CUDA``, else
-            cuda-python when importable, else pycuda).
+            CudaPythonApi); default: :func:`load_cuda_api` (``$MRM_EDGE_CUDA``, else
+            cuda-python when importable, else pycuda). Tests pass test doubles for both.
     """
 
     name = "tensorrt"
@@ -71,28 +50,21 @@ class TensorRTBackend(Backend):
         self,
         engine_path: Path,
         *,
-        max_batch: int | None = None,
         cuda_graphs: bool = False,
-        verify: bool = True,
         device_id: int = 0,
         precision: str | None = None,
         trt: Any = None,
         cudart: Any = None,
-        cuda_binding: str | None = None,
     ) -> None:
         super().__init__()
         self.engine_path = Path(engine_path)
-        self.requested_max_batch = max_batch
         self.cuda_graphs = cuda_graphs
-        self.verify = verify
         self.device_id = device_id
         self.device = f"cuda:{device_id}"
         self.precision = precision or precision_from_filename(self.engine_path)
         self.graph_error: str | None = None
-        self.graph_launches = 0
         self._trt = trt
         self._cudart = cudart
-        self._cuda_request = cuda_binding
         self.cuda_binding: str | None = None  # e.g. "cuda-python 13.0.1", once active
         self.flavour: str | None = None  # the engine's TensorRT flavour, once active
         self.trt_version: str | None = None
@@ -104,20 +76,17 @@ class TensorRTBackend(Backend):
     def _activate(self) -> None:
         if not self.engine_path.is_file():
             raise FileNotFoundError(f"{self.engine_path}: no such engine file")
-        sidecar = loader.sidecar_or_none(self.engine_path, self.verify)
-        flavour = loader.engine_flavour(sidecar) if sidecar else None
-        trt, self.flavour = loader.flavour_module(self.engine_path, flavour, self._trt)
+        trt, self.flavour = loader.flavour_module(self.engine_path, self._trt)
         self.trt_version = str(getattr(trt, "__version__", "") or "unknown")
-        cuda = cu.as_cuda_api(self._cudart, self._cuda_request)
+        cuda = cuda_api.as_cuda_api(self._cudart)
         self.cuda_binding = cuda.binding
         with contextlib.ExitStack() as stack:
             try:
                 cuda.set_device(self.device_id)
-            except cu.CudaError as e:
+            except cuda_api.CudaError as e:
                 raise BackendUnavailable(self.name, f"CUDA device {self.device_id}: {e}") from e
             stack.callback(cuda.close)  # runs last: after every resource below is freed
-            if self.verify:
-                loader.verify(self.engine_path, self.device_id, cuda, trt, self.flavour)
+            loader.verify(self.engine_path, self.device_id, cuda, trt, self.flavour)
             self._cuda = cuda
             stack.callback(self._drop_engine)
             self._load_engine(trt)
@@ -166,15 +135,7 @@ class TensorRTBackend(Backend):
             tuple(int(d) for d in s) for s in engine.get_tensor_profile_shape(self.input_name, 0)
         )
         self.profile_min, self.profile_max = lo, hi
-        max_batch = hi[0]
-        if self.requested_max_batch is not None:
-            if not lo[0] <= self.requested_max_batch <= hi[0]:
-                raise ValueError(
-                    f"max_batch {self.requested_max_batch} is outside the engine's batch profile "
-                    f"{lo[0]}..{hi[0]}"
-                )
-            max_batch = self.requested_max_batch
-        self.max_batch = max_batch
+        self.max_batch = hi[0]
         self.min_batch = lo[0]
         self.input_dims = tuple(d if d == lo[i + 1] else None for i, d in enumerate(hi[1:]))
         if self.flavour == RTX:
@@ -188,7 +149,7 @@ class TensorRTBackend(Backend):
                 f"{self.engine_path}: cannot create an execution context (GPU memory?)"
             )
         # The output's largest shape: the one the largest input produces.
-        self._max_in_shape = (max_batch, *hi[1:])
+        self._max_in_shape = hi
         self._set_shape(self._max_in_shape)
         self._max_out_shape = self._out_shapes[self._max_in_shape]
 
@@ -203,7 +164,7 @@ class TensorRTBackend(Backend):
         self._ctx_shape = None
         self._out_shapes = {}
 
-    def _allocate(self, cuda: cu.CudaApi, stack: contextlib.ExitStack) -> None:
+    def _allocate(self, cuda: cuda_api.CudaApi, stack: contextlib.ExitStack) -> None:
         self._stream = stack.enter_context(cu.Stream(cuda))
         in_bytes = int(np.prod(self._max_in_shape)) * self._in_dtype.itemsize
         out_bytes = int(np.prod(self._max_out_shape)) * self._out_dtype.itemsize
@@ -224,13 +185,13 @@ class TensorRTBackend(Backend):
         stack.callback(self._synchronize_quietly)
 
     def _synchronize_quietly(self) -> None:
-        with contextlib.suppress(cu.CudaError):
+        with contextlib.suppress(cuda_api.CudaError):
             self._stream.synchronize()
 
     def _destroy_graphs(self) -> None:
         graphs, self._graphs = self._graphs, {}
         for g in graphs.values():
-            with contextlib.suppress(cu.CudaError):
+            with contextlib.suppress(cuda_api.CudaError):
                 g.close()
 
     def _deactivate(self) -> None:
@@ -297,7 +258,6 @@ class TensorRTBackend(Backend):
         graph = self._graphs.get(shape)
         if graph is not None:
             graph.launch(self._stream)
-            self.graph_launches += 1
             return
         self._set_shape(shape)
         self._context.set_tensor_address(self.input_name, self._dev_in.ptr)
@@ -315,7 +275,7 @@ class TensorRTBackend(Backend):
             return
         try:
             cu.begin_capture(cuda, self._stream)
-        except cu.CudaError as e:
+        except cuda_api.CudaError as e:
             self.graph_error = str(e)
             return
         ok = False
@@ -324,7 +284,7 @@ class TensorRTBackend(Backend):
         finally:
             try:
                 graph = cu.end_capture(cuda, self._stream)
-            except cu.CudaError as e:
+            except cuda_api.CudaError as e:
                 self.graph_error = str(e)
                 graph = None
         if graph is None:
@@ -336,6 +296,3 @@ class TensorRTBackend(Backend):
             )
             return
         self._graphs[shape] = graph
-
-
-__all__ = ["EngineNotLoadable", "EngineUnusable", "TensorRTBackend"]

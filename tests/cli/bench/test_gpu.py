@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from mrm_edge.runtime.backends import cuda as cu
+from mrm_edge.runtime.backends.cuda import api as cuda_api
+from mrm_edge.runtime.backends.cuda import resources as cu
 from mrm_edge.runtime.facts import probe_machine
 
 from mrm_edge.artifacts import SHIPPED_MODEL_DIR
@@ -64,7 +65,8 @@ NO_CUDA = "no CUDA device here (the project's machines have no GPU): never execu
 def rig(tmp_path: Path):
     """A model directory (card + FP32/FP16 ONNX with sidecars) holding an FP16 engine built
     by the real builder code through the fakes, for the fake GPU."""
-    from mrm_edge.export.tensorrt import BuildOptions, build_or_load
+    from mrm_edge.export.tensorrt.builder import build_or_load
+    from mrm_edge.export.tensorrt.plan import BuildOptions
     from mrm_edge.runtime.backends.tensorrt.capability import probe_gpu, probe_tensorrt
 
     d = make_model_dir(tmp_path / "m", precisions=("fp32", "fp16"))
@@ -141,7 +143,7 @@ def test_tensorrt_an_engine_the_backend_refuses_is_a_skip_with_its_reason(rig) -
 
 
 def test_elapsed_time_needs_timing_events_that_have_completed() -> None:
-    cudart = FakeCudaRuntime(op_ms=op_ms)
+    cudart = cuda_api.as_cuda_api(FakeCudaRuntime(op_ms=op_ms))
     with (
         cu.Stream(cudart) as s,
         cu.Event(cudart) as plain,
@@ -150,14 +152,14 @@ def test_elapsed_time_needs_timing_events_that_have_completed() -> None:
     ):
         a.record(s)
         b.record(s)
-        with pytest.raises(cu.CudaError, match="cudaEventElapsedTime: cudaErrorNotReady"):
-            cu.elapsed_ms(cudart, a, b)  # recorded, not yet run: the host did not wait
+        with pytest.raises(cuda_api.CudaError, match="cudaEventElapsedTime: cudaErrorNotReady"):
+            cudart.event_elapsed_ms(a.raw, b.raw)  # recorded, not yet run: the host did not wait
         b.synchronize()
-        assert cu.elapsed_ms(cudart, a, b) == 0.0
+        assert cudart.event_elapsed_ms(a.raw, b.raw) == 0.0
         plain.record(s)
         plain.synchronize()
-        with pytest.raises(cu.CudaError, match="cudaErrorInvalidResourceHandle"):
-            cu.elapsed_ms(cudart, a, plain)  # created with cudaEventDisableTiming
+        with pytest.raises(cuda_api.CudaError, match="cudaErrorInvalidResourceHandle"):
+            cudart.event_elapsed_ms(a.raw, plain.raw)  # created with cudaEventDisableTiming
 
 
 @pytest.mark.skipif(_has_ort_cuda(), reason="this onnxruntime has the CUDA provider")

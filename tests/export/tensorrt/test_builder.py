@@ -13,18 +13,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from mrm_edge.export.tensorrt import (
-    BuildError,
-    BuildOptions,
-    GraphInfo,
-    build_engine,
-    build_or_load,
-    inspect_onnx,
-    parse_batch_profile,
-    parse_size,
-    plan_build,
-)
-from mrm_edge.export.tensorrt.builder import build_engine_detailed
+from mrm_edge.export.tensorrt.builder import build_engine, build_or_load
+from mrm_edge.export.tensorrt.errors import BuildError
+from mrm_edge.export.tensorrt.graph import GraphInfo, inspect_onnx
+from mrm_edge.export.tensorrt.plan import BuildOptions, parse_batch_profile, plan_build
 from mrm_edge.runtime.backends.tensorrt.capability import (
     GpuInfo,
     TensorRTInfo,
@@ -34,7 +26,7 @@ from mrm_edge.runtime.backends.tensorrt.capability import (
 
 from mrm_edge.artifacts import sidecar_path
 from tests.fakes import make_onnx
-from tests.fakes.tensorrt import FakeCalibrator, FakeTensorRT
+from tests.fakes.tensorrt import FakeTensorRT
 
 HAS_TRT = importlib.util.find_spec("tensorrt") is not None
 TRT10 = TensorRTInfo.assumed("10.3.0")
@@ -70,17 +62,6 @@ def test_parse_batch_profile() -> None:
             parse_batch_profile(bad)
 
 
-def test_parse_size() -> None:
-    assert parse_size("1G") == 1 << 30
-    assert parse_size("512M") == 512 << 20
-    assert parse_size("64k") == 64 << 10
-    assert parse_size("2GiB") == 2 << 30
-    assert parse_size("1000") == 1000
-    for bad in ("", "0", "-1G", "1T", "lots"):
-        with pytest.raises(ValueError, match="size"):
-            parse_size(bad)
-
-
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -88,8 +69,6 @@ def test_parse_size() -> None:
         ({"profile": (8, 1, 32)}, "min <= opt <= max"),
         ({"workspace_bytes": 0}, "workspace_bytes"),
         ({"dla_core": -1}, "dla_core"),
-        ({"strongly_typed": "yes"}, "strongly_typed"),
-        ({"calibrator": object()}, "calibration_id is required"),
     ],
 )
 def test_bad_options_are_refused(kwargs: dict, message: str) -> None:
@@ -154,7 +133,6 @@ def test_plan(precision: str, graph: GraphInfo, info: TensorRTInfo, typed: bool,
     plan = plan_build(BuildOptions(precision=precision), graph, info)
     assert plan.strongly_typed is typed
     assert plan.builder_flags == flags
-    assert not plan.use_calibrator
 
 
 def test_plan_fp16_on_tensorrt_11_without_fp16_in_the_graph_says_so() -> None:
@@ -168,25 +146,6 @@ def test_plan_int8_without_qdq() -> None:
         plan_build(BuildOptions(precision="int8"), graph_info(), TRT11)
     with pytest.raises(BuildError, match="needs a calibrator"):
         plan_build(BuildOptions(precision="int8"), graph_info(), TRT10)
-    calib = BuildOptions(precision="int8", calibrator=FakeCalibrator(), calibration_id="c1")
-    plan = plan_build(calib, graph_info(), TRT10)
-    assert not plan.strongly_typed and plan.use_calibrator
-    assert plan.builder_flags == ("INT8", "FP16")
-    no_calib = TensorRTInfo(True, "10.0.0", None, True, True, has_int8_calibrator=False)
-    with pytest.raises(BuildError, match="no implicit INT8 calibrator"):
-        plan_build(calib, graph_info(), no_calib)
-
-
-def test_plan_forced_typing() -> None:
-    with pytest.raises(BuildError, match="always strongly typed"):
-        plan_build(BuildOptions(strongly_typed=False), graph_info(fp16=True), TRT11)
-    weak = plan_build(BuildOptions(strongly_typed=False), graph_info(fp16=True), TRT10)
-    assert not weak.strongly_typed and weak.builder_flags == ("FP16",)
-    strong = plan_build(BuildOptions(precision="fp32", strongly_typed=True), graph_info(), TRT10)
-    assert strong.strongly_typed
-    old = TensorRTInfo(True, "8.6.1", None, False, True, True)
-    with pytest.raises(BuildError, match="cannot build strongly typed"):
-        plan_build(BuildOptions(strongly_typed=True), graph_info(), old)
 
 
 # --------------------------------------------------------------------------- building
@@ -195,7 +154,7 @@ def test_plan_forced_typing() -> None:
 def test_tensorrt_10_fp16_typed_graph_call_sequence(graphs: dict[str, Path]) -> None:
     trt = FakeTensorRT("10.3.0")
     opts = BuildOptions(precision="fp16", profile=(1, 8, 32), workspace_bytes=256 << 20)
-    result = build_engine_detailed(graphs["fp16"], opts, trt)
+    result = build_engine(graphs["fp16"], opts, trt)
     assert trt.call_names() == [
         "Builder",
         "create_network",
@@ -231,27 +190,17 @@ def test_tensorrt_10_plain_graph_fp16_uses_the_flag_on_a_weak_network(
     assert ("set_flag", "FP16") in trt.calls
 
 
-def test_tensorrt_10_implicit_int8_sets_flags_and_calibrator(graphs: dict[str, Path]) -> None:
-    trt = FakeTensorRT("10.3.0")
-    opts = BuildOptions(precision="int8", calibrator=FakeCalibrator(), calibration_id="sha:1")
-    build_engine(graphs["fp32"], opts, trt)
-    assert ("set_flag", "INT8") in trt.calls and ("set_flag", "FP16") in trt.calls
-    assert ("int8_calibrator", "FakeCalibrator") in trt.calls
-
-
 def test_tensorrt_11_builds_typed_graphs_without_flags(graphs: dict[str, Path]) -> None:
     for precision in ("fp32", "fp16", "int8"):
         trt = FakeTensorRT("11.4.0", precision_flags=False)
-        result = build_engine_detailed(graphs[precision], BuildOptions(precision=precision), trt)
+        result = build_engine(graphs[precision], BuildOptions(precision=precision), trt)
         assert result.plan.strongly_typed
         assert not [c for c in trt.calls if c[0] in ("set_flag", "int8_calibrator")]
 
 
 def test_profile_uses_the_networks_input_name_and_dims(graphs: dict[str, Path]) -> None:
     trt = FakeTensorRT()
-    result = build_engine_detailed(
-        graphs["odd"], BuildOptions(precision="fp32", profile=(2, 4, 6)), trt
-    )
+    result = build_engine(graphs["odd"], BuildOptions(precision="fp32", profile=(2, 4, 6)), trt)
     assert ("set_shape", "signal", (2, 8, 500), (4, 8, 500), (6, 8, 500)) in trt.calls
     assert result.input_dims == (8, 500)
 
@@ -293,7 +242,7 @@ def test_timing_cache_is_loaded_when_present_and_saved_after(
     cache = tmp_path / "caches" / "timing.cache"
     opts = BuildOptions(precision="fp32", timing_cache=cache)
     trt = FakeTensorRT()
-    first = build_engine_detailed(graphs["fp32"], opts, trt)
+    first = build_engine(graphs["fp32"], opts, trt)
     assert ("create_timing_cache", b"") in trt.calls
     assert not first.timing_cache_loaded
     assert cache.read_bytes() == b"FAKECACHE:1"
@@ -302,7 +251,7 @@ def test_timing_cache_is_loaded_when_present_and_saved_after(
     assert names.index("get_timing_cache") > names.index("build_serialized_network")
 
     trt2 = FakeTensorRT()
-    second = build_engine_detailed(graphs["fp32"], opts, trt2)
+    second = build_engine(graphs["fp32"], opts, trt2)
     assert ("create_timing_cache", b"FAKECACHE:1") in trt2.calls
     assert second.timing_cache_loaded
     assert cache.read_bytes() == b"FAKECACHE:2"
@@ -311,7 +260,7 @@ def test_timing_cache_is_loaded_when_present_and_saved_after(
 def test_unreadable_timing_cache_is_replaced(graphs: dict[str, Path], tmp_path: Path) -> None:
     cache = tmp_path / "timing.cache"
     cache.write_bytes(b"garbage")
-    result = build_engine_detailed(
+    result = build_engine(
         graphs["fp32"], BuildOptions(precision="fp32", timing_cache=cache), FakeTensorRT()
     )
     assert any("not usable here" in n for n in result.notes)
@@ -392,7 +341,7 @@ def test_build_or_load_refuses_a_mismatched_module(graphs: dict[str, Path], tmp_
 
 
 def test_plan_typed_graph_on_a_tensorrt_without_strong_typing_warns() -> None:
-    old = TensorRTInfo(True, "8.6.1", None, False, True, True)
+    old = TensorRTInfo(True, "8.6.1", None, False, True)
     plan = plan_build(BuildOptions(precision="fp16"), graph_info(fp16=True), old)
     assert not plan.strongly_typed and plan.builder_flags == ("FP16",)
     assert any("FP32 islands may run in reduced precision" in n for n in plan.notes)

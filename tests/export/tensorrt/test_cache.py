@@ -69,13 +69,7 @@ def test_rtx_digest_changes_with_flavour_and_targets(field: str) -> None:
     assert changed.digest() != RTX_BASE.digest()
 
 
-def test_rtx_key_needs_targets_and_standard_key_needs_a_gpu() -> None:
-    with pytest.raises(ValueError, match="compute_targets"):
-        dataclasses.replace(RTX_BASE, compute_targets=None)
-    with pytest.raises(ValueError, match="gpu_name and compute_capability"):
-        dataclasses.replace(BASE, gpu_name=None)
-    with pytest.raises(ValueError, match="flavour 'trt'"):
-        dataclasses.replace(BASE, flavour="trt")
+def test_rtx_key_records_its_targets_as_a_list() -> None:
     assert RTX_BASE.to_dict()["compute_targets"] == ["8.0", "8.6", "8.9", "12.0"]
 
 
@@ -128,23 +122,6 @@ def test_filename_and_sidecar_naming() -> None:
         engine_filename("bf16", "00")
 
 
-@pytest.mark.parametrize(
-    ("field", "value", "message"),
-    [
-        ("onnx_sha256", "xyz", "SHA-256"),
-        ("precision", "fp8", "precision"),
-        ("profile", (8, 1, 32), "min <= opt <= max"),
-        ("profile", (0, 1, 2), "min <= opt <= max"),
-        ("profile", (1, 2), "profile"),
-        ("dla_core", -1, "dla_core"),
-        ("workspace_bytes", 0, "workspace"),
-    ],
-)
-def test_invalid_keys_are_refused(field: str, value: object, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        dataclasses.replace(BASE, **{field: value})
-
-
 def test_store_then_lookup_hits(tmp_path: Path) -> None:
     path = store(tmp_path, BASE, b"engine-bytes", {"build_seconds": 1.5})
     assert lookup(tmp_path, BASE) == path
@@ -158,7 +135,7 @@ def test_store_then_lookup_hits(tmp_path: Path) -> None:
 
 def test_lookup_misses_when_nothing_was_built(tmp_path: Path) -> None:
     assert lookup(tmp_path, BASE) is None
-    assert probe_cache(tmp_path, BASE).reason == "not built yet"
+    assert probe_cache(tmp_path, BASE) == "not built yet"
 
 
 def test_another_key_misses(tmp_path: Path) -> None:
@@ -172,9 +149,8 @@ def test_sidecar_recording_another_key_under_this_name_misses(tmp_path: Path) ->
     side = json.loads(sidecar_path(path).read_text())
     side["key"]["gpu_name"] = "NVIDIA A100"
     sidecar_path(path).write_text(json.dumps(side))
-    probe = probe_cache(tmp_path, BASE)
-    assert not probe.hit
-    assert "gpu_name" in probe.reason
+    reason = probe_cache(tmp_path, BASE)
+    assert reason != "hit" and "gpu_name" in reason
 
 
 @pytest.mark.parametrize(
@@ -191,9 +167,8 @@ def test_sidecar_recording_another_key_under_this_name_misses(tmp_path: Path) ->
 def test_damaged_entries_miss_with_the_reason(tmp_path: Path, damage, reason: str) -> None:
     path = store(tmp_path, BASE, b"engine-bytes")
     damage(path)
-    probe = probe_cache(tmp_path, BASE)
-    assert not probe.hit
-    assert reason in probe.reason
+    why = probe_cache(tmp_path, BASE)
+    assert why != "hit" and reason in why
     assert lookup(tmp_path, BASE) is None
 
 

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from mrm_edge.export.tensorrt import BuildError, BuildOptions, build_or_load
-from mrm_edge.export.tensorrt.builder import build_engine_detailed
+from mrm_edge.export.tensorrt.builder import build_engine, build_or_load
+from mrm_edge.export.tensorrt.errors import BuildError
+from mrm_edge.export.tensorrt.plan import BuildOptions
 from mrm_edge.runtime.backends.tensorrt.capability import RTX, probe_tensorrt
 from mrm_edge.runtime.backends.tensorrt.engine_file import check_engine, read_engine_sidecar
 
@@ -36,7 +37,7 @@ def info():
 
 def test_probe_describes_the_rtx_flavour(info) -> None:
     assert info.available and info.flavour == RTX and info.builds_without_gpu
-    assert info.always_strongly_typed and not info.has_int8_calibrator
+    assert not info.has_precision_flags
     assert {"8.0", "8.6", "8.9", "12.0"} <= set(info.compute_targets)
     assert "9.0" not in info.compute_targets  # no Hopper: the lent H100/H200 cannot run these
     assert info.summary().startswith(f"TensorRT-RTX {trt.__version__} (strongly typed only")
@@ -47,9 +48,7 @@ def test_probe_describes_the_rtx_flavour(info) -> None:
     [("model.onnx", "fp32"), ("model.fp16.onnx", "fp16"), ("model.int8-sym.onnx", "int8")],
 )
 def test_every_shipped_variant_parses_and_builds(file: str, precision: str) -> None:
-    result = build_engine_detailed(
-        SHIPPED / file, BuildOptions(precision=precision, profile=SMALL), trt
-    )
+    result = build_engine(SHIPPED / file, BuildOptions(precision=precision, profile=SMALL), trt)
     assert result.flavour == RTX and result.trt_version == trt.__version__
     assert result.compute_targets == ("8.0", "8.6", "8.9", "12.0")
     assert result.input_name == "ecg" and result.input_dims == (12, 1000)
@@ -73,7 +72,7 @@ def _graph_with(tmp_path: Path, op: str, domain: str = "") -> Path:
 def test_an_unsupported_node_is_named_in_one_line(tmp_path: Path) -> None:
     path = _graph_with(tmp_path, "NoSuchOp", domain="com.example")
     with pytest.raises(BuildError) as e:
-        build_engine_detailed(path, BuildOptions(precision="fp32", profile=SMALL), trt)
+        build_engine(path, BuildOptions(precision="fp32", profile=SMALL), trt)
     msg = str(e.value)
     assert "\n" not in msg and str(path) in msg and "ONNX parser failed" in msg
     assert "strange_node" in msg and "NoSuchOp" in msg
@@ -83,14 +82,14 @@ def test_a_truncated_onnx_is_refused_naming_the_file(tmp_path: Path) -> None:
     path = tmp_path / "model.fp16.onnx"
     path.write_bytes((SHIPPED / "model.fp16.onnx").read_bytes()[:50_000])
     with pytest.raises(BuildError) as e:
-        build_engine_detailed(path, BuildOptions(precision="fp16", profile=SMALL), trt)
+        build_engine(path, BuildOptions(precision="fp16", profile=SMALL), trt)
     assert "\n" not in str(e.value) and str(path) in str(e.value)
 
 
 def test_a_workspace_too_small_says_what_to_change() -> None:
     opts = BuildOptions(precision="fp32", profile=(1, 32, 256), workspace_bytes=128 << 20)
     with pytest.raises(BuildError) as e:
-        build_engine_detailed(SHIPPED / "model.onnx", opts, trt)
+        build_engine(SHIPPED / "model.onnx", opts, trt)
     msg = str(e.value)
     assert "OutOfMemory" in msg and "workspace limit is 128 MiB at max batch 256" in msg
     assert "--workspace" in msg and "\n" not in msg
@@ -98,10 +97,10 @@ def test_a_workspace_too_small_says_what_to_change() -> None:
 
 def test_compute_targets_reach_the_builder_and_unknown_ones_are_refused() -> None:
     opts = BuildOptions(precision="fp16", profile=SMALL, compute_targets="+7.5")
-    result = build_engine_detailed(SHIPPED / "model.fp16.onnx", opts, trt)
+    result = build_engine(SHIPPED / "model.fp16.onnx", opts, trt)
     assert result.compute_targets == ("7.5", "8.0", "8.6", "8.9", "12.0")
     with pytest.raises(BuildError, match=r"cannot target compute 9\.0; .*standard TensorRT"):
-        build_engine_detailed(
+        build_engine(
             SHIPPED / "model.fp16.onnx", BuildOptions("fp16", SMALL, compute_targets="9.0"), trt
         )
 

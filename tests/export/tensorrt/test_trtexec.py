@@ -6,11 +6,11 @@ import shlex
 from pathlib import Path
 
 import pytest
-from mrm_edge.export.tensorrt import BuildError, BuildOptions
+from mrm_edge.export.tensorrt.errors import BuildError
+from mrm_edge.export.tensorrt.plan import BuildOptions
 from mrm_edge.export.tensorrt.trtexec import trtexec_command
 
 from tests.fakes import make_onnx
-from tests.fakes.tensorrt import FakeCalibrator
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def args(line: str) -> list[str]:
 def test_tensorrt_10_typed_fp16_graph(graphs: dict[str, Path], tmp_path: Path) -> None:
     engine = tmp_path / "out dir" / "model.fp16.engine"
     opts = BuildOptions(precision="fp16", profile=(1, 8, 32), workspace_bytes=1 << 30)
-    a = args(trtexec_command(graphs["fp16"], engine, opts, trt_version="10.3"))
+    a = args(trtexec_command(graphs["fp16"], engine, opts))
     assert a == [
         f"--onnx={graphs['fp16']}",
         f"--saveEngine={engine}",
@@ -48,33 +48,15 @@ def test_tensorrt_10_typed_fp16_graph(graphs: dict[str, Path], tmp_path: Path) -
 
 def test_tensorrt_10_plain_graph_gets_precision_flags(graphs: dict[str, Path]) -> None:
     fp16 = BuildOptions(precision="fp16")
-    a = args(trtexec_command(graphs["fp32"], "e.engine", fp16, trt_version="10.3"))
+    a = args(trtexec_command(graphs["fp32"], "e.engine", fp16))
     assert "--fp16" in a and "--stronglyTyped" not in a and "--int8" not in a
     fp32 = BuildOptions(precision="fp32")
-    a = args(trtexec_command(graphs["fp32"], "e.engine", fp32, trt_version="10.3"))
+    a = args(trtexec_command(graphs["fp32"], "e.engine", fp32))
     assert not [x for x in a if x in ("--fp16", "--int8", "--stronglyTyped")]
 
 
-@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
-def test_tensorrt_11_has_no_precision_or_typing_flags(
-    graphs: dict[str, Path], precision: str
-) -> None:
-    a = args(
-        trtexec_command(
-            graphs[precision], "e.engine", BuildOptions(precision=precision), trt_version="11.4"
-        )
-    )
-    for removed in ("--fp16", "--int8", "--calib", "--best", "--stronglyTyped"):
-        assert not any(x.startswith(removed) for x in a)
-    assert "--maxShapes=ecg:32x12x1000" in a
-
-
 def test_int8_qdq_on_10_is_strongly_typed(graphs: dict[str, Path]) -> None:
-    a = args(
-        trtexec_command(
-            graphs["int8"], "e.engine", BuildOptions(precision="int8"), trt_version="10.3"
-        )
-    )
+    a = args(trtexec_command(graphs["int8"], "e.engine", BuildOptions(precision="int8")))
     assert "--stronglyTyped" in a and "--int8" not in a
 
 
@@ -86,7 +68,7 @@ def test_options_map_to_flags(graphs: dict[str, Path], tmp_path: Path) -> None:
         timing_cache=tmp_path / "timing.cache",
         dla_core=1,
     )
-    a = args(trtexec_command(graphs["odd"], "e.engine", opts, trt_version="10.3"))
+    a = args(trtexec_command(graphs["odd"], "e.engine", opts))
     assert "--minShapes=signal:2x8x500" in a and "--maxShapes=signal:6x8x500" in a
     assert "--memPoolSize=workspace:384M" in a
     assert f"--timingCacheFile={tmp_path / 'timing.cache'}" in a
@@ -116,8 +98,5 @@ def test_version_neutral_line_for_typed_graphs(graphs: dict[str, Path]) -> None:
 
 
 def test_what_trtexec_cannot_do(graphs: dict[str, Path]) -> None:
-    calib = BuildOptions(precision="int8", calibrator=FakeCalibrator(), calibration_id="c")
-    with pytest.raises(ValueError, match="Python builder only"):
-        trtexec_command(graphs["fp32"], "e", calib, trt_version="10.3")
-    with pytest.raises(BuildError, match="needs Q/DQ"):
-        trtexec_command(graphs["fp32"], "e", BuildOptions(precision="int8"), trt_version="11")
+    with pytest.raises(BuildError, match="INT8 without Q/DQ"):
+        trtexec_command(graphs["fp32"], "e", BuildOptions(precision="int8"))

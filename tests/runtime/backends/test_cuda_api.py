@@ -14,9 +14,11 @@ import threading
 
 import numpy as np
 import pytest
-from mrm_edge.runtime.backends import cuda as cu
 from mrm_edge.runtime.backends.base import BackendUnavailable
 from mrm_edge.runtime.backends.cuda import api as cuda_api
+from mrm_edge.runtime.backends.cuda import resources as cu
+from mrm_edge.runtime.backends.cuda.cuda_python import CudaPythonApi
+from mrm_edge.runtime.backends.cuda.pycuda_api import PyCudaApi
 from mrm_edge.runtime.backends.tensorrt.capability import probe_gpu
 
 from tests.fakes.pycuda import FakePyCudaDriver
@@ -28,14 +30,14 @@ HAS_CUDA_PYTHON = importlib.util.find_spec("cuda") is not None and (
 HAS_PYCUDA = importlib.util.find_spec("pycuda") is not None
 
 
-def make(kind: str, **kw) -> tuple[cu.CudaApi, FakeCudaRuntime]:
+def make(kind: str, **kw) -> tuple[cuda_api.CudaApi, FakeCudaRuntime]:
     """A CudaApi of ``kind`` on a fresh double, device 0 set; and the double's runtime."""
     if kind == "cuda-python":
         rt = FakeCudaRuntime(**kw)
-        api: cu.CudaApi = cu.CudaPythonApi(rt)
+        api: cuda_api.CudaApi = CudaPythonApi(rt)
     else:
         driver = FakePyCudaDriver(**kw)
-        api, rt = cu.PyCudaApi(driver), driver.runtime
+        api, rt = PyCudaApi(driver), driver.runtime
     api.set_device(0)
     return api, rt
 
@@ -48,7 +50,7 @@ def test_devices_are_described_the_same_way(kind: str) -> None:
     devices = [FakeDeviceProp(b"NVIDIA RTX 4000 Ada\0junk", 8, 9, 20 * 2**30)]
     api, _ = make(kind, devices=devices)
     assert api.device_count() == 1
-    assert api.device_properties(0) == cu.DeviceProps("NVIDIA RTX 4000 Ada", 8, 9, 20 * 2**30)
+    assert api.device_properties(0) == cuda_api.GpuInfo("NVIDIA RTX 4000 Ada", "8.9", 20 * 2**30)
     assert api.device_properties(0).compute_capability == "8.9"
     assert api.binding.startswith(kind)
     gpu, why = probe_gpu(0, api)  # the probe takes a CudaApi as it takes a cudart module
@@ -92,20 +94,20 @@ def test_timing_events_measure_the_work_between_them(kind: str) -> None:
         cu.memcpy_htod_async(api, d.ptr, h.ptr, 8, s)
         cu.memcpy_dtoh_async(api, h.ptr, d.ptr, 8, s)
         t1.record(s)
-        with pytest.raises(cu.CudaError):  # not run yet: the host did not wait
-            cu.elapsed_ms(api, t0, t1)
+        with pytest.raises(cuda_api.CudaError):  # not run yet: the host did not wait
+            api.event_elapsed_ms(t0.raw, t1.raw)
         t1.synchronize()
-        assert cu.elapsed_ms(api, t0, t1) == 3.0
+        assert api.event_elapsed_ms(t0.raw, t1.raw) == 3.0
 
 
 @BOTH
 def test_failures_are_one_line_cuda_errors(kind: str) -> None:
     api, _ = make(kind)
-    with pytest.raises(cu.CudaError) as e:
+    with pytest.raises(cuda_api.CudaError) as e:
         cu.DeviceBuffer(0, api)
     assert "\n" not in str(e.value) and str(e.value).startswith(e.value.call + ": ")
     pageable = np.zeros(4, np.float32)
-    with cu.Stream(api) as s, cu.DeviceBuffer(16, api) as d, pytest.raises(cu.CudaError):
+    with cu.Stream(api) as s, cu.DeviceBuffer(16, api) as d, pytest.raises(cuda_api.CudaError):
         api.memcpy_htod_async(d.ptr, pageable.ctypes.data, 16, s.raw)  # would be synchronous
 
 
@@ -126,16 +128,16 @@ def test_cuda_graphs_only_with_cuda_python() -> None:
     assert not pycuda_api.graphs_supported
     with (
         cu.Stream(pycuda_api) as s,
-        pytest.raises(cu.CudaError, match="CUDA graphs need cuda-python"),
+        pytest.raises(cuda_api.CudaError, match="CUDA graphs need cuda-python"),
     ):
         cu.begin_capture(pycuda_api, s)
 
 
 def test_pycuda_makes_the_primary_context_current_and_releases_it() -> None:
     driver = FakePyCudaDriver()
-    api = cu.PyCudaApi(driver)
+    api = PyCudaApi(driver)
     assert api.device_count() == 1  # initialises the driver, makes no context current
-    with pytest.raises(cu.CudaError, match=r"cuMemAlloc\(8\): .*no currently active context"):
+    with pytest.raises(cuda_api.CudaError, match=r"cuMemAlloc\(8\): .*no currently active context"):
         api.malloc(8)  # no set_device: the driver API has no context to allocate in
     api.set_device(0)
     assert driver.retained == {0: 1} and len(driver.stack()) == 1
@@ -154,7 +156,7 @@ def test_pycuda_makes_the_primary_context_current_and_releases_it() -> None:
 
 
 def test_pycuda_without_a_device_says_so_in_one_line() -> None:
-    gpu, why = probe_gpu(0, cu.PyCudaApi(FakePyCudaDriver(devices=[])))
+    gpu, why = probe_gpu(0, PyCudaApi(FakePyCudaDriver(devices=[])))
     assert (
         gpu is None
         and why == "no usable CUDA device: cuInit failed: no CUDA-capable device is detected"
@@ -166,45 +168,44 @@ def test_pycuda_without_a_device_says_so_in_one_line() -> None:
 
 def test_a_cuda_python_module_is_wrapped_and_a_cuda_api_kept() -> None:
     rt = FakeCudaRuntime()
-    assert isinstance(cu.as_cuda_api(rt), cu.CudaPythonApi)
-    api = cu.PyCudaApi(FakePyCudaDriver())
-    assert cu.as_cuda_api(api) is api
+    assert isinstance(cuda_api.as_cuda_api(rt), CudaPythonApi)
+    api = PyCudaApi(FakePyCudaDriver())
+    assert cuda_api.as_cuda_api(api) is api
 
 
 def _fail(name: str):
-    def load() -> cu.CudaApi:
+    def load() -> cuda_api.CudaApi:
         raise ImportError(f"No module named {name!r}")
 
     return load
 
 
 def test_cuda_python_first_then_pycuda(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(cu.CUDA_ENV, raising=False)
+    monkeypatch.delenv(cuda_api.CUDA_ENV, raising=False)
     calls: list[str] = []
-    rt_api = cu.CudaPythonApi(FakeCudaRuntime(), version="13.0.1")
-    py_api = cu.PyCudaApi(FakePyCudaDriver())
+    rt_api = CudaPythonApi(FakeCudaRuntime(), version="13.0.1")
+    py_api = PyCudaApi(FakePyCudaDriver())
 
-    def loader(name: str, api: cu.CudaApi):
+    def loader(name: str, api: cuda_api.CudaApi):
         return lambda: calls.append(name) or api
 
     monkeypatch.setitem(cuda_api.LOADERS, "cuda-python", loader("cuda-python", rt_api))
     monkeypatch.setitem(cuda_api.LOADERS, "pycuda", loader("pycuda", py_api))
-    assert cu.load_cuda_api().binding == "cuda-python 13.0.1"
+    assert cuda_api.load_cuda_api().binding == "cuda-python 13.0.1"
     assert calls == ["cuda-python"]  # pycuda is not even imported when cuda-python is there
-    monkeypatch.setenv(cu.CUDA_ENV, "pycuda")
-    assert cu.load_cuda_api() is py_api
-    assert cu.load_cuda_api("cuda-python") is rt_api  # the parameter beats the variable
-    monkeypatch.delenv(cu.CUDA_ENV)
+    monkeypatch.setenv(cuda_api.CUDA_ENV, "pycuda")
+    assert cuda_api.load_cuda_api() is py_api
+    monkeypatch.delenv(cuda_api.CUDA_ENV)
     monkeypatch.setitem(cuda_api.LOADERS, "cuda-python", _fail("cuda"))
-    assert cu.load_cuda_api().binding == "pycuda 2025.1.2 (test double)"
+    assert cuda_api.load_cuda_api().binding == "pycuda 2025.1.2 (test double)"
 
 
 def test_neither_binding_names_both_installs(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(cu.CUDA_ENV, raising=False)
+    monkeypatch.delenv(cuda_api.CUDA_ENV, raising=False)
     monkeypatch.setitem(cuda_api.LOADERS, "cuda-python", _fail("cuda"))
     monkeypatch.setitem(cuda_api.LOADERS, "pycuda", _fail("pycuda"))
     with pytest.raises(BackendUnavailable) as e:
-        cu.load_cuda_api()
+        cuda_api.load_cuda_api()
     msg = str(e.value)
     assert msg.startswith("cuda: cuda-python is not installed (No module named 'cuda')")
     assert "nor is pycuda (No module named 'pycuda')" in msg
@@ -214,18 +215,18 @@ def test_neither_binding_names_both_installs(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_a_bad_binding_name_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(cu.CUDA_ENV, "cupy")
+    monkeypatch.setenv(cuda_api.CUDA_ENV, "cupy")
     with pytest.raises(
         ValueError, match=r"^\$MRM_EDGE_CUDA 'cupy', expected one of cuda-python, pycuda$"
     ):
-        cu.load_cuda_api()
+        cuda_api.load_cuda_api()
 
 
 @pytest.mark.skipif(HAS_PYCUDA, reason="pycuda is installed here")
 def test_forcing_real_pycuda_here_says_what_it_needs(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(cu.CUDA_ENV, "pycuda")
+    monkeypatch.setenv(cuda_api.CUDA_ENV, "pycuda")
     with pytest.raises(BackendUnavailable) as e:
-        cu.load_cuda_api()
+        cuda_api.load_cuda_api()
     msg = str(e.value)
     assert msg.startswith("cuda: pycuda is not usable here (No module named 'pycuda')")
     assert "MRM_EDGE_CUDA" in msg and "nvcc" in msg
@@ -236,12 +237,12 @@ def test_real_cuda_python_without_a_gpu_answers_in_one_line(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The real binding, here without a driver (or, on a GPU machine, with one)."""
-    monkeypatch.delenv(cu.CUDA_ENV, raising=False)
-    api = cu.load_cuda_api()
-    assert isinstance(api, cu.CudaPythonApi) and api.binding.startswith("cuda-python 1")
+    monkeypatch.delenv(cuda_api.CUDA_ENV, raising=False)
+    api = cuda_api.load_cuda_api()
+    assert isinstance(api, CudaPythonApi) and api.binding.startswith("cuda-python 1")
     try:
         count = api.device_count()
-    except cu.CudaError as e:
+    except cuda_api.CudaError as e:
         assert str(e).startswith("cudaGetDeviceCount: cudaError") and "\n" not in str(e)
         gpu, why = probe_gpu()
         assert gpu is None and why == f"no usable CUDA device: {e.error_name}"

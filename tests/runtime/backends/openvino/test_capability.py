@@ -44,7 +44,7 @@ def test_cpu_flags_read_from_cpuinfo(tmp_path: Path) -> None:
 def test_without_openvino_the_backend_is_refused_and_auto_goes_on(tmp_path: Path) -> None:
     code = (
         "from mrm_edge.runtime.backends import BackendUnavailable\n"
-        "from mrm_edge.runtime.backends.openvino import OpenVinoBackend\n"
+        "from mrm_edge.runtime.backends.openvino.backend import OpenVinoBackend\n"
         "from mrm_edge.runtime.model import DeployedModel\n"
         "from mrm_edge.runtime.selection import plan_backends, select_backend\n"
         "from mrm_edge.artifacts import SHIPPED_MODEL_DIR as D\n"

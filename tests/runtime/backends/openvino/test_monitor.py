@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from mrm_edge.runtime.app import run_monitor
-from mrm_edge.runtime.backends.openvino import OpenVinoBackend
+from mrm_edge.runtime.backends.openvino.backend import OpenVinoBackend
 from mrm_edge.runtime.config import MonitorConfig
 from mrm_edge.runtime.engine import Monitor
 from mrm_edge.runtime.model import DeployedModel

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from mrm_edge.runtime.backends.openvino import OpenVinoBackend
+from mrm_edge.runtime.backends.openvino.backend import OpenVinoBackend
 from mrm_edge.runtime.backends.openvino.capability import OpenVinoInfo
 from mrm_edge.runtime.model import DeployedModel
 from mrm_edge.runtime.selection import plan_backends, select_backend

@@ -60,18 +60,15 @@ def test_tensorrt_10_capabilities() -> None:
         version="10.3.0",
         strongly_typed_supported=True,
         has_precision_flags=True,
-        has_int8_calibrator=True,
     )
-    assert info.major == 10
-    assert not info.always_strongly_typed
     assert "weak or strong typing" in info.summary()
 
 
 def test_tensorrt_11_capabilities() -> None:
     info = probe_tensorrt(FakeTensorRT("11.4.0", precision_flags=False))
-    assert info.available and info.major == 11
-    assert not info.has_precision_flags and not info.has_int8_calibrator
-    assert info.strongly_typed_supported and info.always_strongly_typed
+    assert info.available
+    assert not info.has_precision_flags
+    assert info.strongly_typed_supported
     assert "strongly typed only" in info.summary()
 
 
@@ -86,7 +83,7 @@ def test_capabilities_come_from_the_api_not_the_version() -> None:
 @pytest.mark.parametrize(("version", "flags"), [("10.3", True), ("11", False), ("11.4.0", False)])
 def test_assumed_capabilities(version: str, flags: bool) -> None:
     info = TensorRTInfo.assumed(version)
-    assert info.has_precision_flags is flags and info.has_int8_calibrator is flags
+    assert info.has_precision_flags is flags
     assert info.strongly_typed_supported
     with pytest.raises(ValueError, match="TensorRT version"):
         TensorRTInfo.assumed("latest")

@@ -14,13 +14,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from mrm_edge.export.tensorrt import BuildOptions, build_or_load
+from mrm_edge.export.tensorrt.builder import build_or_load
 from mrm_edge.export.tensorrt.cache import EngineKey, store
+from mrm_edge.export.tensorrt.plan import BuildOptions
 from mrm_edge.runtime.backends import BackendUnavailable, TensorRTBackend
-from mrm_edge.runtime.backends import cuda as cu
-from mrm_edge.runtime.backends.tensorrt import EngineNotLoadable, loader
+from mrm_edge.runtime.backends.cuda.pycuda_api import PyCudaApi
+from mrm_edge.runtime.backends.tensorrt import loader
 from mrm_edge.runtime.backends.tensorrt.capability import probe_gpu, probe_tensorrt
 from mrm_edge.runtime.backends.tensorrt.engine_file import EngineRefused
+from mrm_edge.runtime.backends.tensorrt.loader import EngineNotLoadable
 
 from mrm_edge.fileio import sha256_file
 from tests.fakes import make_onnx
@@ -89,7 +91,7 @@ def test_pycuda_binding_gives_the_same_results_as_cuda_python(
     for kind in ("cuda-python", "pycuda"):
         if kind == "pycuda":
             driver = FakePyCudaDriver(order="random", seed=seed)
-            rt, cuda = driver.runtime, cu.PyCudaApi(driver)
+            rt, cuda = driver.runtime, PyCudaApi(driver)
         else:
             rt = FakeCudaRuntime(order="random", seed=seed)
             cuda = rt
@@ -101,7 +103,7 @@ def test_pycuda_binding_gives_the_same_results_as_cuda_python(
             assert f"CUDA via {backend.cuda_binding}" in backend.describe()
         if kind == "pycuda":
             # No graph API: normal enqueues, and the reason says what would give graphs.
-            assert backend.graph_launches == 0
+            assert not [e for e in rt.executed if e.startswith("graph:")]
             assert backend.graph_error == (
                 "pycuda 2025.1.2 (test double): CUDA graphs need cuda-python "
                 "(pycuda has no graph API)"
@@ -217,10 +219,10 @@ def test_real_rtx_engine_without_a_gpu_is_refused_as_no_gpu(tmp_path: Path) -> N
     backend from the sidecar's flavour; loading needs a GPU, so it must say that, not
     "corrupt". The CUDA side is the double (it claims an RTX 4090)."""
     import tensorrt_rtx
-    from mrm_edge.export.tensorrt.builder import build_engine_detailed
+    from mrm_edge.export.tensorrt.builder import build_engine
 
     opts = BuildOptions(precision="fp16", profile=(1, 8, 32))
-    result = build_engine_detailed(SHIPPED_FP16, opts, tensorrt_rtx)
+    result = build_engine(SHIPPED_FP16, opts, tensorrt_rtx)
     key = EngineKey(
         onnx_sha256=sha256_file(SHIPPED_FP16),
         gpu_name=None,

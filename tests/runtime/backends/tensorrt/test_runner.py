@@ -10,12 +10,14 @@ synchronization, not on luck. None of this ran on a GPU or a real TensorRT.
 from __future__ import annotations
 
 import importlib.util
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
-from mrm_edge.export.tensorrt import BuildOptions, build_or_load
+from mrm_edge.export.tensorrt.builder import build_or_load
+from mrm_edge.export.tensorrt.plan import BuildOptions
 from mrm_edge.runtime.backends import BackendUnavailable, TensorRTBackend
 from mrm_edge.runtime.backends.tensorrt.capability import probe_gpu, probe_tensorrt
 from mrm_edge.runtime.backends.tensorrt.engine_file import EngineRefused
@@ -186,7 +188,8 @@ def test_cuda_graphs_capture_once_per_shape_then_replay(rig: Rig) -> None:
         executes = [c for c in ctx.calls if c[0] == "execute_async_v3"]
         # One normal enqueue, one under capture; then replays only.
         assert len(executes) == 2
-        assert b.graph_launches == 4 and b.graph_error is None
+        replays = [e for e in rig.cudart.executed if e.startswith("graph:trt exec")]
+        assert len(replays) == 4 and b.graph_error is None
         runs = rig.trt.engines[-1].executions
         assert len(runs) == 5  # capture itself runs nothing
         assert len({r[0] for r in runs}) == 1  # the graph replays on the captured buffers
@@ -201,27 +204,20 @@ def test_engines_that_cannot_be_captured_fall_back(onnx_path: Path, tmp_path: Pa
         for i in range(3):
             x = batch(4, i)
             np.testing.assert_array_equal(b.infer(x), engine_fn(x))
-        assert b.graph_launches == 0
+        assert not [e for e in rig.cudart.executed if e.startswith("graph:")]
         assert b.graph_error == "cudaStreamEndCapture: cudaErrorStreamCaptureInvalidated"
     assert rig.cudart.live()["graphs"] == 0
 
 
-def test_max_batch_below_the_profile(onnx_path: Path, rig: Rig, tmp_path: Path) -> None:
-    with rig.backend(max_batch=4) as b:
+def test_batches_beyond_the_profile(onnx_path: Path, tmp_path: Path) -> None:
+    narrow = make_rig(onnx_path, tmp_path / "narrow", profile=(2, 4, 4))
+    with narrow.backend() as b:
         assert b.max_batch == 4
         x = batch(10, 0)
         np.testing.assert_array_equal(b.infer(x), engine_fn(x))  # split into 4 + 4 + 2
-        assert max(r[2][0] for r in rig.trt.engines[-1].executions) == 4
-    narrow = make_rig(onnx_path, tmp_path / "narrow", profile=(2, 4, 4))
-    with (
-        narrow.backend() as b,
-        pytest.raises(ValueError, match=r"batch 1 outside the engine's profile 2\.\.4"),
-    ):
-        b.infer(batch(1, 0))
-    with pytest.raises(
-        ValueError, match=r"max_batch 32 is outside the engine's batch profile 1\.\.16"
-    ):
-        rig.backend(max_batch=32).activate()
+        assert max(r[2][0] for r in narrow.trt.engines[-1].executions) == 4
+        with pytest.raises(ValueError, match=r"batch 1 outside the engine's profile 2\.\.4"):
+            b.infer(batch(1, 0))
 
 
 def test_input_errors(rig: Rig) -> None:
@@ -254,19 +250,20 @@ def test_refuses_an_engine_from_another_tensorrt(rig: Rig) -> None:
     newer = FakeTensorRT("10.4.0", cuda=rig.cudart, execute_fn=engine_fn)
     with pytest.raises(EngineRefused, match=r"TensorRT 10\.3\.0, but this machine .* 10\.4\.0"):
         TensorRTBackend(rig.engine, trt=newer, cudart=rig.cudart).activate()
-    # Unverified, TensorRT itself refuses to deserialize it: one clear line, nothing leaked.
+    # A sidecar that lies about the version: TensorRT itself refuses to deserialize it, in
+    # one clear line, with nothing leaked.
+    side = json.loads(sidecar_path(rig.engine).read_text())
+    side["key"]["trt_version"] = "10.4.0"
+    sidecar_path(rig.engine).write_text(json.dumps(side))
     with pytest.raises(ValueError, match="cannot deserialize"):
-        TensorRTBackend(rig.engine, trt=newer, cudart=rig.cudart, verify=False).activate()
+        TensorRTBackend(rig.engine, trt=newer, cudart=rig.cudart).activate()
     assert rig.cudart.live() == {k: 0 for k in rig.cudart.live()}
 
 
-def test_engines_without_a_sidecar_need_verify_false(rig: Rig) -> None:
+def test_engines_without_a_sidecar_are_refused(rig: Rig) -> None:
     sidecar_path(rig.engine).unlink()
     with pytest.raises(EngineRefused, match="no sidecar"):
         rig.backend().activate()
-    with rig.backend(verify=False) as b:
-        x = batch(2, 0)
-        np.testing.assert_array_equal(b.infer(x), engine_fn(x))
 
 
 def test_refuses_a_tampered_engine(rig: Rig) -> None:
