@@ -68,18 +68,10 @@ class EvalWindows:
 
 
 def synthetic_windows(card: ModelCard, n: int = 64, seed: int = 0) -> EvalWindows:
-    from mrm_edge.data.signal import resample
-    from mrm_edge.data.synthetic import make_patients, synthesize
+    from mrm_edge.data.synthetic import make_windows
 
-    w = card.window_samples
-    wins = []
-    for p in make_patients(n, seed):
-        sig = synthesize(p, card.window_seconds, fs=500)
-        if card.sampling_rate != 500:
-            sig = resample(sig, 500, card.sampling_rate)
-        wins.append(sig[:, :w])
     return EvalWindows(
-        np.stack(wins).astype(np.float32),
+        make_windows(card, n, seed),
         None,
         f"{n} synthetic windows (no labelled data given: AUC gates not applied)",
     )

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import platform
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +35,9 @@ TOOLS = (
 
 
 def tool_versions() -> dict[str, str | None]:
-    versions: dict[str, str | None] = {"python": platform.python_version()}
-    for dist in TOOLS:
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            versions[dist] = None
-    return versions
+    from mrm_edge.runtime.cpu_timing import installed_versions
+
+    return {"python": platform.python_version(), **installed_versions(TOOLS)}
 
 
 def write_sidecar(artifact: Path, info: dict[str, Any]) -> Path:

@@ -1,11 +1,7 @@
-"""``auto`` by measurement: the CPU options timed here (a short, bounded run), cached per machine.
-
-Which CPU runtime is fastest differs by CPU, so ``auto`` times its measurable options on
-synthetic windows, drops those beyond their accuracy gate against the FP32 option, and keys
-the cache by machine, model files, runtime versions and settings. What, how, the bounds and
-the key: docs/cpu-runtimes.md (``auto`` by measurement). ``MRM_EDGE_AUTO_PROBE=0`` (or
-``auto_probe=False``) turns it off.
-"""
+"""``auto`` by measurement: the CPU options timed here (a short, bounded run) on synthetic
+windows, those beyond their accuracy gate against the FP32 option dropped, cached per machine,
+model files, runtime versions and settings (docs/cpu-runtimes.md). ``MRM_EDGE_AUTO_PROBE=0``
+(or ``auto_probe=False``) turns it off."""
 
 from __future__ import annotations
 
@@ -24,6 +20,7 @@ from mrm_edge.runtime.backends.openvino.capability import cpu_flags
 from mrm_edge.runtime.backends.registry import Candidate
 from mrm_edge.runtime.user_cache import usable_cores, user_cache_dir
 
+from mrm_edge.data.synthetic import make_windows
 from mrm_edge.errors import first_line
 from mrm_edge.fileio import atomic_write_bytes
 
@@ -34,7 +31,7 @@ MEASURE_ORDER = {"int8": 0, "bf16": 1, "fp32": 2, "fp16": 3}
 
 @dataclass(frozen=True)
 class TimingSettings:
-    """The probe's bounds, and (for tests) the machine / versions facts to key it by."""
+    """The probe's bounds."""
 
     batch: int = 16
     """Windows per timed call: the ranking depends on it, and at 16 it ranks as a loaded
@@ -43,8 +40,6 @@ class TimingSettings:
     seconds_per_option: float = 1.5
     max_seconds: float = 15.0
     """The whole probe's budget: options not reached by then are left unmeasured."""
-    machine: dict[str, Any] | None = None
-    versions: dict[str, Any] | None = None
 
 
 @dataclass
@@ -54,7 +49,6 @@ class TimingResult:
     measured_at: str
     path: Path | None = None
     cached: bool = False
-    seconds: float = 0.0
 
 
 def timing_enabled(value: Any) -> bool:
@@ -87,14 +81,16 @@ def machine_key() -> dict[str, Any]:
     }
 
 
-def _versions() -> dict[str, str | None]:
+def installed_versions(dists: tuple[str, ...]) -> dict[str, str | None]:
+    """Each distribution's installed version (None: not installed)."""
+
     def version(dist: str) -> str | None:
         try:
             return metadata.version(dist)
         except metadata.PackageNotFoundError:
             return None
 
-    return {d: version(d) for d in VERSIONED}
+    return {d: version(d) for d in dists}
 
 
 def model_key(model: Any) -> dict[str, Any]:
@@ -106,8 +102,8 @@ def model_key(model: Any) -> dict[str, Any]:
 
 def probe_key(model: Any, options: list[Candidate], settings: TimingSettings) -> dict[str, Any]:
     return {
-        "machine": settings.machine or machine_key(),
-        "versions": settings.versions or _versions(),
+        "machine": machine_key(),
+        "versions": installed_versions(VERSIONED),
         "model": model_key(model),
         "options": [c.label for c in options],
         "batch": settings.batch,
@@ -119,18 +115,6 @@ def _cache_file(key: dict[str, Any]) -> Path:
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
     # "probe": the name this module had (runtime/probe.py), so cached measurements still read.
     return user_cache_dir("probe") / f"{digest}.json"
-
-
-def _windows(model: Any, n: int) -> np.ndarray:
-    from mrm_edge.data.signal import resample
-    from mrm_edge.data.synthetic import make_patients, synthesize
-
-    w, fs = model.window_samples, model.sampling_rate
-    wins = []
-    for p in make_patients(n, seed=7):
-        sig = synthesize(p, w / fs, fs=500)
-        wins.append((resample(sig, 500, fs) if fs != 500 else sig)[:, :w])
-    return np.stack(wins).astype(np.float32)
 
 
 def _time_one(c: Candidate, x: np.ndarray, s: TimingSettings) -> tuple[dict[str, Any], Any]:
@@ -175,7 +159,7 @@ def time_cpu_options(
         except (OSError, ValueError, KeyError):
             pass  # unreadable cache: measure again and overwrite it
     t0 = time.perf_counter()
-    x = _windows(model, settings.batch)
+    x = make_windows(model, settings.batch, seed=7)
     rows, outputs = [], {}
     for c in options:
         if time.perf_counter() - t0 > settings.max_seconds:
@@ -206,13 +190,7 @@ def time_cpu_options(
         dp = float(np.abs(outputs[r["label"]] - outputs[reference]).max())
         r["max_abs_dp"], r["reference"] = dp, reference
         r["passed"] = r["gate"] is None or dp <= r["gate"]
-    result = TimingResult(
-        key,
-        rows,
-        time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        path,
-        seconds=time.perf_counter() - t0,
-    )
+    result = TimingResult(key, rows, time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), path)
     doc = {"key": key, "options": rows, "measured_at": result.measured_at}
     atomic_write_bytes(path, (json.dumps(doc, indent=2) + "\n").encode())
     return result

@@ -1,20 +1,12 @@
-"""The device side of the MRME framing: plays ECG records as live devices would.
-
-Each record becomes one device: its own TCP connection (concurrently, one thread per
-record) carrying HELLO, DATA frames at the requested pace, then END. With no port the
-frames go to standard output instead, records one after another, for pipelines::
-
-    mrm-edge send --port 5555 --speed 4x records100/00000/
-    mrm-edge send --stdout A1980.mat | mrm-edge monitor --source stdin
-
-Reading up front, failing alone, the exit status: docs/devices.md.
+"""The device side of the MRME framing: plays ECG records as live devices would, each
+record one device (its own TCP connection and thread, or in turn on standard output); the
+command is ``mrm-edge send`` (cli/send.py), the behaviour and exit status: docs/devices.md.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import socket
 import ssl
 import sys
@@ -22,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import numpy as np
 from mrm_edge.runtime.sources.base import Pacer
@@ -30,10 +22,9 @@ from mrm_edge.runtime.sources.framing import DEFAULT_INT16_GAIN, FrameEncoder, S
 from mrm_edge.runtime.sources.tls import TlsFiles, client_context, client_failure
 from mrm_edge.runtime.sources.wfdb import find_records, read_records, unique_ids
 
-from mrm_edge.data.errors import DataError
-
 log = logging.getLogger("mrm_edge.runtime.sender")
 
+CONNECT_TIMEOUT_S = 5.0
 SEND_TIMEOUT_S = 30.0  # a receiver that takes nothing for this long is treated as gone
 TLS_VERDICT_S = 5.0  # after END over TLS, how long to wait for the monitor to hang up
 
@@ -97,10 +88,10 @@ class _Tls:
 
 def _send_tcp(
     dev: _Device, host: str, port: int, speed: float | None, chunk: int, loop: bool,
-    stop: threading.Event, connect_timeout_s: float, tls: _Tls | None = None,
+    stop: threading.Event, tls: _Tls | None = None,
 ) -> None:  # fmt: skip
     try:
-        with socket.create_connection((host, port), timeout=connect_timeout_s) as raw:
+        with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S) as raw:
             if tls is not None:
                 _send_tls(raw, tls, lambda write: _play(write, dev, speed, chunk, loop, stop))
             else:
@@ -185,7 +176,6 @@ def send_records(
     prefer_rate: int | None = None,
     out: BinaryIO | None = None,
     stop: threading.Event | None = None,
-    connect_timeout_s: float = 5.0,
     tls: TlsFiles | None = None,
     server_name: str | None = None,
 ) -> list[SendResult]:
@@ -230,7 +220,7 @@ def send_records(
     threads = []
     for d in devices:
         chunk = _chunk_len(chunk_seconds, d.encoder.sample_rate)
-        args = (d, host, port, speed, chunk, loop, stop, connect_timeout_s, secure)
+        args = (d, host, port, speed, chunk, loop, stop, secure)
         name = f"send:{d.result.stream_id}"
         threads.append(threading.Thread(target=_send_tcp, args=args, name=name, daemon=True))
     for t in threads:
@@ -246,62 +236,3 @@ def send_records(
         for d in devices:
             d.done.wait(timeout=SEND_TIMEOUT_S)
     return [d.result for d in devices]
-
-
-# --- command line ------------------------------------------------------------------------
-def _say(line: str) -> None:
-    print(f"mrm-edge send: {line}", file=sys.stderr)  # stdout may be carrying the frames
-
-
-def tls_files(cert: str | None, key: str | None, ca: str | None) -> TlsFiles | None:
-    """The device's TLS files from ``--tls-cert/--tls-key/--tls-ca``: all three or none."""
-    if cert is None and key is None and ca is None:
-        return None
-    if cert is None or key is None or ca is None:
-        raise ValueError("mutual TLS needs all of --tls-cert, --tls-key and --tls-ca")
-    return TlsFiles.of(cert, key, ca)
-
-
-def run(
-    records: Sequence[str],
-    *,
-    port: int | None,
-    stdout: bool,
-    quiet: bool = False,
-    **options: Any,
-) -> int:
-    """Send ``records`` (``options``: :func:`send_records`' keywords) and report on stderr,
-    one line per device; the exit status: 0 sent, 1 a device failed, 2 bad records or
-    arguments, 130 interrupted. ``mrm-edge send`` (cli/send.py) ends here."""
-    logging.basicConfig(
-        level=logging.WARNING if quiet else logging.INFO,
-        format="mrm-edge send: %(message)s",
-        stream=sys.stderr,  # stdout may be carrying the frames
-    )
-    try:
-        tls = tls_files(options.pop("tls_cert", None), options.pop("tls_key", None),
-                        options.pop("tls_ca", None))  # fmt: skip
-        if tls is not None and stdout:
-            raise ValueError("--tls-* options need --port (TLS is for TCP connections)")
-        options["server_name"] = options.pop("tls_server_name", None)
-        results = send_records(records, port=None if stdout else port, tls=tls, **options)
-    except (DataError, ValueError) as e:
-        _say(f"error: {e}")
-        return 2
-    except KeyboardInterrupt:
-        return 130
-    if stdout and any(r.error for r in results):
-        # The reader is gone: point stdout at /dev/null so the interpreter's final flush
-        # does not print a BrokenPipeError traceback.
-        with contextlib.suppress(OSError, ValueError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    failed = 0
-    for r in results:  # the command's own report: plain stderr lines, whatever logging does
-        if r.error:
-            failed += 1
-            _say(f"{r.stream_id} ({r.path.name}): {r.error}")
-        elif not quiet:
-            _say(f"{r.stream_id}: sent {r.samples} samples")
-        if r.clipped:
-            _say(f"{r.stream_id}: {r.clipped} int16 samples clipped (lower --gain)")
-    return 1 if failed else 0

@@ -1,11 +1,5 @@
-"""The ``mrm-edge`` command line: the group here, one module per command.
-
-Every command module defines one ``click.command`` and imports only click and the light
-pieces at module level; heavy imports (torch, wfdb, the runtime) happen inside the
-commands, so ``mrm-edge --help`` is instant and commands that do not need torch run on an
-edge install. Shared options and error handling: :mod:`mrm_edge.cli.options`; shared
-parsers and the console: :mod:`mrm_edge.cli.common`.
-"""
+"""The ``mrm-edge`` command line: the group here, one module per command (heavy imports inside
+the commands: docs/architecture.md)."""
 
 from __future__ import annotations
 

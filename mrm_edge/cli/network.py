@@ -7,15 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 import click
 
-from mrm_edge.cli.options import option_group
+from mrm_edge.cli.options import F, option_group
 from mrm_edge.runtime.sources.limits import DeviceLimits
 from mrm_edge.runtime.sources.network import INSECURE_FLAG, NetworkOptions
-
-F = TypeVar("F", bound=Callable[..., object])
 
 _DEFAULTS = DeviceLimits()
 _PEM = click.Path(dir_okay=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +84,7 @@ def predict(
         click.echo(f"{len(rejected)} window(s) rejected (bad signal, not classified)", err=True)
     if as_json:
         for r in results:
-            click.echo(json.dumps(_as_dict(r)))
+            click.echo(json.dumps(asdict(r)))
         return
     _print_table(model.name, results)
 
@@ -133,18 +134,6 @@ def _plots(path: Path, recs: list[Any], results: list[Any], model_dir: Path) -> 
             )
         )
     return written
-
-
-def _as_dict(r: Any) -> dict[str, Any]:
-    return {
-        "recording": r.recording,
-        "start_s": r.start_s,
-        "end_s": r.end_s,
-        "status": r.status,
-        "reason": r.reason,
-        "probabilities": r.probabilities,
-        "positive": r.positive,
-    }
 
 
 def _print_table(model_name: str, results: list[Any]) -> None:

@@ -1,10 +1,11 @@
-"""``mrm-edge send``: stream recordings as live devices to a monitor (TCP) or to stdout.
-
-The sending, reporting and exit status are :func:`mrm_edge.runtime.sender.run`'s.
-"""
+"""``mrm-edge send``: stream recordings as live devices to a monitor (TCP) or to stdout
+(the sending: :func:`mrm_edge.runtime.sender.send_records`)."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 import sys
 from typing import Any
 
@@ -88,16 +89,88 @@ def _speed(ctx: click.Context, param: click.Parameter, text: str) -> float | Non
 )
 @click.option("-q", "--quiet", is_flag=True, help="Only report errors.")
 def send(
-    records: tuple[str, ...], port: int | None, stdout: bool, stream_ids: tuple[str, ...], **kw: Any
+    records: tuple[str, ...],
+    port: int | None,
+    stdout: bool,
+    host: str,
+    speed: float | None,
+    chunk_seconds: float,
+    sample_format: str,
+    gain: float,
+    stream_ids: tuple[str, ...],
+    prefer_rate: int | None,
+    loop: bool,
+    tls_cert: str | None,
+    tls_key: str | None,
+    tls_ca: str | None,
+    tls_server_name: str | None,
+    quiet: bool,
 ) -> None:
     """Stream recordings as live devices to a monitor (TCP) or to stdout.
 
     One connection per record (RECORD: .hea, record stem, .mat, or a directory of them);
-    the framing is documented in docs/devices.md.
+    the framing is documented in docs/devices.md. Exit status: 0 sent, 1 a device failed,
+    2 bad records or arguments, 130 interrupted.
     """
-    from mrm_edge.runtime.sender import run
+    from mrm_edge.data.errors import DataError
+    from mrm_edge.runtime.sender import send_records
+    from mrm_edge.runtime.sources.tls import TlsFiles
 
     if (port is None) == (not stdout):
         raise click.UsageError("exactly one of --port and --stdout is required")
-    status = run(list(records), port=port, stdout=stdout, stream_ids=list(stream_ids) or None, **kw)
-    sys.exit(status)
+    logging.basicConfig(
+        level=logging.WARNING if quiet else logging.INFO,
+        format="mrm-edge send: %(message)s",
+        stream=sys.stderr,  # stdout may be carrying the frames
+    )
+    try:
+        tls = None
+        if (tls_cert, tls_key, tls_ca) != (None, None, None):
+            if tls_cert is None or tls_key is None or tls_ca is None:
+                raise ValueError("mutual TLS needs all of --tls-cert, --tls-key and --tls-ca")
+            tls = TlsFiles.of(tls_cert, tls_key, tls_ca)
+            if stdout:
+                raise ValueError("--tls-* options need --port (TLS is for TCP connections)")
+        results = send_records(
+            records,
+            host,
+            None if stdout else port,
+            speed=speed,
+            chunk_seconds=chunk_seconds,
+            sample_format=sample_format,
+            gain=gain,
+            stream_ids=list(stream_ids) or None,
+            loop=loop,
+            prefer_rate=prefer_rate,
+            tls=tls,
+            server_name=tls_server_name,
+        )
+    except (DataError, ValueError) as e:
+        _say(f"error: {e}")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(_report(results, stdout, quiet))
+
+
+def _report(results: list[Any], stdout: bool, quiet: bool) -> int:
+    """One stderr line per device (plain lines, whatever logging does); the exit status."""
+    if stdout and any(r.error for r in results):
+        # The reader is gone: point stdout at /dev/null so the interpreter's final flush
+        # does not print a BrokenPipeError traceback.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    failed = 0
+    for r in results:
+        if r.error:
+            failed += 1
+            _say(f"{r.stream_id} ({r.path.name}): {r.error}")
+        elif not quiet:
+            _say(f"{r.stream_id}: sent {r.samples} samples")
+        if r.clipped:
+            _say(f"{r.stream_id}: {r.clipped} int16 samples clipped (lower --gain)")
+    return 1 if failed else 0
+
+
+def _say(line: str) -> None:
+    print(f"mrm-edge send: {line}", file=sys.stderr)  # stdout may be carrying the frames

@@ -4,17 +4,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING
 
 import click
 
-from mrm_edge.cli.options import option_group
+from mrm_edge.cli.options import F, option_group
 from mrm_edge.runtime.web.config import TOKEN_ENV
 
 if TYPE_CHECKING:
     from mrm_edge.runtime.web.config import WebConfig
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 def web_options() -> Callable[[F], F]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -330,6 +331,21 @@ def synthesize(patient: SyntheticPatient, seconds: float, fs: int = 500) -> np.n
     if not seconds >= 0:
         raise DataError(f"synthesize: seconds is {seconds!r}, expected >= 0")
     return SyntheticStream(patient, fs).read(round(seconds * fs))
+
+
+def make_windows(card: Any, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` windows of :func:`make_patients`'s cohort as float32 ``[n, 12, samples]`` at the
+    rate of ``card`` (a ModelCard or a DeployedModel: its ``window_samples`` and
+    ``sampling_rate``), synthesised at 500 Hz: the gates', the doctor's and the benchmarks'
+    input."""
+    from .signal import resample
+
+    w, fs = int(card.window_samples), int(card.sampling_rate)
+    wins = []
+    for p in make_patients(n, seed):
+        sig = synthesize(p, w / fs, fs=500)
+        wins.append((resample(sig, 500, fs) if fs != 500 else sig)[:, :w])
+    return np.stack(wins).astype(np.float32)
 
 
 def make_patients(n: int, seed: int = 0) -> list[SyntheticPatient]:

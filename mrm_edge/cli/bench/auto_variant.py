@@ -3,20 +3,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
 from mrm_edge.artifacts import ONNX_FILES
 
 
-def auto_cpu_variant(model_dir: Path, accept_card_tuning: bool = False) -> tuple[str, str, str]:
+def auto_cpu_variant(model: Any) -> tuple[str, str, str]:
     """``(bench backend, variant, auto's reason)`` of the first CPU option of ``auto``'s plan
-    (the GPU options are another section's); PyTorch FP32 when nothing else can run.
-    ``accept_card_tuning``: ``DeployedModel.load``'s."""
-    from mrm_edge.runtime.model import DeployedModel
+    for ``model`` (a DeployedModel; the GPU options are another section's); PyTorch FP32 when
+    nothing else can run."""
     from mrm_edge.runtime.selection import plan_backends
 
     by_file = {file: variant for variant, file in ONNX_FILES.items()}
-    model = DeployedModel.load(Path(model_dir), accept_card_tuning=accept_card_tuning)
     candidates, _ = plan_backends(model)
     for c in candidates:
         if not c.measurable:

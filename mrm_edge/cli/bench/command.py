@@ -144,6 +144,7 @@ def bench(
     from mrm_edge.cli.bench.gpu_run import run_gpu
     from mrm_edge.cli.bench.variants import plan
     from mrm_edge.runtime.facts import probe_machine
+    from mrm_edge.runtime.model import DeployedModel
 
     model = model_path(model_dir)
     if remote is not None:
@@ -152,7 +153,8 @@ def bench(
     facts = probe_machine()  # once: the plan and the GPU rows read the same machine
     todo = plan(names, precs, facts)
     log = logger(console())
-    todo.variants = _loadable(model, todo, accept_card_tuning, log)
+    deployed = DeployedModel.load(model, accept_card_tuning=accept_card_tuning)
+    todo.variants = _loadable(deployed, todo, log)
     variants, skipped = todo.variants, todo.skipped
     if not variants and not todo.gpu_backends:
         raise click.ClickException(
@@ -175,7 +177,7 @@ def bench(
     if not no_streaming and not variants:
         log("streaming section skipped: it runs a CPU backend and none was benchmarked")
     elif not no_streaming:
-        sb, sp = _stream_variant(stream_variant, model, log, accept_card_tuning)
+        sb, sp = _stream_variant(stream_variant, deployed, log)
         knobs = dict(
             hop_s=hop_s, budget_ms=latency_budget_ms, stream_seconds=stream_seconds,
             probe_streams=streams, probe_seconds=probe_seconds, max_batch=max_batch,
@@ -255,7 +257,7 @@ def _accuracy_section(
     """Every variant against PyTorch FP32: held-out windows of ``--data``, else synthetic."""
     from mrm_edge.card import ModelCard
     from mrm_edge.cli.bench.accuracy import accuracy
-    from mrm_edge.cli.bench.common import input_windows
+    from mrm_edge.data.synthetic import make_windows
 
     card = ModelCard.load(model)
     if data_dir:
@@ -264,7 +266,7 @@ def _accuracy_section(
         x, y = held_out_windows(Path(data_dir), card)
         src = f"{len(x)} held-out windows of {data_dir}"
     else:
-        x, y = input_windows(card, accuracy_windows, seed=1), None
+        x, y = make_windows(card, accuracy_windows, seed=1), None
         src = f"{accuracy_windows} synthetic windows (no --data)"
     log(f"accuracy: {len(variants)} variant(s) vs torch fp32 on {src}")
     acc = accuracy(model, variants, x, y, src)
@@ -277,14 +279,13 @@ def _accuracy_section(
     return acc
 
 
-def _loadable(model: Path, todo: Any, accept_card_tuning: bool, log: Any) -> list[Any]:
-    """The CPU rows whose file the model directory verified (as monitor and predict load it:
-    a card edited since export, or files contradicting it, are refused here, before any
-    timing); rows of a refused file move to ``todo.skipped`` with the reason."""
+def _loadable(deployed: Any, todo: Any, log: Any) -> list[Any]:
+    """The CPU rows whose file the model directory verified (``deployed``: loaded as monitor
+    and predict load it, so a card edited since export, or files contradicting it, are
+    refused here, before any timing); rows of a refused file move to ``todo.skipped`` with
+    the reason."""
     from mrm_edge.cli.bench.variants import row_file
-    from mrm_edge.runtime.model import DeployedModel
 
-    deployed = DeployedModel.load(model, accept_card_tuning=accept_card_tuning)
     for line in deployed.tuning_lines():
         log(line)
     kept = []
@@ -298,9 +299,7 @@ def _loadable(model: Path, todo: Any, accept_card_tuning: bool, log: Any) -> lis
     return kept
 
 
-def _stream_variant(
-    text: str | None, model: Path, log: Any, accept_card_tuning: bool = False
-) -> tuple[str, str]:
+def _stream_variant(text: str | None, deployed: Any, log: Any) -> tuple[str, str]:
     """``--stream-variant backend:precision``, else the CPU option ``auto`` picks."""
     from mrm_edge.cli.bench.variants import CPU_BACKENDS, check_backends, check_precisions
 
@@ -314,7 +313,7 @@ def _stream_variant(
         return sb, sp
     from mrm_edge.cli.bench.auto_variant import auto_cpu_variant
 
-    sb, sp, why = auto_cpu_variant(model, accept_card_tuning)
+    sb, sp, why = auto_cpu_variant(deployed)
     log(f"streaming on auto's CPU pick: {why}")
     return sb, sp
 
@@ -359,6 +358,8 @@ def _remote_bench(
     model: Path, remote: str, batch_sizes: str | None, warmup: int, repeats: int, json_out: Any
 ) -> None:
     """``--backend triton:...``: mrm_edge.cli.bench.triton, printed and optionally as JSON."""
+    from dataclasses import asdict
+
     from mrm_edge.cli.bench.common import to_json
     from mrm_edge.cli.bench.triton import bench_triton, pair_lines
 
@@ -368,5 +369,5 @@ def _remote_bench(
         click.echo(line)
     if json_out:
         rows = [r for p in pairs for r in (p.triton, p.local)]
-        doc = to_json(rows, triton=[p.to_dict() for p in pairs])
+        doc = to_json(rows, triton=[asdict(p) for p in pairs])
         Path(json_out).write_text(json.dumps(doc, indent=2) + "\n")

@@ -8,7 +8,6 @@ import platform
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from importlib import metadata
 from typing import Any
 
 import numpy as np
@@ -45,14 +44,7 @@ class Result:
 
 def machine() -> dict[str, Any]:
     """CPU, cores, Python, platform, library versions and the date of this run."""
-
-    def version(dist: str) -> str | None:
-        try:
-            return metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            return None
-
-    from mrm_edge.runtime.cpu_timing import cpu_model_name
+    from mrm_edge.runtime.cpu_timing import cpu_model_name, installed_versions
 
     cpu = cpu_model_name() or platform.processor() or platform.machine()
     return {
@@ -60,18 +52,9 @@ def machine() -> dict[str, Any]:
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "versions": {
-            d: version(d)
-            for d in (
-                "mrm-edge",
-                "torch",
-                "onnxruntime",
-                "onnxruntime-gpu",
-                "openvino",
-                "numpy",
-                "tensorrt",
-            )
-        },
+        "versions": installed_versions(
+            ("mrm-edge", "torch", "onnxruntime", "onnxruntime-gpu", "openvino", "numpy", "tensorrt")
+        ),
         "date": time.strftime("%Y-%m-%d"),
     }
 
@@ -102,17 +85,19 @@ def summarise(name: str, precision: str, device: str, batch: int, times: np.ndar
     )
 
 
-def input_windows(card: Any, n: int, seed: int = 0) -> np.ndarray:
-    """``n`` synthetic 12-lead windows at the card's rate: the same input for every variant."""
-    from mrm_edge.export.pipeline import synthetic_windows
-
-    return synthetic_windows(card, n, seed).x
-
-
 def infer_all(backend: Any, x: np.ndarray, batch: int = 32) -> np.ndarray:
     """An active ``backend``'s output on every window of ``x``, ``batch`` at a time."""
     parts = [backend.infer(np.ascontiguousarray(x[i : i + batch])) for i in range(0, len(x), batch)]
     return np.concatenate([np.asarray(p) for p in parts])
+
+
+def cpu_reference(onnx: Any, x: np.ndarray) -> np.ndarray:
+    """ONNX Runtime CPU on ``onnx`` over every window of ``x``: the FP32 reference that GPU,
+    served and reduced-precision outputs are compared with."""
+    from mrm_edge.runtime.backends.onnxruntime import CPU, OnnxRuntimeBackend
+
+    with OnnxRuntimeBackend(onnx, providers=[CPU]) as backend:
+        return infer_all(backend, x)
 
 
 def max_abs_dp(out: np.ndarray, reference: np.ndarray | None) -> float | None:

@@ -9,15 +9,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mrm_edge.cli.bench.common import (
-    Log,
-    Result,
-    add_speedups,
-    input_windows,
-    quiet,
-    summarise,
-    time_calls,
-)
+from mrm_edge.cli.bench.common import Log, Result, quiet, summarise, time_calls
+from mrm_edge.data.synthetic import make_windows
 
 if TYPE_CHECKING:
     from mrm_edge.runtime.backends.base import Backend
@@ -42,7 +35,7 @@ def bench_model(
     from mrm_edge.runtime.selection import check_outputs
 
     card = ModelCard.load(model_dir)
-    x_all = input_windows(card, max(batch_sizes))
+    x_all = make_windows(card, max(batch_sizes))
     results: list[Result] = []
     for backend, precision in variants:
         be = cpu_backend(model_dir, backend, precision)
@@ -63,7 +56,7 @@ def bench_model(
                 log(f"{backend} {precision} batch {b}: {r.throughput:.1f} windows/s{extra}")
         finally:
             be.deactivate()
-    return add_speedups(results)
+    return results
 
 
 def cpu_backend(model_dir: Path, backend: str, precision: str) -> Backend:

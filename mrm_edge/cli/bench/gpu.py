@@ -1,15 +1,6 @@
 """GPU rows of `mrm-edge bench`: ONNX Runtime CUDA and TensorRT, each timed through the
-monitor's own backend, so what is measured is what the monitor runs (PyTorch CUDA:
-:mod:`mrm_edge.cli.bench.torch_cuda`; all of them run by
-:func:`mrm_edge.cli.bench.gpu_run.run_gpu`).
-Every row records its timing method in ``timing`` (docs/benchmarks.md), and its last output
-against ONNX Runtime CPU FP32 on the same windows in ``max_abs_dp_vs_cpu_fp32``, so a fast but
-wrong backend shows.
-
-NOT EXECUTED on this project's machines (no GPU, no TensorRT): the TensorRT path ran only
-against the test doubles in ``tests/fakes/tensorrt.py``; the ONNX Runtime CUDA path only up
-to its refusal (no CUDA provider, or a session that fell back to the CPU).
-"""
+monitor's own backend, so what is measured is what the monitor runs (the timing methods,
+and what has run only against the test doubles: docs/benchmarks.md)."""
 
 from __future__ import annotations
 
@@ -21,13 +12,13 @@ import numpy as np
 from mrm_edge.cli.bench.common import (
     Log,
     Result,
-    input_windows,
     max_abs_dp,
     quiet,
     summarise,
     time_calls,
 )
 from mrm_edge.cli.bench.variants import VARIANT_FILES
+from mrm_edge.data.synthetic import make_windows
 from mrm_edge.errors import first_line
 from mrm_edge.stats import percentiles_ms
 
@@ -72,7 +63,7 @@ def bench_onnxruntime_cuda(
         why = model.refused.get(name, f"{Path(model_dir) / name}: not exported")
         raise GpuUnavailable(f"onnxruntime-cuda {precision}: {why}")
     backend = OnnxRuntimeBackend(art.path, providers=[CUDA])
-    x = input_windows(model.card, max(batch_sizes))
+    x = make_windows(model.card, max(batch_sizes))
     rows, _ = _time_rows(
         "onnxruntime-cuda", backend, x, batch_sizes, warmup, repeats, reference, log
     )
@@ -88,24 +79,23 @@ def bench_tensorrt(
     log: Log = quiet,
     *,
     reference: np.ndarray | None = None,
-    facts: Any = None,
+    facts: Any,
 ) -> tuple[list[Result], list[dict[str, Any]]]:
     """Time this GPU's ``precision`` engine, run by the monitor's ``TensorRTBackend``, at every
     batch size its profile admits.
 
     Returns the rows and the batch sizes skipped (outside the profile) with the reason.
     Raises :class:`GpuUnavailable` without TensorRT, a CUDA binding (cuda-python or pycuda),
-    a GPU or a fitting engine. ``facts``: the machine (``runtime.facts.MachineFacts``; None:
-    probed here), with the TensorRT and CUDA modules it describes (tests: the test doubles)."""
+    a GPU or a fitting engine. ``facts``: the machine (``runtime.facts.MachineFacts``), with
+    the TensorRT and CUDA modules it describes (tests: the test doubles)."""
     from mrm_edge.runtime.backends.tensorrt.capability import STANDARD
     from mrm_edge.runtime.backends.tensorrt.runner import TensorRTBackend
-    from mrm_edge.runtime.facts import probe_machine
 
-    facts = facts or probe_machine()
-    art = _fitting_engine(Path(model_dir), precision, facts)
+    model = _model(Path(model_dir))
+    art = _fitting_engine(model, precision, facts)
     trt = (facts.trt_modules or {}).get(art.key.get("flavour", STANDARD))
     backend = TensorRTBackend(art.path, precision=precision, trt=trt, cudart=facts.cudart)
-    x = input_windows(_model(Path(model_dir)).card, max(batch_sizes))
+    x = make_windows(model.card, max(batch_sizes))
     return _time_rows("tensorrt", backend, x, batch_sizes, warmup, repeats, reference, log)
 
 
@@ -148,51 +138,43 @@ def _time_rows(
     return results, skipped
 
 
-def find_engine(
-    model_dir: Path,
-    precision: str,
-    gpu: Any,
-    trt_version: str | None,
-    rtx_version: str | None = None,
-) -> Any:
-    """The verified engine of ``model_dir`` that runs on this GPU with the TensorRT flavours
-    installed (standard TensorRT ``trt_version``, TensorRT-RTX ``rtx_version``; None where
-    absent), as the runtime judges it (``engine_file.fit_engines``, backend selection's check);
-    the widest batch profile if several fit. :class:`GpuUnavailable` names the export command
-    when there is none."""
+def _fitting_engine(model: Any, precision: str, facts: Any) -> Any:
+    """The verified ``precision`` engine of ``model`` (a DeployedModel) that runs on this GPU
+    with the TensorRT flavours installed, as the runtime judges it (``engine_file.fit_engines``,
+    backend selection's check); the widest batch profile if several fit. The backend verifies
+    it against this GPU and TensorRT when it activates. :class:`GpuUnavailable` says why
+    there is none (naming the export command that builds one)."""
+    from mrm_edge.runtime.backends.tensorrt.capability import RTX, STANDARD
     from mrm_edge.runtime.backends.tensorrt.engine_file import fit_engines
 
-    model = _model(model_dir)
+    gpu = facts.gpu
+    if gpu is None:
+        raise GpuUnavailable(f"tensorrt: no GPU ({facts.gpu_reason})")
+    versions = {f: (i.version if i.available else None) for f, i in facts.tensorrt.items()}
+    if not any(versions.values()):
+        raise GpuUnavailable(f"tensorrt: {facts.tensorrt[STANDARD].reason}")
     fitting, misfits = fit_engines(
-        model.engines, (precision,), gpu.name, gpu.compute_capability, trt_version, rtx_version
+        model.engines,
+        (precision,),
+        gpu.name,
+        gpu.compute_capability,
+        versions[STANDARD],
+        versions[RTX],
     )
     misfits += [f"{n}: {why}" for n, why in model.refused.items() if n.endswith(".engine")]
     if not fitting:
         flag = {"fp16": " --fp16", "int8": " --int8 --calib-data DATA"}.get(precision, "")
         have = " / ".join(
-            f"{name} {v}"
-            for name, v in (("TensorRT", trt_version), ("TensorRT-RTX", rtx_version))
-            if v
+            f"{name} {versions[f]}"
+            for f, name in ((STANDARD, "TensorRT"), (RTX, "TensorRT-RTX"))
+            if versions[f]
         )
         raise GpuUnavailable(
             f"tensorrt {precision}: no engine for {gpu.name} / {have or 'no TensorRT'} in "
-            f"{model_dir} ({'; '.join(misfits) or 'none built'}); build one with "
-            f"`mrm-edge export --model {model_dir}{flag} --engine --batch 1,32,256`"
+            f"{model.directory} ({'; '.join(misfits) or 'none built'}); build one with "
+            f"`mrm-edge export --model {model.directory}{flag} --engine --batch 1,32,256`"
         )
     return max(fitting, key=lambda e: int((e.key.get("profile") or [1, 1, 1])[2]))
-
-
-def _fitting_engine(model_dir: Path, precision: str, facts: Any) -> Any:
-    """The engine artifact to time; :class:`GpuUnavailable` saying why there is none. The
-    backend verifies the engine against this GPU and TensorRT when it activates."""
-    from mrm_edge.runtime.backends.tensorrt.capability import RTX, STANDARD
-
-    if facts.gpu is None:
-        raise GpuUnavailable(f"tensorrt: no GPU ({facts.gpu_reason})")
-    versions = {f: (i.version if i.available else None) for f, i in facts.tensorrt.items()}
-    if not any(versions.values()):
-        raise GpuUnavailable(f"tensorrt: {facts.tensorrt[STANDARD].reason}")
-    return find_engine(model_dir, precision, facts.gpu, versions[STANDARD], versions[RTX])
 
 
 def _out_of_profile(backend: Any, b: int) -> str | None:

@@ -9,10 +9,11 @@ from typing import Any
 
 import numpy as np
 
-from mrm_edge.cli.bench.common import Log, Result, infer_all, input_windows, quiet
+from mrm_edge.cli.bench.common import Log, Result, cpu_reference, quiet
 from mrm_edge.cli.bench.gpu import GpuUnavailable, bench_onnxruntime_cuda, bench_tensorrt
 from mrm_edge.cli.bench.torch_cuda import bench_torch_cuda
 from mrm_edge.cli.bench.variants import VARIANT_FILES, gpu_unavailable
+from mrm_edge.data.synthetic import make_windows
 
 GPU_BATCH_SIZES = [1, 8, 32, 128, 256]
 
@@ -26,16 +27,6 @@ class GpuRun:
     machine: dict[str, Any] = field(default_factory=dict)
 
 
-def _cpu_reference(model_dir: Path, x: np.ndarray) -> np.ndarray | None:
-    from mrm_edge.runtime.backends.onnxruntime import OnnxRuntimeBackend
-
-    path = Path(model_dir) / VARIANT_FILES["fp32"]
-    if not path.is_file():
-        return None
-    with OnnxRuntimeBackend(path, providers=["CPUExecutionProvider"]) as be:
-        return infer_all(be, x)
-
-
 def run_gpu(
     model_dir: Path,
     backends: list[str],
@@ -45,35 +36,31 @@ def run_gpu(
     repeats: int = 10,
     log: Log = quiet,
     *,
-    facts: Any = None,
+    facts: Any,
 ) -> GpuRun:
-    """Every GPU backend in ``backends`` (torch-cuda, onnxruntime-cuda, tensorrt) at every
-    precision in ``precisions`` it has; what cannot run goes to ``skipped`` with the reason.
-    ``facts``: the machine (``runtime.facts.MachineFacts``; None: probed here), with the
-    TensorRT and CUDA modules it describes (tests: the test doubles)."""
+    """Every GPU backend in ``backends`` (torch-cuda, onnxruntime-cuda, tensorrt: those whose
+    preconditions ``variants.plan`` found to hold) at every precision in ``precisions`` it
+    has; what still cannot run goes to ``skipped`` with the reason. ``facts``: the machine
+    (``runtime.facts.MachineFacts``), with the TensorRT and CUDA modules it describes (tests:
+    the test doubles)."""
     from mrm_edge.card import ModelCard
-    from mrm_edge.runtime.facts import probe_machine
 
-    facts = facts or probe_machine()
     model_dir = Path(model_dir)
     run = GpuRun()
     reference: list[np.ndarray | None] = []
 
     def ref() -> np.ndarray | None:
         if not reference:  # computed once, and only when some GPU backend runs
-            x = input_windows(ModelCard.load(model_dir), max(batch_sizes))
-            reference.append(_cpu_reference(model_dir, x))
+            fp32 = model_dir / VARIANT_FILES["fp32"]
+            x = make_windows(ModelCard.load(model_dir), max(batch_sizes))
+            reference.append(cpu_reference(fp32, x) if fp32.is_file() else None)
         return reference[0]
 
-    def skip(backend: str, precision: str | None, reason: str) -> None:
+    def skip(backend: str, precision: str, reason: str) -> None:
         run.skipped.append({"backend": backend, "precision": precision, "reason": reason})
-        log(f"skipped {backend}{' ' + precision if precision else ''}: {reason}")
+        log(f"skipped {backend} {precision}: {reason}")
 
     for name in backends:
-        why = gpu_unavailable(name, facts)
-        if why is not None:
-            skip(name, None, why)
-            continue
         # PyTorch eager FP32 on the GPU is the baseline of every GPU row: always run it; INT8
         # is an ONNX / TensorRT variant (as on the CPU, torch rows are FP32 and FP16 only).
         wanted = ["fp32"] + (["fp16"] if "fp16" in precisions else [])

@@ -14,9 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from mrm_edge.cli.bench.common import Log, input_windows, quiet, time_calls
+from mrm_edge.cli.bench.common import Log, quiet, time_calls
 from mrm_edge.cli.bench.cpu import cpu_backend
+from mrm_edge.data.synthetic import make_windows
 from mrm_edge.runtime.sources.base import Chunk, Pacer, Source
+
+_FS = 500  # Hz: the synthetic streams' rate (the model resamples to its own)
+_STEP = 0.9  # a count that does not hold is retried at this fraction of itself
 
 
 def render_synthetic(n_streams: int, fs: int, seconds: float, seed: int = 0) -> list[Any]:
@@ -124,7 +128,7 @@ def _probe(model: Any, be: Any, knobs: dict[str, Any], log: Log) -> tuple[Any, f
     """1-2: the max-speed probe through the real runtime; its summary, W and the estimate."""
     n, secs, hop_s = knobs["probe_streams"], knobs["probe_seconds"], knobs["hop_s"]
     log(f"streaming: max-speed probe, {n} streams x {secs:g} s ({knobs['what']})")
-    probe = _run(model, be, max_speed_source(n, knobs["fs"], secs), knobs["monitor"])
+    probe = _run(model, be, max_speed_source(n, _FS, secs), knobs["monitor"])
     w = probe.throughput_wps
     if not w > 0 or probe.errors:
         raise RuntimeError(
@@ -147,7 +151,7 @@ def _verify(
     tries: list[dict[str, Any]] = []
     for _ in range(knobs["max_tries"]):
         log(f"streaming: verifying {n} streams at real time for {seconds:g} s")
-        src = prefilled_realtime_source(n, knobs["fs"], prefill, seconds + hop_s)
+        src = prefilled_realtime_source(n, _FS, prefill, seconds + hop_s)
         t0 = time.monotonic()
         s = _run(model, be, src, knobs["monitor"])
         wall = time.monotonic() - t0
@@ -168,7 +172,7 @@ def _verify(
             return n, tries
         if n == 1:
             break
-        n = max(1, min(n - 1, math.floor(n * knobs["step"])))
+        n = max(1, min(n - 1, math.floor(n * _STEP)))
     return None, tries
 
 
@@ -193,11 +197,7 @@ def streaming_capacity(
     probe_streams: int = 64,
     probe_seconds: float = 20.0,
     max_batch: int = 32,
-    max_delay_ms: float = 50.0,
-    fs: int = 500,
-    step: float = 0.9,
     max_tries: int = 4,
-    model_only_repeats: int = 10,
     log: Log = quiet,
     accept_card_tuning: bool = False,
 ) -> dict[str, Any]:
@@ -208,22 +208,21 @@ def streaming_capacity(
 
     if not hop_s > 0 or not stream_seconds > 0 or not probe_seconds > 0:
         raise ValueError("streaming: hop, stream seconds and probe seconds must be > 0")
-    if probe_streams < 1 or max_tries < 1 or not 0 < step < 1:
-        raise ValueError("streaming: probe streams and tries must be >= 1, step in (0, 1)")
+    if probe_streams < 1 or max_tries < 1:
+        raise ValueError("streaming: probe streams and tries must be >= 1")
     budget = float(budget_ms) if budget_ms is not None else hop_s * 1e3
     knobs = dict(
         hop_s=hop_s, budget=budget, stream_seconds=stream_seconds, probe_streams=probe_streams,
-        probe_seconds=probe_seconds, fs=fs, step=step, max_tries=max_tries,
-        what=f"{backend} {precision}",
-        monitor=MonitorConfig(hop_s=hop_s, max_batch=max_batch, max_delay_ms=max_delay_ms),
+        probe_seconds=probe_seconds, max_tries=max_tries,
+        what=f"{backend} {precision}", monitor=MonitorConfig(hop_s=hop_s, max_batch=max_batch),
     )  # fmt: skip
     model = DeployedModel.load(model_dir, accept_card_tuning=accept_card_tuning)
     be = cpu_backend(Path(model_dir), backend, precision)
     be.activate()
     try:
         # 4. Model-only throughput, same backend, batch = the Monitor's batch cap.
-        x = np.ascontiguousarray(input_windows(model.card, max_batch))
-        t = time_calls(lambda: be.infer(x), 2, model_only_repeats)
+        x = np.ascontiguousarray(make_windows(model.card, max_batch))
+        t = time_calls(lambda: be.infer(x), 2, 10)
         model_only = float(max_batch / np.median(t))
         probe, w, estimate = _probe(model, be, knobs, log)
         capacity, tries = _verify(model, be, estimate, knobs, log)
@@ -237,9 +236,9 @@ def streaming_capacity(
         "hop_s": hop_s,
         "latency_budget_ms": budget,
         "stream_seconds": stream_seconds,
-        "source_rate_hz": fs,
+        "source_rate_hz": _FS,
         "max_batch": max_batch,
-        "max_delay_ms": max_delay_ms,
+        "max_delay_ms": knobs["monitor"].max_delay_ms,
         "probe": {"streams": probe_streams, "signal_seconds": probe_seconds} | run_figures(probe),
         "end_to_end_wps": w,
         "model_only_wps": model_only,

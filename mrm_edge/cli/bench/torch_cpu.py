@@ -1,10 +1,6 @@
-"""PyTorch's CPU modes beside eager FP32 (the mission's baseline), so every speed-up can be
-stated against PyTorch's best, not only its slowest: eager BF16 autocast (one line of user
-code; only where the CPU has native BF16, else refused with the reason) and
-``torch.compile`` (Inductor; compile time reported, excluded from throughput).
-
-Bench-only (the runtime's PyTorch backend is the reference, eager FP32): these subclass it
-and change how a batch runs."""
+"""PyTorch's CPU modes beside eager FP32, so every speed-up can be stated against PyTorch's
+best (docs/benchmarks.md): bench-only subclasses of the runtime's PyTorch backend that change
+how a batch runs."""
 
 from __future__ import annotations
 

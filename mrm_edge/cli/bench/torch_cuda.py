@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mrm_edge.cli.bench.common import Log, Result, input_windows, max_abs_dp, quiet, summarise
+from mrm_edge.cli.bench.common import Log, Result, max_abs_dp, quiet, summarise
+from mrm_edge.data.synthetic import make_windows
 from mrm_edge.stats import percentiles_ms
 
 
@@ -36,7 +37,7 @@ def bench_torch_cuda(
     card = ModelCard.load(model_dir)
     net, _ = load_model_dir(model_dir, "cuda")
     model = inference_model(net, card).to("cuda").eval()
-    x_all = input_windows(card, max(batch_sizes))
+    x_all = make_windows(card, max(batch_sizes))
     results: list[Result] = []
     for precision in precisions:
         if precision not in ("fp32", "fp16"):

@@ -1,22 +1,18 @@
 """``mrm-edge bench --backend triton:HOST:PORT``: the served model through Triton (gRPC, the
 network hop and Triton's batcher included) against the same ONNX variant in-process with
-ONNX Runtime CPU, paired call by call so that background load weighs on both alike.
-
-Per batch size: throughput (batch / median call) and p50/p90/p99 per call for each side,
-the ratio of throughputs and the p99 latency Triton adds per call. Only what was measured
-is reported; the targets (README) are compared by whoever reads the table.
-"""
+ONNX Runtime CPU, paired call by call so that background load weighs on both alike."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mrm_edge.cli.bench.common import Log, Result, input_windows, quiet, summarise
+from mrm_edge.cli.bench.common import Log, Result, quiet, summarise
+from mrm_edge.data.synthetic import make_windows
 
 
 @dataclass
@@ -29,14 +25,6 @@ class TritonPair:
     """Triton throughput / in-process throughput."""
     added_p99_ms: float
     """Triton p99 per call minus in-process p99 per call (the hop, queueing, serialisation)."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "triton": asdict(self.triton),
-            "local": asdict(self.local),
-            "throughput_ratio": self.throughput_ratio,
-            "added_p99_ms": self.added_p99_ms,
-        }
 
 
 def _paired_times(a: Any, b: Any, x: np.ndarray, warmup: int, repeats: int) -> np.ndarray:
@@ -77,7 +65,7 @@ def bench_triton(
         log(f"triton: {remote.describe()}; in-process: onnxruntime CPU {model.onnx[variant].name}")
         with local:
             for batch in batch_sizes:
-                x = input_windows(model.card, batch)
+                x = make_windows(model.card, batch)
                 t = _paired_times(remote, local, x, warmup, repeats)
                 r = summarise("triton", remote.precision, remote.device, batch, t[0])
                 lo = summarise("onnxruntime", local.precision, "cpu (in-process)", batch, t[1])

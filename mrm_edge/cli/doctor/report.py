@@ -62,9 +62,6 @@ class DoctorReport:
     precision: str
     steps: list[Step] = field(default_factory=list)
     platform: str = ""
-    onnxruntime: str = ""  # version and providers
-    tensorrt: Any = None  # TensorRTInfo
-    gpu: Any = None  # GpuInfo | None
     gpu_reason: str | None = None
     engine_path: Path | None = None
     engine_built: bool | None = None

@@ -37,8 +37,7 @@ def run_doctor(
     n_windows: int = 8,
     cuda_graphs: bool = False,
     trt_flavour: str | None = None,
-    trt: Any = None,
-    cudart: Any = None,
+    facts: Any = None,
 ) -> DoctorReport:
     """Check that this machine builds and runs the model's TensorRT engine correctly.
 
@@ -51,8 +50,8 @@ def run_doctor(
         cuda_graphs: run the engine with CUDA graph replay.
         trt_flavour: ``auto`` / ``tensorrt`` / ``tensorrt-rtx`` (None: the environment's
             choice, else auto; see ``mrm_edge.runtime.backends.tensorrt.capability``).
-        trt, cudart: tensorrt / cuda-python runtime modules (default: import them); tests
-            pass the test doubles.
+        facts: the machine (``runtime.facts.MachineFacts``; None: probed here), with the
+            TensorRT and CUDA modules it describes (tests: the test doubles).
     """
     from mrm_edge.export.tensorrt.plan import BuildOptions
 
@@ -71,7 +70,7 @@ def run_doctor(
     except (TypeError, ValueError) as e:
         report.steps.append(Step("options", "fail", first_line(e)))
         return finish(report)
-    doctor = _Doctor(report, options, cuda_graphs=cuda_graphs, trt=trt, cudart=cudart)
+    doctor = _Doctor(report, options, cuda_graphs=cuda_graphs, facts=facts)
     doctor.onnx_steps(n_windows)
     can_build, verdict = doctor.tensorrt_steps(trt_flavour)
     if not can_build:
@@ -90,20 +89,15 @@ class _Doctor:
     card, the windows, the reference output, the TensorRT flavour and GPU)."""
 
     def __init__(
-        self,
-        report: DoctorReport,
-        options: Any,
-        *,
-        cuda_graphs: bool,
-        trt: Any,
-        cudart: Any,
+        self, report: DoctorReport, options: Any, *, cuda_graphs: bool, facts: Any
     ) -> None:
         self.report = report
         self.model_dir = report.model_dir
         self.precision = report.precision
         self.options = options
         self.tol, self.need = TOLERANCE[self.precision], MIN_AGREEMENT[self.precision]
-        self.cuda_graphs, self.trt, self.cudart = cuda_graphs, trt, cudart
+        self.cuda_graphs, self.facts = cuda_graphs, facts
+        self.trt: Any = None  # the chosen flavour's module, where facts name one (tests)
         self.card: Any = None
         self.x: np.ndarray | None = None
         self.p_ref: np.ndarray | None = None
@@ -117,11 +111,9 @@ class _Doctor:
     def _onnx(self, variant_precision: str) -> np.ndarray:
         """ONNX Runtime CPU on the windows, with the ONNX a ``variant_precision`` engine is
         built from."""
-        from mrm_edge.runtime.backends.onnxruntime import OnnxRuntimeBackend
+        from mrm_edge.cli.bench.common import cpu_reference
 
-        path = self.model_dir / ONNX_FOR[variant_precision]
-        with OnnxRuntimeBackend(path, providers=["CPUExecutionProvider"]) as backend:
-            return backend.infer(self.x)
+        return cpu_reference(self.model_dir / ONNX_FOR[variant_precision], self.x)
 
     # 1-3. model, ONNX Runtime, windows, reference ------------------------------------------
     def model_step(self) -> tuple[Any, str]:
@@ -139,8 +131,7 @@ class _Doctor:
         import onnxruntime as ort
 
         providers = ort.get_available_providers()
-        self.report.onnxruntime = f"onnxruntime {ort.__version__} ({', '.join(providers)})"
-        return providers, self.report.onnxruntime
+        return providers, f"onnxruntime {ort.__version__} ({', '.join(providers)})"
 
     def onnx_steps(self, n_windows: int) -> None:
         """model, onnxruntime, windows, reference and (fp16 / int8) the precision's ONNX."""
@@ -148,9 +139,9 @@ class _Doctor:
         self._run("onnxruntime", self.ort_step)
 
         def windows_step() -> tuple[Any, str]:
-            from mrm_edge.export.pipeline import synthetic_windows
+            from mrm_edge.data.synthetic import make_windows
 
-            w = synthetic_windows(card, n_windows).x
+            w = make_windows(card, n_windows)
             rate = f"{card.window_samples} samples at {card.sampling_rate} Hz"
             return w, f"{len(w)} synthetic windows (mixed rhythms), {rate}"
 
@@ -192,23 +183,21 @@ class _Doctor:
         from mrm_edge.runtime.backends.tensorrt.capability import (
             STANDARD,
             choose_flavour,
-            flavour_of,
-            probe_flavours,
-            probe_gpu,
             requested_flavour,
         )
+        from mrm_edge.runtime.facts import probe_machine
 
-        report, trt = self.report, self.trt
-        infos = probe_flavours({flavour_of(trt): trt} if trt is not None else None)
-        gpu, gpu_reason = probe_gpu(0, self.cudart)
-        self.gpu = report.gpu = gpu
-        report.gpu_reason = gpu_reason
+        report, facts = self.report, self.facts or probe_machine()
+        self.facts = facts
+        infos, gpu, gpu_reason = facts.tensorrt, facts.gpu, facts.gpu_reason
+        self.gpu, report.gpu_reason = gpu, gpu_reason
         asked = requested_flavour(trt_flavour)
         flavour, why_flavour = choose_flavour(asked, infos, gpu)
         # Installed but unable to build here (standard TensorRT without a GPU) is a GPU problem.
         installed = any(i.available for f, i in infos.items() if asked in ("auto", f))
-        info = self.info = report.tensorrt = infos[flavour] if flavour else infos[STANDARD]
+        info = self.info = infos[flavour] if flavour else infos[STANDARD]
         if flavour is not None:
+            self.trt = (facts.trt_modules or {}).get(flavour)
             report.steps.append(Step("tensorrt", "ok", f"{info.summary()} ({why_flavour})"))
         else:
             found = "; ".join(i.summary() for i in infos.values())
@@ -238,7 +227,7 @@ class _Doctor:
 
         x = self.x
         backend = TensorRTBackend(
-            engine, cuda_graphs=self.cuda_graphs, trt=self.trt, cudart=self.cudart
+            engine, cuda_graphs=self.cuda_graphs, trt=self.trt, cudart=self.facts.cudart
         )
         with backend:
             p = backend.infer(x)

@@ -26,7 +26,6 @@ from mrm_edge.errors import first_line
 def run_triton_doctor(model_dir: Path, target: str, n_windows: int = 8) -> DoctorReport:
     """The served model behind ``target`` against ONNX Runtime FP32 here (module docstring)."""
     from mrm_edge.runtime.backends.base import BackendUnavailable
-    from mrm_edge.runtime.backends.onnxruntime import CPU, OnnxRuntimeBackend
     from mrm_edge.runtime.model import DeployedModel
     from mrm_edge.runtime.selection import select_backend
 
@@ -35,7 +34,7 @@ def run_triton_doctor(model_dir: Path, target: str, n_windows: int = 8) -> Docto
     if model is None:
         return finish(report)
     x = record_step(report, "windows", lambda: _windows(model, n_windows))
-    ref = record_step(report, "reference", lambda: _reference(OnnxRuntimeBackend, CPU, model, x))
+    ref = record_step(report, "reference", lambda: _reference(model, x))
     try:
         remote, _ = select_backend(model, target)
         remote.activate()
@@ -71,15 +70,16 @@ def _model(model: Any) -> tuple[Any, str]:
 
 
 def _windows(model: Any, n: int) -> tuple[np.ndarray, str]:
-    from mrm_edge.export.pipeline import synthetic_windows
+    from mrm_edge.data.synthetic import make_windows
 
-    x = synthetic_windows(model.card, n).x
+    x = make_windows(model, n)
     return x, f"{n} synthetic windows {tuple(x.shape[1:])} at {model.sampling_rate} Hz"
 
 
-def _reference(ort_backend: Any, cpu: str, model: Any, x: np.ndarray) -> tuple[np.ndarray, str]:
-    with ort_backend(model.onnx["fp32"].path, providers=[cpu]) as be:
-        return be.infer(x), "ONNX Runtime FP32 on CPU"
+def _reference(model: Any, x: np.ndarray) -> tuple[np.ndarray, str]:
+    from mrm_edge.cli.bench.common import cpu_reference
+
+    return cpu_reference(model.onnx["fp32"].path, x), "ONNX Runtime FP32 on CPU"
 
 
 def _run(remote: Any, x: np.ndarray) -> tuple[np.ndarray, str]:

@@ -1,14 +1,6 @@
 """The real ``tritonserver`` on this machine: the binary bundled in ``nvidia-pytriton``, run
-directly on a model repository (:mod:`mrm_edge.export.triton_repo`); why the binary and not
-PyTriton's API: docs/triton.md.
-
-Running the binary directly needs what PyTriton's launcher arranges: a backend directory
-whose ``python/`` holds ``libtriton_python.so`` and the backend stub built for this
-interpreter (``python_backend_stubs/<3.x>/``), and ``nvidia_pytriton.libs`` on
-``LD_LIBRARY_PATH``. :class:`TritonServer` builds that directory in a temporary folder
-(links, and a copy of the stub) and leaves the installed package untouched. Every address is
-127.0.0.1 unless told otherwise; the start-up wait is bounded; ``stop()`` sends SIGTERM (Triton
-finishes in-flight requests), then kills after a grace period.
+directly on a model repository (:mod:`mrm_edge.export.triton_repo`), with the backend
+directory PyTriton's launcher would arrange (why the binary, and how: docs/triton.md).
 """
 
 from __future__ import annotations
@@ -100,7 +92,7 @@ class TritonServer:
     """A ``tritonserver`` process on ``repository`` (context manager: start, then stop).
 
     ``models`` names the models to load (explicit model control: a repository may hold
-    models this server's backends cannot load); None loads every model. ``log`` is the file
+    models this server's backends cannot load). ``log`` is the file
     the server's output goes to (default: a file in the temporary folder, kept after a
     failed start so that its reason can be read)."""
 
@@ -110,14 +102,14 @@ class TritonServer:
         *,
         host: str = "127.0.0.1",
         ports: ServerPorts = DEFAULT_PORTS,
-        models: Sequence[str] | None = None,
+        models: Sequence[str],
         start_timeout_s: float = 120.0,
         log: str | Path | None = None,
     ) -> None:
         self.repository = Path(repository)
         self.host = host
         self.ports = ports
-        self.models = list(models) if models is not None else None
+        self.models = list(models)
         self.start_timeout_s = start_timeout_s
         self._log_path = Path(log) if log else None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -140,11 +132,9 @@ class TritonServer:
             f"--grpc-port={self.ports.grpc}",
             f"--metrics-port={self.ports.metrics}",
             "--exit-timeout-secs=10",
+            "--model-control-mode=explicit",
         ]
-        if self.models is not None:
-            cmd.append("--model-control-mode=explicit")
-            cmd += [f"--load-model={m}" for m in self.models]
-        return cmd
+        return cmd + [f"--load-model={m}" for m in self.models]
 
     def _env(self, dist: TritonDist) -> dict[str, str]:
         env = dict(os.environ)

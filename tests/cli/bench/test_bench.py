@@ -142,9 +142,9 @@ def test_bench_plot_is_a_png(bench_run) -> None:
 def test_bench_accuracy_without_data_reports_auc_null(exported_model: Path) -> None:
     from mrm_edge.card import ModelCard
     from mrm_edge.cli.bench.accuracy import accuracy
-    from mrm_edge.cli.bench.common import input_windows
+    from mrm_edge.data.synthetic import make_windows
 
-    x = input_windows(ModelCard.load(exported_model), 4)
+    x = make_windows(ModelCard.load(exported_model), 4)
     acc = accuracy(exported_model, [("onnxruntime", "fp32")], x, None, "4 synthetic")
     assert acc["reference_macro_auc"] is None and "null" in acc["note"]
     (v,) = acc["variants"]

@@ -110,9 +110,12 @@ def test_bench_openvino_rows_with_fraction_of_peak(tmp_path: Path) -> None:
 
 
 def test_streaming_runs_on_autos_cpu_pick() -> None:
+    from mrm_edge.runtime.model import DeployedModel
+
     from mrm_edge.cli.bench.auto_variant import auto_cpu_variant
 
-    backend, variant, why = auto_cpu_variant(SHIPPED_MODEL_DIR)  # the suite runs probe-off
+    deployed = DeployedModel.load(SHIPPED_MODEL_DIR)
+    backend, variant, why = auto_cpu_variant(deployed)  # the suite runs probe-off
     assert (backend, variant) == ("onnxruntime", "int8")
     assert why.startswith("onnxruntime CPU int8 (model.int8.onnx): ")
 
@@ -134,8 +137,8 @@ def test_torch_bf16_autocast_refused_without_bf16_else_close_to_fp32() -> None:
     from mrm_edge.runtime.backends import TorchBackend
 
     from mrm_edge.card import ModelCard
-    from mrm_edge.cli.bench.common import input_windows
+    from mrm_edge.data.synthetic import make_windows
 
-    x = input_windows(ModelCard.load(SHIPPED_MODEL_DIR), 4)
+    x = make_windows(ModelCard.load(SHIPPED_MODEL_DIR), 4)
     with backend, TorchBackend(SHIPPED_MODEL_DIR) as ref:
         assert float(np.abs(backend.infer(x) - ref.infer(x)).max()) <= 2e-2

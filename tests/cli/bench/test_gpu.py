@@ -81,12 +81,10 @@ def rig(tmp_path: Path):
 
 def cpu_reference(d: Path, n: int) -> np.ndarray:
     from mrm_edge.card import ModelCard
-    from mrm_edge.cli.bench.common import input_windows
-    from mrm_edge.cli.bench.gpu_run import _cpu_reference
+    from mrm_edge.cli.bench import common
+    from mrm_edge.data.synthetic import make_windows
 
-    ref = _cpu_reference(d, input_windows(ModelCard.load(d), n))
-    assert ref is not None
-    return ref
+    return common.cpu_reference(d / "model.onnx", make_windows(ModelCard.load(d), n))
 
 
 def test_tensorrt_rows_time_each_interval_apart_and_skip_batches_outside_the_profile(
@@ -191,10 +189,12 @@ def test_onnxruntime_cuda_refuses_a_session_that_fell_back_to_the_cpu(
 @pytest.mark.skipif(_has_cuda(), reason="a CUDA device is present")
 def test_run_gpu_rows_and_skips_with_reasons_then_json(rig, tmp_path: Path) -> None:
     d, trt, cudart = rig
-    run = run_gpu(
-        d, ["torch-cuda", "onnxruntime-cuda", "tensorrt"], ["fp16", "int8"], [1, 32],
-        warmup=0, repeats=3, facts=probe_machine(trt, cudart),
-    )  # fmt: skip
+    from mrm_edge.cli.bench.variants import plan
+
+    facts = probe_machine(trt, cudart)  # as the command: plan's skips, then the GPU rows
+    todo = plan(["torch-cuda", "onnxruntime-cuda", "tensorrt"], ["fp16", "int8"], facts)
+    run = run_gpu(d, todo.gpu_backends, ["fp16", "int8"], [1, 32], warmup=0, repeats=3, facts=facts)
+    run.skipped = todo.skipped + run.skipped
     assert [(r.backend, r.precision, r.batch_size) for r in run.results] == [
         ("tensorrt", "fp16", 1)
     ]

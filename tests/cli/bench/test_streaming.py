@@ -103,5 +103,5 @@ def test_streaming_capacity_steps_down_a_bounded_number_of_times(exported_model:
 def test_streaming_rejects_bad_knobs(exported_model: Path) -> None:
     with pytest.raises(ValueError, match="unknown backend"):
         streaming_capacity(exported_model, "tpu", "fp32")
-    with pytest.raises(ValueError, match="step"):
-        streaming_capacity(exported_model, "onnxruntime", "fp32", step=1.5)
+    with pytest.raises(ValueError, match="tries"):
+        streaming_capacity(exported_model, "onnxruntime", "fp32", max_tries=0)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mrm_edge.runtime.facts import probe_machine
 
 from mrm_edge.artifacts import SHIPPED_MODEL_DIR
 from mrm_edge.cli.doctor.report import (
@@ -65,7 +66,9 @@ def test_without_tensorrt_it_says_so_and_still_checks_onnxruntime(model_dir: Pat
 
 def test_full_path_with_the_test_doubles(model_dir: Path, tmp_path: Path) -> None:
     trt, cudart = fakes()
-    report = run_doctor(model_dir, precision="fp32", out_dir=tmp_path, trt=trt, cudart=cudart)
+    report = run_doctor(
+        model_dir, precision="fp32", out_dir=tmp_path, facts=probe_machine(trt, cudart)
+    )
     assert report.status == "pass" and report.exit_code == EXIT_PASS, format_report(report)
     assert set(statuses(report).values()) == {"ok"}
     assert report.engine_built is True and report.engine_path.parent == tmp_path
@@ -79,7 +82,9 @@ def test_full_path_with_the_test_doubles(model_dir: Path, tmp_path: Path) -> Non
     assert trt.engines and len(trt.engines[-1].executions) == 2  # all windows, then one
     assert cudart.live() == {k: 0 for k in cudart.live()}
 
-    again = run_doctor(model_dir, precision="fp32", out_dir=tmp_path, trt=trt, cudart=cudart)
+    again = run_doctor(
+        model_dir, precision="fp32", out_dir=tmp_path, facts=probe_machine(trt, cudart)
+    )
     assert again.status == "pass" and again.engine_built is False
     assert "cached engine verified" in again.step("build").detail
     assert trt.call_names().count("build_serialized_network") == 1
@@ -87,14 +92,16 @@ def test_full_path_with_the_test_doubles(model_dir: Path, tmp_path: Path) -> Non
 
 def test_cuda_graph_path(model_dir: Path) -> None:
     trt, cudart = fakes()
-    report = run_doctor(model_dir, precision="fp32", cuda_graphs=True, trt=trt, cudart=cudart)
+    report = run_doctor(
+        model_dir, precision="fp32", cuda_graphs=True, facts=probe_machine(trt, cudart)
+    )
     assert report.status == "pass", format_report(report)
     assert "CUDA graphs: on" in report.step("run").detail
 
 
 def test_a_wrong_engine_fails_parity(model_dir: Path) -> None:
     trt, cudart = fakes(execute_fn=lambda x: np.full((len(x), 5), 0.9, np.float32))
-    report = run_doctor(model_dir, precision="fp32", trt=trt, cudart=cudart)
+    report = run_doctor(model_dir, precision="fp32", facts=probe_machine(trt, cudart))
     assert report.status == "fail" and report.exit_code == EXIT_FAIL
     assert report.step("parity").status == "fail"
     assert report.verdict.startswith("FAIL: parity: max |Δp|")
@@ -103,7 +110,7 @@ def test_a_wrong_engine_fails_parity(model_dir: Path) -> None:
 
 def test_a_failed_build_is_a_reason_not_a_traceback(model_dir: Path) -> None:
     trt, cudart = fakes(build_error="Internal Error: insufficient workspace")
-    report = run_doctor(model_dir, precision="fp32", trt=trt, cudart=cudart)
+    report = run_doctor(model_dir, precision="fp32", facts=probe_machine(trt, cudart))
     assert report.exit_code == EXIT_FAIL
     detail = report.step("build").detail
     assert detail.startswith("BuildError: ") and "insufficient workspace" in detail
@@ -113,7 +120,9 @@ def test_a_failed_build_is_a_reason_not_a_traceback(model_dir: Path) -> None:
 
 def test_no_gpu(model_dir: Path) -> None:
     trt = FakeTensorRT("10.3.0")
-    report = run_doctor(model_dir, precision="fp32", trt=trt, cudart=FakeCudaRuntime(devices=[]))
+    report = run_doctor(
+        model_dir, precision="fp32", facts=probe_machine(trt, FakeCudaRuntime(devices=[]))
+    )
     assert report.exit_code == EXIT_UNAVAILABLE
     assert report.step("gpu").detail == "no usable CUDA device: cudaErrorNoDevice"
     assert "no GPU is usable" in report.verdict
@@ -125,7 +134,7 @@ def test_missing_onnx_variant_is_a_failure_first(model_dir: Path, tmp_path: Path
     for name in ("card.json", "model.onnx"):
         shutil.copy(model_dir / name, d / name)
     trt, cudart = fakes()
-    report = run_doctor(d, precision="int8", trt=trt, cudart=cudart)
+    report = run_doctor(d, precision="int8", facts=probe_machine(trt, cudart))
     assert report.exit_code == EXIT_FAIL
     assert "model.int8-sym.onnx (run `mrm-edge export` first)" in report.step("model").detail
     assert report.verdict.startswith("FAIL: model: FileNotFoundError")
@@ -142,7 +151,7 @@ def test_fp16_model_end_to_end(model_dir: Path, tmp_path: Path) -> None:
     half = float16.convert_float_to_float16(onnx.load(str(d / "model.onnx")), keep_io_types=True)
     onnx.save(half, str(d / "model.fp16.onnx"))
     trt, cudart = fakes()
-    report = run_doctor(d, precision="fp16", trt=trt, cudart=cudart)
+    report = run_doctor(d, precision="fp16", facts=probe_machine(trt, cudart))
     assert report.status == "pass", format_report(report)
     # The graph carries FP16: TensorRT 10 builds it strongly typed, without the FP16 flag.
     assert ("create_network", 1 << 1) in trt.calls
@@ -152,14 +161,13 @@ def test_fp16_model_end_to_end(model_dir: Path, tmp_path: Path) -> None:
 
 
 def test_compare_and_windows(model_dir: Path) -> None:
-    from mrm_edge.export.pipeline import synthetic_windows
-
     from mrm_edge.card import ModelCard
+    from mrm_edge.data.synthetic import make_windows
 
     card = ModelCard.load(model_dir)  # the doctor's windows: synthetic, at the card's rate
-    x = synthetic_windows(card, 3, seed=1).x
+    x = make_windows(card, 3, seed=1)
     assert x.shape == (3, 12, 1000) and x.dtype == np.float32
-    np.testing.assert_array_equal(x, synthetic_windows(card, 3, seed=1).x)
+    np.testing.assert_array_equal(x, make_windows(card, 3, seed=1))
     ref = np.array([[0.1, 0.6], [0.45, 0.9]], np.float32)
     shifted = ref + np.array([[0.0, 0.0], [0.1, 0.0]], np.float32)
     par = compare(shifted, ref, np.array([0.5, 0.5]), 0.05, 1.0)
