@@ -78,7 +78,7 @@ def classify(
     results: list[PredictedWindow] = []
     try:  # activate_backend hands it over active
         for rec in recordings:
-            wins, _ = cut_windows(rec, card.sampling_rate, card.window_samples)
+            wins = cut_windows(rec, card.sampling_rate, card.window_samples)
             reports = [assess_quality(w.T, card.sampling_rate, quality, card.leads) for w in wins]
             good = [i for i, q in enumerate(reports) if q.ok]
             probs = runner.infer(np.ascontiguousarray(wins[good], dtype=np.float32)) if good else []
