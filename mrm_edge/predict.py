@@ -48,7 +48,6 @@ def classify(
     recordings: list[Recording],
     model_dir: Path,
     backend: str = "auto",
-    precision: str | None = None,
     quality: QualityConfig | None = None,
     accept_card_tuning: bool = False,
 ) -> tuple[list[PredictedWindow], str]:
@@ -69,7 +68,7 @@ def classify(
     card = model.card
     for rec in recordings:
         check_long_enough(rec, card)
-    runner, reason, _ = activate_backend(model, backend, precision)
+    runner, reason, _ = activate_backend(model, backend)
     unsaid = [f"{n}: {why}" for n, why in model.refused.items() if f"{n} refused" not in reason]
     if unsaid:  # a damaged artifact is never skipped silently
         reason += "; refused " + "; ".join(unsaid)
