@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from mrm_edge.calibration.windows import CalibrationPool, CalibrationSet, select_windows
+from mrm_edge.calibration.windows import CalibrationSet, select_windows
 
 from mrm_edge.card import ModelCard
 from mrm_edge.data.dataset import LEADS, EcgDataset
@@ -106,7 +106,7 @@ def _has_folds(kind: str, root: Path) -> bool:
     return kind == "ptbxl" or (root / "cpsc_database.csv").is_file()
 
 
-def _read_folder(root: Path, card: ModelCard) -> CalibrationPool:
+def _read_folder(root: Path, card: ModelCard) -> CalibrationSet:
     """Every readable recording under ``root`` cut into consecutive model-length windows."""
     from mrm_edge.records import cut_windows, find_recordings, read_recording
 
@@ -131,7 +131,7 @@ def _read_folder(root: Path, card: ModelCard) -> CalibrationPool:
         except (DataError, OSError) as exc:  # one bad file must not sink the folder
             skipped[rid] = one_line(exc) if isinstance(exc, OSError) else str(exc)
             continue
-        cut, _ = cut_windows(rec, rate, window)
+        cut = cut_windows(rec, rate, window)
         if len(cut) == 0:
             skipped[rid] = f"{rec.seconds:.1f} s long, shorter than one {window / rate:g} s window"
             continue
@@ -150,7 +150,7 @@ def _read_folder(root: Path, card: ModelCard) -> CalibrationPool:
             f"{root}: no usable recordings: {len(files)} found, none gave a {window}-sample "
             f"window at {rate} Hz (first: {first[0]}: {first[1]})"
         )
-    return CalibrationPool(
+    return CalibrationSet(
         x=np.stack(windows).astype(np.float32),
         record_ids=ids,
         y=None,
@@ -167,7 +167,7 @@ def _read_folder(root: Path, card: ModelCard) -> CalibrationPool:
     )
 
 
-def load_calibration_pool(source: str | Path, card: ModelCard) -> CalibrationPool:
+def load_calibration_pool(source: str | Path, card: ModelCard) -> CalibrationSet:
     """All windows ``source`` offers for calibrating the model described by ``card``.
 
     For PTB-XL and CPSC 2018 trees with folds, only the card's training folds
@@ -196,7 +196,7 @@ def load_calibration_pool(source: str | Path, card: ModelCard) -> CalibrationPoo
             f"{root}: no usable records in folds {train_folds} for task {ds.task!r}, "
             "expected at least one labelled record to calibrate on"
         )
-    return CalibrationPool(
+    return CalibrationSet(
         x=ds.x,
         record_ids=list(ds.record_ids),
         y=ds.y,
@@ -219,14 +219,10 @@ def select_calibration_windows(
 # --------------------------------------------------------------------------- held-out
 
 
-def held_out_windows(
-    source: str | Path, card: ModelCard, folds: Sequence[int] | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(x, y)`` of the held-out folds, for the INT8 accuracy gate.
-
-    ``folds`` defaults to the card's test folds (``data.folds.test``, default 10). ``y``
-    columns follow ``card.labels`` (the model's output order). Only labelled trees with
-    folds qualify: a plain folder has neither labels nor a held-out split.
+def held_out_windows(source: str | Path, card: ModelCard) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, y)`` of the card's test folds (``data.folds.test``, default 10), for the
+    accuracy gates. ``y`` columns follow ``card.labels`` (the model's output order). Only
+    labelled trees with folds qualify: a plain folder has neither labels nor a held-out split.
     """
     _check_card(card)
     root = Path(source)
@@ -241,11 +237,7 @@ def held_out_windows(
             f"{root}: no cpsc_database.csv, so CPSC 2018 recordings have no folds; "
             "expected a tree with folds to hold windows out"
         )
-    wanted = (
-        _card_folds(card, "test", DEFAULT_TEST_FOLDS)
-        if folds is None
-        else sorted({int(f) for f in folds})
-    )
+    wanted = _card_folds(card, "test", DEFAULT_TEST_FOLDS)
     train = set(_card_folds(card, "train", DEFAULT_TRAIN_FOLDS))
     if train & set(wanted):
         warnings.warn(

@@ -1,13 +1,14 @@
-"""Calibration windows drawn from real ECG: the windows a source offers (:class:`CalibrationPool`)
-and the stratified selection (:func:`select_windows`). Why real ECG and why stratified:
-docs/export.md, "Calibration windows"; reading the sources: :mod:`.sources`."""
+"""Calibration windows drawn from real ECG (:class:`CalibrationSet`: every window a source
+offers, or a selection of them) and the stratified selection (:func:`select_windows`). Why
+real ECG and why stratified: docs/export.md, "Calibration windows"; reading the sources:
+:mod:`.sources`."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,8 @@ _UNLABELLED_SELECTION = (
 
 @dataclass
 class CalibrationSet:
-    """Windows to calibrate activation ranges on, with where they came from.
+    """Windows to calibrate activation ranges on, with where they came from: a source's
+    whole pool (read once, so several selections can be drawn from it) or a selection.
 
     Attributes:
         x: float32 ``[n, 12, window]`` raw mV at the model's sampling rate (the exported
@@ -106,25 +108,6 @@ class CalibrationSet:
         return h.hexdigest()
 
 
-@dataclass
-class CalibrationPool:
-    """Every window a source offers for calibration, before selection.
-
-    Kept separate from :class:`CalibrationSet` so that several selections (seeds, sizes)
-    can be drawn without reading the recordings again.
-    """
-
-    x: np.ndarray  # float32 [n, 12, window]
-    record_ids: list[str]  # one per window (a recording may give several windows)
-    y: np.ndarray | None
-    labels: list[str]
-    sampling_rate: int
-    composition: dict[str, Any] = field(default_factory=dict)  # source, folds, skipped
-
-    def __len__(self) -> int:
-        return int(self.x.shape[0])
-
-
 # --------------------------------------------------------------------------- selection
 
 
@@ -154,7 +137,7 @@ def _round_robin(
         active = still
 
 
-def select_windows(pool: CalibrationPool, n_windows: int = 512, seed: int = 0) -> CalibrationSet:
+def select_windows(pool: CalibrationSet, n_windows: int = 512, seed: int = 0) -> CalibrationSet:
     """A seeded, stratified selection of at most ``n_windows`` windows from ``pool``.
 
     Labelled pools: labels take turns, rarest first (fewest windows in the pool); each turn

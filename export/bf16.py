@@ -29,8 +29,6 @@ def _bf16_backend(path: Path) -> Any:
 def measure_bf16_gate(
     model_dir: Path,
     data_dir: Path | None = None,
-    tolerance_pt: float = BF16_AUC_TOLERANCE_PT,
-    max_dp: float = BF16_MAX_DP,
     make_backend: Callable[[Path], Any] = _bf16_backend,
 ) -> dict[str, Any]:
     """Measure the gate, write the record, return it. Raises BackendUnavailable (no OpenVINO,
@@ -40,6 +38,7 @@ def measure_bf16_gate(
     from mrm_edge.export.pipeline import held_out, synthetic_windows
     from mrm_edge.runtime.cpu_timing import machine_key
 
+    tolerance_pt, max_dp = BF16_AUC_TOLERANCE_PT, BF16_MAX_DP
     model_dir = Path(model_dir)
     onnx = model_dir / "model.onnx"
     card = ModelCard.load(model_dir)

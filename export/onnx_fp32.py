@@ -50,7 +50,7 @@ def set_metadata(model, props: dict[str, str]) -> None:
             entry.key, entry.value = k, v
 
 
-def export_fp32(model_dir: Path, out_path: Path, opset: int = OPSET) -> Path:
+def export_fp32(model_dir: Path, out_path: Path) -> Path:
     """Trace the shipped inference path of ``model_dir`` to ``out_path``.
 
     Dynamic batch, static [12, window] per sample. The dynamo exporter's
@@ -80,7 +80,7 @@ def export_fp32(model_dir: Path, out_path: Path, opset: int = OPSET) -> Path:
             input_names=[INPUT_NAME],
             output_names=[OUTPUT_NAME],
             dynamic_shapes={"ecg": {0: batch}},
-            opset_version=opset,
+            opset_version=OPSET,
             optimize=True,
             verbose=False,
         )

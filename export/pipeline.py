@@ -12,7 +12,7 @@ import numpy as np
 from mrm_edge.export import gates
 from mrm_edge.export.sidecar import write_sidecar
 
-from mrm_edge.artifacts import ONNX_FILES, onnx_io, trtexec_engine_filename
+from mrm_edge.artifacts import ONNX_FILES, onnx_io, read_sidecar, trtexec_engine_filename
 from mrm_edge.card import CARD_FILE, ModelCard, export_record, verify_weights
 from mrm_edge.fileio import sha256_file
 
@@ -34,7 +34,7 @@ class ExportOptions:
     int8: bool = False
     calib_data: Path | None = None
     int8_method: str = "minmax"
-    int8_activations: str = "both"  # which INT8 files: INT8_CHOICES
+    int8_activations: str = "both"  # which INT8 files: a key of INT8_CHOICES (the CLI's choice)
     int8_ops: tuple[str, ...] | None = None  # None: mrm_edge.export.int8.DEFAULT_OP_TYPES
     calib_windows: int = 512
     fp16_tolerance_pt: float = gates.FP16_AUC_TOLERANCE_PT
@@ -53,9 +53,7 @@ class ExportOptions:
 @dataclass
 class ExportSummary:
     artifacts: dict[str, Path] = field(default_factory=dict)
-    figures: dict[str, dict[str, Any]] = field(default_factory=dict)
     engines: dict[str, Path] = field(default_factory=dict)
-    engine_message: str = ""
 
 
 @dataclass
@@ -152,11 +150,6 @@ def _check_options(opts: ExportOptions) -> None:
             "--int8 needs real ECG to calibrate on: pass --calib-data DIR (a PTB-XL or "
             "CPSC 2018 tree, or a folder of WFDB records)"
         )
-    if opts.int8_activations not in INT8_CHOICES:
-        raise ValueError(
-            f"int8_activations is {opts.int8_activations!r}, expected one of "
-            f"{', '.join(INT8_CHOICES)}"
-        )
 
 
 def _fp32(run: _Run) -> tuple[Path, np.ndarray]:
@@ -177,7 +170,7 @@ def _fp32(run: _Run) -> tuple[Path, np.ndarray]:
             f"(tolerance {gates.FP32_PARITY_TOLERANCE:.0e}); the export is not faithful"
         )
     write_sidecar(fp32, {"precision": "fp32", **onnx_io(fp32), **run.common, "parity": parity})
-    run.summary.artifacts["fp32"], run.summary.figures["fp32"] = fp32, parity
+    run.summary.artifacts["fp32"] = fp32
     run.log(f"wrote {fp32.name}: max |Δp| vs PyTorch {parity['max_abs_prob_delta']:.2e}")
     return fp32, p32
 
@@ -197,7 +190,7 @@ def _fp16(run: _Run, fp32: Path, p32: np.ndarray) -> None:
     )
     _gate_auc(fp16, acc, run.opts.fp16_tolerance_pt, "FP16")
     write_sidecar(fp16, {"precision": "fp16", **onnx_io(fp16), **run.common, "accuracy": acc})
-    run.summary.artifacts["fp16"], run.summary.figures["fp16"] = fp16, acc
+    run.summary.artifacts["fp16"] = fp16
     run.log(f"wrote {fp16.name}: {_describe(acc)}")
 
 
@@ -228,7 +221,7 @@ def _int8(run: _Run, fp32: Path) -> None:
             raise gates.GateFailed(f"{path}: {report.message}")
         sidecar = {"precision": "int8", "scheme": SCHEMES[activation], **onnx_io(path)}
         write_sidecar(path, {**sidecar, **run.common, "accuracy": rep})
-        run.summary.artifacts[variant], run.summary.figures[variant] = path, rep
+        run.summary.artifacts[variant] = path
         ranges = "cached" if report.result.ranges_cached else "calibrated"
         run.log(
             f"wrote {path.name}: {_describe_int8(rep)} ({SCHEMES[activation]}; ranges {ranges})"
@@ -304,8 +297,7 @@ def _engines(
     }
     if flavour is None:
         reason = why_flavour if gpu is not None else f"{why_flavour}; GPU: {gpu_reason}"
-        summary.engine_message = _no_engine_message(opts, summary, wanted, builds, reason)
-        log(summary.engine_message)
+        log(_no_engine_message(opts, summary, wanted, builds, reason))
         return
     info = infos[flavour]
     log(f"engines: {info.summary()} ({why_flavour})")
@@ -348,9 +340,7 @@ def _no_engine_message(
 
 def _describe_engine(path: Path, why: str) -> str:
     """``built engine NAME (why): 29.2 MB, 379 layers, 1.0 s, TensorRT-RTX 1.7 for ...``."""
-    import json
-
-    side = json.loads(Path(str(path) + ".json").read_text())
+    side = read_sidecar(path)
     build, key = side.get("build", {}), side.get("key", {})
     targets = build.get("compute_targets")
     made = f"{'TensorRT-RTX' if key.get('flavour') == 'tensorrt-rtx' else 'TensorRT'} "

@@ -1,14 +1,6 @@
-"""JSON sidecars: ``<artifact>.json`` beside every exported file.
-
-A sidecar says what the artifact is (precision, I/O names and shapes,
-labels), where it came from (the source model card's hash, tool versions)
-and how well it reproduces its reference (gate figures measured at export),
-plus the artifact's own SHA-256 so a corrupted or swapped file is detected.
-
-This module writes them; where they are and how they are read and verified is the model
-directory's contract, :mod:`mrm_edge.artifacts` (``sidecar_path``, ``read_sidecar``,
-``verify_artifact``, ``onnx_io``).
-"""
+"""Writes the JSON sidecar ``<artifact>.json`` beside every exported file (what it records:
+docs/export.md, the table of files); where sidecars live and how they are read and verified is
+the model directory's contract, :mod:`mrm_edge.artifacts`."""
 
 from __future__ import annotations
 

@@ -46,9 +46,9 @@ class TritonRepo:
     """What :func:`write_triton_repo` wrote."""
 
     directory: Path
-    models: list[RepoModel] = field(default_factory=list)
-    model: DeployedModel | None = None
+    model: DeployedModel
     """The verified model directory it was written from."""
+    models: list[RepoModel] = field(default_factory=list)
 
     @property
     def local_models(self) -> list[str]:
@@ -97,7 +97,7 @@ def config_pbtxt(config: dict[str, Any]) -> str:
 
 def _io(model: DeployedModel) -> tuple[dict[str, Any], dict[str, Any]]:
     """Input and output of the configs, named and sized by the FP32 sidecar and the card."""
-    side = next(iter(model.onnx.values())).sidecar if model.onnx else {}
+    side = model.onnx["fp32"].sidecar
     in_name = (side.get("inputs") or [{}])[0].get("name", "ecg")
     out_name = (side.get("outputs") or [{}])[0].get("name", "probabilities")
     dims_in = [len(model.leads), model.window_samples]
@@ -112,21 +112,19 @@ def _io(model: DeployedModel) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def _config(
-    name: str,
+    m: RepoModel,
     model: DeployedModel,
     runner: dict[str, Any],
-    *,
     max_batch: int,
+    params: dict[str, str],
+    *,
     preferred: int,
     max_delay_ms: float,
     instances: int,
-    kind: str,
-    params: dict[str, str],
-    warmup_batch: int,
 ) -> dict[str, Any]:
     tensor_in, tensor_out = _io(model)
     return {
-        "name": name,
+        "name": m.name,
         **runner,
         "max_batch_size": max_batch,
         "input": [tensor_in],
@@ -135,11 +133,11 @@ def _config(
             "preferred_batch_size": [min(preferred, max_batch)],
             "max_queue_delay_microseconds": round(max_delay_ms * 1000),
         },
-        "instance_group": [{"count": instances, "kind": kind}],
+        "instance_group": [{"count": instances, "kind": "KIND_CPU" if m.local else "KIND_GPU"}],
         "model_warmup": [
             {
                 "name": "zeros",
-                "batch_size": warmup_batch,
+                "batch_size": 1,
                 "inputs": {
                     "key": tensor_in["name"],
                     "value": {
@@ -194,15 +192,20 @@ def write_triton_repo(
         raise ValueError("triton repository: max batch and instances >= 1, max delay >= 0 ms")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    repo = TritonRepo(out, model=model)
+    repo = TritonRepo(out, model)
     base = model_identity(model)  # what a front-end compares with its own model directory
     labels = "".join(f"{lab}\n" for lab in model.labels)
     knobs = {"preferred": max_batch, "max_delay_ms": max_delay_ms, "instances": instances}
 
-    def add(m: RepoModel, runner: dict[str, Any], files: dict[str, Path], **kw: Any) -> None:
+    def add(
+        m: RepoModel,
+        runner: dict[str, Any],
+        files: dict[str, Path],
+        batch: int,
+        extra: dict[str, str],
+    ) -> None:
         params = {**base, "mrm_edge.variant": m.variant, "mrm_edge.precision": m.precision}
-        params.update(kw.pop("extra", {}))
-        config = _config(m.name, model, runner, params=params, **knobs, **kw)
+        config = _config(m, model, runner, batch, {**params, **extra}, **knobs)
         _write_model(out, m.name, config, files)
         (out / m.name / "labels.txt").write_text(labels)
         repo.models.append(m)
@@ -210,24 +213,16 @@ def write_triton_repo(
     if not only_local:
         for engine in model.engines:
             profile = engine.key.get("profile") or [1, DEFAULT_TRT_MAX_BATCH, DEFAULT_TRT_MAX_BATCH]
-            m = RepoModel(
-                f"{model.name}-trt-{engine.precision}",
-                "tensorrt",
-                "engine",
-                engine.precision,
-                False,
-            )
+            name = f"{model.name}-trt-{engine.precision}"
+            m = RepoModel(name, "tensorrt", "engine", engine.precision, False)
             extra = {"mrm_edge.engine_sha256": sha256_file(engine.path)}
             runner = {"platform": "tensorrt_plan"}
-            add(m, runner, {"model.plan": engine.path}, max_batch=int(profile[-1]),
-                kind="KIND_GPU", warmup_batch=1, extra=extra)  # fmt: skip
+            add(m, runner, {"model.plan": engine.path}, int(profile[-1]), extra)
         for variant, art in model.onnx.items():
             m = RepoModel(
                 f"{model.name}-onnx-{variant}", "onnxruntime", variant, art.precision, False
             )
-            runner = {"platform": "onnxruntime_onnx"}
-            add(m, runner, {"model.onnx": art.path}, max_batch=max_batch,
-                kind="KIND_GPU", warmup_batch=1)  # fmt: skip
+            add(m, {"platform": "onnxruntime_onnx"}, {"model.onnx": art.path}, max_batch, {})
     for variant in CPU_VARIANTS:
         art = model.onnx.get(variant)
         if art is None:
@@ -239,6 +234,5 @@ def write_triton_repo(
             "intra_op_threads": str(cpu_threads),
             "allow_spinning": "1" if cpu_spinning else "0",
         }
-        add(m, {"backend": "python"}, files, max_batch=max_batch, kind="KIND_CPU",
-            warmup_batch=1, extra=extra)  # fmt: skip
+        add(m, {"backend": "python"}, files, max_batch, extra)
     return repo

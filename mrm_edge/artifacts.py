@@ -6,10 +6,6 @@ the runtime, the bench and the doctor read them. A *variant* names a file, a *pr
 arithmetic: both INT8 variants are ``"int8"`` (the table of files and what each is for:
 docs/export.md). Torch-free: the standard library, ``mrm_edge.fileio`` and ``onnx`` inside
 :func:`onnx_io`.
-
-An engine built by hand with trtexec has no sidecar, so the model directory does not load
-it; the printed trtexec lines name it :func:`trtexec_engine_filename`
-(``model.<precision>.trtexec.engine``), a name the export never writes.
 """
 
 from __future__ import annotations
@@ -123,8 +119,9 @@ def parse_engine_filename(name: str) -> tuple[str, str] | None:
 
 
 def trtexec_engine_filename(precision: str) -> str:
-    """The engine a printed trtexec line writes: ``model.<precision>.trtexec.engine``
-    (no sidecar, so never loaded from the model directory; see the module docstring)."""
+    """The engine a printed trtexec line writes: ``model.<precision>.trtexec.engine``, a name
+    the export never writes (built by hand, it has no sidecar, so the model directory does
+    not load it)."""
     _check_engine_precision(precision)
     return f"model.{precision}.trtexec.engine"
 

@@ -93,13 +93,7 @@ class ModelCard:
     def load(cls, directory: Path) -> ModelCard:
         path = Path(directory) / CARD_FILE
         if not path.is_file():
-            pickles = pickle_files(Path(directory))
-            hint = (
-                f"; found {', '.join(pickles)}, but pickle checkpoints are never loaded "
-                "(a model directory holds card.json + model.safetensors)"
-                if pickles
-                else ""
-            )
+            hint = _pickle_hint(directory, "a model directory holds card.json + model.safetensors")
             raise ModelCardError(
                 f"{path}: no model card (expected {CARD_FILE} in the model directory){hint}"
             )
@@ -120,28 +114,14 @@ class ModelCard:
         """
         if not _is_int(self.format) or self.format != CARD_FORMAT:
             raise _field(source, "format", f"the number {CARD_FORMAT}", self.format)
-        for key in (
-            "name",
-            "task",
-            "units",
-            "preset",
-            "head_fusion",
-            "threshold_method",
-            "intended_use",
-        ):
-            if not isinstance(getattr(self, key), str):
-                raise _field(source, key, "a string", getattr(self, key))
-        for key in (
-            "normalization",
-            "architecture",
-            "metrics",
-            "data",
-            "training",
-            "code_version",
-            "weights",
-        ):
-            if not isinstance(getattr(self, key), dict):
-                raise _field(source, key, "a JSON object", getattr(self, key))
+        # The plain-typed fields, checked by their declared type (thresholds, labels, leads
+        # and alarm_labels have rules of their own below).
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type == "str" and not isinstance(value, str):
+                raise _field(source, f.name, "a string", value)
+            if f.type == "dict[str, Any]" and not isinstance(value, dict):
+                raise _field(source, f.name, "a JSON object", value)
         for key in ("labels", "leads"):
             v = getattr(self, key)
             if (
@@ -295,6 +275,14 @@ def pickle_files(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES)
 
 
+def _pickle_hint(directory: Path, advice: str) -> str:
+    """``"; found a.pt, but ... (advice)"`` when ``directory`` holds pickle files, else ``""``."""
+    pickles = pickle_files(Path(directory))
+    if not pickles:
+        return ""
+    return f"; found {', '.join(pickles)}, but pickle checkpoints are never loaded ({advice})"
+
+
 def verify_weights(directory: Path, card: ModelCard) -> Path:
     """The card's weights file after checking it exists, is safetensors (not pickle), matches
     the card's SHA-256 and is complete; ModelCardError (one line) naming the file otherwise.
@@ -305,12 +293,9 @@ def verify_weights(directory: Path, card: ModelCard) -> Path:
     card_path = directory / CARD_FILE
     path = directory / (card.weights.get("file") or WEIGHTS_FILE)
     if not path.is_file():
-        pickles = pickle_files(directory)
-        hint = (
-            f"; found {', '.join(pickles)}, but pickle checkpoints are never loaded "
-            "(safetensors only: convert them with safetensors.torch.save_file where trusted)"
-            if pickles
-            else ""
+        hint = _pickle_hint(
+            directory,
+            "safetensors only: convert them with safetensors.torch.save_file where trusted",
         )
         raise ModelCardError(f"{path}: weights file missing (named by {card_path}){hint}")
     with open(path, "rb") as f:

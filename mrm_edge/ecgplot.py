@@ -63,14 +63,7 @@ def _title(title: str, probabilities: Mapping[str, float], findings: Sequence[st
     return f"{title}   {probs}   ({found})   25 mm/s  10 mm/mV"
 
 
-def twelve_lead_svg(
-    signal: np.ndarray,
-    fs: int,
-    *,
-    title: str = "",
-    probabilities: Mapping[str, float] | None = None,
-    findings: Sequence[str] = (),
-) -> str:
+def _svg(signal: np.ndarray, fs: int, heading: str) -> str:
     """The 12-lead page as SVG text (user units are millimetres: prints to scale)."""
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{_WIDTH_MM}mm" height="{_HEIGHT_MM}mm" '
@@ -95,7 +88,7 @@ def twelve_lead_svg(
         )
     parts.append(
         f'<text x="2" y="6.5" font-size="3.6" font-family="sans-serif" font-weight="bold">'
-        f"{escape(_title(title, probabilities or {}, findings))}</text>"
+        f"{escape(heading)}</text>"
     )
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
@@ -157,15 +150,12 @@ def save_twelve_lead(
     suffix = path.suffix.lower()
     if suffix not in (".svg", ".png"):
         raise ValueError(f"--plot {path}: expected a .svg or .png file name")
-    probabilities = probabilities or {}
+    heading = _title(title, probabilities or {}, findings)
     try:
         if suffix == ".svg":
-            text = twelve_lead_svg(
-                signal, fs, title=title, probabilities=probabilities, findings=findings
-            )
-            path.write_text(text, encoding="utf-8")
+            path.write_text(_svg(signal, fs, heading), encoding="utf-8")
         else:
-            _png(path, signal, fs, _title(title, probabilities, findings))
+            _png(path, signal, fs, heading)
     except OSError as e:
         raise ValueError(f"--plot {path}: cannot write ({e.strerror})") from None
     return path

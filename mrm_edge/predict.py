@@ -48,7 +48,6 @@ def classify(
     recordings: list[Recording],
     model_dir: Path,
     backend: str = "auto",
-    precision: str | None = None,
     quality: QualityConfig | None = None,
     accept_card_tuning: bool = False,
 ) -> tuple[list[PredictedWindow], str]:
@@ -69,7 +68,7 @@ def classify(
     card = model.card
     for rec in recordings:
         check_long_enough(rec, card)
-    runner, reason, _ = activate_backend(model, backend, precision)
+    runner, reason, _ = activate_backend(model, backend)
     unsaid = [f"{n}: {why}" for n, why in model.refused.items() if f"{n} refused" not in reason]
     if unsaid:  # a damaged artifact is never skipped silently
         reason += "; refused " + "; ".join(unsaid)
@@ -78,7 +77,7 @@ def classify(
     results: list[PredictedWindow] = []
     try:  # activate_backend hands it over active
         for rec in recordings:
-            wins, _ = cut_windows(rec, card.sampling_rate, card.window_samples)
+            wins = cut_windows(rec, card.sampling_rate, card.window_samples)
             reports = [assess_quality(w.T, card.sampling_rate, quality, card.leads) for w in wins]
             good = [i for i, q in enumerate(reports) if q.ok]
             probs = runner.infer(np.ascontiguousarray(wins[good], dtype=np.float32)) if good else []

@@ -97,10 +97,10 @@ def find_recordings(folder: Path) -> list[Path]:
     return sorted(headers + mats, key=str)
 
 
-def cut_windows(rec: Recording, rate: int, window: int) -> tuple[np.ndarray, int]:
+def cut_windows(rec: Recording, rate: int, window: int) -> np.ndarray:
     """``rec`` at ``rate`` Hz cut into consecutive, non-overlapping windows of ``window``
-    samples: float32 ``[n, 12, window]`` (``n`` may be 0), and how many samples at ``rate``
-    are left after the last whole window (a shorter tail is never padded).
+    samples: float32 ``[n, 12, window]`` (``n`` may be 0; a shorter tail is left out, never
+    padded).
 
     Offline ``predict`` and calibration folders cut recordings so; the streaming monitor's
     windower (``runtime/stream/windower.py``) slides by a hop over a live buffer instead.
@@ -113,4 +113,4 @@ def cut_windows(rec: Recording, rate: int, window: int) -> tuple[np.ndarray, int
         wins = np.zeros((0, x.shape[0], window))
     else:
         wins = np.stack([x[:, i * window : (i + 1) * window] for i in range(n)])
-    return wins.astype(np.float32), x.shape[1] - n * window
+    return wins.astype(np.float32)

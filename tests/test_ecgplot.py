@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from mrm_edge.data.dataset import LEADS
-from mrm_edge.ecgplot import save_twelve_lead, twelve_lead_svg
+from mrm_edge.ecgplot import save_twelve_lead
 
 NS = {"s": "http://www.w3.org/2000/svg"}
 
@@ -22,9 +22,12 @@ def _signal(fs: int = 500) -> np.ndarray:
     return x
 
 
-def test_svg_layout_is_to_scale():
-    root = ET.fromstring(twelve_lead_svg(_signal(), 500, title="bed 3", probabilities={"MI": 0.7},
-                                         findings=["MI"]))  # fmt: skip
+def _svg(tmp_path, x: np.ndarray, fs: int, **heading) -> ET.Element:
+    return ET.parse(save_twelve_lead(tmp_path / "page.svg", x, fs, **heading)).getroot()
+
+
+def test_svg_layout_is_to_scale(tmp_path):
+    root = _svg(tmp_path, _signal(), 500, title="bed 3", probabilities={"MI": 0.7}, findings=["MI"])
     assert root.get("width") == "250.0mm" and root.get("viewBox") == "0 0 250.0 130.0"
     labels = [t.text for t in root.iterfind("s:text", NS)]
     assert sorted(labels[:-1]) == sorted([*LEADS, "II"])  # 12 cells + the rhythm strip
@@ -37,10 +40,10 @@ def test_svg_layout_is_to_scale():
     assert pts[-1, 0] == pytest.approx(62.45, abs=0.01)  # the first column is 2.5 s wide
 
 
-def test_nan_breaks_the_trace():
+def test_nan_breaks_the_trace(tmp_path):
     x = _signal(100)
     x[LEADS.index("II"), 100:150] = np.nan  # inside 0-2.5 s: its cell and the strip
-    root = ET.fromstring(twelve_lead_svg(x, 100))
+    root = _svg(tmp_path, x, 100)
     assert len(root.findall("s:polyline", NS)) == 15  # II's cell and rhythm strip split
 
 

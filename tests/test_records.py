@@ -26,12 +26,12 @@ def test_a_folder_scan_finds_headers_and_standalone_mats_sorted(tmp_path: Path) 
 
 def test_cut_windows_consecutive_at_the_model_rate_tail_left_out() -> None:
     x = np.random.default_rng(0).normal(size=(12, 2500)).astype(np.float32)
-    wins, left = cut_windows(Recording("r", x, 100), rate=100, window=1000)
-    assert wins.shape == (2, 12, 1000) and wins.dtype == np.float32 and left == 500
+    wins = cut_windows(Recording("r", x, 100), rate=100, window=1000)
+    assert wins.shape == (2, 12, 1000) and wins.dtype == np.float32
     np.testing.assert_array_equal(wins[1], x[:, 1000:2000])
-    hi, left_hi = cut_windows(Recording("r", x, 500), rate=100, window=400)
+    hi = cut_windows(Recording("r", x, 500), rate=100, window=400)
     expected = resample(x, 500, 100)  # 500 samples at 100 Hz
-    assert hi.shape == (1, 12, 400) and left_hi == 100
+    assert hi.shape == (1, 12, 400)
     np.testing.assert_array_equal(hi[0], expected[:, :400])
-    none, left_none = cut_windows(Recording("r", x[:, :999], 100), rate=100, window=1000)
-    assert none.shape == (0, 12, 1000) and none.dtype == np.float32 and left_none == 999
+    none = cut_windows(Recording("r", x[:, :999], 100), rate=100, window=1000)
+    assert none.shape == (0, 12, 1000) and none.dtype == np.float32

@@ -23,7 +23,7 @@ from mrm_edge.export.int8.quantize import (
     jsonable,
     load_onnx,
     quantizable,
-    quantize,
+    quantize_int8,
 )
 from mrm_edge.export.int8.sweep import Attempt, Requantizer, keep_in_float, sensitivity
 
@@ -73,10 +73,6 @@ class Int8Report:
     sensitivity: list[dict[str, Any]] = field(default_factory=list)
     sensitivity_metric: str = ""
     float_layers: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def path(self) -> Path:
-        return self.result.path
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -141,8 +137,7 @@ def _attempt(
     fp32_onnx: Path, work: Path, cset: CalibrationSet, held: HeldOut, options: Int8Options
 ) -> Attempt:
     """Quantize every layer; if that fails the gate, sweep and keep layers in float."""
-    params = options.range_params()
-    first, ranges = quantize(fp32_onnx, work / "int8.onnx", cset, options, params)
+    first, ranges = quantize_int8(fp32_onnx, work / "int8.onnx", cset, options)
     ev = held.measure(first.path)
     attempt = Attempt(
         first,
@@ -157,7 +152,9 @@ def _attempt(
     )
     if held.passes(ev) or options.max_float_layers <= 0:
         return attempt
-    requant = Requantizer(fp32_onnx, work, ranges, options.activation_type, params["op_types"])
+    requant = Requantizer(
+        fp32_onnx, work, ranges, options.activation_type, first.range_params["op_types"]
+    )
     layers = quantizable(load_onnx(fp32_onnx))
     attempt.sensitivity, attempt.metric = sensitivity(
         requant, first.quantized_nodes, layers, held, options.sweep_windows

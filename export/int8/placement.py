@@ -14,13 +14,11 @@ from mrm_edge.calibration.ranges import QUANTIZED_OP_TYPES, Ranges
 
 ActivationType = Literal["uint8", "int8"]
 ACTIVATION_TYPES: tuple[str, ...] = ("uint8", "int8")
-#: The layers that do the arithmetic: quantized always, ranked by the sensitivity sweep.
-COMPUTE_OP_TYPES: tuple[str, ...] = QUANTIZED_OP_TYPES
-#: What is quantized by default: the compute ops plus the ops that carry their activations
-#: (docs/export.md).
-DEFAULT_OP_TYPES: tuple[str, ...] = (*COMPUTE_OP_TYPES, "Add", "MaxPool", "Concat")
+#: What is quantized by default: the compute ops (the layers that do the arithmetic, ranked by
+#: the sensitivity sweep) plus the ops that carry their activations (docs/export.md).
+DEFAULT_OP_TYPES: tuple[str, ...] = (*QUANTIZED_OP_TYPES, "Add", "MaxPool", "Concat")
 #: The int8 (TensorRT) placement: Q/DQ on the inputs of these ops only.
-TENSORRT_OP_TYPES: tuple[str, ...] = COMPUTE_OP_TYPES
+TENSORRT_OP_TYPES: tuple[str, ...] = QUANTIZED_OP_TYPES
 #: Activation type → the scheme in words, for sidecars and log lines.
 SCHEMES: dict[str, str] = {
     "uint8": "uint8 asymmetric activations (ONNX Runtime CPU)",

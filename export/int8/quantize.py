@@ -50,10 +50,6 @@ class QuantizeOptions:
     cache_dir: str | Path | None = None
     op_types: Sequence[str] = DEFAULT_OP_TYPES
 
-    def range_params(self) -> dict[str, Any]:
-        """The validated parameters the ranges depend on (and the cache key uses)."""
-        return range_params(self.method, op_types=self.op_types)
-
 
 @dataclass
 class Int8Result:
@@ -111,12 +107,8 @@ def quantizable(model: Any) -> dict[str, str]:
     return {n.name: n.op_type for n in model.graph.node if n.op_type in QUANTIZED_OP_TYPES}
 
 
-def quantized_nodes(int8_onnx: str | Path) -> list[str]:
+def quantized_nodes(model: Any) -> list[str]:
     """Conv / Gemm / MatMul nodes of a Q/DQ model whose data input comes from a DequantizeLinear."""
-    return _dequantized_compute(load_onnx(Path(int8_onnx)))
-
-
-def _dequantized_compute(model: Any) -> list[str]:
     producer = {o: n.op_type for n in model.graph.node for o in n.output}
     return [
         n.name
@@ -215,23 +207,12 @@ def quantize_int8(
     out_path: str | Path,
     cset: CalibrationSet,
     options: QuantizeOptions = QuantizeOptions(),
-) -> Int8Result:
+) -> tuple[Int8Result, Ranges]:
     """Write a Q/DQ INT8 version of ``fp32_onnx`` to ``out_path``, calibrated on ``cset``
-    (real ECG windows) as ``options`` say."""
+    (real ECG windows) as ``options`` say; the ranges too, so the gate can re-quantize."""
     fp32_onnx, out_path = Path(fp32_onnx), Path(out_path)
     check_args(fp32_onnx, out_path, options.activation_type)
-    result, _ = quantize(fp32_onnx, out_path, cset, options, options.range_params())
-    return result
-
-
-def quantize(
-    fp32_onnx: Path,
-    out_path: Path,
-    cset: CalibrationSet,
-    options: QuantizeOptions,
-    params: dict[str, Any],
-) -> tuple[Int8Result, Ranges]:
-    """quantize_int8's work, also returning the ranges so the gate can re-quantize."""
+    params = range_params(options.method, op_types=options.op_types)  # what the cache key uses
     check_windows(fp32_onnx, cset.x, "calibration set")
     fp32_model = load_onnx(fp32_onnx)
     layers = quantizable(fp32_model)
@@ -269,7 +250,7 @@ def with_nodes(
 ) -> Int8Result:
     """``result`` describing the model at ``path``: which layers are quantized, which float."""
     model = load_onnx(path)
-    done = _dequantized_compute(model)
+    done = quantized_nodes(model)
     return replace(
         result,
         path=path,

@@ -19,7 +19,7 @@ import numpy as np
 
 from mrm_edge.errors import one_line
 
-from .dataset import LEADS, EcgDataset, read_csv, stack_records
+from .dataset import LEADS, EcgDataset, csv_int, read_csv, stack_records
 from .errors import DataError, field_error
 from .matfile import MatFileError, verified_level5_bytes
 from .signal import fit_length, resample
@@ -128,13 +128,7 @@ def read_cpsc_folds(path: str | PathLike[str]) -> dict[str, int]:
     folds: dict[str, int] = {}
     for line, row in enumerate(rows, start=2):
         rec = Path(row["filename"].strip()).stem
-        try:
-            folds[rec] = int(float(row["strat_fold"]))
-        except ValueError as exc:
-            raise DataError(
-                f"{path.name}: line {line} field 'strat_fold' is {row['strat_fold']!r}, "
-                "expected an integer"
-            ) from exc
+        folds[rec] = csv_int(row["strat_fold"], f"{path.name} line {line}", "strat_fold")
     return folds
 
 

@@ -167,6 +167,17 @@ def stack_records(
     return x, y
 
 
+def csv_int(value: str, where: str, field: str) -> int:
+    """A CSV cell holding a whole number (``"3"`` or ``"3.0"``); DataError otherwise."""
+    try:
+        f = float(value)
+    except ValueError as exc:
+        raise DataError(f"{where}: field {field!r} is {value!r}, expected an integer") from exc
+    if not f.is_integer():
+        raise DataError(f"{where}: field {field!r} is {value!r}, expected an integer")
+    return int(f)
+
+
 def read_csv(path: Path, required: Sequence[str], source: str) -> list[dict[str, str]]:
     """Rows of a dataset's CSV table as dicts, after checking its header has the ``required``
     columns; ``source`` (``"PTB-XL"``) names the dataset when the file is missing."""

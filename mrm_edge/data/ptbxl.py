@@ -19,7 +19,7 @@ import numpy as np
 
 from mrm_edge.records import read_recording
 
-from .dataset import UNITS, EcgDataset, read_csv, stack_records
+from .dataset import UNITS, EcgDataset, csv_int, read_csv, stack_records
 from .errors import DataError
 
 TASKS = ("all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhythm")
@@ -60,16 +60,6 @@ def _flag(value: str) -> bool:
 def _text(value: str) -> str | None:
     value = value.strip()
     return None if value in ("", "nan", "NaN") else value
-
-
-def _int(value: str, where: str, field: str) -> int:
-    try:
-        f = float(value)
-    except ValueError as exc:
-        raise DataError(f"{where}: field {field!r} is {value!r}, expected an integer") from exc
-    if not f.is_integer():
-        raise DataError(f"{where}: field {field!r} is {value!r}, expected an integer")
-    return int(f)
 
 
 def read_scp_statements(root: str | PathLike[str]) -> dict[str, ScpStatement]:
@@ -121,13 +111,13 @@ def read_ptbxl_database(root: str | PathLike[str]) -> list[PtbxlRecord]:
     records = []
     for i, row in enumerate(read_csv(path, required, "PTB-XL"), start=2):
         where = f"{path.name} line {i}"
-        ecg_id = _int(row["ecg_id"], where, "ecg_id")
+        ecg_id = csv_int(row["ecg_id"], where, "ecg_id")
         where = f"{path.name} ecg_id {ecg_id}"
         records.append(
             PtbxlRecord(
                 ecg_id=ecg_id,
                 scp_codes=_parse_scp_codes(row["scp_codes"], where),
-                strat_fold=_int(row["strat_fold"], where, "strat_fold"),
+                strat_fold=csv_int(row["strat_fold"], where, "strat_fold"),
                 filename_lr=row["filename_lr"].strip(),
                 filename_hr=row["filename_hr"].strip(),
             )
@@ -143,10 +133,9 @@ def aggregate_labels(
     """The sorted, de-duplicated labels of one record for ``task``.
 
     Codes absent from the statement table are ignored (for ``"all"`` too), as are
-    diagnostic codes without a sub/superclass.
+    diagnostic codes without a sub/superclass. ``task`` is one of :data:`TASKS` (checked by
+    :func:`load_ptbxl`).
     """
-    if task not in TASKS:
-        raise DataError(f"PTB-XL: task {task!r} is unknown, expected one of {TASKS}")
     out: set[str] = set()
     for code in scp_codes:
         st = statements.get(code)

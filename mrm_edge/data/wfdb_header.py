@@ -35,8 +35,7 @@ class WfdbHeader:
     n_sig: int
     fs: float
     sig_len: int | None
-    sig_name: tuple[str, ...]
-    multi_segment: bool = False
+    sig_name: tuple[str, ...]  # empty for a multi-segment record
 
 
 def _lines(header: Path) -> list[str]:
@@ -89,7 +88,7 @@ def check_wfdb_header(header: str | Path) -> WfdbHeader:
         if sig_len == 0:
             raise field_error(header, "sig_len", "at least one sample", f"is {rec[3]!r}")
     if multi:
-        return WfdbHeader(n_sig, fs, sig_len, (), multi_segment=True)
+        return WfdbHeader(n_sig, fs, sig_len, ())
 
     signals = lines[1:]
     if len(signals) != n_sig:  # more lines than n_sig is as malformed as fewer

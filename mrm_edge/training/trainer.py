@@ -43,7 +43,6 @@ class Trainer:
     def load_data(self) -> tuple[EcgDataset, EcgDataset, EcgDataset, LeadStandardizer]:
         cfg = self.cfg
         ds = load_dataset(cfg.dataset, cfg.data, task=cfg.task, sampling_rate=cfg.sampling_rate)
-        self.task = ds.task
         train, val, test = ds.split(cfg.train_folds, cfg.val_folds, cfg.test_folds)
         if len(train) == 0 or len(val) == 0:
             raise ValueError(

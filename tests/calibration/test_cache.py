@@ -83,13 +83,13 @@ def test_quantize_hits_the_cache_and_recovers_from_corruption(
     tiny: TinyModel, cset: CalibrationSet, ptbxl_root: Path, tmp_path: Path
 ) -> None:
     cache_dir = tmp_path / "cache"
-    first = quantize_int8(
+    first, _ = quantize_int8(
         tiny.onnx, tmp_path / "a.onnx", cset, QuantizeOptions(cache_dir=cache_dir)
     )
     assert not first.ranges_cached and first.cache_file is not None
     assert Path(first.cache_file).is_file()
 
-    second = quantize_int8(
+    second, _ = quantize_int8(
         tiny.onnx, tmp_path / "b.onnx", cset, QuantizeOptions(cache_dir=cache_dir)
     )
     assert second.ranges_cached and second.cache_key == first.cache_key
@@ -100,7 +100,7 @@ def test_quantize_hits_the_cache_and_recovers_from_corruption(
 
     # Another calibration set is another key: calibrated afresh, not served stale.
     other = select_windows(ptbxl_pool(ptbxl_root), 48, seed=5)
-    third = quantize_int8(
+    third, _ = quantize_int8(
         tiny.onnx, tmp_path / "c.onnx", other, QuantizeOptions(cache_dir=cache_dir)
     )
     assert not third.ranges_cached and third.cache_key != first.cache_key
@@ -109,7 +109,7 @@ def test_quantize_hits_the_cache_and_recovers_from_corruption(
     # A damaged entry: warned about, recomputed, rewritten.
     Path(first.cache_file).write_text('{"format": 1, "key": "')
     with pytest.warns(CalibrationCacheWarning):
-        fourth = quantize_int8(
+        fourth, _ = quantize_int8(
             tiny.onnx, tmp_path / "d.onnx", cset, QuantizeOptions(cache_dir=cache_dir)
         )
     assert not fourth.ranges_cached

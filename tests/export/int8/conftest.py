@@ -37,11 +37,11 @@ def cache_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="package")
 def int8(tiny: TinyModel, cset, cache_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("int8") / "model.int8.onnx"
-    return quantize_int8(tiny.onnx, out, cset, QuantizeOptions(cache_dir=cache_dir))
+    return quantize_int8(tiny.onnx, out, cset, QuantizeOptions(cache_dir=cache_dir))[0]
 
 
 @pytest.fixture(scope="package")
 def int8_sym(tiny: TinyModel, cset, cache_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("int8-sym") / "model.int8-sym.onnx"
     sym = QuantizeOptions(activation_type="int8", cache_dir=cache_dir)
-    return quantize_int8(tiny.onnx, out, cset, sym)
+    return quantize_int8(tiny.onnx, out, cset, sym)[0]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from mrm_edge.export.int8.gate import Int8Options, build_int8
-from mrm_edge.export.int8.quantize import quantized_nodes
+from mrm_edge.export.int8.quantize import load_onnx, quantized_nodes
 
 from tests.calibration import LABELS, TinyModel
 
@@ -20,7 +20,7 @@ def test_gate_passes_and_reports_figures(tiny: TinyModel, cset, heldout, cache_d
     out = tmp_path / "model.int8.onnx"
     report = build_int8(tiny.onnx, out, cset, x, y, Int8Options(cache_dir=cache_dir))
     assert report.passed, report.message
-    assert report.path == out and out.is_file()
+    assert report.result.path == out and out.is_file()
     assert report.auc_fp32 > 0.7  # the tiny model is well above chance: the gate can bite
     assert report.auc_drop <= 0.005 and report.auc_drop == pytest.approx(
         report.auc_fp32 - report.auc_int8
@@ -58,8 +58,8 @@ def test_sensitivity_sweep_keeps_layers_float_and_reports_failure(
     )
     assert not report.passed
     # A model that failed its gate is not left where a runtime would load it.
-    assert not out.exists() and report.path == tmp_path / "model.int8.rejected.onnx"
-    assert report.path.is_file()
+    assert not out.exists() and report.result.path == tmp_path / "model.int8.rejected.onnx"
+    assert report.result.path.is_file()
     # The sweep scored every quantized layer, most sensitive first.
     sens = report.sensitivity
     assert len(sens) == 44 and "only this layer quantized" in report.sensitivity_metric
@@ -71,8 +71,8 @@ def test_sensitivity_sweep_keeps_layers_float_and_reports_failure(
     assert all("sensitivity sweep" in f["reason"] for f in report.float_layers)
     assert report.result.excluded_nodes == kept
     assert set(report.result.float_nodes) == set(kept)
-    assert not set(kept) & set(quantized_nodes(report.path))
-    assert len(quantized_nodes(report.path)) == 42
+    assert not set(kept) & set(quantized_nodes(load_onnx(report.result.path)))
+    assert len(quantized_nodes(load_onnx(report.result.path))) == 42
     assert report.initial["n_quantized"] == 44
     assert not report.passed
     assert re.search(r"fails the gate .*2 layer\(s\) kept in float", report.message)
@@ -100,5 +100,5 @@ def test_sensitivity_sweep_keeps_layers_float_and_reports_failure(
     )
     assert rescued.passed, rescued.message
     assert [f["node"] for f in rescued.float_layers] == kept[:1]
-    assert out.is_file() and not report.path.exists()  # the stale rejection is cleared
+    assert out.is_file() and not report.result.path.exists()  # the stale rejection is cleared
     assert "1 layer(s) kept in float" in rescued.message

@@ -69,7 +69,7 @@ def test_activations_are_uint8_by_default_int8_for_tensorrt(
     zps = _activation_zero_points(int8.path)
     assert all(z.dtype == np.uint8 for z in zps)
     assert len({int(z) for z in zps}) > 1  # asymmetric: zero points follow the ranges
-    trt = quantize_int8(
+    trt, _ = quantize_int8(
         tiny.onnx,
         tmp_path / "trt.onnx",
         cset,
@@ -117,16 +117,17 @@ def _ort_optimized_ops(path: Path, tmp_path: Path) -> Counter:
 
 def test_default_quantizes_the_ops_carrying_activations(int8, tiny, cset, cache_dir, tmp_path):
     """Add / MaxPool / Concat get Q/DQ by default, so ORT keeps their tensors uint8 (the
-    INT8 speed-up on the shipped model depends on it); COMPUTE_OP_TYPES is the narrow export."""
-    from mrm_edge.export.int8.placement import COMPUTE_OP_TYPES, DEFAULT_OP_TYPES
+    INT8 speed-up on the shipped model depends on it); QUANTIZED_OP_TYPES is the narrow export."""
+    from mrm_edge.calibration.ranges import QUANTIZED_OP_TYPES
+    from mrm_edge.export.int8.placement import DEFAULT_OP_TYPES
 
     assert {"Add", "MaxPool", "Concat"} <= set(DEFAULT_OP_TYPES)
     assert int8.range_params["op_types"] == sorted(DEFAULT_OP_TYPES)
-    narrow = quantize_int8(
+    narrow, _ = quantize_int8(
         tiny.onnx,
         tmp_path / "narrow.onnx",
         cset,
-        QuantizeOptions(cache_dir=cache_dir, op_types=COMPUTE_OP_TYPES),
+        QuantizeOptions(cache_dir=cache_dir, op_types=QUANTIZED_OP_TYPES),
     )
     assert narrow.cache_key != int8.cache_key  # the op types are calibrated: part of the key
     assert sorted(narrow.quantized_nodes) == sorted(int8.quantized_nodes)
