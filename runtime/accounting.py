@@ -109,10 +109,10 @@ class Accounting:
                 latency = (self.clock() - w.ready_time) * 1e3
                 result, events = self.post.classified(w, probs, latency, item.segment)
                 self.tally.classified(w.stream_id, latency, result.alarms)
-                self.sinks.window(result)
+                self.sinks.deliver("window", result)
                 for ev in events:
                     self.tally.alarm(w.stream_id, ev.state, result.alarms)
-                    self.sinks.alarm(ev)
+                    self.sinks.deliver("alarm", ev)
         self._done([item])
 
     def failed(self, item: InFlight, reason: str) -> None:
@@ -128,7 +128,7 @@ class Accounting:
             latency = (self.clock() - w.ready_time) * 1e3
             result = self.post.rejected(w, latency, segment, reason)
             self.tally.rejected(w.stream_id, result.reason_kinds, result.alarms)
-            self.sinks.window(result)
+            self.sinks.deliver("window", result)
 
     def resynchronised(self, resync: Resync, segment: int) -> None:
         """A stream's jump over the resync limit: its given-up windows count as rejected
@@ -140,7 +140,7 @@ class Accounting:
                 return
             alarms = self.post.stream(sid, segment).active()
             self.tally.rejected(sid, ("resync",), alarms, n=resync.windows)
-            self.sinks.stream(StreamEvent(sid, "resync", resync.reason, segment))
+            self.sinks.deliver("stream", StreamEvent(sid, "resync", resync.reason, segment))
 
     def dropped(self, items: list[InFlight], cause: str) -> None:
         with self._emit_lock:
@@ -148,7 +148,8 @@ class Accounting:
                 w = it.window
                 self.tally.dropped(w.stream_id, cause)
                 if not self._closed:
-                    self.sinks.dropped(
+                    self.sinks.deliver(
+                        "dropped",
                         DroppedWindow(
                             w.stream_id,
                             w.start,
@@ -156,7 +157,7 @@ class Accounting:
                             w.data.shape[0],
                             cause,
                             it.segment,
-                        )
+                        ),
                     )
         self._done(items)
 
@@ -165,19 +166,19 @@ class Accounting:
     def stream_event(self, event: StreamEvent) -> None:
         with self._emit_lock:
             if not self._closed:
-                self.sinks.stream(event)
+                self.sinks.deliver("stream", event)
 
     def source_problem(self, event: SourceProblem) -> None:
         self.tally.source_problem(event.kind)
         with self._emit_lock:
             if not self._closed:
-                self.sinks.source_problem(event)
+                self.sinks.deliver("source_problem", event)
 
     def backend_switch(self, switch: BackendSwitch) -> None:
         event = self.tally.backend_switch(switch)
         with self._emit_lock:
             if not self._closed:
-                self.sinks.backend_switch(event)
+                self.sinks.deliver("backend_switch", event)
 
     # ------------------------------------------------------------------ stream ends
 
@@ -221,7 +222,7 @@ class Accounting:
                 return
             for ev in self.post.end_stream(sid, end.at, end.rate, segment, end.cause):
                 self.tally.alarm(sid, ev.state, ())
-                self.sinks.alarm(ev)
+                self.sinks.deliver("alarm", ev)
             if end.reason != "failed":
                 self.tally.stream_ended(sid, end.reason)
-                self.sinks.stream(StreamEvent(sid, "end", end.reason, segment))
+                self.sinks.deliver("stream", StreamEvent(sid, "end", end.reason, segment))

@@ -17,14 +17,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mrm_edge.runtime.sinks.base import BackendSwitch, DroppedWindow, RunInfo, Sink, StreamEvent
+from mrm_edge.runtime.sinks.base import RunInfo, Sink
 
 from mrm_edge.errors import first_line
 
 if TYPE_CHECKING:
-    from mrm_edge.runtime.postprocess import AlarmEvent, WindowResult
     from mrm_edge.runtime.sinks.summary import Summary
-    from mrm_edge.runtime.sources.base import Chunk, SourceProblem
+    from mrm_edge.runtime.sources.base import Chunk
 
 
 LOSSLESS_QUEUE = 65_536
@@ -40,15 +39,11 @@ _SKIPPABLE = frozenset({"window", "waveform"})  # what a lossy sink may lose
 class SinkQueueStats:
     """One sink's delivery counters."""
 
-    sink: str
-    delivery: str
     delivered: int
     queued: int
     max_queued: int
     overflow: int
     """Records discarded because the (lossy) queue was full."""
-    waited_s: float
-    """Time producers waited for room (lossless queues only)."""
 
 
 class _SinkWorker:
@@ -68,7 +63,6 @@ class _SinkWorker:
         self.delivered = 0
         self.max_queued = 0
         self.overflow = 0
-        self.waited_s = 0.0
         self._thread = threading.Thread(target=self._loop, name=f"sink-{self.name}", daemon=True)
 
     def start(self) -> None:
@@ -83,10 +77,8 @@ class _SinkWorker:
                     if not self._make_room(kind):
                         return
                 else:
-                    began = time.monotonic()
                     while len(self._queue) >= self.capacity and not self._closing:
                         self._cond.wait(0.1)
-                    self.waited_s += time.monotonic() - began
             self._queue.append((kind, record))
             self.max_queued = max(self.max_queued, len(self._queue))
             self._cond.notify_all()
@@ -133,18 +125,10 @@ class _SinkWorker:
 
     def stats(self) -> SinkQueueStats:
         with self._cond:
-            return SinkQueueStats(
-                self.name,
-                "lossy" if self.lossy else "lossless",
-                self.delivered,
-                len(self._queue),
-                self.max_queued,
-                self.overflow,
-                self.waited_s,
-            )
+            return SinkQueueStats(self.delivered, len(self._queue), self.max_queued, self.overflow)
 
 
-class SinkFanout(Sink):
+class SinkFanout:
     """Every record to every sink of ``sinks`` (see the module docstring)."""
 
     def __init__(self, sinks: Sequence[Sink], on_error: Callable[[str], None]) -> None:
@@ -156,10 +140,6 @@ class SinkFanout(Sink):
         self._early_notices: list[str] = []  # raised while the sinks were opening
         self._lock = threading.Lock()
         self._closed = False
-
-    def _each(self, kind: str, record: Any) -> None:
-        for worker in self._workers:
-            worker.put(kind, record)
 
     def open(self, info: RunInfo) -> None:
         opened: list[Sink] = []
@@ -180,7 +160,7 @@ class SinkFanout(Sink):
         with self._lock:
             early, self._early_notices = self._early_notices, []
         for text in early:
-            self._each("notice", text)
+            self.deliver("notice", text)
 
     @property
     def wants_waveform(self) -> bool:
@@ -191,30 +171,17 @@ class SinkFanout(Sink):
         for worker in self._waveform:
             worker.put("waveform", chunk)
 
-    def window(self, result: WindowResult) -> None:
-        self._each("window", result)
-
-    def alarm(self, event: AlarmEvent) -> None:
-        self._each("alarm", event)
-
-    def dropped(self, record: DroppedWindow) -> None:
-        self._each("dropped", record)
-
-    def stream(self, event: StreamEvent) -> None:
-        self._each("stream", event)
-
-    def backend_switch(self, event: BackendSwitch) -> None:
-        self._each("backend_switch", event)
-
-    def source_problem(self, event: SourceProblem) -> None:
-        self._each("source_problem", event)
+    def deliver(self, kind: str, record: Any) -> None:
+        """``record`` to the ``Sink`` method ``kind`` ("window", "alarm", ...) of every sink."""
+        for worker in self._workers:
+            worker.put(kind, record)
 
     def notice(self, text: str) -> None:
         with self._lock:
             if not self._workers:  # a sink's open() raised it: deliver once all are open
                 self._early_notices.append(text)
                 return
-        self._each("notice", text)
+        self.deliver("notice", text)
 
     def stats(self) -> list[SinkQueueStats]:
         """Each sink's delivery counters (any thread)."""

@@ -55,7 +55,7 @@ def _alarm(i: int) -> AlarmEvent:
 def _feed(fanout: SinkFanout, n: int) -> float:
     began = time.monotonic()
     for i in range(n):
-        fanout.window(ok_result(start=i * 100))
+        fanout.deliver("window", ok_result(start=i * 100))
     return time.monotonic() - began
 
 
@@ -82,9 +82,9 @@ def test_a_lossless_sink_gets_every_record_in_order_even_when_its_queue_fills():
     fanout = SinkFanout([log], on_error=pytest.fail)
     fanout.open(info())
     for i in range(100):
-        fanout.window(ok_result(start=i * 100))
+        fanout.deliver("window", ok_result(start=i * 100))
         if i % 10 == 0:
-            fanout.alarm(_alarm(i))
+            fanout.deliver("alarm", _alarm(i))
     fanout.close(None)
     starts = [r.start for k, r in log.got if k == "window"]
     assert starts == [i * 100 for i in range(100)]
@@ -99,10 +99,10 @@ def test_a_lossy_sink_skips_windows_counted_and_never_state_changes():
     fanout = SinkFanout([display], on_error=pytest.fail)
     fanout.open(info())
     for i in range(100):
-        fanout.window(ok_result(start=i * 100))
+        fanout.deliver("window", ok_result(start=i * 100))
         if i % 25 == 0:
-            fanout.alarm(_alarm(i))
-            fanout.stream(StreamEvent(f"s{i}", "start"))
+            fanout.deliver("alarm", _alarm(i))
+            fanout.deliver("stream", StreamEvent(f"s{i}", "start"))
     fanout.close(None)
     stats = fanout.stats()[0]
     windows = [r for k, r in display.got if k == "window"]
@@ -248,8 +248,8 @@ def test_notices_reach_every_sink_even_from_open_and_never_wait() -> None:
     noisy, listener = Noisy(capacity=1), Listener()
     fanout = SinkFanout([noisy, listener], on_error=lambda message: None)
     fanout.open(replace(info(), notify=fanout.notice))
-    fanout.window(ok_result(start=0))  # taken by the stuck thread
-    fanout.window(ok_result(start=100))  # fills its queue
+    fanout.deliver("window", ok_result(start=0))  # taken by the stuck thread
+    fanout.deliver("window", ok_result(start=100))  # fills its queue
     began = time.monotonic()
     fanout.notice("still full")  # must not wait for the stuck sink
     waited = time.monotonic() - began
