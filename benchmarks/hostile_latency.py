@@ -130,7 +130,7 @@ def one_round(devices: int, hostile: bool, seconds: float, hop_s: float) -> dict
     with open_monitor(model, src, MonitorConfig(hop_s=hop_s), backend, sinks=[Recorder()]) as mon:
         runner = threading.Thread(target=mon.run)
         runner.start()
-        while not mon.backend.is_active:  # the session is built before the devices start
+        while not mon.chain.backend.is_active:  # the session is built before the devices start
             time.sleep(0.05)
         n_good = devices - 1 if hostile else devices
         ours, theirs = mp.Pipe()

@@ -147,7 +147,8 @@ def _realtime(tls: ssl.SSLContext | None, device: TlsFiles | None, n: int, secon
         runner.start()
         proc = _start_devices(src.port, device, n, seconds, fs, 1.0)
         proc.join(timeout=seconds + 120)
-        while sum(mon.windows_produced.values()) < n * (int((seconds - 10) // hop_s) + 1):
+        produced = mon.accounting.windows_produced  # counted live by the running monitor
+        while sum(produced.values()) < n * (int((seconds - 10) // hop_s) + 1):
             if time.monotonic() - t0 > seconds + 120:
                 break
             time.sleep(0.1)

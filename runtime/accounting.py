@@ -14,8 +14,9 @@ Latency is window-complete-to-result (``Window.ready_time`` → delivery to the 
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +25,7 @@ from mrm_edge.runtime.sinks.base import BackendSwitch, DroppedWindow, RunInfo, S
 from mrm_edge.runtime.sinks.fanout import SinkFanout
 from mrm_edge.runtime.sinks.summary import Summary, Tally
 from mrm_edge.runtime.sources.base import SourceProblem
-from mrm_edge.runtime.stream.preprocess import Resync, Window
+from mrm_edge.runtime.stream.preprocess import Resync, StreamPreprocessor, Window
 
 
 @dataclass(frozen=True)
@@ -51,19 +52,12 @@ class _Ending:
 
 class Accounting:
     """Outcomes of windows and streams, delivered once each (see the module docstring).
-    ``clock`` is the preprocessors' ``ready_time`` clock. Thread-safe."""
+    Thread-safe."""
 
-    def __init__(
-        self,
-        post: Postprocessor,
-        tally: Tally,
-        sinks: SinkFanout,
-        clock: Callable[[], float],
-    ) -> None:
+    def __init__(self, post: Postprocessor, tally: Tally, sinks: SinkFanout) -> None:
         self.post = post
         self.tally = tally
         self.sinks = sinks
-        self.clock = clock
         self.windows_produced: Counter[str] = Counter()
         """Windows each stream's preprocessors produced (the accounting's ground truth)."""
         self._track_lock = threading.Lock()
@@ -106,7 +100,7 @@ class Accounting:
         w = item.window
         with self._emit_lock:
             if not self._closed:
-                latency = (self.clock() - w.ready_time) * 1e3
+                latency = (time.monotonic() - w.ready_time) * 1e3
                 result, events = self.post.classified(w, probs, latency, item.segment)
                 self.tally.classified(w.stream_id, latency, result.alarms)
                 self.sinks.deliver("window", result)
@@ -125,7 +119,7 @@ class Accounting:
         with self._emit_lock:
             if self._closed:
                 return
-            latency = (self.clock() - w.ready_time) * 1e3
+            latency = (time.monotonic() - w.ready_time) * 1e3
             result = self.post.rejected(w, latency, segment, reason)
             self.tally.rejected(w.stream_id, result.reason_kinds, result.alarms)
             self.sinks.deliver("window", result)
@@ -183,11 +177,12 @@ class Accounting:
     # ------------------------------------------------------------------ stream ends
 
     def mark_ending(
-        self, sid: str, segment: int, at: int, rate: int, reason: str, cause: str
+        self, sid: str, segment: int, pre: StreamPreprocessor, reason: str, cause: str
     ) -> None:
         """Record the stream's end; it is delivered once its in-flight windows are done."""
+        end = _Ending(pre.buffer.sample_count, pre.sampling_rate, reason, cause)
         with self._track_lock:
-            self._ending[(sid, segment)] = _Ending(at, rate, reason, cause)
+            self._ending[(sid, segment)] = end
         self.finish_ended()
 
     def finish_ended(self) -> None:

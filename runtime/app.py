@@ -54,10 +54,7 @@ class StopRequests:
 
 
 @contextlib.contextmanager
-def stop_on_signals(
-    monitor: Monitor | None = None,
-    signals: Sequence[int] = (signal.SIGINT, signal.SIGTERM),
-) -> Iterator[StopRequests]:
+def stop_on_signals(monitor: Monitor | None = None) -> Iterator[StopRequests]:
     """While inside, SIGINT/SIGTERM stop ``monitor`` (or the one given later to the yielded
     ``StopRequests.attach``) cleanly; see ``StopRequests``. Only the main thread can own
     signal handlers; elsewhere this installs none."""
@@ -71,7 +68,7 @@ def stop_on_signals(
     def handler(signum: int, frame: Any) -> None:
         stops.signal(signal.Signals(signum).name)
 
-    previous = {s: signal.signal(s, handler) for s in signals}
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield stops
     finally:
@@ -79,17 +76,15 @@ def stop_on_signals(
             signal.signal(s, h)
 
 
-def monitor_sink_names(
-    events_path: str | Path | None, ui: bool, extra: Sequence[str] = ()
-) -> list[str]:
+def monitor_sink_names(events_path: str | Path | None, ui: bool) -> list[str]:
     """The sinks ``mrm-edge monitor`` runs, in opening order: the report (first opened,
-    last closed), the event log if asked for, the live view if wanted, then ``extra``."""
+    last closed), the event log if asked for, the live view if wanted."""
     names = ["report"]
     if events_path is not None:
         names.append("jsonl")
     if ui:
         names.append("live")
-    return names + list(extra)
+    return names
 
 
 def build_sinks(names: Sequence[str], settings: SinkSettings) -> list[Sink]:

@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from mrm_edge.runtime.accounting import Accounting, InFlight
@@ -89,21 +88,19 @@ class Monitor:
         self.model = model
         self.source = source
         self.config = config
-        self.sinks: list[Sink] = list(sinks)
         self.backend_reason = backend_reason
         self.batcher: DynamicBatcher[InFlight] = DynamicBatcher(
             config.max_batch, config.max_delay_ms, config.max_queue, config.overload
         )
-        self.clock: Callable[[], float] = time.monotonic  # the preprocessors' ready_time clock
-        self.tally = Tally(self.clock, queue_depth=lambda: len(self.batcher))
+        self.tally = Tally(queue_depth=lambda: len(self.batcher))
         post = Postprocessor(
             model.labels,
             model.thresholds,
             config.postprocess,
             alarm_labels=model.card.alarm_findings,
         )
-        self.fanout = SinkFanout(self.sinks, self._fatal)
-        self.accounting = Accounting(post, self.tally, self.fanout, self.clock)
+        self.fanout = SinkFanout(sinks, self._fatal)
+        self.accounting = Accounting(post, self.tally, self.fanout)
         self.chain = BackendChain(
             backend, fallbacks, outputs=len(model.labels), on_switch=self.accounting.backend_switch
         )
@@ -125,16 +122,6 @@ class Monitor:
         self._discard = threading.Event()
         self._stopped_by: str | None = None
         self._ran = False
-
-    @property
-    def backend(self) -> Backend:
-        """The backend running now (a fallback after a switch)."""
-        return self.chain.backend
-
-    @property
-    def windows_produced(self) -> Counter[str]:
-        """Windows each stream's preprocessors produced (the accounting's ground truth)."""
-        return self.accounting.windows_produced
 
     # ================================================================== control
 
@@ -174,7 +161,7 @@ class Monitor:
             sampling_rate=self.model.sampling_rate,
             window_s=self.model.window_s,
             hop_s=float(self.config.hop_s),
-            backend=self.backend.describe(),
+            backend=self.chain.backend.describe(),
             backend_reason=self.backend_reason,
             source=self.source.describe(),
             knobs=self.knobs,
@@ -184,7 +171,7 @@ class Monitor:
         )
 
     def _run_threads(self) -> Summary:
-        started = self.tally.started = self.clock()  # elapsed counts from here
+        started = self.tally.started = time.monotonic()  # elapsed counts from here
         source_thread = threading.Thread(target=self._source_loop, name="monitor-source")
         worker = threading.Thread(target=self._worker_loop, name="monitor-inference")
         # Daemon threads: a source or backend that ignores every request to stop must not
@@ -194,7 +181,7 @@ class Monitor:
         source_thread.start()
         while source_thread.is_alive():
             duration_s = self.config.duration_s
-            if duration_s is not None and self.clock() - started >= duration_s:
+            if duration_s is not None and time.monotonic() - started >= duration_s:
                 self.stop("duration reached")
             if self._stop.is_set():
                 source_thread.join(_SOURCE_STOP_S)
@@ -214,7 +201,7 @@ class Monitor:
         self.tally.max_queue_depth = self.batcher.stats.max_depth
         return self.tally.summary(
             model=self.model.name,
-            backend=self.backend.describe(),
+            backend=self.chain.backend.describe(),
             backend_reason=self.backend_reason,
             source=self.source.describe(),
             stopped_by=self._stopped_by or "source ended",
@@ -229,10 +216,10 @@ class Monitor:
         abandon_at: float | None = None
         while worker.is_alive():
             if self._stop.is_set() and drain_until is None:
-                drain_until = self.clock() + _DRAIN_S
+                drain_until = time.monotonic() + _DRAIN_S
             if (
                 drain_until is not None
-                and self.clock() >= drain_until
+                and time.monotonic() >= drain_until
                 and not self._discard.is_set()
             ):
                 self.fanout.notice(
@@ -241,8 +228,8 @@ class Monitor:
                 )
                 self._discard.set()
             if self._discard.is_set() and abandon_at is None:
-                abandon_at = self.clock() + _WORKER_ABANDON_S
-            if abandon_at is not None and self.clock() >= abandon_at:
+                abandon_at = time.monotonic() + _WORKER_ABANDON_S
+            if abandon_at is not None and time.monotonic() >= abandon_at:
                 self.tally.error(f"inference did not finish within {_WORKER_ABANDON_S:g} s")
                 break
             worker.join(_POLL_S)
@@ -276,7 +263,7 @@ class Monitor:
         # end is reported once their queued windows have results.
         for sid in list(self._pre):
             pre = self._pre.pop(sid)
-            self._mark_ending(sid, self._segment[sid], pre, "stopped", "monitor stopped")
+            self.accounting.mark_ending(sid, self._segment[sid], pre, "stopped", "monitor stopped")
 
     def _chunk(self, chunk: Chunk) -> None:
         sid = chunk.stream_id
@@ -292,7 +279,6 @@ class Monitor:
                     self.model.card,
                     self.hop,
                     quality=self.config.quality,
-                    clock=self.clock,
                 )
             except (ValueError, TypeError) as e:
                 self._segment[sid] = segment
@@ -328,14 +314,14 @@ class Monitor:
             return  # never started, or already failed
         segment = self._segment[sid]
         self._dispatch(pre.finish(), segment)
-        self._mark_ending(sid, segment, pre, reason, "stream ended")
+        self.accounting.mark_ending(sid, segment, pre, reason, "stream ended")
 
     def _drop_stream(self, sid: str, error: str) -> None:
         """A stream whose data cannot be processed: fail it, keep the others going."""
         pre = self._pre.pop(sid)
         segment = self._segment[sid]
         self._fail_stream(sid, segment, error)
-        self._mark_ending(sid, segment, pre, "failed", "stream failed")
+        self.accounting.mark_ending(sid, segment, pre, "failed", "stream failed")
 
     def _fail_stream(self, sid: str, segment: int, error: str) -> None:
         self._failed.add((sid, segment))
@@ -357,13 +343,6 @@ class Monitor:
             if not offer.queued:
                 cause = "stopped before inference" if self.batcher.closed else "overload"
                 self.accounting.dropped([item], f"{cause} ({self.config.overload})")
-
-    def _mark_ending(
-        self, sid: str, segment: int, pre: StreamPreprocessor, reason: str, cause: str
-    ) -> None:
-        """Record the stream's end; it is delivered once its in-flight windows are done."""
-        at, rate = pre.buffer.sample_count, pre.sampling_rate
-        self.accounting.mark_ending(sid, segment, at, rate, reason, cause)
 
     # ================================================================== inference side
 

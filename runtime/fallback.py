@@ -65,7 +65,6 @@ class BackendChain:
         self.backend = backend
         """The backend running now (a fallback after a switch)."""
         self.fallbacks: deque[Backend | Candidate] = deque(fallbacks)
-        self.labels = [fallback_label(f) for f in self.fallbacks]
         self.outputs = outputs
         self.on_switch = on_switch
         self._chained = bool(self.fallbacks)  # rejection reasons then say none is left
@@ -202,7 +201,6 @@ class BackendChain:
             with contextlib.suppress(Exception):
                 current.deactivate()
             self.fallbacks.appendleft(current)  # first in line again at the next failure
-            self.labels = [fallback_label(f) for f in self.fallbacks]
         if home not in self._owned:
             self._owned.append(home)
         self.backend, self._no_backend = home, None

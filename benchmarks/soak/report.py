@@ -198,7 +198,7 @@ def window_figures(
     return {
         "expected_per_stream": per_stream,
         "expected": per_stream * streams,
-        "produced": sum(monitor.windows_produced.values()),
+        "produced": sum(monitor.accounting.windows_produced.values()),
         "classified": totals["classified"],
         "rejected": totals["rejected"],
         "rejected_by_reason": dict(sink.rejected_by_reason),

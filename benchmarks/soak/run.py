@@ -212,7 +212,7 @@ def _run_monitor(
     from mrm_edge.runtime.app import open_monitor, stop_on_signals
 
     with open_monitor(model, source, config, backend, precision, [sink]) as monitor:
-        log(f"backend {monitor.backend.describe()}: {monitor.backend_reason}")
+        log(f"backend {monitor.chain.backend.describe()}: {monitor.backend_reason}")
         t0 = time.monotonic()
         with stop_on_signals(monitor):
             summary = monitor.run()

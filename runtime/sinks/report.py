@@ -24,7 +24,6 @@ class ConsoleReport(Sink):
 
             console = Console()
         self.console = console
-        self._closed = False
 
     def open(self, info: RunInfo) -> None:
         print_ = self.console.print
@@ -42,8 +41,5 @@ class ConsoleReport(Sink):
         self.console.print(f"notice: {text}", markup=False, highlight=False, soft_wrap=True)
 
     def close(self, summary: Summary | None) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        if summary is not None:
+        if summary is not None:  # once: the fanout closes each sink once, later closes get None
             self.console.print(summary.render())

@@ -197,7 +197,6 @@ class Tally:
         self,
         clock: Callable[[], float] = time.monotonic,
         queue_depth: Callable[[], int] = lambda: 0,
-        seed: int = 0,
     ) -> None:
         self.clock = clock
         self.queue_depth = queue_depth
@@ -216,7 +215,7 @@ class Tally:
         self.errors: list[str] = []
         # Preallocated (1.6 MB): a list of Python floats would grow ~32 bytes per window up to
         # the reservoir's size, which a long soak sees as resident-memory creep.
-        self._latencies = Reservoir(RESERVOIR, random.Random(seed))
+        self._latencies = Reservoir(RESERVOIR, random.Random(0))
         self._recent: deque[tuple[float, float]] = deque()  # (time, latency ms), last 5 s
         self._lock = threading.Lock()
 
@@ -279,7 +278,7 @@ class Tally:
             self.backend_s += backend_s
             self.backend_errors += int(failed)
 
-    def source_problem(self, kind: str = "protocol") -> None:
+    def source_problem(self, kind: str) -> None:
         with self._lock:
             self.source_problems_by_kind[kind] += 1
 

@@ -34,18 +34,14 @@ class WebSink(StationState, Sink):
         super().__init__()
         self.server = StationServer(self, config)  # binds now: a busy port fails early
         self.console = console
-        self._closed = False
-
-    @property
-    def url(self) -> str:
-        return self.server.url
 
     def open(self, info: RunInfo) -> None:
         super().open(info)
         self.server.start()
         if self.console is not None:
             note = " (open it with ?token=<your token>)" if self.server.config.token else ""
-            self.console.print(f"[bold]central station[/bold] {self.url}{note}", highlight=False)
+            url = self.server.url
+            self.console.print(f"[bold]central station[/bold] {url}{note}", highlight=False)
 
     def waveform(self, chunk: Chunk) -> None:
         self.samples(chunk.stream_id, chunk.sample_rate, chunk.samples)
@@ -54,7 +50,4 @@ class WebSink(StationState, Sink):
         self.backend_switched(event.to_backend, event.reason)
 
     def close(self, summary: Summary | None) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self.server.stop()
+        self.server.stop()  # idempotent

@@ -87,7 +87,7 @@ def test_expected_windows_match_a_plain_monitor_run(onnx_model, fs, seconds, hop
     summary = mon.run()
     assert summary.errors == [] and sink.dropped_n == 0
     assert dict(sink.counts) == {sid: expected for sid in src.patients}
-    assert dict(mon.windows_produced) == dict(sink.counts)
+    assert dict(mon.accounting.windows_produced) == dict(sink.counts)
 
 
 # ====================================================================== the pieces

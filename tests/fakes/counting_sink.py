@@ -1,8 +1,8 @@
 """The trivial sink: counts the windows it is given and keeps the summary.
 
 What adding a sink takes: this one module (a :class:`Sink` built from ``SinkSettings``)
-plus one ``register_sink(name, factory)`` line; ``monitor_sink_names(extra=[name])`` and
-the monitor then reach it without another edit (tests/runtime/sinks/test_registry.py).
+plus one ``register_sink(name, factory)`` line; ``run_monitor(sinks=[..., name])`` then
+reaches it without another edit (tests/runtime/sinks/test_registry.py).
 """
 
 from __future__ import annotations

@@ -212,7 +212,7 @@ def test_good_devices_get_every_window_on_time_beside_a_hostile_one(
     for sid in GOOD:
         assert summary.per_stream[sid]["classified"] == 4, summary.per_stream[sid]
     # Every window accounted for, the hostile device's resync windows included.
-    assert summary.windows == sum(mon.windows_produced.values())
+    assert summary.windows == sum(mon.accounting.windows_produced.values())
     assert summary.windows == summary.classified + summary.rejected + summary.dropped
     assert summary.ok, summary.errors
     # Memory: the hostile stream adds at most its bounded state and chunk transients.

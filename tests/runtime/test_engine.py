@@ -70,7 +70,7 @@ def synthetic(n: int, seconds: float, fs: int = 500, seed: int = 0) -> dict[str,
 
 def assert_conserved(mon: Monitor, summary) -> None:
     """Every window produced is classified, rejected or dropped — once."""
-    produced = mon.windows_produced
+    produced = mon.accounting.windows_produced
     assert summary.windows == sum(produced.values())
     assert summary.windows == summary.classified + summary.rejected + summary.dropped
     for sid, n in produced.items():
@@ -186,7 +186,7 @@ def test_synthetic_patients_at_max_speed(small_model: DeployedModel, tmp_path: P
     assert summary.ok and summary.stopped_by == "source ended"
     assert_conserved(mon, summary)
     for sid, (x, fs) in recs.items():
-        assert mon.windows_produced[sid] == expected_windows(len(x), fs), sid
+        assert mon.accounting.windows_produced[sid] == expected_windows(len(x), fs), sid
     assert summary.classified == summary.windows and summary.rejected == summary.dropped == 0
     lines = parse(log)
     assert_log_matches(lines, summary)
@@ -257,7 +257,7 @@ def test_overload_drops_are_counted_and_logged(
     assert_log_matches(lines, summary)
     if policy == "drop-oldest":
         # Fresh data wins: the last windows (the queue's worth at the end) were classified.
-        last = (mon.windows_produced["syn-000"] - 1) * HOP
+        last = (mon.accounting.windows_produced["syn-000"] - 1) * HOP
         assert max(d["start"] for d in of_type(lines, "window")) == last
         assert min(d["start"] for d in of_type(lines, "dropped")) < last
 
@@ -309,7 +309,7 @@ def test_stop_mid_run_leaves_a_complete_log(
         assert causes <= {"overload (drop-oldest)", "stopped before inference"}
     ends = [d for d in of_type(lines, "stream") if d["event"] == "end"]
     assert {d["detail"] for d in ends} == {"stopped"}  # cut short, not finish()-ed
-    assert {d["stream"] for d in ends} == set(mon.windows_produced)
+    assert {d["stream"] for d in ends} == set(mon.accounting.windows_produced)
 
 
 def test_duration_stops_the_run(small_model: DeployedModel, tmp_path: Path) -> None:

@@ -39,7 +39,7 @@ def test_a_new_sink_is_one_class_and_one_registration(tmp_path: Path) -> None:
         make_model_dir(tmp_path / "m"),
         ArraySource(recs, speed=None),
         backend="onnxruntime",
-        sinks=app.monitor_sink_names(events_path=None, ui=False, extra=["count"]),
+        sinks=["report", "count"],
         console=Console(file=out, width=200),
     )
     (sink,) = built

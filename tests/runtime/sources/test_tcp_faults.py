@@ -251,7 +251,7 @@ class Run:
         assert summary.ok, summary.errors
         assert summary.dropped == 0
         windows = [d for d in self.lines() if d["type"] == "window"]
-        for sid, n in self.mon.windows_produced.items():  # exactly one result per window
+        for sid, n in self.mon.accounting.windows_produced.items():  # exactly one result per window
             assert sum(d["stream"] == sid for d in windows) == n, sid
         return windows
 
