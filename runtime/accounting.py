@@ -1,8 +1,6 @@
-"""Every window accounted for: each window a stream's preprocessor produces ends as exactly
-one of *classified*, *rejected* (quality, gap, or a backend that failed twice, with the
-reason) or *dropped* (overload, or still queued when a run is stopped without draining),
-each post-processed, counted per stream (``Tally``) and handed to the sinks, in that order
-and one at a time (one lock around the three, so a sink sees results in delivery order).
+"""Every window accounted for (docs/monitor.md#every-window-is-accounted-for): each one ends
+classified, rejected or dropped, post-processed, counted (``Tally``) and handed to the sinks
+under one lock, so a sink sees results in delivery order.
 
 A stream's end is final only once its last window has a result: ``mark_ending`` records it
 and it is delivered, with the alarms still on closed, when the stream's in-flight count

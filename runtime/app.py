@@ -1,11 +1,6 @@
 """The composition root of ``mrm-edge monitor``: model, backend chain, source and sinks put
-together around a ``Monitor`` (``open_monitor``, which the benchmarks use too), run with
-SIGINT/SIGTERM wired to a clean stop.
-
-Nothing here prints: what the command shows (which backend and why, the summary) is the
-``report`` sink's business and the live view the ``live`` sink's (sinks/registry.py), so a
-caller that wants other output names other sinks.
-"""
+together around a ``Monitor`` (``open_monitor``), run with SIGINT/SIGTERM wired to a clean
+stop. Nothing here prints: what the command shows is its sinks' business."""
 
 from __future__ import annotations
 

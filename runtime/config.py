@@ -1,11 +1,5 @@
-"""``MonitorConfig``: how a monitor runs, in one value. ``mrm-edge monitor``, the benchmarks
-and the tests make one and hand it to ``app.open_monitor`` (or a ``Monitor``); nothing
-passes these knobs one by one.
-
-Each knob is checked where it is used, with a one-line ValueError naming it: the hop and
-the duration by the Monitor, the batching knobs by the batcher, post-processing and quality
-by their configs.
-"""
+"""``MonitorConfig``: how a monitor runs, in one value. Each knob is checked where it is
+used, with a one-line ValueError naming it."""
 
 from __future__ import annotations
 
@@ -19,16 +13,9 @@ from mrm_edge.runtime.stream.quality import QualityConfig
 
 @dataclass(frozen=True)
 class MonitorConfig:
-    """The knobs of a monitor run (what each does: docs/monitor.md).
-
-    Attributes:
-        hop_s: seconds between consecutive window starts (a multiple of 1 / model rate).
-        max_batch, max_delay_ms, max_queue, overload: the batcher's knobs.
-        put_timeout_s: under ``overload="block"``, how long the source waits for room.
-        duration_s: stop after this many seconds of wall time (None: until the source ends).
-        postprocess: smoothing and alarm hysteresis.
-        quality: signal-quality thresholds for the preprocessors.
-    """
+    """The knobs of a monitor run (what each does: docs/monitor.md). ``put_timeout_s``: under
+    ``overload="block"``, how long the source waits for room; ``duration_s``: None runs until
+    the source ends."""
 
     hop_s: float = 1.0
     max_batch: int = 32

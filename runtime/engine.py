@@ -52,21 +52,10 @@ _DRAIN_S = 10.0
 
 
 class Monitor:
-    """Classify the live streams of ``source`` with ``backend`` (see the module docstring).
-
-    Args:
-        model: the deployed model (card: labels, thresholds, rate, window, leads).
-        backend: activated here if not active (and then deactivated at the end); an active
-            backend is left active for its owner.
-        source: yields Chunk / StreamEnd events.
-        config: hop, batching, duration, post-processing, quality (config.py; default
-            ``MonitorConfig()``); the monitor checks the hop and the duration, the batcher
-            its knobs.
-        sinks: receive windows, alarms, drops, stream events, and the summary at the end.
-        backend_reason: why this backend (reported to the sinks and in the summary).
-        fallbacks: where to move when ``backend`` fails a batch twice, in order
-            (fallback.py): inactive backends, or selection ``Candidate``s (built only when
-            needed). The monitor activates them and deactivates them at the end.
+    """Classify the live streams of ``source`` with ``backend`` into ``sinks`` (see the module
+    docstring); build one with ``app.open_monitor``. ``backend`` is activated here if not
+    active (and then deactivated at the end); an active one is left to its owner.
+    ``fallbacks``: where to move when it fails a batch twice, in order (fallback.py).
     """
 
     def __init__(

@@ -1,11 +1,6 @@
-"""What this machine offers the backends, probed once into one value that selection reads.
-
-:func:`probe_machine` reads them (imports, a provider list, one CUDA query, the CPU flags;
-no inference); tests hand in a made-up value instead (docs/cpu-runtimes.md).
-
-Where the facts describe a module that is not the installed one (a TensorRT / CUDA test
-double, for a GPU this machine lacks), the value carries that module too, so the backend that
-is chosen runs on what was described.
+"""What this machine offers the backends, probed once into one value that selection reads
+(tests hand in a made-up value). Where it describes a module that is not the installed one
+(a TensorRT / CUDA test double), it carries that module, so the chosen backend runs on it.
 """
 
 from __future__ import annotations

@@ -1,11 +1,6 @@
-"""The monitor's backend chain: retry once, then move to the next backend that starts.
-
-A batch that fails twice moves the run to the next of ``fallbacks`` (the options after the
-chosen one in the selection plan), where the *same* batch is re-run; each switch goes to
-``on_switch`` once (the monitor counts it and tells the sinks). A backend that can come back
-(it has ``reconnect_after_s`` and ``reachable()``, e.g. ``backends/triton.py``) is the
-chain's *home*, switched back to when it answers. The behaviour in full: docs/monitor.md
-(Fallback).
+"""The monitor's backend chain: retry once, then move to the next backend that starts and
+re-run the same batch there; a backend that can come back (it has ``reconnect_after_s`` and
+``reachable()``, e.g. Triton) is the chain's *home*. In full: docs/monitor.md (Fallback).
 """
 
 from __future__ import annotations
@@ -47,12 +42,9 @@ class BatchOutcome:
 
 
 class BackendChain:
-    """The backend running now and where to go when it fails (see the module docstring).
-
-    ``fallbacks`` are inactive backends or selection ``Candidate``s (built only when
-    needed); the chain activates them and ``release()`` deactivates every backend it
-    activated. ``on_switch`` hears of each switch (from the inference thread).
-    """
+    """The backend running now and where to go when it fails: ``fallbacks`` are inactive
+    backends or selection ``Candidate``s (built only when needed); ``release()`` deactivates
+    every backend the chain activated. ``on_switch`` hears of each switch."""
 
     def __init__(
         self,

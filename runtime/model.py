@@ -1,15 +1,7 @@
-"""A deployed model directory as the runtime sees it: the card plus the verified artifacts.
-
-``DeployedModel.load`` reads the card and checks every artifact before anything can run it:
-the file's SHA-256 against its sidecar (``mrm_edge.artifacts``), the sidecar's labels, rate
-and window against the card, and the graph's own input and output (read from the file when
-the ``onnx`` package is here, else from the sidecar). An artifact that fails is not an error
-for the directory: it is listed in ``refused`` with the reason, and selection says why it
-was not used. Whether an engine fits *this* GPU is decided at selection, and what a backend
-really outputs is checked there on one zero window (``selection.check_outputs``). The card
-must be the one the model was exported with (the sidecars' ``exported_card``); re-tuned
-thresholds and alarm labels pass only with ``accept_card_tuning``. The files: docs/export.md;
-what an edited directory gets: docs/threat-model.md (Model files). Torch-free.
+"""A deployed model directory as the runtime sees it: the card plus the artifacts verified
+before anything can run them; one that fails is listed in ``refused`` with the reason, not
+an error for the directory. The files: docs/export.md; what an edited directory gets:
+docs/threat-model.md (Model files). Torch-free.
 """
 
 from __future__ import annotations
@@ -135,13 +127,9 @@ class DeployedModel:
 
     @classmethod
     def load(cls, model_dir: str | Path, *, accept_card_tuning: bool = False) -> DeployedModel:
-        """Read ``model_dir``'s card and verify its artifacts.
-
-        ``accept_card_tuning`` accepts thresholds and alarm labels changed since export (see
-        the module docstring).
-        Raises ModelLoadError when the directory or its card is unusable, when the card is
-        not the exported one, or when nothing in it can run.
-        """
+        """Read ``model_dir``'s card and verify its artifacts; ``accept_card_tuning`` accepts
+        thresholds and alarm labels re-tuned since export. ModelLoadError when the directory
+        or its card is unusable, the card is not the exported one, or nothing can run."""
         directory = Path(model_dir)
         if not directory.is_dir():
             raise ModelLoadError(f"{directory}: no such model directory")
@@ -168,11 +156,8 @@ class DeployedModel:
         return model
 
     def _check_weights(self) -> None:
-        """Refuse weights that are corrupt or pickle; name pickle files that will not load.
-
-        Only the PyTorch backend reads the weights, so a bad weights file does not stop the
-        ONNX or TensorRT backends: it is listed in ``refused`` with the reason instead.
-        """
+        """Refuse corrupt or pickle weights (listed in ``refused``: only the PyTorch backend
+        reads them, so they stop no other); name pickle files that will not load."""
         path = self.directory / (self.card.weights.get("file") or WEIGHTS_FILE)
         if path.is_file():
             try:
@@ -186,14 +171,9 @@ class DeployedModel:
             )
 
     def _check_io(self, path: Path, sidecar: dict[str, Any]) -> str | None:
-        """Why the graph's input/output contradict the card, or None.
-
-        The graph itself is read when the ``onnx`` package is here (a sidecar can be
-        rewritten beside a swapped file); on an edge install without it, the shapes the
-        export recorded in the sidecar. An 8-lead graph fed 12 leads, or one with 5 outputs
-        for 4 labels, must not run; nor one whose label dimension is not a fixed number
-        (what it outputs could not be matched to the labels before running).
-        """
+        """Why the graph's input/output contradict the card, or None. The graph itself is read
+        when the ``onnx`` package is here (a sidecar can be rewritten beside a swapped file);
+        on an edge install without it, the shapes the export recorded in the sidecar."""
         try:
             io: Any = onnx_io(path)
         except ImportError:  # edge install without onnx: what the export recorded

@@ -1,8 +1,6 @@
-"""Where the runtime keeps what it may recompute but should not have to on every start: the
-OpenVINO compiled-model cache and ``auto``'s measured probe. One home for both.
-
-``$MRM_EDGE_CACHE_DIR`` when set (tests point it at a temporary directory), else
-``$XDG_CACHE_HOME/mrm-edge``, else ``~/.cache/mrm-edge`` (the XDG default)."""
+"""Where the runtime keeps what it may recompute but should not have to on every start (the
+OpenVINO compiled-model cache, ``auto``'s measured probe): ``$MRM_EDGE_CACHE_DIR``, else
+``$XDG_CACHE_HOME/mrm-edge``, else ``~/.cache/mrm-edge``."""
 
 from __future__ import annotations
 

@@ -1,14 +1,6 @@
-"""The ``Sink`` interface and the records a sink receives.
-
-``open`` is called once on the thread that starts the run; then each sink gets its records
-on a thread of its own, behind a bounded queue (``fanout.py``: a slow sink never slows the
-engine or the other sinks), one at a time and in delivery order: any mix of ``window`` /
-``alarm`` / ``dropped`` / ``stream`` / ``backend_switch`` / ``source_problem`` / ``notice``
-(and ``waveform`` for sinks that set ``wants_waveform``); then, once its queue is drained,
-``close`` once with the summary (sinks close in the reverse order of opening, so the first
-sink opened is the last one closed, as with nested ``with`` blocks). A sink therefore needs
-no lock of its own unless it has a thread of its own (LiveView does).
-"""
+"""The ``Sink`` interface and the records a sink receives. ``open`` once, then the records one
+at a time on the sink's own thread (``fanout.py``), then ``close`` once (in the reverse order
+of opening): a sink needs no lock unless it has a thread of its own (LiveView does)."""
 
 from __future__ import annotations
 

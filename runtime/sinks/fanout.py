@@ -1,11 +1,7 @@
-"""One run's sinks behind the ``Sink`` interface: each record goes to every sink, in order,
-each sink on its own thread behind its own bounded queue; what a full queue does
-(``Sink.delivery``), what a failing sink does and how close drains: docs/monitor.md#sink-delivery.
-
-Why a thread per sink: the engine delivers under its emit lock, from the source and
-inference threads. Were sinks called there, one slow sink (a stalled terminal, a disk that
-hangs, a browser server under load) would hold that lock and throttle the source thread and
-every other sink. Here a delivery is an append to each sink's queue."""
+"""One run's sinks: each record goes to every sink, in order, each sink on its own thread
+behind its own bounded queue (docs/monitor.md#sink-delivery). Why: the engine delivers under
+its emit lock, so a sink called there (a stalled terminal, a disk that hangs) would throttle
+the source thread and every other sink; here a delivery is an append to each queue."""
 
 from __future__ import annotations
 

@@ -1,13 +1,7 @@
-"""The event log (``--events``): one JSON object per line, each line written whole and at
-once. Its line types and fields: docs/monitor.md#event-log; never overwriting, whole lines
-and a full disk: docs/threat-model.md#disks.
-
-Each line is one ``write`` of the whole encoded line (repeated until all of it is
-written), and a write that fails part-way (ENOSPC) is truncated back to the end of the
-last whole line: killing the process loses nothing already written (a power cut can still
-lose what the OS had not yet synced; that would take an fsync per line), and a full disk
-costs records, never the file's validity. Every record after a failed one tries again;
-a failure again within ``QUIET_S`` of recovering is counted but not announced again."""
+"""The event log (``--events``): one JSON object per line (docs/monitor.md#event-log), each
+written whole or not at all, so a full disk costs records, never the file's validity
+(docs/threat-model.md#disks). No fsync per line: a power cut may lose what the OS had not
+synced."""
 
 from __future__ import annotations
 

@@ -1,11 +1,6 @@
-"""Counting what the monitor did: ``Tally`` during the run, ``Summary`` at its end.
-
-Every window a stream produces ends in exactly one of three bins (classified, rejected
-with a reason, dropped with a cause) and the Tally counts them per stream, so the
-summary's ``windows == classified + rejected + dropped`` holds by construction. Latency is
-window-complete-to-result (docs/monitor.md#event-log); its percentiles are over classified
-windows, from a uniform reservoir of ``RESERVOIR`` values in a long run, so memory stays
-bounded while the percentiles stay unbiased."""
+"""Counting what the monitor did: ``Tally`` during the run, ``Summary`` at its end. Latency
+percentiles are over classified windows, from a uniform reservoir of ``RESERVOIR`` values:
+bounded memory in a long run, unbiased percentiles."""
 
 from __future__ import annotations
 
@@ -187,11 +182,8 @@ def _alarm_policy(knobs: dict[str, Any]) -> str:
 
 
 class Tally:
-    """Thread-safe counters of one run (see the module docstring).
-
-    ``queue_depth`` reports the batcher's current depth; the engine sets ``started`` when
-    the run starts and ``max_queue_depth`` from the batcher at its end.
-    """
+    """Thread-safe counters of one run. The engine sets ``started`` when the run starts and
+    ``max_queue_depth`` from the batcher at its end; ``queue_depth`` reads the batcher's."""
 
     def __init__(
         self,

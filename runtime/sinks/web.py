@@ -1,10 +1,6 @@
-"""``WebSink``: feeds the central station (``runtime/web/``) and runs its server.
-
-It receives the raw chunks (``wants_waveform``) and decimates them for the strips on its own
-sink thread, so the source thread only appends a reference to a queue. A display: its
-delivery is ``lossy`` (behind, it skips windows and chunks, never alarms or stream events),
-and the server's per-client queues keep any browser from reaching back into the monitor.
-"""
+"""``WebSink``: feeds the central station (``runtime/web/``) and runs its server. A display:
+its delivery is ``lossy``; the raw chunks it takes for the strips are decimated on its own
+sink thread."""
 
 from __future__ import annotations
 
