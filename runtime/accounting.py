@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from mrm_edge.runtime.postprocess import Postprocessor
-from mrm_edge.runtime.sinks.base import BackendSwitch, DroppedWindow, RunInfo, StreamEvent
+from mrm_edge.runtime.sinks.base import BackendSwitch, DroppedWindow, StreamEvent
 from mrm_edge.runtime.sinks.fanout import SinkFanout
 from mrm_edge.runtime.sinks.summary import Summary, Tally
 from mrm_edge.runtime.sources.base import SourceProblem
@@ -66,13 +66,6 @@ class Accounting:
         self._closed = False
 
     # ------------------------------------------------------------------ sinks' lifetime
-
-    def open(self, info: RunInfo) -> None:
-        try:
-            self.sinks.open(info)
-        except BaseException:
-            self._closed = True
-            raise
 
     def close(self, summary: Summary | None) -> None:
         """Close the sinks once; their close errors join ``summary.errors``."""

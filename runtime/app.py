@@ -82,20 +82,6 @@ def monitor_sink_names(events_path: str | Path | None, ui: bool) -> list[str]:
     return names
 
 
-def build_sinks(names: Sequence[str], settings: SinkSettings) -> list[Sink]:
-    """The named sinks; if one fails to build, those already built are closed again."""
-    sinks: list[Sink] = []
-    try:
-        for name in names:
-            sinks.append(make_sink(name, settings))
-    except BaseException:
-        for sink in sinks:
-            with contextlib.suppress(Exception):
-                sink.close(None)
-        raise
-    return sinks
-
-
 @contextlib.contextmanager
 def open_monitor(
     model: DeployedModel,
@@ -181,7 +167,8 @@ def run_monitor(
         built: list[Sink] = []
         try:
             settings = SinkSettings(console, log, events_append=events_append, web=web)
-            built = build_sinks(names, settings)  # a bad event log path fails here
+            for name in names:  # a bad event log path fails here
+                built.append(make_sink(name, settings))
             with open_monitor(model, src, config, backend, precision, built) as monitor:
                 stops.attach(monitor)
                 return monitor.run()

@@ -133,7 +133,7 @@ class Monitor:
         self.chain.start()
         summary: Summary | None = None
         try:
-            self.accounting.open(self._run_info())
+            self.fanout.open(self._run_info())  # all or nothing: it closes what it opened
             summary = self._run_threads()
         finally:
             try:
