@@ -13,8 +13,6 @@ from typing import Literal
 import numpy as np
 from mrm_edge.runtime.stream.preprocess import Window
 
-from mrm_edge.card import default_alarm_labels
-
 
 @dataclass(frozen=True)
 class PostprocessConfig:
@@ -142,16 +140,13 @@ class StreamPostprocessor:
         labels: Sequence[str],
         thresholds: np.ndarray,
         config: PostprocessConfig,
-        segment: int = 0,
-        alarmable: np.ndarray | None = None,
+        segment: int,
+        alarmable: np.ndarray,
     ) -> None:
         self.stream_id = stream_id
         self.labels = tuple(labels)
         self.thresholds = np.asarray(thresholds, np.float64)
-        # Which labels may raise an alarm (the card's policy); all of them when not given.
-        self.alarmable = (
-            np.ones(len(self.labels), bool) if alarmable is None else np.asarray(alarmable, bool)
-        )
+        self.alarmable = np.asarray(alarmable, bool)  # which labels may alarm (the card's policy)
         self.off_level = np.maximum(self.thresholds - config.off_margin, 0.0)
         self.config = config
         self.segment = segment
@@ -241,22 +236,20 @@ class Postprocessor:
         labels: Sequence[str],
         thresholds: Mapping[str, float],
         config: PostprocessConfig | None = None,
-        alarm_labels: Sequence[str] | None = None,
+        *,
+        alarm_labels: Sequence[str],
     ) -> None:
         missing = [lab for lab in labels if lab not in thresholds]
         if missing:
             raise ValueError(f"Postprocessor: no threshold for label(s) {', '.join(missing)}")
         self.labels = tuple(labels)
-        if alarm_labels is None:
-            alarm_labels = default_alarm_labels(self.labels)
         unknown = [lab for lab in alarm_labels if lab not in self.labels]
         if unknown:
             raise ValueError(f"Postprocessor: alarm label(s) {', '.join(unknown)} not in labels")
         self.alarm_labels = tuple(lab for lab in self.labels if lab in alarm_labels)
         self._alarmable = np.array([lab in self.alarm_labels for lab in self.labels], bool)
         self.config = config or PostprocessConfig()
-        self.thresholds = {lab: float(thresholds[lab]) for lab in self.labels}
-        self._thresholds = np.array([self.thresholds[lab] for lab in self.labels])
+        self._thresholds = np.array([float(thresholds[lab]) for lab in self.labels])
         # Keyed by (stream, segment): a stream that restarts (same id after its end) starts
         # afresh, even while windows of its previous segment are still in flight.
         self._streams: dict[tuple[str, int], StreamPostprocessor] = {}

@@ -77,7 +77,12 @@ def test_a_bad_alarm_labels_field_is_one_line(value, message):
 
 
 def test_norm_above_threshold_is_no_finding_and_never_alarms():
-    post = Postprocessor(LABELS, THRESHOLDS, PostprocessConfig(smoothing=1, n_on=1))
+    post = Postprocessor(
+        LABELS,
+        THRESHOLDS,
+        PostprocessConfig(smoothing=1, n_on=1),
+        alarm_labels=default_alarm_labels(LABELS),
+    )
     p = np.array([0.05, 0.05, 0.05, 0.95, 0.05])
     for k in range(5):
         result, events = post.classified(_window(k * 100), p, 1.0)
@@ -87,7 +92,12 @@ def test_norm_above_threshold_is_no_finding_and_never_alarms():
 
 
 def test_an_alarm_label_above_threshold_alarms_and_is_a_finding():
-    post = Postprocessor(LABELS, THRESHOLDS, PostprocessConfig(smoothing=1, n_on=2))
+    post = Postprocessor(
+        LABELS,
+        THRESHOLDS,
+        PostprocessConfig(smoothing=1, n_on=2),
+        alarm_labels=default_alarm_labels(LABELS),
+    )
     p = np.array([0.05, 0.05, 0.7, 0.9, 0.5])
     post.classified(_window(0), p, 1.0)
     result, events = post.classified(_window(100), p, 1.0)
@@ -107,7 +117,12 @@ def test_a_card_may_make_norm_an_alarm_and_other_labels_silent():
 
 
 def test_the_event_log_writes_findings(tmp_path):
-    post = Postprocessor(LABELS, THRESHOLDS, PostprocessConfig(smoothing=1))
+    post = Postprocessor(
+        LABELS,
+        THRESHOLDS,
+        PostprocessConfig(smoothing=1),
+        alarm_labels=default_alarm_labels(LABELS),
+    )
     result, _ = post.classified(_window(0), np.array([0.05, 0.05, 0.05, 0.95, 0.05]), 1.0)
     out = tmp_path / "events.jsonl"
     sink = JsonlSink(out)

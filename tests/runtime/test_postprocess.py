@@ -40,7 +40,8 @@ def run(sp: StreamPostprocessor, p_a: list[float]) -> list[tuple[int, str]]:
 
 
 def stream(**cfg) -> StreamPostprocessor:
-    return StreamPostprocessor("s", LABELS, np.array([0.5, 0.5]), PostprocessConfig(**cfg))
+    config, alarmable = PostprocessConfig(**cfg), np.ones(2, bool)
+    return StreamPostprocessor("s", LABELS, np.array([0.5, 0.5]), config, 0, alarmable)
 
 
 def test_smoothing_is_the_mean_of_the_last_k_windows() -> None:
@@ -96,7 +97,9 @@ def test_bad_config_is_one_line(kw: dict, field: str) -> None:
 
 
 def test_postprocessor_results_thresholds_per_label_and_positive_after_smoothing() -> None:
-    post = Postprocessor(LABELS, {"A": 0.3, "B": 0.9}, PostprocessConfig(smoothing=2))
+    post = Postprocessor(
+        LABELS, {"A": 0.3, "B": 0.9}, PostprocessConfig(smoothing=2), alarm_labels=LABELS
+    )
     r1, _ = post.classified(window(0), np.array([0.35, 0.95]), 1.0)
     assert r1.positive == ("A", "B") and r1.ok and r1.end_s == 10.0
     r2, _ = post.classified(window(100), np.array([0.2, 0.95]), 1.0)
@@ -105,11 +108,13 @@ def test_postprocessor_results_thresholds_per_label_and_positive_after_smoothing
     assert r2.smoothed == pytest.approx({"A": 0.275, "B": 0.95})
     assert r2.positive == ("B",)
     with pytest.raises(ValueError, match="no threshold"):
-        Postprocessor(LABELS, {"A": 0.5})
+        Postprocessor(LABELS, {"A": 0.5}, alarm_labels=LABELS)
 
 
 def test_rejected_windows_do_not_update_smoothing_or_counters() -> None:
-    post = Postprocessor(LABELS, {"A": 0.5, "B": 0.5}, PostprocessConfig(smoothing=2, n_on=2))
+    post = Postprocessor(
+        LABELS, {"A": 0.5, "B": 0.5}, PostprocessConfig(smoothing=2, n_on=2), alarm_labels=LABELS
+    )
     flat = np.zeros((WINDOW, 12), np.float32)
     r, ev = post.classified(window(0), np.array([0.9, 0.0]), 1.0)
     assert ev == []
@@ -126,7 +131,7 @@ def test_rejected_windows_do_not_update_smoothing_or_counters() -> None:
 
 
 def test_backend_error_reason_overrides() -> None:
-    post = Postprocessor(LABELS, {"A": 0.5, "B": 0.5})
+    post = Postprocessor(LABELS, {"A": 0.5, "B": 0.5}, alarm_labels=LABELS)
     r = post.rejected(window(0), 2.0, reason="backend error: boom")
     assert (r.reason, r.reason_kinds, r.bad_leads) == (
         "backend error: boom",
@@ -136,7 +141,9 @@ def test_backend_error_reason_overrides() -> None:
 
 
 def test_stream_end_closes_open_alarms_and_forgets_state() -> None:
-    post = Postprocessor(LABELS, {"A": 0.5, "B": 0.5}, PostprocessConfig(smoothing=1, n_on=1))
+    post = Postprocessor(
+        LABELS, {"A": 0.5, "B": 0.5}, PostprocessConfig(smoothing=1, n_on=1), alarm_labels=LABELS
+    )
     _, ev = post.classified(window(0), np.array([0.9, 0.9]), 1.0)
     assert {e.label for e in ev} == {"A", "B"}
     closed = post.end_stream("s", 2000, RATE)
@@ -149,7 +156,9 @@ def test_stream_end_closes_open_alarms_and_forgets_state() -> None:
 
 
 def test_segments_are_independent() -> None:
-    post = Postprocessor(LABELS, {"A": 0.5, "B": 0.5}, PostprocessConfig(smoothing=1, n_on=1))
+    post = Postprocessor(
+        LABELS, {"A": 0.5, "B": 0.5}, PostprocessConfig(smoothing=1, n_on=1), alarm_labels=LABELS
+    )
     post.classified(window(0), np.array([0.9, 0.0]), 1.0, segment=0)
     r, ev = post.classified(window(0), np.array([0.1, 0.0]), 1.0, segment=1)
     assert ev == [] and r.alarms == () and r.segment == 1
