@@ -10,7 +10,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mrm_edge.runtime.sinks.base import RunInfo, Sink
@@ -31,17 +30,6 @@ CLOSE_TIMEOUT_S = 10.0
 _SKIPPABLE = frozenset({"window", "waveform"})  # what a lossy sink may lose
 
 
-@dataclass(frozen=True)
-class SinkQueueStats:
-    """One sink's delivery counters."""
-
-    delivered: int
-    queued: int
-    max_queued: int
-    overflow: int
-    """Records discarded because the (lossy) queue was full."""
-
-
 class _SinkWorker:
     """One sink's queue and thread (see the module docstring)."""
 
@@ -56,6 +44,8 @@ class _SinkWorker:
         self._queue: deque[tuple[str, Any]] = deque()
         self._cond = threading.Condition()
         self._closing = False
+        # Delivery counters: records delivered, the most queued at once, and those a full
+        # lossy queue discarded.
         self.delivered = 0
         self.max_queued = 0
         self.overflow = 0
@@ -119,10 +109,6 @@ class _SinkWorker:
         self._thread.join(max(0.0, deadline - time.monotonic()))
         return not self._thread.is_alive()
 
-    def stats(self) -> SinkQueueStats:
-        with self._cond:
-            return SinkQueueStats(self.delivered, len(self._queue), self.max_queued, self.overflow)
-
 
 class SinkFanout:
     """Every record to every sink of ``sinks`` (see the module docstring)."""
@@ -131,7 +117,7 @@ class SinkFanout:
         self.sinks: list[Sink] = list(sinks)
         self.on_error = on_error
         self.close_errors: list[str] = []
-        self._workers: list[_SinkWorker] = []
+        self.workers: list[_SinkWorker] = []
         self._waveform: list[_SinkWorker] = []
         self._early_notices: list[str] = []  # raised while the sinks were opening
         self._lock = threading.Lock()
@@ -149,9 +135,9 @@ class SinkFanout:
                     sink.close(None)
             self._closed = True
             raise
-        self._workers = [_SinkWorker(sink, self.on_error) for sink in self.sinks]
-        self._waveform = [w for w in self._workers if getattr(w.sink, "wants_waveform", False)]
-        for worker in self._workers:
+        self.workers = [_SinkWorker(sink, self.on_error) for sink in self.sinks]
+        self._waveform = [w for w in self.workers if getattr(w.sink, "wants_waveform", False)]
+        for worker in self.workers:
             worker.start()
         with self._lock:
             early, self._early_notices = self._early_notices, []
@@ -169,19 +155,15 @@ class SinkFanout:
 
     def deliver(self, kind: str, record: Any) -> None:
         """``record`` to the ``Sink`` method ``kind`` ("window", "alarm", ...) of every sink."""
-        for worker in self._workers:
+        for worker in self.workers:
             worker.put(kind, record)
 
     def notice(self, text: str) -> None:
         with self._lock:
-            if not self._workers:  # a sink's open() raised it: deliver once all are open
+            if not self.workers:  # a sink's open() raised it: deliver once all are open
                 self._early_notices.append(text)
                 return
         self.deliver("notice", text)
-
-    def stats(self) -> list[SinkQueueStats]:
-        """Each sink's delivery counters (any thread)."""
-        return [w.stats() for w in self._workers]
 
     def close(self, summary: Summary | None) -> None:
         """Flush every queue, then close every sink (last opened first); their errors land
@@ -191,14 +173,14 @@ class SinkFanout:
         self._closed = True
         deadline = time.monotonic() + CLOSE_TIMEOUT_S
         stuck: set[int] = set()
-        for worker in self._workers:  # each drains on its own thread, in parallel
+        for worker in self.workers:  # each drains on its own thread, in parallel
             worker.stop_taking()
-        for worker in self._workers:
+        for worker in self.workers:
             if not worker.finish(deadline):
                 stuck.add(id(worker.sink))
                 self.close_errors.append(
                     f"sink {worker.name} did not drain within {CLOSE_TIMEOUT_S:g} s "
-                    f"({worker.stats().queued} record(s) left)"
+                    f"({len(worker._queue)} record(s) left)"
                 )
         for sink in reversed(self.sinks):
             if id(sink) in stuck:
