@@ -27,11 +27,10 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Generic, Literal, TypeVar
+from typing import Generic, Literal, TypeVar, get_args
 
 T = TypeVar("T")
 OverloadPolicy = Literal["drop-oldest", "drop-newest", "block"]
-OVERLOAD_POLICIES: tuple[str, ...] = ("drop-oldest", "drop-newest", "block")
 
 
 @dataclass
@@ -98,9 +97,9 @@ class DynamicBatcher(Generic[T]):
             raise ValueError(
                 f"DynamicBatcher: max_delay_ms must be a number >= 0 ms, got {max_delay_ms!r}"
             )
-        if overload not in OVERLOAD_POLICIES:
+        if overload not in get_args(OverloadPolicy):
             raise ValueError(
-                f"DynamicBatcher: overload must be one of {', '.join(OVERLOAD_POLICIES)}, "
+                f"DynamicBatcher: overload must be one of {', '.join(get_args(OverloadPolicy))}, "
                 f"got {overload!r}"
             )
         self.max_batch = max_batch

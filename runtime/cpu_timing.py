@@ -44,7 +44,6 @@ class TimingSettings:
 
 @dataclass
 class TimingResult:
-    key: dict[str, Any]
     options: list[dict[str, Any]]
     measured_at: str
     path: Path | None = None
@@ -155,7 +154,7 @@ def time_cpu_options(
         try:
             doc = json.loads(path.read_text())
             if doc.get("key") == key:
-                return TimingResult(key, doc["options"], doc["measured_at"], path, cached=True)
+                return TimingResult(doc["options"], doc["measured_at"], path, cached=True)
         except (OSError, ValueError, KeyError):
             pass  # unreadable cache: measure again and overwrite it
     t0 = time.perf_counter()
@@ -190,7 +189,7 @@ def time_cpu_options(
         dp = float(np.abs(outputs[r["label"]] - outputs[reference]).max())
         r["max_abs_dp"], r["reference"] = dp, reference
         r["passed"] = r["gate"] is None or dp <= r["gate"]
-    result = TimingResult(key, rows, time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), path)
+    result = TimingResult(rows, time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), path)
     doc = {"key": key, "options": rows, "measured_at": result.measured_at}
     atomic_write_bytes(path, (json.dumps(doc, indent=2) + "\n").encode())
     return result

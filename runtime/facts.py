@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from mrm_edge.runtime.backends.openvino.capability import (
@@ -42,7 +42,6 @@ class MachineFacts:
     openvino: OpenVinoInfo
     bf16: tuple[bool, str]
     """Whether the CPU runs BF16 natively, and on what evidence (OpenVINO, CPU flags)."""
-    cpu_flags: frozenset[str] = field(default=frozenset())
     trt_modules: Mapping[str, Any] | None = None
     """The TensorRT modules described, by flavour, when not the installed ones (a test
     double); None: the backend imports the installed flavour."""
@@ -72,7 +71,6 @@ def probe_machine(trt: Any = None, cudart: Any = None) -> MachineFacts:
     gpu, gpu_reason = probe_gpu(0, cudart)
     providers, ort_reason = _ort_providers()
     openvino = probe_openvino()
-    flags = cpu_flags()
     caps = _openvino_capabilities(openvino) if openvino.available else None
     return MachineFacts(
         gpu=gpu,
@@ -81,8 +79,7 @@ def probe_machine(trt: Any = None, cudart: Any = None) -> MachineFacts:
         ort_providers=providers,
         ort_reason=ort_reason,
         openvino=openvino,
-        bf16=bf16_support(caps, flags),
-        cpu_flags=flags,
+        bf16=bf16_support(caps, cpu_flags()),
         trt_modules=modules,
         cudart=cudart,
     )

@@ -123,32 +123,31 @@ class LiveView(Sink):
             }
             switched = self._switched
         parts: list[Any] = []
-        if info is not None:
-            if switched is None:
-                # No "why" here: the report sink printed it once, just above this view.
-                parts.append(Text(f"{info.model} on {info.backend}", style="bold"))
-            else:  # the fallback now running, and loudly why
-                parts.append(Text(f"{info.model} on {switched.to_backend}", style="bold"))
-                parts.append(
-                    Text(
-                        f"switched from {switched.from_backend}: {switched.reason}",
-                        style="bold yellow",
-                    )
+        if switched is None:
+            # No "why" here: the report sink printed it once, just above this view.
+            parts.append(Text(f"{info.model} on {info.backend}", style="bold"))
+        else:  # the fallback now running, and loudly why
+            parts.append(Text(f"{info.model} on {switched.to_backend}", style="bold"))
+            parts.append(
+                Text(
+                    f"switched from {switched.from_backend}: {switched.reason}",
+                    style="bold yellow",
                 )
-            if info.stats is not None:
-                s = info.stats()
+            )
+        if info.stats is not None:
+            s = info.stats()
 
-                def ms(v: float | None) -> str:
-                    return "–" if v is None else f"{v:.0f} ms"
+            def ms(v: float | None) -> str:
+                return "–" if v is None else f"{v:.0f} ms"
 
-                parts.append(
-                    Text(
-                        f"{s.windows_per_s:.1f} windows/s · latency p50 {ms(s.latency_p50_ms)} "
-                        f"p99 {ms(s.latency_p99_ms)} · queue {s.queue_depth} · dropped "
-                        f"{s.dropped} · classified {s.classified} · rejected {s.rejected} · "
-                        f"{s.streams_live}/{s.streams} streams live · {s.elapsed_s:.0f} s"
-                    )
+            parts.append(
+                Text(
+                    f"{s.windows_per_s:.1f} windows/s · latency p50 {ms(s.latency_p50_ms)} "
+                    f"p99 {ms(s.latency_p99_ms)} · queue {s.queue_depth} · dropped "
+                    f"{s.dropped} · classified {s.classified} · rejected {s.rejected} · "
+                    f"{s.streams_live}/{s.streams} streams live · {s.elapsed_s:.0f} s"
                 )
+            )
         table = Table(box=None, padding=(0, 1), header_style="bold")
         for col in ("stream", "findings (smoothed)", "alarm", "signal", "state"):
             table.add_column(col, overflow="ellipsis", no_wrap=True)
