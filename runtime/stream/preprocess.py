@@ -97,9 +97,9 @@ class StreamPreprocessor:
 
     ``fs_in``: the source's rate (Hz); ``card_sampling_rate``, ``window`` (samples) and
     ``hop`` (samples, at the card's rate) come from the model card and the operator, and so
-    do ``lead_names`` (the chunks' columns). ``buffer_capacity``: model-rate samples kept
-    (default ``window + hop``; anything >= window + 1 works — chunks are fed to the buffer
-    in slices small enough that no window is evicted before it is cut).
+    do ``lead_names`` (the chunks' columns). The buffer keeps ``window + hop`` model-rate
+    samples: chunks are fed to it in slices small enough that no window is evicted before
+    it is cut.
     ``clock``: the time source for ``ready_time`` (injectable for tests).
 
     One preprocessor per stream, fed by one thread (it holds no lock); streams meet in the
@@ -116,7 +116,6 @@ class StreamPreprocessor:
         *,
         lead_names: Sequence[str] = LEADS,
         quality: QualityConfig | None = None,
-        buffer_capacity: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.stream_id = stream_id
@@ -125,15 +124,7 @@ class StreamPreprocessor:
         self.quality_config = quality or QualityConfig()
         self.resampler = StreamingResampler(fs_in, card_sampling_rate, self.n_leads)
         self.windower = Windower(stream_id, window, hop)
-        capacity = self.windower.window + self.windower.hop
-        if buffer_capacity is not None:
-            capacity = buffer_capacity
-        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity <= window:
-            raise ValueError(
-                f"StreamPreprocessor: buffer_capacity must be an integer > window ({window}), "
-                f"got {capacity!r}"
-            )
-        self.buffer = RingBuffer(capacity, self.n_leads)
+        self.buffer = RingBuffer(self.windower.window + self.windower.hop, self.n_leads)
         self.detector = GapDetector(self.resampler.fs_in)
         self.clock = clock
         self._finished = False
