@@ -6,7 +6,6 @@ command is ``mrm-edge send`` (cli/send.py), the behaviour and exit status: docs/
 from __future__ import annotations
 
 import contextlib
-import logging
 import socket
 import ssl
 import sys
@@ -20,9 +19,7 @@ import numpy as np
 from mrm_edge.runtime.sources.base import Pacer
 from mrm_edge.runtime.sources.framing import DEFAULT_INT16_GAIN, FrameEncoder, SampleFormat
 from mrm_edge.runtime.sources.tls import TlsFiles, client_context, client_failure
-from mrm_edge.runtime.sources.wfdb import find_records, read_records, unique_ids
-
-log = logging.getLogger("mrm_edge.runtime.sender")
+from mrm_edge.runtime.sources.wfdb import load_records
 
 CONNECT_TIMEOUT_S = 5.0
 SEND_TIMEOUT_S = 30.0  # a receiver that takes nothing for this long is treated as gone
@@ -193,22 +190,14 @@ def send_records(
         raise ValueError(f"port {port}, expected 1..65535")
     fmt = SampleFormat.parse(sample_format)
     secure = None if tls is None else _Tls(tls, client_context(tls), server_name or host)
-    records, skipped = find_records(paths, prefer_rate)
-    if skipped:
-        log.info("%d records skipped (one rate per PTB-XL ECG), e.g. %s", len(skipped), skipped[0])
-    loaded = read_records(records)
-    if stream_ids is None:
-        ids = unique_ids([name for name, _, _ in loaded])
-    elif len(stream_ids) != len(loaded):
-        raise ValueError(
-            f"{len(stream_ids)} stream ids for {len(loaded)} records, expected one each"
-        )
-    else:
-        ids = list(stream_ids)
+    loaded = load_records(paths, prefer_rate)
+    ids = list(stream_ids or [sid for sid, _, _, _ in loaded])
+    if len(ids) != len(loaded):
+        raise ValueError(f"{len(ids)} stream ids for {len(loaded)} records, expected one each")
     if len(set(ids)) != len(ids):
         raise ValueError(f"stream ids {ids} repeat; each device needs its own")
     devices = []
-    for sid, path, (_, x, fs) in zip(ids, records, loaded, strict=True):
+    for sid, (_, path, x, fs) in zip(ids, loaded, strict=True):
         enc = FrameEncoder(sid, fs, fmt, gain if fmt is SampleFormat.INT16 else None)
         devices.append(_Device(SendResult(sid, path), enc, x))
     if stop is None:
