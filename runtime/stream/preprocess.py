@@ -72,15 +72,6 @@ class Window:
     gap_reasons: tuple[str, ...] = field(default=())
 
     @property
-    def start_s(self) -> float:
-        """Seconds from the stream's first sample to this window's first sample."""
-        return self.start / self.sampling_rate
-
-    @property
-    def end_s(self) -> float:
-        return (self.start + self.data.shape[0]) / self.sampling_rate
-
-    @property
     def ok(self) -> bool:
         return self.status == "ok"
 

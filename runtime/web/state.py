@@ -61,7 +61,6 @@ class Bed:
     """One stream's display state (guarded by the StationState lock)."""
 
     bed: str
-    fs_in: int = 0
     decimator: DisplayDecimator | None = None
     ring: RingBuffer = field(default_factory=lambda: _strip_ring())
     """The decimated samples, by absolute index since the stream started."""
@@ -134,8 +133,8 @@ class StationState:
         """A raw chunk ``[n, 12]`` mV at ``fs`` Hz: decimated into the bed's ring."""
         with self._lock:
             bed = self._bed(sid)
-            if bed.decimator is None or bed.fs_in != fs:
-                bed.fs_in, bed.decimator = fs, DisplayDecimator(fs)
+            if bed.decimator is None or bed.decimator.fs_in != fs:
+                bed.decimator = DisplayDecimator(fs)
         with np.errstate(all="ignore"):  # NaN/Inf/1e38 samples are data: drawn as gaps
             out = bed.decimator.push(samples)  # the sink's thread only: no lock needed here
         if not len(out):
