@@ -169,26 +169,15 @@ class GapDetector:
     backwards jump (clock reset, replay): nothing is inserted or dropped, the timeline is
     re-anchored, and the check reports it so the caller can flag the discontinuity.
 
-    ``tolerance_s`` defaults to 1.5 sample periods: less than that is timestamp jitter, not
-    a lost sample. So a single lost sample is absorbed (its neighbours close up), yet
-    alignment never drifts by more than the tolerance: the next loss pushes the total over
-    it and all of it is counted. Sources with exact sample-clock timestamps may lower it to
-    half a period (then every lost sample counts); sources whose timestamps jitter more
-    (network arrival times) should raise it, in ms.
+    ``tolerance_s`` is 1.5 sample periods: less than that is timestamp jitter, not a lost
+    sample. So a single lost sample is absorbed (its neighbours close up), yet alignment
+    never drifts by more than the tolerance: the next loss pushes the total over it and all
+    of it is counted.
     """
 
-    def __init__(self, fs: int, tolerance_s: float | None = None) -> None:
+    def __init__(self, fs: int) -> None:
         self.fs = _int_at_least(fs, 1, "fs", "GapDetector")
-        if tolerance_s is None:
-            tolerance_s = 1.5 / self.fs
-        if not (isinstance(tolerance_s, (int, float)) and math.isfinite(tolerance_s)) or (
-            tolerance_s < 0.5 / self.fs
-        ):
-            raise ValueError(
-                f"GapDetector: tolerance_s must be a number >= half a sample period "
-                f"({0.5 / self.fs:g} s), got {tolerance_s!r}"
-            )
-        self.tolerance_s = float(tolerance_s)
+        self.tolerance_s = 1.5 / self.fs
         self._anchor: float | None = None
         self._accounted = 0
 
