@@ -40,24 +40,20 @@ class _Device:
     result: SendResult
     encoder: FrameEncoder
     samples: np.ndarray  # [n, 12] mV
+    chunk: int  # samples per DATA frame
     done: threading.Event = field(default_factory=threading.Event)
-
-
-def _chunk_len(chunk_seconds: float, rate: int) -> int:
-    return max(1, round(chunk_seconds * rate))
 
 
 def _play(
     write: Callable[[bytes], object],
     dev: _Device,
     speed: float | None,
-    chunk: int,
     loop: bool,
     stop: threading.Event,
 ) -> None:
     """HELLO, DATA paced like a device (a chunk goes out once it would have been
     acquired), END — also when stopped early, so the receiver sees a clean end."""
-    enc, x = dev.encoder, dev.samples
+    enc, x, chunk = dev.encoder, dev.samples, dev.chunk
     fs = enc.sample_rate
     pacer = Pacer(speed, stop)
     write(enc.hello())
@@ -84,16 +80,16 @@ class _Tls:
 
 
 def _send_tcp(
-    dev: _Device, host: str, port: int, speed: float | None, chunk: int, loop: bool,
+    dev: _Device, host: str, port: int, speed: float | None, loop: bool,
     stop: threading.Event, tls: _Tls | None = None,
 ) -> None:  # fmt: skip
     try:
         with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S) as raw:
             if tls is not None:
-                _send_tls(raw, tls, lambda write: _play(write, dev, speed, chunk, loop, stop))
+                _send_tls(raw, tls, lambda write: _play(write, dev, speed, loop, stop))
             else:
                 raw.settimeout(SEND_TIMEOUT_S)
-                _play(raw.sendall, dev, speed, chunk, loop, stop)
+                _play(raw.sendall, dev, speed, loop, stop)
                 raw.shutdown(socket.SHUT_WR)
     except ssl.SSLError as e:
         assert tls is not None
@@ -140,9 +136,8 @@ def _raise_alert(sock: ssl.SSLSocket) -> None:
 
 
 def _send_stream(
-    devices: list[_Device], out: BinaryIO, speed: float | None, chunk_seconds: float,
-    loop: bool, stop: threading.Event,
-) -> None:  # fmt: skip
+    devices: list[_Device], out: BinaryIO, speed: float | None, loop: bool, stop: threading.Event
+) -> None:
     def write(b: bytes) -> None:
         out.write(b)
         out.flush()  # a pipe reader must see each frame when it is due, not at 8 KiB
@@ -152,8 +147,7 @@ def _send_stream(
             dev.result.error = "not sent (stopped)"
             continue
         try:
-            chunk = _chunk_len(chunk_seconds, dev.encoder.sample_rate)
-            _play(write, dev, speed, chunk, loop, stop)
+            _play(write, dev, speed, loop, stop)
         except (BrokenPipeError, ValueError, OSError) as e:
             dev.result.error = f"output closed by the reader ({type(e).__name__})"
             stop.set()
@@ -199,17 +193,17 @@ def send_records(
     devices = []
     for sid, (_, path, x, fs) in zip(ids, loaded, strict=True):
         enc = FrameEncoder(sid, fs, fmt, gain if fmt is SampleFormat.INT16 else None)
-        devices.append(_Device(SendResult(sid, path), enc, x))
+        chunk = max(1, round(chunk_seconds * fs))
+        devices.append(_Device(SendResult(sid, path), enc, x, chunk))
     if stop is None:
         stop = threading.Event()
     if port is None:
         stream = out if out is not None else sys.stdout.buffer
-        _send_stream(devices, stream, speed, chunk_seconds, loop, stop)
+        _send_stream(devices, stream, speed, loop, stop)
         return [d.result for d in devices]
     threads = []
     for d in devices:
-        chunk = _chunk_len(chunk_seconds, d.encoder.sample_rate)
-        args = (d, host, port, speed, chunk, loop, stop, secure)
+        args = (d, host, port, speed, loop, stop, secure)
         name = f"send:{d.result.stream_id}"
         threads.append(threading.Thread(target=_send_tcp, args=args, name=name, daemon=True))
     for t in threads:
