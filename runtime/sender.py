@@ -165,14 +165,13 @@ def send_records(
     stream_ids: Sequence[str] | None = None,
     loop: bool = False,
     prefer_rate: int | None = None,
-    out: BinaryIO | None = None,
     stop: threading.Event | None = None,
     tls: TlsFiles | None = None,
     server_name: str | None = None,
 ) -> list[SendResult]:
     """Stream each record as one device; returns one :class:`SendResult` per record.
 
-    ``port`` None: write to ``out`` (default: standard output), records in sequence.
+    ``port`` None: write to standard output, records in sequence.
     Paths may be files, record stems or directories (as for the wfdb source). ``tls``:
     mutual TLS with these files, the monitor's certificate checked for ``server_name``
     (default ``host``). Raises DataError/ValueError for bad records, arguments or TLS
@@ -198,8 +197,7 @@ def send_records(
     if stop is None:
         stop = threading.Event()
     if port is None:
-        stream = out if out is not None else sys.stdout.buffer
-        _send_stream(devices, stream, speed, loop, stop)
+        _send_stream(devices, sys.stdout.buffer, speed, loop, stop)
         return [d.result for d in devices]
     threads = []
     for d in devices:

@@ -3,7 +3,6 @@ the subprocess runs are in tests/runtime/sources/test_tcp.py and test_stdin.py."
 
 from __future__ import annotations
 
-import io
 import threading
 import time
 from pathlib import Path
@@ -62,11 +61,12 @@ def test_paced_concurrent_devices_with_chosen_ids(two: list[Path]) -> None:
         np.testing.assert_array_equal(got.signal(sid), read_recording(path).signal.T)
 
 
-def test_stdout_mode_writes_one_session_per_record(two: list[Path]) -> None:
-    out = io.BytesIO()
-    results = send_records(two, port=None, speed=None, sample_format="int16", out=out)
+def test_stdout_mode_writes_one_session_per_record(
+    two: list[Path], capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    results = send_records(two, port=None, speed=None, sample_format="int16")
     assert [r.error for r in results] == [None, None]
-    events = FrameDecoder().feed(out.getvalue())
+    events = FrameDecoder().feed(capsysbinary.readouterr().out)
     hellos = [e for e in events if isinstance(e, Hello)]
     assert [h.stream_id for h in hellos] == ["00005_lr", "00006_lr"]
     assert hellos[0].gains == (1000.0,) * 12
