@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import numpy as np
 from mrm_edge.runtime.stream.buffer import GapDetector, RingBuffer
@@ -26,10 +26,6 @@ from mrm_edge.runtime.stream.resample import StreamingResampler
 from mrm_edge.runtime.stream.windower import Windower
 
 from mrm_edge.data.dataset import LEADS
-
-if TYPE_CHECKING:
-    from mrm_edge.card import ModelCard
-
 
 # Fill for missing input is fed to the resampler in pieces of this many seconds, so a long
 # outage never allocates a long array.
@@ -124,29 +120,6 @@ class StreamPreprocessor:
             -RESYNC_AFTER_WINDOWS * window * self.resampler.fs_in // card_sampling_rate
         )
         self._resyncs: list[Resync] = []
-
-    @classmethod
-    def from_card(
-        cls,
-        stream_id: str,
-        fs_in: int,
-        card: ModelCard,
-        hop: int,
-        *,
-        quality: QualityConfig | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> StreamPreprocessor:
-        """Rate, window and lead order from a ``ModelCard`` (``hop`` in samples at its rate)."""
-        return cls(
-            stream_id,
-            fs_in,
-            card.sampling_rate,
-            card.window_samples,
-            hop,
-            lead_names=card.leads,
-            quality=quality,
-            clock=clock,
-        )
 
     @property
     def sampling_rate(self) -> int:

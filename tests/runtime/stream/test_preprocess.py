@@ -6,7 +6,6 @@ import subprocess
 import sys
 from functools import cache
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -192,9 +191,8 @@ def test_model_batch_layout() -> None:
         to_model_batch([])
 
 
-def test_from_card_takes_rate_window_and_lead_order() -> None:
-    card = SimpleNamespace(sampling_rate=100, window_samples=1000, leads=list(LEADS))
-    pp = StreamPreprocessor.from_card("bed-3", 500, card, hop=100)
+def test_rate_window_and_lead_order() -> None:
+    pp = StreamPreprocessor("bed-3", 500, 100, 1000, 100, lead_names=list(LEADS))
     assert (pp.sampling_rate, pp.window, pp.hop, pp.lead_names) == (100, 1000, 100, LEADS)
     assert pp.resampler.fs_in == 500
 
