@@ -185,7 +185,6 @@ class WfdbReplaySource(ArraySource):
         if isinstance(paths, (str, Path)):
             paths = [paths]
         loaded = load_records(paths, min_seconds=min_seconds)
-        self.paths: dict[str, Path] = {sid: path for sid, path, _, _ in loaded}
         super().__init__(
             {sid: (x, fs) for sid, _, x, fs in loaded},
             chunk_seconds=chunk_seconds,

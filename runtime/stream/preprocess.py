@@ -130,10 +130,6 @@ class StreamPreprocessor:
     def window(self) -> int:
         return self.windower.window
 
-    @property
-    def hop(self) -> int:
-        return self.windower.hop
-
     def push(self, samples: np.ndarray, timestamp: float | None = None) -> list[Window]:
         """Feed ``samples`` ``[n, leads]`` mV at ``fs_in``; ``timestamp`` (s, source clock)
         is that of the first sample, or None when the chunk has none (its samples are

@@ -11,7 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from mrm_edge.runtime.sources.base import Chunk, StreamEnd
-from mrm_edge.runtime.sources.wfdb import WfdbReplaySource, find_records, unique_ids
+from mrm_edge.runtime.sources.wfdb import (
+    WfdbReplaySource,
+    find_records,
+    load_records,
+    unique_ids,
+)
 
 from mrm_edge.data.errors import DataError
 from mrm_edge.records import read_recording
@@ -108,7 +113,8 @@ def test_name_collisions_get_a_suffix(ptbxl_root: Path, tmp_path: Path) -> None:
             (tmp_path / d / f"00001_lr{ext}").symlink_to(src_dir / f"00001_lr{ext}")
     src = WfdbReplaySource(tmp_path, speed=None)
     assert list(src.recordings) == ["00001_lr", "00001_lr-2"]
-    assert src.paths["00001_lr-2"].parent.name == "b"
+    paths = {sid: path for sid, path, _, _ in load_records([tmp_path])}
+    assert paths["00001_lr-2"].parent.name == "b"
     assert unique_ids(["x", "x", "x-2", "y"]) == ["x", "x-2", "x-2-2", "y"]
 
 

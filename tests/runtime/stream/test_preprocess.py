@@ -193,7 +193,7 @@ def test_model_batch_layout() -> None:
 
 def test_rate_window_and_lead_order() -> None:
     pp = StreamPreprocessor("bed-3", 500, 100, 1000, 100, lead_names=list(LEADS))
-    assert (pp.sampling_rate, pp.window, pp.hop, pp.lead_names) == (100, 1000, 100, LEADS)
+    assert (pp.sampling_rate, pp.window, pp.windower.hop, pp.lead_names) == (100, 1000, 100, LEADS)
     assert pp.resampler.fs_in == 500
 
 
@@ -244,7 +244,7 @@ def test_a_jump_over_the_resync_limit_is_counted_not_cut_and_the_stream_goes_on(
     assert [w.start for w in after] == [first_kept + k * HOP for k in range(len(after))]
     assert len(after) == 3 and all(w.ok for w in after)  # past the filter's reach: clean
     assert pp.take_resyncs() == []
-    assert len(before) + resync.windows + len(after) == pp.windower.next_start // pp.hop
+    assert len(before) + resync.windows + len(after) == pp.windower.next_start // HOP
 
 
 def test_a_jump_under_the_resync_limit_is_filled_window_by_window() -> None:
