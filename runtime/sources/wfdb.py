@@ -176,14 +176,12 @@ class WfdbReplaySource(ArraySource):
 
     def __init__(
         self,
-        paths: str | Path | Iterable[str | Path],
+        paths: Iterable[str | Path],
         chunk_seconds: float | Sequence[float] = 0.2,
         speed: float | None = 1.0,
         loop: bool = False,
         min_seconds: float | None = None,
     ) -> None:
-        if isinstance(paths, (str, Path)):
-            paths = [paths]
         loaded = load_records(paths, min_seconds=min_seconds)
         super().__init__(
             {sid: (x, fs) for sid, _, x, fs in loaded},

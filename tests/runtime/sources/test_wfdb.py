@@ -111,7 +111,7 @@ def test_name_collisions_get_a_suffix(ptbxl_root: Path, tmp_path: Path) -> None:
         (tmp_path / d).mkdir()
         for ext in (".hea", ".dat"):
             (tmp_path / d / f"00001_lr{ext}").symlink_to(src_dir / f"00001_lr{ext}")
-    src = WfdbReplaySource(tmp_path, speed=None)
+    src = WfdbReplaySource([tmp_path], speed=None)
     assert list(src.recordings) == ["00001_lr", "00001_lr-2"]
     paths = {sid: path for sid, path, _, _ in load_records([tmp_path])}
     assert paths["00001_lr-2"].parent.name == "b"
@@ -140,4 +140,4 @@ def test_bad_records_fail_at_construction_naming_the_file(ptbxl_root: Path, tmp_
         assert needle in str(info.value) and "\n" not in str(info.value), str(info.value)
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no WFDB records"):
-        WfdbReplaySource(tmp_path / "empty")
+        WfdbReplaySource([tmp_path / "empty"])
