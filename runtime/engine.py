@@ -262,11 +262,14 @@ class Monitor:
             if (sid, segment - 1) in self._failed:
                 return  # a failed stream stays failed for the rest of the run
             try:
-                pre = StreamPreprocessor.from_card(
+                card = self.model.card
+                pre = StreamPreprocessor(
                     sid,
                     chunk.sample_rate,
-                    self.model.card,
+                    card.sampling_rate,
+                    card.window_samples,
                     self.hop,
+                    lead_names=card.leads,
                     quality=self.config.quality,
                 )
             except (ValueError, TypeError) as e:

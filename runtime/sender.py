@@ -6,7 +6,6 @@ command is ``mrm-edge send`` (cli/send.py), the behaviour and exit status: docs/
 from __future__ import annotations
 
 import contextlib
-import logging
 import socket
 import ssl
 import sys
@@ -20,9 +19,7 @@ import numpy as np
 from mrm_edge.runtime.sources.base import Pacer
 from mrm_edge.runtime.sources.framing import DEFAULT_INT16_GAIN, FrameEncoder, SampleFormat
 from mrm_edge.runtime.sources.tls import TlsFiles, client_context, client_failure
-from mrm_edge.runtime.sources.wfdb import find_records, read_records, unique_ids
-
-log = logging.getLogger("mrm_edge.runtime.sender")
+from mrm_edge.runtime.sources.wfdb import load_records
 
 CONNECT_TIMEOUT_S = 5.0
 SEND_TIMEOUT_S = 30.0  # a receiver that takes nothing for this long is treated as gone
@@ -43,24 +40,20 @@ class _Device:
     result: SendResult
     encoder: FrameEncoder
     samples: np.ndarray  # [n, 12] mV
+    chunk: int  # samples per DATA frame
     done: threading.Event = field(default_factory=threading.Event)
-
-
-def _chunk_len(chunk_seconds: float, rate: int) -> int:
-    return max(1, round(chunk_seconds * rate))
 
 
 def _play(
     write: Callable[[bytes], object],
     dev: _Device,
     speed: float | None,
-    chunk: int,
     loop: bool,
     stop: threading.Event,
 ) -> None:
     """HELLO, DATA paced like a device (a chunk goes out once it would have been
     acquired), END — also when stopped early, so the receiver sees a clean end."""
-    enc, x = dev.encoder, dev.samples
+    enc, x, chunk = dev.encoder, dev.samples, dev.chunk
     fs = enc.sample_rate
     pacer = Pacer(speed, stop)
     write(enc.hello())
@@ -87,16 +80,16 @@ class _Tls:
 
 
 def _send_tcp(
-    dev: _Device, host: str, port: int, speed: float | None, chunk: int, loop: bool,
+    dev: _Device, host: str, port: int, speed: float | None, loop: bool,
     stop: threading.Event, tls: _Tls | None = None,
 ) -> None:  # fmt: skip
     try:
         with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S) as raw:
             if tls is not None:
-                _send_tls(raw, tls, lambda write: _play(write, dev, speed, chunk, loop, stop))
+                _send_tls(raw, tls, lambda write: _play(write, dev, speed, loop, stop))
             else:
                 raw.settimeout(SEND_TIMEOUT_S)
-                _play(raw.sendall, dev, speed, chunk, loop, stop)
+                _play(raw.sendall, dev, speed, loop, stop)
                 raw.shutdown(socket.SHUT_WR)
     except ssl.SSLError as e:
         assert tls is not None
@@ -143,9 +136,8 @@ def _raise_alert(sock: ssl.SSLSocket) -> None:
 
 
 def _send_stream(
-    devices: list[_Device], out: BinaryIO, speed: float | None, chunk_seconds: float,
-    loop: bool, stop: threading.Event,
-) -> None:  # fmt: skip
+    devices: list[_Device], out: BinaryIO, speed: float | None, loop: bool, stop: threading.Event
+) -> None:
     def write(b: bytes) -> None:
         out.write(b)
         out.flush()  # a pipe reader must see each frame when it is due, not at 8 KiB
@@ -155,8 +147,7 @@ def _send_stream(
             dev.result.error = "not sent (stopped)"
             continue
         try:
-            chunk = _chunk_len(chunk_seconds, dev.encoder.sample_rate)
-            _play(write, dev, speed, chunk, loop, stop)
+            _play(write, dev, speed, loop, stop)
         except (BrokenPipeError, ValueError, OSError) as e:
             dev.result.error = f"output closed by the reader ({type(e).__name__})"
             stop.set()
@@ -174,14 +165,13 @@ def send_records(
     stream_ids: Sequence[str] | None = None,
     loop: bool = False,
     prefer_rate: int | None = None,
-    out: BinaryIO | None = None,
     stop: threading.Event | None = None,
     tls: TlsFiles | None = None,
     server_name: str | None = None,
 ) -> list[SendResult]:
     """Stream each record as one device; returns one :class:`SendResult` per record.
 
-    ``port`` None: write to ``out`` (default: standard output), records in sequence.
+    ``port`` None: write to standard output, records in sequence.
     Paths may be files, record stems or directories (as for the wfdb source). ``tls``:
     mutual TLS with these files, the monitor's certificate checked for ``server_name``
     (default ``host``). Raises DataError/ValueError for bad records, arguments or TLS
@@ -193,34 +183,25 @@ def send_records(
         raise ValueError(f"port {port}, expected 1..65535")
     fmt = SampleFormat.parse(sample_format)
     secure = None if tls is None else _Tls(tls, client_context(tls), server_name or host)
-    records, skipped = find_records(paths, prefer_rate)
-    if skipped:
-        log.info("%d records skipped (one rate per PTB-XL ECG), e.g. %s", len(skipped), skipped[0])
-    loaded = read_records(records)
-    if stream_ids is None:
-        ids = unique_ids([name for name, _, _ in loaded])
-    elif len(stream_ids) != len(loaded):
-        raise ValueError(
-            f"{len(stream_ids)} stream ids for {len(loaded)} records, expected one each"
-        )
-    else:
-        ids = list(stream_ids)
+    loaded = load_records(paths, prefer_rate)
+    ids = list(stream_ids or [sid for sid, _, _, _ in loaded])
+    if len(ids) != len(loaded):
+        raise ValueError(f"{len(ids)} stream ids for {len(loaded)} records, expected one each")
     if len(set(ids)) != len(ids):
         raise ValueError(f"stream ids {ids} repeat; each device needs its own")
     devices = []
-    for sid, path, (_, x, fs) in zip(ids, records, loaded, strict=True):
+    for sid, (_, path, x, fs) in zip(ids, loaded, strict=True):
         enc = FrameEncoder(sid, fs, fmt, gain if fmt is SampleFormat.INT16 else None)
-        devices.append(_Device(SendResult(sid, path), enc, x))
+        chunk = max(1, round(chunk_seconds * fs))
+        devices.append(_Device(SendResult(sid, path), enc, x, chunk))
     if stop is None:
         stop = threading.Event()
     if port is None:
-        stream = out if out is not None else sys.stdout.buffer
-        _send_stream(devices, stream, speed, chunk_seconds, loop, stop)
+        _send_stream(devices, sys.stdout.buffer, speed, loop, stop)
         return [d.result for d in devices]
     threads = []
     for d in devices:
-        chunk = _chunk_len(chunk_seconds, d.encoder.sample_rate)
-        args = (d, host, port, speed, chunk, loop, stop, secure)
+        args = (d, host, port, speed, loop, stop, secure)
         name = f"send:{d.result.stream_id}"
         threads.append(threading.Thread(target=_send_tcp, args=args, name=name, daemon=True))
     for t in threads:

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -128,7 +129,7 @@ def send(
         if (tls_cert, tls_key, tls_ca) != (None, None, None):
             if tls_cert is None or tls_key is None or tls_ca is None:
                 raise ValueError("mutual TLS needs all of --tls-cert, --tls-key and --tls-ca")
-            tls = TlsFiles.of(tls_cert, tls_key, tls_ca)
+            tls = TlsFiles(Path(tls_cert), Path(tls_key), Path(tls_ca))
             if stdout:
                 raise ValueError("--tls-* options need --port (TLS is for TCP connections)")
         results = send_records(

@@ -6,20 +6,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mrm_edge.runtime.sinks.base import BackendSwitch, RunInfo, Sink
+from mrm_edge.runtime.sinks.base import RunInfo, Sink
 from mrm_edge.runtime.web.state import StationState
 
 if TYPE_CHECKING:
     from mrm_edge.runtime.sinks.summary import Summary
-    from mrm_edge.runtime.sources.base import Chunk
     from mrm_edge.runtime.web.config import WebConfig
     from rich.console import Console
 
 
 class WebSink(StationState, Sink):
-    """The station's state, fed as a sink (``window``, ``alarm``, ``stream`` and ``notice``
-    are StationState's own), and its server while the run lasts at ``config``; the
-    address is printed on ``console`` at open (the token never is)."""
+    """The station's state, fed as a sink (``window``, ``alarm``, ``stream``, ``notice``,
+    ``waveform`` and ``backend_switch`` are StationState's own), and its server while the
+    run lasts at ``config``; the address is printed on ``console`` at open (the token never
+    is)."""
 
     delivery = "lossy"
     wants_waveform = True
@@ -38,12 +38,6 @@ class WebSink(StationState, Sink):
             note = " (open it with ?token=<your token>)" if self.server.config.token else ""
             url = self.server.url
             self.console.print(f"[bold]central station[/bold] {url}{note}", highlight=False)
-
-    def waveform(self, chunk: Chunk) -> None:
-        self.samples(chunk.stream_id, chunk.sample_rate, chunk.samples)
-
-    def backend_switch(self, event: BackendSwitch) -> None:
-        self.backend_switched(event.to_backend, event.reason)
 
     def close(self, summary: Summary | None) -> None:
         self.server.stop()  # idempotent

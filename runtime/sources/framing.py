@@ -49,20 +49,13 @@ class SampleFormat(IntEnum):
         return np.dtype("<i2" if self is SampleFormat.INT16 else "<f4")
 
     @classmethod
-    def parse(cls, value: str | int | SampleFormat) -> SampleFormat:
+    def parse(cls, value: str | SampleFormat) -> SampleFormat:
         if isinstance(value, SampleFormat):
             return value
-        if isinstance(value, str):
-            names = {"int16": cls.INT16, "float32": cls.FLOAT32}
-            if value.lower() in names:
-                return names[value.lower()]
-            raise ValueError(f"sample format {value!r}: expected float32 or int16")
-        try:
-            return cls(value)
-        except ValueError:
-            raise ValueError(
-                f"sample format {value!r}: expected 1 (int16) or 2 (float32)"
-            ) from None
+        names = {"int16": cls.INT16, "float32": cls.FLOAT32}
+        if value.lower() in names:
+            return names[value.lower()]
+        raise ValueError(f"sample format {value!r}: expected float32 or int16")
 
 
 class FramingError(DataError):
@@ -140,7 +133,7 @@ class FrameEncoder:
         self,
         stream_id: str,
         sample_rate: int,
-        sample_format: str | int | SampleFormat = "float32",
+        sample_format: str | SampleFormat = "float32",
         gains: float | Sequence[float] | None = None,
         first_index: int = 0,
     ) -> None:

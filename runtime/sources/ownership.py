@@ -70,9 +70,6 @@ class StreamOwners:
         self.allow_list = allow_list
         self._owner: dict[str, str] = {}
 
-    def owner(self, stream_id: str) -> str | None:
-        return self._owner.get(stream_id)
-
     def claim(self, stream_id: str, identity: str) -> str | None:
         """Record ``identity`` as the owner of ``stream_id`` if it may open it; returns why
         not (one line) otherwise, the owner left unchanged."""

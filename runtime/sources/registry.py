@@ -8,6 +8,7 @@ never imports wfdb. The kinds: docs/monitor.md#sources."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -78,31 +79,20 @@ def make_source(spec: str, options: SourceOptions | None = None) -> Source:
         raise ValueError(f"--source {spec!r}: {e}") from None
 
 
-def _synthetic() -> SourceFactory:
-    from mrm_edge.runtime.sources.synthetic import SyntheticSource
-
-    return SyntheticSource.from_spec
-
-
-def _wfdb() -> SourceFactory:
-    from mrm_edge.runtime.sources.wfdb import WfdbReplaySource
-
-    return WfdbReplaySource.from_spec
+def _built_in(module: str, cls: str) -> Callable[[], SourceFactory]:
+    """The ``from_spec`` of ``cls`` in ``mrm_edge.runtime.sources.<module>``, imported then."""
+    return lambda: (
+        getattr(importlib.import_module(f"mrm_edge.runtime.sources.{module}"), cls).from_spec
+    )
 
 
-def _tcp() -> SourceFactory:
-    from mrm_edge.runtime.sources.tcp import TcpSource
-
-    return TcpSource.from_spec
-
-
-def _stdin() -> SourceFactory:
-    from mrm_edge.runtime.sources.stdin import StdinSource
-
-    return StdinSource.from_spec
-
-
-register_source(SourceKind("synthetic", "synthetic", _synthetic))
-register_source(SourceKind("wfdb", "wfdb:PATH[,PATH...]", _wfdb, takes_argument=True))
-register_source(SourceKind("tcp", "tcp:HOST:PORT", _tcp, takes_argument=True))
-register_source(SourceKind("stdin", "stdin", _stdin))
+register_source(SourceKind("synthetic", "synthetic", _built_in("synthetic", "SyntheticSource")))
+register_source(
+    SourceKind(
+        "wfdb", "wfdb:PATH[,PATH...]", _built_in("wfdb", "WfdbReplaySource"), takes_argument=True
+    )
+)
+register_source(
+    SourceKind("tcp", "tcp:HOST:PORT", _built_in("tcp", "TcpSource"), takes_argument=True)
+)
+register_source(SourceKind("stdin", "stdin", _built_in("stdin", "StdinSource")))

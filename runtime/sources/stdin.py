@@ -37,8 +37,6 @@ _READ_BYTES = 256 * 1024
 class StdinSource(Source):
     """MRME frames from ``stream`` (default: standard input's binary buffer)."""
 
-    name = "stdin"
-
     @classmethod
     def from_spec(cls, argument: str, options: SourceOptions) -> StdinSource:
         """``--source stdin``: one device on standard input."""

@@ -33,8 +33,6 @@ class SyntheticSource(Source):
     heart rate) for displays and tests.
     """
 
-    name = "synthetic"
-
     @classmethod
     def from_spec(cls, argument: str, options: SourceOptions) -> SyntheticSource:
         """``--source synthetic``: ``options.streams`` patients."""

@@ -50,8 +50,6 @@ class TcpSource(Source):
     ``tls``: a server context (tls.server_context) for mutual TLS; None: plain text,
     refused off loopback unless ``insecure_plaintext``."""
 
-    name = "tcp"
-
     @classmethod
     def from_spec(cls, argument: str, options: SourceOptions) -> TcpSource:
         """``--source tcp:HOST:PORT`` with ``options.network``'s TLS, allow-list, limits."""
@@ -102,7 +100,6 @@ class TcpSource(Source):
         self.problems: deque[str] = deque(maxlen=100)  # recent one-line connection problems
         self._events: queue.Queue[Event] = queue.Queue()
         self.sessions = DeviceSessions(tls, allow_list, self.limits, self._events, self._drop)
-        self.owners = self.sessions.owners
         self._conns: set[DeviceConnection] = set()
         self._ready: set[DeviceConnection] = set()  # TLS bytes decrypted but not yet read
         # Throttled by the rate ceiling, with when to read them again; meanwhile they are not

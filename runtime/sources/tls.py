@@ -45,10 +45,6 @@ class TlsFiles:
     key: Path
     ca: Path
 
-    @classmethod
-    def of(cls, cert: str | Path, key: str | Path, ca: str | Path) -> TlsFiles:
-        return cls(Path(cert), Path(key), Path(ca))
-
 
 # --- certificate files -------------------------------------------------------------------
 def _der_items(der: bytes, pos: int, end: int) -> list[tuple[int, int, int]]:
@@ -121,8 +117,8 @@ def _read_certs(path: Path, what: str) -> list[bytes]:
     return ders
 
 
-def _check_dates(der: bytes, path: Path, what: str, now: dt.datetime | None = None) -> None:
-    now = now or dt.datetime.now(dt.timezone.utc)
+def _check_dates(der: bytes, path: Path, what: str) -> None:
+    now = dt.datetime.now(dt.timezone.utc)
     not_before, not_after = certificate_validity(der)
     if now < not_before:
         raise TlsConfigError(f"{what} {path}: not valid before {not_before:%Y-%m-%d %H:%M} UTC")

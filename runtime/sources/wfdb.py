@@ -140,6 +140,19 @@ def read_records(
     return out
 
 
+def load_records(
+    paths: Iterable[str | Path], prefer_rate: int | None = None, min_seconds: float | None = None
+) -> list[tuple[str, Path, np.ndarray, int]]:
+    """``(stream id, path, [samples, leads] float32 mV, rate)`` per record to replay: the
+    records ``find_records`` keeps, read, and named by ``unique_ids``."""
+    records, skipped = find_records(paths, prefer_rate)
+    if skipped:
+        log.info("%d records skipped (one rate per PTB-XL ECG), e.g. %s", len(skipped), skipped[0])
+    loaded = read_records(records, min_seconds)
+    ids = unique_ids([name for name, _, _ in loaded])
+    return [(sid, path, x, fs) for sid, path, (_, x, fs) in zip(ids, records, loaded, strict=True)]
+
+
 class WfdbReplaySource(ArraySource):
     """Replay of WFDB / CPSC records, one stream per record (docs/monitor.md#sources).
 
@@ -147,8 +160,6 @@ class WfdbReplaySource(ArraySource):
     random sizes); ``speed``: 1.0 real time, N times faster, None as fast as possible;
     ``min_seconds``: refuse shorter records (the model's window; None: any length).
     """
-
-    name = "wfdb"
 
     @classmethod
     def from_spec(cls, argument: str, options: SourceOptions) -> WfdbReplaySource:
@@ -165,23 +176,15 @@ class WfdbReplaySource(ArraySource):
 
     def __init__(
         self,
-        paths: str | Path | Iterable[str | Path],
+        paths: Iterable[str | Path],
         chunk_seconds: float | Sequence[float] = 0.2,
         speed: float | None = 1.0,
         loop: bool = False,
         min_seconds: float | None = None,
     ) -> None:
-        if isinstance(paths, (str, Path)):
-            paths = [paths]
-        records, self.skipped = find_records(paths)
-        if self.skipped:
-            log.info("%d records skipped (one rate per PTB-XL ECG), e.g. %s",
-                     len(self.skipped), self.skipped[0])  # fmt: skip
-        loaded = read_records(records, min_seconds)
-        ids = unique_ids([name for name, _, _ in loaded])
-        self.paths: dict[str, Path] = dict(zip(ids, records, strict=True))
+        loaded = load_records(paths, min_seconds=min_seconds)
         super().__init__(
-            {sid: (x, fs) for sid, (_, x, fs) in zip(ids, loaded, strict=True)},
+            {sid: (x, fs) for sid, _, x, fs in loaded},
             chunk_seconds=chunk_seconds,
             speed=speed,
             loop=loop,

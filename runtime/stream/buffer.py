@@ -1,13 +1,5 @@
-"""Per-stream storage at the model's rate, and detection of missing input from timestamps.
-
-``RingBuffer`` keeps the most recent ``capacity`` samples of one stream in memory allocated
-once, addressed by *absolute* sample index (samples since the stream started, never reset,
-never wrapping as far as callers can tell). Missing or invalid stretches are recorded as
-``Gap`` intervals beside the data, so a reader of a range can ask whether it touched one.
-
-``GapDetector`` works at the *input* rate, before resampling: it compares each chunk's
-timestamp with the time its first sample should have had, and says how many samples were
-lost. The caller fills them (zeros) so that sample indices stay aligned with time.
+"""Per-stream storage at the model's rate (``RingBuffer``), and detection of missing input
+from timestamps at the input rate (``GapDetector``).
 
 Layout: ``[samples, channels]`` (time-major), as everywhere in ``mrm_edge.runtime``.
 """
@@ -72,11 +64,6 @@ class RingBuffer:
     def oldest(self) -> int:
         """Absolute index of the oldest sample still held."""
         return max(0, self._count - self.capacity)
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes of sample storage (fixed at construction)."""
-        return self._data.nbytes
 
     def append(self, samples: np.ndarray) -> None:
         """Append ``samples`` ``[n, n_channels]`` (n >= 0). When n exceeds the capacity only
@@ -182,33 +169,17 @@ class GapDetector:
     backwards jump (clock reset, replay): nothing is inserted or dropped, the timeline is
     re-anchored, and the check reports it so the caller can flag the discontinuity.
 
-    ``tolerance_s`` defaults to 1.5 sample periods: less than that is timestamp jitter, not
-    a lost sample. So a single lost sample is absorbed (its neighbours close up), yet
-    alignment never drifts by more than the tolerance: the next loss pushes the total over
-    it and all of it is counted. Sources with exact sample-clock timestamps may lower it to
-    half a period (then every lost sample counts); sources whose timestamps jitter more
-    (network arrival times) should raise it, in ms.
+    ``tolerance_s`` is 1.5 sample periods: less than that is timestamp jitter, not a lost
+    sample. So a single lost sample is absorbed (its neighbours close up), yet alignment
+    never drifts by more than the tolerance: the next loss pushes the total over it and all
+    of it is counted.
     """
 
-    def __init__(self, fs: int, tolerance_s: float | None = None) -> None:
+    def __init__(self, fs: int) -> None:
         self.fs = _int_at_least(fs, 1, "fs", "GapDetector")
-        if tolerance_s is None:
-            tolerance_s = 1.5 / self.fs
-        if not (isinstance(tolerance_s, (int, float)) and math.isfinite(tolerance_s)) or (
-            tolerance_s < 0.5 / self.fs
-        ):
-            raise ValueError(
-                f"GapDetector: tolerance_s must be a number >= half a sample period "
-                f"({0.5 / self.fs:g} s), got {tolerance_s!r}"
-            )
-        self.tolerance_s = float(tolerance_s)
+        self.tolerance_s = 1.5 / self.fs
         self._anchor: float | None = None
         self._accounted = 0
-
-    @property
-    def accounted(self) -> int:
-        """Input samples received plus samples declared missing so far."""
-        return self._accounted
 
     def expected_time(self) -> float | None:
         """Timestamp (s) the next chunk should carry; None before the first chunk."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import numpy as np
 from mrm_edge.runtime.stream.buffer import GapDetector, RingBuffer
@@ -26,10 +26,6 @@ from mrm_edge.runtime.stream.resample import StreamingResampler
 from mrm_edge.runtime.stream.windower import Windower
 
 from mrm_edge.data.dataset import LEADS
-
-if TYPE_CHECKING:
-    from mrm_edge.card import ModelCard
-
 
 # Fill for missing input is fed to the resampler in pieces of this many seconds, so a long
 # outage never allocates a long array.
@@ -72,15 +68,6 @@ class Window:
     gap_reasons: tuple[str, ...] = field(default=())
 
     @property
-    def start_s(self) -> float:
-        """Seconds from the stream's first sample to this window's first sample."""
-        return self.start / self.sampling_rate
-
-    @property
-    def end_s(self) -> float:
-        return (self.start + self.data.shape[0]) / self.sampling_rate
-
-    @property
     def ok(self) -> bool:
         return self.status == "ok"
 
@@ -97,9 +84,9 @@ class StreamPreprocessor:
 
     ``fs_in``: the source's rate (Hz); ``card_sampling_rate``, ``window`` (samples) and
     ``hop`` (samples, at the card's rate) come from the model card and the operator, and so
-    do ``lead_names`` (the chunks' columns). ``buffer_capacity``: model-rate samples kept
-    (default ``window + hop``; anything >= window + 1 works — chunks are fed to the buffer
-    in slices small enough that no window is evicted before it is cut).
+    do ``lead_names`` (the chunks' columns). The buffer keeps ``window + hop`` model-rate
+    samples: chunks are fed to it in slices small enough that no window is evicted before
+    it is cut.
     ``clock``: the time source for ``ready_time`` (injectable for tests).
 
     One preprocessor per stream, fed by one thread (it holds no lock); streams meet in the
@@ -116,7 +103,6 @@ class StreamPreprocessor:
         *,
         lead_names: Sequence[str] = LEADS,
         quality: QualityConfig | None = None,
-        buffer_capacity: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.stream_id = stream_id
@@ -125,15 +111,7 @@ class StreamPreprocessor:
         self.quality_config = quality or QualityConfig()
         self.resampler = StreamingResampler(fs_in, card_sampling_rate, self.n_leads)
         self.windower = Windower(stream_id, window, hop)
-        capacity = self.windower.window + self.windower.hop
-        if buffer_capacity is not None:
-            capacity = buffer_capacity
-        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity <= window:
-            raise ValueError(
-                f"StreamPreprocessor: buffer_capacity must be an integer > window ({window}), "
-                f"got {capacity!r}"
-            )
-        self.buffer = RingBuffer(capacity, self.n_leads)
+        self.buffer = RingBuffer(self.windower.window + self.windower.hop, self.n_leads)
         self.detector = GapDetector(self.resampler.fs_in)
         self.clock = clock
         self._finished = False
@@ -143,29 +121,6 @@ class StreamPreprocessor:
         )
         self._resyncs: list[Resync] = []
 
-    @classmethod
-    def from_card(
-        cls,
-        stream_id: str,
-        fs_in: int,
-        card: ModelCard,
-        hop: int,
-        *,
-        quality: QualityConfig | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> StreamPreprocessor:
-        """Rate, window and lead order from a ``ModelCard`` (``hop`` in samples at its rate)."""
-        return cls(
-            stream_id,
-            fs_in,
-            card.sampling_rate,
-            card.window_samples,
-            hop,
-            lead_names=card.leads,
-            quality=quality,
-            clock=clock,
-        )
-
     @property
     def sampling_rate(self) -> int:
         """The model's rate (Hz): the rate of window data and of window indices."""
@@ -174,10 +129,6 @@ class StreamPreprocessor:
     @property
     def window(self) -> int:
         return self.windower.window
-
-    @property
-    def hop(self) -> int:
-        return self.windower.hop
 
     def push(self, samples: np.ndarray, timestamp: float | None = None) -> list[Window]:
         """Feed ``samples`` ``[n, leads]`` mV at ``fs_in``; ``timestamp`` (s, source clock)

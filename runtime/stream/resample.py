@@ -100,11 +100,6 @@ class StreamingResampler:
         """Input samples (at ``fs_in``) pushed so far."""
         return self._n_in
 
-    @property
-    def output_count(self) -> int:
-        """Output samples (at ``fs_out``) released so far; absolute index of the next one."""
-        return self._n_out
-
     def _last_input_of(self, i: int) -> int:
         """Index of the newest input sample output ``i`` depends on."""
         return (i * self.down + self.half_len) // self.up
@@ -188,7 +183,7 @@ class StreamingResampler:
         return self._release(n_total)
 
     def _release(self, end: int) -> np.ndarray:
-        """Compute outputs ``[output_count, end)`` from the history and drop the inputs no
+        """Compute outputs ``[_n_out, end)`` from the history and drop the inputs no
         later output needs."""
         start = self._n_out
         n_taps = self._taps.shape[1]

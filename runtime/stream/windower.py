@@ -76,11 +76,6 @@ class Windower:
         self._available = 0
 
     @property
-    def emitted(self) -> int:
-        """Windows emitted so far."""
-        return self._next_k
-
-    @property
     def next_start(self) -> int:
         """Start sample of the next window to be emitted."""
         return self._next_k * self.hop

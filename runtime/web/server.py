@@ -1,14 +1,8 @@
 """The central station's server: Starlette on uvicorn, on its own thread and event loop in
-the monitor's process, reading a ``StationState``.
-
-The routes and what the server guarantees (per-client bounded queues: nothing the
-broadcaster or the monitor does waits on a client; the token on non-loopback binds, compared
-in constant time and never logged): docs/station.md (How it is built, Security); the checks
-before the token: ``access.py``.
-
-**Nothing a client sends reaches a traceback.** Route parameters are validated (400/404);
-an exception a route did not foresee is one line on the log and a 500 without details,
-never a traceback on the terminal or in the response.
+the monitor's process, reading a ``StationState``. The routes and what it guarantees (per-client
+bounded queues, the token, no traceback for anything a client sends): docs/station.md (How it
+is built, Security) and docs/threat-model.md (Browsers); the checks before any route:
+``access.py``.
 """
 
 from __future__ import annotations

@@ -27,7 +27,8 @@ from mrm_edge.data.dataset import LEADS
 
 if TYPE_CHECKING:
     from mrm_edge.runtime.postprocess import AlarmEvent, WindowResult
-    from mrm_edge.runtime.sinks.base import RunInfo, StreamEvent
+    from mrm_edge.runtime.sinks.base import BackendSwitch, RunInfo, StreamEvent
+    from mrm_edge.runtime.sources.base import Chunk
 
 
 STRIP_SECONDS = 30
@@ -61,7 +62,6 @@ class Bed:
     """One stream's display state (guarded by the StationState lock)."""
 
     bed: str
-    fs_in: int = 0
     decimator: DisplayDecimator | None = None
     ring: RingBuffer = field(default_factory=lambda: _strip_ring())
     """The decimated samples, by absolute index since the stream started."""
@@ -115,10 +115,10 @@ class StationState:
             self.info = info
             self.backend, self.backend_reason = info.backend, info.backend_reason
 
-    def backend_switched(self, to_backend: str, reason: str) -> None:
+    def backend_switch(self, event: BackendSwitch) -> None:
         with self._lock:
-            self.backend = to_backend
-            self.backend_reason = f"switched: {reason}"
+            self.backend = event.to_backend
+            self.backend_reason = f"switched: {event.reason}"
 
     def notice(self, text: str) -> None:
         with self._lock:
@@ -130,14 +130,14 @@ class StationState:
             bed = self.beds[sid] = Bed(sid)
         return bed
 
-    def samples(self, sid: str, fs: int, samples: np.ndarray) -> None:
-        """A raw chunk ``[n, 12]`` mV at ``fs`` Hz: decimated into the bed's ring."""
+    def waveform(self, chunk: Chunk) -> None:
+        """A raw chunk ``[n, 12]`` mV: decimated into the bed's ring."""
         with self._lock:
-            bed = self._bed(sid)
-            if bed.decimator is None or bed.fs_in != fs:
-                bed.fs_in, bed.decimator = fs, DisplayDecimator(fs)
+            bed = self._bed(chunk.stream_id)
+            if bed.decimator is None or bed.decimator.fs_in != chunk.sample_rate:
+                bed.decimator = DisplayDecimator(chunk.sample_rate)
         with np.errstate(all="ignore"):  # NaN/Inf/1e38 samples are data: drawn as gaps
-            out = bed.decimator.push(samples)  # the sink's thread only: no lock needed here
+            out = bed.decimator.push(chunk.samples)  # the sink's thread only: no lock needed here
         if not len(out):
             return
         with self._lock:

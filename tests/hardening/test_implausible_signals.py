@@ -98,6 +98,7 @@ def test_the_station_strip_takes_impossible_samples_without_a_warning(value: flo
     """The central station decimates raw chunks for its strips on its own thread."""
     import warnings
 
+    from mrm_edge.runtime.sources.base import Chunk
     from mrm_edge.runtime.web.state import StationState
 
     x = np.random.default_rng(0).normal(0, 0.5, (500, 12)).astype(np.float32)
@@ -106,5 +107,5 @@ def test_the_station_strip_takes_impossible_samples_without_a_warning(value: flo
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         for chunk in np.split(x, 5):
-            state.samples("bed", 500, chunk)
+            state.waveform(Chunk("bed", chunk, 500))
     assert "bed" in state.beds_summary()

@@ -140,7 +140,7 @@ def test_plain_text_identity_is_the_peer_address(pki: Pki) -> None:
         assert refused(src, other) == (
             "refused: stream id 'bed-5' belongs to '127.0.0.1', not '127.0.0.2'; connection closed"
         )
-        assert src.owners.owner("bed-5") == "127.0.0.1"
+        assert src.sessions.owners._owner["bed-5"] == "127.0.0.1"
 
 
 def test_allow_list_assigns_beds(pki: Pki, tmp_path: Path) -> None:
@@ -166,7 +166,7 @@ def test_owners_remember_every_stream_and_the_cap() -> None:
     owners = StreamOwners()
     assert owners.claim("s", "x") is None and owners.claim("s", "x") is None
     assert owners.claim("s", "y") == "stream id 's' belongs to 'x', not 'y'"
-    assert owners.owner("s") == "x"
+    assert owners._owner == {"s": "x"}
 
 
 @pytest.mark.parametrize(

@@ -67,7 +67,7 @@ def test_refused_certificates_at_the_source(pki: Pki) -> None:
         good.sendall(enc.data(X[100:]) + enc.end())
         got = collect(src, n_ends=1)
         good.close()
-        owner = src.owners.owner("good")
+        owner = src.sessions.owners._owner.get("good")
     assert refused == dict.fromkeys(REFUSALS, True)
     assert set(got.ends) == {"good"}  # the refused never opened a stream
     np.testing.assert_array_equal(got.signal("good"), X)

@@ -11,7 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from mrm_edge.runtime.sources.base import Chunk, StreamEnd
-from mrm_edge.runtime.sources.wfdb import WfdbReplaySource, find_records, unique_ids
+from mrm_edge.runtime.sources.wfdb import (
+    WfdbReplaySource,
+    find_records,
+    load_records,
+    unique_ids,
+)
 
 from mrm_edge.data.errors import DataError
 from mrm_edge.records import read_recording
@@ -106,9 +111,10 @@ def test_name_collisions_get_a_suffix(ptbxl_root: Path, tmp_path: Path) -> None:
         (tmp_path / d).mkdir()
         for ext in (".hea", ".dat"):
             (tmp_path / d / f"00001_lr{ext}").symlink_to(src_dir / f"00001_lr{ext}")
-    src = WfdbReplaySource(tmp_path, speed=None)
+    src = WfdbReplaySource([tmp_path], speed=None)
     assert list(src.recordings) == ["00001_lr", "00001_lr-2"]
-    assert src.paths["00001_lr-2"].parent.name == "b"
+    paths = {sid: path for sid, path, _, _ in load_records([tmp_path])}
+    assert paths["00001_lr-2"].parent.name == "b"
     assert unique_ids(["x", "x", "x-2", "y"]) == ["x", "x-2", "x-2-2", "y"]
 
 
@@ -134,4 +140,4 @@ def test_bad_records_fail_at_construction_naming_the_file(ptbxl_root: Path, tmp_
         assert needle in str(info.value) and "\n" not in str(info.value), str(info.value)
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no WFDB records"):
-        WfdbReplaySource(tmp_path / "empty")
+        WfdbReplaySource([tmp_path / "empty"])

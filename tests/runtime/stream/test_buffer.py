@@ -23,7 +23,7 @@ def numbered(start: int, n: int, channels: int = 3) -> np.ndarray:
 )
 def test_view_of_any_retained_range_equals_the_input(capacity, sizes, data) -> None:
     buf = RingBuffer(capacity, n_channels=3)
-    storage, nbytes = buf._data, buf.nbytes
+    storage = buf._data
     count = 0
     for n in sizes:
         buf.append(numbered(count, n))
@@ -35,7 +35,7 @@ def test_view_of_any_retained_range_equals_the_input(capacity, sizes, data) -> N
             length = data.draw(st.integers(0, count - start))
             np.testing.assert_array_equal(buf.view(start, length), numbered(start, length))
     # Fixed memory: the same array, never grown or replaced.
-    assert buf._data is storage and buf.nbytes == nbytes == capacity * 3 * 4
+    assert buf._data is storage and storage.nbytes == capacity * 3 * 4
     if buf.oldest > 0:
         with pytest.raises(ValueError, match="was evicted"):
             buf.view(buf.oldest - 1, 1)
@@ -119,7 +119,7 @@ def test_contiguous_timestamps_report_nothing() -> None:
     for n in (7, 500, 1, 250):
         assert det.check(t, n).n_missing == 0
         t += n / 500
-    assert det.accounted == 758 and det.expected_time() == pytest.approx(t)
+    assert det.expected_time() == pytest.approx(t)  # 1000.0 + 758 samples / 500 Hz
 
 
 def test_a_late_chunk_reports_the_missing_samples() -> None:
@@ -138,13 +138,6 @@ def test_jitter_within_tolerance_is_not_a_gap() -> None:
     assert det.check(0.6 + 0.004, 100).n_missing == 2
 
 
-def test_tolerance_in_ms_for_jittery_sources() -> None:
-    det = GapDetector(500, tolerance_s=0.050)
-    det.check(0.0, 500)
-    assert det.check(1.040, 500).n_missing == 0
-    assert det.check(2.060, 500).n_missing == 30
-
-
 def test_backwards_jump_is_reported_and_reanchors() -> None:
     det = GapDetector(100)
     det.check(50.0, 100)
@@ -152,22 +145,22 @@ def test_backwards_jump_is_reported_and_reanchors() -> None:
     assert check.n_missing == 0 and check.backwards_s == pytest.approx(2.0)
     assert "jumped back 2.000 s" in check.reason
     assert det.check(50.0, 100) == det.check(51.0, 0)  # continuing from the new anchor is fine
-    assert det.accounted == 300
+    assert det._accounted == 300
 
 
 @settings(max_examples=60, deadline=None)
 @given(
     chunks=st.lists(
-        st.tuples(st.integers(1, 300), st.booleans(), st.floats(-0.2, 0.2)), max_size=30
+        st.tuples(st.integers(2, 300), st.booleans(), st.floats(-0.2, 0.2)), max_size=30
     ),
     fs=st.sampled_from([100, 250, 360, 500]),
     start=st.floats(0, 1e6),
 )
 def test_dropped_chunks_are_counted_exactly(chunks, fs, start) -> None:
-    """Chunks are dropped at random and timestamps jitter by up to 0.2 sample periods; with
-    the tolerance at half a period, the missing counts are exactly what was dropped before
-    each delivered chunk, even a single sample."""
-    det = GapDetector(fs, tolerance_s=0.5 / fs)
+    """Chunks of 2 samples or more are dropped at random and timestamps jitter by up to 0.2
+    sample periods; the missing counts are exactly what was dropped before each delivered
+    chunk (a single lost sample is absorbed: the next test)."""
+    det = GapDetector(fs)
     pos, dropped_since, delivered_any = 0, 0, False
     for n, drop, jitter in chunks:
         if drop and delivered_any:
@@ -192,7 +185,6 @@ def test_default_tolerance_absorbs_a_single_lost_sample_but_keeps_alignment() ->
     ("call", "message"),
     [
         (lambda: GapDetector(0), "fs must be an integer >= 1"),
-        (lambda: GapDetector(500, tolerance_s=0.0001), "tolerance_s must be a number >= half"),
         (lambda: GapDetector(500).check(float("nan"), 1), "timestamp must be finite"),
         (lambda: GapDetector(500).check("12:00", 1), "timestamp must be seconds"),
         (lambda: GapDetector(500).check(0.0, -1), "n_samples must be an integer >= 0"),

@@ -24,7 +24,7 @@ def stream(x: np.ndarray, fs_in: int, fs_out: int, sizes: list[int]) -> np.ndarr
         n = sizes[i % len(sizes)]
         out.append(r.push(x[pos : pos + n]))
         pos, i = min(pos + n, len(x)), i + 1
-        assert r.input_count == pos and r.output_count == sum(len(o) for o in out)
+        assert r.input_count == pos and r._n_out == sum(len(o) for o in out)
     out.append(r.flush())
     return np.concatenate(out)
 
@@ -104,7 +104,7 @@ def test_identity_passes_chunks_through_as_float32_copies() -> None:
     x = np.arange(24, dtype=np.float64).reshape(2, 12)
     y = r.push(x)
     assert y.dtype == np.float32 and np.array_equal(y, x) and not np.shares_memory(x, y)
-    assert r.output_count == 2 and r.flush().shape == (0, 12)
+    assert r._n_out == 2 and r.flush().shape == (0, 12)
 
 
 def test_flush_pads_with_zeros_like_the_whole_record_call() -> None:

@@ -28,7 +28,7 @@ def test_any_chunking_gives_every_window_once_and_on_time(window, hop, sizes) ->
         assert all(r.end <= available for r in new)
         assert w.next_start + window > available
     assert [r.start for r in emitted] == [k * hop for k in range(len(emitted))]
-    assert len(emitted) == window_count(available, window, hop) == w.emitted
+    assert len(emitted) == window_count(available, window, hop) == w.next_start // hop
     expect = 0 if available < window else (available - window) // hop + 1
     assert len(emitted) == expect
     assert all(r.stream_id == "bed-7" and r.end - r.start == window for r in emitted)
@@ -93,5 +93,5 @@ def test_skip_gives_up_the_windows_before_a_sample_in_constant_time() -> None:
     assert w.skip(2**50 + 1) == -(-(2**50 + 1) // 3) - 2  # windows 6 .. up to the sample
     refs = w.poll(2**50 + 20)
     assert refs[0].start >= 2**50 + 1 and refs[0].start % 3 == 0
-    assert w.emitted == -(-(2**50 + 1) // 3) + len(refs)
+    assert w.next_start // 3 == -(-(2**50 + 1) // 3) + len(refs)
     assert w.skip(5) == 0  # never backwards

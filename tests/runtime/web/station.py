@@ -198,13 +198,14 @@ class Feeder:
 
     def _run(self) -> None:
         import numpy as np
+        from mrm_edge.runtime.sources.base import Chunk
 
         n = 0
         while not self.stop.wait(0.1):
             t = (n + np.arange(50)) / 500
             chunk = np.repeat(np.sin(2 * np.pi * t)[:, None], 12, axis=1).astype(np.float32)
             for sid in self.state.cursors():
-                self.state.samples(sid, 500, chunk)
+                self.state.waveform(Chunk(sid, chunk, 500))
             n += 50
 
 

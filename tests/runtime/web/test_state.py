@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 from mrm_edge.runtime.postprocess import AlarmEvent, WindowResult
 from mrm_edge.runtime.sinks.base import StreamEvent
+from mrm_edge.runtime.sources.base import Chunk
 from mrm_edge.runtime.web.state import StationState, quality_text
 
 
@@ -55,7 +56,7 @@ def test_twelve_lead_is_the_last_classified_window():
     st = StationState()
     t = np.arange(1500) / 100  # 15 s at 100 Hz, so the decimator passes samples through
     x = np.repeat(t[:, None], 12, axis=1).astype(np.float32)
-    st.samples("b", 100, x)
+    st.waveform(Chunk("b", x, 100))
     p = {"MI": 0.7}
     st.window(WindowResult("b", 200, 100, 1000, "ok", "", 1.0, p, p, ("MI",), ("MI",)))
     doc = st.twelve_lead("b")
@@ -72,7 +73,7 @@ def test_the_ring_wraps_and_keeps_the_last_strip_seconds():
     t = np.arange(cap * 2 + 37, dtype=np.float32)
     x = np.repeat(t[:, None], 12, axis=1)
     for i in range(0, len(x), 333):  # chunks that do not divide the ring
-        st.samples("b", 100, x[i : i + 333])
+        st.waveform(Chunk("b", x[i : i + 333], 100))
     strip = st.strips({"b": 0}, {"b": len(x)}, lead=1)["b"]
     assert strip["i0"] == len(x) - cap and len(strip["v"]) == cap
     assert strip["v"][0] == len(x) - cap and strip["v"][-1] == len(x) - 1
