@@ -14,7 +14,9 @@ tritonclient). Tests that kill a server start their own (:func:`start_server`).
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
+import signal
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -67,6 +69,14 @@ def make_tiny_model(root: Path) -> Path:
         },
     )
     return root
+
+
+def kill(server: TritonServer) -> None:
+    """SIGKILL the server, no drain: the box dies (its own process group: the stubs too)."""
+    proc = server._proc
+    assert proc is not None
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def start_server(repo: Path, models: list[str], log: Path) -> TritonServer:

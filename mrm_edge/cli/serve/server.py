@@ -31,13 +31,9 @@ class ServeUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class ServerPorts:
-    http: int = 8000
-    grpc: int = 8001
-    metrics: int = 8002
-
-
-#: Triton's own default ports.
-DEFAULT_PORTS = ServerPorts()
+    http: int
+    grpc: int
+    metrics: int
 
 
 @dataclass(frozen=True)
@@ -101,7 +97,7 @@ class TritonServer:
         repository: str | Path,
         *,
         host: str = "127.0.0.1",
-        ports: ServerPorts = DEFAULT_PORTS,
+        ports: ServerPorts,
         models: Sequence[str],
         start_timeout_s: float = 120.0,
         log: str | Path | None = None,
@@ -149,8 +145,6 @@ class TritonServer:
     def start(self) -> TritonServer:
         """Start the server and wait until it is ready (bounded); ServeUnavailable with the
         server's last log line when it exits or does not become ready in time."""
-        if not self.repository.is_dir():
-            raise ServeUnavailable(f"{self.repository}: no such model repository")
         dist = find_tritonserver()
         self._tmp = tempfile.TemporaryDirectory(prefix="mrm-edge-triton-")
         backends = _backend_dir(dist, Path(self._tmp.name))
@@ -221,13 +215,6 @@ class TritonServer:
             with contextlib.suppress(OSError):
                 self._tmp.cleanup()
             self._tmp = None
-
-    def kill(self) -> None:
-        """SIGKILL, no drain (a box that dies; tests)."""
-        if self._proc is not None and self._proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self._proc.pid, signal.SIGKILL)  # its own group: the stubs too
-            self._proc.wait()
 
     def __enter__(self) -> TritonServer:
         return self.start() if self._proc is None else self
