@@ -7,8 +7,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from mrm_edge.artifacts import ONNX_FILES
 from mrm_edge.cli.bench.common import Log, Result, cpu_reference, quiet
 from mrm_edge.cli.bench.gpu import GpuUnavailable, bench_gpu_backend
@@ -48,15 +46,11 @@ def run_gpu(
 
     model_dir = Path(model_dir)
     run = GpuRun()
-    reference: list[np.ndarray | None] = []
-
-    def ref() -> np.ndarray | None:
-        if not reference:  # computed once, and only when some GPU backend runs
-            fp32 = model_dir / ONNX_FILES["fp32"]
-            x = make_windows(ModelCard.load(model_dir), max(batch_sizes))
-            reference.append(cpu_reference(fp32, x) if fp32.is_file() else None)
-        return reference[0]
-
+    fp32 = model_dir / ONNX_FILES["fp32"]
+    reference = None
+    if backends and fp32.is_file():  # only when some GPU backend runs
+        x = make_windows(ModelCard.load(model_dir), max(batch_sizes))
+        reference = cpu_reference(fp32, x)
     for name in backends:
         # PyTorch eager FP32 on the GPU is the baseline of every GPU row: always run it; INT8
         # is an ONNX / TensorRT variant (as on the CPU, torch rows are FP32 and FP16 only).
@@ -65,7 +59,7 @@ def run_gpu(
             try:
                 if name == "torch-cuda":
                     rows = bench_torch_cuda(
-                        model_dir, p, batch_sizes, warmup, repeats, log, reference=ref()
+                        model_dir, p, batch_sizes, warmup, repeats, log, reference=reference
                     )
                 else:
                     rows, out_of_profile = bench_gpu_backend(
@@ -76,7 +70,7 @@ def run_gpu(
                         warmup,
                         repeats,
                         log,
-                        reference=ref(),
+                        reference=reference,
                         facts=facts,
                     )
                     run.skipped += out_of_profile
