@@ -79,10 +79,8 @@ def kill(server: TritonServer) -> None:
     proc.wait()
 
 
-def start_server(repo: Path, models: list[str], log: Path) -> TritonServer:
-    server = TritonServer(
-        repo, ports=free_ports(), models=models, start_timeout_s=START_TIMEOUT_S, log=log
-    )
+def start_server(repo: Path, models: list[str]) -> TritonServer:
+    server = TritonServer(repo, ports=free_ports(), models=models, start_timeout_s=START_TIMEOUT_S)
     try:
         return server.start()
     except ServeUnavailable as e:
@@ -124,7 +122,7 @@ def triton_served(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) ->
         if m.name != shipped_fp32:
             shutil.rmtree(repo / m.name)
     models = [shipped_fp32, *tiny.local_models]
-    server = start_server(repo, models, root / "tritonserver.log")
+    server = start_server(repo, models)
     try:
         yield Served(server, SHIPPED_MODEL_DIR, tiny_model, shipped_fp32, tiny.local_models[0])
     finally:

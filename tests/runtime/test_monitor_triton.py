@@ -57,7 +57,6 @@ def restartable_server(
             ports=ports,
             models=repo.local_models,
             start_timeout_s=START_TIMEOUT_S,
-            log=tmp_path / "server.log",
         )
         return s.start()
 

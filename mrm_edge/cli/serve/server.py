@@ -20,7 +20,6 @@ import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 INSTALL_HINT = "pip install 'mrm-edge[triton-server]'"
 
@@ -88,9 +87,8 @@ class TritonServer:
     """A ``tritonserver`` process on ``repository`` (context manager: start, then stop).
 
     ``models`` names the models to load (explicit model control: a repository may hold
-    models this server's backends cannot load). ``log`` is the file
-    the server's output goes to (default: a file in the temporary folder, kept after a
-    failed start so that its reason can be read)."""
+    models this server's backends cannot load). Its output goes to a log in its temporary
+    folder, kept after a failed start so that its reason can be read."""
 
     def __init__(
         self,
@@ -100,14 +98,13 @@ class TritonServer:
         ports: ServerPorts,
         models: Sequence[str],
         start_timeout_s: float = 120.0,
-        log: str | Path | None = None,
     ) -> None:
         self.repository = Path(repository)
         self.host = host
         self.ports = ports
         self.models = list(models)
         self.start_timeout_s = start_timeout_s
-        self._log_path = Path(log) if log else None
+        self._log_path: Path | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -148,8 +145,7 @@ class TritonServer:
         dist = find_tritonserver()
         self._tmp = tempfile.TemporaryDirectory(prefix="mrm-edge-triton-")
         backends = _backend_dir(dist, Path(self._tmp.name))
-        if self._log_path is None:
-            self._log_path = Path(self._tmp.name) / "tritonserver.log"
+        self._log_path = Path(self._tmp.name) / "tritonserver.log"
         with open(self._log_path, "ab") as log:
             self._proc = subprocess.Popen(
                 self.command(backends),
@@ -219,10 +215,5 @@ class TritonServer:
     def __enter__(self) -> TritonServer:
         return self.start() if self._proc is None else self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
