@@ -80,7 +80,6 @@ from mrm_edge.cli.options import model_option, user_errors
 )
 @click.option(
     "--batch",
-    "batch",
     default="1,32,256",
     show_default=True,
     help="TensorRT optimisation profile: MIN,OPT,MAX batch.",
@@ -134,7 +133,6 @@ from mrm_edge.cli.options import model_option, user_errors
 )
 @click.option(
     "--triton-repo",
-    "triton_repo",
     type=click.Path(file_okay=False),
     default=None,
     help="Also write a Triton Inference Server model repository here (one model per "

@@ -19,7 +19,6 @@ def web_options() -> Callable[[F], F]:
     options = [
         click.option(
             "--web",
-            "web",
             metavar="[HOST:]PORT",
             default=None,
             help="Serve the central station (ECG strips, findings, alarms) in the browser "
@@ -36,7 +35,6 @@ def web_options() -> Callable[[F], F]:
         ),
         click.option(
             "--web-allow-host",
-            "web_allow_host",
             metavar="NAME[:PORT]",
             multiple=True,
             help="Also answer to this host name, e.g. a reverse proxy's (repeatable); pages "
