@@ -112,8 +112,7 @@ class TritonServer:
     def grpc_address(self) -> str:
         return f"{self.host}:{self.ports.grpc}"
 
-    def command(self, backends: Path) -> list[str]:
-        dist = find_tritonserver()
+    def _command(self, dist: TritonDist, backends: Path) -> list[str]:
         cmd = [
             str(dist.binary),
             f"--model-repository={self.repository}",
@@ -148,7 +147,7 @@ class TritonServer:
         self._log_path = Path(self._tmp.name) / "tritonserver.log"
         with open(self._log_path, "ab") as log:
             self._proc = subprocess.Popen(
-                self.command(backends),
+                self._command(dist, backends),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
