@@ -36,10 +36,9 @@ def test_its_users_take_the_names_from_it() -> None:
     from mrm_edge.export import pipeline
     from mrm_edge.runtime.model import ONNX_FILES as RUNTIME_FILES
 
-    from mrm_edge.cli.bench.variants import VARIANT_FILES
     from mrm_edge.cli.doctor.report import ONNX_FOR
 
-    assert VARIANT_FILES == RUNTIME_FILES == ONNX_FILES
+    assert RUNTIME_FILES == ONNX_FILES
     assert {ONNX_FILES[v] for v in pipeline.INT8_CHOICES["both"]} == {
         "model.int8.onnx",
         "model.int8-sym.onnx",

@@ -14,7 +14,9 @@ tritonclient). Tests that kill a server start their own (:func:`start_server`).
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
+import signal
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -69,10 +71,16 @@ def make_tiny_model(root: Path) -> Path:
     return root
 
 
-def start_server(repo: Path, models: list[str], log: Path) -> TritonServer:
-    server = TritonServer(
-        repo, ports=free_ports(), models=models, start_timeout_s=START_TIMEOUT_S, log=log
-    )
+def kill(server: TritonServer) -> None:
+    """SIGKILL the server, no drain: the box dies (its own process group: the stubs too)."""
+    proc = server._proc
+    assert proc is not None
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def start_server(repo: Path, models: list[str]) -> TritonServer:
+    server = TritonServer(repo, ports=free_ports(), models=models, start_timeout_s=START_TIMEOUT_S)
     try:
         return server.start()
     except ServeUnavailable as e:
@@ -114,7 +122,7 @@ def triton_served(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) ->
         if m.name != shipped_fp32:
             shutil.rmtree(repo / m.name)
     models = [shipped_fp32, *tiny.local_models]
-    server = start_server(repo, models, root / "tritonserver.log")
+    server = start_server(repo, models)
     try:
         yield Served(server, SHIPPED_MODEL_DIR, tiny_model, shipped_fp32, tiny.local_models[0])
     finally:

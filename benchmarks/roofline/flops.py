@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.roofline.peaks import cpu_peak_for, peak_for
-from mrm_edge.cli.bench.variants import VARIANT_FILES
+from mrm_edge.artifacts import ONNX_FILES
 
 # Ops that move or reshape data and do no arithmetic: not even worth listing as ignored.
 _NO_ARITHMETIC = {
@@ -186,7 +186,7 @@ def add_flops(
 
 def flops_section(model_dir: Path) -> dict[str, Any]:
     """FLOPs per window of the model's FP32 ONNX (the same arithmetic for every variant)."""
-    path = Path(model_dir) / VARIANT_FILES["fp32"]
+    path = Path(model_dir) / ONNX_FILES["fp32"]
     if not path.is_file():
         return {"per_window": None, "note": f"{path}: not exported, FLOPs not counted"}
     c = count_flops(path)

@@ -27,7 +27,7 @@ from mrm_edge.cli.options import model_option, user_errors
 )
 @click.option(
     "--calib-data",
-    type=click.Path(exists=True, file_okay=False),
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
     default=None,
     help="Real ECG: a PTB-XL / CPSC 2018 tree or a folder of WFDB records. Its "
     "training folds calibrate INT8, its test folds gate FP16 and INT8.",
@@ -80,7 +80,6 @@ from mrm_edge.cli.options import model_option, user_errors
 )
 @click.option(
     "--batch",
-    "batch",
     default="1,32,256",
     show_default=True,
     help="TensorRT optimisation profile: MIN,OPT,MAX batch.",
@@ -121,7 +120,7 @@ from mrm_edge.cli.options import model_option, user_errors
 )
 @click.option(
     "--timing-cache",
-    type=click.Path(dir_okay=False),
+    type=click.Path(dir_okay=False, path_type=Path),
     default=None,
     help="TensorRT timing cache file (default: OUT/timing.cache).",
 )
@@ -134,7 +133,6 @@ from mrm_edge.cli.options import model_option, user_errors
 )
 @click.option(
     "--triton-repo",
-    "triton_repo",
     type=click.Path(file_okay=False),
     default=None,
     help="Also write a Triton Inference Server model repository here (one model per "
@@ -162,8 +160,6 @@ def export(
     model_dir: str | None,
     out_dir: str | None,
     batch: str,
-    calib_data: str | None,
-    timing_cache: str | None,
     **kw: Any,
 ) -> None:
     """Export a trained model: FP32 ONNX always; FP16 / INT8 variants; TensorRT engines."""
@@ -186,9 +182,7 @@ def export(
     opts = ExportOptions(
         model_dir=model,
         out_dir=Path(out_dir) if out_dir else model,
-        calib_data=Path(calib_data) if calib_data else None,
         batch=batch_profile(batch),
-        timing_cache=Path(timing_cache) if timing_cache else None,
         fp16_tolerance_pt=kw.pop("fp16_tolerance"),
         int8_tolerance_pt=kw.pop("int8_tolerance"),
         int8_ops=tuple(csv(kw.pop("int8_ops"))),

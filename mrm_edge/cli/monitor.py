@@ -11,8 +11,8 @@ import click
 from mrm_edge.cli.common import console, model_path
 from mrm_edge.cli.network import network_options, network_settings
 from mrm_edge.cli.options import card_tuning_option, model_option, runtime_options, user_errors
-from mrm_edge.cli.web_options import web_config, web_options
 from mrm_edge.runtime.sources.registry import source_help
+from mrm_edge.runtime.web.config import TOKEN_ENV
 
 
 @click.command()
@@ -88,7 +88,30 @@ from mrm_edge.runtime.sources.registry import source_help
 @click.option("--seed", type=int, default=0, show_default=True)
 @card_tuning_option()
 @network_options()  # tcp: --tls-cert/--tls-key/--tls-client-ca, --allow-list, limits
-@web_options()
+@click.option(
+    "--web",
+    metavar="[HOST:]PORT",
+    default=None,
+    help="Serve the central station (ECG strips, findings, alarms) in the browser "
+    "at this address while the monitor runs; HOST defaults to 127.0.0.1, port 0 "
+    "picks a free one. Needs the 'web' extra.",
+)
+@click.option(
+    "--web-token",
+    envvar=TOKEN_ENV,
+    show_envvar=True,
+    default=None,
+    help="Access token the page and its socket require (needed to bind a "
+    "non-loopback address). Never printed or logged.",
+)
+@click.option(
+    "--web-allow-host",
+    metavar="NAME[:PORT]",
+    multiple=True,
+    help="Also answer to this host name, e.g. a reverse proxy's (repeatable); pages "
+    "at http(s)://NAME[:PORT] may then use the station. Requests naming any other "
+    "host are refused (DNS rebinding).",
+)
 @user_errors
 def monitor(
     model_dir: str | None,
@@ -126,7 +149,8 @@ def monitor(
     from mrm_edge.runtime.stream.quality import QualityConfig
 
     pace = parse_speed(speed)
-    station = web_config(web, web_token, web_allow_host)  # a bad --web fails before the model loads
+    # A bad --web fails here, before the model loads.
+    station = _web_config(web, web_token, web_allow_host)
     net = network_settings(source, **network)
     # run_monitor's own handlers stop the run and put these back when it returns: then the
     # summary is written and the process only exits, and a late SIGINT/SIGTERM must not turn
@@ -167,3 +191,16 @@ def monitor(
     )
     if not summary.ok:
         sys.exit(1)
+
+
+def _web_config(web: str | None, token: str | None, allow_hosts: tuple[str, ...]) -> Any:
+    """The parsed ``--web`` (None when not given); ValueError, one line, for a bad value, a
+    malformed ``--web-allow-host`` or a non-loopback bind without a token."""
+    if web is None:
+        return None
+    from mrm_edge.runtime.web.config import WebConfig, parse_bind
+
+    host, port = parse_bind(web)
+    config = WebConfig(host, port, token or None, tuple(allow_hosts))
+    config.check()
+    return config

@@ -15,7 +15,7 @@ from mrm_edge.runtime.sources.limits import DeviceLimits
 from mrm_edge.runtime.sources.network import INSECURE_FLAG, NetworkOptions
 
 _DEFAULTS = DeviceLimits()
-_PEM = click.Path(dir_okay=False)
+_PEM = click.Path(dir_okay=False, path_type=Path)
 
 
 def network_options() -> Callable[[F], F]:
@@ -71,10 +71,10 @@ def network_options() -> Callable[[F], F]:
 
 def network_settings(
     source: str | None,
-    tls_cert: str | None,
-    tls_key: str | None,
-    tls_client_ca: str | None,
-    allow_list: str | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    tls_client_ca: Path | None,
+    allow_list: Path | None,
     max_connections: int,
     hello_timeout_s: float,
     rate_ceiling: float,
@@ -108,15 +108,11 @@ def network_settings(
         hello_timeout_s=hello_timeout_s,
         rate_ceiling=rate_ceiling or None,
     )
-
-    def path(p: str | None) -> Path | None:
-        return None if p is None else Path(p)
-
     return NetworkOptions(
-        tls_cert=path(tls_cert),
-        tls_key=path(tls_key),
-        tls_client_ca=path(tls_client_ca),
-        allow_list=path(allow_list),
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        tls_client_ca=tls_client_ca,
+        allow_list=allow_list,
         limits=limits,
         insecure_plaintext=insecure_plaintext,
     )

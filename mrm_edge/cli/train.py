@@ -13,7 +13,6 @@ from mrm_edge.cli.options import user_errors
 @click.command()
 @click.option(
     "--data",
-    "data",
     required=True,
     type=click.Path(exists=True, file_okay=False),
     help="Dataset root (PTB-XL or CPSC 2018 in its own layout).",

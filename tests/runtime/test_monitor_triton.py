@@ -23,7 +23,7 @@ from mrm_edge.runtime.model import DeployedModel
 
 from mrm_edge.cli.serve.server import ServerPorts, TritonServer
 from mrm_edge.served_identity import model_identity
-from tests.triton_fixtures import START_TIMEOUT_S, Served, free_ports, need_triton
+from tests.triton_fixtures import START_TIMEOUT_S, Served, free_ports, kill, need_triton
 
 MRM_EDGE = str(Path(sys.executable).parent / "mrm-edge")
 
@@ -57,7 +57,6 @@ def restartable_server(
             ports=ports,
             models=repo.local_models,
             start_timeout_s=START_TIMEOUT_S,
-            log=tmp_path / "server.log",
         )
         return s.start()
 
@@ -108,7 +107,7 @@ def test_server_killed_mid_run_and_restarted(tiny_model: Path, tmp_path: Path) -
     second = None
     try:
         time.sleep(5.0)
-        first.kill()  # the box dies: no drain
+        kill(first)  # the box dies: no drain
         time.sleep(3.0)
         second = server()
         out = proc.communicate(timeout=120)[0]
@@ -154,7 +153,7 @@ def test_chain_switches_back_when_the_server_returns(tiny_model: Path, tmp_path:
     try:
         chain.start()
         assert chain.infer(x).probabilities is not None and chain.backend is remote
-        first.kill()
+        kill(first)
         out = chain.infer(x)  # fails twice on the server, re-run locally
         assert out.probabilities is not None and chain.backend is local
         second = server()
@@ -197,7 +196,7 @@ def test_without_a_fallback_windows_are_rejected_with_the_reason_until_it_return
     try:
         chain.start()
         assert chain.infer(x).probabilities is not None
-        first.kill()
+        kill(first)
         out = chain.infer(x)
         assert out.probabilities is None
         assert out.reason.startswith("backend error: RuntimeError: triton 127.0.0.1:")

@@ -19,7 +19,6 @@ def accuracy(
     x: np.ndarray,
     y: np.ndarray | None,
     source: str,
-    batch: int = 32,
 ) -> dict[str, Any]:
     """Each variant against PyTorch eager FP32 on windows ``x`` (labels ``y`` or None)."""
     from mrm_edge.card import ModelCard
@@ -30,7 +29,7 @@ def accuracy(
 
     def run(backend: str, precision: str) -> np.ndarray:
         with cpu_backend(model_dir, backend, precision) as be:
-            return infer_all(be, x, batch)
+            return infer_all(be, x)
 
     def auc(p: np.ndarray) -> float | None:
         if y is None:

@@ -142,6 +142,7 @@ def bench(
     from mrm_edge.cli.bench.common import add_speedups, to_json
     from mrm_edge.cli.bench.cpu import bench_model
     from mrm_edge.cli.bench.gpu_run import run_gpu
+    from mrm_edge.cli.bench.plot import plot_throughput
     from mrm_edge.cli.bench.variants import plan
     from mrm_edge.runtime.facts import probe_machine
     from mrm_edge.runtime.model import DeployedModel
@@ -181,22 +182,16 @@ def bench(
         knobs = dict(
             hop_s=hop_s, budget_ms=latency_budget_ms, stream_seconds=stream_seconds,
             probe_streams=streams, probe_seconds=probe_seconds, max_batch=max_batch,
-            max_tries=max_tries, accept_card_tuning=accept_card_tuning,
+            max_tries=max_tries,
         )  # fmt: skip
-        stream = _streaming_section(model, sb, sp, knobs, log)
+        stream = _streaming_section(deployed, sb, sp, knobs, log)
     if plot_out:
-        _write_plot(model, results, plot_out, log)
+        plot_throughput(results, plot_out, title=f"{model.name}: windows/s vs batch size")
+        log(f"plot: {plot_out}")
     if json_out:
         doc = to_json(results, gpu.machine, skipped=skipped, accuracy=acc, streaming=stream)
         Path(json_out).write_text(json.dumps(doc, indent=2) + "\n")
         log(f"json: {json_out}")
-
-
-def _write_plot(model: Path, results: list[Any], plot_out: str, log: Any) -> None:
-    from mrm_edge.cli.bench.plot import plot_throughput
-
-    plot_throughput(results, plot_out, title=f"{model.name}: windows/s vs batch size")
-    log(f"plot: {plot_out}")
 
 
 def _grid(
@@ -336,7 +331,7 @@ def _print_vs_pytorch(results: list[Any]) -> None:
 
 
 def _streaming_section(
-    model: Path, sb: str, sp: str, knobs: dict[str, Any], log: Any
+    model: Any, sb: str, sp: str, knobs: dict[str, Any], log: Any
 ) -> dict[str, Any]:
     """Streaming capacity through the real runtime, and its one-line verdict on stdout."""
     from rich.console import Console

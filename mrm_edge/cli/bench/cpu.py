@@ -24,12 +24,8 @@ def bench_model(
     repeats: int = 10,
     log: Log = quiet,
 ) -> list[Result]:
-    """Run every (backend, precision) in ``variants`` at every batch size.
-
-    backend: a CPU bench backend (``variants.CPU_BACKENDS``); precision: a variant name
-    (``fp32``, ``fp16``, ``int8``, ``int8-sym``) or ``bf16``. torch.compile rows get the
-    compile time of their batch size in ``compile_s`` (the warm-up calls absorb it).
-    """
+    """Run every CPU (backend, precision) in ``variants`` at every batch size; torch.compile
+    rows get the compile time of their batch size in ``compile_s`` (the warm-up absorbs it)."""
     from mrm_edge.card import CARD_FILE, ModelCard
     from mrm_edge.cli.bench.variants import row_file
     from mrm_edge.runtime.selection import check_outputs

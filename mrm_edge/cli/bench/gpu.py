@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from mrm_edge.artifacts import ONNX_FILES
 from mrm_edge.cli.bench.common import (
     Log,
     Result,
@@ -17,7 +18,6 @@ from mrm_edge.cli.bench.common import (
     summarise,
     time_calls,
 )
-from mrm_edge.cli.bench.variants import VARIANT_FILES
 from mrm_edge.data.synthetic import make_windows
 from mrm_edge.errors import first_line
 from mrm_edge.stats import percentiles_ms
@@ -27,16 +27,8 @@ class GpuUnavailable(RuntimeError):
     """This GPU backend / precision cannot be benchmarked here; the message says why."""
 
 
-def _model(model_dir: Path) -> Any:
-    from mrm_edge.runtime.model import DeployedModel, ModelLoadError
-
-    try:
-        return DeployedModel.load(model_dir)
-    except ModelLoadError as e:
-        raise GpuUnavailable(str(e)) from e
-
-
-def bench_onnxruntime_cuda(
+def bench_gpu_backend(
+    name: str,
     model_dir: Path,
     precision: str,
     batch_sizes: list[int],
@@ -45,10 +37,30 @@ def bench_onnxruntime_cuda(
     log: Log = quiet,
     *,
     reference: np.ndarray | None = None,
-) -> list[Result]:
-    """ONNX Runtime with the CUDA provider only, run by the monitor's ``OnnxRuntimeBackend``
-    (I/O binding), on ``model.onnx`` (fp32) or ``model.fp16.onnx`` (fp16). Raises
-    :class:`GpuUnavailable` when the provider is missing or the session fell back to the CPU."""
+    facts: Any = None,
+) -> tuple[list[Result], list[dict[str, Any]]]:
+    """Time ``name`` (``onnxruntime-cuda`` or ``tensorrt``), run by the monitor's own backend,
+    at every batch size it admits; the rows and the batch sizes skipped (outside a TensorRT
+    profile) with the reason. :class:`GpuUnavailable` says why it cannot run here.
+    ``facts``: the machine (``runtime.facts.MachineFacts``) for ``tensorrt``, with the
+    TensorRT and CUDA modules it describes (tests: the test doubles)."""
+    from mrm_edge.runtime.model import DeployedModel, ModelLoadError
+
+    try:
+        model = DeployedModel.load(Path(model_dir))
+    except ModelLoadError as e:
+        raise GpuUnavailable(str(e)) from e
+    if name == "tensorrt":
+        backend = _tensorrt_backend(model, precision, facts)
+    else:
+        backend = _onnxruntime_cuda_backend(model, precision)
+    x = make_windows(model.card, max(batch_sizes))
+    return _time_rows(name, backend, x, batch_sizes, warmup, repeats, reference, log)
+
+
+def _onnxruntime_cuda_backend(model: Any, precision: str) -> Any:
+    """ONNX Runtime with the CUDA provider only (I/O binding), on ``model.onnx`` (fp32) or
+    ``model.fp16.onnx`` (fp16); activating it refuses a session that fell back to the CPU."""
     from mrm_edge.runtime.backends.onnxruntime import CUDA, OnnxRuntimeBackend
 
     if precision not in ("fp32", "fp16"):
@@ -56,47 +68,22 @@ def bench_onnxruntime_cuda(
             f"onnxruntime-cuda {precision}: not benchmarked (the CUDA provider runs Q/DQ graphs "
             "dequantized; INT8 is a TensorRT or CPU variant)"
         )
-    model = _model(model_dir)
     art = model.onnx.get(precision)
     if art is None:
-        name = VARIANT_FILES[precision]
-        why = model.refused.get(name, f"{Path(model_dir) / name}: not exported")
+        name = ONNX_FILES[precision]
+        why = model.refused.get(name, f"{model.directory / name}: not exported")
         raise GpuUnavailable(f"onnxruntime-cuda {precision}: {why}")
-    backend = OnnxRuntimeBackend(art.path, providers=[CUDA])
-    x = make_windows(model.card, max(batch_sizes))
-    rows, _ = _time_rows(
-        "onnxruntime-cuda", backend, x, batch_sizes, warmup, repeats, reference, log
-    )
-    return rows
+    return OnnxRuntimeBackend(art.path, providers=[CUDA])
 
 
-def bench_tensorrt(
-    model_dir: Path,
-    precision: str,
-    batch_sizes: list[int],
-    warmup: int = 3,
-    repeats: int = 10,
-    log: Log = quiet,
-    *,
-    reference: np.ndarray | None = None,
-    facts: Any,
-) -> tuple[list[Result], list[dict[str, Any]]]:
-    """Time this GPU's ``precision`` engine, run by the monitor's ``TensorRTBackend``, at every
-    batch size its profile admits.
-
-    Returns the rows and the batch sizes skipped (outside the profile) with the reason.
-    Raises :class:`GpuUnavailable` without TensorRT, a CUDA binding (cuda-python or pycuda),
-    a GPU or a fitting engine. ``facts``: the machine (``runtime.facts.MachineFacts``), with
-    the TensorRT and CUDA modules it describes (tests: the test doubles)."""
+def _tensorrt_backend(model: Any, precision: str, facts: Any) -> Any:
+    """The monitor's ``TensorRTBackend`` on this GPU's ``precision`` engine."""
     from mrm_edge.runtime.backends.tensorrt.capability import STANDARD
     from mrm_edge.runtime.backends.tensorrt.runner import TensorRTBackend
 
-    model = _model(Path(model_dir))
     art = _fitting_engine(model, precision, facts)
     trt = (facts.trt_modules or {}).get(art.key.get("flavour", STANDARD))
-    backend = TensorRTBackend(art.path, precision=precision, trt=trt, cudart=facts.cudart)
-    x = make_windows(model.card, max(batch_sizes))
-    return _time_rows("tensorrt", backend, x, batch_sizes, warmup, repeats, reference, log)
+    return TensorRTBackend(art.path, precision=precision, trt=trt, cudart=facts.cudart)
 
 
 def _time_rows(

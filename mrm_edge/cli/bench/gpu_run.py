@@ -7,12 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from mrm_edge.artifacts import ONNX_FILES
 from mrm_edge.cli.bench.common import Log, Result, cpu_reference, quiet
-from mrm_edge.cli.bench.gpu import GpuUnavailable, bench_onnxruntime_cuda, bench_tensorrt
+from mrm_edge.cli.bench.gpu import GpuUnavailable, bench_gpu_backend
 from mrm_edge.cli.bench.torch_cuda import bench_torch_cuda
-from mrm_edge.cli.bench.variants import VARIANT_FILES, gpu_unavailable
+from mrm_edge.cli.bench.variants import gpu_unavailable
 from mrm_edge.data.synthetic import make_windows
 
 GPU_BATCH_SIZES = [1, 8, 32, 128, 256]
@@ -47,19 +46,11 @@ def run_gpu(
 
     model_dir = Path(model_dir)
     run = GpuRun()
-    reference: list[np.ndarray | None] = []
-
-    def ref() -> np.ndarray | None:
-        if not reference:  # computed once, and only when some GPU backend runs
-            fp32 = model_dir / VARIANT_FILES["fp32"]
-            x = make_windows(ModelCard.load(model_dir), max(batch_sizes))
-            reference.append(cpu_reference(fp32, x) if fp32.is_file() else None)
-        return reference[0]
-
-    def skip(backend: str, precision: str, reason: str) -> None:
-        run.skipped.append({"backend": backend, "precision": precision, "reason": reason})
-        log(f"skipped {backend} {precision}: {reason}")
-
+    fp32 = model_dir / ONNX_FILES["fp32"]
+    reference = None
+    if backends and fp32.is_file():  # only when some GPU backend runs
+        x = make_windows(ModelCard.load(model_dir), max(batch_sizes))
+        reference = cpu_reference(fp32, x)
     for name in backends:
         # PyTorch eager FP32 on the GPU is the baseline of every GPU row: always run it; INT8
         # is an ONNX / TensorRT variant (as on the CPU, torch rows are FP32 and FP16 only).
@@ -68,26 +59,24 @@ def run_gpu(
             try:
                 if name == "torch-cuda":
                     rows = bench_torch_cuda(
-                        model_dir, [p], batch_sizes, warmup, repeats, log, reference=ref()
-                    )
-                elif name == "onnxruntime-cuda":
-                    rows = bench_onnxruntime_cuda(
-                        model_dir, p, batch_sizes, warmup, repeats, log, reference=ref()
+                        model_dir, p, batch_sizes, warmup, repeats, log, reference=reference
                     )
                 else:
-                    rows, out_of_profile = bench_tensorrt(
+                    rows, out_of_profile = bench_gpu_backend(
+                        name,
                         model_dir,
                         p,
                         batch_sizes,
                         warmup,
                         repeats,
                         log,
-                        reference=ref(),
+                        reference=reference,
                         facts=facts,
                     )
                     run.skipped += out_of_profile
             except GpuUnavailable as e:
-                skip(name, p, str(e))
+                run.skipped.append({"backend": name, "precision": p, "reason": str(e)})
+                log(f"skipped {name} {p}: {e}")
                 continue
             run.results += rows
     if run.results and gpu_unavailable("torch-cuda") is None:

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 
-def plot_throughput(results: Iterable[Any], path: str | Path, title: str = "") -> Path:
-    """Write a PNG of ``results`` (``Result`` objects or their dicts) to ``path``."""
+def plot_throughput(results: Iterable[Any], path: str | Path, title: str) -> Path:
+    """Write a PNG of ``results`` (the bench's ``Result`` rows) to ``path``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -18,9 +18,8 @@ def plot_throughput(results: Iterable[Any], path: str | Path, title: str = "") -
 
     series: dict[str, list[tuple[int, float]]] = defaultdict(list)
     for r in results:
-        d = r if isinstance(r, dict) else vars(r)
-        key = f"{d['backend']} {d['precision']} ({d['device']})"
-        series[key].append((int(d["batch_size"]), float(d["throughput"])))
+        key = f"{r.backend} {r.precision} ({r.device})"
+        series[key].append((r.batch_size, r.throughput))
     if not series:
         raise ValueError("plot: no results to draw")
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
@@ -35,7 +34,7 @@ def plot_throughput(results: Iterable[Any], path: str | Path, title: str = "") -
         ax.set_yscale("log")
         ax.set_xlabel("batch size")
         ax.set_ylabel("throughput (windows/s)")
-        ax.set_title(title or "model-level throughput")
+        ax.set_title(title)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
         fig.tight_layout()

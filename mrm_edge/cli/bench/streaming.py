@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -62,17 +61,17 @@ class _Replay(Source):
 
 
 def prefilled_realtime_source(
-    n_streams: int, fs: int, prefill_s: float, seconds: float, seed: int = 0, speed: float = 1.0
-):
+    n_streams: int, fs: int, prefill_s: float, seconds: float, seed: int = 0
+) -> Source:
     """Synthetic streams whose first ``prefill_s`` seconds arrive at once, the next
-    ``seconds`` at ``speed`` x real time: streams already running when timing starts.
-    The signal is rendered before the source starts (see :func:`render_synthetic`)."""
+    ``seconds`` at real time: streams already running when timing starts. The signal is
+    rendered before the source starts (see :func:`render_synthetic`)."""
     events = render_synthetic(n_streams, fs, prefill_s + seconds, seed)
     what = (
         f"synthetic: {n_streams} patients at {fs} Hz, {prefill_s:g} s pre-filled, "
-        f"then {seconds:g} s at {speed:g}x (rendered beforehand)"
+        f"then {seconds:g} s at real time (rendered beforehand)"
     )
-    return _Replay(events, prefill_s, speed, what)
+    return _Replay(events, prefill_s, 1.0, what)
 
 
 def max_speed_source(n_streams: int, fs: int, seconds: float, seed: int = 0) -> Source:
@@ -187,7 +186,7 @@ _METHOD = (
 
 
 def streaming_capacity(
-    model_dir: Path,
+    model: Any,
     backend: str = "onnxruntime",
     precision: str = "int8",
     *,
@@ -199,12 +198,10 @@ def streaming_capacity(
     max_batch: int = 32,
     max_tries: int = 4,
     log: Log = quiet,
-    accept_card_tuning: bool = False,
 ) -> dict[str, Any]:
-    """The streaming section of ``mrm-edge bench`` (see the module docstring);
-    ``accept_card_tuning``: ``DeployedModel.load``'s."""
+    """The streaming section of ``mrm-edge bench`` (see the module docstring) on ``model``,
+    a loaded ``DeployedModel``."""
     from mrm_edge.runtime.config import MonitorConfig
-    from mrm_edge.runtime.model import DeployedModel
 
     if not hop_s > 0 or not stream_seconds > 0 or not probe_seconds > 0:
         raise ValueError("streaming: hop, stream seconds and probe seconds must be > 0")
@@ -216,8 +213,7 @@ def streaming_capacity(
         probe_seconds=probe_seconds, max_tries=max_tries,
         what=f"{backend} {precision}", monitor=MonitorConfig(hop_s=hop_s, max_batch=max_batch),
     )  # fmt: skip
-    model = DeployedModel.load(model_dir, accept_card_tuning=accept_card_tuning)
-    be = cpu_backend(Path(model_dir), backend, precision)
+    be = cpu_backend(model.directory, backend, precision)
     be.activate()
     try:
         # 4. Model-only throughput, same backend, batch = the Monitor's batch cap.

@@ -10,10 +10,9 @@ from typing import Any
 from mrm_edge.artifacts import ONNX_FILES
 from mrm_edge.card import WEIGHTS_FILE
 
-# Variant → ONNX file (mrm_edge.artifacts); ``--precisions`` takes these names, so
-# ``int8-sym`` benchmarks the symmetric (TensorRT / OpenVINO) INT8 file, plus ``bf16``: a
-# precision of the runtime on model.onnx (OpenVINO's inference precision, PyTorch autocast).
-VARIANT_FILES = ONNX_FILES
+# ``--precisions`` takes the variant names of mrm_edge.artifacts (``int8-sym``: the symmetric
+# TensorRT / OpenVINO INT8 file), plus ``bf16``: a precision of the runtime on model.onnx
+# (OpenVINO's inference precision, PyTorch autocast).
 PRECISION_NAMES = (*ONNX_FILES, "bf16")
 
 
@@ -22,7 +21,7 @@ def row_file(backend: str, precision: str) -> str:
     variant's ONNX (``bf16`` runs ``model.onnx`` at BF16)."""
     if backend.startswith("torch"):
         return WEIGHTS_FILE
-    return VARIANT_FILES.get(precision, VARIANT_FILES["fp32"])
+    return ONNX_FILES.get(precision, ONNX_FILES["fp32"])
 
 
 CPU_BACKENDS = ("torch", "torch-compile", "onnxruntime", "openvino")
@@ -94,8 +93,6 @@ def gpu_unavailable(backend: str, facts: Any = None) -> str | None:
         if not torch.cuda.is_available():
             return f"torch {torch.__version__} sees no CUDA device"
         return None
-    if backend not in ("onnxruntime-cuda", "tensorrt"):
-        return f"{backend!r} is not a GPU backend"
     from mrm_edge.runtime.backends.tensorrt.capability import STANDARD
     from mrm_edge.runtime.facts import probe_machine
 

@@ -62,17 +62,16 @@ def doctor(
     if remote is not None:
         from mrm_edge.cli.doctor.triton import run_triton_doctor
 
-        served = run_triton_doctor(model_path(model_dir), remote, n_windows=n_windows)
-        click.echo(format_report(served))
-        sys.exit(served.exit_code)
-    report = run_doctor(
-        model_path(model_dir),
-        precision,
-        batch_profile(batch),
-        Path(out_dir) if out_dir else None,
-        n_windows=n_windows,
-        cuda_graphs=cuda_graphs,
-        trt_flavour=trt_flavour,
-    )
+        report = run_triton_doctor(model_path(model_dir), remote, n_windows=n_windows)
+    else:
+        report = run_doctor(
+            model_path(model_dir),
+            precision,
+            batch_profile(batch),
+            Path(out_dir) if out_dir else None,
+            n_windows=n_windows,
+            cuda_graphs=cuda_graphs,
+            trt_flavour=trt_flavour,
+        )
     click.echo(format_report(report))
     sys.exit(report.exit_code)

@@ -105,6 +105,31 @@ def record_step(report: DoctorReport, name: str, fn: Callable[[], tuple[Any, str
     return value
 
 
+def reference_steps(
+    report: DoctorReport, card: Any, fp32: Path, n_windows: int
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The windows and reference steps: ``n_windows`` synthetic windows of ``card`` and
+    ONNX Runtime CPU on ``fp32`` (the model.onnx every figure is compared with)."""
+    from mrm_edge.cli.bench.common import cpu_reference
+    from mrm_edge.data.synthetic import make_windows
+
+    def windows_step() -> tuple[Any, str]:
+        w = make_windows(card, n_windows)
+        rate = f"{card.window_samples} samples at {card.sampling_rate} Hz"
+        return w, f"{len(w)} synthetic windows (mixed rhythms), {rate}"
+
+    x = record_step(report, "windows", windows_step)
+    if x is None:
+        skip_steps(report, ["reference"], "no windows")
+        return None, None
+    ref = record_step(
+        report,
+        "reference",
+        lambda: (cpu_reference(fp32, x), f"ONNX Runtime FP32 (CPU) on {len(x)} windows"),
+    )
+    return x, ref
+
+
 def skip_steps(report: DoctorReport, names: list[str], why: str) -> None:
     report.steps += [Step(n, "skip", why) for n in names]
 

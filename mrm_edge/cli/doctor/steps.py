@@ -6,7 +6,6 @@ import contextlib
 import platform
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from mrm_edge.cli.doctor.report import (
     compare,
     finish,
     record_step,
+    reference_steps,
     skip_steps,
     unavailable,
 )
@@ -39,20 +39,10 @@ def run_doctor(
     trt_flavour: str | None = None,
     facts: Any = None,
 ) -> DoctorReport:
-    """Check that this machine builds and runs the model's TensorRT engine correctly.
-
-    Args:
-        model_dir: directory with ``card.json`` and the exported ONNX files.
-        precision: ``fp32`` / ``fp16`` / ``int8``: which ONNX to build.
-        batch: (min, opt, max) batch profile of the engine.
-        out_dir: where engines are cached (default: a temporary directory, removed after).
-        n_windows: synthetic windows to compare on.
-        cuda_graphs: run the engine with CUDA graph replay.
-        trt_flavour: ``auto`` / ``tensorrt`` / ``tensorrt-rtx`` (None: the environment's
-            choice, else auto; see ``mrm_edge.runtime.backends.tensorrt.capability``).
-        facts: the machine (``runtime.facts.MachineFacts``; None: probed here), with the
-            TensorRT and CUDA modules it describes (tests: the test doubles).
-    """
+    """Check that this machine builds and runs the model's TensorRT engine correctly (the
+    parameters: ``mrm-edge doctor --help``; ``out_dir`` None: a temporary directory).
+    ``facts``: the machine (``runtime.facts.MachineFacts``; None: probed here), with the
+    TensorRT and CUDA modules it describes (tests: the test doubles)."""
     from mrm_edge.export.tensorrt.plan import BuildOptions
 
     model_dir = Path(model_dir)
@@ -105,16 +95,6 @@ class _Doctor:
         self.gpu: Any = None
         self.info: Any = None
 
-    def _run(self, name: str, fn: Callable[[], tuple[Any, str]]) -> Any:
-        return record_step(self.report, name, fn)
-
-    def _onnx(self, variant_precision: str) -> np.ndarray:
-        """ONNX Runtime CPU on the windows, with the ONNX a ``variant_precision`` engine is
-        built from."""
-        from mrm_edge.cli.bench.common import cpu_reference
-
-        return cpu_reference(self.model_dir / ONNX_FOR[variant_precision], self.x)
-
     # 1-3. model, ONNX Runtime, windows, reference ------------------------------------------
     def model_step(self) -> tuple[Any, str]:
         from mrm_edge.card import ModelCard
@@ -135,28 +115,15 @@ class _Doctor:
 
     def onnx_steps(self, n_windows: int) -> None:
         """model, onnxruntime, windows, reference and (fp16 / int8) the precision's ONNX."""
-        card = self.card = self._run("model", self.model_step)
-        self._run("onnxruntime", self.ort_step)
-
-        def windows_step() -> tuple[Any, str]:
-            from mrm_edge.data.synthetic import make_windows
-
-            w = make_windows(card, n_windows)
-            rate = f"{card.window_samples} samples at {card.sampling_rate} Hz"
-            return w, f"{len(w)} synthetic windows (mixed rhythms), {rate}"
-
-        def reference_step() -> tuple[Any, str]:
-            p = self._onnx("fp32")
-            return p, f"ONNX Runtime FP32 (CPU) on {len(p)} windows"
+        card = self.card = record_step(self.report, "model", self.model_step)
+        record_step(self.report, "onnxruntime", self.ort_step)
 
         if card is not None:
-            self.x = self._run("windows", windows_step)
             self.thresholds = np.array([card.thresholds[k] for k in card.labels], np.float32)
+            fp32 = self.model_dir / ONNX_FOR["fp32"]
+            self.x, self.p_ref = reference_steps(self.report, card, fp32, n_windows)
         else:
             skip_steps(self.report, ["windows"], "no model")
-        if self.x is not None:
-            self.p_ref = self._run("reference", reference_step)
-        else:
             skip_steps(self.report, ["reference"], "no windows")
         if self.p_ref is not None and self.precision != "fp32":
             self.variant_step()
@@ -164,14 +131,17 @@ class _Doctor:
     def variant_step(self) -> None:
         """The precision's ONNX on ONNX Runtime against FP32. Context for the engine's parity,
         not part of the verdict: ORT's CPU kernels for reduced precision are not TensorRT's."""
+        from mrm_edge.cli.bench.common import cpu_reference
+
         p = self.precision
 
         def step() -> tuple[Any, str]:
-            par = compare(self._onnx(p), self.p_ref, self.thresholds, self.tol, self.need)
+            out = cpu_reference(self.model_dir / ONNX_FOR[p], self.x)
+            par = compare(out, self.p_ref, self.thresholds, self.tol, self.need)
             self.report.reference_parity = par
             return par, f"{ONNX_FOR[p]} on ONNX Runtime (CPU): {par.summary()}"
 
-        variant = self._run(f"onnx {p}", step)
+        variant = record_step(self.report, f"onnx {p}", step)
         if variant is not None and not variant.passed:
             s = self.report.step(f"onnx {p}")
             s.status = "info"  # type: ignore[union-attr]
@@ -243,13 +213,13 @@ class _Doctor:
     def engine_steps(self, out_dir: Path) -> DoctorReport:
         """build, run and parity (``out_dir``: where the engine is cached)."""
         report = self.report
-        engine = self._run("build", lambda: self.build_step(out_dir))
+        engine = record_step(self.report, "build", lambda: self.build_step(out_dir))
         if engine is None:
             skip_steps(report, ["run", "parity"], "no engine")
             return finish(report)
         if self.gpu is None:
             return self._built_without_gpu(engine)
-        p_trt = self._run("run", lambda: self.run_step(engine))
+        p_trt = record_step(self.report, "run", lambda: self.run_step(engine))
         if p_trt is None:
             skip_steps(report, ["parity"], "the run failed")
             return finish(report)
@@ -259,7 +229,7 @@ class _Doctor:
             report.parity = par
             return par, par.summary()
 
-        parity = self._run("parity", parity_step)
+        parity = record_step(self.report, "parity", parity_step)
         if parity is not None and not parity.passed:
             report.step("parity").status = "fail"  # type: ignore[union-attr]
         return finish(report)

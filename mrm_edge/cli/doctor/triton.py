@@ -18,6 +18,7 @@ from mrm_edge.cli.doctor.report import (
     compare,
     finish,
     record_step,
+    reference_steps,
     skip_steps,
 )
 from mrm_edge.errors import first_line
@@ -33,8 +34,7 @@ def run_triton_doctor(model_dir: Path, target: str, n_windows: int = 8) -> Docto
     model = record_step(report, "model", lambda: _model(DeployedModel.load(model_dir)))
     if model is None:
         return finish(report)
-    x = record_step(report, "windows", lambda: _windows(model, n_windows))
-    ref = record_step(report, "reference", lambda: _reference(model, x))
+    x, ref = reference_steps(report, model.card, model.onnx["fp32"].path, n_windows)
     try:
         remote, _ = select_backend(model, target)
         remote.activate()
@@ -67,19 +67,6 @@ def _model(model: Any) -> tuple[Any, str]:
     if "fp32" not in model.onnx:
         raise ValueError(f"{model.directory}: no verified model.onnx (the FP32 reference)")
     return model, f"{model.name}: {', '.join(model.labels)}"
-
-
-def _windows(model: Any, n: int) -> tuple[np.ndarray, str]:
-    from mrm_edge.data.synthetic import make_windows
-
-    x = make_windows(model, n)
-    return x, f"{n} synthetic windows {tuple(x.shape[1:])} at {model.sampling_rate} Hz"
-
-
-def _reference(model: Any, x: np.ndarray) -> tuple[np.ndarray, str]:
-    from mrm_edge.cli.bench.common import cpu_reference
-
-    return cpu_reference(model.onnx["fp32"].path, x), "ONNX Runtime FP32 on CPU"
 
 
 def _run(remote: Any, x: np.ndarray) -> tuple[np.ndarray, str]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
+import tempfile
 import threading
 from typing import Any
 
@@ -81,7 +83,14 @@ def _port(name: str, default: int) -> Any:
 @card_tuning_option()
 @user_errors
 def serve(
-    model_dir: str | None, http_port: int, grpc_port: int, metrics_port: int, **kw: Any
+    model_dir: str | None,
+    host: str,
+    http_port: int,
+    grpc_port: int,
+    metrics_port: int,
+    repo_dir: str | None,
+    start_timeout_s: float,
+    **repo_options: Any,
 ) -> None:
     """Serve the model on this machine's Triton Inference Server (the tritonserver of
     nvidia-pytriton: ONNX Runtime CPU in Triton's Python backend) until Ctrl-C / SIGTERM.
@@ -89,11 +98,9 @@ def serve(
     Front-ends connect with `mrm-edge monitor --backend triton:HOST:GRPC_PORT`. GPU nodes run
     NVIDIA's Triton container on `mrm-edge export --triton-repo DIR` instead (docs/triton.md).
     """
-    from mrm_edge.cli.serve.run import serve_model
-    from mrm_edge.cli.serve.server import ServerPorts, ServeUnavailable
+    from mrm_edge.cli.serve.server import ServerPorts, ServeUnavailable, TritonServer
+    from mrm_edge.export.triton_repo import write_triton_repo
 
-    err = console()
-    ports = ServerPorts(http_port, grpc_port, metrics_port)
     stop = threading.Event()
     reason: list[str] = []
 
@@ -103,28 +110,61 @@ def serve(
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        with serve_model(model_path(model_dir), ports=ports, **kw) as served:
-            host = served.server.host
-            for line in served.repo.model.tuning_lines() if served.repo.model else ():
-                err.print(line, markup=False, highlight=False, soft_wrap=True)
-            for m in served.repo.local_models:
-                err.print(f"serving {m}", markup=False, highlight=False)
-            err.print(
-                f"tritonserver ready: grpc {host}:{grpc_port}, http {host}:{http_port}, "
-                f"metrics http://{host}:{metrics_port}/metrics; front-ends: "
-                f"--backend {served.address}",
-                markup=False,
-                highlight=False,
-                soft_wrap=True,
+        with contextlib.ExitStack() as stack:
+            if repo_dir is None:  # a temporary repository, removed afterwards
+                repo_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="mrm-edge-repo-"))
+            repo = write_triton_repo(
+                model_path(model_dir), repo_dir, only_local=True, **repo_options
             )
+            _check_served(repo)
+            server = TritonServer(
+                repo.directory,
+                host=host,
+                ports=ServerPorts(http_port, grpc_port, metrics_port),
+                models=repo.local_models,
+                start_timeout_s=start_timeout_s,
+            )
+            stack.enter_context(server)  # stopped on the way out: SIGTERM, then kill
+            _announce(server, repo)
             while not stop.wait(0.5):
-                if not served.server.alive():
-                    raise click.ClickException(
-                        f"tritonserver exited ({served.server.last_log_line()})"
-                    )
-            err.print(f"{reason[0]}: stopping tritonserver", markup=False, highlight=False)
+                if not server.alive():
+                    raise click.ClickException(f"tritonserver exited ({server.last_log_line()})")
+            console().print(f"{reason[0]}: stopping tritonserver", markup=False, highlight=False)
     except ServeUnavailable as e:
         raise click.ClickException(str(e)) from e
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+
+
+def _check_served(repo: Any) -> None:
+    """One zero window through every ONNX file the server will load, on ONNX Runtime CPU
+    (what its Python backend runs): outputs that contradict the card are refused here in one
+    line (``selection.check_outputs``), not at the first front-end's request."""
+    from mrm_edge.card import CARD_FILE
+    from mrm_edge.runtime.backends.onnxruntime import OnnxRuntimeBackend
+    from mrm_edge.runtime.selection import check_outputs
+
+    model = repo.model
+    for m in repo.models:
+        if m.local:
+            art = model.onnx[m.variant]
+            with OnnxRuntimeBackend(art.path, ["CPUExecutionProvider"], 1) as backend:
+                check_outputs(backend, model.card, model.directory / CARD_FILE, str(art.path))
+
+
+def _announce(server: Any, repo: Any) -> None:
+    """What is served and where, on stderr (a re-tuned card's changes first)."""
+    err, host, ports = console(), server.host, server.ports
+    for line in repo.model.tuning_lines():
+        err.print(line, markup=False, highlight=False, soft_wrap=True)
+    for m in repo.local_models:
+        err.print(f"serving {m}", markup=False, highlight=False)
+    err.print(
+        f"tritonserver ready: grpc {host}:{ports.grpc}, http {host}:{ports.http}, "
+        f"metrics http://{host}:{ports.metrics}/metrics; front-ends: "
+        f"--backend triton:{server.grpc_address}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )

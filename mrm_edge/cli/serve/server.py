@@ -20,7 +20,6 @@ import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 INSTALL_HINT = "pip install 'mrm-edge[triton-server]'"
 
@@ -31,13 +30,9 @@ class ServeUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class ServerPorts:
-    http: int = 8000
-    grpc: int = 8001
-    metrics: int = 8002
-
-
-#: Triton's own default ports.
-DEFAULT_PORTS = ServerPorts()
+    http: int
+    grpc: int
+    metrics: int
 
 
 @dataclass(frozen=True)
@@ -92,26 +87,24 @@ class TritonServer:
     """A ``tritonserver`` process on ``repository`` (context manager: start, then stop).
 
     ``models`` names the models to load (explicit model control: a repository may hold
-    models this server's backends cannot load). ``log`` is the file
-    the server's output goes to (default: a file in the temporary folder, kept after a
-    failed start so that its reason can be read)."""
+    models this server's backends cannot load). Its output goes to a log in its temporary
+    folder, kept after a failed start so that its reason can be read."""
 
     def __init__(
         self,
         repository: str | Path,
         *,
         host: str = "127.0.0.1",
-        ports: ServerPorts = DEFAULT_PORTS,
+        ports: ServerPorts,
         models: Sequence[str],
         start_timeout_s: float = 120.0,
-        log: str | Path | None = None,
     ) -> None:
         self.repository = Path(repository)
         self.host = host
         self.ports = ports
         self.models = list(models)
         self.start_timeout_s = start_timeout_s
-        self._log_path = Path(log) if log else None
+        self._log_path: Path | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -119,8 +112,7 @@ class TritonServer:
     def grpc_address(self) -> str:
         return f"{self.host}:{self.ports.grpc}"
 
-    def command(self, backends: Path) -> list[str]:
-        dist = find_tritonserver()
+    def _command(self, dist: TritonDist, backends: Path) -> list[str]:
         cmd = [
             str(dist.binary),
             f"--model-repository={self.repository}",
@@ -149,16 +141,13 @@ class TritonServer:
     def start(self) -> TritonServer:
         """Start the server and wait until it is ready (bounded); ServeUnavailable with the
         server's last log line when it exits or does not become ready in time."""
-        if not self.repository.is_dir():
-            raise ServeUnavailable(f"{self.repository}: no such model repository")
         dist = find_tritonserver()
         self._tmp = tempfile.TemporaryDirectory(prefix="mrm-edge-triton-")
         backends = _backend_dir(dist, Path(self._tmp.name))
-        if self._log_path is None:
-            self._log_path = Path(self._tmp.name) / "tritonserver.log"
+        self._log_path = Path(self._tmp.name) / "tritonserver.log"
         with open(self._log_path, "ab") as log:
             self._proc = subprocess.Popen(
-                self.command(backends),
+                self._command(dist, backends),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -222,20 +211,8 @@ class TritonServer:
                 self._tmp.cleanup()
             self._tmp = None
 
-    def kill(self) -> None:
-        """SIGKILL, no drain (a box that dies; tests)."""
-        if self._proc is not None and self._proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self._proc.pid, signal.SIGKILL)  # its own group: the stubs too
-            self._proc.wait()
-
     def __enter__(self) -> TritonServer:
         return self.start() if self._proc is None else self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()

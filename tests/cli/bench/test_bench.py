@@ -10,7 +10,9 @@ import pytest
 
 EXE = str(Path(sys.executable).parent / "mrm-edge")
 
-# Tiny settings: seconds on a 2-core CPU, still real measurements.
+# Tiny settings: seconds on a 2-core CPU, still real measurements. Tries enough for the
+# step-down to reach a count that holds when other work shares the cores (with three, a busy
+# machine left the capacity unverified now and then).
 TINY_STREAMING = [
     "--streams",
     "4",
@@ -19,7 +21,7 @@ TINY_STREAMING = [
     "--stream-seconds",
     "1",
     "--max-tries",
-    "3",
+    "8",
     "--max-batch",
     "8",
 ]
@@ -122,6 +124,7 @@ def test_bench_accuracy_on_labelled_held_out_windows(bench_run) -> None:
 def test_bench_streaming_section_is_a_verified_measurement(bench_run) -> None:
     s = bench_run[0]["streaming"]
     assert s["backend"] == "onnxruntime" or s["backend"] == "torch"
+    assert s["capacity_streams"] is not None, s["verification"]  # why each count missed
     assert s["capacity_streams"] >= 1 and s["estimate_streams"] >= s["capacity_streams"]
     assert s["end_to_end_wps"] > 0 and s["model_only_wps"] > 0
     assert s["streaming_efficiency"] == pytest.approx(s["end_to_end_wps"] / s["model_only_wps"])

@@ -1,4 +1,4 @@
-"""GPU rows of `mrm-edge bench` (mrm_edge.bench_gpu).
+"""GPU rows of `mrm-edge bench` (mrm_edge.cli.bench.gpu, gpu_run, torch_cuda).
 
 TensorRT runs against the TEST DOUBLES (FakeTensorRT + FakeCudaRuntime, tests/fakes): a real
 engine-building and engine-lookup path, real ONNX graphs executed by the fake engine through
@@ -28,7 +28,7 @@ from mrm_edge.runtime.facts import probe_machine
 
 from mrm_edge.artifacts import SHIPPED_MODEL_DIR
 from mrm_edge.cli.bench.common import add_speedups, to_json
-from mrm_edge.cli.bench.gpu import GpuUnavailable, bench_onnxruntime_cuda, bench_tensorrt
+from mrm_edge.cli.bench.gpu import GpuUnavailable, bench_gpu_backend
 from mrm_edge.cli.bench.gpu_run import run_gpu
 from tests.fakes.tensorrt import FakeCudaRuntime, FakeDeviceProp, FakeTensorRT
 from tests.runtime.test_model import make_model_dir
@@ -92,8 +92,8 @@ def test_tensorrt_rows_time_each_interval_apart_and_skip_batches_outside_the_pro
 ) -> None:
     d, trt, cudart = rig
     live = cudart.live()
-    rows, skipped = bench_tensorrt(
-        d, "fp16", [1, 8, 32], warmup=1, repeats=3, reference=cpu_reference(d, 32),
+    rows, skipped = bench_gpu_backend(
+        "tensorrt", d, "fp16", [1, 8, 32], warmup=1, repeats=3, reference=cpu_reference(d, 32),
         facts=probe_machine(trt, cudart),
     )  # fmt: skip
     assert [r.batch_size for r in rows] == [1, 8]
@@ -121,13 +121,13 @@ def test_tensorrt_without_an_engine_for_this_gpu_says_how_to_build_one(rig) -> N
     other = FakeCudaRuntime([FakeDeviceProp(b"NVIDIA H100 80GB HBM3", 9, 0)])
     facts = probe_machine(FakeTensorRT("10.3.0", cuda=other), other)
     with pytest.raises(GpuUnavailable) as e:
-        bench_tensorrt(d, "fp16", [1], facts=facts)
+        bench_gpu_backend("tensorrt", d, "fp16", [1], facts=facts)
     msg = str(e.value)
     assert "no engine for NVIDIA H100 80GB HBM3 / TensorRT 10.3.0" in msg
     assert "built for Fake GPU" in msg and "mrm-edge export --model" in msg and "\n" not in msg
     _, trt, cudart = rig
     with pytest.raises(GpuUnavailable, match=r"tensorrt int8: .*none built.*--int8"):
-        bench_tensorrt(d, "int8", [1], facts=probe_machine(trt, cudart))
+        bench_gpu_backend("tensorrt", d, "int8", [1], facts=probe_machine(trt, cudart))
 
 
 def test_tensorrt_an_engine_the_backend_refuses_is_a_skip_with_its_reason(rig) -> None:
@@ -135,7 +135,7 @@ def test_tensorrt_an_engine_the_backend_refuses_is_a_skip_with_its_reason(rig) -
     (engine,) = d.glob("*.engine")
     engine.write_bytes(engine.read_bytes() + b"!")
     with pytest.raises(GpuUnavailable, match=r"^tensorrt fp16: .*SHA-256 differs") as e:
-        bench_tensorrt(d, "fp16", [1], facts=probe_machine(trt, cudart))
+        bench_gpu_backend("tensorrt", d, "fp16", [1], facts=probe_machine(trt, cudart))
     assert "\n" not in str(e.value)
     assert cudart.live() == {k: 0 for k in cudart.live()}  # nothing left allocated
 
@@ -165,7 +165,7 @@ def test_onnxruntime_cuda_is_refused_without_the_provider(tmp_path: Path) -> Non
     d = make_model_dir(tmp_path / "m")
     no_provider = r"CUDAExecutionProvider not in this onnxruntime build.*onnxruntime-gpu"
     with pytest.raises(GpuUnavailable, match=no_provider):
-        bench_onnxruntime_cuda(d, "fp32", [1])
+        bench_gpu_backend("onnxruntime-cuda", d, "fp32", [1])
 
 
 @pytest.mark.skipif(_has_ort_cuda(), reason="this onnxruntime has the CUDA provider")
@@ -181,9 +181,9 @@ def test_onnxruntime_cuda_refuses_a_session_that_fell_back_to_the_cpu(
     d = make_model_dir(tmp_path / "m")
     fell_back = r"initialise CUDAExecutionProvider \(running on \['CPUExecutionProvider'\]"
     with pytest.raises(GpuUnavailable, match=fell_back):
-        bench_onnxruntime_cuda(d, "fp32", [1])
+        bench_gpu_backend("onnxruntime-cuda", d, "fp32", [1])
     with pytest.raises(GpuUnavailable, match="int8: not benchmarked"):
-        bench_onnxruntime_cuda(d, "int8", [1])
+        bench_gpu_backend("onnxruntime-cuda", d, "int8", [1])
 
 
 @pytest.mark.skipif(_has_cuda(), reason="a CUDA device is present")
@@ -270,7 +270,11 @@ def test_real_gpu_torch_cuda_rows(tmp_path: Path) -> None:
     from mrm_edge.cli.bench.torch_cuda import bench_torch_cuda
 
     ref = cpu_reference(SHIPPED, 8)
-    rows = bench_torch_cuda(SHIPPED, ["fp32", "fp16"], [1, 8], 1, 3, reference=ref)
+    rows = [
+        r
+        for p in ("fp32", "fp16")
+        for r in bench_torch_cuda(SHIPPED, p, [1, 8], 1, 3, reference=ref)
+    ]
     assert {(r.precision, r.batch_size) for r in rows} == {
         ("fp32", 1), ("fp32", 8), ("fp16", 1), ("fp16", 8),
     }  # fmt: skip
@@ -283,7 +287,7 @@ def test_real_gpu_torch_cuda_rows(tmp_path: Path) -> None:
 @pytest.mark.skipif(not _has_ort_cuda(), reason="no CUDAExecutionProvider: never executed")
 def test_real_gpu_onnxruntime_cuda_rows() -> None:
     ref = cpu_reference(SHIPPED, 8)
-    rows = bench_onnxruntime_cuda(SHIPPED, "fp32", [1, 8], 1, 3, reference=ref)
+    rows, _ = bench_gpu_backend("onnxruntime-cuda", SHIPPED, "fp32", [1, 8], 1, 3, reference=ref)
     assert [r.batch_size for r in rows] == [1, 8]
     for r in rows:
         assert r.device == "cuda:0" and "OnnxRuntimeBackend.infer" in r.timing

@@ -1,4 +1,4 @@
-"""Streaming capacity (mrm_edge.bench_streaming): the real Monitor, tiny settings."""
+"""Streaming capacity (mrm_edge.cli.bench.streaming): the real Monitor, tiny settings."""
 
 import time
 from pathlib import Path
@@ -29,6 +29,13 @@ def exported_model(tiny_model_dir: Path, tmp_path_factory) -> Path:
     return model
 
 
+@pytest.fixture(scope="module")
+def deployed(exported_model: Path):
+    from mrm_edge.runtime.model import DeployedModel
+
+    return DeployedModel.load(exported_model)
+
+
 def test_prefilled_source_sends_the_prefill_at_once_then_paces_in_real_time() -> None:
     src = prefilled_realtime_source(2, fs=100, prefill_s=5.0, seconds=0.6)
     t0 = time.monotonic()
@@ -52,10 +59,10 @@ def test_prefilled_source_sends_the_prefill_at_once_then_paces_in_real_time() ->
     assert wall.max() < 0.6 + 0.5
 
 
-def test_streaming_capacity_is_verified_at_real_time(exported_model: Path) -> None:
+def test_streaming_capacity_is_verified_at_real_time(deployed) -> None:
     lines: list[str] = []
     s = streaming_capacity(
-        exported_model,
+        deployed,
         "onnxruntime",
         "fp32",
         hop_s=1.0,
@@ -63,11 +70,11 @@ def test_streaming_capacity_is_verified_at_real_time(exported_model: Path) -> No
         probe_streams=4,
         probe_seconds=14.0,
         max_batch=8,
-        max_tries=3,
+        max_tries=8,  # room to step down when other work shares the cores (as test_bench)
         log=lines.append,
     )
     assert any("max-speed probe" in ln for ln in lines)  # progress while it runs
-    assert s["capacity_streams"] >= 1
+    assert s["capacity_streams"] >= 1, s["verification"]
     v = s["verification"][-1]
     assert v["held"] and v["streams"] == s["capacity_streams"]
     # every hop of the real-time run gives one window per stream
@@ -78,10 +85,10 @@ def test_streaming_capacity_is_verified_at_real_time(exported_model: Path) -> No
     assert s["end_to_end_wps"] == pytest.approx(s["probe"]["throughput_wps"])
 
 
-def test_streaming_capacity_steps_down_a_bounded_number_of_times(exported_model: Path) -> None:
+def test_streaming_capacity_steps_down_a_bounded_number_of_times(deployed) -> None:
     # A budget no run can meet: every verification fails, N steps down, tries are bounded.
     s = streaming_capacity(
-        exported_model,
+        deployed,
         "onnxruntime",
         "fp32",
         hop_s=1.0,
@@ -100,8 +107,8 @@ def test_streaming_capacity_steps_down_a_bounded_number_of_times(exported_model:
         assert tries[1]["streams"] < tries[0]["streams"]
 
 
-def test_streaming_rejects_bad_knobs(exported_model: Path) -> None:
+def test_streaming_rejects_bad_knobs(deployed) -> None:
     with pytest.raises(ValueError, match="unknown backend"):
-        streaming_capacity(exported_model, "tpu", "fp32")
+        streaming_capacity(deployed, "tpu", "fp32")
     with pytest.raises(ValueError, match="tries"):
-        streaming_capacity(exported_model, "onnxruntime", "fp32", max_tries=0)
+        streaming_capacity(deployed, "onnxruntime", "fp32", max_tries=0)
