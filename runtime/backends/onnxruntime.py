@@ -14,6 +14,7 @@ from typing import Any, Literal
 import numpy as np
 from mrm_edge.runtime.backends.base import Backend, BackendUnavailable, precision_from_filename
 from mrm_edge.runtime.backends.registry import (
+    PRECISIONS,
     BackendSpec,
     Candidate,
     PlanRequest,
@@ -152,15 +153,16 @@ INT8_WHY = (
 )
 
 
-def _cpu_why(model: Any, precisions: tuple[str, ...], variant: dict[str, str], p: str) -> str:
-    """Why precision ``p`` sits where it does among the CPU options."""
+def _cpu_why(model: Any, asked: str | None, variant: dict[str, str], p: str) -> str:
+    """Why precision ``p`` sits where it does among the CPU options (``asked``: the
+    requested precision)."""
     int8, int8_sym = ONNX_FILES["int8"], ONNX_FILES["int8-sym"]
     if p == "int8" and variant[p] == "int8-sym":
         why = f"only {int8_sym} here, made for TensorRT: slower on ONNX Runtime CPU"
-        return f"int8 requested; {why}" if len(precisions) == 1 else why
+        return f"int8 requested; {why}" if asked == p else why
     if p == "int8":
         return INT8_WHY
-    if len(precisions) == 1:
+    if asked == p:
         return f"{p} requested"
     if p == "fp32":
         if "int8" in model.onnx:
@@ -178,42 +180,40 @@ def _cpu_rank(variant: dict[str, str], p: str) -> float:
     return CPU_ORDER.index(p)
 
 
-def _no_onnx(model: Any, precisions: tuple[str, ...]) -> str:
+def _no_onnx(model: Any, asked: str | None) -> str:
     refused = [f"{n}: {r}" for n, r in model.refused.items() if n.endswith(".onnx")]
     return (
         "ONNX Runtime: no verified ONNX "
-        + (f"for {'/'.join(precisions)}" if len(precisions) == 1 else "model")
+        + (f"for {asked}" if asked else "model")
         + (f" ({'; '.join(refused)})" if refused else "")
     )
 
 
 def plan(request: PlanRequest) -> tuple[list[Candidate], list[str]]:
     """ONNX Runtime's options: CUDA (when the provider is there), then CPU, each in its
-    precision order; and why the CUDA provider or any ONNX is missing."""
-    model, precisions = request.model, request.precisions
-    providers, threads = request.facts.ort_providers, request.intra_op_threads
+    precision order; and why the CUDA provider or the asked ONNX is missing."""
+    model, asked = request.model, request.precision
+    providers = request.facts.ort_providers
     if request.facts.ort_reason:
         return [], [request.facts.ort_reason]
     # Precision → the variant ONNX Runtime runs for it (int8: the uint8 file first).
-    present = {p: [v for v in variants_for(p) if v in model.onnx] for p in precisions}
+    present = {p: [v for v in variants_for(p) if v in model.onnx] for p in PRECISIONS}
     variant = {p: vs[0] for p, vs in present.items() if vs}
     if not variant:
-        return [], [_no_onnx(model, precisions)]
+        return [], [_no_onnx(model, asked)]
     out: list[Candidate] = []
 
     def add(device: str, provider_list: list[str], why: str) -> None:
         rank = (lambda p: _cpu_rank(variant, p)) if device == "CPU" else CUDA_ORDER.index
         for p in sorted(variant, key=rank):
             art = model.onnx[variant[p]]
-            reason = (
-                why if device == "CUDA" else f"{why}; {_cpu_why(model, precisions, variant, p)}"
-            )
+            reason = why if device == "CUDA" else f"{why}; {_cpu_why(model, asked, variant, p)}"
             out.append(
                 Candidate(
                     f"onnxruntime {device} {p} ({art.name})",
                     "onnxruntime",
                     lambda a=art, pl=provider_list: OnnxRuntimeBackend(
-                        a.path, providers=list(pl), intra_op_threads=threads, precision=a.precision
+                        a.path, providers=list(pl), precision=a.precision
                     ),
                     reason,
                     measurable=device == "CPU",
@@ -223,10 +223,12 @@ def plan(request: PlanRequest) -> tuple[list[Candidate], list[str]]:
             )
 
     skipped: list[str] = []
+    if asked is not None and asked not in variant:
+        skipped.append(_no_onnx(model, asked))  # the reason; its other options stay in the plan
+    elif CUDA not in providers:
+        skipped.append("ONNX Runtime CUDA: no CUDAExecutionProvider (install onnxruntime-gpu)")
     if CUDA in providers:
         add("CUDA", [CUDA, CPU], "ONNX Runtime has the CUDA provider")
-    else:
-        skipped.append("ONNX Runtime CUDA: no CUDAExecutionProvider (install onnxruntime-gpu)")
     if CPU in providers:
         add("CPU", [CPU], "ONNX Runtime CPU")
     return out, skipped

@@ -34,7 +34,8 @@ def _why(flavour: str, info: TensorRTInfo, gpu: Any) -> str:
 
 
 def plan(request: PlanRequest) -> tuple[list[Candidate], list[str]]:
-    """Engines that run here, best precision first; else the one reason there are none."""
+    """Engines that run here, best precision first; and the one reason there are none (at
+    the asked precision)."""
     facts = request.facts
     infos = facts.tensorrt
     found = [i for i in infos.values() if i.available]
@@ -47,22 +48,28 @@ def plan(request: PlanRequest) -> tuple[list[Candidate], list[str]]:
     if gpu is None:
         return [], [f"{names} found but no GPU ({facts.gpu_reason})"]
     versions = {f: (i.version if i.available else None) for f, i in infos.items()}
-    fitting, misfits = fit_engines(
-        request.model.engines,
-        request.precisions,
-        gpu.name,
-        gpu.compute_capability,
-        versions[STANDARD],
-        versions[RTX],
-        batch=1,
-    )
-    if not fitting:
+    fits = {
+        p: fit_engines(
+            request.model.engines,
+            (p,),
+            gpu.name,
+            gpu.compute_capability,
+            versions[STANDARD],
+            versions[RTX],
+            batch=1,
+        )
+        for p in ORDER
+    }
+    fitting = [engine for p in ORDER for engine in fits[p][0]]
+    asked = [fits[p] for p in ((request.precision,) if request.precision else ORDER) if p in fits]
+    skipped = []
+    if not any(fit for fit, _ in asked):
+        misfits = [m for _, misfit in asked for m in misfit]
         detail = "; ".join(misfits) if misfits else "no engine in the model directory"
-        return [], [
+        skipped.append(
             f"{names} on {gpu.name} but no engine for it ({detail}); build one "
             "with `mrm-edge export --engine`"
-        ]
-    fitting.sort(key=lambda a: ORDER.index(a.precision))
+        )
     out = []
     for engine in fitting:
         flavour = engine.key.get("flavour", STANDARD)
@@ -75,9 +82,10 @@ def plan(request: PlanRequest) -> tuple[list[Candidate], list[str]]:
                     e.path, precision=e.precision, trt=m, cudart=facts.cudart
                 ),
                 _why(flavour, infos[flavour], gpu),
+                precision=engine.precision,
             )
         )
-    return out, []
+    return out, skipped
 
 
 SPEC = BackendSpec(name="tensorrt", family="tensorrt", rank=10, plan=plan)
