@@ -233,7 +233,7 @@ class TensorRTBackend(Backend):
         np.copyto(self._host_in.array.reshape(-1)[: x.size].reshape(x.shape), x)
         e0.record(stream)
         in_bytes = x.size * self._in_dtype.itemsize
-        cu.memcpy_htod_async(cuda, self._dev_in.ptr, self._host_in.ptr, in_bytes, stream)
+        cuda.memcpy_htod_async(self._dev_in.ptr, self._host_in.ptr, in_bytes, stream.raw)
         e1.record(stream)
         shape = tuple(x.shape)
         self._enqueue(shape)
@@ -241,7 +241,7 @@ class TensorRTBackend(Backend):
         out_shape = self._out_shapes[shape]
         n_out = int(np.prod(out_shape))
         out_bytes = n_out * self._out_dtype.itemsize
-        cu.memcpy_dtoh_async(cuda, self._host_out.ptr, self._dev_out.ptr, out_bytes, stream)
+        cuda.memcpy_dtoh_async(self._host_out.ptr, self._dev_out.ptr, out_bytes, stream.raw)
         e3.record(stream)
         e3.synchronize()
         out = self._host_out.array.reshape(-1)[:n_out].reshape(out_shape)
@@ -274,7 +274,7 @@ class TensorRTBackend(Backend):
             self.graph_error = f"{cuda.binding}: {cuda.graphs_unsupported}"
             return
         try:
-            cu.begin_capture(cuda, self._stream)
+            cuda.begin_capture(self._stream.raw)
         except cuda_api.CudaError as e:
             self.graph_error = str(e)
             return
