@@ -31,8 +31,6 @@ from mrm_edge.runtime.model import DeployedModel
 from mrm_edge.card import CARD_FILE, ModelCard
 from mrm_edge.errors import first_line
 
-#: ``--backend``'s choices with the built-in backends (``backend_choices()`` is the live list).
-BACKEND_CHOICES: tuple[str, ...] = backend_choices()
 #: ``auto_probe``: the CPU timing's switch and bounds: None (``$MRM_EDGE_AUTO_PROBE``), False,
 #: True, or :class:`~mrm_edge.runtime.cpu_timing.TimingSettings`.
 AutoProbe = Union[bool, "cpu_timing.TimingSettings", None]

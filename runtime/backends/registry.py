@@ -134,11 +134,6 @@ def backend_specs() -> list[BackendSpec]:
     return sorted(_SPECS.values(), key=lambda s: s.rank)
 
 
-def backend_families() -> tuple[str, ...]:
-    """The ``--backend`` families, in ``auto``'s order (remote backends not included)."""
-    return tuple(dict.fromkeys(s.family for s in backend_specs() if s.parse_target is None))
-
-
 def get_remote_spec(family: str) -> BackendSpec | None:
     """The remote backend of ``family`` (``triton``), None when there is none."""
     return next(
@@ -154,8 +149,10 @@ def backend_target_forms() -> tuple[str, ...]:
 
 
 def backend_choices() -> tuple[str, ...]:
-    """What ``--backend`` accepts: ``auto`` and every family."""
-    return ("auto", *backend_families())
+    """What ``--backend`` accepts: ``auto`` and every family, in ``auto``'s order (remote
+    backends not included)."""
+    local = (s.family for s in backend_specs() if s.parse_target is None)
+    return ("auto", *dict.fromkeys(local))
 
 
 def cpu_backend_names() -> tuple[str, ...]:

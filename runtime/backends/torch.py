@@ -28,14 +28,10 @@ class TorchBackend(Backend):
 
     name = "torch"
 
-    def __init__(
-        self, model_dir: str | Path, device: str = "cpu", threads: int | None = None
-    ) -> None:
+    def __init__(self, model_dir: str | Path) -> None:
         super().__init__()
         self.model_dir = Path(model_dir)
-        self.device = device
         self.precision = "fp32"
-        self.threads = threads
         self._model: Any = None
         self._torch: Any = None
 
@@ -50,8 +46,6 @@ class TorchBackend(Backend):
             ) from e
         from mrm_edge.checkpoint import inference_model, load_model_dir
 
-        if self.threads is not None:
-            torch.set_num_threads(int(self.threads))
         net, card = load_model_dir(self.model_dir, self.device)
         self._model = inference_model(net, card).to(self.device).eval()
         self._torch = torch
