@@ -12,7 +12,6 @@ from typing import Any
 from mrm_edge.runtime.backends.openvino.backend import OpenVinoBackend
 from mrm_edge.runtime.backends.registry import (
     FP32_GATE,
-    PRECISIONS,
     BackendSpec,
     Candidate,
     PlanRequest,
@@ -89,11 +88,11 @@ def plan(request: PlanRequest) -> tuple[list[Candidate], list[str]]:
         add("fp32", "bf16", "bf16", f"BF16 ({why}; {record_why})", gate)
     if "fp32" in model.onnx:
         add("fp32", "f32", "fp32", "FP32 (inference precision f32, stated)", FP32_GATE)
-    # The reasons are about the asked precision: BF16's only when BF16 may be asked.
+    # The reasons are about the asked precision: BF16's only when BF16 may be asked (so
+    # nothing for the asked precision and no reason means one was asked).
     skipped = skipped if asked in (None, "bf16") else []
     if not any(asked in (None, c.precision) for c in out) and not skipped:
-        wanted = asked or "/".join(PRECISIONS)
-        skipped.append(f"OpenVINO: no verified ONNX for {wanted}")
+        skipped.append(f"OpenVINO: no verified ONNX for {asked}")
     return out, skipped
 
 

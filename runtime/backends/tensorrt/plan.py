@@ -48,23 +48,18 @@ def plan(request: PlanRequest) -> tuple[list[Candidate], list[str]]:
     if gpu is None:
         return [], [f"{names} found but no GPU ({facts.gpu_reason})"]
     versions = {f: (i.version if i.available else None) for f, i in infos.items()}
-    fits = {
-        p: fit_engines(
-            request.model.engines,
-            (p,),
-            gpu.name,
-            gpu.compute_capability,
-            versions[STANDARD],
-            versions[RTX],
-            batch=1,
-        )
-        for p in ORDER
-    }
-    fitting = [engine for p in ORDER for engine in fits[p][0]]
-    asked = [fits[p] for p in ((request.precision,) if request.precision else ORDER) if p in fits]
+    fitting, misfits = fit_engines(
+        request.model.engines,
+        ORDER,
+        gpu.name,
+        gpu.compute_capability,
+        versions[STANDARD],
+        versions[RTX],
+        batch=1,
+    )
+    fitting.sort(key=lambda a: ORDER.index(a.precision))
     skipped = []
-    if not any(fit for fit, _ in asked):
-        misfits = [m for _, misfit in asked for m in misfit]
+    if not any(request.precision in (None, e.precision) for e in fitting):
         detail = "; ".join(misfits) if misfits else "no engine in the model directory"
         skipped.append(
             f"{names} on {gpu.name} but no engine for it ({detail}); build one "
