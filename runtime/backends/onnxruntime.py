@@ -63,7 +63,6 @@ class OnnxRuntimeBackend(Backend):
         self.io_binding = io_binding
         self.device_id = device_id
         self.precision = precision or precision_from_filename(self.onnx_path)
-        self.providers: list[str] = []
         self._session: Any = None
         self._bind_device: str | None = None
 
@@ -121,7 +120,6 @@ class OnnxRuntimeBackend(Backend):
         self.input_dims = tuple(d if isinstance(d, int) else None for d in inputs[0].shape[1:])
         on_cuda = CUDA in actual
         self.device = f"cuda:{self.device_id}" if on_cuda else "cpu"
-        self.providers = actual
         use_binding = on_cuda if self.io_binding == "auto" else bool(self.io_binding)
         self._bind_device = ("cuda" if on_cuda else "cpu") if use_binding else None
         self._session = session
