@@ -41,7 +41,6 @@ class OnnxRuntimeBackend(Backend):
             creating the session, raises BackendUnavailable.
         intra_op_threads: ORT intra-op threads (None: ORT's default, all cores).
         io_binding: ``"auto"`` (on CUDA only), or force True / False.
-        device_id: CUDA device for the CUDA provider.
         precision: label for reports; default from the file name (``model.fp16.onnx``).
     """
 
@@ -53,7 +52,6 @@ class OnnxRuntimeBackend(Backend):
         providers: Literal["auto"] | list[str] = "auto",
         intra_op_threads: int | None = None,
         io_binding: Literal["auto"] | bool = "auto",
-        device_id: int = 0,
         precision: str | None = None,
     ) -> None:
         super().__init__()
@@ -61,7 +59,6 @@ class OnnxRuntimeBackend(Backend):
         self.requested_providers = providers
         self.intra_op_threads = intra_op_threads
         self.io_binding = io_binding
-        self.device_id = device_id
         self.precision = precision or precision_from_filename(self.onnx_path)
         self._session: Any = None
         self._bind_device: str | None = None
@@ -90,9 +87,7 @@ class OnnxRuntimeBackend(Backend):
         options.log_severity_level = 3  # errors only: ORT's warnings are not actionable here
         if self.intra_op_threads is not None:
             options.intra_op_num_threads = int(self.intra_op_threads)
-        with_options: list[Any] = [
-            (p, {"device_id": self.device_id}) if p == CUDA else p for p in wanted
-        ]
+        with_options: list[Any] = [(p, {"device_id": 0}) if p == CUDA else p for p in wanted]
         try:
             session = ort.InferenceSession(
                 str(self.onnx_path), sess_options=options, providers=with_options
@@ -119,7 +114,7 @@ class OnnxRuntimeBackend(Backend):
         self.input_name, self.output_name = inputs[0].name, outputs[0].name
         self.input_dims = tuple(d if isinstance(d, int) else None for d in inputs[0].shape[1:])
         on_cuda = CUDA in actual
-        self.device = f"cuda:{self.device_id}" if on_cuda else "cpu"
+        self.device = "cuda:0" if on_cuda else "cpu"  # GPU 0: the one the machine's facts describe
         use_binding = on_cuda if self.io_binding == "auto" else bool(self.io_binding)
         self._bind_device = ("cuda" if on_cuda else "cpu") if use_binding else None
         self._session = session
@@ -129,7 +124,7 @@ class OnnxRuntimeBackend(Backend):
             return self._session.run([self.output_name], {self.input_name: x})[0]
         binding = self._session.io_binding()
         binding.bind_cpu_input(self.input_name, x)
-        binding.bind_output(self.output_name, self._bind_device, self.device_id)
+        binding.bind_output(self.output_name, self._bind_device, 0)
         self._session.run_with_iobinding(binding)
         return binding.copy_outputs_to_cpu()[0]
 

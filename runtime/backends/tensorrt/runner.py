@@ -37,7 +37,6 @@ class TensorRTBackend(Backend):
     Args:
         engine_path: ``model.<precision>.<key>.engine`` with its ``.json`` sidecar.
         cuda_graphs: capture and replay one CUDA graph per input shape.
-        device_id: CUDA device.
         trt: the TensorRT module (default: import the flavour the engine's sidecar names).
         cudart: a :class:`CudaApi`, or a cuda-python runtime module (wrapped in
             CudaPythonApi); default: :func:`load_cuda_api` (``$MRM_EDGE_CUDA``, else
@@ -51,7 +50,6 @@ class TensorRTBackend(Backend):
         engine_path: Path,
         *,
         cuda_graphs: bool = False,
-        device_id: int = 0,
         precision: str | None = None,
         trt: Any = None,
         cudart: Any = None,
@@ -59,8 +57,7 @@ class TensorRTBackend(Backend):
         super().__init__()
         self.engine_path = Path(engine_path)
         self.cuda_graphs = cuda_graphs
-        self.device_id = device_id
-        self.device = f"cuda:{device_id}"
+        self.device = "cuda:0"  # GPU 0: the one the machine's facts describe and plans fit
         self.precision = precision or precision_from_filename(self.engine_path)
         self.graph_error: str | None = None
         self._trt = trt
@@ -82,11 +79,11 @@ class TensorRTBackend(Backend):
         self.cuda_binding = cuda.binding
         with contextlib.ExitStack() as stack:
             try:
-                cuda.set_device(self.device_id)
+                cuda.set_device(0)
             except cuda_api.CudaError as e:
-                raise BackendUnavailable(self.name, f"CUDA device {self.device_id}: {e}") from e
+                raise BackendUnavailable(self.name, f"CUDA device 0: {e}") from e
             stack.callback(cuda.close)  # runs last: after every resource below is freed
-            loader.verify(self.engine_path, self.device_id, cuda, trt, self.flavour)
+            loader.verify(self.engine_path, cuda, trt, self.flavour)
             self._cuda = cuda
             stack.callback(self._drop_engine)
             self._load_engine(trt)
