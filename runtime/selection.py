@@ -9,7 +9,7 @@ the CPU timing: docs/monitor.md (Backends, Fallback), docs/cpu-runtimes.md.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
 
@@ -17,6 +17,7 @@ import numpy as np
 from mrm_edge.runtime import cpu_timing
 from mrm_edge.runtime.backends.base import Backend, BackendUnavailable
 from mrm_edge.runtime.backends.registry import (
+    PRECISIONS,
     Candidate,
     PlanRequest,
     backend_choices,
@@ -30,9 +31,6 @@ from mrm_edge.runtime.model import DeployedModel
 from mrm_edge.card import CARD_FILE, ModelCard
 from mrm_edge.errors import first_line
 
-#: ``--backend``'s choices with the built-in backends (``backend_choices()`` is the live list).
-BACKEND_CHOICES: tuple[str, ...] = backend_choices()
-PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8", "bf16")
 #: ``auto_probe``: the CPU timing's switch and bounds: None (``$MRM_EDGE_AUTO_PROBE``), False,
 #: True, or :class:`~mrm_edge.runtime.cpu_timing.TimingSettings`.
 AutoProbe = Union[bool, "cpu_timing.TimingSettings", None]
@@ -40,26 +38,26 @@ AutoProbe = Union[bool, "cpu_timing.TimingSettings", None]
 
 @dataclass(frozen=True)
 class Plan:
-    """One ordered list of options: the ``asked`` first are what was requested; the rest is
-    the fallback tail a monitor moves along after them (see :func:`activate_backend`)."""
+    """``auto``'s one ordered list of options (a remote server's option first), the places
+    in it of the ``asked`` ones (what was requested), and the reasons."""
 
     options: list[Candidate]
-    asked: int
+    asked: list[int]
     skipped: list[str]
-    """Why the requested family offers nothing more (one line each)."""
+    """Why the requested families offer nothing more (one line each)."""
     explained: list[str]
     """The reasons ``auto`` states for passing over faster options."""
-    auto_rank: dict[str, int] = field(default_factory=dict)
-    """For a tail: each option's place in ``auto``'s plan, by label (an option's label names
-    it: family, device, precision, file)."""
 
-    def chain(self, i: int) -> list[Candidate]:
-        """The options to fall back along from option ``i`` (an asked one): the plan after
-        it, less the tail options ``auto`` ranks before it (a request never falls "back" to
-        what auto ranks above it; a remote server, not in auto's plan, reaches them all)."""
-        after = self.auto_rank.get(self.options[i].label, -1)
-        tail = [c for c in self.options[self.asked :] if self.auto_rank[c.label] > after]
-        return self.options[i + 1 : self.asked] + tail
+    def requested(self) -> list[Candidate]:
+        return [self.options[i] for i in self.asked]
+
+    def chain(self, k: int) -> list[Candidate]:
+        """The options to fall back along from the ``k``-th asked option: the asked ones after
+        it, then the others that the list ranks after it (a request never falls "back" to
+        what auto ranks above it; a remote server, first in the list, reaches them all)."""
+        at = self.asked[k]
+        others = [c for i, c in enumerate(self.options) if i > at and i not in self.asked]
+        return self.requested()[k + 1 :] + others
 
 
 def _plan(
@@ -69,11 +67,10 @@ def _plan(
     *,
     facts: MachineFacts | None = None,
     auto_probe: AutoProbe = None,
-    with_tail: bool = False,
 ) -> Plan:
-    """The plan for ``requested`` at ``precision`` (:func:`plan_backends`' arguments): the
-    options, why the others are out, the reasons ``auto`` explains; ``with_tail``: then the
-    fallback tail."""
+    """The plan for ``requested`` at ``precision`` (:func:`plan_backends`' arguments): every
+    local backend planned once at every precision, the CPU options measured once; the asked
+    options are those of the requested family (any, for ``auto``) and precision."""
     choices = backend_choices()
     family, _, text = requested.partition(":")
     remote = get_remote_spec(family) if text else None
@@ -84,35 +81,35 @@ def _plan(
     if precision is not None and precision not in PRECISIONS:
         raise ValueError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
     facts = facts or probe_machine()
-    # A remote backend (named with its address) plans alone; auto never includes one.
-    local = [s for s in backend_specs() if s.parse_target is None]
-    specs = [remote] if remote else [s for s in local if requested in ("auto", s.family)]
-    # BF16 is an explicit choice or auto's when the probe measures it: never a static default.
-    precisions = (precision,) if precision else PRECISIONS
-    candidates: list[Candidate] = []
+    options: list[Candidate] = []
     skipped: list[str] = []
     explained: list[str] = []
-    for spec in specs:
-        request = PlanRequest(model, precisions, requested != "auto", facts, target=target)
+    if remote is not None:
+        # Named with its address, a remote backend plans alone; auto never includes one.
+        request = PlanRequest(model, facts, precision, explicit=True, target=target)
+        options, skipped = remote.plan(request)
+    for spec in backend_specs():
+        if spec.parse_target is not None:
+            continue
+        # A family not asked for plans as auto's (its reasons and wording unasked).
+        asked = remote is None and requested in ("auto", spec.family)
+        request = PlanRequest(
+            model, facts, precision if asked else None, explicit=requested == spec.family
+        )
         found, why_nots = spec.plan(request)
-        candidates += found
-        skipped += why_nots
-        if not spec.quiet_when_passed:
-            explained += why_nots
-    candidates, note = _measured(model, candidates, auto_probe)
+        options += found
+        if asked:
+            skipped += why_nots
+            explained += [] if spec.quiet_when_passed else why_nots
+    options, note = _measured(model, options, auto_probe)
     if note:
         explained.append(note)
-    explained = explained if requested == "auto" else []
-    if not with_tail or (requested == "auto" and precision is None):
-        return Plan(candidates, len(candidates), skipped, explained)  # its own tail
-    # The tail: auto's options (any precision) that are not asked for, in auto's order. The
-    # asked ones are planned for the request (their reasons say what was requested), so
-    # auto's list is matched to them by label.
-    everything = _plan(model, facts=facts, auto_probe=auto_probe).options
-    asked = {c.label for c in candidates}
-    tail = [c for c in everything if c.label not in asked]
-    rank = {c.label: n for n, c in enumerate(everything)}
-    return Plan(candidates + tail, len(candidates), skipped, explained, rank)
+    asked_at = [
+        i
+        for i, c in enumerate(options)
+        if (requested == "auto" or c.family == family) and precision in (None, c.precision)
+    ]
+    return Plan(options, asked_at, skipped, explained if requested == "auto" else [])
 
 
 def plan_backends(
@@ -127,7 +124,7 @@ def plan_backends(
     out. ``facts``: the machine (None: :func:`probe_machine` now); ``auto_probe``: the CPU
     timing (:data:`AutoProbe`)."""
     plan = _plan(model, requested, precision, facts=facts, auto_probe=auto_probe)
-    return plan.options, plan.skipped
+    return plan.requested(), plan.skipped
 
 
 def _measured(
@@ -177,9 +174,9 @@ def select_backend(
     Raises BackendUnavailable (``"<requested>: <reasons>"``) when nothing can run. The
     arguments are :func:`plan_backends`'s."""
     plan = _plan(model, requested, precision, facts=facts, auto_probe=auto_probe)
-    if not plan.options:
+    if not plan.asked:
         raise _unavailable(requested, precision, plan.skipped)
-    chosen = plan.options[0]
+    chosen = plan.options[plan.asked[0]]
     # Only the options that would have come first are worth explaining.
     return chosen.make(), _explain(requested, chosen, plan.explained)
 
@@ -227,17 +224,18 @@ def activate_backend(
     starts failing mid-run (not built, not activated). The caller owns the returned, active
     backend (``with backend: ...`` or ``deactivate()``).
 
-    The chain is the plan's list after the chosen option (:class:`Plan`): the rest of the
-    requested options, then (for an explicit ``--backend``/``--precision`` choice or a
-    remote server) every other option of ``auto``'s plan, at any precision, that auto ranks
-    after the chosen one. So an explicit choice is honoured at the start but may still
-    fall back beyond what was asked: a monitor on patients should keep classifying rather
-    than reject every window, and the switch is loud (an event-log line, the live view, the
-    summary). Options that failed to start here are left out; options auto ranks *before*
-    the chosen one are too (asking for ONNX Runtime CPU never falls "back" to TensorRT)."""
-    plan = _plan(model, requested, precision, facts=facts, auto_probe=auto_probe, with_tail=True)
+    The chain comes from the one plan (:class:`Plan`): ``auto``'s ordered list, in which the
+    requested options are picked out. It is the requested options after the chosen one, then
+    (for an explicit ``--backend``/``--precision`` choice or a remote server) every other
+    option of that list, at any precision, that comes after the chosen one. So an explicit
+    choice is honoured at the start but may still fall back beyond what was asked: a
+    monitor on patients should keep classifying rather than reject every window, and the
+    switch is loud (an event-log line, the live view, the summary). Options that failed to
+    start here are left out; options auto ranks *before* the chosen one are too (asking
+    for ONNX Runtime CPU never falls "back" to TensorRT)."""
+    plan = _plan(model, requested, precision, facts=facts, auto_probe=auto_probe)
     failed: list[str] = []
-    for i, cand in enumerate(plan.options[: plan.asked]):
+    for i, cand in enumerate(plan.requested()):
         backend = cand.make()
         try:
             backend.activate()

@@ -14,6 +14,7 @@ from typing import Any, Literal
 import numpy as np
 from mrm_edge.runtime.backends.base import Backend, BackendUnavailable, precision_from_filename
 from mrm_edge.runtime.backends.registry import (
+    PRECISIONS,
     BackendSpec,
     Candidate,
     PlanRequest,
@@ -40,7 +41,6 @@ class OnnxRuntimeBackend(Backend):
             creating the session, raises BackendUnavailable.
         intra_op_threads: ORT intra-op threads (None: ORT's default, all cores).
         io_binding: ``"auto"`` (on CUDA only), or force True / False.
-        device_id: CUDA device for the CUDA provider.
         precision: label for reports; default from the file name (``model.fp16.onnx``).
     """
 
@@ -52,7 +52,6 @@ class OnnxRuntimeBackend(Backend):
         providers: Literal["auto"] | list[str] = "auto",
         intra_op_threads: int | None = None,
         io_binding: Literal["auto"] | bool = "auto",
-        device_id: int = 0,
         precision: str | None = None,
     ) -> None:
         super().__init__()
@@ -60,9 +59,7 @@ class OnnxRuntimeBackend(Backend):
         self.requested_providers = providers
         self.intra_op_threads = intra_op_threads
         self.io_binding = io_binding
-        self.device_id = device_id
         self.precision = precision or precision_from_filename(self.onnx_path)
-        self.providers: list[str] = []
         self._session: Any = None
         self._bind_device: str | None = None
 
@@ -90,9 +87,7 @@ class OnnxRuntimeBackend(Backend):
         options.log_severity_level = 3  # errors only: ORT's warnings are not actionable here
         if self.intra_op_threads is not None:
             options.intra_op_num_threads = int(self.intra_op_threads)
-        with_options: list[Any] = [
-            (p, {"device_id": self.device_id}) if p == CUDA else p for p in wanted
-        ]
+        with_options: list[Any] = [(p, {"device_id": 0}) if p == CUDA else p for p in wanted]
         try:
             session = ort.InferenceSession(
                 str(self.onnx_path), sess_options=options, providers=with_options
@@ -119,8 +114,7 @@ class OnnxRuntimeBackend(Backend):
         self.input_name, self.output_name = inputs[0].name, outputs[0].name
         self.input_dims = tuple(d if isinstance(d, int) else None for d in inputs[0].shape[1:])
         on_cuda = CUDA in actual
-        self.device = f"cuda:{self.device_id}" if on_cuda else "cpu"
-        self.providers = actual
+        self.device = "cuda:0" if on_cuda else "cpu"  # GPU 0: the one the machine's facts describe
         use_binding = on_cuda if self.io_binding == "auto" else bool(self.io_binding)
         self._bind_device = ("cuda" if on_cuda else "cpu") if use_binding else None
         self._session = session
@@ -130,7 +124,7 @@ class OnnxRuntimeBackend(Backend):
             return self._session.run([self.output_name], {self.input_name: x})[0]
         binding = self._session.io_binding()
         binding.bind_cpu_input(self.input_name, x)
-        binding.bind_output(self.output_name, self._bind_device, self.device_id)
+        binding.bind_output(self.output_name, self._bind_device, 0)
         self._session.run_with_iobinding(binding)
         return binding.copy_outputs_to_cpu()[0]
 
@@ -152,15 +146,16 @@ INT8_WHY = (
 )
 
 
-def _cpu_why(model: Any, precisions: tuple[str, ...], variant: dict[str, str], p: str) -> str:
-    """Why precision ``p`` sits where it does among the CPU options."""
+def _cpu_why(model: Any, asked: str | None, variant: dict[str, str], p: str) -> str:
+    """Why precision ``p`` sits where it does among the CPU options (``asked``: the
+    requested precision)."""
     int8, int8_sym = ONNX_FILES["int8"], ONNX_FILES["int8-sym"]
     if p == "int8" and variant[p] == "int8-sym":
         why = f"only {int8_sym} here, made for TensorRT: slower on ONNX Runtime CPU"
-        return f"int8 requested; {why}" if len(precisions) == 1 else why
+        return f"int8 requested; {why}" if asked == p else why
     if p == "int8":
         return INT8_WHY
-    if len(precisions) == 1:
+    if asked == p:
         return f"{p} requested"
     if p == "fp32":
         if "int8" in model.onnx:
@@ -178,42 +173,40 @@ def _cpu_rank(variant: dict[str, str], p: str) -> float:
     return CPU_ORDER.index(p)
 
 
-def _no_onnx(model: Any, precisions: tuple[str, ...]) -> str:
+def _no_onnx(model: Any, asked: str | None) -> str:
     refused = [f"{n}: {r}" for n, r in model.refused.items() if n.endswith(".onnx")]
     return (
         "ONNX Runtime: no verified ONNX "
-        + (f"for {'/'.join(precisions)}" if len(precisions) == 1 else "model")
+        + (f"for {asked}" if asked else "model")
         + (f" ({'; '.join(refused)})" if refused else "")
     )
 
 
 def plan(request: PlanRequest) -> tuple[list[Candidate], list[str]]:
     """ONNX Runtime's options: CUDA (when the provider is there), then CPU, each in its
-    precision order; and why the CUDA provider or any ONNX is missing."""
-    model, precisions = request.model, request.precisions
-    providers, threads = request.facts.ort_providers, request.intra_op_threads
+    precision order; and why the CUDA provider or the asked ONNX is missing."""
+    model, asked = request.model, request.precision
+    providers = request.facts.ort_providers
     if request.facts.ort_reason:
         return [], [request.facts.ort_reason]
     # Precision → the variant ONNX Runtime runs for it (int8: the uint8 file first).
-    present = {p: [v for v in variants_for(p) if v in model.onnx] for p in precisions}
+    present = {p: [v for v in variants_for(p) if v in model.onnx] for p in PRECISIONS}
     variant = {p: vs[0] for p, vs in present.items() if vs}
     if not variant:
-        return [], [_no_onnx(model, precisions)]
+        return [], [_no_onnx(model, asked)]
     out: list[Candidate] = []
 
     def add(device: str, provider_list: list[str], why: str) -> None:
         rank = (lambda p: _cpu_rank(variant, p)) if device == "CPU" else CUDA_ORDER.index
         for p in sorted(variant, key=rank):
             art = model.onnx[variant[p]]
-            reason = (
-                why if device == "CUDA" else f"{why}; {_cpu_why(model, precisions, variant, p)}"
-            )
+            reason = why if device == "CUDA" else f"{why}; {_cpu_why(model, asked, variant, p)}"
             out.append(
                 Candidate(
                     f"onnxruntime {device} {p} ({art.name})",
                     "onnxruntime",
                     lambda a=art, pl=provider_list: OnnxRuntimeBackend(
-                        a.path, providers=list(pl), intra_op_threads=threads, precision=a.precision
+                        a.path, providers=list(pl), precision=a.precision
                     ),
                     reason,
                     measurable=device == "CPU",
@@ -223,10 +216,12 @@ def plan(request: PlanRequest) -> tuple[list[Candidate], list[str]]:
             )
 
     skipped: list[str] = []
+    if asked is not None and asked not in variant:
+        skipped.append(_no_onnx(model, asked))  # the reason; its other options stay in the plan
+    elif CUDA not in providers:
+        skipped.append("ONNX Runtime CUDA: no CUDAExecutionProvider (install onnxruntime-gpu)")
     if CUDA in providers:
         add("CUDA", [CUDA, CPU], "ONNX Runtime has the CUDA provider")
-    else:
-        skipped.append("ONNX Runtime CUDA: no CUDAExecutionProvider (install onnxruntime-gpu)")
     if CPU in providers:
         add("CPU", [CPU], "ONNX Runtime CPU")
     return out, skipped

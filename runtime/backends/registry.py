@@ -7,8 +7,9 @@ A registration (:class:`BackendSpec`) says:
   ``onnxruntime``, ``torch``); a family may hold several backends;
 - ``rank``: where the family's options come in ``auto``'s plan (lower first: the fastest
   kind of option first, the reference last);
-- ``plan``: the runnable options for a model (:class:`Candidate`, each with its factory
-  ``make``) in the backend's own preference order, and one line per reason it offers none;
+- ``plan``: the runnable options for a model at every precision (:class:`Candidate`, each
+  with its factory ``make``) in the backend's own preference order, and one line per reason
+  it offers none (at the asked precision, when one is asked);
 - ``cpu_factory`` (optional): the backend for a model directory's ONNX variant on the CPU
   (what the bench times);
 - ``quiet_when_passed``: its reasons are not worth explaining when ``auto`` chose a faster
@@ -62,6 +63,10 @@ def sidecar_gate(sidecar: Mapping[str, Any], precision: str) -> float:
     return DEFAULT_GATES.get(precision, FP32_GATE)
 
 
+#: The precisions a request may name (``--precision``).
+PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8", "bf16")
+
+
 @dataclass
 class Candidate:
     """One runnable option: what it is, how to build it, and why it is this far up."""
@@ -76,21 +81,23 @@ class Candidate:
     """A CPU option ``auto``'s probe may time (``runtime/cpu_timing.py``); GPU options and the
     PyTorch reference are not measured (they keep their place)."""
     precision: str | None = None
+    """What it runs at: ``--precision`` selects the requested options by it."""
     gate: float | None = None
     """The largest max |Δp| vs FP32 the probe accepts for this option (None: not gated)."""
 
 
 @dataclass(frozen=True)
 class PlanRequest:
-    """What a backend's ``plan`` is asked: which model, at which precisions, whether its
-    family was named (``--backend``) rather than reached by ``auto``, and on what machine."""
+    """What a backend's ``plan`` is asked: its options for a model on a machine, at every
+    precision (:data:`PRECISIONS`), and the request they answer, which its reasons and the
+    asked options' ``why`` are worded for."""
 
     model: DeployedModel
-    precisions: tuple[str, ...]
-    explicit: bool
     facts: MachineFacts
-    intra_op_threads: int | None = None
-    """CPU threads per inference (None: the runtime's default, all cores)."""
+    precision: str | None = None
+    """The precision asked of this family (None: any)."""
+    explicit: bool = False
+    """Whether its family was named (``--backend``) rather than reached by ``auto``."""
     target: Any = None
     """A remote backend's parsed address (``parse_target``'s result); None otherwise."""
 
@@ -127,11 +134,6 @@ def backend_specs() -> list[BackendSpec]:
     return sorted(_SPECS.values(), key=lambda s: s.rank)
 
 
-def backend_families() -> tuple[str, ...]:
-    """The ``--backend`` families, in ``auto``'s order (remote backends not included)."""
-    return tuple(dict.fromkeys(s.family for s in backend_specs() if s.parse_target is None))
-
-
 def get_remote_spec(family: str) -> BackendSpec | None:
     """The remote backend of ``family`` (``triton``), None when there is none."""
     return next(
@@ -147,8 +149,10 @@ def backend_target_forms() -> tuple[str, ...]:
 
 
 def backend_choices() -> tuple[str, ...]:
-    """What ``--backend`` accepts: ``auto`` and every family."""
-    return ("auto", *backend_families())
+    """What ``--backend`` accepts: ``auto`` and every family, in ``auto``'s order (remote
+    backends not included)."""
+    local = (s.family for s in backend_specs() if s.parse_target is None)
+    return ("auto", *dict.fromkeys(local))
 
 
 def cpu_backend_names() -> tuple[str, ...]:

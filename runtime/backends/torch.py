@@ -28,14 +28,10 @@ class TorchBackend(Backend):
 
     name = "torch"
 
-    def __init__(
-        self, model_dir: str | Path, device: str = "cpu", threads: int | None = None
-    ) -> None:
+    def __init__(self, model_dir: str | Path) -> None:
         super().__init__()
         self.model_dir = Path(model_dir)
-        self.device = device
         self.precision = "fp32"
-        self.threads = threads
         self._model: Any = None
         self._torch: Any = None
 
@@ -50,8 +46,6 @@ class TorchBackend(Backend):
             ) from e
         from mrm_edge.checkpoint import inference_model, load_model_dir
 
-        if self.threads is not None:
-            torch.set_num_threads(int(self.threads))
         net, card = load_model_dir(self.model_dir, self.device)
         self._model = inference_model(net, card).to(self.device).eval()
         self._torch = torch
@@ -72,19 +66,24 @@ class TorchBackend(Backend):
 def plan(request: PlanRequest) -> tuple[list[Candidate], list[str]]:
     """The reference option (FP32, weights present, torch importable), or why not."""
     model = request.model
-    if "fp32" not in request.precisions:
-        return [], ["PyTorch reference runs FP32 only"]
+    # Another precision asked: that is the reason, though the FP32 option stays in the plan.
+    fp32_only = (
+        ["PyTorch reference runs FP32 only"] if request.precision not in (None, "fp32") else []
+    )
     if model.weights is None:
-        return [], [f"PyTorch: no weights ({model.directory / 'model.safetensors'} missing)"]
+        return [], fp32_only or [
+            f"PyTorch: no weights ({model.directory / 'model.safetensors'} missing)"
+        ]
     if importlib.util.find_spec("torch") is None:
-        return [], ["PyTorch is not installed (the edge install has no torch)"]
+        return [], fp32_only or ["PyTorch is not installed (the edge install has no torch)"]
     cand = Candidate(
         "torch fp32 (model.safetensors) on CPU",
         "torch",
         lambda: TorchBackend(model.directory),
         "PyTorch reference (slowest)",
+        precision="fp32",
     )
-    return [cand], []
+    return [cand], fp32_only
 
 
 def cpu_backend(model_dir: Path, variant: str) -> TorchBackend:

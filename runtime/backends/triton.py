@@ -286,13 +286,14 @@ def plan(request: PlanRequest) -> tuple[list[Candidate], list[str]]:
     if "fp32" not in request.model.onnx:
         why = "its SHA-256 is the identity the served model is checked against"
         return [], [f"Triton: the local model directory needs its verified model.onnx ({why})"]
-    precision = request.precisions[0] if len(request.precisions) == 1 else None
+    precision = request.precision
     identity = model_identity(request.model)
     cand = Candidate(
         f"triton {target.url}" + (f"/{target.model}" if target.model else ""),
         "triton",
         lambda: TritonBackend(target, identity, precision=precision),
         "Triton Inference Server (gRPC): inference off this machine",
+        precision=precision,
     )
     return [cand], []
 

@@ -36,10 +36,11 @@ class ConstantBackend(Backend):
 
 def plan(request: PlanRequest) -> tuple[list[Candidate], list[str]]:
     card = request.model.card
-    if "fp32" not in request.precisions:
-        return [], ["constant: fp32 only"]
     make = lambda: ConstantBackend(len(card.labels), (len(card.leads), card.window_samples))  # noqa: E731
-    return [Candidate("constant fp32", "constant", make, "the trivial numpy backend")], []
+    cand = Candidate(
+        "constant fp32", "constant", make, "the trivial numpy backend", precision="fp32"
+    )
+    return [cand], [] if request.precision in (None, "fp32") else ["constant: fp32 only"]
 
 
 # rank 5: before TensorRT, so `auto` would take it too (the test asks for it by name).

@@ -949,7 +949,8 @@ class FakeTensorRT:
     ) -> None:
         if flavour not in ("tensorrt", "tensorrt-rtx"):
             raise ValueError(flavour)
-        self.FLAVOUR = flavour  # capability.flavour_of reads it
+        self.FLAVOUR = flavour
+        self.__name__ = flavour.replace("-", "_")  # the real module's name: flavour_of reads it
         self.runtime_caches: list[FakeRuntimeCache] = []
         self.__version__ = version
         self.precision_flags = precision_flags

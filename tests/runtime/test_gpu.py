@@ -30,8 +30,6 @@ def test_pinned_and_device_buffers_round_trip_on_a_real_gpu() -> None:
         DeviceBuffer,
         PinnedHostBuffer,
         Stream,
-        memcpy_dtoh_async,
-        memcpy_htod_async,
     )
 
     cudart = _cudart_with_gpu()
@@ -43,8 +41,8 @@ def test_pinned_and_device_buffers_round_trip_on_a_real_gpu() -> None:
         Stream(cudart) as stream,
     ):
         src.array[...] = x
-        memcpy_htod_async(cudart, dev.ptr, src.ptr, x.nbytes, stream)
-        memcpy_dtoh_async(cudart, dst.ptr, dev.ptr, x.nbytes, stream)
+        cudart.memcpy_htod_async(dev.ptr, src.ptr, x.nbytes, stream.raw)  # a CudaApi
+        cudart.memcpy_dtoh_async(dst.ptr, dev.ptr, x.nbytes, stream.raw)
         stream.synchronize()
         np.testing.assert_array_equal(dst.array, x)
 

@@ -221,6 +221,52 @@ def test_only_the_symmetric_int8_file_comes_after_fp32_on_cpu(tmp_path: Path) ->
     assert "int8 requested; only model.int8-sym.onnx here" in why
 
 
+def test_the_fallback_chain_is_places_in_one_list() -> None:
+    """A request's options are picked out of auto's one list; the chain from one of them is
+    the picked ones after it, then the list's others after it (never those before it)."""
+    from mrm_edge.runtime.backends.registry import Candidate
+    from mrm_edge.runtime.selection import Plan
+
+    names = ["ov int8", "ort int8", "ov fp32", "ort fp32", "torch fp32"]
+    options = [Candidate(n, n.split()[0], TorchBackend, "") for n in names]
+    plan = Plan(options, [1, 3], [], [])  # asked: onnxruntime
+    assert [c.label for c in plan.requested()] == ["ort int8", "ort fp32"]
+    assert [c.label for c in plan.chain(0)] == ["ort fp32", "ov fp32", "torch fp32"]
+    assert [c.label for c in plan.chain(1)] == ["torch fp32"]
+
+
+def test_an_explicit_request_is_picked_from_the_one_measured_plan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CPU options are measured once (auto's list), the request and its chain read there."""
+    from mrm_edge.runtime import cpu_timing
+    from mrm_edge.runtime.backends.openvino.capability import OpenVinoInfo
+
+    calls: list[list[str]] = []
+
+    def reversed_by_measurement(model, candidates, settings):
+        calls.append([c.label for c in candidates])
+        return candidates[::-1], None  # as if measured: FP16 fastest, INT8 slowest
+
+    monkeypatch.setattr(cpu_timing, "order_by_measurement", reversed_by_measurement)
+    m = load(tmp_path, ("fp32", "fp16", "int8"))
+    facts = machine(ort_providers=("CPUExecutionProvider",), openvino=OpenVinoInfo(reason="x"))
+    backend, why, chain = activate_backend(m, "onnxruntime", facts=facts, auto_probe=True)
+    try:
+        assert backend.precision == "fp16" and why.startswith("requested onnxruntime")
+        assert [c.precision for c in chain] == ["fp32", "int8"]
+    finally:
+        backend.deactivate()
+    assert len(calls) == 1 and len(calls[0]) == 3  # every CPU option, timed once
+    backend, why, chain = activate_backend(m, "onnxruntime", "fp32", facts=facts, auto_probe=True)
+    try:
+        assert backend.precision == "fp32" and why.startswith("requested onnxruntime")
+        assert [c.label for c in chain] == ["onnxruntime CPU int8 (model.int8.onnx)"]
+    finally:
+        backend.deactivate()
+    assert len(calls) == 2
+
+
 def test_check_outputs_runs_one_zero_window_and_names_what_the_card_needs(tmp_path: Path) -> None:
     """What a backend really outputs is checked at activation: a graph's declared shape is
     only read at load, and it can lie (ONNX Runtime returns the real shape)."""

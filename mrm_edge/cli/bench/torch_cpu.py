@@ -28,7 +28,7 @@ class TorchAutocastBackend(TorchBackend):
     name = "torch"
 
     def __init__(self, model_dir: str | Path) -> None:
-        super().__init__(model_dir, "cpu")
+        super().__init__(model_dir)
         self.precision = "bf16"
 
     def _activate(self) -> None:
@@ -51,7 +51,7 @@ class TorchCompiledBackend(TorchBackend):
     name = "torch-compile"
 
     def __init__(self, model_dir: str | Path) -> None:
-        super().__init__(model_dir, "cpu")
+        super().__init__(model_dir)
         self.compile_seconds: dict[int, float] = {}
         self._compiled: Any = None
 

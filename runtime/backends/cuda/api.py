@@ -30,27 +30,23 @@ GRAPHS_NEED_CUDA_PYTHON = "CUDA graphs need cuda-python (pycuda has no graph API
 class CudaError(RuntimeError):
     """A CUDA call failed: ``"<call>: <cudaErrorName or driver message>"`` in one line.
 
-    ``err`` is a cuda-python error code (``code`` is then its int) or the exception / text a
-    binding without codes gave (pycuda; ``code`` is then None)."""
+    ``err`` is a cuda-python error code or the exception / text a binding without codes gave
+    (pycuda)."""
 
     def __init__(self, call: str, err: Any) -> None:
         self.call = call
-        self.code: int | None
         if isinstance(err, BaseException):
-            self.code, self.error_name = None, first_line(err, with_type=False)
+            self.error_name = first_line(err, with_type=False)
         elif isinstance(err, str):
-            self.code, self.error_name = None, err
+            self.error_name = err
         else:
-            self.code = int(err)
             self.error_name = str(getattr(err, "name", f"cudaError {int(err)}"))
         super().__init__(f"{call}: {self.error_name}")
 
 
 def check(result: Any, call: str = "CUDA call") -> Any:
-    """Unpack a cuda-python result tuple: raise CudaError unless ``err`` is success (0);
-    return None, the single value, or the tuple of values."""
-    if not isinstance(result, tuple):
-        result = (result,)
+    """Unpack a cuda-python result tuple (every call returns one): raise CudaError unless
+    ``err`` is success (0); return None, the single value, or the tuple of values."""
     err, values = result[0], result[1:]
     if int(err) != 0:
         raise CudaError(call, err)

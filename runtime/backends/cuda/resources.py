@@ -95,7 +95,6 @@ class Event(_Resource):
 
     def __init__(self, cuda: Any, timing: bool = False) -> None:
         self._cuda = as_cuda_api(cuda)
-        self.timing = timing
         self._event: Any = self._cuda.event_create(timing)
 
     @property
@@ -114,14 +113,6 @@ class Event(_Resource):
             self._cuda.event_destroy(event)
 
 
-def memcpy_htod_async(cuda: Any, dst: int, src: int, nbytes: int, stream: Stream) -> None:
-    as_cuda_api(cuda).memcpy_htod_async(dst, src, nbytes, stream.raw)
-
-
-def memcpy_dtoh_async(cuda: Any, dst: int, src: int, nbytes: int, stream: Stream) -> None:
-    as_cuda_api(cuda).memcpy_dtoh_async(dst, src, nbytes, stream.raw)
-
-
 class GraphExec(_Resource):
     """An instantiated CUDA graph; ``launch(stream)`` replays it."""
 
@@ -136,10 +127,6 @@ class GraphExec(_Resource):
         if self._exec is not None:
             exec_, self._exec = self._exec, None
             self._cuda.graph_destroy(exec_)
-
-
-def begin_capture(cuda: Any, stream: Stream) -> None:
-    as_cuda_api(cuda).begin_capture(stream.raw)
 
 
 def end_capture(cuda: Any, stream: Stream) -> GraphExec:

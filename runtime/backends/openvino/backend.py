@@ -18,19 +18,13 @@ from mrm_edge.errors import first_line
 INFERENCE_PRECISIONS = {"f32": "fp32", "bf16": "bf16"}
 
 
-def openvino_cache_dir() -> Path:
-    """OpenVINO's compiled-model cache: ``<user cache>/openvino``."""
-    return user_cache_dir("openvino")
-
-
 class OpenVinoBackend(Backend):
     """Run an ONNX model with OpenVINO.
 
     Args:
         onnx_path: the model (input ``[batch, leads, samples]`` float32, one output).
         inference_precision: ``"f32"`` or ``"bf16"`` (refused on CPUs without native BF16).
-        threads: ``INFERENCE_NUM_THREADS`` (None: every core this process may use).
-        cache_dir: ``CACHE_DIR`` (None: :func:`openvino_cache_dir`; False: no cache).
+        cache_dir: ``CACHE_DIR`` (None: ``<user cache>/openvino``; False: no cache).
         device: OpenVINO device (``"CPU"``; others untested).
         precision: label for reports; default ``bf16`` for the bf16 hint, else from the file.
     """
@@ -41,7 +35,6 @@ class OpenVinoBackend(Backend):
         self,
         onnx_path: Path,
         inference_precision: Literal["f32", "bf16"] = "f32",
-        threads: int | None = None,
         cache_dir: Path | Literal[False] | None = None,
         device: str = "CPU",
         precision: str | None = None,
@@ -51,7 +44,6 @@ class OpenVinoBackend(Backend):
             raise ValueError(f"inference_precision {inference_precision!r}: expected f32 or bf16")
         self.onnx_path = Path(onnx_path)
         self.inference_precision = inference_precision
-        self.threads = threads
         self.cache_dir = cache_dir
         self.ov_device = device
         self.device = device.lower()
@@ -64,10 +56,9 @@ class OpenVinoBackend(Backend):
 
     def config(self) -> dict[str, Any]:
         """The compile properties, every one stated (docs/cpu-runtimes.md)."""
-        threads = self.threads or usable_cores()
         return {
             "INFERENCE_PRECISION_HINT": self.inference_precision,
-            "INFERENCE_NUM_THREADS": int(threads),
+            "INFERENCE_NUM_THREADS": usable_cores(),  # every core this process may use
             "NUM_STREAMS": 1,  # the monitor sends one batch at a time
             "PERFORMANCE_HINT": "LATENCY",
         }
@@ -84,7 +75,7 @@ class OpenVinoBackend(Backend):
             if not ok:
                 raise BackendUnavailable(self.name, f"BF16 refused: {why}")
         if self.cache_dir is not False:
-            cache = Path(self.cache_dir or openvino_cache_dir())
+            cache = Path(self.cache_dir or user_cache_dir("openvino"))
             cache.mkdir(parents=True, exist_ok=True)
             core.set_property({"CACHE_DIR": str(cache)})
         try:

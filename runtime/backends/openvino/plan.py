@@ -50,11 +50,10 @@ def bf16_record_status(model: Any) -> tuple[dict[str, Any] | None, str]:
 
 def plan(request: PlanRequest) -> tuple[list[Candidate], list[str]]:
     """OpenVINO's CPU options (docs/cpu-runtimes.md), and why any is missing."""
-    model, precisions = request.model, request.precisions
+    model, asked = request.model, request.precision
     info = request.facts.openvino
     if not info.available:
         return [], [str(info.reason)]
-    threads = request.intra_op_threads
     out: list[Candidate] = []
     skipped: list[str] = []
 
@@ -65,7 +64,7 @@ def plan(request: PlanRequest) -> tuple[list[Candidate], list[str]]:
                 f"openvino CPU {precision} ({art.name})",
                 "openvino",
                 lambda a=art: OpenVinoBackend(
-                    a.path, inference_precision=hint, threads=threads, precision=precision
+                    a.path, inference_precision=hint, precision=precision
                 ),
                 f"OpenVINO {info.version} CPU; {why}",
                 measurable=True,
@@ -74,25 +73,26 @@ def plan(request: PlanRequest) -> tuple[list[Candidate], list[str]]:
             )
         )
 
-    if "int8" in precisions:
-        for v in (v for v in INT8_ORDER if v in model.onnx):
-            gate = sidecar_gate(model.onnx[v].sidecar, "int8")
-            kind = "symmetric Q/DQ, OpenVINO's INT8 form" if v == "int8-sym" else "uint8 Q/DQ"
-            add(v, "f32", "int8", f"INT8 {kind}", gate)
-    if "bf16" in precisions:
-        has_bf16, why = request.facts.bf16
-        record, record_why = bf16_record_status(model) if has_bf16 else (None, "")
-        if not has_bf16:
-            skipped.append(f"OpenVINO BF16: {why}")
-        elif record is None:
-            skipped.append(f"OpenVINO BF16: {record_why}")
-        else:
-            gate = sidecar_gate({"accuracy": record}, "bf16")
-            add("fp32", "bf16", "bf16", f"BF16 ({why}; {record_why})", gate)
-    if "fp32" in precisions and "fp32" in model.onnx:
+    for v in (v for v in INT8_ORDER if v in model.onnx):
+        gate = sidecar_gate(model.onnx[v].sidecar, "int8")
+        kind = "symmetric Q/DQ, OpenVINO's INT8 form" if v == "int8-sym" else "uint8 Q/DQ"
+        add(v, "f32", "int8", f"INT8 {kind}", gate)
+    has_bf16, why = request.facts.bf16
+    record, record_why = bf16_record_status(model) if has_bf16 else (None, "")
+    if not has_bf16:
+        skipped.append(f"OpenVINO BF16: {why}")
+    elif record is None:
+        skipped.append(f"OpenVINO BF16: {record_why}")
+    else:
+        gate = sidecar_gate({"accuracy": record}, "bf16")
+        add("fp32", "bf16", "bf16", f"BF16 ({why}; {record_why})", gate)
+    if "fp32" in model.onnx:
         add("fp32", "f32", "fp32", "FP32 (inference precision f32, stated)", FP32_GATE)
-    if not out and not skipped:
-        skipped.append(f"OpenVINO: no verified ONNX for {'/'.join(precisions)}")
+    # The reasons are about the asked precision: BF16's only when BF16 may be asked (so
+    # nothing for the asked precision and no reason means one was asked).
+    skipped = skipped if asked in (None, "bf16") else []
+    if not any(asked in (None, c.precision) for c in out) and not skipped:
+        skipped.append(f"OpenVINO: no verified ONNX for {asked}")
     return out, skipped
 
 

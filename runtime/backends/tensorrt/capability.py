@@ -142,9 +142,6 @@ def requested_flavour(flavour: str | None = None) -> str:
 
 def flavour_of(trt: Any) -> str:
     """Which flavour a TensorRT module (or a test double of one) is."""
-    declared = getattr(trt, "FLAVOUR", None)  # test doubles say so
-    if declared in FLAVOURS:
-        return str(declared)
     name = str(getattr(trt, "__name__", "")).split(".")[0]
     if name == MODULES[RTX] or hasattr(trt, "ComputeCapability"):
         return RTX

@@ -184,9 +184,9 @@ def flavour_module(engine_path: Path, trt: Any) -> tuple[Any, str]:
         raise BackendUnavailable("tensorrt", str(e)) from e
 
 
-def verify(engine_path: Path, device_id: int, cuda: Any, trt: Any, flavour: str) -> None:
-    """Refuse an engine built for another GPU / version, naming what built it."""
-    gpu, reason = probe_gpu(device_id, cuda)
+def verify(engine_path: Path, cuda: Any, trt: Any, flavour: str) -> None:
+    """Refuse an engine built for another GPU / version (GPU 0), naming what built it."""
+    gpu, reason = probe_gpu(0, cuda)
     if gpu is None:
         raise BackendUnavailable("tensorrt", str(reason))
     # Both flavours' versions: the refusal says which flavour and targets the engine needs,

@@ -34,7 +34,8 @@ def _why(flavour: str, info: TensorRTInfo, gpu: Any) -> str:
 
 
 def plan(request: PlanRequest) -> tuple[list[Candidate], list[str]]:
-    """Engines that run here, best precision first; else the one reason there are none."""
+    """Engines that run here, best precision first; and the one reason there are none (at
+    the asked precision)."""
     facts = request.facts
     infos = facts.tensorrt
     found = [i for i in infos.values() if i.available]
@@ -49,20 +50,21 @@ def plan(request: PlanRequest) -> tuple[list[Candidate], list[str]]:
     versions = {f: (i.version if i.available else None) for f, i in infos.items()}
     fitting, misfits = fit_engines(
         request.model.engines,
-        request.precisions,
+        ORDER,
         gpu.name,
         gpu.compute_capability,
         versions[STANDARD],
         versions[RTX],
         batch=1,
     )
-    if not fitting:
+    fitting.sort(key=lambda a: ORDER.index(a.precision))
+    skipped = []
+    if not any(request.precision in (None, e.precision) for e in fitting):
         detail = "; ".join(misfits) if misfits else "no engine in the model directory"
-        return [], [
+        skipped.append(
             f"{names} on {gpu.name} but no engine for it ({detail}); build one "
             "with `mrm-edge export --engine`"
-        ]
-    fitting.sort(key=lambda a: ORDER.index(a.precision))
+        )
     out = []
     for engine in fitting:
         flavour = engine.key.get("flavour", STANDARD)
@@ -75,9 +77,10 @@ def plan(request: PlanRequest) -> tuple[list[Candidate], list[str]]:
                     e.path, precision=e.precision, trt=m, cudart=facts.cudart
                 ),
                 _why(flavour, infos[flavour], gpu),
+                precision=engine.precision,
             )
         )
-    return out, []
+    return out, skipped
 
 
 SPEC = BackendSpec(name="tensorrt", family="tensorrt", rank=10, plan=plan)

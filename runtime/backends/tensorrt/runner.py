@@ -37,7 +37,6 @@ class TensorRTBackend(Backend):
     Args:
         engine_path: ``model.<precision>.<key>.engine`` with its ``.json`` sidecar.
         cuda_graphs: capture and replay one CUDA graph per input shape.
-        device_id: CUDA device.
         trt: the TensorRT module (default: import the flavour the engine's sidecar names).
         cudart: a :class:`CudaApi`, or a cuda-python runtime module (wrapped in
             CudaPythonApi); default: :func:`load_cuda_api` (``$MRM_EDGE_CUDA``, else
@@ -51,7 +50,6 @@ class TensorRTBackend(Backend):
         engine_path: Path,
         *,
         cuda_graphs: bool = False,
-        device_id: int = 0,
         precision: str | None = None,
         trt: Any = None,
         cudart: Any = None,
@@ -59,8 +57,7 @@ class TensorRTBackend(Backend):
         super().__init__()
         self.engine_path = Path(engine_path)
         self.cuda_graphs = cuda_graphs
-        self.device_id = device_id
-        self.device = f"cuda:{device_id}"
+        self.device = "cuda:0"  # GPU 0: the one the machine's facts describe and plans fit
         self.precision = precision or precision_from_filename(self.engine_path)
         self.graph_error: str | None = None
         self._trt = trt
@@ -82,11 +79,11 @@ class TensorRTBackend(Backend):
         self.cuda_binding = cuda.binding
         with contextlib.ExitStack() as stack:
             try:
-                cuda.set_device(self.device_id)
+                cuda.set_device(0)
             except cuda_api.CudaError as e:
-                raise BackendUnavailable(self.name, f"CUDA device {self.device_id}: {e}") from e
+                raise BackendUnavailable(self.name, f"CUDA device 0: {e}") from e
             stack.callback(cuda.close)  # runs last: after every resource below is freed
-            loader.verify(self.engine_path, self.device_id, cuda, trt, self.flavour)
+            loader.verify(self.engine_path, cuda, trt, self.flavour)
             self._cuda = cuda
             stack.callback(self._drop_engine)
             self._load_engine(trt)
@@ -233,7 +230,7 @@ class TensorRTBackend(Backend):
         np.copyto(self._host_in.array.reshape(-1)[: x.size].reshape(x.shape), x)
         e0.record(stream)
         in_bytes = x.size * self._in_dtype.itemsize
-        cu.memcpy_htod_async(cuda, self._dev_in.ptr, self._host_in.ptr, in_bytes, stream)
+        cuda.memcpy_htod_async(self._dev_in.ptr, self._host_in.ptr, in_bytes, stream.raw)
         e1.record(stream)
         shape = tuple(x.shape)
         self._enqueue(shape)
@@ -241,7 +238,7 @@ class TensorRTBackend(Backend):
         out_shape = self._out_shapes[shape]
         n_out = int(np.prod(out_shape))
         out_bytes = n_out * self._out_dtype.itemsize
-        cu.memcpy_dtoh_async(cuda, self._host_out.ptr, self._dev_out.ptr, out_bytes, stream)
+        cuda.memcpy_dtoh_async(self._host_out.ptr, self._dev_out.ptr, out_bytes, stream.raw)
         e3.record(stream)
         e3.synchronize()
         out = self._host_out.array.reshape(-1)[:n_out].reshape(out_shape)
@@ -274,7 +271,7 @@ class TensorRTBackend(Backend):
             self.graph_error = f"{cuda.binding}: {cuda.graphs_unsupported}"
             return
         try:
-            cu.begin_capture(cuda, self._stream)
+            cuda.begin_capture(self._stream.raw)
         except cuda_api.CudaError as e:
             self.graph_error = str(e)
             return

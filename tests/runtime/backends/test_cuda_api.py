@@ -68,8 +68,8 @@ def test_round_trip_on_deferred_streams_and_nothing_leaks(kind: str) -> None:
         cu.DeviceBuffer(16, api) as d,
     ):
         a.array[:] = [1, 2, 3, 4]
-        cu.memcpy_htod_async(api, d.ptr, a.ptr, 16, stream)
-        cu.memcpy_dtoh_async(api, b.ptr, d.ptr, 16, stream)
+        api.memcpy_htod_async(d.ptr, a.ptr, 16, stream.raw)
+        api.memcpy_dtoh_async(b.ptr, d.ptr, 16, stream.raw)
         done.record(stream)
         assert b.array.tolist() == [0, 0, 0, 0]  # nothing ran yet
         done.synchronize()
@@ -91,8 +91,8 @@ def test_timing_events_measure_the_work_between_them(kind: str) -> None:
         cu.DeviceBuffer(8, api) as d,
     ):
         t0.record(s)
-        cu.memcpy_htod_async(api, d.ptr, h.ptr, 8, s)
-        cu.memcpy_dtoh_async(api, h.ptr, d.ptr, 8, s)
+        api.memcpy_htod_async(d.ptr, h.ptr, 8, s.raw)
+        api.memcpy_dtoh_async(h.ptr, d.ptr, 8, s.raw)
         t1.record(s)
         with pytest.raises(cuda_api.CudaError):  # not run yet: the host did not wait
             api.event_elapsed_ms(t0.raw, t1.raw)
@@ -118,8 +118,8 @@ def test_cuda_graphs_only_with_cuda_python() -> None:
         cu.DeviceBuffer(4, api) as d,
         cu.PinnedHostBuffer((1,), "f4", api) as h,
     ):
-        cu.begin_capture(api, s)
-        cu.memcpy_htod_async(api, d.ptr, h.ptr, 4, s)
+        api.begin_capture(s.raw)
+        api.memcpy_htod_async(d.ptr, h.ptr, 4, s.raw)
         with cu.end_capture(api, s) as graph:
             graph.launch(s)
             s.synchronize()
@@ -130,7 +130,7 @@ def test_cuda_graphs_only_with_cuda_python() -> None:
         cu.Stream(pycuda_api) as s,
         pytest.raises(cuda_api.CudaError, match="CUDA graphs need cuda-python"),
     ):
-        cu.begin_capture(pycuda_api, s)
+        pycuda_api.begin_capture(s.raw)
 
 
 def test_pycuda_makes_the_primary_context_current_and_releases_it() -> None:
