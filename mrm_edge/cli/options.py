@@ -15,14 +15,13 @@ from mrm_edge.data.errors import DataError
 from mrm_edge.errors import first_line
 from mrm_edge.runtime.backends.base import BackendUnavailable
 from mrm_edge.runtime.backends.registry import (
+    PRECISIONS,
     backend_choices,
     backend_target_forms,
     get_remote_spec,
 )
 
 F = TypeVar("F", bound=Callable[..., object])
-
-PRECISIONS = ("fp32", "fp16", "int8", "bf16")  # bf16: OpenVINO on BF16 CPUs
 
 
 class BackendChoice(click.Choice):
