@@ -23,11 +23,10 @@ from mrm_edge.runtime.backends.tensorrt.engine_file import (
     verify_engine_file,
 )
 
-from mrm_edge.artifacts import ENGINE_PRECISIONS, engine_filename, sidecar_path
+from mrm_edge.artifacts import engine_filename, sidecar_path
 from mrm_edge.fileio import atomic_write_bytes
 
 KEY_FORMAT = 2  # bump when the meaning of a key field changes: old engines then miss
-PRECISIONS = ENGINE_PRECISIONS
 DIGEST_CHARS = 16  # 64 bits: collisions are irrelevant, and lookup() compares all fields anyway
 
 

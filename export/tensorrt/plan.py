@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from mrm_edge.export.tensorrt.cache import PRECISIONS
 from mrm_edge.export.tensorrt.errors import BuildError
 from mrm_edge.export.tensorrt.graph import GraphInfo
 from mrm_edge.runtime.backends.tensorrt.capability import DEFAULT_RTX_TARGETS, TensorRTInfo
+
+from mrm_edge.artifacts import ENGINE_PRECISIONS
 
 Precision = Literal["fp32", "fp16", "int8"]
 
@@ -51,9 +52,9 @@ class BuildOptions:
     compute_targets: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
+        if self.precision not in ENGINE_PRECISIONS:
             raise ValueError(
-                f"BuildOptions: precision {self.precision!r}, expected one of {PRECISIONS}"
+                f"BuildOptions: precision {self.precision!r}, expected one of {ENGINE_PRECISIONS}"
             )
         p = tuple(self.profile)
         if len(p) != 3 or not all(isinstance(b, int) and not isinstance(b, bool) for b in p):
