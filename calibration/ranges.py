@@ -24,10 +24,11 @@ QUANTIZED_OP_TYPES: tuple[str, ...] = ("Conv", "Gemm", "MatMul")
 #: ORT's entropy default is 128 bins with 128 quantized bins, which leaves the KL search a
 #: single candidate (the full range): entropy would silently equal min/max. 512 bins give
 #: 193 candidate windows at a cost of ~0.1 s per tensor in ORT's pure-Python search.
-DEFAULT_ENTROPY_BINS = 512
-DEFAULT_QUANTIZED_BINS = 128
-#: ORT's percentile default: 2048 bins of |x|.
-DEFAULT_PERCENTILE_BINS = 2048
+ENTROPY_BINS = 512
+QUANTIZED_BINS = 128
+#: ORT's percentile defaults: 2048 bins of |x|, the share of |x| kept in percent.
+PERCENTILE_BINS = 2048
+PERCENTILE = 99.999
 
 #: tensor name -> (min, max)
 Ranges = dict[str, tuple[float, float]]
@@ -76,45 +77,18 @@ def check_windows(fp32_onnx: str | Path, x: np.ndarray, what: str) -> str:
     return name
 
 
-def range_params(
-    method: str,
-    batch_size: int = 32,
-    percentile: float = 99.999,
-    num_bins: int | None = None,
-    num_quantized_bins: int = DEFAULT_QUANTIZED_BINS,
-    op_types: Sequence[str] = QUANTIZED_OP_TYPES,
-) -> dict[str, Any]:
-    """The validated parameters that determine ranges (the cache key uses exactly these).
-
-    ``batch_size`` is not among them: by construction the result does not depend on it.
-    """
+def range_params(method: str, op_types: Sequence[str] = QUANTIZED_OP_TYPES) -> dict[str, Any]:
+    """The validated parameters that determine ranges (the cache key uses exactly these)."""
     if method not in METHODS:
         raise ValueError(f"method is {method!r}, expected one of {', '.join(METHODS)}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     ops = sorted({str(o) for o in op_types})
     if not ops:
         raise ValueError("op_types is empty, expected op types to calibrate, e.g. Conv")
     params: dict[str, Any] = {"method": method, "op_types": ops}
     if method == "entropy":
-        bins = DEFAULT_ENTROPY_BINS if num_bins is None else num_bins
-        if not isinstance(num_quantized_bins, int) or num_quantized_bins < 2:
-            raise ValueError(
-                f"num_quantized_bins must be an integer >= 2, got {num_quantized_bins!r}"
-            )
-        if not isinstance(bins, int) or bins < num_quantized_bins:
-            raise ValueError(
-                f"num_bins is {bins!r}, expected an integer >= num_quantized_bins "
-                f"({num_quantized_bins}) for the entropy search to have candidates"
-            )
-        params.update(num_bins=bins, num_quantized_bins=int(num_quantized_bins))
+        params.update(num_bins=ENTROPY_BINS, num_quantized_bins=QUANTIZED_BINS)
     elif method == "percentile":
-        bins = DEFAULT_PERCENTILE_BINS if num_bins is None else num_bins
-        if not isinstance(bins, int) or bins < 2:
-            raise ValueError(f"num_bins must be an integer >= 2, got {bins!r}")
-        if not 0.0 < float(percentile) <= 100.0:
-            raise ValueError(f"percentile is {percentile!r}, expected a number in (0, 100]")
-        params.update(num_bins=bins, percentile=float(percentile), symmetric=True)
+        params.update(num_bins=PERCENTILE_BINS, percentile=PERCENTILE, symmetric=True)
     return params
 
 
@@ -193,24 +167,12 @@ def compute_ranges(
     cset: CalibrationSet,
     method: Method = "minmax",
     batch_size: int = 32,
-    percentile: float = 99.999,
-    num_bins: int | None = None,
-    num_quantized_bins: int = DEFAULT_QUANTIZED_BINS,
     op_types: Sequence[str] = QUANTIZED_OP_TYPES,
 ) -> Ranges:
-    """Activation ranges of ``fp32_onnx`` on ``cset`` (tensor name → (min, max)).
-
-    Args:
-        fp32_onnx: the exported FP32 model (input ``[batch, 12, samples]`` raw mV).
-        cset: calibration windows (see :mod:`mrm_edge.calibration.windows`).
-        method: ``"minmax"``, ``"entropy"`` or ``"percentile"`` (docs/export.md).
-        batch_size: windows per ORT run; bounds memory only, never changes the result.
-        percentile: for ``"percentile"``: the kept share of |x| in percent.
-        num_bins: histogram bins (entropy default 512, percentile default 2048).
-        num_quantized_bins: entropy: bins the candidate windows are merged into.
-        op_types: op types whose inputs and outputs get ranges.
-    """
-    params = range_params(method, batch_size, percentile, num_bins, num_quantized_bins, op_types)
+    """Activation ranges of ``fp32_onnx`` (input ``[batch, 12, samples]`` raw mV) on ``cset``
+    (tensor name → (min, max)) for the inputs and outputs of ``op_types``, with ``method``
+    (docs/export.md); ``batch_size`` windows per ORT run bounds memory, never the result."""
+    params = range_params(method, op_types)
     input_name = check_windows(fp32_onnx, cset.x, "calibration set")
     batches = list(cset.batches(batch_size))
     where = Path(fp32_onnx).name
