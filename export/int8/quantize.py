@@ -8,7 +8,7 @@ import math
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -70,11 +70,6 @@ class Int8Result:
     weights: str = "int8 symmetric, per output channel"
     notes: list[str] = field(default_factory=list)  # about the FP32 graph
     placement_notes: list[str] = field(default_factory=list)  # about the Q/DQ written
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["path"] = str(self.path)
-        return jsonable(d)
 
 
 def jsonable(v: Any) -> Any:
