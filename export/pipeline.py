@@ -46,8 +46,6 @@ class ExportOptions:
     trt_flavour: str | None = None  # None: $MRM_EDGE_TRT_FLAVOUR, else auto (capability.py)
     compute_targets: tuple[str, ...] | None = None  # TensorRT-RTX; None: its default targets
     timing_cache: Path | None = None
-    cache_dir: Path | None = None
-    seed: int = 0
 
 
 @dataclass
@@ -203,7 +201,7 @@ def _int8(run: _Run, fp32: Path) -> None:
 
     opts = run.opts
     out = Path(opts.out_dir)
-    cset = select_calibration_windows(opts.calib_data, run.card, opts.calib_windows, opts.seed)
+    cset = select_calibration_windows(opts.calib_data, run.card, opts.calib_windows)
     run.log(f"calibrating INT8 ({opts.int8_method}) on {len(cset.x)} windows")
     for variant in INT8_CHOICES[opts.int8_activations]:
         activation = INT8_VARIANTS[variant]
@@ -213,7 +211,7 @@ def _int8(run: _Run, fp32: Path) -> None:
             activation_type=activation,  # type: ignore[arg-type]
             op_types=opts.int8_ops or DEFAULT_OP_TYPES,
             max_auc_drop=opts.int8_tolerance_pt / 100.0,
-            cache_dir=opts.cache_dir or out / ".calibration-cache",
+            cache_dir=out / ".calibration-cache",
         )
         report = build_int8(fp32, path, cset, run.windows.x, run.windows.y, options)
         rep = report.to_dict()
