@@ -266,7 +266,8 @@ def _engines(
     cudart: Any = None,
 ) -> None:
     """Build (or reuse) an engine per precision; ``trt``/``cudart`` let tests inject doubles."""
-    from mrm_edge.export.tensorrt.builder import build_or_load
+    from mrm_edge.export.tensorrt.builder import build_or_load, make_key
+    from mrm_edge.export.tensorrt.cache import why_build
     from mrm_edge.export.tensorrt.plan import BuildOptions
     from mrm_edge.runtime.backends.tensorrt.capability import (
         choose_flavour,
@@ -301,7 +302,8 @@ def _engines(
     log(f"engines: {info.summary()} ({why_flavour})")
     for p in wanted:
         onnx_path = summary.artifacts[ENGINE_SOURCES[p]]
-        why = _why_build(onnx_path, Path(opts.out_dir), builds[p], gpu, info)
+        # Why it must be (re)built: nothing cached yet, or what the engines there were built for.
+        why = why_build(Path(opts.out_dir), make_key(onnx_path, builds[p], gpu, info))
         path, built = build_or_load(onnx_path, Path(opts.out_dir), builds[p], gpu, info, trt=trt)
         summary.engines[p] = path
         log(_describe_engine(path, why) if built else f"reused cached engine {path.name}")
@@ -348,15 +350,3 @@ def _describe_engine(path: Path, why: str) -> str:
         f"built engine {path.name} ({why}): {side['engine_bytes'] / 1e6:.1f} MB, "
         f"{build.get('layers')} layers, {build.get('build_seconds')} s, {made}"
     )
-
-
-def _why_build(onnx_path: Path, out_dir: Path, build: Any, gpu: Any, trt_info: Any) -> str:
-    """Why the engine for this request must be (re)built: nothing cached yet, or what the
-    engines already there were built for (another GPU, TensorRT version, ONNX, ...)."""
-    from mrm_edge.export.tensorrt.builder import make_key
-    from mrm_edge.export.tensorrt.cache import why_build
-    from mrm_edge.export.tensorrt.graph import inspect_onnx
-    from mrm_edge.export.tensorrt.plan import plan_build
-
-    plan = plan_build(build, inspect_onnx(onnx_path, build.precision), trt_info)
-    return why_build(out_dir, make_key(onnx_path, build, gpu, trt_info, plan))

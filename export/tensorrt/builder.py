@@ -245,7 +245,7 @@ def make_key(
     options: BuildOptions,
     gpu: GpuInfo | None,
     trt_info: TensorRTInfo,
-    plan: BuildPlan,
+    graph: GraphInfo | None = None,
 ) -> EngineKey:
     """The cache key of building ``onnx_path`` with ``options`` (cache.py says why each field).
 
@@ -255,6 +255,7 @@ def make_key(
     rtx = trt_info.flavour == RTX
     if gpu is None and not rtx:
         raise BuildError("standard TensorRT builds on a GPU, and none was found here")
+    plan = plan_build(options, graph or inspect_onnx(onnx_path, options.precision), trt_info)
     return EngineKey(
         onnx_sha256=sha256_file(Path(onnx_path)),
         gpu_name=None if rtx else gpu.name,  # type: ignore[union-attr]
@@ -292,8 +293,7 @@ def build_or_load(
             f"on the target, or: {_trtexec_hint(onnx_path, options)}"
         )
     graph = inspect_onnx(onnx_path, options.precision)
-    plan = plan_build(options, graph, trt_info)
-    key = make_key(onnx_path, options, gpu, trt_info, plan)
+    key = make_key(onnx_path, options, gpu, trt_info, graph)
     cached = lookup(out_dir, key)
     if cached is not None:
         return cached, False
