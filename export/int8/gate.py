@@ -97,12 +97,6 @@ def _held_out(
     x = np.ascontiguousarray(heldout_x, dtype=np.float32)
     y = np.asarray(heldout_y)
     check_windows(fp32_onnx, x, "held-out set")
-    if y.ndim != 2 or y.shape[0] != x.shape[0]:
-        raise DataError(
-            f"held-out set: labels have shape {list(y.shape)}, expected [{x.shape[0]}, n_labels]"
-        )
-    if not np.isfinite(x).all():
-        raise DataError("held-out set: windows have non-finite samples, expected finite mV")
     p_fp32 = onnx_probabilities(fp32_onnx, x).astype(np.float64)
     if p_fp32.shape != y.shape:
         raise DataError(

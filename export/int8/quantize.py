@@ -168,14 +168,12 @@ def _obtain_ranges(
 
 
 def check_args(fp32_onnx: Path, out_path: Path, activation_type: str) -> None:
-    """The activation type is known, the FP32 model exists, and would not be overwritten."""
+    """The activation type is known and the FP32 model would not be overwritten."""
     if activation_type not in ACTIVATION_TYPES:
         raise ValueError(
             f"activation_type is {activation_type!r}, expected 'uint8' (ONNX Runtime CPU) "
             "or 'int8' (TensorRT)"
         )
-    if not fp32_onnx.is_file():
-        raise ValueError(f"{fp32_onnx}: no such ONNX file")
     if out_path.resolve() == fp32_onnx.resolve():
         raise ValueError(f"{out_path}: the INT8 output would overwrite the FP32 input")
 
