@@ -15,6 +15,7 @@ from typing import Any, Literal
 import numpy as np
 from mrm_edge.calibration.windows import CalibrationSet
 
+from mrm_edge.artifacts import onnx_io
 from mrm_edge.data.errors import DataError
 
 Method = Literal["minmax", "entropy", "percentile"]
@@ -34,44 +35,19 @@ PERCENTILE = 99.999
 Ranges = dict[str, tuple[float, float]]
 
 
-def model_input(fp32_onnx: str | Path) -> tuple[str, list[int | str | None]]:
-    """Name and shape (ints, or dim names for dynamic axes) of the model's single input."""
-    import onnx
-
+def check_windows(fp32_onnx: str | Path, x: np.ndarray, what: str) -> str:
+    """The model's input name, after checking ``x`` is ``[n, leads, samples]`` as it expects."""
     path = Path(fp32_onnx)
     if not path.is_file():
         raise ValueError(f"{path}: no such ONNX file")
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # onnx raises DecodeError and friends for non-ONNX files
-        raise ValueError(f"{path}: not a readable ONNX model ({type(exc).__name__})") from exc
-    inits = {i.name for i in model.graph.initializer}
-    inputs = [i for i in model.graph.input if i.name not in inits]
-    if len(inputs) != 1:
-        raise ValueError(
-            f"{path}: has {len(inputs)} graph inputs {[i.name for i in inputs]}, expected one "
-            "(the ECG batch [batch, 12, samples])"
-        )
-    dims: list[int | str | None] = []
-    for d in inputs[0].type.tensor_type.shape.dim:
-        dims.append(d.dim_value if d.HasField("dim_value") else (d.dim_param or None))
-    return inputs[0].name, dims
-
-
-def check_windows(fp32_onnx: str | Path, x: np.ndarray, what: str) -> str:
-    """The model's input name, after checking ``x`` is ``[n, leads, samples]`` as it expects."""
-    name, dims = model_input(fp32_onnx)
-    if len(dims) != 3:
-        raise ValueError(
-            f"{Path(fp32_onnx).name}: input {name!r} has rank {len(dims)}, "
-            "expected [batch, 12, samples]"
-        )
-    want = [d if isinstance(d, int) and d > 0 else None for d in dims[1:]]
+    (model_in,) = onnx_io(path)["inputs"]  # the FP32 export's one input, [batch, 12, samples]
+    name = model_in["name"]
+    want = [d if isinstance(d, int) and d > 0 else None for d in model_in["shape"][1:]]
     got = list(x.shape[1:])
     if x.ndim != 3 or any(w is not None and w != g for w, g in zip(want, got, strict=True)):
         raise DataError(
             f"{what}: windows have shape {list(x.shape)}, but input {name!r} of "
-            f"{Path(fp32_onnx).name} expects [batch, {want[0]}, {want[1]}] "
+            f"{path.name} expects [batch, {want[0]}, {want[1]}] "
             "(wrong window length or lead count for this model)"
         )
     return name
@@ -174,7 +150,7 @@ def compute_ranges(
     (docs/export.md); ``batch_size`` windows per ORT run bounds memory, never the result."""
     params = range_params(method, op_types)
     input_name = check_windows(fp32_onnx, cset.x, "calibration set")
-    batches = list(cset.batches(batch_size))
+    batches = [cset.x[i : i + batch_size] for i in range(0, len(cset), batch_size)]
     where = Path(fp32_onnx).name
 
     from onnxruntime.quantization.calibrate import CalibrationMethod, create_calibrator
@@ -196,17 +172,12 @@ def compute_ranges(
         if method == "minmax":
             return minmax
 
-        if method == "entropy":
-            cal_method = CalibrationMethod.Entropy
-            extra = {
-                "num_bins": params["num_bins"],
-                "num_quantized_bins": params["num_quantized_bins"],
-                "symmetric": False,
-            }
-        else:
-            cal_method = CalibrationMethod.Percentile
-            extra = {"num_bins": params["num_bins"], "percentile": params["percentile"]}
-            extra["symmetric"] = params["symmetric"]
+        # ORT's extra options are the method's parameters (range_params).
+        extra = {k: v for k, v in params.items() if k not in ("method", "op_types")}
+        extra.setdefault("symmetric", False)  # entropy's clipping window is asymmetric
+        cal_method = (
+            CalibrationMethod.Entropy if method == "entropy" else CalibrationMethod.Percentile
+        )
         calibrator = create_calibrator(
             Path(fp32_onnx),
             list(params["op_types"]),

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,11 +76,6 @@ class CalibrationSet:
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
-
-    def batches(self, batch_size: int) -> Iterator[np.ndarray]:
-        """Consecutive ``[<= batch_size, 12, window]`` slices (the last one may be short)."""
-        for start in range(0, len(self), batch_size):
-            yield self.x[start : start + batch_size]
 
     def fingerprint(self) -> str:
         """SHA-256 over the window bytes and the essentials of how they were chosen.
