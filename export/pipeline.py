@@ -111,7 +111,11 @@ def run_export(
     card = ModelCard.load(model_dir)
     verify_weights(model_dir, card)  # before any work: missing, pickle, corrupt, truncated
     out.mkdir(parents=True, exist_ok=True)
-    _check_options(opts)
+    if opts.int8 and opts.calib_data is None:
+        raise ValueError(
+            "--int8 needs real ECG to calibrate on: pass --calib-data DIR (a PTB-XL or "
+            "CPSC 2018 tree, or a folder of WFDB records)"
+        )
     summary = ExportSummary()
     common = {
         "labels": card.labels,
@@ -140,14 +144,6 @@ def run_export(
     if opts.engine:
         _engines(opts, summary, log, trt, cudart)
     return summary
-
-
-def _check_options(opts: ExportOptions) -> None:
-    if opts.int8 and opts.calib_data is None:
-        raise ValueError(
-            "--int8 needs real ECG to calibrate on: pass --calib-data DIR (a PTB-XL or "
-            "CPSC 2018 tree, or a folder of WFDB records)"
-        )
 
 
 def _fp32(run: _Run) -> tuple[Path, np.ndarray]:

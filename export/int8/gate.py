@@ -84,12 +84,6 @@ class Int8Report:
         return jsonable(d)
 
 
-def _check_gate_options(options: Int8Options) -> None:
-    drop = options.max_auc_drop  # from --int8-tolerance
-    if not (isinstance(drop, (int, float)) and math.isfinite(drop)) or drop < 0:
-        raise ValueError(f"max_auc_drop is {drop!r}, expected a finite number >= 0")
-
-
 def _held_out(
     fp32_onnx: Path, heldout_x: np.ndarray, heldout_y: np.ndarray, options: Int8Options
 ) -> tuple[HeldOut, list[str]]:
@@ -161,7 +155,9 @@ def build_int8(
     ``report.passed`` is False."""
     fp32_onnx, out_path = Path(fp32_onnx), Path(out_path)
     check_args(fp32_onnx, out_path, options.activation_type)
-    _check_gate_options(options)
+    drop = options.max_auc_drop  # from --int8-tolerance
+    if not (isinstance(drop, (int, float)) and math.isfinite(drop)) or drop < 0:
+        raise ValueError(f"max_auc_drop is {drop!r}, expected a finite number >= 0")
     held, label_names = _held_out(fp32_onnx, heldout_x, heldout_y, options)
     rejected = out_path.with_name(out_path.stem + ".rejected.onnx")
     with tempfile.TemporaryDirectory(prefix="mrm-int8-") as tmp:
