@@ -52,10 +52,6 @@ class CalibrationCache:
 
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
-        if self.directory.exists() and not self.directory.is_dir():
-            raise ValueError(
-                f"{self.directory}: calibration cache path is a file, expected a directory"
-            )
 
     def path(self, key: str) -> Path:
         if not key or any(c not in "0123456789abcdef" for c in key):

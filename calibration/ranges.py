@@ -15,6 +15,7 @@ from typing import Any, Literal
 import numpy as np
 from mrm_edge.calibration.windows import CalibrationSet
 
+from mrm_edge.artifacts import onnx_io
 from mrm_edge.data.errors import DataError
 
 Method = Literal["minmax", "entropy", "percentile"]
@@ -24,97 +25,46 @@ QUANTIZED_OP_TYPES: tuple[str, ...] = ("Conv", "Gemm", "MatMul")
 #: ORT's entropy default is 128 bins with 128 quantized bins, which leaves the KL search a
 #: single candidate (the full range): entropy would silently equal min/max. 512 bins give
 #: 193 candidate windows at a cost of ~0.1 s per tensor in ORT's pure-Python search.
-DEFAULT_ENTROPY_BINS = 512
-DEFAULT_QUANTIZED_BINS = 128
-#: ORT's percentile default: 2048 bins of |x|.
-DEFAULT_PERCENTILE_BINS = 2048
+ENTROPY_BINS = 512
+QUANTIZED_BINS = 128
+#: ORT's percentile defaults: 2048 bins of |x|, the share of |x| kept in percent.
+PERCENTILE_BINS = 2048
+PERCENTILE = 99.999
 
 #: tensor name -> (min, max)
 Ranges = dict[str, tuple[float, float]]
 
 
-def model_input(fp32_onnx: str | Path) -> tuple[str, list[int | str | None]]:
-    """Name and shape (ints, or dim names for dynamic axes) of the model's single input."""
-    import onnx
-
+def check_windows(fp32_onnx: str | Path, x: np.ndarray, what: str) -> str:
+    """The model's input name, after checking ``x`` is ``[n, leads, samples]`` as it expects."""
     path = Path(fp32_onnx)
     if not path.is_file():
         raise ValueError(f"{path}: no such ONNX file")
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # onnx raises DecodeError and friends for non-ONNX files
-        raise ValueError(f"{path}: not a readable ONNX model ({type(exc).__name__})") from exc
-    inits = {i.name for i in model.graph.initializer}
-    inputs = [i for i in model.graph.input if i.name not in inits]
-    if len(inputs) != 1:
-        raise ValueError(
-            f"{path}: has {len(inputs)} graph inputs {[i.name for i in inputs]}, expected one "
-            "(the ECG batch [batch, 12, samples])"
-        )
-    dims: list[int | str | None] = []
-    for d in inputs[0].type.tensor_type.shape.dim:
-        dims.append(d.dim_value if d.HasField("dim_value") else (d.dim_param or None))
-    return inputs[0].name, dims
-
-
-def check_windows(fp32_onnx: str | Path, x: np.ndarray, what: str) -> str:
-    """The model's input name, after checking ``x`` is ``[n, leads, samples]`` as it expects."""
-    name, dims = model_input(fp32_onnx)
-    if len(dims) != 3:
-        raise ValueError(
-            f"{Path(fp32_onnx).name}: input {name!r} has rank {len(dims)}, "
-            "expected [batch, 12, samples]"
-        )
-    want = [d if isinstance(d, int) and d > 0 else None for d in dims[1:]]
+    (model_in,) = onnx_io(path)["inputs"]  # the FP32 export's one input, [batch, 12, samples]
+    name = model_in["name"]
+    want = [d if isinstance(d, int) and d > 0 else None for d in model_in["shape"][1:]]
     got = list(x.shape[1:])
     if x.ndim != 3 or any(w is not None and w != g for w, g in zip(want, got, strict=True)):
         raise DataError(
             f"{what}: windows have shape {list(x.shape)}, but input {name!r} of "
-            f"{Path(fp32_onnx).name} expects [batch, {want[0]}, {want[1]}] "
+            f"{path.name} expects [batch, {want[0]}, {want[1]}] "
             "(wrong window length or lead count for this model)"
         )
     return name
 
 
-def range_params(
-    method: str,
-    batch_size: int = 32,
-    percentile: float = 99.999,
-    num_bins: int | None = None,
-    num_quantized_bins: int = DEFAULT_QUANTIZED_BINS,
-    op_types: Sequence[str] = QUANTIZED_OP_TYPES,
-) -> dict[str, Any]:
-    """The validated parameters that determine ranges (the cache key uses exactly these).
-
-    ``batch_size`` is not among them: by construction the result does not depend on it.
-    """
+def range_params(method: str, op_types: Sequence[str] = QUANTIZED_OP_TYPES) -> dict[str, Any]:
+    """The validated parameters that determine ranges (the cache key uses exactly these)."""
     if method not in METHODS:
         raise ValueError(f"method is {method!r}, expected one of {', '.join(METHODS)}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     ops = sorted({str(o) for o in op_types})
     if not ops:
         raise ValueError("op_types is empty, expected op types to calibrate, e.g. Conv")
     params: dict[str, Any] = {"method": method, "op_types": ops}
     if method == "entropy":
-        bins = DEFAULT_ENTROPY_BINS if num_bins is None else num_bins
-        if not isinstance(num_quantized_bins, int) or num_quantized_bins < 2:
-            raise ValueError(
-                f"num_quantized_bins must be an integer >= 2, got {num_quantized_bins!r}"
-            )
-        if not isinstance(bins, int) or bins < num_quantized_bins:
-            raise ValueError(
-                f"num_bins is {bins!r}, expected an integer >= num_quantized_bins "
-                f"({num_quantized_bins}) for the entropy search to have candidates"
-            )
-        params.update(num_bins=bins, num_quantized_bins=int(num_quantized_bins))
+        params.update(num_bins=ENTROPY_BINS, num_quantized_bins=QUANTIZED_BINS)
     elif method == "percentile":
-        bins = DEFAULT_PERCENTILE_BINS if num_bins is None else num_bins
-        if not isinstance(bins, int) or bins < 2:
-            raise ValueError(f"num_bins must be an integer >= 2, got {bins!r}")
-        if not 0.0 < float(percentile) <= 100.0:
-            raise ValueError(f"percentile is {percentile!r}, expected a number in (0, 100]")
-        params.update(num_bins=bins, percentile=float(percentile), symmetric=True)
+        params.update(num_bins=PERCENTILE_BINS, percentile=PERCENTILE, symmetric=True)
     return params
 
 
@@ -193,26 +143,14 @@ def compute_ranges(
     cset: CalibrationSet,
     method: Method = "minmax",
     batch_size: int = 32,
-    percentile: float = 99.999,
-    num_bins: int | None = None,
-    num_quantized_bins: int = DEFAULT_QUANTIZED_BINS,
     op_types: Sequence[str] = QUANTIZED_OP_TYPES,
 ) -> Ranges:
-    """Activation ranges of ``fp32_onnx`` on ``cset`` (tensor name → (min, max)).
-
-    Args:
-        fp32_onnx: the exported FP32 model (input ``[batch, 12, samples]`` raw mV).
-        cset: calibration windows (see :mod:`mrm_edge.calibration.windows`).
-        method: ``"minmax"``, ``"entropy"`` or ``"percentile"`` (docs/export.md).
-        batch_size: windows per ORT run; bounds memory only, never changes the result.
-        percentile: for ``"percentile"``: the kept share of |x| in percent.
-        num_bins: histogram bins (entropy default 512, percentile default 2048).
-        num_quantized_bins: entropy: bins the candidate windows are merged into.
-        op_types: op types whose inputs and outputs get ranges.
-    """
-    params = range_params(method, batch_size, percentile, num_bins, num_quantized_bins, op_types)
+    """Activation ranges of ``fp32_onnx`` (input ``[batch, 12, samples]`` raw mV) on ``cset``
+    (tensor name → (min, max)) for the inputs and outputs of ``op_types``, with ``method``
+    (docs/export.md); ``batch_size`` windows per ORT run bounds memory, never the result."""
+    params = range_params(method, op_types)
     input_name = check_windows(fp32_onnx, cset.x, "calibration set")
-    batches = list(cset.batches(batch_size))
+    batches = [cset.x[i : i + batch_size] for i in range(0, len(cset), batch_size)]
     where = Path(fp32_onnx).name
 
     from onnxruntime.quantization.calibrate import CalibrationMethod, create_calibrator
@@ -234,17 +172,12 @@ def compute_ranges(
         if method == "minmax":
             return minmax
 
-        if method == "entropy":
-            cal_method = CalibrationMethod.Entropy
-            extra = {
-                "num_bins": params["num_bins"],
-                "num_quantized_bins": params["num_quantized_bins"],
-                "symmetric": False,
-            }
-        else:
-            cal_method = CalibrationMethod.Percentile
-            extra = {"num_bins": params["num_bins"], "percentile": params["percentile"]}
-            extra["symmetric"] = params["symmetric"]
+        # ORT's extra options are the method's parameters (range_params).
+        extra = {k: v for k, v in params.items() if k not in ("method", "op_types")}
+        extra.setdefault("symmetric", False)  # entropy's clipping window is asymmetric
+        cal_method = (
+            CalibrationMethod.Entropy if method == "entropy" else CalibrationMethod.Percentile
+        )
         calibrator = create_calibrator(
             Path(fp32_onnx),
             list(params["op_types"]),

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,11 +77,6 @@ class CalibrationSet:
     def __len__(self) -> int:
         return int(self.x.shape[0])
 
-    def batches(self, batch_size: int) -> Iterator[np.ndarray]:
-        """Consecutive ``[<= batch_size, 12, window]`` slices (the last one may be short)."""
-        for start in range(0, len(self), batch_size):
-            yield self.x[start : start + batch_size]
-
     def fingerprint(self) -> str:
         """SHA-256 over the window bytes and the essentials of how they were chosen.
 
@@ -138,16 +132,11 @@ def _round_robin(
 
 
 def select_windows(pool: CalibrationSet, n_windows: int = 512, seed: int = 0) -> CalibrationSet:
-    """A seeded, stratified selection of at most ``n_windows`` windows from ``pool``.
-
-    Labelled pools: labels take turns, rarest first (fewest windows in the pool); each turn
-    takes a random not-yet-used window carrying that label, so every label is represented
-    and rare ones are over-represented relative to their prevalence (their activations are
-    the ones a min/max or histogram would otherwise miss). Unlabelled pools: recordings take
-    turns the same way, so one long recording cannot dominate. Whatever is left fills the
-    set in random order. Fewer windows available than requested → all are used, and the
-    composition says so.
-    """
+    """A seeded, stratified selection of at most ``n_windows`` windows from ``pool``: labels
+    take turns, rarest first (recordings, when unlabelled), each turn a random unused window
+    carrying it; whatever is left fills the set in random order (why: docs/export.md,
+    "Calibration windows"). Fewer available than requested: all are used, as the composition
+    says."""
     if isinstance(n_windows, bool) or not isinstance(n_windows, int) or n_windows < 1:
         raise ValueError(f"n_windows must be a positive integer, got {n_windows!r}")
     if isinstance(seed, bool) or not isinstance(seed, int):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +25,9 @@ def _bf16_backend(path: Path) -> Any:
     return OpenVinoBackend(path, inference_precision="bf16")
 
 
-def measure_bf16_gate(
-    model_dir: Path,
-    data_dir: Path | None = None,
-    make_backend: Callable[[Path], Any] = _bf16_backend,
-) -> dict[str, Any]:
+def measure_bf16_gate(model_dir: Path, data_dir: Path | None = None) -> dict[str, Any]:
     """Measure the gate, write the record, return it. Raises BackendUnavailable (no OpenVINO,
-    no BF16 CPU: the reason) before anything is written. ``make_backend`` builds the
-    backend measured (tests run the plumbing with an f32 one, and say so)."""
+    no BF16 CPU: the reason) before anything is written."""
     from mrm_edge.export.gates import compare, onnx_probabilities
     from mrm_edge.export.pipeline import held_out, synthetic_windows
     from mrm_edge.runtime.cpu_timing import machine_key
@@ -43,7 +37,7 @@ def measure_bf16_gate(
     onnx = model_dir / "model.onnx"
     card = ModelCard.load(model_dir)
     windows = held_out(card, data_dir) if data_dir else synthetic_windows(card, 64)
-    backend = make_backend(onnx)
+    backend = _bf16_backend(onnx)
     with backend:  # activation refuses a CPU without BF16, with the reason
         x = windows.x
         p16 = np.concatenate([backend.infer(x[i : i + 32]) for i in range(0, len(x), 32)])

@@ -33,19 +33,12 @@ def onnx_probabilities(path: Path, x: np.ndarray, batch_size: int = 64) -> np.nd
 
 
 def torch_probabilities(model_dir: Path, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """The reference: the PyTorch inference path of a model directory (FP32, CPU)."""
-    import torch
+    """The reference: the runtime's PyTorch backend of a model directory (FP32, CPU)."""
+    from mrm_edge.runtime.backends.torch import TorchBackend
 
-    from mrm_edge.checkpoint import inference_model, load_model_dir
-
-    net, card = load_model_dir(model_dir, "cpu")
-    model = inference_model(net, card)
-    with torch.no_grad():
-        out = [
-            model(torch.from_numpy(x[i : i + batch_size])).numpy()
-            for i in range(0, len(x), batch_size)
-        ]
-    return np.concatenate(out).astype(np.float32)
+    with TorchBackend(model_dir) as backend:
+        out = [backend.infer(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+    return np.concatenate(out)
 
 
 def compare(

@@ -46,8 +46,6 @@ class ExportOptions:
     trt_flavour: str | None = None  # None: $MRM_EDGE_TRT_FLAVOUR, else auto (capability.py)
     compute_targets: tuple[str, ...] | None = None  # TensorRT-RTX; None: its default targets
     timing_cache: Path | None = None
-    cache_dir: Path | None = None
-    seed: int = 0
 
 
 @dataclass
@@ -113,7 +111,11 @@ def run_export(
     card = ModelCard.load(model_dir)
     verify_weights(model_dir, card)  # before any work: missing, pickle, corrupt, truncated
     out.mkdir(parents=True, exist_ok=True)
-    _check_options(opts)
+    if opts.int8 and opts.calib_data is None:
+        raise ValueError(
+            "--int8 needs real ECG to calibrate on: pass --calib-data DIR (a PTB-XL or "
+            "CPSC 2018 tree, or a folder of WFDB records)"
+        )
     summary = ExportSummary()
     common = {
         "labels": card.labels,
@@ -142,14 +144,6 @@ def run_export(
     if opts.engine:
         _engines(opts, summary, log, trt, cudart)
     return summary
-
-
-def _check_options(opts: ExportOptions) -> None:
-    if opts.int8 and opts.calib_data is None:
-        raise ValueError(
-            "--int8 needs real ECG to calibrate on: pass --calib-data DIR (a PTB-XL or "
-            "CPSC 2018 tree, or a folder of WFDB records)"
-        )
 
 
 def _fp32(run: _Run) -> tuple[Path, np.ndarray]:
@@ -203,7 +197,7 @@ def _int8(run: _Run, fp32: Path) -> None:
 
     opts = run.opts
     out = Path(opts.out_dir)
-    cset = select_calibration_windows(opts.calib_data, run.card, opts.calib_windows, opts.seed)
+    cset = select_calibration_windows(opts.calib_data, run.card, opts.calib_windows)
     run.log(f"calibrating INT8 ({opts.int8_method}) on {len(cset.x)} windows")
     for variant in INT8_CHOICES[opts.int8_activations]:
         activation = INT8_VARIANTS[variant]
@@ -213,7 +207,7 @@ def _int8(run: _Run, fp32: Path) -> None:
             activation_type=activation,  # type: ignore[arg-type]
             op_types=opts.int8_ops or DEFAULT_OP_TYPES,
             max_auc_drop=opts.int8_tolerance_pt / 100.0,
-            cache_dir=opts.cache_dir or out / ".calibration-cache",
+            cache_dir=out / ".calibration-cache",
         )
         report = build_int8(fp32, path, cset, run.windows.x, run.windows.y, options)
         rep = report.to_dict()
@@ -268,7 +262,8 @@ def _engines(
     cudart: Any = None,
 ) -> None:
     """Build (or reuse) an engine per precision; ``trt``/``cudart`` let tests inject doubles."""
-    from mrm_edge.export.tensorrt.builder import build_or_load
+    from mrm_edge.export.tensorrt.builder import build_or_load, make_key
+    from mrm_edge.export.tensorrt.cache import why_build
     from mrm_edge.export.tensorrt.plan import BuildOptions
     from mrm_edge.runtime.backends.tensorrt.capability import (
         choose_flavour,
@@ -303,7 +298,8 @@ def _engines(
     log(f"engines: {info.summary()} ({why_flavour})")
     for p in wanted:
         onnx_path = summary.artifacts[ENGINE_SOURCES[p]]
-        why = _why_build(onnx_path, Path(opts.out_dir), builds[p], gpu, info)
+        # Why it must be (re)built: nothing cached yet, or what the engines there were built for.
+        why = why_build(Path(opts.out_dir), make_key(onnx_path, builds[p], gpu, info))
         path, built = build_or_load(onnx_path, Path(opts.out_dir), builds[p], gpu, info, trt=trt)
         summary.engines[p] = path
         log(_describe_engine(path, why) if built else f"reused cached engine {path.name}")
@@ -350,15 +346,3 @@ def _describe_engine(path: Path, why: str) -> str:
         f"built engine {path.name} ({why}): {side['engine_bytes'] / 1e6:.1f} MB, "
         f"{build.get('layers')} layers, {build.get('build_seconds')} s, {made}"
     )
-
-
-def _why_build(onnx_path: Path, out_dir: Path, build: Any, gpu: Any, trt_info: Any) -> str:
-    """Why the engine for this request must be (re)built: nothing cached yet, or what the
-    engines already there were built for (another GPU, TensorRT version, ONNX, ...)."""
-    from mrm_edge.export.tensorrt.builder import make_key
-    from mrm_edge.export.tensorrt.cache import why_build
-    from mrm_edge.export.tensorrt.graph import inspect_onnx
-    from mrm_edge.export.tensorrt.plan import plan_build
-
-    plan = plan_build(build, inspect_onnx(onnx_path, build.precision), trt_info)
-    return why_build(out_dir, make_key(onnx_path, build, gpu, trt_info, plan))

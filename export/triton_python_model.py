@@ -1,16 +1,8 @@
 """The Python-backend model of a Triton repository (copied verbatim as ``<model>/1/model.py``
-by :mod:`mrm_edge.export.triton_repo`): ONNX Runtime CPU inside Triton, for servers without
-Triton's ONNX Runtime or TensorRT backends (the ``tritonserver`` bundled in
-``nvidia-pytriton`` has only the Python backend).
-
-It runs inside Triton's Python backend stub, so it imports only what that environment has:
-numpy, onnxruntime and ``triton_python_backend_utils``; never ``mrm_edge``. Triton's dynamic
-batcher hands ``execute`` several requests at once: they run as one ONNX Runtime batch.
-
-Tensors cross the stub by DLPack, not ``as_numpy()`` / ``Tensor(name, array)``: the stub
-shipped in nvidia-pytriton 0.7 is built against NumPy 1's C layout, and with NumPy 2 those
-two read the wrong item size (measured here: 0-byte outputs, inputs read as one repeated
-value). DLPack's header carries the dtype itself, so it is right under either NumPy.
+by :mod:`mrm_edge.export.triton_repo`): ONNX Runtime CPU inside Triton's Python backend stub,
+so it imports only numpy, onnxruntime and ``triton_python_backend_utils``, never
+``mrm_edge``. The requests of one ``execute`` run as one ONNX Runtime batch. Tensors cross the
+stub by DLPack, whose header carries the dtype (why not ``as_numpy()``: docs/triton.md).
 """
 
 from __future__ import annotations

@@ -172,16 +172,9 @@ def write_triton_repo(
     only_local: bool = False,
     accept_card_tuning: bool = False,
 ) -> TritonRepo:
-    """Write the repository for ``model_dir`` into ``out_dir`` (docs/triton.md).
-
-    ``max_batch`` is the preferred (and largest) batch, as the monitor's ``--max-batch``;
-    ``max_delay_ms`` Triton's queue delay; ``instances`` the instance group's count;
-    ``cpu_threads`` ONNX Runtime's threads in the Python-backend models (0: ONNX Runtime's
-    default) and ``cpu_spinning`` whether they spin-wait between operators (ONNX Runtime's
-    default, as in-process: without it a batch of 32 took ~5 % longer here);
-    ``only_local`` writes only what the bundled server can load (``mrm-edge serve``).
-    ``accept_card_tuning``: ``DeployedModel.load``'s. Raises ValueError (one line) when the
-    model directory has nothing to serve."""
+    """Write the repository for ``model_dir`` into ``out_dir``; the options are ``mrm-edge
+    serve``'s (docs/triton.md), ``only_local`` writes only what the bundled server can load.
+    Raises ValueError (one line) when the model directory has nothing to serve."""
     model = DeployedModel.load(model_dir, accept_card_tuning=accept_card_tuning)
     if "fp32" not in model.onnx:
         raise ValueError(

@@ -94,22 +94,10 @@ ENGINE_GLOB = "model.*.engine"
 _ENGINE_NAME = re.compile(r"^model\.(fp32|fp16|int8)\.([0-9a-f]+)\.engine$")
 
 
-def _check_engine_precision(precision: str) -> None:
-    if precision not in ENGINE_PRECISIONS:
-        raise ValueError(f"precision {precision!r}, expected one of {ENGINE_PRECISIONS}")
-
-
-def engine_filename(precision: str, key: Any) -> str:
-    """``model.<precision>.<digest>.engine``; ``key`` is a build key (anything with
-    ``precision`` and ``digest()``, e.g. an ``EngineKey``) or its hex digest."""
-    _check_engine_precision(precision)
-    if not isinstance(key, str):
-        if key.precision != precision:
-            raise ValueError(f"precision {precision!r} differs from the key's {key.precision!r}")
-        key = key.digest()
-    if not re.fullmatch(r"[0-9a-f]+", key):
-        raise ValueError(f"engine key {key!r} is not a hex digest")
-    return f"model.{precision}.{key}.engine"
+def engine_filename(key: Any) -> str:
+    """``model.<precision>.<digest>.engine`` of a build key (an ``EngineKey``: anything with
+    ``precision`` and ``digest()``)."""
+    return f"model.{key.precision}.{key.digest()}.engine"
 
 
 def parse_engine_filename(name: str) -> tuple[str, str] | None:
@@ -122,7 +110,8 @@ def trtexec_engine_filename(precision: str) -> str:
     """The engine a printed trtexec line writes: ``model.<precision>.trtexec.engine``, a name
     the export never writes (built by hand, it has no sidecar, so the model directory does
     not load it)."""
-    _check_engine_precision(precision)
+    if precision not in ENGINE_PRECISIONS:
+        raise ValueError(f"precision {precision!r}, expected one of {ENGINE_PRECISIONS}")
     return f"model.{precision}.trtexec.engine"
 
 

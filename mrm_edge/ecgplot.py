@@ -1,13 +1,7 @@
-"""The standard 12-lead layout on the clinical grid, as SVG (pure Python) or PNG (matplotlib,
-extra ``plot``): ``mrm-edge predict --plot FILE``. The same layout as the central station's
-12-lead view (``runtime/web/static/app.js``).
-
-    paper 250 mm x 120 mm: 10 s at 25 mm/s; 10 mm/mV; 1 mm minor and 5 mm major grid
-    rows 1-3 (3 x 4): I aVR V1 V4 / II aVL V2 V5 / III aVF V3 V6, 2.5 s each, in time order
-    row 4: rhythm strip, lead II, the whole 10 s
-
-Leads are drawn at their own time slice, as an electrocardiograph prints them (column c
-shows seconds 2.5c to 2.5(c+1) of its leads), so the layout is the one readers know.
+"""The standard 12-lead layout on the clinical grid (docs/station.md), as SVG (pure Python) or
+PNG (matplotlib, extra ``plot``): ``mrm-edge predict --plot FILE``; the central station's
+12-lead view (``runtime/web/static/app.js``) draws the same page. Each lead is drawn at its own
+2.5 s time slice, as an electrocardiograph prints them, so the layout is the one readers know.
 """
 
 from __future__ import annotations

@@ -51,15 +51,9 @@ def classify(
     quality: QualityConfig | None = None,
     accept_card_tuning: bool = False,
 ) -> tuple[list[PredictedWindow], str]:
-    """Window results for every recording, in order, and which backend ran them and why.
-
-    The runtime's backend selection is used (ONNX Runtime when the model is
-    exported, PyTorch otherwise), so this works on an edge install without torch.
-    Windows failing the quality check (``quality``: the monitor's defaults if None) are
-    rejected, not classified; a recording shorter than one window is a DataError,
-    raised before the backend starts (docs/model.md).
-    ``accept_card_tuning``: ``DeployedModel.load``'s; what it accepted ends the reason.
-    """
+    """Window results for every recording, in order (module docstring), and which backend
+    the runtime's selection ran them on and why; ``quality``: the monitor's defaults if None;
+    ``accept_card_tuning``: ``DeployedModel.load``'s, what it accepted ends the reason."""
     from mrm_edge.runtime.model import DeployedModel
     from mrm_edge.runtime.selection import activate_backend
     from mrm_edge.runtime.stream.quality import assess_quality

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 
@@ -63,7 +64,7 @@ def test_imports_nothing_heavy() -> None:
 def test_engine_names_are_written_and_parsed_here() -> None:
     from mrm_edge.artifacts import engine_filename, parse_engine_filename, trtexec_engine_filename
 
-    name = engine_filename("fp16", "00ff")
+    name = engine_filename(SimpleNamespace(precision="fp16", digest=lambda: "00ff"))
     assert name == "model.fp16.00ff.engine" and parse_engine_filename(name) == ("fp16", "00ff")
     # The printed trtexec lines name a file the export never writes and the loader never reads.
     hand = trtexec_engine_filename("int8")

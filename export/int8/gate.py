@@ -76,31 +76,12 @@ class Int8Report:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["result"] = self.result.to_dict()
         # Conveniences for sidecars and log lines: the drop in percentage points, the
         # layers left in float (explicitly excluded or kept by the gate), the file.
         d["auc_drop_pt"] = 100.0 * self.auc_drop
         d["excluded_nodes"] = list(self.result.excluded_nodes)
         d["path"] = str(self.result.path)
         return jsonable(d)
-
-
-def _model_labels(model: Any, n: int) -> list[str]:
-    """Label names from the FP32 export's ``labels`` metadata, else ``label0..``."""
-    meta = {p.key: p.value for p in model.metadata_props}
-    try:
-        names = json.loads(meta.get("labels", "null"))
-    except json.JSONDecodeError:
-        names = None
-    if isinstance(names, list) and len(names) == n and all(isinstance(v, str) for v in names):
-        return names
-    return [f"label{j}" for j in range(n)]
-
-
-def _check_gate_options(options: Int8Options) -> None:
-    drop = options.max_auc_drop  # from --int8-tolerance
-    if not (isinstance(drop, (int, float)) and math.isfinite(drop)) or drop < 0:
-        raise ValueError(f"max_auc_drop is {drop!r}, expected a finite number >= 0")
 
 
 def _held_out(
@@ -110,19 +91,15 @@ def _held_out(
     x = np.ascontiguousarray(heldout_x, dtype=np.float32)
     y = np.asarray(heldout_y)
     check_windows(fp32_onnx, x, "held-out set")
-    if y.ndim != 2 or y.shape[0] != x.shape[0]:
-        raise DataError(
-            f"held-out set: labels have shape {list(y.shape)}, expected [{x.shape[0]}, n_labels]"
-        )
-    if not np.isfinite(x).all():
-        raise DataError("held-out set: windows have non-finite samples, expected finite mV")
     p_fp32 = onnx_probabilities(fp32_onnx, x).astype(np.float64)
     if p_fp32.shape != y.shape:
         raise DataError(
             f"held-out set: labels have {y.shape[1]} columns, but {fp32_onnx.name} outputs "
             f"{p_fp32.shape[1]} probabilities per window"
         )
-    label_names = _model_labels(load_onnx(fp32_onnx), y.shape[1])
+    # The FP32 export records the card's labels, in output order, in its metadata.
+    meta = {p.key: p.value for p in load_onnx(fp32_onnx).metadata_props}
+    label_names = json.loads(meta["labels"])
     base = evaluate(p_fp32, p_fp32, y)
     if not math.isfinite(base.auc):
         raise DataError(
@@ -171,22 +148,16 @@ def build_int8(
     heldout_y: np.ndarray,
     options: Int8Options = Int8Options(),
 ) -> Int8Report:
-    """Quantize ``fp32_onnx`` and hold the result to an accuracy gate on held-out windows.
-
-    The gate passes when macro-AUC(FP32) - macro-AUC(INT8) <= ``options.max_auc_drop``
-    (labels with one class in the held-out set are left out of the mean, as
-    :func:`mrm_edge.metrics.macro_auc` does) and, if given, the largest |p_INT8 - p_FP32|
-    <= ``options.max_prob_delta``. On failure the most sensitive layers (see
-    :mod:`.sweep`) are kept in float one by one, at most ``options.max_float_layers``.
-
-    On success the model is at ``out_path``. On failure ``out_path`` is removed (a model
-    that failed its gate must not sit where a runtime looks for one), the last attempt is
-    kept beside it as ``<name>.rejected.onnx`` for inspection, and ``report.passed`` is
-    False (the export raises :class:`~mrm_edge.export.gates.GateFailed` with its message).
-    """
+    """Quantize ``fp32_onnx`` and hold the result to the accuracy gate on held-out windows
+    (docs/export.md, "The INT8 gate"). On success the model is at ``out_path``. On failure
+    ``out_path`` is removed (a model that failed its gate must not sit where a runtime looks
+    for one), the last attempt is kept beside it as ``<name>.rejected.onnx``, and
+    ``report.passed`` is False."""
     fp32_onnx, out_path = Path(fp32_onnx), Path(out_path)
     check_args(fp32_onnx, out_path, options.activation_type)
-    _check_gate_options(options)
+    drop = options.max_auc_drop  # from --int8-tolerance
+    if not (isinstance(drop, (int, float)) and math.isfinite(drop)) or drop < 0:
+        raise ValueError(f"max_auc_drop is {drop!r}, expected a finite number >= 0")
     held, label_names = _held_out(fp32_onnx, heldout_x, heldout_y, options)
     rejected = out_path.with_name(out_path.stem + ".rejected.onnx")
     with tempfile.TemporaryDirectory(prefix="mrm-int8-") as tmp:

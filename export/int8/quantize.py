@@ -8,7 +8,7 @@ import math
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -70,11 +70,6 @@ class Int8Result:
     weights: str = "int8 symmetric, per output channel"
     notes: list[str] = field(default_factory=list)  # about the FP32 graph
     placement_notes: list[str] = field(default_factory=list)  # about the Q/DQ written
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["path"] = str(self.path)
-        return jsonable(d)
 
 
 def jsonable(v: Any) -> Any:
@@ -173,14 +168,12 @@ def _obtain_ranges(
 
 
 def check_args(fp32_onnx: Path, out_path: Path, activation_type: str) -> None:
-    """The activation type is known, the FP32 model exists, and would not be overwritten."""
+    """The activation type is known and the FP32 model would not be overwritten."""
     if activation_type not in ACTIVATION_TYPES:
         raise ValueError(
             f"activation_type is {activation_type!r}, expected 'uint8' (ONNX Runtime CPU) "
             "or 'int8' (TensorRT)"
         )
-    if not fp32_onnx.is_file():
-        raise ValueError(f"{fp32_onnx}: no such ONNX file")
     if out_path.resolve() == fp32_onnx.resolve():
         raise ValueError(f"{out_path}: the INT8 output would overwrite the FP32 input")
 

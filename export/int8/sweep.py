@@ -43,13 +43,6 @@ class Requantizer:
         return path
 
 
-def sweep_rows(n: int, sweep_windows: int | None) -> np.ndarray:
-    """The held-out windows the sweep runs on: evenly spaced, at most ``sweep_windows``."""
-    if sweep_windows is not None and n > sweep_windows:
-        return np.unique(np.linspace(0, n - 1, sweep_windows).round().astype(int))
-    return np.arange(n)
-
-
 def sensitivity(
     requant: Requantizer,
     nodes: Sequence[str],
@@ -58,7 +51,10 @@ def sensitivity(
     sweep_windows: int | None,
 ) -> tuple[list[dict[str, Any]], str]:
     """(each of ``nodes`` quantized alone, most sensitive first; the metric in words)."""
-    idx = sweep_rows(len(held.x), sweep_windows)
+    n = len(held.x)
+    idx = np.arange(n)
+    if sweep_windows is not None and n > sweep_windows:  # evenly spaced, at most that many
+        idx = np.unique(np.linspace(0, n - 1, sweep_windows).round().astype(int))
     xs, ps = held.x[idx], held.p_fp32[idx]
     metric = (
         "mean squared change of the output probabilities vs FP32 with only this "

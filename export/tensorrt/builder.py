@@ -1,14 +1,7 @@
-"""ONNX → serialized TensorRT engine: standard TensorRT 10/11 and TensorRT-RTX, one code path.
-
-    Builder(logger) → create_network(flags) → OnnxParser.parse_from_file → builder config
-    (workspace pool limit, precision flags where weak typing applies, optimization profile,
-    timing cache, DLA) → build_serialized_network → bytes
-
-TensorRT-RTX takes the same calls, with compute targets in the config (an ahead-of-time build,
-no GPU needed) and without timing cache or DLA. Precision is planned before TensorRT is
-touched (:func:`~mrm_edge.export.tensorrt.plan.plan_build`). TensorRT is imported lazily;
-every function that touches it takes ``trt=``. What ran for real and what only against
-``tests/fakes/tensorrt.py``: docs/export.md.
+"""ONNX → serialized TensorRT engine: standard TensorRT 10/11 and TensorRT-RTX, one code path
+(TensorRT-RTX with compute targets and without timing cache or DLA); the precision is planned
+first (:func:`~mrm_edge.export.tensorrt.plan.plan_build`). What ran for real and what only
+against ``tests/fakes/tensorrt.py``: docs/export.md.
 """
 
 from __future__ import annotations
@@ -100,23 +93,11 @@ def _trtexec_hint(onnx_path: Path, options: BuildOptions) -> str:
 
 
 def build_engine(
-    onnx_path: Path, options: BuildOptions, trt: Any = None, *, graph: GraphInfo | None = None
+    onnx_path: Path, options: BuildOptions, trt: Any, *, graph: GraphInfo | None = None
 ) -> BuildResult:
-    """Build ``onnx_path`` with ``options``; ``trt`` is the TensorRT module (default: import
-    standard TensorRT; pass ``tensorrt_rtx`` for an RTX build).
-
-    Raises :class:`TensorRTUnavailable` (with the equivalent trtexec line) when TensorRT is
-    not installed, :class:`BuildError` for everything that stops a build.
-    """
+    """Build ``onnx_path`` with ``options`` on ``trt``, the TensorRT module (``tensorrt`` or
+    ``tensorrt_rtx``); :class:`BuildError` for everything that stops a build."""
     onnx_path = Path(onnx_path)
-    if trt is None:
-        try:
-            trt = import_tensorrt()
-        except TensorRTUnavailable as e:
-            raise TensorRTUnavailable(
-                "TensorRT is not installed here; run `mrm-edge export --engine` on the target, "
-                f"or: {_trtexec_hint(onnx_path, options)}"
-            ) from e
     info = probe_tensorrt(trt)
     graph = graph or inspect_onnx(onnx_path, options.precision)
     plan = plan_build(options, graph, info)
@@ -264,7 +245,7 @@ def make_key(
     options: BuildOptions,
     gpu: GpuInfo | None,
     trt_info: TensorRTInfo,
-    plan: BuildPlan,
+    graph: GraphInfo | None = None,
 ) -> EngineKey:
     """The cache key of building ``onnx_path`` with ``options`` (cache.py says why each field).
 
@@ -274,6 +255,7 @@ def make_key(
     rtx = trt_info.flavour == RTX
     if gpu is None and not rtx:
         raise BuildError("standard TensorRT builds on a GPU, and none was found here")
+    plan = plan_build(options, graph or inspect_onnx(onnx_path, options.precision), trt_info)
     return EngineKey(
         onnx_sha256=sha256_file(Path(onnx_path)),
         gpu_name=None if rtx else gpu.name,  # type: ignore[union-attr]
@@ -311,8 +293,7 @@ def build_or_load(
             f"on the target, or: {_trtexec_hint(onnx_path, options)}"
         )
     graph = inspect_onnx(onnx_path, options.precision)
-    plan = plan_build(options, graph, trt_info)
-    key = make_key(onnx_path, options, gpu, trt_info, plan)
+    key = make_key(onnx_path, options, gpu, trt_info, graph)
     cached = lookup(out_dir, key)
     if cached is not None:
         return cached, False

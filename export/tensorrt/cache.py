@@ -23,11 +23,10 @@ from mrm_edge.runtime.backends.tensorrt.engine_file import (
     verify_engine_file,
 )
 
-from mrm_edge.artifacts import ENGINE_PRECISIONS, engine_filename, sidecar_path
+from mrm_edge.artifacts import engine_filename, sidecar_path
 from mrm_edge.fileio import atomic_write_bytes
 
 KEY_FORMAT = 2  # bump when the meaning of a key field changes: old engines then miss
-PRECISIONS = ENGINE_PRECISIONS
 DIGEST_CHARS = 16  # 64 bits: collisions are irrelevant, and lookup() compares all fields anyway
 
 
@@ -71,7 +70,7 @@ class EngineKey:
 
 def probe_cache(out_dir: Path, key: EngineKey) -> str:
     """Whether the engine of ``key`` in ``out_dir`` is usable: ``"hit"``, else why not."""
-    path = Path(out_dir) / engine_filename(key.precision, key)
+    path = Path(out_dir) / engine_filename(key)
     if not path.exists() and not sidecar_path(path).exists():
         return "not built yet"
     try:
@@ -89,7 +88,7 @@ def lookup(out_dir: Path, key: EngineKey) -> Path | None:
     """The cached engine for ``key`` in ``out_dir`` if, and only if, it verifies; else None."""
     if probe_cache(out_dir, key) != "hit":
         return None
-    return Path(out_dir) / engine_filename(key.precision, key)
+    return Path(out_dir) / engine_filename(key)
 
 
 def store(
@@ -102,7 +101,7 @@ def store(
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / engine_filename(key.precision, key)
+    path = out_dir / engine_filename(key)
     side = sidecar_path(path)
     with contextlib.suppress(FileNotFoundError):
         side.unlink()  # an old sidecar must not vouch for the new bytes while they are written

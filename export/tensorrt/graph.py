@@ -26,7 +26,6 @@ class GraphInfo:
 
     input_name: str
     input_shape: tuple[int, ...]
-    output_name: str
     has_qdq: bool
     has_fp16: bool
     source: str = "onnx"
@@ -77,7 +76,6 @@ def inspect_onnx(onnx_path: Path, precision: str = "fp32") -> GraphInfo:
     return GraphInfo(
         input_name=inputs[0].name,
         input_shape=shape,
-        output_name=model.graph.output[0].name,
         has_qdq=has_qdq,
         has_fp16=has_fp16,
         source="onnx",
@@ -109,12 +107,11 @@ def _inspect_by_contract(path: Path, precision: str) -> GraphInfo:
         sess = ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
     except Exception as e:
         raise BuildError(f"{path}: ONNX Runtime cannot load it ({first_line(e)})") from e
-    (inp,), (out,) = sess.get_inputs(), sess.get_outputs()
+    (inp,) = sess.get_inputs()
     data = path.read_bytes()
     return GraphInfo(
         input_name=inp.name,
         input_shape=tuple(d if isinstance(d, int) else -1 for d in inp.shape),
-        output_name=out.name,
         has_qdq=b"QuantizeLinear" in data or b"DequantizeLinear" in data,
         has_fp16=precision == "fp16",
         source="contract",

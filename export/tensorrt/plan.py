@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from mrm_edge.export.tensorrt.cache import PRECISIONS
 from mrm_edge.export.tensorrt.errors import BuildError
 from mrm_edge.export.tensorrt.graph import GraphInfo
 from mrm_edge.runtime.backends.tensorrt.capability import DEFAULT_RTX_TARGETS, TensorRTInfo
+
+from mrm_edge.artifacts import ENGINE_PRECISIONS
 
 Precision = Literal["fp32", "fp16", "int8"]
 
@@ -51,9 +52,9 @@ class BuildOptions:
     compute_targets: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
+        if self.precision not in ENGINE_PRECISIONS:
             raise ValueError(
-                f"BuildOptions: precision {self.precision!r}, expected one of {PRECISIONS}"
+                f"BuildOptions: precision {self.precision!r}, expected one of {ENGINE_PRECISIONS}"
             )
         p = tuple(self.profile)
         if len(p) != 3 or not all(isinstance(b, int) and not isinstance(b, bool) for b in p):
@@ -138,17 +139,18 @@ def plan_build(options: BuildOptions, graph: GraphInfo, trt_info: TensorRTInfo) 
     this TensorRT cannot honour (e.g. INT8 without Q/DQ).
     """
     ver = trt_info.version or "?"
+    if options.precision == "int8" and not graph.has_qdq:
+        raise BuildError(
+            f"INT8 without Q/DQ nodes: TensorRT {ver} needs Q/DQ nodes in the ONNX (else it "
+            "needs a calibrator, TensorRT 10's implicit quantization, which this project does "
+            "not use); export model.int8-sym.onnx with explicit quantization"
+        )
     typed = not trt_info.has_precision_flags or (
         graph.carries_precision and trt_info.strongly_typed_supported
     )
 
     notes: list[str] = []
     if typed:
-        if options.precision == "int8" and not graph.has_qdq:
-            raise BuildError(
-                f"INT8 with a strongly typed build (TensorRT {ver}) needs Q/DQ nodes in the ONNX, "
-                "and this graph has none: export model.int8.onnx with explicit quantization"
-            )
         if options.precision == "fp16" and not graph.has_fp16:
             notes.append(
                 "fp16 requested but the graph carries no FP16 tensors: the strongly typed engine "
@@ -168,12 +170,6 @@ def plan_build(options: BuildOptions, graph: GraphInfo, trt_info: TensorRTInfo) 
     elif options.precision == "int8":
         # INT8 with FP16 fallback for layers that have no INT8 kernel, as trtexec --int8 --fp16.
         flags += ["INT8", "FP16"]
-        if not graph.has_qdq:
-            raise BuildError(
-                "INT8 without Q/DQ nodes needs a calibrator (TensorRT 10 implicit "
-                "quantization, which this project does not use); export model.int8-sym.onnx "
-                "with Q/DQ instead"
-            )
     if options.dla_core is not None and options.precision == "fp32":
         notes.append("DLA runs FP16/INT8 only: an FP32 build runs every layer on the GPU fallback")
     return BuildPlan(False, tuple(flags), tuple(notes))

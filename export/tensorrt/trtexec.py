@@ -43,7 +43,6 @@ def trtexec_command(onnx_path: Path, engine_path: Path, options: BuildOptions) -
         graph = GraphInfo(
             input_name=name,
             input_shape=(-1, *dims),
-            output_name="probabilities",
             has_qdq=options.precision == "int8",
             has_fp16=options.precision == "fp16",
             source="contract",

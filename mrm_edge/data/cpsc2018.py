@@ -3,7 +3,6 @@
 Records are MATLAB files with a struct ``ECG`` (``data``: 12 × N mV at 500 Hz, 6 to 60 s).
 Labels come from the challenge's ``REFERENCE.csv`` (up to three codes per record), the
 10-fold split from the benchmark's PTB-XL-style ``cpsc_database.csv`` when present.
-Records are resampled to the target rate and cut or zero-padded to a fixed length.
 
 Liu et al., J. Med. Imaging Health Inform. 8(7), 2018.
 """

@@ -35,7 +35,6 @@ class WfdbHeader:
     n_sig: int
     fs: float
     sig_len: int | None
-    sig_name: tuple[str, ...]  # empty for a multi-segment record
 
 
 def _lines(header: Path) -> list[str]:
@@ -88,7 +87,7 @@ def check_wfdb_header(header: str | Path) -> WfdbHeader:
         if sig_len == 0:
             raise field_error(header, "sig_len", "at least one sample", f"is {rec[3]!r}")
     if multi:
-        return WfdbHeader(n_sig, fs, sig_len, ())
+        return WfdbHeader(n_sig, fs, sig_len)
 
     signals = lines[1:]
     if len(signals) != n_sig:  # more lines than n_sig is as malformed as fewer
@@ -96,7 +95,6 @@ def check_wfdb_header(header: str | Path) -> WfdbHeader:
             f"{header}: has {len(signals)} signal line(s), field 'n_sig' of the "
             f"record line expects {n_sig}"
         )
-    names: list[str] = []
     frame_bytes: dict[str, float] = {}  # signal file -> bytes per frame
     file_info: dict[str, tuple[str, int]] = {}  # signal file -> (fmt, byte offset)
     for i, line in enumerate(signals, start=1):
@@ -121,7 +119,6 @@ def check_wfdb_header(header: str | Path) -> WfdbHeader:
                 header, f"gain ({where})", "a positive ADC gain (units per mV); "
                 "a missing or zero gain means uncalibrated", f"is {found!r}"
             )  # fmt: skip
-        names.append(parts[8].strip() if len(parts) > 8 else "")
         fmt, spf, offset = fm["fmt"], int(fm["spf"] or 1), int(fm["offset"] or 0)
         if fname == "~":  # a null signal: no file
             continue
@@ -132,7 +129,7 @@ def check_wfdb_header(header: str | Path) -> WfdbHeader:
         frame_bytes[fname] = frame_bytes.get(fname, 0.0) + _BYTES.get(fmt, 0.0) * spf
     for fname, per_frame in frame_bytes.items():
         _check_signal_file(header, fname, per_frame, file_info[fname], sig_len)
-    return WfdbHeader(n_sig, fs, sig_len, tuple(names))
+    return WfdbHeader(n_sig, fs, sig_len)
 
 
 def _check_signal_file(

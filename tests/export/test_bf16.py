@@ -50,20 +50,24 @@ def test_refused_with_the_reason_on_a_cpu_without_bf16(model_dir: Path) -> None:
     assert e.value.message.startswith("--bf16: BF16 refused: this CPU has no native BF16")
 
 
-def test_record_written_and_accepted_by_the_plan(model_dir: Path, ptbxl_root: Path) -> None:
+def test_record_written_and_accepted_by_the_plan(
+    model_dir: Path, ptbxl_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """With OpenVINO at **f32** standing in for bf16 (no BF16 CPU here): the figures are
     real (f32 vs ORT FP32 on 64 held-out windows), the record and the plan's use are the
     code a BF16 CPU runs."""
-    from mrm_edge.export.bf16 import measure_bf16_gate
+    from mrm_edge.export import bf16
     from mrm_edge.runtime.backends.openvino.backend import OpenVinoBackend
     from mrm_edge.runtime.model import DeployedModel
     from mrm_edge.runtime.selection import plan_backends
 
     from tests.fakes.machine import machine
 
-    record = measure_bf16_gate(
-        model_dir, ptbxl_root, make_backend=lambda p: OpenVinoBackend(p, inference_precision="f32")
-    )
+    def f32(path: Path) -> OpenVinoBackend:
+        return OpenVinoBackend(path, inference_precision="f32")
+
+    monkeypatch.setattr(bf16, "_bf16_backend", f32)
+    record = bf16.measure_bf16_gate(model_dir, ptbxl_root)
     assert record["passed"] and record["windows"] == 64 and "held-out" in record["data"]
     assert record["max_abs_prob_delta"] <= 1e-4 and abs(record["auc_change_pt"]) <= 0.01
     assert record["runtime"].endswith("(f32)")  # says what was measured

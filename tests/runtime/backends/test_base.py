@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from mrm_edge.runtime.backends.base import precision_from_filename
 
-from mrm_edge.artifacts import VARIANTS, engine_filename, trtexec_engine_filename
+from mrm_edge.artifacts import VARIANTS, trtexec_engine_filename
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
@@ -19,7 +19,7 @@ def test_every_onnx_variant_file_names_its_precision(variant: str) -> None:
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
 def test_engine_names_give_their_precision(precision: str) -> None:
-    assert precision_from_filename(Path(engine_filename(precision, "0123abcd"))) == precision
+    assert precision_from_filename(Path(f"model.{precision}.0123abcd.engine")) == precision
     assert precision_from_filename(Path(trtexec_engine_filename(precision))) == precision
 
 
