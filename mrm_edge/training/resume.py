@@ -1,7 +1,5 @@
-"""Resuming a training run, from safetensors only: after every epoch ``checkpoint.safetensors``
-holds the tensors (model, best weights, optimiser and RNG states) and, as JSON metadata, the
-epoch, best AUC, settings and optimiser hyper-parameters; ``history.json`` sits beside it. A
-pickle ``checkpoint.pt`` found there is refused, never loaded."""
+"""Resuming a training run from ``checkpoint.safetensors`` (written after every epoch, beside
+``history.json``); a pickle ``checkpoint.pt`` is refused, never loaded."""
 
 from __future__ import annotations
 
