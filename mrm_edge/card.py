@@ -1,9 +1,5 @@
-"""The model card: everything a runtime needs to use a trained model correctly,
-and everything a reader needs to judge it. Plain JSON, no torch.
-
-A model directory holds ``card.json`` and ``model.safetensors`` (weights,
-loadable without pickle); export adds ONNX files beside them.
-"""
+"""The model card (``card.json`` beside ``model.safetensors``): what a runtime needs to use a
+trained model correctly and a reader needs to judge it. Plain JSON, no torch."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""Model directories: weights (safetensors, never pickle) + model card.
-
-Loading checks the weights against the SHA-256 in the card so a truncated or
-swapped file is refused with the reason instead of producing wrong answers.
-"""
+"""Model directories: safetensors weights (never pickle) and the card. Loading checks the weights
+against the card's SHA-256, so a swapped or truncated file is refused, not run."""
 
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
-"""One-line reports of exceptions: the house format for an error a user reads.
-
-Every layer reports failures on one line (a refused backend, a bad file, a dead device), so
-the two formatters live here, in the foundation, importable from the runtime, the export and
-the commands alike. The data layer's exception type is :class:`mrm_edge.data.errors.DataError`.
-"""
+"""One-line reports of exceptions, the house format for an error a user reads in every layer
+(hence here, in the foundation, for the runtime, the export and the commands alike)."""
 
 from __future__ import annotations
 

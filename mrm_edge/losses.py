@@ -4,7 +4,7 @@ never in the exported graph (why no projection layer is needed: docs/model.md)."
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -36,9 +36,6 @@ class LossConfig:
     beta: float = 0.01  # weight of L_m(Z3, Z4)
     gamma: float = 0.1  # weight of L_m(out1, out2)
     temperature: float = 4.0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class MutualLearningLoss(nn.Module):

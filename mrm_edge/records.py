@@ -1,8 +1,6 @@
-"""Reading one ECG recording from disk, whatever its format (a WFDB record at any rate, or a
-CPSC 2018 .mat), as [12, samples] float32 mV in the model's lead order; finding the
-recordings in a folder; cutting one into model windows. No torch. What is refused, what is
-reordered and said in ``Recording.notes``, and what is left to the quality check:
-docs/model.md, "Reading recordings"."""
+"""The one reader of an ECG recording (WFDB or CPSC 2018 .mat) as [12, samples] float32 mV in
+the model's lead order, finding recordings and cutting windows; docs/model.md, "Reading
+recordings". No torch."""
 
 from __future__ import annotations
 

@@ -1,11 +1,5 @@
-"""The identity a served model carries, once for the server side and the front-end side.
-
-A Triton model of ``mrm-edge export --triton-repo`` holds the card's identity in its
-config's ``parameters`` (string values); a front-end (``--backend triton:HOST:PORT``)
-compares them with its own model directory before it sends a window. The export writes them
-(:func:`model_identity`), the runtime checks them (:func:`identity_mismatch`): both import this
-low-level module, so neither imports the other. Standard library only.
-"""
+"""The card's identity in a Triton config's ``parameters`` (docs/triton.md): the export writes
+it, a front-end checks it; both import this module so neither imports the other."""
 
 from __future__ import annotations
 

@@ -18,13 +18,8 @@ def load_dataset(
     sampling_rate: int = 100,
     **kwargs: Any,
 ) -> EcgDataset:
-    """Load a dataset by name: ``"ptbxl"`` or ``"cpsc2018"``.
-
-    ``task=None`` picks the dataset's natural task: ``"superdiagnostic"`` for PTB-XL (the
-    MRM-Net headline task) and ``"all"`` for CPSC 2018, whose only task is its nine
-    challenge classes (:data:`~mrm_edge.data.cpsc2018.CPSC_LABELS`). Any other task for
-    CPSC 2018 is a :class:`DataError`. Extra keyword arguments go to the loader.
-    """
+    """``"ptbxl"`` or ``"cpsc2018"``; ``task=None``: its own task (docs/model.md, ``mrm-edge
+    train``). Extra keyword arguments go to the loader."""
     key = name.lower().replace("-", "").replace("_", "")
     if key == "ptbxl":
         return load_ptbxl(

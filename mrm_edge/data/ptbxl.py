@@ -33,7 +33,6 @@ _FILENAME_COLUMN = {100: "filename_lr", 500: "filename_hr"}
 class ScpStatement:
     """One row of ``scp_statements.csv`` (only the columns the label tasks use)."""
 
-    code: str
     diagnostic: bool
     form: bool
     rhythm: bool
@@ -75,7 +74,6 @@ def read_scp_statements(root: str | PathLike[str]) -> dict[str, ScpStatement]:
         if not code:
             raise DataError(f"{path.name}: line {i} has an empty statement code (first column)")
         statements[code] = ScpStatement(
-            code=code,
             diagnostic=_flag(row["diagnostic"]),
             form=_flag(row["form"]),
             rhythm=_flag(row["rhythm"]),

@@ -62,6 +62,12 @@ _QTC = 0.41  # s, Bazett-corrected QT
 _QRS_ONSET = -0.046  # s
 _PRE, _POST = 0.35, 0.9  # s of support around the R peak; waves are < 1e-5 outside
 _BASE_AXIS_DEG = math.degrees(math.atan2(0.65, 0.85))
+# Rhythm and interference constants every patient shares.
+_HRV = 0.02  # random beat-to-beat RR variation (relative standard deviation)
+_RSA = 0.04  # respiratory sinus arrhythmia (relative RR modulation amplitude)
+_RESP_RATE = 15.0  # breaths per minute: drives RSA and part of the wander
+_AF_IRREGULARITY = 0.25  # log-normal sigma of AF RR intervals
+_POWERLINE_HZ = 50.0
 
 
 @dataclass
@@ -75,12 +81,8 @@ class SyntheticPatient:
         noise_mv: white measurement noise, standard deviation.
         wander_mv: baseline wander amplitude (slow sinusoids < 0.5 Hz incl. respiration).
         emg_mv: bursty broadband muscle noise, standard deviation at burst peak.
-        powerline_mv: mains interference amplitude (0 = off), at ``powerline_hz``.
-        hrv: random beat-to-beat RR variation (relative standard deviation).
-        rsa: respiratory sinus arrhythmia (relative RR modulation amplitude).
-        resp_rate: breaths per minute (drives RSA and part of the wander).
+        powerline_mv: mains interference amplitude (0 = off), at 50 Hz.
         pvc_rate: probability that a beat is followed by a PVC (rhythm ``"pvc"``).
-        af_irregularity: log-normal sigma of AF RR intervals.
         fwave_mv: AF fibrillatory wave amplitude.
         qrs_axis_deg: frontal QRS axis (normal -30..90).
         amplitude: overall scale of the cardiac waves.
@@ -94,12 +96,7 @@ class SyntheticPatient:
     wander_mv: float = 0.05
     emg_mv: float = 0.0
     powerline_mv: float = 0.0
-    powerline_hz: float = 50.0
-    hrv: float = 0.02
-    rsa: float = 0.04
-    resp_rate: float = 15.0
     pvc_rate: float = 0.1
-    af_irregularity: float = 0.25
     fwave_mv: float = 0.1
     qrs_axis_deg: float = 50.0
     amplitude: float = 1.0
@@ -117,14 +114,9 @@ class SyntheticPatient:
             )
         if not 0.0 <= self.pvc_rate <= 1.0:
             raise DataError(f"SyntheticPatient: field 'pvc_rate' is {self.pvc_rate}, expected 0..1")
-        for name in ("noise_mv", "wander_mv", "emg_mv", "powerline_mv", "hrv", "rsa",
-                     "af_irregularity", "fwave_mv", "amplitude"):  # fmt: skip
+        for name in ("noise_mv", "wander_mv", "emg_mv", "powerline_mv", "fwave_mv", "amplitude"):
             if not getattr(self, name) >= 0.0:
                 raise DataError(f"SyntheticPatient: field {name!r} is negative, expected >= 0")
-        if not 0.0 < self.resp_rate < 30.0:
-            raise DataError(
-                f"SyntheticPatient: field 'resp_rate' is {self.resp_rate}, expected 0..30 /min"
-            )
         if not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
             raise DataError(f"SyntheticPatient: field 'seed' is {self.seed!r}, expected int >= 0")
 
@@ -175,7 +167,7 @@ class SyntheticStream:
         self._f_weight = np.array([0.6, 0.3, 0.2])
         self._f_mod = rng.uniform(0.05, 0.3, size=3)  # Hz: slow frequency modulation
         # Baseline wander: respiration plus two slower components, per channel.
-        f_resp = p.resp_rate / 60.0
+        f_resp = _RESP_RATE / 60.0
         self._w_freq = np.stack(
             [
                 np.full(self._N_CH, f_resp),
@@ -199,7 +191,7 @@ class SyntheticStream:
 
     # -- beat schedule -------------------------------------------------------------------
     def _resp(self, t: float) -> float:
-        return math.sin(2 * math.pi * self.patient.resp_rate / 60.0 * t + self._resp_phase)
+        return math.sin(2 * math.pi * _RESP_RATE / 60.0 * t + self._resp_phase)
 
     def _add_normal(self, t: float, rr_prev: float) -> None:
         # Breathing rotates the heart slightly: +-5 % amplitude modulation.
@@ -210,11 +202,11 @@ class SyntheticStream:
         while not self._beats or self._beats[-1][0] < t_until:
             t = self._t_normal
             if p.rhythm == "af":
-                sigma = p.af_irregularity
+                sigma = _AF_IRREGULARITY
                 rr = rr0 * float(rng.lognormal(-0.5 * sigma**2, sigma))
                 rr = min(max(rr, 0.25, 0.4 * rr0), 2.5 * rr0)
             else:
-                rr = rr0 * (1.0 + p.rsa * self._resp(t)) * (1.0 + p.hrv * rng.standard_normal())
+                rr = rr0 * (1.0 + _RSA * self._resp(t)) * (1.0 + _HRV * rng.standard_normal())
                 rr = min(max(rr, 0.6 * rr0), 1.6 * rr0)
             if p.rhythm == "pvc" and rng.uniform() < p.pvc_rate:
                 coupling = float(rng.uniform(0.55, 0.7))
@@ -290,7 +282,7 @@ class SyntheticStream:
                 arg = 2 * np.pi * self._w_freq[k][:, None] * t + self._w_phase[k][:, None]
                 out += self._w_amp[k][:, None] * np.sin(arg)
         if p.powerline_mv > 0:
-            out += self._pl_amp[:, None] * np.sin(2 * np.pi * p.powerline_hz * t + self._pl_phase)
+            out += self._pl_amp[:, None] * np.sin(2 * np.pi * _POWERLINE_HZ * t + self._pl_phase)
         if p.rhythm == "af" and p.fwave_mv > 0:
             f = np.zeros_like(t)
             for w, f0, ph, fm in zip(

@@ -32,6 +32,4 @@ class TrainConfig:
     model_overrides: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["loss"] = self.loss.to_dict()
-        return d
+        return asdict(self)  # nested: the loss settings become a dict too

@@ -1,7 +1,5 @@
-"""Resuming a training run, from safetensors only: after every epoch ``checkpoint.safetensors``
-holds the tensors (model, best weights, optimiser and RNG states) and, as JSON metadata, the
-epoch, best AUC, settings and optimiser hyper-parameters; ``history.json`` sits beside it. A
-pickle ``checkpoint.pt`` found there is refused, never loaded."""
+"""Resuming a training run from ``checkpoint.safetensors`` (written after every epoch, beside
+``history.json``); a pickle ``checkpoint.pt`` is refused, never loaded."""
 
 from __future__ import annotations
 
@@ -13,6 +11,7 @@ from typing import Any
 import torch
 
 from mrm_edge.errors import first_line
+from mrm_edge.fileio import atomic_write_bytes
 from mrm_edge.training.selection import BestEpoch
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
@@ -42,7 +41,7 @@ def save_checkpoint(
     state: RunState,
 ) -> None:
     """Write ``checkpoint.safetensors`` (atomically) and ``history.json`` into ``out``."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     tensors, meta = _pack_checkpoint(net, opt, gen, state.best.weights)
     meta.update(
@@ -51,9 +50,7 @@ def save_checkpoint(
         best_auc=json.dumps(state.best.auc),
         config=json.dumps(settings),
     )
-    tmp = out / (CHECKPOINT_FILE + ".tmp")
-    save_file(tensors, str(tmp), metadata=meta)
-    tmp.replace(out / CHECKPOINT_FILE)  # atomic: a kill never leaves half a file
+    atomic_write_bytes(out / CHECKPOINT_FILE, save(tensors, metadata=meta))  # a kill: no half file
     (out / HISTORY_FILE).write_text(json.dumps(state.history, indent=1))
 
 
