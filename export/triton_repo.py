@@ -100,7 +100,7 @@ def _io(model: DeployedModel) -> tuple[dict[str, Any], dict[str, Any]]:
     side = model.onnx["fp32"].sidecar
     in_name = (side.get("inputs") or [{}])[0].get("name", "ecg")
     out_name = (side.get("outputs") or [{}])[0].get("name", "probabilities")
-    dims_in = [len(model.leads), model.window_samples]
+    dims_in = [len(model.card.leads), model.window_samples]
     tensor_in = {"name": in_name, "data_type": "TYPE_FP32", "dims": dims_in}
     tensor_out = {
         "name": out_name,

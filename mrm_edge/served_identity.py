@@ -37,7 +37,7 @@ def model_identity(model: Any) -> dict[str, str]:
         f"{PREFIX}labels": json.dumps(list(model.labels)),
         f"{PREFIX}sampling_rate": str(int(model.sampling_rate)),
         f"{PREFIX}window_samples": str(int(model.window_samples)),
-        f"{PREFIX}leads": json.dumps(list(model.leads)),
+        f"{PREFIX}leads": json.dumps(list(model.card.leads)),
         f"{PREFIX}onnx_sha256": str(fp32.sidecar.get("sha256", "")) if fp32 else "",
     }
 

@@ -49,13 +49,11 @@ class StopRequests:
 
 
 @contextlib.contextmanager
-def stop_on_signals(monitor: Monitor | None = None) -> Iterator[StopRequests]:
-    """While inside, SIGINT/SIGTERM stop ``monitor`` (or the one given later to the yielded
-    ``StopRequests.attach``) cleanly; see ``StopRequests``. Only the main thread can own
+def stop_on_signals() -> Iterator[StopRequests]:
+    """While inside, SIGINT/SIGTERM stop the monitor given to the yielded
+    ``StopRequests.attach`` cleanly; see ``StopRequests``. Only the main thread can own
     signal handlers; elsewhere this installs none."""
     stops = StopRequests()
-    if monitor is not None:
-        stops.attach(monitor)
     if threading.current_thread() is not threading.main_thread():
         yield stops
         return

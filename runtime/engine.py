@@ -148,7 +148,7 @@ class Monitor:
             labels=tuple(self.model.labels),
             thresholds=self.model.thresholds,
             sampling_rate=self.model.sampling_rate,
-            window_s=self.model.window_s,
+            window_s=self.model.card.window_seconds,
             hop_s=float(self.config.hop_s),
             backend=self.chain.backend.describe(),
             backend_reason=self.backend_reason,

@@ -109,14 +109,6 @@ class DeployedModel:
         return int(self.card.window_samples)
 
     @property
-    def window_s(self) -> float:
-        return self.window_samples / self.sampling_rate
-
-    @property
-    def leads(self) -> list[str]:
-        return list(self.card.leads)
-
-    @property
     def weights(self) -> Path | None:
         """The safetensors weights if present and verified (the PyTorch reference backend
         needs them); None when missing or refused (see ``refused``)."""

@@ -214,7 +214,8 @@ def _run_monitor(
     with open_monitor(model, source, config, backend, precision, [sink]) as monitor:
         log(f"backend {monitor.chain.backend.describe()}: {monitor.backend_reason}")
         t0 = time.monotonic()
-        with stop_on_signals(monitor):
+        with stop_on_signals() as stops:
+            stops.attach(monitor)
             summary = monitor.run()
         wall = time.monotonic() - t0
     return monitor, summary, wall
