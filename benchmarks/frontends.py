@@ -63,7 +63,7 @@ def probe_frontend(
 
     model = DeployedModel.load(model_dir)
     if realtime:
-        window_s = model.window_samples / model.sampling_rate
+        window_s = model.card.window_seconds
         src = prefilled_realtime_source(streams, SYNTHETIC_FS, window_s, seconds, seed)
     else:
         src = max_speed_source(streams, SYNTHETIC_FS, seconds, seed)

@@ -100,12 +100,12 @@ def _io(model: DeployedModel) -> tuple[dict[str, Any], dict[str, Any]]:
     side = model.onnx["fp32"].sidecar
     in_name = (side.get("inputs") or [{}])[0].get("name", "ecg")
     out_name = (side.get("outputs") or [{}])[0].get("name", "probabilities")
-    dims_in = [len(model.leads), model.window_samples]
+    dims_in = [len(model.card.leads), model.card.window_samples]
     tensor_in = {"name": in_name, "data_type": "TYPE_FP32", "dims": dims_in}
     tensor_out = {
         "name": out_name,
         "data_type": "TYPE_FP32",
-        "dims": [len(model.labels)],
+        "dims": [len(model.card.labels)],
         "label_filename": "labels.txt",
     }
     return tensor_in, tensor_out
@@ -187,7 +187,7 @@ def write_triton_repo(
     out.mkdir(parents=True, exist_ok=True)
     repo = TritonRepo(out, model)
     base = model_identity(model)  # what a front-end compares with its own model directory
-    labels = "".join(f"{lab}\n" for lab in model.labels)
+    labels = "".join(f"{lab}\n" for lab in model.card.labels)
     knobs = {"preferred": max_batch, "max_delay_ms": max_delay_ms, "instances": instances}
 
     def add(
@@ -206,21 +206,21 @@ def write_triton_repo(
     if not only_local:
         for engine in model.engines:
             profile = engine.key.get("profile") or [1, DEFAULT_TRT_MAX_BATCH, DEFAULT_TRT_MAX_BATCH]
-            name = f"{model.name}-trt-{engine.precision}"
+            name = f"{model.card.name}-trt-{engine.precision}"
             m = RepoModel(name, "tensorrt", "engine", engine.precision, False)
             extra = {"mrm_edge.engine_sha256": sha256_file(engine.path)}
             runner = {"platform": "tensorrt_plan"}
             add(m, runner, {"model.plan": engine.path}, int(profile[-1]), extra)
         for variant, art in model.onnx.items():
             m = RepoModel(
-                f"{model.name}-onnx-{variant}", "onnxruntime", variant, art.precision, False
+                f"{model.card.name}-onnx-{variant}", "onnxruntime", variant, art.precision, False
             )
             add(m, {"platform": "onnxruntime_onnx"}, {"model.onnx": art.path}, max_batch, {})
     for variant in CPU_VARIANTS:
         art = model.onnx.get(variant)
         if art is None:
             continue
-        m = RepoModel(f"{model.name}-cpu-{variant}", "python", variant, art.precision, True)
+        m = RepoModel(f"{model.card.name}-cpu-{variant}", "python", variant, art.precision, True)
         files = {"model.py": PYTHON_MODEL, art.name: art.path}
         extra = {
             "onnx_file": art.name,

@@ -27,11 +27,11 @@ def model_identity(model: Any) -> dict[str, str]:
     (``mrm_edge.<key>`` → string)."""
     fp32 = model.onnx.get("fp32")
     return {
-        f"{PREFIX}model_name": model.name,
-        f"{PREFIX}labels": json.dumps(list(model.labels)),
-        f"{PREFIX}sampling_rate": str(int(model.sampling_rate)),
-        f"{PREFIX}window_samples": str(int(model.window_samples)),
-        f"{PREFIX}leads": json.dumps(list(model.leads)),
+        f"{PREFIX}model_name": model.card.name,
+        f"{PREFIX}labels": json.dumps(list(model.card.labels)),
+        f"{PREFIX}sampling_rate": str(int(model.card.sampling_rate)),
+        f"{PREFIX}window_samples": str(int(model.card.window_samples)),
+        f"{PREFIX}leads": json.dumps(list(model.card.leads)),
         f"{PREFIX}onnx_sha256": str(fp32.sidecar.get("sha256", "")) if fp32 else "",
     }
 

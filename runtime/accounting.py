@@ -68,10 +68,9 @@ class Accounting:
     # ------------------------------------------------------------------ sinks' lifetime
 
     def close(self, summary: Summary | None) -> None:
-        """Close the sinks once; their close errors join ``summary.errors``."""
+        """Close the sinks (the monitor's one run ends once); their close errors join
+        ``summary.errors``."""
         with self._emit_lock:
-            if self._closed:
-                return
             self._closed = True
         self.sinks.close(summary)
         if summary is not None:

@@ -26,11 +26,9 @@ if TYPE_CHECKING:
 
 
 class StopRequests:
-    """SIGINT/SIGTERM as stops of the monitor: the first drains (queued windows are still
-    classified), a second stops without draining. A signal that comes before there is a
-    monitor (model load, backend selection and activation) is kept and given to it by
-    ``attach()``: the run then stops as soon as it starts and still ends with its summary,
-    instead of the process dying with none."""
+    """SIGINT/SIGTERM as stops of the monitor: the first drains, a second does not
+    (docs/monitor.md). One before there is a monitor (model load, backend activation) is kept
+    for ``attach()``, so that the run still ends with its summary."""
 
     def __init__(self) -> None:
         self.monitor: Monitor | None = None
@@ -49,13 +47,11 @@ class StopRequests:
 
 
 @contextlib.contextmanager
-def stop_on_signals(monitor: Monitor | None = None) -> Iterator[StopRequests]:
-    """While inside, SIGINT/SIGTERM stop ``monitor`` (or the one given later to the yielded
-    ``StopRequests.attach``) cleanly; see ``StopRequests``. Only the main thread can own
+def stop_on_signals() -> Iterator[StopRequests]:
+    """While inside, SIGINT/SIGTERM stop the monitor given to the yielded
+    ``StopRequests.attach`` cleanly; see ``StopRequests``. Only the main thread can own
     signal handlers; elsewhere this installs none."""
     stops = StopRequests()
-    if monitor is not None:
-        stops.attach(monitor)
     if threading.current_thread() is not threading.main_thread():
         yield stops
         return
@@ -91,17 +87,12 @@ def open_monitor(
     precision: str | None = None,
     sinks: Sequence[Sink] = (),
 ) -> Iterator[Monitor]:
-    """The one way a monitor is built: ``source`` classified by ``model`` under ``config``
-    (None: ``MonitorConfig()``) into ``sinks``, ready to ``run()`` (here, or in a thread
-    that another ``stop()``s).
-
-    ``backend`` is a name (``auto``, ``onnxruntime``, ``triton:HOST:PORT``, ...; with
-    ``precision``): picked and activated with its fallback chain
-    (``selection.activate_backend``; BackendUnavailable, one line, when nothing can
-    run). Or a Backend its caller owns, run as given with no fallback (what a benchmark
-    times), activated by the monitor if it is not active. On leaving: the source closed, and
-    a backend activated here deactivated, unless an abandoned inference may still be inside
-    it (freeing a session under a running call is a crash, not a cleanup).
+    """The one way a monitor is built, ready to ``run()``. ``backend``: a name (with
+    ``precision``) picked and activated with its fallback chain (``selection.activate_backend``,
+    BackendUnavailable when nothing can run), or a Backend its caller owns, run as given
+    without fallback (what a benchmark times). On leaving, the source is closed and a backend
+    activated here deactivated, unless an abandoned inference may still be inside it
+    (freeing a session under a running call is a crash, not a cleanup).
     """
     from mrm_edge.runtime.selection import activate_backend
 
@@ -139,17 +130,12 @@ def run_monitor(
     web: WebConfig | None = None,
     accept_card_tuning: bool = False,
 ) -> Summary:
-    """Everything ``mrm-edge monitor`` does: load and verify the model directory, build the
-    sinks (``sinks`` names them; default ``monitor_sink_names(events_path, ui)``: the report
-    on ``console``, the event log at ``events_path`` (an existing file is refused unless
-    ``events_append``), the live view; the central station when ``web`` is given), open the
-    monitor on ``backend`` (:func:`open_monitor`), run it under ``config`` until the source
-    ends / ``config.duration_s`` / SIGINT or SIGTERM, and return the summary.
-
-    ``source`` is a Source, or a function of the loaded model that makes one (e.g. a
-    synthetic source at the card's rate). ``accept_card_tuning``: see ``DeployedModel.load``.
-    Raises ModelLoadError, BackendUnavailable or ValueError (bad knob, unwritable event log)
-    before anything runs, each one line.
+    """Everything ``mrm-edge monitor`` does: load the model directory, build the sinks
+    (``sinks`` names them; default :func:`monitor_sink_names`, plus the station when ``web``
+    is given), open the monitor (:func:`open_monitor`), run it until the source ends,
+    ``config.duration_s`` or a signal, and return the summary. ``source``: a Source or a
+    function of the loaded model that makes one. ModelLoadError, BackendUnavailable or
+    ValueError (one line) before anything runs.
     """
     if console is None:
         from rich.console import Console

@@ -1,22 +1,11 @@
-"""Dynamic batching of ready windows across streams (after Triton's dynamic batcher).
-
-Two knobs decide when a batch leaves, as in Triton:
-
-* ``max_batch`` — dispatch as soon as this many items wait (throughput);
-* ``max_delay_ms`` — dispatch whatever waits once the *oldest* item has waited this long,
-  even if the batch is smaller (latency bound; 0 = never hold an item back).
-
-A third bounds memory: ``max_queue`` items at most, and ``overload`` says what a full queue
-does with a new item — ``"drop-oldest"`` (evict the oldest waiting item: fresh data wins, the
-usual choice for a live monitor), ``"drop-newest"`` (refuse the new item) or ``"block"``
-(make the producer wait for room, up to its timeout, then refuse). Every item offered is
-accounted for in ``stats``: dispatched, dropped (which way), or still waiting — never lost
-silently — and ``offer`` says which item, if any, drop-oldest evicted to make room, so a
-caller can report that item without keeping a copy of the queue. Items leave in arrival
-order (FIFO across streams).
-
-Thread-safe: producers call ``offer`` while a worker calls the blocking ``get_batch``
-(``timeout=0``: only a batch already due). Times come from ``clock`` (seconds, monotonic),
+"""Dynamic batching of ready windows across streams, as Triton's: a batch leaves when
+``max_batch`` items wait or the oldest has waited ``max_delay_ms`` (0: never hold one back);
+docs/monitor.md (Batcher knobs). ``max_queue`` bounds memory, and ``overload`` says what a
+full queue does with a new item: ``"drop-oldest"`` evicts the oldest (fresh data wins, a
+live monitor's choice), ``"drop-newest"`` refuses the new one, ``"block"`` makes the
+producer wait for room, up to its timeout. No item is lost silently: ``stats`` counts each,
+and ``offer`` returns the one drop-oldest evicted, so the caller can report it. FIFO across
+streams; thread-safe (producers ``offer``, a worker ``get_batch``es); ``clock`` is
 injectable for deterministic tests.
 """
 

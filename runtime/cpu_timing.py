@@ -96,7 +96,7 @@ def model_key(model: Any) -> dict[str, Any]:
     """The model: its name and the SHA-256 of every verified ONNX file (a re-export changes
     them, and with them the key)."""
     files = {a.name: a.sidecar.get("sha256") for a in model.onnx.values()}
-    return {"name": model.name, "files": dict(sorted(files.items()))}
+    return {"name": model.card.name, "files": dict(sorted(files.items()))}
 
 
 def probe_key(model: Any, options: list[Candidate], settings: TimingSettings) -> dict[str, Any]:
@@ -158,7 +158,7 @@ def time_cpu_options(
         except (OSError, ValueError, KeyError):
             pass  # unreadable cache: measure again and overwrite it
     t0 = time.perf_counter()
-    x = make_windows(model, settings.batch, seed=7)
+    x = make_windows(model.card, settings.batch, seed=7)
     rows, outputs = [], {}
     for c in options:
         if time.perf_counter() - t0 > settings.max_seconds:

@@ -70,7 +70,8 @@ class Monitor:
         fallbacks: Sequence[Backend | Candidate] = (),
     ) -> None:
         config = config or MonitorConfig()
-        self.hop = samples_from_seconds(config.hop_s, model.sampling_rate, field="Monitor: hop_s")
+        card = model.card
+        self.hop = samples_from_seconds(config.hop_s, card.sampling_rate, field="Monitor: hop_s")
         duration_s = config.duration_s
         if duration_s is not None and not (isinstance(duration_s, (int, float)) and duration_s > 0):
             raise ValueError(f"Monitor: duration_s must be > 0 s or None, got {duration_s!r}")
@@ -83,15 +84,15 @@ class Monitor:
         )
         self.tally = Tally(queue_depth=lambda: len(self.batcher))
         post = Postprocessor(
-            model.labels,
+            card.labels,
             model.thresholds,
             config.postprocess,
-            alarm_labels=model.card.alarm_findings,
+            alarm_labels=card.alarm_findings,
         )
         self.fanout = SinkFanout(sinks, self._fatal)
         self.accounting = Accounting(post, self.tally, self.fanout)
         self.chain = BackendChain(
-            backend, fallbacks, outputs=len(model.labels), on_switch=self.accounting.backend_switch
+            backend, fallbacks, outputs=len(card.labels), on_switch=self.accounting.backend_switch
         )
         # The config as the event log's start line records it, and what the run adds to it.
         self.knobs: dict[str, Any] = config.knobs() | {
@@ -144,11 +145,11 @@ class Monitor:
 
     def _run_info(self) -> RunInfo:
         return RunInfo(
-            model=self.model.name,
-            labels=tuple(self.model.labels),
+            model=self.model.card.name,
+            labels=tuple(self.model.card.labels),
             thresholds=self.model.thresholds,
-            sampling_rate=self.model.sampling_rate,
-            window_s=self.model.window_s,
+            sampling_rate=self.model.card.sampling_rate,
+            window_s=self.model.card.window_seconds,
             hop_s=float(self.config.hop_s),
             backend=self.chain.backend.describe(),
             backend_reason=self.backend_reason,
@@ -189,7 +190,7 @@ class Monitor:
         self.accounting.forget_in_flight()
         self.tally.max_queue_depth = self.batcher.stats.max_depth
         return self.tally.summary(
-            model=self.model.name,
+            model=self.model.card.name,
             backend=self.chain.backend.describe(),
             backend_reason=self.backend_reason,
             source=self.source.describe(),

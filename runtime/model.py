@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from mrm_edge.runtime.backends.tensorrt.engine_file import (
     EngineRefused,
@@ -51,7 +51,6 @@ class Artifact:
     """One verified runnable file: an ONNX graph or a TensorRT engine."""
 
     path: Path
-    kind: Literal["onnx", "engine"]
     precision: str
     sidecar: dict[str, Any]
 
@@ -89,32 +88,8 @@ class DeployedModel:
     # ------------------------------------------------------------------ card shortcuts
 
     @property
-    def name(self) -> str:
-        return self.card.name
-
-    @property
-    def labels(self) -> list[str]:
-        return list(self.card.labels)
-
-    @property
     def thresholds(self) -> dict[str, float]:
         return {lab: float(self.card.thresholds[lab]) for lab in self.card.labels}
-
-    @property
-    def sampling_rate(self) -> int:
-        return int(self.card.sampling_rate)
-
-    @property
-    def window_samples(self) -> int:
-        return int(self.card.window_samples)
-
-    @property
-    def window_s(self) -> float:
-        return self.window_samples / self.sampling_rate
-
-    @property
-    def leads(self) -> list[str]:
-        return list(self.card.leads)
 
     @property
     def weights(self) -> Path | None:
@@ -290,7 +265,7 @@ class DeployedModel:
                 f"{path}: sidecar 'precision' is {declared!r}, the file name says {precision!r}"
             )
             return
-        self.onnx[variant] = Artifact(path, "onnx", precision, sidecar)
+        self.onnx[variant] = Artifact(path, precision, sidecar)
 
     def _add_engine(self, path: Path) -> None:
         parsed = parse_engine_filename(path.name)
@@ -326,7 +301,7 @@ class DeployedModel:
                 "`mrm-edge export --engine`"
             )
             return
-        self.engines.append(Artifact(path, "engine", precision, sidecar))
+        self.engines.append(Artifact(path, precision, sidecar))
 
     # ------------------------------------------------------------------ description
 

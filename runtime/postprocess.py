@@ -227,7 +227,8 @@ class StreamPostprocessor:
 
 
 class Postprocessor:
-    """All streams' post-processing: per-label thresholds (the card's), one
+    """All streams' post-processing: per-label thresholds and alarm labels (the card's, which
+    it checked: a threshold for every label, alarm labels among them), one
     :class:`StreamPostprocessor` per stream created on its first window. Not thread-safe:
     the engine calls it under its emit lock."""
 
@@ -239,13 +240,7 @@ class Postprocessor:
         *,
         alarm_labels: Sequence[str],
     ) -> None:
-        missing = [lab for lab in labels if lab not in thresholds]
-        if missing:
-            raise ValueError(f"Postprocessor: no threshold for label(s) {', '.join(missing)}")
         self.labels = tuple(labels)
-        unknown = [lab for lab in alarm_labels if lab not in self.labels]
-        if unknown:
-            raise ValueError(f"Postprocessor: alarm label(s) {', '.join(unknown)} not in labels")
         self.alarm_labels = tuple(lab for lab in self.labels if lab in alarm_labels)
         self._alarmable = np.array([lab in self.alarm_labels for lab in self.labels], bool)
         self.config = config or PostprocessConfig()

@@ -84,7 +84,7 @@ def run_soak(
 
     _check_knobs(streams, seconds=seconds, chunk_s=chunk_s, put_timeout_s=put_timeout_s)
     model = DeployedModel.load(model_dir)
-    rate = model.sampling_rate
+    rate = model.card.sampling_rate
     fs_in = rate if fs is None else fs
     window = model.card.window_samples
     per_stream = _windows_per_stream(seconds, hop_s, fs_in, rate, window)
@@ -152,7 +152,7 @@ def _report(
         for sw in run["backend_switches"]
     ]
     return SoakReport(
-        model=model.name,
+        model=model.card.name,
         backend=summary.backend,
         backend_reason=summary.backend_reason,
         source=summary.source,
@@ -214,7 +214,8 @@ def _run_monitor(
     with open_monitor(model, source, config, backend, precision, [sink]) as monitor:
         log(f"backend {monitor.chain.backend.describe()}: {monitor.backend_reason}")
         t0 = time.monotonic()
-        with stop_on_signals(monitor):
+        with stop_on_signals() as stops:
+            stops.attach(monitor)
             summary = monitor.run()
         wall = time.monotonic() - t0
     return monitor, summary, wall

@@ -327,9 +327,8 @@ def synthesize(patient: SyntheticPatient, seconds: float, fs: int = 500) -> np.n
 
 def make_windows(card: Any, n: int, seed: int = 0) -> np.ndarray:
     """``n`` windows of :func:`make_patients`'s cohort as float32 ``[n, 12, samples]`` at the
-    rate of ``card`` (a ModelCard or a DeployedModel: its ``window_samples`` and
-    ``sampling_rate``), synthesised at 500 Hz: the gates', the doctor's and the benchmarks'
-    input."""
+    rate of ``card`` (a ModelCard: its ``window_samples`` and ``sampling_rate``), synthesised
+    at 500 Hz: the gates', the doctor's and the benchmarks' input."""
     from .signal import resample
 
     w, fs = int(card.window_samples), int(card.sampling_rate)

@@ -104,8 +104,7 @@ class _SinkWorker:
             self._cond.notify_all()
 
     def finish(self, deadline: float) -> bool:
-        """Stop taking records, deliver what is queued; False if not drained by ``deadline``."""
-        self.stop_taking()
+        """After ``stop_taking``: False if what was queued is not delivered by ``deadline``."""
         self._thread.join(max(0.0, deadline - time.monotonic()))
         return not self._thread.is_alive()
 

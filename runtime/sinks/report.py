@@ -15,8 +15,7 @@ if TYPE_CHECKING:
 
 
 class ConsoleReport(Sink):
-    """Print the backend choice on ``open`` and the summary on ``close`` to ``console``
-    (default: a new rich Console)."""
+    """The module docstring's report, on ``console`` (default: a new rich Console)."""
 
     def __init__(self, console: Console | None = None) -> None:
         if console is None:

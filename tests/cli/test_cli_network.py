@@ -78,15 +78,15 @@ def test_good_device_over_mutual_tls_equals_offline_inference(tls_run: dict) -> 
     events = tls_run["events"]
     rec = read_recording(tls_run["record"])
     model = DeployedModel.load(SHIPPED)
-    offline = resample(rec.signal, rec.sampling_rate, model.sampling_rate)
-    win, hop = model.window_samples, round(HOP_S * model.sampling_rate)
+    offline = resample(rec.signal, rec.sampling_rate, model.card.sampling_rate)
+    win, hop = model.card.window_samples, round(HOP_S * model.card.sampling_rate)
     n = (offline.shape[1] - win) // hop + 1
     got = sorted((e for e in events if e["type"] == "window"), key=lambda e: e["start"])
     assert [(e["stream"], e["start"]) for e in got] == [("bed-1", k * hop) for k in range(n)]
     cut = np.stack([offline[:, k * hop : k * hop + win] for k in range(n)])
     with OnnxRuntimeBackend(model.onnx["fp32"].path, providers=["CPUExecutionProvider"]) as be:
         expect = be.infer(np.ascontiguousarray(cut, dtype=np.float32))
-    p = np.array([[e["probabilities"][lab] for lab in model.labels] for e in got])
+    p = np.array([[e["probabilities"][lab] for lab in model.card.labels] for e in got])
     np.testing.assert_allclose(p, expect, atol=1e-5)
     [start] = [e for e in events if e["type"] == "start"]
     assert start["source"].startswith("tcp (mutual TLS): listening on 127.0.0.1:")

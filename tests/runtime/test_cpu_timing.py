@@ -119,7 +119,7 @@ def test_cached_then_measured_again_when_the_key_changes(
     make_onnx(other_dir / "model.int8.onnx", qdq=True, seed=5)
     from tests.runtime.test_model import write_sidecar
 
-    write_sidecar(other_dir / "model.int8.onnx", {"precision": "int8", "labels": model.labels})
+    write_sidecar(other_dir / "model.int8.onnx", {"precision": "int8", "labels": model.card.labels})
     other = DeployedModel.load(other_dir)
     made.clear()
     r = time_cpu_options(

@@ -161,7 +161,7 @@ def test_streaming_equals_offline_on_real_records(
                 assert d["status"] == ("ok" if ok else "rejected"), (sid, k)
                 assert d["end_s"] == pytest.approx((k * HOP + WINDOW) / RATE)
                 if ok:
-                    p = np.array([d["probabilities"][lab] for lab in model.labels])
+                    p = np.array([d["probabilities"][lab] for lab in model.card.labels])
                     np.testing.assert_allclose(p, expect[k], atol=1e-5, err_msg=f"{sid}[{k}]")
                     checked += 1
                 else:
@@ -428,7 +428,7 @@ def test_run_monitor_end_to_end(tmp_path: Path) -> None:
     log = tmp_path / "events.jsonl"
     summary = run_monitor(
         d,
-        lambda model: ArraySource(synthetic(3, 15.0, fs=model.sampling_rate), speed=None),
+        lambda model: ArraySource(synthetic(3, 15.0, fs=model.card.sampling_rate), speed=None),
         MonitorConfig(max_batch=4),
         events_path=log,
         ui=True,

@@ -519,6 +519,6 @@ def test_overload_sheds_counted_windows_within_the_memory_bound(
     assert stats.max_depth <= max_queue and summary.max_queue_depth == stats.max_depth
     # Memory: a full queue is 16 windows (~0.8 MB). Growth stays under 200 MB, less than the
     # windows produced would take if they were held instead of shed.
-    kept = summary.windows * small.window_samples * 12 * 4
+    kept = summary.windows * small.card.window_samples * 12 * 4
     growth = max(sampler.rss) - baseline
     assert growth < 200 * 2**20 < kept, f"RSS grew {growth / 2**20:.0f} MB while shedding"

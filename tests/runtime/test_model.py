@@ -48,10 +48,10 @@ def make_model_dir(
 
 def test_loads_card_and_verified_onnx(tmp_path: Path) -> None:
     m = DeployedModel.load(make_model_dir(tmp_path / "m", precisions=("fp32", "int8")))
-    assert m.labels == LABELS and m.sampling_rate == 100 and m.window_samples == 1000
-    assert m.window_s == 10.0 and len(m.leads) == 12 and m.thresholds["MI"] == 0.5
+    assert m.card.labels == LABELS and m.card.sampling_rate == 100 and m.card.window_samples == 1000
+    assert m.card.window_seconds == 10.0 and len(m.card.leads) == 12 and m.thresholds["MI"] == 0.5
     assert set(m.onnx) == {"fp32", "int8"} and m.refused == {} and m.engines == []
-    assert m.onnx["int8"].path.name == "model.int8.onnx" and m.onnx["int8"].kind == "onnx"
+    assert m.onnx["int8"].path.name == "model.int8.onnx"
     assert m.card_changes == ()
     assert m.weights is None
 

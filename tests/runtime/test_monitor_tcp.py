@@ -90,7 +90,7 @@ def test_sender_subprocess_to_monitor_over_loopback(
             assert len(ok) >= n // 2  # A1988 has a real lead-off in V6: those windows reject
             for d in ok:
                 k = d["start"] // HOP
-                p = np.array([d["probabilities"][lab] for lab in model.labels])
+                p = np.array([d["probabilities"][lab] for lab in model.card.labels])
                 np.testing.assert_allclose(p, expect[k], atol=1e-5, err_msg=f"{rec.name}[{k}]")
 
 
@@ -188,7 +188,7 @@ def _check_windows(events: list[dict], sid: str, x: np.ndarray, model, backend) 
     assert [e["status"] for e in got] == ["ok"] * n, [e.get("reason") for e in got]
     cut = np.stack([offline[:, k * hop : k * hop + WINDOW] for k in range(n)])
     expect = backend.infer(np.ascontiguousarray(cut, dtype=np.float32))
-    p = np.array([[e["probabilities"][lab] for lab in model.labels] for e in got])
+    p = np.array([[e["probabilities"][lab] for lab in model.card.labels] for e in got])
     np.testing.assert_allclose(p, expect, atol=1e-5, err_msg=sid)
 
 

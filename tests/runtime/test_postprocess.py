@@ -107,8 +107,6 @@ def test_postprocessor_results_thresholds_per_label_and_positive_after_smoothing
     assert r2.probabilities == {"A": 0.2, "B": 0.95}
     assert r2.smoothed == pytest.approx({"A": 0.275, "B": 0.95})
     assert r2.positive == ("B",)
-    with pytest.raises(ValueError, match="no threshold"):
-        Postprocessor(LABELS, {"A": 0.5}, alarm_labels=LABELS)
 
 
 def test_rejected_windows_do_not_update_smoothing_or_counters() -> None:

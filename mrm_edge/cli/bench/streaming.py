@@ -146,7 +146,7 @@ def _verify(
     """3: ``n`` streams at real time, stepping down until a count holds (or tries run out);
     the verified count (None if none held) and every try."""
     hop_s, seconds = knobs["hop_s"], knobs["stream_seconds"]
-    prefill = max(0.0, model.window_s - hop_s)
+    prefill = max(0.0, model.card.window_seconds - hop_s)
     tries: list[dict[str, Any]] = []
     for _ in range(knobs["max_tries"]):
         log(f"streaming: verifying {n} streams at real time for {seconds:g} s")

@@ -55,7 +55,7 @@ def run_triton_doctor(model_dir: Path, target: str, n_windows: int = 8) -> Docto
         remote.deactivate()
     if p is None or ref is None:
         return finish(report)
-    thresholds = np.array([model.thresholds[lab] for lab in model.labels])
+    thresholds = np.array([model.thresholds[lab] for lab in model.card.labels])
     tol = TOLERANCE.get(report.precision, TOLERANCE["fp32"])
     report.parity = compare(p, ref, thresholds, tol, MIN_AGREEMENT.get(report.precision, 1.0))
     status = "ok" if report.parity.passed else "fail"
@@ -66,7 +66,7 @@ def run_triton_doctor(model_dir: Path, target: str, n_windows: int = 8) -> Docto
 def _model(model: Any) -> tuple[Any, str]:
     if "fp32" not in model.onnx:
         raise ValueError(f"{model.directory}: no verified model.onnx (the FP32 reference)")
-    return model, f"{model.name}: {', '.join(model.labels)}"
+    return model, f"{model.card.name}: {', '.join(model.card.labels)}"
 
 
 def _run(remote: Any, x: np.ndarray) -> tuple[np.ndarray, str]:

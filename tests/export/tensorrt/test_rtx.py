@@ -175,4 +175,4 @@ def test_export_builds_an_engine_for_every_precision(tiny_model_dir, ptbxl_root,
     model = DeployedModel.load(tmp_path)
     assert sorted(a.precision for a in model.engines) == ["fp16", "fp32", "int8"]
     assert not [n for n in model.refused if n.endswith(".engine")]
-    assert np.isfinite(model.window_s)
+    assert np.isfinite(model.card.window_seconds)

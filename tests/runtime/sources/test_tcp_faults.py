@@ -257,8 +257,8 @@ class Run:
 
     def check_classified(self, windows: list[dict], sid: str, segment: int, x: np.ndarray):
         """The segment's windows are those of offline inference on ``x`` (its signal)."""
-        offline = resample(x.T, FS, self.model.sampling_rate)  # [12, n] at the model's rate
-        win, hop = self.model.window_samples, round(HOP_S * self.model.sampling_rate)
+        offline = resample(x.T, FS, self.model.card.sampling_rate)  # [12, n] at the model's rate
+        win, hop = self.model.card.window_samples, round(HOP_S * self.model.card.sampling_rate)
         n = (offline.shape[1] - win) // hop + 1
         assert n >= 1, "the test sends too little signal for a window"
         got = sorted(
@@ -269,7 +269,7 @@ class Run:
         assert all(d["status"] == "ok" for d in got), [d.get("reason") for d in got]
         cut = np.stack([offline[:, k * hop : k * hop + win] for k in range(n)])
         expect = self.backend.infer(np.ascontiguousarray(cut, dtype=np.float32))
-        p = np.array([[d["probabilities"][lab] for lab in self.model.labels] for d in got])
+        p = np.array([[d["probabilities"][lab] for lab in self.model.card.labels] for d in got])
         np.testing.assert_allclose(p, expect, atol=1e-5)
 
 

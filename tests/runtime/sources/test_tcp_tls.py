@@ -129,8 +129,8 @@ def test_mtls_device_windows_equal_offline_inference_beside_refused_devices(
         runner.join(timeout=60)
         good.close()
         expect_all = backend.infer  # bound while the backend is active
-        offline = resample(x.T, FS, model.sampling_rate)
-        win, hop = model.window_samples, round(HOP_S * model.sampling_rate)
+        offline = resample(x.T, FS, model.card.sampling_rate)
+        win, hop = model.card.window_samples, round(HOP_S * model.card.sampling_rate)
         n = (offline.shape[1] - win) // hop + 1
         cut = np.stack([offline[:, k * hop : k * hop + win] for k in range(n)])
         expect = expect_all(np.ascontiguousarray(cut, dtype=np.float32))
@@ -141,7 +141,7 @@ def test_mtls_device_windows_equal_offline_inference_beside_refused_devices(
     assert [d["stream"] for d in windows] == ["bed-1"] * n == ["bed-1"] * 3
     assert [d["start"] for d in windows] == [k * hop for k in range(n)]
     assert all(d["status"] == "ok" for d in windows)
-    p = np.array([[d["probabilities"][lab] for lab in model.labels] for d in windows])
+    p = np.array([[d["probabilities"][lab] for lab in model.card.labels] for d in windows])
     np.testing.assert_allclose(p, expect, atol=1e-5)
     sources = [d for d in lines if d["type"] == "source"]
     assert sorted(d["kind"] for d in sources) == ["tls"] * 3

@@ -46,7 +46,7 @@ def test_streaming_equals_offline(shipped: Path, tmp_path: Path, file: str, atol
             cut = np.stack([offline[:, k * HOP : k * HOP + WINDOW] for k in range(4)])
             expect = backend.infer(np.ascontiguousarray(cut, dtype=np.float32))
             for k, d in enumerate(got):
-                p = np.array([d["probabilities"][lab] for lab in model.labels])
+                p = np.array([d["probabilities"][lab] for lab in model.card.labels])
                 np.testing.assert_allclose(p, expect[k], atol=atol, err_msg=f"{sid}[{k}]")
 
 
