@@ -11,8 +11,7 @@ from typing import Any
 
 from mrm_edge.runtime.backends.openvino.capability import (
     OpenVinoInfo,
-    bf16_support,
-    cpu_flags,
+    cpu_bf16,
     probe_openvino,
 )
 from mrm_edge.runtime.backends.tensorrt.capability import (
@@ -57,13 +56,6 @@ def _ort_providers() -> tuple[tuple[str, ...], str | None]:
     return tuple(ort.get_available_providers()), None
 
 
-def _openvino_capabilities(info: OpenVinoInfo) -> list[str] | None:
-    try:
-        return list(info.module.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
-    except Exception:  # no OpenVINO, or no CPU plugin: the CPU flags still answer
-        return None
-
-
 def probe_machine(trt: Any = None, cudart: Any = None) -> MachineFacts:
     """Probe this machine (never raises). ``trt`` / ``cudart``: a TensorRT module and a CUDA
     runtime to describe instead of the installed ones (the GPU test doubles)."""
@@ -71,7 +63,6 @@ def probe_machine(trt: Any = None, cudart: Any = None) -> MachineFacts:
     gpu, gpu_reason = probe_gpu(0, cudart)
     providers, ort_reason = _ort_providers()
     openvino = probe_openvino()
-    caps = _openvino_capabilities(openvino) if openvino.available else None
     return MachineFacts(
         gpu=gpu,
         gpu_reason=gpu_reason,
@@ -79,7 +70,7 @@ def probe_machine(trt: Any = None, cudart: Any = None) -> MachineFacts:
         ort_providers=providers,
         ort_reason=ort_reason,
         openvino=openvino,
-        bf16=bf16_support(caps, cpu_flags()),
+        bf16=cpu_bf16(openvino),
         trt_modules=modules,
         cudart=cudart,
     )

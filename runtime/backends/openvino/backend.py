@@ -71,7 +71,7 @@ class OpenVinoBackend(Backend):
             raise BackendUnavailable(self.name, str(info.reason))
         core = info.module.Core()
         if self.inference_precision == "bf16" and self.ov_device == "CPU":
-            ok, why = cpu_bf16(core)
+            ok, why = cpu_bf16(info)
             if not ok:
                 raise BackendUnavailable(self.name, f"BF16 refused: {why}")
         if self.cache_dir is not False:

@@ -70,10 +70,10 @@ def bf16_support(
     )
 
 
-def cpu_bf16(core: Any) -> tuple[bool, str]:
-    """:func:`bf16_support` of this machine (``core``: an ``openvino.Core``)."""
+def cpu_bf16(info: OpenVinoInfo) -> tuple[bool, str]:
+    """:func:`bf16_support` of this machine (``info``: :func:`probe_openvino`'s)."""
     try:
-        caps = list(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
-    except Exception:  # an OpenVINO without the CPU plugin: the flags still answer
+        caps = list(info.module.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+    except Exception:  # no OpenVINO (module None), or no CPU plugin: the flags still answer
         caps = None
     return bf16_support(caps, cpu_flags())

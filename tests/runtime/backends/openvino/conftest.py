@@ -18,10 +18,9 @@ def has_openvino() -> bool:
 
 
 def cpu_has_bf16() -> tuple[bool, str]:
-    import openvino as ov
-    from mrm_edge.runtime.backends.openvino.capability import cpu_bf16
+    from mrm_edge.runtime.backends.openvino.capability import cpu_bf16, probe_openvino
 
-    return cpu_bf16(ov.Core())
+    return cpu_bf16(probe_openvino())
 
 
 @pytest.fixture(scope="session")
