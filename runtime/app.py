@@ -85,15 +85,15 @@ def open_monitor(
     config: MonitorConfig | None = None,
     backend: str | Backend = "auto",
     precision: str | None = None,
+    *,
     sinks: Sequence[Sink] = (),
 ) -> Iterator[Monitor]:
     """The one way a monitor is built, ready to ``run()``. ``backend``: a name (with
-    ``precision``) picked and activated with its fallback chain (``selection.activate_backend``,
+    ``precision``) picked and activated with its fallback chain (``selection.activate_backend``;
     BackendUnavailable when nothing can run), or a Backend its caller owns, run as given
-    without fallback (what a benchmark times). On leaving, the source is closed and a backend
-    activated here deactivated, unless an abandoned inference may still be inside it
-    (freeing a session under a running call is a crash, not a cleanup).
-    """
+    without fallback (what a benchmark times). ``sinks`` by keyword. On leaving: the source
+    closed, and a backend activated here deactivated unless an abandoned inference may still
+    be inside it (freeing a session under a running call is a crash, not a cleanup)."""
     from mrm_edge.runtime.selection import activate_backend
 
     try:
@@ -155,7 +155,7 @@ def run_monitor(
             settings = SinkSettings(console, log, events_append=events_append, web=web)
             for name in names:  # a bad event log path fails here
                 built.append(make_sink(name, settings))
-            with open_monitor(model, src, config, backend, precision, built) as monitor:
+            with open_monitor(model, src, config, backend, precision, sinks=built) as monitor:
                 stops.attach(monitor)
                 return monitor.run()
         finally:

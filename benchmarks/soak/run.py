@@ -211,7 +211,7 @@ def _run_monitor(
     source's end (or a signal) and tear down; the monitor, its summary and the wall time."""
     from mrm_edge.runtime.app import open_monitor, stop_on_signals
 
-    with open_monitor(model, source, config, backend, precision, [sink]) as monitor:
+    with open_monitor(model, source, config, backend, precision, sinks=[sink]) as monitor:
         log(f"backend {monitor.chain.backend.describe()}: {monitor.backend_reason}")
         t0 = time.monotonic()
         with stop_on_signals() as stops:

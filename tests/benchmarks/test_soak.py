@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from mrm_edge.runtime.app import open_monitor
 from mrm_edge.runtime.backends.onnxruntime import OnnxRuntimeBackend
 from mrm_edge.runtime.config import MonitorConfig
-from mrm_edge.runtime.engine import Monitor
 from mrm_edge.runtime.model import DeployedModel
 from mrm_edge.runtime.sources.synthetic import SyntheticSource
 
@@ -83,8 +83,8 @@ def test_expected_windows_match_a_plain_monitor_run(onnx_model, fs, seconds, hop
     src = SyntheticSource(3, fs=fs, seconds=seconds, speed=None, seed=1)
     be = OnnxRuntimeBackend(onnx_model / "model.onnx", providers=["CPUExecutionProvider"])
     config = MonitorConfig(hop_s=hop_s, overload="block", put_timeout_s=60)
-    mon = Monitor(model, be, src, config, sinks=[sink])
-    summary = mon.run()
+    with open_monitor(model, src, config, be, sinks=[sink]) as mon:
+        summary = mon.run()
     assert summary.errors == [] and sink.dropped_n == 0
     assert dict(sink.counts) == {sid: expected for sid in src.patients}
     assert dict(mon.accounting.windows_produced) == dict(sink.counts)

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mrm_edge.runtime.app import open_monitor
 from mrm_edge.runtime.backends import OnnxRuntimeBackend
 from mrm_edge.runtime.config import MonitorConfig
-from mrm_edge.runtime.engine import Monitor
 from mrm_edge.runtime.model import DeployedModel
 from mrm_edge.runtime.sinks.jsonl import JsonlSink
 from mrm_edge.runtime.sources.framing import FrameEncoder
@@ -38,8 +38,13 @@ def test_sender_subprocess_to_monitor_over_loopback(
     model = DeployedModel.load(tiny_onnx_model)
     log = tmp_path / "events.jsonl"
     backend = OnnxRuntimeBackend(model.onnx["fp32"].path, providers=["CPUExecutionProvider"])
-    with backend, TcpSource(host="127.0.0.1", port=0) as source:
-        mon = Monitor(model, backend, source, MonitorConfig(hop_s=1.0), sinks=[JsonlSink(log)])
+    with (
+        backend,
+        TcpSource(host="127.0.0.1", port=0) as source,
+        open_monitor(
+            model, source, MonitorConfig(hop_s=1.0), backend, sinks=[JsonlSink(log)]
+        ) as mon,
+    ):
         result: dict = {}
         runner = threading.Thread(target=lambda: result.update(summary=mon.run()))
         runner.start()

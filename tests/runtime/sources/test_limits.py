@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mrm_edge.runtime.app import open_monitor
 from mrm_edge.runtime.backends import OnnxRuntimeBackend
 from mrm_edge.runtime.config import MonitorConfig
-from mrm_edge.runtime.engine import Monitor
 from mrm_edge.runtime.model import DeployedModel
 from mrm_edge.runtime.sinks.jsonl import JsonlSink
 from mrm_edge.runtime.sources.base import Pacer
@@ -185,9 +185,12 @@ def test_a_flooding_device_is_throttled_then_cut_while_8_devices_keep_every_wind
     log = tmp_path / "events.jsonl"
     limits = DeviceLimits(rate_ceiling=20.0, rate_burst_s=5.0, rate_cut_s=1.0)
     backend = OnnxRuntimeBackend(model.onnx["fp32"].path, providers=["CPUExecutionProvider"])
-    with backend, TcpSource(tls=server_context(pki.server_files()), limits=limits) as src:
-        config = MonitorConfig(hop_s=HOP_S, max_batch=8, max_delay_ms=20)
-        mon = Monitor(model, backend, src, config, sinks=[JsonlSink(log)])
+    config = MonitorConfig(hop_s=HOP_S, max_batch=8, max_delay_ms=20)
+    with (
+        backend,
+        TcpSource(tls=server_context(pki.server_files()), limits=limits) as src,
+        open_monitor(model, src, config, backend, sinks=[JsonlSink(log)]) as mon,
+    ):
         result: dict = {}
         runner = threading.Thread(target=lambda: result.update(s=mon.run()))
         runner.start()

@@ -8,8 +8,8 @@ import socket
 from pathlib import Path
 
 import pytest
+from mrm_edge.runtime.app import open_monitor
 from mrm_edge.runtime.backends import OnnxRuntimeBackend
-from mrm_edge.runtime.engine import Monitor
 from mrm_edge.runtime.model import DeployedModel
 from mrm_edge.runtime.sources import registry
 from mrm_edge.runtime.sources.registry import (
@@ -91,7 +91,8 @@ def test_a_new_source_is_one_class_and_one_registration(own_registry, tmp_path: 
         make_source("ticks:x")
     model = DeployedModel.load(make_model_dir(tmp_path / "m"))
     backend = OnnxRuntimeBackend(model.onnx["fp32"].path)
-    summary = Monitor(model, backend, make_source("ticks:3")).run()
+    with open_monitor(model, make_source("ticks:3"), backend=backend) as mon:
+        summary = mon.run()
     assert summary.ok and summary.classified == summary.windows == 3 * 3
     assert summary.source == "ticks"
 

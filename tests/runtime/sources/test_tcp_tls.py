@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mrm_edge.runtime.app import open_monitor
 from mrm_edge.runtime.backends import OnnxRuntimeBackend
 from mrm_edge.runtime.config import MonitorConfig
-from mrm_edge.runtime.engine import Monitor
 from mrm_edge.runtime.model import DeployedModel
 from mrm_edge.runtime.sinks.jsonl import JsonlSink
 from mrm_edge.runtime.sources.framing import FrameEncoder
@@ -104,9 +104,12 @@ def test_mtls_device_windows_equal_offline_inference_beside_refused_devices(
     model = DeployedModel.load(SHIPPED)
     log = tmp_path / "events.jsonl"
     backend = OnnxRuntimeBackend(model.onnx["fp32"].path, providers=["CPUExecutionProvider"])
-    with backend, TcpSource(tls=server_context(pki.server_files())) as src:
-        config = MonitorConfig(hop_s=HOP_S, max_delay_ms=20)
-        mon = Monitor(model, backend, src, config, sinks=[JsonlSink(log)])
+    config = MonitorConfig(hop_s=HOP_S, max_delay_ms=20)
+    with (
+        backend,
+        TcpSource(tls=server_context(pki.server_files())) as src,
+        open_monitor(model, src, config, backend, sinks=[JsonlSink(log)]) as mon,
+    ):
         result: dict = {}
         runner = threading.Thread(target=lambda: result.update(s=mon.run()))
         runner.start()

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from mrm_edge.runtime.app import run_monitor
+from mrm_edge.runtime.app import open_monitor, run_monitor
 from mrm_edge.runtime.backends.openvino.backend import OpenVinoBackend
 from mrm_edge.runtime.config import MonitorConfig
-from mrm_edge.runtime.engine import Monitor
 from mrm_edge.runtime.model import DeployedModel
 from mrm_edge.runtime.sinks.jsonl import JsonlSink
 from mrm_edge.runtime.sources.base import ArraySource
@@ -34,7 +33,8 @@ def test_streaming_equals_offline(shipped: Path, tmp_path: Path, file: str, atol
     source = ArraySource(records, chunk_seconds=[0.3, 1.1, 0.7], speed=None)
     with OpenVinoBackend(shipped / file) as backend:
         config = MonitorConfig(hop_s=1.0)
-        summary = Monitor(model, backend, source, config, sinks=[JsonlSink(log)]).run()
+        with open_monitor(model, source, config, backend, sinks=[JsonlSink(log)]) as mon:
+            summary = mon.run()
         assert summary.ok and summary.dropped == 0 and summary.classified == 3 * 4
         windows = [
             d for d in map(json.loads, log.read_text().splitlines()) if d["type"] == "window"
