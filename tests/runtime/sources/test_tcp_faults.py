@@ -8,6 +8,7 @@ accounting is exact (every window the preprocessors produced has exactly one res
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -19,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mrm_edge.runtime.app import open_monitor
 from mrm_edge.runtime.backends import OnnxRuntimeBackend
 from mrm_edge.runtime.config import MonitorConfig
-from mrm_edge.runtime.engine import Monitor
 from mrm_edge.runtime.model import DeployedModel
 from mrm_edge.runtime.sinks.jsonl import JsonlSink
 from mrm_edge.runtime.sources.base import DEFAULT_STALL_TIMEOUT_S, Chunk
@@ -217,12 +218,10 @@ class Run:
 
     def __init__(self, model: DeployedModel, backend, source: TcpSource, log: Path) -> None:
         self.log, self.source, self.model, self.backend = log, source, model, backend
-        self.mon = Monitor(
-            model,
-            backend,
-            source,
-            MonitorConfig(hop_s=HOP_S, max_delay_ms=20),
-            sinks=[JsonlSink(log)],
+        self._opened = contextlib.ExitStack()  # closed by stop(): the source, as in use
+        config = MonitorConfig(hop_s=HOP_S, max_delay_ms=20)
+        self.mon = self._opened.enter_context(
+            open_monitor(model, source, config, backend, sinks=[JsonlSink(log)])
         )
         self.result: dict = {}
         self.thread = threading.Thread(target=lambda: self.result.update(s=self.mon.run()))
@@ -247,6 +246,7 @@ class Run:
         self.mon.stop("test done")
         self.thread.join(timeout=60)
         assert not self.thread.is_alive()
+        self._opened.close()
         summary = self.result["s"]
         assert summary.ok, summary.errors
         assert summary.dropped == 0
