@@ -116,3 +116,20 @@ def test_quantize_hits_the_cache_and_recovers_from_corruption(
     assert CalibrationCache(cache_dir).load(first.cache_key) is not None
     d = onnx.load(str(tmp_path / "d.onnx"))
     assert d.graph.SerializeToString() == a.graph.SerializeToString()
+
+
+def test_a_cache_path_that_is_a_file_never_fails_the_export(
+    tiny: TinyModel, cset: CalibrationSet, tmp_path: Path
+) -> None:
+    """A cache that cannot be written (here: its path is a file, as a full or read-only disk
+    would be) is a warning and a recalibration; the INT8 model is written all the same and
+    the file in the cache's place is left as it was."""
+    blocker = tmp_path / "cache"
+    blocker.write_text("not a directory")
+    with pytest.warns(UserWarning, match=r"calibration cache not written"):
+        result, _ = quantize_int8(
+            tiny.onnx, tmp_path / "a.onnx", cset, QuantizeOptions(cache_dir=blocker)
+        )
+    assert not result.ranges_cached and result.cache_file is None
+    assert onnx.load(str(tmp_path / "a.onnx")).graph.node
+    assert blocker.read_text() == "not a directory"
