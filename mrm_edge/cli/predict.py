@@ -60,7 +60,8 @@ def predict(
     plot_path: str | None,
     accept_card_tuning: bool,
 ) -> None:
-    """Classify recordings (WFDB .hea / CPSC .mat), or synthetic patients if none are given.
+    """Classify recordings (WFDB, CPSC .mat, DICOM, HL7 aECG, GE MUSE, Philips Sierra, EDF,
+    SCP-ECG: docs/formats.md), or synthetic patients if none are given.
 
     Each recording is cut into consecutive windows of the model's length. A window with a
     bad lead (NaN, flat line, at the --rail-mv rail) is shown as rejected with the reason,

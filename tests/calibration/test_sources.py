@@ -115,7 +115,7 @@ def test_clear_errors_for_unusable_folders(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"folder is empty"):
         select_calibration_windows(tmp_path, card)
     (tmp_path / "readme.txt").write_text("x")
-    with pytest.raises(DataError, match=r"holds no WFDB \(\.hea\) or \.mat"):
+    with pytest.raises(DataError, match=r"holds no ECG recordings of a known format"):
         select_calibration_windows(tmp_path, card)
     (tmp_path / "bad.hea").write_text("garbage\n")
     with pytest.raises(DataError, match=r"no usable recordings: 1 found.*bad"):
