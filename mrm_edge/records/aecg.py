@@ -55,7 +55,6 @@ def read(path: Path) -> Recording:
         names,
         np.stack(rows),
         units,
-        rate,
         lead_field="sequence code",
         unit_field="scale unit",
     )

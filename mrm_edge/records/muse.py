@@ -39,7 +39,7 @@ def read(path: Path) -> Recording:
         counts = ", ".join(f"{n} {len(r)}" for n, r in zip(names, rows, strict=True))
         raise DataError(f"{path}: leads hold different sample counts ({counts}), expected one")
     signal, notes, stored = assemble(
-        path, names, np.stack(rows), units, rate,
+        path, names, np.stack(rows), units,
         lead_field="LeadID", unit_field="LeadAmplitudeUnits",
     )  # fmt: skip
     patient = text_of(root, "PatientDemographics/PatientID")
