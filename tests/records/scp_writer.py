@@ -39,6 +39,9 @@ def write_scp(
     streams = [
         _encode(_difference(units[LEADS.index(lead)], differences), huffman) for lead in leads
     ]
+    longest = max(map(len, streams))
+    if longest > 65535:  # Section 6 counts each lead's bytes in 16 bits
+        raise ValueError(f"{longest} bytes for one lead, SCP-ECG holds up to 65535 per lead")
     sections = {1: _patient(rec)}
     if huffman:
         sections[2] = _table_section(huffman)
