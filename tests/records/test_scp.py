@@ -236,6 +236,8 @@ HOSTILE: dict[str, tuple[Edit, tuple[str, ...]]] = {
     "protocol 9.9": (lambda d, w: reseal(d[:15] + b"\x63" + d[16:]), ("protocol version is 99",)),
     "Section 1 tag overrun": (_field(1, 1, "<H", 5000), ("Section 1 tag 2 declares 5000 bytes",)),
     "Huffman table switch": (_field(2, 4 + 2, "<B", 0), ("switches tables",)),
+    "Huffman table not prefix-free": (_field(2, 4 + 5, "<I", 1), ("not prefix-free",)),
+    "Huffman code not in the table": (_field(2, 2, "<H", 17), ("no Huffman code matches",)),
 }
 
 
