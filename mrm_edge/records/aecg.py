@@ -60,7 +60,7 @@ def read(path: Path) -> Recording:
     )
     subject = root.find(".//h:subjectAssignment/h:subject/h:trialSubject/h:id", NS)
     return Recording(
-        path.stem, signal, rate, str(path), notes, stored, "hl7-aecg",
+        path.name, signal, rate, str(path), notes, stored, "hl7-aecg",
         _start_time(root), _identifier(subject), _identifier(root.find("h:id", NS)),
     )  # fmt: skip
 

@@ -44,7 +44,7 @@ def read(path: Path) -> Recording:
     )  # fmt: skip
     patient = text_of(root, "PatientDemographics/PatientID")
     return Recording(
-        path.stem, signal, rate, str(path), notes, stored, "ge-muse",
+        path.name, signal, rate, str(path), notes, stored, "ge-muse",
         _start_time(root), patient, None,
     )  # fmt: skip
 

@@ -405,6 +405,6 @@ def read(path: Path) -> Recording:
     )  # fmt: skip
     patient, start, record_id, header_notes = header_fields(where, sections.get(1, b""))
     return Recording(
-        path.stem, signal, rate, where, (*notes, *left_out, *header_notes), units, FORMAT,
+        path.name, signal, rate, where, (*notes, *left_out, *header_notes), units, FORMAT,
         start, patient, record_id,
     )  # fmt: skip
