@@ -142,13 +142,16 @@ def test_written_calibration_pulse_is_trimmed_to_the_original_samples(tmp_path: 
     )
 
 
-def test_a_flat_tail_without_a_pulse_or_a_pulse_in_one_lead_is_kept(tmp_path: Path) -> None:
-    """Only the all-lead 0 / 1 mV pattern is trimmed: a 1 mV step on some leads is signal."""
+@pytest.mark.parametrize("leads", [12, 6])
+def test_a_flat_tail_without_the_pulse_on_every_lead_is_kept(leads: int, tmp_path: Path) -> None:
+    """Only the all-lead 0 / 1 mV pattern is trimmed: a flat 0 tail on all 12 leads (no
+    pulse) or a 1 mV step on the limb leads alone is signal, left to the quality check."""
     rec = synthetic(rate=250)
     rec.signal[:, -50:] = 0.0
-    rec.signal[:6, -20:] = 1.0
+    rec.signal[:leads, -20:] = 1.0 if leads < 12 else 0.0
     back = read_recording(write_sierra(tmp_path / "flat.xml", rec))
     assert back.signal.shape == rec.signal.shape and back.notes == ()
+    assert np.abs(back.signal - rec.signal).max() <= QUANTUM_MV + 1e-6
 
 
 # ---------------------------------------------------------------- hostile files
