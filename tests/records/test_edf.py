@@ -183,6 +183,8 @@ HOSTILE = {
     "no records": (_header(236, b"-1      "), "'number of data records' is '-1'"),
     "truncated": (_truncated, "declare 28724 bytes, the file has 27724"),
     "absurd rate": (_absurd_rate, "sample rate is 100000 Hz"),
+    "non-ASCII header": (_header(20, b"\xe9"), "refuses it: the file is not EDF(+) or BDF(+)"),
+    "start date 07:12:26": (_header(168, b"07:12:26"), "the startdate is incorrect"),
     "discontinuous": (_header(192, b"EDF+D"), "pyedflib refuses it: The file is discontinuous"),
 }
 
