@@ -269,6 +269,7 @@ def _refused(path: Path, expected: str) -> str:
     return message
 
 
+@pytest.mark.filterwarnings("ignore:Invalid value for VR DS")  # the test writes 'NaN'
 @pytest.mark.parametrize("case", HOSTILE)
 def test_a_hostile_file_is_one_line_naming_file_and_field(
     case: str, ptbxl_hr: Recording, tmp_path: Path
@@ -301,6 +302,15 @@ def test_a_truncated_file_is_one_line(keep: int, ptbxl_hr: Recording, tmp_path: 
     path = write_dicom(tmp_path / "rec.dcm", ptbxl_hr)
     path.write_bytes(path.read_bytes()[:keep])
     _refused(path, "")
+
+
+def test_a_file_over_the_dicom_size_limit_is_not_parsed(ptbxl_hr: Recording, tmp_path: Path):
+    from mrm_edge.records.dicom import MAX_DICOM_BYTES
+
+    path = write_dicom(tmp_path / "big.dcm", ptbxl_hr)
+    with open(path, "r+b") as f:
+        f.truncate(MAX_DICOM_BYTES + 1)  # sparse: a valid DICOM head, then zeros
+    _refused(path, f"{MAX_DICOM_BYTES + 1} bytes, larger than the {MAX_DICOM_BYTES} bytes")
 
 
 def test_dicom_files_that_hold_no_ecg_are_one_line(tmp_path: Path) -> None:
