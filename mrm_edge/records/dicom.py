@@ -135,12 +135,15 @@ def _channels(where: object, group) -> tuple[list[str], list[str]]:
     names, units = [], []
     for i, channel in enumerate(defs, 1):
         what = f"channel {i}"
-        if _number(where, channel, "ChannelSensitivity", what) == 0:
-            raise DataError(f"{where}: field 'ChannelSensitivity' of {what} is 0")
-        _number(where, channel, "ChannelSensitivityCorrectionFactor", what, default=1.0)
+        for keyword, default in (
+            ("ChannelSensitivity", None),
+            ("ChannelSensitivityCorrectionFactor", 1.0),
+        ):
+            if _number(where, channel, keyword, what, default) == 0:  # a flat line
+                raise DataError(f"{where}: field {keyword!r} of {what} is 0")
         _number(where, channel, "ChannelBaseline", what, default=0.0)
-        unit = channel.get("ChannelSensitivityUnitsSequence") or [None]
-        units.append(str(unit[0].get("CodeValue", "")) if unit[0] is not None else "")
+        unit = (channel.get("ChannelSensitivityUnitsSequence") or [{}])[0]
+        units.append(str(unit.get("CodeValue") or unit.get("CodeMeaning") or ""))
         names.append(_lead_name(where, what, channel))
     return names, units
 

@@ -231,6 +231,10 @@ HOSTILE = {
         lambda ds: setattr(_channel(ds, 4), "ChannelSensitivity", "NaN"),
         "'ChannelSensitivity' of channel 5 is 'NaN'",
     ),
+    "correction factor 0": (
+        lambda ds: setattr(_channel(ds, 5), "ChannelSensitivityCorrectionFactor", "0"),
+        "'ChannelSensitivityCorrectionFactor' of channel 6 is 0",
+    ),
     "rate 0": (_set("SamplingFrequency", "0"), "SamplingFrequency' is 0 Hz"),
     "rate absurd": (_set("SamplingFrequency", "1e9"), "SamplingFrequency' is 1e+09 Hz"),
     "no waveform": (lambda ds: delattr(ds, "WaveformSequence"), "no WaveformSequence"),
