@@ -15,13 +15,13 @@ import threading
 import time
 from datetime import datetime, timezone
 
+from mrm_edge.runtime.outbox.codes import ECG_STUDY, LOCAL, LOINC, SNOMED, CodeTable, Coding
 from mrm_edge.runtime.outbox.report import ResultReport, now
 from mrm_edge.runtime.outbox.store import Message
 
 SENDING_APPLICATION = "MRM-EDGE"
 LOCAL_CODES = "99MRM"  # a local coding system (HL7: "99zzz") for what no standard codes
 STREAM_AUTHORITY = "MRM-EDGE-STREAM"  # PID-3's assigning authority for a device stream id
-EKG_STUDY = "11524-6^EKG study^LN"  # LOINC
 TIMEOUT_S = 10.0
 ACK_LIMIT = 64 * 1024  # bytes a receiver's answer may take before it is refused
 TEXT_LIMIT = 199  # characters of any one free text (the ST length of v2.5.1)
@@ -46,9 +46,13 @@ def _ts(moment: datetime) -> str:
     return f"{utc:%Y%m%d%H%M%S}.{utc.microsecond // 1000:03d}+0000"
 
 
-def finding_code(label: str) -> str:
-    """The coded finding (CWE) of a label: local until the label code table is merged."""
-    return f"{escape(label)}^{escape(label)}^{LOCAL_CODES}"
+# The code table's systems by their HL7 v2 names (table 0396); another (a card's own) as is.
+_SYSTEMS = {SNOMED: "SCT", LOINC: "LN", LOCAL: LOCAL_CODES}
+
+
+def _coded(coding: Coding) -> str:
+    system = _SYSTEMS.get(coding.system, coding.system)
+    return f"{escape(coding.code)}^{escape(coding.display)}^{escape(system)}"
 
 
 class Hl7NoAnswer(ConnectionError):
@@ -57,13 +61,15 @@ class Hl7NoAnswer(ConnectionError):
 
 class Hl7Channel:
     """ORU^R01 messages to one MLLP receiver (``tls``: a client context that verifies the
-    receiver's certificate). ``send`` waits up to ``timeout_s`` for the ACK."""
+    receiver's certificate; ``codes``: the model's label codes). ``send`` waits up to
+    ``timeout_s`` for the ACK."""
 
     def __init__(
         self, host: str, port: int, *, tls: ssl.SSLContext | None = None,
-        timeout_s: float = TIMEOUT_S,
+        codes: CodeTable | None = None, timeout_s: float = TIMEOUT_S,
     ) -> None:  # fmt: skip
         self.host, self.port, self.tls, self.timeout_s = host, port, tls, timeout_s
+        self.codes = codes or CodeTable()
         self.name = f"{'hl7s' if tls else 'hl7'}:{host}:{port}"
         self._sock: socket.socket | None = None
         self._lock = threading.Lock()  # guards _sock only, never held while waiting
@@ -74,7 +80,7 @@ class Hl7Channel:
             _pid(report),
             _obr(report),
             *(f"NTE|{i}|L|{escape(note)}" for i, note in enumerate(_notes(report), 1)),
-            *_observations(report),
+            *_observations(report, self.codes),
         ]
         return ("\r".join(segments) + "\r").encode("utf-8", "replace")
 
@@ -176,7 +182,8 @@ def _pid(report: ResultReport) -> str:
 
 def _obr(report: ResultReport) -> str:
     fields = [""] * 26
-    fields[:5] = "OBR", "1", "", f"{escape(report.message_id)}^{SENDING_APPLICATION}", EKG_STUDY
+    filler = f"{escape(report.message_id)}^{SENDING_APPLICATION}"  # OBR-3: our order number
+    fields[:5] = "OBR", "1", "", filler, _coded(ECG_STUDY)
     fields[7], fields[8] = _ts(report.start), _ts(report.end)
     fields[22], fields[24], fields[25] = _ts(now()), "EC", "F"
     return "|".join(fields)
@@ -198,7 +205,7 @@ def _notes(report: ResultReport) -> list[str]:
     return [head, *report.notes]
 
 
-def _observations(report: ResultReport) -> list[str]:
+def _observations(report: ResultReport, codes: CodeTable) -> list[str]:
     rows = []
     for r in report.labels:
         alarm = report.kind == "alarm" and r.smoothed is not None
@@ -208,7 +215,8 @@ def _observations(report: ResultReport) -> list[str]:
         rows.append(("NM", code, "", f"{value:.4f}", "1^^UCUM", f"<{r.threshold:.4f}", flag))
     for i, label in enumerate(report.conclusions, 1):
         finding = f"FINDING^Model finding^{LOCAL_CODES}"
-        rows.append(("CWE", finding, str(i), finding_code(label), "", "", "A"))
+        coded = "^".join(map(_coded, codes.codings(label)))  # published, then the label
+        rows.append(("CWE", finding, str(i), coded, "", "", "A"))
     model = report.model
     for key, text, value in (
         ("MODEL", "Model name", model.name),

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from mrm_edge.runtime.outbox.codes import CodeTable
 from mrm_edge.runtime.outbox.courier import Courier
 from mrm_edge.runtime.outbox.hl7 import ACK_LIMIT, STREAM_AUTHORITY, Hl7Channel, Hl7NoAnswer
 from mrm_edge.runtime.outbox.report import LabelResult, ModelIdentity, ResultReport, message_id
@@ -93,7 +94,7 @@ def test_hostile_subjects_and_stream_ids_stay_inside_their_fields() -> None:
 
 def test_the_message_says_what_the_report_says() -> None:
     report = a_report("tcp:10.0.0.5:4000/bed-3", subject="12345")
-    message = parsed(Hl7Channel("h", 1).compose(report))
+    message = parsed(Hl7Channel("h", 1, codes=CodeTable("ptbxl")).compose(report))
     assert field(message, "MSH", 10) == report.message_id  # the receiver's de-duplication key
     assert (field(message, "MSH", 3), str(message.segment("MSH")(9))) == (
         "MRM-EDGE", "ORU^R01^ORU_R01",
@@ -106,12 +107,14 @@ def test_the_message_says_what_the_report_says() -> None:
     assert [str(obx["MI"](i)) for i in (2, 5, 7, 8)] == ["NM", "0.9100", "<0.4000", "A"]
     assert [str(obx["STTC"](i)) for i in (5, 7, 8)] == ["0.3500", "<0.4500", ""]
     assert str(obx["NORM"](8)) == ""  # NORM is not a finding: no abnormal flag
-    assert str(obx["FINDING"](2)) == "CWE" and field(message, "OBX", 5, 1, 1, n=3) == "MI"
+    assert str(obx["FINDING"](2)) == "CWE"  # the published code, then the model's label
+    assert str(obx["FINDING"](5)) == "164865005^myocardial infarction^SCT^MI^MI^99MRM"
     assert field(message, "OBX", 5, n=5) == "ab" * 32  # MODEL-SHA256
     assert field(message, "OBX", 5, n=6) == MODEL.backend
 
     alarm = parsed(Hl7Channel("h", 1).compose(a_report("s", kind="alarm")))
     assert field(alarm, "OBX", 5) == "0.7300"  # the smoothed value that switched it on
+    assert str(alarm.segments("OBX")[1](5)) == "MI^MI^99MRM"  # no code table: the label
     assert "alarm MI switched on" in field(alarm, "NTE", 3)
 
 
@@ -303,6 +306,7 @@ def test_tls_delivers_to_a_verified_receiver_and_refuses_an_unknown_one(tmp_path
 _CHILD = """
 import sys, time
 from pathlib import Path
+from mrm_edge.runtime.outbox.codes import CodeTable
 from mrm_edge.runtime.outbox.courier import Courier
 from mrm_edge.runtime.outbox.hl7 import Hl7Channel
 from mrm_edge.runtime.outbox.store import Outbox
