@@ -34,11 +34,17 @@ _SPECIAL = re.compile("[\\\\|^&~\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def escape(text: str) -> str:
-    """``text`` as one HL7 field value: at most TEXT_LIMIT characters, delimiters escaped."""
-    return _SPECIAL.sub(
+    """``text`` as one HL7 field value, delimiters escaped: at most TEXT_LIMIT characters
+    once escaped (validators count the escapes), cut before an escape, never inside one."""
+    escaped = _SPECIAL.sub(
         lambda m: _DELIMITERS.get(m[0]) or f"\\X{m[0].encode().hex().upper()}\\",
         text[:TEXT_LIMIT],
     )
+    if len(escaped) > TEXT_LIMIT:
+        escaped = escaped[:TEXT_LIMIT]  # each escape is \...\: an odd count cut one open
+        if escaped.count("\\") % 2:
+            escaped = escaped[: escaped.rindex("\\")]
+    return escaped
 
 
 def _ts(moment: datetime) -> str:

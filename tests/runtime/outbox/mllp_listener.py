@@ -1,7 +1,8 @@
 """A real MLLP receiver for the tests: the ``hl7`` library's asyncio server on 127.0.0.1 in a
 thread of its own, which ACKs every message (``hl7.Message.create_ack``), or NAKs the ones
-named in ``refuse`` (AE with the reason in MSA-3 and an ERR segment), answers ``delay_s``
-late, drops the connection instead of answering the next ``lose_acks`` messages, and can be
+named in ``refuse`` (AE with the reason in MSA-3 and an ERR segment), answers the next
+``late_acks`` messages ``delay_s`` late, drops the connection instead of answering the next
+``lose_acks`` messages, and can be
 killed (every connection aborted) and restarted on the same port. Everything that arrived
 is kept, in order, as the library parsed it. Also the outbox's throughput measurement:
 ``python -m tests.runtime.outbox.mllp_listener [N]``."""
@@ -30,6 +31,7 @@ class MllpListener:
         self.tls = tls
         self.received: list[hl7.Message] = []
         self.refuse: dict[str, str] = {}  # MSH-10 -> the reason of its AE
+        self.late_acks = 0
         self.delay_s = 0.0
         self.lose_acks = 0
         self._server: asyncio.AbstractServer | None = None
@@ -76,7 +78,8 @@ class MllpListener:
             while True:
                 message = await reader.readmessage()
                 self.received.append(message)
-                if self.delay_s:
+                if self.late_acks:
+                    self.late_acks -= 1
                     await asyncio.sleep(self.delay_s)
                 if self.lose_acks:
                     self.lose_acks -= 1
