@@ -14,9 +14,14 @@ import ssl
 import threading
 import time
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 from mrm_edge.runtime.outbox.codes import ECG_STUDY, LOCAL, LOINC, SNOMED, CodeTable, Coding
 from mrm_edge.runtime.outbox.report import ResultReport, now
+from mrm_edge.runtime.sources.network import parse_address
+
+if TYPE_CHECKING:
+    from mrm_edge.runtime.outbox.channels import ChannelOptions
 from mrm_edge.runtime.outbox.store import Message
 
 SENDING_APPLICATION = "MRM-EDGE"
@@ -76,9 +81,17 @@ class Hl7Channel:
     ) -> None:  # fmt: skip
         self.host, self.port, self.tls, self.timeout_s = host, port, tls, timeout_s
         self.codes = codes or CodeTable()
-        self.name = f"{'hl7s' if tls else 'hl7'}:{host}:{port}"
+        shown = f"[{host}]" if ":" in host else host  # an IPv6 address as written
+        self.name = f"{'hl7s' if tls else 'hl7'}:{shown}:{port}"
         self._sock: socket.socket | None = None
         self._lock = threading.Lock()  # guards _sock only, never held while waiting
+
+    @classmethod
+    def from_spec(cls, argument: str, options: ChannelOptions, *, tls: bool) -> Hl7Channel:
+        """``--sink hl7:HOST:PORT`` (``hl7s:``: MLLP over TLS, the receiver verified)."""
+        host, port = parse_address(argument, "hl7s" if tls else "hl7")
+        context = options.tls_context() if tls else None
+        return cls(host, port, tls=context, timeout_s=options.timeout_s)
 
     def compose(self, report: ResultReport) -> bytes:
         segments = [
