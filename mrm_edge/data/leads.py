@@ -26,14 +26,18 @@ def canonical_lead(name: str) -> str:
 
 
 def lead_order(
-    where: object, sig_name: Sequence[str | None], field: str = "sig_name"
-) -> tuple[list[int], tuple[str, ...]]:
-    """Indices into ``sig_name`` of the 12 standard leads in :data:`LEADS` order, and notes
-    on what differs from the standard layout. ``where`` (a file) and ``field`` (where the
-    names are stored in it) start every error."""
+    where: object,
+    sig_name: Sequence[str | None],
+    field: str = "sig_name",
+    derivable: Sequence[str] = (),
+) -> tuple[list[int | None], tuple[str, ...]]:
+    """Indices into ``sig_name`` of the 12 standard leads in :data:`LEADS` order (None for
+    a lead of ``derivable`` that is not stored: the caller derives it), and notes on what
+    differs from the standard layout. ``where`` (a file) and ``field`` (where the names are
+    stored in it) start every error."""
     raw = [str(n or "").strip() for n in sig_name]
     names = [canonical_lead(n) for n in raw]
-    missing = [lead for lead in LEADS if lead not in names]
+    missing = [lead for lead in LEADS if lead not in names and lead not in derivable]
     unknown = [r for r, n in zip(raw, names, strict=True) if n not in LEADS]
     if missing:
         extra = f"; unknown lead name(s) {unknown}" if unknown else ""
@@ -48,10 +52,10 @@ def lead_order(
             f"{where}: field {field!r} names lead(s) {', '.join(doubled)} more than once, "
             "expected each of the 12 standard leads once"
         )
-    order = [names.index(lead) for lead in LEADS]
+    order = [names.index(lead) if lead in names else None for lead in LEADS]
     notes = []
     stored = [n for n in names if n in LEADS]
-    if stored != list(LEADS):
+    if stored != [lead for lead in LEADS if lead in names]:
         notes.append(f"leads reordered by name (stored as {', '.join(stored)})")
     if unknown:
         notes.append(f"extra lead(s) left out: {', '.join(unknown)}")

@@ -14,9 +14,9 @@ from mrm_edge.data.errors import DataError
 from mrm_edge.data.leads import canonical_lead, lead_order
 from mrm_edge.data.signal import MAX_RATE, MIN_RATE, resample
 
-#: The most samples per lead a file may declare: 4.6 h at 500 Hz, ~400 MB as float32 for 12
+#: The most samples per lead a file may declare: 2.3 h at 500 Hz, 200 MB as float32 for 12
 #: leads. Checked before anything is allocated, so a header claiming billions is one line.
-MAX_SAMPLES = 2**23
+MAX_SAMPLES = 2**22
 #: A stored rate within this fraction of a whole number of Hz is that number (SCP-ECG stores
 #: the sample interval in µs: 1667 µs is 599.88 Hz, a 600 Hz recorder).
 RATE_TOLERANCE = 1e-3
@@ -81,18 +81,20 @@ def checked_length(where: object, what: str, samples: int) -> int:
     return samples
 
 
-def derive_limb_leads(names: list[str], signal: np.ndarray) -> tuple[list[str], np.ndarray]:
-    """``names``/``signal`` with III, aVR, aVL and aVF appended from I and II when all four
-    are missing and I and II are stored (GE MUSE and most carts store 8 leads); unchanged
-    otherwise. III = II − I, aVR = −(I + II)/2, aVL = I − II/2, aVF = II − I/2."""
-    canonical = [canonical_lead(n) for n in names]
-    if any(lead in canonical for lead in _DERIVED) or not {"I", "II"} <= set(canonical):
-        return names, signal
-    lead_i = signal[canonical.index("I")].astype(np.float64)
-    lead_ii = signal[canonical.index("II")].astype(np.float64)
-    iii, avr = lead_ii - lead_i, -(lead_i + lead_ii) / 2
-    avl, avf = lead_i - lead_ii / 2, lead_ii - lead_i / 2
-    return [*names, *_DERIVED], np.vstack([signal, np.stack([iii, avr, avl, avf])])
+def lead_plan(
+    where: object, names: Sequence[str], lead_field: str = "lead names"
+) -> tuple[list[int | None], tuple[str, ...]]:
+    """Where each of the 12 leads is in ``names`` (None: derived) and the notes on it; the
+    lead set's :class:`DataError` before a reader decodes any sample. When I and II are
+    stored and none of III, aVR, aVL, aVF (GE MUSE and most carts store 8 leads), those four
+    are derived (see :func:`assemble`)."""
+    canonical = {canonical_lead(str(n)) for n in names}
+    derive = not canonical & set(_DERIVED) and {"I", "II"} <= canonical
+    derivable = _DERIVED if derive else ()
+    order, notes = lead_order(where, [str(n) for n in names], lead_field, derivable)
+    if derive:
+        notes = (*notes, "III, aVR, aVL and aVF derived from I and II (Einthoven, Goldberger)")
+    return order, notes
 
 
 def assemble(
@@ -100,31 +102,31 @@ def assemble(
     names: Sequence[str],
     signal: np.ndarray,
     units: Sequence[str],
-    rate: int,
     *,
     lead_field: str = "lead names",
     unit_field: str = "units",
 ) -> tuple[np.ndarray, tuple[str, ...], tuple[str, ...]]:
     """A reader's stored leads (``signal`` [stored, samples] in ``units``, one per stored lead)
     as float32 [12, samples] mV in :data:`LEADS` order, with the notes on what was done and
-    the stored unit of each of the 12 leads. Lead names are matched by name across vendors'
-    spellings, the four derivable limb leads derived when only I and II are stored; a
-    missing or doubled lead or an unknown unit is a :class:`DataError` naming ``where``."""
-    names = [str(n) for n in names]
-    units = list(units)
+    the stored unit of each of the 12 leads. Leads are matched by name across vendors'
+    spellings (:func:`lead_plan`); derived leads are III = II − I, aVR = −(I + II)/2,
+    aVL = I − II/2, aVF = II − I/2. A missing or doubled lead, or an unknown unit of a lead
+    used, is a :class:`DataError` naming ``where``."""
     if len(units) != len(names):
         raise DataError(f"{where}: {len(units)} unit(s) for {len(names)} lead(s)")
-    scale = np.array(
-        [mv_per_unit(where, f"field {unit_field!r} of lead {n}", u) for n, u in zip(names, units)]  # noqa: B905
-    )
-    mv = np.asarray(signal, dtype=np.float64) * scale[:, None]
-    stored = len(names)
-    names, mv = derive_limb_leads(names, mv)
-    order, notes = lead_order(where, names, lead_field)
-    if len(names) > stored:  # the derived leads carry lead I's unit
-        notes = (*notes, "III, aVR, aVL and aVF derived from I and II (Einthoven, Goldberger)")
-        units += [units[[canonical_lead(n) for n in names].index("I")]] * (len(names) - stored)
-    return mv[order].astype(np.float32), notes, tuple(units[i] for i in order)
+    order, notes = lead_plan(where, names, lead_field)
+    out = np.empty((len(order), signal.shape[1]), dtype=np.float32)
+    stored_units = []
+    for k, i in enumerate(order):
+        if i is not None:
+            what = f"field {unit_field!r} of lead {names[i]}"
+            out[k] = signal[i] * np.float32(mv_per_unit(where, what, units[i]))
+        stored_units.append(units[i if i is not None else order[0]])  # derived: lead I's
+    if order[2] is None:  # rows 0, 1: I and II; 2-5: III, aVR, aVL, aVF (LEADS order)
+        lead_i, lead_ii = out[0], out[1]
+        out[2], out[3] = lead_ii - lead_i, -(lead_i + lead_ii) / 2
+        out[4], out[5] = lead_i - lead_ii / 2, lead_ii - lead_i / 2
+    return out, notes, tuple(stored_units)
 
 
 def cut_windows(rec: Recording, rate: int, window: int) -> np.ndarray:

@@ -37,9 +37,7 @@ def read(header: Path) -> Recording:
     names = list(rec.sig_name or [])
     units = [(u or "").strip() for u in (rec.units or [""] * len(names))]
     rate = checked_rate(header, "field 'fs'", float(rec.fs))
-    signal, notes, stored = assemble(
-        header, names, rec.p_signal.T, units, rate, lead_field="sig_name"
-    )
+    signal, notes, stored = assemble(header, names, rec.p_signal.T, units, lead_field="sig_name")
     start = None
     if rec.base_date is not None and rec.base_time is not None:
         start = f"{rec.base_date.isoformat()}T{rec.base_time.isoformat()}"

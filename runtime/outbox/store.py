@@ -54,7 +54,7 @@ CREATE TABLE IF NOT EXISTS log (
 """
 
 
-class OutboxError(RuntimeError):
+class OutboxError(OSError):
     """The outbox file cannot be opened or written (the message says which file and why)."""
 
 

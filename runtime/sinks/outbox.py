@@ -7,9 +7,12 @@ never a silent drop. docs/outbox.md."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from mrm_edge.runtime.outbox.channels import ChannelOptions, make_channel
 from mrm_edge.runtime.outbox.courier import Channel, Courier
 from mrm_edge.runtime.outbox.report import (
     ModelIdentity,
@@ -20,6 +23,7 @@ from mrm_edge.runtime.outbox.report import (
 )
 from mrm_edge.runtime.outbox.store import Outbox
 from mrm_edge.runtime.sinks.base import RunInfo, Sink, StreamEvent
+from mrm_edge.runtime.user_cache import user_cache_dir
 
 if TYPE_CHECKING:
     from mrm_edge.runtime.postprocess import AlarmEvent, WindowResult
@@ -27,6 +31,22 @@ if TYPE_CHECKING:
 
 #: How long a stopping monitor keeps delivering what is pending (the rest stays stored).
 DRAIN_S = 5.0
+#: Where the outbox lives when ``--outbox`` is not given.
+DEFAULT_OUTBOX = "outbox/outbox.sqlite"
+
+
+def result_sinks(
+    specs: Sequence[str],
+    outbox_path: Path | None,
+    per: Literal["record", "alarm"],
+    options: ChannelOptions,
+) -> list[OutboxSink]:
+    """One sink per ``--sink`` spec, all through one outbox file (default: in the user
+    cache); ValueError or OutboxError (one line) for a bad spec or an unusable file."""
+    if not specs:
+        return []
+    outbox = Outbox(outbox_path or user_cache_dir(DEFAULT_OUTBOX))
+    return [OutboxSink(outbox, make_channel(spec, options), per) for spec in specs]
 
 
 class OutboxSink(Sink):
