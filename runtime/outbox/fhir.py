@@ -163,6 +163,15 @@ def bundle(report: ResultReport, codes: CodeTable) -> dict[str, Any]:
     }
 
 
+def require_fhir_resources() -> None:
+    """Refuse at start (one line, ValueError as for a bad --sink) when the extra is missing,
+    rather than at the first report."""
+    try:
+        import fhir.resources.R4B  # noqa: F401
+    except ImportError:
+        raise ValueError(f"FHIR output needs fhir.resources: {INSTALL_HINT}") from None
+
+
 def validate(resource: dict[str, Any]) -> None:
     """Refuse a resource (a Bundle: with every resource in it) that FHIR R4 does not allow
     (``fhir.resources``' R4B models: R4's resources as used here are unchanged in R4B)."""
@@ -215,6 +224,7 @@ class FhirChannel:
         ssl_context: ssl.SSLContext | None = None,
         timeout_s: float = TIMEOUT_S,
     ) -> None:
+        require_fhir_resources()
         url = urllib.parse.urlsplit(base_url)
         if url.scheme not in ("http", "https") or not url.hostname:
             raise ValueError(f"FHIR base URL {base_url!r}: expected http(s)://HOST[:PORT]/PATH")
@@ -303,6 +313,7 @@ class FhirNdjsonChannel:
     identifiers, so an importer using conditional create drops the second."""
 
     def __init__(self, directory: Path, *, codes: CodeTable | None = None) -> None:
+        require_fhir_resources()
         self.directory = Path(directory)
         self.name = f"fhir-ndjson:{self.directory}"
         self.codes = codes or CodeTable()

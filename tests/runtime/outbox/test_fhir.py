@@ -197,6 +197,19 @@ def test_plain_http_only_to_loopback_and_a_redirect_is_no_acknowledgement() -> N
     assert server.created == []
 
 
+def test_the_sink_specs_make_these_channels(tmp_path: Path) -> None:
+    from mrm_edge.runtime.outbox.channels import ChannelOptions, make_channel
+
+    url = "https://fhir.example.org/r4"
+    channel = make_channel(f"fhir:{url}", ChannelOptions(timeout_s=3.0))
+    assert isinstance(channel, FhirChannel) and channel.name == f"fhir:{url}"
+    assert channel.timeout_s == 3.0
+    ndjson = make_channel(f"fhir-ndjson:{tmp_path}", ChannelOptions())
+    assert isinstance(ndjson, FhirNdjsonChannel) and ndjson.directory == tmp_path
+    with pytest.raises(ValueError, match=r"^--sink 'fhir:http://10.1.2.3/fhir': .* use https://"):
+        make_channel("fhir:http://10.1.2.3/fhir", ChannelOptions())
+
+
 def test_ndjson_lines_parse_and_validate(tmp_path: Path) -> None:
     channel = FhirNdjsonChannel(tmp_path / "fhir-out", codes=CODES)
     box = Outbox(tmp_path / "outbox.sqlite")
