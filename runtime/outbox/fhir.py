@@ -279,7 +279,8 @@ class FhirChannel:
         ``timeout_s`` in all (a server dripping bytes is cut off, not waited for)."""
         deadline = time.monotonic() + self.timeout_s
         chunks, size = [], 0
-        while size < MAX_RESPONSE_BYTES and (chunk := answer.read(64 * 1024)):
+        # read1: what one receive brings (read(n) would wait for all n bytes, however slow).
+        while size < MAX_RESPONSE_BYTES and (chunk := answer.read1(64 * 1024)):
             chunks.append(chunk)
             size += len(chunk)
             if time.monotonic() > deadline:

@@ -5,8 +5,8 @@ server does (an entry whose identifier exists creates nothing; references to its
 point at the existing resource), and misbehaves on cue: ``faults`` is a list of what the
 next requests get (``"500"``, ``"503"``, ``"429"``, ``"slow"``: no answer within the
 client's timeout, before the Bundle is processed, ``"lost"``: processed, then no answer
-in time (a lost response)), ``refuse`` the Patient identifier values answered 422 with an
-OperationOutcome."""
+in time (a lost response), ``"drip"``: an answer a byte at a time), ``refuse`` the Patient
+identifier values answered 422 with an OperationOutcome."""
 
 from __future__ import annotations
 
@@ -46,6 +46,7 @@ class FhirServer:
         self.created: list[tuple[str, str]] = []  # (type, identifier value) in creation order
         self.requests = 0
         self.next_id = 0
+        self.dripped = 0  # bytes of "drip" answers the client took
         self.answered: list[str] = []  # what each request got
         self.authorization: list[str | None] = []
         self.invalid: list[str] = []
@@ -132,6 +133,19 @@ def _handler(server: FhirServer) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(size)
             if fault in ("500", "503", "429"):
                 return self._answer(int(fault), outcome("transient", "try again later"))
+            if fault == "drip":  # an answer that never ends: a byte every 50 ms
+                self.send_response(200)
+                self.send_header("Content-Length", "1000000")
+                self.end_headers()
+                for _ in range(int(server.stall_s / 0.05)):
+                    try:
+                        self.wfile.write(b" ")
+                        self.wfile.flush()
+                    except OSError:  # the client hung up
+                        return None
+                    server.dripped += 1
+                    time.sleep(0.05)
+                return None
             if fault == "slow":
                 time.sleep(server.stall_s)
                 return self._answer(503, outcome("timeout", "too late"))

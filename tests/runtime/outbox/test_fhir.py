@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import ssl
+import sys
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -195,6 +196,24 @@ def test_plain_http_only_to_loopback_and_a_redirect_is_no_acknowledgement() -> N
         with pytest.raises(ConnectionError, match=r"HTTP 307: redirected to .*/fhir"):
             FhirChannel(server.url.replace("/fhir", "/moved")).send(msg)
     assert server.created == []
+
+
+def test_an_answer_is_read_within_the_timeout_however_slowly_it_drips() -> None:
+    msg = Message(1, "fhir", "m", "s", 0.0, compose(report(0, None), CODES), 0, "", "pending")
+    with FhirServer(["drip"], stall_s=20.0) as server:
+        with pytest.raises(TimeoutError, match=r"answer not read within 0\.5 s"):
+            FhirChannel(server.url, timeout_s=0.5).send(msg)
+        time.sleep(0.3)  # the server notices the hang-up at its next byte
+        assert server.dripped < 100  # of 400: the client hung up, it did not wait them out
+
+
+def test_without_the_extra_the_sink_is_refused_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setitem(sys.modules, "fhir.resources.R4B", None)  # import fails
+    for make in (lambda: FhirChannel("https://h/r4"), lambda: FhirNdjsonChannel(tmp_path)):
+        with pytest.raises(ValueError, match=r"^FHIR output needs fhir.resources: pip install "):
+            make()
 
 
 def test_the_sink_specs_make_these_channels(tmp_path: Path) -> None:
