@@ -55,13 +55,12 @@ def read(path: Path) -> Recording:
         names,
         np.stack(rows),
         units,
-        rate,
         lead_field="sequence code",
         unit_field="scale unit",
     )
     subject = root.find(".//h:subjectAssignment/h:subject/h:trialSubject/h:id", NS)
     return Recording(
-        path.stem, signal, rate, str(path), notes, stored, "hl7-aecg",
+        path.name, signal, rate, str(path), notes, stored, "hl7-aecg",
         _start_time(root), _identifier(subject), _identifier(root.find("h:id", NS)),
     )  # fmt: skip
 

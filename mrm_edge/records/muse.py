@@ -39,12 +39,12 @@ def read(path: Path) -> Recording:
         counts = ", ".join(f"{n} {len(r)}" for n, r in zip(names, rows, strict=True))
         raise DataError(f"{path}: leads hold different sample counts ({counts}), expected one")
     signal, notes, stored = assemble(
-        path, names, np.stack(rows), units, rate,
+        path, names, np.stack(rows), units,
         lead_field="LeadID", unit_field="LeadAmplitudeUnits",
     )  # fmt: skip
     patient = text_of(root, "PatientDemographics/PatientID")
     return Recording(
-        path.stem, signal, rate, str(path), notes, stored, "ge-muse",
+        path.name, signal, rate, str(path), notes, stored, "ge-muse",
         _start_time(root), patient, None,
     )  # fmt: skip
 

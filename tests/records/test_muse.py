@@ -15,7 +15,7 @@ import pytest
 
 from mrm_edge.data.dataset import LEADS
 from mrm_edge.records import Recording, read_recording
-from mrm_edge.records.recording import derive_limb_leads
+from mrm_edge.records.recording import assemble
 from tests.records.muse_writer import UV_PER_BIT, write_muse
 from tests.records.xml_helpers import (
     PTBXL,
@@ -74,8 +74,8 @@ def test_derived_avf_gives_ges_own_t_axis(name: str) -> None:
     gives 68.9° and 62.1°, I and II swapped -1.3° and 12.3°."""
     path = shared_file(f"vendor-ecg/ge_muse/{name}")
     median = _stored_leads(path, "Median")
-    names, signal = derive_limb_leads(list(median), np.stack(list(median.values())))
-    leads = dict(zip(names, signal, strict=True))
+    signal, _, _ = assemble(path, list(median), np.stack(list(median.values())), ["uV"] * 8)
+    leads = dict(zip(LEADS, signal, strict=True))
     measured = ET.parse(path).getroot().find("RestingECGMeasurements")
     t_wave = slice(int(measured.findtext("QOffset")), int(measured.findtext("TOffset")) + 1)
     axis = math.degrees(math.atan2(leads["aVF"][t_wave].sum(), leads["I"][t_wave].sum()))
