@@ -159,7 +159,9 @@ def monitor(
     # A bad --web fails here, before the model loads.
     station = _web_config(web, web_token, web_allow_host)
     net = network_settings(source, **network)
-    results = build_result_sinks(sink_specs, outbox_path, report_per, sink_ca)
+    results = build_result_sinks(
+        model_path(model_dir), sink_specs, outbox_path, report_per, sink_ca
+    )
     # run_monitor's own handlers stop the run and put these back when it returns: then the
     # summary is written and the process only exits, and a late SIGINT/SIGTERM must not turn
     # that clean end into a kill (rc -2 / -15). SIG_IGN, not a Python handler: the interpreter

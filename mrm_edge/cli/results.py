@@ -57,10 +57,22 @@ def result_options() -> Callable[[F], F]:
 
 
 def build_result_sinks(
-    sink_specs: tuple[str, ...], outbox_path: Path | None, report_per: str, sink_ca: Path | None
+    model_dir: Path,
+    sink_specs: tuple[str, ...],
+    outbox_path: Path | None,
+    report_per: str,
+    sink_ca: Path | None,
 ) -> list[Any]:
-    """The result sinks the options name (none without ``--sink``)."""
+    """The result sinks the options name (none without ``--sink``), their labels coded by
+    the model card's table (its dataset's, then its own ``codes``)."""
+    if not sink_specs:
+        return []
+    from mrm_edge.card import ModelCard
     from mrm_edge.runtime.outbox.channels import ChannelOptions
+    from mrm_edge.runtime.outbox.codes import CodeTable
     from mrm_edge.runtime.sinks.outbox import result_sinks
 
-    return result_sinks(sink_specs, outbox_path, report_per, ChannelOptions(ca_file=sink_ca))
+    card = ModelCard.load(model_dir)
+    codes = CodeTable(card.data.get("dataset"), card.codes)
+    options = ChannelOptions(ca_file=sink_ca, codes=codes)
+    return result_sinks(sink_specs, outbox_path, report_per, options)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from mrm_edge.runtime.outbox.codes import CodeTable
 from mrm_edge.runtime.outbox.courier import Channel
 
 
@@ -23,6 +24,8 @@ class ChannelOptions:
     """The CA bundle that verifies the receiver's certificate (TLS kinds; None: the system's)."""
     timeout_s: float = 10.0
     """How long a send waits for the receiver's answer before it counts as no answer."""
+    codes: CodeTable | None = None
+    """The model's label codes (its card's dataset table and ``codes``); None: local only."""
 
     def tls_context(self) -> ssl.SSLContext:
         """A client context that verifies the receiver (hostname and chain)."""

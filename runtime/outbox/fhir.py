@@ -18,11 +18,14 @@ import urllib.request
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mrm_edge.runtime.outbox.codes import ECG_STUDY, LOCAL, CodeTable
 from mrm_edge.runtime.outbox.report import LabelResult, ResultReport
 from mrm_edge.runtime.outbox.store import Message
+
+if TYPE_CHECKING:
+    from mrm_edge.runtime.outbox.channels import ChannelOptions
 
 INSTALL_HINT = "pip install 'mrm-edge[fhir]'"
 #: Identifier systems: the message a resource came from, the model as served, the subject.
@@ -244,10 +247,10 @@ class FhirChannel:
         )
 
     @classmethod
-    def from_spec(cls, argument: str, options: Any) -> FhirChannel:
+    def from_spec(cls, argument: str, options: ChannelOptions) -> FhirChannel:
         """``--sink fhir:URL`` (runtime/outbox/channels.py's ``ChannelOptions``)."""
         return cls(
-            argument, codes=getattr(options, "codes", None), timeout_s=options.timeout_s,
+            argument, codes=options.codes, timeout_s=options.timeout_s,
             ssl_context=options.tls_context(),
         )  # fmt: skip
 
@@ -320,9 +323,9 @@ class FhirNdjsonChannel:
         self.codes = codes or CodeTable()
 
     @classmethod
-    def from_spec(cls, argument: str, options: Any) -> FhirNdjsonChannel:
+    def from_spec(cls, argument: str, options: ChannelOptions) -> FhirNdjsonChannel:
         """``--sink fhir-ndjson:DIR``."""
-        return cls(Path(argument), codes=getattr(options, "codes", None))
+        return cls(Path(argument), codes=options.codes)
 
     def compose(self, report: ResultReport) -> bytes:
         return compose(report, self.codes)

@@ -91,7 +91,7 @@ class Hl7Channel:
         """``--sink hl7:HOST:PORT`` (``hl7s:``: MLLP over TLS, the receiver verified)."""
         host, port = parse_address(argument, "hl7s" if tls else "hl7")
         context = options.tls_context() if tls else None
-        return cls(host, port, tls=context, timeout_s=options.timeout_s)
+        return cls(host, port, tls=context, codes=options.codes, timeout_s=options.timeout_s)
 
     def compose(self, report: ResultReport) -> bytes:
         segments = [
