@@ -248,6 +248,11 @@ class JsonlSink(Sink):
             }
         )
 
+    def notice(self, text: str) -> None:
+        # Its own disk-full notices too: the one of a new gap is lost with the gap (counted),
+        # the "writing again" one is written.
+        self._write({"type": "notice", "text": text, "time": round(time.time(), 3)})
+
     def backend_switch(self, event: BackendSwitch) -> None:
         line = {"type": "backend", **event.to_dict(), "elapsed_s": round(event.elapsed_s, 3)}
         self._write({**line, "time": round(time.time(), 3)})
