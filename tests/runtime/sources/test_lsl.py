@@ -79,6 +79,13 @@ def test_the_spec_names_a_stream_by_name_or_by_a_property() -> None:
         make_source("lsl:")
 
 
+def test_without_pylsl_the_source_says_which_extra_to_install(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "pylsl", None)  # import pylsl: ImportError
+    with pytest.raises(ValueError, match=r"--source 'lsl:bed-1': the lsl source needs pylsl") as e:
+        make_source("lsl:bed-1")
+    assert "pip install 'mrm-edge[lsl]'" in str(e.value) and "\n" not in str(e.value)
+
+
 def test_labels_are_mapped_by_name_and_microvolts_scaled_to_millivolts() -> None:
     # Stored V6..V1 then the limb leads, in µV, with a respiration channel in between.
     stored = [*reversed(LEADS[6:]), "Resp", *LEADS[:6]]
