@@ -1,6 +1,7 @@
 """The device side of the MRME framing: plays ECG records as live devices would, each
-record one device (its own TCP connection and thread, or in turn on standard output); the
-command is ``mrm-edge send`` (cli/send.py), the behaviour and exit status: docs/devices.md.
+record one device (its own TCP connection and thread, or in turn on standard output; or its
+own Lab Streaming Layer outlet); the command is ``mrm-edge send`` (cli/send.py), the
+behaviour and exit status: docs/devices.md.
 """
 
 from __future__ import annotations
@@ -10,20 +11,24 @@ import socket
 import ssl
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-from mrm_edge.runtime.sources.base import Pacer
+from mrm_edge.runtime.sources.base import Pacer, SpecError
 from mrm_edge.runtime.sources.framing import DEFAULT_INT16_GAIN, FrameEncoder, SampleFormat
 from mrm_edge.runtime.sources.tls import TlsFiles, client_context, client_failure
 from mrm_edge.runtime.sources.wfdb import load_records
 
+from mrm_edge.data.dataset import LEADS
+
 CONNECT_TIMEOUT_S = 5.0
 SEND_TIMEOUT_S = 30.0  # a receiver that takes nothing for this long is treated as gone
 TLS_VERDICT_S = 5.0  # after END over TLS, how long to wait for the monitor to hang up
+LSL_LINGER_S = 1.0  # an outlet kept this long after its last push: inlets take the rest
 
 
 @dataclass
@@ -153,6 +158,16 @@ def _send_stream(
             stop.set()
 
 
+def _stream_ids(loaded: list, stream_ids: Sequence[str] | None) -> list[str]:
+    """The given stream ids, one per loaded record (default: the records'), all distinct."""
+    ids = list(stream_ids or [sid for sid, _, _, _ in loaded])
+    if len(ids) != len(loaded):
+        raise ValueError(f"{len(ids)} stream ids for {len(loaded)} records, expected one each")
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"stream ids {ids} repeat; each device needs its own")
+    return ids
+
+
 def send_records(
     paths: Iterable[str | Path],
     host: str = "127.0.0.1",
@@ -184,11 +199,7 @@ def send_records(
     fmt = SampleFormat.parse(sample_format)
     secure = None if tls is None else _Tls(tls, client_context(tls), server_name or host)
     loaded = load_records(paths, prefer_rate)
-    ids = list(stream_ids or [sid for sid, _, _, _ in loaded])
-    if len(ids) != len(loaded):
-        raise ValueError(f"{len(ids)} stream ids for {len(loaded)} records, expected one each")
-    if len(set(ids)) != len(ids):
-        raise ValueError(f"stream ids {ids} repeat; each device needs its own")
+    ids = _stream_ids(loaded, stream_ids)
     devices = []
     for sid, (_, path, x, fs) in zip(ids, loaded, strict=True):
         enc = FrameEncoder(sid, fs, fmt, gain if fmt is SampleFormat.INT16 else None)
@@ -217,3 +228,103 @@ def send_records(
         for d in devices:
             d.done.wait(timeout=SEND_TIMEOUT_S)
     return [d.result for d in devices]
+
+
+def publish_records(
+    paths: Iterable[str | Path],
+    *,
+    speed: float | None = 1.0,
+    chunk_seconds: float = 0.2,
+    stream_ids: Sequence[str] | None = None,
+    loop: bool = False,
+    prefer_rate: int | None = None,
+    stop: threading.Event | None = None,
+) -> list[SendResult]:
+    """Each record as one Lab Streaming Layer outlet (:class:`EcgOutlet`), paced
+    as :func:`send_records` paces a device; each starts once an inlet has connected (an
+    outlet with none drops its samples). Raises as :func:`send_records`, before anything is
+    sent; a missing pylsl is a ValueError naming the extra."""
+    if not chunk_seconds > 0:
+        raise ValueError(f"chunk_seconds is {chunk_seconds}, expected > 0")
+    loaded = load_records(paths, prefer_rate)
+    ids = _stream_ids(loaded, stream_ids)
+    stop = stop or threading.Event()
+    results, threads = [], []
+    for sid, (_, path, x, fs) in zip(ids, loaded, strict=True):
+        results.append(SendResult(sid, path))
+        outlet = EcgOutlet(sid, fs)
+        args = (outlet, x, max(1, round(chunk_seconds * fs)), results[-1], speed, loop, stop)
+        threads.append(threading.Thread(target=_publish, args=args, name=f"lsl:{sid}"))
+    for t in threads:
+        t.start()
+    try:
+        for t in threads:
+            while t.is_alive():
+                t.join(timeout=0.2)  # short waits keep Ctrl-C responsive
+    finally:
+        stop.set()
+    return results
+
+
+def _publish(
+    outlet: EcgOutlet, x: np.ndarray, chunk: int, result: SendResult,
+    speed: float | None, loop: bool, stop: threading.Event,
+) -> None:  # fmt: skip
+    """One record through ``outlet`` once it has an inlet, its chunks pushed as they fall
+    due; the outlet then lingers so the inlets can take the last ones."""
+    while not outlet.wait_for_inlet(0.2):
+        if stop.is_set():
+            result.error = "not sent (stopped before an inlet connected)"
+            return
+    pacer = Pacer(speed, stop)
+    while not stop.is_set():
+        for a in range(0, len(x), chunk):
+            block = x[a : a + chunk]
+            if not pacer.wait_until((result.samples + len(block)) / outlet.rate):
+                break
+            outlet.push(block)
+            result.samples += len(block)
+        if not loop:
+            break
+    outlet.close()
+
+
+class EcgOutlet:
+    """A record published as an LSL outlet (``mrm-edge send --lsl``): name and source_id
+    ``stream_id`` (stable: a restarted sender is the same patient), type ECG, float32, the
+    12 leads as channel labels in mV; each chunk stamped on the sample clock."""
+
+    def __init__(self, stream_id: str, rate: int) -> None:
+        from mrm_edge.runtime.sources.lsl import load_pylsl
+
+        try:
+            self._lsl = load_pylsl()
+        except SpecError as e:
+            raise ValueError(str(e)) from None
+        lsl = self._lsl
+        info = lsl.StreamInfo(stream_id, "ECG", len(LEADS), rate, lsl.cf_float32, stream_id)
+        channels = info.desc().append_child("channels")
+        for lead in LEADS:
+            channel = channels.append_child("channel")
+            channel.append_child_value("label", lead)
+            channel.append_child_value("unit", "millivolts")
+            channel.append_child_value("type", "ECG")
+        self._outlet = lsl.StreamOutlet(info)
+        self.rate = rate
+        self._t0: float | None = None
+        self._pushed = 0
+
+    def wait_for_inlet(self, timeout_s: float) -> bool:
+        return bool(self._outlet.wait_for_consumers(timeout_s))
+
+    def push(self, block: np.ndarray) -> None:
+        """``block`` [n, 12] mV; its last sample stamped ``t0 + index / rate``."""
+        if self._t0 is None:
+            self._t0 = self._lsl.local_clock()
+        self._pushed += len(block)
+        stamp = self._t0 + (self._pushed - 1) / self.rate
+        self._outlet.push_chunk(np.ascontiguousarray(block, np.float32), stamp)
+
+    def close(self) -> None:
+        time.sleep(LSL_LINGER_S)
+        del self._outlet

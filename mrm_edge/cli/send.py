@@ -28,6 +28,11 @@ def _speed(ctx: click.Context, param: click.Parameter, text: str) -> float | Non
 @click.argument("records", nargs=-1, required=True, metavar="RECORD...")
 @click.option("--port", type=int, default=None, help="TCP port of the monitor (tcp source).")
 @click.option("--stdout", is_flag=True, help="Write frames to standard output.")
+@click.option(
+    "--lsl",
+    is_flag=True,
+    help="Publish each record as a Lab Streaming Layer outlet (the lsl extra).",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Monitor host.")
 @click.option(
     "--speed",
@@ -93,6 +98,7 @@ def send(
     records: tuple[str, ...],
     port: int | None,
     stdout: bool,
+    lsl: bool,
     host: str,
     speed: float | None,
     chunk_seconds: float,
@@ -107,18 +113,18 @@ def send(
     tls_server_name: str | None,
     quiet: bool,
 ) -> None:
-    """Stream recordings as live devices to a monitor (TCP) or to stdout.
+    """Stream recordings as live devices to a monitor (TCP), to stdout or as LSL outlets.
 
-    One connection per record (RECORD: .hea, record stem, .mat, or a directory of them);
-    the framing is documented in docs/devices.md. Exit status: 0 sent, 1 a device failed,
-    2 bad records or arguments, 130 interrupted.
+    One connection (or outlet) per record (RECORD: .hea, record stem, .mat, or a directory
+    of them); the framing and the outlets are documented in docs/devices.md. Exit status:
+    0 sent, 1 a device failed, 2 bad records or arguments, 130 interrupted.
     """
     from mrm_edge.data.errors import DataError
-    from mrm_edge.runtime.sender import send_records
+    from mrm_edge.runtime.sender import publish_records, send_records
     from mrm_edge.runtime.sources.tls import TlsFiles
 
-    if (port is None) == (not stdout):
-        raise click.UsageError("exactly one of --port and --stdout is required")
+    if [port is not None, stdout, lsl].count(True) != 1:
+        raise click.UsageError("exactly one of --port, --stdout and --lsl is required")
     logging.basicConfig(
         level=logging.WARNING if quiet else logging.INFO,
         format="mrm-edge send: %(message)s",
@@ -130,22 +136,34 @@ def send(
             if tls_cert is None or tls_key is None or tls_ca is None:
                 raise ValueError("mutual TLS needs all of --tls-cert, --tls-key and --tls-ca")
             tls = TlsFiles(Path(tls_cert), Path(tls_key), Path(tls_ca))
-            if stdout:
+            if port is None:
                 raise ValueError("--tls-* options need --port (TLS is for TCP connections)")
-        results = send_records(
-            records,
-            host,
-            None if stdout else port,
-            speed=speed,
-            chunk_seconds=chunk_seconds,
-            sample_format=sample_format,
-            gain=gain,
-            stream_ids=list(stream_ids) or None,
-            loop=loop,
-            prefer_rate=prefer_rate,
-            tls=tls,
-            server_name=tls_server_name,
-        )
+        if lsl and sample_format != "float32":
+            raise ValueError("--format applies to MRME frames; LSL outlets carry float32 mV")
+        if lsl:
+            results = publish_records(
+                records,
+                speed=speed,
+                chunk_seconds=chunk_seconds,
+                stream_ids=list(stream_ids) or None,
+                loop=loop,
+                prefer_rate=prefer_rate,
+            )
+        else:
+            results = send_records(
+                records,
+                host,
+                None if stdout else port,
+                speed=speed,
+                chunk_seconds=chunk_seconds,
+                sample_format=sample_format,
+                gain=gain,
+                stream_ids=list(stream_ids) or None,
+                loop=loop,
+                prefer_rate=prefer_rate,
+                tls=tls,
+                server_name=tls_server_name,
+            )
     except (DataError, ValueError) as e:
         _say(f"error: {e}")
         sys.exit(2)

@@ -96,3 +96,6 @@ register_source(
     SourceKind("tcp", "tcp:HOST:PORT", _built_in("tcp", "TcpSource"), takes_argument=True)
 )
 register_source(SourceKind("stdin", "stdin", _built_in("stdin", "StdinSource")))
+register_source(
+    SourceKind("lsl", "lsl:[PROP=]VALUE", _built_in("lsl", "LslSource"), takes_argument=True)
+)
