@@ -160,7 +160,7 @@ def _send_stream(
 
 def _stream_ids(loaded: list, stream_ids: Sequence[str] | None) -> list[str]:
     """The given stream ids, one per loaded record (default: the records'), all distinct."""
-    ids = list(stream_ids or [sid for sid, _, _, _ in loaded])
+    ids = list(stream_ids or [r.stream_id for r in loaded])
     if len(ids) != len(loaded):
         raise ValueError(f"{len(ids)} stream ids for {len(loaded)} records, expected one each")
     if len(set(ids)) != len(ids):
@@ -201,7 +201,7 @@ def send_records(
     loaded = load_records(paths, prefer_rate)
     ids = _stream_ids(loaded, stream_ids)
     devices = []
-    for sid, (_, path, x, fs) in zip(ids, loaded, strict=True):
+    for sid, (_, path, x, fs, _) in zip(ids, loaded, strict=True):
         enc = FrameEncoder(sid, fs, fmt, gain if fmt is SampleFormat.INT16 else None)
         chunk = max(1, round(chunk_seconds * fs))
         devices.append(_Device(SendResult(sid, path), enc, x, chunk))
@@ -250,7 +250,7 @@ def publish_records(
     ids = _stream_ids(loaded, stream_ids)
     stop = stop or threading.Event()
     results, threads = [], []
-    for sid, (_, path, x, fs) in zip(ids, loaded, strict=True):
+    for sid, (_, path, x, fs, _) in zip(ids, loaded, strict=True):
         results.append(SendResult(sid, path))
         outlet = EcgOutlet(sid, fs)
         args = (outlet, x, max(1, round(chunk_seconds * fs)), results[-1], speed, loop, stop)

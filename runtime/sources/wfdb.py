@@ -9,16 +9,17 @@ import logging
 import os
 import re
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
-from mrm_edge.runtime.sources.base import ArraySource, SpecError
+from mrm_edge.runtime.sources.base import ArraySource, SpecError, StreamOrigin
 
 from mrm_edge.data.errors import DataError
 from mrm_edge.data.wfdb_header import check_wfdb_header
 from mrm_edge.errors import one_line
-from mrm_edge.records import find_recordings, read_recording
+from mrm_edge.records import Recording, find_recordings, read_recording
 
 if TYPE_CHECKING:
     from mrm_edge.runtime.sources.registry import SourceOptions
@@ -110,11 +111,8 @@ def unique_ids(names: Sequence[str]) -> list[str]:
     return out
 
 
-def read_records(
-    paths: Sequence[Path], min_seconds: float | None = None
-) -> list[tuple[str, np.ndarray, int]]:
-    """``(name, [samples, leads] float32 mV, rate)`` per record; DataError names the file,
-    also for a record shorter than ``min_seconds``."""
+def read_records(paths: Sequence[Path], min_seconds: float | None = None) -> list[Recording]:
+    """Each record read; DataError names the file, also for one shorter than ``min_seconds``."""
     out = []
     for path in paths:
         try:
@@ -133,23 +131,43 @@ def read_records(
             )
         for note in rec.notes:
             log.info("%s: %s", path, note)
-        # records.py returns [leads, samples]; the runtime works in [samples, leads].
-        out.append((rec.name, np.ascontiguousarray(rec.signal.T, dtype=np.float32),
-                    rec.sampling_rate))  # fmt: skip
+        out.append(rec)
     return out
+
+
+class Replayed(NamedTuple):
+    stream_id: str
+    path: Path
+    samples: np.ndarray  # [samples, leads] float32 mV: the runtime's layout
+    rate: int
+    origin: StreamOrigin  # the file's patient id and acquisition time, where it has them
+
+
+def origin_of(rec: Recording) -> StreamOrigin:
+    """A recording's patient id and start (a time without a zone: this machine's zone)."""
+    try:
+        started = datetime.fromisoformat(rec.start_time) if rec.start_time else None
+    except ValueError:
+        started = None
+    if started is not None and started.tzinfo is None:
+        started = started.astimezone()
+    return StreamOrigin(rec.patient_id, started)
 
 
 def load_records(
     paths: Iterable[str | Path], prefer_rate: int | None = None, min_seconds: float | None = None
-) -> list[tuple[str, Path, np.ndarray, int]]:
-    """``(stream id, path, [samples, leads] float32 mV, rate)`` per record to replay: the
-    records ``find_records`` keeps, read, and named by ``unique_ids``."""
+) -> list[Replayed]:
+    """The records to replay: those ``find_records`` keeps, read, named by ``unique_ids``."""
     records, skipped = find_records(paths, prefer_rate)
     if skipped:
         log.info("%d records skipped (one rate per PTB-XL ECG), e.g. %s", len(skipped), skipped[0])
     loaded = read_records(records, min_seconds)
-    ids = unique_ids([name for name, _, _ in loaded])
-    return [(sid, path, x, fs) for sid, path, (_, x, fs) in zip(ids, records, loaded, strict=True)]
+    ids = unique_ids([rec.name for rec in loaded])
+    # Records are [leads, samples]; the runtime works in [samples, leads].
+    return [
+        Replayed(sid, path, np.ascontiguousarray(rec.signal.T), rec.sampling_rate, origin_of(rec))
+        for sid, path, rec in zip(ids, records, loaded, strict=True)
+    ]
 
 
 class WfdbReplaySource(ArraySource):
@@ -182,12 +200,16 @@ class WfdbReplaySource(ArraySource):
         min_seconds: float | None = None,
     ) -> None:
         loaded = load_records(paths, min_seconds=min_seconds)
+        self.origins = {r.stream_id: r.origin for r in loaded}
         super().__init__(
-            {sid: (x, fs) for sid, _, x, fs in loaded},
+            {r.stream_id: (r.samples, r.rate) for r in loaded},
             chunk_seconds=chunk_seconds,
             speed=speed,
             loop=loop,
         )
+
+    def origin(self, stream_id: str) -> StreamOrigin | None:
+        return self.origins.get(stream_id)
 
     def describe(self) -> str:
         rates = sorted({fs for _, fs in self.recordings.values()})

@@ -109,3 +109,39 @@ def test_a_monitor_killed_with_a_backlog_delivers_it_on_the_next_start(
             assert str(message.segment("MSH")(9)) == "ORU^R01^ORU_R01"
     finally:
         listener.close()
+
+
+def test_the_patient_id_and_acquisition_time_of_a_file_reach_both_receivers(
+    ptbxl_root: Path, tmp_path: Path
+) -> None:
+    """A DICOM export carrying a patient id and an acquisition time (written by the DICOM
+    test writer from a PTB-XL record): HL7 PID-3 and the FHIR Patient carry the id, OBR-7
+    and the effective period start at the acquisition time; a WFDB record without them is
+    identified by its stream id, marked as one."""
+    from dataclasses import replace
+
+    from mrm_edge.records import read_recording
+    from tests.records.dicom_writer import write_dicom
+
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    rec = read_recording(ptbxl_root / "records100" / "00000" / "00001_lr.hea")
+    write_dicom(folder / "ecg.dcm", replace(rec, patient_id="MRN-0042",
+                                            start_time="2024-03-01T08:15:00"))  # fmt: skip
+    for suffix in (".hea", ".dat"):
+        shutil.copy(ptbxl_root / "records100" / "00000" / f"00002_lr{suffix}", folder)
+    listener = MllpListener().start()
+    try:
+        with FhirServer() as fhir:
+            sinks = (f"hl7:127.0.0.1:{listener.port}", f"fhir:{fhir.url}")
+            monitor(folder, tmp_path / "outbox.sqlite", *sinks)
+            wait_for(lambda: len(listener.received) == 2)
+            pids = {str(m.segment("PID")(3)): m for m in listener.received}
+            assert set(pids) == {"MRN-0042^^^^PI", "00002_lr^^^MRM-EDGE-STREAM^U"}
+            assert str(pids["MRN-0042^^^^PI"].segment("OBR")(7)).startswith("202403010815")
+            patients = {p["identifier"][0]["value"] for p in fhir.resources("Patient")}
+            assert patients == {"MRN-0042", "00002_lr"}
+            starts = [r["effectivePeriod"]["start"] for r in fhir.resources("DiagnosticReport")]
+            assert any(s.startswith("2024-03-01T08:15:00") for s in starts)
+    finally:
+        listener.close()

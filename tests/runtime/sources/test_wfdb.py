@@ -113,7 +113,7 @@ def test_name_collisions_get_a_suffix(ptbxl_root: Path, tmp_path: Path) -> None:
             (tmp_path / d / f"00001_lr{ext}").symlink_to(src_dir / f"00001_lr{ext}")
     src = WfdbReplaySource([tmp_path], speed=None)
     assert list(src.recordings) == ["00001_lr", "00001_lr-2"]
-    paths = {sid: path for sid, path, _, _ in load_records([tmp_path])}
+    paths = {r.stream_id: r.path for r in load_records([tmp_path])}
     assert paths["00001_lr-2"].parent.name == "b"
     assert unique_ids(["x", "x", "x-2", "y"]) == ["x", "x-2", "x-2-2", "y"]
 
