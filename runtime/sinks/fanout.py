@@ -41,6 +41,7 @@ class _SinkWorker:
             LOSSY_QUEUE if self.lossy else LOSSLESS_QUEUE
         )
         self.name = type(sink).__name__
+        self._busy = False  # a record is being delivered
         self._queue: deque[tuple[str, Any]] = deque()
         self._cond = threading.Condition()
         self._closing = False
@@ -91,12 +92,22 @@ class _SinkWorker:
                 if not self._queue:
                     return  # closing and drained
                 kind, record = self._queue.popleft()
+                self._busy = True
                 self._cond.notify_all()  # room for a waiting producer
             try:
                 getattr(self.sink, kind)(record)
                 self.delivered += 1
             except Exception as e:
                 self.on_error(f"sink {self.name} failed: {first_line(e)}")
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
+
+    def wait_drained(self, deadline: float) -> None:
+        """Until nothing is queued or being delivered, or ``deadline`` (still taking)."""
+        with self._cond:
+            while (self._queue or self._busy) and time.monotonic() < deadline:
+                self._cond.wait(0.05)
 
     def stop_taking(self) -> None:
         with self._cond:
@@ -121,6 +132,7 @@ class SinkFanout:
         self._early_notices: list[str] = []  # raised while the sinks were opening
         self._lock = threading.Lock()
         self._closed = False
+        self._delivered = 0  # records handed to the workers (a change: someone still talks)
 
     def open(self, info: RunInfo) -> None:
         opened: list[Sink] = []
@@ -154,6 +166,7 @@ class SinkFanout:
 
     def deliver(self, kind: str, record: Any) -> None:
         """``record`` to the ``Sink`` method ``kind`` ("window", "alarm", ...) of every sink."""
+        self._delivered += 1
         for worker in self.workers:
             worker.put(kind, record)
 
@@ -171,6 +184,15 @@ class SinkFanout:
             return
         self._closed = True
         deadline = time.monotonic() + CLOSE_TIMEOUT_S
+        # The engine has stopped, but a sink draining its last records may still raise a
+        # notice (a full outbox): every queue drains while still taking, until a pass in
+        # which no record was handed out, and only then stops taking.
+        while time.monotonic() < deadline:
+            before = self._delivered
+            for worker in self.workers:
+                worker.wait_drained(deadline)
+            if self._delivered == before:
+                break
         stuck: set[int] = set()
         for worker in self.workers:  # each drains on its own thread, in parallel
             worker.stop_taking()
