@@ -4,15 +4,14 @@ named in ``refuse`` (AE with the reason in MSA-3 and an ERR segment), answers th
 ``late_acks`` messages ``delay_s`` late, drops the connection instead of answering the next
 ``lose_acks`` messages, and can be
 killed (every connection aborted) and restarted on the same port. Everything that arrived
-is kept, in order, as the library parsed it. Also the outbox's throughput measurement:
-``python -m tests.runtime.outbox.mllp_listener [N]``."""
+is kept, in order, as the library parsed it. ``benchmarks/results_out.py`` measures the
+outbox's throughput against it."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
 import ssl
-import sys
 import threading
 
 import hl7
@@ -104,38 +103,3 @@ class MllpListener:
         err.assign_field("E", 4)
         ack.append(err)
         return ack
-
-
-def measure(count: int) -> float:
-    """Messages/s from an outbox of ``count`` stored messages to this listener (ACKed)."""
-    import tempfile
-    import time
-    from pathlib import Path
-
-    from mrm_edge.runtime.outbox.courier import Courier
-    from mrm_edge.runtime.outbox.hl7 import Hl7Channel
-    from mrm_edge.runtime.outbox.store import Outbox
-
-    from tests.runtime.outbox.test_hl7 import a_report
-
-    listener = MllpListener().start()
-    channel = Hl7Channel("127.0.0.1", listener.port)
-    with tempfile.TemporaryDirectory() as d:
-        outbox = Outbox(Path(d) / "outbox.sqlite", max_messages=count + 1)
-        for i in range(count):
-            report = a_report(f"bed-{i % 16}", segment=i)
-            outbox.put(channel.name, report.message_id, report.stream_id, channel.compose(report))
-        courier = Courier(outbox, channel, print)
-        began = time.perf_counter()
-        courier.start()
-        while outbox.next_pending(channel.name) is not None:  # every one ACKed and deleted
-            time.sleep(0.01)
-        rate = count / (time.perf_counter() - began)
-        courier.stop(5.0)
-    listener.close()
-    return rate
-
-
-if __name__ == "__main__":
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
-    print(f"{n} HL7 messages, outbox to a loopback MLLP listener: {measure(n):.0f} messages/s")
