@@ -96,3 +96,6 @@ register_source(
     SourceKind("tcp", "tcp:HOST:PORT", _built_in("tcp", "TcpSource"), takes_argument=True)
 )
 register_source(SourceKind("stdin", "stdin", _built_in("stdin", "StdinSource")))
+register_source(
+    SourceKind("watch", "watch:DIR", _built_in("watch", "WatchSource"), takes_argument=True)
+)

@@ -1,0 +1,431 @@
+"""The watched inbox, ``--source watch:DIR``: every ECG file that lands in ``DIR`` is
+classified once, in arrival order, then moved to ``DIR/done/`` or ``DIR/failed/`` (with a
+one-line ``.reason`` file). Restart-safe through a ledger keyed by content hash
+(ledger.py). The rules (settling, temp names, WFDB companions, limits, restarts):
+docs/monitor.md#watched-inbox."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import stat
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from mrm_edge.runtime.sources.base import Chunk, Event, Source, SourceProblem, SpecError, StreamEnd
+from mrm_edge.runtime.sources.ledger import Entry, Ledger
+
+from mrm_edge.data.errors import DataError
+from mrm_edge.errors import first_line
+from mrm_edge.records import read_recording
+
+if TYPE_CHECKING:
+    from mrm_edge.runtime.sources.registry import SourceOptions
+
+DONE, FAILED, STATE = "done", "failed", ".mrm-edge-inbox"
+TEMP_SUFFIXES = (".tmp", ".part", ".partial")  # "write, then rename": never read
+SETTLE_S = 1.0  # a file is read once unchanged (size, mtime, inode) this long
+POLL_S = 0.25
+ORPHAN_S = 60.0  # how long a .dat waits for its header, or a header for its signal files
+MAX_BYTES = 64 << 20  # a record (all its files) larger than this is refused unread
+RETRY_S = 30.0  # a file whose move failed (a full or read-only disk) is tried again after this
+CHUNK_S = 60.0  # seconds of signal per chunk (a 10 s resting ECG is one chunk)
+_HEADER_BYTES = 1 << 16  # read of a .hea for the names of its signal files
+
+
+def is_temp_name(name: str) -> bool:
+    """A name the writer has not finished with: dot-files and ``*.tmp/.part/.partial``."""
+    return name.startswith(".") or name.lower().endswith(TEMP_SUFFIXES)
+
+
+@dataclass
+class _Seen:
+    sig: tuple[int, int, int, int]  # size, mtime_ns, inode, mode
+    since: float  # monotonic time this signature was first seen
+    settled_at: float | None = None  # first seen settled: the arrival order
+
+
+@dataclass(frozen=True)
+class _Record:
+    entry: str  # the file read_recording is given (a WFDB record: its .hea)
+    companions: tuple[str, ...] = ()  # the signal files its header names
+    refusal: str | None = None  # why it is refused unread
+
+
+class _Changed(Exception):
+    """A file changed or vanished between settling and reading: it settles again."""
+
+
+class WatchSource(Source):
+    """The inbox at ``folder``; the knobs' defaults are the module's constants."""
+
+    @classmethod
+    def from_spec(cls, argument: str, options: SourceOptions) -> WatchSource:
+        """``--source watch:DIR``."""
+        if not argument.strip():
+            raise SpecError("expected watch:DIR")
+        return cls(argument.strip(), min_seconds=options.min_seconds)
+
+    def __init__(
+        self,
+        folder: str | Path,
+        settle_s: float = SETTLE_S,
+        poll_s: float = POLL_S,
+        orphan_s: float = ORPHAN_S,
+        max_bytes: int = MAX_BYTES,
+        min_seconds: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.dir = Path(folder).absolute()
+        if not self.dir.is_dir():
+            raise SpecError(f"{self.dir}: not a directory")
+        try:
+            self.ledger = Ledger(self.dir / STATE / "ledger.sqlite")
+        except Exception as e:  # sqlite3.Error or OSError: a folder we cannot write to
+            raise SpecError(f"{self.dir}: cannot keep the inbox's ledger there ({e})") from None
+        self.settle_s, self.poll_s, self.orphan_s = settle_s, poll_s, orphan_s
+        self.max_bytes, self.min_seconds = max_bytes, min_seconds
+        self._seen: dict[str, _Seen] = {}
+        self._headers: dict[str, tuple[tuple, tuple[str, ...] | str]] = {}  # name -> (sig, names)
+        self._retry_at: dict[str, float] = {}
+        self._ids: set[str] = set()
+        self._lock = threading.Lock()
+        self._pending: dict[str, tuple[int, tuple[str, ...], threading.Event]] = {}
+        self._problems: deque[SourceProblem] = deque()  # from stream_finished's thread
+
+    def describe(self) -> str:
+        return f"watch: {self.dir} (settle {self.settle_s:g} s)"
+
+    # ------------------------------------------------------------------ the loop
+
+    def events(self) -> Iterator[Event]:
+        lock = open(self.dir / STATE / "lock", "w")  # noqa: SIM115 (held for the whole run)
+        try:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise RuntimeError(f"{self.dir}: another monitor watches this inbox") from None
+            for row in self.ledger.unmoved():  # a crash between the ledger and the moves
+                if row.state != "claimed":
+                    yield from self._move(row)
+            while not self.closed:
+                for record in self._scan():
+                    if self.closed:
+                        return
+                    yield from self._take(record)
+                    yield from self._drain_problems()
+                yield from self._drain_problems()
+                self._closed.wait(self.poll_s)
+        finally:
+            lock.close()
+
+    def _drain_problems(self) -> Iterator[SourceProblem]:
+        while self._problems:
+            yield self._problems.popleft()
+
+    def _problem(self, name: str, reason: str) -> SourceProblem:
+        return SourceProblem(f"watch {self.dir / name}", reason, kind="file")
+
+    # ------------------------------------------------------------------ what has arrived
+
+    def _scan(self) -> list[_Record]:
+        """The records ready to take, in arrival order."""
+        now = time.monotonic()
+        present: dict[str, os.stat_result] = {}
+        with os.scandir(self.dir) as entries:
+            for e in entries:
+                if e.name in (DONE, FAILED) or is_temp_name(e.name):
+                    continue
+                try:
+                    present[e.name] = e.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+        self._seen = {n: s for n, s in self._seen.items() if n in present}
+        for name, st in present.items():
+            sig = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode)
+            seen = self._seen.get(name)
+            if seen is None or seen.sig != sig:
+                self._seen[name] = _Seen(sig, now)
+            elif seen.settled_at is None and now - seen.since >= self.settle_s:
+                seen.settled_at = now
+        settled = {
+            n: s
+            for n, s in self._seen.items()
+            if s.settled_at is not None and self._retry_at.get(n, 0.0) <= now
+        }
+        order = sorted(settled, key=lambda n: (settled[n].settled_at, n))
+        records, companions = [], set()
+        for name in order:  # headers first: their signal files are not records
+            if stat.S_ISREG(settled[name].sig[3]) and name.lower().endswith(".hea"):
+                names = self._signal_files(name)
+                if isinstance(names, tuple):
+                    companions.update(names)
+        for name in order:
+            if name not in companions:
+                record = self._record(name, settled, now)
+                if record is not None:
+                    records.append(record)
+        return records
+
+    def _record(self, name: str, settled: dict[str, _Seen], now: float) -> _Record | None:
+        """``name`` as a record to take, or None while it waits for its other files."""
+        mode, waited = settled[name].sig[3], now - (settled[name].settled_at or now)
+        if stat.S_ISLNK(mode):
+            return _Record(name, refusal="a symbolic link: the inbox reads only regular files")
+        if not stat.S_ISREG(mode):
+            return _Record(name, refusal="not a regular file (a directory, a pipe or a device)")
+        if name.lower().endswith(".dat"):
+            if waited < self.orphan_s:
+                return None
+            why = (
+                "a WFDB signal file that no header (.hea) in the inbox named within "
+                f"{self.orphan_s:g} s"
+            )
+            return _Record(name, refusal=why)
+        if not name.lower().endswith(".hea"):
+            return _Record(name)
+        names = self._signal_files(name)
+        if isinstance(names, str):
+            return _Record(name, refusal=names)
+        missing = [n for n in names if n not in settled]
+        odd = [n for n in names if n in settled and not stat.S_ISREG(settled[n].sig[3])]
+        if odd:
+            return _Record(name, names, f"its signal file {odd[0]} is not a regular file")
+        if missing and waited < self.orphan_s:
+            return None
+        if missing:
+            why = f"its signal file {missing[0]} did not arrive within {self.orphan_s:g} s"
+            return _Record(name, tuple(n for n in names if n in settled), why)
+        return _Record(name, names)
+
+    def _signal_files(self, header: str) -> tuple[str, ...] | str:
+        """The files ``header`` names (a plain name in the inbox each), or why it is refused.
+        A header that does not parse names none: reading it reports what is wrong."""
+        sig = self._seen[header].sig
+        cached = self._headers.get(header)
+        if cached is not None and cached[0] == sig:
+            return cached[1]
+        names: tuple[str, ...] | str = ()
+        try:
+            with open(self.dir / header, "rb") as f:
+                text = f.read(_HEADER_BYTES).decode("ascii", "replace")
+        except OSError:
+            text = ""
+        lines = [ln.split("#", 1)[0].split() for ln in text.splitlines()]
+        lines = [ln for ln in lines if ln]
+        if lines and "/" in lines[0][0]:
+            names = "a multi-segment WFDB record: the inbox takes single-segment records"
+        elif lines:
+            files = dict.fromkeys(ln[0] for ln in lines[1:] if ln[0] != header)
+            bad = [n for n in files if "/" in n or n in (".", "..") or is_temp_name(n)]
+            names = tuple(files)
+            if bad:
+                names = f"its signal file {bad[0]!r} is not a file of the inbox"
+        self._headers[header] = (sig, names)
+        return names
+
+    # ------------------------------------------------------------------ taking one record
+
+    def _take(self, record: _Record) -> Iterator[Event]:
+        names = (record.entry, *record.companions)
+        sizes = [(n, self._seen[n].sig[0]) for n in names]
+        if record.refusal is not None:
+            row = self.ledger.add(None, record.entry, sizes, "failed", reason=record.refusal)
+            yield from self._finish(row, names, "failed", record.refusal)
+            return
+        total = sum(size for _, size in sizes)
+        if total > self.max_bytes:
+            why = f"{total} bytes, over the inbox's limit of {self.max_bytes} bytes"
+            row = self.ledger.add(None, record.entry, sizes, "failed", reason=why)
+            yield from self._finish(row, names, "failed", why)
+            return
+        try:
+            sha256 = self._hash(names)
+        except _Changed:
+            return
+        except OSError as e:
+            why = f"unreadable ({e.strerror or e})"
+            row = self.ledger.add(None, record.entry, sizes, "failed", reason=why)
+            yield from self._finish(row, names, "failed", why)
+            return
+        rows = self.ledger.by_hash(sha256)
+        own = [r for r in rows if r.name == record.entry and not r.moved]
+        if own and own[0].state != "claimed":  # finished before a failed move: move again
+            yield from self._move(own[0])
+            return
+        if rows and not own:
+            first = rows[0]
+            why = f"same content as {first.name} ({first.state} earlier), not classified again"
+            row = self.ledger.add(sha256, record.entry, sizes, "duplicate", reason=why)
+            yield from self._finish(row, names, "duplicate", why)
+            return
+        if own:  # claimed by a run that ended before finishing it: classified again
+            row, sid = own[0].id, own[0].stream or self._stream_id(record.entry, sha256)
+            self._ids.add(sid)
+        else:
+            sid = self._stream_id(record.entry, sha256)
+            row = self.ledger.add(sha256, record.entry, sizes, "claimed", stream=sid)
+        yield from self._classify(row, names, sid)
+
+    def _stream_id(self, entry: str, sha256: str) -> str:
+        """The entry's stem and the content hash's first 10 hex digits: the same file gets
+        the same id run to run, so a receiver can tell a repeat (docs)."""
+        base = f"{Path(entry).stem}-{sha256[:10]}"
+        sid, k = base, 1
+        while sid in self._ids:
+            k += 1
+            sid = f"{base}-{k}"
+        self._ids.add(sid)
+        return sid
+
+    def _hash(self, names: tuple[str, ...]) -> str:
+        """sha256 of the files' sizes and bytes; _Changed if one is not as it settled."""
+        h = hashlib.sha256()
+        for name in names:
+            try:
+                fd = os.open(self.dir / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            except FileNotFoundError:
+                self._seen.pop(name, None)
+                raise _Changed from None
+            with os.fdopen(fd, "rb") as f:
+                st = os.fstat(fd)
+                if (st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode) != self._seen[name].sig:
+                    self._seen.pop(name, None)
+                    raise _Changed
+                h.update(f"{st.st_size}\n".encode())
+                while block := f.read(1 << 20):
+                    h.update(block)
+        return h.hexdigest()
+
+    def _unchanged(self, names: tuple[str, ...]) -> bool:
+        for name in names:
+            try:
+                st = os.lstat(self.dir / name)
+            except OSError:
+                return False
+            if (st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode) != self._seen[name].sig:
+                return False
+        return True
+
+    def _classify(self, row: int, names: tuple[str, ...], sid: str) -> Iterator[Event]:
+        """The record as one stream, then wait until its end is delivered (one file in
+        flight: a crash repeats at most that one)."""
+        try:
+            rec = read_recording(self.dir / names[0])
+            why = self._unusable(rec.signal.shape[1], rec.seconds)
+        except DataError as e:
+            rec, why = None, first_line(e, with_type=False)
+        except Exception as e:  # any parser failure is bad input, not a crash
+            rec, why = None, f"unreadable record ({first_line(e)})"
+        if not self._unchanged(names):  # replaced while it was read: it settles again
+            for name in names:
+                self._seen.pop(name, None)
+            self.ledger.forget(row)
+            return
+        if rec is None or why:
+            yield from self._finish(row, names, "failed", why or "unreadable")
+            return
+        delivered = threading.Event()
+        with self._lock:
+            self._pending[sid] = (row, names, delivered)
+        x = np.ascontiguousarray(rec.signal.T, dtype=np.float32)
+        fs = rec.sampling_rate
+        step = max(1, round(CHUNK_S * fs))
+        for start in range(0, len(x), step):
+            yield Chunk(sid, x[start : start + step], fs, start / fs)
+        yield StreamEnd(sid, "end of file")
+        while not delivered.wait(self.poll_s):
+            if self.closed:
+                return
+
+    def _unusable(self, samples: int, seconds: float) -> str | None:
+        if samples == 0:
+            return "record has no samples"
+        if self.min_seconds is not None and seconds < self.min_seconds:
+            return (
+                f"record is {seconds:.1f} s, the model needs at least {self.min_seconds:.1f} s "
+                f"(one {self.min_seconds:g} s window)"
+            )
+        return None
+
+    def stream_finished(self, stream_id: str, reason: str, dropped: int) -> None:
+        """A file's windows all have results: done (or failed); one cut short by a stop
+        stays claimed, so the next start classifies it again."""
+        with self._lock:
+            pending = self._pending.pop(stream_id, None)
+        if pending is None:
+            return
+        row, names, delivered = pending
+        try:
+            if reason == "stopped" or (dropped and self.closed):
+                return
+            if reason == "failed":
+                why = "the monitor failed its stream (its stream error line says why)"
+            elif dropped:
+                why = f"{dropped} of its windows were dropped unclassified (overload)"
+            else:
+                why = None
+            self._problems.extend(self._finish(row, names, "failed" if why else "done", why))
+        finally:
+            delivered.set()
+
+    # ------------------------------------------------------------------ moving it out
+
+    def _finish(
+        self, row: int, names: tuple[str, ...], state: str, reason: str | None
+    ) -> Iterator[SourceProblem]:
+        """Record the outcome, then move the files (``_move``)."""
+        root = self.dir / (DONE if state == "done" else FAILED)
+        dest, k = root, 1
+        while any(os.path.lexists(dest / n) for n in (*names, f"{names[0]}.reason")):
+            k += 1
+            dest = root / f"{Path(names[0]).stem}-{k}"
+        where = str(dest.relative_to(self.dir))
+        self.ledger.finish(row, state, reason, where)
+        sizes = tuple((n, self._seen[n].sig[0] if n in self._seen else -1) for n in names)
+        yield from self._move(Entry(row, None, names[0], sizes, None, state, reason, where, False))
+
+    def _move(self, row: Entry) -> Iterator[SourceProblem]:
+        """Move the row's files still in the inbox (signal files first, the entry last) to
+        its destination, the reason file written first. A file of another size is not the
+        one the row took (replaced while the monitor was down): it stays, to be taken anew.
+        A failure (a full or read-only disk) leaves them for a later try."""
+        dest = self.dir / (row.dest or FAILED)
+        names = [n for n, _ in row.files]
+        try:
+            dest.mkdir(parents=True, exist_ok=True)
+            if row.state != "done":
+                (dest / f"{row.name}.reason").write_text(f"{row.reason}\n")
+            for name, size in [*row.files[1:], row.files[0]]:
+                now = _size(self.dir / name)
+                if now is not None and (size < 0 or now == size):
+                    os.rename(self.dir / name, dest / name)
+        except OSError as e:
+            for name in names:
+                self._retry_at[name] = time.monotonic() + RETRY_S
+            yield self._problem(
+                row.name,
+                f"cannot move it to {dest.relative_to(self.dir)}/ ({e.strerror or e}); left "
+                f"in the inbox, tried again in {RETRY_S:g} s",
+            )
+            return
+        self.ledger.moved(row.id)
+        for name in names:
+            self._seen.pop(name, None)
+        if row.state != "done":
+            yield self._problem(row.name, f"{row.reason} (moved to {dest.relative_to(self.dir)}/)")
+
+
+def _size(path: Path) -> int | None:
+    """The size of ``path`` (not followed if a link), None if it is not there."""
+    try:
+        return os.lstat(path).st_size
+    except OSError:
+        return None
