@@ -95,7 +95,6 @@ class WatchSource(Source):
         self._seen: dict[str, _Seen] = {}
         self._headers: dict[str, tuple[tuple, tuple[str, ...] | str]] = {}  # name -> (sig, names)
         self._retry_at: dict[str, float] = {}
-        self._ids: set[str] = set()
         self._lock = threading.Lock()
         self._pending: dict[str, tuple[int, tuple[str, ...], threading.Event]] = {}
         self._problems: deque[SourceProblem] = deque()  # from stream_finished's thread
@@ -235,6 +234,8 @@ class WatchSource(Source):
 
     def _take(self, record: _Record) -> Iterator[Event]:
         names = (record.entry, *record.companions)
+        if any(n not in self._seen for n in names):  # moved with another record meanwhile
+            return
         sizes = [(n, self._seen[n].sig[0]) for n in names]
         if record.refusal is not None:
             row = self.ledger.add(None, record.entry, sizes, "failed", reason=record.refusal)
@@ -267,23 +268,11 @@ class WatchSource(Source):
             yield from self._finish(row, names, "duplicate", why)
             return
         if own:  # claimed by a run that ended before finishing it: classified again
-            row, sid = own[0].id, own[0].stream or self._stream_id(record.entry, sha256)
-            self._ids.add(sid)
+            row, sid = own[0].id, own[0].stream or _stream_id(record.entry, sha256)
         else:
-            sid = self._stream_id(record.entry, sha256)
+            sid = _stream_id(record.entry, sha256)
             row = self.ledger.add(sha256, record.entry, sizes, "claimed", stream=sid)
         yield from self._classify(row, names, sid)
-
-    def _stream_id(self, entry: str, sha256: str) -> str:
-        """The entry's stem and the content hash's first 10 hex digits: the same file gets
-        the same id run to run, so a receiver can tell a repeat (docs)."""
-        base = f"{Path(entry).stem}-{sha256[:10]}"
-        sid, k = base, 1
-        while sid in self._ids:
-            k += 1
-            sid = f"{base}-{k}"
-        self._ids.add(sid)
-        return sid
 
     def _hash(self, names: tuple[str, ...]) -> str:
         """sha256 of the files' sizes and bytes; _Changed if one is not as it settled."""
@@ -429,3 +418,9 @@ def _size(path: Path) -> int | None:
         return os.lstat(path).st_size
     except OSError:
         return None
+
+
+def _stream_id(entry: str, sha256: str) -> str:
+    """The entry's stem and the content hash's first 10 hex digits: unique, and the same
+    file gets the same id run to run, so a receiver can tell a repeat."""
+    return f"{Path(entry).stem}-{sha256[:10]}"

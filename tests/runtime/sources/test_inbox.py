@@ -5,6 +5,7 @@ the middle) is in test_inbox_acceptance.py."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import threading
@@ -246,6 +247,47 @@ def test_a_name_taken_in_done_is_not_overwritten(tmp_path: Path, ptbxl_root: Pat
     assert accounted(tmp_path) == sorted(
         [f"done/{d.name}", f"done/00006_lr-2/{h.name}", f"done/00006_lr-2/{d.name}"]
     )
+
+
+@pytest.mark.parametrize("race", ["replaced", "deleted"])
+def test_a_file_replaced_or_deleted_while_read_is_not_taken_as_read(
+    tmp_path: Path, cpsc_root: Path, monkeypatch: pytest.MonkeyPatch, race: str
+) -> None:
+    """The writer strikes between settling and the end of the read: what was read is thrown
+    away (no stream, no ledger row); a replaced file settles again and is taken once."""
+    real_read = watch.read_recording
+    raced: list[Path] = []
+
+    def racing_read(path: Path):
+        if not raced:
+            raced.append(path)
+            if race == "deleted":
+                path.unlink()
+            else:
+                shutil.copyfile(cpsc_root / "A1989.mat", path)
+        return real_read(path)
+
+    monkeypatch.setattr(watch, "read_recording", racing_read)
+    put(tmp_path, cpsc_root / "A1988.mat", name="ecg.mat")
+    run = Driver(WatchSource(tmp_path, **FAST))
+    run.wait(lambda: raced, "the read")
+    if race == "replaced":
+        run.wait(lambda: run.ends, "the replacement, settled")
+    else:
+        time.sleep(1.0)  # several polls: nothing is left to take
+    run.stop()
+    rows = Ledger(tmp_path / watch.STATE / "ledger.sqlite").all()
+    if race == "deleted":
+        assert run.events == [] and rows == []
+        return
+    assert len(run.ends) == 1 and not run.problems
+    np.testing.assert_array_equal(
+        run.signal(run.ends[0]), read_recording(cpsc_root / "A1989.mat").signal.T
+    )
+    data = (cpsc_root / "A1989.mat").read_bytes()
+    sha = hashlib.sha256(f"{len(data)}\n".encode() + data).hexdigest()  # of what was read
+    assert [(r.name, r.state, r.sha256) for r in rows] == [("ecg.mat", "done", sha)]
+    assert (tmp_path / "done/ecg.mat").read_bytes() == data
 
 
 def test_restart_classifies_the_interrupted_file_again_and_moves_a_finished_one(
