@@ -289,8 +289,10 @@ class WatchSource(Source):
                     self._seen.pop(name, None)
                     raise _Changed
                 h.update(f"{st.st_size}\n".encode())
-                while block := f.read(1 << 20):
+                left = st.st_size  # no further: a writer still appending is caught after
+                while left > 0 and (block := f.read(min(left, 1 << 20))):
                     h.update(block)
+                    left -= len(block)
         return h.hexdigest()
 
     def _unchanged(self, names: tuple[str, ...]) -> bool:
