@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import logging
 import os
 import stat
 import threading
@@ -28,6 +29,8 @@ from mrm_edge.records import read_recording
 
 if TYPE_CHECKING:
     from mrm_edge.runtime.sources.registry import SourceOptions
+
+log = logging.getLogger(__name__)
 
 DONE, FAILED, STATE = "done", "failed", ".mrm-edge-inbox"
 TEMP_SUFFIXES = (".tmp", ".part", ".partial")  # "write, then rename": never read
@@ -130,6 +133,8 @@ class WatchSource(Source):
             yield self._problems.popleft()
 
     def _problem(self, name: str, reason: str) -> SourceProblem:
+        """A one-line problem with ``name``: logged (stderr) and handed to the monitor."""
+        log.warning("%s: %s", self.dir / name, reason)
         return SourceProblem(f"watch {self.dir / name}", reason, kind="file")
 
     # ------------------------------------------------------------------ what has arrived
