@@ -151,7 +151,10 @@ class WatchSource(Source):
                     present[e.name] = e.stat(follow_symlinks=False)
                 except FileNotFoundError:
                     continue
+        # What has gone (moved, deleted) is forgotten: a long-running inbox keeps no history.
         self._seen = {n: s for n, s in self._seen.items() if n in present}
+        self._headers = {n: h for n, h in self._headers.items() if n in present}
+        self._retry_at = {n: t for n, t in self._retry_at.items() if n in present}
         for name, st in present.items():
             sig = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode)
             seen = self._seen.get(name)
@@ -218,7 +221,8 @@ class WatchSource(Source):
             return cached[1]
         names: tuple[str, ...] | str = ()
         try:
-            with open(self.dir / header, "rb") as f:
+            fd = os.open(self.dir / header, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            with os.fdopen(fd, "rb") as f:
                 text = f.read(_HEADER_BYTES).decode("ascii", "replace")
         except OSError:
             text = ""
