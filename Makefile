@@ -12,7 +12,7 @@ VENV   ?= .venv
 TORCH  ?= torch==2.13.0
 # TensorRT-RTX builds engines without a GPU, so the tests build real engines everywhere it
 # installs (x86_64); on other machines the extra's marker makes it a no-op.
-EXTRAS ?= tensorrt-rtx,openvino,triton,web,web-test,plot
+EXTRAS ?= tensorrt-rtx,openvino,triton,web,web-test,plot,dicom,xml,sierra,edf,hl7,fhir
 # The real tritonserver for the Triton tests and `mrm-edge serve`: nvidia-pytriton's server
 # files, installed without its numpy<2 pin (only its Python API needs it; see pyproject.toml).
 # Where it has no wheel (not Linux x86_64) the Triton tests skip with the reason.

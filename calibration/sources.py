@@ -115,7 +115,8 @@ def _read_folder(root: Path, card: ModelCard) -> CalibrationSet:
     # always read in, so a seed keeps selecting the same windows from a given folder.
     files = sorted(find_recordings(root), key=lambda p: (p.suffix == ".mat", p))
     if not files:
-        what = "is empty" if not any(root.iterdir()) else "holds no WFDB (.hea) or .mat recordings"
+        known = "holds no ECG recordings of a known format"
+        what = "is empty" if not any(root.iterdir()) else known
         raise DataError(
             f"{root}: folder {what}, expected ECG recordings (searched sub-folders too)"
         )

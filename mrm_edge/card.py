@@ -45,6 +45,9 @@ class ModelCard:
     alarm_labels: list[str] | None = None
     """Labels that are alarm findings (e.g. MI, STTC); None: ``default_alarm_labels``. A
     label outside it (NORM) above its threshold is "no finding", never an alarm."""
+    codes: dict[str, dict[str, str]] | None = None
+    """Label -> {"system", "code", "display"}: codes added to or overriding the published
+    table results are sent with (runtime/outbox/codes.py)."""
     format: int = CARD_FORMAT
 
     @property
@@ -161,6 +164,13 @@ class ModelCard:
                     f"{source}: field 'alarm_labels' names {', '.join(unknown)}, not in "
                     f"'labels' ({', '.join(self.labels)})"
                 )
+        if self.codes is not None and not isinstance(self.codes, dict):
+            raise _field(source, "codes", "a JSON object label -> coding", self.codes)
+        for lab, c in (self.codes or {}).items():
+            if not isinstance(c, dict) or not all(
+                isinstance(c.get(k), str) and c[k] for k in ("system", "code", "display")
+            ):
+                raise _field(source, f"codes.{lab}", "an object of system, code, display", c)
         file = self.weights.get("file", WEIGHTS_FILE)
         if not isinstance(file, str) or not file.endswith(".safetensors"):
             raise _field(

@@ -30,7 +30,7 @@ class PredictedWindow:
     end_s: float
     probabilities: dict[str, float]
     positive: list[str]
-    status: str = "ok"  # "ok" or "rejected"
+    status: str = "ok"  # "ok", "rejected" (a bad window) or "refused" (an unreadable file)
     reason: str = ""
 
 

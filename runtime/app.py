@@ -127,13 +127,15 @@ def run_monitor(
     ui: bool = True,
     console: Console | None = None,
     sinks: Sequence[str] | None = None,
+    results: Sequence[Sink] = (),
     web: WebConfig | None = None,
     accept_card_tuning: bool = False,
 ) -> Summary:
     """Everything ``mrm-edge monitor`` does: load the model directory, build the sinks
     (``sinks`` names them; default :func:`monitor_sink_names`, plus the station when ``web``
-    is given), open the monitor (:func:`open_monitor`), run it until the source ends,
-    ``config.duration_s`` or a signal, and return the summary. ``source``: a Source or a
+    is given; ``results``: result sinks the caller built, opened after those), open the
+    monitor (:func:`open_monitor`), run it until the source ends, ``config.duration_s`` or a
+    signal, and return the summary. ``source``: a Source or a
     function of the loaded model that makes one. ModelLoadError, BackendUnavailable or
     ValueError (one line) before anything runs.
     """
@@ -155,6 +157,7 @@ def run_monitor(
             settings = SinkSettings(console, log, events_append=events_append, web=web)
             for name in names:  # a bad event log path fails here
                 built.append(make_sink(name, settings))
+            built.extend(results)
             with open_monitor(model, src, config, backend, precision, sinks=built) as monitor:
                 stops.attach(monitor)
                 return monitor.run()

@@ -158,6 +158,9 @@ class Monitor:
             stats=self.tally.live,
             refused=dict(self.model.refused),
             notify=self.fanout.notice,
+            findings=tuple(self.model.card.alarm_findings),
+            model_sha256=self.model.graph_sha256(self.chain.backend.precision),
+            origin=self.source.origin,
         )
 
     def _run_threads(self) -> Summary:

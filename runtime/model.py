@@ -98,6 +98,14 @@ class DeployedModel:
         path = self.directory / (self.card.weights.get("file") or WEIGHTS_FILE)
         return path if path.is_file() and path.name not in self.refused else None
 
+    def graph_sha256(self, precision: str) -> str:
+        """The SHA-256 of the ONNX graph at ``precision`` (else the FP32 graph's, else the
+        weights'): the model identity result messages carry."""
+        for artifact in (self.onnx.get(precision), self.onnx.get("fp32")):
+            if artifact is not None and artifact.sidecar.get("sha256"):
+                return str(artifact.sidecar["sha256"])
+        return str(self.card.weights.get("sha256", ""))
+
     # ------------------------------------------------------------------ loading
 
     @classmethod

@@ -88,6 +88,8 @@ def test_inconsistent_cards_are_refused() -> None:
         ({"thresholds": {"CD": 0.3}}, "1 thresholds for 2 labels; missing ['NORM']"),
         ({"weights": {"file": "model.pt"}}, "field 'weights.file' must be a .safetensors file"),
         ({"architecture": None}, "field 'architecture' must be a JSON object, found None"),
+        ({"codes": ["MI"]}, "field 'codes' must be a JSON object label -> coding"),
+        ({"codes": {"CD": {"code": "1"}}}, "field 'codes.CD' must be an object of system, code"),
     ],
 )
 def test_wrong_types_are_one_line_errors(over: dict, message: str) -> None:

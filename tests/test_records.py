@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from mrm_edge.data.signal import resample
 from mrm_edge.records import Recording, cut_windows, find_recordings
@@ -35,3 +36,25 @@ def test_cut_windows_consecutive_at_the_model_rate_tail_left_out() -> None:
     np.testing.assert_array_equal(hi[0], expected[:, :400])
     none = cut_windows(Recording("r", x[:, :999], 100), rate=100, window=1000)
     assert none.shape == (0, 12, 1000) and none.dtype == np.float32
+
+
+def test_eight_stored_leads_plan_derives_four_and_names_only_what_is_stored() -> None:
+    from mrm_edge.data.errors import DataError
+    from mrm_edge.records.recording import assemble, lead_plan
+
+    order, notes = lead_plan("f", ["V1", "I", "II", "V2", "V3", "V4", "V5", "V6"])
+    assert order == [1, 2, None, None, None, None, 0, 3, 4, 5, 6, 7]
+    assert notes[0] == "leads reordered by name (stored as V1, I, II, V2, V3, V4, V5, V6)"
+    assert "derived from I and II" in notes[1]
+    x = np.arange(16, dtype=np.int16).reshape(8, 2) * 100
+    mv, _, units = assemble("f", ["I", "II", "V1", "V2", "V3", "V4", "V5", "V6"], x, ["uV"] * 8)
+    np.testing.assert_allclose(mv[2], (x[1] - x[0]) / 1000)  # III = II - I
+    np.testing.assert_allclose(mv[3], -(x[0] + x[1]) / 2000)  # aVR
+    assert units == ("uV",) * 12
+    # Welch Allyn's set (SOURCES.md row 11): V3 and V5 missing, never guessed.
+    welch = ["I", "II", "V3R", "V1", "V2", "V4", "V6", "V7"]
+    with pytest.raises(DataError) as info:
+        lead_plan("w.scp", welch, "lead codes")
+    msg = str(info.value)
+    assert "lacks lead(s) V3, V5; unknown lead name(s) ['V3R', 'V7']" in msg
+    assert "found 8 signal(s)" in msg and "aVR" not in msg.split("found")[1]

@@ -11,6 +11,7 @@ from mrm_edge.cli.doctor.command import doctor
 from mrm_edge.cli.eval import eval_cmd
 from mrm_edge.cli.export import export
 from mrm_edge.cli.monitor import monitor
+from mrm_edge.cli.outbox import outbox
 from mrm_edge.cli.predict import predict
 from mrm_edge.cli.send import send
 from mrm_edge.cli.serve.command import serve
@@ -24,5 +25,5 @@ def main() -> None:
 
 
 # The order `mrm-edge --help` lists them in is click's (alphabetical), whatever this is.
-for _command in (train, eval_cmd, export, monitor, bench, doctor, send, predict, serve):
+for _command in (train, eval_cmd, export, monitor, outbox, bench, doctor, send, predict, serve):
     main.add_command(_command)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -11,6 +12,7 @@ import click
 from mrm_edge.cli.common import console, model_path
 from mrm_edge.cli.network import network_options, network_settings
 from mrm_edge.cli.options import card_tuning_option, model_option, runtime_options, user_errors
+from mrm_edge.cli.results import build_result_sinks, result_options
 from mrm_edge.runtime.sources.registry import source_help
 from mrm_edge.runtime.web.config import TOKEN_ENV
 
@@ -88,6 +90,7 @@ from mrm_edge.runtime.web.config import TOKEN_ENV
 @click.option("--seed", type=int, default=0, show_default=True)
 @card_tuning_option()
 @network_options()  # tcp: --tls-cert/--tls-key/--tls-client-ca, --allow-list, limits
+@result_options()  # --sink hl7:HOST:PORT / fhir:URL ..., --outbox, --report-per, --sink-ca
 @click.option(
     "--web",
     metavar="[HOST:]PORT",
@@ -135,6 +138,10 @@ def monitor(
     web: str | None,
     web_token: str | None,
     web_allow_host: tuple[str, ...],
+    sink_specs: tuple[str, ...],
+    outbox_path: Path | None,
+    report_per: str,
+    sink_ca: Path | None,
     **network: Any,
 ) -> None:
     """Classify live multi-patient 12-lead ECG, window by window.
@@ -152,6 +159,9 @@ def monitor(
     # A bad --web fails here, before the model loads.
     station = _web_config(web, web_token, web_allow_host)
     net = network_settings(source, **network)
+    results = build_result_sinks(
+        model_path(model_dir), sink_specs, outbox_path, report_per, sink_ca
+    )
     # run_monitor's own handlers stop the run and put these back when it returns: then the
     # summary is written and the process only exits, and a late SIGINT/SIGTERM must not turn
     # that clean end into a kill (rc -2 / -15). SIG_IGN, not a Python handler: the interpreter
@@ -186,6 +196,7 @@ def monitor(
         events_append=events_append,
         ui=not no_ui,
         console=console(),
+        results=results,
         web=station,
         accept_card_tuning=accept_card_tuning,
     )

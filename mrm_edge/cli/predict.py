@@ -60,22 +60,28 @@ def predict(
     plot_path: str | None,
     accept_card_tuning: bool,
 ) -> None:
-    """Classify recordings (WFDB .hea / CPSC .mat), or synthetic patients if none are given.
+    """Classify recordings (WFDB, CPSC .mat, DICOM, HL7 aECG, GE MUSE, Philips Sierra, EDF,
+    SCP-ECG: docs/formats.md), or synthetic patients if none are given.
 
     Each recording is cut into consecutive windows of the model's length. A window with a
     bad lead (NaN, flat line, at the --rail-mv rail) is shown as rejected with the reason,
-    never classified; a recording shorter than one window is an error (exit 1).
+    never classified. A file that cannot be read or is shorter than one window is refused
+    with its reason (one line); the others are still classified, and the exit status is 1.
     """
     from mrm_edge.predict import classify
     from mrm_edge.runtime.stream.quality import QualityConfig
 
     model = model_path(model_dir)
-    recs = _recordings(records, patients, seconds, seed)
     if plot_path is not None and Path(plot_path).suffix.lower() not in (".svg", ".png"):
         raise click.UsageError(f"--plot {plot_path}: expected a .svg or .png file name")
+    recs, refused = _recordings(model, records, patients, seconds, seed)
     quality = QualityConfig(saturation_mv=rail_mv)
-    results, reason = classify(recs, model, quality=quality, accept_card_tuning=accept_card_tuning)
-    click.echo(f"backend: {reason}", err=True)
+    results = []
+    if recs:
+        results, reason = classify(
+            recs, model, quality=quality, accept_card_tuning=accept_card_tuning
+        )
+        click.echo(f"backend: {reason}", err=True)
     if plot_path is not None:
         for written in _plots(Path(plot_path), recs, results, model):
             click.echo(f"12-lead view: {written}", err=True)
@@ -83,29 +89,49 @@ def predict(
     if rejected:
         click.echo(f"{len(rejected)} window(s) rejected (bad signal, not classified)", err=True)
     if as_json:
-        for r in results:
+        for r in results + refused:
             click.echo(json.dumps(asdict(r)))
-        return
-    _print_table(model.name, results)
+    else:
+        _print_table(model.name, results + refused)
+    if refused:
+        raise click.ClickException(f"{len(refused)} of {len(records)} files refused (see above)")
 
 
-def _recordings(records: tuple[str, ...], patients: int, seconds: float, seed: int) -> list[Any]:
-    """The named recordings (their notes on stderr), else ``patients`` synthetic ones."""
+def _recordings(
+    model: Path, records: tuple[str, ...], patients: int, seconds: float, seed: int
+) -> tuple[list[Any], list[Any]]:
+    """The named recordings that can be classified (their notes on stderr) and a refused
+    result for each that cannot (its reason on stderr), else ``patients`` synthetic ones.
+    A single named file that cannot be read is the command's one error line."""
+    from mrm_edge.card import ModelCard
+    from mrm_edge.data.errors import DataError
+    from mrm_edge.predict import PredictedWindow, check_long_enough
     from mrm_edge.records import Recording, read_recording
 
-    if records:
-        recs = [read_recording(r) for r in records]
-        for rec in recs:
-            for note in rec.notes:
-                click.echo(f"note: {rec.path or rec.name}: {note}", err=True)
-        return recs
-    from mrm_edge.data.synthetic import make_patients, synthesize
+    if not records:
+        from mrm_edge.data.synthetic import make_patients, synthesize
 
-    fs = 500
-    return [
-        Recording(f"synthetic-{i}-{p.rhythm}", synthesize(p, seconds, fs=fs), fs)
-        for i, p in enumerate(make_patients(patients, seed))
-    ]
+        fs = 500
+        return [
+            Recording(f"synthetic-{i}-{p.rhythm}", synthesize(p, seconds, fs=fs), fs)
+            for i, p in enumerate(make_patients(patients, seed))
+        ], []
+    card = ModelCard.load(model)
+    recs, refused = [], []
+    for path in records:
+        try:
+            rec = read_recording(path)
+            check_long_enough(rec, card)
+        except DataError as e:
+            if len(records) == 1:
+                raise
+            click.echo(f"refused: {e}", err=True)
+            refused.append(PredictedWindow(Path(path).name, 0.0, 0.0, {}, [], "refused", str(e)))
+            continue
+        for note in rec.notes:
+            click.echo(f"note: {rec.path or rec.name}: {note}", err=True)
+        recs.append(rec)
+    return recs, refused
 
 
 def _plots(path: Path, recs: list[Any], results: list[Any], model_dir: Path) -> list[Path]:
@@ -150,7 +176,7 @@ def _print_table(model_name: str, results: list[Any]) -> None:
         t.add_row(
             r.recording,
             f"{r.start_s:.0f}-{r.end_s:.0f} s",
-            (", ".join(r.positive) or "—") if r.status == "ok" else "REJECTED",
+            (", ".join(r.positive) or "—") if r.status == "ok" else r.status.upper(),
             "  ".join(f"{k} {v:.2f}" for k, v in top) if r.status == "ok" else r.reason,
         )
     Console().print(t)

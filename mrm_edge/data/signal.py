@@ -12,6 +12,10 @@ import numpy as np
 
 from .errors import DataError
 
+#: The sampling rates accepted from a file or a device (Hz): below 50 Hz a 12-lead ECG has
+#: lost what the model reads; above 20 kHz it is no ECG recorder's rate.
+MIN_RATE, MAX_RATE = 50, 20_000
+
 
 def resample(x: np.ndarray, fs_in: int, fs_out: int) -> np.ndarray:
     """Resample ``x`` along its last axis from ``fs_in`` to ``fs_out`` Hz.

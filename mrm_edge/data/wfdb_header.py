@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import DataError, field_error
+from .signal import MAX_RATE, MIN_RATE
 
-#: Sampling rates accepted from a header (Hz); the same bounds as the device framing.
-MIN_RATE, MAX_RATE = 50, 20_000
 #: Bytes per sample of the uncompressed formats ``wfdb`` reads (212: 3 bytes per 2 samples,
 #: 310/311: 4 bytes per 3). FLAC formats (508, 516, 524) are compressed: no size check.
 _BYTES = {"8": 1, "16": 2, "24": 3, "32": 4, "61": 2, "80": 1, "160": 2, "212": 1.5,

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 if TYPE_CHECKING:
     from mrm_edge.runtime.postprocess import AlarmEvent, WindowResult
     from mrm_edge.runtime.sinks.summary import LiveStats, Summary
-    from mrm_edge.runtime.sources.base import Chunk, SourceProblem
+    from mrm_edge.runtime.sources.base import Chunk, SourceProblem, StreamOrigin
 
 
 @dataclass(frozen=True)
@@ -102,6 +102,12 @@ class RunInfo:
     """Raise a system notice: one line every display shows (the terminal prints it, the
     station shows it), e.g. the event log's disk is full. Any thread, any time after
     ``open``; never blocks. None outside a run."""
+    findings: tuple[str, ...] = ()
+    """The labels that are alarm findings (the card's; NORM is not one)."""
+    model_sha256: str = ""
+    """The served ONNX graph's SHA-256 (``DeployedModel.graph_sha256``)."""
+    origin: Callable[[str], StreamOrigin | None] | None = None
+    """What the source knows of a stream's origin (patient id, acquisition time)."""
 
 
 class Sink:

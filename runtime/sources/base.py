@@ -14,6 +14,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 
@@ -47,6 +48,15 @@ class SourceProblem:
 
 
 Event = Chunk | StreamEnd | SourceProblem
+
+
+@dataclass(frozen=True)
+class StreamOrigin:
+    """Where a stream comes from, as far as its source knows (a file's patient id and
+    acquisition time; a device's): what result messages name as the subject."""
+
+    subject: str | None = None
+    started_at: datetime | None = None
 
 
 class SpecError(ValueError):
@@ -84,6 +94,10 @@ class Source(ABC):
         sinks, every window of it having its result: ``reason`` is the end's ("failed",
         "stopped" by a stop, or the source's), ``dropped`` its windows dropped unclassified.
         A no-op here; the watched inbox completes a file on it."""
+
+    def origin(self, stream_id: str) -> StreamOrigin | None:
+        """What is known of ``stream_id``'s origin (None: nothing but its id). Any thread."""
+        return None
 
 
 class Pacer:

@@ -15,11 +15,11 @@ import numpy as np
 
 from mrm_edge.data.dataset import LEADS
 from mrm_edge.data.errors import DataError
+from mrm_edge.data.signal import MAX_RATE, MIN_RATE
 
 MAGIC = b"MRME"
 VERSION = 1
 N_LEADS = len(LEADS)
-MIN_RATE, MAX_RATE = 50, 20_000
 MAX_ID_BYTES = 255
 MAX_FRAME_SECONDS = 60.0
 # Exclusive (446 years at 20 kHz): below it, ``index / rate`` as a float64 second still

@@ -51,12 +51,13 @@ class NetworkOptions:
         return server_context(TlsFiles(self.tls_cert, self.tls_key, self.tls_client_ca))
 
 
-def parse_address(argument: str) -> tuple[str, int]:
-    """``HOST:PORT`` (IPv6 as ``[::1]:PORT``) → (host, port); SpecError if malformed."""
+def parse_address(argument: str, kind: str = "tcp") -> tuple[str, int]:
+    """``HOST:PORT`` (IPv6 as ``[::1]:PORT``) → (host, port); SpecError if malformed
+    (``kind`` names the spec's kind in the message)."""
     host, sep, port_text = argument.rpartition(":")
     host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     if not sep or not host:
-        raise SpecError("expected tcp:HOST:PORT, e.g. tcp:127.0.0.1:5555")
+        raise SpecError(f"expected {kind}:HOST:PORT, e.g. {kind}:127.0.0.1:5555")
     try:
         port = int(port_text)
     except ValueError:

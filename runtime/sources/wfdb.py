@@ -1,5 +1,5 @@
-"""Replays ECG records from disk as if each were a live patient: one stream per record,
-WFDB or CPSC 2018 ``.mat``, named by files, record stems or directories. Which records
+"""Replays ECG records from disk as if each were a live patient: one stream per record, of
+any format ``mrm_edge.records`` reads, named by files, record stems or directories. Which records
 are kept (one rate per PTB-XL ECG), the stream ids and why records are read up front:
 docs/monitor.md#sources. Replay itself is :class:`ArraySource`."""
 
@@ -33,18 +33,17 @@ def _expand(path: Path) -> list[Path]:
     if path.is_dir():
         found = find_recordings(path)
         if not found:
-            raise DataError(f"{path}: no WFDB records (.hea) or .mat files in this directory")
+            raise DataError(f"{path}: no ECG recordings of a known format in this directory")
         return found
-    if path.suffix == ".mat":
-        header = path
-    elif path.suffix in (".hea", ".dat"):
-        header = path.with_suffix(".hea")
-    else:  # a record stem; its name may itself contain dots
-        header = Path(f"{path}.hea")
+    if path.is_file() and path.suffix != ".dat":  # a header or a file of any format
+        return [path]
+    suffixed = path.suffix in (".hea", ".dat", ".mat")
+    # A record stem's name may itself contain dots: not with_suffix.
+    header = path.with_suffix(".hea") if suffixed else Path(f"{path}.hea")
     if not header.is_file():
-        if path.suffix in (".hea", ".dat", ".mat"):
-            raise DataError(f"{header}: no such file")
-        raise DataError(f"{path}: not a directory, .hea/.dat/.mat file or WFDB record stem")
+        if suffixed:
+            raise DataError(f"{header if path.suffix != '.mat' else path}: no such file")
+        raise DataError(f"{path}: not a directory, a record file or a WFDB record stem")
     return [header]
 
 

@@ -115,7 +115,7 @@ def test_clear_errors_for_unusable_folders(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"folder is empty"):
         select_calibration_windows(tmp_path, card)
     (tmp_path / "readme.txt").write_text("x")
-    with pytest.raises(DataError, match=r"holds no WFDB \(\.hea\) or \.mat"):
+    with pytest.raises(DataError, match=r"holds no ECG recordings of a known format"):
         select_calibration_windows(tmp_path, card)
     (tmp_path / "bad.hea").write_text("garbage\n")
     with pytest.raises(DataError, match=r"no usable recordings: 1 found.*bad"):
@@ -144,3 +144,29 @@ def test_held_out_windows_are_the_test_fold(ptbxl_root: Path, pool, tmp_path: Pa
     assert held.isdisjoint(pool.record_ids)
     with pytest.raises(DataError, match=r"plain folder of recordings has no labels or folds"):
         held_out_windows(tmp_path, card)
+
+
+def test_a_folder_of_hospital_formats_calibrates_through_the_readers(
+    ptbxl_root: Path, tmp_path: Path
+) -> None:
+    """A calibration folder of vendor files (written by the format tests' writers from one
+    PTB-XL record): every file is found by its content and read, each giving the same
+    window as the WFDB original within the format's quantisation; an XML file of no known
+    format is not taken for a recording."""
+    from mrm_edge.records import read_recording
+    from tests.records.aecg_writer import write_aecg
+    from tests.records.dicom_writer import write_dicom
+    from tests.records.scp_writer import write_scp
+
+    rec = read_recording(ptbxl_root / "records500" / "00000" / "00001_hr.hea")
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    write_dicom(folder / "a.dcm", rec)
+    write_aecg(folder / "b.xml", rec)
+    write_scp(folder / "c.scp", rec)
+    (folder / "d.xml").write_text("<order>not an ECG</order>")
+    cset = select_calibration_windows(folder, make_card(), n_windows=10, seed=0)
+    assert sorted(cset.record_ids) == ["a", "b", "c"]
+    assert cset.composition["n_recordings_found"] == 3
+    for k in range(1, 3):
+        np.testing.assert_allclose(cset.x[k], cset.x[0], atol=0.002)

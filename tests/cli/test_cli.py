@@ -166,3 +166,23 @@ def test_monitor_flags_leads_at_the_rail(tiny_model_dir, tmp_path):
         if '"type":"window"' in s.replace(" ", "")
     ]
     assert windows and all(d["status"] == "rejected" and "rail" in d["reason"] for d in windows)
+
+
+def test_predict_answers_every_file_classified_or_refused(tiny_model_dir, ptbxl_root, tmp_path):
+    """Several files: each gets one answer, the readable ones classified, the others refused
+    with their reason (one JSON line each, one stderr line each), and the exit status is 1."""
+    good = ptbxl_root / "records100" / "00000" / "00001_lr.hea"
+    (tmp_path / "notes.xml").write_text("<notes>not an ECG</notes>")
+    r = run(
+        "predict", "--model", str(tiny_model_dir), "--json",
+        str(good), str(tmp_path / "notes.xml"), str(tmp_path / "gone.hea"),
+    )  # fmt: skip
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [row["status"] for row in rows] == ["ok", "refused", "refused"]
+    assert rows[0]["recording"] == "00001_lr"
+    assert "notes.xml: not an ECG file of a known format" in rows[1]["reason"]
+    assert "gone.hea: no such WFDB header" in rows[2]["reason"]
+    refusals = [line for line in r.stderr.splitlines() if line.startswith("refused: ")]
+    assert len(refusals) == 2
+    assert r.stderr.splitlines()[-1] == "Error: 2 of 3 files refused (see above)"

@@ -283,15 +283,29 @@ def _leads_case(case: str, x: np.ndarray) -> tuple[np.ndarray, list[str]]:
     if case == "8_leads":  # I, II, V1-V6: the derived limb leads not stored
         keep = [0, 1, 6, 7, 8, 9, 10, 11]
         return x[keep], [upper[i] for i in keep]
+    if case == "7_leads":  # I, V1-V6: lead II missing too, so nothing can be derived
+        keep = [0, 6, 7, 8, 9, 10, 11]
+        return x[keep], [upper[i] for i in keep]
     if case == "unknown_name":
         return x, [*upper[:1], "ML2", *upper[2:]]
     raise AssertionError(case)
 
 
+def test_eight_stored_leads_give_the_four_limb_leads_by_einthoven_and_goldberger(
+    original: np.ndarray, tmp_path: Path
+) -> None:
+    """A record of I, II and V1-V6 (what carts store) reads as 12 leads: III, aVR, aVL and
+    aVF derived from I and II equal PTB-XL's own stored ones within its 1 µV quantisation
+    (PTB-XL's were derived from unrounded I and II), with a note saying so."""
+    rec = read_recording(write_record(tmp_path, *_leads_case("8_leads", original)))
+    np.testing.assert_allclose(rec.signal, original, atol=0.0021)
+    assert any("derived from I and II" in note for note in rec.notes)
+
+
 @pytest.mark.parametrize(
     ("case", "needles"),
     [
-        ("8_leads", ["lacks lead(s) III, aVR, aVL, aVF", "8 signal(s)"]),
+        ("7_leads", ["lacks lead(s) II, III, aVR, aVL, aVF", "7 signal(s)"]),
         ("unknown_name", ["lacks lead(s) II", "unknown lead name(s) ['ML2']"]),
         ("lead_twice", ["names lead(s) I more than once"]),
     ],

@@ -163,7 +163,7 @@ HOSTILE = {
     # name: (how it is made, what its one-line reason says)
     "garbage.mat": (lambda d, r: (d / "garbage.mat").write_bytes(os.urandom(4000)), ".mat"),
     "empty.hea": (lambda d, r: (d / "empty.hea").write_bytes(b""), "empty WFDB header"),
-    "notes.txt": (lambda d, r: (d / "notes.txt").write_text("hello\n"), "no such WFDB header"),
+    "notes.txt": (lambda d, r: (d / "notes.txt").write_text("hello\n"), "not an ECG file"),
     "short.hea": (None, "short.hea"),  # a truncated .dat beside its header
     "lone.dat": (None, "no header (.hea) in the inbox named"),
     "escape.hea": (None, "'../outside.dat' is not a file of the inbox"),

@@ -132,12 +132,12 @@ def test_bad_records_fail_at_construction_naming_the_file(ptbxl_root: Path, tmp_
         ([bad_mat], "A9999.mat"),
         ([truncated], "00001_lr"),
         ([tmp_path / "missing.hea"], "missing.hea: no such file"),
-        ([tmp_path / "nothing"], "nothing: not a directory, .hea/.dat/.mat file or WFDB"),
+        ([tmp_path / "nothing"], "nothing: not a directory, a record file or a WFDB record stem"),
     ]
     for paths, needle in cases:
         with pytest.raises(DataError) as info:
             WfdbReplaySource(paths, speed=None)
         assert needle in str(info.value) and "\n" not in str(info.value), str(info.value)
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DataError, match="no WFDB records"):
+    with pytest.raises(DataError, match="no ECG recordings of a known format"):
         WfdbReplaySource([tmp_path / "empty"])
