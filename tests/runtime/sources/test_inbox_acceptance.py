@@ -5,17 +5,20 @@ watch:DIR`` classifies them with the shipped model; the monitor is stopped in th
 once: in done/ or failed/, one ledger row each, its windows in the event log once (after
 SIGKILL the one file in flight may repeat), and the runs' summaries agree.
 
-A new file kind is one row of ``KINDS``: (kind, how many, maker, expected state)."""
+A new file kind is one row of ``kinds()`` (kind, how many, maker); a new record format one
+row of ``FORMATS`` (its test writer, tests/records/)."""
 
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 import os
 import random
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -26,6 +29,7 @@ import pytest
 from mrm_edge.runtime.sources import watch
 from mrm_edge.runtime.sources.ledger import Ledger
 
+from mrm_edge.records import read_recording
 from tests.conftest import SHARED_DATA
 from tests.eventlog import wait_until
 
@@ -66,6 +70,43 @@ def _ptbxl(k: int) -> Item:
 def _cpsc(k: int) -> Item:
     mat = sorted((SHARED_DATA / "cpsc2018").glob("A*.mat"))[k]
     return Item(((mat.name, mat.read_bytes()),), "done")
+
+
+# The record formats (mrm_edge/records/): a PTB-XL record written by the format's test
+# writer (tests/records/), as a cart or management system would export it.
+FORMATS = [  # (kind, writer module, writer, file suffix)
+    ("DICOM 12-lead", "dicom_writer", "write_dicom", ".dcm"),
+    ("HL7 aECG", "aecg_writer", "write_aecg", ".xml"),
+    ("GE MUSE XML", "muse_writer", "write_muse", ".xml"),
+    ("Philips Sierra XML", "sierra_writer", "write_sierra", ".xml"),
+    ("EDF", "edf_writer", "write_edf", ".edf"),
+    ("SCP-ECG", "scp_writer", "write_scp", ".scp"),
+]
+N_PER_FORMAT = 3
+
+
+def _written(i: int, module: str, writer: str, suffix: str) -> Maker:
+    def make(k: int) -> Item:
+        write = getattr(importlib.import_module(f"tests.records.{module}"), writer)
+        rec = read_recording(_headers()[300 + 10 * i + k])  # records of its own
+        with tempfile.TemporaryDirectory() as tmp:
+            path = write(Path(tmp) / f"{module.split('_')[0]}-{k}{suffix}", rec)
+            return Item(((path.name, path.read_bytes()),), "done")
+
+    return make
+
+
+def _format_kinds() -> list[tuple[str, int, Maker]]:
+    """The formats whose writer's library is installed (an extra may be missing)."""
+    out = []
+    for i, (kind, module, writer, suffix) in enumerate(FORMATS):
+        make = _written(i, module, writer, suffix)
+        try:
+            make(0)
+        except ImportError:
+            continue
+        out.append((kind, N_PER_FORMAT, make))
+    return out
 
 
 def _garbage(k: int) -> Item:
@@ -111,8 +152,10 @@ def kinds() -> list[tuple[str, int, Maker]]:
         ("a .mat that is not MATLAB", 4, _not_matlab),
         ("duplicate content", 10, _duplicate),
     ]
-    n_ptbxl = N_ITEMS - n_cpsc - sum(n for _, n, _ in hostile)
-    return [("PTB-XL WFDB 100 Hz", n_ptbxl, _ptbxl), ("CPSC .mat", n_cpsc, _cpsc), *hostile]
+    formats = _format_kinds()
+    n_ptbxl = N_ITEMS - n_cpsc - sum(n for _, n, _ in hostile + formats)
+    wfdb = [("PTB-XL WFDB 100 Hz", n_ptbxl, _ptbxl), ("CPSC .mat", n_cpsc, _cpsc)]
+    return [*wfdb, *formats, *hostile]
 
 
 def make_items() -> list[Item]:
