@@ -10,17 +10,24 @@ import fcntl
 import hashlib
 import logging
 import os
-import stat
 import threading
-import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterator
-from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from mrm_edge.runtime.sources.base import Chunk, Event, Source, SourceProblem, SpecError, StreamEnd
+from mrm_edge.runtime.sources.arrivals import Arrivals, Record, signature
+from mrm_edge.runtime.sources.base import (
+    Chunk,
+    Event,
+    Source,
+    SourceProblem,
+    SpecError,
+    StreamEnd,
+    StreamOrigin,
+)
 from mrm_edge.runtime.sources.ledger import Entry, Ledger
 
 from mrm_edge.data.errors import DataError
@@ -33,33 +40,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DONE, FAILED, STATE = "done", "failed", ".mrm-edge-inbox"
-TEMP_SUFFIXES = (".tmp", ".part", ".partial")  # "write, then rename": never read
 SETTLE_S = 1.0  # a file is read once unchanged (size, mtime, inode) this long
 POLL_S = 0.25
 ORPHAN_S = 60.0  # how long a .dat waits for its header, or a header for its signal files
 MAX_BYTES = 64 << 20  # a record (all its files) larger than this is refused unread
 RETRY_S = 30.0  # a file whose move failed (a full or read-only disk) is tried again after this
 CHUNK_S = 60.0  # seconds of signal per chunk (a 10 s resting ECG is one chunk)
-_HEADER_BYTES = 1 << 16  # read of a .hea for the names of its signal files
-
-
-def is_temp_name(name: str) -> bool:
-    """A name the writer has not finished with: dot-files and ``*.tmp/.part/.partial``."""
-    return name.startswith(".") or name.lower().endswith(TEMP_SUFFIXES)
-
-
-@dataclass
-class _Seen:
-    sig: tuple[int, int, int, int]  # size, mtime_ns, inode, mode
-    since: float  # monotonic time this signature was first seen
-    settled_at: float | None = None  # first seen settled: the arrival order
-
-
-@dataclass(frozen=True)
-class _Record:
-    entry: str  # the file read_recording is given (a WFDB record: its .hea)
-    companions: tuple[str, ...] = ()  # the signal files its header names
-    refusal: str | None = None  # why it is refused unread
+_ORIGINS_KEPT = 64
 
 
 class _Changed(Exception):
@@ -93,14 +80,15 @@ class WatchSource(Source):
             self.ledger = Ledger(self.dir / STATE / "ledger.sqlite")
         except Exception as e:  # sqlite3.Error or OSError: a folder we cannot write to
             raise SpecError(f"{self.dir}: cannot keep the inbox's ledger there ({e})") from None
-        self.settle_s, self.poll_s, self.orphan_s = settle_s, poll_s, orphan_s
+        self.settle_s, self.poll_s = settle_s, poll_s
         self.max_bytes, self.min_seconds = max_bytes, min_seconds
-        self._seen: dict[str, _Seen] = {}
-        self._headers: dict[str, tuple[tuple, tuple[str, ...] | str]] = {}  # name -> (sig, names)
-        self._retry_at: dict[str, float] = {}
+        self.arrivals = Arrivals(self.dir, settle_s, orphan_s, skip=(DONE, FAILED))
         self._lock = threading.Lock()
         self._pending: dict[str, tuple[int, tuple[str, ...], threading.Event]] = {}
         self._problems: deque[SourceProblem] = deque()  # from stream_finished's thread
+        # The last records' patient ids and acquisition times, for sinks that ask after the
+        # stream's end (an outbox's record report): a few, not the run's history.
+        self._origins: OrderedDict[str, StreamOrigin] = OrderedDict()
 
     def describe(self) -> str:
         return f"watch: {self.dir} (settle {self.settle_s:g} s)"
@@ -118,7 +106,7 @@ class WatchSource(Source):
                 if row.state != "claimed":
                     yield from self._move(row)
             while not self.closed:
-                for record in self._scan():
+                for record in self.arrivals.scan():
                     if self.closed:
                         return
                     yield from self._take(record)
@@ -137,115 +125,14 @@ class WatchSource(Source):
         log.warning("%s: %s", self.dir / name, reason)
         return SourceProblem(f"watch {self.dir / name}", reason, kind="file")
 
-    # ------------------------------------------------------------------ what has arrived
-
-    def _scan(self) -> list[_Record]:
-        """The records ready to take, in arrival order."""
-        now = time.monotonic()
-        present: dict[str, os.stat_result] = {}
-        with os.scandir(self.dir) as entries:
-            for e in entries:
-                if e.name in (DONE, FAILED) or is_temp_name(e.name):
-                    continue
-                try:
-                    present[e.name] = e.stat(follow_symlinks=False)
-                except FileNotFoundError:
-                    continue
-        # What has gone (moved, deleted) is forgotten: a long-running inbox keeps no history.
-        self._seen = {n: s for n, s in self._seen.items() if n in present}
-        self._headers = {n: h for n, h in self._headers.items() if n in present}
-        self._retry_at = {n: t for n, t in self._retry_at.items() if n in present}
-        for name, st in present.items():
-            sig = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode)
-            seen = self._seen.get(name)
-            if seen is None or seen.sig != sig:
-                self._seen[name] = _Seen(sig, now)
-            elif seen.settled_at is None and now - seen.since >= self.settle_s:
-                seen.settled_at = now
-        settled = {
-            n: s
-            for n, s in self._seen.items()
-            if s.settled_at is not None and self._retry_at.get(n, 0.0) <= now
-        }
-        order = sorted(settled, key=lambda n: (settled[n].settled_at, n))
-        records, companions = [], set()
-        for name in order:  # headers first: their signal files are not records
-            if stat.S_ISREG(settled[name].sig[3]) and name.lower().endswith(".hea"):
-                names = self._signal_files(name)
-                if isinstance(names, tuple):
-                    companions.update(names)
-        for name in order:
-            if name not in companions:
-                record = self._record(name, settled, now)
-                if record is not None:
-                    records.append(record)
-        return records
-
-    def _record(self, name: str, settled: dict[str, _Seen], now: float) -> _Record | None:
-        """``name`` as a record to take, or None while it waits for its other files."""
-        mode, waited = settled[name].sig[3], now - (settled[name].settled_at or now)
-        if stat.S_ISLNK(mode):
-            return _Record(name, refusal="a symbolic link: the inbox reads only regular files")
-        if not stat.S_ISREG(mode):
-            return _Record(name, refusal="not a regular file (a directory, a pipe or a device)")
-        if name.lower().endswith(".dat"):
-            if waited < self.orphan_s:
-                return None
-            why = (
-                "a WFDB signal file that no header (.hea) in the inbox named within "
-                f"{self.orphan_s:g} s"
-            )
-            return _Record(name, refusal=why)
-        if not name.lower().endswith(".hea"):
-            return _Record(name)
-        names = self._signal_files(name)
-        if isinstance(names, str):
-            return _Record(name, refusal=names)
-        missing = [n for n in names if n not in settled]
-        odd = [n for n in names if n in settled and not stat.S_ISREG(settled[n].sig[3])]
-        if odd:
-            return _Record(name, names, f"its signal file {odd[0]} is not a regular file")
-        if missing and waited < self.orphan_s:
-            return None
-        if missing:
-            why = f"its signal file {missing[0]} did not arrive within {self.orphan_s:g} s"
-            return _Record(name, tuple(n for n in names if n in settled), why)
-        return _Record(name, names)
-
-    def _signal_files(self, header: str) -> tuple[str, ...] | str:
-        """The files ``header`` names (a plain name in the inbox each), or why it is refused.
-        A header that does not parse names none: reading it reports what is wrong."""
-        sig = self._seen[header].sig
-        cached = self._headers.get(header)
-        if cached is not None and cached[0] == sig:
-            return cached[1]
-        names: tuple[str, ...] | str = ()
-        try:
-            fd = os.open(self.dir / header, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-            with os.fdopen(fd, "rb") as f:
-                text = f.read(_HEADER_BYTES).decode("ascii", "replace")
-        except OSError:
-            text = ""
-        lines = [ln.split("#", 1)[0].split() for ln in text.splitlines()]
-        lines = [ln for ln in lines if ln]
-        if lines and "/" in lines[0][0]:
-            names = "a multi-segment WFDB record: the inbox takes single-segment records"
-        elif lines:
-            files = dict.fromkeys(ln[0] for ln in lines[1:] if ln[0] != header)
-            bad = [n for n in files if "/" in n or n in (".", "..") or is_temp_name(n)]
-            names = tuple(files)
-            if bad:
-                names = f"its signal file {bad[0]!r} is not a file of the inbox"
-        self._headers[header] = (sig, names)
-        return names
-
     # ------------------------------------------------------------------ taking one record
 
-    def _take(self, record: _Record) -> Iterator[Event]:
+    def _take(self, record: Record) -> Iterator[Event]:
         names = (record.entry, *record.companions)
-        if any(n not in self._seen for n in names):  # moved with another record meanwhile
+        seen = self.arrivals.seen
+        if any(n not in seen for n in names):  # moved with another record meanwhile
             return
-        sizes = [(n, self._seen[n].sig[0]) for n in names]
+        sizes = [(n, seen[n].sig[0]) for n in names]
         if record.refusal is not None:
             row = self.ledger.add(None, record.entry, sizes, "failed", reason=record.refusal)
             yield from self._finish(row, names, "failed", record.refusal)
@@ -290,12 +177,12 @@ class WatchSource(Source):
             try:
                 fd = os.open(self.dir / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
             except FileNotFoundError:
-                self._seen.pop(name, None)
+                self.arrivals.forget([name])
                 raise _Changed from None
             with os.fdopen(fd, "rb") as f:
                 st = os.fstat(fd)
-                if (st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode) != self._seen[name].sig:
-                    self._seen.pop(name, None)
+                if signature(st) != self.arrivals.seen[name].sig:
+                    self.arrivals.forget([name])
                     raise _Changed
                 h.update(f"{st.st_size}\n".encode())
                 left = st.st_size  # no further: a writer still appending is caught after
@@ -310,7 +197,7 @@ class WatchSource(Source):
                 st = os.lstat(self.dir / name)
             except OSError:
                 return False
-            if (st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode) != self._seen[name].sig:
+            if signature(st) != self.arrivals.seen[name].sig:
                 return False
         return True
 
@@ -325,8 +212,7 @@ class WatchSource(Source):
         except Exception as e:  # any parser failure is bad input, not a crash
             rec, why = None, f"unreadable record ({first_line(e)})"
         if not self._unchanged(names):  # replaced while it was read: it settles again
-            for name in names:
-                self._seen.pop(name, None)
+            self.arrivals.forget(names)
             self.ledger.forget(row)
             return
         if rec is None or why:
@@ -335,6 +221,9 @@ class WatchSource(Source):
         delivered = threading.Event()
         with self._lock:
             self._pending[sid] = (row, names, delivered)
+            self._origins[sid] = StreamOrigin(rec.patient_id, _when(rec.start_time))
+            while len(self._origins) > _ORIGINS_KEPT:
+                self._origins.popitem(last=False)
         x = np.ascontiguousarray(rec.signal.T, dtype=np.float32)
         fs = rec.sampling_rate
         step = max(1, round(CHUNK_S * fs))
@@ -354,6 +243,11 @@ class WatchSource(Source):
                 f"(one {self.min_seconds:g} s window)"
             )
         return None
+
+    def origin(self, stream_id: str) -> StreamOrigin | None:
+        """The file's patient id and acquisition time, where it states them."""
+        with self._lock:
+            return self._origins.get(stream_id)
 
     def stream_finished(self, stream_id: str, reason: str, dropped: int) -> None:
         """A file's windows all have results: done (or failed); one cut short by a stop
@@ -389,7 +283,8 @@ class WatchSource(Source):
             dest = root / f"{Path(names[0]).stem}-{k}"
         where = str(dest.relative_to(self.dir))
         self.ledger.finish(row, state, reason, where)
-        sizes = tuple((n, self._seen[n].sig[0] if n in self._seen else -1) for n in names)
+        seen = self.arrivals.seen
+        sizes = tuple((n, seen[n].sig[0] if n in seen else -1) for n in names)
         yield from self._move(Entry(row, None, names[0], sizes, None, state, reason, where, False))
 
     def _move(self, row: Entry) -> Iterator[SourceProblem]:
@@ -408,8 +303,7 @@ class WatchSource(Source):
                 if now is not None and (size < 0 or now == size):
                     os.rename(self.dir / name, dest / name)
         except OSError as e:
-            for name in names:
-                self._retry_at[name] = time.monotonic() + RETRY_S
+            self.arrivals.retry_later(names, RETRY_S)
             yield self._problem(
                 row.name,
                 f"cannot move it to {dest.relative_to(self.dir)}/ ({e.strerror or e}); left "
@@ -417,8 +311,7 @@ class WatchSource(Source):
             )
             return
         self.ledger.moved(row.id)
-        for name in names:
-            self._seen.pop(name, None)
+        self.arrivals.forget(names)
         if row.state != "done":
             yield self._problem(row.name, f"{row.reason} (moved to {dest.relative_to(self.dir)}/)")
 
@@ -435,3 +328,11 @@ def _stream_id(entry: str, sha256: str) -> str:
     """The entry's stem and the content hash's first 10 hex digits: unique, and the same
     file gets the same id run to run, so a receiver can tell a repeat."""
     return f"{Path(entry).stem}-{sha256[:10]}"
+
+
+def _when(start_time: str | None) -> datetime | None:
+    """A record's stated start (ISO 8601) as a datetime; None if absent or not ISO."""
+    try:
+        return datetime.fromisoformat(start_time) if start_time else None
+    except ValueError:
+        return None

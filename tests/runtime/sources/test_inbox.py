@@ -1,7 +1,8 @@
-"""The watched inbox (``--source watch:DIR``) on real files: the settle and temp-name rules,
-arrival order, WFDB companions, the ledger across restarts, hostile files and folders, moves
-that fail. The acceptance run (200 files through a real ``mrm-edge monitor``, restarted in
-the middle) is in test_inbox_acceptance.py."""
+"""The watched inbox (``--source watch:DIR``: watch.py, arrivals.py, ledger.py) on real
+files: the settle and temp-name rules, arrival order, WFDB companions, the ledger across
+restarts, hostile files and folders, moves that fail, what a file says of its origin. The
+acceptance run (200 files through a real ``mrm-edge monitor``, restarted in the middle) is
+in test_inbox_acceptance.py."""
 
 from __future__ import annotations
 
@@ -11,15 +12,17 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
 from mrm_edge.runtime.sources import watch
+from mrm_edge.runtime.sources.arrivals import is_temp_name
 from mrm_edge.runtime.sources.base import Chunk, Event, SourceProblem, StreamEnd
 from mrm_edge.runtime.sources.ledger import Ledger
 from mrm_edge.runtime.sources.registry import make_source
-from mrm_edge.runtime.sources.watch import WatchSource, is_temp_name
+from mrm_edge.runtime.sources.watch import WatchSource
 
 from mrm_edge.records import read_recording
 
@@ -157,6 +160,33 @@ def test_temp_names_and_unsettled_files_are_never_read(tmp_path: Path, cpsc_root
     assert run.ends[0].startswith("a-")
     assert (tmp_path / ".hidden.mat").exists()
     assert accounted(tmp_path) == ["done/a.mat", "failed/growing.mat"]
+
+
+def test_a_files_patient_id_and_acquisition_time_are_its_streams_origin(
+    tmp_path: Path, ptbxl_root: Path
+) -> None:
+    """An SCP-ECG file carries a patient id, an EDF+ file a start time (each written from a
+    PTB-XL record by the format's test writer): what the outbox names as subject and time."""
+    from tests.records.edf_writer import write_edf
+    from tests.records.scp_writer import write_scp
+
+    rec = read_recording(ptbxl(ptbxl_root, 7)[0])
+    staged = tmp_path / "staged"
+    staged.mkdir()
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    src = WatchSource(inbox, **FAST)
+    run = Driver(src)
+    for write, name in ((write_scp, "a.scp"), (write_edf, "b.edf")):
+        put(inbox, write(staged / name, rec))
+        run.wait(lambda n=name: (inbox / "done" / n).exists(), name)
+    run.stop()
+    scp, edf = (read_recording(inbox / "done" / n) for n in ("a.scp", "b.edf"))
+    assert scp.patient_id and edf.start_time  # what the files state
+    first, second = (src.origin(sid) for sid in run.ends)
+    assert first.subject == scp.patient_id
+    assert second.started_at == datetime.fromisoformat(edf.start_time)
+    assert src.origin("no such stream") is None
 
 
 HOSTILE = {
