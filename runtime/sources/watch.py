@@ -1,8 +1,8 @@
 """The watched inbox, ``--source watch:DIR``: every ECG file that lands in ``DIR`` is
 classified once, in arrival order, then moved to ``DIR/done/`` or ``DIR/failed/`` (with a
-one-line ``.reason`` file). Restart-safe through a ledger keyed by content hash
-(ledger.py). The rules (settling, temp names, WFDB companions, limits, restarts):
-docs/monitor.md#watched-inbox."""
+one-line ``.reason`` file). What has arrived and settled: arrivals.py; restart-safe through
+a ledger keyed by content hash: ledger.py. The rules (settling, temp names, WFDB
+companions, limits, restarts): docs/monitor.md#watched-inbox."""
 
 from __future__ import annotations
 
