@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,7 +52,15 @@ class Accounting:
     """Outcomes of windows and streams, delivered once each (see the module docstring).
     Thread-safe."""
 
-    def __init__(self, post: Postprocessor, tally: Tally, sinks: SinkFanout) -> None:
+    def __init__(
+        self,
+        post: Postprocessor,
+        tally: Tally,
+        sinks: SinkFanout,
+        on_end: Callable[[str, str, int], None] | None = None,
+    ) -> None:
+        """``on_end(stream id, reason, dropped windows)``: called once a stream's end has been
+        delivered to the sinks (``Source.stream_finished``)."""
         self.post = post
         self.tally = tally
         self.sinks = sinks
@@ -61,6 +69,8 @@ class Accounting:
         self._track_lock = threading.Lock()
         self._in_flight: Counter[tuple[str, int]] = Counter()
         self._ending: dict[tuple[str, int], _Ending] = {}
+        self._dropped: Counter[tuple[str, int]] = Counter()
+        self._on_end = on_end
         # Post-processing, tally and sinks: one at a time, in order.
         self._emit_lock = threading.Lock()
         self._closed = False
@@ -130,6 +140,7 @@ class Accounting:
         with self._emit_lock:
             for it in items:
                 w = it.window
+                self._dropped[it.key] += 1
                 self.tally.dropped(w.stream_id, cause)
                 if not self._closed:
                     self.sinks.deliver(
@@ -211,3 +222,6 @@ class Accounting:
             if end.reason != "failed":
                 self.tally.stream_ended(sid, end.reason)
                 self.sinks.deliver("stream", StreamEvent(sid, "end", end.reason, segment))
+            dropped = self._dropped.pop((sid, segment), 0)
+        if self._on_end is not None:  # outside the lock: the source may take its time
+            self._on_end(sid, end.reason, dropped)

@@ -90,7 +90,7 @@ class Monitor:
             alarm_labels=card.alarm_findings,
         )
         self.fanout = SinkFanout(sinks, self._fatal)
-        self.accounting = Accounting(post, self.tally, self.fanout)
+        self.accounting = Accounting(post, self.tally, self.fanout, source.stream_finished)
         self.chain = BackendChain(
             backend, fallbacks, outputs=len(card.labels), on_switch=self.accounting.backend_switch
         )
@@ -236,14 +236,16 @@ class Monitor:
     def _source_loop(self) -> None:
         try:
             for event in self.source:
-                if self._stop.is_set():
-                    break
+                # Even after a stop: a stream the source ended was not cut short, and a
+                # problem it found is reported (a watched inbox's file already moved).
                 if isinstance(event, StreamEnd):
                     self._end_stream(event.stream_id, event.reason)
-                elif isinstance(event, Chunk):
-                    self._chunk(event)
                 elif isinstance(event, SourceProblem):
                     self.accounting.source_problem(event)
+                if self._stop.is_set():
+                    break
+                if isinstance(event, Chunk):
+                    self._chunk(event)
             else:
                 # The source is exhausted (not closed by a stop, which also ends the
                 # iteration): streams it never ended end with it.
@@ -279,6 +281,7 @@ class Monitor:
             except (ValueError, TypeError) as e:
                 self._segment[sid] = segment
                 self._fail_stream(sid, segment, f"cannot start: {first_line(e)}")
+                self.source.stream_finished(sid, "failed", 0)  # no window of it waits
                 return
             self._pre[sid] = pre
             self._segment[sid] = segment

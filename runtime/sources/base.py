@@ -89,6 +89,12 @@ class Source(ABC):
     def describe(self) -> str:
         return self.name
 
+    def stream_finished(self, stream_id: str, reason: str, dropped: int) -> None:  # noqa: B027
+        """Called by the monitor (any thread) once ``stream_id``'s end is delivered to the
+        sinks, every window of it having its result: ``reason`` is the end's ("failed",
+        "stopped" by a stop, or the source's), ``dropped`` its windows dropped unclassified.
+        A no-op here; the watched inbox completes a file on it."""
+
     def origin(self, stream_id: str) -> StreamOrigin | None:
         """What is known of ``stream_id``'s origin (None: nothing but its id). Any thread."""
         return None

@@ -99,3 +99,6 @@ register_source(SourceKind("stdin", "stdin", _built_in("stdin", "StdinSource")))
 register_source(
     SourceKind("lsl", "lsl:[PROP=]VALUE", _built_in("lsl", "LslSource"), takes_argument=True)
 )
+register_source(
+    SourceKind("watch", "watch:DIR", _built_in("watch", "WatchSource"), takes_argument=True)
+)

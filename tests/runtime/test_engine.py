@@ -483,3 +483,66 @@ def test_sigint_stops_cleanly_with_a_summary(tmp_path: Path) -> None:
     lines = parse(log)
     assert lines[-1]["type"] == "summary" and lines[-1]["stopped_by"] == "signal SIGINT"
     assert Counter(d["type"] for d in lines)["window"] == summary.classified
+
+
+# ====================================================================== stream_finished
+
+
+class FinishRecordingSource(ScriptedSource):
+    """Records ``stream_finished`` calls (the hook the watched inbox completes a file on)
+    with the stream's tally at each: (classified, ended); ``stop_after`` stops the monitor
+    as it yields the event at that index."""
+
+    def __init__(self, events: list[Event], stop_after: int | None = None) -> None:
+        super().__init__(events)
+        self.stop_after = stop_after
+        self.finished: list[tuple[str, str, int, tuple[int, str | None]]] = []
+        self.mon: Monitor | None = None
+
+    def events(self):
+        for i, e in enumerate(self.script):
+            yield e
+            if i == self.stop_after and self.mon is not None:
+                self.mon.stop("test stop")
+
+    def stream_finished(self, stream_id: str, reason: str, dropped: int) -> None:
+        counts = self.mon.tally.streams[stream_id] if self.mon else None
+        tally = (counts.classified, counts.ended) if counts else (0, None)
+        self.finished.append((stream_id, reason, dropped, tally))
+
+
+def test_stream_finished_comes_once_per_stream_after_its_end_is_delivered(
+    small_model: DeployedModel, tmp_path: Path
+) -> None:
+    recs = synthetic(3, 12.0)
+    (a, (xa, _)), (b, (xb, _)), (c, (xc, _)) = recs.items()
+    bad = chunks(b, xb, 500)
+    bad[3] = Chunk(b, xb[:100, :11], 500)  # 11 leads: fails mid-stream
+    events = [*chunks(a, xa, 500), *bad, Chunk(c, xc[:100], 0), StreamEnd(a), StreamEnd(b)]
+    events.append(StreamEnd(c))  # c failed at its first chunk (rate 0): nothing waits for it
+    src = FinishRecordingSource(events)
+    mon = src.mon = monitor(small_model, StubBackend(delay_s=0.01), src, tmp_path / "e.jsonl")
+    summary = mon.run()
+    # b and c failed (c at its first chunk, rate 0: nothing of it waits); a's call came once
+    # its three windows were classified and its end delivered.
+    assert src.finished == [
+        (b, "failed", 0, (0, None)),
+        (c, "failed", 0, (0, None)),
+        (a, "end of record", 0, (3, "end of record")),
+    ]
+    assert summary.per_stream[a]["classified"] == 3
+
+
+def test_a_stream_end_the_source_gives_after_a_stop_still_ends_it(
+    small_model: DeployedModel, tmp_path: Path
+) -> None:
+    """A stop between a stream's last chunk and its end: the end is honoured (its windows
+    classified, reason the source's), not reported as cut short."""
+    ((a, (xa, _)),) = synthetic(1, 12.0).items()
+    events = [Chunk(a, xa, 500), StreamEnd(a)]
+    src = FinishRecordingSource(events, stop_after=0)
+    mon = src.mon = monitor(small_model, StubBackend(), src, tmp_path / "e.jsonl")
+    summary = mon.run()
+    assert summary.stopped_by == "test stop"
+    assert summary.per_stream[a]["classified"] == 3 and summary.dropped == 0
+    assert [(s, r, d) for s, r, d, _ in src.finished] == [(a, "end of record", 0)]

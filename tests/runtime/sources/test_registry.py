@@ -86,7 +86,7 @@ def own_registry(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_a_new_source_is_one_class_and_one_registration(own_registry, tmp_path: Path) -> None:
     register_source(SourceKind("ticks", "ticks:N", lambda: TicksSource.from_spec, True))
-    assert source_help().endswith(" | stdin | lsl:[PROP=]VALUE | ticks:N")
+    assert source_help().endswith(" | stdin | lsl:[PROP=]VALUE | watch:DIR | ticks:N")
     with pytest.raises(ValueError, match="--source 'ticks:x': expected ticks:N"):
         make_source("ticks:x")
     model = DeployedModel.load(make_model_dir(tmp_path / "m"))
@@ -99,8 +99,8 @@ def test_a_new_source_is_one_class_and_one_registration(own_registry, tmp_path: 
 
 def test_specs_come_from_the_registrations() -> None:
     assert source_specs() == (
-        "synthetic, wfdb:PATH[,PATH...], tcp:HOST:PORT, stdin or lsl:[PROP=]VALUE"
+        "synthetic, wfdb:PATH[,PATH...], tcp:HOST:PORT, stdin, lsl:[PROP=]VALUE or watch:DIR"
     )
     assert source_help() == (
-        "synthetic | wfdb:PATH[,PATH...] | tcp:HOST:PORT | stdin | lsl:[PROP=]VALUE"
+        "synthetic | wfdb:PATH[,PATH...] | tcp:HOST:PORT | stdin | lsl:[PROP=]VALUE | watch:DIR"
     )
