@@ -45,3 +45,20 @@ def test_console_script_help() -> None:
     assert r.returncode == 0
     for cmd in ("train", "eval", "predict"):
         assert cmd in r.stdout
+
+
+def test_every_package_folder_is_in_the_wheel() -> None:
+    """A folder of modules missing from pyproject's ``packages`` would be left out of a
+    non-editable install (the editable one used here would not notice)."""
+    import tomllib
+
+    setup = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(setup["packages"])
+    mapped = {folder: name for name, folder in setup["package-dir"].items()}
+    found = set()
+    for top, name in mapped.items():
+        for init in (ROOT / top).rglob("*.py"):
+            rel = init.parent.relative_to(ROOT / top)
+            if "__pycache__" not in rel.parts:
+                found.add(".".join([name, *rel.parts]))
+    assert found <= listed, f"not in pyproject's packages: {sorted(found - listed)}"
