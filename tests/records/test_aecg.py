@@ -16,7 +16,7 @@ from mrm_edge.data.leads import canonical_lead
 from mrm_edge.records import Recording, read_recording
 from mrm_edge.records.recording import MAX_SAMPLES
 from tests.records.aecg_writer import SCALE_UV, write_aecg
-from tests.records.xml_helpers import (
+from tests.records.helpers import (
     PTBXL,
     assert_classified_alike,
     peak_bytes,

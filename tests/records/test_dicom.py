@@ -19,12 +19,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mrm_edge.artifacts import default_model_dir
 from mrm_edge.data.dataset import LEADS
-from mrm_edge.data.errors import DataError
 from mrm_edge.records import Recording, read_recording
 from tests.conftest import SHARED_DATA
 from tests.records.dicom_writer import write_dicom
+from tests.records.helpers import refused, shipped_model
 
 pydicom = pytest.importorskip("pydicom")
 pytestmark = pytest.mark.realdata
@@ -87,10 +86,7 @@ def test_ecgtoolkit_file_equals_the_same_recordings_aecg_digits() -> None:
 
 @pytest.fixture(scope="module")
 def model_dir() -> Path:
-    d = default_model_dir()
-    if not (d / "model.onnx").is_file():
-        pytest.skip(f"shipped model not found at {d}")
-    return d
+    return shipped_model()
 
 
 @pytest.mark.parametrize("record", ["records500/00000/00001_hr", "records100/00000/00001_lr"])
@@ -264,15 +260,6 @@ HOSTILE = {
 }
 
 
-def _refused(path: Path, expected: str) -> str:
-    with pytest.raises(DataError) as err:
-        read_recording(path)
-    message = str(err.value)
-    assert message.startswith(str(path)) and "\n" not in message, message
-    assert expected in message, message
-    return message
-
-
 @pytest.mark.filterwarnings("ignore:Invalid value for VR DS")  # the test writes 'NaN'
 @pytest.mark.parametrize("case", HOSTILE)
 def test_a_hostile_file_is_one_line_naming_file_and_field(
@@ -285,7 +272,7 @@ def test_a_hostile_file_is_one_line_naming_file_and_field(
     ds.save_as(path)
     tracemalloc.start()
     try:
-        _refused(path, expected)
+        refused(path, expected)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -305,7 +292,7 @@ def test_a_truncated_file_is_one_line(keep: int, ptbxl_hr: Recording, tmp_path: 
     """pydicom reads a value cut short without a word: the byte count catches it."""
     path = write_dicom(tmp_path / "rec.dcm", ptbxl_hr)
     path.write_bytes(path.read_bytes()[:keep])
-    _refused(path, "")
+    refused(path, "")
 
 
 def test_a_file_over_the_dicom_size_limit_is_not_parsed(ptbxl_hr: Recording, tmp_path: Path):
@@ -314,14 +301,14 @@ def test_a_file_over_the_dicom_size_limit_is_not_parsed(ptbxl_hr: Recording, tmp
     path = write_dicom(tmp_path / "big.dcm", ptbxl_hr)
     with open(path, "r+b") as f:
         f.truncate(MAX_DICOM_BYTES + 1)  # sparse: a valid DICOM head, then zeros
-    _refused(path, f"{MAX_DICOM_BYTES + 1} bytes, larger than the {MAX_DICOM_BYTES} bytes")
+    refused(path, f"{MAX_DICOM_BYTES + 1} bytes, larger than the {MAX_DICOM_BYTES} bytes")
 
 
 def test_dicom_files_that_hold_no_ecg_are_one_line(tmp_path: Path) -> None:
     """pydicom's CT_small.dcm (an image) and image_dfl.dcm (Deflated: never inflated here)."""
     ct = Path(pydicom.data.get_testdata_file("CT_small.dcm"))
-    _refused(ct, "SOP class 'CT Image Storage': no WaveformSequence")
-    _refused(Path(pydicom.data.get_testdata_file("image_dfl.dcm")), "1.2.840.10008.1.2.1.99")
+    refused(ct, "SOP class 'CT Image Storage': no WaveformSequence")
+    refused(Path(pydicom.data.get_testdata_file("image_dfl.dcm")), "1.2.840.10008.1.2.1.99")
     garbage = tmp_path / "garbage.dcm"
     garbage.write_bytes(b"\0" * 128 + b"DICM" + bytes(range(256)) * 8)
-    _refused(garbage, "")
+    refused(garbage, "")

@@ -16,11 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mrm_edge.artifacts import default_model_dir
 from mrm_edge.data.dataset import LEADS
-from mrm_edge.data.errors import DataError
 from mrm_edge.records import Recording, read_recording
 from tests.records.edf_writer import signal_header, write_edf
+from tests.records.helpers import refused, shipped_model
 
 pyedflib = pytest.importorskip("pyedflib")
 pytestmark = pytest.mark.realdata
@@ -35,19 +34,7 @@ def ptbxl_hr(ptbxl_root: Path) -> Recording:
 
 @pytest.fixture(scope="module")
 def model_dir() -> Path:
-    d = default_model_dir()
-    if not (d / "model.onnx").is_file():
-        pytest.skip(f"shipped model not found at {d}")
-    return d
-
-
-def _refused(path: Path, expected: str) -> str:
-    with pytest.raises(DataError) as err:
-        read_recording(path)
-    message = str(err.value)
-    assert message.startswith(str(path)) and "\n" not in message, message
-    assert expected in message, message
-    return message
+    return shipped_model()
 
 
 @pytest.mark.parametrize(
@@ -60,7 +47,7 @@ def test_pyedflibs_real_files_without_ecg_leads_are_refused_naming_their_signals
     path = PYEDFLIB_DATA / name
     if not path.is_file():
         pytest.skip(f"pyedflib's test file is not installed: {path}")
-    _refused(path, f"field 'label' names none of the 12 standard leads, found [{signals}")
+    refused(path, f"field 'label' names none of the 12 standard leads, found [{signals}")
 
 
 @pytest.mark.parametrize("bdf", [False, True], ids=["edf+", "bdf+"])
@@ -199,7 +186,7 @@ def test_a_hostile_file_is_one_line_naming_file_and_field(
     capfd.readouterr()
     tracemalloc.start()
     try:
-        _refused(path, expected)
+        refused(path, expected)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -211,4 +198,4 @@ def test_a_hostile_file_is_one_line_naming_file_and_field(
 def test_an_empty_or_garbage_edf_is_one_line(content: bytes, tmp_path: Path) -> None:
     path = tmp_path / "junk.edf"
     path.write_bytes(content)
-    _refused(path, "")
+    refused(path, "")

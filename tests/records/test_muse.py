@@ -16,8 +16,7 @@ import pytest
 from mrm_edge.data.dataset import LEADS
 from mrm_edge.records import Recording, read_recording
 from mrm_edge.records.recording import assemble
-from tests.records.muse_writer import UV_PER_BIT, write_muse
-from tests.records.xml_helpers import (
+from tests.records.helpers import (
     PTBXL,
     assert_classified_alike,
     peak_bytes,
@@ -25,6 +24,7 @@ from tests.records.xml_helpers import (
     refused,
     shared_file,
 )
+from tests.records.muse_writer import UV_PER_BIT, write_muse
 
 DERIVED = ("III", "aVR", "aVL", "aVF")
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mrm_edge.data.errors import DataError
 from mrm_edge.records import Recording
 from mrm_edge.records.recording import MAX_SAMPLES
 from mrm_edge.records.registry import read_recording
 from tests.conftest import SHARED_DATA
+from tests.records.helpers import refused
 from tests.records.sierra_writer import (
     LZW_MAX_CODE,
     RESOLUTION_UV,
@@ -35,16 +35,6 @@ def shared(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"shared data not found at {path}")
     return path
-
-
-def read_one_line_error(path: Path, *needles: str) -> str:
-    with pytest.raises(DataError) as info:
-        read_recording(path)
-    msg = str(info.value)
-    assert "\n" not in msg and str(path) in msg, msg
-    for needle in needles:
-        assert needle in msg, f"{needle!r} not in {msg!r}"
-    return msg
 
 
 # ---------------------------------------------------------------- the real files
@@ -238,7 +228,7 @@ def test_entity_bomb_and_external_entity_are_refused(document: str, tmp_path: Pa
     path.write_text(document)
     tracemalloc.start()
     try:
-        read_one_line_error(path, "DTD, entities or external references is refused")
+        refused(path, "DTD, entities or external references is refused")
         assert tracemalloc.get_traced_memory()[1] < 8 * 2**20
     finally:
         tracemalloc.stop()
@@ -291,7 +281,7 @@ def xli_raw(stream: bytes, first: int = 0) -> bytes:
 @pytest.mark.parametrize("case", HOSTILE)
 def test_hostile_files_are_one_line_naming_the_field(case: str, tmp_path: Path) -> None:
     edit, needles = HOSTILE[case]
-    read_one_line_error(hostile(tmp_path, edit), *needles)
+    refused(hostile(tmp_path, edit), *needles)
 
 
 def test_lzw_bomb_stops_at_the_declared_size_in_bounded_memory(tmp_path: Path) -> None:
@@ -302,7 +292,7 @@ def test_lzw_bomb_stops_at_the_declared_size_in_bounded_memory(tmp_path: Path) -
     path = hostile(tmp_path, with_payload(xli_raw(pack_codes(codes))))
     tracemalloc.start()
     try:
-        read_one_line_error(path, "chunk 1 (lead I)", "more than the 10000 bytes declared")
+        refused(path, "chunk 1 (lead I)", "more than the 10000 bytes declared")
         assert tracemalloc.get_traced_memory()[1] < 16 * 2**20
     finally:
         tracemalloc.stop()
@@ -311,10 +301,10 @@ def test_lzw_bomb_stops_at_the_declared_size_in_bounded_memory(tmp_path: Path) -
 def test_empty_garbage_and_deep_files_are_one_line(tmp_path: Path) -> None:
     for name, content in [("empty.xml", b""), ("noise.xml", bytes(range(256)) * 8)]:
         (tmp_path / name).write_bytes(content)
-        read_one_line_error(tmp_path / name, "not an ECG file of a known format")
+        refused(tmp_path / name, "not an ECG file of a known format")
     deep = tmp_path / "deep.xml"
     deep.write_text(f"<restingecgdata>{'<a>' * 200_000}{'</a>' * 200_000}</restingecgdata>")
-    read_one_line_error(deep, "too large or deep to read")
+    refused(deep, "too large or deep to read")
 
 
 def test_without_sierraecg_the_extra_to_install_is_named(tmp_path: Path, monkeypatch) -> None:
@@ -322,4 +312,4 @@ def test_without_sierraecg_the_extra_to_install_is_named(tmp_path: Path, monkeyp
     for name in [m for m in sys.modules if m == "sierraecg" or m.startswith("sierraecg.")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "sierraecg", None)
-    read_one_line_error(path, "needs sierraecg", "pip install 'mrm-edge[sierra]'")
+    refused(path, "needs sierraecg", "pip install 'mrm-edge[sierra]'")

@@ -1,5 +1,5 @@
-"""What the HL7 aECG and GE MUSE reader tests share: the real files, the PTB-XL records the
-round trips start from, the shipped model, one-line and memory checks."""
+"""What the format readers' tests share: the real files, the PTB-XL records the round trips
+start from, the shipped model, one-line and memory checks."""
 
 from __future__ import annotations
 
