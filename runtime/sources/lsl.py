@@ -27,11 +27,11 @@ from mrm_edge.runtime.sources.base import (
     StreamEnd,
 )
 from mrm_edge.runtime.sources.device import check_stall_timeout
-from mrm_edge.runtime.sources.framing import MAX_RATE, MIN_RATE
 from mrm_edge.runtime.sources.limits import DeviceLimits, RateCeiling
 
 from mrm_edge.data.errors import DataError
 from mrm_edge.data.leads import lead_order
+from mrm_edge.data.signal import MAX_RATE, MIN_RATE
 
 if TYPE_CHECKING:
     from mrm_edge.runtime.sources.registry import SourceOptions
