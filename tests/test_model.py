@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from mrm_edge.model import (
+    PRESETS,
     InferenceModel,
     MRMNet,
     MRMNetConfig,
@@ -45,6 +46,12 @@ def test_edge_presets_narrow_the_stem_too() -> None:
     torch.manual_seed(0)
     out = MRMNet(preset("edge")).eval()(torch.randn(1, 12, 1000))
     assert out.z1.shape == (1, 64, 502) and out.z2.shape == (1, 128, 251)
+
+
+def test_the_commands_offer_every_preset() -> None:
+    from mrm_edge.cli.train import PRESET_NAMES
+
+    assert tuple(PRESETS) == PRESET_NAMES
 
 
 def test_the_shipped_card_loads_into_the_paper_preset() -> None:
