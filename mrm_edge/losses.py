@@ -1,6 +1,7 @@
 """The training loss of MRM-Net (paper eq. 4-7): BCE on both heads plus the feature
 complementary module's mutual-learning ("mimicry") KL terms, the "KL heads": training only,
-never in the exported graph (why no projection layer is needed: docs/model.md)."""
+never in the exported graph (why no projection layer is needed: docs/model.md). Plus, for
+``mrm-edge distill``, a teacher's soft labels on top of it (:class:`DistillationLoss`)."""
 
 from __future__ import annotations
 
@@ -61,3 +62,35 @@ class MutualLearningLoss(nn.Module):
             "kl_out": kl_out.item(),
         }
         return total, parts
+
+
+def soft_label_kl(student_logits: Tensor, teacher_probs: Tensor, temperature: float) -> Tensor:
+    """Per-label binary KL(teacher || student) at temperature T, T²-scaled, mean over labels.
+
+    Multi-label outputs are independent sigmoids, so each label is its own two-class
+    distribution: ``teacher_probs`` are the teacher's already softened at T, the student's
+    are sigmoid(logits / T). Exactly 0 when they agree (BCE minus the target's entropy).
+    """
+    cross = F.binary_cross_entropy_with_logits(student_logits / temperature, teacher_probs)
+    entropy = F.binary_cross_entropy(teacher_probs, teacher_probs)  # 0·log 0 is taken as 0
+    return (cross - entropy) * temperature**2
+
+
+class DistillationLoss(nn.Module):
+    """The paper's loss on the student plus α · (KL_T(teacher, out1) + KL_T(teacher, out2)):
+    both student heads learn the teacher's deployed (fused) output, as both learn the labels."""
+
+    def __init__(self, cfg: LossConfig | None, alpha: float, temperature: float) -> None:
+        super().__init__()
+        self.paper = MutualLearningLoss(cfg)
+        self.alpha = alpha
+        self.temperature = temperature
+
+    def forward(
+        self, out: MRMOutputs, y: Tensor, teacher_probs: Tensor
+    ) -> tuple[Tensor, dict[str, float]]:
+        total, parts = self.paper(out, y)
+        t = self.temperature
+        kd = soft_label_kl(out.out1, teacher_probs, t) + soft_label_kl(out.out2, teacher_probs, t)
+        parts["kd"] = kd.item()
+        return total + self.alpha * kd, parts

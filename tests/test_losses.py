@@ -3,7 +3,13 @@
 import pytest
 import torch
 
-from mrm_edge.losses import LossConfig, MutualLearningLoss, mutual_kl
+from mrm_edge.losses import (
+    DistillationLoss,
+    LossConfig,
+    MutualLearningLoss,
+    mutual_kl,
+    soft_label_kl,
+)
 from mrm_edge.model import MRMNet, MRMNetConfig
 
 
@@ -76,3 +82,31 @@ def test_total_is_the_weighted_sum() -> None:
         + 2.0 * p["kl_out"]
     )
     assert total.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_soft_label_kl_is_zero_when_the_student_agrees_and_grows_apart() -> None:
+    torch.manual_seed(4)
+    logits, t = torch.randn(6, 5) * 3, 2.0
+    teacher = torch.sigmoid(logits / t)
+    assert soft_label_kl(logits, teacher, t).item() == pytest.approx(0.0, abs=1e-6)
+    near = soft_label_kl(logits + 0.5, teacher, t).item()
+    far = soft_label_kl(logits + 2.0, teacher, t).item()
+    assert 0 < near < far
+    # The textbook per-label binary KL, mean over labels and records, T²-scaled.
+    q = torch.sigmoid((logits + 2.0) / t)
+    p = teacher
+    kl = p * (p / q).log() + (1 - p) * ((1 - p) / (1 - q)).log()
+    assert far == pytest.approx((kl.mean() * t * t).item(), rel=1e-5)
+
+
+def test_distillation_loss_is_the_paper_loss_plus_alpha_times_the_teacher_term() -> None:
+    torch.manual_seed(5)
+    net = MRMNet(MRMNetConfig(n_labels=5, width=8, stem_channels=(8, 8, 8, 8))).eval()
+    out, y = net(torch.randn(4, 12, 1000)), (torch.rand(4, 5) > 0.5).float()
+    teacher = torch.rand(4, 5)
+    paper, _ = MutualLearningLoss()(out, y)
+    none, parts = DistillationLoss(None, alpha=0.0, temperature=2.0)(out, y, teacher)
+    some, _ = DistillationLoss(None, alpha=0.5, temperature=2.0)(out, y, teacher)
+    torch.testing.assert_close(none, paper)
+    assert parts["kd"] > 0
+    assert some.item() == pytest.approx(paper.item() + 0.5 * parts["kd"], rel=1e-5)

@@ -3,7 +3,14 @@
 import pytest
 import torch
 
-from mrm_edge.model import InferenceModel, MRMNet, MRMNetConfig, count_parameters, preset
+from mrm_edge.model import (
+    PRESETS,
+    InferenceModel,
+    MRMNet,
+    MRMNetConfig,
+    count_parameters,
+    preset,
+)
 
 
 @pytest.mark.parametrize(("name", "width"), [("paper", 128), ("small", 64)])
@@ -29,6 +36,34 @@ def test_presets_differ_only_in_width() -> None:
     assert paper.stem_kernels == (11, 7, 5, 3)
     assert paper.fusion_kernels == (3, 13, 23, 33)
     assert count_parameters(MRMNet(paper)) > 2 * count_parameters(MRMNet(small))
+
+
+def test_edge_presets_narrow_the_stem_too() -> None:
+    assert preset("edge").width == 64 and preset("edge").stem_channels == (16, 32, 64, 64)
+    assert preset("edge-xs").width == 32 and preset("edge-xs").stem_channels == (16, 32, 32, 32)
+    sizes = [count_parameters(MRMNet(preset(n))) for n in ("paper", "small", "edge", "edge-xs")]
+    assert sizes == sorted(sizes, reverse=True)  # each smaller than the one before
+    torch.manual_seed(0)
+    out = MRMNet(preset("edge")).eval()(torch.randn(1, 12, 1000))
+    assert out.z1.shape == (1, 64, 502) and out.z2.shape == (1, 128, 251)
+
+
+def test_the_commands_offer_every_preset() -> None:
+    from mrm_edge.cli.train import PRESET_NAMES
+
+    assert tuple(PRESETS) == PRESET_NAMES
+
+
+def test_the_shipped_card_loads_into_the_paper_preset() -> None:
+    """Old cards load unchanged: the shipped one (written before the edge presets) names the
+    paper's shape field by field."""
+    from mrm_edge.artifacts import SHIPPED_MODEL_DIR
+    from mrm_edge.checkpoint import load_model_dir
+
+    net, card = load_model_dir(SHIPPED_MODEL_DIR)
+    assert card.preset == "paper"
+    assert net.cfg == preset("paper", n_labels=5)
+    assert count_parameters(net) == count_parameters(MRMNet(preset("paper")))
 
 
 def test_unknown_preset_and_bad_config_raise() -> None:

@@ -7,6 +7,7 @@ import click
 
 from mrm_edge import __version__
 from mrm_edge.cli.bench.command import bench
+from mrm_edge.cli.distill import distill
 from mrm_edge.cli.doctor.command import doctor
 from mrm_edge.cli.eval import eval_cmd
 from mrm_edge.cli.export import export
@@ -25,5 +26,17 @@ def main() -> None:
 
 
 # The order `mrm-edge --help` lists them in is click's (alphabetical), whatever this is.
-for _command in (train, eval_cmd, export, monitor, outbox, bench, doctor, send, predict, serve):
+for _command in (
+    train,
+    distill,
+    eval_cmd,
+    export,
+    monitor,
+    outbox,
+    bench,
+    doctor,
+    send,
+    predict,
+    serve,
+):
     main.add_command(_command)

@@ -15,7 +15,7 @@ import mrm_edge
 from mrm_edge.card import ModelCard, default_alarm_labels
 from mrm_edge.data.dataset import LEADS, EcgDataset
 from mrm_edge.data.normalization import LeadStandardizer
-from mrm_edge.model import MRMNet
+from mrm_edge.model import MRMNet, count_parameters
 from mrm_edge.training.config import TrainConfig
 from mrm_edge.training.selection import best_epoch
 
@@ -65,14 +65,25 @@ def training_card(
     history: list[dict[str, Any]],
     device: torch.device,
     versions: dict[str, Any],
+    distillation: dict[str, Any] | None = None,
 ) -> ModelCard:
-    """The card of the run ``cfg`` on ``dataset`` (``splits``: train, validation, test)."""
+    """The card of the run ``cfg`` on ``dataset`` (``splits``: train, validation, test);
+    ``distillation``: the recipe of a distilled run (teacher, temperature, alpha)."""
     train, val, test = splits
+    settings = cfg.to_dict()
+    settings.pop("distill")  # the teacher's path is the user's machine: recorded below instead
+    if distillation is not None:
+        shape = {k: net.cfg.to_dict()[k] for k in ("width", "stem_channels")}
+        settings["distillation"] = {
+            **distillation,
+            "student": {"preset": cfg.preset, **shape, "parameters": count_parameters(net)},
+        }
     task = dataset.task
     dropped = dataset.dropped_unlabelled
     desc_train_total = len(train) + sum(dropped.get(f, 0) for f in cfg.train_folds)
     return ModelCard(
-        name=cfg.name or f"mrm-net-{cfg.preset}-{cfg.dataset}-{task}",
+        name=cfg.name
+        or f"mrm-net-{cfg.preset}-{cfg.dataset}-{task}" + ("-distilled" if distillation else ""),
         task=task,
         labels=list(train.labels),
         sampling_rate=cfg.sampling_rate,
@@ -102,7 +113,7 @@ def training_card(
             "records": {"train": len(train), "validation": len(val), "test": len(test)},
         },
         training={
-            **cfg.to_dict(),
+            **settings,
             "data": Path(cfg.data).name,  # no absolute paths of the user's machine
             "out": Path(cfg.out).name,
             "optimizer": "Adam",

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from mrm_edge.card import shown
 from mrm_edge.errors import first_line
 from mrm_edge.fileio import atomic_write_bytes
 from mrm_edge.training.selection import BestEpoch
@@ -19,8 +20,19 @@ CHECKPOINT_FORMAT = "mrm-edge-checkpoint/1"
 LEGACY_CHECKPOINT = "checkpoint.pt"  # pickle (torch.save): refused, never loaded
 HISTORY_FILE = "history.json"
 # A run resumes only with these settings unchanged: they decide the data, the model and the
-# order of batches; the number of epochs (and the device) may change.
-SAME_SETTINGS = ("dataset", "task", "preset", "batch_size", "lr", "seed", "sampling_rate")
+# order of batches (a distilled run: also its teacher and recipe); the number of epochs (and the
+# device) may change.
+SAME_SETTINGS = (
+    "dataset",
+    "task",
+    "preset",
+    "model_overrides",
+    "batch_size",
+    "lr",
+    "seed",
+    "sampling_rate",
+    "distillation",
+)
 
 
 @dataclass
@@ -74,11 +86,13 @@ def resume(
         return RunState()
     tensors, meta = _read_checkpoint(path)
     saved = json.loads(meta.get("config") or "{}")
+    # Compared as saved (JSON: tuples are lists); a key older checkpoints lack reads as None.
+    now = json.loads(json.dumps(settings))
     for key in SAME_SETTINGS:
-        if saved.get(key) != settings.get(key):
+        if saved.get(key) != now.get(key):
             raise ValueError(
-                f"{path}: was trained with {key}={saved.get(key)!r}, now {key}="
-                f"{settings.get(key)!r}; use another --out or the same settings"
+                f"{path}: was trained with {key}={shown(saved.get(key))}, now {key}="
+                f"{shown(now.get(key))}; use another --out or the same settings"
             )
     try:
         best_weights = _unpack_checkpoint(tensors, meta, net, opt, gen)

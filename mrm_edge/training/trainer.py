@@ -1,5 +1,6 @@
 """The training loop of MRM-Net with the paper's recipe (docs/model.md, ``mrm-edge train``);
-the best epoch by validation macro-AUC is kept."""
+the best epoch by validation macro-AUC is kept. With ``cfg.distill`` the same loop distils a
+teacher into the model (``mrm-edge distill``): only the loss gains the teacher's term."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from mrm_edge.checkpoint import save_model_dir
 from mrm_edge.data.dataset import EcgDataset
 from mrm_edge.data.loaders import load_dataset
 from mrm_edge.data.normalization import LeadStandardizer
-from mrm_edge.losses import MutualLearningLoss
+from mrm_edge.losses import DistillationLoss, MutualLearningLoss
 from mrm_edge.model import MRMNet, MRMNetConfig, count_parameters, preset
 from mrm_edge.training.card import code_version, training_card
 from mrm_edge.training.config import TrainConfig
@@ -38,6 +39,7 @@ class Trainer:
         self.progress = progress  # a rich Progress, or None for silent runs
         self.out = Path(cfg.out)
         self.device = resolve_device(cfg.device)
+        self.recipe: dict[str, Any] | None = None  # the distillation's, for the card
 
     # ----------------------------------------------------------------- data
     def load_data(self) -> tuple[EcgDataset, EcgDataset, EcgDataset, LeadStandardizer]:
@@ -73,14 +75,17 @@ class Trainer:
         # Built in this order after the seeds, so a run's weights and batches are reproducible.
         net = MRMNet(self._model_config(train)).to(self.device)
         opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-        loss_fn = MutualLearningLoss(cfg.loss)
         gen = torch.Generator().manual_seed(cfg.seed)
+        loss_fn, soft_labels = self._loss(train)
+        # A run resumes only with the same teacher and recipe (resume.SAME_SETTINGS).
+        settings = {**cfg.to_dict(), "distillation": self.recipe}
 
-        state = resume(self.out, cfg.to_dict(), net, opt, gen)
+        state = resume(self.out, settings, net, opt, gen)
         start_epoch = state.epoch
+        teacher = f" from teacher {self.recipe['teacher']['name']}" if self.recipe else ""
         self.log(
-            f"training {cfg.preset} MRM-Net ({count_parameters(net):,} "
-            f"parameters) on {len(train)} records, validating on {len(val)}, device {self.device}"
+            f"training {cfg.preset} MRM-Net ({count_parameters(net):,} parameters){teacher} "
+            f"on {len(train)} records, validating on {len(val)}, device {self.device}"
             + (f", resuming after epoch {start_epoch}" if start_epoch else "")
         )
         task = (
@@ -90,7 +95,9 @@ class Trainer:
         )
         for epoch in range(start_epoch + 1, cfg.epochs + 1):
             t0 = time.perf_counter()
-            totals = self._train_epoch(epoch, net, opt, loss_fn, gen, x_train, y_train)
+            totals = self._train_epoch(
+                epoch, net, opt, loss_fn, gen, x_train, (y_train, soft_labels)
+            )
             val_metrics = head_metrics(val.y, predict_heads(net, x_val, self.device))
             improved = state.best.offer(val_metrics["fused"]["auc"], net)
             record = {
@@ -103,7 +110,7 @@ class Trainer:
             state.epoch = epoch
             state.history.append(record)
             self._log_epoch(record)
-            save_checkpoint(self.out, cfg.to_dict(), net, opt, gen, state)
+            save_checkpoint(self.out, settings, net, opt, gen, state)
             if task is not None:
                 self.progress.advance(task)
 
@@ -111,6 +118,18 @@ class Trainer:
             raise RuntimeError("no epoch was trained (epochs must be >= 1)")
         net.load_state_dict(state.best.weights)
         return self._finish(net, scaler, (train, val, test), x_val, x_test, state)
+
+    def _loss(
+        self, train: EcgDataset
+    ) -> tuple[MutualLearningLoss | DistillationLoss, torch.Tensor | None]:
+        """The paper's loss, or with a teacher the distillation loss and its soft labels."""
+        d = self.cfg.distill
+        if d is None:
+            return MutualLearningLoss(self.cfg.loss), None
+        from mrm_edge.training.distill import teacher_soft_labels
+
+        soft, self.recipe = teacher_soft_labels(d, train, self.cfg.sampling_rate, self.device)
+        return DistillationLoss(self.cfg.loss, d.alpha, d.temperature), soft
 
     def _model_config(self, train: EcgDataset) -> MRMNetConfig:
         cfg = self.cfg
@@ -127,13 +146,15 @@ class Trainer:
         epoch: int,
         net: MRMNet,
         opt: torch.optim.Optimizer,
-        loss_fn: MutualLearningLoss,
+        loss_fn: MutualLearningLoss | DistillationLoss,
         gen: torch.Generator,
         x_train: np.ndarray,
-        y_train: torch.Tensor,
+        targets: tuple[torch.Tensor, torch.Tensor | None],
     ) -> dict[str, float]:
         """One pass over the training folds in a fresh order; the loss terms summed over
-        the samples (divide by the record count for the epoch's means)."""
+        the samples (divide by the record count for the epoch's means). ``targets``: the
+        labels and, when distilling, the teacher's soft labels."""
+        y_train, soft_labels = targets
         cfg = self.cfg
         n = len(x_train)
         steps = (n + cfg.batch_size - 1) // cfg.batch_size
@@ -149,7 +170,8 @@ class Trainer:
                 continue
             xb = torch.from_numpy(x_train[idx.numpy()]).to(self.device)
             yb = y_train[idx].to(self.device)
-            loss, parts = loss_fn(net(xb), yb)
+            soft = () if soft_labels is None else (soft_labels[idx].to(self.device),)
+            loss, parts = loss_fn(net(xb), yb, *soft)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -194,6 +216,7 @@ class Trainer:
             history=state.history,
             device=self.device,
             versions=self.code_version,
+            distillation=self.recipe,
         )
         model_dir = self.out / "model"
         save_model_dir(model_dir, net.cpu(), card)

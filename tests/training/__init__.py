@@ -15,6 +15,5 @@ TINY = {"width": 8, "stem_channels": (8, 8, 8, 8)}
 
 
 def tiny_config(data: Path, out: Path, **over: Any) -> TrainConfig:
-    return TrainConfig(
-        data=str(data), out=str(out), epochs=2, batch_size=64, seed=3, model_overrides=TINY, **over
-    )
+    settings: dict[str, Any] = {"epochs": 2, "batch_size": 64, "seed": 3, "model_overrides": TINY}
+    return TrainConfig(data=str(data), out=str(out), **{**settings, **over})
