@@ -136,12 +136,15 @@ def test_a_full_disk_costs_records_not_the_monitoring(ptbxl_root: Path, tmp_path
     gaps = [d for d in lines if d["type"] == "log_gap"]
     assert len(gaps) == 1 and lines[0] is gaps[0]  # the start line itself was lost
     lost = gaps[0]["not_written"]
-    assert lost >= 23  # start, stream start, the first 21 windows (and any alarms)
+    # start, stream start, the disk-full notice, the first 21 windows (and any alarms)
+    assert lost >= 24
     windows = [d for d in lines if d["type"] == "window"]
     assert windows and windows[-1]["start_s"] == 40.0  # written again after space returned
     summary = lines[-1]
     assert summary["type"] == "summary" and summary["events_not_written"] == lost
-    assert summary["classified"] == 41 and len(windows) + lost - 2 <= 41
+    assert summary["classified"] == 41 and len(windows) + lost - 3 <= 41
+    notices = [d["text"] for d in lines if d["type"] == "notice"]
+    assert len(notices) == 1 and "writing again" in notices[0]  # the first was in the gap
     # The summary is wrapped at the terminal's width, a long path anywhere in it: compare
     # without whitespace.
     flowed = "".join(stderr.split())
