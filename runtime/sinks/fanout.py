@@ -132,6 +132,7 @@ class SinkFanout:
         self._early_notices: list[str] = []  # raised while the sinks were opening
         self._lock = threading.Lock()
         self._closed = False
+        self._open_sinks: list[Sink] | None = None  # set when the queues are done (close)
         self._delivered = 0  # records handed to the workers (a change: someone still talks)
 
     def open(self, info: RunInfo) -> None:
@@ -175,7 +176,16 @@ class SinkFanout:
             if not self.workers:  # a sink's open() raised it: deliver once all are open
                 self._early_notices.append(text)
                 return
-        self.deliver("notice", text)
+            # Once the queues are done, the sinks close one at a time, last opened first; a
+            # notice then (a result courier giving up its last delivery) goes straight to
+            # those not closed yet: none of them is receiving anything else.
+            direct = None if self._open_sinks is None else list(self._open_sinks)
+        if direct is None:
+            self.deliver("notice", text)
+            return
+        for sink in direct:
+            with contextlib.suppress(Exception):
+                sink.notice(text)
 
     def close(self, summary: Summary | None) -> None:
         """Flush every queue, then close every sink (last opened first); their errors land
@@ -203,9 +213,13 @@ class SinkFanout:
                     f"sink {worker.name} did not drain within {CLOSE_TIMEOUT_S:g} s "
                     f"({len(worker._queue)} record(s) left)"
                 )
+        with self._lock:
+            self._open_sinks = [s for s in self.sinks if id(s) not in stuck]
         for sink in reversed(self.sinks):
             if id(sink) in stuck:
                 continue  # its thread is still inside a call: closing it under it is unsafe
+            with self._lock:
+                self._open_sinks.remove(sink)  # closing: no notice from now on
             try:
                 sink.close(summary)
             except Exception as e:

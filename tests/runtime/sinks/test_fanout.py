@@ -150,6 +150,31 @@ def test_close_flushes_then_closes_in_reverse_order_of_opening():
     assert order == ["b:20", "a:20"]
 
 
+def test_notices_a_sink_raises_while_draining_or_closing_reach_the_others():
+    """A result sink's last records (stored at the streams' ends) and its courier's last
+    attempt (at its close) may each raise a notice: the event log, still open, gets both."""
+
+    class Raising(Recorder):
+        def window(self, result):
+            super().window(result)
+            run_info.notify("from the last record")
+
+        def close(self, summary):
+            run_info.notify("from close")
+
+    class Notes(Recorder):
+        def notice(self, text):
+            self.got.append(("notice", text))
+
+    log, outbox = Notes(), Raising()
+    fanout = SinkFanout([log, outbox], on_error=pytest.fail)
+    run_info = replace(info(), notify=fanout.notice)
+    fanout.open(run_info)
+    fanout.deliver("window", ok_result(start=0))
+    fanout.close(None)
+    assert [r for k, r in log.got if k == "notice"] == ["from the last record", "from close"]
+
+
 def test_open_is_all_or_nothing():
     class BadOpen(Recorder):
         def open(self, info):
