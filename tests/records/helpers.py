@@ -41,16 +41,18 @@ def shipped_model() -> Path:
     return model
 
 
-def assert_classified_alike(original: Recording, back: Recording) -> None:
+def assert_classified_alike(
+    original: Recording, back: Recording, tolerance: float = PROBABILITY_TOLERANCE
+) -> None:
     """Both classified window by window with the same positive labels and probabilities
-    within :data:`PROBABILITY_TOLERANCE`."""
+    within ``tolerance``."""
     results, _ = classify([original, back], shipped_model(), backend="onnxruntime")
     half = len(results) // 2
     assert half >= 1 and all(r.status == "ok" for r in results)
     for a, b in zip(results[:half], results[half:], strict=True):
         assert a.positive == b.positive
         gap = max(abs(a.probabilities[k] - b.probabilities[k]) for k in a.probabilities)
-        assert gap <= PROBABILITY_TOLERANCE, (a.probabilities, b.probabilities)
+        assert gap <= tolerance, (a.probabilities, b.probabilities)
 
 
 def refused(path: Path, *needles: str) -> str:

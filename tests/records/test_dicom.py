@@ -23,7 +23,7 @@ from mrm_edge.data.dataset import LEADS
 from mrm_edge.records import Recording, read_recording
 from tests.conftest import SHARED_DATA
 from tests.records.dicom_writer import write_dicom
-from tests.records.helpers import refused, shipped_model
+from tests.records.helpers import assert_classified_alike, refused, shipped_model
 
 pydicom = pytest.importorskip("pydicom")
 pytestmark = pytest.mark.realdata
@@ -93,7 +93,6 @@ def model_dir() -> Path:
 def test_ptbxl_round_trip_is_exact_and_classifies_the_same(
     record: str, ptbxl_root: Path, model_dir: Path, tmp_path: Path
 ) -> None:
-    from mrm_edge.predict import classify
 
     original = read_recording(ptbxl_root / f"{record}.hea")
     original = dataclasses.replace(original, patient_id="P-17", start_time="2001-02-03T04:05:06")
@@ -102,11 +101,7 @@ def test_ptbxl_round_trip_is_exact_and_classifies_the_same(
     assert (back.patient_id, back.start_time) == ("P-17", "2001-02-03T04:05:06")
     # Quantisation 1 µV, rounded: within 0.5 µV (PTB-XL's whole µV come back exactly).
     np.testing.assert_allclose(back.signal, original.signal, rtol=0, atol=0.5e-3 + 1e-6)
-    got, _ = classify([back], model_dir, backend="onnxruntime")
-    ref, _ = classify([original], model_dir, backend="onnxruntime")
-    for g, r in zip(got, ref, strict=True):
-        assert g.status == r.status == "ok"
-        assert max(abs(g.probabilities[k] - r.probabilities[k]) for k in r.probabilities) < 1e-4
+    assert_classified_alike(original, back, tolerance=1e-4)
 
 
 def test_channels_coded_without_a_meaning_are_named_by_their_scp_codes(
