@@ -148,6 +148,7 @@ def run_export(
 
 def _fp32(run: _Run) -> tuple[Path, np.ndarray]:
     """Write the FP32 ONNX and hold it to PyTorch; return it and its probabilities."""
+    from mrm_edge.export.cost import cost_record
     from mrm_edge.export.onnx_fp32 import export_fp32
 
     model_dir = Path(run.opts.model_dir)
@@ -163,6 +164,8 @@ def _fp32(run: _Run) -> tuple[Path, np.ndarray]:
             f"{fp32}: ONNX Runtime differs from PyTorch by {parity['max_abs_prob_delta']:.2e} "
             f"(tolerance {gates.FP32_PARITY_TOLERANCE:.0e}); the export is not faithful"
         )
+    # What a window costs, counted once on the FP32 graph: every later sidecar records it too.
+    run.common["cost"] = cost_record(fp32)
     write_sidecar(fp32, {"precision": "fp32", **onnx_io(fp32), **run.common, "parity": parity})
     run.summary.artifacts["fp32"] = fp32
     run.log(f"wrote {fp32.name}: max |Δp| vs PyTorch {parity['max_abs_prob_delta']:.2e}")

@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mrm_edge.export.cost import cost_record
+
 from mrm_edge.artifacts import ONNX_FILES, sidecar_path, verify_artifact
 from mrm_edge.card import CARD_FILE, ModelCard, card_changes, export_record
 from mrm_edge.fileio import sha256_file
@@ -48,8 +50,9 @@ def write_sidecar(artifact: Path, info: dict[str, Any]) -> Path:
 
 
 def restamp(model_dir: Path) -> list[Path]:
-    """Add the per-field card record (``exported_card``) to the ONNX sidecars of
-    ``model_dir`` written before it existed; the sidecars rewritten.
+    """Add what an earlier export did not record to the ONNX sidecars of ``model_dir``: the
+    per-field card record (``exported_card``) and the cost per window (``cost``, counted on
+    the intact FP32 graph); the sidecars rewritten.
 
     Honest by construction: a sidecar is stamped only when its file is intact and the card is
     provably the one it was exported with (byte-identical to its ``source_card_sha256``, or
@@ -76,7 +79,11 @@ def restamp(model_dir: Path) -> list[Path]:
                 "re-export"
             )
         docs.append((artifact, doc))
+    fp32 = model_dir / ONNX_FILES["fp32"]
+    cost = cost_record(fp32) if any(a == fp32 for a, _ in docs) else None
     for artifact, doc in docs:  # all checked before any is written
         doc["exported_card"] = export_record(card)
+        if cost is not None:
+            doc["cost"] = cost
         sidecar_path(artifact).write_text(json.dumps(doc, indent=2) + "\n")
     return [sidecar_path(a) for a, _ in docs]

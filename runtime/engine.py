@@ -161,6 +161,7 @@ class Monitor:
             findings=tuple(self.model.card.alarm_findings),
             model_sha256=self.model.graph_sha256(self.chain.backend.precision),
             origin=self.source.origin,
+            gflop_per_window=self.model.gflop_per_window,
         )
 
     def _run_threads(self) -> Summary:

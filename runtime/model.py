@@ -106,6 +106,19 @@ class DeployedModel:
                 return str(artifact.sidecar["sha256"])
         return str(self.card.weights.get("sha256", ""))
 
+    @property
+    def gflop_per_window(self) -> float | None:
+        """What one window costs (GFLOP, 2 x the MACs of the convolutions and matrix
+        products), as the export counted it on the FP32 graph and recorded in the sidecars
+        of the files it wrote; None for a directory exported before the count existed
+        (``mrm-edge export --model DIR --restamp`` adds it)."""
+        for _, sidecar in self._sidecars:
+            cost = sidecar.get("cost")
+            flops = cost.get("flops_per_window") if isinstance(cost, dict) else None
+            if isinstance(flops, int) and not isinstance(flops, bool) and flops > 0:
+                return flops / 1e9
+        return None
+
     # ------------------------------------------------------------------ loading
 
     @classmethod

@@ -60,8 +60,9 @@ from mrm_edge.cli.options import model_option, user_errors
     "--restamp",
     is_flag=True,
     help="Only record, in the ONNX sidecars of --model written by an earlier mrm-edge, the "
-    "card fields the runtime checks (so a later edit is refused by name); refused unless "
-    "card.json is byte-identical to the exported one.",
+    "card fields the runtime checks (so a later edit is refused by name) and the cost per "
+    "window counted on model.onnx; refused unless card.json is byte-identical to the "
+    "exported one.",
 )
 @click.option("--calib-windows", type=click.IntRange(1), default=512, show_default=True)
 @click.option(

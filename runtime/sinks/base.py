@@ -108,6 +108,8 @@ class RunInfo:
     """The served ONNX graph's SHA-256 (``DeployedModel.graph_sha256``)."""
     origin: Callable[[str], StreamOrigin | None] | None = None
     """What the source knows of a stream's origin (patient id, acquisition time)."""
+    gflop_per_window: float | None = None
+    """What one window costs (``DeployedModel.gflop_per_window``); None if not recorded."""
 
 
 class Sink:

@@ -165,6 +165,7 @@ class JsonlSink(Sink):
                 "backend": info.backend,
                 "backend_reason": info.backend_reason,
                 "source": info.source,
+                "gflop_per_window": info.gflop_per_window,
                 "knobs": dict(info.knobs),
                 "time": round(time.time(), 3),
             }

@@ -26,6 +26,7 @@ class ConsoleReport(Sink):
 
     def open(self, info: RunInfo) -> None:
         print_ = self.console.print
+        print_(f"model {info.model}: {cost_text(info.gflop_per_window)}", markup=False)
         print_(f"[bold]backend[/bold] {info.backend}")
         print_(f"  why: {info.backend_reason}", markup=False)
         fallbacks = info.knobs.get("fallbacks") or []
@@ -42,3 +43,10 @@ class ConsoleReport(Sink):
     def close(self, summary: Summary | None) -> None:
         if summary is not None:  # once: the fanout closes each sink once, later closes get None
             self.console.print(summary.render())
+
+
+def cost_text(gflop: float | None) -> str:
+    """A model's cost per window as the start line states it."""
+    if gflop is None:
+        return "cost per window not recorded (`mrm-edge export --model DIR --restamp` adds it)"
+    return f"{gflop:.2f} GFLOP per window"

@@ -122,6 +122,10 @@ def test_monitor_synthetic_patients_writes_the_event_log(tiny_model_dir, tmp_pat
     assert r.returncode == 0, r.stderr
     assert "why:" in r.stderr and "windows" in r.stderr  # backend choice explained, summary
     lines = [json.loads(s) for s in events.read_text().splitlines()]
+    # The start line states what a window costs, as the export counted it.
+    cost = json.loads((model / "model.onnx.json").read_text())["cost"]["flops_per_window"]
+    assert lines[0]["type"] == "start" and lines[0]["gflop_per_window"] == cost / 1e9
+    assert f"model {lines[0]['model']}: {cost / 1e9:.2f} GFLOP per window" in r.stderr
     windows = [d for d in lines if d["type"] == "window"]
     assert {d["stream"] for d in windows} == {"synthetic-00", "synthetic-01", "synthetic-02"}
     for d in windows:

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+from mrm_edge.export.cost import count_flops
 from mrm_edge.export.gates import GateFailed
 from mrm_edge.export.pipeline import ExportOptions, run_export
 
@@ -38,6 +39,8 @@ def test_artifacts_and_sidecars(exported, tiny_model_dir: Path) -> None:
         assert len(doc["source_card_sha256"]) == 64 and doc["tools"]["onnxruntime"]
         # The card's runtime fields as exported: an edit after export is refused by name.
         assert doc["exported_card"] == export_record(ModelCard.load(tiny_model_dir))
+        # What a window costs, counted once on the FP32 graph, in every sidecar.
+        assert doc["cost"]["flops_per_window"] == count_flops(out / "model.onnx").total > 0
     parity = json.loads((out / "model.onnx.json").read_text())["parity"]
     assert parity["max_abs_prob_delta"] <= 1e-5 and parity["windows"] == 64  # fold 10, labelled
     acc = json.loads((out / "model.fp16.onnx.json").read_text())["accuracy"]
