@@ -10,7 +10,8 @@ from typing import Any
 import click
 
 from benchmarks.roofline.flops import add_flops, flops_section
-from benchmarks.roofline.peaks import PEAK_RUNTIME, measure_cpu_peaks, measure_gpu_peak
+from benchmarks.roofline.peaks import measure_gpu_peak
+from mrm_edge.cli.bench.peaks import PEAK_RUNTIME, measure_cpu_peaks
 from mrm_edge.cli.common import console, logger, model_path
 from mrm_edge.cli.options import model_option, user_errors
 

@@ -1,6 +1,5 @@
-"""The roofline of a bench run (python -m benchmarks.roofline): FLOPs per window from an ONNX
-graph (hand-built graphs with hand-computed counts, and the shipped model against PyTorch's own
-FLOP counter on MRM-Net), the measured peaks, and each row's fraction of its peak."""
+"""The roofline of a bench run (python -m benchmarks.roofline): the measured peaks, and each
+row's achieved GFLOP/s and fraction of its peak (the FLOP count: tests/export/test_cost.py)."""
 
 from __future__ import annotations
 
@@ -12,14 +11,13 @@ from dataclasses import asdict
 from pathlib import Path
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
 
-from benchmarks.roofline.flops import add_flops, count_flops
-from benchmarks.roofline.peaks import cpu_peak_for, measure_cpu_peaks, peak_for
+from benchmarks.roofline.flops import add_flops
+from benchmarks.roofline.peaks import peak_for
 from mrm_edge.artifacts import SHIPPED_MODEL_DIR
 from mrm_edge.cli.bench.common import Result, add_speedups
-from tests.fakes import make_onnx
+from mrm_edge.cli.bench.peaks import cpu_peak_for, measure_cpu_peaks
 
 SHIPPED = SHIPPED_MODEL_DIR
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,101 +33,6 @@ def roofline(bench_json: Path, out: Path, *args: str) -> SimpleNamespace:
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
     return SimpleNamespace(doc=json.loads(out.read_text()), stdout=r.stdout)
-
-
-def conv_matmul_gemm_graph(path: Path) -> Path:
-    """x [N, 4, 20] -> grouped, strided, dilated, padded Conv -> MatMul -> Flatten -> Gemm
-    (transB) -> Sigmoid. Hand count per window:
-      Conv: W [6, 2, 3], group 2, stride 2, dilation 2, pads 1+1:
-            L_out = floor((20 + 2 - 2*(3-1) - 1) / 2) + 1 = 9;
-            MACs = 6 out ch x 9 positions x 2 in ch per group x 3 taps = 324 -> 648 FLOPs
-      MatMul [6, 9] x [9, 4]: MACs = 6 x 4 x 9 = 216 -> 432 FLOPs
-      Gemm [1, 24] x [5, 24]^T: MACs = 5 x 24 = 120 -> 240 FLOPs
-    Total 1320."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    rng = np.random.default_rng(0)
-    inits = [
-        numpy_helper.from_array(rng.normal(size=(6, 2, 3)).astype(np.float32), "W"),
-        numpy_helper.from_array(rng.normal(size=(6,)).astype(np.float32), "Wb"),
-        numpy_helper.from_array(rng.normal(size=(9, 4)).astype(np.float32), "M"),
-        numpy_helper.from_array(rng.normal(size=(5, 24)).astype(np.float32), "G"),
-    ]
-    nodes = [
-        helper.make_node(
-            "Conv", ["x", "W", "Wb"], ["c"], group=2, strides=[2], dilations=[2], pads=[1, 1]
-        ),
-        helper.make_node("Relu", ["c"], ["r"]),
-        helper.make_node("MatMul", ["r", "M"], ["m"]),
-        helper.make_node("Flatten", ["m"], ["f"], axis=1),
-        helper.make_node("Gemm", ["f", "G"], ["g"], transB=1),
-        helper.make_node("Sigmoid", ["g"], ["y"]),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "hand",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4, 20])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 5])],
-        initializer=inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
-
-
-def test_hand_built_graph_matches_the_hand_count(tmp_path: Path) -> None:
-    import onnxruntime as ort
-
-    path = conv_matmul_gemm_graph(tmp_path / "hand.onnx")
-    # The graph is real: ONNX Runtime runs it at batch 3 with the shapes counted above.
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    (y,) = sess.run(None, {"x": np.ones((3, 4, 20), np.float32)})
-    assert y.shape == (3, 5)
-    c = count_flops(path)
-    assert c.by_op == {"Conv": 648, "MatMul": 432, "Gemm": 240}
-    assert c.total == 1320
-    assert c.ignored_ops == {"Relu": 1, "Sigmoid": 1}  # Flatten moves data: not even listed
-    assert "not counted" in c.note() and "Relu x1" in c.note()
-
-
-def test_per_window_count_does_not_depend_on_a_fixed_batch(tmp_path: Path) -> None:
-    # make_onnx: ReduceMean over time, then MatMul [1, 12] x [12, 5] -> 2 x 60 FLOPs.
-    dynamic = make_onnx(tmp_path / "dyn.onnx")
-    fixed = make_onnx(tmp_path / "fixed.onnx", batch=8)
-    assert count_flops(dynamic).total == count_flops(fixed).total == 120
-    assert count_flops(dynamic).ignored_ops == {"ReduceMean": 1, "Sigmoid": 1}
-
-
-def test_unreadable_file_is_a_one_line_error_naming_it(tmp_path: Path) -> None:
-    bad = tmp_path / "model.onnx"
-    bad.write_bytes(b"not a protobuf at all \x00\xff")
-    with pytest.raises(ValueError, match=r"model\.onnx: not a readable ONNX model") as e:
-        count_flops(bad)
-    assert "\n" not in str(e.value)
-
-
-def test_shipped_model_agrees_with_torch_flop_counter() -> None:
-    """The ONNX count of the shipped model against torch.utils.flop_counter on the same
-    weights' inference path (measured: both 6,583,896,652 FLOPs per window)."""
-    torch = pytest.importorskip("torch")
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from mrm_edge.checkpoint import inference_model, load_model_dir
-
-    onnx_count = count_flops(SHIPPED / "model.onnx")
-    net, card = load_model_dir(SHIPPED, "cpu")
-    model = inference_model(net, card)
-    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
-        model(torch.zeros(1, len(card.leads), card.window_samples))
-    torch_count = counter.get_total_flops()
-    assert torch_count > 1e9  # a real network, not an empty count
-    assert onnx_count.total == pytest.approx(torch_count, rel=0.02)
-    # The FP16 and INT8 variants do the same arithmetic (casts and Q/DQ are not counted).
-    for variant in ("model.fp16.onnx", "model.int8.onnx"):
-        assert count_flops(SHIPPED / variant).total == onnx_count.total
 
 
 def test_cpu_peaks_are_measured_per_runtime() -> None:

@@ -97,6 +97,18 @@ from mrm_edge.cli.options import card_tuning_option, model_option, user_errors
 @click.option("--max-batch", type=click.IntRange(1), default=32, show_default=True)
 @click.option("--max-tries", type=click.IntRange(1), default=4, show_default=True)
 @click.option(
+    "--compare",
+    "compare_dirs",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Another exported model directory (repeatable): runs only the comparison, every "
+    "model on --model's CPU path (--stream-variant, else auto's pick): windows/s in "
+    "interleaved rounds, live streams kept at real time, GFLOP per window, fraction of the "
+    "runtime's measured GEMM peak.",
+)
+@click.option("--rounds", type=click.IntRange(1), default=5, show_default=True,
+              help="Interleaved timing rounds of --compare.")  # fmt: skip
+@click.option(
     "--backend",
     "remote",
     default=None,
@@ -134,11 +146,14 @@ def bench(
     probe_seconds: float,
     max_batch: int,
     max_tries: int,
+    compare_dirs: tuple[str, ...],
+    rounds: int,
     no_peaks: bool,
     accept_card_tuning: bool,
 ) -> None:
     """Throughput and latency of the model per backend, precision and batch size,
     against PyTorch eager FP32; accuracy agreement; streaming capacity of the runtime."""
+    from mrm_edge.cli.bench.auto_variant import pick_cpu_variant
     from mrm_edge.cli.bench.common import add_speedups, to_json
     from mrm_edge.cli.bench.cpu import bench_model
     from mrm_edge.cli.bench.gpu_run import run_gpu
@@ -155,6 +170,16 @@ def bench(
     todo = plan(names, precs, facts)
     log = logger(console())
     deployed = DeployedModel.load(model, accept_card_tuning=accept_card_tuning)
+    knobs = dict(
+        hop_s=hop_s, budget_ms=latency_budget_ms, stream_seconds=stream_seconds,
+        probe_streams=streams, probe_seconds=probe_seconds, max_batch=max_batch,
+        max_tries=max_tries,
+    )  # fmt: skip
+    if compare_dirs:
+        from mrm_edge.cli.bench.compare import run_comparison
+
+        load = [DeployedModel.load(d, accept_card_tuning=accept_card_tuning) for d in compare_dirs]
+        return run_comparison([deployed, *load], stream_variant, knobs, rounds, json_out, log)
     todo.variants = _loadable(deployed, todo, log)
     variants, skipped = todo.variants, todo.skipped
     if not variants and not todo.gpu_backends:
@@ -178,12 +203,7 @@ def bench(
     if not no_streaming and not variants:
         log("streaming section skipped: it runs a CPU backend and none was benchmarked")
     elif not no_streaming:
-        sb, sp = _stream_variant(stream_variant, deployed, log)
-        knobs = dict(
-            hop_s=hop_s, budget_ms=latency_budget_ms, stream_seconds=stream_seconds,
-            probe_streams=streams, probe_seconds=probe_seconds, max_batch=max_batch,
-            max_tries=max_tries,
-        )  # fmt: skip
+        sb, sp = pick_cpu_variant(stream_variant, deployed, log)
         stream = _streaming_section(deployed, sb, sp, knobs, log)
     if plot_out:
         plot_throughput(results, plot_out, title=f"{model.name}: windows/s vs batch size")
@@ -292,25 +312,6 @@ def _loadable(deployed: Any, todo: Any, log: Any) -> list[Any]:
         else:
             kept.append((backend, precision))
     return kept
-
-
-def _stream_variant(text: str | None, deployed: Any, log: Any) -> tuple[str, str]:
-    """``--stream-variant backend:precision``, else the CPU option ``auto`` picks."""
-    from mrm_edge.cli.bench.variants import CPU_BACKENDS, check_backends, check_precisions
-
-    if text:
-        sb, _, sp = text.partition(":")
-        sp = sp or "fp32"
-        check_backends([sb])
-        check_precisions([sp])
-        if sb not in CPU_BACKENDS:
-            raise click.BadParameter(f"{text!r}: streaming runs a CPU backend")
-        return sb, sp
-    from mrm_edge.cli.bench.auto_variant import auto_cpu_variant
-
-    sb, sp, why = auto_cpu_variant(deployed)
-    log(f"streaming on auto's CPU pick: {why}")
-    return sb, sp
 
 
 def _print_vs_pytorch(results: list[Any]) -> None:

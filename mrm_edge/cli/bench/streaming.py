@@ -207,6 +207,11 @@ def streaming_capacity(
         raise ValueError("streaming: hop, stream seconds and probe seconds must be > 0")
     if probe_streams < 1 or max_tries < 1:
         raise ValueError("streaming: probe streams and tries must be >= 1")
+    if probe_seconds < model.card.window_seconds:
+        raise ValueError(
+            f"streaming: --probe-seconds {probe_seconds:g} is shorter than one "
+            f"{model.card.window_seconds:g} s window of {model.card.name}"
+        )
     budget = float(budget_ms) if budget_ms is not None else hop_s * 1e3
     knobs = dict(
         hop_s=hop_s, budget=budget, stream_seconds=stream_seconds, probe_streams=probe_streams,
