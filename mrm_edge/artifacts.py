@@ -72,6 +72,9 @@ def variants_for(precision: str) -> tuple[str, ...]:
 # --- the default model directory ----------------------------------------------------------
 #: The model shipped in this source tree (models/ beside the package).
 SHIPPED_MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "mrm-net-ptbxl-superdiagnostic"
+#: The edge model shipped beside it: distilled from it, about a sixteenth of its cost per
+#: window (docs/model.md#the-edge-model). Chosen with ``--model``; never the default.
+EDGE_MODEL_DIR = SHIPPED_MODEL_DIR.with_name("mrm-net-edge-ptbxl-superdiagnostic")
 #: Environment variable naming the model directory every command uses without ``--model``.
 MODEL_ENV = "MRM_EDGE_MODEL"
 

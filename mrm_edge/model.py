@@ -74,12 +74,10 @@ PRESETS: dict[str, MRMNetConfig] = {
     "paper": MRMNetConfig(width=128),
     # The paper's 64/128 row (and the authors' public width): ~half the compute.
     "small": MRMNetConfig(width=64),
-    # Edge candidates for `mrm-edge distill` (issue 24): the shared stem is a fixed cost, so
-    # they narrow it too. Untrained, INT8 ONNX Runtime on 2 AVX2 cores: `edge` ~3.1x the
-    # paper preset's windows/s, `edge-xs` ~8.7x. Which one ships is to be chosen by measured
-    # accuracy per cost (docs/model.md#mrm-edge-distill); not measured yet.
-    "edge": MRMNetConfig(width=64, stem_channels=(16, 32, 64, 64)),
-    "edge-xs": MRMNetConfig(width=32, stem_channels=(16, 32, 32, 32)),
+    # The shipped edge model's shape (issue 24, docs/model.md#the-edge-model): the shared stem
+    # is a fixed cost, so it narrows the stem as well as C. Chosen by measured accuracy per
+    # cost against C = 64 with the stem halved (`--width 64 --stem 16,32,64,64`).
+    "edge": MRMNetConfig(width=32, stem_channels=(16, 32, 32, 32)),
 }
 
 

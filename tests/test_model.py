@@ -38,14 +38,15 @@ def test_presets_differ_only_in_width() -> None:
     assert count_parameters(MRMNet(paper)) > 2 * count_parameters(MRMNet(small))
 
 
-def test_edge_presets_narrow_the_stem_too() -> None:
-    assert preset("edge").width == 64 and preset("edge").stem_channels == (16, 32, 64, 64)
-    assert preset("edge-xs").width == 32 and preset("edge-xs").stem_channels == (16, 32, 32, 32)
-    sizes = [count_parameters(MRMNet(preset(n))) for n in ("paper", "small", "edge", "edge-xs")]
+def test_edge_preset_narrows_the_stem_too() -> None:
+    edge = preset("edge")
+    assert edge.width == 32 and edge.stem_channels == (16, 32, 32, 32)
+    sizes = [count_parameters(MRMNet(preset(n))) for n in ("paper", "small", "edge")]
     assert sizes == sorted(sizes, reverse=True)  # each smaller than the one before
+    assert sizes[-1] == 397_466  # the shipped edge model's card says so too
     torch.manual_seed(0)
-    out = MRMNet(preset("edge")).eval()(torch.randn(1, 12, 1000))
-    assert out.z1.shape == (1, 64, 502) and out.z2.shape == (1, 128, 251)
+    out = MRMNet(edge).eval()(torch.randn(1, 12, 1000))
+    assert out.z1.shape == (1, 32, 502) and out.z2.shape == (1, 64, 251)
 
 
 def test_the_commands_offer_every_preset() -> None:

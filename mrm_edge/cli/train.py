@@ -12,10 +12,10 @@ from mrm_edge.cli.common import console, csv, folds, logger, progress_bar
 from mrm_edge.cli.options import option_group, user_errors
 
 # mrm_edge.model.PRESETS' names, written out so `--help` imports no torch (a test holds them equal).
-PRESET_NAMES = ("paper", "small", "edge", "edge-xs")
+PRESET_NAMES = ("paper", "small", "edge")
 PRESET_HELP = (
-    "paper: C=128, stem 32/64/128/128; small: C=64, same stem; edge: C=64, stem 16/32/64/64; "
-    "edge-xs: C=32, stem 16/32/32/32."
+    "paper: C=128, stem 32/64/128/128; small: C=64, same stem; edge: C=32, stem 16/32/32/32 "
+    "(the shipped edge model's shape)."
 )
 
 

@@ -11,14 +11,14 @@ from tests.cli.test_cli import assert_one_line_error, run
 def test_distill_then_eval_the_student(tiny_model_dir, ptbxl_root, tmp_path) -> None:
     out = tmp_path / "run"
     args = ["distill", "--teacher", str(tiny_model_dir), "--data", str(ptbxl_root)]
-    shape = ["--preset", "edge-xs", "--width", "8", "--stem", "8,8,8,8", "--out", str(out)]
+    shape = ["--preset", "edge", "--width", "8", "--stem", "8,8,8,8", "--out", str(out)]
     r = run(*args, *shape, "--epochs", "1", "--temperature", "3", "--alpha", "0.5")
     assert r.returncode == 0, r.stderr
     student = out / "model"
     assert r.stdout.strip() == str(student)
     assert "from teacher" in r.stderr
     card = json.loads((student / "card.json").read_text())
-    assert card["preset"] == "edge-xs" and card["architecture"]["width"] == 8
+    assert card["preset"] == "edge" and card["architecture"]["width"] == 8
     recipe = card["training"]["distillation"]
     assert (
         recipe["teacher"]["weights_sha256"]

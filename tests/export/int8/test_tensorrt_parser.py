@@ -14,9 +14,11 @@ from pathlib import Path
 import onnx
 import pytest
 
+from mrm_edge.artifacts import EDGE_MODEL_DIR, SHIPPED_MODEL_DIR
+
 trt = pytest.importorskip("tensorrt_rtx", reason="TensorRT for RTX (tensorrt_rtx) not installed")
 
-SHIPPED = Path(__file__).resolve().parents[3] / "models" / "mrm-net-ptbxl-superdiagnostic"
+SHIPPED = SHIPPED_MODEL_DIR
 
 
 def _parse(path: Path) -> tuple[bool, list[str], Counter]:
@@ -31,15 +33,11 @@ def _parse(path: Path) -> tuple[bool, list[str], Counter]:
     return ok, errors, types
 
 
-@pytest.fixture(scope="module")
-def sym() -> tuple[bool, list[str], Counter]:
-    return _parse(SHIPPED / "model.int8-sym.onnx")
-
-
-def test_shipped_symmetric_file_parses_with_one_layer_per_qdq_node(sym) -> None:
-    ok, errors, types = sym
+@pytest.mark.parametrize("model_dir", [SHIPPED, EDGE_MODEL_DIR], ids=["paper", "edge"])
+def test_shipped_symmetric_file_parses_with_one_layer_per_qdq_node(model_dir: Path) -> None:
+    ok, errors, types = _parse(model_dir / "model.int8-sym.onnx")
     assert ok and errors == []
-    ops = Counter(n.op_type for n in onnx.load(str(SHIPPED / "model.int8-sym.onnx")).graph.node)
+    ops = Counter(n.op_type for n in onnx.load(str(model_dir / "model.int8-sym.onnx")).graph.node)
     assert ops["QuantizeLinear"] > 0 and ops["DequantizeLinear"] > ops["QuantizeLinear"]
     assert types[trt.LayerType.QUANTIZE] == ops["QuantizeLinear"]
     assert types[trt.LayerType.DEQUANTIZE] == ops["DequantizeLinear"]
