@@ -140,7 +140,9 @@ def print_comparison(doc: dict[str, Any]) -> None:
         f"({doc['rounds']} interleaved rounds); live streams at hop {doc['hop_s']:g} s"
     )
     for col in ("model", "GFLOP/window", "windows/s", "GFLOP/s", "% peak", "live streams"):
-        t.add_column(col, justify="left" if col == "model" else "right", no_wrap=col == "model")
+        # The numbers stay whole on a narrow console; a long model name folds instead.
+        model = col == "model"
+        t.add_column(col, justify="left" if model else "right", overflow="fold", no_wrap=not model)
     for r in rows:
         t.add_row(
             r["model"],
