@@ -36,11 +36,15 @@ def run_comparison(
 
     from mrm_edge.cli.bench.auto_variant import pick_cpu_variant
     from mrm_edge.cli.bench.common import machine
+    from mrm_edge.cli.bench.streaming import check_knobs
     from mrm_edge.cli.bench.variants import row_file
 
     sb, sp = pick_cpu_variant(variant, models[0], log)
     file = row_file(sb, sp)
     for m in models:  # every model must have the file that path runs, before any timing
+        k = knobs
+        check_knobs(m, k["hop_s"], k["stream_seconds"], k["probe_streams"], k["probe_seconds"],
+                    k["max_tries"])  # fmt: skip
         if file in m.refused or not (m.directory / file).is_file():
             why = m.refused.get(file, "not exported")
             raise click.ClickException(

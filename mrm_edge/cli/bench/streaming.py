@@ -185,6 +185,23 @@ _METHOD = (
 )
 
 
+def check_knobs(
+    model: Any, hop_s: float, stream_seconds: float, probe_streams: int, probe_seconds: float,
+    max_tries: int,
+) -> None:  # fmt: skip
+    """ValueError, one line, for settings no run of ``model`` could measure anything with;
+    callers that time other things first check before them."""
+    if not hop_s > 0 or not stream_seconds > 0 or not probe_seconds > 0:
+        raise ValueError("streaming: hop, stream seconds and probe seconds must be > 0")
+    if probe_streams < 1 or max_tries < 1:
+        raise ValueError("streaming: probe streams and tries must be >= 1")
+    if probe_seconds < model.card.window_seconds:
+        raise ValueError(
+            f"streaming: --probe-seconds {probe_seconds:g} is shorter than one "
+            f"{model.card.window_seconds:g} s window of {model.card.name}"
+        )
+
+
 def streaming_capacity(
     model: Any,
     backend: str = "onnxruntime",
@@ -203,15 +220,7 @@ def streaming_capacity(
     a loaded ``DeployedModel``."""
     from mrm_edge.runtime.config import MonitorConfig
 
-    if not hop_s > 0 or not stream_seconds > 0 or not probe_seconds > 0:
-        raise ValueError("streaming: hop, stream seconds and probe seconds must be > 0")
-    if probe_streams < 1 or max_tries < 1:
-        raise ValueError("streaming: probe streams and tries must be >= 1")
-    if probe_seconds < model.card.window_seconds:
-        raise ValueError(
-            f"streaming: --probe-seconds {probe_seconds:g} is shorter than one "
-            f"{model.card.window_seconds:g} s window of {model.card.name}"
-        )
+    check_knobs(model, hop_s, stream_seconds, probe_streams, probe_seconds, max_tries)
     budget = float(budget_ms) if budget_ms is not None else hop_s * 1e3
     knobs = dict(
         hop_s=hop_s, budget=budget, stream_seconds=stream_seconds, probe_streams=probe_streams,

@@ -66,6 +66,7 @@ def test_a_probe_shorter_than_a_window_is_one_line() -> None:
     r = bench("--compare", str(EDGE_MODEL_DIR), "--stream-variant", "onnxruntime:int8",
               "--probe-seconds", "5", "--rounds", "1")  # fmt: skip
     assert_one_line_error(r, "--probe-seconds 5 is shorter than one 10 s window")
+    assert "round" not in r.stderr  # refused before any timing
 
 
 def test_a_directory_that_is_no_model_is_one_line(tmp_path: Path) -> None:
